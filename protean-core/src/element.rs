@@ -1,0 +1,322 @@
+//! The kinds of domain element and the traits the macros implement for them.
+//!
+//! The boundary rules live here as traits that the compiler checks: an aggregate
+//! raises only events that are [`EventOf`] it, an entity is [`EntityOf`] exactly one
+//! parent, and the `Raises`/`Accepts`/`Contains` impls let rustdoc show each
+//! aggregate's cluster on its own page.
+
+use std::any::Any;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::DomainError;
+use crate::identity::Identifiable;
+use crate::validation::{Path, Phase, Validate, ValidationError};
+
+/// What a domain element is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ElementKind {
+    /// An aggregate root: the unit of consistency and of persistence.
+    Aggregate,
+    /// An entity inside an aggregate cluster, with an identity of its own.
+    Entity,
+    /// A value object: no identity, compared by value, immutable.
+    ValueObject,
+    /// A request to change one aggregate.
+    Command,
+    /// A fact raised by one aggregate.
+    Event,
+}
+
+impl ElementKind {
+    /// The attribute that declares this kind, for messages.
+    pub const fn attribute(self) -> &'static str {
+        match self {
+            ElementKind::Aggregate => "#[aggregate]",
+            ElementKind::Entity => "#[entity]",
+            ElementKind::ValueObject => "#[value_object]",
+            ElementKind::Command => "#[command]",
+            ElementKind::Event => "#[event]",
+        }
+    }
+}
+
+/// Implemented by every type declared with protean's macros.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a domain element",
+    label = "not declared with a protean macro",
+    note = "declare it with `#[aggregate]`, `#[entity(part_of = ..)]`, `#[value_object]`, `#[command(part_of = ..)]` or `#[event(part_of = ..)]`"
+)]
+pub trait DomainElement: 'static {
+    /// The type's name, as written (`"OrderItem"`).
+    const NAME: &'static str;
+    /// What kind of element it is.
+    const KIND: ElementKind;
+    /// `module::path::Name`: unique in a program, used to compare elements in const checks.
+    const KEY: &'static str;
+    /// The [`KEY`](Self::KEY) of the element named by `part_of`; `""` for aggregates and value objects.
+    const PARENT_KEY: &'static str = "";
+}
+
+/// An aggregate root: the consistency boundary, loaded and saved as a whole.
+///
+/// Implemented by `#[aggregate]`. Change an aggregate through its own methods; wrap a
+/// change in [`Aggregate::change`] to have its invariants checked before and after,
+/// with the aggregate left untouched when they fail.
+pub trait Aggregate:
+    DomainElement + Identifiable + Validate + Clone + Debug + Serialize + DeserializeOwned + Send + Sync
+{
+    #[doc(hidden)]
+    fn __meta(&self) -> &AggregateMeta;
+    #[doc(hidden)]
+    fn __meta_mut(&mut self) -> &mut AggregateMeta;
+
+    /// Records a domain event raised by this aggregate; it is handed out once by
+    /// [`take_events`](Self::take_events) (the unit of work does this when it commits).
+    ///
+    /// Only events declared `#[event(part_of = ThisAggregate)]` compile here.
+    fn raise<E>(&mut self, event: E)
+    where
+        E: EventOf<Self>,
+        Self: Sized,
+    {
+        self.__meta_mut().events.push(RaisedEvent::new(event));
+    }
+
+    /// The events raised since they were last taken.
+    fn pending_events(&self) -> &[RaisedEvent] {
+        &self.__meta().events
+    }
+
+    /// Hands out the raised events, leaving none behind.
+    fn take_events(&mut self) -> Vec<RaisedEvent> {
+        std::mem::take(&mut self.__meta_mut().events)
+    }
+
+    /// The version this aggregate was loaded at (0 for a new one); stores use it for
+    /// optimistic concurrency.
+    fn version(&self) -> u64 {
+        self.__meta().version
+    }
+
+    /// Field options and invariants of the given phase, of the root and every entity it holds.
+    fn check(&self, phase: Phase) -> Result<(), ValidationError> {
+        let mut errors = ValidationError::default();
+        if phase == Phase::Post {
+            self.validate_fields(&Path::Root, &mut errors);
+        }
+        self.check_invariants(phase, &Path::Root, &mut errors);
+        errors.into_result()
+    }
+
+    /// Applies a change atomically: checks the `pre` invariants, runs `change`, then
+    /// checks field options and the `post` invariants. When any of these fails (or the
+    /// closure returns an error) the aggregate, its raised events included, is left
+    /// exactly as it was.
+    fn change<R, F>(&mut self, change: F) -> Result<R, DomainError>
+    where
+        Self: Sized,
+        F: FnOnce(&mut Self) -> Result<R, DomainError>,
+    {
+        self.check(Phase::Pre)?;
+        let before = self.clone();
+        let outcome = change(self).and_then(|r| self.check(Phase::Post).map(|()| r).map_err(DomainError::from));
+        if outcome.is_err() {
+            *self = before;
+        }
+        outcome
+    }
+}
+
+/// An entity: identity of its own, lives inside one aggregate cluster.
+///
+/// Implemented by `#[entity(part_of = Parent)]`.
+pub trait Entity:
+    DomainElement + Identifiable + Validate + Clone + Debug + Serialize + DeserializeOwned + Send + Sync
+{
+    /// The aggregate (or entity of it) this entity belongs to.
+    type Parent: DomainElement;
+}
+
+/// A value object: no identity, compared by value, immutable through its public API.
+///
+/// Implemented by `#[value_object]`.
+pub trait ValueObject:
+    DomainElement + Validate + Clone + Debug + PartialEq + Serialize + DeserializeOwned + Send + Sync
+{
+}
+
+/// A unit-variant enum declared with `#[value_object]`: a closed set of choices.
+pub trait Choices: ValueObject + Copy {
+    /// Every choice, as stored (the variant names).
+    const CHOICES: &'static [&'static str];
+    /// This value's choice, as stored.
+    fn as_str(&self) -> &'static str;
+}
+
+/// A request to change one aggregate; declared `#[command(part_of = Aggregate)]`.
+pub trait Command:
+    DomainElement + Validate + Clone + Debug + Serialize + DeserializeOwned + Send + Sync
+{
+    /// The aggregate this command changes.
+    type Aggregate: Aggregate;
+    /// A stable name that survives moving or renaming the Rust type (`"Order.PlaceOrder"`).
+    const TYPE_NAME: &'static str;
+    /// The schema version of this command.
+    const VERSION: u32;
+}
+
+/// A fact raised by one aggregate; declared `#[event(part_of = Aggregate)]`.
+pub trait Event:
+    DomainElement + Validate + Clone + Debug + Serialize + DeserializeOwned + Send + Sync
+{
+    /// The aggregate that raises this event.
+    type Aggregate: Aggregate;
+    /// A stable name that survives moving or renaming the Rust type (`"Order.OrderPlaced"`).
+    const TYPE_NAME: &'static str;
+    /// The schema version of this event (`#[event(part_of = Order, version = 2)]`).
+    const VERSION: u32;
+}
+
+/// `Self` is an event raised by aggregate `A`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an event of `{A}`: an aggregate raises only its own events",
+    label = "not declared `#[event(part_of = {A})]`",
+    note = "raise `{Self}` from the aggregate it is `part_of`, or declare an event `#[event(part_of = {A})]` for what happened to `{A}`",
+    note = "to change another aggregate in reaction, handle this aggregate's event in a `#[handler(part_of = OtherAggregate)]`"
+)]
+pub trait EventOf<A: Aggregate>: Event<Aggregate = A> {}
+
+/// `Self` is a command that changes aggregate `A`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a command of `{A}`",
+    label = "not declared `#[command(part_of = {A})]`",
+    note = "a command changes exactly one aggregate: the one it is `part_of`"
+)]
+pub trait CommandOf<A: Aggregate>: Command<Aggregate = A> {}
+
+/// `Self` is an entity held directly by `P` (an aggregate or an entity of one).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an entity of `{P}`",
+    label = "not declared `#[entity(part_of = {P})]`"
+)]
+pub trait EntityOf<P: DomainElement>: Entity<Parent = P> {}
+
+/// Lists, on the aggregate's documentation page, each event it raises.
+pub trait Raises<E: Event> {}
+
+/// Lists, on the aggregate's documentation page, each command it accepts.
+pub trait Accepts<C: Command> {}
+
+/// Lists, on an aggregate's or entity's documentation page, each entity it holds.
+pub trait Contains<E: Entity> {}
+
+/// The metadata the framework keeps beside an aggregate's state: its version and the
+/// events raised but not yet handed out. Not part of equality or serialization.
+#[derive(Clone, Default)]
+pub struct AggregateMeta {
+    /// The version the aggregate was loaded at (0 when new).
+    pub version: u64,
+    /// Raised, not yet taken.
+    pub events: Vec<RaisedEvent>,
+}
+
+impl PartialEq for AggregateMeta {
+    /// Metadata never makes two aggregates unequal: equality is about state.
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
+}
+
+impl Debug for AggregateMeta {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AggregateMeta")
+            .field("version", &self.version)
+            .field("pending_events", &self.events.len())
+            .finish()
+    }
+}
+
+/// An event as raised, kept typed for in-process delivery and serializable for stores.
+#[derive(Clone)]
+pub struct RaisedEvent {
+    type_name: &'static str,
+    version: u32,
+    event: Arc<dyn ErasedEvent>,
+}
+
+trait ErasedEvent: Any + Send + Sync + Debug {
+    fn to_json(&self) -> Result<serde_json::Value, serde_json::Error>;
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<E: Event> ErasedEvent for E {
+    fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::to_value(self)
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl RaisedEvent {
+    /// Wraps an event.
+    pub fn new<E: Event>(event: E) -> Self {
+        Self { type_name: E::TYPE_NAME, version: E::VERSION, event: Arc::new(event) }
+    }
+
+    /// The event's stable type name.
+    pub fn type_name(&self) -> &'static str {
+        self.type_name
+    }
+
+    /// The event's schema version.
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// The event, if it is an `E`.
+    pub fn downcast_ref<E: Event>(&self) -> Option<&E> {
+        self.event.as_any().downcast_ref::<E>()
+    }
+
+    /// The event's payload as JSON.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        self.event.to_json()
+    }
+}
+
+impl Debug for RaisedEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@v{} ", self.type_name, self.version)?;
+        Debug::fmt(&*self.event, f)
+    }
+}
+
+impl PartialEq for RaisedEvent {
+    fn eq(&self, other: &Self) -> bool {
+        self.type_name == other.type_name
+            && self.version == other.version
+            && self.to_json().ok() == other.to_json().ok()
+    }
+}
+
+/// Compares two `&'static str` in a const context (the macros' boundary checks use it).
+pub const fn const_str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}

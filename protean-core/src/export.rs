@@ -1,0 +1,292 @@
+//! Exports of the domain model: a versioned JSON description, a Mermaid class diagram
+//! and a Graphviz DOT graph of the aggregate clusters.
+
+use std::fmt::Write as _;
+
+use serde_json::{json, Value};
+
+use crate::element::ElementKind;
+use crate::field::FieldShape;
+use crate::model::{Cluster, Domain};
+use crate::registry::ElementDescriptor;
+
+/// The `format` field of the JSON export.
+pub const MODEL_FORMAT: &str = "protean.model";
+/// The version of the JSON export's layout; bumped only when it changes incompatibly.
+pub const MODEL_FORMAT_VERSION: u32 = 1;
+
+fn element_json(d: &ElementDescriptor, domain: &Domain) -> Value {
+    let fields: Vec<Value> = d
+        .fields
+        .iter()
+        .map(|f| {
+            json!({
+                "name": f.name,
+                "type": f.rust_type,
+                "shape": (f.shape)(),
+                "required": f.required,
+                "identity": d.identity == Some(f.name),
+                "options": f.options,
+                "docs": f.docs,
+            })
+        })
+        .collect();
+    json!({
+        "kind": d.kind,
+        "name": d.name,
+        "type_name": d.type_name,
+        "version": d.version,
+        "module_path": d.module_path,
+        "part_of": d.part_of,
+        "aggregate": domain.aggregate_of(d.name).map(|a| a.name),
+        "identity": d.identity,
+        "generated_identity": d.generated_identity,
+        "fields": fields,
+        "invariants": d.invariants,
+        "choices": d.choices,
+        "docs": d.docs,
+    })
+}
+
+/// A reference from one element's field to another element.
+struct Edge {
+    from: &'static str,
+    field: &'static str,
+    to: &'static str,
+    relation: Relation,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Relation {
+    HasMany,
+    HasOne,
+    Identity,
+    Embeds,
+}
+
+impl Relation {
+    fn name(self) -> &'static str {
+        match self {
+            Relation::HasMany => "has_many",
+            Relation::HasOne => "has_one",
+            Relation::Identity => "identity",
+            Relation::Embeds => "embeds",
+        }
+    }
+}
+
+impl Domain {
+    fn edges(&self) -> Vec<Edge> {
+        let mut edges = Vec::new();
+        for d in self.elements() {
+            for f in d.fields {
+                let shape = (f.shape)();
+                let Some((to, inner)) = shape.target() else { continue };
+                let relation = match inner {
+                    FieldShape::HasMany { .. } => Relation::HasMany,
+                    FieldShape::HasOne { .. } => Relation::HasOne,
+                    FieldShape::Identifier { .. } if d.identity == Some(f.name) => continue,
+                    FieldShape::Identifier { .. } => Relation::Identity,
+                    _ => Relation::Embeds,
+                };
+                edges.push(Edge { from: d.name, field: f.name, to, relation });
+            }
+        }
+        edges
+    }
+
+    /// The model as versioned JSON: every element with its fields, options, invariants
+    /// and docs; each cluster; and the references between elements. Keys and lists are
+    /// in a stable order, so the output can be checked in and diffed.
+    pub fn to_json(&self) -> Value {
+        let clusters: Vec<Value> = self
+            .clusters()
+            .iter()
+            .map(|c| {
+                let names = |v: &[&ElementDescriptor]| v.iter().map(|d| d.name).collect::<Vec<_>>();
+                json!({
+                    "aggregate": c.root.name,
+                    "entities": names(&c.entities),
+                    "commands": names(&c.commands),
+                    "events": names(&c.events),
+                    "value_objects": c.value_objects,
+                })
+            })
+            .collect();
+        let references: Vec<Value> = self
+            .edges()
+            .iter()
+            .map(|e| json!({"from": e.from, "field": e.field, "to": e.to, "relation": e.relation.name()}))
+            .collect();
+        json!({
+            "format": MODEL_FORMAT,
+            "format_version": MODEL_FORMAT_VERSION,
+            "elements": self.elements().iter().map(|d| element_json(d, self)).collect::<Vec<_>>(),
+            "clusters": clusters,
+            "references": references,
+        })
+    }
+
+    /// The model as a Mermaid class diagram: one namespace per aggregate cluster;
+    /// composition for `HasMany`/`HasOne`, dashed arrows for identity references,
+    /// and the commands and events of each aggregate.
+    pub fn to_mermaid(&self) -> String {
+        let mut out = String::from("classDiagram\n");
+        let clusters = self.clusters();
+        let mut placed = std::collections::BTreeSet::new();
+        for c in &clusters {
+            let _ = writeln!(out, "  namespace {}Cluster {{", c.root.name);
+            for d in cluster_members(c) {
+                placed.insert(d.name);
+                mermaid_class(&mut out, d, "    ");
+            }
+            for vo in c.value_objects.iter().filter(|vo| shared_by(&clusters, vo) == 1) {
+                if let Some(d) = self.element(vo) {
+                    placed.insert(d.name);
+                    mermaid_class(&mut out, d, "    ");
+                }
+            }
+            out.push_str("  }\n");
+        }
+        for d in self.elements().iter().filter(|d| !placed.contains(d.name)) {
+            mermaid_class(&mut out, d, "  ");
+        }
+        for e in self.edges() {
+            let arrow = match e.relation {
+                Relation::HasMany => format!("{} \"1\" *-- \"*\" {} : {}", e.from, e.to, e.field),
+                Relation::HasOne => format!("{} \"1\" *-- \"0..1\" {} : {}", e.from, e.to, e.field),
+                Relation::Identity => format!("{} ..> {} : {} (by identity)", e.from, e.to, e.field),
+                Relation::Embeds => format!("{} o-- {} : {}", e.from, e.to, e.field),
+            };
+            let _ = writeln!(out, "  {arrow}");
+        }
+        for c in &clusters {
+            for cmd in &c.commands {
+                let _ = writeln!(out, "  {} ..> {} : changes", cmd.name, c.root.name);
+            }
+            for ev in &c.events {
+                let _ = writeln!(out, "  {} ..> {} : raises", c.root.name, ev.name);
+            }
+        }
+        out
+    }
+
+    /// The model as a Graphviz DOT graph: one box per aggregate cluster (root, entities,
+    /// commands, events and the value objects only it uses), with identity references
+    /// between clusters drawn dashed.
+    pub fn to_dot(&self) -> String {
+        let mut out = String::from(
+            "digraph protean_model {\n  rankdir=LR;\n  compound=true;\n  node [shape=record, fontname=\"Helvetica\", fontsize=10];\n  edge [fontname=\"Helvetica\", fontsize=9];\n",
+        );
+        let clusters = self.clusters();
+        let mut placed = std::collections::BTreeSet::new();
+        for c in &clusters {
+            let _ = writeln!(
+                out,
+                "  subgraph \"cluster_{0}\" {{\n    label=\"{0} aggregate\";\n    style=rounded;\n    color=\"#4a6fa5\";",
+                c.root.name
+            );
+            for d in cluster_members(c) {
+                placed.insert(d.name);
+                dot_node(&mut out, d, "    ");
+            }
+            for vo in c.value_objects.iter().filter(|vo| shared_by(&clusters, vo) == 1) {
+                if let Some(d) = self.element(vo) {
+                    placed.insert(d.name);
+                    dot_node(&mut out, d, "    ");
+                }
+            }
+            out.push_str("  }\n");
+        }
+        for d in self.elements().iter().filter(|d| !placed.contains(d.name)) {
+            dot_node(&mut out, d, "  ");
+        }
+        for e in self.edges() {
+            let style = match e.relation {
+                Relation::HasMany => "arrowtail=diamond, dir=back, headlabel=\"*\"",
+                Relation::HasOne => "arrowtail=diamond, dir=back, headlabel=\"0..1\"",
+                Relation::Identity => "style=dashed, color=\"#a05a2c\"",
+                Relation::Embeds => "arrowtail=odiamond, dir=back",
+            };
+            let _ = writeln!(out, "  \"{}\" -> \"{}\" [label=\"{}\", {style}];", e.from, e.to, e.field);
+        }
+        for c in &clusters {
+            for cmd in &c.commands {
+                let _ = writeln!(out, "  \"{}\" -> \"{}\" [label=\"changes\", style=dotted];", cmd.name, c.root.name);
+            }
+            for ev in &c.events {
+                let _ = writeln!(out, "  \"{}\" -> \"{}\" [label=\"raises\", style=dotted];", c.root.name, ev.name);
+            }
+        }
+        out.push_str("}\n");
+        out
+    }
+}
+
+fn cluster_members<'a>(c: &'a Cluster<'a>) -> impl Iterator<Item = &'a ElementDescriptor> {
+    std::iter::once(c.root)
+        .chain(c.entities.iter().copied())
+        .chain(c.commands.iter().copied())
+        .chain(c.events.iter().copied())
+}
+
+fn shared_by(clusters: &[Cluster<'_>], vo: &str) -> usize {
+    clusters.iter().filter(|c| c.value_objects.contains(&vo)).count()
+}
+
+fn stereotype(kind: ElementKind) -> &'static str {
+    match kind {
+        ElementKind::Aggregate => "aggregate",
+        ElementKind::Entity => "entity",
+        ElementKind::ValueObject => "value object",
+        ElementKind::Command => "command",
+        ElementKind::Event => "event",
+    }
+}
+
+fn mermaid_class(out: &mut String, d: &ElementDescriptor, indent: &str) {
+    let _ = writeln!(out, "{indent}class {} {{", d.name);
+    let _ = writeln!(out, "{indent}  <<{}>>", stereotype(d.kind));
+    for f in d.fields {
+        let ty = (f.shape)().render().replace(['<', '>'], "~");
+        let _ = writeln!(out, "{indent}  +{ty} {}", f.name);
+    }
+    for choice in d.choices {
+        let _ = writeln!(out, "{indent}  {choice}");
+    }
+    let _ = writeln!(out, "{indent}}}");
+}
+
+fn dot_escape(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('<', "\\<")
+        .replace('>', "\\>")
+        .replace('{', "\\{")
+        .replace('}', "\\}")
+        .replace('|', "\\|")
+}
+
+fn dot_node(out: &mut String, d: &ElementDescriptor, indent: &str) {
+    let mut rows = String::new();
+    for f in d.fields {
+        let _ = write!(rows, "{}: {}\\l", f.name, dot_escape(&(f.shape)().render()));
+    }
+    for choice in d.choices {
+        let _ = write!(rows, "{choice}\\l");
+    }
+    let fill = match d.kind {
+        ElementKind::Aggregate => "#dae8fc",
+        ElementKind::Entity => "#e1f0da",
+        ElementKind::ValueObject => "#fff2cc",
+        ElementKind::Command => "#e8e0f5",
+        ElementKind::Event => "#fde0d0",
+    };
+    let _ = writeln!(
+        out,
+        "{indent}\"{}\" [label=\"{{«{}»\\n{}|{rows}}}\", style=filled, fillcolor=\"{fill}\"];",
+        d.name,
+        stereotype(d.kind),
+        d.name
+    );
+}

@@ -1,0 +1,227 @@
+//! What a field of a domain object may hold, and how the model describes it.
+//!
+//! Value objects, commands and events hold [`ValueField`]s. Aggregates and entities
+//! hold [`AggregateField`]s: every value field, plus `HasMany`/`HasOne` of their own
+//! entities. Any other type fails to compile with a note saying what to use instead.
+
+use std::fmt::Debug;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::association::{HasMany, HasOne};
+use crate::element::{Choices, DomainElement, ElementKind};
+use crate::identity::{Identifiable, Identifier};
+use crate::validation::{Path, Phase, Validate, ValidationError};
+
+/// How the model describes a field's type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FieldShape {
+    /// A number, text, flag or similar scalar.
+    Primitive {
+        /// Its Rust name (`"i64"`, `"String"`).
+        name: &'static str,
+    },
+    /// A reference to an aggregate or entity by identity.
+    Identifier {
+        /// The referenced type's name.
+        target: &'static str,
+    },
+    /// An embedded value object.
+    ValueObject {
+        /// Its name.
+        name: &'static str,
+    },
+    /// An enum value object: one of a closed set.
+    Choices {
+        /// The enum's name.
+        name: &'static str,
+        /// Its choices.
+        choices: &'static [&'static str],
+    },
+    /// Entities of the enclosing cluster, keyed by identity.
+    HasMany {
+        /// The entity's name.
+        entity: &'static str,
+    },
+    /// At most one entity of the enclosing cluster.
+    HasOne {
+        /// The entity's name.
+        entity: &'static str,
+    },
+    /// An optional value.
+    Optional {
+        /// What it holds when present.
+        of: Box<FieldShape>,
+    },
+    /// A list of values.
+    List {
+        /// What each element is.
+        of: Box<FieldShape>,
+    },
+}
+
+impl FieldShape {
+    /// The element this shape names, with the relation: `("Customer", Identifier)`.
+    pub fn target(&self) -> Option<(&'static str, &FieldShape)> {
+        match self {
+            FieldShape::Primitive { .. } => None,
+            FieldShape::Identifier { target } => Some((target, self)),
+            FieldShape::ValueObject { name } | FieldShape::Choices { name, .. } => Some((name, self)),
+            FieldShape::HasMany { entity } | FieldShape::HasOne { entity } => Some((entity, self)),
+            FieldShape::Optional { of } | FieldShape::List { of } => of.target(),
+        }
+    }
+
+    /// A short rendering: `Option<Vec<Money>>`, `HasMany<OrderItem>`.
+    pub fn render(&self) -> String {
+        match self {
+            FieldShape::Primitive { name } => (*name).to_string(),
+            FieldShape::Identifier { target } => format!("Identifier<{target}>"),
+            FieldShape::ValueObject { name } | FieldShape::Choices { name, .. } => (*name).to_string(),
+            FieldShape::HasMany { entity } => format!("HasMany<{entity}>"),
+            FieldShape::HasOne { entity } => format!("HasOne<{entity}>"),
+            FieldShape::Optional { of } => format!("Option<{}>", of.render()),
+            FieldShape::List { of } => format!("Vec<{}>", of.render()),
+        }
+    }
+}
+
+/// A type that a value object, command or event can hold: a value.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a field of a value object, command or event",
+    label = "not a value",
+    note = "these hold values only: numbers, `String`, `bool`, `char`, `Identifier<T>`, `#[value_object]` types, and `Option`/`Vec` of them",
+    note = "entities live in `HasMany`/`HasOne` fields of their aggregate; a value object has no entities, and messages carry values, not entities",
+    note = "for your own type, declare it `#[value_object]`"
+)]
+pub trait ValueField: Clone + Debug + PartialEq + Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// How the model describes this type.
+    fn shape() -> FieldShape;
+
+    /// Validates nested value objects; scalars have nothing to check.
+    fn validate_value(&self, _path: &Path<'_>, _errors: &mut ValidationError) {}
+}
+
+macro_rules! primitive_fields {
+    ($($t:ty),* $(,)?) => {$(
+        impl ValueField for $t {
+            fn shape() -> FieldShape {
+                FieldShape::Primitive { name: stringify!($t) }
+            }
+        }
+    )*};
+}
+primitive_fields!(bool, char, i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, f32, f64, String, uuid::Uuid);
+
+impl<T: Identifiable> ValueField for Identifier<T> {
+    fn shape() -> FieldShape {
+        FieldShape::Identifier { target: T::IDENTIFIED_NAME }
+    }
+}
+
+impl<V: ValueField> ValueField for Option<V> {
+    fn shape() -> FieldShape {
+        FieldShape::Optional { of: Box::new(V::shape()) }
+    }
+    fn validate_value(&self, path: &Path<'_>, errors: &mut ValidationError) {
+        if let Some(v) = self {
+            v.validate_value(path, errors);
+        }
+    }
+}
+
+impl<V: ValueField> ValueField for Vec<V> {
+    fn shape() -> FieldShape {
+        FieldShape::List { of: Box::new(V::shape()) }
+    }
+    fn validate_value(&self, path: &Path<'_>, errors: &mut ValidationError) {
+        for (i, v) in self.iter().enumerate() {
+            v.validate_value(&path.index(i), errors);
+        }
+    }
+}
+
+/// The shape of a `#[value_object]` type (used by the macro's `ValueField` impl).
+pub fn value_object_shape<V: DomainElement>() -> FieldShape {
+    FieldShape::ValueObject { name: V::NAME }
+}
+
+/// The shape of an enum `#[value_object]` (used by the macro's `ValueField` impl).
+pub fn choices_shape<V: Choices>() -> FieldShape {
+    FieldShape::Choices { name: V::NAME, choices: V::CHOICES }
+}
+
+/// A type that an aggregate or entity `C` can hold.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a field of `{C}`",
+    label = "not a value or an entity of this aggregate",
+    note = "another aggregate is referenced by identity: `Identifier<ThatAggregate>`",
+    note = "an entity of this aggregate is held in `HasMany<ThatEntity>` or `HasOne<ThatEntity>`",
+    note = "values are numbers, `String`, `bool`, `char`, `Identifier<T>`, `#[value_object]` types, and `Option`/`Vec` of them"
+)]
+pub trait AggregateField<C>: Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// How the model describes this type.
+    fn shape() -> FieldShape;
+    /// Field options of nested objects.
+    fn validate_field(&self, path: &Path<'_>, errors: &mut ValidationError);
+    /// Invariants of held entities.
+    fn check_field_invariants(&self, _phase: Phase, _path: &Path<'_>, _errors: &mut ValidationError) {}
+}
+
+impl<C, V: ValueField> AggregateField<C> for V {
+    fn shape() -> FieldShape {
+        V::shape()
+    }
+    fn validate_field(&self, path: &Path<'_>, errors: &mut ValidationError) {
+        self.validate_value(path, errors)
+    }
+}
+
+/// What `HasMany`/`HasOne` need from what they hold. Aggregate roots satisfy it too,
+/// so that holding one is reported by the macro's own check, which names the fix.
+pub trait Member: Identifiable + Validate + Clone + Debug + Serialize + DeserializeOwned + Send + Sync {}
+impl<T> Member for T where T: Identifiable + Validate + Clone + Debug + Serialize + DeserializeOwned + Send + Sync {}
+
+impl<C: 'static, T: Member> AggregateField<C> for HasMany<T> {
+    fn shape() -> FieldShape {
+        FieldShape::HasMany { entity: T::IDENTIFIED_NAME }
+    }
+    fn validate_field(&self, path: &Path<'_>, errors: &mut ValidationError) {
+        let mut seen = std::collections::HashSet::with_capacity(self.len());
+        for (i, entity) in self.iter().enumerate() {
+            let at = path.index(i);
+            if !seen.insert(entity.id()) {
+                errors.add(at.to_string(), format!("duplicate identity `{}` in this list", entity.id()));
+            }
+            entity.validate_fields(&at, errors);
+        }
+    }
+    fn check_field_invariants(&self, phase: Phase, path: &Path<'_>, errors: &mut ValidationError) {
+        for (i, entity) in self.iter().enumerate() {
+            entity.check_invariants(phase, &path.index(i), errors);
+        }
+    }
+}
+
+impl<C: 'static, T: Member> AggregateField<C> for HasOne<T> {
+    fn shape() -> FieldShape {
+        FieldShape::HasOne { entity: T::IDENTIFIED_NAME }
+    }
+    fn validate_field(&self, path: &Path<'_>, errors: &mut ValidationError) {
+        if let Some(entity) = self.get() {
+            entity.validate_fields(path, errors);
+        }
+    }
+    fn check_field_invariants(&self, phase: Phase, path: &Path<'_>, errors: &mut ValidationError) {
+        if let Some(entity) = self.get() {
+            entity.check_invariants(phase, path, errors);
+        }
+    }
+}
+
+/// Whether the kind may be named by an entity's `part_of`.
+pub const fn can_own_entities(kind: ElementKind) -> bool {
+    matches!(kind, ElementKind::Aggregate | ElementKind::Entity)
+}

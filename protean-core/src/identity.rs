@@ -1,0 +1,209 @@
+//! Typed identities: [`Identifier<T>`] names one aggregate or entity of type `T`.
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::marker::PhantomData;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use uuid::Uuid;
+
+/// Implemented by `#[aggregate]` and `#[entity]` types: the things that have an identity.
+///
+/// `Identifier<T>` exists only for such `T`; a value object has no identity.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no identity: `Identifier<{Self}>` names only aggregates and entities",
+    label = "not an aggregate or entity",
+    note = "value objects are compared by value: embed `{Self}` as a plain field instead of referring to it",
+    note = "to refer to another aggregate, use `Identifier<ThatAggregate>`"
+)]
+pub trait Identifiable: 'static {
+    /// The name of the type (`"Order"`), used in messages and in the model.
+    const IDENTIFIED_NAME: &'static str;
+
+    /// This object's identity.
+    fn id(&self) -> &Identifier<Self>
+    where
+        Self: Sized;
+}
+
+/// The value inside an identifier: a UUID (the default, version 7) or a text chosen by the user.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum IdValue {
+    Uuid(Uuid),
+    Text(Arc<str>),
+}
+
+/// A typed identity of an aggregate or entity `T`.
+///
+/// * `Identifier::<Order>::generate()` makes a fresh UUID v7 (time-ordered, so
+///   identities sort by creation time and index well).
+/// * `Identifier::<Inventory>::parse("SKU-42")` accepts a value the user chooses;
+///   a string in UUID form becomes a UUID.
+/// * `to_string()` gives the string form, and [`FromStr`] parses it back to an equal identifier.
+///
+/// The type parameter keeps identities apart: an `Identifier<Customer>` cannot be
+/// passed where an `Identifier<Order>` is expected. Referring to another aggregate by
+/// `Identifier<T>` is how aggregates stay small (see the crate docs).
+///
+/// ```
+/// use protean_core::identity::{Identifier, Identifiable};
+/// # struct Order { id: Identifier<Order> }
+/// # impl Identifiable for Order { const IDENTIFIED_NAME: &'static str = "Order"; fn id(&self) -> &Identifier<Order> { &self.id } }
+/// let id = Identifier::<Order>::generate();
+/// let back: Identifier<Order> = id.to_string().parse().unwrap();
+/// assert_eq!(id, back);
+/// ```
+pub struct Identifier<T: Identifiable + ?Sized> {
+    value: IdValue,
+    _of: PhantomData<fn() -> T>,
+}
+
+/// Why a string is not a valid identifier.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentifierError {
+    /// The string was empty (or only whitespace).
+    #[error("an identifier cannot be empty")]
+    Empty,
+    /// The string is longer than [`MAX_IDENTIFIER_LEN`] bytes.
+    #[error("an identifier is at most {MAX_IDENTIFIER_LEN} bytes long, this one is {0}")]
+    TooLong(usize),
+    /// The string contains a control character or surrounding whitespace.
+    #[error("an identifier cannot contain control characters or surrounding whitespace")]
+    BadCharacters,
+}
+
+/// The longest text identifier accepted, in bytes.
+pub const MAX_IDENTIFIER_LEN: usize = 255;
+
+impl<T: Identifiable + ?Sized> Identifier<T> {
+    /// A fresh identity: a UUID version 7.
+    pub fn generate() -> Self {
+        Self::from_uuid(Uuid::now_v7())
+    }
+
+    /// The identity with this UUID.
+    pub fn from_uuid(uuid: Uuid) -> Self {
+        Self { value: IdValue::Uuid(uuid), _of: PhantomData }
+    }
+
+    /// Parses a user-chosen identity (`"SKU-42"`) or the string form of a UUID.
+    pub fn parse(text: &str) -> Result<Self, IdentifierError> {
+        if text.trim().is_empty() {
+            return Err(IdentifierError::Empty);
+        }
+        if text.len() > MAX_IDENTIFIER_LEN {
+            return Err(IdentifierError::TooLong(text.len()));
+        }
+        if text.trim() != text || text.chars().any(char::is_control) {
+            return Err(IdentifierError::BadCharacters);
+        }
+        let value = match Uuid::try_parse(text) {
+            Ok(uuid) => IdValue::Uuid(uuid),
+            Err(_) => IdValue::Text(Arc::from(text)),
+        };
+        Ok(Self { value, _of: PhantomData })
+    }
+
+    /// The UUID, when this identity is one.
+    pub fn as_uuid(&self) -> Option<Uuid> {
+        match &self.value {
+            IdValue::Uuid(u) => Some(*u),
+            IdValue::Text(_) => None,
+        }
+    }
+
+    /// The same identity value, typed for another type (for example to key a
+    /// read model by the aggregate's identity).
+    pub fn cast<U: Identifiable + ?Sized>(&self) -> Identifier<U> {
+        Identifier { value: self.value.clone(), _of: PhantomData }
+    }
+}
+
+impl<T: Identifiable + ?Sized> Default for Identifier<T> {
+    /// A fresh identity, as [`Identifier::generate`].
+    fn default() -> Self {
+        Self::generate()
+    }
+}
+
+impl<T: Identifiable + ?Sized> Clone for Identifier<T> {
+    fn clone(&self) -> Self {
+        Self { value: self.value.clone(), _of: PhantomData }
+    }
+}
+
+impl<T: Identifiable + ?Sized> PartialEq for Identifier<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.value == other.value
+    }
+}
+impl<T: Identifiable + ?Sized> Eq for Identifier<T> {}
+
+impl<T: Identifiable + ?Sized> PartialOrd for Identifier<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<T: Identifiable + ?Sized> Ord for Identifier<T> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.value.cmp(&other.value)
+    }
+}
+
+impl<T: Identifiable + ?Sized> Hash for Identifier<T> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.value.hash(state)
+    }
+}
+
+impl<T: Identifiable + ?Sized> fmt::Display for Identifier<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.value {
+            IdValue::Uuid(u) => fmt::Display::fmt(u, f),
+            IdValue::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+impl<T: Identifiable + ?Sized> fmt::Debug for Identifier<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Identifier<{}>({self})", T::IDENTIFIED_NAME)
+    }
+}
+
+impl<T: Identifiable + ?Sized> FromStr for Identifier<T> {
+    type Err = IdentifierError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+impl<T: Identifiable + ?Sized> From<Uuid> for Identifier<T> {
+    fn from(uuid: Uuid) -> Self {
+        Self::from_uuid(uuid)
+    }
+}
+
+impl<T: Identifiable + ?Sized> Serialize for Identifier<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de, T: Identifiable + ?Sized> Deserialize<'de> for Identifier<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        Self::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Implemented for `Identifier<T>` only: the type an identity field of `T` must have.
+#[diagnostic::on_unimplemented(
+    message = "the identity field of `{T}` must have type `Identifier<{T}>`, not `{Self}`",
+    label = "expected `Identifier<{T}>`",
+    note = "a field that refers to another aggregate is a plain field: drop `#[field(identifier)]` from it (or rename a field called `id`)"
+)]
+pub trait IdentityOf<T: Identifiable + ?Sized> {}
+impl<T: Identifiable + ?Sized> IdentityOf<T> for Identifier<T> {}

@@ -1,0 +1,67 @@
+//! Runtime of [protean](https://docs.rs/protean): the types and traits that the
+//! `#[aggregate]`, `#[entity]`, `#[value_object]`, `#[command]` and `#[event]` macros
+//! build on.
+//!
+//! Users depend on the `protean` facade crate and write `use protean::prelude::*;`;
+//! this crate is what it re-exports. The modules:
+//!
+//! * [`identity`]: [`Identifier<T>`](identity::Identifier), typed identities.
+//! * [`association`]: [`HasMany`](association::HasMany) and [`HasOne`](association::HasOne), entities inside one cluster.
+//! * [`element`]: the kinds of element and the boundary traits ([`EventOf`](element::EventOf), …).
+//! * [`field`]: what a field may hold, checked by the compiler.
+//! * [`validation`]: field options, invariants and [`ValidationError`](validation::ValidationError).
+//! * [`registry`], [`model`], [`export`]: the domain registry, its checks and its exports.
+//!
+//! ```
+//! use protean_core::validation::ValidationError;
+//! let mut errors = ValidationError::default();
+//! errors.add("items[0].quantity", "must be at least 1");
+//! assert_eq!(errors.to_string(), "validation failed: items[0].quantity: must be at least 1;");
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod association;
+pub mod element;
+pub mod error;
+pub mod export;
+pub mod field;
+pub mod identity;
+pub mod model;
+pub mod registry;
+pub mod validation;
+
+/// Paths used by the code the macros generate. Not a public API: it changes without notice.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::association::{HasMany, HasOne};
+    pub use crate::element::{
+        const_str_eq, Accepts, Aggregate, AggregateMeta, Choices, Command, CommandOf, Contains, DomainElement,
+        ElementKind, Entity, EntityOf, Event, EventOf, Raises, ValueObject,
+    };
+    pub use crate::field::{can_own_entities, choices_shape, value_object_shape, AggregateField, FieldShape, ValueField};
+    pub use crate::identity::{Identifiable, Identifier, IdentityOf};
+    pub use crate::registry::{ElementDescriptor, FieldDescriptor, FieldOptions, InvariantDescriptor};
+    pub use crate::validation::{
+        check_length, check_max, check_max_length, check_min, check_min_length, record_invariant, InvariantResult, Limit, Path,
+        Phase, Validate, ValidationError,
+    };
+    pub use inventory;
+    pub use serde;
+
+    /// Records "is required" for a field the builder was not given.
+    pub fn missing(errors: &mut ValidationError, field: &str) {
+        errors.add(field, "is required");
+    }
+
+    /// Checks, spanned at a field's type, that it can be a field of value object, command or event.
+    pub const fn assert_value_field<T: ValueField>() {}
+    /// Checks, spanned at a field's type, that it can be a field of aggregate or entity `C`.
+    pub const fn assert_aggregate_field<T: AggregateField<C>, C>() {}
+    /// Checks, spanned at an identity field's type, that it is `Identifier<T>`.
+    pub const fn assert_identity<F: IdentityOf<T>, T: Identifiable>() {}
+    /// Checks, spanned at `min`/`max`, that the field is a number.
+    pub const fn assert_numeric<T: crate::validation::Numeric>() {}
+    /// Checks, spanned at a length option, that the field has a length.
+    pub const fn assert_measured<T: crate::validation::Measured>() {}
+}

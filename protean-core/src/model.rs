@@ -1,0 +1,247 @@
+//! The domain model: the registry's descriptors, checked for the rules the compiler
+//! cannot see, grouped into aggregate clusters, and exported as JSON, Mermaid and DOT.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use crate::element::ElementKind;
+use crate::field::FieldShape;
+use crate::registry::{registered, ElementDescriptor};
+
+/// A rule of the model broken in a way the compiler cannot see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelProblem {
+    /// The element the problem is about.
+    pub element: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+/// Every problem found while building a [`Domain`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ModelError {
+    /// All problems, not only the first.
+    pub problems: Vec<ModelProblem>,
+}
+
+impl fmt::Display for ModelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "the domain model has {} problem(s):", self.problems.len())?;
+        for p in &self.problems {
+            writeln!(f, "  - {}: {}", p.element, p.message)?;
+        }
+        Ok(())
+    }
+}
+
+/// Chooses which registered elements form a domain.
+#[derive(Debug, Default, Clone)]
+pub struct DomainBuilder {
+    modules: Vec<String>,
+}
+
+impl DomainBuilder {
+    /// Includes the elements declared in this module or below it (a `module_path!()`
+    /// prefix, such as `"my_app::orders"`). With no module given, every registered
+    /// element is included.
+    pub fn module(mut self, prefix: impl Into<String>) -> Self {
+        self.modules.push(prefix.into());
+        self
+    }
+
+    /// Collects the matching descriptors and checks the model.
+    pub fn build(self) -> Result<Domain, ModelError> {
+        let mut elements: Vec<&'static ElementDescriptor> = registered()
+            .filter(|d| self.modules.is_empty() || self.modules.iter().any(|m| in_module(d.module_path, m)))
+            .collect();
+        elements.sort_by(|a, b| (a.kind, a.name, a.key).cmp(&(b.kind, b.name, b.key)));
+        let domain = Domain { elements };
+        domain.check()?;
+        Ok(domain)
+    }
+}
+
+fn in_module(path: &str, prefix: &str) -> bool {
+    path == prefix || path.strip_prefix(prefix).is_some_and(|rest| rest.starts_with("::"))
+}
+
+/// A checked domain model built from the registry.
+///
+/// ```
+/// let domain = protean_core::model::Domain::builder().module("no::such::module").build().unwrap();
+/// assert!(domain.elements().is_empty());
+/// ```
+#[derive(Debug, Clone)]
+pub struct Domain {
+    elements: Vec<&'static ElementDescriptor>,
+}
+
+/// One aggregate with everything that belongs to it.
+#[derive(Debug, Clone)]
+pub struct Cluster<'a> {
+    /// The aggregate root.
+    pub root: &'a ElementDescriptor,
+    /// Its entities, nested ones included.
+    pub entities: Vec<&'a ElementDescriptor>,
+    /// The commands that change it.
+    pub commands: Vec<&'a ElementDescriptor>,
+    /// The events it raises.
+    pub events: Vec<&'a ElementDescriptor>,
+    /// The value objects its root and entities embed.
+    pub value_objects: Vec<&'a str>,
+}
+
+impl Domain {
+    /// Starts choosing elements from the registry.
+    pub fn builder() -> DomainBuilder {
+        DomainBuilder::default()
+    }
+
+    /// Every registered element, checked.
+    pub fn from_registry() -> Result<Domain, ModelError> {
+        Self::builder().build()
+    }
+
+    /// The elements, sorted by kind and name.
+    pub fn elements(&self) -> &[&'static ElementDescriptor] {
+        &self.elements
+    }
+
+    /// The element with this name.
+    pub fn element(&self, name: &str) -> Option<&'static ElementDescriptor> {
+        self.elements.iter().copied().find(|d| d.name == name)
+    }
+
+    /// The elements of one kind.
+    pub fn of_kind(&self, kind: ElementKind) -> impl Iterator<Item = &'static ElementDescriptor> + '_ {
+        self.elements.iter().copied().filter(move |d| d.kind == kind)
+    }
+
+    /// The aggregate an element belongs to (itself for an aggregate), following `part_of`.
+    pub fn aggregate_of(&self, name: &str) -> Option<&'static ElementDescriptor> {
+        let mut current = self.element(name)?;
+        for _ in 0..=self.elements.len() {
+            match (current.kind, current.part_of) {
+                (ElementKind::Aggregate, _) => return Some(current),
+                (_, Some(parent)) => current = self.element(parent)?,
+                (_, None) => return None,
+            }
+        }
+        None
+    }
+
+    /// Each aggregate with its entities, commands, events and value objects.
+    pub fn clusters(&self) -> Vec<Cluster<'static>> {
+        self.of_kind(ElementKind::Aggregate)
+            .map(|root| {
+                let members = |kind| {
+                    self.of_kind(kind)
+                        .filter(|d| self.aggregate_of(d.name).map(|a| a.key) == Some(root.key))
+                        .collect::<Vec<_>>()
+                };
+                let entities = members(ElementKind::Entity);
+                let mut value_objects = BTreeSet::new();
+                for holder in std::iter::once(root).chain(entities.iter().copied()) {
+                    for field in holder.fields {
+                        self.collect_value_objects(&(field.shape)(), &mut value_objects);
+                    }
+                }
+                Cluster {
+                    root,
+                    entities,
+                    commands: members(ElementKind::Command),
+                    events: members(ElementKind::Event),
+                    value_objects: value_objects.into_iter().collect(),
+                }
+            })
+            .collect()
+    }
+
+    fn collect_value_objects(&self, shape: &FieldShape, into: &mut BTreeSet<&'static str>) {
+        if let Some((name, FieldShape::ValueObject { .. } | FieldShape::Choices { .. })) = shape.target() {
+            if into.insert(name) {
+                if let Some(vo) = self.element(name) {
+                    for field in vo.fields {
+                        self.collect_value_objects(&(field.shape)(), into);
+                    }
+                }
+            }
+        }
+    }
+
+    fn check(&self) -> Result<(), ModelError> {
+        let mut problems = Vec::new();
+        let mut problem = |element: &str, message: String| {
+            problems.push(ModelProblem { element: element.to_string(), message })
+        };
+
+        let mut by_name: BTreeMap<&str, Vec<&ElementDescriptor>> = BTreeMap::new();
+        for d in &self.elements {
+            by_name.entry(d.name).or_default().push(d);
+        }
+        for (name, same) in by_name.iter().filter(|(_, v)| v.len() > 1) {
+            let places: Vec<_> = same.iter().map(|d| d.module_path).collect();
+            problem(
+                name,
+                format!(
+                    "{} elements are named `{name}` (in {}): names must be unique in a domain; rename one, \
+                     or build the domain from one module with `Domain::builder().module(..)`",
+                    same.len(),
+                    places.join(", ")
+                ),
+            );
+        }
+
+        let mut type_names: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for d in self.elements.iter().filter(|d| matches!(d.kind, ElementKind::Command | ElementKind::Event)) {
+            type_names.entry(d.type_name).or_default().push(d.name);
+        }
+        for (type_name, names) in type_names.iter().filter(|(_, v)| v.len() > 1) {
+            problem(
+                names[0],
+                format!(
+                    "`{}` share the stored type name `{type_name}`: give each a unique `name = \"..\"`",
+                    names.join("`, `")
+                ),
+            );
+        }
+
+        for d in &self.elements {
+            let Some(parent) = d.part_of else { continue };
+            let Some(parent_d) = self.element(parent) else {
+                problem(
+                    d.name,
+                    format!("`{}` is `part_of = {parent}`, but `{parent}` is not in this domain: include its module", d.name),
+                );
+                continue;
+            };
+            if d.kind == ElementKind::Entity {
+                if self.aggregate_of(d.name).is_none() {
+                    problem(
+                        d.name,
+                        format!("`part_of` of `{}` never leads to an aggregate (it forms a cycle): make the chain end at an `#[aggregate]`", d.name),
+                    );
+                }
+                let held = parent_d.fields.iter().any(|f| {
+                    matches!((f.shape)(), FieldShape::HasMany { entity } | FieldShape::HasOne { entity } if entity == d.name)
+                });
+                if !held {
+                    problem(
+                        d.name,
+                        format!(
+                            "entity `{}` is `part_of = {parent}`, but no field of `{parent}` holds it: \
+                             add a `HasMany<{0}>` or `HasOne<{0}>` field to `{parent}`",
+                            d.name
+                        ),
+                    );
+                }
+            }
+        }
+
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ModelError { problems })
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! Procedural macros of [protean](https://docs.rs/protean). Depend on the `protean`
+//! crate, not on this one: the generated code refers to `::protean::__private`.
+//!
+//! Each macro runs in four steps, as thiserror and serde do: parse the item and the
+//! attributes into an intermediate form ([`ast`]), check it, reporting every mistake
+//! at once on its own span ([`errors`]), expand it ([`expand`]), or, when something was
+//! wrong, emit the item unchanged beside the errors so that one mistake gives one error.
+#![forbid(unsafe_code)]
+
+mod ast;
+mod attr;
+mod errors;
+mod expand;
+mod symbol;
+
+use proc_macro::TokenStream;
+
+use ast::Kind;
+use errors::Errors;
+
+fn run(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
+    let item = match syn::parse::<syn::Item>(item) {
+        Ok(item) => item,
+        Err(e) => return e.to_compile_error().into(),
+    };
+    let mut errors = Errors::default();
+    let element = ast::parse(kind, args.into(), &item, &mut errors);
+    match element {
+        Some(element) if errors.is_empty() => expand::element(&element).into(),
+        _ => {
+            let original = ast::strip_helpers(&item);
+            let errors = errors.into_compile_errors();
+            quote::quote!(#original #errors).into()
+        }
+    }
+}
+
+/// Declares an **aggregate root**: the consistency boundary, loaded and saved as one.
+///
+/// ```ignore
+/// #[aggregate]
+/// #[invariant(post = total_matches_items)]
+/// #[invariant(pre = not_cancelled)]
+/// pub struct Order {
+///     pub customer_id: Identifier<Customer>, // another aggregate: by identity only
+///     pub items: HasMany<OrderItem>,         // entities `part_of = Order`
+///     pub status: OrderStatus,               // an enum #[value_object]
+///     pub total: Money,                      // an embedded value object
+///     pub shipping: Option<ShippingAddress>,
+/// }
+/// ```
+///
+/// * **Arguments**: none.
+/// * **Identity**: the field named `id`, or the one marked `#[field(identifier)]`; its
+///   type must be `Identifier<Self>`. With neither, `pub id: Identifier<Self>` is added.
+///   Exactly one identity field.
+/// * **Fields**: values (numbers, `String`, `bool`, `char`, `Uuid`, `Identifier<T>`,
+///   `#[value_object]` types, `Option`/`Vec` of them) and `HasMany<E>`/`HasOne<E>` of
+///   entities declared `#[entity(part_of = ThisAggregate)]`. Holding another aggregate,
+///   or an entity of another aggregate, fails to compile with the fix named.
+/// * **`#[field(..)]`**: `min`, `max` (numbers), `min_length`, `max_length`, `length`
+///   (text in characters, lists in items), `default = expr`, `identifier`.
+/// * **`#[invariant(post = method)]`**, **`#[invariant(pre = method)]`**: methods
+///   `fn(&self) -> Result<(), ValidationError>`; post-invariants run at construction and
+///   after every [`change`](../protean_core/element/trait.Aggregate.html#method.change),
+///   pre-invariants before it.
+/// * **Generates**: `Clone`, `Debug`, `PartialEq`, serde's `Serialize`/`Deserialize`
+///   (unless you derive them yourself), `Order::builder()` returning a validating
+///   `OrderBuilder`, the `Aggregate` trait (`raise`, `take_events`, `change`), and the
+///   registry descriptor.
+#[proc_macro_attribute]
+pub fn aggregate(args: TokenStream, item: TokenStream) -> TokenStream {
+    run(Kind::Aggregate, args, item)
+}
+
+/// Declares an **entity** inside an aggregate cluster: `#[entity(part_of = Order)]`.
+///
+/// * **Arguments**: `part_of = Parent` (required): the aggregate, or an entity of it,
+///   whose `HasMany`/`HasOne` field holds this entity.
+/// * **Identity**, **fields**, **`#[field(..)]`**, **`#[invariant(..)]`**: as for
+///   [`macro@aggregate`]. Entity invariants run whenever the aggregate holding them is checked.
+/// * **Generates**: the derives, a validating builder, `Entity`, `EntityOf<Parent>`, and
+///   `Contains<Self>` on the parent, so its documentation page lists its entities.
+#[proc_macro_attribute]
+pub fn entity(args: TokenStream, item: TokenStream) -> TokenStream {
+    run(Kind::Entity, args, item)
+}
+
+/// Declares a **value object**: no identity, compared by value, immutable.
+///
+/// On a struct: fields become private and get getters of the same name; construct with
+/// `Money::new(..)` or `Money::builder()`, both validating. Fields hold values only (no
+/// `HasMany`/`HasOne`, no entities, no identity). `#[field(..)]` options and
+/// `#[invariant(post = method)]` are checked at construction.
+///
+/// On an enum of unit variants: a closed set of choices, stored by variant name, with
+/// `Display`, `FromStr` and `Choices::CHOICES`.
+///
+/// * **Arguments**: none.
+#[proc_macro_attribute]
+pub fn value_object(args: TokenStream, item: TokenStream) -> TokenStream {
+    run(Kind::ValueObject, args, item)
+}
+
+/// Declares a **command**: a request to change one aggregate.
+///
+/// * **Arguments**: `part_of = Aggregate` (required), `version = N` (default 1),
+///   `name = "Stable.Name"` (default `"Aggregate.Command"`).
+/// * **Fields**: values only; `#[field(..)]` options are checked by `validate()`.
+/// * **Generates**: the derives, `Command`, `CommandOf<Aggregate>`, and
+///   `Accepts<Self>` on the aggregate so its page lists its commands.
+#[proc_macro_attribute]
+pub fn command(args: TokenStream, item: TokenStream) -> TokenStream {
+    run(Kind::Command, args, item)
+}
+
+/// Declares a **domain event** raised by one aggregate.
+///
+/// * **Arguments**: `part_of = Aggregate` (required), `version = N` (default 1),
+///   `name = "Stable.Name"` (default `"Aggregate.Event"`).
+/// * **Fields**: values only.
+/// * **Generates**: the derives, `Event`, `EventOf<Aggregate>` (what lets
+///   `self.raise(event)` compile inside that aggregate, and only there), and
+///   `Raises<Self>` on the aggregate so its page lists its events.
+#[proc_macro_attribute]
+pub fn event(args: TokenStream, item: TokenStream) -> TokenStream {
+    run(Kind::Event, args, item)
+}

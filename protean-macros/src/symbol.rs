@@ -1,0 +1,32 @@
+//! The attribute keys the macros accept, in one place.
+
+/// `part_of = Parent` on `#[entity]`, `#[command]` and `#[event]`.
+pub const PART_OF: &str = "part_of";
+/// `version = N` on `#[command]` and `#[event]`.
+pub const VERSION: &str = "version";
+/// `name = "Stable.Name"` on `#[command]` and `#[event]`.
+pub const NAME: &str = "name";
+
+/// The field attribute.
+pub const FIELD: &str = "field";
+/// `#[field(identifier)]`: this field is the identity.
+pub const IDENTIFIER: &str = "identifier";
+/// `#[field(min = N)]`.
+pub const MIN: &str = "min";
+/// `#[field(max = N)]`.
+pub const MAX: &str = "max";
+/// `#[field(min_length = N)]`.
+pub const MIN_LENGTH: &str = "min_length";
+/// `#[field(max_length = N)]`.
+pub const MAX_LENGTH: &str = "max_length";
+/// `#[field(length = N)]`.
+pub const LENGTH: &str = "length";
+/// `#[field(default = expr)]`.
+pub const DEFAULT: &str = "default";
+
+/// The invariant attribute on the struct.
+pub const INVARIANT: &str = "invariant";
+/// `#[invariant(pre = method)]`.
+pub const PRE: &str = "pre";
+/// `#[invariant(post = method)]`.
+pub const POST: &str = "post";

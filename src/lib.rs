@@ -1,0 +1,106 @@
+//! # protean
+//!
+//! Domain-Driven Design for Rust, where the compiler enforces aggregate boundaries.
+//!
+//! Annotate plain structs; the macros add the derives, validation, identity, the
+//! registration into the domain registry, and the type-level facts that make boundary
+//! violations fail to compile with a message that names the fix.
+//!
+//! ```
+//! use protean::prelude::*;
+//!
+//! #[value_object]
+//! pub struct Money {
+//!     #[field(min = 0)]
+//!     cents: i64,
+//!     #[field(length = 3)]
+//!     currency: String,
+//! }
+//!
+//! #[aggregate]
+//! #[invariant(post = has_items_when_placed)]
+//! pub struct Order {
+//!     pub customer_id: Identifier<Customer>, // another aggregate: by identity only
+//!     pub items: HasMany<OrderItem>,         // entities of this aggregate
+//!     #[field(default = false)]
+//!     pub placed: bool,
+//! }
+//!
+//! impl Order {
+//!     fn has_items_when_placed(&self) -> InvariantResult {
+//!         if self.placed && self.items.is_empty() {
+//!             return Err(ValidationError::field("items", "a placed order has at least one item"));
+//!         }
+//!         Ok(())
+//!     }
+//!
+//!     pub fn place(&mut self) -> Result<(), DomainError> {
+//!         self.change(|order| {
+//!             order.placed = true;
+//!             let event = OrderPlaced { order_id: order.id.clone(), customer_id: order.customer_id.clone() };
+//!             order.raise(event);
+//!             Ok(())
+//!         })
+//!     }
+//! }
+//!
+//! #[entity(part_of = Order)]
+//! pub struct OrderItem {
+//!     #[field(min_length = 1)]
+//!     pub sku: String,
+//!     #[field(min = 1)]
+//!     pub quantity: u32,
+//!     pub unit_price: Money,
+//! }
+//!
+//! #[event(part_of = Order)]
+//! pub struct OrderPlaced {
+//!     pub order_id: Identifier<Order>,
+//!     pub customer_id: Identifier<Customer>,
+//! }
+//!
+//! #[aggregate]
+//! pub struct Customer {
+//!     #[field(min_length = 1)]
+//!     pub name: String,
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut order = Order::builder().customer_id(Identifier::<Customer>::generate()).build()?;
+//! // The invariant refuses the change, and the order is left as it was.
+//! assert!(order.place().is_err());
+//! assert!(!order.placed && order.pending_events().is_empty());
+//!
+//! let price = Money::new(1250, "EUR")?;
+//! order.items.add(OrderItem::builder().sku("BOOK-1").quantity(2u32).unit_price(price).build()?);
+//! order.place()?;
+//! assert_eq!(order.take_events().len(), 1);
+//!
+//! // Every bad field is reported at once, keyed by its path.
+//! let err = Money::new(-1, "EURO").unwrap_err();
+//! assert_eq!(err.messages("cents"), ["must be at least 0"]);
+//! assert_eq!(err.messages("currency"), ["must have exactly 3 characters, has 4"]);
+//! # Ok(()) }
+//! ```
+//!
+//! See the [README](https://example.invalid/protean) and `docs/` for the guide, and
+//! the `examples/` for the e-commerce and project-management models of the reference
+//! articles.
+#![forbid(unsafe_code)]
+
+pub use protean_core::{association, element, error, export, field, identity, model, registry, validation};
+pub use protean_macros::{aggregate, command, entity, event, value_object};
+
+/// Everything a domain model needs: `use protean::prelude::*;`.
+pub mod prelude {
+    pub use protean_core::association::{HasMany, HasOne};
+    pub use protean_core::element::{Aggregate, Choices, Command, DomainElement, Entity, Event, ValueObject};
+    pub use protean_core::error::DomainError;
+    pub use protean_core::identity::{Identifiable, Identifier};
+    pub use protean_core::model::Domain;
+    pub use protean_core::validation::{InvariantResult, Phase, Validate, ValidationError};
+    pub use protean_macros::{aggregate, command, entity, event, value_object};
+}
+
+#[doc(hidden)]
+pub use protean_core::__private;
