@@ -50,6 +50,7 @@ fn element_json(d: &ElementDescriptor, domain: &Domain) -> Value {
 
 /// A reference from one element's field to another element.
 struct Edge {
+    from_kind: ElementKind,
     from: &'static str,
     field: &'static str,
     to: &'static str,
@@ -89,9 +90,17 @@ impl Domain {
                     FieldShape::Identifier { .. } => Relation::Identity,
                     _ => Relation::Embeds,
                 };
-                edges.push(Edge { from: d.name, field: f.name, to, relation });
+                edges.push(Edge { from_kind: d.kind, from: d.name, field: f.name, to, relation });
             }
         }
+        edges
+    }
+
+    /// The references held in state (aggregates, entities, value objects): what the
+    /// pictures draw. Messages' references are in the JSON only.
+    fn state_edges(&self) -> Vec<Edge> {
+        let mut edges = self.edges();
+        edges.retain(|e| !matches!(e.from_kind, ElementKind::Command | ElementKind::Event));
         edges
     }
 
@@ -151,7 +160,7 @@ impl Domain {
         for d in self.elements().iter().filter(|d| !placed.contains(d.name)) {
             mermaid_class(&mut out, d, "  ");
         }
-        for e in self.edges() {
+        for e in self.state_edges() {
             let arrow = match e.relation {
                 Relation::HasMany => format!("{} \"1\" *-- \"*\" {} : {}", e.from, e.to, e.field),
                 Relation::HasOne => format!("{} \"1\" *-- \"0..1\" {} : {}", e.from, e.to, e.field),
@@ -201,7 +210,7 @@ impl Domain {
         for d in self.elements().iter().filter(|d| !placed.contains(d.name)) {
             dot_node(&mut out, d, "  ");
         }
-        for e in self.edges() {
+        for e in self.state_edges() {
             let style = match e.relation {
                 Relation::HasMany => "arrowtail=diamond, dir=back, headlabel=\"*\"",
                 Relation::HasOne => "arrowtail=diamond, dir=back, headlabel=\"0..1\"",

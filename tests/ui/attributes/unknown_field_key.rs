@@ -1,0 +1,9 @@
+use protean::prelude::*;
+
+#[aggregate]
+pub struct Customer {
+    #[field(required)]
+    pub name: String,
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use protean::prelude::*;
+
+#[command]
+pub struct PlaceOrder {
+    pub note: String,
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use protean::prelude::*;
+
+#[entity]
+pub struct OrderItem {
+    pub sku: String,
+}
+
+fn main() {}

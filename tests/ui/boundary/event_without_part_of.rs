@@ -1,0 +1,8 @@
+use protean::prelude::*;
+
+#[event]
+pub struct OrderPlaced {
+    pub note: String,
+}
+
+fn main() {}

@@ -1,0 +1,26 @@
+use protean::prelude::*;
+
+#[aggregate]
+pub struct Customer {
+    pub name: String,
+}
+
+#[event(part_of = Customer)]
+pub struct CustomerRenamed {
+    pub name: String,
+}
+
+#[aggregate]
+pub struct Order {
+    pub placed: bool,
+}
+
+impl Order {
+    pub fn f(&mut self) {
+        self.raise(CustomerRenamed {
+            name: String::from("Ada"),
+        });
+    }
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use protean::prelude::*;
+
+#[aggregate]
+pub struct Customer {
+    pub name: &'static str,
+}
+
+fn main() {}

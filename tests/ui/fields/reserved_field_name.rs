@@ -1,0 +1,8 @@
+use protean::prelude::*;
+
+#[aggregate]
+pub struct Order {
+    pub __version: u64,
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use protean::prelude::*;
+
+#[aggregate]
+pub struct Order {
+    pub receipt: std::fs::File,
+}
+
+fn main() {}

@@ -1,0 +1,10 @@
+use protean::prelude::*;
+
+pub struct Warehouse;
+
+#[aggregate]
+pub struct Order {
+    pub warehouse_id: Identifier<Warehouse>,
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+use protean::prelude::*;
+
+#[aggregate]
+pub enum Order {
+    Draft,
+    Placed,
+}
+
+fn main() {}

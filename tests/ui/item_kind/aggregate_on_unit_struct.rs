@@ -1,0 +1,6 @@
+use protean::prelude::*;
+
+#[aggregate]
+pub struct Order;
+
+fn main() {}

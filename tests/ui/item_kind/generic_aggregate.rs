@@ -1,0 +1,8 @@
+use protean::prelude::*;
+
+#[aggregate]
+pub struct Order<T> {
+    pub payload: T,
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use protean::prelude::*;
+
+#[value_object]
+pub struct Label<'a> {
+    text: &'a str,
+}
+
+fn main() {}

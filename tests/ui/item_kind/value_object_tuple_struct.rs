@@ -1,0 +1,6 @@
+use protean::prelude::*;
+
+#[value_object]
+pub struct Email(String);
+
+fn main() {}

@@ -1,0 +1,6 @@
+use protean::prelude::*;
+
+#[value_object]
+pub enum Status {}
+
+fn main() {}

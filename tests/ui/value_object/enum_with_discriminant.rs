@@ -1,0 +1,9 @@
+use protean::prelude::*;
+
+#[value_object]
+pub enum Status {
+    Draft = 1,
+    Placed = 2,
+}
+
+fn main() {}
