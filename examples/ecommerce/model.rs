@@ -17,10 +17,10 @@ use protean::prelude::*;
 pub struct Money {
     /// Minor units: 1250 is 12.50.
     #[field(min = 0)]
-    cents: i64,
+    pub cents: i64,
     /// ISO 4217 code, such as `EUR`.
     #[field(length = 3)]
-    currency: String,
+    pub currency: String,
 }
 
 impl Money {
@@ -48,24 +48,24 @@ impl Money {
 #[value_object]
 pub struct ShippingAddress {
     #[field(min_length = 1)]
-    street: String,
+    pub street: String,
     #[field(min_length = 1)]
-    city: String,
-    state: Option<String>,
+    pub city: String,
+    pub state: Option<String>,
     #[field(min_length = 1, max_length = 12)]
-    postal_code: String,
+    pub postal_code: String,
     #[field(length = 2)]
-    country: String,
+    pub country: String,
 }
 
 /// The customer's details frozen at order time; later profile changes do not alter it.
 #[value_object]
 pub struct CustomerSnapshot {
-    customer_id: Identifier<Customer>,
+    pub customer_id: Identifier<Customer>,
     #[field(min_length = 1)]
-    name: String,
+    pub name: String,
     #[field(min_length = 3)]
-    email: String,
+    pub email: String,
 }
 
 /// Where an order is in its life.
@@ -87,10 +87,10 @@ pub enum OrderStatus {
 #[value_object]
 pub struct OrderLine {
     #[field(min_length = 1)]
-    sku: String,
+    pub sku: String,
     #[field(min = 1, max = 1000)]
-    quantity: u32,
-    unit_price: Money,
+    pub quantity: u32,
+    pub unit_price: Money,
 }
 
 /// An order: its lines, status and total change together, so they are one aggregate.
