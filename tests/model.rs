@@ -12,11 +12,7 @@ fn eur(cents: i64) -> Money {
 }
 
 fn draft_order() -> Order {
-    Order::builder()
-        .customer_id(Identifier::<Customer>::generate())
-        .total(eur(0))
-        .build()
-        .expect("valid draft")
+    Order::builder().customer_id(Identifier::<Customer>::generate()).total(eur(0)).build().expect("valid draft")
 }
 
 #[test]
@@ -179,7 +175,12 @@ fn identities_are_typed_uuid_v7_by_default_and_round_trip_as_strings() {
     assert!(Identifier::<Inventory>::parse(&"x".repeat(300)).is_err());
 
     let given = Identifier::<Order>::generate();
-    let order = Order::builder().id(given.clone()).customer_id(Identifier::<Customer>::generate()).total(eur(0)).build().unwrap();
+    let order = Order::builder()
+        .id(given.clone())
+        .customer_id(Identifier::<Customer>::generate())
+        .total(eur(0))
+        .build()
+        .unwrap();
     assert_eq!(order.id(), &given);
 }
 
@@ -195,9 +196,7 @@ fn bad_identifiers_in_stored_data_are_errors_not_panics() {
 fn aggregates_events_and_commands_round_trip_through_serde() {
     let mut order = draft_order();
     order.add_item("A", 3, eur(250)).unwrap();
-    order.shipping_address = Some(
-        ShippingAddress::new("1 Rue", "Paris", None::<String>, "75001", "FR").unwrap(),
-    );
+    order.shipping_address = Some(ShippingAddress::new("1 Rue", "Paris", None::<String>, "75001", "FR").unwrap());
     let json = serde_json::to_string(&order).unwrap();
     let back: Order = serde_json::from_str(&json).unwrap();
     assert_eq!(back, order);

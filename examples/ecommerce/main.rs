@@ -31,6 +31,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("raised {event:?}");
     }
 
+    // Other aggregates react to events, each changing only itself.
+    let mut stock = Inventory::builder().id(Identifier::parse("BOOK-1")?).available(1u32).build()?;
+    let reserved = stock.reserve(&order.id, 2)?;
+    if !reserved {
+        order.mark_awaiting_restock("BOOK-1")?; // the compensating outcome
+    }
+    let mut loyalty = CustomerLoyalty::builder().customer_id(customer.id.clone()).build()?;
+    loyalty.add_points_for(&order.total)?;
+    let mut customer = customer;
+    customer.rename("Ada Lovelace")?;
+    println!("order is {}; loyalty points: {}", order.status, loyalty.points);
+
+    // A pre-invariant: a cancelled order refuses every further change.
+    order.cancel()?;
+    if let Err(refused) = order.add_item("PEN-1", 1, Money::new(100, "EUR")?) {
+        println!("refused: {refused}");
+    }
+
     // Every bad field at once.
     let bad = OrderLine::builder().sku("").quantity(0u32).unit_price(Money::new(5, "EUR")?).build();
     if let Err(errors) = bad {

@@ -119,7 +119,10 @@ impl Order {
     fn total_matches_items(&self) -> InvariantResult {
         let sum: i64 = self.items.iter().map(|i| i.unit_price.cents() * i64::from(i.quantity)).sum();
         if sum != *self.total.cents() {
-            return Err(ValidationError::field("total", format!("must equal the sum of the items ({sum}), is {}", self.total.cents())));
+            return Err(ValidationError::field(
+                "total",
+                format!("must equal the sum of the items ({sum}), is {}", self.total.cents()),
+            ));
         }
         Ok(())
     }
@@ -139,7 +142,12 @@ impl Order {
     }
 
     /// Adds a line to a draft order, keeping the total in step.
-    pub fn add_item(&mut self, sku: &str, quantity: u32, unit_price: Money) -> Result<Identifier<OrderItem>, DomainError> {
+    pub fn add_item(
+        &mut self,
+        sku: &str,
+        quantity: u32,
+        unit_price: Money,
+    ) -> Result<Identifier<OrderItem>, DomainError> {
         self.change(|order| {
             if order.status != OrderStatus::Draft {
                 return Err(DomainError::rule("only draft orders accept items"));
@@ -258,7 +266,8 @@ impl Inventory {
         self.change(|stock| {
             let free = stock.available - stock.reserved;
             if quantity > free {
-                let event = StockReservationFailed { sku: stock.sku(), order_id: order_id.clone(), requested: quantity, free };
+                let event =
+                    StockReservationFailed { sku: stock.sku(), order_id: order_id.clone(), requested: quantity, free };
                 stock.raise(event);
                 return Ok(false);
             }
@@ -284,7 +293,11 @@ impl CustomerLoyalty {
         self.change(|loyalty| {
             let earned = (*total.cents() / 100).max(0) as u64;
             loyalty.points += earned;
-            let event = LoyaltyPointsAdded { customer_id: loyalty.customer_id.clone(), points: earned, balance: loyalty.points };
+            let event = LoyaltyPointsAdded {
+                customer_id: loyalty.customer_id.clone(),
+                points: earned,
+                balance: loyalty.points,
+            };
             loyalty.raise(event);
             Ok(())
         })

@@ -131,7 +131,11 @@ impl Task {
     /// Posts a comment.
     pub fn comment(&mut self, author_id: Identifier<User>, content: &str) -> Result<(), DomainError> {
         self.change(|task| {
-            let comment = Comment::builder().author_id(author_id).content(content).posted_at(std::time::SystemTime::now()).build()?;
+            let comment = Comment::builder()
+                .author_id(author_id)
+                .content(content)
+                .posted_at(std::time::SystemTime::now())
+                .build()?;
             task.comments.add(comment);
             Ok(())
         })

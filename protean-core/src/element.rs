@@ -159,9 +159,7 @@ pub trait Choices: ValueObject + Copy {
 }
 
 /// A request to change one aggregate; declared `#[command(part_of = Aggregate)]`.
-pub trait Command:
-    DomainElement + Validate + Clone + Debug + Serialize + DeserializeOwned + Send + Sync
-{
+pub trait Command: DomainElement + Validate + Clone + Debug + Serialize + DeserializeOwned + Send + Sync {
     /// The aggregate this command changes.
     type Aggregate: Aggregate;
     /// A stable name that survives moving or renaming the Rust type (`"Order.PlaceOrder"`).
@@ -171,9 +169,7 @@ pub trait Command:
 }
 
 /// A fact raised by one aggregate; declared `#[event(part_of = Aggregate)]`.
-pub trait Event:
-    DomainElement + Validate + Clone + Debug + Serialize + DeserializeOwned + Send + Sync
-{
+pub trait Event: DomainElement + Validate + Clone + Debug + Serialize + DeserializeOwned + Send + Sync {
     /// The aggregate that raises this event.
     type Aggregate: Aggregate;
     /// A stable name that survives moving or renaming the Rust type (`"Order.OrderPlaced"`).

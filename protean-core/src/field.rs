@@ -113,7 +113,27 @@ macro_rules! primitive_fields {
         }
     )*};
 }
-primitive_fields!(bool, char, i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, f32, f64, String, uuid::Uuid, std::time::SystemTime);
+primitive_fields!(
+    bool,
+    char,
+    i8,
+    i16,
+    i32,
+    i64,
+    i128,
+    isize,
+    u8,
+    u16,
+    u32,
+    u64,
+    u128,
+    usize,
+    f32,
+    f64,
+    String,
+    uuid::Uuid,
+    std::time::SystemTime
+);
 
 impl<T: Identifiable> ValueField for Identifier<T> {
     fn shape() -> FieldShape {

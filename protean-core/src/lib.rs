@@ -39,12 +39,14 @@ pub mod __private {
         const_str_eq, Accepts, Aggregate, AggregateMeta, Choices, Command, CommandOf, Contains, DomainElement,
         ElementKind, Entity, EntityOf, Event, EventOf, Raises, ValueObject,
     };
-    pub use crate::field::{can_own_entities, choices_shape, value_object_shape, AggregateField, FieldShape, ValueField};
+    pub use crate::field::{
+        can_own_entities, choices_shape, value_object_shape, AggregateField, FieldShape, ValueField,
+    };
     pub use crate::identity::{Identifiable, Identifier, IdentityOf};
     pub use crate::registry::{ElementDescriptor, FieldDescriptor, FieldOptions, InvariantDescriptor};
     pub use crate::validation::{
-        check_length, check_max, check_max_length, check_min, check_min_length, record_invariant, InvariantResult, Limit, Path,
-        Phase, Validate, ValidationError,
+        check_length, check_max, check_max_length, check_min, check_min_length, record_invariant, InvariantResult,
+        Limit, Path, Phase, Validate, ValidationError,
     };
     pub use inventory;
     pub use serde;

@@ -171,9 +171,8 @@ impl Domain {
 
     fn check(&self) -> Result<(), ModelError> {
         let mut problems = Vec::new();
-        let mut problem = |element: &str, message: String| {
-            problems.push(ModelProblem { element: element.to_string(), message })
-        };
+        let mut problem =
+            |element: &str, message: String| problems.push(ModelProblem { element: element.to_string(), message });
 
         let mut by_name: BTreeMap<&str, Vec<&ElementDescriptor>> = BTreeMap::new();
         for d in &self.elements {
@@ -211,7 +210,10 @@ impl Domain {
             let Some(parent_d) = self.element(parent) else {
                 problem(
                     d.name,
-                    format!("`{}` is `part_of = {parent}`, but `{parent}` is not in this domain: include its module", d.name),
+                    format!(
+                        "`{}` is `part_of = {parent}`, but `{parent}` is not in this domain: include its module",
+                        d.name
+                    ),
                 );
                 continue;
             };

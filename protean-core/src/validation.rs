@@ -78,11 +78,7 @@ impl ValidationError {
 
     /// The messages for one path (empty when that path is fine).
     pub fn messages(&self, path: &str) -> &[String] {
-        self.fields
-            .iter()
-            .find(|f| f.path == path)
-            .map(|f| f.messages.as_slice())
-            .unwrap_or(&[])
+        self.fields.iter().find(|f| f.path == path).map(|f| f.messages.as_slice()).unwrap_or(&[])
     }
 
     /// The paths with problems, in the order they were found (field order).

@@ -195,7 +195,10 @@ pub fn parse(kind: Kind, args: TokenStream, item: &Item, errors: &mut Errors) ->
         }
     };
     if !generics.params.is_empty() || generics.where_clause.is_some() {
-        errors.error_at(generics, "domain elements cannot be generic: the registry and the stored type names need one concrete type");
+        errors.error_at(
+            generics,
+            "domain elements cannot be generic: the registry and the stored type names need one concrete type",
+        );
     }
     let invariants = attr::parse_invariants(attrs, kind != Kind::ValueObject, errors);
     if !invariants.is_empty() && matches!(kind, Kind::Command | Kind::Event) {

@@ -29,7 +29,12 @@ fn duplicate(errors: &mut Errors, key: &Ident) {
     errors.error_at(key, format!("duplicate key `{key}`: give it once"));
 }
 
-pub fn parse_element_args(tokens: TokenStream, macro_name: &str, accepts: &Accepts, errors: &mut Errors) -> ElementArgs {
+pub fn parse_element_args(
+    tokens: TokenStream,
+    macro_name: &str,
+    accepts: &Accepts,
+    errors: &mut Errors,
+) -> ElementArgs {
     let mut args = ElementArgs::default();
     let mut allowed: Vec<&str> = Vec::new();
     if accepts.part_of {
@@ -178,7 +183,8 @@ pub fn parse_field_options(attrs: &[syn::Attribute], errors: &mut Errors) -> Fie
                     once!(options.default, expr)
                 }
                 _ => {
-                    errors.error_at(&key, format!("unknown key `{key}` in `#[field(..)]`: expected one of {FIELD_KEYS}"));
+                    errors
+                        .error_at(&key, format!("unknown key `{key}` in `#[field(..)]`: expected one of {FIELD_KEYS}"));
                     if meta.input.peek(syn::Token![=]) {
                         let _: Expr = meta.value()?.parse()?;
                     }
@@ -235,7 +241,10 @@ pub fn parse_invariants(attrs: &[syn::Attribute], allow_pre: bool, errors: &mut 
                 invariants.push(Invariant { method: key, pre: false });
                 return Ok(());
             } else {
-                errors.error_at(&key, format!("unknown key `{key}` in `#[invariant(..)]`: expected `pre = method` or `post = method`"));
+                errors.error_at(
+                    &key,
+                    format!("unknown key `{key}` in `#[invariant(..)]`: expected `pre = method` or `post = method`"),
+                );
                 let _: Expr = meta.value()?.parse()?;
                 return Ok(());
             };

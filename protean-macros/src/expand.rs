@@ -61,7 +61,13 @@ fn last_segment(path: &syn::Path) -> String {
 }
 
 fn type_text(ty: &Type) -> String {
-    ty.to_token_stream().to_string().replace(" < ", "<").replace(" <", "<").replace("< ", "<").replace(" >", ">").replace(" ,", ",")
+    ty.to_token_stream()
+        .to_string()
+        .replace(" < ", "<")
+        .replace(" <", "<")
+        .replace("< ", "<")
+        .replace(" >", ">")
+        .replace(" ,", ",")
 }
 
 fn kind_tokens(kind: Kind) -> TokenStream {
@@ -111,7 +117,9 @@ fn field_checks(el: &Element, f: &Field, value: &TokenStream) -> TokenStream {
         let l = limit_tokens(limit);
         checks.push(quote!(#p::check_max(#value, #l, &at, errors);));
     }
-    for (opt, func) in [(o.min_length, "check_min_length"), (o.max_length, "check_max_length"), (o.length, "check_length")] {
+    for (opt, func) in
+        [(o.min_length, "check_min_length"), (o.max_length, "check_max_length"), (o.length, "check_length")]
+    {
         if let Some((n, _)) = opt {
             let func = format_ident!("{func}");
             checks.push(quote!(#p::#func(#value, #n, &at, errors);));
@@ -226,9 +234,8 @@ fn structure(el: &Element) -> TokenStream {
         let doc = format!("The identity of this `{name}`: generated (a UUID v7) unless given to the builder.");
         quote!(#[doc = #doc] pub id: #p::Identifier<#ident>,)
     });
-    let meta = (el.kind == Kind::Aggregate).then(|| {
-        quote!(#[serde(skip)] #[doc(hidden)] __protean: #p::AggregateMeta,)
-    });
+    let meta =
+        (el.kind == Kind::Aggregate).then(|| quote!(#[serde(skip)] #[doc(hidden)] __protean: #p::AggregateMeta,));
     let item = quote! {
         #(#attrs)*
         #derive
@@ -328,7 +335,8 @@ fn element_consts(el: &Element) -> TokenStream {
     let ident = &el.ident;
     let name = ident.to_string();
     let kind = kind_tokens(el.kind);
-    let parent_key = part_of(el).map(|parent| quote!(const PARENT_KEY: &'static str = <#parent as #p::DomainElement>::KEY;));
+    let parent_key =
+        part_of(el).map(|parent| quote!(const PARENT_KEY: &'static str = <#parent as #p::DomainElement>::KEY;));
     quote! {
         #[automatically_derived]
         impl #p::DomainElement for #ident {
@@ -343,7 +351,9 @@ fn element_consts(el: &Element) -> TokenStream {
 fn stable_type_name(el: &Element) -> String {
     match (&el.args.name, part_of(el)) {
         (Some(name), _) => name.value(),
-        (None, Some(parent)) if matches!(el.kind, Kind::Command | Kind::Event) => format!("{}.{}", last_segment(parent), el.ident),
+        (None, Some(parent)) if matches!(el.kind, Kind::Command | Kind::Event) => {
+            format!("{}.{}", last_segment(parent), el.ident)
+        }
         _ => el.ident.to_string(),
     }
 }
@@ -367,7 +377,8 @@ fn kind_impls(el: &Element) -> TokenStream {
         },
         Kind::Entity => {
             let Some(parent) = part_of(el) else { return TokenStream::new() };
-            let contains_doc = format!("`{parent_name}` holds [`{name}`] entities.", parent_name = last_segment(parent));
+            let contains_doc =
+                format!("`{parent_name}` holds [`{name}`] entities.", parent_name = last_segment(parent));
             let entity_of_doc = format!("[`{name}`] is an entity inside `{}`'s cluster.", last_segment(parent));
             quote_spanned! {parent.span()=>
                 #[automatically_derived]
@@ -593,7 +604,8 @@ fn getters(el: &Element) -> TokenStream {
     let ident = &el.ident;
     let getters = el.fields().iter().map(|f| {
         let (fident, fty, fvis) = (&f.ident, &f.ty, &f.vis);
-        let mut doc = format!("The `{fident}` of this value (value objects are immutable: build a new one to change it).");
+        let mut doc =
+            format!("The `{fident}` of this value (value objects are immutable: build a new one to change it).");
         if !f.docs.is_empty() {
             doc = format!("{}\n\n{doc}", f.docs);
         }

@@ -1,0 +1,225 @@
+//! The domain registry, the checks made when a `Domain` is built, and the model exports.
+
+#[path = "../examples/ecommerce/model.rs"]
+#[allow(dead_code)]
+mod ecommerce;
+
+/// A model that compiles but breaks rules only visible across elements.
+#[allow(dead_code)]
+mod unheld {
+    use protean::prelude::*;
+
+    #[aggregate]
+    pub struct Basket {
+        pub label: String,
+    }
+
+    /// Declared part of `Basket`, but no field of `Basket` holds it.
+    #[entity(part_of = Basket)]
+    pub struct Forgotten {
+        pub note: String,
+    }
+}
+
+#[allow(dead_code)]
+mod twin_a {
+    use protean::prelude::*;
+    #[aggregate]
+    pub struct Ledger {
+        pub name: String,
+    }
+    #[event(part_of = Ledger, name = "Ledger.Opened")]
+    pub struct Opened {
+        pub name: String,
+    }
+}
+
+#[allow(dead_code)]
+mod twin_b {
+    use protean::prelude::*;
+    #[aggregate]
+    pub struct Ledger {
+        pub name: String,
+    }
+    #[event(part_of = Ledger, name = "Ledger.Opened", version = 2)]
+    pub struct OpenedV2 {
+        pub name: String,
+    }
+}
+
+#[allow(dead_code)]
+mod elsewhere {
+    use protean::prelude::*;
+    #[event(part_of = super::twin_a::Ledger)]
+    pub struct Audited {
+        pub by: String,
+    }
+}
+
+use protean::element::ElementKind;
+use protean::field::FieldShape;
+use protean::prelude::*;
+use protean::validation::Limit;
+
+fn ecommerce() -> Domain {
+    Domain::builder().module(module_path!().to_string() + "::ecommerce").build().expect("the e-commerce model is valid")
+}
+
+#[test]
+fn every_macro_registers_a_descriptor() {
+    let domain = ecommerce();
+    let names = |kind| domain.of_kind(kind).map(|d| d.name).collect::<Vec<_>>();
+    assert_eq!(names(ElementKind::Aggregate), ["Customer", "CustomerLoyalty", "Inventory", "Order"]);
+    assert_eq!(names(ElementKind::Entity), ["OrderItem"]);
+    assert_eq!(
+        names(ElementKind::ValueObject),
+        ["CustomerSnapshot", "Money", "OrderLine", "OrderStatus", "ShippingAddress"]
+    );
+    assert_eq!(names(ElementKind::Command), ["PlaceOrder"]);
+    assert_eq!(
+        names(ElementKind::Event),
+        [
+            "CustomerRenamed",
+            "LoyaltyPointsAdded",
+            "OrderAwaitingRestock",
+            "OrderPlaced",
+            "StockReservationFailed",
+            "StockReserved"
+        ]
+    );
+}
+
+#[test]
+fn descriptors_carry_fields_options_invariants_and_docs() {
+    let domain = ecommerce();
+    let order = domain.element("Order").unwrap();
+    assert_eq!(order.identity, Some("id"));
+    assert!(order.generated_identity);
+    assert!(order.module_path.ends_with("ecommerce"));
+    assert!(order.docs.starts_with("An order: its lines, status and total change together"));
+    let invariants: Vec<_> = order.invariants.iter().map(|i| (i.name, i.phase)).collect();
+    assert_eq!(
+        invariants,
+        [
+            ("total_matches_items", Phase::Post),
+            ("placed_orders_have_items", Phase::Post),
+            ("cancelled_orders_do_not_change", Phase::Pre)
+        ]
+    );
+    let field = |name| order.fields.iter().find(|f| f.name == name).unwrap();
+    assert_eq!((field("items").shape)(), FieldShape::HasMany { entity: "OrderItem" });
+    assert_eq!((field("customer_id").shape)(), FieldShape::Identifier { target: "Customer" });
+    assert!(field("customer_id").required);
+    assert!(!field("status").required, "it has a default");
+    assert_eq!(field("status").options.default, Some("OrderStatus :: Draft"));
+    assert_eq!(field("customer_id").docs, "Who placed it: another aggregate, so only its identity.");
+
+    let item = domain.element("OrderItem").unwrap();
+    assert_eq!(item.part_of, Some("Order"));
+    let quantity = item.fields.iter().find(|f| f.name == "quantity").unwrap();
+    assert_eq!(quantity.options.min, Some(Limit::Int(1)));
+    assert_eq!(quantity.options.max, Some(Limit::Int(1000)));
+
+    let money = domain.element("Money").unwrap();
+    assert_eq!(money.identity, None);
+    assert_eq!(money.fields.iter().find(|f| f.name == "currency").unwrap().options.length, Some(3));
+
+    let placed = domain.element("OrderPlaced").unwrap();
+    assert_eq!((placed.type_name, placed.version, placed.part_of), ("Order.OrderPlaced", 1, Some("Order")));
+    assert_eq!(
+        domain.element("OrderStatus").unwrap().choices,
+        ["Draft", "Placed", "AwaitingRestock", "Confirmed", "Cancelled"]
+    );
+}
+
+#[test]
+fn clusters_group_each_aggregate_with_what_belongs_to_it() {
+    let domain = ecommerce();
+    let clusters = domain.clusters();
+    let order = clusters.iter().find(|c| c.root.name == "Order").unwrap();
+    assert_eq!(order.entities.iter().map(|d| d.name).collect::<Vec<_>>(), ["OrderItem"]);
+    assert_eq!(order.commands.iter().map(|d| d.name).collect::<Vec<_>>(), ["PlaceOrder"]);
+    assert_eq!(order.events.iter().map(|d| d.name).collect::<Vec<_>>(), ["OrderAwaitingRestock", "OrderPlaced"]);
+    assert_eq!(order.value_objects, ["CustomerSnapshot", "Money", "OrderStatus", "ShippingAddress"]);
+    assert_eq!(domain.aggregate_of("OrderItem").map(|d| d.name), Some("Order"));
+    assert_eq!(domain.aggregate_of("StockReserved").map(|d| d.name), Some("Inventory"));
+}
+
+#[test]
+fn json_export_is_versioned_and_stable() {
+    let domain = ecommerce();
+    let json = domain.to_json();
+    assert_eq!(json["format"], "protean.model");
+    assert_eq!(json["format_version"], 1);
+    assert_eq!(json, ecommerce().to_json(), "the same model exports the same JSON");
+    let elements = json["elements"].as_array().unwrap();
+    let order = elements.iter().find(|e| e["name"] == "Order").unwrap();
+    assert_eq!(order["kind"], "aggregate");
+    assert_eq!(order["fields"][0]["name"], "id");
+    assert_eq!(order["fields"][0]["identity"], true);
+    let items = order["fields"].as_array().unwrap().iter().find(|f| f["name"] == "items").unwrap();
+    assert_eq!(items["shape"], serde_json::json!({"kind": "has_many", "entity": "OrderItem"}));
+    let refs = json["references"].as_array().unwrap();
+    assert!(refs.contains(
+        &serde_json::json!({"from": "Order", "field": "customer_id", "to": "Customer", "relation": "identity"})
+    ));
+    assert!(refs
+        .contains(&serde_json::json!({"from": "Order", "field": "items", "to": "OrderItem", "relation": "has_many"})));
+}
+
+#[test]
+fn mermaid_and_dot_draw_clusters_and_identity_references() {
+    let domain = ecommerce();
+    let mermaid = domain.to_mermaid();
+    assert!(mermaid.starts_with("classDiagram\n"));
+    assert!(mermaid.contains("namespace OrderCluster {"));
+    assert!(mermaid.contains("<<aggregate>>"));
+    assert!(mermaid.contains("Order \"1\" *-- \"*\" OrderItem : items"));
+    assert!(mermaid.contains("Order ..> Customer : customer_id (by identity)"));
+    assert!(mermaid.contains("Order ..> OrderPlaced : raises"));
+    assert!(mermaid.contains("PlaceOrder ..> Order : changes"));
+
+    let dot = domain.to_dot();
+    assert!(dot.starts_with("digraph protean_model {"));
+    assert!(dot.contains("subgraph \"cluster_Order\""));
+    assert!(dot.contains("\"Order\" -> \"Customer\" [label=\"customer_id\", style=dashed"));
+    assert!(dot.contains("\"Order\" -> \"OrderItem\" [label=\"items\", arrowtail=diamond"));
+    assert!(dot.trim_end().ends_with('}'));
+}
+
+#[test]
+fn building_a_domain_reports_every_cross_element_problem() {
+    let err = Domain::builder()
+        .module(module_path!().to_string() + "::unheld")
+        .module(module_path!().to_string() + "::twin_a")
+        .module(module_path!().to_string() + "::twin_b")
+        .build()
+        .unwrap_err();
+    let messages: Vec<String> = err.problems.iter().map(|p| format!("{}: {}", p.element, p.message)).collect();
+    assert_eq!(messages.len(), 3, "{err}");
+    assert!(messages.iter().any(|m| m.starts_with("Ledger: 2 elements are named `Ledger`")), "{err}");
+    assert!(messages.iter().any(|m| m.contains("share the stored type name `Ledger.Opened`")), "{err}");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("entity `Forgotten` is `part_of = Basket`, but no field of `Basket` holds it")),
+        "{err}"
+    );
+    assert!(err.to_string().starts_with("the domain model has 3 problem(s):"));
+}
+
+#[test]
+fn a_part_of_outside_the_domain_is_reported() {
+    let err = Domain::builder().module(module_path!().to_string() + "::elsewhere").build().unwrap_err();
+    assert_eq!(err.problems.len(), 1);
+    assert_eq!(
+        err.problems[0].message,
+        "`Audited` is `part_of = Ledger`, but `Ledger` is not in this domain: include its module"
+    );
+    let both = Domain::builder()
+        .module(module_path!().to_string() + "::elsewhere")
+        .module(module_path!().to_string() + "::twin_a")
+        .build()
+        .unwrap();
+    assert_eq!(both.elements().len(), 3);
+}

@@ -1,0 +1,13 @@
+use protean::prelude::*;
+
+#[aggregate]
+pub struct Order {
+    pub placed: bool,
+}
+
+#[event(part_of = "Order")]
+pub struct OrderPlaced {
+    pub order_id: Identifier<Order>,
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use protean::prelude::*;
+
+#[aggregate]
+pub struct Order {
+    pub id: String,
+}
+
+fn main() {}
