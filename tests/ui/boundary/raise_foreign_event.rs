@@ -17,9 +17,7 @@ pub struct Order {
 
 impl Order {
     pub fn f(&mut self) {
-        self.raise(CustomerRenamed {
-            name: String::from("Ada"),
-        });
+        self.raise(CustomerRenamed { name: String::from("Ada") });
     }
 }
 
