@@ -3,7 +3,7 @@
 //! `cargo run --example ecommerce` prints the model; add `-- --write-model DIR` to also
 //! write `ecommerce.mmd` (Mermaid), `ecommerce.dot` (Graphviz) and `ecommerce.json`.
 
-mod model;
+pub mod model;
 
 use protean::prelude::*;
 

@@ -2,7 +2,7 @@
 //!
 //! `cargo run --example project_management` prints the model as Graphviz DOT.
 
-mod model;
+pub mod model;
 
 use protean::prelude::*;
 
