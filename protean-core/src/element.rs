@@ -67,6 +67,12 @@ pub trait DomainElement: 'static {
 /// Implemented by `#[aggregate]`. Change an aggregate through its own methods; wrap a
 /// change in [`Aggregate::change`] to have its invariants checked before and after,
 /// with the aggregate left untouched when they fail.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an aggregate",
+    label = "not an `#[aggregate]`",
+    note = "`part_of` of a command names the aggregate it changes, and of an event the aggregate that raises it",
+    note = "name that aggregate, or declare `{Self}` with `#[aggregate]`"
+)]
 pub trait Aggregate:
     DomainElement + Identifiable + Validate + Clone + Debug + Serialize + DeserializeOwned + Send + Sync
 {
@@ -185,7 +191,7 @@ pub trait Event: DomainElement + Validate + Clone + Debug + Serialize + Deserial
     note = "raise `{Self}` from the aggregate it is `part_of`, or declare an event `#[event(part_of = {A})]` for what happened to `{A}`",
     note = "to change another aggregate in reaction, handle this aggregate's event in a `#[handler(part_of = OtherAggregate)]`"
 )]
-pub trait EventOf<A: Aggregate>: Event<Aggregate = A> {}
+pub trait EventOf<A>: Event<Aggregate = A> {}
 
 /// `Self` is a command that changes aggregate `A`.
 #[diagnostic::on_unimplemented(
@@ -193,7 +199,7 @@ pub trait EventOf<A: Aggregate>: Event<Aggregate = A> {}
     label = "not declared `#[command(part_of = {A})]`",
     note = "a command changes exactly one aggregate: the one it is `part_of`"
 )]
-pub trait CommandOf<A: Aggregate>: Command<Aggregate = A> {}
+pub trait CommandOf<A>: Command<Aggregate = A> {}
 
 /// `Self` is an entity held directly by `P` (an aggregate or an entity of one).
 #[diagnostic::on_unimplemented(

@@ -56,10 +56,6 @@ pub mod __private {
         errors.add(field, "is required");
     }
 
-    /// Checks, spanned at a field's type, that it can be a field of value object, command or event.
-    pub const fn assert_value_field<T: ValueField>() {}
-    /// Checks, spanned at a field's type, that it can be a field of aggregate or entity `C`.
-    pub const fn assert_aggregate_field<T: AggregateField<C>, C>() {}
     /// Checks, spanned at an identity field's type, that it is `Identifier<T>`.
     pub const fn assert_identity<F: IdentityOf<T>, T: Identifiable>() {}
     /// Checks, spanned at `min`/`max`, that the field is a number.

@@ -145,11 +145,8 @@ fn type_checks(el: &Element) -> TokenStream {
     let mut out = Vec::new();
     for f in el.fields() {
         let ty = &f.ty;
-        out.push(if el.kind.has_identity() {
-            quote_spanned!(ty.span()=> #p::assert_aggregate_field::<#ty, #ident>();)
-        } else {
-            quote_spanned!(ty.span()=> #p::assert_value_field::<#ty>();)
-        });
+        // Whether the type may be a field at all is checked where the generated code uses it
+        // through `AggregateField`/`ValueField` (spanned at the type): one error per field.
         for (_, span) in [&f.options.min, &f.options.max].into_iter().flatten() {
             out.push(quote_spanned!(*span=> #p::assert_numeric::<#ty>();));
         }
