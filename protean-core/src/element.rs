@@ -189,7 +189,7 @@ pub trait Event: DomainElement + Validate + Clone + Debug + Serialize + Deserial
     message = "`{Self}` is not an event of `{A}`: an aggregate raises only its own events",
     label = "not declared `#[event(part_of = {A})]`",
     note = "raise `{Self}` from the aggregate it is `part_of`, or declare an event `#[event(part_of = {A})]` for what happened to `{A}`",
-    note = "to change another aggregate in reaction, handle this aggregate's event in a `#[handler(part_of = OtherAggregate)]`"
+    note = "to change another aggregate in reaction, raise an event of `{A}` and let a handler of the other aggregate react to it: one aggregate changes per transaction"
 )]
 pub trait EventOf<A>: Event<Aggregate = A> {}
 

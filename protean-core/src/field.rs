@@ -90,11 +90,11 @@ impl FieldShape {
 
 /// A type that a value object, command or event can hold: a value.
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be a field of a value object, command or event",
+    message = "`{Self}` is not a value",
     label = "not a value",
-    note = "these hold values only: numbers, `String`, `bool`, `char`, `Identifier<T>`, `#[value_object]` types, and `Option`/`Vec` of them",
-    note = "entities live in `HasMany`/`HasOne` fields of their aggregate; a value object has no entities, and messages carry values, not entities",
-    note = "for your own type, declare it `#[value_object]`"
+    note = "values are numbers, `String`, `bool`, `char`, `Uuid`, `SystemTime`, `Identifier<T>`, `#[value_object]` types, and `Option`/`Vec` of them; value objects, commands and events hold only values",
+    note = "an entity is held only by its own aggregate, in a `HasMany<..>`/`HasOne<..>` field: never in a `Vec`, an `Option`, a value object, a command or an event",
+    note = "another aggregate is referenced by identity: `Identifier<ThatAggregate>`; for your own value type, declare it `#[value_object]`"
 )]
 pub trait ValueField: Clone + Debug + PartialEq + Serialize + DeserializeOwned + Send + Sync + 'static {
     /// How the model describes this type.

@@ -55,7 +55,7 @@ enum IdValue {
 /// let back: Identifier<Order> = id.to_string().parse().unwrap();
 /// assert_eq!(id, back);
 /// ```
-pub struct Identifier<T: Identifiable + ?Sized> {
+pub struct Identifier<T: ?Sized> {
     value: IdValue,
     _of: PhantomData<fn() -> T>,
 }
@@ -77,7 +77,7 @@ pub enum IdentifierError {
 /// The longest text identifier accepted, in bytes.
 pub const MAX_IDENTIFIER_LEN: usize = 255;
 
-impl<T: Identifiable + ?Sized> Identifier<T> {
+impl<T: ?Sized> Identifier<T> {
     /// A fresh identity: a UUID version 7.
     pub fn generate() -> Self {
         Self::from_uuid(Uuid::now_v7())
@@ -116,49 +116,49 @@ impl<T: Identifiable + ?Sized> Identifier<T> {
 
     /// The same identity value, typed for another type (for example to key a
     /// read model by the aggregate's identity).
-    pub fn cast<U: Identifiable + ?Sized>(&self) -> Identifier<U> {
+    pub fn cast<U: ?Sized>(&self) -> Identifier<U> {
         Identifier { value: self.value.clone(), _of: PhantomData }
     }
 }
 
-impl<T: Identifiable + ?Sized> Default for Identifier<T> {
+impl<T: ?Sized> Default for Identifier<T> {
     /// A fresh identity, as [`Identifier::generate`].
     fn default() -> Self {
         Self::generate()
     }
 }
 
-impl<T: Identifiable + ?Sized> Clone for Identifier<T> {
+impl<T: ?Sized> Clone for Identifier<T> {
     fn clone(&self) -> Self {
         Self { value: self.value.clone(), _of: PhantomData }
     }
 }
 
-impl<T: Identifiable + ?Sized> PartialEq for Identifier<T> {
+impl<T: ?Sized> PartialEq for Identifier<T> {
     fn eq(&self, other: &Self) -> bool {
         self.value == other.value
     }
 }
-impl<T: Identifiable + ?Sized> Eq for Identifier<T> {}
+impl<T: ?Sized> Eq for Identifier<T> {}
 
-impl<T: Identifiable + ?Sized> PartialOrd for Identifier<T> {
+impl<T: ?Sized> PartialOrd for Identifier<T> {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
     }
 }
-impl<T: Identifiable + ?Sized> Ord for Identifier<T> {
+impl<T: ?Sized> Ord for Identifier<T> {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.value.cmp(&other.value)
     }
 }
 
-impl<T: Identifiable + ?Sized> Hash for Identifier<T> {
+impl<T: ?Sized> Hash for Identifier<T> {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.value.hash(state)
     }
 }
 
-impl<T: Identifiable + ?Sized> fmt::Display for Identifier<T> {
+impl<T: ?Sized> fmt::Display for Identifier<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.value {
             IdValue::Uuid(u) => fmt::Display::fmt(u, f),
@@ -167,32 +167,34 @@ impl<T: Identifiable + ?Sized> fmt::Display for Identifier<T> {
     }
 }
 
-impl<T: Identifiable + ?Sized> fmt::Debug for Identifier<T> {
+impl<T: ?Sized> fmt::Debug for Identifier<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Identifier<{}>({self})", T::IDENTIFIED_NAME)
+        let name = std::any::type_name::<T>();
+        let short = name.rsplit("::").next().unwrap_or(name);
+        write!(f, "Identifier<{short}>({self})")
     }
 }
 
-impl<T: Identifiable + ?Sized> FromStr for Identifier<T> {
+impl<T: ?Sized> FromStr for Identifier<T> {
     type Err = IdentifierError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::parse(s)
     }
 }
 
-impl<T: Identifiable + ?Sized> From<Uuid> for Identifier<T> {
+impl<T: ?Sized> From<Uuid> for Identifier<T> {
     fn from(uuid: Uuid) -> Self {
         Self::from_uuid(uuid)
     }
 }
 
-impl<T: Identifiable + ?Sized> Serialize for Identifier<T> {
+impl<T: ?Sized> Serialize for Identifier<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(self)
     }
 }
 
-impl<'de, T: Identifiable + ?Sized> Deserialize<'de> for Identifier<T> {
+impl<'de, T: ?Sized> Deserialize<'de> for Identifier<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
         Self::parse(&text).map_err(serde::de::Error::custom)
@@ -205,5 +207,17 @@ impl<'de, T: Identifiable + ?Sized> Deserialize<'de> for Identifier<T> {
     label = "expected `Identifier<{T}>`",
     note = "a field that refers to another aggregate is a plain field: drop `#[field(identifier)]` from it (or rename a field called `id`)"
 )]
-pub trait IdentityOf<T: Identifiable + ?Sized> {}
-impl<T: Identifiable + ?Sized> IdentityOf<T> for Identifier<T> {}
+pub trait IdentityOf<T: ?Sized> {
+    /// A fresh identity, for a builder that was not given one.
+    fn generate_identity() -> Self;
+    /// The identity, typed.
+    fn as_identifier(&self) -> &Identifier<T>;
+}
+impl<T: ?Sized> IdentityOf<T> for Identifier<T> {
+    fn generate_identity() -> Self {
+        Self::generate()
+    }
+    fn as_identifier(&self) -> &Identifier<T> {
+        self
+    }
+}

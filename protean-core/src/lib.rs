@@ -55,11 +55,4 @@ pub mod __private {
     pub fn missing(errors: &mut ValidationError, field: &str) {
         errors.add(field, "is required");
     }
-
-    /// Checks, spanned at an identity field's type, that it is `Identifier<T>`.
-    pub const fn assert_identity<F: IdentityOf<T>, T: Identifiable>() {}
-    /// Checks, spanned at `min`/`max`, that the field is a number.
-    pub const fn assert_numeric<T: crate::validation::Numeric>() {}
-    /// Checks, spanned at a length option, that the field has a length.
-    pub const fn assert_measured<T: crate::validation::Measured>() {}
 }

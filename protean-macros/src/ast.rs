@@ -168,7 +168,7 @@ fn wrong_item(kind: Kind, what: &str, span: Span, errors: &mut Errors) {
 /// Parses and checks the item. `None` when it is not something this macro can expand at all.
 pub fn parse(kind: Kind, args: TokenStream, item: &Item, errors: &mut Errors) -> Option<Element> {
     let args = attr::parse_element_args(args, kind.macro_name(), &kind.accepts(), errors);
-    if kind.accepts().part_of && args.part_of.is_none() {
+    if kind.accepts().part_of && args.part_of.is_none() && !args.part_of_written {
         errors.push(syn::Error::new(
             Span::call_site(),
             format!(

@@ -14,6 +14,8 @@ use crate::symbol::*;
 #[derive(Default)]
 pub struct ElementArgs {
     pub part_of: Option<Path>,
+    /// `part_of` was written, even if its value did not parse.
+    pub part_of_written: bool,
     pub version: Option<(u32, Span)>,
     pub name: Option<LitStr>,
 }
@@ -72,7 +74,11 @@ pub fn parse_element_args(
             return Ok(());
         }
         if key == PART_OF {
-            let path: Path = meta.value()?.parse()?;
+            args.part_of_written = true;
+            let path: Path = meta
+                .value()?
+                .parse()
+                .map_err(|e| syn::Error::new(e.span(), "`part_of` names a type, without quotes: `part_of = Order`"))?;
             if args.part_of.is_some() {
                 duplicate(errors, &key);
             } else {
@@ -160,7 +166,13 @@ pub fn parse_field_options(attrs: &[syn::Attribute], errors: &mut Errors) -> Fie
                 }};
             }
             match name.as_str() {
-                IDENTIFIER => once!(options.identifier, key.span()),
+                IDENTIFIER => {
+                    if meta.input.peek(syn::Token![=]) {
+                        let _: Expr = meta.value()?.parse()?;
+                        errors.error_at(&key, "`identifier` takes no value: write `#[field(identifier)]`");
+                    }
+                    once!(options.identifier, key.span())
+                }
                 MIN | MAX => {
                     let expr: Expr = meta.value()?.parse()?;
                     match parse_limit(&expr) {

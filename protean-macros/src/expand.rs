@@ -140,26 +140,15 @@ fn field_checks(el: &Element, f: &Field, value: &TokenStream) -> TokenStream {
 /// Compile-time checks of the fields: kinds of type, options that fit the type, and the
 /// `HasMany`/`HasOne` boundary rule.
 fn type_checks(el: &Element) -> TokenStream {
-    let p = private();
-    let ident = &el.ident;
+    // Whether a type may be a field at all is checked where the generated code uses it
+    // through `AggregateField`/`ValueField`, spanned at the type: one error per field.
+    // `min`/`max` and the length options are checked by the generated calls, spanned at
+    // the option. What remains is the `HasMany`/`HasOne` boundary rule.
     let mut out = Vec::new();
     for f in el.fields() {
-        let ty = &f.ty;
-        // Whether the type may be a field at all is checked where the generated code uses it
-        // through `AggregateField`/`ValueField` (spanned at the type): one error per field.
-        for (_, span) in [&f.options.min, &f.options.max].into_iter().flatten() {
-            out.push(quote_spanned!(*span=> #p::assert_numeric::<#ty>();));
-        }
-        for (_, span) in [f.options.min_length, f.options.max_length, f.options.length].into_iter().flatten() {
-            out.push(quote_spanned!(span=> #p::assert_measured::<#ty>();));
-        }
         if let TypeShape::HasMany(target) | TypeShape::HasOne(target) = &f.shape {
             out.push(member_check(el, f, target));
         }
-    }
-    if let Identity::Declared(i) = el.identity {
-        let ty = &el.fields()[i].ty;
-        out.push(quote_spanned!(ty.span()=> #p::assert_identity::<#ty, #ident>();));
     }
     quote!(#(#out)*)
 }
@@ -202,10 +191,17 @@ fn member_check(el: &Element, f: &Field, target: &Type) -> TokenStream {
     }
 }
 
+/// The expression of `Identifiable::id`: the identity field, read through `IdentityOf`
+/// so that a field of the wrong type is reported once, at its type.
 fn identity_field(el: &Element) -> Option<TokenStream> {
+    let p = private();
     match el.identity {
-        Identity::Declared(i) => Some(el.fields()[i].ident.to_token_stream()),
-        Identity::Generated => Some(quote!(id)),
+        Identity::Declared(i) => {
+            let f = &el.fields()[i];
+            let (ty, ident) = (&f.ty, &f.ident);
+            Some(quote_spanned!(ty.span()=> <#ty as #p::IdentityOf<Self>>::as_identifier(&self.#ident)))
+        }
+        Identity::Generated => Some(quote!(&self.id)),
         Identity::None => None,
     }
 }
@@ -296,7 +292,7 @@ fn validate_impl(el: &Element) -> TokenStream {
         el.invariants.iter().filter(move |i| i.pre == pre).map(|i| {
             let method = &i.method;
             quote_spanned! {method.span()=>
-                let check: fn(&#ident) -> #p::InvariantResult = #ident::#method;
+                let check: fn(&Self) -> #p::InvariantResult = Self::#method;
                 #p::record_invariant(check(self), path, errors);
             }
         })
@@ -439,7 +435,7 @@ fn kind_impls(el: &Element) -> TokenStream {
             #[automatically_derived]
             impl #p::Identifiable for #ident {
                 const IDENTIFIED_NAME: &'static str = #name;
-                fn id(&self) -> &#p::Identifier<Self> { &self.#id }
+                fn id(&self) -> &#p::Identifier<Self> { #id }
             }
         }
     });
@@ -451,14 +447,15 @@ fn kind_impls(el: &Element) -> TokenStream {
 }
 
 /// What a builder does for a field it was not given.
-fn fallback(el: &Element, f: &Field, index: usize) -> TokenStream {
+fn unset_field(el: &Element, f: &Field, index: usize) -> TokenStream {
     let p = private();
     let name = f.name();
     if let Some(expr) = &f.options.default {
         return quote_spanned!(expr.span()=> ::core::option::Option::Some(::core::convert::Into::into(#expr)));
     }
     if matches!(el.identity, Identity::Declared(i) if i == index) {
-        return quote!(::core::option::Option::Some(#p::Identifier::generate()));
+        let (ty, ident) = (&f.ty, &el.ident);
+        return quote_spanned!(ty.span()=> ::core::option::Option::Some(<#ty as #p::IdentityOf<#ident>>::generate_identity()));
     }
     if f.shape.defaults_to_empty() {
         return quote!(::core::option::Option::Some(::core::default::Default::default()));
@@ -512,7 +509,7 @@ fn builder(el: &Element) -> TokenStream {
             quote!(::core::option::Option::Some(#p::Identifier::generate()))
         } else {
             let declared_index = if matches!(el.identity, Identity::Generated) { i - 1 } else { i };
-            fallback(el, f, declared_index)
+            unset_field(el, f, declared_index)
         };
         quote! {
             let #local: ::core::option::Option<#fty> = match self.#fident {
@@ -769,5 +766,94 @@ fn choices(el: &Element) -> TokenStream {
             }
         }
         #descriptor
+    }
+}
+
+/// What is emitted beside the errors when an element is rejected: the item with its
+/// derives and stub impls of the framework's traits, so that the rest of the user's
+/// code (which holds, raises or references this type) compiles and one mistake gives
+/// one error. The stubs are never run: the crate does not compile.
+pub fn rejected(el: &Element) -> TokenStream {
+    let p = private();
+    let ident = &el.ident;
+    let vis = &el.vis;
+    let attrs = &el.attrs;
+    let item = match &el.body {
+        Body::Struct(fields) => {
+            let derive = derives(el, &["Clone", "Debug", "PartialEq", "Serialize", "Deserialize"]);
+            let declared = fields.iter().map(|f| {
+                let (fattrs, fvis, fident, fty) = (&f.attrs, &f.vis, &f.ident, &f.ty);
+                quote!(#(#fattrs)* #fvis #fident: #fty)
+            });
+            quote!(#(#attrs)* #derive #vis struct #ident { #(#declared,)* })
+        }
+        Body::Choices(variants) => {
+            let derive =
+                derives(el, &["Clone", "Copy", "Debug", "PartialEq", "Eq", "Hash", "Serialize", "Deserialize"]);
+            let declared = variants.iter().map(|v| &v.ident);
+            quote!(#(#attrs)* #derive #vis enum #ident { #(#declared,)* })
+        }
+    };
+    let consts = element_consts(el);
+    let unreachable = quote!(::core::unreachable!("protean: this element was rejected at compile time"));
+    let identifiable = el.kind.has_identity().then(|| {
+        let name = ident.to_string();
+        quote! {
+            impl #p::Identifiable for #ident {
+                const IDENTIFIED_NAME: &'static str = #name;
+                fn id(&self) -> &#p::Identifier<Self> { #unreachable }
+            }
+        }
+    });
+    let specific = match (el.kind, part_of(el)) {
+        (Kind::Aggregate, _) => quote! {
+            impl #p::Aggregate for #ident {
+                fn __meta(&self) -> &#p::AggregateMeta { #unreachable }
+                fn __meta_mut(&mut self) -> &mut #p::AggregateMeta { #unreachable }
+            }
+        },
+        (Kind::Entity, Some(parent)) => quote! {
+            impl #p::Entity for #ident { type Parent = #parent; }
+            impl #p::EntityOf<#parent> for #ident {}
+        },
+        (Kind::ValueObject, _) => quote! {
+            impl #p::ValueObject for #ident {}
+            impl #p::ValueField for #ident {
+                fn shape() -> #p::FieldShape { #p::value_object_shape::<Self>() }
+            }
+        },
+        (Kind::Event, Some(parent)) => {
+            let type_name = stable_type_name(el);
+            quote! {
+                impl #p::Event for #ident {
+                    type Aggregate = #parent;
+                    const TYPE_NAME: &'static str = #type_name;
+                    const VERSION: u32 = 1;
+                }
+                impl #p::EventOf<#parent> for #ident {}
+            }
+        }
+        (Kind::Command, Some(parent)) => {
+            let type_name = stable_type_name(el);
+            quote! {
+                impl #p::Command for #ident {
+                    type Aggregate = #parent;
+                    const TYPE_NAME: &'static str = #type_name;
+                    const VERSION: u32 = 1;
+                }
+                impl #p::CommandOf<#parent> for #ident {}
+            }
+        }
+        _ => TokenStream::new(),
+    };
+    quote! {
+        #item
+        #consts
+        impl #p::Validate for #ident {
+            fn validate_fields(&self, _: &#p::Path<'_>, _: &mut #p::ValidationError) {}
+            fn check_invariants(&self, _: #p::Phase, _: &#p::Path<'_>, _: &mut #p::ValidationError) {}
+        }
+        #identifiable
+        #specific
     }
 }

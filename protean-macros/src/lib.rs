@@ -25,8 +25,15 @@ fn run(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
     };
     let mut errors = Errors::default();
     let element = ast::parse(kind, args.into(), &item, &mut errors);
+    let generic = matches!(&item, syn::Item::Struct(s) if !s.generics.params.is_empty())
+        || matches!(&item, syn::Item::Enum(e) if !e.generics.params.is_empty());
     match element {
         Some(element) if errors.is_empty() => expand::element(&element).into(),
+        Some(element) if !generic => {
+            let stubs = expand::rejected(&element);
+            let errors = errors.into_compile_errors();
+            quote::quote!(#stubs #errors).into()
+        }
         _ => {
             let original = ast::strip_helpers(&item);
             let errors = errors.into_compile_errors();
