@@ -87,6 +87,7 @@
 //! the `examples/` for the e-commerce and project-management models of the reference
 //! articles.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub use protean_core::{association, element, error, export, field, identity, model, registry, validation};
 pub use protean_macros::{aggregate, command, entity, event, value_object};
