@@ -223,3 +223,25 @@ fn a_part_of_outside_the_domain_is_reported() {
         .unwrap();
     assert_eq!(both.elements().len(), 3);
 }
+
+#[path = "../examples/project_management/model.rs"]
+#[allow(dead_code)]
+mod project_management;
+
+#[test]
+fn the_project_management_model_is_small_aggregates_connected_by_identity() {
+    let domain = Domain::builder().module(module_path!().to_string() + "::project_management").build().unwrap();
+    let clusters = domain.clusters();
+    let roots: Vec<_> = clusters.iter().map(|c| c.root.name).collect();
+    assert_eq!(roots, ["Project", "Task", "Team", "TimeEntry", "User"]);
+    let task = clusters.iter().find(|c| c.root.name == "Task").unwrap();
+    assert_eq!(task.entities.iter().map(|d| d.name).collect::<Vec<_>>(), ["Comment"]);
+    assert_eq!(task.events.iter().map(|d| d.name).collect::<Vec<_>>(), ["TaskCompleted"]);
+    let project = clusters.iter().find(|c| c.root.name == "Project").unwrap();
+    assert!(project.entities.is_empty(), "a project holds no tasks, teams or time entries");
+    let refs = domain.to_json()["references"].clone();
+    assert!(refs
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!({"from": "TimeEntry", "field": "task_id", "to": "Task", "relation": "identity"})));
+}
