@@ -44,7 +44,7 @@ fn run(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
 
 /// Declares an **aggregate root**: the consistency boundary, loaded and saved as one.
 ///
-/// ```ignore
+/// ```text
 /// #[aggregate]
 /// #[invariant(post = total_matches_items)]
 /// #[invariant(pre = not_cancelled)]
