@@ -109,20 +109,21 @@ fn field_checks(el: &Element, f: &Field, value: &TokenStream) -> TokenStream {
     let ty = &f.ty;
     let ident = &el.ident;
     let mut checks = Vec::new();
-    if let Some((limit, _)) = &o.min {
+    // Spanned at the option, so `min` on a `String` points at `min = ..`.
+    if let Some((limit, span)) = &o.min {
         let l = limit_tokens(limit);
-        checks.push(quote!(#p::check_min(#value, #l, &at, errors);));
+        checks.push(quote_spanned!(*span=> ::protean::__private::check_min::<#ty>(#value, #l, &at, errors);));
     }
-    if let Some((limit, _)) = &o.max {
+    if let Some((limit, span)) = &o.max {
         let l = limit_tokens(limit);
-        checks.push(quote!(#p::check_max(#value, #l, &at, errors);));
+        checks.push(quote_spanned!(*span=> ::protean::__private::check_max::<#ty>(#value, #l, &at, errors);));
     }
     for (opt, func) in
         [(o.min_length, "check_min_length"), (o.max_length, "check_max_length"), (o.length, "check_length")]
     {
-        if let Some((n, _)) = opt {
+        if let Some((n, span)) = opt {
             let func = format_ident!("{func}");
-            checks.push(quote!(#p::#func(#value, #n, &at, errors);));
+            checks.push(quote_spanned!(span=> ::protean::__private::#func::<#ty>(#value, #n, &at, errors);));
         }
     }
     if el.kind.has_identity() {
