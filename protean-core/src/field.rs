@@ -182,6 +182,10 @@ pub fn choices_shape<V: Choices>() -> FieldShape {
     note = "values are numbers, `String`, `bool`, `char`, `Identifier<T>`, `#[value_object]` types, and `Option`/`Vec` of them"
 )]
 pub trait AggregateField<C>: Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// Evaluated for every field of an aggregate or entity: an aggregate root or an
+    /// entity used as a plain field fails here, with a message naming the fix.
+    #[doc(hidden)]
+    const ALLOWED: () = ();
     /// How the model describes this type.
     fn shape() -> FieldShape;
     /// Field options of nested objects.

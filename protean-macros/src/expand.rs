@@ -145,8 +145,14 @@ fn type_checks(el: &Element) -> TokenStream {
     // through `AggregateField`/`ValueField`, spanned at the type: one error per field.
     // `min`/`max` and the length options are checked by the generated calls, spanned at
     // the option. What remains is the `HasMany`/`HasOne` boundary rule.
+    let p = private();
+    let ident = &el.ident;
     let mut out = Vec::new();
     for f in el.fields() {
+        if el.kind.has_identity() {
+            let ty = &f.ty;
+            out.push(quote_spanned!(ty.span()=> const _: () = <#ty as #p::AggregateField<#ident>>::ALLOWED;));
+        }
         if let TypeShape::HasMany(target) | TypeShape::HasOne(target) = &f.shape {
             out.push(member_check(el, f, target));
         }
@@ -431,6 +437,30 @@ fn kind_impls(el: &Element) -> TokenStream {
             }
         }
     };
+    // An aggregate or entity used as a plain field of another one: allowed by the trait
+    // system so that the const below reports it with a message naming the fix.
+    let as_field = el.kind.has_identity().then(|| {
+        let message = if el.kind == Kind::Aggregate {
+            format!(
+                "`{name}` is an aggregate root, and an aggregate never holds another: \
+                 reference it by identity, `Identifier<{name}>`"
+            )
+        } else {
+            format!(
+                "`{name}` is an entity: only its own aggregate holds it, in a `HasMany<{name}>` or `HasOne<{name}>` field"
+            )
+        };
+        quote! {
+            #[doc(hidden)]
+            impl<C: 'static> #p::AggregateField<C> for #ident {
+                const ALLOWED: () = ::core::panic!(#message);
+                fn shape() -> #p::FieldShape { #p::FieldShape::Primitive { name: #name } }
+                fn validate_field(&self, path: &#p::Path<'_>, errors: &mut #p::ValidationError) {
+                    <Self as #p::Validate>::validate_fields(self, path, errors)
+                }
+            }
+        }
+    });
     let identifiable = identity_field(el).map(|id| {
         quote! {
             #[automatically_derived]
@@ -444,6 +474,7 @@ fn kind_impls(el: &Element) -> TokenStream {
         #consts
         #specific
         #identifiable
+        #as_field
     }
 }
 
