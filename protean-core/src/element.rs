@@ -33,14 +33,14 @@ pub enum ElementKind {
 }
 
 impl ElementKind {
-    /// The attribute that declares this kind, for messages.
-    pub const fn attribute(self) -> &'static str {
+    /// The kind in words, as the model pictures label it: `"aggregate"`, `"value object"`, …
+    pub const fn label(self) -> &'static str {
         match self {
-            ElementKind::Aggregate => "#[aggregate]",
-            ElementKind::Entity => "#[entity]",
-            ElementKind::ValueObject => "#[value_object]",
-            ElementKind::Command => "#[command]",
-            ElementKind::Event => "#[event]",
+            ElementKind::Aggregate => "aggregate",
+            ElementKind::Entity => "entity",
+            ElementKind::ValueObject => "value object",
+            ElementKind::Command => "command",
+            ElementKind::Event => "event",
         }
     }
 }

@@ -243,19 +243,9 @@ fn shared_by(clusters: &[Cluster<'_>], vo: &str) -> usize {
     clusters.iter().filter(|c| c.value_objects.contains(&vo)).count()
 }
 
-fn stereotype(kind: ElementKind) -> &'static str {
-    match kind {
-        ElementKind::Aggregate => "aggregate",
-        ElementKind::Entity => "entity",
-        ElementKind::ValueObject => "value object",
-        ElementKind::Command => "command",
-        ElementKind::Event => "event",
-    }
-}
-
 fn mermaid_class(out: &mut String, d: &ElementDescriptor, indent: &str) {
     let _ = writeln!(out, "{indent}class {} {{", d.name);
-    let _ = writeln!(out, "{indent}  <<{}>>", stereotype(d.kind));
+    let _ = writeln!(out, "{indent}  <<{}>>", d.kind.label());
     for f in d.fields {
         let ty = (f.shape)().render().replace(['<', '>'], "~");
         let _ = writeln!(out, "{indent}  +{ty} {}", f.name);
@@ -295,7 +285,7 @@ fn dot_node(out: &mut String, d: &ElementDescriptor, indent: &str) {
         out,
         "{indent}\"{}\" [label=\"{{«{}»\\n{}|{rows}}}\", style=filled, fillcolor=\"{fill}\"];",
         d.name,
-        stereotype(d.kind),
+        d.kind.label(),
         d.name
     );
 }

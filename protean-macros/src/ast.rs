@@ -132,6 +132,15 @@ pub struct Element {
 }
 
 impl Element {
+    /// Whether `field` is the identity, declared or generated (the generated one is named `id`).
+    pub fn is_identity(&self, field: &Field) -> bool {
+        match self.identity {
+            Identity::Declared(i) => self.fields()[i].ident == field.ident,
+            Identity::Generated => field.ident == "id",
+            Identity::None => false,
+        }
+    }
+
     pub fn fields(&self) -> &[Field] {
         match &self.body {
             Body::Struct(fields) => fields,

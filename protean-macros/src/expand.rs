@@ -479,13 +479,13 @@ fn kind_impls(el: &Element) -> TokenStream {
 }
 
 /// What a builder does for a field it was not given.
-fn unset_field(el: &Element, f: &Field, index: usize) -> TokenStream {
+fn unset_field(el: &Element, f: &Field) -> TokenStream {
     let p = private();
     let name = f.name();
     if let Some(expr) = &f.options.default {
         return quote_spanned!(expr.span()=> ::core::option::Option::Some(::core::convert::Into::into(#expr)));
     }
-    if matches!(el.identity, Identity::Declared(i) if i == index) {
+    if el.is_identity(f) {
         let (ty, ident) = (&f.ty, &el.ident);
         return quote_spanned!(ty.span()=> ::core::option::Option::Some(<#ty as #p::IdentityOf<#ident>>::generate_identity()));
     }
@@ -536,13 +536,7 @@ fn builder(el: &Element) -> TokenStream {
     });
     let resolve = fields.iter().enumerate().map(|(i, f)| {
         let (fident, local, fty) = (&f.ident, &locals[i], &f.ty);
-        // The generated identity is never declared, so it counts as the declared one here.
-        let fb = if matches!(el.identity, Identity::Generated) && i == 0 {
-            quote!(::core::option::Option::Some(#p::Identifier::generate()))
-        } else {
-            let declared_index = if matches!(el.identity, Identity::Generated) { i - 1 } else { i };
-            unset_field(el, f, declared_index)
-        };
+        let fb = unset_field(el, f);
         quote! {
             let #local: ::core::option::Option<#fty> = match self.#fident {
                 ::core::option::Option::Some(v) => ::core::option::Option::Some(v),
@@ -683,8 +677,7 @@ fn descriptor(el: &Element) -> TokenStream {
         } else {
             quote!(<#fty as #p::ValueField>::shape)
         };
-        let is_identity = matches!(el.identity, Identity::Declared(i) if el.fields()[i].ident == f.ident);
-        let required = f.options.default.is_none() && !f.shape.defaults_to_empty() && !is_identity;
+        let required = f.options.default.is_none() && !f.shape.defaults_to_empty() && !el.is_identity(f);
         let o = &f.options;
         let min = opt(o.min.as_ref().map(|(l, _)| limit_tokens(l)));
         let max = opt(o.max.as_ref().map(|(l, _)| limit_tokens(l)));
