@@ -89,18 +89,23 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub use protean_core::{association, element, error, export, field, identity, model, registry, validation};
-pub use protean_macros::{aggregate, command, entity, event, value_object};
+pub use protean_core::{
+    association, context, element, engine, envelope, error, export, field, handler, identity, model, registry, store,
+    testing, validation,
+};
+pub use protean_macros::{aggregate, command, entity, event, handler, value_object};
 
 /// Everything a domain model needs: `use protean::prelude::*;`.
 pub mod prelude {
     pub use protean_core::association::{HasMany, HasOne};
+    pub use protean_core::context::{Context, ReadModel};
     pub use protean_core::element::{Aggregate, Choices, Command, DomainElement, Entity, Event, ValueObject};
+    pub use protean_core::engine::{ProcessError, Processed};
     pub use protean_core::error::DomainError;
     pub use protean_core::identity::{Identifiable, Identifier};
     pub use protean_core::model::Domain;
     pub use protean_core::validation::{InvariantResult, Phase, Validate, ValidationError};
-    pub use protean_macros::{aggregate, command, entity, event, value_object};
+    pub use protean_macros::{aggregate, command, entity, event, handler, value_object};
 }
 
 #[doc(hidden)]

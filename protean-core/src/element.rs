@@ -165,6 +165,11 @@ pub trait Choices: ValueObject + Copy {
 }
 
 /// A request to change one aggregate; declared `#[command(part_of = Aggregate)]`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a command",
+    label = "not declared `#[command(part_of = ..)]`",
+    note = "a handler method takes a command by value (`command: PlaceOrder`) and an event by reference (`event: &OrderPlaced`)"
+)]
 pub trait Command: DomainElement + Validate + Clone + Debug + Serialize + DeserializeOwned + Send + Sync {
     /// The aggregate this command changes.
     type Aggregate: Aggregate;
@@ -175,6 +180,11 @@ pub trait Command: DomainElement + Validate + Clone + Debug + Serialize + Deseri
 }
 
 /// A fact raised by one aggregate; declared `#[event(part_of = Aggregate)]`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an event",
+    label = "not declared `#[event(part_of = ..)]`",
+    note = "a handler method takes an event by reference (`event: &OrderPlaced`) and a command by value (`command: PlaceOrder`)"
+)]
 pub trait Event: DomainElement + Validate + Clone + Debug + Serialize + DeserializeOwned + Send + Sync {
     /// The aggregate that raises this event.
     type Aggregate: Aggregate;
@@ -253,12 +263,16 @@ pub struct RaisedEvent {
 
 trait ErasedEvent: Any + Send + Sync + Debug {
     fn to_json(&self) -> Result<serde_json::Value, serde_json::Error>;
+    fn to_json_string(&self) -> Result<String, serde_json::Error>;
     fn as_any(&self) -> &dyn Any;
 }
 
 impl<E: Event> ErasedEvent for E {
     fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
         serde_json::to_value(self)
+    }
+    fn to_json_string(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string(self)
     }
     fn as_any(&self) -> &dyn Any {
         self
@@ -289,6 +303,17 @@ impl RaisedEvent {
     /// The event's payload as JSON.
     pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
         self.event.to_json()
+    }
+
+    /// The event's payload as JSON text, as stores keep it.
+    pub fn to_json_string(&self) -> Result<String, serde_json::Error> {
+        self.event.to_json_string()
+    }
+}
+
+impl<E: Event> From<E> for RaisedEvent {
+    fn from(event: E) -> Self {
+        RaisedEvent::new(event)
     }
 }
 

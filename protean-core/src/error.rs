@@ -1,5 +1,6 @@
 //! The errors a domain operation can end with.
 
+use crate::store::StoreError;
 use crate::validation::ValidationError;
 
 /// Why a domain operation was refused.
@@ -19,6 +20,9 @@ pub enum DomainError {
         /// Its identity.
         id: String,
     },
+    /// Loading or saving failed; not the domain's fault.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 impl DomainError {

@@ -11,6 +11,10 @@
 //! * [`field`]: what a field may hold, checked by the compiler.
 //! * [`validation`]: field options, invariants and [`ValidationError`](validation::ValidationError).
 //! * [`registry`], [`model`], [`export`]: the domain registry, its checks and its exports.
+//! * [`handler`], [`context`], [`engine`]: handlers, the unit of work, and the engine
+//!   behind [`Domain::process`](model::Domain::process).
+//! * [`envelope`], [`store`]: events in transit, and where aggregates and events are kept.
+//! * [`testing`]: given / when / then scenarios.
 //!
 //! ```
 //! use protean_core::validation::ValidationError;
@@ -22,19 +26,32 @@
 #![warn(missing_docs)]
 
 pub mod association;
+pub mod context;
 pub mod element;
+pub mod engine;
+pub mod envelope;
 pub mod error;
 pub mod export;
 pub mod field;
+pub mod handler;
 pub mod identity;
 pub mod model;
 pub mod registry;
+pub mod store;
+pub mod testing;
 pub mod validation;
 
 /// Paths used by the code the macros generate. Not a public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::association::{HasMany, HasOne};
+    pub use crate::context::Context;
+    pub use crate::error::DomainError;
+    pub use crate::handler::{
+        assert_command_of, assert_context_of, assert_event, run_command, run_event, HandleCommand, HandleEvent,
+        HandlerDescriptor, MessageKind, Route,
+    };
+    pub use crate::store::BoxFuture;
     pub use crate::element::{
         const_str_eq, Accepts, Aggregate, AggregateMeta, Choices, Command, CommandOf, Contains, DomainElement,
         ElementKind, Entity, EntityOf, Event, EventOf, Raises, ValueObject,

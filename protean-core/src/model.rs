@@ -3,10 +3,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 
 use crate::element::ElementKind;
+use crate::engine::Engine;
 use crate::field::FieldShape;
+use crate::handler::{registered_handlers, HandlerDescriptor, MessageKind};
 use crate::registry::{registered, ElementDescriptor};
+use crate::store::{MemoryStore, Store};
 
 /// A rule of the model broken in a way the compiler cannot see.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,10 +38,28 @@ impl fmt::Display for ModelError {
     }
 }
 
-/// Chooses which registered elements form a domain.
-#[derive(Debug, Default, Clone)]
+/// Chooses which registered elements and handlers form a domain, and where it keeps its data.
+#[derive(Clone)]
 pub struct DomainBuilder {
     modules: Vec<String>,
+    store: Option<Arc<dyn Store>>,
+    conflict_retries: u32,
+}
+
+impl Default for DomainBuilder {
+    fn default() -> Self {
+        DomainBuilder { modules: Vec::new(), store: None, conflict_retries: 3 }
+    }
+}
+
+impl fmt::Debug for DomainBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DomainBuilder")
+            .field("modules", &self.modules)
+            .field("store", &self.store.as_ref().map(|_| "..."))
+            .field("conflict_retries", &self.conflict_retries)
+            .finish()
+    }
 }
 
 impl DomainBuilder {
@@ -49,13 +71,38 @@ impl DomainBuilder {
         self
     }
 
-    /// Collects the matching descriptors and checks the model.
+    /// Keeps the domain's aggregates and events in `store` (by default a new
+    /// [`MemoryStore`]).
+    pub fn store(mut self, store: impl Store) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// Shares a store with other domains or with code that inspects it.
+    pub fn shared_store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// How many times a handler runs again, in a fresh unit of work, when its commit
+    /// meets a version conflict (default 3). With 0, the first conflict is returned.
+    pub fn conflict_retries(mut self, retries: u32) -> Self {
+        self.conflict_retries = retries;
+        self
+    }
+
+    /// Collects the matching descriptors and handlers and checks the model: what the
+    /// compiler cannot see, such as a command with no handler or with two.
     pub fn build(self) -> Result<Domain, ModelError> {
-        let mut elements: Vec<&'static ElementDescriptor> = registered()
-            .filter(|d| self.modules.is_empty() || self.modules.iter().any(|m| in_module(d.module_path, m)))
-            .collect();
+        let included = |path: &str| self.modules.is_empty() || self.modules.iter().any(|m| in_module(path, m));
+        let mut elements: Vec<&'static ElementDescriptor> = registered().filter(|d| included(d.module_path)).collect();
         elements.sort_by(|a, b| (a.kind, a.name, a.key).cmp(&(b.kind, b.name, b.key)));
-        let domain = Domain { elements };
+        let mut handlers: Vec<&'static HandlerDescriptor> =
+            registered_handlers().filter(|h| included(h.module_path)).collect();
+        handlers.sort_by(|a, b| (a.handler, a.method, a.module_path).cmp(&(b.handler, b.method, b.module_path)));
+        let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        let engine = Arc::new(Engine::new(store, &handlers, self.conflict_retries));
+        let domain = Domain { elements, handlers, engine };
         domain.check()?;
         Ok(domain)
     }
@@ -65,7 +112,8 @@ fn in_module(path: &str, prefix: &str) -> bool {
     path == prefix || path.strip_prefix(prefix).is_some_and(|rest| rest.starts_with("::"))
 }
 
-/// A checked domain model built from the registry.
+/// A domain: the checked model built from the registry, its handlers, and the engine
+/// that processes commands against a store. Cloning it is cheap and shares the engine.
 ///
 /// ```
 /// let domain = protean_core::model::Domain::builder().module("no::such::module").build().unwrap();
@@ -74,6 +122,8 @@ fn in_module(path: &str, prefix: &str) -> bool {
 #[derive(Debug, Clone)]
 pub struct Domain {
     elements: Vec<&'static ElementDescriptor>,
+    handlers: Vec<&'static HandlerDescriptor>,
+    engine: Arc<Engine>,
 }
 
 /// One aggregate with everything that belongs to it.
@@ -105,6 +155,16 @@ impl Domain {
     /// The elements, sorted by kind and name.
     pub fn elements(&self) -> &[&'static ElementDescriptor] {
         &self.elements
+    }
+
+    /// The handler methods, sorted by handler and method.
+    pub fn handlers(&self) -> &[&'static HandlerDescriptor] {
+        &self.handlers
+    }
+
+    /// The engine: store, routes and retry policy.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
     }
 
     /// The element with this name.
@@ -240,10 +300,64 @@ impl Domain {
             }
         }
 
+        self.check_handlers(&mut problem);
+
         if problems.is_empty() {
             Ok(())
         } else {
             Err(ModelError { problems })
+        }
+    }
+
+    fn check_handlers(&self, problem: &mut impl FnMut(&str, String)) {
+        let mut by_command: BTreeMap<&str, Vec<&HandlerDescriptor>> = BTreeMap::new();
+        for h in self.handlers.iter().filter(|h| h.kind == MessageKind::Command) {
+            by_command.entry(h.message).or_default().push(h);
+        }
+        for command in self.of_kind(ElementKind::Command) {
+            let aggregate = command.part_of.unwrap_or("its aggregate");
+            match by_command.get(command.key).map(Vec::as_slice) {
+                None | Some([]) => problem(
+                    command.name,
+                    format!(
+                        "command `{}` has no handler: add a method `async fn(ctx: &mut Context<{aggregate}>, command: {0})` \
+                         to a `#[handler(part_of = {aggregate})]`",
+                        command.name
+                    ),
+                ),
+                Some([_]) => {}
+                Some(several) => problem(
+                    command.name,
+                    format!(
+                        "command `{}` has {} handlers ({}): a command is handled exactly once; keep one",
+                        command.name,
+                        several.len(),
+                        several.iter().map(|h| h.name()).collect::<Vec<_>>().join(", ")
+                    ),
+                ),
+            }
+        }
+        for h in &self.handlers {
+            if !self.elements.iter().any(|d| d.key == h.part_of) {
+                problem(
+                    h.handler,
+                    format!(
+                        "handler `{}` is `part_of = {}`, which is not in this domain: include its module",
+                        h.name(),
+                        h.part_of_name
+                    ),
+                );
+            }
+            if h.kind == MessageKind::Command && !self.elements.iter().any(|d| d.key == h.message) {
+                problem(
+                    h.handler,
+                    format!(
+                        "handler `{}` takes the command `{}`, which is not in this domain: include its module",
+                        h.name(),
+                        h.message_name
+                    ),
+                );
+            }
         }
     }
 }

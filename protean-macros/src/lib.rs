@@ -11,6 +11,7 @@ mod ast;
 mod attr;
 mod errors;
 mod expand;
+mod handler;
 mod symbol;
 
 use proc_macro::TokenStream;
@@ -132,4 +133,37 @@ pub fn command(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn event(args: TokenStream, item: TokenStream) -> TokenStream {
     run(Kind::Event, args, item)
+}
+
+/// Declares a **handler**: an `impl` block whose `async fn`s handle commands and react to
+/// events, changing exactly one aggregate type, the one it is `part_of`.
+///
+/// ```text
+/// pub struct InventoryReactions;
+///
+/// #[handler(part_of = Inventory)]
+/// impl InventoryReactions {
+///     /// Reserves stock for each line of a placed order.
+///     async fn reserve(ctx: &mut Context<Inventory>, event: &OrderPlaced) -> Result<(), DomainError> {
+///         let inventory = ctx.load(&event.sku).await?;
+///         inventory.reserve(event.order_id.clone(), event.quantity)
+///     }
+/// }
+/// ```
+///
+/// * **Arguments**: `part_of = Aggregate`, required.
+/// * **Methods**: every function of the block is a handler method: `async fn(ctx: &mut
+///   Context<Aggregate>, message) -> Result<(), E>` where `E: Into<DomainError>`. The
+///   message is a command of `Aggregate` taken by value, or an event of any aggregate
+///   taken by reference. Keep helpers in another `impl` block.
+/// * **Rules the compiler checks**: the context is `Context<Aggregate>`; a command is
+///   `part_of` the same aggregate; through the context only `Aggregate` can be loaded,
+///   added or removed. Each violation names the fix: raise an event and handle it in a
+///   handler `part_of` the other aggregate.
+/// * **Generates**: a registration per method (routed by the message's stable type
+///   name), collected by `Domain::builder()`, which also checks that every command has
+///   exactly one handler.
+#[proc_macro_attribute]
+pub fn handler(args: TokenStream, item: TokenStream) -> TokenStream {
+    handler::expand(args.into(), item.into()).into()
 }

@@ -1,0 +1,268 @@
+//! The unit of work a handler runs in: [`Context<A>`].
+//!
+//! A context changes aggregates of one type, `A`, and the compiler holds it to that:
+//! [`load`](Context::load), [`find`](Context::find), [`add`](Context::add) and
+//! [`remove`](Context::remove) accept only `A` (through [`ChangedBy<A>`]). Data of other
+//! aggregates is read through [`read`](Context::read) as a [`ReadModel`]: an owned copy,
+//! never saved. Nothing reaches the store until the unit commits, and it commits only
+//! when the handler returns `Ok`.
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::element::Aggregate;
+use crate::engine::{Engine, ProcessError, Processed};
+use crate::envelope::{Cause, Envelope, StreamId};
+use crate::error::DomainError;
+use crate::identity::Identifier;
+use crate::store::{Commit, Committed, StoreError};
+use crate::validation::Phase;
+
+/// `Self` may be loaded, added or removed through a handler's `Context<A>`: only when
+/// `Self` is `A`. This is how "one aggregate changes per transaction" is checked.
+#[diagnostic::on_unimplemented(
+    message = "a handler `part_of = {A}` cannot load, add or remove `{Self}`: one aggregate changes per transaction",
+    label = "this is a `Context<{A}>`; it changes only `{A}`",
+    note = "raise an event of `{A}` and handle it in a handler `#[handler(part_of = {Self})]`, which changes `{Self}` in its own transaction",
+    note = "to only read another aggregate's data here, keep a read model of it (`impl ReadModel`) and use `ctx.read`"
+)]
+pub trait ChangedBy<A: Aggregate>: Aggregate {
+    #[doc(hidden)]
+    fn into_changed(self) -> A;
+    #[doc(hidden)]
+    fn from_changed(changed: &mut A) -> &mut Self;
+    #[doc(hidden)]
+    fn changed_id(id: &Identifier<Self>) -> Identifier<A>;
+}
+
+impl<A: Aggregate> ChangedBy<A> for A {
+    fn into_changed(self) -> A {
+        self
+    }
+    fn from_changed(changed: &mut A) -> &mut Self {
+        changed
+    }
+    fn changed_id(id: &Identifier<Self>) -> Identifier<A> {
+        id.clone()
+    }
+}
+
+/// `Self` is the context a handler `part_of = A` receives: `Context<A>`.
+#[diagnostic::on_unimplemented(
+    message = "a handler `part_of = {A}` receives `&mut Context<{A}>`, not `&mut {Self}`",
+    label = "write `ctx: &mut Context<{A}>`",
+    note = "the context is typed to the one aggregate the handler changes: the one it is `part_of`"
+)]
+pub trait ContextOf<A: Aggregate> {}
+
+impl<A: Aggregate> ContextOf<A> for Context<A> {}
+
+/// `Self` is the aggregate `A`: a command of `Self` may be handled by a handler `part_of = A`.
+#[diagnostic::on_unimplemented(
+    message = "a handler `part_of = {A}` cannot handle a command of `{Self}`: one aggregate changes per transaction",
+    label = "this command changes `{Self}`, not `{A}`",
+    note = "handle it in a `#[handler(part_of = {Self})]`",
+    note = "to change `{Self}` when something happens to `{A}`, raise an event of `{A}` and handle it in a handler `#[handler(part_of = {Self})]`"
+)]
+pub trait SameAggregate<A: Aggregate> {}
+
+impl<A: Aggregate> SameAggregate<A> for A {}
+
+/// Data a handler may read but never change: a view kept for lookups, such as a
+/// product's current price or a customer's name. It is not an aggregate, has no
+/// version and is not saved by the unit of work; projections or application code write
+/// it with [`Domain::put_read_model`](crate::model::Domain::put_read_model).
+///
+/// ```
+/// use protean_core::context::ReadModel;
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct ProductPrice { sku: String, cents: i64 }
+/// impl ReadModel for ProductPrice { const NAME: &'static str = "ProductPrice"; }
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a read model",
+    label = "`ctx.read` returns read models only",
+    note = "implement `ReadModel` for a view type; an aggregate is changed through its own handlers, not read here"
+)]
+pub trait ReadModel: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The name it is stored under (a table or a key prefix).
+    const NAME: &'static str;
+}
+
+struct Tracked<A> {
+    state: A,
+    /// The JSON the aggregate was loaded from; `None` when it was added here.
+    loaded: Option<String>,
+    removed: bool,
+}
+
+/// The unit of work of one handler call, typed to the one aggregate it may change.
+///
+/// Loading an aggregate twice gives the same instance (an identity map); every
+/// aggregate loaded or added is saved when the unit commits, if it changed, after its
+/// invariants are checked. Usually a unit changes one aggregate; when it changes several
+/// of type `A` (an inventory handler reserving one SKU per order line, as in the
+/// articles), they are committed together, all or nothing.
+pub struct Context<A: Aggregate> {
+    engine: Arc<Engine>,
+    cause: Cause,
+    message: &'static str,
+    tracked: Vec<Tracked<A>>,
+}
+
+impl<A: Aggregate> std::fmt::Debug for Context<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("aggregate", &A::NAME)
+            .field("message", &self.message)
+            .field("cause", &self.cause)
+            .field("tracked", &self.tracked.iter().map(|t| t.state.id().to_string()).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+pub(crate) fn stream_of<A: Aggregate>(id: &Identifier<A>) -> StreamId {
+    StreamId { aggregate: A::NAME.to_owned(), id: id.to_string() }
+}
+
+impl<A: Aggregate> Context<A> {
+    pub(crate) fn new(engine: Arc<Engine>, cause: Cause, message: &'static str) -> Self {
+        Context { engine, cause, message, tracked: Vec::new() }
+    }
+
+    /// Why this unit of work runs: the command or event being handled and the
+    /// conversation it belongs to. Events raised here carry these ids.
+    pub fn cause(&self) -> Cause {
+        self.cause
+    }
+
+    fn position(&self, id: &Identifier<A>) -> Option<usize> {
+        self.tracked.iter().position(|t| t.state.id() == id)
+    }
+
+    /// The aggregate with this identity, loaded once per unit of work; a
+    /// [`DomainError::NotFound`] when there is none.
+    pub async fn load<T: ChangedBy<A>>(&mut self, id: &Identifier<T>) -> Result<&mut T, DomainError> {
+        match self.find(id).await? {
+            Some(found) => Ok(found),
+            None => Err(DomainError::NotFound { kind: A::NAME, id: id.to_string() }),
+        }
+    }
+
+    /// The aggregate with this identity, if it exists (and was not removed in this unit).
+    pub async fn find<T: ChangedBy<A>>(&mut self, id: &Identifier<T>) -> Result<Option<&mut T>, DomainError> {
+        let id = T::changed_id(id);
+        let index = match self.position(&id) {
+            Some(index) => index,
+            None => {
+                let Some(state) = self.fetch(&id).await? else { return Ok(None) };
+                self.tracked.push(state);
+                self.tracked.len() - 1
+            }
+        };
+        let tracked = &mut self.tracked[index];
+        Ok((!tracked.removed).then(|| T::from_changed(&mut tracked.state)))
+    }
+
+    async fn fetch(&self, id: &Identifier<A>) -> Result<Option<Tracked<A>>, StoreError> {
+        let stream = stream_of(id);
+        let Some(record) = self.engine.store().load(&stream).await? else { return Ok(None) };
+        let mut state: A = serde_json::from_str(&record.state)
+            .map_err(|e| StoreError::corrupt(&stream, record.version, format!("not a valid `{}`: {e}", A::NAME)))?;
+        if state.id() != id {
+            return Err(StoreError::corrupt(&stream, record.version, format!("the record holds `{}`", state.id())));
+        }
+        state.__meta_mut().version = record.version;
+        Ok(Some(Tracked { state, loaded: Some(record.state), removed: false }))
+    }
+
+    /// Adds a new aggregate; it is saved when the unit commits. Adding an identity that
+    /// already exists in the store is a version conflict at commit.
+    pub fn add<T: ChangedBy<A>>(&mut self, aggregate: T) -> Result<&mut T, DomainError> {
+        let aggregate = aggregate.into_changed();
+        if let Some(index) = self.position(aggregate.id()) {
+            if !self.tracked[index].removed {
+                return Err(DomainError::rule(format!(
+                    "{} `{}` is already part of this unit of work",
+                    A::NAME,
+                    aggregate.id()
+                )));
+            }
+            self.tracked.remove(index);
+        }
+        self.tracked.push(Tracked { state: aggregate, loaded: None, removed: false });
+        let last = self.tracked.len() - 1;
+        Ok(T::from_changed(&mut self.tracked[last].state))
+    }
+
+    /// Removes the aggregate with this identity when the unit commits.
+    pub async fn remove<T: ChangedBy<A>>(&mut self, id: &Identifier<T>) -> Result<(), DomainError> {
+        self.load(id).await?;
+        let id = T::changed_id(id);
+        if let Some(index) = self.position(&id) {
+            self.tracked[index].removed = true;
+        }
+        Ok(())
+    }
+
+    /// A read model by key: an owned copy, for reading only. `Ok(None)` when absent.
+    pub async fn read<V: ReadModel>(&self, key: &str) -> Result<Option<V>, DomainError> {
+        self.engine.read_model::<V>(key).await.map_err(DomainError::from)
+    }
+
+    /// Commits this unit of work, then delivers the events it raised to their handlers
+    /// (each in its own unit of work). For application code holding a context from
+    /// [`Domain::unit_of_work`](crate::model::Domain::unit_of_work); a handler's
+    /// context is committed by the engine when the handler returns `Ok`.
+    pub async fn commit(self) -> Result<Processed, ProcessError> {
+        let engine = Arc::clone(&self.engine);
+        let message_id = self.cause.causation_id;
+        let committed = self.commit_unit().await?;
+        Ok(engine.deliver_committed(message_id, committed).await)
+    }
+
+    /// Checks and writes the changed aggregates with their events, atomically; an empty
+    /// list when nothing changed.
+    pub(crate) async fn commit_unit(mut self) -> Result<Vec<Committed>, ProcessError> {
+        let mut changes = Vec::new();
+        for tracked in &mut self.tracked {
+            let stream = stream_of(tracked.state.id());
+            if tracked.removed {
+                if tracked.loaded.is_some() {
+                    let events = tracked.state.take_events();
+                    changes.push((stream, tracked.state.version(), None, events));
+                }
+                continue;
+            }
+            let state = serde_json::to_string(&tracked.state).map_err(|e| {
+                ProcessError::Store(StoreError::Serialize { what: stream.to_string(), reason: e.to_string() })
+            })?;
+            if tracked.loaded.as_deref() == Some(state.as_str()) && tracked.state.pending_events().is_empty() {
+                continue;
+            }
+            tracked.state.check(Phase::Post).map_err(|e| ProcessError::from_domain(self.message, e.into()))?;
+            let events = tracked.state.take_events();
+            changes.push((stream, tracked.state.version(), Some(state), events));
+        }
+        if changes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut commits = Vec::with_capacity(changes.len());
+        for (stream, expected_version, state, raised) in changes {
+            let mut events = Vec::with_capacity(raised.len());
+            for event in raised {
+                let envelope = Envelope::new(event, stream.clone(), self.cause).map_err(|e| {
+                    ProcessError::Store(StoreError::Serialize {
+                        what: format!("an event of {stream}"),
+                        reason: e.to_string(),
+                    })
+                })?;
+                events.push(envelope);
+            }
+            commits.push(Commit { stream, expected_version, state, events });
+        }
+        self.engine.store().commit(commits).await.map_err(ProcessError::from)
+    }
+}

@@ -1,0 +1,307 @@
+//! The engine behind [`Domain::process`]: routes a command to its one handler, runs it
+//! in a unit of work, commits, and delivers the raised events to their handlers, each
+//! in its own unit of work, keeping every delivery that failed so it can be retried.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use uuid::Uuid;
+
+use crate::context::{stream_of, Context, ReadModel};
+use crate::element::{Aggregate, Command};
+use crate::envelope::{Cause, Envelope};
+use crate::error::DomainError;
+use crate::handler::{HandlerDescriptor, MessageKind, Route};
+use crate::identity::Identifier;
+use crate::model::Domain;
+use crate::store::{Committed, Store, StoreError, VersionConflict};
+
+/// Why processing a command (or delivering an event) failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ProcessError {
+    /// The command or event was refused: invalid fields, a broken invariant, a business
+    /// rule, something not found. Nothing was written.
+    #[error("`{message}` was rejected: {error}")]
+    Rejected {
+        /// The stable type name of the command or event.
+        message: &'static str,
+        /// Why.
+        error: DomainError,
+    },
+    /// Another unit of work changed the aggregate first, on every attempt allowed.
+    #[error(transparent)]
+    Conflict(#[from] VersionConflict),
+    /// No handler takes this command in this domain.
+    #[error("no handler takes the command `{0}`: add a method taking it to a `#[handler(part_of = ..)]` of its aggregate")]
+    Unhandled(&'static str),
+    /// Loading or saving failed.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for ProcessError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict(conflict) => ProcessError::Conflict(conflict),
+            other => ProcessError::Store(other),
+        }
+    }
+}
+
+impl ProcessError {
+    /// Classifies a handler's error: store failures stay store failures, the rest is a rejection.
+    pub fn from_domain(message: &'static str, error: DomainError) -> Self {
+        match error {
+            DomainError::Store(store) => store.into(),
+            error => ProcessError::Rejected { message, error },
+        }
+    }
+
+    /// The domain error of a rejection.
+    pub fn rejection(&self) -> Option<&DomainError> {
+        match self {
+            ProcessError::Rejected { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// An event one handler failed to handle. The event is kept, and
+/// [`Domain::retry_failed`] delivers it to that handler again.
+#[derive(Debug, Clone)]
+pub struct DeliveryFailure {
+    /// The handler method that failed.
+    pub handler: &'static HandlerDescriptor,
+    /// The event it was given.
+    pub event: Envelope,
+    /// What went wrong on the last attempt.
+    pub error: ProcessError,
+}
+
+impl std::fmt::Display for DeliveryFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} failed on {} #{} of {}: {}",
+            self.handler.name(),
+            self.event.type_name,
+            self.event.sequence,
+            self.event.stream,
+            self.error
+        )
+    }
+}
+
+/// What processing a command did.
+#[derive(Debug, Clone)]
+pub struct Processed {
+    /// The id of the command (the correlation id of everything that followed).
+    pub command_id: Uuid,
+    /// What the command's own unit of work wrote (nothing when it changed nothing).
+    pub committed: Vec<Committed>,
+    /// Every event raised: the command's first, then those of the handlers that
+    /// reacted, in delivery order.
+    pub events: Vec<Envelope>,
+    /// Deliveries that failed; also kept by the domain until retried.
+    pub failures: Vec<DeliveryFailure>,
+}
+
+impl Processed {
+    /// The type names of all events raised, in order.
+    pub fn event_types(&self) -> Vec<&str> {
+        self.events.iter().map(|e| e.type_name.as_str()).collect()
+    }
+}
+
+/// The runtime half of a [`Domain`]: store, routes and retry policy.
+pub struct Engine {
+    store: Arc<dyn Store>,
+    commands: HashMap<&'static str, &'static HandlerDescriptor>,
+    events: HashMap<&'static str, Vec<&'static HandlerDescriptor>>,
+    conflict_retries: u32,
+    failures: Mutex<Vec<DeliveryFailure>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("commands", &self.commands.keys().collect::<Vec<_>>())
+            .field("events", &self.events.keys().collect::<Vec<_>>())
+            .field("conflict_retries", &self.conflict_retries)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    pub(crate) fn new(store: Arc<dyn Store>, handlers: &[&'static HandlerDescriptor], conflict_retries: u32) -> Self {
+        let mut commands = HashMap::new();
+        let mut events: HashMap<&'static str, Vec<&'static HandlerDescriptor>> = HashMap::new();
+        for &handler in handlers {
+            match handler.kind {
+                MessageKind::Command => {
+                    commands.insert(handler.type_name, handler);
+                }
+                MessageKind::Event => events.entry(handler.type_name).or_default().push(handler),
+            }
+        }
+        Engine { store, commands, events, conflict_retries, failures: Mutex::new(Vec::new()) }
+    }
+
+    /// The store this engine writes to.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// How many times a unit of work is run again after a version conflict.
+    pub fn conflict_retries(&self) -> u32 {
+        self.conflict_retries
+    }
+
+    fn failures(&self) -> MutexGuard<'_, Vec<DeliveryFailure>> {
+        self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) async fn read_model<V: ReadModel>(&self, key: &str) -> Result<Option<V>, StoreError> {
+        let Some(json) = self.store.read_model(V::NAME, key).await? else { return Ok(None) };
+        let stream = crate::envelope::StreamId { aggregate: V::NAME.to_owned(), id: key.to_owned() };
+        serde_json::from_str(&json).map(Some).map_err(|e| StoreError::corrupt(&stream, 0, e.to_string()))
+    }
+
+    /// Delivers the events of a commit (and, breadth first, those their handlers raise).
+    pub(crate) async fn deliver_committed(self: &Arc<Self>, command_id: Uuid, committed: Vec<Committed>) -> Processed {
+        let first = committed.iter().flat_map(|c| c.events.iter().cloned()).collect();
+        let (events, failures) = self.deliver(first).await;
+        Processed { command_id, committed, events, failures }
+    }
+
+    /// Delivers `events` to every handler of each, then what those handlers raised, and
+    /// so on; returns every event delivered and every failure (also kept for retrying).
+    pub(crate) async fn deliver(self: &Arc<Self>, events: Vec<Envelope>) -> (Vec<Envelope>, Vec<DeliveryFailure>) {
+        let mut queue: VecDeque<Envelope> = events.into();
+        let mut delivered = Vec::with_capacity(queue.len());
+        let mut failures = Vec::new();
+        while let Some(event) = queue.pop_front() {
+            if let Some(handlers) = self.events.get(event.type_name.as_str()) {
+                for &handler in handlers {
+                    match self.run_event_handler(handler, &event).await {
+                        Ok(committed) => queue.extend(committed.into_iter().flat_map(|c| c.events)),
+                        Err(error) => failures.push(DeliveryFailure { handler, event: event.clone(), error }),
+                    }
+                }
+            }
+            delivered.push(event);
+        }
+        if !failures.is_empty() {
+            self.failures().extend(failures.iter().cloned());
+        }
+        (delivered, failures)
+    }
+
+    async fn run_event_handler(
+        self: &Arc<Self>,
+        handler: &'static HandlerDescriptor,
+        event: &Envelope,
+    ) -> Result<Vec<Committed>, ProcessError> {
+        match handler.route {
+            Route::Event(route) => route(self, event).await,
+            Route::Command(_) => Err(ProcessError::Unhandled(handler.type_name)),
+        }
+    }
+}
+
+impl Domain {
+    /// Processes a command: validates it, runs its handler in a unit of work, commits the
+    /// one aggregate it changed (with an optimistic version check, retried on conflict),
+    /// then delivers the raised events to their handlers.
+    ///
+    /// Returns an error when the command is refused or cannot be committed; failures of
+    /// the event handlers after the commit are reported in [`Processed::failures`] and
+    /// kept for [`retry_failed`](Self::retry_failed).
+    pub async fn process<C: Command>(&self, command: C) -> Result<Processed, ProcessError> {
+        self.process_with(command, Uuid::now_v7(), None).await
+    }
+
+    /// [`process`](Self::process) with the command's id given, and optionally the
+    /// correlation id of the conversation it continues.
+    pub async fn process_with<C: Command>(
+        &self,
+        command: C,
+        command_id: Uuid,
+        correlation_id: Option<Uuid>,
+    ) -> Result<Processed, ProcessError> {
+        let engine = self.engine();
+        command.validate().map_err(|e| ProcessError::Rejected { message: C::TYPE_NAME, error: e.into() })?;
+        let handler = engine.commands.get(C::TYPE_NAME).ok_or(ProcessError::Unhandled(C::TYPE_NAME))?;
+        let Route::Command(route) = handler.route else { return Err(ProcessError::Unhandled(C::TYPE_NAME)) };
+        let cause = Cause { causation_id: command_id, correlation_id: correlation_id.unwrap_or(command_id) };
+        let committed = route(engine, Box::new(command), cause).await?;
+        Ok(engine.deliver_committed(command_id, committed).await)
+    }
+
+    /// A unit of work for application code (seeding data, a migration, an admin task):
+    /// load, add or remove aggregates of `A`, then [`commit`](Context::commit) it.
+    pub fn unit_of_work<A: Aggregate>(&self) -> Context<A> {
+        Context::new(Arc::clone(self.engine()), Cause::command(Uuid::now_v7()), A::NAME)
+    }
+
+    /// A copy of an aggregate as stored, for reading (a query, a test). Change
+    /// aggregates through commands or a [`unit_of_work`](Self::unit_of_work).
+    pub async fn get<A: Aggregate>(&self, id: &Identifier<A>) -> Result<Option<A>, ProcessError> {
+        let mut ctx = self.unit_of_work::<A>();
+        Ok(ctx.find(id).await.map_err(|e| ProcessError::from_domain(A::NAME, e))?.map(|a| a.clone()))
+    }
+
+    /// The events an aggregate raised, in order, as stored.
+    pub async fn events_of<A: Aggregate>(&self, id: &Identifier<A>) -> Result<Vec<Envelope>, StoreError> {
+        self.engine().store.stream(&stream_of(id)).await
+    }
+
+    /// Delivers already committed events (read back from the store, or built by a test)
+    /// to their handlers, as if they had just been raised.
+    pub async fn deliver(&self, events: Vec<Envelope>) -> (Vec<Envelope>, Vec<DeliveryFailure>) {
+        self.engine().deliver(events).await
+    }
+
+    /// Every delivery that failed and has not been retried successfully yet.
+    pub fn failed_deliveries(&self) -> Vec<DeliveryFailure> {
+        self.engine().failures().clone()
+    }
+
+    /// Delivers each failed event again to the handler that failed on it. Returns the
+    /// events delivered; what fails again stays in
+    /// [`failed_deliveries`](Self::failed_deliveries) and is returned as well.
+    pub async fn retry_failed(&self) -> (Vec<Envelope>, Vec<DeliveryFailure>) {
+        let engine = self.engine();
+        let pending = std::mem::take(&mut *engine.failures());
+        let mut delivered = Vec::new();
+        let mut failures = Vec::new();
+        for failure in pending {
+            match engine.run_event_handler(failure.handler, &failure.event).await {
+                Ok(committed) => {
+                    let raised = committed.into_iter().flat_map(|c| c.events).collect();
+                    let (more, failed) = engine.deliver(raised).await;
+                    delivered.extend(more);
+                    failures.extend(failed);
+                }
+                Err(error) => {
+                    let failure = DeliveryFailure { error, ..failure };
+                    engine.failures().push(failure.clone());
+                    failures.push(failure);
+                }
+            }
+        }
+        (delivered, failures)
+    }
+
+    /// A read model by key.
+    pub async fn read_model<V: ReadModel>(&self, key: &str) -> Result<Option<V>, StoreError> {
+        self.engine().read_model::<V>(key).await
+    }
+
+    /// Writes a read model (from a projection or application code).
+    pub async fn put_read_model<V: ReadModel>(&self, key: &str, value: &V) -> Result<(), StoreError> {
+        let json = serde_json::to_string(value)
+            .map_err(|e| StoreError::Serialize { what: format!("read model {}", V::NAME), reason: e.to_string() })?;
+        self.engine().store.put_read_model(V::NAME, key, json).await
+    }
+}

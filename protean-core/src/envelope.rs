@@ -1,0 +1,165 @@
+//! Events in transit: the [`Envelope`] around every stored or delivered event, and the
+//! [`Cause`] that links a command to the events it leads to.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::element::{Event, RaisedEvent};
+use crate::store::StoreError;
+
+/// The stream an event belongs to: the aggregate type and the aggregate's identity.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct StreamId {
+    /// The aggregate's name (`"Order"`).
+    pub aggregate: String,
+    /// The aggregate's identity, as text.
+    pub id: String,
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.aggregate, self.id)
+    }
+}
+
+/// Why a unit of work runs: the message that caused it and the conversation it is part of.
+///
+/// A command's id becomes the causation id of the events its handler raises; those
+/// events' ids become the causation ids of what their handlers raise, and so on, while
+/// the correlation id stays the one of the first command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Cause {
+    /// The message (command or event) being handled.
+    pub causation_id: Uuid,
+    /// The first command of the conversation.
+    pub correlation_id: Uuid,
+}
+
+impl Cause {
+    /// The cause of a new command with the given id: it starts its own conversation.
+    pub fn command(command_id: Uuid) -> Self {
+        Cause { causation_id: command_id, correlation_id: command_id }
+    }
+
+    /// The cause of handling `event`: same conversation, caused by the event.
+    pub fn event(event: &Envelope) -> Self {
+        Cause { causation_id: event.id, correlation_id: event.correlation_id }
+    }
+}
+
+/// A domain event with everything needed to store, order and trace it.
+///
+/// The payload is kept as JSON, as a database holds it; in-process delivery also keeps
+/// the typed event so handlers need not parse it again.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Envelope {
+    /// This event's unique id (UUID v7, so ids sort by creation time).
+    pub id: Uuid,
+    /// The event's stable type name (`"Order.OrderPlaced"`).
+    pub type_name: String,
+    /// The event's schema version.
+    pub version: u32,
+    /// The aggregate that raised it.
+    pub stream: StreamId,
+    /// Its position in the stream, from 1.
+    pub sequence: u64,
+    /// When it was committed.
+    pub recorded_at: SystemTime,
+    /// The first command of the conversation.
+    pub correlation_id: Uuid,
+    /// The command or event whose handling raised it.
+    pub causation_id: Uuid,
+    /// The event, as JSON text.
+    pub payload: String,
+    #[serde(skip)]
+    typed: Option<RaisedEvent>,
+}
+
+impl Envelope {
+    /// Wraps an event raised in a unit of work; the store assigns the sequence on commit.
+    pub fn new(event: RaisedEvent, stream: StreamId, cause: Cause) -> Result<Self, serde_json::Error> {
+        Ok(Envelope {
+            id: Uuid::now_v7(),
+            type_name: event.type_name().to_owned(),
+            version: event.version(),
+            payload: event.to_json_string()?,
+            stream,
+            sequence: 0,
+            recorded_at: SystemTime::now(),
+            correlation_id: cause.correlation_id,
+            causation_id: cause.causation_id,
+            typed: Some(event),
+        })
+    }
+
+    /// The same envelope without the typed event: what a store keeps.
+    pub fn stored(&self) -> Self {
+        Envelope { typed: None, ..self.clone() }
+    }
+
+    /// The typed event, when this envelope was raised in this process.
+    pub fn raised(&self) -> Option<&RaisedEvent> {
+        self.typed.as_ref()
+    }
+
+    /// The event as an `E`: the typed one when it is at hand, otherwise parsed from the
+    /// payload. A payload of another type, or one that no longer parses, is a typed error.
+    pub fn event<E: Event>(&self) -> Result<Cow<'_, E>, StoreError> {
+        if let Some(e) = self.typed.as_ref().and_then(RaisedEvent::downcast_ref::<E>) {
+            return Ok(Cow::Borrowed(e));
+        }
+        if self.type_name != E::TYPE_NAME {
+            return Err(StoreError::corrupt(
+                &self.stream,
+                self.sequence,
+                format!("the event is a `{}`, not a `{}`", self.type_name, E::TYPE_NAME),
+            ));
+        }
+        serde_json::from_str(&self.payload)
+            .map(Cow::Owned)
+            .map_err(|e| StoreError::corrupt(&self.stream, self.sequence, format!("`{}`: {e}", self.type_name)))
+    }
+
+    /// The event as a [`RaisedEvent`], parsing the payload when needed.
+    pub fn to_raised<E: Event>(&self) -> Result<RaisedEvent, StoreError> {
+        match &self.typed {
+            Some(raised) => Ok(raised.clone()),
+            None => self.event::<E>().map(|e| RaisedEvent::new(e.into_owned())),
+        }
+    }
+}
+
+impl fmt::Debug for Envelope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Envelope")
+            .field("id", &self.id)
+            .field("type_name", &self.type_name)
+            .field("version", &self.version)
+            .field("stream", &format_args!("{}", self.stream))
+            .field("sequence", &self.sequence)
+            .field("correlation_id", &self.correlation_id)
+            .field("causation_id", &self.causation_id)
+            .field("payload", &self.payload)
+            .finish()
+    }
+}
+
+impl PartialEq for Envelope {
+    /// Two envelopes are equal when everything stored is equal; whether the typed event
+    /// is at hand does not matter.
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+            && self.type_name == other.type_name
+            && self.version == other.version
+            && self.stream == other.stream
+            && self.sequence == other.sequence
+            && self.recorded_at == other.recorded_at
+            && self.correlation_id == other.correlation_id
+            && self.causation_id == other.causation_id
+            && self.payload == other.payload
+    }
+}

@@ -1,0 +1,189 @@
+//! Handlers: what `#[handler(part_of = X)]` registers, and the glue that runs a handler
+//! method in a unit of work.
+//!
+//! A handler method takes `&mut Context<X>` and either a command of `X` by value (a
+//! command is handled exactly once) or a reference to an event of any aggregate (an
+//! event is shared by all its handlers). The macro implements [`HandleCommand`] or
+//! [`HandleEvent`] for a hidden type per method and submits a [`HandlerDescriptor`]
+//! whose route runs it through [`run_command`] or [`run_event`].
+
+use std::any::Any;
+use std::sync::Arc;
+
+use crate::context::{Context, ContextOf, SameAggregate};
+use crate::element::{Aggregate, Command, Event};
+use crate::engine::{Engine, ProcessError};
+use crate::envelope::{Cause, Envelope};
+use crate::error::DomainError;
+use crate::store::{BoxFuture, Committed};
+
+/// Whether a handler method handles a command or reacts to an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    /// Takes a command of its aggregate by value.
+    Command,
+    /// Takes a reference to an event of any aggregate.
+    Event,
+}
+
+/// Runs a command's handler in a unit of work and commits it.
+pub type CommandRoute =
+    for<'a> fn(&'a Arc<Engine>, Box<dyn Any + Send>, Cause) -> BoxFuture<'a, Result<Vec<Committed>, ProcessError>>;
+
+/// Runs one event handler in its own unit of work and commits it.
+pub type EventRoute = for<'a> fn(&'a Arc<Engine>, &'a Envelope) -> BoxFuture<'a, Result<Vec<Committed>, ProcessError>>;
+
+/// How the engine calls a handler method.
+#[derive(Clone, Copy)]
+pub enum Route {
+    /// A command handler.
+    Command(CommandRoute),
+    /// An event handler.
+    Event(EventRoute),
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Route::Command(_) => "Route::Command",
+            Route::Event(_) => "Route::Event",
+        })
+    }
+}
+
+/// One handler method, as `#[handler]` registers it.
+#[derive(Debug)]
+pub struct HandlerDescriptor {
+    /// The type the `impl` block is for (`"InventoryReactions"`).
+    pub handler: &'static str,
+    /// The method (`"reserve"`).
+    pub method: &'static str,
+    /// `module_path!()` where the handler is declared.
+    pub module_path: &'static str,
+    /// [`KEY`](crate::element::DomainElement::KEY) of the aggregate the handler changes.
+    pub part_of: &'static str,
+    /// Name of that aggregate (`"Inventory"`).
+    pub part_of_name: &'static str,
+    /// Whether it handles a command or an event.
+    pub kind: MessageKind,
+    /// [`KEY`](crate::element::DomainElement::KEY) of the command or event handled.
+    pub message: &'static str,
+    /// Name of the command or event handled (`"OrderPlaced"`).
+    pub message_name: &'static str,
+    /// The stable type name the message is routed by (`"Order.OrderPlaced"`).
+    pub type_name: &'static str,
+    /// The method's doc comment.
+    pub docs: &'static str,
+    /// How to run it.
+    pub route: Route,
+}
+
+impl HandlerDescriptor {
+    /// `Handler::method`, as errors and reports name it.
+    pub fn name(&self) -> String {
+        format!("{}::{}", self.handler, self.method)
+    }
+}
+
+inventory::collect!(HandlerDescriptor);
+
+/// Every handler method registered in this program.
+pub fn registered_handlers() -> impl Iterator<Item = &'static HandlerDescriptor> {
+    inventory::iter::<HandlerDescriptor>.into_iter()
+}
+
+/// A handler method for command `C`, changing aggregate `A`. Implemented by `#[handler]`.
+pub trait HandleCommand<A: Aggregate, C: Command>: 'static {
+    /// Calls the method.
+    fn handle(ctx: &mut Context<A>, command: C) -> BoxFuture<'_, Result<(), DomainError>>;
+}
+
+/// A handler method reacting to event `E` by changing aggregate `A`. Implemented by `#[handler]`.
+pub trait HandleEvent<A: Aggregate, E: Event>: 'static {
+    /// Calls the method.
+    fn handle<'a>(ctx: &'a mut Context<A>, event: &'a E) -> BoxFuture<'a, Result<(), DomainError>>;
+}
+
+/// Compile-time check that a handler's context is `Context<A>` (see [`ContextOf`]).
+pub const fn assert_context_of<T: ContextOf<A>, A: Aggregate>() {}
+
+/// Compile-time check that a handler's message taken by reference is an event.
+pub const fn assert_event<E: Event>() {}
+
+/// Compile-time check that a handler's message taken by value is a command of its
+/// aggregate `A` (see [`SameAggregate`]).
+pub const fn assert_command_of<C: Command, A: Aggregate>()
+where
+    C::Aggregate: SameAggregate<A>,
+{
+}
+
+/// The route of a command handler: runs `H` in a unit of work on `A` and commits it,
+/// running it again (with a fresh unit of work) when the commit meets a version conflict,
+/// as many times as the domain's retry policy allows.
+pub fn run_command<'a, A, C, H>(
+    engine: &'a Arc<Engine>,
+    command: Box<dyn Any + Send>,
+    cause: Cause,
+) -> BoxFuture<'a, Result<Vec<Committed>, ProcessError>>
+where
+    A: Aggregate,
+    C: Command,
+    H: HandleCommand<A, C>,
+{
+    Box::pin(async move {
+        let command = *command.downcast::<C>().map_err(|_| ProcessError::Unhandled(C::TYPE_NAME))?;
+        let retries = engine.conflict_retries();
+        let mut attempt = 0;
+        loop {
+            // The last attempt takes the command; earlier ones clone it in case of a conflict.
+            if attempt >= retries {
+                return command_once::<A, C, H>(engine, cause, command).await;
+            }
+            match command_once::<A, C, H>(engine, cause, command.clone()).await {
+                Err(ProcessError::Conflict(_)) => attempt += 1,
+                outcome => return outcome,
+            }
+        }
+    })
+}
+
+async fn command_once<A, C, H>(engine: &Arc<Engine>, cause: Cause, command: C) -> Result<Vec<Committed>, ProcessError>
+where
+    A: Aggregate,
+    C: Command,
+    H: HandleCommand<A, C>,
+{
+    let mut ctx = Context::<A>::new(Arc::clone(engine), cause, C::TYPE_NAME);
+    H::handle(&mut ctx, command).await.map_err(|error| ProcessError::from_domain(C::TYPE_NAME, error))?;
+    ctx.commit_unit().await
+}
+
+/// The route of an event handler: runs `H` in its own unit of work on `A`, caused by the
+/// event, and commits it, retrying version conflicts like [`run_command`].
+pub fn run_event<'a, A, E, H>(
+    engine: &'a Arc<Engine>,
+    envelope: &'a Envelope,
+) -> BoxFuture<'a, Result<Vec<Committed>, ProcessError>>
+where
+    A: Aggregate,
+    E: Event,
+    H: HandleEvent<A, E>,
+{
+    Box::pin(async move {
+        let event = envelope.event::<E>().map_err(ProcessError::Store)?;
+        let retries = engine.conflict_retries();
+        let mut attempt = 0;
+        loop {
+            let mut ctx = Context::<A>::new(Arc::clone(engine), Cause::event(envelope), E::TYPE_NAME);
+            if let Err(error) = H::handle(&mut ctx, &event).await {
+                return Err(ProcessError::from_domain(E::TYPE_NAME, error));
+            }
+            match ctx.commit_unit().await {
+                Err(ProcessError::Conflict(_)) if attempt < retries => attempt += 1,
+                outcome => return outcome,
+            }
+        }
+    })
+}

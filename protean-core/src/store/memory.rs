@@ -1,0 +1,157 @@
+//! The in-memory store: for tests and for trying things out.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use super::{BoxFuture, Commit, Committed, Record, Store, StoreError, VersionConflict};
+use crate::envelope::{Envelope, StreamId};
+
+/// A [`Store`] in memory that behaves like a database: records and events are kept as
+/// JSON text, so everything round-trips through serde; every load hands out a copy, so
+/// units of work are isolated; and commits check versions.
+///
+/// ```
+/// use protean_core::store::{Commit, MemoryStore, Store, StoreError};
+/// use protean_core::envelope::StreamId;
+/// # futures_lite(async {
+/// let store = MemoryStore::new();
+/// let stream = StreamId { aggregate: "Order".into(), id: "o-1".into() };
+/// let first = Commit { stream: stream.clone(), expected_version: 0, state: Some("{}".into()), events: vec![] };
+/// assert_eq!(store.commit(vec![first.clone()]).await.unwrap()[0].version, 1);
+/// // A second writer that also loaded version 0 is refused.
+/// assert!(matches!(store.commit(vec![first]).await, Err(StoreError::Conflict(_))));
+/// # });
+/// # fn futures_lite(f: impl std::future::Future<Output = ()>) {
+/// #     let mut f = std::pin::pin!(f);
+/// #     let waker = std::task::Waker::noop();
+/// #     assert!(f.as_mut().poll(&mut std::task::Context::from_waker(&waker)).is_ready());
+/// # }
+/// ```
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// aggregate name → id → slot; nested so lookups borrow `&str` without allocating.
+    streams: HashMap<String, HashMap<String, Slot>>,
+    log: Vec<Envelope>,
+    read_models: HashMap<String, HashMap<String, String>>,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    record: Option<Record>,
+    /// The version the record had when last written, kept after a removal so a
+    /// stale writer is still refused.
+    version: u64,
+    last_sequence: u64,
+    /// Positions of this stream's events in the log.
+    events: Vec<usize>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the maps half-written (every
+        // mutation below is a single insert or push), so a poisoned lock is still usable.
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn commit_now(&self, commits: Vec<Commit>) -> Result<Vec<Committed>, StoreError> {
+        let mut inner = self.lock();
+        // Check every version before writing anything: all or nothing.
+        for commit in &commits {
+            let actual = inner
+                .streams
+                .get(commit.stream.aggregate.as_str())
+                .and_then(|by_id| by_id.get(commit.stream.id.as_str()))
+                .and_then(|slot| slot.record.as_ref().map(|_| slot.version))
+                .unwrap_or(0);
+            // After a removal the stream counts as absent: a writer that loaded the
+            // removed aggregate (expected > 0) is refused, and the id may be added again.
+            if actual != commit.expected_version {
+                let stream = commit.stream.clone();
+                return Err(VersionConflict { stream, expected: commit.expected_version, actual }.into());
+            }
+        }
+        Ok(commits.into_iter().map(|commit| Self::write(&mut inner, commit)).collect())
+    }
+
+    fn write(inner: &mut Inner, commit: Commit) -> Committed {
+        let Inner { streams, log, .. } = inner;
+        let by_id = match streams.get_mut(commit.stream.aggregate.as_str()) {
+            Some(by_id) => by_id,
+            None => streams.entry(commit.stream.aggregate.clone()).or_default(),
+        };
+        let slot = match by_id.get_mut(commit.stream.id.as_str()) {
+            Some(slot) => slot,
+            None => by_id.entry(commit.stream.id.clone()).or_default(),
+        };
+        let version = commit.expected_version + 1;
+        slot.version = version;
+        slot.record = commit.state.map(|state| Record { version, state });
+        let mut events = commit.events;
+        for event in &mut events {
+            slot.last_sequence += 1;
+            event.sequence = slot.last_sequence;
+            slot.events.push(log.len());
+            log.push(event.stored());
+        }
+        Committed { stream: commit.stream, version, events }
+    }
+}
+
+impl Store for MemoryStore {
+    fn load<'a>(&'a self, stream: &'a StreamId) -> BoxFuture<'a, Result<Option<Record>, StoreError>> {
+        let record = self
+            .lock()
+            .streams
+            .get(stream.aggregate.as_str())
+            .and_then(|by_id| by_id.get(stream.id.as_str()))
+            .and_then(|slot| slot.record.clone());
+        Box::pin(std::future::ready(Ok(record)))
+    }
+
+    fn commit(&self, commits: Vec<Commit>) -> BoxFuture<'_, Result<Vec<Committed>, StoreError>> {
+        Box::pin(std::future::ready(self.commit_now(commits)))
+    }
+
+    fn stream<'a>(&'a self, stream: &'a StreamId) -> BoxFuture<'a, Result<Vec<Envelope>, StoreError>> {
+        let inner = self.lock();
+        let events = inner
+            .streams
+            .get(stream.aggregate.as_str())
+            .and_then(|by_id| by_id.get(stream.id.as_str()))
+            .map(|slot| slot.events.iter().map(|&i| inner.log[i].clone()).collect())
+            .unwrap_or_default();
+        Box::pin(std::future::ready(Ok(events)))
+    }
+
+    fn events(&self, from: u64, limit: usize) -> BoxFuture<'_, Result<Vec<Envelope>, StoreError>> {
+        let inner = self.lock();
+        let from = usize::try_from(from).unwrap_or(usize::MAX).min(inner.log.len());
+        let events = inner.log[from..].iter().take(limit).cloned().collect();
+        Box::pin(std::future::ready(Ok(events)))
+    }
+
+    fn read_model<'a>(&'a self, name: &'a str, key: &'a str) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+        let json = self.lock().read_models.get(name).and_then(|by_key| by_key.get(key)).cloned();
+        Box::pin(std::future::ready(Ok(json)))
+    }
+
+    fn put_read_model<'a>(
+        &'a self,
+        name: &'a str,
+        key: &'a str,
+        json: String,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.lock().read_models.entry(name.to_owned()).or_default().insert(key.to_owned(), json);
+        Box::pin(std::future::ready(Ok(())))
+    }
+}

@@ -1,0 +1,129 @@
+//! Where aggregates and their events are kept: the [`Store`] trait every backend
+//! implements, and [`MemoryStore`], the in-memory one.
+//!
+//! A store keeps one record per aggregate (its whole cluster as JSON, with a version)
+//! and the events each commit raised. A unit of work's commits are atomic: every record
+//! is written only when its version is still the one the unit of work loaded, and the
+//! events are appended in the same step, or nothing is written at all.
+
+mod memory;
+
+use std::future::Future;
+use std::pin::Pin;
+
+pub use memory::MemoryStore;
+
+use crate::envelope::{Envelope, StreamId};
+
+/// A boxed, sendable future: what the object-safe async traits here return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// An aggregate's stored record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The version of the last commit that wrote it (1 after the first).
+    pub version: u64,
+    /// The aggregate, root, entities and value objects together, as JSON.
+    pub state: String,
+}
+
+/// What a unit of work writes for one aggregate: its state and the events it raised.
+#[derive(Debug, Clone)]
+pub struct Commit {
+    /// The aggregate's stream: its type and identity.
+    pub stream: StreamId,
+    /// The version the unit of work loaded (0 for an aggregate it added).
+    pub expected_version: u64,
+    /// The new state as JSON, or `None` to remove the aggregate.
+    pub state: Option<String>,
+    /// The events raised, in order; the store assigns their sequence numbers.
+    pub events: Vec<Envelope>,
+}
+
+/// What a successful [`Commit`] wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Committed {
+    /// The aggregate written.
+    pub stream: StreamId,
+    /// Its new version.
+    pub version: u64,
+    /// The events appended, with their sequence numbers.
+    pub events: Vec<Envelope>,
+}
+
+/// A save refused because another unit of work wrote the aggregate first.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("version conflict on {stream}: loaded at version {expected}, but it is now at version {actual}")]
+pub struct VersionConflict {
+    /// The aggregate.
+    pub stream: StreamId,
+    /// The version the unit of work loaded (0 when it added the aggregate).
+    pub expected: u64,
+    /// The version found in the store (0 when there is none).
+    pub actual: u64,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StoreError {
+    /// Optimistic concurrency: the aggregate changed since it was loaded.
+    #[error(transparent)]
+    Conflict(#[from] VersionConflict),
+    /// Stored data does not read back as what it should be.
+    #[error("stored data of {stream} at position {position} is unreadable: {reason}")]
+    Corrupt {
+        /// The aggregate or stream the data belongs to.
+        stream: StreamId,
+        /// The version of the record, or the sequence of the event.
+        position: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A value could not be written as JSON.
+    #[error("{what} could not be serialized: {reason}")]
+    Serialize {
+        /// What was being written.
+        what: String,
+        /// serde's message.
+        reason: String,
+    },
+    /// The storage backend failed (connection, disk, …).
+    #[error("the store failed: {0}")]
+    Backend(String),
+}
+
+impl StoreError {
+    /// Stored data that does not read back.
+    pub fn corrupt(stream: &StreamId, position: u64, reason: impl Into<String>) -> Self {
+        StoreError::Corrupt { stream: stream.clone(), position, reason: reason.into() }
+    }
+}
+
+/// A place to keep aggregates, their events and read models.
+///
+/// Implementations must make [`commit`](Store::commit) atomic and check the expected
+/// version, and must hand out copies: what one unit of work loads is never changed by
+/// another until it loads again.
+pub trait Store: Send + Sync + 'static {
+    /// The record of one aggregate, if it exists.
+    fn load<'a>(&'a self, stream: &'a StreamId) -> BoxFuture<'a, Result<Option<Record>, StoreError>>;
+
+    /// Writes the aggregates of one unit of work and appends their events, in one
+    /// transaction: if any aggregate's version is no longer its `expected_version`,
+    /// writes nothing and returns [`StoreError::Conflict`].
+    fn commit(&self, commits: Vec<Commit>) -> BoxFuture<'_, Result<Vec<Committed>, StoreError>>;
+
+    /// The events of one stream, in sequence order.
+    fn stream<'a>(&'a self, stream: &'a StreamId) -> BoxFuture<'a, Result<Vec<Envelope>, StoreError>>;
+
+    /// Every stored event in commit order, from position `from` (0-based), at most `limit`.
+    fn events(&self, from: u64, limit: usize) -> BoxFuture<'_, Result<Vec<Envelope>, StoreError>>;
+
+    /// A read model's JSON, by its name and key.
+    fn read_model<'a>(&'a self, name: &'a str, key: &'a str) -> BoxFuture<'a, Result<Option<String>, StoreError>>;
+
+    /// Writes a read model's JSON (projections and application code do this, never a
+    /// handler's unit of work).
+    fn put_read_model<'a>(&'a self, name: &'a str, key: &'a str, json: String)
+        -> BoxFuture<'a, Result<(), StoreError>>;
+}

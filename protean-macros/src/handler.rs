@@ -1,0 +1,230 @@
+//! `#[handler(part_of = X)]`: parse the `impl` block into handler methods, check their
+//! shape, and expand one registration per method.
+//!
+//! The type rules are left to the compiler, spanned at the user's tokens: a command
+//! parameter must be a command of `X` (`SameAggregate`), the context must be
+//! `Context<X>` (`ContextOf`), and inside the method `Context<X>` accepts only `X`
+//! (`ChangedBy`, in protean-core).
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::spanned::Spanned;
+
+use crate::ast::docs_of;
+use crate::errors::Errors;
+use crate::symbol::PART_OF;
+
+/// A checked handler method.
+struct Method<'a> {
+    ident: &'a syn::Ident,
+    /// The type behind `&mut` of the first parameter.
+    context: &'a syn::Type,
+    /// The command type (by value) or event type (behind `&`).
+    message: &'a syn::Type,
+    is_event: bool,
+    docs: String,
+}
+
+/// Expands `#[handler(args)] impl Type { .. }`.
+pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+    let mut errors = Errors::default();
+    let part_of = parse_args(args, &mut errors);
+    let block = match syn::parse2::<syn::ItemImpl>(item.clone()) {
+        Ok(block) => block,
+        Err(_) => {
+            errors.error_at(
+                &item,
+                "`#[handler(part_of = ..)]` goes on an `impl` block of a type of yours (`struct OrderCommands;`), \
+                 whose `async fn`s handle commands and events",
+            );
+            let errors = errors.into_compile_errors();
+            return quote!(#item #errors);
+        }
+    };
+    if let Some(trait_) = &block.trait_ {
+        errors.error_at(&trait_.1, "`#[handler]` goes on an inherent `impl` block, not on a trait impl");
+    }
+    if !block.generics.params.is_empty() {
+        errors.error_at(&block.generics, "a handler is not generic: it handles concrete commands and events");
+    }
+    let methods: Vec<Method> = block.items.iter().filter_map(|item| method(item, &mut errors)).collect();
+    if methods.is_empty() && errors.is_empty() {
+        errors.error_at(&block.self_ty, "this handler has no methods: add `async fn`s taking `ctx: &mut Context<..>` and a command or `&event`");
+    }
+    let (Some(part_of), true) = (part_of, errors.is_empty()) else {
+        let errors = errors.into_compile_errors();
+        return quote!(#block #errors);
+    };
+    let registrations = methods.iter().map(|m| registration(&block.self_ty, &part_of, m));
+    quote! {
+        #block
+        #[doc(hidden)]
+        const _: () = {
+            #(#registrations)*
+        };
+    }
+}
+
+fn parse_args(args: TokenStream, errors: &mut Errors) -> Option<syn::Path> {
+    let mut part_of = None;
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident(PART_OF) {
+            part_of = Some(meta.value()?.parse::<syn::Path>()?);
+            Ok(())
+        } else {
+            Err(meta.error(format!(
+                "unknown `#[handler]` argument `{}`: the only one is `part_of = Aggregate`",
+                meta.path.to_token_stream().to_string().replace(' ', "")
+            )))
+        }
+    });
+    errors.ok(syn::parse::Parser::parse2(parser, args.clone()));
+    if part_of.is_none() && errors.is_empty() {
+        errors.push(syn::Error::new(
+            proc_macro2::Span::call_site(),
+            "a handler changes one aggregate: name it with `#[handler(part_of = Aggregate)]`",
+        ));
+    }
+    part_of
+}
+
+fn method<'a>(item: &'a syn::ImplItem, errors: &mut Errors) -> Option<Method<'a>> {
+    let syn::ImplItem::Fn(f) = item else {
+        errors.error_at(item, "a `#[handler]` block holds only handler methods (`async fn`)");
+        return None;
+    };
+    let sig = &f.sig;
+    let mut ok = true;
+    if sig.asyncness.is_none() {
+        errors.error_at(
+            sig.fn_token,
+            format!("handler method `{}` must be an `async fn`; keep helper functions in another `impl` block", sig.ident),
+        );
+        ok = false;
+    }
+    if !sig.generics.params.is_empty() {
+        errors.error_at(&sig.generics, "a handler method is not generic");
+        ok = false;
+    }
+    let inputs: Vec<&syn::FnArg> = sig.inputs.iter().collect();
+    let typed = |arg: &&'a syn::FnArg| match arg {
+        syn::FnArg::Typed(t) => Some(&*t.ty),
+        syn::FnArg::Receiver(_) => None,
+    };
+    let shape = "a handler method takes `ctx: &mut Context<Aggregate>` and then a command by value \
+                 (`command: PlaceOrder`) or an event by reference (`event: &OrderPlaced`)";
+    let [ctx, message] = inputs.as_slice() else {
+        errors.error_at(&sig.inputs, shape);
+        return None;
+    };
+    let (Some(ctx), Some(message)) = (typed(ctx), typed(message)) else {
+        errors.error_at(&sig.inputs, format!("{shape}; it has no `self`"));
+        return None;
+    };
+    let context = match ctx {
+        syn::Type::Reference(r) if r.mutability.is_some() => &*r.elem,
+        other => {
+            errors.error_at(other, shape);
+            return None;
+        }
+    };
+    let (message, is_event) = match message {
+        syn::Type::Reference(r) if r.mutability.is_none() => (&*r.elem, true),
+        syn::Type::Reference(r) => {
+            errors.error_at(r, "an event is shared by all its handlers: take it as `&Event`, not `&mut`");
+            return None;
+        }
+        other => (other, false),
+    };
+    if matches!(sig.output, syn::ReturnType::Default) {
+        errors.error_at(
+            &sig.ident,
+            "a handler method returns `Result<(), DomainError>` (or an error type that converts into `DomainError`)",
+        );
+        ok = false;
+    }
+    ok.then(|| Method { ident: &sig.ident, context, message, is_event, docs: docs_of(&f.attrs) })
+}
+
+fn registration(self_ty: &syn::Type, part_of: &syn::Path, m: &Method) -> TokenStream {
+    let p = quote!(::protean::__private);
+    let Method { ident, context, message, is_event, docs } = m;
+    let marker = format_ident!("__protean_handler_{}", ident);
+    let handler_name = self_ty.to_token_stream().to_string().replace(' ', "");
+    let method_name = ident.to_string();
+    let context_check = quote_spanned! {context.span()=>
+        const _: () = #p::assert_context_of::<#context, #part_of>();
+    };
+    let (message_check, handle_impl, kind, route) = if *is_event {
+        (
+            quote_spanned! {message.span()=> const _: () = #p::assert_event::<#message>(); },
+            quote! {
+                impl #p::HandleEvent<#part_of, #message> for #marker {
+                    fn handle<'a>(
+                        ctx: &'a mut #p::Context<#part_of>,
+                        event: &'a #message,
+                    ) -> #p::BoxFuture<'a, ::core::result::Result<(), #p::DomainError>> {
+                        ::std::boxed::Box::pin(async move {
+                            match <#self_ty>::#ident(ctx, event).await {
+                                ::core::result::Result::Ok(()) => ::core::result::Result::Ok(()),
+                                ::core::result::Result::Err(e) => ::core::result::Result::Err(::core::convert::Into::into(e)),
+                            }
+                        })
+                    }
+                }
+            },
+            quote!(Event),
+            quote!(#p::Route::Event(#p::run_event::<#part_of, #message, #marker>)),
+        )
+    } else {
+        (
+            quote_spanned! {message.span()=>
+                const _: () = #p::assert_command_of::<#message, #part_of>();
+            },
+            quote! {
+                impl #p::HandleCommand<#part_of, #message> for #marker {
+                    fn handle(
+                        ctx: &mut #p::Context<#part_of>,
+                        command: #message,
+                    ) -> #p::BoxFuture<'_, ::core::result::Result<(), #p::DomainError>> {
+                        ::std::boxed::Box::pin(async move {
+                            match <#self_ty>::#ident(ctx, command).await {
+                                ::core::result::Result::Ok(()) => ::core::result::Result::Ok(()),
+                                ::core::result::Result::Err(e) => ::core::result::Result::Err(::core::convert::Into::into(e)),
+                            }
+                        })
+                    }
+                }
+            },
+            quote!(Command),
+            quote!(#p::Route::Command(#p::run_command::<#part_of, #message, #marker>)),
+        )
+    };
+    let type_name = if *is_event {
+        quote!(<#message as #p::Event>::TYPE_NAME)
+    } else {
+        quote!(<#message as #p::Command>::TYPE_NAME)
+    };
+    quote! {
+        #context_check
+        #message_check
+        #[allow(non_camel_case_types)]
+        struct #marker;
+        #handle_impl
+        #p::inventory::submit! {
+            #p::HandlerDescriptor {
+                handler: #handler_name,
+                method: #method_name,
+                module_path: ::core::module_path!(),
+                part_of: <#part_of as #p::DomainElement>::KEY,
+                part_of_name: <#part_of as #p::DomainElement>::NAME,
+                kind: #p::MessageKind::#kind,
+                message: <#message as #p::DomainElement>::KEY,
+                message_name: <#message as #p::DomainElement>::NAME,
+                type_name: #type_name,
+                docs: #docs,
+                route: #route,
+            }
+        }
+    }
+}
