@@ -75,7 +75,7 @@ fn every_macro_registers_a_descriptor() {
         names(ElementKind::ValueObject),
         ["CustomerSnapshot", "Money", "OrderLine", "OrderStatus", "ShippingAddress"]
     );
-    assert_eq!(names(ElementKind::Command), ["PlaceOrder"]);
+    assert_eq!(names(ElementKind::Command), ["PlaceOrder", "Restock"]);
     assert_eq!(
         names(ElementKind::Event),
         [
@@ -83,6 +83,7 @@ fn every_macro_registers_a_descriptor() {
             "LoyaltyPointsAdded",
             "OrderAwaitingRestock",
             "OrderPlaced",
+            "StockAdded",
             "StockReservationFailed",
             "StockReserved"
         ]
@@ -236,7 +237,7 @@ fn the_project_management_model_is_small_aggregates_connected_by_identity() {
     assert_eq!(roots, ["Project", "Task", "Team", "TimeEntry", "User"]);
     let task = clusters.iter().find(|c| c.root.name == "Task").unwrap();
     assert_eq!(task.entities.iter().map(|d| d.name).collect::<Vec<_>>(), ["Comment"]);
-    assert_eq!(task.events.iter().map(|d| d.name).collect::<Vec<_>>(), ["TaskCompleted"]);
+    assert_eq!(task.events.iter().map(|d| d.name).collect::<Vec<_>>(), ["TaskCompleted", "TaskCreated"]);
     let project = clusters.iter().find(|c| c.root.name == "Project").unwrap();
     assert!(project.entities.is_empty(), "a project holds no tasks, teams or time entries");
     let refs = domain.to_json()["references"].clone();

@@ -1,7 +1,10 @@
-//! The e-commerce model of "Design Small Aggregates" written with protean.
+//! The e-commerce flow of "Design Small Aggregates", end to end:
+//! `PlaceOrder` → `OrderPlaced` → stock reserved by an `Inventory` handler → loyalty
+//! points added by a `CustomerLoyalty` handler; an order the stock cannot serve gets the
+//! compensating outcome of "Aggregate Boundaries in Go": it waits for a restock.
 //!
-//! `cargo run --example ecommerce` prints the model; add `-- --write-model DIR` to also
-//! write `ecommerce.mmd` (Mermaid), `ecommerce.dot` (Graphviz) and `ecommerce.json`.
+//! `cargo run --example ecommerce` runs it; add `-- --write-model DIR` to also write
+//! the model as `ecommerce.mmd` (Mermaid), `ecommerce.dot` (Graphviz) and `ecommerce.json`.
 
 pub mod model;
 
@@ -9,54 +12,71 @@ use protean::prelude::*;
 
 use model::*;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let domain = Domain::builder().module("ecommerce::model").build()?;
-    println!("{}", domain.to_mermaid());
 
     let args: Vec<String> = std::env::args().collect();
     if let Some(dir) = args.iter().position(|a| a == "--write-model").and_then(|i| args.get(i + 1)) {
         std::fs::create_dir_all(dir)?;
         std::fs::write(format!("{dir}/ecommerce.mmd"), domain.to_mermaid())?;
         std::fs::write(format!("{dir}/ecommerce.dot"), domain.to_dot())?;
-        std::fs::write(format!("{dir}/ecommerce.json"), serde_json_pretty(&domain))?;
+        std::fs::write(format!("{dir}/ecommerce.json"), format!("{:#}\n", domain.to_json()))?;
         println!("wrote the model to {dir}/ecommerce.{{mmd,dot,json}}");
     }
+    println!("{} elements, {} handler methods", domain.elements().len(), domain.handlers().len());
 
-    // A draft order, built and validated.
-    let customer = Customer::builder().name("Ada").email("ada@example.com").build()?;
-    let mut order = Order::builder().customer_id(customer.id.clone()).total(Money::zero("EUR")?).build()?;
-    order.add_item("BOOK-1", 2, Money::new(1250, "EUR")?)?;
-    order.place()?;
-    for event in order.take_events() {
-        println!("raised {event:?}");
+    let book = Identifier::<Inventory>::parse("BOOK-1")?;
+    let pen = Identifier::<Inventory>::parse("PEN-1")?;
+    domain.process(Restock { sku: book.clone(), quantity: 5 }).await?;
+    domain.process(Restock { sku: pen.clone(), quantity: 1 }).await?;
+
+    let ada = Identifier::<Customer>::generate();
+    let place = |lines: Vec<OrderLine>| PlaceOrder {
+        order_id: Identifier::generate(),
+        customer_id: ada.clone(),
+        customer_name: "Ada".into(),
+        customer_email: "ada@example.com".into(),
+        lines,
+        shipping_address: None,
+    };
+
+    // Enough stock: the order is placed, stock reserved, points added; three transactions.
+    let first = place(vec![OrderLine::new("BOOK-1", 2u32, Money::new(1250, "EUR")?)?]);
+    let first_id = first.order_id.clone();
+    let processed = domain.process(first).await?;
+    println!("order {first_id}: {}", processed.event_types().join(" → "));
+
+    // Not enough pens: the reservation fails and the order waits for a restock.
+    let second = place(vec![OrderLine::new("PEN-1", 3u32, Money::new(300, "EUR")?)?]);
+    let second_id = second.order_id.clone();
+    let processed = domain.process(second).await?;
+    println!("order {second_id}: {}", processed.event_types().join(" → "));
+    for event in &processed.events {
+        println!("  {} #{} of {} (caused by {})", event.type_name, event.sequence, event.stream, event.causation_id);
     }
 
-    // Other aggregates react to events, each changing only itself.
-    let mut stock = Inventory::builder().id(Identifier::parse("BOOK-1")?).available(1u32).build()?;
-    let reserved = stock.reserve(&order.id, 2)?;
-    if !reserved {
-        order.mark_awaiting_restock("BOOK-1")?; // the compensating outcome
-    }
-    let mut loyalty = CustomerLoyalty::builder().customer_id(customer.id.clone()).build()?;
-    loyalty.add_points_for(&order.total)?;
-    let mut customer = customer;
-    customer.rename("Ada Lovelace")?;
-    println!("order is {}; loyalty points: {}", order.status, loyalty.points);
+    let order = |id| domain.get::<Order>(id);
+    println!("first order is {}, second is {}", order(&first_id).await?.ok_or("gone")?.status, {
+        order(&second_id).await?.ok_or("gone")?.status
+    });
+    let books = domain.get::<Inventory>(&book).await?.ok_or("no stock")?;
+    println!("BOOK-1: {} available, {} reserved", books.available, books.reserved);
+    let loyalty = domain.get::<CustomerLoyalty>(&ada.cast()).await?.ok_or("no account")?;
+    println!("Ada has {} loyalty points", loyalty.points);
 
-    // A pre-invariant: a cancelled order refuses every further change.
-    order.cancel()?;
-    if let Err(refused) = order.add_item("PEN-1", 1, Money::new(100, "EUR")?) {
-        println!("refused: {refused}");
+    // A command with bad fields is refused before any handler runs, every field at once.
+    let refused = domain.process(PlaceOrder { customer_name: String::new(), ..place(vec![]) }).await;
+    if let Err(error) = refused {
+        println!("refused: {error}");
     }
-
-    // Every bad field at once.
-    let bad = OrderLine::builder().sku("").quantity(0u32).unit_price(Money::new(5, "EUR")?).build();
-    if let Err(errors) = bad {
-        println!("rejected: {errors}");
+    // A business rule refuses a command in its handler; nothing is written.
+    let again = PlaceOrder {
+        order_id: first_id.clone(),
+        ..place(vec![OrderLine::new("BOOK-1", 1u32, Money::new(1250, "EUR")?)?])
+    };
+    if let Err(error) = domain.process(again).await {
+        println!("refused: {error}");
     }
     Ok(())
-}
-
-fn serde_json_pretty(domain: &Domain) -> String {
-    format!("{:#}\n", domain.to_json())
 }

@@ -260,6 +260,16 @@ impl Inventory {
         self.id.to_string()
     }
 
+    /// Adds stock that arrived.
+    pub fn restock(&mut self, quantity: u32) -> Result<(), DomainError> {
+        self.change(|stock| {
+            stock.available += quantity;
+            let event = StockAdded { sku: stock.sku(), quantity, available: stock.available };
+            stock.raise(event);
+            Ok(())
+        })
+    }
+
     /// Reserves stock for an order, raising [`StockReserved`], or refuses with
     /// [`StockReservationFailed`] recorded when there is not enough.
     pub fn reserve(&mut self, order_id: &Identifier<Order>, quantity: u32) -> Result<bool, DomainError> {
@@ -319,6 +329,14 @@ pub struct PlaceOrder {
     pub shipping_address: Option<ShippingAddress>,
 }
 
+/// Add stock of a SKU; the inventory is created on its first restock.
+#[command(part_of = Inventory)]
+pub struct Restock {
+    pub sku: Identifier<Inventory>,
+    #[field(min = 1)]
+    pub quantity: u32,
+}
+
 /// An order was placed.
 #[event(part_of = Order)]
 pub struct OrderPlaced {
@@ -340,6 +358,14 @@ pub struct OrderAwaitingRestock {
 pub struct CustomerRenamed {
     pub customer_id: Identifier<Customer>,
     pub name: String,
+}
+
+/// Stock arrived.
+#[event(part_of = Inventory)]
+pub struct StockAdded {
+    pub sku: String,
+    pub quantity: u32,
+    pub available: u32,
 }
 
 /// Stock was reserved for an order.
@@ -365,4 +391,89 @@ pub struct LoyaltyPointsAdded {
     pub customer_id: Identifier<Customer>,
     pub points: u64,
     pub balance: u64,
+}
+
+// --- Handlers: each changes one aggregate type; the others react to its events. ---
+
+/// The commands that change an [`Order`].
+pub struct OrderCommands;
+
+#[handler(part_of = Order)]
+impl OrderCommands {
+    /// Creates the order from the command's lines and places it, raising [`OrderPlaced`].
+    async fn place(ctx: &mut Context<Order>, command: PlaceOrder) -> Result<(), DomainError> {
+        if ctx.find(&command.order_id).await?.is_some() {
+            return Err(DomainError::rule(format!("order {} was already placed", command.order_id)));
+        }
+        let currency = command.lines.first().map_or("EUR", |line| line.unit_price.currency.as_str());
+        let customer =
+            CustomerSnapshot::new(command.customer_id.clone(), command.customer_name, command.customer_email)?;
+        let mut order = Order::builder()
+            .id(command.order_id)
+            .customer_id(command.customer_id)
+            .customer(Some(customer))
+            .total(Money::zero(currency)?)
+            .shipping_address(command.shipping_address)
+            .build()?;
+        for line in &command.lines {
+            order.add_item(&line.sku, line.quantity, line.unit_price.clone())?;
+        }
+        order.place()?;
+        ctx.add(order)?;
+        Ok(())
+    }
+}
+
+/// How an [`Order`] reacts to what happens elsewhere.
+pub struct OrderReactions;
+
+#[handler(part_of = Order)]
+impl OrderReactions {
+    /// The compensation of "Aggregate Boundaries in Go": stock could not be reserved for
+    /// an order already placed, so the order waits for a restock.
+    async fn await_restock(ctx: &mut Context<Order>, event: &StockReservationFailed) -> Result<(), DomainError> {
+        ctx.load(&event.order_id).await?.mark_awaiting_restock(&event.sku)
+    }
+}
+
+/// The commands that change an [`Inventory`].
+pub struct InventoryCommands;
+
+#[handler(part_of = Inventory)]
+impl InventoryCommands {
+    /// Adds stock, creating the SKU's inventory on its first restock.
+    async fn restock(ctx: &mut Context<Inventory>, command: Restock) -> Result<(), DomainError> {
+        let sku = command.sku.clone();
+        let create = || Ok(Inventory::builder().id(sku.clone()).available(0u32).build()?);
+        ctx.load_or_add(&command.sku, create).await?.restock(command.quantity)
+    }
+}
+
+/// How [`Inventory`] reacts to orders: its own transaction, after the order's.
+pub struct InventoryReactions;
+
+#[handler(part_of = Inventory)]
+impl InventoryReactions {
+    /// Reserves stock for each line of a placed order; a line that cannot be served
+    /// raises [`StockReservationFailed`] instead.
+    async fn reserve(ctx: &mut Context<Inventory>, event: &OrderPlaced) -> Result<(), DomainError> {
+        for line in &event.lines {
+            let sku = Identifier::<Inventory>::parse(&line.sku).map_err(|e| DomainError::rule(e.to_string()))?;
+            ctx.load(&sku).await?.reserve(&event.order_id, line.quantity)?;
+        }
+        Ok(())
+    }
+}
+
+/// How [`CustomerLoyalty`] reacts to orders.
+pub struct LoyaltyReactions;
+
+#[handler(part_of = CustomerLoyalty)]
+impl LoyaltyReactions {
+    /// One point per whole unit of currency spent; the account is opened on the first order.
+    async fn award_points(ctx: &mut Context<CustomerLoyalty>, event: &OrderPlaced) -> Result<(), DomainError> {
+        let id = event.customer_id.cast::<CustomerLoyalty>();
+        let open = || Ok(CustomerLoyalty::builder().id(id.clone()).customer_id(event.customer_id.clone()).build()?);
+        ctx.load_or_add(&id, open).await?.add_points_for(&event.total)
+    }
 }

@@ -1,6 +1,8 @@
-//! The project-management model of "Design Small Aggregates" written with protean.
+//! The project-management model of "Design Small Aggregates": tasks are completed in
+//! their own transactions and the project's progress follows through `TaskCompleted`.
 //!
-//! `cargo run --example project_management` prints the model as Graphviz DOT.
+//! `cargo run --example project_management`; add `-- --dot` to print the model as
+//! Graphviz DOT.
 
 pub mod model;
 
@@ -8,20 +10,40 @@ use protean::prelude::*;
 
 use model::*;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let domain = Domain::builder().module("project_management::model").build()?;
-    println!("{}", domain.to_dot());
+    if std::env::args().any(|a| a == "--dot") {
+        println!("{}", domain.to_dot());
+    }
 
-    let mut project = Project::builder().name("Launch").build()?;
-    let ada = User::builder().name("Ada").build()?;
-    let mut team = Team::builder().project_id(project.id.clone()).build()?;
-    team.add_member(ada.id.clone(), Role::Lead)?;
-    let mut task = Task::builder().project_id(project.id.clone()).title("Write the docs").build()?;
-    task.comment(ada.id.clone(), "On it")?;
-    task.complete()?;
-    project.update_progress(1, 4)?;
-    println!("progress: {}%", project.progress);
-    task.complete()?; // completing twice raises nothing more
-    println!("raised: {:?}", task.take_events());
+    let project = Identifier::<Project>::generate();
+    domain.process(CreateProject { project_id: project.clone(), name: "Launch".into() }).await?;
+    let tasks: Vec<Identifier<Task>> = (0..4).map(|_| Identifier::generate()).collect();
+    for (n, task) in tasks.iter().enumerate() {
+        let title = format!("Task {}", n + 1);
+        domain.process(CreateTask { task_id: task.clone(), project_id: project.clone(), title }).await?;
+    }
+
+    let ada = Identifier::<User>::generate();
+    for task in &tasks[..3] {
+        domain
+            .process(LogTime {
+                entry_id: Identifier::generate(),
+                task_id: task.clone(),
+                user_id: ada.clone(),
+                hours: 1.5,
+            })
+            .await?;
+        let processed = domain.process(CompleteTask { task_id: task.clone() }).await?;
+        let progress = domain.get::<Project>(&project).await?.ok_or("no project")?.progress;
+        println!("{}: progress {progress:.0}%", processed.event_types().join(" → "));
+    }
+
+    // Completing a task twice raises nothing more, so the progress does not move.
+    let processed = domain.process(CompleteTask { task_id: tasks[0].clone() }).await?;
+    println!("completing again raised {} event(s)", processed.events.len());
+    let project = domain.get::<Project>(&project).await?.ok_or("no project")?;
+    println!("{}: {} of {} tasks done, {:.0}%", project.name, project.completed_tasks, project.tasks, project.progress);
     Ok(())
 }

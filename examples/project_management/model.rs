@@ -38,10 +38,16 @@ pub struct Project {
     /// Percentage of completed tasks, updated eventually.
     #[field(min = 0.0, max = 100.0, default = 0.0)]
     pub progress: f64,
+    /// Tasks created in the project: a count, not the tasks (they are aggregates of their own).
+    #[field(default = 0u32)]
+    pub tasks: u32,
+    /// Tasks completed.
+    #[field(default = 0u32)]
+    pub completed_tasks: u32,
 }
 
 impl Project {
-    /// Recomputes progress from task counts (read from a read model, not by loading tasks).
+    /// Recomputes the progress from the task counts the project keeps.
     pub fn update_progress(&mut self, completed: u32, total: u32) -> Result<(), DomainError> {
         self.change(|project| {
             if total > 0 {
@@ -49,6 +55,18 @@ impl Project {
             }
             Ok(())
         })
+    }
+
+    /// A task was created in this project.
+    pub fn task_added(&mut self) -> Result<(), DomainError> {
+        self.tasks += 1;
+        self.update_progress(self.completed_tasks, self.tasks)
+    }
+
+    /// A task of this project was completed.
+    pub fn task_completed(&mut self) -> Result<(), DomainError> {
+        self.completed_tasks += 1;
+        self.update_progress(self.completed_tasks, self.tasks)
     }
 }
 
@@ -162,6 +180,13 @@ pub struct TimeEntry {
 }
 
 /// A task was completed; the project's progress follows.
+/// A task was created in a project.
+#[event(part_of = Task)]
+pub struct TaskCreated {
+    pub task_id: Identifier<Task>,
+    pub project_id: Identifier<Project>,
+}
+
 #[event(part_of = Task)]
 pub struct TaskCompleted {
     pub task_id: Identifier<Task>,
@@ -169,6 +194,23 @@ pub struct TaskCompleted {
 }
 
 /// Complete a task.
+/// Start a project.
+#[command(part_of = Project)]
+pub struct CreateProject {
+    pub project_id: Identifier<Project>,
+    #[field(min_length = 1, max_length = 200)]
+    pub name: String,
+}
+
+/// Create a task in a project.
+#[command(part_of = Task)]
+pub struct CreateTask {
+    pub task_id: Identifier<Task>,
+    pub project_id: Identifier<Project>,
+    #[field(min_length = 1, max_length = 200)]
+    pub title: String,
+}
+
 #[command(part_of = Task)]
 pub struct CompleteTask {
     pub task_id: Identifier<Task>,
@@ -182,4 +224,74 @@ pub struct LogTime {
     pub user_id: Identifier<User>,
     #[field(min = 0.25, max = 24)]
     pub hours: f64,
+}
+
+// --- Handlers: a task changes in its own transaction; the project follows through events. ---
+
+/// The commands that change a [`Project`].
+pub struct ProjectCommands;
+
+#[handler(part_of = Project)]
+impl ProjectCommands {
+    /// Starts a project.
+    async fn create(ctx: &mut Context<Project>, command: CreateProject) -> Result<(), DomainError> {
+        ctx.add(Project::builder().id(command.project_id).name(command.name).build()?)?;
+        Ok(())
+    }
+}
+
+/// Keeps a [`Project`]'s progress from its tasks' events: eventually consistent, and a
+/// time entry or a comment never touches the project.
+pub struct ProjectProgress;
+
+#[handler(part_of = Project)]
+impl ProjectProgress {
+    /// Counts a new task.
+    async fn task_created(ctx: &mut Context<Project>, event: &TaskCreated) -> Result<(), DomainError> {
+        ctx.load(&event.project_id).await?.task_added()
+    }
+
+    /// Counts a completed task and updates the progress.
+    async fn task_completed(ctx: &mut Context<Project>, event: &TaskCompleted) -> Result<(), DomainError> {
+        ctx.load(&event.project_id).await?.task_completed()
+    }
+}
+
+/// The commands that change a [`Task`].
+pub struct TaskCommands;
+
+#[handler(part_of = Task)]
+impl TaskCommands {
+    /// Creates a task, raising [`TaskCreated`].
+    async fn create(ctx: &mut Context<Task>, command: CreateTask) -> Result<(), DomainError> {
+        let mut task =
+            Task::builder().id(command.task_id).project_id(command.project_id).title(command.title).build()?;
+        let event = TaskCreated { task_id: task.id.clone(), project_id: task.project_id.clone() };
+        task.raise(event);
+        ctx.add(task)?;
+        Ok(())
+    }
+
+    /// Completes a task, raising [`TaskCompleted`] once.
+    async fn complete(ctx: &mut Context<Task>, command: CompleteTask) -> Result<(), DomainError> {
+        ctx.load(&command.task_id).await?.complete()
+    }
+}
+
+/// The commands that change a [`TimeEntry`].
+pub struct TimeCommands;
+
+#[handler(part_of = TimeEntry)]
+impl TimeCommands {
+    /// Logs time against a task: a new small aggregate, no lock on the task or the project.
+    async fn log(ctx: &mut Context<TimeEntry>, command: LogTime) -> Result<(), DomainError> {
+        let entry = TimeEntry::builder()
+            .id(command.entry_id)
+            .task_id(command.task_id)
+            .user_id(command.user_id)
+            .hours(command.hours)
+            .build()?;
+        ctx.add(entry)?;
+        Ok(())
+    }
 }

@@ -197,6 +197,19 @@ impl<A: Aggregate> Context<A> {
         Ok(T::from_changed(&mut self.tracked[last].state))
     }
 
+    /// The aggregate with this identity, or the one `create` makes when there is none
+    /// (added to this unit of work). `create` runs only when needed.
+    pub async fn load_or_add<T, F>(&mut self, id: &Identifier<T>, create: F) -> Result<&mut T, DomainError>
+    where
+        T: ChangedBy<A>,
+        F: FnOnce() -> Result<T, DomainError>,
+    {
+        if self.find(id).await?.is_none() {
+            return self.add(create()?);
+        }
+        self.load(id).await
+    }
+
     /// Removes the aggregate with this identity when the unit commits.
     pub async fn remove<T: ChangedBy<A>>(&mut self, id: &Identifier<T>) -> Result<(), DomainError> {
         self.load(id).await?;

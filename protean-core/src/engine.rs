@@ -32,7 +32,9 @@ pub enum ProcessError {
     #[error(transparent)]
     Conflict(#[from] VersionConflict),
     /// No handler takes this command in this domain.
-    #[error("no handler takes the command `{0}`: add a method taking it to a `#[handler(part_of = ..)]` of its aggregate")]
+    #[error(
+        "no handler takes the command `{0}`: add a method taking it to a `#[handler(part_of = ..)]` of its aggregate"
+    )]
     Unhandled(&'static str),
     /// Loading or saving failed.
     #[error(transparent)]

@@ -46,21 +46,21 @@ pub mod validation;
 pub mod __private {
     pub use crate::association::{HasMany, HasOne};
     pub use crate::context::Context;
-    pub use crate::error::DomainError;
-    pub use crate::handler::{
-        assert_command_of, assert_context_of, assert_event, run_command, run_event, HandleCommand, HandleEvent,
-        HandlerDescriptor, MessageKind, Route,
-    };
-    pub use crate::store::BoxFuture;
     pub use crate::element::{
         const_str_eq, Accepts, Aggregate, AggregateMeta, Choices, Command, CommandOf, Contains, DomainElement,
         ElementKind, Entity, EntityOf, Event, EventOf, Raises, ValueObject,
     };
+    pub use crate::error::DomainError;
     pub use crate::field::{
         can_own_entities, choices_shape, value_object_shape, AggregateField, FieldShape, ValueField,
     };
+    pub use crate::handler::{
+        assert_command_of, assert_context_of, assert_event, run_command, run_event, HandleCommand, HandleEvent,
+        HandlerDescriptor, MessageKind, Route,
+    };
     pub use crate::identity::{Identifiable, Identifier, IdentityOf};
     pub use crate::registry::{ElementDescriptor, FieldDescriptor, FieldOptions, InvariantDescriptor};
+    pub use crate::store::BoxFuture;
     pub use crate::validation::{
         check_length, check_max, check_max_length, check_min, check_min_length, record_invariant, InvariantResult,
         Limit, Path, Phase, Validate, ValidationError,

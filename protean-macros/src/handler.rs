@@ -49,7 +49,10 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     }
     let methods: Vec<Method> = block.items.iter().filter_map(|item| method(item, &mut errors)).collect();
     if methods.is_empty() && errors.is_empty() {
-        errors.error_at(&block.self_ty, "this handler has no methods: add `async fn`s taking `ctx: &mut Context<..>` and a command or `&event`");
+        errors.error_at(
+            &block.self_ty,
+            "this handler has no methods: add `async fn`s taking `ctx: &mut Context<..>` and a command or `&event`",
+        );
     }
     let (Some(part_of), true) = (part_of, errors.is_empty()) else {
         let errors = errors.into_compile_errors();
@@ -98,7 +101,10 @@ fn method<'a>(item: &'a syn::ImplItem, errors: &mut Errors) -> Option<Method<'a>
     if sig.asyncness.is_none() {
         errors.error_at(
             sig.fn_token,
-            format!("handler method `{}` must be an `async fn`; keep helper functions in another `impl` block", sig.ident),
+            format!(
+                "handler method `{}` must be an `async fn`; keep helper functions in another `impl` block",
+                sig.ident
+            ),
         );
         ok = false;
     }
