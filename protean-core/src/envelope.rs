@@ -6,7 +6,7 @@ use std::fmt;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
+pub use uuid::Uuid;
 
 use crate::element::{Event, RaisedEvent};
 use crate::store::StoreError;

@@ -1,1 +1,308 @@
-//! placeholder
+//! Given / when / then scenarios for command handlers and event handlers, run against
+//! a [`Domain`] on the in-memory store: no database needed.
+//!
+//! ```
+//! # use protean_core::testing::Scenario;
+//! # use protean_core::model::Domain;
+//! # async fn demo(domain: Domain) {
+//! // given: commands processed, aggregates stored as they are, events delivered;
+//! // when: one command (or one event); then: what it raised, or why it was refused.
+//! let outcome = Scenario::new(domain).when_nothing().await;
+//! outcome.then_no_events();
+//! # }
+//! ```
+//!
+//! The `then_*` methods are assertions: they panic with both sides printed, like
+//! `assert_eq!`. A `given` step that fails panics too, naming the step.
+
+use std::fmt::Write as _;
+
+use uuid::Uuid;
+
+use crate::element::{Aggregate, Command, Event, RaisedEvent};
+use crate::engine::{DeliveryFailure, ProcessError, Processed};
+use crate::envelope::{Cause, Envelope, StreamId};
+use crate::error::DomainError;
+use crate::identity::Identifier;
+use crate::model::Domain;
+use crate::store::BoxFuture;
+
+type Step = Box<dyn for<'a> FnOnce(&'a Domain) -> BoxFuture<'a, Result<(), String>> + Send>;
+
+/// A scenario: `given` steps, then one `when`, whose [`Outcome`] is checked with `then_*`.
+pub struct Scenario {
+    domain: Domain,
+    given: Vec<(String, Step)>,
+}
+
+impl std::fmt::Debug for Scenario {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scenario").field("given", &self.given.iter().map(|(n, _)| n).collect::<Vec<_>>()).finish()
+    }
+}
+
+fn event_envelope<E: Event>(event: E) -> Envelope {
+    let stream =
+        StreamId { aggregate: <E::Aggregate as crate::element::DomainElement>::NAME.to_owned(), id: "given".into() };
+    // An event serde cannot write is a bug in the test itself: fail it loudly.
+    match Envelope::new(RaisedEvent::new(event), stream.clone(), Cause::command(Uuid::now_v7())) {
+        Ok(mut envelope) => {
+            envelope.sequence = 1;
+            envelope
+        }
+        Err(e) => panic!("the event of the scenario cannot be serialized: {e}"),
+    }
+}
+
+impl Scenario {
+    /// A scenario on `domain`, which should be fresh (built on a new in-memory store).
+    pub fn new(domain: Domain) -> Self {
+        Scenario { domain, given: Vec::new() }
+    }
+
+    /// Given this command was processed (its events delivered as well).
+    pub fn given<C: Command>(mut self, command: C) -> Self {
+        let name = format!("command {}", C::TYPE_NAME);
+        self.given.push((
+            name,
+            Box::new(move |domain| {
+                Box::pin(async move { domain.process(command).await.map(|_| ()).map_err(|e| e.to_string()) })
+            }),
+        ));
+        self
+    }
+
+    /// Given this aggregate is stored as it is (its pending events are dropped, not delivered).
+    pub fn given_state<A: Aggregate>(mut self, mut aggregate: A) -> Self {
+        let name = format!("state of {} `{}`", A::NAME, aggregate.id());
+        aggregate.take_events();
+        self.given.push((
+            name,
+            Box::new(move |domain| {
+                Box::pin(async move {
+                    let mut unit = domain.unit_of_work::<A>();
+                    unit.add(aggregate).map_err(|e| e.to_string())?;
+                    unit.commit_unit().await.map(|_| ()).map_err(|e| e.to_string())
+                })
+            }),
+        ));
+        self
+    }
+
+    /// Given this event happened: it is delivered to its handlers, which change their
+    /// aggregates. (Its stream id is `"given"`.)
+    pub fn given_event<E: Event>(mut self, event: E) -> Self {
+        let name = format!("event {}", E::TYPE_NAME);
+        let envelope = event_envelope(event);
+        self.given.push((
+            name,
+            Box::new(move |domain| {
+                Box::pin(async move {
+                    let (_, failures) = domain.deliver(vec![envelope]).await;
+                    failures_to_result(&failures)
+                })
+            }),
+        ));
+        self
+    }
+
+    async fn run_given(&mut self) -> Domain {
+        for (n, (name, step)) in std::mem::take(&mut self.given).into_iter().enumerate() {
+            if let Err(error) = step(&self.domain).await {
+                panic!("given step {} ({name}) failed: {error}", n + 1);
+            }
+        }
+        self.domain.clone()
+    }
+
+    /// When this command is processed.
+    pub async fn when<C: Command>(mut self, command: C) -> Outcome {
+        let domain = self.run_given().await;
+        let id = Uuid::now_v7();
+        let result = domain.process_with(command, id, None).await;
+        Outcome { domain, cause: id, result }
+    }
+
+    /// When this event happens: it is delivered to its handlers.
+    pub async fn when_event<E: Event>(mut self, event: E) -> Outcome {
+        let domain = self.run_given().await;
+        let envelope = event_envelope(event);
+        let cause = envelope.id;
+        let (mut events, failures) = domain.deliver(vec![envelope]).await;
+        events.remove(0); // the event itself
+        let result = Ok(Processed { command_id: cause, committed: Vec::new(), events, failures });
+        Outcome { domain, cause, result }
+    }
+
+    /// Only the `given` steps: to check the state they leave.
+    pub async fn when_nothing(mut self) -> Outcome {
+        let domain = self.run_given().await;
+        let id = Uuid::now_v7();
+        let result = Ok(Processed { command_id: id, committed: Vec::new(), events: Vec::new(), failures: Vec::new() });
+        Outcome { domain, cause: id, result }
+    }
+}
+
+fn failures_to_result(failures: &[DeliveryFailure]) -> Result<(), String> {
+    if failures.is_empty() {
+        return Ok(());
+    }
+    Err(failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+}
+
+/// What the `when` step did, to be checked with the `then_*` assertions.
+#[derive(Debug)]
+pub struct Outcome {
+    domain: Domain,
+    cause: Uuid,
+    result: Result<Processed, ProcessError>,
+}
+
+fn describe(events: &[&Envelope]) -> String {
+    let mut out = String::new();
+    for e in events {
+        let _ = write!(out, "\n    {} {}", e.type_name, e.payload);
+    }
+    if out.is_empty() {
+        out.push_str(" (none)");
+    }
+    out
+}
+
+fn describe_expected(events: &[RaisedEvent]) -> String {
+    let mut out = String::new();
+    for e in events {
+        let json = e.to_json_string().unwrap_or_else(|err| format!("<unserializable: {err}>"));
+        let _ = write!(out, "\n    {} {json}", e.type_name());
+    }
+    if out.is_empty() {
+        out.push_str(" (none)");
+    }
+    out
+}
+
+fn same_event(actual: &Envelope, expected: &RaisedEvent) -> bool {
+    let payload: Option<serde_json::Value> = serde_json::from_str(&actual.payload).ok();
+    actual.type_name == expected.type_name() && payload.is_some() && payload == expected.to_json().ok()
+}
+
+impl Outcome {
+    /// The processing result, for checks of your own.
+    pub fn result(&self) -> &Result<Processed, ProcessError> {
+        &self.result
+    }
+
+    /// The domain after the scenario, to look at stored state with [`Domain::get`].
+    pub fn domain(&self) -> &Domain {
+        &self.domain
+    }
+
+    fn processed(&self) -> &Processed {
+        match &self.result {
+            Ok(processed) => processed,
+            Err(error) => panic!("expected the `when` step to succeed, but it was refused: {error}"),
+        }
+    }
+
+    /// The events the `when` message caused directly (not those of the handlers that
+    /// reacted to them).
+    pub fn direct_events(&self) -> Vec<&Envelope> {
+        self.processed().events.iter().filter(|e| e.causation_id == self.cause).collect()
+    }
+
+    /// Every event raised, the reactions' included, in delivery order.
+    pub fn all_events(&self) -> Vec<&Envelope> {
+        self.processed().events.iter().collect()
+    }
+
+    fn compare(&self, actual: Vec<&Envelope>, expected: Vec<RaisedEvent>, which: &str) -> &Self {
+        let matches = actual.len() == expected.len() && actual.iter().zip(&expected).all(|(a, e)| same_event(a, e));
+        assert!(matches, "{which} differ\n  expected:{}\n  actual:{}", describe_expected(&expected), describe(&actual));
+        self
+    }
+
+    /// Then the `when` message directly raised exactly these events, in this order,
+    /// compared by type and content (`event.into()` makes a [`RaisedEvent`]).
+    pub fn then_events(&self, expected: impl IntoIterator<Item = RaisedEvent>) -> &Self {
+        self.compare(self.direct_events(), expected.into_iter().collect(), "direct events")
+    }
+
+    /// Then exactly these events were raised in all, the reactions' included, in order.
+    pub fn then_all_events(&self, expected: impl IntoIterator<Item = RaisedEvent>) -> &Self {
+        self.compare(self.all_events(), expected.into_iter().collect(), "events")
+    }
+
+    /// Then the events raised in all had these type names, in order.
+    pub fn then_event_types(&self, expected: &[&str]) -> &Self {
+        let actual: Vec<&str> = self.all_events().iter().map(|e| e.type_name.as_str()).collect();
+        assert_eq!(actual, expected, "event types differ");
+        self
+    }
+
+    /// Then nothing was raised.
+    pub fn then_no_events(&self) -> &Self {
+        self.compare(self.all_events(), Vec::new(), "events")
+    }
+
+    /// Then no event handler failed.
+    pub fn then_no_failures(&self) -> &Self {
+        let failures = &self.processed().failures;
+        assert!(
+            failures.is_empty(),
+            "expected no failed deliveries, got: {}",
+            failures_to_result(failures).unwrap_err()
+        );
+        self
+    }
+
+    /// Then an event handler failed on the event; returns the failures to look at.
+    pub fn then_delivery_failed(&self) -> &[DeliveryFailure] {
+        let failures = &self.processed().failures;
+        assert!(!failures.is_empty(), "expected a failed delivery, but every handler succeeded");
+        failures
+    }
+
+    /// Then the `when` step was refused; returns the error to look at.
+    pub fn then_error(&self) -> &ProcessError {
+        match &self.result {
+            Ok(processed) => panic!(
+                "expected the `when` step to be refused, but it succeeded and raised:{}",
+                describe(&processed.events.iter().collect::<Vec<_>>())
+            ),
+            Err(error) => error,
+        }
+    }
+
+    /// Then the `when` step was refused by a business rule with this message.
+    pub fn then_rejected_by_rule(&self, message: &str) -> &Self {
+        match self.then_error() {
+            ProcessError::Rejected { error: DomainError::Rule(actual), .. } if actual == message => self,
+            other => panic!("expected a rejection by the rule {message:?}, got: {other}"),
+        }
+    }
+
+    /// Then the `when` step was refused as invalid, with (at least) these
+    /// `(field path, message)` problems.
+    pub fn then_invalid(&self, expected: &[(&str, &str)]) -> &Self {
+        let ProcessError::Rejected { error: DomainError::Validation(errors), .. } = self.then_error() else {
+            panic!("expected a validation error, got: {}", self.then_error());
+        };
+        for (path, message) in expected {
+            assert!(
+                errors.messages(path).iter().any(|m| m == message),
+                "expected `{path}: {message}` among the validation errors, got: {errors}"
+            );
+        }
+        self
+    }
+
+    /// Then the stored aggregate with this identity passes `check`.
+    pub async fn then_state<A: Aggregate>(&self, id: &Identifier<A>, check: impl FnOnce(&A)) -> &Self {
+        match self.domain.get(id).await {
+            Ok(Some(aggregate)) => check(&aggregate),
+            Ok(None) => panic!("expected {} `{id}` to be stored, but it is not", A::NAME),
+            Err(error) => panic!("{} `{id}` could not be loaded: {error}", A::NAME),
+        }
+        self
+    }
+}
