@@ -31,6 +31,14 @@ pub struct HasMany<T> {
     items: Vec<T>,
 }
 
+impl<T: Identifiable> FromIterator<T> for HasMany<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(entities: I) -> Self {
+        let mut many = HasMany::new();
+        many.extend(entities);
+        many
+    }
+}
+
 impl<T> Default for HasMany<T> {
     fn default() -> Self {
         Self { items: Vec::new() }
@@ -104,6 +112,23 @@ impl<T: Identifiable> HasMany<T> {
     /// Whether an entity with this identity is held.
     pub fn contains(&self, id: &Identifier<T>) -> bool {
         self.position(id).is_some()
+    }
+
+    /// Adds many entities at once (in linear time, where repeated [`add`](Self::add)s
+    /// are quadratic); as with `add`, a later entity replaces an earlier one with the
+    /// same identity.
+    pub fn extend(&mut self, entities: impl IntoIterator<Item = T>) {
+        let mut at: std::collections::HashMap<Identifier<T>, usize> =
+            self.items.iter().enumerate().map(|(i, e)| (e.id().clone(), i)).collect();
+        for entity in entities {
+            match at.get(entity.id()) {
+                Some(&i) => self.items[i] = entity,
+                None => {
+                    at.insert(entity.id().clone(), self.items.len());
+                    self.items.push(entity);
+                }
+            }
+        }
     }
 
     fn position(&self, id: &Identifier<T>) -> Option<usize> {
