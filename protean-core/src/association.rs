@@ -32,6 +32,7 @@ pub struct HasMany<T> {
 }
 
 impl<T: Identifiable> FromIterator<T> for HasMany<T> {
+    /// Collects entities; a later one with the same identity replaces an earlier one.
     fn from_iter<I: IntoIterator<Item = T>>(entities: I) -> Self {
         let mut many = HasMany::new();
         many.extend(entities);
@@ -133,17 +134,6 @@ impl<T: Identifiable> HasMany<T> {
 
     fn position(&self, id: &Identifier<T>) -> Option<usize> {
         self.items.iter().position(|e| e.id() == id)
-    }
-}
-
-impl<T: Identifiable> FromIterator<T> for HasMany<T> {
-    /// Collects entities; a later one with the same identity replaces an earlier one.
-    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
-        let mut many = HasMany::new();
-        for entity in iter {
-            many.add(entity);
-        }
-        many
     }
 }
 

@@ -1,0 +1,222 @@
+//! Benchmark 1 of issue 3: the command round trip in memory, beside cqrs-es 0.5 with
+//! its `MemStore`, in the same run, on one core (a current-thread tokio runtime).
+//!
+//! One round trip: `PlaceOrder` creates an order with one line and places it; the unit
+//! of work commits; `OrderPlaced` is delivered to one `Inventory` handler, which loads,
+//! changes and saves that SKU's inventory. Each iteration uses a fresh order and a SKU
+//! stocked in the untimed setup, so neither side pays for a growing history.
+//!
+//! `cargo bench --bench round_trip` (cqrs-es's `MemStore` prints a line per load and
+//! commit; send stdout to /dev/null and read `target/criterion/command_round_trip/*/new/estimates.json`,
+//! as `docs/benchmarks.md` explains). `cargo test --bench round_trip` runs it once.
+
+#[path = "peer/cqrs_es.rs"]
+#[allow(dead_code, missing_docs)]
+mod cqrs_es_peer;
+
+use std::cell::Cell;
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use protean::prelude::*;
+
+/// The same model as the peer's, written with protean.
+mod shop {
+    use protean::prelude::*;
+
+    /// One order line.
+    #[value_object]
+    pub struct Line {
+        #[field(min_length = 1)]
+        pub sku: String,
+        #[field(min = 1)]
+        pub quantity: u32,
+        pub unit_price_cents: i64,
+    }
+
+    /// Where an order is.
+    #[value_object]
+    pub enum OrderStatus {
+        Draft,
+        Placed,
+    }
+
+    /// An order.
+    #[aggregate]
+    pub struct Order {
+        pub customer_id: String,
+        pub lines: Vec<Line>,
+        #[field(default = OrderStatus::Draft)]
+        pub status: OrderStatus,
+    }
+
+    /// Stock of one SKU (its identity).
+    #[aggregate]
+    pub struct Inventory {
+        pub on_hand: u32,
+        #[field(default = 0u32)]
+        pub reserved: u32,
+    }
+
+    /// Create an order with one line and place it.
+    #[command(part_of = Order)]
+    pub struct PlaceOrder {
+        pub order_id: Identifier<Order>,
+        pub customer_id: String,
+        pub sku: String,
+        #[field(min = 1)]
+        pub quantity: u32,
+        pub unit_price_cents: i64,
+    }
+
+    /// Add stock.
+    #[command(part_of = Inventory)]
+    pub struct Stock {
+        pub sku: Identifier<Inventory>,
+        pub quantity: u32,
+    }
+
+    /// An order was placed.
+    #[event(part_of = Order)]
+    pub struct OrderPlaced {
+        pub order_id: Identifier<Order>,
+        pub customer_id: String,
+        pub lines: Vec<Line>,
+    }
+
+    /// Stock arrived.
+    #[event(part_of = Inventory)]
+    pub struct Stocked {
+        pub sku: String,
+        pub quantity: u32,
+    }
+
+    /// Stock was reserved for an order.
+    #[event(part_of = Inventory)]
+    pub struct StockReserved {
+        pub order_id: Identifier<Order>,
+        pub quantity: u32,
+    }
+
+    /// Stock could not be reserved.
+    #[event(part_of = Inventory)]
+    pub struct StockReservationFailed {
+        pub order_id: Identifier<Order>,
+        pub quantity: u32,
+    }
+
+    /// Order's commands.
+    pub struct Orders;
+
+    #[handler(part_of = Order)]
+    impl Orders {
+        async fn place(ctx: &mut Context<Order>, command: PlaceOrder) -> Result<(), DomainError> {
+            if ctx.find(&command.order_id).await?.is_some() {
+                return Err(DomainError::rule("already placed"));
+            }
+            let line = Line::new(command.sku, command.quantity, command.unit_price_cents)?;
+            let mut order = Order::builder()
+                .id(command.order_id.clone())
+                .customer_id(command.customer_id.clone())
+                .lines(vec![line.clone()])
+                .build()?;
+            order.status = OrderStatus::Placed;
+            order.raise(OrderPlaced { order_id: command.order_id, customer_id: command.customer_id, lines: vec![line] });
+            ctx.add(order)?;
+            Ok(())
+        }
+    }
+
+    /// Inventory's commands and reactions.
+    pub struct Stocks;
+
+    #[handler(part_of = Inventory)]
+    impl Stocks {
+        async fn stock(ctx: &mut Context<Inventory>, command: Stock) -> Result<(), DomainError> {
+            let sku = command.sku.clone();
+            let inventory =
+                ctx.load_or_add(&command.sku, || Ok(Inventory::builder().id(sku).on_hand(0u32).build()?)).await?;
+            inventory.on_hand += command.quantity;
+            let event = Stocked { sku: inventory.id.to_string(), quantity: command.quantity };
+            inventory.raise(event);
+            Ok(())
+        }
+
+        async fn reserve(ctx: &mut Context<Inventory>, event: &OrderPlaced) -> Result<(), DomainError> {
+            for line in &event.lines {
+                let sku = Identifier::<Inventory>::parse(line.sku()).map_err(|e| DomainError::rule(e.to_string()))?;
+                let inventory = ctx.load(&sku).await?;
+                let quantity = *line.quantity();
+                if inventory.on_hand - inventory.reserved >= quantity {
+                    inventory.reserved += quantity;
+                    inventory.raise(StockReserved { order_id: event.order_id.clone(), quantity });
+                } else {
+                    inventory.raise(StockReservationFailed { order_id: event.order_id.clone(), quantity });
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().build().expect("a tokio runtime")
+}
+
+fn round_trip(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("command_round_trip");
+    group.throughput(Throughput::Elements(1));
+    let next = Cell::new(0u64);
+    let fresh_sku = || {
+        next.set(next.get() + 1);
+        format!("SKU-{}", next.get())
+    };
+
+    let domain = Domain::builder().module(module_path!().to_string() + "::shop").build().expect("a valid model");
+    group.bench_function("protean MemoryStore", |b| {
+        b.iter_batched(
+            || {
+                let sku = fresh_sku();
+                let id = Identifier::parse(&sku).expect("a SKU");
+                rt.block_on(domain.process(shop::Stock { sku: id, quantity: 10 })).expect("stocked");
+                shop::PlaceOrder {
+                    order_id: Identifier::generate(),
+                    customer_id: "customer-1".into(),
+                    sku,
+                    quantity: 2,
+                    unit_price_cents: 1250,
+                }
+            },
+            |command| {
+                let processed = rt.block_on(domain.process(command)).expect("processed");
+                debug_assert!(processed.failures.is_empty());
+                black_box(processed)
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    // The work was done: the last SKU is reserved.
+    let last = Identifier::<shop::Inventory>::parse(&format!("SKU-{}", next.get())).expect("a SKU");
+    let stock = rt.block_on(domain.get(&last)).expect("loads").expect("stocked");
+    assert_eq!((stock.on_hand, stock.reserved), (10, 2));
+
+    let peer = cqrs_es_peer::CqrsPeer::new();
+    group.bench_function("cqrs-es 0.5 MemStore", |b| {
+        b.iter_batched(
+            || {
+                let sku = fresh_sku();
+                rt.block_on(peer.stock(&sku, 10));
+                (uuid::Uuid::now_v7().to_string(), sku)
+            },
+            |(order_id, sku)| rt.block_on(peer.place_order(&order_id, "customer-1", &sku, 2, 1250)),
+            BatchSize::SmallInput,
+        )
+    });
+    let last = format!("SKU-{}", next.get());
+    assert_eq!(rt.block_on(peer.inventory(&last)), (10, 2));
+    group.finish();
+}
+
+criterion_group!(benches, round_trip);
+criterion_main!(benches);
