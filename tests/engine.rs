@@ -47,7 +47,7 @@ async fn a_command_is_committed_and_its_events_reach_every_handler_in_their_own_
     );
     assert!(processed.failures.is_empty());
     let [committed] = processed.committed.as_slice() else { panic!("one aggregate committed") };
-    assert_eq!(committed.stream, StreamId { aggregate: "Order".into(), id: order_id.to_string() });
+    assert_eq!(committed.stream, StreamId::new("Order", order_id.to_string()));
     assert_eq!(committed.version, 1);
 
     // Each aggregate was saved in its own unit of work, with its own version.
@@ -87,9 +87,9 @@ async fn envelopes_carry_stream_sequence_and_the_causal_chain() {
     assert_eq!(failed.causation_id, placed.id);
     assert_eq!(points.causation_id, placed.id);
     assert_eq!(awaiting.causation_id, failed.id);
-    assert_eq!((placed.stream.id.as_str(), placed.sequence), (order_id.to_string().as_str(), 1));
-    assert_eq!((awaiting.stream.id.as_str(), awaiting.sequence), (order_id.to_string().as_str(), 2));
-    assert_eq!((failed.stream.aggregate.as_str(), failed.sequence), ("Inventory", 2), "after StockAdded");
+    assert_eq!((&*placed.stream.id, placed.sequence), (order_id.to_string().as_str(), 1));
+    assert_eq!((&*awaiting.stream.id, awaiting.sequence), (order_id.to_string().as_str(), 2));
+    assert_eq!((&*failed.stream.aggregate, failed.sequence), ("Inventory", 2), "after StockAdded");
     assert_eq!(placed.version, 1);
 
     // The store holds the same events, as JSON, in order per stream.
@@ -140,7 +140,7 @@ async fn a_stale_unit_of_work_gets_a_typed_conflict_and_writes_nothing() {
     first.commit().await.unwrap();
     let Err(ProcessError::Conflict(conflict)) = second.commit().await else { panic!("a conflict") };
     assert_eq!(conflict, VersionConflict { stream: conflict.stream.clone(), expected: 1, actual: 2 });
-    assert_eq!(conflict.stream.id, "BOOK-1");
+    assert_eq!(&*conflict.stream.id, "BOOK-1");
     assert_eq!(domain.get(&id).await.unwrap().unwrap().available, 6);
 }
 
@@ -214,7 +214,7 @@ async fn a_failed_delivery_keeps_the_event_and_can_be_retried() {
     domain.process(Restock { sku: sku("PEN-1"), quantity: 3 }).await.unwrap();
     let (delivered, failures) = domain.retry_failed().await;
     assert!(failures.is_empty());
-    assert_eq!(delivered.iter().map(|e| e.type_name.as_str()).collect::<Vec<_>>(), ["Inventory.StockReserved"]);
+    assert_eq!(delivered.iter().map(|e| &*e.type_name).collect::<Vec<_>>(), ["Inventory.StockReserved"]);
     assert!(domain.failed_deliveries().is_empty());
     assert_eq!(domain.get(&sku("PEN-1")).await.unwrap().unwrap().reserved, 1);
     assert_eq!(domain.get(&order_id).await.unwrap().unwrap().status, OrderStatus::Placed);
@@ -310,7 +310,7 @@ async fn corrupt_stored_records_are_typed_errors() {
         .shared_store(Arc::clone(&store))
         .build()
         .unwrap();
-    let stream = StreamId { aggregate: "Inventory".into(), id: "BOOK-1".into() };
+    let stream = StreamId::new("Inventory", "BOOK-1");
     let bad = Commit {
         stream,
         expected_version: 0,
@@ -320,7 +320,7 @@ async fn corrupt_stored_records_are_typed_errors() {
     store.commit(vec![bad]).await.unwrap();
     let error = domain.get(&sku("BOOK-1")).await.unwrap_err();
     let ProcessError::Store(StoreError::Corrupt { stream, position, reason }) = &error else { panic!("{error}") };
-    assert_eq!((stream.id.as_str(), *position), ("BOOK-1", 1));
+    assert_eq!((&*stream.id, *position), ("BOOK-1", 1));
     assert!(reason.contains("not a valid `Inventory`"), "{reason}");
     // A handler meeting it fails the command with the same typed error.
     let error = domain.process(Restock { sku: sku("BOOK-1"), quantity: 1 }).await.unwrap_err();

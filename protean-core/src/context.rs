@@ -93,8 +93,10 @@ pub trait ReadModel: Serialize + DeserializeOwned + Send + Sync + 'static {
 
 struct Tracked<A> {
     state: A,
+    /// Where it is stored; `None` until needed for an aggregate added here.
+    stream: Option<StreamId>,
     /// The JSON the aggregate was loaded from; `None` when it was added here.
-    loaded: Option<String>,
+    loaded: Option<Arc<str>>,
     removed: bool,
 }
 
@@ -124,7 +126,7 @@ impl<A: Aggregate> std::fmt::Debug for Context<A> {
 }
 
 pub(crate) fn stream_of<A: Aggregate>(id: &Identifier<A>) -> StreamId {
-    StreamId { aggregate: A::NAME.to_owned(), id: id.to_string() }
+    StreamId::new(A::NAME, id.to_shared_str())
 }
 
 impl<A: Aggregate> Context<A> {
@@ -175,7 +177,7 @@ impl<A: Aggregate> Context<A> {
             return Err(StoreError::corrupt(&stream, record.version, format!("the record holds `{}`", state.id())));
         }
         state.__meta_mut().version = record.version;
-        Ok(Some(Tracked { state, loaded: Some(record.state), removed: false }))
+        Ok(Some(Tracked { state, stream: Some(stream), loaded: Some(record.state), removed: false }))
     }
 
     /// Adds a new aggregate; it is saved when the unit commits. Adding an identity that
@@ -192,7 +194,7 @@ impl<A: Aggregate> Context<A> {
             }
             self.tracked.remove(index);
         }
-        self.tracked.push(Tracked { state: aggregate, loaded: None, removed: false });
+        self.tracked.push(Tracked { state: aggregate, stream: None, loaded: None, removed: false });
         let last = self.tracked.len() - 1;
         Ok(T::from_changed(&mut self.tracked[last].state))
     }
@@ -241,7 +243,7 @@ impl<A: Aggregate> Context<A> {
     pub(crate) async fn commit_unit(mut self) -> Result<Vec<Committed>, ProcessError> {
         let mut changes = Vec::new();
         for tracked in &mut self.tracked {
-            let stream = stream_of(tracked.state.id());
+            let stream = tracked.stream.take().unwrap_or_else(|| stream_of(tracked.state.id()));
             if tracked.removed {
                 if tracked.loaded.is_some() {
                     let events = tracked.state.take_events();
@@ -249,12 +251,16 @@ impl<A: Aggregate> Context<A> {
                 }
                 continue;
             }
-            let state = serde_json::to_string(&tracked.state).map_err(|e| {
+            let unchanged = tracked.state.pending_events().is_empty();
+            let loaded = tracked.loaded.as_deref();
+            // Unchanged (same JSON, no events): nothing to write, and no copy of the text made.
+            let state = crate::json::with_json(&tracked.state, |json| {
+                (!(unchanged && loaded == Some(json))).then(|| Arc::<str>::from(json))
+            })
+            .map_err(|e| {
                 ProcessError::Store(StoreError::Serialize { what: stream.to_string(), reason: e.to_string() })
             })?;
-            if tracked.loaded.as_deref() == Some(state.as_str()) && tracked.state.pending_events().is_empty() {
-                continue;
-            }
+            let Some(state) = state else { continue };
             tracked.state.check(Phase::Post).map_err(|e| ProcessError::from_domain(self.message, e.into()))?;
             let events = tracked.state.take_events();
             changes.push((stream, tracked.state.version(), Some(state), events));

@@ -264,6 +264,7 @@ pub struct RaisedEvent {
 trait ErasedEvent: Any + Send + Sync + Debug {
     fn to_json(&self) -> Result<serde_json::Value, serde_json::Error>;
     fn to_json_string(&self) -> Result<String, serde_json::Error>;
+    fn to_json_shared(&self) -> Result<Arc<str>, serde_json::Error>;
     fn as_any(&self) -> &dyn Any;
 }
 
@@ -273,6 +274,9 @@ impl<E: Event> ErasedEvent for E {
     }
     fn to_json_string(&self) -> Result<String, serde_json::Error> {
         serde_json::to_string(self)
+    }
+    fn to_json_shared(&self) -> Result<Arc<str>, serde_json::Error> {
+        crate::json::to_shared(self)
     }
     fn as_any(&self) -> &dyn Any {
         self
@@ -308,6 +312,11 @@ impl RaisedEvent {
     /// The event's payload as JSON text, as stores keep it.
     pub fn to_json_string(&self) -> Result<String, serde_json::Error> {
         self.event.to_json_string()
+    }
+
+    /// The event's payload as shared JSON text.
+    pub fn to_json_shared(&self) -> Result<Arc<str>, serde_json::Error> {
+        self.event.to_json_shared()
     }
 }
 

@@ -2,9 +2,10 @@
 //! in a unit of work, commits, and delivers the raised events to their handlers, each
 //! in its own unit of work, keeping every delivery that failed so it can be retried.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use foldhash::{HashMap, HashMapExt};
 use uuid::Uuid;
 
 use crate::context::{stream_of, Context, ReadModel};
@@ -111,7 +112,7 @@ pub struct Processed {
 impl Processed {
     /// The type names of all events raised, in order.
     pub fn event_types(&self) -> Vec<&str> {
-        self.events.iter().map(|e| e.type_name.as_str()).collect()
+        self.events.iter().map(|e| &*e.type_name).collect()
     }
 }
 
@@ -165,7 +166,7 @@ impl Engine {
 
     pub(crate) async fn read_model<V: ReadModel>(&self, key: &str) -> Result<Option<V>, StoreError> {
         let Some(json) = self.store.read_model(V::NAME, key).await? else { return Ok(None) };
-        let stream = crate::envelope::StreamId { aggregate: V::NAME.to_owned(), id: key.to_owned() };
+        let stream = crate::envelope::StreamId::new(V::NAME, key);
         serde_json::from_str(&json).map(Some).map_err(|e| StoreError::corrupt(&stream, 0, e.to_string()))
     }
 
@@ -183,7 +184,7 @@ impl Engine {
         let mut delivered = Vec::with_capacity(queue.len());
         let mut failures = Vec::new();
         while let Some(event) = queue.pop_front() {
-            if let Some(handlers) = self.events.get(event.type_name.as_str()) {
+            if let Some(handlers) = self.events.get(&*event.type_name) {
                 for &handler in handlers {
                     match self.run_event_handler(handler, &event).await {
                         Ok(committed) => queue.extend(committed.into_iter().flat_map(|c| c.events)),

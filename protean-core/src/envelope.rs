@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -12,12 +13,21 @@ use crate::element::{Event, RaisedEvent};
 use crate::store::StoreError;
 
 /// The stream an event belongs to: the aggregate type and the aggregate's identity.
+///
+/// Cheap to clone: the name is usually `&'static` and the identity is shared.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct StreamId {
     /// The aggregate's name (`"Order"`).
-    pub aggregate: String,
+    pub aggregate: Cow<'static, str>,
     /// The aggregate's identity, as text.
-    pub id: String,
+    pub id: Arc<str>,
+}
+
+impl StreamId {
+    /// The stream of the aggregate named `aggregate` with identity `id`.
+    pub fn new(aggregate: impl Into<Cow<'static, str>>, id: impl Into<Arc<str>>) -> Self {
+        StreamId { aggregate: aggregate.into(), id: id.into() }
+    }
 }
 
 impl fmt::Display for StreamId {
@@ -60,7 +70,7 @@ pub struct Envelope {
     /// This event's unique id (UUID v7, so ids sort by creation time).
     pub id: Uuid,
     /// The event's stable type name (`"Order.OrderPlaced"`).
-    pub type_name: String,
+    pub type_name: Cow<'static, str>,
     /// The event's schema version.
     pub version: u32,
     /// The aggregate that raised it.
@@ -73,8 +83,8 @@ pub struct Envelope {
     pub correlation_id: Uuid,
     /// The command or event whose handling raised it.
     pub causation_id: Uuid,
-    /// The event, as JSON text.
-    pub payload: String,
+    /// The event, as JSON text (shared by the clones of this envelope).
+    pub payload: Arc<str>,
     #[serde(skip)]
     typed: Option<RaisedEvent>,
 }
@@ -84,9 +94,9 @@ impl Envelope {
     pub fn new(event: RaisedEvent, stream: StreamId, cause: Cause) -> Result<Self, serde_json::Error> {
         Ok(Envelope {
             id: Uuid::now_v7(),
-            type_name: event.type_name().to_owned(),
+            type_name: Cow::Borrowed(event.type_name()),
             version: event.version(),
-            payload: event.to_json_string()?,
+            payload: event.to_json_shared()?,
             stream,
             sequence: 0,
             recorded_at: SystemTime::now(),

@@ -158,6 +158,16 @@ impl<T: ?Sized> Hash for Identifier<T> {
     }
 }
 
+impl<T: ?Sized> Identifier<T> {
+    /// The string form, shared: free for a text identity, one allocation for a UUID.
+    pub fn to_shared_str(&self) -> Arc<str> {
+        match &self.value {
+            IdValue::Uuid(u) => Arc::from(&*u.hyphenated().encode_lower(&mut Uuid::encode_buffer())),
+            IdValue::Text(t) => Arc::clone(t),
+        }
+    }
+}
+
 impl<T: ?Sized> fmt::Display for Identifier<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.value {

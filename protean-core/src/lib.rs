@@ -35,6 +35,7 @@ pub mod export;
 pub mod field;
 pub mod handler;
 pub mod identity;
+mod json;
 pub mod model;
 pub mod registry;
 pub mod store;

@@ -42,8 +42,7 @@ impl std::fmt::Debug for Scenario {
 }
 
 fn event_envelope<E: Event>(event: E) -> Envelope {
-    let stream =
-        StreamId { aggregate: <E::Aggregate as crate::element::DomainElement>::NAME.to_owned(), id: "given".into() };
+    let stream = StreamId::new(<E::Aggregate as crate::element::DomainElement>::NAME, "given");
     // An event serde cannot write is a bug in the test itself: fail it loudly.
     match Envelope::new(RaisedEvent::new(event), stream.clone(), Cause::command(Uuid::now_v7())) {
         Ok(mut envelope) => {
@@ -234,7 +233,7 @@ impl Outcome {
 
     /// Then the events raised in all had these type names, in order.
     pub fn then_event_types(&self, expected: &[&str]) -> &Self {
-        let actual: Vec<&str> = self.all_events().iter().map(|e| e.type_name.as_str()).collect();
+        let actual: Vec<&str> = self.all_events().iter().map(|e| &*e.type_name).collect();
         assert_eq!(actual, expected, "event types differ");
         self
     }

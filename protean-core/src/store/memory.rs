@@ -1,7 +1,10 @@
 //! The in-memory store: for tests and for trying things out.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard};
+
+use foldhash::HashMap;
 
 use super::{BoxFuture, Commit, Committed, Record, Store, StoreError, VersionConflict};
 use crate::envelope::{Envelope, StreamId};
@@ -15,7 +18,7 @@ use crate::envelope::{Envelope, StreamId};
 /// use protean_core::envelope::StreamId;
 /// # futures_lite(async {
 /// let store = MemoryStore::new();
-/// let stream = StreamId { aggregate: "Order".into(), id: "o-1".into() };
+/// let stream = StreamId::new("Order", "o-1");
 /// let first = Commit { stream: stream.clone(), expected_version: 0, state: Some("{}".into()), events: vec![] };
 /// assert_eq!(store.commit(vec![first.clone()]).await.unwrap()[0].version, 1);
 /// // A second writer that also loaded version 0 is refused.
@@ -35,7 +38,7 @@ pub struct MemoryStore {
 #[derive(Debug, Default)]
 struct Inner {
     /// aggregate name → id → slot; nested so lookups borrow `&str` without allocating.
-    streams: HashMap<String, HashMap<String, Slot>>,
+    streams: HashMap<Cow<'static, str>, HashMap<Arc<str>, Slot>>,
     log: Vec<Envelope>,
     read_models: HashMap<String, HashMap<String, String>>,
 }
@@ -69,8 +72,8 @@ impl MemoryStore {
         for commit in &commits {
             let actual = inner
                 .streams
-                .get(commit.stream.aggregate.as_str())
-                .and_then(|by_id| by_id.get(commit.stream.id.as_str()))
+                .get(&*commit.stream.aggregate)
+                .and_then(|by_id| by_id.get(&*commit.stream.id))
                 .and_then(|slot| slot.record.as_ref().map(|_| slot.version))
                 .unwrap_or(0);
             // After a removal the stream counts as absent: a writer that loaded the
@@ -85,11 +88,11 @@ impl MemoryStore {
 
     fn write(inner: &mut Inner, commit: Commit) -> Committed {
         let Inner { streams, log, .. } = inner;
-        let by_id = match streams.get_mut(commit.stream.aggregate.as_str()) {
+        let by_id = match streams.get_mut(&*commit.stream.aggregate) {
             Some(by_id) => by_id,
             None => streams.entry(commit.stream.aggregate.clone()).or_default(),
         };
-        let slot = match by_id.get_mut(commit.stream.id.as_str()) {
+        let slot = match by_id.get_mut(&*commit.stream.id) {
             Some(slot) => slot,
             None => by_id.entry(commit.stream.id.clone()).or_default(),
         };
@@ -112,8 +115,8 @@ impl Store for MemoryStore {
         let record = self
             .lock()
             .streams
-            .get(stream.aggregate.as_str())
-            .and_then(|by_id| by_id.get(stream.id.as_str()))
+            .get(&*stream.aggregate)
+            .and_then(|by_id| by_id.get(&*stream.id))
             .and_then(|slot| slot.record.clone());
         Box::pin(std::future::ready(Ok(record)))
     }
@@ -126,8 +129,8 @@ impl Store for MemoryStore {
         let inner = self.lock();
         let events = inner
             .streams
-            .get(stream.aggregate.as_str())
-            .and_then(|by_id| by_id.get(stream.id.as_str()))
+            .get(&*stream.aggregate)
+            .and_then(|by_id| by_id.get(&*stream.id))
             .map(|slot| slot.events.iter().map(|&i| inner.log[i].clone()).collect())
             .unwrap_or_default();
         Box::pin(std::future::ready(Ok(events)))

@@ -23,8 +23,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub struct Record {
     /// The version of the last commit that wrote it (1 after the first).
     pub version: u64,
-    /// The aggregate, root, entities and value objects together, as JSON.
-    pub state: String,
+    /// The aggregate, root, entities and value objects together, as JSON (shared, so
+    /// handing out a copy does not copy the text).
+    pub state: std::sync::Arc<str>,
 }
 
 /// What a unit of work writes for one aggregate: its state and the events it raised.
@@ -35,7 +36,7 @@ pub struct Commit {
     /// The version the unit of work loaded (0 for an aggregate it added).
     pub expected_version: u64,
     /// The new state as JSON, or `None` to remove the aggregate.
-    pub state: Option<String>,
+    pub state: Option<std::sync::Arc<str>>,
     /// The events raised, in order; the store assigns their sequence numbers.
     pub events: Vec<Envelope>,
 }
