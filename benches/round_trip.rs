@@ -3,8 +3,9 @@
 //!
 //! One round trip: `PlaceOrder` creates an order with one line and places it; the unit
 //! of work commits; `OrderPlaced` is delivered to one `Inventory` handler, which loads,
-//! changes and saves that SKU's inventory. Each iteration uses a fresh order and a SKU
-//! stocked in the untimed setup, so neither side pays for a growing history.
+//! changes and saves that SKU's inventory. Each command uses a fresh order and a SKU
+//! stocked in the untimed setup, so neither side pays for a growing history, and each
+//! sample starts from an empty store.
 //!
 //! `cargo bench --bench round_trip` (cqrs-es's `MemStore` prints a line per load and
 //! commit; send stdout to /dev/null and read `target/criterion/command_round_trip/*/new/estimates.json`,
@@ -14,10 +15,10 @@
 #[allow(dead_code, missing_docs)]
 mod cqrs_es_peer;
 
-use std::cell::Cell;
 use std::hint::black_box;
+use std::time::Instant;
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use protean::prelude::*;
 
 /// The same model as the peer's, written with protean.
@@ -171,55 +172,70 @@ fn round_trip(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("command_round_trip");
     group.throughput(Throughput::Elements(1));
-    let next = Cell::new(0u64);
-    let fresh_sku = || {
-        next.set(next.get() + 1);
-        format!("SKU-{}", next.get())
-    };
 
-    let domain = Domain::builder().module(module_path!().to_string() + "::shop").build().expect("a valid model");
+    // Each sample starts from an empty store, stocks one SKU per command outside the
+    // timing, then times the commands back to back in one task, as a service would run them.
     group.bench_function("protean MemoryStore", |b| {
-        b.iter_batched(
-            || {
-                let sku = fresh_sku();
-                let id = Identifier::parse(&sku).expect("a SKU");
-                rt.block_on(domain.process(shop::Stock { sku: id, quantity: 10 })).expect("stocked");
-                shop::PlaceOrder {
-                    order_id: Identifier::generate(),
-                    customer_id: "customer-1".into(),
-                    sku,
-                    quantity: 2,
-                    unit_price_cents: 1250,
+        b.iter_custom(|iters| {
+            let domain = protean_shop();
+            let commands: Vec<shop::PlaceOrder> = (0..iters)
+                .map(|n| {
+                    let sku = format!("SKU-{n}");
+                    let id = Identifier::parse(&sku).expect("a SKU");
+                    rt.block_on(domain.process(shop::Stock { sku: id, quantity: 10 })).expect("stocked");
+                    shop::PlaceOrder {
+                        order_id: Identifier::generate(),
+                        customer_id: "customer-1".into(),
+                        sku,
+                        quantity: 2,
+                        unit_price_cents: 1250,
+                    }
+                })
+                .collect();
+            let elapsed = rt.block_on(async {
+                let start = Instant::now();
+                for command in commands {
+                    let processed = domain.process(command).await.expect("processed");
+                    debug_assert!(processed.failures.is_empty());
+                    black_box(processed);
                 }
-            },
-            |command| {
-                let processed = rt.block_on(domain.process(command)).expect("processed");
-                debug_assert!(processed.failures.is_empty());
-                black_box(processed)
-            },
-            BatchSize::SmallInput,
-        )
+                start.elapsed()
+            });
+            // The work was done: the last SKU is reserved.
+            let last = Identifier::<shop::Inventory>::parse(&format!("SKU-{}", iters - 1)).expect("a SKU");
+            let stock = rt.block_on(domain.get(&last)).expect("loads").expect("stocked");
+            assert_eq!((stock.on_hand, stock.reserved), (10, 2));
+            elapsed
+        })
     });
-    // The work was done: the last SKU is reserved.
-    let last = Identifier::<shop::Inventory>::parse(&format!("SKU-{}", next.get())).expect("a SKU");
-    let stock = rt.block_on(domain.get(&last)).expect("loads").expect("stocked");
-    assert_eq!((stock.on_hand, stock.reserved), (10, 2));
 
-    let peer = cqrs_es_peer::CqrsPeer::new();
     group.bench_function("cqrs-es 0.5 MemStore", |b| {
-        b.iter_batched(
-            || {
-                let sku = fresh_sku();
-                rt.block_on(peer.stock(&sku, 10));
-                (uuid::Uuid::now_v7().to_string(), sku)
-            },
-            |(order_id, sku)| rt.block_on(peer.place_order(&order_id, "customer-1", &sku, 2, 1250)),
-            BatchSize::SmallInput,
-        )
+        b.iter_custom(|iters| {
+            let peer = cqrs_es_peer::CqrsPeer::new();
+            let orders: Vec<(String, String)> = (0..iters)
+                .map(|n| {
+                    let sku = format!("SKU-{n}");
+                    rt.block_on(peer.stock(&sku, 10));
+                    (uuid::Uuid::now_v7().to_string(), sku)
+                })
+                .collect();
+            let elapsed = rt.block_on(async {
+                let start = Instant::now();
+                for (order_id, sku) in &orders {
+                    peer.place_order(order_id, "customer-1", sku, 2, 1250).await;
+                }
+                start.elapsed()
+            });
+            let last = format!("SKU-{}", iters - 1);
+            assert_eq!(rt.block_on(peer.inventory(&last)), (10, 2));
+            elapsed
+        })
     });
-    let last = format!("SKU-{}", next.get());
-    assert_eq!(rt.block_on(peer.inventory(&last)), (10, 2));
     group.finish();
+}
+
+fn protean_shop() -> Domain {
+    Domain::builder().module(module_path!().to_string() + "::shop").build().expect("a valid model")
 }
 
 criterion_group!(benches, round_trip);
