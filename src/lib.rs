@@ -83,6 +83,80 @@
 //! # Ok(()) }
 //! ```
 //!
+//! ## Handlers, the unit of work and the engine
+//!
+//! A `#[handler(part_of = X)]` changes only `X`; other aggregates react to its events in
+//! their own units of work. [`Domain::process`](model::Domain::process) runs it all:
+//!
+//! ```
+//! use protean::prelude::*;
+//!
+//! #[aggregate]
+//! pub struct Account {
+//!     #[field(min = 0)]
+//!     pub balance: i64,
+//! }
+//!
+//! #[command(part_of = Account)]
+//! pub struct Deposit {
+//!     pub account: Identifier<Account>,
+//!     #[field(min = 1)]
+//!     pub amount: i64,
+//! }
+//!
+//! #[event(part_of = Account)]
+//! pub struct Deposited {
+//!     pub account: Identifier<Account>,
+//!     pub amount: i64,
+//! }
+//!
+//! #[aggregate]
+//! pub struct Statement {
+//!     pub deposits: u32,
+//! }
+//!
+//! pub struct AccountCommands;
+//!
+//! #[handler(part_of = Account)]
+//! impl AccountCommands {
+//!     async fn deposit(ctx: &mut Context<Account>, command: Deposit) -> Result<(), DomainError> {
+//!         let id = command.account.clone();
+//!         let account = ctx.load_or_add(&id, || Ok(Account::builder().id(id.clone()).balance(0).build()?)).await?;
+//!         account.balance += command.amount;
+//!         account.raise(Deposited { account: command.account, amount: command.amount });
+//!         Ok(())
+//!     }
+//! }
+//!
+//! pub struct StatementReactions;
+//!
+//! #[handler(part_of = Statement)]
+//! impl StatementReactions {
+//!     // Another aggregate reacts, in its own transaction; `ctx` here accepts only `Statement`.
+//!     async fn count(ctx: &mut Context<Statement>, event: &Deposited) -> Result<(), DomainError> {
+//!         let id = event.account.cast::<Statement>();
+//!         ctx.load_or_add(&id, || Ok(Statement::builder().id(id.clone()).deposits(0u32).build()?)).await?.deposits += 1;
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+//! let domain = Domain::from_registry()?; // every command has exactly one handler
+//! let account = Identifier::<Account>::generate();
+//! let processed = domain.process(Deposit { account: account.clone(), amount: 50 }).await?;
+//! assert_eq!(processed.event_types(), ["Account.Deposited"]);
+//! assert_eq!(domain.get(&account).await?.unwrap().balance, 50);
+//! assert_eq!(domain.get(&account.cast::<Statement>()).await?.unwrap().deposits, 1);
+//!
+//! // A refused command writes nothing and lists every bad field.
+//! let refused = domain.process(Deposit { account, amount: 0 }).await.unwrap_err();
+//! assert!(refused.to_string().contains("amount: must be at least 1"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })
+//! # }
+//! ```
+//!
 //! See the [README](https://example.invalid/protean) and `docs/` for the guide, and
 //! the `examples/` for the e-commerce and project-management models of the reference
 //! articles.
