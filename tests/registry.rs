@@ -246,3 +246,25 @@ fn the_project_management_model_is_small_aggregates_connected_by_identity() {
         .unwrap()
         .contains(&serde_json::json!({"from": "TimeEntry", "field": "task_id", "to": "Task", "relation": "identity"})));
 }
+
+#[test]
+fn the_exports_show_which_handlers_react_to_which_events() {
+    let domain = ecommerce();
+    let json = domain.to_json();
+    let handlers = json["handlers"].as_array().expect("a handlers list");
+    let reserve = handlers.iter().find(|h| h["method"] == "reserve").expect("the inventory reaction");
+    assert_eq!(reserve["handler"], "InventoryReactions");
+    assert_eq!(reserve["part_of"], "Inventory");
+    assert_eq!(reserve["handles"], "event");
+    assert_eq!(reserve["message"], "OrderPlaced");
+    assert_eq!(reserve["type_name"], "Order.OrderPlaced");
+    let place = handlers.iter().find(|h| h["method"] == "place").expect("the order command handler");
+    assert_eq!((&place["handles"], &place["part_of"]), (&serde_json::json!("command"), &serde_json::json!("Order")));
+    assert!(domain.to_mermaid().contains("  OrderPlaced ..> Inventory : InventoryReactions::reserve reacts\n"));
+    assert!(domain
+        .to_mermaid()
+        .contains("  StockReservationFailed ..> Order : OrderReactions::await_restock reacts\n"));
+    assert!(domain
+        .to_dot()
+        .contains("\"OrderPlaced\" -> \"CustomerLoyalty\" [label=\"LoyaltyReactions::award_points\""));
+}

@@ -127,12 +127,28 @@ impl Domain {
             .iter()
             .map(|e| json!({"from": e.from, "field": e.field, "to": e.to, "relation": e.relation.name()}))
             .collect();
+        let handlers: Vec<Value> = self
+            .handlers()
+            .iter()
+            .map(|h| {
+                json!({
+                    "handler": h.handler,
+                    "method": h.method,
+                    "part_of": h.part_of_name,
+                    "handles": h.kind,
+                    "message": h.message_name,
+                    "type_name": h.type_name,
+                    "docs": h.docs,
+                })
+            })
+            .collect();
         json!({
             "format": MODEL_FORMAT,
             "format_version": MODEL_FORMAT_VERSION,
             "elements": self.elements().iter().map(|d| element_json(d, self)).collect::<Vec<_>>(),
             "clusters": clusters,
             "references": references,
+            "handlers": handlers,
         })
     }
 
@@ -177,7 +193,15 @@ impl Domain {
                 let _ = writeln!(out, "  {} ..> {} : raises", c.root.name, ev.name);
             }
         }
+        for h in self.reactions() {
+            let _ = writeln!(out, "  {} ..> {} : {} reacts", h.message_name, h.part_of_name, h.name());
+        }
         out
+    }
+
+    /// The event handlers, whose reactions link the clusters in the pictures.
+    fn reactions(&self) -> impl Iterator<Item = &'static crate::handler::HandlerDescriptor> + '_ {
+        self.handlers().iter().copied().filter(|h| h.kind == crate::handler::MessageKind::Event)
     }
 
     /// The model as a Graphviz DOT graph: one box per aggregate cluster (root, entities,
@@ -226,6 +250,15 @@ impl Domain {
             for ev in &c.events {
                 let _ = writeln!(out, "  \"{}\" -> \"{}\" [label=\"raises\", style=dotted];", c.root.name, ev.name);
             }
+        }
+        for h in self.reactions() {
+            let _ = writeln!(
+                out,
+                "  \"{}\" -> \"{}\" [label=\"{}\", style=dashed, color=\"#2c7a4b\"];",
+                h.message_name,
+                h.part_of_name,
+                h.name()
+            );
         }
         out.push_str("}\n");
         out

@@ -2,8 +2,8 @@
 //! crate, not on this one: the generated code refers to `::protean::__private`.
 //!
 //! Each macro runs in four steps, as thiserror and serde do: parse the item and the
-//! attributes into an intermediate form ([`ast`]), check it, reporting every mistake
-//! at once on its own span ([`errors`]), expand it ([`expand`]), or, when something was
+//! attributes into an intermediate form (`ast`), check it, reporting every mistake
+//! at once on its own span (`errors`), expand it (`expand`, with `handler` for `#[handler]`), or, when something was
 //! wrong, emit the item unchanged beside the errors so that one mistake gives one error.
 #![forbid(unsafe_code)]
 
