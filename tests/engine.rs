@@ -466,3 +466,32 @@ fn a_command_needs_exactly_one_handler_when_the_domain_is_built() {
           a command is handled exactly once; keep one"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_commands_on_one_aggregate_lose_no_update() {
+    let domain =
+        Domain::builder().module(module_path!().to_string() + "::ecommerce").conflict_retries(1_000).build().unwrap();
+    let id = sku("BOOK-1");
+    domain.process(Restock { sku: id.clone(), quantity: 1 }).await.unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (domain, id) = (domain.clone(), id.clone());
+            tokio::spawn(async move {
+                let mut done = 0;
+                for _ in 0..50 {
+                    domain.process(Restock { sku: id.clone(), quantity: 1 }).await.unwrap();
+                    done += 1;
+                }
+                done
+            })
+        })
+        .collect();
+    let mut succeeded = 0;
+    for task in tasks {
+        succeeded += task.await.unwrap();
+    }
+    let stock = domain.get(&id).await.unwrap().unwrap();
+    assert_eq!(stock.available, 1 + succeeded);
+    assert_eq!(stock.version(), 1 + u64::from(succeeded), "one version per successful command");
+    assert_eq!(domain.events_of(&id).await.unwrap().len(), 1 + succeeded as usize);
+}
