@@ -11,7 +11,7 @@ use std::sync::Arc;
 use ecommerce::*;
 use protean::envelope::StreamId;
 use protean::prelude::*;
-use protean::store::{BoxFuture, Commit, Committed, MemoryStore, Record, Store, StoreError, VersionConflict};
+use protean::store::{Batch, BoxFuture, Commit, Committed, MemoryStore, Record, Store, StoreError, VersionConflict};
 
 fn shop() -> Domain {
     Domain::builder().module(module_path!().to_string() + "::ecommerce").build().expect("the e-commerce model is valid")
@@ -231,14 +231,28 @@ impl Store for ContendedStore {
     fn load<'a>(&'a self, stream: &'a StreamId) -> BoxFuture<'a, Result<Option<Record>, StoreError>> {
         self.inner.load(stream)
     }
-    fn commit(&self, commits: Vec<Commit>) -> BoxFuture<'_, Result<Vec<Committed>, StoreError>> {
+    fn commit(&self, batch: Batch) -> BoxFuture<'_, Result<Vec<Committed>, StoreError>> {
+        let commits = &batch.commits;
         let contended = commits.iter().any(|c| c.stream.aggregate == "Inventory" && c.expected_version > 0);
         if contended && self.conflicts.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
             let c = &commits[0];
             let conflict = VersionConflict { stream: c.stream.clone(), expected: c.expected_version, actual: 99 };
             return Box::pin(std::future::ready(Err(conflict.into())));
         }
-        self.inner.commit(commits)
+        self.inner.commit(batch)
+    }
+    fn claim_undelivered(
+        &self,
+        limit: usize,
+        lease: std::time::Duration,
+    ) -> BoxFuture<'_, Result<Vec<protean::envelope::Envelope>, StoreError>> {
+        self.inner.claim_undelivered(limit, lease)
+    }
+    fn mark_delivered(&self, event_ids: Vec<uuid::Uuid>) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.inner.mark_delivered(event_ids)
+    }
+    fn is_handled<'a>(&'a self, handler: &'a str, message_id: uuid::Uuid) -> BoxFuture<'a, Result<bool, StoreError>> {
+        self.inner.is_handled(handler, message_id)
     }
     fn stream<'a>(
         &'a self,
@@ -317,7 +331,7 @@ async fn corrupt_stored_records_are_typed_errors() {
         state: Some(r#"{"id":"BOOK-1","available":"many"}"#.into()),
         events: vec![],
     };
-    store.commit(vec![bad]).await.unwrap();
+    store.commit(Batch { commits: vec![bad], handled: None }).await.unwrap();
     let error = domain.get(&sku("BOOK-1")).await.unwrap_err();
     let ProcessError::Store(StoreError::Corrupt { stream, position, reason }) = &error else { panic!("{error}") };
     assert_eq!((&*stream.id, *position), ("BOOK-1", 1));

@@ -7,6 +7,7 @@
 //! never saved. Nothing reaches the store until the unit commits, and it commits only
 //! when the handler returns `Ok`.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
@@ -17,7 +18,7 @@ use crate::engine::{Engine, ProcessError, Processed};
 use crate::envelope::{Cause, Envelope, StreamId};
 use crate::error::DomainError;
 use crate::identity::Identifier;
-use crate::store::{Commit, Committed, StoreError};
+use crate::store::{Batch, Commit, Committed, Handled, StoreError};
 use crate::validation::Phase;
 
 /// `Self` may be loaded, added or removed through a handler's `Context<A>`: only when
@@ -111,6 +112,8 @@ pub struct Context<A: Aggregate> {
     engine: Arc<Engine>,
     cause: Cause,
     message: &'static str,
+    /// The event and handler this unit handles, recorded when it commits.
+    handled: Option<Handled>,
     tracked: Vec<Tracked<A>>,
 }
 
@@ -131,7 +134,19 @@ pub(crate) fn stream_of<A: Aggregate>(id: &Identifier<A>) -> StreamId {
 
 impl<A: Aggregate> Context<A> {
     pub(crate) fn new(engine: Arc<Engine>, cause: Cause, message: &'static str) -> Self {
-        Context { engine, cause, message, tracked: Vec::new() }
+        Context { engine, cause, message, handled: None, tracked: Vec::new() }
+    }
+
+    /// A unit of work of `handler` handling the event `envelope`: the pair is recorded
+    /// when it commits, so a redelivered event is not handled twice.
+    pub(crate) fn handling(
+        engine: Arc<Engine>,
+        envelope: &Envelope,
+        message: &'static str,
+        handler: &'static str,
+    ) -> Self {
+        let handled = Handled { handler: Cow::Borrowed(handler), message_id: envelope.id };
+        Context { engine, cause: Cause::event(envelope), message, handled: Some(handled), tracked: Vec::new() }
     }
 
     /// Why this unit of work runs: the command or event being handled and the
@@ -265,7 +280,7 @@ impl<A: Aggregate> Context<A> {
             let events = tracked.state.take_events();
             changes.push((stream, tracked.state.version(), Some(state), events));
         }
-        if changes.is_empty() {
+        if changes.is_empty() && self.handled.is_none() {
             return Ok(Vec::new());
         }
         let mut commits = Vec::with_capacity(changes.len());
@@ -282,6 +297,10 @@ impl<A: Aggregate> Context<A> {
             }
             commits.push(Commit { stream, expected_version, state, events });
         }
-        self.engine.store().commit(commits).await.map_err(ProcessError::from)
+        match self.engine.store().commit(Batch { commits, handled: self.handled }).await {
+            // Another delivery of the same event got there first: its effects are stored once.
+            Err(StoreError::AlreadyHandled { .. }) => Ok(Vec::new()),
+            outcome => outcome.map_err(ProcessError::from),
+        }
     }
 }

@@ -122,6 +122,7 @@ pub struct Engine {
     commands: HashMap<&'static str, &'static HandlerDescriptor>,
     events: HashMap<&'static str, Vec<&'static HandlerDescriptor>>,
     conflict_retries: u32,
+    lease: std::time::Duration,
     failures: Mutex<Vec<DeliveryFailure>>,
 }
 
@@ -136,7 +137,12 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    pub(crate) fn new(store: Arc<dyn Store>, handlers: &[&'static HandlerDescriptor], conflict_retries: u32) -> Self {
+    pub(crate) fn new(
+        store: Arc<dyn Store>,
+        handlers: &[&'static HandlerDescriptor],
+        conflict_retries: u32,
+        lease: std::time::Duration,
+    ) -> Self {
         let mut commands = HashMap::new();
         let mut events: HashMap<&'static str, Vec<&'static HandlerDescriptor>> = HashMap::new();
         for &handler in handlers {
@@ -147,7 +153,7 @@ impl Engine {
                 MessageKind::Event => events.entry(handler.type_name).or_default().push(handler),
             }
         }
-        Engine { store, commands, events, conflict_retries, failures: Mutex::new(Vec::new()) }
+        Engine { store, commands, events, conflict_retries, lease, failures: Mutex::new(Vec::new()) }
     }
 
     /// The store this engine writes to.
@@ -180,19 +186,43 @@ impl Engine {
     /// Delivers `events` to every handler of each, then what those handlers raised, and
     /// so on; returns every event delivered and every failure (also kept for retrying).
     pub(crate) async fn deliver(self: &Arc<Self>, events: Vec<Envelope>) -> (Vec<Envelope>, Vec<DeliveryFailure>) {
+        self.deliver_checked(events, false).await
+    }
+
+    /// [`deliver`](Self::deliver); with `redelivery`, handlers that already handled an
+    /// event are skipped. Events every handler took are marked delivered in the store.
+    async fn deliver_checked(
+        self: &Arc<Self>,
+        events: Vec<Envelope>,
+        redelivery: bool,
+    ) -> (Vec<Envelope>, Vec<DeliveryFailure>) {
         let mut queue: VecDeque<Envelope> = events.into();
         let mut delivered = Vec::with_capacity(queue.len());
+        let mut done = Vec::with_capacity(queue.len());
         let mut failures = Vec::new();
         while let Some(event) = queue.pop_front() {
-            if let Some(handlers) = self.events.get(&*event.type_name) {
-                for &handler in handlers {
-                    match self.run_event_handler(handler, &event).await {
-                        Ok(committed) => queue.extend(committed.into_iter().flat_map(|c| c.events)),
-                        Err(error) => failures.push(DeliveryFailure { handler, event: event.clone(), error }),
+            let mut complete = true;
+            for &handler in self.events.get(&*event.type_name).map(Vec::as_slice).unwrap_or_default() {
+                if redelivery && matches!(self.store.is_handled(handler.id, event.id).await, Ok(true)) {
+                    continue;
+                }
+                match self.run_event_handler(handler, &event).await {
+                    Ok(committed) => queue.extend(committed.into_iter().flat_map(|c| c.events)),
+                    Err(error) => {
+                        complete = false;
+                        failures.push(DeliveryFailure { handler, event: event.clone(), error });
                     }
                 }
             }
+            if complete {
+                done.push(event.id);
+            }
             delivered.push(event);
+        }
+        if !done.is_empty() {
+            // Not marking is safe: the events are claimed again later, and the handlers
+            // that took them skip them.
+            let _ = self.store.mark_delivered(done).await;
         }
         if !failures.is_empty() {
             self.failures().extend(failures.iter().cloned());
@@ -206,7 +236,7 @@ impl Engine {
         event: &Envelope,
     ) -> Result<Vec<Committed>, ProcessError> {
         match handler.route {
-            Route::Event(route) => route(self, event).await,
+            Route::Event(route) => route(self, event, handler.id).await,
             Route::Command(_) => Err(ProcessError::Unhandled(handler.type_name)),
         }
     }
@@ -265,6 +295,34 @@ impl Domain {
         self.engine().deliver(events).await
     }
 
+    /// Delivers what the store holds undelivered: events committed by a process that
+    /// stopped before delivering them, or whose handlers failed. Each stream's events
+    /// come in order; handlers that already handled an event skip it (their handled
+    /// messages are recorded in their own transactions), so delivery is at least once
+    /// and the effects happen once. Call it when the application starts, and from time
+    /// to time. Returns what was delivered and what failed.
+    pub async fn deliver_pending(&self) -> Result<(Vec<Envelope>, Vec<DeliveryFailure>), StoreError> {
+        const BATCH: usize = 256;
+        let engine = self.engine();
+        let mut delivered = Vec::new();
+        let mut failures = Vec::new();
+        let mut failed_ids = std::collections::HashSet::new();
+        loop {
+            let claimed = engine.store.claim_undelivered(BATCH, engine.lease).await?;
+            // Failed events stay undelivered (and claimed until the lease ends): stop when
+            // only those come back.
+            let fresh: Vec<Envelope> = claimed.into_iter().filter(|e| !failed_ids.contains(&e.id)).collect();
+            if fresh.is_empty() {
+                break;
+            }
+            let (more, failed) = engine.deliver_checked(fresh, true).await;
+            failed_ids.extend(failed.iter().map(|f| f.event.id));
+            delivered.extend(more);
+            failures.extend(failed);
+        }
+        Ok((delivered, failures))
+    }
+
     /// Every delivery that failed and has not been retried successfully yet.
     pub fn failed_deliveries(&self) -> Vec<DeliveryFailure> {
         self.engine().failures().clone()
@@ -281,6 +339,10 @@ impl Domain {
         for failure in pending {
             match engine.run_event_handler(failure.handler, &failure.event).await {
                 Ok(committed) => {
+                    let still_failing = engine.failures().iter().any(|f| f.event.id == failure.event.id);
+                    if !still_failing && !failures.iter().any(|f: &DeliveryFailure| f.event.id == failure.event.id) {
+                        let _ = engine.store.mark_delivered(vec![failure.event.id]).await;
+                    }
                     let raised = committed.into_iter().flat_map(|c| c.events).collect();
                     let (more, failed) = engine.deliver(raised).await;
                     delivered.extend(more);

@@ -32,7 +32,8 @@ pub type CommandRoute =
     for<'a> fn(&'a Arc<Engine>, Box<dyn Any + Send>, Cause) -> BoxFuture<'a, Result<Vec<Committed>, ProcessError>>;
 
 /// Runs one event handler in its own unit of work and commits it.
-pub type EventRoute = for<'a> fn(&'a Arc<Engine>, &'a Envelope) -> BoxFuture<'a, Result<Vec<Committed>, ProcessError>>;
+pub type EventRoute =
+    for<'a> fn(&'a Arc<Engine>, &'a Envelope, &'static str) -> BoxFuture<'a, Result<Vec<Committed>, ProcessError>>;
 
 /// How the engine calls a handler method.
 #[derive(Clone, Copy)]
@@ -59,6 +60,8 @@ pub struct HandlerDescriptor {
     pub handler: &'static str,
     /// The method (`"reserve"`).
     pub method: &'static str,
+    /// `Handler::method`: how handled messages are recorded, and how reports name it.
+    pub id: &'static str,
     /// `module_path!()` where the handler is declared.
     pub module_path: &'static str,
     /// [`KEY`](crate::element::DomainElement::KEY) of the aggregate the handler changes.
@@ -81,8 +84,8 @@ pub struct HandlerDescriptor {
 
 impl HandlerDescriptor {
     /// `Handler::method`, as errors and reports name it.
-    pub fn name(&self) -> String {
-        format!("{}::{}", self.handler, self.method)
+    pub fn name(&self) -> &'static str {
+        self.id
     }
 }
 
@@ -165,6 +168,7 @@ where
 pub fn run_event<'a, A, E, H>(
     engine: &'a Arc<Engine>,
     envelope: &'a Envelope,
+    handler: &'static str,
 ) -> BoxFuture<'a, Result<Vec<Committed>, ProcessError>>
 where
     A: Aggregate,
@@ -176,7 +180,7 @@ where
         let retries = engine.conflict_retries();
         let mut attempt = 0;
         loop {
-            let mut ctx = Context::<A>::new(Arc::clone(engine), Cause::event(envelope), E::TYPE_NAME);
+            let mut ctx = Context::<A>::handling(Arc::clone(engine), envelope, E::TYPE_NAME, handler);
             if let Err(error) = H::handle(&mut ctx, &event).await {
                 return Err(ProcessError::from_domain(E::TYPE_NAME, error));
             }

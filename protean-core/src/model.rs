@@ -44,11 +44,17 @@ pub struct DomainBuilder {
     modules: Vec<String>,
     store: Option<Arc<dyn Store>>,
     conflict_retries: u32,
+    lease: std::time::Duration,
 }
 
 impl Default for DomainBuilder {
     fn default() -> Self {
-        DomainBuilder { modules: Vec::new(), store: None, conflict_retries: 3 }
+        DomainBuilder {
+            modules: Vec::new(),
+            store: None,
+            conflict_retries: 3,
+            lease: std::time::Duration::from_secs(30),
+        }
     }
 }
 
@@ -91,6 +97,14 @@ impl DomainBuilder {
         self
     }
 
+    /// How long [`Domain::deliver_pending`] holds the undelivered events it claims
+    /// before another relay may claim them (default 30 s): longer than delivering a
+    /// batch takes.
+    pub fn delivery_lease(mut self, lease: std::time::Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
     /// Collects the matching descriptors and handlers and checks the model: what the
     /// compiler cannot see, such as a command with no handler or with two.
     pub fn build(self) -> Result<Domain, ModelError> {
@@ -101,7 +115,7 @@ impl DomainBuilder {
             registered_handlers().filter(|h| included(h.module_path)).collect();
         handlers.sort_by(|a, b| (a.handler, a.method, a.module_path).cmp(&(b.handler, b.method, b.module_path)));
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
-        let engine = Arc::new(Engine::new(store, &handlers, self.conflict_retries));
+        let engine = Arc::new(Engine::new(store, &handlers, self.conflict_retries, self.lease));
         let domain = Domain { elements, handlers, engine };
         domain.check()?;
         Ok(domain)

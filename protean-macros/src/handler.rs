@@ -158,6 +158,7 @@ fn registration(self_ty: &syn::Type, part_of: &syn::Path, m: &Method) -> TokenSt
     let marker = format_ident!("__protean_handler_{}", ident);
     let handler_name = self_ty.to_token_stream().to_string().replace(' ', "");
     let method_name = ident.to_string();
+    let handler_id = format!("{handler_name}::{method_name}");
     let context_check = quote_spanned! {context.span()=>
         const _: () = #p::assert_context_of::<#context, #part_of>();
     };
@@ -221,6 +222,7 @@ fn registration(self_ty: &syn::Type, part_of: &syn::Path, m: &Method) -> TokenSt
             #p::HandlerDescriptor {
                 handler: #handler_name,
                 method: #method_name,
+                id: #handler_id,
                 module_path: ::core::module_path!(),
                 part_of: <#part_of as #p::DomainElement>::KEY,
                 part_of_name: <#part_of as #p::DomainElement>::NAME,

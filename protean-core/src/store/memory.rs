@@ -6,7 +6,11 @@ use std::sync::{Mutex, MutexGuard};
 
 use foldhash::HashMap;
 
-use super::{BoxFuture, Commit, Committed, Record, Store, StoreError, VersionConflict};
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+
+use super::{Batch, BoxFuture, Commit, Committed, Record, Store, StoreError, VersionConflict};
 use crate::envelope::{Envelope, StreamId};
 
 /// A [`Store`] in memory that behaves like a database: records and events are kept as
@@ -14,15 +18,16 @@ use crate::envelope::{Envelope, StreamId};
 /// units of work are isolated; and commits check versions.
 ///
 /// ```
-/// use protean_core::store::{Commit, MemoryStore, Store, StoreError};
+/// use protean_core::store::{Batch, Commit, MemoryStore, Store, StoreError};
 /// use protean_core::envelope::StreamId;
 /// # futures_lite(async {
 /// let store = MemoryStore::new();
 /// let stream = StreamId::new("Order", "o-1");
 /// let first = Commit { stream: stream.clone(), expected_version: 0, state: Some("{}".into()), events: vec![] };
-/// assert_eq!(store.commit(vec![first.clone()]).await.unwrap()[0].version, 1);
+/// let batch = |commit: &Commit| Batch { commits: vec![commit.clone()], handled: None };
+/// assert_eq!(store.commit(batch(&first)).await.unwrap()[0].version, 1);
 /// // A second writer that also loaded version 0 is refused.
-/// assert!(matches!(store.commit(vec![first]).await, Err(StoreError::Conflict(_))));
+/// assert!(matches!(store.commit(batch(&first)).await, Err(StoreError::Conflict(_))));
 /// # });
 /// # fn futures_lite(f: impl std::future::Future<Output = ()>) {
 /// #     let mut f = std::pin::pin!(f);
@@ -40,7 +45,18 @@ struct Inner {
     /// aggregate name → id → slot; nested so lookups borrow `&str` without allocating.
     streams: HashMap<Cow<'static, str>, HashMap<Arc<str>, Slot>>,
     log: Vec<Envelope>,
+    /// Per log entry: delivered yet, and claimed until when.
+    delivery: Vec<Delivery>,
+    /// Every entry before this one is delivered.
+    first_undelivered: usize,
+    handled: foldhash::HashSet<(Cow<'static, str>, Uuid)>,
     read_models: HashMap<String, HashMap<String, String>>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Delivery {
+    delivered: bool,
+    claimed_until: Option<Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -66,8 +82,17 @@ impl MemoryStore {
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn commit_now(&self, commits: Vec<Commit>) -> Result<Vec<Committed>, StoreError> {
+    fn commit_now(&self, batch: Batch) -> Result<Vec<Committed>, StoreError> {
+        let Batch { commits, handled } = batch;
         let mut inner = self.lock();
+        if let Some(handled) = &handled {
+            if inner.handled.contains(&(handled.handler.clone(), handled.message_id)) {
+                return Err(StoreError::AlreadyHandled {
+                    handler: handled.handler.to_string(),
+                    message_id: handled.message_id,
+                });
+            }
+        }
         // Check every version before writing anything: all or nothing.
         for commit in &commits {
             let actual = inner
@@ -83,11 +108,14 @@ impl MemoryStore {
                 return Err(VersionConflict { stream, expected: commit.expected_version, actual }.into());
             }
         }
+        if let Some(handled) = handled {
+            inner.handled.insert((handled.handler, handled.message_id));
+        }
         Ok(commits.into_iter().map(|commit| Self::write(&mut inner, commit)).collect())
     }
 
     fn write(inner: &mut Inner, commit: Commit) -> Committed {
-        let Inner { streams, log, .. } = inner;
+        let Inner { streams, log, delivery, .. } = inner;
         let by_id = match streams.get_mut(&*commit.stream.aggregate) {
             Some(by_id) => by_id,
             None => streams.entry(commit.stream.aggregate.clone()).or_default(),
@@ -105,6 +133,7 @@ impl MemoryStore {
             event.sequence = slot.last_sequence;
             slot.events.push(log.len());
             log.push(event.stored());
+            delivery.push(Delivery::default());
         }
         Committed { stream: commit.stream, version, events }
     }
@@ -121,8 +150,52 @@ impl Store for MemoryStore {
         Box::pin(std::future::ready(Ok(record)))
     }
 
-    fn commit(&self, commits: Vec<Commit>) -> BoxFuture<'_, Result<Vec<Committed>, StoreError>> {
-        Box::pin(std::future::ready(self.commit_now(commits)))
+    fn commit(&self, batch: Batch) -> BoxFuture<'_, Result<Vec<Committed>, StoreError>> {
+        Box::pin(std::future::ready(self.commit_now(batch)))
+    }
+
+    fn claim_undelivered(&self, limit: usize, lease: Duration) -> BoxFuture<'_, Result<Vec<Envelope>, StoreError>> {
+        let mut inner = self.lock();
+        let now = Instant::now();
+        let mut claimed = Vec::new();
+        // A stream with an undelivered event that is not claimed here blocks its later events.
+        let mut blocked: foldhash::HashSet<StreamId> = foldhash::HashSet::default();
+        let Inner { log, delivery, first_undelivered, .. } = &mut *inner;
+        while *first_undelivered < log.len() && delivery[*first_undelivered].delivered {
+            *first_undelivered += 1;
+        }
+        for (event, state) in log.iter().zip(delivery.iter_mut()).skip(*first_undelivered) {
+            if claimed.len() == limit {
+                break;
+            }
+            if state.delivered || blocked.contains(&event.stream) {
+                continue;
+            }
+            if state.claimed_until.is_some_and(|until| until > now) {
+                blocked.insert(event.stream.clone());
+                continue;
+            }
+            state.claimed_until = Some(now + lease);
+            claimed.push(event.clone());
+        }
+        Box::pin(std::future::ready(Ok(claimed)))
+    }
+
+    fn mark_delivered(&self, event_ids: Vec<Uuid>) -> BoxFuture<'_, Result<(), StoreError>> {
+        let mut inner = self.lock();
+        let Inner { log, delivery, first_undelivered, .. } = &mut *inner;
+        // Events just delivered are near the end of the log: search from there.
+        for id in event_ids {
+            if let Some(i) = log.iter().rposition(|e| e.id == id).filter(|&i| i >= *first_undelivered) {
+                delivery[i].delivered = true;
+            }
+        }
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn is_handled<'a>(&'a self, handler: &'a str, message_id: Uuid) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let handled = self.lock().handled.contains(&(Cow::Owned(handler.to_owned()), message_id));
+        Box::pin(std::future::ready(Ok(handled)))
     }
 
     fn stream<'a>(&'a self, stream: &'a StreamId) -> BoxFuture<'a, Result<Vec<Envelope>, StoreError>> {

@@ -2,14 +2,25 @@
 //! implements, and [`MemoryStore`], the in-memory one.
 //!
 //! A store keeps one record per aggregate (its whole cluster as JSON, with a version)
-//! and the events each commit raised. A unit of work's commits are atomic: every record
-//! is written only when its version is still the one the unit of work loaded, and the
-//! events are appended in the same step, or nothing is written at all.
+//! and the events each commit raised. A unit of work's [`Batch`] is atomic: every record
+//! is written only when its version is still the one the unit of work loaded, the
+//! events are appended in the same step (the transactional outbox: an event is stored
+//! if and only if the change that raised it is), and the message the unit handled is
+//! recorded with it (so a redelivered event is not handled twice); or nothing is
+//! written at all.
+//!
+//! Events start undelivered. The engine delivers them after the commit and marks them
+//! delivered once every handler has succeeded; what a process did not deliver (it
+//! stopped, a handler failed) is claimed again by
+//! [`Domain::deliver_pending`](crate::model::Domain::deliver_pending).
 
 mod memory;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
+
+use uuid::Uuid;
 
 pub use memory::MemoryStore;
 
@@ -39,6 +50,25 @@ pub struct Commit {
     pub state: Option<std::sync::Arc<str>>,
     /// The events raised, in order; the store assigns their sequence numbers.
     pub events: Vec<Envelope>,
+}
+
+/// Everything one unit of work writes, in one transaction.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    /// The aggregates written, with their events.
+    pub commits: Vec<Commit>,
+    /// The message the unit of work handled, recorded in the same transaction; `None`
+    /// for a command or application code.
+    pub handled: Option<Handled>,
+}
+
+/// A message a handler has handled: recorded once, so that handling it again is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Handled {
+    /// The handler (`"InventoryReactions::reserve"`).
+    pub handler: std::borrow::Cow<'static, str>,
+    /// The event's id.
+    pub message_id: Uuid,
 }
 
 /// What a successful [`Commit`] wrote.
@@ -88,6 +118,14 @@ pub enum StoreError {
         /// serde's message.
         reason: String,
     },
+    /// The handler already handled this message: the batch was not written.
+    #[error("`{handler}` already handled message {message_id}")]
+    AlreadyHandled {
+        /// The handler.
+        handler: String,
+        /// The message.
+        message_id: Uuid,
+    },
     /// The storage backend failed (connection, disk, …).
     #[error("the store failed: {0}")]
     Backend(String),
@@ -106,13 +144,32 @@ impl StoreError {
 /// version, and must hand out copies: what one unit of work loads is never changed by
 /// another until it loads again.
 pub trait Store: Send + Sync + 'static {
+    /// Creates or upgrades the store's schema; safe to call any number of times.
+    fn migrate(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
     /// The record of one aggregate, if it exists.
     fn load<'a>(&'a self, stream: &'a StreamId) -> BoxFuture<'a, Result<Option<Record>, StoreError>>;
 
-    /// Writes the aggregates of one unit of work and appends their events, in one
-    /// transaction: if any aggregate's version is no longer its `expected_version`,
-    /// writes nothing and returns [`StoreError::Conflict`].
-    fn commit(&self, commits: Vec<Commit>) -> BoxFuture<'_, Result<Vec<Committed>, StoreError>>;
+    /// Writes the aggregates of one unit of work, appends their events (undelivered) and
+    /// records the handled message, in one transaction. If any aggregate's version is no
+    /// longer its `expected_version`, writes nothing and returns [`StoreError::Conflict`];
+    /// if the message was already handled by that handler, writes nothing and returns
+    /// [`StoreError::AlreadyHandled`].
+    fn commit(&self, batch: Batch) -> BoxFuture<'_, Result<Vec<Committed>, StoreError>>;
+
+    /// Claims up to `limit` undelivered events for `lease`, oldest first. An event is
+    /// claimable when it is not claimed by someone else and no earlier event of its
+    /// stream is still undelivered, so each stream is delivered in order even with
+    /// several relays.
+    fn claim_undelivered(&self, limit: usize, lease: Duration) -> BoxFuture<'_, Result<Vec<Envelope>, StoreError>>;
+
+    /// Marks events delivered to every handler.
+    fn mark_delivered(&self, event_ids: Vec<Uuid>) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Whether `handler` has handled `message_id`.
+    fn is_handled<'a>(&'a self, handler: &'a str, message_id: Uuid) -> BoxFuture<'a, Result<bool, StoreError>>;
 
     /// The events of one stream, in sequence order.
     fn stream<'a>(&'a self, stream: &'a StreamId) -> BoxFuture<'a, Result<Vec<Envelope>, StoreError>>;
