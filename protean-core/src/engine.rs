@@ -306,17 +306,17 @@ impl Domain {
         let engine = self.engine();
         let mut delivered = Vec::new();
         let mut failures = Vec::new();
-        let mut failed_ids = std::collections::HashSet::new();
+        let mut seen = std::collections::HashSet::new();
         loop {
             let claimed = engine.store.claim_undelivered(BATCH, engine.lease).await?;
-            // Failed events stay undelivered (and claimed until the lease ends): stop when
-            // only those come back.
-            let fresh: Vec<Envelope> = claimed.into_iter().filter(|e| !failed_ids.contains(&e.id)).collect();
+            // An event met again in this call failed (or could not be marked): it waits for
+            // the next call. Stop when only such events come back.
+            let fresh: Vec<Envelope> = claimed.into_iter().filter(|e| seen.insert(e.id)).collect();
             if fresh.is_empty() {
                 break;
             }
             let (more, failed) = engine.deliver_checked(fresh, true).await;
-            failed_ids.extend(failed.iter().map(|f| f.event.id));
+            seen.extend(more.iter().map(|e| e.id));
             delivered.extend(more);
             failures.extend(failed);
         }

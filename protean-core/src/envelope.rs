@@ -89,6 +89,15 @@ pub struct Envelope {
     typed: Option<RaisedEvent>,
 }
 
+/// The time now, to the microsecond: what every store keeps, so an envelope reads back equal.
+fn now_to_the_microsecond() -> SystemTime {
+    let now = SystemTime::now();
+    match now.duration_since(std::time::UNIX_EPOCH) {
+        Ok(since) => std::time::UNIX_EPOCH + std::time::Duration::from_micros(since.as_micros() as u64),
+        Err(_) => now,
+    }
+}
+
 impl Envelope {
     /// Wraps an event raised in a unit of work; the store assigns the sequence on commit.
     pub fn new(event: RaisedEvent, stream: StreamId, cause: Cause) -> Result<Self, serde_json::Error> {
@@ -99,11 +108,38 @@ impl Envelope {
             payload: event.to_json_shared()?,
             stream,
             sequence: 0,
-            recorded_at: SystemTime::now(),
+            recorded_at: now_to_the_microsecond(),
             correlation_id: cause.correlation_id,
             causation_id: cause.causation_id,
             typed: Some(event),
         })
+    }
+
+    /// An envelope read back from a store (no typed event at hand).
+    #[allow(clippy::too_many_arguments)]
+    pub fn stored_event(
+        id: Uuid,
+        type_name: Cow<'static, str>,
+        version: u32,
+        stream: StreamId,
+        sequence: u64,
+        recorded_at: SystemTime,
+        correlation_id: Uuid,
+        causation_id: Uuid,
+        payload: Arc<str>,
+    ) -> Self {
+        Envelope {
+            id,
+            type_name,
+            version,
+            stream,
+            sequence,
+            recorded_at,
+            correlation_id,
+            causation_id,
+            payload,
+            typed: None,
+        }
     }
 
     /// The same envelope without the typed event: what a store keeps.

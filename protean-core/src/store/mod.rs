@@ -15,6 +15,8 @@
 //! [`Domain::deliver_pending`](crate::model::Domain::deliver_pending).
 
 mod memory;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -23,6 +25,8 @@ use std::time::Duration;
 use uuid::Uuid;
 
 pub use memory::MemoryStore;
+#[cfg(feature = "sqlite")]
+pub use sqlite::{Durability, SqliteStore, SCHEMA_VERSION as SQLITE_SCHEMA_VERSION};
 
 use crate::envelope::{Envelope, StreamId};
 

@@ -1,0 +1,478 @@
+//! The store conformance suite: the same tests on every store. Memory and SQLite always
+//! run; PostgreSQL runs when `PROTEAN_POSTGRES_URL` is set, and is required (not
+//! skipped) when `PROTEAN_REQUIRE_POSTGRES=1`, as in CI.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use protean::envelope::{Cause, Envelope, StreamId};
+use protean::prelude::*;
+use protean::store::{
+    Batch, BoxFuture, Commit, Committed, Handled, MemoryStore, Record, SqliteStore, Store, StoreError,
+};
+use uuid::Uuid;
+
+/// A model with a field of every kind a store must round-trip, and a reaction.
+mod lab {
+    use protean::prelude::*;
+
+    #[value_object]
+    pub struct Money {
+        pub cents: i64,
+        pub currency: String,
+    }
+
+    #[value_object]
+    pub enum Mood {
+        Calm,
+        Busy,
+    }
+
+    #[entity(part_of = Everything)]
+    pub struct Part {
+        pub label: String,
+        pub weight: f64,
+    }
+
+    #[aggregate]
+    pub struct Everything {
+        pub text: String,
+        pub unicode: String,
+        pub small: i8,
+        pub big: i64,
+        pub huge: u64,
+        pub ratio: f64,
+        pub flag: bool,
+        pub letter: char,
+        pub uuid: uuid::Uuid,
+        pub at: std::time::SystemTime,
+        pub maybe: Option<String>,
+        pub nothing: Option<i32>,
+        pub list: Vec<u16>,
+        pub other: Identifier<Counter>,
+        pub price: Money,
+        pub prices: Vec<Money>,
+        pub mood: Mood,
+        pub parts: HasMany<Part>,
+    }
+
+    #[aggregate]
+    pub struct Counter {
+        pub count: u32,
+    }
+
+    #[aggregate]
+    pub struct Tally {
+        pub seen: u32,
+    }
+
+    #[command(part_of = Counter)]
+    pub struct Bump {
+        pub id: Identifier<Counter>,
+    }
+
+    #[event(part_of = Counter)]
+    pub struct Bumped {
+        pub id: Identifier<Counter>,
+        pub count: u32,
+    }
+
+    pub struct Counting;
+
+    #[handler(part_of = Counter)]
+    impl Counting {
+        async fn bump(ctx: &mut Context<Counter>, command: Bump) -> Result<(), DomainError> {
+            let id = command.id.clone();
+            let counter = ctx.load_or_add(&id, || Ok(Counter::builder().id(id.clone()).count(0u32).build()?)).await?;
+            counter.count += 1;
+            let event = Bumped { id: command.id, count: counter.count };
+            counter.raise(event);
+            Ok(())
+        }
+    }
+
+    /// Counts every `Bumped` in one tally per counter: shows each event is handled once.
+    pub struct Tallying;
+
+    #[handler(part_of = Tally)]
+    impl Tallying {
+        async fn count(ctx: &mut Context<Tally>, event: &Bumped) -> Result<(), DomainError> {
+            let id = event.id.cast::<Tally>();
+            ctx.load_or_add(&id, || Ok(Tally::builder().id(id.clone()).seen(0u32).build()?)).await?.seen += 1;
+            Ok(())
+        }
+    }
+}
+
+use lab::*;
+
+fn domain_on(store: Arc<dyn Store>) -> Domain {
+    Domain::builder()
+        .module(module_path!().to_string() + "::lab")
+        .shared_store(store)
+        .delivery_lease(Duration::ZERO)
+        .conflict_retries(1_000)
+        .build()
+        .expect("the lab model is valid")
+}
+
+fn stream(aggregate: &'static str, id: &str) -> StreamId {
+    StreamId::new(aggregate, id.to_owned())
+}
+
+fn state(json: &str) -> Option<Arc<str>> {
+    Some(Arc::from(json))
+}
+
+fn batch(commits: Vec<Commit>) -> Batch {
+    Batch { commits, handled: None }
+}
+
+fn bumped(id: &Identifier<Counter>, count: u32, stream_id: &StreamId) -> Envelope {
+    let event = Bumped { id: id.clone(), count };
+    Envelope::new(event.into(), stream_id.clone(), Cause::command(Uuid::now_v7())).unwrap()
+}
+
+async fn versions_increase_and_a_stale_write_is_refused(store: Arc<dyn Store>) {
+    let s = stream("Counter", "c-1");
+    let first =
+        Commit { stream: s.clone(), expected_version: 0, state: state(r#"{"id":"c-1","count":1}"#), events: vec![] };
+    assert_eq!(store.commit(batch(vec![first.clone()])).await.unwrap()[0].version, 1);
+    let Err(StoreError::Conflict(conflict)) = store.commit(batch(vec![first])).await else { panic!("a conflict") };
+    assert_eq!((conflict.expected, conflict.actual), (0, 1));
+    let second =
+        Commit { stream: s.clone(), expected_version: 1, state: state(r#"{"id":"c-1","count":2}"#), events: vec![] };
+    assert_eq!(store.commit(batch(vec![second])).await.unwrap()[0].version, 2);
+    let record = store.load(&s).await.unwrap().unwrap();
+    assert_eq!((record.version, &*record.state), (2, r#"{"id":"c-1","count":2}"#));
+    assert!(store.load(&stream("Counter", "nobody")).await.unwrap().is_none());
+}
+
+async fn a_batch_is_all_or_nothing(store: Arc<dyn Store>) {
+    let (a, b) = (stream("Counter", "a"), stream("Counter", "b"));
+    store
+        .commit(batch(vec![Commit { stream: b.clone(), expected_version: 0, state: state("{}"), events: vec![] }]))
+        .await
+        .unwrap();
+    let id = Identifier::<Counter>::parse("a").unwrap();
+    let ok = Commit { stream: a.clone(), expected_version: 0, state: state("{}"), events: vec![bumped(&id, 1, &a)] };
+    let stale = Commit { stream: b.clone(), expected_version: 0, state: state("{}"), events: vec![] };
+    assert!(matches!(store.commit(batch(vec![ok, stale])).await, Err(StoreError::Conflict(_))));
+    assert!(store.load(&a).await.unwrap().is_none(), "the first write of the batch was not kept");
+    assert!(store.stream(&a).await.unwrap().is_empty(), "nor its event");
+}
+
+async fn every_field_type_round_trips(store: Arc<dyn Store>) {
+    let domain = domain_on(store);
+    let everything = Everything::builder()
+        .text("plain")
+        .unicode("ünïcødé ✓ \"quoted\" \\ back\nslash")
+        .small(-8i8)
+        .big(i64::MIN)
+        .huge(u64::MAX)
+        .ratio(0.1 + 0.2)
+        .flag(true)
+        .letter('λ')
+        .uuid(Uuid::now_v7())
+        .at(SystemTime::UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789))
+        .maybe(Some("here".to_string()))
+        .nothing(None)
+        .list(vec![0u16, 1, u16::MAX])
+        .other(Identifier::<Counter>::parse("counter-7").unwrap())
+        .price(Money::new(-1, "EUR").unwrap())
+        .prices(vec![Money::new(1, "USD").unwrap(), Money::new(2, "JPY").unwrap()])
+        .mood(Mood::Busy)
+        .parts([Part::builder().label("left").weight(1.5).build().unwrap()].into_iter().collect::<HasMany<Part>>())
+        .build()
+        .unwrap();
+    let mut unit = domain.unit_of_work::<Everything>();
+    unit.add(everything.clone()).unwrap();
+    unit.commit().await.unwrap();
+    let back = domain.get(&everything.id).await.unwrap().unwrap();
+    assert_eq!(back, everything);
+    assert_eq!(back.version(), 1);
+}
+
+async fn events_keep_their_envelope_and_order(store: Arc<dyn Store>) {
+    let domain = domain_on(store.clone());
+    let id = Identifier::<Counter>::generate();
+    let command_id = Uuid::now_v7();
+    let first = domain.process_with(Bump { id: id.clone() }, command_id, None).await.unwrap();
+    domain.process(Bump { id: id.clone() }).await.unwrap();
+    let stored = domain.events_of(&id).await.unwrap();
+    assert_eq!(stored.iter().map(|e| e.sequence).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(stored[0], first.committed[0].events[0].stored(), "every field reads back as written");
+    assert_eq!(stored[0].correlation_id, command_id);
+    assert_eq!(stored[1].event::<Bumped>().unwrap().count, 2);
+    let all = store.events(0, 100).await.unwrap();
+    let positions: Vec<_> = all.iter().filter(|e| e.stream == stored[0].stream).map(|e| e.sequence).collect();
+    assert_eq!(positions, [1, 2], "the global log keeps commit order");
+    // Removal keeps the stream's sequence going when the identity comes back.
+    let mut unit = domain.unit_of_work::<Counter>();
+    unit.remove(&id).await.unwrap();
+    unit.commit().await.unwrap();
+    assert!(domain.get(&id).await.unwrap().is_none());
+    domain.process(Bump { id: id.clone() }).await.unwrap();
+    assert_eq!(domain.get(&id).await.unwrap().unwrap().count, 1, "a new aggregate");
+    assert_eq!(domain.events_of(&id).await.unwrap().last().unwrap().sequence, 3);
+}
+
+async fn a_handled_message_is_recorded_once(store: Arc<dyn Store>) {
+    let s = stream("Tally", "t-1");
+    let handled = Handled { handler: "Tallying::count".into(), message_id: Uuid::now_v7() };
+    let write = |version| Commit { stream: s.clone(), expected_version: version, state: state("{}"), events: vec![] };
+    store.commit(Batch { commits: vec![write(0)], handled: Some(handled.clone()) }).await.unwrap();
+    assert!(store.is_handled("Tallying::count", handled.message_id).await.unwrap());
+    assert!(!store.is_handled("Other::handler", handled.message_id).await.unwrap());
+    let again = store.commit(Batch { commits: vec![write(1)], handled: Some(handled.clone()) }).await;
+    assert!(matches!(again, Err(StoreError::AlreadyHandled { .. })), "{again:?}");
+    assert_eq!(store.load(&s).await.unwrap().unwrap().version, 1, "the second batch wrote nothing");
+}
+
+async fn the_outbox_hands_out_each_stream_in_order(store: Arc<dyn Store>) {
+    let (a, b) = (stream("Counter", "a"), stream("Counter", "b"));
+    let (ida, idb) = (Identifier::parse("a").unwrap(), Identifier::parse("b").unwrap());
+    let commit = |s: &StreamId, id: &Identifier<Counter>, version: u64, counts: &[u32]| Commit {
+        stream: s.clone(),
+        expected_version: version,
+        state: state("{}"),
+        events: counts.iter().map(|&n| bumped(id, n, s)).collect(),
+    };
+    store.commit(batch(vec![commit(&a, &ida, 0, &[1, 2])])).await.unwrap();
+    store.commit(batch(vec![commit(&b, &idb, 0, &[1])])).await.unwrap();
+    store.commit(batch(vec![commit(&a, &ida, 1, &[3])])).await.unwrap();
+
+    let lease = Duration::from_secs(60);
+    let first = store.claim_undelivered(2, lease).await.unwrap();
+    let order = |events: &[Envelope]| events.iter().map(|e| (e.stream.id.to_string(), e.sequence)).collect::<Vec<_>>();
+    assert_eq!(order(&first), [("a".into(), 1), ("a".into(), 2)]);
+    // a's third event waits behind the two claimed; b is free.
+    let second = store.claim_undelivered(10, lease).await.unwrap();
+    assert_eq!(order(&second), [("b".into(), 1)]);
+    assert!(store.claim_undelivered(10, lease).await.unwrap().is_empty(), "everything is claimed or blocked");
+    store.mark_delivered(first.iter().map(|e| e.id).collect()).await.unwrap();
+    let third = store.claim_undelivered(10, lease).await.unwrap();
+    assert_eq!(order(&third), [("a".into(), 3)]);
+    // An expired lease makes an event claimable again.
+    let again = store.claim_undelivered(10, Duration::ZERO).await.unwrap();
+    assert!(again.is_empty(), "b#1 and a#3 are still leased");
+    store.mark_delivered(vec![second[0].id, third[0].id]).await.unwrap();
+    assert!(store.claim_undelivered(10, lease).await.unwrap().is_empty());
+}
+
+/// Delivery that forgets to mark events delivered, as a process killed right after its
+/// handlers committed would.
+struct Forgetful(Arc<dyn Store>);
+
+impl Store for Forgetful {
+    fn load<'a>(&'a self, stream: &'a StreamId) -> BoxFuture<'a, Result<Option<Record>, StoreError>> {
+        self.0.load(stream)
+    }
+    fn commit(&self, batch: Batch) -> BoxFuture<'_, Result<Vec<Committed>, StoreError>> {
+        self.0.commit(batch)
+    }
+    fn claim_undelivered(&self, limit: usize, lease: Duration) -> BoxFuture<'_, Result<Vec<Envelope>, StoreError>> {
+        self.0.claim_undelivered(limit, lease)
+    }
+    fn mark_delivered(&self, _: Vec<Uuid>) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+    fn is_handled<'a>(&'a self, handler: &'a str, message_id: Uuid) -> BoxFuture<'a, Result<bool, StoreError>> {
+        self.0.is_handled(handler, message_id)
+    }
+    fn stream<'a>(&'a self, stream: &'a StreamId) -> BoxFuture<'a, Result<Vec<Envelope>, StoreError>> {
+        self.0.stream(stream)
+    }
+    fn events(&self, from: u64, limit: usize) -> BoxFuture<'_, Result<Vec<Envelope>, StoreError>> {
+        self.0.events(from, limit)
+    }
+    fn read_model<'a>(&'a self, name: &'a str, key: &'a str) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+        self.0.read_model(name, key)
+    }
+    fn put_read_model<'a>(
+        &'a self,
+        name: &'a str,
+        key: &'a str,
+        json: String,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.0.put_read_model(name, key, json)
+    }
+}
+
+async fn events_committed_but_not_delivered_are_delivered_once(store: Arc<dyn Store>) {
+    // A process committed a change and its event, then stopped before delivering it.
+    let id = Identifier::<Counter>::generate();
+    let s = StreamId::new("Counter", id.to_string());
+    let commit = Commit {
+        stream: s.clone(),
+        expected_version: 0,
+        state: state(&format!(r#"{{"id":"{id}","count":1}}"#)),
+        events: vec![bumped(&id, 1, &s)],
+    };
+    store.commit(batch(vec![commit])).await.unwrap();
+
+    // The next process delivers it, but is killed before marking it delivered ...
+    let forgetful = domain_on(Arc::new(Forgetful(store.clone())));
+    let (delivered, failures) = forgetful.deliver_pending().await.unwrap();
+    assert!(failures.is_empty());
+    assert_eq!(delivered.len(), 1);
+    // ... so the one after gets it again: the handler skips it, its effect stays single.
+    let domain = domain_on(store.clone());
+    let (delivered, failures) = domain.deliver_pending().await.unwrap();
+    assert!(failures.is_empty());
+    assert_eq!(delivered.len(), 1, "at least once");
+    assert_eq!(domain.get(&id.cast::<Tally>()).await.unwrap().unwrap().seen, 1, "handled once");
+    // And now it is delivered for good.
+    assert!(domain.deliver_pending().await.unwrap().0.is_empty());
+    // Events delivered in process are marked too: nothing is pending after `process`.
+    domain.process(Bump { id: id.clone() }).await.unwrap();
+    assert!(domain.deliver_pending().await.unwrap().0.is_empty());
+    assert_eq!(domain.get(&id.cast::<Tally>()).await.unwrap().unwrap().seen, 2);
+}
+
+async fn corrupt_stored_data_gives_typed_errors(store: Arc<dyn Store>) {
+    let domain = domain_on(store.clone());
+    // A record that no longer parses as its aggregate.
+    let s = stream("Counter", "broken");
+    let bad = Commit {
+        stream: s.clone(),
+        expected_version: 0,
+        state: state(r#"{"id":"broken","count":"many"}"#),
+        events: vec![],
+    };
+    store.commit(batch(vec![bad])).await.unwrap();
+    let error = domain.get(&Identifier::<Counter>::parse("broken").unwrap()).await.unwrap_err();
+    assert!(
+        matches!(&error, ProcessError::Store(StoreError::Corrupt { stream, position: 1, .. }) if *stream == s),
+        "{error}"
+    );
+
+    // An event whose payload no longer parses: its handler fails with a typed error
+    // naming the stream and position, and the event stays undelivered.
+    let id = Identifier::<Counter>::parse("odd").unwrap();
+    let odd = stream("Counter", "odd");
+    let mut event = bumped(&id, 1, &odd);
+    event.payload = Arc::from(r#"{"id":"odd","count":-1}"#);
+    store
+        .commit(batch(vec![Commit {
+            stream: odd.clone(),
+            expected_version: 0,
+            state: state("{}"),
+            events: vec![event],
+        }]))
+        .await
+        .unwrap();
+    let (_, failures) = domain.deliver_pending().await.unwrap();
+    let [failure] = failures.as_slice() else { panic!("one failure: {failures:?}") };
+    let ProcessError::Store(StoreError::Corrupt { stream, position, reason }) = &failure.error else {
+        panic!("{}", failure.error)
+    };
+    assert_eq!((stream, *position), (&odd, 1));
+    assert!(reason.contains("Counter.Bumped"), "{reason}");
+    let stored = store.stream(&odd).await.unwrap();
+    assert!(stored[0].event::<Bumped>().is_err());
+    // An event read as another type is refused too.
+    let Err(StoreError::Corrupt { .. }) = stored[0].event::<lab_other::Other>() else { panic!("a typed error") };
+}
+
+/// An event type the lab's events are not.
+mod lab_other {
+    use protean::prelude::*;
+
+    #[aggregate]
+    pub struct Elsewhere {
+        pub n: u8,
+    }
+
+    #[event(part_of = Elsewhere)]
+    pub struct Other {
+        pub n: u8,
+    }
+}
+
+async fn read_models_are_kept(store: Arc<dyn Store>) {
+    assert!(store.read_model("Price", "pen").await.unwrap().is_none());
+    store.put_read_model("Price", "pen", r#"{"cents":40}"#.into()).await.unwrap();
+    store.put_read_model("Price", "pen", r#"{"cents":45}"#.into()).await.unwrap();
+    assert_eq!(store.read_model("Price", "pen").await.unwrap().as_deref(), Some(r#"{"cents":45}"#));
+}
+
+async fn many_tasks_on_one_aggregate_lose_no_update(store: Arc<dyn Store>) {
+    let domain = domain_on(store);
+    let id = Identifier::<Counter>::generate();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (domain, id) = (domain.clone(), id.clone());
+            tokio::spawn(async move {
+                let mut succeeded = 0u32;
+                for _ in 0..25 {
+                    if domain.process(Bump { id: id.clone() }).await.is_ok() {
+                        succeeded += 1;
+                    }
+                }
+                succeeded
+            })
+        })
+        .collect();
+    let mut succeeded = 0;
+    for task in tasks {
+        succeeded += task.await.unwrap();
+    }
+    assert_eq!(domain.get(&id).await.unwrap().unwrap().count, succeeded);
+    assert_eq!(domain.events_of(&id).await.unwrap().len(), succeeded as usize);
+    assert_eq!(domain.get(&id.cast::<Tally>()).await.unwrap().unwrap().seen, succeeded);
+}
+
+async fn migrating_again_changes_nothing(store: Arc<dyn Store>) {
+    let s = stream("Counter", "kept");
+    store
+        .commit(batch(vec![Commit { stream: s.clone(), expected_version: 0, state: state("{}"), events: vec![] }]))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    store.migrate().await.unwrap();
+    assert_eq!(store.load(&s).await.unwrap().unwrap().version, 1);
+}
+
+macro_rules! conformance {
+    ($store:ident, $open:expr) => {
+        mod $store {
+            use super::*;
+
+            async fn open() -> Option<Arc<dyn Store>> {
+                $open
+            }
+
+            macro_rules! case {
+                ($name:ident) => {
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $name() {
+                        if let Some(store) = open().await {
+                            super::$name(store).await;
+                        }
+                    }
+                };
+            }
+
+            case!(versions_increase_and_a_stale_write_is_refused);
+            case!(a_batch_is_all_or_nothing);
+            case!(every_field_type_round_trips);
+            case!(events_keep_their_envelope_and_order);
+            case!(a_handled_message_is_recorded_once);
+            case!(the_outbox_hands_out_each_stream_in_order);
+            case!(events_committed_but_not_delivered_are_delivered_once);
+            case!(corrupt_stored_data_gives_typed_errors);
+            case!(read_models_are_kept);
+            case!(many_tasks_on_one_aggregate_lose_no_update);
+            case!(migrating_again_changes_nothing);
+        }
+    };
+}
+
+conformance!(memory, Some(Arc::new(MemoryStore::new())));
+conformance!(sqlite, {
+    // A file, not `:memory:`: the WAL and the file's schema version are part of the test.
+    let dir = std::env::temp_dir().join(format!("protean-conformance-{}", Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    Some(Arc::new(SqliteStore::open(dir.join("store.db")).unwrap()))
+});
