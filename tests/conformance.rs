@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use protean::envelope::{Cause, Envelope, StreamId};
 use protean::prelude::*;
 use protean::store::{
-    Batch, BoxFuture, Commit, Committed, Handled, MemoryStore, Record, SqliteStore, Store, StoreError,
+    Batch, BoxFuture, Commit, Committed, Handled, MemoryStore, PostgresStore, Record, SqliteStore, Store, StoreError,
 };
 use uuid::Uuid;
 
@@ -476,3 +476,23 @@ conformance!(sqlite, {
     std::fs::create_dir_all(&dir).unwrap();
     Some(Arc::new(SqliteStore::open(dir.join("store.db")).unwrap()))
 });
+conformance!(postgres, fresh_postgres().await);
+
+/// A new database on the server `PROTEAN_POSTGRES_URL` names, so tests run side by side.
+async fn fresh_postgres() -> Option<Arc<dyn Store>> {
+    let Ok(url) = std::env::var("PROTEAN_POSTGRES_URL") else {
+        assert!(
+            std::env::var("PROTEAN_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+            "PROTEAN_REQUIRE_POSTGRES=1 but PROTEAN_POSTGRES_URL is not set"
+        );
+        eprintln!("skipped: set PROTEAN_POSTGRES_URL=postgres://user@host:port/db to run it on PostgreSQL");
+        return None;
+    };
+    let admin = sqlx::PgPool::connect(&url).await.expect("PROTEAN_POSTGRES_URL answers");
+    let name = format!("protean_{}", Uuid::now_v7().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.expect("a test database");
+    admin.close().await;
+    let base = url.rsplit_once('/').map_or(url.as_str(), |(base, _)| base);
+    let store = PostgresStore::connect_with(&format!("{base}/{name}"), 8).await.expect("connects and migrates");
+    Some(Arc::new(store))
+}

@@ -15,6 +15,8 @@
 //! [`Domain::deliver_pending`](crate::model::Domain::deliver_pending).
 
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -25,6 +27,8 @@ use std::time::Duration;
 use uuid::Uuid;
 
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresStore, SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{Durability, SqliteStore, SCHEMA_VERSION as SQLITE_SCHEMA_VERSION};
 

@@ -1,0 +1,421 @@
+//! The shared store: PostgreSQL, through sqlx, for many processes on many machines.
+//!
+//! Writes check versions under a row lock (`SELECT … FOR UPDATE`), so two processes
+//! changing one aggregate never both win: the second gets a [`VersionConflict`] and its
+//! handler runs again. Relays claim undelivered events one claim at a time (a
+//! transaction-level advisory lock, with `FOR UPDATE SKIP LOCKED` on the rows), so each
+//! stream is handed out in order; the handlers then run in parallel, and the handled
+//! messages recorded in their transactions make each effect happen once.
+
+use std::borrow::Cow;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, Row, Transaction};
+use uuid::Uuid;
+
+use super::{Batch, BoxFuture, Commit, Committed, Record, Store, StoreError, VersionConflict};
+use crate::envelope::{Envelope, StreamId};
+
+/// The schema version this code writes; [`Store::migrate`] brings older databases up to it.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// Serializes migrations and claims across processes (an arbitrary, fixed key).
+const MIGRATION_LOCK: i64 = 0x7072_6f74_6561_6e01;
+const CLAIM_LOCK: i64 = 0x7072_6f74_6561_6e02;
+
+const SCHEMA_V1: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS protean_schema (version INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS protean_aggregates (
+        aggregate     TEXT   NOT NULL,
+        id            TEXT   NOT NULL,
+        version       BIGINT NOT NULL,
+        state         TEXT,
+        last_sequence BIGINT NOT NULL,
+        PRIMARY KEY (aggregate, id))",
+    "CREATE TABLE IF NOT EXISTS protean_events (
+        position       BIGSERIAL PRIMARY KEY,
+        id             UUID    NOT NULL UNIQUE,
+        aggregate      TEXT    NOT NULL,
+        stream_id      TEXT    NOT NULL,
+        sequence       BIGINT  NOT NULL,
+        type_name      TEXT    NOT NULL,
+        version        INTEGER NOT NULL,
+        payload        TEXT    NOT NULL,
+        recorded_at    BIGINT  NOT NULL,
+        correlation_id UUID    NOT NULL,
+        causation_id   UUID    NOT NULL,
+        delivered      BOOLEAN NOT NULL DEFAULT FALSE,
+        claimed_until  BIGINT,
+        UNIQUE (aggregate, stream_id, sequence))",
+    "CREATE INDEX IF NOT EXISTS protean_events_undelivered ON protean_events (position) WHERE NOT delivered",
+    "CREATE TABLE IF NOT EXISTS protean_handled (
+        handler    TEXT NOT NULL,
+        message_id UUID NOT NULL,
+        PRIMARY KEY (handler, message_id))",
+    "CREATE TABLE IF NOT EXISTS protean_read_models (
+        name TEXT NOT NULL,
+        key  TEXT NOT NULL,
+        json TEXT NOT NULL,
+        PRIMARY KEY (name, key))",
+];
+
+/// The columns an [`Envelope`] is read from.
+const EVENT_COLUMNS: &str =
+    "id, aggregate, stream_id, sequence, type_name, version, payload, recorded_at, correlation_id, causation_id";
+
+/// A [`Store`] in PostgreSQL, shared by every process that connects to it.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+fn backend(e: sqlx::Error) -> StoreError {
+    StoreError::Backend(format!("postgres: {e}"))
+}
+
+fn micros(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user:password@host:port/database`) with a pool of
+    /// up to 16 connections, and brings the schema up to date.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, 16).await
+    }
+
+    /// [`connect`](Self::connect) with the pool size chosen.
+    pub async fn connect_with(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new().max_connections(max_connections).connect(url).await.map_err(backend)?;
+        let store = PostgresStore { pool };
+        store.migrate_now().await?;
+        Ok(store)
+    }
+
+    /// The pool, for tests and tools that look at the tables.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn migrate_now(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        for statement in SCHEMA_V1 {
+            sqlx::query(statement).execute(&mut *tx).await.map_err(backend)?;
+        }
+        let current: Option<i32> =
+            sqlx::query_scalar("SELECT max(version) FROM protean_schema").fetch_one(&mut *tx).await.map_err(backend)?;
+        match current {
+            Some(v) if v > SCHEMA_VERSION => {
+                return Err(StoreError::Backend(format!(
+                    "the database has schema version {v}, newer than this protean's {SCHEMA_VERSION}"
+                )))
+            }
+            Some(v) if v == SCHEMA_VERSION => {}
+            _ => {
+                sqlx::query("DELETE FROM protean_schema").execute(&mut *tx).await.map_err(backend)?;
+                sqlx::query("INSERT INTO protean_schema (version) VALUES ($1)")
+                    .bind(SCHEMA_VERSION)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+            }
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn commit_now(&self, batch: Batch) -> Result<Vec<Committed>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        if let Some(handled) = &batch.handled {
+            let inserted =
+                sqlx::query("INSERT INTO protean_handled (handler, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(&*handled.handler)
+                    .bind(handled.message_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+            if inserted.rows_affected() == 0 {
+                return Err(StoreError::AlreadyHandled {
+                    handler: handled.handler.to_string(),
+                    message_id: handled.message_id,
+                });
+            }
+        }
+        let mut committed = Vec::with_capacity(batch.commits.len());
+        for commit in batch.commits {
+            committed.push(write(&mut tx, commit).await?);
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(committed)
+    }
+
+    async fn claim_now(&self, limit: usize, lease: Duration) -> Result<Vec<Envelope>, StoreError> {
+        let now = SystemTime::now();
+        let (now_us, until_us) = (micros(now), micros(now + lease));
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        // One claim at a time: a claim in flight must not let another relay see a
+        // stream's later event before its earlier one is marked claimed.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CLAIM_LOCK).execute(&mut *tx).await.map_err(backend)?;
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS}, claimed_until FROM protean_events WHERE NOT delivered
+             ORDER BY position LIMIT $1 FOR UPDATE SKIP LOCKED"
+        ))
+        // Blocked streams may hide claimable events further on: look past `limit`.
+        .bind(i64::try_from(limit.saturating_mul(8).max(64)).unwrap_or(i64::MAX))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let mut claimed = Vec::new();
+        let mut blocked: foldhash::HashSet<(String, String)> = foldhash::HashSet::default();
+        for row in &rows {
+            if claimed.len() == limit {
+                break;
+            }
+            let key: (String, String) = (row.try_get(1).map_err(backend)?, row.try_get(2).map_err(backend)?);
+            if blocked.contains(&key) {
+                continue;
+            }
+            let claimed_until: Option<i64> = row.try_get(10).map_err(backend)?;
+            if claimed_until.is_some_and(|until| until > now_us) {
+                blocked.insert(key);
+                continue;
+            }
+            claimed.push(envelope(row)?);
+        }
+        let ids: Vec<Uuid> = claimed.iter().map(|e| e.id).collect();
+        sqlx::query("UPDATE protean_events SET claimed_until = $1 WHERE id = ANY($2)")
+            .bind(until_us)
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(claimed)
+    }
+}
+
+async fn write(tx: &mut Transaction<'_, Postgres>, commit: Commit) -> Result<Committed, StoreError> {
+    let Commit { stream, expected_version, state, events } = commit;
+    let row = sqlx::query(
+        "SELECT version, state IS NOT NULL, last_sequence FROM protean_aggregates
+         WHERE aggregate = $1 AND id = $2 FOR UPDATE",
+    )
+    .bind(&*stream.aggregate)
+    .bind(&*stream.id)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(backend)?;
+    let (actual, mut last_sequence, exists) = match &row {
+        Some(row) => {
+            let version: i64 = row.try_get(0).map_err(backend)?;
+            let present: bool = row.try_get(1).map_err(backend)?;
+            let last: i64 = row.try_get(2).map_err(backend)?;
+            (if present { u64::try_from(version).unwrap_or(0) } else { 0 }, last, true)
+        }
+        None => (0, 0, false),
+    };
+    if actual != expected_version {
+        return Err(VersionConflict { stream, expected: expected_version, actual }.into());
+    }
+    let version = expected_version + 1;
+    let last_after = last_sequence + i64::try_from(events.len()).unwrap_or(0);
+    if exists {
+        sqlx::query(
+            "UPDATE protean_aggregates SET version = $3, state = $4, last_sequence = $5 WHERE aggregate = $1 AND id = $2",
+        )
+        .bind(&*stream.aggregate)
+        .bind(&*stream.id)
+        .bind(to_i64(version))
+        .bind(state.as_deref())
+        .bind(last_after)
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)?;
+    } else {
+        // Two writers adding the same identity: the loser's insert does nothing.
+        let inserted = sqlx::query(
+            "INSERT INTO protean_aggregates (aggregate, id, version, state, last_sequence) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (aggregate, id) DO NOTHING",
+        )
+        .bind(&*stream.aggregate)
+        .bind(&*stream.id)
+        .bind(to_i64(version))
+        .bind(state.as_deref())
+        .bind(last_after)
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)?;
+        if inserted.rows_affected() == 0 {
+            return Err(VersionConflict { stream, expected: expected_version, actual: 1 }.into());
+        }
+    }
+    let mut events = events;
+    for event in &mut events {
+        last_sequence += 1;
+        event.sequence = u64::try_from(last_sequence).unwrap_or(0);
+        sqlx::query(
+            "INSERT INTO protean_events (id, aggregate, stream_id, sequence, type_name, version, payload, recorded_at,
+                 correlation_id, causation_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(event.id)
+        .bind(&*stream.aggregate)
+        .bind(&*stream.id)
+        .bind(last_sequence)
+        .bind(&*event.type_name)
+        .bind(i32::try_from(event.version).unwrap_or(i32::MAX))
+        .bind(&*event.payload)
+        .bind(micros(event.recorded_at))
+        .bind(event.correlation_id)
+        .bind(event.causation_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)?;
+    }
+    Ok(Committed { stream, version, events })
+}
+
+/// An envelope from a row selected with [`EVENT_COLUMNS`]; bad stored values are typed errors.
+fn envelope(row: &PgRow) -> Result<Envelope, StoreError> {
+    let aggregate: String = row.try_get(1).map_err(backend)?;
+    let stream_id: String = row.try_get(2).map_err(backend)?;
+    let stream = StreamId::new(aggregate, stream_id);
+    let sequence: i64 = row.try_get(3).map_err(backend)?;
+    let position = u64::try_from(sequence).unwrap_or(0);
+    let version: i32 = row.try_get(5).map_err(backend)?;
+    let version = u32::try_from(version)
+        .map_err(|_| StoreError::corrupt(&stream, position, format!("event version {version} is out of range")))?;
+    let recorded: i64 = row.try_get(7).map_err(backend)?;
+    let payload: String = row.try_get(6).map_err(backend)?;
+    let type_name: String = row.try_get(4).map_err(backend)?;
+    Ok(Envelope::stored_event(
+        row.try_get(0).map_err(backend)?,
+        Cow::Owned(type_name),
+        version,
+        stream,
+        position,
+        UNIX_EPOCH + Duration::from_micros(u64::try_from(recorded).unwrap_or(0)),
+        row.try_get(8).map_err(backend)?,
+        row.try_get(9).map_err(backend)?,
+        payload.into(),
+    ))
+}
+
+impl Store for PostgresStore {
+    fn migrate(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.migrate_now())
+    }
+
+    fn load<'a>(&'a self, stream: &'a StreamId) -> BoxFuture<'a, Result<Option<Record>, StoreError>> {
+        Box::pin(async move {
+            let row = sqlx::query(
+                "SELECT version, state FROM protean_aggregates WHERE aggregate = $1 AND id = $2 AND state IS NOT NULL",
+            )
+            .bind(&*stream.aggregate)
+            .bind(&*stream.id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+            let Some(row) = row else { return Ok(None) };
+            let version: i64 = row.try_get(0).map_err(backend)?;
+            let state: String = row.try_get(1).map_err(backend)?;
+            Ok(Some(Record { version: u64::try_from(version).unwrap_or(0), state: state.into() }))
+        })
+    }
+
+    fn commit(&self, batch: Batch) -> BoxFuture<'_, Result<Vec<Committed>, StoreError>> {
+        Box::pin(self.commit_now(batch))
+    }
+
+    fn claim_undelivered(&self, limit: usize, lease: Duration) -> BoxFuture<'_, Result<Vec<Envelope>, StoreError>> {
+        Box::pin(self.claim_now(limit, lease))
+    }
+
+    fn mark_delivered(&self, event_ids: Vec<Uuid>) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            sqlx::query("UPDATE protean_events SET delivered = TRUE WHERE id = ANY($1)")
+                .bind(&event_ids)
+                .execute(&self.pool)
+                .await
+                .map(|_| ())
+                .map_err(backend)
+        })
+    }
+
+    fn is_handled<'a>(&'a self, handler: &'a str, message_id: Uuid) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            sqlx::query_scalar::<_, bool>(
+                "SELECT EXISTS (SELECT 1 FROM protean_handled WHERE handler = $1 AND message_id = $2)",
+            )
+            .bind(handler)
+            .bind(message_id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)
+        })
+    }
+
+    fn stream<'a>(&'a self, stream: &'a StreamId) -> BoxFuture<'a, Result<Vec<Envelope>, StoreError>> {
+        Box::pin(async move {
+            let sql = format!(
+                "SELECT {EVENT_COLUMNS} FROM protean_events WHERE aggregate = $1 AND stream_id = $2 ORDER BY sequence"
+            );
+            let rows = sqlx::query(&sql)
+                .bind(&*stream.aggregate)
+                .bind(&*stream.id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend)?;
+            rows.iter().map(envelope).collect()
+        })
+    }
+
+    fn events(&self, from: u64, limit: usize) -> BoxFuture<'_, Result<Vec<Envelope>, StoreError>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        Box::pin(async move {
+            let sql = format!("SELECT {EVENT_COLUMNS} FROM protean_events ORDER BY position LIMIT $1 OFFSET $2");
+            let rows = sqlx::query(&sql).bind(limit).bind(to_i64(from)).fetch_all(&self.pool).await.map_err(backend)?;
+            rows.iter().map(envelope).collect()
+        })
+    }
+
+    fn read_model<'a>(&'a self, name: &'a str, key: &'a str) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+        Box::pin(async move {
+            sqlx::query_scalar::<_, String>("SELECT json FROM protean_read_models WHERE name = $1 AND key = $2")
+                .bind(name)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend)
+        })
+    }
+
+    fn put_read_model<'a>(
+        &'a self,
+        name: &'a str,
+        key: &'a str,
+        json: String,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            sqlx::query(
+                "INSERT INTO protean_read_models (name, key, json) VALUES ($1, $2, $3)
+                 ON CONFLICT (name, key) DO UPDATE SET json = excluded.json",
+            )
+            .bind(name)
+            .bind(key)
+            .bind(json)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(backend)
+        })
+    }
+}
