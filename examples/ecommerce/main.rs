@@ -3,8 +3,11 @@
 //! points added by a `CustomerLoyalty` handler; an order the stock cannot serve gets the
 //! compensating outcome of "Aggregate Boundaries in Go": it waits for a restock.
 //!
-//! `cargo run --example ecommerce` runs it; add `-- --write-model DIR` to also write
-//! the model as `ecommerce.mmd` (Mermaid), `ecommerce.dot` (Graphviz) and `ecommerce.json`.
+//! `cargo run --example ecommerce` runs it on SQLite, in the file `ecommerce.db` (the
+//! embedded default; the data is kept from one run to the next). `-- --database URL`
+//! (or `PROTEAN_DATABASE_URL`) chooses another store: `postgres://user@host/db` for
+//! PostgreSQL, `memory:` for none. `-- --write-model DIR` also writes the model as
+//! `ecommerce.mmd` (Mermaid), `ecommerce.dot` (Graphviz) and `ecommerce.json`.
 
 pub mod model;
 
@@ -14,9 +17,19 @@ use model::*;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let domain = Domain::builder().module("ecommerce::model").build()?;
-
     let args: Vec<String> = std::env::args().collect();
+    let url = args
+        .iter()
+        .position(|a| a == "--database")
+        .and_then(|i| args.get(i + 1).cloned())
+        .or_else(|| std::env::var("PROTEAN_DATABASE_URL").ok())
+        .unwrap_or_else(|| "sqlite:ecommerce.db".into());
+    let store = protean::store::connect(&url).await?;
+    let domain = Domain::builder().module("ecommerce::model").shared_store(store).build()?;
+    // Events a previous run committed but did not deliver (it was stopped) go out first.
+    let (pending, _) = domain.deliver_pending().await?;
+    println!("store: {url}; {} pending event(s) delivered", pending.len());
+
     if let Some(dir) = args.iter().position(|a| a == "--write-model").and_then(|i| args.get(i + 1)) {
         std::fs::create_dir_all(dir)?;
         std::fs::write(format!("{dir}/ecommerce.mmd"), domain.to_mermaid())?;
@@ -60,7 +73,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("first order is {}, second is {}", order(&first_id).await?.ok_or("gone")?.status, {
         order(&second_id).await?.ok_or("gone")?.status
     });
-    let books = domain.get::<Inventory>(&book).await?.ok_or("no stock")?;
+    let books = domain.get::<Inventory>(&book).await?.ok_or("no stock")?; // kept across runs
     println!("BOOK-1: {} available, {} reserved", books.available, books.reserved);
     let loyalty = domain.get::<CustomerLoyalty>(&ada.cast()).await?.ok_or("no account")?;
     println!("Ada has {} loyalty points", loyalty.points);

@@ -1,8 +1,9 @@
 //! The project-management model of "Design Small Aggregates": tasks are completed in
 //! their own transactions and the project's progress follows through `TaskCompleted`.
 //!
-//! `cargo run --example project_management`; add `-- --dot` to print the model as
-//! Graphviz DOT.
+//! `cargo run --example project_management` runs it on SQLite (`project_management.db`);
+//! `PROTEAN_DATABASE_URL` chooses another store (`postgres://…`, `memory:`); add
+//! `-- --dot` to print the model as Graphviz DOT.
 
 pub mod model;
 
@@ -12,7 +13,10 @@ use model::*;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let domain = Domain::builder().module("project_management::model").build()?;
+    let url = std::env::var("PROTEAN_DATABASE_URL").unwrap_or_else(|_| "sqlite:project_management.db".into());
+    let store = protean::store::connect(&url).await?;
+    let domain = Domain::builder().module("project_management::model").shared_store(store).build()?;
+    domain.deliver_pending().await?;
     if std::env::args().any(|a| a == "--dot") {
         println!("{}", domain.to_dot());
     }

@@ -34,6 +34,45 @@ pub use sqlite::{Durability, SqliteStore, SCHEMA_VERSION as SQLITE_SCHEMA_VERSIO
 
 use crate::envelope::{Envelope, StreamId};
 
+/// Opens the store a URL names:
+///
+/// * `memory:` — a new [`MemoryStore`];
+/// * `sqlite:PATH` or `sqlite://PATH` (or a bare path) — a [`SqliteStore`] file, created
+///   when missing (`sqlite::memory:` for a private in-memory database);
+/// * `postgres://…` or `postgresql://…` — a [`PostgresStore`].
+///
+/// The schema is created or upgraded on the way.
+///
+/// ```
+/// # async fn demo() -> Result<(), protean_core::store::StoreError> {
+/// let store = protean_core::store::connect("memory:").await?;
+/// # let _ = store; Ok(()) }
+/// ```
+pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    if url == "memory:" {
+        return Ok(std::sync::Arc::new(MemoryStore::new()));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        #[cfg(feature = "postgres")]
+        return Ok(std::sync::Arc::new(PostgresStore::connect(url).await?));
+        #[cfg(not(feature = "postgres"))]
+        return Err(StoreError::Backend("this build has no PostgreSQL store: enable the `postgres` feature".into()));
+    }
+    let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+    #[cfg(feature = "sqlite")]
+    {
+        if path == ":memory:" {
+            return Ok(std::sync::Arc::new(SqliteStore::in_memory()?));
+        }
+        Ok(std::sync::Arc::new(SqliteStore::open(path)?))
+    }
+    #[cfg(not(feature = "sqlite"))]
+    {
+        let _ = path;
+        Err(StoreError::Backend("this build has no SQLite store: enable the `sqlite` feature".into()))
+    }
+}
+
 /// A boxed, sendable future: what the object-safe async traits here return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
