@@ -1,0 +1,91 @@
+//! A model with a field of every kind a store must round-trip, and a reaction: shared by
+//! the conformance suite and the crash test.
+
+use protean::prelude::*;
+
+#[value_object]
+pub struct Money {
+    pub cents: i64,
+    pub currency: String,
+}
+
+#[value_object]
+pub enum Mood {
+    Calm,
+    Busy,
+}
+
+#[entity(part_of = Everything)]
+pub struct Part {
+    pub label: String,
+    pub weight: f64,
+}
+
+#[aggregate]
+pub struct Everything {
+    pub text: String,
+    pub unicode: String,
+    pub small: i8,
+    pub big: i64,
+    pub huge: u64,
+    pub ratio: f64,
+    pub flag: bool,
+    pub letter: char,
+    pub uuid: uuid::Uuid,
+    pub at: std::time::SystemTime,
+    pub maybe: Option<String>,
+    pub nothing: Option<i32>,
+    pub list: Vec<u16>,
+    pub other: Identifier<Counter>,
+    pub price: Money,
+    pub prices: Vec<Money>,
+    pub mood: Mood,
+    pub parts: HasMany<Part>,
+}
+
+#[aggregate]
+pub struct Counter {
+    pub count: u32,
+}
+
+#[aggregate]
+pub struct Tally {
+    pub seen: u32,
+}
+
+#[command(part_of = Counter)]
+pub struct Bump {
+    pub id: Identifier<Counter>,
+}
+
+#[event(part_of = Counter)]
+pub struct Bumped {
+    pub id: Identifier<Counter>,
+    pub count: u32,
+}
+
+pub struct Counting;
+
+#[handler(part_of = Counter)]
+impl Counting {
+    async fn bump(ctx: &mut Context<Counter>, command: Bump) -> Result<(), DomainError> {
+        let id = command.id.clone();
+        let counter = ctx.load_or_add(&id, || Ok(Counter::builder().id(id.clone()).count(0u32).build()?)).await?;
+        counter.count += 1;
+        let event = Bumped { id: command.id, count: counter.count };
+        counter.raise(event);
+        Ok(())
+    }
+}
+
+/// Counts every `Bumped` in one tally per counter: shows each event is handled once.
+pub struct Tallying;
+
+#[handler(part_of = Tally)]
+impl Tallying {
+    async fn count(ctx: &mut Context<Tally>, event: &Bumped) -> Result<(), DomainError> {
+        let id = event.id.cast::<Tally>();
+        ctx.load_or_add(&id, || Ok(Tally::builder().id(id.clone()).seen(0u32).build()?)).await?.seen += 1;
+        Ok(())
+    }
+}
