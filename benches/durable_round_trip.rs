@@ -3,11 +3,11 @@
 //! SQLite driver (rusqlite) directly, with the same durability settings (WAL,
 //! `synchronous = NORMAL`) and the same transaction shape.
 //!
-//! The round trip commits three transactions on both sides:
+//! The round trip commits two transactions on both sides:
 //! 1. the order and its `OrderPlaced`;
-//! 2. the inventory reaction: its handled-message record, the inventory and its
-//!    `StockReserved`;
-//! 3. both events marked delivered.
+//! 2. the inventory reaction: its handled-message record, the inventory, its
+//!    `StockReserved`, and both events marked delivered (`OrderPlaced` has one handler,
+//!    `StockReserved` none).
 //!
 //! The raw side writes exactly those rows with prepared statements and JSON text made
 //! in advance; protean also loads (one miss, one hit), validates, serializes and routes.
@@ -89,7 +89,8 @@ impl Raw {
         let event = format!(
             r#"{{"order_id":"{order_id}","customer_id":"customer-1","lines":[{{"sku":"{sku}","quantity":2,"unit_price_cents":1250}}]}}"#
         );
-        let insert_event = "INSERT INTO protean_events (id, aggregate, stream_id, sequence, type_name, version, payload,
+        let insert_event =
+            "INSERT INTO protean_events (id, aggregate, stream_id, sequence, type_name, version, payload,
             recorded_at, correlation_id, causation_id) VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7, ?8, ?9)";
 
         let tx = self.connection.transaction_with_behavior(TransactionBehavior::Immediate).expect("tx 1");
@@ -118,18 +119,25 @@ impl Raw {
         let payload = format!(r#"{{"order_id":"{order_id}","quantity":2}}"#);
         tx.prepare_cached(insert_event)
             .and_then(|mut s| {
-                s.execute(params![reserved, "Inventory", sku, 2, "Inventory.StockReserved", payload, micros(), command, placed])
+                s.execute(params![
+                    reserved,
+                    "Inventory",
+                    sku,
+                    2,
+                    "Inventory.StockReserved",
+                    payload,
+                    micros(),
+                    command,
+                    placed
+                ])
             })
             .expect("its event");
-        tx.commit().expect("commit 2");
-
-        let tx = self.connection.transaction().expect("tx 3");
         {
             let mut mark = tx.prepare_cached("UPDATE protean_events SET delivered = 1 WHERE id = ?1").expect("mark");
-            mark.execute([&placed]).expect("delivered");
             mark.execute([&reserved]).expect("delivered");
+            mark.execute([&placed]).expect("delivered");
         }
-        tx.commit().expect("commit 3");
+        tx.commit().expect("commit 2");
     }
 }
 

@@ -94,7 +94,7 @@ async fn two_processes_lose_no_update_and_handle_each_event_once() {
             .collect();
         let state = format!(r#"{{"id":"{id}","count":{backlog}}}"#);
         let commit = Commit { stream, expected_version: 0, state: Some(state.into()), events };
-        store.commit(Batch { commits: vec![commit], handled: None }).await.unwrap();
+        store.commit(Batch { commits: vec![commit], handled: None, delivered: vec![] }).await.unwrap();
     }
 
     let children: Vec<_> = (0..2)

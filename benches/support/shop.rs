@@ -100,11 +100,7 @@ impl Orders {
             .lines(vec![line.clone()])
             .build()?;
         order.status = OrderStatus::Placed;
-        order.raise(OrderPlaced {
-            order_id: command.order_id,
-            customer_id: command.customer_id,
-            lines: vec![line],
-        });
+        order.raise(OrderPlaced { order_id: command.order_id, customer_id: command.customer_id, lines: vec![line] });
         ctx.add(order)?;
         Ok(())
     }

@@ -114,6 +114,8 @@ pub struct Context<A: Aggregate> {
     message: &'static str,
     /// The event and handler this unit handles, recorded when it commits.
     handled: Option<Handled>,
+    /// Events to mark delivered when it commits.
+    delivered: Vec<uuid::Uuid>,
     tracked: Vec<Tracked<A>>,
 }
 
@@ -134,7 +136,7 @@ pub(crate) fn stream_of<A: Aggregate>(id: &Identifier<A>) -> StreamId {
 
 impl<A: Aggregate> Context<A> {
     pub(crate) fn new(engine: Arc<Engine>, cause: Cause, message: &'static str) -> Self {
-        Context { engine, cause, message, handled: None, tracked: Vec::new() }
+        Context { engine, cause, message, handled: None, delivered: Vec::new(), tracked: Vec::new() }
     }
 
     /// A unit of work of `handler` handling the event `envelope`: the pair is recorded
@@ -146,7 +148,16 @@ impl<A: Aggregate> Context<A> {
         handler: &'static str,
     ) -> Self {
         let handled = Handled { handler: Cow::Borrowed(handler), message_id: envelope.id };
-        Context { engine, cause: Cause::event(envelope), message, handled: Some(handled), tracked: Vec::new() }
+        // Its only handler taking it is the event's delivery: marked in the same transaction.
+        let delivered = if engine.handler_count(&envelope.type_name) == 1 { vec![envelope.id] } else { Vec::new() };
+        Context {
+            engine,
+            cause: Cause::event(envelope),
+            message,
+            handled: Some(handled),
+            delivered,
+            tracked: Vec::new(),
+        }
     }
 
     /// Why this unit of work runs: the command or event being handled and the
@@ -293,11 +304,15 @@ impl<A: Aggregate> Context<A> {
                         reason: e.to_string(),
                     })
                 })?;
+                if self.engine.handler_count(&envelope.type_name) == 0 {
+                    self.delivered.push(envelope.id); // nothing will ever take it
+                }
                 events.push(envelope);
             }
             commits.push(Commit { stream, expected_version, state, events });
         }
-        match self.engine.store().commit(Batch { commits, handled: self.handled }).await {
+        let batch = Batch { commits, handled: self.handled, delivered: self.delivered };
+        match self.engine.store().commit(batch).await {
             // Another delivery of the same event got there first: its effects are stored once.
             Err(StoreError::AlreadyHandled { .. }) => Ok(Vec::new()),
             outcome => outcome.map_err(ProcessError::from),

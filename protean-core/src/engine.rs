@@ -161,6 +161,11 @@ impl Engine {
         &self.store
     }
 
+    /// How many handlers take events of this type.
+    pub fn handler_count(&self, type_name: &str) -> usize {
+        self.events.get(type_name).map_or(0, Vec::len)
+    }
+
     /// How many times a unit of work is run again after a version conflict.
     pub fn conflict_retries(&self) -> u32 {
         self.conflict_retries
@@ -202,7 +207,11 @@ impl Engine {
         let mut failures = Vec::new();
         while let Some(event) = queue.pop_front() {
             let mut complete = true;
-            for &handler in self.events.get(&*event.type_name).map(Vec::as_slice).unwrap_or_default() {
+            let handlers = self.events.get(&*event.type_name).map(Vec::as_slice).unwrap_or_default();
+            // Fresh events with no handler, or whose only handler succeeded, were marked
+            // delivered in the transaction that wrote them or handled them.
+            let marked = !redelivery && handlers.len() <= 1;
+            for &handler in handlers {
                 if redelivery && matches!(self.store.is_handled(handler.id, event.id).await, Ok(true)) {
                     continue;
                 }
@@ -214,7 +223,7 @@ impl Engine {
                     }
                 }
             }
-            if complete {
+            if complete && !marked {
                 done.push(event.id);
             }
             delivered.push(event);

@@ -24,7 +24,7 @@ use crate::envelope::{Envelope, StreamId};
 /// let store = MemoryStore::new();
 /// let stream = StreamId::new("Order", "o-1");
 /// let first = Commit { stream: stream.clone(), expected_version: 0, state: Some("{}".into()), events: vec![] };
-/// let batch = |commit: &Commit| Batch { commits: vec![commit.clone()], handled: None };
+/// let batch = |commit: &Commit| Batch { commits: vec![commit.clone()], handled: None, delivered: vec![] };
 /// assert_eq!(store.commit(batch(&first)).await.unwrap()[0].version, 1);
 /// // A second writer that also loaded version 0 is refused.
 /// assert!(matches!(store.commit(batch(&first)).await, Err(StoreError::Conflict(_))));
@@ -83,7 +83,7 @@ impl MemoryStore {
     }
 
     fn commit_now(&self, batch: Batch) -> Result<Vec<Committed>, StoreError> {
-        let Batch { commits, handled } = batch;
+        let Batch { commits, handled, delivered } = batch;
         let mut inner = self.lock();
         if let Some(handled) = &handled {
             if inner.handled.contains(&(handled.handler.clone(), handled.message_id)) {
@@ -111,7 +111,19 @@ impl MemoryStore {
         if let Some(handled) = handled {
             inner.handled.insert((handled.handler, handled.message_id));
         }
-        Ok(commits.into_iter().map(|commit| Self::write(&mut inner, commit)).collect())
+        let committed = commits.into_iter().map(|commit| Self::write(&mut inner, commit)).collect();
+        Self::mark(&mut inner, &delivered);
+        Ok(committed)
+    }
+
+    fn mark(inner: &mut Inner, event_ids: &[Uuid]) {
+        let Inner { log, delivery, first_undelivered, .. } = inner;
+        // Events just delivered are near the end of the log: search from there.
+        for id in event_ids {
+            if let Some(i) = log.iter().rposition(|e| e.id == *id).filter(|&i| i >= *first_undelivered) {
+                delivery[i].delivered = true;
+            }
+        }
     }
 
     fn write(inner: &mut Inner, commit: Commit) -> Committed {
@@ -182,14 +194,7 @@ impl Store for MemoryStore {
     }
 
     fn mark_delivered(&self, event_ids: Vec<Uuid>) -> BoxFuture<'_, Result<(), StoreError>> {
-        let mut inner = self.lock();
-        let Inner { log, delivery, first_undelivered, .. } = &mut *inner;
-        // Events just delivered are near the end of the log: search from there.
-        for id in event_ids {
-            if let Some(i) = log.iter().rposition(|e| e.id == id).filter(|&i| i >= *first_undelivered) {
-                delivery[i].delivered = true;
-            }
-        }
+        Self::mark(&mut self.lock(), &event_ids);
         Box::pin(std::future::ready(Ok(())))
     }
 

@@ -107,6 +107,9 @@ pub struct Batch {
     /// The message the unit of work handled, recorded in the same transaction; `None`
     /// for a command or application code.
     pub handled: Option<Handled>,
+    /// Events to mark delivered in the same transaction: the one handled here when its
+    /// handler is its only one, and new events that no handler takes.
+    pub delivered: Vec<Uuid>,
 }
 
 /// A message a handler has handled: recorded once, so that handling it again is refused.

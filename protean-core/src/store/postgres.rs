@@ -154,6 +154,13 @@ impl PostgresStore {
         for commit in batch.commits {
             committed.push(write(&mut tx, commit).await?);
         }
+        if !batch.delivered.is_empty() {
+            sqlx::query("UPDATE protean_events SET delivered = TRUE WHERE id = ANY($1)")
+                .bind(&batch.delivered)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
         tx.commit().await.map_err(backend)?;
         Ok(committed)
     }

@@ -170,6 +170,13 @@ impl SqliteStore {
         for commit in batch.commits {
             committed.push(write(&tx, commit)?);
         }
+        if !batch.delivered.is_empty() {
+            let mut mark =
+                tx.prepare_cached("UPDATE protean_events SET delivered = 1 WHERE id = ?1").map_err(backend)?;
+            for id in &batch.delivered {
+                mark.execute([id.to_string()]).map_err(backend)?;
+            }
+        }
         tx.commit().map_err(backend)?;
         Ok(committed)
     }
