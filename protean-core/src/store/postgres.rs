@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
-use sqlx::{Postgres, Row, Transaction};
+use sqlx::Row;
 use uuid::Uuid;
 
 use super::{Batch, BoxFuture, Commit, Committed, Record, Store, StoreError, VersionConflict};
@@ -58,6 +58,68 @@ const SCHEMA_V1: &[&str] = &[
         key  TEXT NOT NULL,
         json TEXT NOT NULL,
         PRIMARY KEY (name, key))",
+    // A unit of work's whole batch in one statement, so one round trip: the handled
+    // message, each aggregate (version checked under a row lock), its events, and the
+    // events to mark delivered. A conflict or a repeated message raises, and the
+    // statement, being one, leaves nothing behind.
+    "CREATE OR REPLACE FUNCTION protean_commit_batch(
+        p_aggregates text[], p_ids text[], p_expected bigint[], p_states text[], p_event_counts integer[],
+        p_event_ids uuid[], p_type_names text[], p_versions integer[], p_payloads text[], p_recorded bigint[],
+        p_correlations uuid[], p_causations uuid[], p_handler text, p_message_id uuid, p_delivered uuid[])
+    RETURNS bigint[] LANGUAGE plpgsql AS $$
+    DECLARE
+        i integer;
+        k integer := 1;
+        n integer;
+        actual bigint;
+        last bigint;
+        present boolean;
+        found_row boolean;
+        firsts bigint[] := '{}';
+    BEGIN
+        IF p_handler IS NOT NULL THEN
+            INSERT INTO protean_handled (handler, message_id) VALUES (p_handler, p_message_id) ON CONFLICT DO NOTHING;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION 'already handled' USING ERRCODE = 'PT208';
+            END IF;
+        END IF;
+        FOR i IN 1 .. coalesce(array_length(p_aggregates, 1), 0) LOOP
+            SELECT a.version, a.state IS NOT NULL, a.last_sequence INTO actual, present, last
+                FROM protean_aggregates a WHERE a.aggregate = p_aggregates[i] AND a.id = p_ids[i] FOR UPDATE;
+            found_row := FOUND;
+            IF NOT found_row THEN
+                actual := 0;
+                last := 0;
+            ELSIF NOT present THEN
+                actual := 0;
+            END IF;
+            IF actual <> p_expected[i] THEN
+                RAISE EXCEPTION 'version conflict' USING ERRCODE = 'PT409', DETAIL = actual::text;
+            END IF;
+            n := p_event_counts[i];
+            IF found_row THEN
+                UPDATE protean_aggregates SET version = p_expected[i] + 1, state = p_states[i], last_sequence = last + n
+                    WHERE aggregate = p_aggregates[i] AND id = p_ids[i];
+            ELSE
+                INSERT INTO protean_aggregates (aggregate, id, version, state, last_sequence)
+                    VALUES (p_aggregates[i], p_ids[i], p_expected[i] + 1, p_states[i], last + n)
+                    ON CONFLICT (aggregate, id) DO NOTHING;
+                IF NOT FOUND THEN
+                    RAISE EXCEPTION 'version conflict' USING ERRCODE = 'PT409', DETAIL = '1';
+                END IF;
+            END IF;
+            firsts := firsts || last;
+            INSERT INTO protean_events (id, aggregate, stream_id, sequence, type_name, version, payload, recorded_at,
+                    correlation_id, causation_id, delivered)
+                SELECT p_event_ids[j], p_aggregates[i], p_ids[i], last + (j - k + 1), p_type_names[j], p_versions[j], p_payloads[j],
+                    p_recorded[j], p_correlations[j], p_causations[j], p_event_ids[j] = ANY(p_delivered)
+                FROM generate_series(k, k + n - 1) AS j;
+            k := k + n;
+        END LOOP;
+        UPDATE protean_events SET delivered = TRUE WHERE id = ANY(p_delivered) AND NOT delivered;
+        RETURN firsts;
+    END
+    $$",
 ];
 
 /// The columns an [`Envelope`] is read from.
@@ -134,35 +196,95 @@ impl PostgresStore {
     }
 
     async fn commit_now(&self, batch: Batch) -> Result<Vec<Committed>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
-        if let Some(handled) = &batch.handled {
-            let inserted =
-                sqlx::query("INSERT INTO protean_handled (handler, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                    .bind(&*handled.handler)
-                    .bind(handled.message_id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend)?;
-            if inserted.rows_affected() == 0 {
-                return Err(StoreError::AlreadyHandled {
-                    handler: handled.handler.to_string(),
-                    message_id: handled.message_id,
-                });
+        let Batch { commits, handled, delivered } = batch;
+        let mut aggregates = Vec::with_capacity(commits.len());
+        let mut ids = Vec::with_capacity(commits.len());
+        let mut expected = Vec::with_capacity(commits.len());
+        let mut states = Vec::with_capacity(commits.len());
+        let mut counts = Vec::with_capacity(commits.len());
+        let (mut event_ids, mut type_names, mut versions, mut payloads) = (vec![], vec![], vec![], vec![]);
+        let (mut recorded, mut correlations, mut causations) = (vec![], vec![], vec![]);
+        for commit in &commits {
+            aggregates.push(&*commit.stream.aggregate);
+            ids.push(&*commit.stream.id);
+            expected.push(to_i64(commit.expected_version));
+            states.push(commit.state.as_deref());
+            counts.push(i32::try_from(commit.events.len()).unwrap_or(i32::MAX));
+            for event in &commit.events {
+                event_ids.push(event.id);
+                type_names.push(&*event.type_name);
+                versions.push(i32::try_from(event.version).unwrap_or(i32::MAX));
+                payloads.push(&*event.payload);
+                recorded.push(micros(event.recorded_at));
+                correlations.push(event.correlation_id);
+                causations.push(event.causation_id);
             }
         }
-        let mut committed = Vec::with_capacity(batch.commits.len());
-        for commit in batch.commits {
-            committed.push(write(&mut tx, commit).await?);
+        let outcome: Result<Vec<i64>, sqlx::Error> = sqlx::query_scalar(
+            "SELECT protean_commit_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        )
+        .bind(&aggregates)
+        .bind(&ids)
+        .bind(&expected)
+        .bind(&states)
+        .bind(&counts)
+        .bind(&event_ids)
+        .bind(&type_names)
+        .bind(&versions)
+        .bind(&payloads)
+        .bind(&recorded)
+        .bind(&correlations)
+        .bind(&causations)
+        .bind(handled.as_ref().map(|h| &*h.handler))
+        .bind(handled.as_ref().map(|h| h.message_id))
+        .bind(&delivered)
+        .fetch_one(&self.pool)
+        .await;
+        let firsts = match outcome {
+            Ok(firsts) => firsts,
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("PT208") => {
+                let (handler, message_id) =
+                    handled.map_or((String::new(), Uuid::nil()), |h| (h.handler.to_string(), h.message_id));
+                return Err(StoreError::AlreadyHandled { handler, message_id });
+            }
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("PT409") => {
+                let detail = e.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().and_then(|e| e.detail());
+                let actual = detail.and_then(|d| d.parse().ok()).unwrap_or(0);
+                // The function stops at the first aggregate whose version moved: find it.
+                let conflicting = self.first_conflict(&commits).await?;
+                let commit = conflicting.unwrap_or(&commits[0]);
+                return Err(VersionConflict {
+                    stream: commit.stream.clone(),
+                    expected: commit.expected_version,
+                    actual,
+                }
+                .into());
+            }
+            Err(e) => return Err(backend(e)),
+        };
+        let mut committed = Vec::with_capacity(commits.len());
+        for (commit, first) in commits.into_iter().zip(firsts) {
+            let Commit { stream, expected_version, mut events, .. } = commit;
+            for (offset, event) in (1u64..).zip(events.iter_mut()) {
+                event.sequence = u64::try_from(first).unwrap_or(0) + offset;
+            }
+            committed.push(Committed { stream, version: expected_version + 1, events });
         }
-        if !batch.delivered.is_empty() {
-            sqlx::query("UPDATE protean_events SET delivered = TRUE WHERE id = ANY($1)")
-                .bind(&batch.delivered)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-        }
-        tx.commit().await.map_err(backend)?;
         Ok(committed)
+    }
+
+    /// Which aggregate of a refused batch is no longer at its expected version.
+    async fn first_conflict<'c>(&self, commits: &'c [Commit]) -> Result<Option<&'c Commit>, StoreError> {
+        for commit in commits {
+            if let Some(record) = self.load(&commit.stream).await? {
+                if record.version != commit.expected_version {
+                    return Ok(Some(commit));
+                }
+            } else if commit.expected_version != 0 {
+                return Ok(Some(commit));
+            }
+        }
+        Ok(None)
     }
 
     async fn claim_now(&self, limit: usize, lease: Duration) -> Result<Vec<Envelope>, StoreError> {
@@ -208,86 +330,6 @@ impl PostgresStore {
         tx.commit().await.map_err(backend)?;
         Ok(claimed)
     }
-}
-
-async fn write(tx: &mut Transaction<'_, Postgres>, commit: Commit) -> Result<Committed, StoreError> {
-    let Commit { stream, expected_version, state, events } = commit;
-    let row = sqlx::query(
-        "SELECT version, state IS NOT NULL, last_sequence FROM protean_aggregates
-         WHERE aggregate = $1 AND id = $2 FOR UPDATE",
-    )
-    .bind(&*stream.aggregate)
-    .bind(&*stream.id)
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(backend)?;
-    let (actual, mut last_sequence, exists) = match &row {
-        Some(row) => {
-            let version: i64 = row.try_get(0).map_err(backend)?;
-            let present: bool = row.try_get(1).map_err(backend)?;
-            let last: i64 = row.try_get(2).map_err(backend)?;
-            (if present { u64::try_from(version).unwrap_or(0) } else { 0 }, last, true)
-        }
-        None => (0, 0, false),
-    };
-    if actual != expected_version {
-        return Err(VersionConflict { stream, expected: expected_version, actual }.into());
-    }
-    let version = expected_version + 1;
-    let last_after = last_sequence + i64::try_from(events.len()).unwrap_or(0);
-    if exists {
-        sqlx::query(
-            "UPDATE protean_aggregates SET version = $3, state = $4, last_sequence = $5 WHERE aggregate = $1 AND id = $2",
-        )
-        .bind(&*stream.aggregate)
-        .bind(&*stream.id)
-        .bind(to_i64(version))
-        .bind(state.as_deref())
-        .bind(last_after)
-        .execute(&mut **tx)
-        .await
-        .map_err(backend)?;
-    } else {
-        // Two writers adding the same identity: the loser's insert does nothing.
-        let inserted = sqlx::query(
-            "INSERT INTO protean_aggregates (aggregate, id, version, state, last_sequence) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (aggregate, id) DO NOTHING",
-        )
-        .bind(&*stream.aggregate)
-        .bind(&*stream.id)
-        .bind(to_i64(version))
-        .bind(state.as_deref())
-        .bind(last_after)
-        .execute(&mut **tx)
-        .await
-        .map_err(backend)?;
-        if inserted.rows_affected() == 0 {
-            return Err(VersionConflict { stream, expected: expected_version, actual: 1 }.into());
-        }
-    }
-    let mut events = events;
-    for event in &mut events {
-        last_sequence += 1;
-        event.sequence = u64::try_from(last_sequence).unwrap_or(0);
-        sqlx::query(
-            "INSERT INTO protean_events (id, aggregate, stream_id, sequence, type_name, version, payload, recorded_at,
-                 correlation_id, causation_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(event.id)
-        .bind(&*stream.aggregate)
-        .bind(&*stream.id)
-        .bind(last_sequence)
-        .bind(&*event.type_name)
-        .bind(i32::try_from(event.version).unwrap_or(i32::MAX))
-        .bind(&*event.payload)
-        .bind(micros(event.recorded_at))
-        .bind(event.correlation_id)
-        .bind(event.causation_id)
-        .execute(&mut **tx)
-        .await
-        .map_err(backend)?;
-    }
-    Ok(Committed { stream, version, events })
 }
 
 /// An envelope from a row selected with [`EVENT_COLUMNS`]; bad stored values are typed errors.
