@@ -304,6 +304,46 @@ mod lab_other {
     }
 }
 
+async fn older_event_versions_are_upcast_and_unreadable_ones_are_typed_errors(store: Arc<dyn Store>) {
+    let s = stream("Counter", "renamed");
+    let stored = |sequence: u64, type_name: &'static str, version: u32, payload: &str| {
+        let cause = Cause::command(Uuid::now_v7());
+        Envelope::stored_event(
+            Uuid::now_v7(),
+            type_name.into(),
+            version,
+            s.clone(),
+            sequence,
+            SystemTime::now(),
+            cause.correlation_id,
+            cause.causation_id,
+            Arc::from(payload),
+        )
+    };
+    let events = vec![
+        stored(0, "Counter.Renamed", 1, r#"{"name":"Ada Lovelace"}"#),
+        stored(0, "Counter.Renamed", 2, r#"{"first":"Grace","last":"Hopper"}"#),
+        stored(0, "Counter.Renamed", 3, r#"{"given":"Alan"}"#),
+        stored(0, "Counter.Renamed", 1, r#"{"nom":"Turing"}"#),
+        stored(0, "Counter.Vanished", 1, r#"{}"#),
+    ];
+    let commit = Commit { stream: s.clone(), expected_version: 0, state: state("{}"), events };
+    store.commit(batch(vec![commit])).await.unwrap();
+    let read = store.stream(&s).await.unwrap();
+    let ada = read[0].event::<Renamed>().unwrap();
+    assert_eq!((ada.first.as_str(), ada.last.as_str()), ("Ada", "Lovelace"), "version 1 upcast to 2");
+    assert_eq!(read[1].event::<Renamed>().unwrap().first, "Grace", "version 2 as it is");
+    for (index, expected) in
+        [(2, "newer code"), (3, "cannot be upcast: version 1 has no `name`"), (4, "not a `Counter.Renamed`")]
+    {
+        let Err(StoreError::Corrupt { stream, position, reason }) = read[index].event::<Renamed>() else {
+            panic!("event {index} must be a typed error")
+        };
+        assert_eq!((&stream, position), (&s, index as u64 + 1), "the error names the stream and position");
+        assert!(reason.contains(expected), "{reason}");
+    }
+}
+
 async fn read_models_are_kept(store: Arc<dyn Store>) {
     assert!(store.read_model("Price", "pen").await.unwrap().is_none());
     store.put_read_model("Price", "pen", r#"{"cents":40}"#.into()).await.unwrap();
@@ -377,6 +417,7 @@ macro_rules! conformance {
             case!(events_committed_but_not_delivered_are_delivered_once);
             case!(corrupt_stored_data_gives_typed_errors);
             case!(read_models_are_kept);
+            case!(older_event_versions_are_upcast_and_unreadable_ones_are_typed_errors);
             case!(many_tasks_on_one_aggregate_lose_no_update);
             case!(migrating_again_changes_nothing);
         }

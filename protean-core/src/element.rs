@@ -192,6 +192,18 @@ pub trait Event: DomainElement + Validate + Clone + Debug + Serialize + Deserial
     const TYPE_NAME: &'static str;
     /// The schema version of this event (`#[event(part_of = Order, version = 2)]`).
     const VERSION: u32;
+
+    /// Brings a payload stored by an older version of this event (`from_version`) up to
+    /// [`VERSION`](Self::VERSION). Declared with `#[event(.., version = 2, upcast = f)]`,
+    /// where `f(from_version: u32, payload: serde_json::Value) -> Result<serde_json::Value, String>`;
+    /// without it, older payloads are refused with a typed error.
+    fn upcast(from_version: u32, payload: serde_json::Value) -> Result<serde_json::Value, String> {
+        let _ = payload;
+        Err(format!(
+            "no upcaster from version {from_version} to version {}: declare `#[event(.., upcast = function)]`",
+            Self::VERSION
+        ))
+    }
 }
 
 /// `Self` is an event raised by aggregate `A`.

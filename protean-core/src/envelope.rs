@@ -158,16 +158,28 @@ impl Envelope {
         if let Some(e) = self.typed.as_ref().and_then(RaisedEvent::downcast_ref::<E>) {
             return Ok(Cow::Borrowed(e));
         }
+        let corrupt = |reason: String| StoreError::corrupt(&self.stream, self.sequence, reason);
         if self.type_name != E::TYPE_NAME {
-            return Err(StoreError::corrupt(
-                &self.stream,
-                self.sequence,
-                format!("the event is a `{}`, not a `{}`", self.type_name, E::TYPE_NAME),
-            ));
+            return Err(corrupt(format!("the event is a `{}`, not a `{}`", self.type_name, E::TYPE_NAME)));
         }
-        serde_json::from_str(&self.payload)
-            .map(Cow::Owned)
-            .map_err(|e| StoreError::corrupt(&self.stream, self.sequence, format!("`{}`: {e}", self.type_name)))
+        if self.version > E::VERSION {
+            return Err(corrupt(format!(
+                "`{}` version {} was stored by newer code than this (version {})",
+                self.type_name,
+                self.version,
+                E::VERSION
+            )));
+        }
+        if self.version < E::VERSION {
+            let old: serde_json::Value = serde_json::from_str(&self.payload)
+                .map_err(|e| corrupt(format!("`{}` version {}: {e}", self.type_name, self.version)))?;
+            let current = E::upcast(self.version, old)
+                .map_err(|e| corrupt(format!("`{}` version {} cannot be upcast: {e}", self.type_name, self.version)))?;
+            return serde_json::from_value(current)
+                .map(Cow::Owned)
+                .map_err(|e| corrupt(format!("`{}` upcast from version {}: {e}", self.type_name, self.version)));
+        }
+        serde_json::from_str(&self.payload).map(Cow::Owned).map_err(|e| corrupt(format!("`{}`: {e}", self.type_name)))
     }
 
     /// The event as a [`RaisedEvent`], parsing the payload when needed.

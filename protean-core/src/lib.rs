@@ -68,6 +68,7 @@ pub mod __private {
     };
     pub use inventory;
     pub use serde;
+    pub use serde_json;
 
     /// Records "is required" for a field the builder was not given.
     pub fn missing(errors: &mut ValidationError, field: &str) {

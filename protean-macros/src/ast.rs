@@ -38,9 +38,12 @@ impl Kind {
 
     fn accepts(self) -> Accepts {
         match self {
-            Kind::Aggregate | Kind::ValueObject => Accepts { part_of: false, version: false, name: false },
-            Kind::Entity => Accepts { part_of: true, version: false, name: false },
-            Kind::Command | Kind::Event => Accepts { part_of: true, version: true, name: true },
+            Kind::Aggregate | Kind::ValueObject => {
+                Accepts { part_of: false, version: false, name: false, upcast: false }
+            }
+            Kind::Entity => Accepts { part_of: true, version: false, name: false, upcast: false },
+            Kind::Command => Accepts { part_of: true, version: true, name: true, upcast: false },
+            Kind::Event => Accepts { part_of: true, version: true, name: true, upcast: true },
         }
     }
 }

@@ -18,6 +18,7 @@ pub struct ElementArgs {
     pub part_of_written: bool,
     pub version: Option<(u32, Span)>,
     pub name: Option<LitStr>,
+    pub upcast: Option<Path>,
 }
 
 /// Which keys an element macro accepts.
@@ -25,6 +26,7 @@ pub struct Accepts {
     pub part_of: bool,
     pub version: bool,
     pub name: bool,
+    pub upcast: bool,
 }
 
 fn duplicate(errors: &mut Errors, key: &Ident) {
@@ -47,6 +49,9 @@ pub fn parse_element_args(
     }
     if accepts.name {
         allowed.push(NAME);
+    }
+    if accepts.upcast {
+        allowed.push(UPCAST);
     }
     let parser = syn::meta::parser(|meta| {
         let Some(key) = meta.path.get_ident().cloned() else {
@@ -90,6 +95,16 @@ pub fn parse_element_args(
                 Ok(0) | Err(_) => errors.error_at(&lit, "`version` is a whole number from 1 up"),
                 Ok(v) if args.version.is_none() => args.version = Some((v, lit.span())),
                 Ok(_) => duplicate(errors, &key),
+            }
+        } else if key == UPCAST {
+            let path: Path = meta
+                .value()?
+                .parse()
+                .map_err(|e| syn::Error::new(e.span(), "`upcast` names a function: `upcast = upcast_order_placed`"))?;
+            if args.upcast.is_some() {
+                duplicate(errors, &key);
+            } else {
+                args.upcast = Some(path);
             }
         } else if key == NAME {
             let lit: LitStr = meta.value()?.parse()?;

@@ -423,12 +423,23 @@ fn kind_impls(el: &Element) -> TokenStream {
                     format!("[`{name}`] changes `{parent_name}`."),
                 )
             };
+            let upcast = el.args.upcast.as_ref().map(|f| {
+                quote_spanned! {f.span()=>
+                    fn upcast(
+                        from_version: u32,
+                        payload: #p::serde_json::Value,
+                    ) -> ::core::result::Result<#p::serde_json::Value, ::std::string::String> {
+                        #f(from_version, payload)
+                    }
+                }
+            });
             quote_spanned! {parent.span()=>
                 #[automatically_derived]
                 impl #p::#trait_ for #ident {
                     type Aggregate = #parent;
                     const TYPE_NAME: &'static str = #type_name;
                     const VERSION: u32 = #version;
+                    #upcast
                 }
                 #[doc = #of_doc]
                 impl #p::#of<#parent> for #ident {}

@@ -6,6 +6,8 @@ pub const PART_OF: &str = "part_of";
 pub const VERSION: &str = "version";
 /// `name = "Stable.Name"` on `#[command]` and `#[event]`.
 pub const NAME: &str = "name";
+/// `upcast = function` on `#[event]`: brings payloads of older versions up to date.
+pub const UPCAST: &str = "upcast";
 
 /// The field attribute.
 pub const FIELD: &str = "field";

@@ -89,3 +89,22 @@ impl Tallying {
         Ok(())
     }
 }
+
+/// Version 2 keeps the name in two parts; version 1 stored it whole.
+#[event(part_of = Counter, version = 2, upcast = renamed_from_older)]
+pub struct Renamed {
+    pub first: String,
+    pub last: String,
+}
+
+/// Brings a stored `Renamed` up to version 2.
+pub fn renamed_from_older(from_version: u32, payload: serde_json::Value) -> Result<serde_json::Value, String> {
+    match from_version {
+        1 => {
+            let name = payload.get("name").and_then(|n| n.as_str()).ok_or("version 1 has no `name`")?;
+            let (first, last) = name.split_once(' ').unwrap_or((name, ""));
+            Ok(serde_json::json!({ "first": first, "last": last }))
+        }
+        other => Err(format!("there was no version {other}")),
+    }
+}
