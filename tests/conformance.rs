@@ -431,7 +431,34 @@ conformance!(sqlite, {
     std::fs::create_dir_all(&dir).unwrap();
     Some(Arc::new(SqliteStore::open(dir.join("store.db")).unwrap()))
 });
+conformance!(sqlite_full_durability, {
+    let dir = std::env::temp_dir().join(format!("protean-conformance-{}", Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    Some(Arc::new(SqliteStore::open_with(dir.join("store.db"), protean::store::Durability::Full).unwrap()))
+});
 conformance!(postgres, fresh_postgres().await);
+
+/// Rows written behind the store's back, as a bug or a hand edit would: typed errors.
+#[tokio::test]
+async fn malformed_sqlite_rows_are_typed_errors() {
+    let dir = std::env::temp_dir().join(format!("protean-corrupt-{}", Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("store.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    let insert = "INSERT INTO protean_events (id, aggregate, stream_id, sequence, type_name, version, payload,
+        recorded_at, correlation_id, causation_id) VALUES (?1, 'Counter', 'bad', ?2, 'Counter.Bumped', ?3, '{}', 0, ?4, ?4)";
+    let good = Uuid::now_v7().to_string();
+    raw.execute(insert, rusqlite::params!["not-a-uuid", 1, 1, good]).unwrap();
+    let error = store.stream(&stream("Counter", "bad")).await.unwrap_err();
+    let StoreError::Corrupt { position: 1, reason, .. } = &error else { panic!("{error}") };
+    assert!(reason.contains("event id `not-a-uuid`"), "{reason}");
+    raw.execute("DELETE FROM protean_events", []).unwrap();
+    raw.execute(insert, rusqlite::params![Uuid::now_v7().to_string(), 1, -4, good]).unwrap();
+    let error = store.stream(&stream("Counter", "bad")).await.unwrap_err();
+    assert!(matches!(&error, StoreError::Corrupt { reason, .. } if reason.contains("version -4")), "{error}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
 
 /// A new database on the server `PROTEAN_POSTGRES_URL` names, so tests run side by side.
 async fn fresh_postgres() -> Option<Arc<dyn Store>> {
