@@ -164,10 +164,10 @@
 #![warn(missing_docs)]
 
 pub use protean_core::{
-    association, context, element, engine, envelope, error, export, field, handler, identity, model, registry, store,
-    testing, validation,
+    association, context, element, engine, envelope, error, export, field, handler, identity, model, registry,
+    sourcing, store, testing, validation,
 };
-pub use protean_macros::{aggregate, command, entity, event, handler, value_object};
+pub use protean_macros::{aggregate, apply, command, entity, event, handler, value_object};
 
 /// Everything a domain model needs: `use protean::prelude::*;`.
 pub mod prelude {
@@ -178,8 +178,9 @@ pub mod prelude {
     pub use protean_core::error::DomainError;
     pub use protean_core::identity::{Identifiable, Identifier};
     pub use protean_core::model::Domain;
+    pub use protean_core::sourcing::Apply;
     pub use protean_core::validation::{InvariantResult, Phase, Validate, ValidationError};
-    pub use protean_macros::{aggregate, command, entity, event, handler, value_object};
+    pub use protean_macros::{aggregate, apply, command, entity, event, handler, value_object};
 }
 
 #[doc(hidden)]

@@ -47,13 +47,23 @@ fn bumped(id: &Identifier<Counter>, count: u32, stream_id: &StreamId) -> Envelop
 
 async fn versions_increase_and_a_stale_write_is_refused(store: Arc<dyn Store>) {
     let s = stream("Counter", "c-1");
-    let first =
-        Commit { stream: s.clone(), expected_version: 0, state: state(r#"{"id":"c-1","count":1}"#), events: vec![] };
+    let first = Commit {
+        stream: s.clone(),
+        expected_version: 0,
+        state: state(r#"{"id":"c-1","count":1}"#),
+        events: vec![],
+        snapshot: None,
+    };
     assert_eq!(store.commit(batch(vec![first.clone()])).await.unwrap()[0].version, 1);
     let Err(StoreError::Conflict(conflict)) = store.commit(batch(vec![first])).await else { panic!("a conflict") };
     assert_eq!((conflict.expected, conflict.actual), (0, 1));
-    let second =
-        Commit { stream: s.clone(), expected_version: 1, state: state(r#"{"id":"c-1","count":2}"#), events: vec![] };
+    let second = Commit {
+        stream: s.clone(),
+        expected_version: 1,
+        state: state(r#"{"id":"c-1","count":2}"#),
+        events: vec![],
+        snapshot: None,
+    };
     assert_eq!(store.commit(batch(vec![second])).await.unwrap()[0].version, 2);
     let record = store.load(&s).await.unwrap().unwrap();
     assert_eq!((record.version, &*record.state), (2, r#"{"id":"c-1","count":2}"#));
@@ -63,12 +73,24 @@ async fn versions_increase_and_a_stale_write_is_refused(store: Arc<dyn Store>) {
 async fn a_batch_is_all_or_nothing(store: Arc<dyn Store>) {
     let (a, b) = (stream("Counter", "a"), stream("Counter", "b"));
     store
-        .commit(batch(vec![Commit { stream: b.clone(), expected_version: 0, state: state("{}"), events: vec![] }]))
+        .commit(batch(vec![Commit {
+            stream: b.clone(),
+            expected_version: 0,
+            state: state("{}"),
+            events: vec![],
+            snapshot: None,
+        }]))
         .await
         .unwrap();
     let id = Identifier::<Counter>::parse("a").unwrap();
-    let ok = Commit { stream: a.clone(), expected_version: 0, state: state("{}"), events: vec![bumped(&id, 1, &a)] };
-    let stale = Commit { stream: b.clone(), expected_version: 0, state: state("{}"), events: vec![] };
+    let ok = Commit {
+        stream: a.clone(),
+        expected_version: 0,
+        state: state("{}"),
+        events: vec![bumped(&id, 1, &a)],
+        snapshot: None,
+    };
+    let stale = Commit { stream: b.clone(), expected_version: 0, state: state("{}"), events: vec![], snapshot: None };
     assert!(matches!(store.commit(batch(vec![ok, stale])).await, Err(StoreError::Conflict(_))));
     assert!(store.load(&a).await.unwrap().is_none(), "the first write of the batch was not kept");
     assert!(store.stream(&a).await.unwrap().is_empty(), "nor its event");
@@ -132,7 +154,13 @@ async fn events_keep_their_envelope_and_order(store: Arc<dyn Store>) {
 async fn a_handled_message_is_recorded_once(store: Arc<dyn Store>) {
     let s = stream("Tally", "t-1");
     let handled = Handled { handler: "Tallying::count".into(), message_id: Uuid::now_v7() };
-    let write = |version| Commit { stream: s.clone(), expected_version: version, state: state("{}"), events: vec![] };
+    let write = |version| Commit {
+        stream: s.clone(),
+        expected_version: version,
+        state: state("{}"),
+        events: vec![],
+        snapshot: None,
+    };
     store.commit(Batch { commits: vec![write(0)], handled: Some(handled.clone()), delivered: vec![] }).await.unwrap();
     assert!(store.is_handled("Tallying::count", handled.message_id).await.unwrap());
     assert!(!store.is_handled("Other::handler", handled.message_id).await.unwrap());
@@ -150,6 +178,7 @@ async fn the_outbox_hands_out_each_stream_in_order(store: Arc<dyn Store>) {
         expected_version: version,
         state: state("{}"),
         events: counts.iter().map(|&n| bumped(id, n, s)).collect(),
+        snapshot: None,
     };
     store.commit(batch(vec![commit(&a, &ida, 0, &[1, 2])])).await.unwrap();
     store.commit(batch(vec![commit(&b, &idb, 0, &[1])])).await.unwrap();
@@ -222,6 +251,7 @@ async fn events_committed_but_not_delivered_are_delivered_once(store: Arc<dyn St
         expected_version: 0,
         state: state(&format!(r#"{{"id":"{id}","count":1}}"#)),
         events: vec![bumped(&id, 1, &s)],
+        snapshot: None,
     };
     store.commit(batch(vec![commit])).await.unwrap();
 
@@ -253,6 +283,7 @@ async fn corrupt_stored_data_gives_typed_errors(store: Arc<dyn Store>) {
         expected_version: 0,
         state: state(r#"{"id":"broken","count":"many"}"#),
         events: vec![],
+        snapshot: None,
     };
     store.commit(batch(vec![bad])).await.unwrap();
     let error = domain.get(&Identifier::<Counter>::parse("broken").unwrap()).await.unwrap_err();
@@ -273,6 +304,7 @@ async fn corrupt_stored_data_gives_typed_errors(store: Arc<dyn Store>) {
             expected_version: 0,
             state: state("{}"),
             events: vec![event],
+            snapshot: None,
         }]))
         .await
         .unwrap();
@@ -327,7 +359,7 @@ async fn older_event_versions_are_upcast_and_unreadable_ones_are_typed_errors(st
         stored(0, "Counter.Renamed", 1, r#"{"nom":"Turing"}"#),
         stored(0, "Counter.Vanished", 1, r#"{}"#),
     ];
-    let commit = Commit { stream: s.clone(), expected_version: 0, state: state("{}"), events };
+    let commit = Commit { stream: s.clone(), expected_version: 0, state: state("{}"), events, snapshot: None };
     store.commit(batch(vec![commit])).await.unwrap();
     let read = store.stream(&s).await.unwrap();
     let ada = read[0].event::<Renamed>().unwrap();
@@ -342,6 +374,49 @@ async fn older_event_versions_are_upcast_and_unreadable_ones_are_typed_errors(st
         assert_eq!((&stream, position), (&s, index as u64 + 1), "the error names the stream and position");
         assert!(reason.contains(expected), "{reason}");
     }
+}
+
+async fn event_sourced_aggregates_replay_with_snapshots_and_as_of(store: Arc<dyn Store>) {
+    let domain = Domain::builder()
+        .module(module_path!().to_string() + "::lab")
+        .shared_store(store.clone())
+        .snapshot_every(3)
+        .build()
+        .unwrap();
+    let id = Identifier::<Account>::generate();
+    for amount in [10, 20, 30] {
+        domain.process(Deposit { account: id.clone(), amount }).await.unwrap();
+    }
+    // Seven events: opened + three deposits in three commits... (opened, 10), (20), (30).
+    let account = domain.get(&id).await.unwrap().unwrap();
+    assert_eq!((account.owner.as_str(), account.balance, account.deposits), ("Ada", 60, 3));
+    let stream = StreamId::new("Account", id.to_string());
+    let events = store.stream(&stream).await.unwrap();
+    assert_eq!(events.len(), 4);
+    // The record holds no state: the events are the state.
+    assert_eq!(&*store.load(&stream).await.unwrap().unwrap().state, "null");
+    // A snapshot was taken when the stream passed 3 events (after the commit at 3).
+    let snapshot = store.load_snapshot(&stream, None).await.unwrap().map(|s| s.sequence);
+    assert_eq!(snapshot, Some(3));
+    for amount in [1, 2, 3] {
+        domain.process(Deposit { account: id.clone(), amount }).await.unwrap();
+    }
+    assert_eq!(store.load_snapshot(&stream, None).await.unwrap().map(|s| s.sequence), Some(6));
+    assert_eq!(store.load_snapshot(&stream, Some(5)).await.unwrap().map(|s| s.sequence), Some(3));
+    // Loading replays the snapshot plus the events after it, and gives the same state.
+    let account = domain.get(&id).await.unwrap().unwrap();
+    assert_eq!((account.balance, account.deposits, account.version()), (66, 6, 6));
+    // As of a past version: the state after the event with that sequence.
+    let then = domain.get_as_of(&id, 2).await.unwrap().unwrap();
+    assert_eq!((then.balance, then.deposits), (10, 1));
+    let then = domain.get_as_of(&id, 5).await.unwrap().unwrap();
+    assert_eq!((then.balance, then.deposits), (61, 4));
+    // A stale writer of an event-sourced aggregate is refused like any other.
+    let mut stale = domain.unit_of_work::<Account>();
+    stale.load(&id).await.unwrap().raise(Deposited { amount: 100 });
+    domain.process(Deposit { account: id.clone(), amount: 1 }).await.unwrap();
+    assert!(matches!(stale.commit().await, Err(ProcessError::Conflict(_))));
+    assert_eq!(domain.get(&id).await.unwrap().unwrap().balance, 67);
 }
 
 async fn read_models_are_kept(store: Arc<dyn Store>) {
@@ -380,7 +455,13 @@ async fn many_tasks_on_one_aggregate_lose_no_update(store: Arc<dyn Store>) {
 async fn migrating_again_changes_nothing(store: Arc<dyn Store>) {
     let s = stream("Counter", "kept");
     store
-        .commit(batch(vec![Commit { stream: s.clone(), expected_version: 0, state: state("{}"), events: vec![] }]))
+        .commit(batch(vec![Commit {
+            stream: s.clone(),
+            expected_version: 0,
+            state: state("{}"),
+            events: vec![],
+            snapshot: None,
+        }]))
         .await
         .unwrap();
     store.migrate().await.unwrap();
@@ -417,6 +498,7 @@ macro_rules! conformance {
             case!(events_committed_but_not_delivered_are_delivered_once);
             case!(corrupt_stored_data_gives_typed_errors);
             case!(read_models_are_kept);
+            case!(event_sourced_aggregates_replay_with_snapshots_and_as_of);
             case!(older_event_versions_are_upcast_and_unreadable_ones_are_typed_errors);
             case!(many_tasks_on_one_aggregate_lose_no_update);
             case!(migrating_again_changes_nothing);

@@ -330,6 +330,7 @@ async fn corrupt_stored_records_are_typed_errors() {
         expected_version: 0,
         state: Some(r#"{"id":"BOOK-1","available":"many"}"#.into()),
         events: vec![],
+        snapshot: None,
     };
     store.commit(Batch { commits: vec![bad], handled: None, delivered: vec![] }).await.unwrap();
     let error = domain.get(&sku("BOOK-1")).await.unwrap_err();

@@ -130,6 +130,37 @@ impl<A: Aggregate> std::fmt::Debug for Context<A> {
     }
 }
 
+/// The record of an event-sourced aggregate marks the head of its stream (its version);
+/// the state is in the events and snapshots.
+pub(crate) const EVENT_SOURCED_HEAD: &str = "null";
+
+/// An event-sourced aggregate rebuilt from its latest snapshot (at most `up_to`) and the
+/// events after it, up to `up_to`.
+pub(crate) async fn replayed<A: Aggregate>(
+    store: &dyn crate::store::Store,
+    stream: &StreamId,
+    id: &Identifier<A>,
+    up_to: Option<u64>,
+) -> Result<A, StoreError> {
+    let (mut state, after) = match store.load_snapshot(stream, up_to).await? {
+        Some(crate::store::Snapshot { sequence, state: json }) => {
+            let state: A = serde_json::from_str(&json).map_err(|e| {
+                StoreError::corrupt(stream, sequence, format!("the snapshot is not a valid `{}`: {e}", A::NAME))
+            })?;
+            (state, sequence)
+        }
+        None => {
+            let blank = A::__blank(id)
+                .ok_or_else(|| StoreError::corrupt(stream, 0, format!("`{}` is not event-sourced", A::NAME)))?;
+            (blank, 0)
+        }
+    };
+    state.__meta_mut().sequence = after;
+    let events = store.stream_range(stream, after, up_to).await?;
+    crate::sourcing::replay(&mut state, &events)?;
+    Ok(state)
+}
+
 pub(crate) fn stream_of<A: Aggregate>(id: &Identifier<A>) -> StreamId {
     StreamId::new(A::NAME, id.to_shared_str())
 }
@@ -197,6 +228,11 @@ impl<A: Aggregate> Context<A> {
     async fn fetch(&self, id: &Identifier<A>) -> Result<Option<Tracked<A>>, StoreError> {
         let stream = stream_of(id);
         let Some(record) = self.engine.store().load(&stream).await? else { return Ok(None) };
+        if A::EVENT_SOURCED {
+            let mut state = replayed::<A>(self.engine.store().as_ref(), &stream, id, None).await?;
+            state.__meta_mut().version = record.version;
+            return Ok(Some(Tracked { state, stream: Some(stream), loaded: Some(record.state), removed: false }));
+        }
         let mut state: A = serde_json::from_str(&record.state)
             .map_err(|e| StoreError::corrupt(&stream, record.version, format!("not a valid `{}`: {e}", A::NAME)))?;
         if state.id() != id {
@@ -273,8 +309,27 @@ impl<A: Aggregate> Context<A> {
             if tracked.removed {
                 if tracked.loaded.is_some() {
                     let events = tracked.state.take_events();
-                    changes.push((stream, tracked.state.version(), None, events));
+                    changes.push((stream, tracked.state.version(), None, events, None));
                 }
+                continue;
+            }
+            if A::EVENT_SOURCED {
+                // The events are the state: nothing raised, nothing to write.
+                if tracked.state.pending_events().is_empty() {
+                    continue;
+                }
+                tracked.state.check(Phase::Post).map_err(|e| ProcessError::from_domain(self.message, e.into()))?;
+                let events = tracked.state.take_events();
+                let (before, every) = (tracked.state.__meta().sequence, self.engine.snapshot_every());
+                let after = before + events.len() as u64;
+                let snapshot = if every > 0 && after / every > before / every {
+                    Some(crate::json::to_shared(&tracked.state).map_err(|e| {
+                        ProcessError::Store(StoreError::Serialize { what: stream.to_string(), reason: e.to_string() })
+                    })?)
+                } else {
+                    None
+                };
+                changes.push((stream, tracked.state.version(), Some(Arc::from(EVENT_SOURCED_HEAD)), events, snapshot));
                 continue;
             }
             let unchanged = tracked.state.pending_events().is_empty();
@@ -289,13 +344,13 @@ impl<A: Aggregate> Context<A> {
             let Some(state) = state else { continue };
             tracked.state.check(Phase::Post).map_err(|e| ProcessError::from_domain(self.message, e.into()))?;
             let events = tracked.state.take_events();
-            changes.push((stream, tracked.state.version(), Some(state), events));
+            changes.push((stream, tracked.state.version(), Some(state), events, None));
         }
         if changes.is_empty() && self.handled.is_none() {
             return Ok(Vec::new());
         }
         let mut commits = Vec::with_capacity(changes.len());
-        for (stream, expected_version, state, raised) in changes {
+        for (stream, expected_version, state, raised, snapshot) in changes {
             let mut events = Vec::with_capacity(raised.len());
             for event in raised {
                 let envelope = Envelope::new(event, stream.clone(), self.cause).map_err(|e| {
@@ -309,7 +364,7 @@ impl<A: Aggregate> Context<A> {
                 }
                 events.push(envelope);
             }
-            commits.push(Commit { stream, expected_version, state, events });
+            commits.push(Commit { stream, expected_version, state, events, snapshot });
         }
         let batch = Batch { commits, handled: self.handled, delivered: self.delivered };
         match self.engine.store().commit(batch).await {

@@ -81,6 +81,24 @@ pub trait Aggregate:
     #[doc(hidden)]
     fn __meta_mut(&mut self) -> &mut AggregateMeta;
 
+    /// Whether the aggregate is event-sourced (`#[aggregate(event_sourced)]`): its events
+    /// are its state, applied as they are raised and replayed when it is loaded.
+    const EVENT_SOURCED: bool = false;
+
+    #[doc(hidden)]
+    fn __apply(&mut self, event: &RaisedEvent) {
+        let _ = event;
+    }
+
+    #[doc(hidden)]
+    fn __blank(id: &crate::identity::Identifier<Self>) -> Option<Self>
+    where
+        Self: Sized,
+    {
+        let _ = id;
+        None
+    }
+
     /// Records a domain event raised by this aggregate; it is handed out once by
     /// [`take_events`](Self::take_events) (the unit of work does this when it commits).
     ///
@@ -90,7 +108,12 @@ pub trait Aggregate:
         E: EventOf<Self>,
         Self: Sized,
     {
-        self.__meta_mut().events.push(RaisedEvent::new(event));
+        let raised = RaisedEvent::new(event);
+        if Self::EVENT_SOURCED {
+            // An event-sourced aggregate changes only by applying its events.
+            self.__apply(&raised);
+        }
+        self.__meta_mut().events.push(raised);
     }
 
     /// The events raised since they were last taken.
@@ -245,6 +268,8 @@ pub trait Contains<E: Entity> {}
 pub struct AggregateMeta {
     /// The version the aggregate was loaded at (0 when new).
     pub version: u64,
+    /// The sequence of the last stored event it reflects (event-sourced aggregates).
+    pub sequence: u64,
     /// Raised, not yet taken.
     pub events: Vec<RaisedEvent>,
 }

@@ -123,6 +123,7 @@ pub struct Engine {
     events: HashMap<&'static str, Vec<&'static HandlerDescriptor>>,
     conflict_retries: u32,
     lease: std::time::Duration,
+    snapshot_every: u64,
     failures: Mutex<Vec<DeliveryFailure>>,
 }
 
@@ -142,6 +143,7 @@ impl Engine {
         handlers: &[&'static HandlerDescriptor],
         conflict_retries: u32,
         lease: std::time::Duration,
+        snapshot_every: u64,
     ) -> Self {
         let mut commands = HashMap::new();
         let mut events: HashMap<&'static str, Vec<&'static HandlerDescriptor>> = HashMap::new();
@@ -153,12 +155,17 @@ impl Engine {
                 MessageKind::Event => events.entry(handler.type_name).or_default().push(handler),
             }
         }
-        Engine { store, commands, events, conflict_retries, lease, failures: Mutex::new(Vec::new()) }
+        Engine { store, commands, events, conflict_retries, lease, snapshot_every, failures: Mutex::new(Vec::new()) }
     }
 
     /// The store this engine writes to.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// An event-sourced aggregate is snapshotted every this many events (0: never).
+    pub fn snapshot_every(&self) -> u64 {
+        self.snapshot_every
     }
 
     /// How many handlers take events of this type.
@@ -291,6 +298,19 @@ impl Domain {
     pub async fn get<A: Aggregate>(&self, id: &Identifier<A>) -> Result<Option<A>, ProcessError> {
         let mut ctx = self.unit_of_work::<A>();
         Ok(ctx.find(id).await.map_err(|e| ProcessError::from_domain(A::NAME, e))?.map(|a| a.clone()))
+    }
+
+    /// An event-sourced aggregate as it was after the event with sequence `up_to`:
+    /// rebuilt from the latest snapshot at or before it and the events up to it.
+    /// `Ok(None)` when the aggregate does not exist.
+    pub async fn get_as_of<A: Aggregate>(&self, id: &Identifier<A>, up_to: u64) -> Result<Option<A>, ProcessError> {
+        let stream = stream_of(id);
+        let store = self.engine().store.as_ref();
+        if store.load(&stream).await?.is_none() {
+            return Ok(None);
+        }
+        let state = crate::context::replayed::<A>(store, &stream, id, Some(up_to)).await?;
+        Ok(Some(state))
     }
 
     /// The events an aggregate raised, in order, as stored.

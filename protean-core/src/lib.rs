@@ -38,6 +38,7 @@ pub mod identity;
 mod json;
 pub mod model;
 pub mod registry;
+pub mod sourcing;
 pub mod store;
 pub mod testing;
 pub mod validation;
@@ -49,7 +50,7 @@ pub mod __private {
     pub use crate::context::Context;
     pub use crate::element::{
         const_str_eq, Accepts, Aggregate, AggregateMeta, Choices, Command, CommandOf, Contains, DomainElement,
-        ElementKind, Entity, EntityOf, Event, EventOf, Raises, ValueObject,
+        ElementKind, Entity, EntityOf, Event, EventOf, RaisedEvent, Raises, ValueObject,
     };
     pub use crate::error::DomainError;
     pub use crate::field::{
@@ -61,6 +62,9 @@ pub mod __private {
     };
     pub use crate::identity::{Identifiable, Identifier, IdentityOf};
     pub use crate::registry::{ElementDescriptor, FieldDescriptor, FieldOptions, InvariantDescriptor};
+    pub use crate::sourcing::{
+        apply_raised, apply_raised_event, apply_stored, assert_event_of, ApplierDescriptor, Apply,
+    };
     pub use crate::store::BoxFuture;
     pub use crate::validation::{
         check_length, check_max, check_max_length, check_min, check_min_length, record_invariant, InvariantResult,

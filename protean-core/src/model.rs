@@ -45,6 +45,7 @@ pub struct DomainBuilder {
     store: Option<Arc<dyn Store>>,
     conflict_retries: u32,
     lease: std::time::Duration,
+    snapshot_every: u64,
 }
 
 impl Default for DomainBuilder {
@@ -54,6 +55,7 @@ impl Default for DomainBuilder {
             store: None,
             conflict_retries: 3,
             lease: std::time::Duration::from_secs(30),
+            snapshot_every: 100,
         }
     }
 }
@@ -105,6 +107,13 @@ impl DomainBuilder {
         self
     }
 
+    /// Snapshots an event-sourced aggregate every `events` events (default 100; 0 never),
+    /// so that loading replays at most that many events, however long the stream.
+    pub fn snapshot_every(mut self, events: u64) -> Self {
+        self.snapshot_every = events;
+        self
+    }
+
     /// Collects the matching descriptors and handlers and checks the model: what the
     /// compiler cannot see, such as a command with no handler or with two.
     pub fn build(self) -> Result<Domain, ModelError> {
@@ -115,7 +124,7 @@ impl DomainBuilder {
             registered_handlers().filter(|h| included(h.module_path)).collect();
         handlers.sort_by(|a, b| (a.handler, a.method, a.module_path).cmp(&(b.handler, b.method, b.module_path)));
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
-        let engine = Arc::new(Engine::new(store, &handlers, self.conflict_retries, self.lease));
+        let engine = Arc::new(Engine::new(store, &handlers, self.conflict_retries, self.lease, self.snapshot_every));
         let domain = Domain { elements, handlers, engine };
         domain.check()?;
         Ok(domain)
@@ -315,11 +324,29 @@ impl Domain {
         }
 
         self.check_handlers(&mut problem);
+        self.check_event_sourcing(&mut problem);
 
         if problems.is_empty() {
             Ok(())
         } else {
             Err(ModelError { problems })
+        }
+    }
+
+    fn check_event_sourcing(&self, problem: &mut impl FnMut(&str, String)) {
+        for aggregate in self.of_kind(ElementKind::Aggregate).filter(|a| a.event_sourced) {
+            for event in self.of_kind(ElementKind::Event).filter(|e| e.part_of == Some(aggregate.name)) {
+                if crate::sourcing::applier(aggregate.key, event.type_name).is_none() {
+                    problem(
+                        event.name,
+                        format!(
+                            "event `{}` of the event-sourced `{}` has no apply method: add \
+                             `fn(&mut self, event: &{0})` to an `#[apply] impl {1}` block",
+                            event.name, aggregate.name
+                        ),
+                    );
+                }
+            }
         }
     }
 

@@ -36,6 +36,8 @@ pub struct ElementDescriptor {
     pub choices: &'static [&'static str],
     /// The user's `///` docs.
     pub docs: &'static str,
+    /// An aggregate declared `#[aggregate(event_sourced)]`: its events are its state.
+    pub event_sourced: bool,
 }
 
 /// What the macros record about one field.

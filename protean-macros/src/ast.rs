@@ -38,12 +38,15 @@ impl Kind {
 
     fn accepts(self) -> Accepts {
         match self {
-            Kind::Aggregate | Kind::ValueObject => {
-                Accepts { part_of: false, version: false, name: false, upcast: false }
+            Kind::Aggregate => {
+                Accepts { part_of: false, version: false, name: false, upcast: false, event_sourced: true }
             }
-            Kind::Entity => Accepts { part_of: true, version: false, name: false, upcast: false },
-            Kind::Command => Accepts { part_of: true, version: true, name: true, upcast: false },
-            Kind::Event => Accepts { part_of: true, version: true, name: true, upcast: true },
+            Kind::ValueObject => {
+                Accepts { part_of: false, version: false, name: false, upcast: false, event_sourced: false }
+            }
+            Kind::Entity => Accepts { part_of: true, version: false, name: false, upcast: false, event_sourced: false },
+            Kind::Command => Accepts { part_of: true, version: true, name: true, upcast: false, event_sourced: false },
+            Kind::Event => Accepts { part_of: true, version: true, name: true, upcast: true, event_sourced: false },
         }
     }
 }

@@ -19,6 +19,7 @@ pub struct ElementArgs {
     pub version: Option<(u32, Span)>,
     pub name: Option<LitStr>,
     pub upcast: Option<Path>,
+    pub event_sourced: bool,
 }
 
 /// Which keys an element macro accepts.
@@ -27,6 +28,7 @@ pub struct Accepts {
     pub version: bool,
     pub name: bool,
     pub upcast: bool,
+    pub event_sourced: bool,
 }
 
 fn duplicate(errors: &mut Errors, key: &Ident) {
@@ -52,6 +54,9 @@ pub fn parse_element_args(
     }
     if accepts.upcast {
         allowed.push(UPCAST);
+    }
+    if accepts.event_sourced {
+        allowed.push(EVENT_SOURCED);
     }
     let parser = syn::meta::parser(|meta| {
         let Some(key) = meta.path.get_ident().cloned() else {
@@ -96,6 +101,14 @@ pub fn parse_element_args(
                 Ok(v) if args.version.is_none() => args.version = Some((v, lit.span())),
                 Ok(_) => duplicate(errors, &key),
             }
+        } else if key == EVENT_SOURCED {
+            if !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
+                return Err(meta.error("`event_sourced` takes no value: `#[aggregate(event_sourced)]`"));
+            }
+            if args.event_sourced {
+                duplicate(errors, &key);
+            }
+            args.event_sourced = true;
         } else if key == UPCAST {
             let path: Path = meta
                 .value()?

@@ -368,13 +368,17 @@ fn kind_impls(el: &Element) -> TokenStream {
     let name = ident.to_string();
     let consts = element_consts(el);
     let specific = match el.kind {
-        Kind::Aggregate => quote! {
-            #[automatically_derived]
-            impl #p::Aggregate for #ident {
-                fn __meta(&self) -> &#p::AggregateMeta { &self.__protean }
-                fn __meta_mut(&mut self) -> &mut #p::AggregateMeta { &mut self.__protean }
+        Kind::Aggregate => {
+            let sourcing = el.args.event_sourced.then(|| event_sourcing(el));
+            quote! {
+                #[automatically_derived]
+                impl #p::Aggregate for #ident {
+                    fn __meta(&self) -> &#p::AggregateMeta { &self.__protean }
+                    fn __meta_mut(&mut self) -> &mut #p::AggregateMeta { &mut self.__protean }
+                    #sourcing
+                }
             }
-        },
+        }
         Kind::Entity => {
             let Some(parent) = part_of(el) else { return TokenStream::new() };
             let contains_doc =
@@ -504,6 +508,38 @@ fn unset_field(el: &Element, f: &Field) -> TokenStream {
         return quote!(::core::option::Option::Some(::core::default::Default::default()));
     }
     quote!({ #p::missing(&mut errors, #name); ::core::option::Option::None })
+}
+
+/// The event-sourcing part of an `#[aggregate(event_sourced)]`'s `Aggregate` impl: raised
+/// events are applied at once, and replay starts from a blank state (the identity, each
+/// field's `#[field(default)]` or `Default`).
+fn event_sourcing(el: &Element) -> TokenStream {
+    let p = private();
+    let ident = &el.ident;
+    let generated_id = matches!(el.identity, Identity::Generated).then(|| quote!(id: ::core::clone::Clone::clone(id),));
+    let fields = el.fields().iter().map(|f| {
+        let (fident, fty) = (&f.ident, &f.ty);
+        if el.is_identity(f) {
+            quote!(#fident: ::core::clone::Clone::clone(id),)
+        } else if let Some(default) = &f.options.default {
+            quote_spanned!(fty.span()=> #fident: ::core::convert::Into::<#fty>::into(#default),)
+        } else {
+            quote_spanned!(fty.span()=> #fident: <#fty as ::core::default::Default>::default(),)
+        }
+    });
+    quote! {
+        const EVENT_SOURCED: bool = true;
+        fn __apply(&mut self, event: &#p::RaisedEvent) {
+            #p::apply_raised_event(self, event)
+        }
+        fn __blank(id: &#p::Identifier<#ident>) -> ::core::option::Option<Self> {
+            ::core::option::Option::Some(#ident {
+                #generated_id
+                #(#fields)*
+                __protean: ::core::default::Default::default(),
+            })
+        }
+    }
 }
 
 fn builder(el: &Element) -> TokenStream {
@@ -655,6 +691,7 @@ fn getters(el: &Element) -> TokenStream {
 }
 
 fn descriptor(el: &Element) -> TokenStream {
+    let event_sourced = el.args.event_sourced;
     let p = private();
     let ident = &el.ident;
     let name = ident.to_string();
@@ -736,6 +773,7 @@ fn descriptor(el: &Element) -> TokenStream {
                 invariants: &[#(#invariants),*],
                 choices: &[#(#choices),*],
                 docs: #docs,
+                event_sourced: #event_sourced,
             }
         }
     }

@@ -7,6 +7,7 @@
 //! wrong, emit the item unchanged beside the errors so that one mistake gives one error.
 #![forbid(unsafe_code)]
 
+mod apply;
 mod ast;
 mod attr;
 mod errors;
@@ -166,4 +167,25 @@ pub fn event(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn handler(args: TokenStream, item: TokenStream) -> TokenStream {
     handler::expand(args.into(), item.into()).into()
+}
+
+/// Declares the **apply methods** of an `#[aggregate(event_sourced)]`: one
+/// `fn(&mut self, event: &Event)` per event the aggregate raises. Raising an event
+/// applies it at once; loading the aggregate replays its stored events through them.
+///
+/// ```text
+/// #[apply]
+/// impl Account {
+///     fn opened(&mut self, event: &AccountOpened) { self.owner = event.owner.clone(); }
+///     fn deposited(&mut self, event: &Deposited) { self.balance += event.amount; }
+/// }
+/// ```
+///
+/// * **Arguments**: none.
+/// * **Rules**: each method's event must be `#[event(part_of = ThisAggregate)]`
+///   (checked by the compiler); building the `Domain` reports an event of an
+///   event-sourced aggregate that has no apply method.
+#[proc_macro_attribute]
+pub fn apply(args: TokenStream, item: TokenStream) -> TokenStream {
+    apply::expand(args.into(), item.into()).into()
 }

@@ -6,6 +6,8 @@ pub const PART_OF: &str = "part_of";
 pub const VERSION: &str = "version";
 /// `name = "Stable.Name"` on `#[command]` and `#[event]`.
 pub const NAME: &str = "name";
+/// `#[aggregate(event_sourced)]`: the aggregate's events are its state.
+pub const EVENT_SOURCED: &str = "event_sourced";
 /// `upcast = function` on `#[event]`: brings payloads of older versions up to date.
 pub const UPCAST: &str = "upcast";
 

@@ -108,3 +108,60 @@ pub fn renamed_from_older(from_version: u32, payload: serde_json::Value) -> Resu
         other => Err(format!("there was no version {other}")),
     }
 }
+
+/// An event-sourced aggregate: its events are its state.
+#[aggregate(event_sourced)]
+pub struct Account {
+    pub owner: String,
+    pub balance: i64,
+    pub deposits: u32,
+}
+
+#[event(part_of = Account)]
+pub struct AccountOpened {
+    pub owner: String,
+}
+
+#[event(part_of = Account)]
+pub struct Deposited {
+    pub amount: i64,
+}
+
+#[apply]
+impl Account {
+    fn opened(&mut self, event: &AccountOpened) {
+        self.owner = event.owner.clone();
+    }
+
+    fn deposited(&mut self, event: &Deposited) {
+        self.balance += event.amount;
+        self.deposits += 1;
+    }
+}
+
+#[command(part_of = Account)]
+pub struct Deposit {
+    pub account: Identifier<Account>,
+    pub amount: i64,
+}
+
+pub struct Banking;
+
+#[handler(part_of = Account)]
+impl Banking {
+    /// Opens the account on its first deposit; every change is an applied event.
+    async fn deposit(ctx: &mut Context<Account>, command: Deposit) -> Result<(), DomainError> {
+        let id = command.account.clone();
+        let account = match ctx.find(&id).await? {
+            Some(_) => ctx.load(&id).await?,
+            None => {
+                let blank = Account::builder().id(id.clone()).owner("").balance(0i64).deposits(0u32).build()?;
+                let account = ctx.add(blank)?;
+                account.raise(AccountOpened { owner: "Ada".into() });
+                account
+            }
+        };
+        account.raise(Deposited { amount: command.amount });
+        Ok(())
+    }
+}

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use super::{Batch, BoxFuture, Commit, Committed, Record, Store, StoreError, VersionConflict};
+use super::{Batch, BoxFuture, Commit, Committed, Record, Snapshot, Store, StoreError, VersionConflict};
 use crate::envelope::{Envelope, StreamId};
 
 /// A [`Store`] in memory that behaves like a database: records and events are kept as
@@ -23,7 +23,7 @@ use crate::envelope::{Envelope, StreamId};
 /// # futures_lite(async {
 /// let store = MemoryStore::new();
 /// let stream = StreamId::new("Order", "o-1");
-/// let first = Commit { stream: stream.clone(), expected_version: 0, state: Some("{}".into()), events: vec![] };
+/// let first = Commit { stream: stream.clone(), expected_version: 0, state: Some("{}".into()), events: vec![], snapshot: None };
 /// let batch = |commit: &Commit| Batch { commits: vec![commit.clone()], handled: None, delivered: vec![] };
 /// assert_eq!(store.commit(batch(&first)).await.unwrap()[0].version, 1);
 /// // A second writer that also loaded version 0 is refused.
@@ -68,6 +68,8 @@ struct Slot {
     last_sequence: u64,
     /// Positions of this stream's events in the log.
     events: Vec<usize>,
+    /// Snapshots by the sequence they were taken at.
+    snapshots: std::collections::BTreeMap<u64, Arc<str>>,
 }
 
 impl MemoryStore {
@@ -147,6 +149,9 @@ impl MemoryStore {
             log.push(event.stored());
             delivery.push(Delivery::default());
         }
+        if let Some(snapshot) = commit.snapshot {
+            slot.snapshots.insert(slot.last_sequence, snapshot);
+        }
         Committed { stream: commit.stream, version, events }
     }
 }
@@ -212,6 +217,45 @@ impl Store for MemoryStore {
             .map(|slot| slot.events.iter().map(|&i| inner.log[i].clone()).collect())
             .unwrap_or_default();
         Box::pin(std::future::ready(Ok(events)))
+    }
+
+    fn stream_range<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        after: u64,
+        up_to: Option<u64>,
+    ) -> BoxFuture<'a, Result<Vec<Envelope>, StoreError>> {
+        let inner = self.lock();
+        let events = inner
+            .streams
+            .get(&*stream.aggregate)
+            .and_then(|by_id| by_id.get(&*stream.id))
+            .map(|slot| {
+                slot.events
+                    .iter()
+                    .map(|&i| &inner.log[i])
+                    .skip_while(|e| e.sequence <= after)
+                    .take_while(|e| up_to.is_none_or(|u| e.sequence <= u))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        Box::pin(std::future::ready(Ok(events)))
+    }
+
+    fn load_snapshot<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        at_most: Option<u64>,
+    ) -> BoxFuture<'a, Result<Option<Snapshot>, StoreError>> {
+        let snapshot = self
+            .lock()
+            .streams
+            .get(&*stream.aggregate)
+            .and_then(|by_id| by_id.get(&*stream.id))
+            .and_then(|slot| slot.snapshots.range(..=at_most.unwrap_or(u64::MAX)).next_back())
+            .map(|(sequence, state)| Snapshot { sequence: *sequence, state: Arc::clone(state) });
+        Box::pin(std::future::ready(Ok(snapshot)))
     }
 
     fn events(&self, from: u64, limit: usize) -> BoxFuture<'_, Result<Vec<Envelope>, StoreError>> {

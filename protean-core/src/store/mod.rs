@@ -97,6 +97,18 @@ pub struct Commit {
     pub state: Option<std::sync::Arc<str>>,
     /// The events raised, in order; the store assigns their sequence numbers.
     pub events: Vec<Envelope>,
+    /// A snapshot of an event-sourced aggregate as of this commit's last event, kept
+    /// so that loading replays only the events after it.
+    pub snapshot: Option<std::sync::Arc<str>>,
+}
+
+/// A snapshot of an event-sourced aggregate: its state as of one event of its stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The sequence of the last event it reflects.
+    pub sequence: u64,
+    /// The aggregate as JSON.
+    pub state: std::sync::Arc<str>,
 }
 
 /// Everything one unit of work writes, in one transaction.
@@ -223,6 +235,32 @@ pub trait Store: Send + Sync + 'static {
 
     /// The events of one stream, in sequence order.
     fn stream<'a>(&'a self, stream: &'a StreamId) -> BoxFuture<'a, Result<Vec<Envelope>, StoreError>>;
+
+    /// The events of one stream with a sequence above `after` and, if given, at most
+    /// `up_to`, in order. The default reads the whole stream; stores override it.
+    fn stream_range<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        after: u64,
+        up_to: Option<u64>,
+    ) -> BoxFuture<'a, Result<Vec<Envelope>, StoreError>> {
+        Box::pin(async move {
+            let events = self.stream(stream).await?;
+            Ok(events.into_iter().filter(|e| e.sequence > after && up_to.is_none_or(|u| e.sequence <= u)).collect())
+        })
+    }
+
+    /// The latest snapshot of an event-sourced aggregate taken at a sequence of at most
+    /// `at_most` (any, if `None`): its sequence and JSON. The default keeps none, so
+    /// loading replays the whole stream: correct, only slower.
+    fn load_snapshot<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        at_most: Option<u64>,
+    ) -> BoxFuture<'a, Result<Option<Snapshot>, StoreError>> {
+        let _ = (stream, at_most);
+        Box::pin(std::future::ready(Ok(None)))
+    }
 
     /// Every stored event in commit order, from position `from` (0-based), at most `limit`.
     fn events(&self, from: u64, limit: usize) -> BoxFuture<'_, Result<Vec<Envelope>, StoreError>>;

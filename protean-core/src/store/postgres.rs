@@ -14,7 +14,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::{Batch, BoxFuture, Commit, Committed, Record, Store, StoreError, VersionConflict};
+use super::{Batch, BoxFuture, Commit, Committed, Record, Snapshot, Store, StoreError, VersionConflict};
 use crate::envelope::{Envelope, StreamId};
 
 /// The schema version this code writes; [`Store::migrate`] brings older databases up to it.
@@ -53,6 +53,12 @@ const SCHEMA_V1: &[&str] = &[
         handler    TEXT NOT NULL,
         message_id UUID NOT NULL,
         PRIMARY KEY (handler, message_id))",
+    "CREATE TABLE IF NOT EXISTS protean_snapshots (
+        aggregate TEXT   NOT NULL,
+        id        TEXT   NOT NULL,
+        sequence  BIGINT NOT NULL,
+        state     TEXT   NOT NULL,
+        PRIMARY KEY (aggregate, id, sequence))",
     "CREATE TABLE IF NOT EXISTS protean_read_models (
         name TEXT NOT NULL,
         key  TEXT NOT NULL,
@@ -65,7 +71,8 @@ const SCHEMA_V1: &[&str] = &[
     "CREATE OR REPLACE FUNCTION protean_commit_batch(
         p_aggregates text[], p_ids text[], p_expected bigint[], p_states text[], p_event_counts integer[],
         p_event_ids uuid[], p_type_names text[], p_versions integer[], p_payloads text[], p_recorded bigint[],
-        p_correlations uuid[], p_causations uuid[], p_handler text, p_message_id uuid, p_delivered uuid[])
+        p_correlations uuid[], p_causations uuid[], p_handler text, p_message_id uuid, p_delivered uuid[],
+        p_snapshots text[])
     RETURNS bigint[] LANGUAGE plpgsql AS $$
     DECLARE
         i integer;
@@ -115,6 +122,11 @@ const SCHEMA_V1: &[&str] = &[
                     p_recorded[j], p_correlations[j], p_causations[j], p_event_ids[j] = ANY(p_delivered)
                 FROM generate_series(k, k + n - 1) AS j;
             k := k + n;
+            IF p_snapshots[i] IS NOT NULL THEN
+                INSERT INTO protean_snapshots (aggregate, id, sequence, state)
+                    VALUES (p_aggregates[i], p_ids[i], last + n, p_snapshots[i])
+                    ON CONFLICT (aggregate, id, sequence) DO UPDATE SET state = excluded.state;
+            END IF;
         END LOOP;
         UPDATE protean_events SET delivered = TRUE WHERE id = ANY(p_delivered) AND NOT delivered;
         RETURN firsts;
@@ -202,6 +214,7 @@ impl PostgresStore {
         let mut expected = Vec::with_capacity(commits.len());
         let mut states = Vec::with_capacity(commits.len());
         let mut counts = Vec::with_capacity(commits.len());
+        let mut snapshots = Vec::with_capacity(commits.len());
         let (mut event_ids, mut type_names, mut versions, mut payloads) = (vec![], vec![], vec![], vec![]);
         let (mut recorded, mut correlations, mut causations) = (vec![], vec![], vec![]);
         for commit in &commits {
@@ -210,6 +223,7 @@ impl PostgresStore {
             expected.push(to_i64(commit.expected_version));
             states.push(commit.state.as_deref());
             counts.push(i32::try_from(commit.events.len()).unwrap_or(i32::MAX));
+            snapshots.push(commit.snapshot.as_deref());
             for event in &commit.events {
                 event_ids.push(event.id);
                 type_names.push(&*event.type_name);
@@ -221,7 +235,7 @@ impl PostgresStore {
             }
         }
         let outcome: Result<Vec<i64>, sqlx::Error> = sqlx::query_scalar(
-            "SELECT protean_commit_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+            "SELECT protean_commit_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         )
         .bind(&aggregates)
         .bind(&ids)
@@ -238,6 +252,7 @@ impl PostgresStore {
         .bind(handled.as_ref().map(|h| &*h.handler))
         .bind(handled.as_ref().map(|h| h.message_id))
         .bind(&delivered)
+        .bind(&snapshots)
         .fetch_one(&self.pool)
         .await;
         let firsts = match outcome {
@@ -424,6 +439,52 @@ impl Store for PostgresStore {
                 .await
                 .map_err(backend)?;
             rows.iter().map(envelope).collect()
+        })
+    }
+
+    fn stream_range<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        after: u64,
+        up_to: Option<u64>,
+    ) -> BoxFuture<'a, Result<Vec<Envelope>, StoreError>> {
+        Box::pin(async move {
+            let sql = format!(
+                "SELECT {EVENT_COLUMNS} FROM protean_events WHERE aggregate = $1 AND stream_id = $2
+                 AND sequence > $3 AND sequence <= $4 ORDER BY sequence"
+            );
+            let rows = sqlx::query(&sql)
+                .bind(&*stream.aggregate)
+                .bind(&*stream.id)
+                .bind(to_i64(after))
+                .bind(up_to.map_or(i64::MAX, to_i64))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend)?;
+            rows.iter().map(envelope).collect()
+        })
+    }
+
+    fn load_snapshot<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        at_most: Option<u64>,
+    ) -> BoxFuture<'a, Result<Option<Snapshot>, StoreError>> {
+        Box::pin(async move {
+            let row = sqlx::query(
+                "SELECT sequence, state FROM protean_snapshots WHERE aggregate = $1 AND id = $2 AND sequence <= $3
+                 ORDER BY sequence DESC LIMIT 1",
+            )
+            .bind(&*stream.aggregate)
+            .bind(&*stream.id)
+            .bind(at_most.map_or(i64::MAX, to_i64))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+            let Some(row) = row else { return Ok(None) };
+            let sequence: i64 = row.try_get(0).map_err(backend)?;
+            let state: String = row.try_get(1).map_err(backend)?;
+            Ok(Some(Snapshot { sequence: u64::try_from(sequence).unwrap_or(0), state: state.into() }))
         })
     }
 

@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use uuid::Uuid;
 
-use super::{Batch, BoxFuture, Commit, Committed, Record, Store, StoreError, VersionConflict};
+use super::{Batch, BoxFuture, Commit, Committed, Record, Snapshot, Store, StoreError, VersionConflict};
 use crate::envelope::{Envelope, StreamId};
 
 /// How hard a commit tries to reach the disk before it returns.
@@ -32,7 +32,7 @@ pub enum Durability {
 }
 
 /// The schema version this code writes; [`Store::migrate`] brings older files up to it.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS protean_aggregates (
@@ -70,6 +70,16 @@ CREATE TABLE IF NOT EXISTS protean_read_models (
     key  TEXT NOT NULL,
     json TEXT NOT NULL,
     PRIMARY KEY (name, key)
+) WITHOUT ROWID;
+";
+
+const SCHEMA_V2: &str = "
+CREATE TABLE IF NOT EXISTS protean_snapshots (
+    aggregate TEXT    NOT NULL,
+    id        TEXT    NOT NULL,
+    sequence  INTEGER NOT NULL,
+    state     TEXT    NOT NULL,
+    PRIMARY KEY (aggregate, id, sequence)
 ) WITHOUT ROWID;
 ";
 
@@ -146,6 +156,9 @@ impl SqliteStore {
         }
         if current < 1 {
             tx.execute_batch(SCHEMA_V1).map_err(backend)?;
+        }
+        if current < 2 {
+            tx.execute_batch(SCHEMA_V2).map_err(backend)?;
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(backend)?;
         tx.commit().map_err(backend)
@@ -228,7 +241,7 @@ const EVENT_COLUMNS: &str =
     "id, aggregate, stream_id, sequence, type_name, version, payload, recorded_at, correlation_id, causation_id, position";
 
 fn write(tx: &rusqlite::Transaction<'_>, commit: Commit) -> Result<Committed, StoreError> {
-    let Commit { stream, expected_version, state, events } = commit;
+    let Commit { stream, expected_version, state, events, snapshot } = commit;
     let row: Option<(i64, bool, i64)> = tx
         .prepare_cached(
             "SELECT version, state IS NOT NULL, last_sequence FROM protean_aggregates WHERE aggregate = ?1 AND id = ?2",
@@ -280,6 +293,13 @@ fn write(tx: &rusqlite::Transaction<'_>, commit: Commit) -> Result<Committed, St
                 event.causation_id.to_string(),
             ])
             .map_err(backend)?;
+    }
+    if let Some(snapshot) = snapshot {
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO protean_snapshots (aggregate, id, sequence, state) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .and_then(|mut s| s.execute(params![&*stream.aggregate, &*stream.id, last_sequence, &*snapshot]))
+        .map_err(backend)?;
     }
     Ok(Committed { stream, version, events })
 }
@@ -395,6 +415,60 @@ impl Store for SqliteStore {
             Ok(events)
         })();
         ready(events)
+    }
+
+    fn stream_range<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        after: u64,
+        up_to: Option<u64>,
+    ) -> BoxFuture<'a, Result<Vec<Envelope>, StoreError>> {
+        let connection = self.lock();
+        let events = (|| {
+            let mut select = connection
+                .prepare_cached(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM protean_events WHERE aggregate = ?1 AND stream_id = ?2
+                     AND sequence > ?3 AND sequence <= ?4 ORDER BY sequence"
+                ))
+                .map_err(backend)?;
+            let up_to = up_to.map_or(i64::MAX, to_i64);
+            let mut rows =
+                select.query(params![&*stream.aggregate, &*stream.id, to_i64(after), up_to]).map_err(backend)?;
+            let mut events = Vec::new();
+            while let Some(row) = rows.next().map_err(backend)? {
+                events.push(envelope(row)?);
+            }
+            Ok(events)
+        })();
+        ready(events)
+    }
+
+    fn load_snapshot<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        at_most: Option<u64>,
+    ) -> BoxFuture<'a, Result<Option<Snapshot>, StoreError>> {
+        let connection = self.lock();
+        let snapshot = connection
+            .prepare_cached(
+                "SELECT sequence, state FROM protean_snapshots WHERE aggregate = ?1 AND id = ?2 AND sequence <= ?3
+                 ORDER BY sequence DESC LIMIT 1",
+            )
+            .and_then(|mut s| {
+                let at_most = at_most.map_or(i64::MAX, to_i64);
+                s.query_row(params![&*stream.aggregate, &*stream.id, at_most], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                })
+                .optional()
+            })
+            .map_err(backend)
+            .map(|row| {
+                row.map(|(sequence, state)| Snapshot {
+                    sequence: u64::try_from(sequence).unwrap_or(0),
+                    state: Arc::from(state),
+                })
+            });
+        ready(snapshot)
     }
 
     fn events(&self, from: u64, limit: usize) -> BoxFuture<'_, Result<Vec<Envelope>, StoreError>> {
