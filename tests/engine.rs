@@ -510,3 +510,46 @@ async fn concurrent_commands_on_one_aggregate_lose_no_update() {
     assert_eq!(stock.version(), 1 + u64::from(succeeded), "one version per successful command");
     assert_eq!(domain.events_of(&id).await.unwrap().len(), 1 + succeeded as usize);
 }
+
+mod unapplied {
+    use protean::prelude::*;
+
+    #[aggregate(event_sourced)]
+    pub struct Wallet {
+        pub coins: u32,
+    }
+
+    #[event(part_of = Wallet)]
+    pub struct CoinAdded {
+        pub coins: u32,
+    }
+
+    #[event(part_of = Wallet)]
+    pub struct CoinLost {
+        pub coins: u32,
+    }
+
+    #[apply]
+    impl Wallet {
+        fn added(&mut self, event: &CoinAdded) {
+            self.coins += event.coins;
+        }
+    }
+}
+
+#[test]
+fn an_event_sourced_aggregate_applies_what_it_raises_and_needs_an_apply_for_every_event() {
+    use unapplied::*;
+    let mut wallet = Wallet::builder().coins(0u32).build().unwrap();
+    wallet.raise(CoinAdded { coins: 3 });
+    assert_eq!(wallet.coins, 3, "raising applies the event at once");
+    assert_eq!(wallet.pending_events().len(), 1);
+
+    let error = Domain::builder().module(module_path!().to_string() + "::unapplied").build().unwrap_err();
+    let problems: Vec<String> = error.problems.iter().map(|p| format!("{}: {}", p.element, p.message)).collect();
+    assert_eq!(
+        problems,
+        ["CoinLost: event `CoinLost` of the event-sourced `Wallet` has no apply method: add \
+          `fn(&mut self, event: &CoinLost)` to an `#[apply] impl Wallet` block"]
+    );
+}
