@@ -370,7 +370,9 @@ fn kind_impls(el: &Element) -> TokenStream {
     let specific = match el.kind {
         Kind::Aggregate => {
             let sourcing = el.args.event_sourced.then(|| event_sourcing(el));
+            let blank = el.args.event_sourced.then(|| blank_constructor(el));
             quote! {
+                #blank
                 #[automatically_derived]
                 impl #p::Aggregate for #ident {
                     fn __meta(&self) -> &#p::AggregateMeta { &self.__protean }
@@ -511,33 +513,53 @@ fn unset_field(el: &Element, f: &Field) -> TokenStream {
 }
 
 /// The event-sourcing part of an `#[aggregate(event_sourced)]`'s `Aggregate` impl: raised
-/// events are applied at once, and replay starts from a blank state (the identity, each
-/// field's `#[field(default)]` or `Default`).
+/// events are applied at once, and replay starts from [`blank_constructor`]'s state.
 fn event_sourcing(el: &Element) -> TokenStream {
     let p = private();
     let ident = &el.ident;
-    let generated_id = matches!(el.identity, Identity::Generated).then(|| quote!(id: ::core::clone::Clone::clone(id),));
-    let fields = el.fields().iter().map(|f| {
-        let (fident, fty) = (&f.ident, &f.ty);
-        if el.is_identity(f) {
-            quote!(#fident: ::core::clone::Clone::clone(id),)
-        } else if let Some(default) = &f.options.default {
-            quote_spanned!(fty.span()=> #fident: ::core::convert::Into::<#fty>::into(#default),)
-        } else {
-            quote_spanned!(fty.span()=> #fident: <#fty as ::core::default::Default>::default(),)
-        }
-    });
     quote! {
         const EVENT_SOURCED: bool = true;
         fn __apply(&mut self, event: &#p::RaisedEvent) {
             #p::apply_raised_event(self, event)
         }
         fn __blank(id: &#p::Identifier<#ident>) -> ::core::option::Option<Self> {
-            ::core::option::Option::Some(#ident {
-                #generated_id
-                #(#fields)*
-                __protean: ::core::default::Default::default(),
-            })
+            ::core::option::Option::Some(#ident::blank(::core::clone::Clone::clone(id)))
+        }
+    }
+}
+
+/// `Aggregate::blank(id)` for an `#[aggregate(event_sourced)]`: the identity, and each
+/// field's `#[field(default)]` or `Default`.
+fn blank_constructor(el: &Element) -> TokenStream {
+    let p = private();
+    let (ident, vis) = (&el.ident, &el.vis);
+    let generated_id =
+        matches!(el.identity, Identity::Generated).then(|| quote!(id: ::core::clone::Clone::clone(&id),));
+    let fields = el.fields().iter().map(|f| {
+        let (fident, fty) = (&f.ident, &f.ty);
+        if el.is_identity(f) {
+            quote!(#fident: ::core::clone::Clone::clone(&id),)
+        } else if let Some(default) = &f.options.default {
+            quote_spanned!(fty.span()=> #fident: ::core::convert::Into::<#fty>::into(#default),)
+        } else {
+            quote_spanned!(fty.span()=> #fident: <#fty as ::core::default::Default>::default(),)
+        }
+    });
+    let doc = format!(
+        "A blank `{ident}` with this identity, before any event: each field at its \
+         `#[field(default)]` or `Default`. Add it to a unit of work and raise its first event; \
+         replay starts from here too."
+    );
+    quote! {
+        impl #ident {
+            #[doc = #doc]
+            #vis fn blank(id: #p::Identifier<#ident>) -> Self {
+                #ident {
+                    #generated_id
+                    #(#fields)*
+                    __protean: ::core::default::Default::default(),
+                }
+            }
         }
     }
 }

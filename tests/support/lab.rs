@@ -155,8 +155,7 @@ impl Banking {
         let account = match ctx.find(&id).await? {
             Some(_) => ctx.load(&id).await?,
             None => {
-                let blank = Account::builder().id(id.clone()).owner("").balance(0i64).deposits(0u32).build()?;
-                let account = ctx.add(blank)?;
+                let account = ctx.add(Account::blank(id))?;
                 account.raise(AccountOpened { owner: "Ada".into() });
                 account
             }
