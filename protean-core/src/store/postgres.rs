@@ -34,8 +34,8 @@ const SCHEMA_V1: &[&str] = &[
         last_sequence BIGINT NOT NULL,
         PRIMARY KEY (aggregate, id))",
     "CREATE TABLE IF NOT EXISTS protean_events (
-        position       BIGSERIAL PRIMARY KEY,
-        id             UUID    NOT NULL UNIQUE,
+        position       BIGSERIAL,
+        id             UUID    NOT NULL,
         aggregate      TEXT    NOT NULL,
         stream_id      TEXT    NOT NULL,
         sequence       BIGINT  NOT NULL,
@@ -47,8 +47,10 @@ const SCHEMA_V1: &[&str] = &[
         causation_id   UUID    NOT NULL,
         delivered      BOOLEAN NOT NULL DEFAULT FALSE,
         claimed_until  BIGINT,
-        UNIQUE (aggregate, stream_id, sequence))",
-    "CREATE INDEX IF NOT EXISTS protean_events_undelivered ON protean_events (position) WHERE NOT delivered",
+        PRIMARY KEY (aggregate, stream_id, sequence))",
+    // Few indexes, as every one is written on every insert: the stream's key, and the ids
+    // of the events not delivered yet (marking finds them there; delivered ones leave it).
+    "CREATE INDEX IF NOT EXISTS protean_events_undelivered ON protean_events (id) WHERE NOT delivered",
     "CREATE TABLE IF NOT EXISTS protean_handled (
         handler    TEXT NOT NULL,
         message_id UUID NOT NULL,
@@ -336,7 +338,7 @@ impl PostgresStore {
             claimed.push(envelope(row)?);
         }
         let ids: Vec<Uuid> = claimed.iter().map(|e| e.id).collect();
-        sqlx::query("UPDATE protean_events SET claimed_until = $1 WHERE id = ANY($2)")
+        sqlx::query("UPDATE protean_events SET claimed_until = $1 WHERE id = ANY($2) AND NOT delivered")
             .bind(until_us)
             .bind(&ids)
             .execute(&mut *tx)
@@ -405,7 +407,7 @@ impl Store for PostgresStore {
 
     fn mark_delivered(&self, event_ids: Vec<Uuid>) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
-            sqlx::query("UPDATE protean_events SET delivered = TRUE WHERE id = ANY($1)")
+            sqlx::query("UPDATE protean_events SET delivered = TRUE WHERE id = ANY($1) AND NOT delivered")
                 .bind(&event_ids)
                 .execute(&self.pool)
                 .await
