@@ -417,6 +417,10 @@ async fn event_sourced_aggregates_replay_with_snapshots_and_as_of(store: Arc<dyn
     domain.process(Deposit { account: id.clone(), amount: 1 }).await.unwrap();
     assert!(matches!(stale.commit().await, Err(ProcessError::Conflict(_))));
     assert_eq!(domain.get(&id).await.unwrap().unwrap().balance, 67);
+    // Its history is not removed.
+    let mut unit = domain.unit_of_work::<Account>();
+    let refused = unit.remove(&id).await.unwrap_err();
+    assert!(refused.to_string().contains("event-sourced"), "{refused}");
 }
 
 async fn read_models_are_kept(store: Arc<dyn Store>) {

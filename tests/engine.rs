@@ -544,6 +544,7 @@ fn an_event_sourced_aggregate_applies_what_it_raises_and_needs_an_apply_for_ever
     wallet.raise(CoinAdded { coins: 3 });
     assert_eq!(wallet.coins, 3, "raising applies the event at once");
     assert_eq!(wallet.pending_events().len(), 1);
+    assert_eq!(Wallet::blank(wallet.id.clone()).coins, 0, "a blank wallet starts from the defaults");
 
     let error = Domain::builder().module(module_path!().to_string() + "::unapplied").build().unwrap_err();
     let problems: Vec<String> = error.problems.iter().map(|p| format!("{}: {}", p.element, p.message)).collect();

@@ -275,7 +275,16 @@ impl<A: Aggregate> Context<A> {
     }
 
     /// Removes the aggregate with this identity when the unit commits.
+    ///
+    /// An event-sourced aggregate is not removed (its events are its history): raise an
+    /// event that closes it instead; removing one is refused.
     pub async fn remove<T: ChangedBy<A>>(&mut self, id: &Identifier<T>) -> Result<(), DomainError> {
+        if A::EVENT_SOURCED {
+            return Err(DomainError::rule(format!(
+                "{} is event-sourced: its history is not removed; raise an event that closes it",
+                A::NAME
+            )));
+        }
         self.load(id).await?;
         let id = T::changed_id(id);
         if let Some(index) = self.position(&id) {
