@@ -423,6 +423,71 @@ async fn event_sourced_aggregates_replay_with_snapshots_and_as_of(store: Arc<dyn
     assert!(refused.to_string().contains("event-sourced"), "{refused}");
 }
 
+async fn removal_neither_lets_a_stale_writer_through_nor_blocks_a_replacement(store: Arc<dyn Store>) {
+    let domain = domain_on(store.clone());
+    let id = Identifier::<Counter>::generate();
+    domain.process(Bump { id: id.clone() }).await.unwrap();
+    // A writer that loaded the first incarnation ...
+    let mut stale = domain.unit_of_work::<Counter>();
+    stale.load(&id).await.unwrap().count = 100;
+    // ... while it is removed and added again.
+    let mut unit = domain.unit_of_work::<Counter>();
+    unit.remove(&id).await.unwrap();
+    unit.commit().await.unwrap();
+    let mut unit = domain.unit_of_work::<Counter>();
+    unit.add(Counter::builder().id(id.clone()).count(0u32).build().unwrap()).unwrap();
+    unit.commit().await.unwrap();
+    assert!(matches!(stale.commit().await, Err(ProcessError::Conflict(_))), "the stale writer is refused");
+    assert_eq!(domain.get(&id).await.unwrap().unwrap().count, 0);
+    // Removed and added again within one unit: one write, at the stored version.
+    let mut unit = domain.unit_of_work::<Counter>();
+    unit.remove(&id).await.unwrap();
+    unit.add(Counter::builder().id(id.clone()).count(7u32).build().unwrap()).unwrap();
+    unit.commit().await.unwrap();
+    assert_eq!(domain.get(&id).await.unwrap().unwrap().count, 7);
+}
+
+async fn a_failed_event_holds_back_the_rest_of_its_stream(store: Arc<dyn Store>) {
+    let domain = domain_on(store.clone());
+    let id = Identifier::<Counter>::parse("held").unwrap();
+    let s = stream("Counter", "held");
+    let mut first = bumped(&id, 1, &s);
+    first.payload = Arc::from(r#"{"id":"held","count":"not a number"}"#);
+    let commit = Commit {
+        stream: s.clone(),
+        expected_version: 0,
+        state: state(r#"{"id":"held","count":2}"#),
+        events: vec![first, bumped(&id, 2, &s)],
+        snapshot: None,
+    };
+    store.commit(batch(vec![commit])).await.unwrap();
+    let (delivered, failures) = domain.deliver_pending().await.unwrap();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(delivered.iter().all(|e| e.sequence == 1), "the second event waits behind the first");
+    assert!(domain.get(&id.cast::<Tally>()).await.unwrap().is_none(), "nothing was counted out of order");
+    // A lease of any length is taken without overflowing.
+    store.claim_undelivered(1, Duration::MAX).await.unwrap();
+}
+
+async fn a_snapshot_that_no_longer_parses_is_replayed_around(store: Arc<dyn Store>) {
+    let domain = domain_on(store.clone());
+    let id = Identifier::<Account>::generate();
+    domain.process(Deposit { account: id.clone(), amount: 5 }).await.unwrap();
+    // A later unit writes a snapshot the current code cannot read (an older shape).
+    let s = StreamId::new("Account", id.to_string());
+    let event = Envelope::new(Deposited { amount: 7 }.into(), s.clone(), Cause::command(Uuid::now_v7())).unwrap();
+    let commit = Commit {
+        stream: s.clone(),
+        expected_version: 1,
+        state: state("null"),
+        events: vec![event],
+        snapshot: Some(Arc::from(r#"{"old_shape":true}"#)),
+    };
+    store.commit(batch(vec![commit])).await.unwrap();
+    let account = domain.get(&id).await.unwrap().unwrap();
+    assert_eq!((account.balance, account.deposits), (12, 2), "replayed from the events");
+}
+
 async fn read_models_are_kept(store: Arc<dyn Store>) {
     assert!(store.read_model("Price", "pen").await.unwrap().is_none());
     store.put_read_model("Price", "pen", r#"{"cents":40}"#.into()).await.unwrap();
@@ -502,6 +567,9 @@ macro_rules! conformance {
             case!(events_committed_but_not_delivered_are_delivered_once);
             case!(corrupt_stored_data_gives_typed_errors);
             case!(read_models_are_kept);
+            case!(removal_neither_lets_a_stale_writer_through_nor_blocks_a_replacement);
+            case!(a_failed_event_holds_back_the_rest_of_its_stream);
+            case!(a_snapshot_that_no_longer_parses_is_replayed_around);
             case!(event_sourced_aggregates_replay_with_snapshots_and_as_of);
             case!(older_event_versions_are_upcast_and_unreadable_ones_are_typed_errors);
             case!(many_tasks_on_one_aggregate_lose_no_update);

@@ -554,3 +554,62 @@ fn an_event_sourced_aggregate_applies_what_it_raises_and_needs_an_apply_for_ever
           `fn(&mut self, event: &CoinLost)` to an `#[apply] impl Wallet` block"]
     );
 }
+
+mod dups {
+    pub mod billing {
+        use protean::prelude::*;
+
+        #[aggregate]
+        pub struct Bill {
+            pub total: i64,
+        }
+
+        #[event(part_of = Bill)]
+        pub struct Billed {
+            pub id: Identifier<Bill>,
+        }
+
+        pub struct Reactions;
+
+        #[handler(part_of = Bill)]
+        impl Reactions {
+            async fn on(ctx: &mut Context<Bill>, event: &Billed) -> Result<(), DomainError> {
+                ctx.load(&event.id).await?.total += 1;
+                Ok(())
+            }
+        }
+    }
+
+    pub mod shipping {
+        use protean::prelude::*;
+
+        #[aggregate]
+        pub struct Parcel {
+            pub count: i64,
+        }
+
+        pub struct Reactions;
+
+        #[handler(part_of = Parcel)]
+        impl Reactions {
+            async fn on(ctx: &mut Context<Parcel>, event: &super::billing::Billed) -> Result<(), DomainError> {
+                ctx.load(&event.id.cast::<Parcel>()).await?.count += 1;
+                Ok(())
+            }
+        }
+    }
+}
+
+#[test]
+fn two_handler_methods_with_one_name_are_refused_since_handled_events_are_recorded_by_it() {
+    let error = Domain::builder().module(module_path!().to_string() + "::dups").build().unwrap_err();
+    let [problem] = error.problems.as_slice() else { panic!("one problem: {error}") };
+    assert_eq!(problem.element, "Reactions::on");
+    assert!(
+        problem.message.starts_with(
+            "2 handler methods are named `Reactions::on` (in engine::dups::billing, engine::dups::shipping)"
+        ),
+        "{}",
+        problem.message
+    );
+}

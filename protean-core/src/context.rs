@@ -142,13 +142,14 @@ pub(crate) async fn replayed<A: Aggregate>(
     id: &Identifier<A>,
     up_to: Option<u64>,
 ) -> Result<A, StoreError> {
-    let (mut state, after) = match store.load_snapshot(stream, up_to).await? {
-        Some(crate::store::Snapshot { sequence, state: json }) => {
-            let state: A = serde_json::from_str(&json).map_err(|e| {
-                StoreError::corrupt(stream, sequence, format!("the snapshot is not a valid `{}`: {e}", A::NAME))
-            })?;
-            (state, sequence)
-        }
+    // A snapshot that no longer parses (the aggregate changed shape) is only a cache: the
+    // events are the state, so replay them all.
+    let snapshot = store
+        .load_snapshot(stream, up_to)
+        .await?
+        .and_then(|s| serde_json::from_str::<A>(&s.state).ok().map(|state| (state, s.sequence)));
+    let (mut state, after) = match snapshot {
+        Some(found) => found,
         None => {
             let blank = A::__blank(id)
                 .ok_or_else(|| StoreError::corrupt(stream, 0, format!("`{}` is not event-sourced", A::NAME)))?;
@@ -245,7 +246,8 @@ impl<A: Aggregate> Context<A> {
     /// Adds a new aggregate; it is saved when the unit commits. Adding an identity that
     /// already exists in the store is a version conflict at commit.
     pub fn add<T: ChangedBy<A>>(&mut self, aggregate: T) -> Result<&mut T, DomainError> {
-        let aggregate = aggregate.into_changed();
+        let mut aggregate = aggregate.into_changed();
+        let mut replaced = None;
         if let Some(index) = self.position(aggregate.id()) {
             if !self.tracked[index].removed {
                 return Err(DomainError::rule(format!(
@@ -254,9 +256,17 @@ impl<A: Aggregate> Context<A> {
                     aggregate.id()
                 )));
             }
-            self.tracked.remove(index);
+            replaced = Some(self.tracked.remove(index));
         }
-        self.tracked.push(Tracked { state: aggregate, stream: None, loaded: None, removed: false });
+        // Removed and added again in one unit: one write over the stored record, at its version.
+        let (stream, loaded) = match replaced {
+            Some(old) if old.loaded.is_some() => {
+                aggregate.__meta_mut().version = old.state.version();
+                (old.stream, old.loaded)
+            }
+            _ => (None, None),
+        };
+        self.tracked.push(Tracked { state: aggregate, stream, loaded, removed: false });
         let last = self.tracked.len() - 1;
         Ok(T::from_changed(&mut self.tracked[last].state))
     }

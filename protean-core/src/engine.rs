@@ -212,7 +212,12 @@ impl Engine {
         let mut delivered = Vec::with_capacity(queue.len());
         let mut done = Vec::with_capacity(queue.len());
         let mut failures = Vec::new();
+        // A stream whose event failed waits: its later events are not delivered before it.
+        let mut stalled: std::collections::HashSet<crate::envelope::StreamId> = std::collections::HashSet::new();
         while let Some(event) = queue.pop_front() {
+            if stalled.contains(&event.stream) {
+                continue; // left undelivered; `deliver_pending` brings it in order
+            }
             let mut complete = true;
             let handlers = self.events.get(&*event.type_name).map(Vec::as_slice).unwrap_or_default();
             // Fresh events with no handler, or whose only handler succeeded, were marked
@@ -230,7 +235,9 @@ impl Engine {
                     }
                 }
             }
-            if complete && !marked {
+            if !complete {
+                stalled.insert(event.stream.clone());
+            } else if !marked {
                 done.push(event.id);
             }
             delivered.push(event);
@@ -241,7 +248,15 @@ impl Engine {
             let _ = self.store.mark_delivered(done).await;
         }
         if !failures.is_empty() {
-            self.failures().extend(failures.iter().cloned());
+            let mut kept = self.failures();
+            for failure in &failures {
+                // One entry per handler and event: the latest error.
+                let same = |f: &DeliveryFailure| f.handler.id == failure.handler.id && f.event.id == failure.event.id;
+                match kept.iter_mut().find(|f| same(f)) {
+                    Some(entry) => *entry = failure.clone(),
+                    None => kept.push(failure.clone()),
+                }
+            }
         }
         (delivered, failures)
     }
@@ -365,11 +380,17 @@ impl Domain {
         let pending = std::mem::take(&mut *engine.failures());
         let mut delivered = Vec::new();
         let mut failures = Vec::new();
-        for failure in pending {
+        for (i, failure) in pending.iter().enumerate() {
+            let failure = failure.clone();
             match engine.run_event_handler(failure.handler, &failure.event).await {
                 Ok(committed) => {
-                    let still_failing = engine.failures().iter().any(|f| f.event.id == failure.event.id);
-                    if !still_failing && !failures.iter().any(|f: &DeliveryFailure| f.event.id == failure.event.id) {
+                    // The event is delivered only when no handler of it is still to be retried
+                    // here, nor failing now.
+                    let same = |f: &DeliveryFailure| f.event.id == failure.event.id;
+                    let waiting = pending[i + 1..].iter().any(same)
+                        || engine.failures().iter().any(same)
+                        || failures.iter().any(same);
+                    if !waiting {
                         let _ = engine.store.mark_delivered(vec![failure.event.id]).await;
                     }
                     let raised = committed.into_iter().flat_map(|c| c.events).collect();

@@ -378,6 +378,21 @@ impl Domain {
                 ),
             }
         }
+        let mut ids: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for h in &self.handlers {
+            ids.entry(h.id).or_default().push(h.module_path);
+        }
+        for (id, modules) in ids.iter().filter(|(_, m)| m.len() > 1) {
+            problem(
+                id,
+                format!(
+                    "{} handler methods are named `{id}` (in {}): the events a handler took are recorded by \
+                     that name, so it must be unique; rename one",
+                    modules.len(),
+                    modules.join(", ")
+                ),
+            );
+        }
         for h in &self.handlers {
             if !self.elements.iter().any(|d| d.key == h.part_of) {
                 problem(

@@ -138,7 +138,9 @@ impl MemoryStore {
             Some(slot) => slot,
             None => by_id.entry(commit.stream.id.clone()).or_default(),
         };
-        let version = commit.expected_version + 1;
+        // Versions keep rising across a removal, so a writer that loaded the removed
+        // aggregate is refused even after the identity is added again.
+        let version = if slot.record.is_some() { commit.expected_version + 1 } else { slot.version + 1 };
         slot.version = version;
         slot.record = commit.state.map(|state| Record { version, state });
         let mut events = commit.events;
@@ -172,6 +174,7 @@ impl Store for MemoryStore {
     }
 
     fn claim_undelivered(&self, limit: usize, lease: Duration) -> BoxFuture<'_, Result<Vec<Envelope>, StoreError>> {
+        let lease = lease.min(super::MAX_LEASE);
         let mut inner = self.lock();
         let now = Instant::now();
         let mut claimed = Vec::new();

@@ -81,10 +81,12 @@ const SCHEMA_V1: &[&str] = &[
         k integer := 1;
         n integer;
         actual bigint;
+        stored bigint;
         last bigint;
         present boolean;
         found_row boolean;
         firsts bigint[] := '{}';
+        versions_out bigint[] := '{}';
     BEGIN
         IF p_handler IS NOT NULL THEN
             INSERT INTO protean_handled (handler, message_id) VALUES (p_handler, p_message_id) ON CONFLICT DO NOTHING;
@@ -93,13 +95,16 @@ const SCHEMA_V1: &[&str] = &[
             END IF;
         END IF;
         FOR i IN 1 .. coalesce(array_length(p_aggregates, 1), 0) LOOP
-            SELECT a.version, a.state IS NOT NULL, a.last_sequence INTO actual, present, last
+            SELECT a.version, a.state IS NOT NULL, a.last_sequence INTO stored, present, last
                 FROM protean_aggregates a WHERE a.aggregate = p_aggregates[i] AND a.id = p_ids[i] FOR UPDATE;
             found_row := FOUND;
             IF NOT found_row THEN
+                stored := 0;
                 actual := 0;
                 last := 0;
-            ELSIF NOT present THEN
+            ELSIF present THEN
+                actual := stored;
+            ELSE
                 actual := 0;
             END IF;
             IF actual <> p_expected[i] THEN
@@ -107,7 +112,8 @@ const SCHEMA_V1: &[&str] = &[
             END IF;
             n := p_event_counts[i];
             IF found_row THEN
-                UPDATE protean_aggregates SET version = p_expected[i] + 1, state = p_states[i], last_sequence = last + n
+                -- Versions keep rising across a removal: a stale writer of the removed one is refused.
+                UPDATE protean_aggregates SET version = stored + 1, state = p_states[i], last_sequence = last + n
                     WHERE aggregate = p_aggregates[i] AND id = p_ids[i];
             ELSE
                 INSERT INTO protean_aggregates (aggregate, id, version, state, last_sequence)
@@ -118,6 +124,7 @@ const SCHEMA_V1: &[&str] = &[
                 END IF;
             END IF;
             firsts := firsts || last;
+            versions_out := versions_out || (stored + 1);
             INSERT INTO protean_events (id, aggregate, stream_id, sequence, type_name, version, payload, recorded_at,
                     correlation_id, causation_id, delivered)
                 SELECT p_event_ids[j], p_aggregates[i], p_ids[i], last + (j - k + 1), p_type_names[j], p_versions[j], p_payloads[j],
@@ -131,7 +138,7 @@ const SCHEMA_V1: &[&str] = &[
             END IF;
         END LOOP;
         UPDATE protean_events SET delivered = TRUE WHERE id = ANY(p_delivered) AND NOT delivered;
-        RETURN firsts;
+        RETURN firsts || versions_out;
     END
     $$",
 ];
@@ -279,13 +286,17 @@ impl PostgresStore {
             }
             Err(e) => return Err(backend(e)),
         };
+        // The function returns each commit's sequence before its events, then its new version.
+        let (firsts, versions) = firsts.split_at(firsts.len() / 2);
         let mut committed = Vec::with_capacity(commits.len());
-        for (commit, first) in commits.into_iter().zip(firsts) {
-            let Commit { stream, expected_version, mut events, .. } = commit;
+        for ((commit, &first), &version) in commits.into_iter().zip(firsts).zip(versions) {
+            let Commit { stream, mut events, .. } = commit;
+            let first = super::stored_count(first, &stream, "sequence")?;
             for (offset, event) in (1u64..).zip(events.iter_mut()) {
-                event.sequence = u64::try_from(first).unwrap_or(0) + offset;
+                event.sequence = first + offset;
             }
-            committed.push(Committed { stream, version: expected_version + 1, events });
+            let version = super::stored_count(version, &stream, "version")?;
+            committed.push(Committed { stream, version, events });
         }
         Ok(committed)
     }
@@ -306,36 +317,48 @@ impl PostgresStore {
 
     async fn claim_now(&self, limit: usize, lease: Duration) -> Result<Vec<Envelope>, StoreError> {
         let now = SystemTime::now();
-        let (now_us, until_us) = (micros(now), micros(now + lease));
+        let (now_us, until_us) = (micros(now), micros(now + lease.min(super::MAX_LEASE)));
         let mut tx = self.pool.begin().await.map_err(backend)?;
         // One claim at a time: a claim in flight must not let another relay see a
         // stream's later event before its earlier one is marked claimed.
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CLAIM_LOCK).execute(&mut *tx).await.map_err(backend)?;
-        let rows = sqlx::query(&format!(
-            "SELECT {EVENT_COLUMNS}, claimed_until FROM protean_events WHERE NOT delivered
-             ORDER BY position LIMIT $1 FOR UPDATE SKIP LOCKED"
-        ))
-        // Blocked streams may hide claimable events further on: look past `limit`.
-        .bind(i64::try_from(limit.saturating_mul(8).max(64)).unwrap_or(i64::MAX))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(backend)?;
         let mut claimed = Vec::new();
         let mut blocked: foldhash::HashSet<(String, String)> = foldhash::HashSet::default();
-        for row in &rows {
-            if claimed.len() == limit {
-                break;
+        // Pages of undelivered events in order, until enough are claimable or none are left
+        // (a long blocked stream must not hide the streams after it).
+        let page = i64::try_from(limit.saturating_mul(4).max(64)).unwrap_or(i64::MAX);
+        let mut after = i64::MIN;
+        'pages: loop {
+            let rows = sqlx::query(&format!(
+                "SELECT {EVENT_COLUMNS}, claimed_until, position FROM protean_events
+                 WHERE NOT delivered AND position > $1 ORDER BY position LIMIT $2 FOR UPDATE SKIP LOCKED"
+            ))
+            .bind(after)
+            .bind(page)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(backend)?;
+            for row in &rows {
+                if claimed.len() == limit {
+                    break 'pages;
+                }
+                let key: (String, String) = (row.try_get(1).map_err(backend)?, row.try_get(2).map_err(backend)?);
+                if blocked.contains(&key) {
+                    continue;
+                }
+                let claimed_until: Option<i64> = row.try_get(10).map_err(backend)?;
+                if claimed_until.is_some_and(|until| until > now_us) {
+                    blocked.insert(key);
+                    continue;
+                }
+                claimed.push(envelope(row)?);
             }
-            let key: (String, String) = (row.try_get(1).map_err(backend)?, row.try_get(2).map_err(backend)?);
-            if blocked.contains(&key) {
-                continue;
+            match rows.last() {
+                Some(last) if i64::try_from(rows.len()).unwrap_or(0) == page => {
+                    after = last.try_get(11).map_err(backend)?;
+                }
+                _ => break,
             }
-            let claimed_until: Option<i64> = row.try_get(10).map_err(backend)?;
-            if claimed_until.is_some_and(|until| until > now_us) {
-                blocked.insert(key);
-                continue;
-            }
-            claimed.push(envelope(row)?);
         }
         let ids: Vec<Uuid> = claimed.iter().map(|e| e.id).collect();
         sqlx::query("UPDATE protean_events SET claimed_until = $1 WHERE id = ANY($2) AND NOT delivered")
@@ -355,7 +378,7 @@ fn envelope(row: &PgRow) -> Result<Envelope, StoreError> {
     let stream_id: String = row.try_get(2).map_err(backend)?;
     let stream = StreamId::new(aggregate, stream_id);
     let sequence: i64 = row.try_get(3).map_err(backend)?;
-    let position = u64::try_from(sequence).unwrap_or(0);
+    let position = super::stored_count(sequence, &stream, "event sequence")?;
     let version: i32 = row.try_get(5).map_err(backend)?;
     let version = u32::try_from(version)
         .map_err(|_| StoreError::corrupt(&stream, position, format!("event version {version} is out of range")))?;
@@ -393,7 +416,7 @@ impl Store for PostgresStore {
             let Some(row) = row else { return Ok(None) };
             let version: i64 = row.try_get(0).map_err(backend)?;
             let state: String = row.try_get(1).map_err(backend)?;
-            Ok(Some(Record { version: u64::try_from(version).unwrap_or(0), state: state.into() }))
+            Ok(Some(Record { version: super::stored_count(version, stream, "version")?, state: state.into() }))
         })
     }
 

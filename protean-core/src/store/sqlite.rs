@@ -196,7 +196,7 @@ impl SqliteStore {
 
     fn claim_now(&self, limit: usize, lease: Duration) -> Result<Vec<Envelope>, StoreError> {
         let now = SystemTime::now();
-        let (now_us, until_us) = (micros(now), micros(now + lease));
+        let (now_us, until_us) = (micros(now), micros(now + lease.min(super::MAX_LEASE)));
         let mut connection = self.lock();
         let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
         let mut claimed = Vec::new();
@@ -250,15 +250,18 @@ fn write(tx: &rusqlite::Transaction<'_>, commit: Commit) -> Result<Committed, St
             s.query_row(params![&*stream.aggregate, &*stream.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).optional()
         })
         .map_err(backend)?;
-    let (actual, mut last_sequence) = match row {
-        Some((version, true, last)) => (u64::try_from(version).unwrap_or(0), last),
-        Some((_, false, last)) => (0, last),
-        None => (0, 0),
+    let (actual, mut last_sequence, stored) = match row {
+        Some((version, present, last)) => {
+            let stored = super::stored_count(version, &stream, "version")?;
+            (if present { stored } else { 0 }, last, stored)
+        }
+        None => (0, 0, 0),
     };
     if actual != expected_version {
         return Err(VersionConflict { stream, expected: expected_version, actual }.into());
     }
-    let version = expected_version + 1;
+    // Versions keep rising across a removal (a stale writer of the removed one is refused).
+    let version = stored + 1;
     let mut events = events;
     let last_after = last_sequence + i64::try_from(events.len()).unwrap_or(0);
     tx.prepare_cached(
@@ -310,7 +313,7 @@ fn envelope(row: &rusqlite::Row<'_>) -> Result<Envelope, StoreError> {
     let stream_id: String = row.get(2).map_err(backend)?;
     let stream = StreamId::new(aggregate, stream_id);
     let sequence: i64 = row.get(3).map_err(backend)?;
-    let position = u64::try_from(sequence).unwrap_or(0);
+    let position = super::stored_count(sequence, &stream, "event sequence")?;
     let uuid = |index: usize, what: &str| -> Result<Uuid, StoreError> {
         let text: String = row.get(index).map_err(backend)?;
         Uuid::parse_str(&text).map_err(|e| StoreError::corrupt(&stream, position, format!("{what} `{text}`: {e}")))
@@ -360,8 +363,11 @@ impl Store for SqliteStore {
                 .optional()
             })
             .map_err(backend)
-            .map(|row| {
-                row.map(|(version, state)| Record { version: u64::try_from(version).unwrap_or(0), state: state.into() })
+            .and_then(|row| match row {
+                Some((version, state)) => {
+                    Ok(Some(Record { version: super::stored_count(version, stream, "version")?, state: state.into() }))
+                }
+                None => Ok(None),
             });
         ready(record)
     }
