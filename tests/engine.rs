@@ -613,3 +613,86 @@ fn two_handler_methods_with_one_name_are_refused_since_handled_events_are_record
         problem.message
     );
 }
+
+mod twofail {
+    use protean::prelude::*;
+
+    #[aggregate]
+    pub struct Source {
+        pub n: u32,
+    }
+
+    #[event(part_of = Source)]
+    pub struct Happened {
+        pub id: Identifier<Source>,
+    }
+
+    #[aggregate]
+    pub struct Left {
+        pub seen: u32,
+    }
+
+    #[aggregate]
+    pub struct Right {
+        pub seen: u32,
+    }
+
+    pub struct LeftReactions;
+
+    #[handler(part_of = Left)]
+    impl LeftReactions {
+        async fn seen(ctx: &mut Context<Left>, event: &Happened) -> Result<(), DomainError> {
+            ctx.load(&event.id.cast::<Left>()).await?.seen += 1;
+            Ok(())
+        }
+    }
+
+    pub struct RightReactions;
+
+    #[handler(part_of = Right)]
+    impl RightReactions {
+        async fn seen(ctx: &mut Context<Right>, event: &Happened) -> Result<(), DomainError> {
+            ctx.load(&event.id.cast::<Right>()).await?.seen += 1;
+            Ok(())
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_event_stays_undelivered_while_any_of_its_handlers_still_fails() {
+    use twofail::*;
+    let domain = Domain::builder()
+        .module(module_path!().to_string() + "::twofail")
+        .delivery_lease(std::time::Duration::ZERO)
+        .build()
+        .unwrap();
+    let id = Identifier::<Source>::generate();
+    let mut unit = domain.unit_of_work::<Source>();
+    unit.add(Source::builder().id(id.clone()).n(0u32).build().unwrap()).unwrap().raise(Happened { id: id.clone() });
+    let processed = unit.commit().await.unwrap();
+    assert_eq!(processed.failures.len(), 2, "neither Left nor Right exists yet");
+    for _ in 0..3 {
+        domain.deliver_pending().await.unwrap();
+    }
+    assert_eq!(domain.failed_deliveries().len(), 2, "one entry per handler and event, however often retried");
+
+    // Left appears; retrying delivers to it, but Right still fails: the event is not delivered yet.
+    let mut unit = domain.unit_of_work::<Left>();
+    unit.add(Left::builder().id(id.cast()).seen(0u32).build().unwrap()).unwrap();
+    unit.commit().await.unwrap();
+    let (_, still) = domain.retry_failed().await;
+    assert_eq!(still.len(), 1);
+    let (again, _) = domain.deliver_pending().await.unwrap();
+    assert_eq!(again.len(), 1, "the event is still pending for Right");
+    assert_eq!(domain.get(&id.cast::<Left>()).await.unwrap().unwrap().seen, 1, "Left took it once");
+
+    let mut unit = domain.unit_of_work::<Right>();
+    unit.add(Right::builder().id(id.cast()).seen(0u32).build().unwrap()).unwrap();
+    unit.commit().await.unwrap();
+    let (delivered, failures) = domain.deliver_pending().await.unwrap();
+    assert!(failures.is_empty());
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(domain.get(&id.cast::<Right>()).await.unwrap().unwrap().seen, 1);
+    assert_eq!(domain.get(&id.cast::<Left>()).await.unwrap().unwrap().seen, 1, "still once");
+    assert!(domain.deliver_pending().await.unwrap().0.is_empty(), "delivered for good");
+}
