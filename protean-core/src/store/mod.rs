@@ -17,6 +17,8 @@
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -75,12 +77,6 @@ pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError>
 
 /// The longest lease a claim takes (longer ones are cut to it): a year.
 pub const MAX_LEASE: Duration = Duration::from_secs(365 * 24 * 60 * 60);
-
-/// A stored count (version, sequence) that must not be negative.
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub(crate) fn stored_count(value: i64, stream: &StreamId, what: &str) -> Result<u64, StoreError> {
-    u64::try_from(value).map_err(|_| StoreError::corrupt(stream, 0, format!("the stored {what} is {value}")))
-}
 
 /// A boxed, sendable future: what the object-safe async traits here return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

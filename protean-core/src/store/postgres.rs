@@ -8,12 +8,13 @@
 //! messages recorded in their transactions make each effect happen once.
 
 use std::borrow::Cow;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::Row;
 use uuid::Uuid;
 
+use super::sql::{from_micros, micros, stored_count, to_i64};
 use super::{Batch, BoxFuture, Commit, Committed, Record, Snapshot, Store, StoreError, VersionConflict};
 use crate::envelope::{Envelope, StreamId};
 
@@ -157,14 +158,6 @@ fn backend(e: sqlx::Error) -> StoreError {
     StoreError::Backend(format!("postgres: {e}"))
 }
 
-fn micros(time: SystemTime) -> i64 {
-    time.duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-}
-
-fn to_i64(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
 impl PostgresStore {
     /// Connects to `url` (`postgres://user:password@host:port/database`) with a pool of
     /// up to 16 connections, and brings the schema up to date.
@@ -291,11 +284,11 @@ impl PostgresStore {
         let mut committed = Vec::with_capacity(commits.len());
         for ((commit, &first), &version) in commits.into_iter().zip(firsts).zip(versions) {
             let Commit { stream, mut events, .. } = commit;
-            let first = super::stored_count(first, &stream, "sequence")?;
+            let first = stored_count(first, &stream, "sequence")?;
             for (offset, event) in (1u64..).zip(events.iter_mut()) {
                 event.sequence = first + offset;
             }
-            let version = super::stored_count(version, &stream, "version")?;
+            let version = stored_count(version, &stream, "version")?;
             committed.push(Committed { stream, version, events });
         }
         Ok(committed)
@@ -378,7 +371,7 @@ fn envelope(row: &PgRow) -> Result<Envelope, StoreError> {
     let stream_id: String = row.try_get(2).map_err(backend)?;
     let stream = StreamId::new(aggregate, stream_id);
     let sequence: i64 = row.try_get(3).map_err(backend)?;
-    let position = super::stored_count(sequence, &stream, "event sequence")?;
+    let position = stored_count(sequence, &stream, "event sequence")?;
     let version: i32 = row.try_get(5).map_err(backend)?;
     let version = u32::try_from(version)
         .map_err(|_| StoreError::corrupt(&stream, position, format!("event version {version} is out of range")))?;
@@ -391,7 +384,7 @@ fn envelope(row: &PgRow) -> Result<Envelope, StoreError> {
         version,
         stream,
         position,
-        UNIX_EPOCH + Duration::from_micros(u64::try_from(recorded).unwrap_or(0)),
+        from_micros(recorded),
         row.try_get(8).map_err(backend)?,
         row.try_get(9).map_err(backend)?,
         payload.into(),
@@ -416,7 +409,7 @@ impl Store for PostgresStore {
             let Some(row) = row else { return Ok(None) };
             let version: i64 = row.try_get(0).map_err(backend)?;
             let state: String = row.try_get(1).map_err(backend)?;
-            Ok(Some(Record { version: super::stored_count(version, stream, "version")?, state: state.into() }))
+            Ok(Some(Record { version: stored_count(version, stream, "version")?, state: state.into() }))
         })
     }
 

@@ -12,11 +12,12 @@
 use std::borrow::Cow;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use uuid::Uuid;
 
+use super::sql::{from_micros, micros, stored_count, to_i64};
 use super::{Batch, BoxFuture, Commit, Committed, Record, Snapshot, Store, StoreError, VersionConflict};
 use crate::envelope::{Envelope, StreamId};
 
@@ -97,14 +98,6 @@ pub struct SqliteStore {
 
 fn backend(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(format!("sqlite: {e}"))
-}
-
-fn micros(time: SystemTime) -> i64 {
-    time.duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-}
-
-fn to_i64(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 impl SqliteStore {
@@ -252,7 +245,7 @@ fn write(tx: &rusqlite::Transaction<'_>, commit: Commit) -> Result<Committed, St
         .map_err(backend)?;
     let (actual, mut last_sequence, stored) = match row {
         Some((version, present, last)) => {
-            let stored = super::stored_count(version, &stream, "version")?;
+            let stored = stored_count(version, &stream, "version")?;
             (if present { stored } else { 0 }, last, stored)
         }
         None => (0, 0, 0),
@@ -313,7 +306,7 @@ fn envelope(row: &rusqlite::Row<'_>) -> Result<Envelope, StoreError> {
     let stream_id: String = row.get(2).map_err(backend)?;
     let stream = StreamId::new(aggregate, stream_id);
     let sequence: i64 = row.get(3).map_err(backend)?;
-    let position = super::stored_count(sequence, &stream, "event sequence")?;
+    let position = stored_count(sequence, &stream, "event sequence")?;
     let uuid = |index: usize, what: &str| -> Result<Uuid, StoreError> {
         let text: String = row.get(index).map_err(backend)?;
         Uuid::parse_str(&text).map_err(|e| StoreError::corrupt(&stream, position, format!("{what} `{text}`: {e}")))
@@ -327,7 +320,7 @@ fn envelope(row: &rusqlite::Row<'_>) -> Result<Envelope, StoreError> {
         .map_err(|_| StoreError::corrupt(&stream, position, format!("event version {version} is out of range")))?;
     let payload: String = row.get(6).map_err(backend)?;
     let recorded: i64 = row.get(7).map_err(backend)?;
-    let recorded_at = UNIX_EPOCH + Duration::from_micros(u64::try_from(recorded).unwrap_or(0));
+    let recorded_at = from_micros(recorded);
     Ok(Envelope::stored_event(
         id,
         Cow::Owned(type_name),
@@ -365,7 +358,7 @@ impl Store for SqliteStore {
             .map_err(backend)
             .and_then(|row| match row {
                 Some((version, state)) => {
-                    Ok(Some(Record { version: super::stored_count(version, stream, "version")?, state: state.into() }))
+                    Ok(Some(Record { version: stored_count(version, stream, "version")?, state: state.into() }))
                 }
                 None => Ok(None),
             });
