@@ -178,8 +178,7 @@ impl Store for MemoryStore {
         let mut inner = self.lock();
         let now = Instant::now();
         let mut claimed = Vec::new();
-        // A stream with an undelivered event that is not claimed here blocks its later events.
-        let mut blocked: foldhash::HashSet<StreamId> = foldhash::HashSet::default();
+        let mut order = super::ClaimOrder::new();
         let Inner { log, delivery, first_undelivered, .. } = &mut *inner;
         while *first_undelivered < log.len() && delivery[*first_undelivered].delivered {
             *first_undelivered += 1;
@@ -188,11 +187,8 @@ impl Store for MemoryStore {
             if claimed.len() == limit {
                 break;
             }
-            if state.delivered || blocked.contains(&event.stream) {
-                continue;
-            }
-            if state.claimed_until.is_some_and(|until| until > now) {
-                blocked.insert(event.stream.clone());
+            let leased = state.claimed_until.is_some_and(|until| until > now);
+            if state.delivered || !order.take(event.stream.clone(), leased) {
                 continue;
             }
             state.claimed_until = Some(now + lease);

@@ -78,6 +78,34 @@ pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError>
 /// The longest lease a claim takes (longer ones are cut to it): a year.
 pub const MAX_LEASE: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
+/// The rule every store's claim follows, event by event in log order over the
+/// undelivered events: an event whose lease is still held is not taken, and blocks the
+/// later events of its stream; so does any event of an already blocked stream. So each
+/// stream is handed out in order, whoever holds its earlier events.
+#[derive(Debug)]
+pub(crate) struct ClaimOrder<K> {
+    blocked: foldhash::HashSet<K>,
+}
+
+impl<K: std::hash::Hash + Eq> ClaimOrder<K> {
+    pub(crate) fn new() -> Self {
+        ClaimOrder { blocked: foldhash::HashSet::default() }
+    }
+
+    /// Whether to claim the next undelivered event, of stream `stream`, whose lease is
+    /// still held by someone (`leased`).
+    pub(crate) fn take(&mut self, stream: K, leased: bool) -> bool {
+        if self.blocked.contains(&stream) {
+            return false;
+        }
+        if leased {
+            self.blocked.insert(stream);
+            return false;
+        }
+        true
+    }
+}
+
 /// A boxed, sendable future: what the object-safe async traits here return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

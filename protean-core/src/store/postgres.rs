@@ -316,7 +316,7 @@ impl PostgresStore {
         // stream's later event before its earlier one is marked claimed.
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CLAIM_LOCK).execute(&mut *tx).await.map_err(backend)?;
         let mut claimed = Vec::new();
-        let mut blocked: foldhash::HashSet<(String, String)> = foldhash::HashSet::default();
+        let mut order = super::ClaimOrder::new();
         // Pages of undelivered events in order, until enough are claimable or none are left
         // (a long blocked stream must not hide the streams after it).
         let page = i64::try_from(limit.saturating_mul(4).max(64)).unwrap_or(i64::MAX);
@@ -335,16 +335,11 @@ impl PostgresStore {
                 if claimed.len() == limit {
                     break 'pages;
                 }
-                let key: (String, String) = (row.try_get(1).map_err(backend)?, row.try_get(2).map_err(backend)?);
-                if blocked.contains(&key) {
-                    continue;
-                }
+                let stream: (String, String) = (row.try_get(1).map_err(backend)?, row.try_get(2).map_err(backend)?);
                 let claimed_until: Option<i64> = row.try_get(10).map_err(backend)?;
-                if claimed_until.is_some_and(|until| until > now_us) {
-                    blocked.insert(key);
-                    continue;
+                if order.take(stream, claimed_until.is_some_and(|until| until > now_us)) {
+                    claimed.push(envelope(row)?);
                 }
-                claimed.push(envelope(row)?);
             }
             match rows.last() {
                 Some(last) if i64::try_from(rows.len()).unwrap_or(0) == page => {

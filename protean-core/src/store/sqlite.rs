@@ -193,7 +193,7 @@ impl SqliteStore {
         let mut connection = self.lock();
         let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
         let mut claimed = Vec::new();
-        let mut blocked: foldhash::HashSet<(String, String)> = foldhash::HashSet::default();
+        let mut order = super::ClaimOrder::new();
         {
             let mut select = tx
                 .prepare_cached(&format!(
@@ -205,16 +205,11 @@ impl SqliteStore {
                 if claimed.len() == limit {
                     break;
                 }
-                let key: (String, String) = (row.get(1).map_err(backend)?, row.get(2).map_err(backend)?);
-                if blocked.contains(&key) {
-                    continue;
-                }
+                let stream: (String, String) = (row.get(1).map_err(backend)?, row.get(2).map_err(backend)?);
                 let claimed_until: Option<i64> = row.get(11).map_err(backend)?;
-                if claimed_until.is_some_and(|until| until > now_us) {
-                    blocked.insert(key);
-                    continue;
+                if order.take(stream, claimed_until.is_some_and(|until| until > now_us)) {
+                    claimed.push(envelope(row)?);
                 }
-                claimed.push(envelope(row)?);
             }
         }
         {
