@@ -15,6 +15,8 @@ use uuid::Uuid;
 #[path = "support/lab.rs"]
 #[allow(dead_code)]
 mod lab;
+#[path = "support/postgres.rs"]
+mod pg;
 
 use lab::*;
 
@@ -614,21 +616,8 @@ async fn malformed_sqlite_rows_are_typed_errors() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A new database on the server `PROTEAN_POSTGRES_URL` names, so tests run side by side.
+/// A store on a new database of the PostgreSQL server the tests run on.
 async fn fresh_postgres() -> Option<Arc<dyn Store>> {
-    let Ok(url) = std::env::var("PROTEAN_POSTGRES_URL") else {
-        assert!(
-            std::env::var("PROTEAN_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-            "PROTEAN_REQUIRE_POSTGRES=1 but PROTEAN_POSTGRES_URL is not set"
-        );
-        eprintln!("skipped: set PROTEAN_POSTGRES_URL=postgres://user@host:port/db to run it on PostgreSQL");
-        return None;
-    };
-    let admin = sqlx::PgPool::connect(&url).await.expect("PROTEAN_POSTGRES_URL answers");
-    let name = format!("protean_{}", Uuid::now_v7().simple());
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.expect("a test database");
-    admin.close().await;
-    let base = url.rsplit_once('/').map_or(url.as_str(), |(base, _)| base);
-    let store = PostgresStore::connect_with(&format!("{base}/{name}"), 8).await.expect("connects and migrates");
-    Some(Arc::new(store))
+    let url = pg::fresh_database().await?;
+    Some(Arc::new(PostgresStore::connect_with(&url, 8).await.expect("connects and migrates")))
 }

@@ -6,6 +6,8 @@
 #[path = "support/lab.rs"]
 #[allow(dead_code)]
 mod lab;
+#[path = "support/postgres.rs"]
+mod pg;
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -59,26 +61,9 @@ async fn processes_child() {
     println!("committed {committed}");
 }
 
-async fn fresh_database() -> Option<String> {
-    let Ok(url) = std::env::var("PROTEAN_POSTGRES_URL") else {
-        assert!(
-            std::env::var("PROTEAN_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-            "PROTEAN_REQUIRE_POSTGRES=1 but PROTEAN_POSTGRES_URL is not set"
-        );
-        eprintln!("skipped: set PROTEAN_POSTGRES_URL to run the multi-process test");
-        return None;
-    };
-    let admin = sqlx::PgPool::connect(&url).await.expect("PROTEAN_POSTGRES_URL answers");
-    let name = format!("protean_{}", uuid::Uuid::now_v7().simple());
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.expect("a test database");
-    admin.close().await;
-    let base = url.rsplit_once('/').map_or(url.as_str(), |(base, _)| base);
-    Some(format!("{base}/{name}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_lose_no_update_and_handle_each_event_once() {
-    let Some(url) = fresh_database().await else { return };
+    let Some(url) = pg::fresh_database().await else { return };
     let store = Arc::new(PostgresStore::connect(&url).await.unwrap());
 
     // Events a stopped process committed and never delivered: work for both relays.
