@@ -16,8 +16,9 @@
 
 #[path = "support/shop.rs"]
 mod shop;
+#[path = "support/round_trips.rs"]
+mod support;
 
-use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -157,31 +158,7 @@ fn durable_round_trip(c: &mut Criterion) {
                 .store(store)
                 .build()
                 .expect("a valid model");
-            let commands: Vec<shop::PlaceOrder> = (0..iters)
-                .map(|n| {
-                    let sku = format!("SKU-{n}");
-                    let id = Identifier::parse(&sku).expect("a SKU");
-                    rt.block_on(domain.process(shop::Stock { sku: id, quantity: 10 })).expect("stocked");
-                    shop::PlaceOrder {
-                        order_id: Identifier::generate(),
-                        customer_id: "customer-1".into(),
-                        sku,
-                        quantity: 2,
-                        unit_price_cents: 1250,
-                    }
-                })
-                .collect();
-            let elapsed = rt.block_on(async {
-                let start = Instant::now();
-                for command in commands {
-                    black_box(domain.process(command).await.expect("processed"));
-                }
-                start.elapsed()
-            });
-            let last = Identifier::<shop::Inventory>::parse(&format!("SKU-{}", iters - 1)).expect("a SKU");
-            let stock = rt.block_on(domain.get(&last)).expect("loads").expect("stocked");
-            assert_eq!((stock.on_hand, stock.reserved), (10, 2));
-            elapsed
+            support::time_round_trips(&rt, &domain, iters)
         })
     });
 

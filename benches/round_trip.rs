@@ -15,7 +15,6 @@
 #[allow(dead_code, missing_docs)]
 mod cqrs_es_peer;
 
-use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -23,6 +22,8 @@ use protean::prelude::*;
 
 #[path = "support/shop.rs"]
 mod shop;
+#[path = "support/round_trips.rs"]
+mod support;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().build().expect("a tokio runtime")
@@ -36,37 +37,7 @@ fn round_trip(c: &mut Criterion) {
     // Each sample starts from an empty store, stocks one SKU per command outside the
     // timing, then times the commands back to back in one task, as a service would run them.
     group.bench_function("protean MemoryStore", |b| {
-        b.iter_custom(|iters| {
-            let domain = protean_shop();
-            let commands: Vec<shop::PlaceOrder> = (0..iters)
-                .map(|n| {
-                    let sku = format!("SKU-{n}");
-                    let id = Identifier::parse(&sku).expect("a SKU");
-                    rt.block_on(domain.process(shop::Stock { sku: id, quantity: 10 })).expect("stocked");
-                    shop::PlaceOrder {
-                        order_id: Identifier::generate(),
-                        customer_id: "customer-1".into(),
-                        sku,
-                        quantity: 2,
-                        unit_price_cents: 1250,
-                    }
-                })
-                .collect();
-            let elapsed = rt.block_on(async {
-                let start = Instant::now();
-                for command in commands {
-                    let processed = domain.process(command).await.expect("processed");
-                    debug_assert!(processed.failures.is_empty());
-                    black_box(processed);
-                }
-                start.elapsed()
-            });
-            // The work was done: the last SKU is reserved.
-            let last = Identifier::<shop::Inventory>::parse(&format!("SKU-{}", iters - 1)).expect("a SKU");
-            let stock = rt.block_on(domain.get(&last)).expect("loads").expect("stocked");
-            assert_eq!((stock.on_hand, stock.reserved), (10, 2));
-            elapsed
-        })
+        b.iter_custom(|iters| support::time_round_trips(&rt, &protean_shop(), iters))
     });
 
     group.bench_function("cqrs-es 0.5 MemStore", |b| {
