@@ -130,6 +130,11 @@ impl<A: Aggregate> std::fmt::Debug for Context<A> {
     }
 }
 
+/// A value serde could not write, as the error of the commit that needed it.
+fn unserializable(what: impl std::fmt::Display, error: serde_json::Error) -> ProcessError {
+    ProcessError::Store(StoreError::Serialize { what: what.to_string(), reason: error.to_string() })
+}
+
 /// The record of an event-sourced aggregate marks the head of its stream (its version);
 /// the state is in the events and snapshots.
 pub(crate) const EVENT_SOURCED_HEAD: &str = "null";
@@ -322,68 +327,57 @@ impl<A: Aggregate> Context<A> {
     /// Checks and writes the changed aggregates with their events, atomically; an empty
     /// list when nothing changed.
     pub(crate) async fn commit_unit(mut self) -> Result<Vec<Committed>, ProcessError> {
-        let mut changes = Vec::new();
+        let mut commits = Vec::new();
         for tracked in &mut self.tracked {
             let stream = tracked.stream.take().unwrap_or_else(|| stream_of(tracked.state.id()));
-            if tracked.removed {
-                if tracked.loaded.is_some() {
-                    let events = tracked.state.take_events();
-                    changes.push((stream, tracked.state.version(), None, events, None));
+            let state = if tracked.removed {
+                if tracked.loaded.is_none() {
+                    continue; // added and removed in this unit: never stored
                 }
-                continue;
-            }
-            if A::EVENT_SOURCED {
+                None
+            } else if A::EVENT_SOURCED {
                 // The events are the state: nothing raised, nothing to write.
                 if tracked.state.pending_events().is_empty() {
                     continue;
                 }
+                Some(Arc::from(EVENT_SOURCED_HEAD))
+            } else {
+                let unchanged = tracked.state.pending_events().is_empty();
+                let loaded = tracked.loaded.as_deref();
+                // Unchanged (same JSON, no events): nothing to write, and no copy of the text made.
+                let state = crate::json::with_json(&tracked.state, |json| {
+                    (!(unchanged && loaded == Some(json))).then(|| Arc::<str>::from(json))
+                })
+                .map_err(|e| unserializable(&stream, e))?;
+                let Some(state) = state else { continue };
+                Some(state)
+            };
+            if !tracked.removed {
                 tracked.state.check(Phase::Post).map_err(|e| ProcessError::from_domain(self.message, e.into()))?;
-                let events = tracked.state.take_events();
-                let (before, every) = (tracked.state.__meta().sequence, self.engine.snapshot_every());
-                let after = before + events.len() as u64;
-                let snapshot = if every > 0 && after / every > before / every {
-                    Some(crate::json::to_shared(&tracked.state).map_err(|e| {
-                        ProcessError::Store(StoreError::Serialize { what: stream.to_string(), reason: e.to_string() })
-                    })?)
-                } else {
-                    None
-                };
-                changes.push((stream, tracked.state.version(), Some(Arc::from(EVENT_SOURCED_HEAD)), events, snapshot));
-                continue;
             }
-            let unchanged = tracked.state.pending_events().is_empty();
-            let loaded = tracked.loaded.as_deref();
-            // Unchanged (same JSON, no events): nothing to write, and no copy of the text made.
-            let state = crate::json::with_json(&tracked.state, |json| {
-                (!(unchanged && loaded == Some(json))).then(|| Arc::<str>::from(json))
-            })
-            .map_err(|e| {
-                ProcessError::Store(StoreError::Serialize { what: stream.to_string(), reason: e.to_string() })
-            })?;
-            let Some(state) = state else { continue };
-            tracked.state.check(Phase::Post).map_err(|e| ProcessError::from_domain(self.message, e.into()))?;
-            let events = tracked.state.take_events();
-            changes.push((stream, tracked.state.version(), Some(state), events, None));
-        }
-        if changes.is_empty() && self.handled.is_none() {
-            return Ok(Vec::new());
-        }
-        let mut commits = Vec::with_capacity(changes.len());
-        for (stream, expected_version, state, raised, snapshot) in changes {
+            let raised = tracked.state.take_events();
+            let mut snapshot = None;
+            if A::EVENT_SOURCED && !tracked.removed {
+                let (before, every) = (tracked.state.__meta().sequence, self.engine.snapshot_every());
+                let after = before + raised.len() as u64;
+                if every > 0 && after / every > before / every {
+                    let json = crate::json::to_shared(&tracked.state).map_err(|e| unserializable(&stream, e))?;
+                    snapshot = Some(json);
+                }
+            }
             let mut events = Vec::with_capacity(raised.len());
             for event in raised {
-                let envelope = Envelope::new(event, stream.clone(), self.cause).map_err(|e| {
-                    ProcessError::Store(StoreError::Serialize {
-                        what: format!("an event of {stream}"),
-                        reason: e.to_string(),
-                    })
-                })?;
+                let envelope = Envelope::new(event, stream.clone(), self.cause)
+                    .map_err(|e| unserializable(format_args!("an event of {stream}"), e))?;
                 if self.engine.handler_count(&envelope.type_name) == 0 {
                     self.delivered.push(envelope.id); // nothing will ever take it
                 }
                 events.push(envelope);
             }
-            commits.push(Commit { stream, expected_version, state, events, snapshot });
+            commits.push(Commit { stream, expected_version: tracked.state.version(), state, events, snapshot });
+        }
+        if commits.is_empty() && self.handled.is_none() {
+            return Ok(Vec::new());
         }
         let batch = Batch { commits, handled: self.handled, delivered: self.delivered };
         match self.engine.store().commit(batch).await {
