@@ -19,7 +19,7 @@ use crate::envelope::{Cause, Envelope, StreamId};
 use crate::error::DomainError;
 use crate::identity::Identifier;
 use crate::store::{Batch, Commit, Committed, Handled, StoreError};
-use crate::validation::Phase;
+use crate::validation::{Path, Phase, ValidationError};
 
 /// `Self` may be loaded, added or removed through a handler's `Context<A>`: only when
 /// `Self` is `A`. This is how "one aggregate changes per transaction" is checked.
@@ -98,7 +98,60 @@ struct Tracked<A> {
     stream: Option<StreamId>,
     /// The JSON the aggregate was loaded from; `None` when it was added here.
     loaded: Option<Arc<str>>,
+    /// The state as loaded, kept only when the aggregate has pre-invariants: they are
+    /// evaluated on it when the unit commits a change.
+    original: Option<A>,
     removed: bool,
+}
+
+impl<A: Aggregate> Tracked<A> {
+    fn loaded(state: A, stream: StreamId, json: Arc<str>) -> Self {
+        let original = A::HAS_PRE_INVARIANTS.then(|| state.clone());
+        Tracked { state, stream: Some(stream), loaded: Some(json), original, removed: false }
+    }
+}
+
+/// What [`Context::load_or_add`] found: the aggregate, and whether it was created.
+/// It dereferences to the aggregate, so `ctx.load_or_add(..).await?.reserve(..)` reads
+/// like a plain load.
+#[derive(Debug)]
+pub struct Opened<'a, T> {
+    aggregate: &'a mut T,
+    created: bool,
+}
+
+impl<'a, T> Opened<'a, T> {
+    /// Whether the aggregate did not exist and was created (and added) by this call.
+    pub fn created(&self) -> bool {
+        self.created
+    }
+
+    /// The aggregate.
+    pub fn into_mut(self) -> &'a mut T {
+        self.aggregate
+    }
+}
+
+impl<T> std::ops::Deref for Opened<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.aggregate
+    }
+}
+
+impl<T> std::ops::DerefMut for Opened<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.aggregate
+    }
+}
+
+/// Stored data that breaks the element's own field options or post-invariants is corrupt:
+/// it could never have been written by a unit of work that checked it.
+fn checked<A: Aggregate>(state: A, stream: &StreamId, position: u64) -> Result<A, StoreError> {
+    state
+        .validate()
+        .map_err(|e| StoreError::corrupt(stream, position, format!("the stored `{}` breaks its rules: {e}", A::NAME)))?;
+    Ok(state)
 }
 
 /// The unit of work of one handler call, typed to the one aggregate it may change.
@@ -237,7 +290,8 @@ impl<A: Aggregate> Context<A> {
         if A::EVENT_SOURCED {
             let mut state = replayed::<A>(self.engine.store().as_ref(), &stream, id, None).await?;
             state.__meta_mut().version = record.version;
-            return Ok(Some(Tracked { state, stream: Some(stream), loaded: Some(record.state), removed: false }));
+            let state = checked(state, &stream, record.version)?;
+            return Ok(Some(Tracked::loaded(state, stream, record.state)));
         }
         let mut state: A = serde_json::from_str(&record.state)
             .map_err(|e| StoreError::corrupt(&stream, record.version, format!("not a valid `{}`: {e}", A::NAME)))?;
@@ -245,7 +299,8 @@ impl<A: Aggregate> Context<A> {
             return Err(StoreError::corrupt(&stream, record.version, format!("the record holds `{}`", state.id())));
         }
         state.__meta_mut().version = record.version;
-        Ok(Some(Tracked { state, stream: Some(stream), loaded: Some(record.state), removed: false }))
+        let state = checked(state, &stream, record.version)?;
+        Ok(Some(Tracked::loaded(state, stream, record.state)))
     }
 
     /// Adds a new aggregate; it is saved when the unit commits. Adding an identity that
@@ -263,30 +318,36 @@ impl<A: Aggregate> Context<A> {
             }
             replaced = Some(self.tracked.remove(index));
         }
-        // Removed and added again in one unit: one write over the stored record, at its version.
+        // Removed and added again in one unit: one write over the stored record, at its
+        // version. It is a new aggregate (no pre-invariants of the removed one apply).
         let (stream, loaded) = match replaced {
             Some(old) if old.loaded.is_some() => {
-                aggregate.__meta_mut().version = old.state.version();
+                aggregate.__meta_mut().version = old.state.__meta().version;
                 (old.stream, old.loaded)
             }
             _ => (None, None),
         };
-        self.tracked.push(Tracked { state: aggregate, stream, loaded, removed: false });
+        self.tracked.push(Tracked { state: aggregate, stream, loaded, original: None, removed: false });
         let last = self.tracked.len() - 1;
         Ok(T::from_changed(&mut self.tracked[last].state))
     }
 
     /// The aggregate with this identity, or the one `create` makes when there is none
-    /// (added to this unit of work). `create` runs only when needed.
-    pub async fn load_or_add<T, F>(&mut self, id: &Identifier<T>, create: F) -> Result<&mut T, DomainError>
+    /// (added to this unit of work); [`Opened::created`] says which. `create` runs only
+    /// when needed.
+    ///
+    /// An event-sourced aggregate opens on its first event in one call:
+    /// `let mut account = ctx.load_or_add(&id, || Ok(Account::blank(id.clone()))).await?;`
+    /// then `if account.created() { account.raise(AccountOpened { .. }) }`.
+    pub async fn load_or_add<T, F>(&mut self, id: &Identifier<T>, create: F) -> Result<Opened<'_, T>, DomainError>
     where
         T: ChangedBy<A>,
         F: FnOnce() -> Result<T, DomainError>,
     {
         if self.find(id).await?.is_none() {
-            return self.add(create()?);
+            return Ok(Opened { aggregate: self.add(create()?)?, created: true });
         }
-        self.load(id).await
+        Ok(Opened { aggregate: self.load(id).await?, created: false })
     }
 
     /// Removes the aggregate with this identity when the unit commits.
@@ -353,9 +414,25 @@ impl<A: Aggregate> Context<A> {
                 Some(state)
             };
             if !tracked.removed {
-                tracked.state.check(Phase::Post).map_err(|e| ProcessError::from_domain(self.message, e.into()))?;
+                let rejected = |e: ValidationError| ProcessError::from_domain(self.message, e.into());
+                // Pre-invariants, on the state as loaded: whether it may change at all.
+                if let Some(original) = &tracked.original {
+                    let mut errors = ValidationError::default();
+                    tracked.state.check_pre_of_change(original, &Path::Root, &mut errors);
+                    errors.into_result().map_err(rejected)?;
+                }
+                tracked.state.check(Phase::Post).map_err(rejected)?;
             }
+            let loaded_version = tracked.state.__meta().version;
             let raised = tracked.state.take_events();
+            for event in &raised {
+                // An event stored with a value JSON cannot hold (a NaN) would never read back.
+                if let Err(broken) = event.validate() {
+                    let mut errors = ValidationError::default();
+                    errors.merge_under(&Path::Root.field(event.type_name()), broken);
+                    return Err(ProcessError::from_domain(self.message, errors.into()));
+                }
+            }
             let mut snapshot = None;
             if A::EVENT_SOURCED && !tracked.removed {
                 let (before, every) = (tracked.state.__meta().sequence, self.engine.snapshot_every());
@@ -374,7 +451,7 @@ impl<A: Aggregate> Context<A> {
                 }
                 events.push(envelope);
             }
-            commits.push(Commit { stream, expected_version: tracked.state.version(), state, events, snapshot });
+            commits.push(Commit { stream, expected_version: loaded_version, state, events, snapshot });
         }
         if commits.is_empty() && self.handled.is_none() {
             return Ok(Vec::new());

@@ -60,7 +60,25 @@ pub trait DomainElement: 'static {
     const KEY: &'static str;
     /// The [`KEY`](Self::KEY) of the element named by `part_of`; `""` for aggregates and value objects.
     const PARENT_KEY: &'static str = "";
+    /// The aggregate whose cluster this element is in: itself for an aggregate, the
+    /// aggregate at the end of the `part_of` chain for an entity, and [`NoCluster`] for
+    /// value objects, commands and events.
+    type Root: 'static;
 }
+
+/// The [`DomainElement::Root`] of elements outside any cluster: value objects, commands
+/// and events. It is not an aggregate, so nothing is raised or loaded through it.
+#[derive(Debug, Clone, Copy)]
+pub enum NoCluster {}
+
+/// An aggregate that is not event-sourced: its state is stored as it is, so its entities
+/// may raise events (an event-sourced aggregate changes only through its apply methods).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is event-sourced: its entities do not raise events",
+    label = "an entity of an event-sourced aggregate",
+    note = "raise the event from the root `{Self}` and change the entity in the root's `#[apply]` method for it"
+)]
+pub trait StateStored: Aggregate {}
 
 /// An aggregate root: the consistency boundary, loaded and saved as a whole.
 ///
@@ -74,7 +92,7 @@ pub trait DomainElement: 'static {
     note = "name that aggregate, or declare `{Self}` with `#[aggregate]`"
 )]
 pub trait Aggregate:
-    DomainElement + Identifiable + Validate + Clone + Debug + Serialize + DeserializeOwned + Send + Sync
+    DomainElement + Identifiable + Validate + ClusterEvents + Clone + Debug + Serialize + DeserializeOwned + Send + Sync
 {
     #[doc(hidden)]
     fn __meta(&self) -> &AggregateMeta;
@@ -116,20 +134,41 @@ pub trait Aggregate:
         self.__meta_mut().events.push(raised);
     }
 
-    /// The events raised since they were last taken.
-    fn pending_events(&self) -> &[RaisedEvent] {
-        &self.__meta().events
+    /// The events raised by the root and its entities since they were last taken, in
+    /// raise order.
+    fn pending_events(&self) -> Vec<&RaisedEvent> {
+        let mut events: Vec<&RaisedEvent> = self.__meta().events.iter().collect();
+        let own = events.len();
+        self.raised_in(&mut events);
+        if events.len() > own {
+            events.sort_by_key(|e| e.order);
+        }
+        events
     }
 
-    /// Hands out the raised events, leaving none behind.
+    /// Hands out the events raised by the root and its entities, in raise order, leaving
+    /// none behind.
     fn take_events(&mut self) -> Vec<RaisedEvent> {
-        std::mem::take(&mut self.__meta_mut().events)
+        let mut events = std::mem::take(&mut self.__meta_mut().events);
+        let own = events.len();
+        self.take_raised_in(&mut events);
+        if events.len() > own {
+            events.sort_by_key(|e| e.order);
+        }
+        events
     }
 
-    /// The version this aggregate was loaded at (0 for a new one); stores use it for
-    /// optimistic concurrency.
+    /// The version of this aggregate: 0 for a new one. A state-stored aggregate's version
+    /// counts its commits. An event-sourced aggregate's counts its events, the ones raised
+    /// and not yet committed included, so it is the same live and reloaded. Stores use
+    /// the version the aggregate was loaded at for optimistic concurrency.
     fn version(&self) -> u64 {
-        self.__meta().version
+        let meta = self.__meta();
+        if Self::EVENT_SOURCED {
+            meta.version + meta.events.len() as u64
+        } else {
+            meta.version
+        }
     }
 
     /// Field options and invariants of the given phase, of the root and every entity it holds.
@@ -165,10 +204,39 @@ pub trait Aggregate:
 ///
 /// Implemented by `#[entity(part_of = Parent)]`.
 pub trait Entity:
-    DomainElement + Identifiable + Validate + Clone + Debug + Serialize + DeserializeOwned + Send + Sync
+    DomainElement + Identifiable + Validate + ClusterEvents + Clone + Debug + Serialize + DeserializeOwned + Send + Sync
 {
     /// The aggregate (or entity of it) this entity belongs to.
     type Parent: DomainElement;
+
+    #[doc(hidden)]
+    fn __events_mut(&mut self) -> &mut EntityEvents;
+
+    /// Records a domain event of this entity's aggregate. It is handed out with the
+    /// root's events, in raise order, by [`Aggregate::take_events`] (the unit of work
+    /// does this when it commits), and delivered like them.
+    ///
+    /// Only events declared `#[event(part_of = TheAggregate)]` compile here, and only in
+    /// an aggregate that is not event-sourced.
+    fn raise<E>(&mut self, event: E)
+    where
+        E: EventOf<Self::Root>,
+        Self::Root: StateStored,
+        Self: Sized,
+    {
+        self.__events_mut().push(RaisedEvent::new(event));
+    }
+}
+
+/// The events raised inside a cluster, below its root: what [`Aggregate::pending_events`]
+/// and [`Aggregate::take_events`] gather. Implemented by the macros.
+#[doc(hidden)]
+pub trait ClusterEvents {
+    /// Adds the events raised by this entity (not by an aggregate root, which keeps its
+    /// own) and by the entities it holds.
+    fn raised_in<'a>(&'a self, out: &mut Vec<&'a RaisedEvent>);
+    /// Moves them into `out`.
+    fn take_raised_in(&mut self, out: &mut Vec<RaisedEvent>);
 }
 
 /// A value object: no identity, compared by value, immutable through its public API.
@@ -295,14 +363,21 @@ impl Debug for AggregateMeta {
 pub struct RaisedEvent {
     type_name: &'static str,
     version: u32,
+    /// When it was raised, relative to every other event of this process: the root and
+    /// its entities keep their events apart, and this puts them back in raise order.
+    order: u64,
     event: Arc<dyn ErasedEvent>,
 }
+
+/// Hands out [`RaisedEvent`]'s raise order.
+static RAISE_ORDER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 trait ErasedEvent: Any + Send + Sync + Debug {
     fn to_json(&self) -> Result<serde_json::Value, serde_json::Error>;
     fn to_json_string(&self) -> Result<String, serde_json::Error>;
     fn to_json_shared(&self) -> Result<Arc<str>, serde_json::Error>;
     fn as_any(&self) -> &dyn Any;
+    fn validate(&self) -> Result<(), ValidationError>;
 }
 
 impl<E: Event> ErasedEvent for E {
@@ -318,12 +393,16 @@ impl<E: Event> ErasedEvent for E {
     fn as_any(&self) -> &dyn Any {
         self
     }
+    fn validate(&self) -> Result<(), ValidationError> {
+        Validate::validate(self)
+    }
 }
 
 impl RaisedEvent {
     /// Wraps an event.
     pub fn new<E: Event>(event: E) -> Self {
-        Self { type_name: E::TYPE_NAME, version: E::VERSION, event: Arc::new(event) }
+        let order = RAISE_ORDER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self { type_name: E::TYPE_NAME, version: E::VERSION, order, event: Arc::new(event) }
     }
 
     /// The event's stable type name.
@@ -354,6 +433,52 @@ impl RaisedEvent {
     /// The event's payload as shared JSON text.
     pub fn to_json_shared(&self) -> Result<Arc<str>, serde_json::Error> {
         self.event.to_json_shared()
+    }
+
+    /// Field options and invariants of the event: what its builder checks. The unit of
+    /// work checks them before it stores the event, so nothing stored is unreadable.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        self.event.validate()
+    }
+
+    /// Whether `self` was raised before `other` (in this process).
+    pub fn raised_before(&self, other: &RaisedEvent) -> bool {
+        self.order < other.order
+    }
+}
+
+/// The events an entity raised, kept on the entity until its aggregate's unit of work
+/// takes them (with the root's, in raise order). Not part of equality or serialization.
+#[derive(Clone, Default)]
+pub struct EntityEvents(Vec<RaisedEvent>);
+
+impl EntityEvents {
+    /// Records a raised event.
+    pub fn push(&mut self, event: RaisedEvent) {
+        self.0.push(event);
+    }
+
+    /// The events raised and not yet taken.
+    pub fn as_slice(&self) -> &[RaisedEvent] {
+        &self.0
+    }
+
+    /// Hands out the raised events, leaving none behind.
+    pub fn take(&mut self) -> Vec<RaisedEvent> {
+        std::mem::take(&mut self.0)
+    }
+}
+
+impl PartialEq for EntityEvents {
+    /// Raised events never make two entities unequal.
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
+}
+
+impl Debug for EntityEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} pending event(s)", self.0.len())
     }
 }
 

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::association::{HasMany, HasOne};
-use crate::element::{Choices, DomainElement, ElementKind};
+use crate::element::{Choices, ClusterEvents, DomainElement, ElementKind, RaisedEvent};
 use crate::identity::{Identifiable, Identifier};
 use crate::validation::{Path, Phase, Validate, ValidationError};
 
@@ -128,12 +128,28 @@ primitive_fields!(
     u64,
     u128,
     usize,
-    f32,
-    f64,
     String,
     uuid::Uuid,
     std::time::SystemTime
 );
+
+/// Floats must be finite: JSON has no NaN or infinity (serde writes them as `null`,
+/// which then never reads back as a number), so they are refused where they come in.
+macro_rules! float_fields {
+    ($($t:ty),*) => {$(
+        impl ValueField for $t {
+            fn shape() -> FieldShape {
+                FieldShape::Primitive { name: stringify!($t) }
+            }
+            fn validate_value(&self, path: &Path<'_>, errors: &mut ValidationError) {
+                if !self.is_finite() {
+                    errors.add(path.to_string(), format!("must be a finite number, not {self}"));
+                }
+            }
+        }
+    )*};
+}
+float_fields!(f32, f64);
 
 impl<T: Identifiable> ValueField for Identifier<T> {
     fn shape() -> FieldShape {
@@ -192,6 +208,15 @@ pub trait AggregateField<C>: Clone + Debug + Serialize + DeserializeOwned + Send
     fn validate_field(&self, path: &Path<'_>, errors: &mut ValidationError);
     /// Invariants of held entities.
     fn check_field_invariants(&self, _phase: Phase, _path: &Path<'_>, _errors: &mut ValidationError) {}
+    /// Whether held entities have pre-invariants.
+    const HAS_PRE_INVARIANTS: bool = false;
+    /// The pre-invariants of each held entity that changed from `before` (matched by
+    /// identity), evaluated on the entity as it was in `before`.
+    fn check_changed_pre(&self, _before: &Self, _path: &Path<'_>, _errors: &mut ValidationError) {}
+    /// Events raised by held entities (see [`ClusterEvents`]).
+    fn raised_in<'a>(&'a self, _out: &mut Vec<&'a RaisedEvent>) {}
+    /// Moves the events raised by held entities into `out`.
+    fn take_raised_in(&mut self, _out: &mut Vec<RaisedEvent>) {}
 }
 
 impl<C, V: ValueField> AggregateField<C> for V {
@@ -205,10 +230,33 @@ impl<C, V: ValueField> AggregateField<C> for V {
 
 /// What `HasMany`/`HasOne` need from what they hold. Aggregate roots satisfy it too,
 /// so that holding one is reported by the macro's own check, which names the fix.
-pub trait Member: Identifiable + Validate + Clone + Debug + Serialize + DeserializeOwned + Send + Sync {}
-impl<T> Member for T where T: Identifiable + Validate + Clone + Debug + Serialize + DeserializeOwned + Send + Sync {}
+pub trait Member:
+    Identifiable + Validate + ClusterEvents + Clone + Debug + Serialize + DeserializeOwned + Send + Sync
+{
+}
+impl<T> Member for T where
+    T: Identifiable + Validate + ClusterEvents + Clone + Debug + Serialize + DeserializeOwned + Send + Sync
+{
+}
+
+/// Whether an entity changed: its stored form differs. (Entities compare by identity,
+/// so `==` cannot tell.)
+fn changed<T: Serialize>(before: &T, after: &T) -> bool {
+    match (serde_json::to_value(before), serde_json::to_value(after)) {
+        (Ok(before), Ok(after)) => before != after,
+        _ => true,
+    }
+}
+
+/// [`AggregateField::check_changed_pre`] for one entity present before and after.
+fn check_entity_pre<T: Member>(before: &T, after: &T, path: &Path<'_>, errors: &mut ValidationError) {
+    if T::HAS_PRE_INVARIANTS && changed(before, after) {
+        after.check_pre_of_change(before, path, errors);
+    }
+}
 
 impl<C: 'static, T: Member> AggregateField<C> for HasMany<T> {
+    const HAS_PRE_INVARIANTS: bool = T::HAS_PRE_INVARIANTS;
     fn shape() -> FieldShape {
         FieldShape::HasMany { entity: T::IDENTIFIED_NAME }
     }
@@ -227,9 +275,30 @@ impl<C: 'static, T: Member> AggregateField<C> for HasMany<T> {
             entity.check_invariants(phase, &path.index(i), errors);
         }
     }
+    fn check_changed_pre(&self, before: &Self, path: &Path<'_>, errors: &mut ValidationError) {
+        if !T::HAS_PRE_INVARIANTS {
+            return;
+        }
+        for (i, entity) in self.iter().enumerate() {
+            if let Some(was) = before.get(entity.id()) {
+                check_entity_pre(was, entity, &path.index(i), errors);
+            }
+        }
+    }
+    fn raised_in<'a>(&'a self, out: &mut Vec<&'a RaisedEvent>) {
+        for entity in self.iter() {
+            entity.raised_in(out);
+        }
+    }
+    fn take_raised_in(&mut self, out: &mut Vec<RaisedEvent>) {
+        for entity in self.iter_mut() {
+            entity.take_raised_in(out);
+        }
+    }
 }
 
 impl<C: 'static, T: Member> AggregateField<C> for HasOne<T> {
+    const HAS_PRE_INVARIANTS: bool = T::HAS_PRE_INVARIANTS;
     fn shape() -> FieldShape {
         FieldShape::HasOne { entity: T::IDENTIFIED_NAME }
     }
@@ -241,6 +310,23 @@ impl<C: 'static, T: Member> AggregateField<C> for HasOne<T> {
     fn check_field_invariants(&self, phase: Phase, path: &Path<'_>, errors: &mut ValidationError) {
         if let Some(entity) = self.get() {
             entity.check_invariants(phase, path, errors);
+        }
+    }
+    fn check_changed_pre(&self, before: &Self, path: &Path<'_>, errors: &mut ValidationError) {
+        if let (Some(was), Some(entity)) = (before.get(), self.get()) {
+            if was.id() == entity.id() {
+                check_entity_pre(was, entity, path, errors);
+            }
+        }
+    }
+    fn raised_in<'a>(&'a self, out: &mut Vec<&'a RaisedEvent>) {
+        if let Some(entity) = self.get() {
+            entity.raised_in(out);
+        }
+    }
+    fn take_raised_in(&mut self, out: &mut Vec<RaisedEvent>) {
+        if let Some(entity) = self.get_mut() {
+            entity.take_raised_in(out);
         }
     }
 }

@@ -49,8 +49,9 @@ pub mod __private {
     pub use crate::association::{HasMany, HasOne};
     pub use crate::context::Context;
     pub use crate::element::{
-        const_str_eq, Accepts, Aggregate, AggregateMeta, Choices, Command, CommandOf, Contains, DomainElement,
-        ElementKind, Entity, EntityOf, Event, EventOf, RaisedEvent, Raises, ValueObject,
+        const_str_eq, Accepts, Aggregate, AggregateMeta, Choices, ClusterEvents, Command, CommandOf, Contains,
+        DomainElement, ElementKind, Entity, EntityEvents, EntityOf, Event, EventOf, NoCluster, RaisedEvent, Raises,
+        StateStored, ValueObject,
     };
     pub use crate::error::DomainError;
     pub use crate::field::{

@@ -183,6 +183,17 @@ pub trait Validate {
     /// Records every violated invariant of the given phase, of `self` and of the entities it holds.
     fn check_invariants(&self, phase: Phase, path: &Path<'_>, errors: &mut ValidationError);
 
+    /// Whether `self` or an entity it holds declares a `pre` invariant.
+    const HAS_PRE_INVARIANTS: bool = false;
+
+    /// Records the `pre` invariants broken by a change from `before` to `self`: those of
+    /// `self`, evaluated on `before`, and those of each held entity that changed,
+    /// evaluated on the entity as it was. The unit of work checks this at commit, so a
+    /// change made by assigning fields is guarded like one made through `change()`.
+    fn check_pre_of_change(&self, before: &Self, path: &Path<'_>, errors: &mut ValidationError) {
+        let _ = (before, path, errors);
+    }
+
     /// Field options and post-invariants: what construction checks.
     fn validate(&self) -> Result<(), ValidationError> {
         let mut errors = ValidationError::default();

@@ -222,8 +222,13 @@ fn structure(el: &Element) -> TokenStream {
     let fields = el.fields();
     let value_object = el.kind == Kind::ValueObject;
 
-    // The struct itself, with the derives the framework needs.
-    let derive = derives(el, &["Clone", "Debug", "PartialEq", "Serialize", "Deserialize"]);
+    // The struct itself, with the derives the framework needs. Aggregates and entities
+    // compare by identity (see `identity_equality`), value objects, commands and events by value.
+    let derive = if el.kind.has_identity() {
+        derives(el, &["Clone", "Debug", "Serialize", "Deserialize"])
+    } else {
+        derives(el, &["Clone", "Debug", "PartialEq", "Serialize", "Deserialize"])
+    };
     let declared = fields.iter().map(|f| {
         let (fattrs, fident, fty) = (&f.attrs, &f.ident, &f.ty);
         // Value objects are immutable through their public API: fields become private, with getters.
@@ -234,8 +239,11 @@ fn structure(el: &Element) -> TokenStream {
         let doc = format!("The identity of this `{name}`: generated (a UUID v7) unless given to the builder.");
         quote!(#[doc = #doc] pub id: #p::Identifier<#ident>,)
     });
-    let meta =
-        (el.kind == Kind::Aggregate).then(|| quote!(#[serde(skip)] #[doc(hidden)] __protean: #p::AggregateMeta,));
+    let meta = match el.kind {
+        Kind::Aggregate => quote!(#[serde(skip)] #[doc(hidden)] __protean: #p::AggregateMeta,),
+        Kind::Entity => quote!(#[serde(skip)] #[doc(hidden)] pub __protean: #p::EntityEvents,),
+        _ => TokenStream::new(),
+    };
     let item = quote! {
         #(#attrs)*
         #derive
@@ -253,11 +261,13 @@ fn structure(el: &Element) -> TokenStream {
     let builder = builder(el);
     let descriptor = descriptor(el);
     let getters = value_object.then(|| getters(el));
+    let equality = identity_equality(el);
 
     quote! {
         #item
         #builder
         #getters
+        #equality
         const _: () = {
             #checks
             #part_of_check
@@ -265,6 +275,77 @@ fn structure(el: &Element) -> TokenStream {
         #validate
         #kinds
         #descriptor
+    }
+}
+
+/// `PartialEq`, `Eq` and `Hash` of an aggregate or entity: by identity, as DDD has it
+/// (two copies of one order are the same order, whatever their state). A user's own
+/// `#[derive(PartialEq)]` (or `Eq`, `Hash`) replaces the one generated here.
+fn identity_equality(el: &Element) -> TokenStream {
+    if !el.kind.has_identity() {
+        return TokenStream::new();
+    }
+    let p = private();
+    let ident = &el.ident;
+    let present = user_derives(el);
+    let mine = |name: &str| !present.iter().any(|d| d == name);
+    let partial_eq = mine("PartialEq").then(|| {
+        quote! {
+            #[automatically_derived]
+            impl ::core::cmp::PartialEq for #ident {
+                /// Equal when the identities are: an entity is the same one whatever its state.
+                fn eq(&self, other: &Self) -> bool {
+                    <Self as #p::Identifiable>::id(self) == <Self as #p::Identifiable>::id(other)
+                }
+            }
+        }
+    });
+    let eq = mine("Eq").then(|| quote!(#[automatically_derived] impl ::core::cmp::Eq for #ident {}));
+    let hash = mine("Hash").then(|| {
+        quote! {
+            #[automatically_derived]
+            impl ::core::hash::Hash for #ident {
+                fn hash<H: ::core::hash::Hasher>(&self, state: &mut H) {
+                    ::core::hash::Hash::hash(<Self as #p::Identifiable>::id(self), state)
+                }
+            }
+        }
+    });
+    quote!(#partial_eq #eq #hash)
+}
+
+/// `ClusterEvents` of an aggregate or entity: the events raised by the entities it holds
+/// (and, for an entity, by itself).
+fn cluster_events(el: &Element) -> TokenStream {
+    let p = private();
+    let ident = &el.ident;
+    let own = (el.kind == Kind::Entity).then(|| quote!(out.extend(self.__protean.as_slice());));
+    let own_take = (el.kind == Kind::Entity).then(|| quote!(out.extend(self.__protean.take());));
+    let fields: Vec<_> = el
+        .fields()
+        .iter()
+        .filter(|f| matches!(f.shape, TypeShape::HasMany(_) | TypeShape::HasOne(_)))
+        .collect();
+    let raised = fields.iter().map(|f| {
+        let (fident, fty) = (&f.ident, &f.ty);
+        quote!(<#fty as #p::AggregateField<#ident>>::raised_in(&self.#fident, out);)
+    });
+    let take = fields.iter().map(|f| {
+        let (fident, fty) = (&f.ident, &f.ty);
+        quote!(<#fty as #p::AggregateField<#ident>>::take_raised_in(&mut self.#fident, out);)
+    });
+    quote! {
+        #[automatically_derived]
+        impl #p::ClusterEvents for #ident {
+            fn raised_in<'__a>(&'__a self, out: &mut ::std::vec::Vec<&'__a #p::RaisedEvent>) {
+                #own
+                #(#raised)*
+            }
+            fn take_raised_in(&mut self, out: &mut ::std::vec::Vec<#p::RaisedEvent>) {
+                #own_take
+                #(#take)*
+            }
+        }
     }
 }
 
@@ -306,6 +387,34 @@ fn validate_impl(el: &Element) -> TokenStream {
     };
     let pre = invariant_calls(true);
     let post = invariant_calls(false);
+    let change = el.kind.has_identity().then(|| {
+        let own = el.invariants.iter().any(|i| i.pre);
+        let own_pre = el.invariants.iter().filter(|i| i.pre).map(|i| {
+            let method = &i.method;
+            quote_spanned! {method.span()=>
+                let check: fn(&Self) -> #p::InvariantResult = Self::#method;
+                #p::record_invariant(check(before), path, errors);
+            }
+        });
+        let nested_has = el.fields().iter().map(|f| {
+            let fty = &f.ty;
+            quote!(|| <#fty as #p::AggregateField<#ident>>::HAS_PRE_INVARIANTS)
+        });
+        let nested = el.fields().iter().map(|f| {
+            let (fident, fty, fname) = (&f.ident, &f.ty, f.name());
+            quote!(<#fty as #p::AggregateField<#ident>>::check_changed_pre(&self.#fident, &before.#fident, &path.field(#fname), errors);)
+        });
+        quote! {
+            const HAS_PRE_INVARIANTS: bool = #own #(#nested_has)*;
+            fn check_pre_of_change(&self, before: &Self, path: &#p::Path<'_>, errors: &mut #p::ValidationError) {
+                if !<Self as #p::Validate>::HAS_PRE_INVARIANTS {
+                    return;
+                }
+                #(#own_pre)*
+                #(#nested)*
+            }
+        }
+    });
     let nested = el.kind.has_identity().then(|| {
         let calls = el.fields().iter().map(|f| {
             let (fident, fty, fname) = (&f.ident, &f.ty, f.name());
@@ -326,6 +435,7 @@ fn validate_impl(el: &Element) -> TokenStream {
                 }
                 #nested
             }
+            #change
         }
     }
 }
@@ -337,6 +447,11 @@ fn element_consts(el: &Element) -> TokenStream {
     let kind = kind_tokens(el.kind);
     let parent_key =
         part_of(el).map(|parent| quote!(const PARENT_KEY: &'static str = <#parent as #p::DomainElement>::KEY;));
+    let root = match (el.kind, part_of(el)) {
+        (Kind::Aggregate, _) => quote!(Self),
+        (Kind::Entity, Some(parent)) => quote_spanned!(parent.span()=> <#parent as #p::DomainElement>::Root),
+        _ => quote!(#p::NoCluster),
+    };
     quote! {
         #[automatically_derived]
         impl #p::DomainElement for #ident {
@@ -344,6 +459,7 @@ fn element_consts(el: &Element) -> TokenStream {
             const KIND: #p::ElementKind = #kind;
             const KEY: &'static str = ::core::concat!(::core::module_path!(), "::", #name);
             #parent_key
+            type Root = #root;
         }
     }
 }
@@ -371,8 +487,14 @@ fn kind_impls(el: &Element) -> TokenStream {
         Kind::Aggregate => {
             let sourcing = el.args.event_sourced.then(|| event_sourcing(el));
             let blank = el.args.event_sourced.then(|| blank_constructor(el));
+            let state_stored = (!el.args.event_sourced).then(|| {
+                quote!(#[automatically_derived] impl #p::StateStored for #ident {})
+            });
+            let cluster = cluster_events(el);
             quote! {
                 #blank
+                #state_stored
+                #cluster
                 #[automatically_derived]
                 impl #p::Aggregate for #ident {
                     fn __meta(&self) -> &#p::AggregateMeta { &self.__protean }
@@ -386,9 +508,14 @@ fn kind_impls(el: &Element) -> TokenStream {
             let contains_doc =
                 format!("`{parent_name}` holds [`{name}`] entities.", parent_name = last_segment(parent));
             let entity_of_doc = format!("[`{name}`] is an entity inside `{}`'s cluster.", last_segment(parent));
+            let cluster = cluster_events(el);
             quote_spanned! {parent.span()=>
+                #cluster
                 #[automatically_derived]
-                impl #p::Entity for #ident { type Parent = #parent; }
+                impl #p::Entity for #ident {
+                    type Parent = #parent;
+                    fn __events_mut(&mut self) -> &mut #p::EntityEvents { &mut self.__protean }
+                }
                 #[doc = #entity_of_doc]
                 impl #p::EntityOf<#parent> for #ident {}
                 #[doc = #contains_doc]
@@ -564,6 +691,20 @@ fn blank_constructor(el: &Element) -> TokenStream {
     }
 }
 
+/// The parameter type of a builder setter: a number by value, so that a literal takes
+/// the field's type (`.copies(1)` for a `u32`), anything else `impl Into<T>` (so `&str`
+/// sets a `String`).
+fn setter_param(ty: &Type) -> TokenStream {
+    const NUMBERS: &[&str] =
+        &["i8", "i16", "i32", "i64", "i128", "isize", "u8", "u16", "u32", "u64", "u128", "usize", "f32", "f64"];
+    let number = matches!(ty, Type::Path(t) if t.qself.is_none() && t.path.get_ident().is_some_and(|i| NUMBERS.contains(&i.to_string().as_str())));
+    if number {
+        ty.to_token_stream()
+    } else {
+        quote!(impl ::core::convert::Into<#ty>)
+    }
+}
+
 fn builder(el: &Element) -> TokenStream {
     let p = private();
     let ident = &el.ident;
@@ -588,6 +729,7 @@ fn builder(el: &Element) -> TokenStream {
     let types: Vec<&Type> = fields.iter().map(|f| &f.ty).collect();
     let setters = fields.iter().map(|f| {
         let (fident, fty) = (&f.ident, &f.ty);
+        let param = setter_param(fty);
         let mut doc = format!("Sets `{fident}`.");
         if !f.docs.is_empty() {
             doc = format!("{doc}\n\n{}", f.docs);
@@ -597,7 +739,7 @@ fn builder(el: &Element) -> TokenStream {
         }
         quote! {
             #[doc = #doc]
-            pub fn #fident(mut self, value: impl ::core::convert::Into<#fty>) -> Self {
+            pub fn #fident(mut self, value: #param) -> Self {
                 self.#fident = ::core::option::Option::Some(value.into());
                 self
             }
@@ -618,7 +760,7 @@ fn builder(el: &Element) -> TokenStream {
         let check = field_checks(el, f, &quote!(value));
         quote!(if let ::core::option::Option::Some(value) = &#local { #check })
     });
-    let meta = (el.kind == Kind::Aggregate).then(|| quote!(__protean: ::core::default::Default::default(),));
+    let meta = el.kind.has_identity().then(|| quote!(__protean: ::core::default::Default::default(),));
     let name = ident.to_string();
     let builder_doc = format!(
         "Builds a [`{name}`], checking every field and the invariants at once: \
@@ -637,7 +779,8 @@ fn builder(el: &Element) -> TokenStream {
     let new_fn = (el.kind == Kind::ValueObject).then(|| {
         let params = fields.iter().map(|f| {
             let (fident, fty) = (&f.ident, &f.ty);
-            quote!(#fident: impl ::core::convert::Into<#fty>)
+            let param = setter_param(fty);
+            quote!(#fident: #param)
         });
         let doc = format!("A `{name}` from every field, validated (see [`{name}::builder`] for defaults).");
         quote! {
@@ -907,9 +1050,13 @@ pub fn rejected(el: &Element) -> TokenStream {
                 fn __meta(&self) -> &#p::AggregateMeta { #unreachable }
                 fn __meta_mut(&mut self) -> &mut #p::AggregateMeta { #unreachable }
             }
+            impl #p::StateStored for #ident {}
         },
         (Kind::Entity, Some(parent)) => quote! {
-            impl #p::Entity for #ident { type Parent = #parent; }
+            impl #p::Entity for #ident {
+                type Parent = #parent;
+                fn __events_mut(&mut self) -> &mut #p::EntityEvents { #unreachable }
+            }
             impl #p::EntityOf<#parent> for #ident {}
         },
         (Kind::ValueObject, _) => quote! {
@@ -942,6 +1089,14 @@ pub fn rejected(el: &Element) -> TokenStream {
         }
         _ => TokenStream::new(),
     };
+    let cluster = el.kind.has_identity().then(|| {
+        quote! {
+            impl #p::ClusterEvents for #ident {
+                fn raised_in<'__a>(&'__a self, _: &mut ::std::vec::Vec<&'__a #p::RaisedEvent>) {}
+                fn take_raised_in(&mut self, _: &mut ::std::vec::Vec<#p::RaisedEvent>) {}
+            }
+        }
+    });
     quote! {
         #item
         #consts
@@ -950,6 +1105,7 @@ pub fn rejected(el: &Element) -> TokenStream {
             fn check_invariants(&self, _: #p::Phase, _: &#p::Path<'_>, _: &mut #p::ValidationError) {}
         }
         #identifiable
+        #cluster
         #specific
     }
 }
