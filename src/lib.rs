@@ -172,15 +172,17 @@ pub use protean_macros::{aggregate, apply, command, entity, event, handler, valu
 /// Everything a domain model needs: `use protean::prelude::*;`.
 pub mod prelude {
     pub use protean_core::association::{HasMany, HasOne};
-    pub use protean_core::context::{Context, ReadModel};
+    pub use protean_core::context::{Context, Opened, ReadModel};
     pub use protean_core::element::{Aggregate, Choices, Command, DomainElement, Entity, Event, ValueObject};
-    pub use protean_core::engine::{ProcessError, Processed};
+    pub use protean_core::engine::{Delivered, ProcessError, Processed};
     pub use protean_core::error::DomainError;
     pub use protean_core::identity::{Identifiable, Identifier};
     pub use protean_core::model::Domain;
     pub use protean_core::sourcing::Apply;
     pub use protean_core::validation::{InvariantResult, Phase, Validate, ValidationError};
     pub use protean_macros::{aggregate, apply, command, entity, event, handler, value_object};
+    /// Command ids and correlation ids ([`Domain::process_with`]) are UUIDs.
+    pub use uuid::Uuid;
 }
 
 #[doc(hidden)]

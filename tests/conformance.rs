@@ -123,7 +123,7 @@ async fn every_field_type_round_trips(store: Arc<dyn Store>) {
         .unwrap();
     let mut unit = domain.unit_of_work::<Everything>();
     unit.add(everything.clone()).unwrap();
-    unit.commit().await.unwrap();
+    unit.commit().await.unwrap().all_delivered().unwrap();
     let back = domain.get(&everything.id).await.unwrap().unwrap();
     assert_eq!(back, everything);
     assert_eq!(back.version(), 1);
@@ -134,7 +134,7 @@ async fn events_keep_their_envelope_and_order(store: Arc<dyn Store>) {
     let id = Identifier::<Counter>::generate();
     let command_id = Uuid::now_v7();
     let first = domain.process_with(Bump { id: id.clone() }, command_id, None).await.unwrap();
-    domain.process(Bump { id: id.clone() }).await.unwrap();
+    domain.process(Bump { id: id.clone() }).await.unwrap().all_delivered().unwrap();
     let stored = domain.events_of(&id).await.unwrap();
     assert_eq!(stored.iter().map(|e| e.sequence).collect::<Vec<_>>(), [1, 2]);
     assert_eq!(stored[0], first.committed[0].events[0].stored(), "every field reads back as written");
@@ -146,9 +146,9 @@ async fn events_keep_their_envelope_and_order(store: Arc<dyn Store>) {
     // Removal keeps the stream's sequence going when the identity comes back.
     let mut unit = domain.unit_of_work::<Counter>();
     unit.remove(&id).await.unwrap();
-    unit.commit().await.unwrap();
+    unit.commit().await.unwrap().all_delivered().unwrap();
     assert!(domain.get(&id).await.unwrap().is_none());
-    domain.process(Bump { id: id.clone() }).await.unwrap();
+    domain.process(Bump { id: id.clone() }).await.unwrap().all_delivered().unwrap();
     assert_eq!(domain.get(&id).await.unwrap().unwrap().count, 1, "a new aggregate");
     assert_eq!(domain.events_of(&id).await.unwrap().last().unwrap().sequence, 3);
 }
@@ -259,20 +259,20 @@ async fn events_committed_but_not_delivered_are_delivered_once(store: Arc<dyn St
 
     // The next process delivers it, but is killed before marking it delivered ...
     let forgetful = domain_on(Arc::new(Forgetful(store.clone())));
-    let (delivered, failures) = forgetful.deliver_pending().await.unwrap();
+    let Delivered { events: delivered, failures } = forgetful.deliver_pending().await.unwrap();
     assert!(failures.is_empty());
     assert_eq!(delivered.len(), 1);
     // ... so the one after gets it again: the handler skips it, its effect stays single.
     let domain = domain_on(store.clone());
-    let (delivered, failures) = domain.deliver_pending().await.unwrap();
+    let Delivered { events: delivered, failures } = domain.deliver_pending().await.unwrap();
     assert!(failures.is_empty());
     assert_eq!(delivered.len(), 1, "at least once");
     assert_eq!(domain.get(&id.cast::<Tally>()).await.unwrap().unwrap().seen, 1, "handled once");
     // And now it is delivered for good.
-    assert!(domain.deliver_pending().await.unwrap().0.is_empty());
+    assert!(domain.deliver_pending().await.unwrap().events.is_empty());
     // Events delivered in process are marked too: nothing is pending after `process`.
-    domain.process(Bump { id: id.clone() }).await.unwrap();
-    assert!(domain.deliver_pending().await.unwrap().0.is_empty());
+    domain.process(Bump { id: id.clone() }).await.unwrap().all_delivered().unwrap();
+    assert!(domain.deliver_pending().await.unwrap().events.is_empty());
     assert_eq!(domain.get(&id.cast::<Tally>()).await.unwrap().unwrap().seen, 2);
 }
 
@@ -310,7 +310,7 @@ async fn corrupt_stored_data_gives_typed_errors(store: Arc<dyn Store>) {
         }]))
         .await
         .unwrap();
-    let (_, failures) = domain.deliver_pending().await.unwrap();
+    let Delivered { events: _, failures } = domain.deliver_pending().await.unwrap();
     let [failure] = failures.as_slice() else { panic!("one failure: {failures:?}") };
     let ProcessError::Store(StoreError::Corrupt { stream, position, reason }) = &failure.error else {
         panic!("{}", failure.error)
@@ -387,7 +387,7 @@ async fn event_sourced_aggregates_replay_with_snapshots_and_as_of(store: Arc<dyn
         .unwrap();
     let id = Identifier::<Account>::generate();
     for amount in [10, 20, 30] {
-        domain.process(Deposit { account: id.clone(), amount }).await.unwrap();
+        domain.process(Deposit { account: id.clone(), amount }).await.unwrap().all_delivered().unwrap();
     }
     // Seven events: opened + three deposits in three commits... (opened, 10), (20), (30).
     let account = domain.get(&id).await.unwrap().unwrap();
@@ -401,7 +401,7 @@ async fn event_sourced_aggregates_replay_with_snapshots_and_as_of(store: Arc<dyn
     let snapshot = store.load_snapshot(&stream, None).await.unwrap().map(|s| s.sequence);
     assert_eq!(snapshot, Some(3));
     for amount in [1, 2, 3] {
-        domain.process(Deposit { account: id.clone(), amount }).await.unwrap();
+        domain.process(Deposit { account: id.clone(), amount }).await.unwrap().all_delivered().unwrap();
     }
     assert_eq!(store.load_snapshot(&stream, None).await.unwrap().map(|s| s.sequence), Some(6));
     assert_eq!(store.load_snapshot(&stream, Some(5)).await.unwrap().map(|s| s.sequence), Some(3));
@@ -416,7 +416,7 @@ async fn event_sourced_aggregates_replay_with_snapshots_and_as_of(store: Arc<dyn
     // A stale writer of an event-sourced aggregate is refused like any other.
     let mut stale = domain.unit_of_work::<Account>();
     stale.load(&id).await.unwrap().raise(Deposited { amount: 100 });
-    domain.process(Deposit { account: id.clone(), amount: 1 }).await.unwrap();
+    domain.process(Deposit { account: id.clone(), amount: 1 }).await.unwrap().all_delivered().unwrap();
     assert!(matches!(stale.commit().await, Err(ProcessError::Conflict(_))));
     assert_eq!(domain.get(&id).await.unwrap().unwrap().balance, 67);
     // Its history is not removed.
@@ -428,24 +428,24 @@ async fn event_sourced_aggregates_replay_with_snapshots_and_as_of(store: Arc<dyn
 async fn removal_neither_lets_a_stale_writer_through_nor_blocks_a_replacement(store: Arc<dyn Store>) {
     let domain = domain_on(store.clone());
     let id = Identifier::<Counter>::generate();
-    domain.process(Bump { id: id.clone() }).await.unwrap();
+    domain.process(Bump { id: id.clone() }).await.unwrap().all_delivered().unwrap();
     // A writer that loaded the first incarnation ...
     let mut stale = domain.unit_of_work::<Counter>();
     stale.load(&id).await.unwrap().count = 100;
     // ... while it is removed and added again.
     let mut unit = domain.unit_of_work::<Counter>();
     unit.remove(&id).await.unwrap();
-    unit.commit().await.unwrap();
+    unit.commit().await.unwrap().all_delivered().unwrap();
     let mut unit = domain.unit_of_work::<Counter>();
     unit.add(Counter::builder().id(id.clone()).count(0u32).build().unwrap()).unwrap();
-    unit.commit().await.unwrap();
+    unit.commit().await.unwrap().all_delivered().unwrap();
     assert!(matches!(stale.commit().await, Err(ProcessError::Conflict(_))), "the stale writer is refused");
     assert_eq!(domain.get(&id).await.unwrap().unwrap().count, 0);
     // Removed and added again within one unit: one write, at the stored version.
     let mut unit = domain.unit_of_work::<Counter>();
     unit.remove(&id).await.unwrap();
     unit.add(Counter::builder().id(id.clone()).count(7u32).build().unwrap()).unwrap();
-    unit.commit().await.unwrap();
+    unit.commit().await.unwrap().all_delivered().unwrap();
     assert_eq!(domain.get(&id).await.unwrap().unwrap().count, 7);
 }
 
@@ -463,7 +463,7 @@ async fn a_failed_event_holds_back_the_rest_of_its_stream(store: Arc<dyn Store>)
         snapshot: None,
     };
     store.commit(batch(vec![commit])).await.unwrap();
-    let (delivered, failures) = domain.deliver_pending().await.unwrap();
+    let Delivered { events: delivered, failures } = domain.deliver_pending().await.unwrap();
     assert_eq!(failures.len(), 1, "{failures:?}");
     assert!(delivered.iter().all(|e| e.sequence == 1), "the second event waits behind the first");
     assert!(domain.get(&id.cast::<Tally>()).await.unwrap().is_none(), "nothing was counted out of order");
@@ -474,7 +474,7 @@ async fn a_failed_event_holds_back_the_rest_of_its_stream(store: Arc<dyn Store>)
 async fn a_snapshot_that_no_longer_parses_is_replayed_around(store: Arc<dyn Store>) {
     let domain = domain_on(store.clone());
     let id = Identifier::<Account>::generate();
-    domain.process(Deposit { account: id.clone(), amount: 5 }).await.unwrap();
+    domain.process(Deposit { account: id.clone(), amount: 5 }).await.unwrap().all_delivered().unwrap();
     // A later unit writes a snapshot the current code cannot read (an older shape).
     let s = StreamId::new("Account", id.to_string());
     let event = Envelope::new(Deposited { amount: 7 }.into(), s.clone(), Cause::command(Uuid::now_v7())).unwrap();

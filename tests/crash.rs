@@ -38,10 +38,10 @@ async fn crash_child() {
     let Ok(path) = std::env::var(CHILD) else { return };
     let domain = domain_on(path.as_ref());
     // What the previous child committed and did not deliver goes out first.
-    domain.deliver_pending().await.expect("pending events delivered");
+    domain.deliver_pending().await.expect("pending events delivered").all_delivered().expect("delivered");
     loop {
         let command_id = uuid::Uuid::now_v7();
-        domain.process_with(Bump { id: counter() }, command_id, None).await.expect("processed");
+        let _ = domain.process_with(Bump { id: counter() }, command_id, None).await.expect("processed");
         println!("committed {command_id}");
     }
 }
@@ -92,9 +92,9 @@ async fn killed_processes_lose_no_committed_event_and_show_no_uncommitted_change
 
     // Restart: deliver what the last child left undelivered.
     let domain = domain_on(&path);
-    let (_, failures) = domain.deliver_pending().await.unwrap();
+    let failures = domain.deliver_pending().await.unwrap().failures;
     assert!(failures.is_empty(), "{failures:?}");
-    assert!(domain.deliver_pending().await.unwrap().0.is_empty(), "nothing is left undelivered");
+    assert!(domain.deliver_pending().await.unwrap().events.is_empty(), "nothing is left undelivered");
 
     let count = domain.get(&counter()).await.unwrap().expect("the counter exists").count;
     let events = domain.events_of(&counter()).await.unwrap();

@@ -35,7 +35,7 @@ fn order_of(customer: &Identifier<Customer>, sku: &str, quantity: u32, cents: i6
 #[tokio::test]
 async fn a_command_is_committed_and_its_events_reach_every_handler_in_their_own_units() {
     let domain = shop();
-    domain.process(Restock { sku: sku("BOOK-1"), quantity: 5 }).await.unwrap();
+    domain.process(Restock { sku: sku("BOOK-1"), quantity: 5 }).await.unwrap().all_delivered().unwrap();
     let ada = Identifier::<Customer>::generate();
     let command = order_of(&ada, "BOOK-1", 2, 1250);
     let order_id = command.order_id.clone();
@@ -62,7 +62,7 @@ async fn a_command_is_committed_and_its_events_reach_every_handler_in_their_own_
 #[tokio::test]
 async fn envelopes_carry_stream_sequence_and_the_causal_chain() {
     let domain = shop();
-    domain.process(Restock { sku: sku("PEN-1"), quantity: 1 }).await.unwrap();
+    domain.process(Restock { sku: sku("PEN-1"), quantity: 1 }).await.unwrap().all_delivered().unwrap();
     let command_id = uuid::Uuid::now_v7();
     let command = order_of(&Identifier::generate(), "PEN-1", 3, 300);
     let order_id = command.order_id.clone();
@@ -117,10 +117,10 @@ async fn a_refused_command_writes_nothing_and_lists_every_bad_field() {
 #[tokio::test]
 async fn a_business_rule_refusal_keeps_the_stored_state() {
     let domain = shop();
-    domain.process(Restock { sku: sku("BOOK-1"), quantity: 5 }).await.unwrap();
+    domain.process(Restock { sku: sku("BOOK-1"), quantity: 5 }).await.unwrap().all_delivered().unwrap();
     let first = order_of(&Identifier::generate(), "BOOK-1", 1, 100);
     let again = PlaceOrder { order_id: first.order_id.clone(), ..order_of(&Identifier::generate(), "BOOK-1", 9, 1) };
-    domain.process(first.clone()).await.unwrap();
+    domain.process(first.clone()).await.unwrap().all_delivered().unwrap();
     let error = domain.process(again).await.unwrap_err();
     assert_eq!(error.rejection(), Some(&DomainError::rule(format!("order {} was already placed", first.order_id))));
     let order = domain.get(&first.order_id).await.unwrap().unwrap();
@@ -131,13 +131,13 @@ async fn a_business_rule_refusal_keeps_the_stored_state() {
 async fn a_stale_unit_of_work_gets_a_typed_conflict_and_writes_nothing() {
     let domain = shop();
     let id = sku("BOOK-1");
-    domain.process(Restock { sku: id.clone(), quantity: 5 }).await.unwrap();
+    domain.process(Restock { sku: id.clone(), quantity: 5 }).await.unwrap().all_delivered().unwrap();
 
     let mut first = domain.unit_of_work::<Inventory>();
     let mut second = domain.unit_of_work::<Inventory>();
     first.load(&id).await.unwrap().restock(1).unwrap();
     second.load(&id).await.unwrap().restock(100).unwrap();
-    first.commit().await.unwrap();
+    first.commit().await.unwrap().all_delivered().unwrap();
     let Err(ProcessError::Conflict(conflict)) = second.commit().await else { panic!("a conflict") };
     assert_eq!(conflict, VersionConflict { stream: conflict.stream.clone(), expected: 1, actual: 2 });
     assert_eq!(&*conflict.stream.id, "BOOK-1");
@@ -148,7 +148,7 @@ async fn a_stale_unit_of_work_gets_a_typed_conflict_and_writes_nothing() {
 async fn units_of_work_are_isolated_and_write_only_when_committed() {
     let domain = shop();
     let id = sku("BOOK-1");
-    domain.process(Restock { sku: id.clone(), quantity: 5 }).await.unwrap();
+    domain.process(Restock { sku: id.clone(), quantity: 5 }).await.unwrap().all_delivered().unwrap();
 
     let mut unit = domain.unit_of_work::<Inventory>();
     unit.load(&id).await.unwrap().restock(10).unwrap();
@@ -165,7 +165,7 @@ async fn units_of_work_are_isolated_and_write_only_when_committed() {
 async fn invariants_are_checked_before_saving_even_after_direct_field_changes() {
     let domain = shop();
     let id = sku("BOOK-1");
-    domain.process(Restock { sku: id.clone(), quantity: 5 }).await.unwrap();
+    domain.process(Restock { sku: id.clone(), quantity: 5 }).await.unwrap().all_delivered().unwrap();
     let mut unit = domain.unit_of_work::<Inventory>();
     unit.load(&id).await.unwrap().reserved = 9; // bypasses `reserve`
     let error = unit.commit().await.unwrap_err();
@@ -178,14 +178,14 @@ async fn invariants_are_checked_before_saving_even_after_direct_field_changes() 
 async fn removal_is_committed_and_a_stale_writer_is_refused() {
     let domain = shop();
     let id = sku("BOOK-1");
-    domain.process(Restock { sku: id.clone(), quantity: 5 }).await.unwrap();
+    domain.process(Restock { sku: id.clone(), quantity: 5 }).await.unwrap().all_delivered().unwrap();
     let mut stale = domain.unit_of_work::<Inventory>();
     stale.load(&id).await.unwrap().restock(1).unwrap();
 
     let mut unit = domain.unit_of_work::<Inventory>();
     unit.remove(&id).await.unwrap();
     assert!(unit.find(&id).await.unwrap().is_none(), "removed within the unit");
-    unit.commit().await.unwrap();
+    unit.commit().await.unwrap().all_delivered().unwrap();
     assert!(domain.get(&id).await.unwrap().is_none());
     assert!(matches!(stale.commit().await, Err(ProcessError::Conflict(_))));
 }
@@ -207,12 +207,12 @@ async fn a_failed_delivery_keeps_the_event_and_can_be_retried() {
     assert_eq!(processed.event_types(), ["Order.OrderPlaced", "CustomerLoyalty.LoyaltyPointsAdded"]);
 
     // Retrying before the cause is fixed fails again and keeps the failure.
-    let (_, still) = domain.retry_failed().await;
+    let Delivered { failures: still, .. } = domain.retry_failed().await;
     assert_eq!(still.len(), 1);
     assert_eq!(domain.failed_deliveries().len(), 1);
 
-    domain.process(Restock { sku: sku("PEN-1"), quantity: 3 }).await.unwrap();
-    let (delivered, failures) = domain.retry_failed().await;
+    domain.process(Restock { sku: sku("PEN-1"), quantity: 3 }).await.unwrap().all_delivered().unwrap();
+    let Delivered { events: delivered, failures } = domain.retry_failed().await;
     assert!(failures.is_empty());
     assert_eq!(delivered.iter().map(|e| &*e.type_name).collect::<Vec<_>>(), ["Inventory.StockReserved"]);
     assert!(domain.failed_deliveries().is_empty());
@@ -284,7 +284,7 @@ async fn contended_shop(conflicts: u32, retries: u32) -> Domain {
         .conflict_retries(retries)
         .build()
         .unwrap();
-    domain.process(Restock { sku: sku("BOOK-1"), quantity: 5 }).await.unwrap();
+    domain.process(Restock { sku: sku("BOOK-1"), quantity: 5 }).await.unwrap().all_delivered().unwrap();
     domain
 }
 
@@ -301,7 +301,7 @@ async fn event_handlers_retry_version_conflicts_up_to_the_configured_bound() {
     assert!(matches!(failure.error, ProcessError::Conflict(_)), "{}", failure.error);
     assert_eq!(domain.get(&sku("BOOK-1")).await.unwrap().unwrap().reserved, 0);
     // Once the contention is gone, the kept event is delivered.
-    let (_, failures) = domain.retry_failed().await;
+    let Delivered { events: _, failures } = domain.retry_failed().await;
     assert!(failures.is_empty());
     assert_eq!(domain.get(&sku("BOOK-1")).await.unwrap().unwrap().reserved, 1);
 }
@@ -312,7 +312,7 @@ async fn commands_retry_conflicts_too_and_report_them_when_retries_run_out() {
     let error = domain.process(Restock { sku: sku("BOOK-1"), quantity: 1 }).await.unwrap_err();
     assert!(matches!(error, ProcessError::Conflict(_)), "{error}");
     let domain = contended_shop(1, 1).await;
-    domain.process(Restock { sku: sku("BOOK-1"), quantity: 1 }).await.unwrap();
+    domain.process(Restock { sku: sku("BOOK-1"), quantity: 1 }).await.unwrap().all_delivered().unwrap();
     assert_eq!(domain.get(&sku("BOOK-1")).await.unwrap().unwrap().available, 6);
 }
 
@@ -397,7 +397,7 @@ mod lab {
 async fn the_identity_map_gives_one_instance_per_identity() {
     let domain = Domain::builder().module(module_path!().to_string() + "::lab").build().unwrap();
     let id = Identifier::<lab::Counter>::generate();
-    domain.process(lab::BumpTwice { id: id.clone() }).await.unwrap();
+    domain.process(lab::BumpTwice { id: id.clone() }).await.unwrap().all_delivered().unwrap();
     let counter = domain.get(&id).await.unwrap().unwrap();
     assert_eq!((counter.count, counter.version()), (2, 1));
 }
@@ -406,12 +406,12 @@ async fn the_identity_map_gives_one_instance_per_identity() {
 async fn handlers_read_read_models_without_changing_them() {
     let domain = Domain::builder().module(module_path!().to_string() + "::lab").build().unwrap();
     let id = Identifier::<lab::Counter>::generate();
-    domain.process(lab::BumpTwice { id: id.clone() }).await.unwrap();
+    domain.process(lab::BumpTwice { id: id.clone() }).await.unwrap().all_delivered().unwrap();
     let command = lab::BumpByPrice { id: id.clone(), product: "pen".into() };
     let error = domain.process(command.clone()).await.unwrap_err();
     assert_eq!(error.rejection(), Some(&DomainError::rule("no price for pen")));
     domain.put_read_model("pen", &lab::Price { cents: 40 }).await.unwrap();
-    domain.process(command).await.unwrap();
+    domain.process(command).await.unwrap().all_delivered().unwrap();
     assert_eq!(domain.get(&id).await.unwrap().unwrap().count, 42);
     assert_eq!(domain.read_model::<lab::Price>("pen").await.unwrap().unwrap().cents, 40);
 }
@@ -487,14 +487,14 @@ async fn concurrent_commands_on_one_aggregate_lose_no_update() {
     let domain =
         Domain::builder().module(module_path!().to_string() + "::ecommerce").conflict_retries(1_000).build().unwrap();
     let id = sku("BOOK-1");
-    domain.process(Restock { sku: id.clone(), quantity: 1 }).await.unwrap();
+    domain.process(Restock { sku: id.clone(), quantity: 1 }).await.unwrap().all_delivered().unwrap();
     let tasks: Vec<_> = (0..8)
         .map(|_| {
             let (domain, id) = (domain.clone(), id.clone());
             tokio::spawn(async move {
                 let mut done = 0;
                 for _ in 0..50 {
-                    domain.process(Restock { sku: id.clone(), quantity: 1 }).await.unwrap();
+                    domain.process(Restock { sku: id.clone(), quantity: 1 }).await.unwrap().all_delivered().unwrap();
                     done += 1;
                 }
                 done
@@ -672,27 +672,27 @@ async fn an_event_stays_undelivered_while_any_of_its_handlers_still_fails() {
     let processed = unit.commit().await.unwrap();
     assert_eq!(processed.failures.len(), 2, "neither Left nor Right exists yet");
     for _ in 0..3 {
-        domain.deliver_pending().await.unwrap();
+        domain.deliver_pending().await.unwrap().all_delivered().unwrap();
     }
     assert_eq!(domain.failed_deliveries().len(), 2, "one entry per handler and event, however often retried");
 
     // Left appears; retrying delivers to it, but Right still fails: the event is not delivered yet.
     let mut unit = domain.unit_of_work::<Left>();
     unit.add(Left::builder().id(id.cast()).seen(0u32).build().unwrap()).unwrap();
-    unit.commit().await.unwrap();
-    let (_, still) = domain.retry_failed().await;
+    unit.commit().await.unwrap().all_delivered().unwrap();
+    let Delivered { failures: still, .. } = domain.retry_failed().await;
     assert_eq!(still.len(), 1);
-    let (again, _) = domain.deliver_pending().await.unwrap();
+    let Delivered { events: again, .. } = domain.deliver_pending().await.unwrap();
     assert_eq!(again.len(), 1, "the event is still pending for Right");
     assert_eq!(domain.get(&id.cast::<Left>()).await.unwrap().unwrap().seen, 1, "Left took it once");
 
     let mut unit = domain.unit_of_work::<Right>();
     unit.add(Right::builder().id(id.cast()).seen(0u32).build().unwrap()).unwrap();
-    unit.commit().await.unwrap();
-    let (delivered, failures) = domain.deliver_pending().await.unwrap();
+    unit.commit().await.unwrap().all_delivered().unwrap();
+    let Delivered { events: delivered, failures } = domain.deliver_pending().await.unwrap();
     assert!(failures.is_empty());
     assert_eq!(delivered.len(), 1);
     assert_eq!(domain.get(&id.cast::<Right>()).await.unwrap().unwrap().seen, 1);
     assert_eq!(domain.get(&id.cast::<Left>()).await.unwrap().unwrap().seen, 1, "still once");
-    assert!(domain.deliver_pending().await.unwrap().0.is_empty(), "delivered for good");
+    assert!(domain.deliver_pending().await.unwrap().events.is_empty(), "delivered for good");
 }

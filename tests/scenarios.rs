@@ -50,7 +50,7 @@ async fn placing_an_order_raises_order_placed_with_its_lines_and_total() {
     .into()]);
     outcome.then_event_types(&["Order.OrderPlaced", "Inventory.StockReserved", "CustomerLoyalty.LoyaltyPointsAdded"]);
     outcome.then_no_failures();
-    outcome.then_state(&order, |o: &Order| assert_eq!(o.status, OrderStatus::Placed)).await;
+    outcome.then_state(&order, |o: &Order| assert_eq!(o.status, OrderStatus::Placed));
 }
 
 #[tokio::test]
@@ -90,7 +90,7 @@ async fn the_inventory_handler_reserves_stock_for_a_placed_order() {
         StockReserved { sku: "BOOK-1".into(), order_id: order.clone(), quantity: 2 }.into(),
         LoyaltyPointsAdded { customer_id: ada, points: 25, balance: 25 }.into(),
     ]);
-    outcome.then_state(&sku("BOOK-1"), |s: &Inventory| assert_eq!((s.available, s.reserved), (5, 2))).await;
+    outcome.then_state(&sku("BOOK-1"), |s: &Inventory| assert_eq!((s.available, s.reserved), (5, 2)));
 }
 
 #[tokio::test]
@@ -103,8 +103,8 @@ async fn out_of_stock_is_compensated_by_an_order_awaiting_restock() {
         "CustomerLoyalty.LoyaltyPointsAdded",
         "Order.OrderAwaitingRestock",
     ]);
-    outcome.then_state(&order, |o: &Order| assert_eq!(o.status, OrderStatus::AwaitingRestock)).await;
-    outcome.then_state(&sku("PEN-1"), |s: &Inventory| assert_eq!(s.reserved, 0)).await;
+    outcome.then_state(&order, |o: &Order| assert_eq!(o.status, OrderStatus::AwaitingRestock));
+    outcome.then_state(&sku("PEN-1"), |s: &Inventory| assert_eq!(s.reserved, 0));
 }
 
 #[tokio::test]
@@ -134,9 +134,7 @@ async fn completing_tasks_moves_the_project_progress() {
         .when(CompleteTask { task_id: first.clone() })
         .await;
     outcome.then_events([TaskCompleted { task_id: first, project_id: project.clone() }.into()]);
-    outcome
-        .then_state(&project, |p: &Project| assert_eq!((p.completed_tasks, p.tasks, p.progress), (1, 2, 50.0)))
-        .await;
+    outcome.then_state(&project, |p: &Project| assert_eq!((p.completed_tasks, p.tasks, p.progress), (1, 2, 50.0)));
 }
 
 #[tokio::test]

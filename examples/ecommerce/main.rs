@@ -27,7 +27,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = protean::store::connect(&url).await?;
     let domain = Domain::builder().module("ecommerce::model").shared_store(store).build()?;
     // Events a previous run committed but did not deliver (it was stopped) go out first.
-    let (pending, _) = domain.deliver_pending().await?;
+    let pending = domain.deliver_pending().await?.events;
     println!("store: {url}; {} pending event(s) delivered", pending.len());
 
     if let Some(dir) = args.iter().position(|a| a == "--write-model").and_then(|i| args.get(i + 1)) {
@@ -41,8 +41,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let book = Identifier::<Inventory>::parse("BOOK-1")?;
     let pen = Identifier::<Inventory>::parse("PEN-1")?;
-    domain.process(Restock { sku: book.clone(), quantity: 5 }).await?;
-    domain.process(Restock { sku: pen.clone(), quantity: 1 }).await?;
+    domain.process(Restock { sku: book.clone(), quantity: 5 }).await?.all_delivered()?;
+    domain.process(Restock { sku: pen.clone(), quantity: 1 }).await?.all_delivered()?;
 
     let ada = Identifier::<Customer>::generate();
     let place = |lines: Vec<OrderLine>| PlaceOrder {

@@ -16,17 +16,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::var("PROTEAN_DATABASE_URL").unwrap_or_else(|_| "sqlite:project_management.db".into());
     let store = protean::store::connect(&url).await?;
     let domain = Domain::builder().module("project_management::model").shared_store(store).build()?;
-    domain.deliver_pending().await?;
+    domain.deliver_pending().await?.all_delivered()?;
     if std::env::args().any(|a| a == "--dot") {
         println!("{}", domain.to_dot());
     }
 
     let project = Identifier::<Project>::generate();
-    domain.process(CreateProject { project_id: project.clone(), name: "Launch".into() }).await?;
+    domain.process(CreateProject { project_id: project.clone(), name: "Launch".into() }).await?.all_delivered()?;
     let tasks: Vec<Identifier<Task>> = (0..4).map(|_| Identifier::generate()).collect();
     for (n, task) in tasks.iter().enumerate() {
         let title = format!("Task {}", n + 1);
-        domain.process(CreateTask { task_id: task.clone(), project_id: project.clone(), title }).await?;
+        domain
+            .process(CreateTask { task_id: task.clone(), project_id: project.clone(), title })
+            .await?
+            .all_delivered()?;
     }
 
     let ada = Identifier::<User>::generate();
@@ -38,7 +41,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 user_id: ada.clone(),
                 hours: 1.5,
             })
-            .await?;
+            .await?
+            .all_delivered()?;
         let processed = domain.process(CompleteTask { task_id: task.clone() }).await?;
         let progress = domain.get::<Project>(&project).await?.ok_or("no project")?.progress;
         println!("{}: progress {progress:.0}%", processed.event_types().join(" → "));

@@ -18,7 +18,7 @@ use crate::engine::{Engine, ProcessError, Processed};
 use crate::envelope::{Cause, Envelope, StreamId};
 use crate::error::DomainError;
 use crate::identity::Identifier;
-use crate::store::{Batch, Commit, Committed, Handled, StoreError};
+use crate::store::{Batch, BoxFuture, Commit, Committed, Handled, StoreError};
 use crate::validation::{Path, Phase, ValidationError};
 
 /// `Self` may be loaded, added or removed through a handler's `Context<A>`: only when
@@ -148,9 +148,9 @@ impl<T> std::ops::DerefMut for Opened<'_, T> {
 /// Stored data that breaks the element's own field options or post-invariants is corrupt:
 /// it could never have been written by a unit of work that checked it.
 fn checked<A: Aggregate>(state: A, stream: &StreamId, position: u64) -> Result<A, StoreError> {
-    state
-        .validate()
-        .map_err(|e| StoreError::corrupt(stream, position, format!("the stored `{}` breaks its rules: {e}", A::NAME)))?;
+    state.validate().map_err(|e| {
+        StoreError::corrupt(stream, position, format!("the stored `{}` breaks its rules: {e}", A::NAME))
+    })?;
     Ok(state)
 }
 
@@ -217,6 +217,9 @@ pub(crate) async fn replayed<A: Aggregate>(
     state.__meta_mut().sequence = after;
     let events = store.stream_range(stream, after, up_to).await?;
     crate::sourcing::replay(&mut state, &events)?;
+    // An event-sourced aggregate's version counts its events.
+    let meta = state.__meta_mut();
+    meta.version = meta.sequence;
     Ok(state)
 }
 
@@ -260,18 +263,34 @@ impl<A: Aggregate> Context<A> {
         self.tracked.iter().position(|t| t.state.id() == id)
     }
 
+    // `load`, `find`, `load_or_add`, `remove` and `read` return a boxed future rather than
+    // being `async fn`s: an `async fn`'s future carries the `ChangedBy`/`ReadModel` bound,
+    // so a handler touching another aggregate would get the same error three times (at
+    // the argument, the call and the `.await`); this way it gets one.
+
     /// The aggregate with this identity, loaded once per unit of work; a
     /// [`DomainError::NotFound`] when there is none.
-    pub async fn load<T: ChangedBy<A>>(&mut self, id: &Identifier<T>) -> Result<&mut T, DomainError> {
-        match self.find(id).await? {
-            Some(found) => Ok(found),
-            None => Err(DomainError::NotFound { kind: A::NAME, id: id.to_string() }),
-        }
+    pub fn load<'a, T: ChangedBy<A>>(
+        &'a mut self,
+        id: &'a Identifier<T>,
+    ) -> BoxFuture<'a, Result<&'a mut T, DomainError>> {
+        Box::pin(async move {
+            match self.find_tracked(T::changed_id(id)).await? {
+                Some(found) => Ok(T::from_changed(found)),
+                None => Err(DomainError::NotFound { kind: A::NAME, id: id.to_string() }),
+            }
+        })
     }
 
     /// The aggregate with this identity, if it exists (and was not removed in this unit).
-    pub async fn find<T: ChangedBy<A>>(&mut self, id: &Identifier<T>) -> Result<Option<&mut T>, DomainError> {
-        let id = T::changed_id(id);
+    pub fn find<'a, T: ChangedBy<A>>(
+        &'a mut self,
+        id: &'a Identifier<T>,
+    ) -> BoxFuture<'a, Result<Option<&'a mut T>, DomainError>> {
+        Box::pin(async move { Ok(self.find_tracked(T::changed_id(id)).await?.map(T::from_changed)) })
+    }
+
+    async fn find_tracked(&mut self, id: Identifier<A>) -> Result<Option<&mut A>, DomainError> {
         let index = match self.position(&id) {
             Some(index) => index,
             None => {
@@ -281,7 +300,7 @@ impl<A: Aggregate> Context<A> {
             }
         };
         let tracked = &mut self.tracked[index];
-        Ok((!tracked.removed).then(|| T::from_changed(&mut tracked.state)))
+        Ok((!tracked.removed).then_some(&mut tracked.state))
     }
 
     async fn fetch(&self, id: &Identifier<A>) -> Result<Option<Tracked<A>>, StoreError> {
@@ -339,39 +358,53 @@ impl<A: Aggregate> Context<A> {
     /// An event-sourced aggregate opens on its first event in one call:
     /// `let mut account = ctx.load_or_add(&id, || Ok(Account::blank(id.clone()))).await?;`
     /// then `if account.created() { account.raise(AccountOpened { .. }) }`.
-    pub async fn load_or_add<T, F>(&mut self, id: &Identifier<T>, create: F) -> Result<Opened<'_, T>, DomainError>
+    pub fn load_or_add<'a, T, F>(
+        &'a mut self,
+        id: &'a Identifier<T>,
+        create: F,
+    ) -> BoxFuture<'a, Result<Opened<'a, T>, DomainError>>
     where
         T: ChangedBy<A>,
-        F: FnOnce() -> Result<T, DomainError>,
+        F: FnOnce() -> Result<T, DomainError> + Send + 'a,
     {
-        if self.find(id).await?.is_none() {
-            return Ok(Opened { aggregate: self.add(create()?)?, created: true });
-        }
-        Ok(Opened { aggregate: self.load(id).await?, created: false })
+        Box::pin(async move {
+            let id = T::changed_id(id);
+            if self.find_tracked(id.clone()).await?.is_none() {
+                return Ok(Opened { aggregate: self.add(create()?)?, created: true });
+            }
+            // Found above, so tracked now: this second look is a lookup in the unit.
+            let not_found = DomainError::NotFound { kind: A::NAME, id: id.to_string() };
+            let aggregate = self.find_tracked(id).await?.ok_or(not_found)?;
+            Ok(Opened { aggregate: T::from_changed(aggregate), created: false })
+        })
     }
 
     /// Removes the aggregate with this identity when the unit commits.
     ///
     /// An event-sourced aggregate is not removed (its events are its history): raise an
     /// event that closes it instead; removing one is refused.
-    pub async fn remove<T: ChangedBy<A>>(&mut self, id: &Identifier<T>) -> Result<(), DomainError> {
-        if A::EVENT_SOURCED {
-            return Err(DomainError::rule(format!(
-                "{} is event-sourced: its history is not removed; raise an event that closes it",
-                A::NAME
-            )));
-        }
-        self.load(id).await?;
-        let id = T::changed_id(id);
-        if let Some(index) = self.position(&id) {
-            self.tracked[index].removed = true;
-        }
-        Ok(())
+    pub fn remove<'a, T: ChangedBy<A>>(&'a mut self, id: &'a Identifier<T>) -> BoxFuture<'a, Result<(), DomainError>> {
+        Box::pin(async move {
+            if A::EVENT_SOURCED {
+                return Err(DomainError::rule(format!(
+                    "{} is event-sourced: its history is not removed; raise an event that closes it",
+                    A::NAME
+                )));
+            }
+            let id = T::changed_id(id);
+            if self.find_tracked(id.clone()).await?.is_none() {
+                return Err(DomainError::NotFound { kind: A::NAME, id: id.to_string() });
+            }
+            if let Some(index) = self.position(&id) {
+                self.tracked[index].removed = true;
+            }
+            Ok(())
+        })
     }
 
     /// A read model by key: an owned copy, for reading only. `Ok(None)` when absent.
-    pub async fn read<V: ReadModel>(&self, key: &str) -> Result<Option<V>, DomainError> {
-        self.engine.read_model::<V>(key).await.map_err(DomainError::from)
+    pub fn read<'a, V: ReadModel>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<V>, DomainError>> {
+        Box::pin(async move { self.engine.read_model::<V>(key).await.map_err(DomainError::from) })
     }
 
     /// Commits this unit of work, then delivers the events it raised to their handlers

@@ -259,7 +259,7 @@ pub trait Choices: ValueObject + Copy {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a command",
     label = "not declared `#[command(part_of = ..)]`",
-    note = "a handler method takes a command by value (`command: PlaceOrder`) and an event by reference (`event: &OrderPlaced`)"
+    note = "a handler method takes a command by value and an event by reference: if `{Self}` is an event, take it as `event: &{Self}`"
 )]
 pub trait Command: DomainElement + Validate + Clone + Debug + Serialize + DeserializeOwned + Send + Sync {
     /// The aggregate this command changes.
@@ -268,13 +268,53 @@ pub trait Command: DomainElement + Validate + Clone + Debug + Serialize + Deseri
     const TYPE_NAME: &'static str;
     /// The schema version of this command.
     const VERSION: u32;
+    /// What the command's handler hands back to the caller of
+    /// [`Domain::process`](crate::model::Domain::process), in
+    /// [`Processed::reply`](crate::engine::Processed::reply): `()` unless declared with
+    /// `#[command(part_of = User, returns = Identifier<User>)]`.
+    type Reply: Reply;
 }
+
+/// What a command's handler may hand back: an owned value that can cross threads.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a command's reply",
+    label = "not an owned value that can be sent between threads",
+    note = "a reply is handed back by `domain.process(..)` after the commit: an owned `Send + 'static` value \
+            such as an identity, a number, a `String` or a struct of yours; not a reference, an `Rc` or a `RefCell`"
+)]
+pub trait Reply: Send + 'static {}
+
+impl<T: Send + 'static> Reply for T {}
+
+/// A handler of `Self` returns `Result<R, _>`: `R` must be the reply the command declares.
+#[diagnostic::on_unimplemented(
+    message = "a handler of `{Self}` returns `Result<{R}, _>`, but `{Self}` does not declare `returns = {R}`",
+    label = "the reply the command does not declare",
+    note = "a command handler returns `Result<(), E>`, or `Result<T, E>` when the command is declared \
+            `#[command(part_of = .., returns = T)]`; `domain.process(command)` hands `T` back in `Processed::reply`"
+)]
+pub trait Returns<R>: Command {
+    /// The handler's value as the command's reply. (`#[command]` implements this trait
+    /// for the one reply the command declares.)
+    fn into_reply(reply: R) -> Self::Reply;
+}
+
+/// An event handler returns `Result<(), E>`: an event is shared by its handlers, and no
+/// one waits for an answer.
+#[diagnostic::on_unimplemented(
+    message = "an event handler returns `Result<(), E>`, not `Result<{Self}, E>`",
+    label = "an event is shared by all its handlers, and nobody waits for a reply",
+    note = "return `Ok(())`; to hand a value back to a caller, handle a command declared `#[command(part_of = .., returns = T)]`"
+)]
+pub trait NoReply {}
+
+impl NoReply for () {}
 
 /// A fact raised by one aggregate; declared `#[event(part_of = Aggregate)]`.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an event",
     label = "not declared `#[event(part_of = ..)]`",
-    note = "a handler method takes an event by reference (`event: &OrderPlaced`) and a command by value (`command: PlaceOrder`)"
+    note = "a handler method takes an event by reference and a command by value: if `{Self}` is a command, take it as `command: {Self}`"
 )]
 pub trait Event: DomainElement + Validate + Clone + Debug + Serialize + DeserializeOwned + Send + Sync {
     /// The aggregate that raises this event.

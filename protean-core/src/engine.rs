@@ -22,10 +22,10 @@ use crate::store::{Committed, Store, StoreError, VersionConflict};
 pub enum ProcessError {
     /// The command or event was refused: invalid fields, a broken invariant, a business
     /// rule, something not found. Nothing was written.
-    #[error("`{message}` was rejected: {error}")]
+    #[error("`{type_name}` was rejected: {error}")]
     Rejected {
-        /// The stable type name of the command or event.
-        message: &'static str,
+        /// The stable type name of the command or event refused (`"Order.PlaceOrder"`).
+        type_name: &'static str,
         /// Why.
         error: DomainError,
     },
@@ -40,6 +40,14 @@ pub enum ProcessError {
     /// Loading or saving failed.
     #[error(transparent)]
     Store(StoreError),
+    /// The command committed, but handlers reacting to its events failed: what
+    /// [`Processed::all_delivered`] makes of a [`Processed`] with failures. The events
+    /// are kept, and [`Domain::retry_failed`] delivers them again.
+    #[error("{} reaction(s) failed: {}", failures.len(), failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    ReactionsFailed {
+        /// Each failed delivery.
+        failures: Vec<DeliveryFailure>,
+    },
 }
 
 impl From<StoreError> for ProcessError {
@@ -56,7 +64,7 @@ impl ProcessError {
     pub fn from_domain(message: &'static str, error: DomainError) -> Self {
         match error {
             DomainError::Store(store) => store.into(),
-            error => ProcessError::Rejected { message, error },
+            error => ProcessError::Rejected { type_name: message, error },
         }
     }
 
@@ -71,7 +79,7 @@ impl ProcessError {
 
 /// An event one handler failed to handle. The event is kept, and
 /// [`Domain::retry_failed`] delivers it to that handler again.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DeliveryFailure {
     /// The handler method that failed.
     pub handler: &'static HandlerDescriptor,
@@ -95,9 +103,16 @@ impl std::fmt::Display for DeliveryFailure {
     }
 }
 
-/// What processing a command did.
-#[derive(Debug, Clone)]
-pub struct Processed {
+/// What processing a command did, and what its handler handed back.
+///
+/// The command is committed once `process` returns `Ok`, but the handlers reacting to
+/// its events may have failed: [`failures`](Self::failures) lists them. Use the outcome
+/// ([`all_delivered`](Self::all_delivered) turns any failure into an error).
+#[derive(Debug, Clone, PartialEq)]
+#[must_use = "reactions to the command may have failed: call `.all_delivered()?`, or check `failures`"]
+pub struct Processed<R = ()> {
+    /// The handler's reply: the `returns = T` the command declares, `()` otherwise.
+    pub reply: R,
     /// The id of the command (the correlation id of everything that followed).
     pub command_id: Uuid,
     /// What the command's own unit of work wrote (nothing when it changed nothing).
@@ -109,10 +124,51 @@ pub struct Processed {
     pub failures: Vec<DeliveryFailure>,
 }
 
-impl Processed {
+impl<R> Processed<R> {
     /// The type names of all events raised, in order.
     pub fn event_types(&self) -> Vec<&str> {
         self.events.iter().map(|e| &*e.type_name).collect()
+    }
+
+    /// `Ok(())` when every reaction succeeded; otherwise
+    /// [`ProcessError::ReactionsFailed`] with the failures (the command itself stays
+    /// committed, and the failed events are kept for [`Domain::retry_failed`]).
+    ///
+    /// `domain.process(command).await?.all_delivered()?;`
+    pub fn all_delivered(&self) -> Result<(), ProcessError> {
+        failed(&self.failures)
+    }
+
+    /// The same outcome with another reply.
+    pub(crate) fn with_reply<T>(self, reply: T) -> Processed<T> {
+        let Processed { reply: _, command_id, committed, events, failures } = self;
+        Processed { reply, command_id, committed, events, failures }
+    }
+}
+
+/// What a delivery run did: the events delivered and the deliveries that failed.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[must_use = "deliveries may have failed: check `failures`"]
+pub struct Delivered {
+    /// Every event delivered, with those the handlers raised in turn, in delivery order.
+    pub events: Vec<Envelope>,
+    /// Deliveries that failed; also kept by the domain until retried.
+    pub failures: Vec<DeliveryFailure>,
+}
+
+impl Delivered {
+    /// `Ok(())` when no delivery failed; otherwise [`ProcessError::ReactionsFailed`]
+    /// with the failures (kept for [`Domain::retry_failed`] as well).
+    pub fn all_delivered(&self) -> Result<(), ProcessError> {
+        failed(&self.failures)
+    }
+}
+
+fn failed(failures: &[DeliveryFailure]) -> Result<(), ProcessError> {
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(ProcessError::ReactionsFailed { failures: failures.to_vec() })
     }
 }
 
@@ -191,23 +247,19 @@ impl Engine {
     /// Delivers the events of a commit (and, breadth first, those their handlers raise).
     pub(crate) async fn deliver_committed(self: &Arc<Self>, command_id: Uuid, committed: Vec<Committed>) -> Processed {
         let first = committed.iter().flat_map(|c| c.events.iter().cloned()).collect();
-        let (events, failures) = self.deliver(first).await;
-        Processed { command_id, committed, events, failures }
+        let Delivered { events, failures } = self.deliver(first).await;
+        Processed { reply: (), command_id, committed, events, failures }
     }
 
     /// Delivers `events` to every handler of each, then what those handlers raised, and
     /// so on; returns every event delivered and every failure (also kept for retrying).
-    pub(crate) async fn deliver(self: &Arc<Self>, events: Vec<Envelope>) -> (Vec<Envelope>, Vec<DeliveryFailure>) {
+    pub(crate) async fn deliver(self: &Arc<Self>, events: Vec<Envelope>) -> Delivered {
         self.deliver_checked(events, false).await
     }
 
     /// [`deliver`](Self::deliver); with `redelivery`, handlers that already handled an
     /// event are skipped. Events every handler took are marked delivered in the store.
-    async fn deliver_checked(
-        self: &Arc<Self>,
-        events: Vec<Envelope>,
-        redelivery: bool,
-    ) -> (Vec<Envelope>, Vec<DeliveryFailure>) {
+    async fn deliver_checked(self: &Arc<Self>, events: Vec<Envelope>, redelivery: bool) -> Delivered {
         let mut queue: VecDeque<Envelope> = events.into();
         let mut delivered = Vec::with_capacity(queue.len());
         let mut done = Vec::with_capacity(queue.len());
@@ -258,7 +310,7 @@ impl Engine {
                 }
             }
         }
-        (delivered, failures)
+        Delivered { events: delivered, failures }
     }
 
     async fn run_event_handler(
@@ -278,10 +330,12 @@ impl Domain {
     /// one aggregate it changed (with an optimistic version check, retried on conflict),
     /// then delivers the raised events to their handlers.
     ///
-    /// Returns an error when the command is refused or cannot be committed; failures of
-    /// the event handlers after the commit are reported in [`Processed::failures`] and
-    /// kept for [`retry_failed`](Self::retry_failed).
-    pub async fn process<C: Command>(&self, command: C) -> Result<Processed, ProcessError> {
+    /// Returns an error when the command is refused or cannot be committed. On success
+    /// the [`Processed`] outcome carries the handler's reply (what the command declares
+    /// with `returns = T`); failures of the event handlers after the commit are reported
+    /// in [`Processed::failures`] and kept for [`retry_failed`](Self::retry_failed), and
+    /// [`Processed::all_delivered`] turns them into an error.
+    pub async fn process<C: Command>(&self, command: C) -> Result<Processed<C::Reply>, ProcessError> {
         self.process_with(command, Uuid::now_v7(), None).await
     }
 
@@ -292,14 +346,15 @@ impl Domain {
         command: C,
         command_id: Uuid,
         correlation_id: Option<Uuid>,
-    ) -> Result<Processed, ProcessError> {
+    ) -> Result<Processed<C::Reply>, ProcessError> {
         let engine = self.engine();
-        command.validate().map_err(|e| ProcessError::Rejected { message: C::TYPE_NAME, error: e.into() })?;
+        command.validate().map_err(|e| ProcessError::Rejected { type_name: C::TYPE_NAME, error: e.into() })?;
         let handler = engine.commands.get(C::TYPE_NAME).ok_or(ProcessError::Unhandled(C::TYPE_NAME))?;
         let Route::Command(route) = handler.route else { return Err(ProcessError::Unhandled(C::TYPE_NAME)) };
         let cause = Cause { causation_id: command_id, correlation_id: correlation_id.unwrap_or(command_id) };
-        let committed = route(engine, Box::new(command), cause).await?;
-        Ok(engine.deliver_committed(command_id, committed).await)
+        let (committed, reply) = route(engine, Box::new(command), cause).await?;
+        let reply = *reply.downcast::<C::Reply>().map_err(|_| ProcessError::Unhandled(C::TYPE_NAME))?;
+        Ok(engine.deliver_committed(command_id, committed).await.with_reply(reply))
     }
 
     /// A unit of work for application code (seeding data, a migration, an admin task):
@@ -329,13 +384,13 @@ impl Domain {
     }
 
     /// The events an aggregate raised, in order, as stored.
-    pub async fn events_of<A: Aggregate>(&self, id: &Identifier<A>) -> Result<Vec<Envelope>, StoreError> {
-        self.engine().store.stream(&stream_of(id)).await
+    pub async fn events_of<A: Aggregate>(&self, id: &Identifier<A>) -> Result<Vec<Envelope>, ProcessError> {
+        Ok(self.engine().store.stream(&stream_of(id)).await?)
     }
 
     /// Delivers already committed events (read back from the store, or built by a test)
     /// to their handlers, as if they had just been raised.
-    pub async fn deliver(&self, events: Vec<Envelope>) -> (Vec<Envelope>, Vec<DeliveryFailure>) {
+    pub async fn deliver(&self, events: Vec<Envelope>) -> Delivered {
         self.engine().deliver(events).await
     }
 
@@ -345,7 +400,7 @@ impl Domain {
     /// messages are recorded in their own transactions), so delivery is at least once
     /// and the effects happen once. Call it when the application starts, and from time
     /// to time. Returns what was delivered and what failed.
-    pub async fn deliver_pending(&self) -> Result<(Vec<Envelope>, Vec<DeliveryFailure>), StoreError> {
+    pub async fn deliver_pending(&self) -> Result<Delivered, ProcessError> {
         const BATCH: usize = 256;
         let engine = self.engine();
         let mut delivered = Vec::new();
@@ -359,12 +414,12 @@ impl Domain {
             if fresh.is_empty() {
                 break;
             }
-            let (more, failed) = engine.deliver_checked(fresh, true).await;
+            let Delivered { events: more, failures: failed } = engine.deliver_checked(fresh, true).await;
             seen.extend(more.iter().map(|e| e.id));
             delivered.extend(more);
             failures.extend(failed);
         }
-        Ok((delivered, failures))
+        Ok(Delivered { events: delivered, failures })
     }
 
     /// Every delivery that failed and has not been retried successfully yet.
@@ -375,7 +430,7 @@ impl Domain {
     /// Delivers each failed event again to the handler that failed on it. Returns the
     /// events delivered; what fails again stays in
     /// [`failed_deliveries`](Self::failed_deliveries) and is returned as well.
-    pub async fn retry_failed(&self) -> (Vec<Envelope>, Vec<DeliveryFailure>) {
+    pub async fn retry_failed(&self) -> Delivered {
         let engine = self.engine();
         let pending = std::mem::take(&mut *engine.failures());
         let mut delivered = Vec::new();
@@ -394,7 +449,7 @@ impl Domain {
                         let _ = engine.store.mark_delivered(vec![failure.event.id]).await;
                     }
                     let raised = committed.into_iter().flat_map(|c| c.events).collect();
-                    let (more, failed) = engine.deliver(raised).await;
+                    let Delivered { events: more, failures: failed } = engine.deliver(raised).await;
                     delivered.extend(more);
                     failures.extend(failed);
                 }
@@ -405,18 +460,18 @@ impl Domain {
                 }
             }
         }
-        (delivered, failures)
+        Delivered { events: delivered, failures }
     }
 
     /// A read model by key.
-    pub async fn read_model<V: ReadModel>(&self, key: &str) -> Result<Option<V>, StoreError> {
-        self.engine().read_model::<V>(key).await
+    pub async fn read_model<V: ReadModel>(&self, key: &str) -> Result<Option<V>, ProcessError> {
+        Ok(self.engine().read_model::<V>(key).await?)
     }
 
     /// Writes a read model (from a projection or application code).
-    pub async fn put_read_model<V: ReadModel>(&self, key: &str, value: &V) -> Result<(), StoreError> {
+    pub async fn put_read_model<V: ReadModel>(&self, key: &str, value: &V) -> Result<(), ProcessError> {
         let json = serde_json::to_string(value)
             .map_err(|e| StoreError::Serialize { what: format!("read model {}", V::NAME), reason: e.to_string() })?;
-        self.engine().store.put_read_model(V::NAME, key, json).await
+        Ok(self.engine().store.put_read_model(V::NAME, key, json).await?)
     }
 }

@@ -27,9 +27,12 @@ pub enum MessageKind {
     Event,
 }
 
+/// What a command's unit of work committed, and its handler's reply (a `C::Reply`).
+pub type CommandOutcome = (Vec<Committed>, Box<dyn Any + Send>);
+
 /// Runs a command's handler in a unit of work and commits it.
 pub type CommandRoute =
-    for<'a> fn(&'a Arc<Engine>, Box<dyn Any + Send>, Cause) -> BoxFuture<'a, Result<Vec<Committed>, ProcessError>>;
+    for<'a> fn(&'a Arc<Engine>, Box<dyn Any + Send>, Cause) -> BoxFuture<'a, Result<CommandOutcome, ProcessError>>;
 
 /// Runs one event handler in its own unit of work and commits it.
 pub type EventRoute =
@@ -82,6 +85,13 @@ pub struct HandlerDescriptor {
     pub route: Route,
 }
 
+impl PartialEq for HandlerDescriptor {
+    /// One handler method is one descriptor: compared by where it is declared.
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id && self.module_path == other.module_path
+    }
+}
+
 impl HandlerDescriptor {
     /// `Handler::method`, as errors and reports name it.
     pub fn name(&self) -> &'static str {
@@ -99,7 +109,7 @@ pub fn registered_handlers() -> impl Iterator<Item = &'static HandlerDescriptor>
 /// A handler method for command `C`, changing aggregate `A`. Implemented by `#[handler]`.
 pub trait HandleCommand<A: Aggregate, C: Command>: 'static {
     /// Calls the method.
-    fn handle(ctx: &mut Context<A>, command: C) -> BoxFuture<'_, Result<(), DomainError>>;
+    fn handle(ctx: &mut Context<A>, command: C) -> BoxFuture<'_, Result<C::Reply, DomainError>>;
 }
 
 /// A handler method reacting to event `E` by changing aggregate `A`. Implemented by `#[handler]`.
@@ -110,6 +120,17 @@ pub trait HandleEvent<A: Aggregate, E: Event>: 'static {
 
 /// Compile-time check that a handler's context is `Context<A>` (see [`ContextOf`]).
 pub const fn assert_context_of<T: ContextOf<A>, A: Aggregate>() {}
+
+/// A command handler's `Ok` value as the command's reply: the type the command declares
+/// (see [`Returns`](crate::element::Returns)).
+pub fn reply<C: crate::element::Returns<R>, R>(reply: R) -> C::Reply {
+    C::into_reply(reply)
+}
+
+/// An event handler's `Ok` value: `()` only (see [`NoReply`](crate::element::NoReply)).
+pub fn no_reply<R: crate::element::NoReply>(reply: R) {
+    let _ = reply;
+}
 
 /// Compile-time check that a handler's message taken by reference is an event.
 pub const fn assert_event<E: Event>() {}
@@ -129,7 +150,7 @@ pub fn run_command<'a, A, C, H>(
     engine: &'a Arc<Engine>,
     command: Box<dyn Any + Send>,
     cause: Cause,
-) -> BoxFuture<'a, Result<Vec<Committed>, ProcessError>>
+) -> BoxFuture<'a, Result<CommandOutcome, ProcessError>>
 where
     A: Aggregate,
     C: Command,
@@ -152,15 +173,15 @@ where
     })
 }
 
-async fn command_once<A, C, H>(engine: &Arc<Engine>, cause: Cause, command: C) -> Result<Vec<Committed>, ProcessError>
+async fn command_once<A, C, H>(engine: &Arc<Engine>, cause: Cause, command: C) -> Result<CommandOutcome, ProcessError>
 where
     A: Aggregate,
     C: Command,
     H: HandleCommand<A, C>,
 {
     let mut ctx = Context::<A>::new(Arc::clone(engine), cause, C::TYPE_NAME);
-    H::handle(&mut ctx, command).await.map_err(|error| ProcessError::from_domain(C::TYPE_NAME, error))?;
-    ctx.commit_unit().await
+    let reply = H::handle(&mut ctx, command).await.map_err(|error| ProcessError::from_domain(C::TYPE_NAME, error))?;
+    Ok((ctx.commit_unit().await?, Box::new(reply)))
 }
 
 /// The route of an event handler: runs `H` in its own unit of work on `A`, caused by the

@@ -50,16 +50,16 @@ pub mod __private {
     pub use crate::context::Context;
     pub use crate::element::{
         const_str_eq, Accepts, Aggregate, AggregateMeta, Choices, ClusterEvents, Command, CommandOf, Contains,
-        DomainElement, ElementKind, Entity, EntityEvents, EntityOf, Event, EventOf, NoCluster, RaisedEvent, Raises,
-        StateStored, ValueObject,
+        DomainElement, ElementKind, Entity, EntityEvents, EntityOf, Event, EventOf, NoCluster, NoReply, RaisedEvent,
+        Raises, Returns, StateStored, ValueObject,
     };
     pub use crate::error::DomainError;
     pub use crate::field::{
         can_own_entities, choices_shape, value_object_shape, AggregateField, FieldShape, ValueField,
     };
     pub use crate::handler::{
-        assert_command_of, assert_context_of, assert_event, run_command, run_event, HandleCommand, HandleEvent,
-        HandlerDescriptor, MessageKind, Route,
+        assert_command_of, assert_context_of, assert_event, no_reply, reply, run_command, run_event, HandleCommand,
+        HandleEvent, HandlerDescriptor, MessageKind, Route,
     };
     pub use crate::identity::{Identifiable, Identifier, IdentityOf};
     pub use crate::registry::{ElementDescriptor, FieldDescriptor, FieldOptions, InvariantDescriptor};

@@ -20,7 +20,7 @@ use std::fmt::Write as _;
 use uuid::Uuid;
 
 use crate::element::{Aggregate, Command, Event, RaisedEvent};
-use crate::engine::{DeliveryFailure, ProcessError, Processed};
+use crate::engine::{Delivered, DeliveryFailure, ProcessError, Processed};
 use crate::envelope::{Cause, Envelope, StreamId};
 use crate::error::DomainError;
 use crate::identity::Identifier;
@@ -96,10 +96,7 @@ impl Scenario {
         self.given.push((
             name,
             Box::new(move |domain| {
-                Box::pin(async move {
-                    let (_, failures) = domain.deliver(vec![envelope]).await;
-                    failures_to_result(&failures)
-                })
+                Box::pin(async move { failures_to_result(&domain.deliver(vec![envelope]).await.failures) })
             }),
         ));
         self
@@ -114,8 +111,8 @@ impl Scenario {
         self.domain.clone()
     }
 
-    /// When this command is processed.
-    pub async fn when<C: Command>(mut self, command: C) -> Outcome {
+    /// When this command is processed. The outcome carries the handler's reply.
+    pub async fn when<C: Command>(mut self, command: C) -> Outcome<C::Reply> {
         let domain = self.run_given().await;
         let id = Uuid::now_v7();
         let result = domain.process_with(command, id, None).await;
@@ -127,9 +124,9 @@ impl Scenario {
         let domain = self.run_given().await;
         let envelope = event_envelope(event);
         let cause = envelope.id;
-        let (mut events, failures) = domain.deliver(vec![envelope]).await;
+        let Delivered { mut events, failures } = domain.deliver(vec![envelope]).await;
         events.remove(0); // the event itself
-        let result = Ok(Processed { command_id: cause, committed: Vec::new(), events, failures });
+        let result = Ok(Processed { reply: (), command_id: cause, committed: Vec::new(), events, failures });
         Outcome { domain, cause, result }
     }
 
@@ -137,7 +134,13 @@ impl Scenario {
     pub async fn when_nothing(mut self) -> Outcome {
         let domain = self.run_given().await;
         let id = Uuid::now_v7();
-        let result = Ok(Processed { command_id: id, committed: Vec::new(), events: Vec::new(), failures: Vec::new() });
+        let result = Ok(Processed {
+            reply: (),
+            command_id: id,
+            committed: Vec::new(),
+            events: Vec::new(),
+            failures: Vec::new(),
+        });
         Outcome { domain, cause: id, result }
     }
 }
@@ -149,12 +152,13 @@ fn failures_to_result(failures: &[DeliveryFailure]) -> Result<(), String> {
     Err(failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
 }
 
-/// What the `when` step did, to be checked with the `then_*` assertions.
+/// What the `when` step did, to be checked with the `then_*` assertions. `R` is the
+/// reply of the command's handler (`()` unless the command declares `returns = T`).
 #[derive(Debug)]
-pub struct Outcome {
+pub struct Outcome<R = ()> {
     domain: Domain,
     cause: Uuid,
-    result: Result<Processed, ProcessError>,
+    result: Result<Processed<R>, ProcessError>,
 }
 
 fn describe(events: &[&Envelope]) -> String {
@@ -185,10 +189,15 @@ fn same_event(actual: &Envelope, expected: &RaisedEvent) -> bool {
     actual.type_name == expected.type_name() && payload.is_some() && payload == expected.to_json().ok()
 }
 
-impl Outcome {
+impl<R> Outcome<R> {
     /// The processing result, for checks of your own.
-    pub fn result(&self) -> &Result<Processed, ProcessError> {
+    pub fn result(&self) -> &Result<Processed<R>, ProcessError> {
         &self.result
+    }
+
+    /// The reply of the command's handler; panics when the `when` step was refused.
+    pub fn reply(&self) -> &R {
+        &self.processed().reply
     }
 
     /// The domain after the scenario, to look at stored state with [`Domain::get`].
@@ -196,7 +205,7 @@ impl Outcome {
         &self.domain
     }
 
-    fn processed(&self) -> &Processed {
+    fn processed(&self) -> &Processed<R> {
         match &self.result {
             Ok(processed) => processed,
             Err(error) => panic!("expected the `when` step to succeed, but it was refused: {error}"),
@@ -296,12 +305,31 @@ impl Outcome {
     }
 
     /// Then the stored aggregate with this identity passes `check`.
-    pub async fn then_state<A: Aggregate>(&self, id: &Identifier<A>, check: impl FnOnce(&A)) -> &Self {
-        match self.domain.get(id).await {
-            Ok(Some(aggregate)) => check(&aggregate),
-            Ok(None) => panic!("expected {} `{id}` to be stored, but it is not", A::NAME),
-            Err(error) => panic!("{} `{id}` could not be loaded: {error}", A::NAME),
+    ///
+    /// It is an assertion like the others, not a future, so it cannot be left
+    /// unawaited: the scenario's in-memory store answers at once. (On a store that does
+    /// not, it panics and says to use `outcome.domain().get(..).await`.)
+    pub fn then_state<A: Aggregate>(&self, id: &Identifier<A>, check: impl FnOnce(&A)) -> &Self {
+        match answered_at_once(self.domain.get(id)) {
+            Some(Ok(Some(aggregate))) => check(&aggregate),
+            Some(Ok(None)) => panic!("expected {} `{id}` to be stored, but it is not", A::NAME),
+            Some(Err(error)) => panic!("{} `{id}` could not be loaded: {error}", A::NAME),
+            None => panic!(
+                "then_state reads the scenario's in-memory store, and this domain's store did not answer at once: \
+                 use `outcome.domain().get(&id).await` on it"
+            ),
         }
         self
+    }
+}
+
+/// The output of a future that completes without waiting (the in-memory store's
+/// answers), or `None` if it would wait.
+fn answered_at_once<F: std::future::Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut context) {
+        std::task::Poll::Ready(output) => Some(output),
+        std::task::Poll::Pending => None,
     }
 }

@@ -38,15 +38,36 @@ impl Kind {
 
     fn accepts(self) -> Accepts {
         match self {
-            Kind::Aggregate => {
-                Accepts { part_of: false, version: false, name: false, upcast: false, event_sourced: true }
+            Kind::Aggregate => Accepts {
+                part_of: false,
+                version: false,
+                name: false,
+                upcast: false,
+                event_sourced: true,
+                returns: false,
+            },
+            Kind::ValueObject => Accepts {
+                part_of: false,
+                version: false,
+                name: false,
+                upcast: false,
+                event_sourced: false,
+                returns: false,
+            },
+            Kind::Entity => Accepts {
+                part_of: true,
+                version: false,
+                name: false,
+                upcast: false,
+                event_sourced: false,
+                returns: false,
+            },
+            Kind::Command => {
+                Accepts { part_of: true, version: true, name: true, upcast: false, event_sourced: false, returns: true }
             }
-            Kind::ValueObject => {
-                Accepts { part_of: false, version: false, name: false, upcast: false, event_sourced: false }
+            Kind::Event => {
+                Accepts { part_of: true, version: true, name: true, upcast: true, event_sourced: false, returns: false }
             }
-            Kind::Entity => Accepts { part_of: true, version: false, name: false, upcast: false, event_sourced: false },
-            Kind::Command => Accepts { part_of: true, version: true, name: true, upcast: false, event_sourced: false },
-            Kind::Event => Accepts { part_of: true, version: true, name: true, upcast: true, event_sourced: false },
         }
     }
 }

@@ -20,6 +20,8 @@ pub struct ElementArgs {
     pub name: Option<LitStr>,
     pub upcast: Option<Path>,
     pub event_sourced: bool,
+    /// `returns = T` on `#[command]`: what its handler hands back.
+    pub returns: Option<syn::Type>,
 }
 
 /// Which keys an element macro accepts.
@@ -29,6 +31,7 @@ pub struct Accepts {
     pub name: bool,
     pub upcast: bool,
     pub event_sourced: bool,
+    pub returns: bool,
 }
 
 fn duplicate(errors: &mut Errors, key: &Ident) {
@@ -57,6 +60,9 @@ pub fn parse_element_args(
     }
     if accepts.event_sourced {
         allowed.push(EVENT_SOURCED);
+    }
+    if accepts.returns {
+        allowed.push(RETURNS);
     }
     let parser = syn::meta::parser(|meta| {
         let Some(key) = meta.path.get_ident().cloned() else {
@@ -118,6 +124,18 @@ pub fn parse_element_args(
                 duplicate(errors, &key);
             } else {
                 args.upcast = Some(path);
+            }
+        } else if key == RETURNS {
+            let ty: syn::Type = meta.value()?.parse().map_err(|e| {
+                syn::Error::new(
+                    e.span(),
+                    "`returns` names the type the handler hands back: `returns = Identifier<User>`",
+                )
+            })?;
+            if args.returns.is_some() {
+                duplicate(errors, &key);
+            } else {
+                args.returns = Some(ty);
             }
         } else if key == NAME {
             let lit: LitStr = meta.value()?.parse()?;

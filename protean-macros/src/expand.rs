@@ -321,11 +321,8 @@ fn cluster_events(el: &Element) -> TokenStream {
     let ident = &el.ident;
     let own = (el.kind == Kind::Entity).then(|| quote!(out.extend(self.__protean.as_slice());));
     let own_take = (el.kind == Kind::Entity).then(|| quote!(out.extend(self.__protean.take());));
-    let fields: Vec<_> = el
-        .fields()
-        .iter()
-        .filter(|f| matches!(f.shape, TypeShape::HasMany(_) | TypeShape::HasOne(_)))
-        .collect();
+    let fields: Vec<_> =
+        el.fields().iter().filter(|f| matches!(f.shape, TypeShape::HasMany(_) | TypeShape::HasOne(_))).collect();
     let raised = fields.iter().map(|f| {
         let (fident, fty) = (&f.ident, &f.ty);
         quote!(<#fty as #p::AggregateField<#ident>>::raised_in(&self.#fident, out);)
@@ -487,9 +484,8 @@ fn kind_impls(el: &Element) -> TokenStream {
         Kind::Aggregate => {
             let sourcing = el.args.event_sourced.then(|| event_sourcing(el));
             let blank = el.args.event_sourced.then(|| blank_constructor(el));
-            let state_stored = (!el.args.event_sourced).then(|| {
-                quote!(#[automatically_derived] impl #p::StateStored for #ident {})
-            });
+            let state_stored =
+                (!el.args.event_sourced).then(|| quote!(#[automatically_derived] impl #p::StateStored for #ident {}));
             let cluster = cluster_events(el);
             quote! {
                 #blank
@@ -566,14 +562,26 @@ fn kind_impls(el: &Element) -> TokenStream {
                     }
                 }
             });
+            let reply_ty = el.args.returns.as_ref().map_or_else(|| quote!(()), ToTokens::to_token_stream);
+            let reply = (el.kind == Kind::Command).then(|| quote_spanned!(reply_ty.span()=> type Reply = #reply_ty;));
+            let returns = (el.kind == Kind::Command).then(|| {
+                quote! {
+                    #[automatically_derived]
+                    impl #p::Returns<#reply_ty> for #ident {
+                        fn into_reply(reply: #reply_ty) -> #reply_ty { reply }
+                    }
+                }
+            });
             quote_spanned! {parent.span()=>
                 #[automatically_derived]
                 impl #p::#trait_ for #ident {
                     type Aggregate = #parent;
                     const TYPE_NAME: &'static str = #type_name;
                     const VERSION: u32 = #version;
+                    #reply
                     #upcast
                 }
+                #returns
                 #[doc = #of_doc]
                 impl #p::#of<#parent> for #ident {}
                 #[doc = #nav_doc]
@@ -1083,6 +1091,12 @@ pub fn rejected(el: &Element) -> TokenStream {
                     type Aggregate = #parent;
                     const TYPE_NAME: &'static str = #type_name;
                     const VERSION: u32 = 1;
+                    type Reply = ();
+                }
+                impl #p::Returns<()> for #ident {
+                    fn into_reply(reply: ()) {
+                        reply
+                    }
                 }
                 impl #p::CommandOf<#parent> for #ident {}
             }

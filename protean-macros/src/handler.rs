@@ -22,6 +22,8 @@ struct Method<'a> {
     /// The command type (by value) or event type (behind `&`).
     message: &'a syn::Type,
     is_event: bool,
+    /// The declared return type, where errors about the reply point.
+    output: &'a syn::Type,
     docs: String,
 }
 
@@ -47,7 +49,8 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     if !block.generics.params.is_empty() {
         errors.error_at(&block.generics, "a handler is not generic: it handles concrete commands and events");
     }
-    let methods: Vec<Method> = block.items.iter().filter_map(|item| method(item, &mut errors)).collect();
+    let aggregate = part_of.as_ref().map_or_else(|| "Aggregate".to_string(), path_text);
+    let methods: Vec<Method> = block.items.iter().filter_map(|item| method(item, &aggregate, &mut errors)).collect();
     if methods.is_empty() && errors.is_empty() {
         errors.error_at(
             &block.self_ty,
@@ -91,7 +94,38 @@ fn parse_args(args: TokenStream, errors: &mut Errors) -> Option<syn::Path> {
     part_of
 }
 
-fn method<'a>(item: &'a syn::ImplItem, errors: &mut Errors) -> Option<Method<'a>> {
+/// `T` of a return type written `Result<T, E>` (or any `Name<T, ..>`).
+fn ok_type(output: &syn::Type) -> Option<&syn::Type> {
+    let syn::Type::Path(path) = output else { return None };
+    let syn::PathArguments::AngleBracketed(args) = &path.path.segments.last()?.arguments else { return None };
+    args.args.iter().find_map(|arg| match arg {
+        syn::GenericArgument::Type(ty) => Some(ty),
+        _ => None,
+    })
+}
+
+fn path_text(path: &syn::Path) -> String {
+    path.to_token_stream().to_string().replace(' ', "")
+}
+
+fn type_text(ty: &syn::Type) -> String {
+    ty.to_token_stream().to_string().replace(" < ", "<").replace(" >", ">").replace("& ", "&").replace(" :: ", "::")
+}
+
+/// How a handler method of `aggregate` is written, in the user's own terms: the message
+/// type they wrote, if any, stands in the example.
+fn shape_of(aggregate: &str, message: Option<&syn::Type>) -> String {
+    let example = match message {
+        Some(syn::Type::Reference(r)) => format!("an event by reference (`event: &{}`)", type_text(&r.elem)),
+        Some(ty) => {
+            format!("a command by value (`command: {0}`) or an event by reference (`event: &{0}`)", type_text(ty))
+        }
+        None => "a command by value (`command: SomeCommand`) or an event by reference (`event: &SomeEvent`)".into(),
+    };
+    format!("a handler method takes `ctx: &mut Context<{aggregate}>` and then {example}")
+}
+
+fn method<'a>(item: &'a syn::ImplItem, aggregate: &str, errors: &mut Errors) -> Option<Method<'a>> {
     let syn::ImplItem::Fn(f) = item else {
         errors.error_at(item, "a `#[handler]` block holds only handler methods (`async fn`)");
         return None;
@@ -117,10 +151,13 @@ fn method<'a>(item: &'a syn::ImplItem, errors: &mut Errors) -> Option<Method<'a>
         syn::FnArg::Typed(t) => Some(&*t.ty),
         syn::FnArg::Receiver(_) => None,
     };
-    let shape = "a handler method takes `ctx: &mut Context<Aggregate>` and then a command by value \
-                 (`command: PlaceOrder`) or an event by reference (`event: &OrderPlaced`)";
+    // The user's message type, for the messages: the last typed parameter that is not a context.
+    let is_context = |ty: &syn::Type| type_text(ty).contains("Context<");
+    let written = inputs.iter().rev().filter_map(typed).find(|ty| !is_context(ty));
+    let shape = shape_of(aggregate, written);
     let [ctx, message] = inputs.as_slice() else {
-        errors.error_at(&sig.inputs, shape);
+        let missing = if inputs.iter().filter_map(typed).any(is_context) { "" } else { "; it has no context" };
+        errors.error_at(&sig.inputs, format!("{shape}{missing}"));
         return None;
     };
     let (Some(ctx), Some(message)) = (typed(ctx), typed(message)) else {
@@ -142,23 +179,41 @@ fn method<'a>(item: &'a syn::ImplItem, errors: &mut Errors) -> Option<Method<'a>
         }
         other => (other, false),
     };
-    if matches!(sig.output, syn::ReturnType::Default) {
-        errors.error_at(
-            &sig.ident,
-            "a handler method returns `Result<(), DomainError>` (or an error type that converts into `DomainError`)",
-        );
-        ok = false;
-    }
-    ok.then(|| Method { ident: &sig.ident, context, message, is_event, docs: docs_of(&f.attrs) })
+    let output = match &sig.output {
+        syn::ReturnType::Type(_, ty) => Some(&**ty),
+        syn::ReturnType::Default => {
+            let what = if is_event {
+                "`Result<(), E>`".to_string()
+            } else {
+                format!(
+                    "`Result<(), E>`, or `Result<T, E>` when `{}` is declared `#[command(.., returns = T)]`",
+                    type_text(message)
+                )
+            };
+            errors.error_at(
+                &sig.ident,
+                format!("a handler method returns {what}, with `E` converting into `DomainError` (`DomainError` itself will do)"),
+            );
+            None
+        }
+    };
+    let output = output?;
+    ok.then(|| Method { ident: &sig.ident, context, message, is_event, output, docs: docs_of(&f.attrs) })
 }
 
 fn registration(self_ty: &syn::Type, part_of: &syn::Path, m: &Method) -> TokenStream {
     let p = quote!(::protean::__private);
-    let Method { ident, context, message, is_event, docs } = m;
+    let Method { ident, context, message, is_event, output, docs } = m;
     let marker = format_ident!("__protean_handler_{}", ident);
     let handler_name = self_ty.to_token_stream().to_string().replace(' ', "");
     let method_name = ident.to_string();
     let handler_id = format!("{handler_name}::{method_name}");
+    // Spanned at the declared return type: a reply the command does not declare is reported there.
+    let no_reply = quote_spanned!(output.span()=> #p::no_reply(reply););
+    // The `Ok` type as written (`Result<T, E>`), named so that a reply the command does
+    // not declare is reported as such rather than inferred away.
+    let ok = ok_type(output).map_or_else(|| quote!(_), ToTokens::to_token_stream);
+    let into_reply = quote_spanned!(output.span()=> #p::reply::<#message, #ok>(reply));
     let context_check = quote_spanned! {context.span()=>
         const _: () = #p::assert_context_of::<#context, #part_of>();
     };
@@ -173,7 +228,10 @@ fn registration(self_ty: &syn::Type, part_of: &syn::Path, m: &Method) -> TokenSt
                     ) -> #p::BoxFuture<'a, ::core::result::Result<(), #p::DomainError>> {
                         ::std::boxed::Box::pin(async move {
                             match <#self_ty>::#ident(ctx, event).await {
-                                ::core::result::Result::Ok(()) => ::core::result::Result::Ok(()),
+                                ::core::result::Result::Ok(reply) => {
+                                    #no_reply
+                                    ::core::result::Result::Ok(())
+                                }
                                 ::core::result::Result::Err(e) => ::core::result::Result::Err(::core::convert::Into::into(e)),
                             }
                         })
@@ -193,10 +251,10 @@ fn registration(self_ty: &syn::Type, part_of: &syn::Path, m: &Method) -> TokenSt
                     fn handle(
                         ctx: &mut #p::Context<#part_of>,
                         command: #message,
-                    ) -> #p::BoxFuture<'_, ::core::result::Result<(), #p::DomainError>> {
+                    ) -> #p::BoxFuture<'_, ::core::result::Result<<#message as #p::Command>::Reply, #p::DomainError>> {
                         ::std::boxed::Box::pin(async move {
                             match <#self_ty>::#ident(ctx, command).await {
-                                ::core::result::Result::Ok(()) => ::core::result::Result::Ok(()),
+                                ::core::result::Result::Ok(reply) => ::core::result::Result::Ok(#into_reply),
                                 ::core::result::Result::Err(e) => ::core::result::Result::Err(::core::convert::Into::into(e)),
                             }
                         })

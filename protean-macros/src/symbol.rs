@@ -10,6 +10,8 @@ pub const NAME: &str = "name";
 pub const EVENT_SOURCED: &str = "event_sourced";
 /// `upcast = function` on `#[event]`: brings payloads of older versions up to date.
 pub const UPCAST: &str = "upcast";
+/// `returns = Type` on `#[command]`: what the command's handler hands back to the caller.
+pub const RETURNS: &str = "returns";
 
 /// The field attribute.
 pub const FIELD: &str = "field";

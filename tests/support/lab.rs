@@ -70,7 +70,7 @@ pub struct Counting;
 impl Counting {
     async fn bump(ctx: &mut Context<Counter>, command: Bump) -> Result<(), DomainError> {
         let id = command.id.clone();
-        let counter = ctx.load_or_add(&id, || Ok(Counter::builder().id(id.clone()).count(0u32).build()?)).await?;
+        let mut counter = ctx.load_or_add(&id, || Ok(Counter::builder().id(id.clone()).count(0u32).build()?)).await?;
         counter.count += 1;
         let event = Bumped { id: command.id, count: counter.count };
         counter.raise(event);

@@ -1,0 +1,39 @@
+use protean::prelude::*;
+
+#[aggregate]
+pub struct Order {
+    pub total: i64,
+}
+
+#[aggregate]
+pub struct Inventory {
+    pub available: u32,
+}
+
+#[command(part_of = Order)]
+pub struct PlaceOrder {
+    pub order_id: Identifier<Order>,
+    pub sku: Identifier<Inventory>,
+}
+
+#[command(part_of = Inventory)]
+pub struct ReserveStock {
+    pub sku: Identifier<Inventory>,
+}
+
+#[event(part_of = Order)]
+pub struct OrderPlaced {
+    pub order_id: Identifier<Order>,
+    pub sku: Identifier<Inventory>,
+}
+
+pub struct OrderCommands;
+
+#[handler(part_of = Inventory)]
+impl OrderCommands {
+    async fn reserve(ctx: &mut Context<Inventory>, event: &OrderPlaced) -> Result<u32, DomainError> {
+        let _ = (ctx, event);
+        Ok(1)
+    }
+}
+fn main() {}
