@@ -121,7 +121,7 @@
 //! impl AccountCommands {
 //!     async fn deposit(ctx: &mut Context<Account>, command: Deposit) -> Result<(), DomainError> {
 //!         let id = command.account.clone();
-//!         let account = ctx.load_or_add(&id, || Ok(Account::builder().id(id.clone()).balance(0).build()?)).await?;
+//!         let mut account = ctx.load_or_add(&id, || Ok(Account::builder().id(id.clone()).balance(0).build()?)).await?;
 //!         account.balance += command.amount;
 //!         account.raise(Deposited { account: command.account, amount: command.amount });
 //!         Ok(())

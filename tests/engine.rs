@@ -672,7 +672,7 @@ async fn an_event_stays_undelivered_while_any_of_its_handlers_still_fails() {
     let processed = unit.commit().await.unwrap();
     assert_eq!(processed.failures.len(), 2, "neither Left nor Right exists yet");
     for _ in 0..3 {
-        domain.deliver_pending().await.unwrap().all_delivered().unwrap();
+        let _ = domain.deliver_pending().await.unwrap();
     }
     assert_eq!(domain.failed_deliveries().len(), 2, "one entry per handler and event, however often retried");
 
