@@ -149,7 +149,7 @@ mod small {
         let customer_id = customer.id.clone();
         let mut ctx = domain.unit_of_work::<Customer>();
         ctx.add(customer).expect("a new customer");
-        ctx.commit().await.expect("the customer is stored");
+        ctx.commit().await.expect("the customer is stored").all_delivered().expect("the customer is stored");
 
         let mut ids = Vec::with_capacity(n);
         for batch in (0..n).collect::<Vec<_>>().chunks(SEED_BATCH) {

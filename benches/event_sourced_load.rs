@@ -80,7 +80,7 @@ async fn seeded(events: u64, snapshot_every: u64) -> (Domain, Identifier<Account
         for n in written..(written + 100).min(events) {
             account.raise(Deposited { amount: 1, reference: format!("deposit {n}") });
         }
-        unit.commit().await.expect("committed");
+        unit.commit().await.expect("committed").all_delivered().expect("committed");
         written = (written + 100).min(events);
     }
     (domain, id, Scratch(dir))

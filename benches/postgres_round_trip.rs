@@ -94,7 +94,7 @@ fn postgres_round_trip(c: &mut Criterion) {
                         let domain = domain.clone();
                         async move {
                             let sku = Identifier::parse(&format!("SKU-{n}")).expect("a SKU");
-                            domain.process(shop::Stock { sku, quantity: 10 }).await.expect("stocked");
+                            domain.process(shop::Stock { sku, quantity: 10 }).await.expect("stocked").all_delivered().expect("stocked");
                         }
                     }
                 })
@@ -111,7 +111,7 @@ fn postgres_round_trip(c: &mut Criterion) {
                                 quantity: 2,
                                 unit_price_cents: 1250,
                             };
-                            domain.process(command).await.expect("processed");
+                            domain.process(command).await.expect("processed").all_delivered().expect("processed");
                         }
                     }
                 })

@@ -113,7 +113,7 @@ pub struct Stocks;
 impl Stocks {
     async fn stock(ctx: &mut Context<Inventory>, command: Stock) -> Result<(), DomainError> {
         let sku = command.sku.clone();
-        let inventory =
+        let mut inventory =
             ctx.load_or_add(&command.sku, || Ok(Inventory::builder().id(sku).on_hand(0u32).build()?)).await?;
         inventory.on_hand += command.quantity;
         let event = Stocked { sku: inventory.id.to_string(), quantity: command.quantity };
