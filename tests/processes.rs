@@ -78,7 +78,8 @@ async fn two_processes_lose_no_update_and_handle_each_event_once() {
             })
             .collect();
         let state = format!(r#"{{"id":"{id}","count":{backlog}}}"#);
-        let commit = Commit { stream, expected_version: 0, state: Some(state.into()), events, snapshot: None };
+        let commit =
+            Commit { stream, expected_version: 0, advance: 1, state: Some(state.into()), events, snapshot: None };
         store.commit(Batch { commits: vec![commit], handled: None, delivered: vec![] }).await.unwrap();
     }
 

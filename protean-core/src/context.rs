@@ -374,7 +374,14 @@ impl<A: Aggregate> Context<A> {
                 }
                 events.push(envelope);
             }
-            commits.push(Commit { stream, expected_version: tracked.state.version(), state, events, snapshot });
+            commits.push(Commit {
+                stream,
+                expected_version: tracked.state.version(),
+                advance: 1,
+                state,
+                events,
+                snapshot,
+            });
         }
         if commits.is_empty() && self.handled.is_none() {
             return Ok(Vec::new());

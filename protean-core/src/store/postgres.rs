@@ -19,7 +19,7 @@ use super::{Batch, BoxFuture, Commit, Committed, Record, Snapshot, Store, StoreE
 use crate::envelope::{Envelope, StreamId};
 
 /// The schema version this code writes; [`Store::migrate`] brings older databases up to it.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// Serializes migrations and claims across processes (an arbitrary, fixed key).
 const MIGRATION_LOCK: i64 = 0x7072_6f74_6561_6e01;
@@ -67,15 +67,28 @@ const SCHEMA_V1: &[&str] = &[
         key  TEXT NOT NULL,
         json TEXT NOT NULL,
         PRIMARY KEY (name, key))",
-    // A unit of work's whole batch in one statement, so one round trip: the handled
-    // message, each aggregate (version checked under a row lock), its events, and the
-    // events to mark delivered. A conflict or a repeated message raises, and the
-    // statement, being one, leaves nothing behind.
-    "CREATE OR REPLACE FUNCTION protean_commit_batch(
-        p_aggregates text[], p_ids text[], p_expected bigint[], p_states text[], p_event_counts integer[],
-        p_event_ids uuid[], p_type_names text[], p_versions integer[], p_payloads text[], p_recorded bigint[],
-        p_correlations uuid[], p_causations uuid[], p_handler text, p_message_id uuid, p_delivered uuid[],
-        p_snapshots text[])
+];
+
+/// Version 2: an event-sourced aggregate's version counts its events (see
+/// [`Commit::advance`]). The commit function takes each commit's advance, so the old
+/// one (without it) goes; the records of event-sourced aggregates (state `null`) written
+/// by older code, which counted commits, move to their last sequence.
+const SCHEMA_V2: &[&str] = &[
+    "DROP FUNCTION IF EXISTS protean_commit_batch(text[], text[], bigint[], text[], integer[], uuid[], text[],
+        integer[], text[], bigint[], uuid[], uuid[], text, uuid, uuid[], text[])",
+    "UPDATE protean_aggregates SET version = last_sequence WHERE state = 'null' AND version < last_sequence",
+];
+
+/// A unit of work's whole batch in one statement, so one round trip: the handled
+/// message, each aggregate (version checked under a row lock), its events, and the
+/// events to mark delivered. A conflict or a repeated message raises, and the
+/// statement, being one, leaves nothing behind. Created (or replaced) by every
+/// migration, after the versioned steps.
+const COMMIT_FUNCTION: &str = "CREATE OR REPLACE FUNCTION protean_commit_batch(
+        p_aggregates text[], p_ids text[], p_expected bigint[], p_advance bigint[], p_states text[],
+        p_event_counts integer[], p_event_ids uuid[], p_type_names text[], p_versions integer[], p_payloads text[],
+        p_recorded bigint[], p_correlations uuid[], p_causations uuid[], p_handler text, p_message_id uuid,
+        p_delivered uuid[], p_snapshots text[])
     RETURNS bigint[] LANGUAGE plpgsql AS $$
     DECLARE
         i integer;
@@ -114,18 +127,18 @@ const SCHEMA_V1: &[&str] = &[
             n := p_event_counts[i];
             IF found_row THEN
                 -- Versions keep rising across a removal: a stale writer of the removed one is refused.
-                UPDATE protean_aggregates SET version = stored + 1, state = p_states[i], last_sequence = last + n
+                UPDATE protean_aggregates SET version = stored + p_advance[i], state = p_states[i], last_sequence = last + n
                     WHERE aggregate = p_aggregates[i] AND id = p_ids[i];
             ELSE
                 INSERT INTO protean_aggregates (aggregate, id, version, state, last_sequence)
-                    VALUES (p_aggregates[i], p_ids[i], p_expected[i] + 1, p_states[i], last + n)
+                    VALUES (p_aggregates[i], p_ids[i], p_expected[i] + p_advance[i], p_states[i], last + n)
                     ON CONFLICT (aggregate, id) DO NOTHING;
                 IF NOT FOUND THEN
                     RAISE EXCEPTION 'version conflict' USING ERRCODE = 'PT409', DETAIL = '1';
                 END IF;
             END IF;
             firsts := firsts || last;
-            versions_out := versions_out || (stored + 1);
+            versions_out := versions_out || (stored + p_advance[i]);
             INSERT INTO protean_events (id, aggregate, stream_id, sequence, type_name, version, payload, recorded_at,
                     correlation_id, causation_id, delivered)
                 SELECT p_event_ids[j], p_aggregates[i], p_ids[i], last + (j - k + 1), p_type_names[j], p_versions[j], p_payloads[j],
@@ -141,8 +154,7 @@ const SCHEMA_V1: &[&str] = &[
         UPDATE protean_events SET delivered = TRUE WHERE id = ANY(p_delivered) AND NOT delivered;
         RETURN firsts || versions_out;
     END
-    $$",
-];
+    $$";
 
 /// The columns an [`Envelope`] is read from.
 const EVENT_COLUMNS: &str =
@@ -190,21 +202,25 @@ impl PostgresStore {
         }
         let current: Option<i32> =
             sqlx::query_scalar("SELECT max(version) FROM protean_schema").fetch_one(&mut *tx).await.map_err(backend)?;
-        match current {
-            Some(v) if v > SCHEMA_VERSION => {
-                return Err(StoreError::Backend(format!(
-                    "the database has schema version {v}, newer than this protean's {SCHEMA_VERSION}"
-                )))
+        let current = current.unwrap_or(0);
+        if current > SCHEMA_VERSION {
+            return Err(StoreError::Backend(format!(
+                "the database has schema version {current}, newer than this protean's {SCHEMA_VERSION}"
+            )));
+        }
+        if current < 2 {
+            for statement in SCHEMA_V2 {
+                sqlx::query(statement).execute(&mut *tx).await.map_err(backend)?;
             }
-            Some(v) if v == SCHEMA_VERSION => {}
-            _ => {
-                sqlx::query("DELETE FROM protean_schema").execute(&mut *tx).await.map_err(backend)?;
-                sqlx::query("INSERT INTO protean_schema (version) VALUES ($1)")
-                    .bind(SCHEMA_VERSION)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend)?;
-            }
+        }
+        sqlx::query(COMMIT_FUNCTION).execute(&mut *tx).await.map_err(backend)?;
+        if current != SCHEMA_VERSION {
+            sqlx::query("DELETE FROM protean_schema").execute(&mut *tx).await.map_err(backend)?;
+            sqlx::query("INSERT INTO protean_schema (version) VALUES ($1)")
+                .bind(SCHEMA_VERSION)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
         }
         tx.commit().await.map_err(backend)
     }
@@ -214,6 +230,7 @@ impl PostgresStore {
         let mut aggregates = Vec::with_capacity(commits.len());
         let mut ids = Vec::with_capacity(commits.len());
         let mut expected = Vec::with_capacity(commits.len());
+        let mut advances = Vec::with_capacity(commits.len());
         let mut states = Vec::with_capacity(commits.len());
         let mut counts = Vec::with_capacity(commits.len());
         let mut snapshots = Vec::with_capacity(commits.len());
@@ -223,6 +240,7 @@ impl PostgresStore {
             aggregates.push(&*commit.stream.aggregate);
             ids.push(&*commit.stream.id);
             expected.push(to_i64(commit.expected_version));
+            advances.push(to_i64(commit.advance));
             states.push(commit.state.as_deref());
             counts.push(i32::try_from(commit.events.len()).unwrap_or(i32::MAX));
             snapshots.push(commit.snapshot.as_deref());
@@ -237,11 +255,12 @@ impl PostgresStore {
             }
         }
         let outcome: Result<Vec<i64>, sqlx::Error> = sqlx::query_scalar(
-            "SELECT protean_commit_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+            "SELECT protean_commit_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
         )
         .bind(&aggregates)
         .bind(&ids)
         .bind(&expected)
+        .bind(&advances)
         .bind(&states)
         .bind(&counts)
         .bind(&event_ids)

@@ -33,7 +33,7 @@ pub enum Durability {
 }
 
 /// The schema version this code writes; [`Store::migrate`] brings older files up to it.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS protean_aggregates (
@@ -82,6 +82,13 @@ CREATE TABLE IF NOT EXISTS protean_snapshots (
     state     TEXT    NOT NULL,
     PRIMARY KEY (aggregate, id, sequence)
 ) WITHOUT ROWID;
+";
+
+/// Version 3: an event-sourced aggregate's version counts its events (see
+/// [`Commit::advance`]), so the records of event-sourced aggregates (state `null`) written
+/// by older code, which counted commits, move to their last sequence.
+const SCHEMA_V3: &str = "
+UPDATE protean_aggregates SET version = last_sequence WHERE state = 'null' AND version < last_sequence;
 ";
 
 /// A [`Store`] in a SQLite file: the embedded default.
@@ -152,6 +159,9 @@ impl SqliteStore {
         }
         if current < 2 {
             tx.execute_batch(SCHEMA_V2).map_err(backend)?;
+        }
+        if current < 3 {
+            tx.execute_batch(SCHEMA_V3).map_err(backend)?;
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(backend)?;
         tx.commit().map_err(backend)
@@ -229,7 +239,7 @@ const EVENT_COLUMNS: &str =
     "id, aggregate, stream_id, sequence, type_name, version, payload, recorded_at, correlation_id, causation_id, position";
 
 fn write(tx: &rusqlite::Transaction<'_>, commit: Commit) -> Result<Committed, StoreError> {
-    let Commit { stream, expected_version, state, events, snapshot } = commit;
+    let Commit { stream, expected_version, advance, state, events, snapshot } = commit;
     let row: Option<(i64, bool, i64)> = tx
         .prepare_cached(
             "SELECT version, state IS NOT NULL, last_sequence FROM protean_aggregates WHERE aggregate = ?1 AND id = ?2",
@@ -249,7 +259,7 @@ fn write(tx: &rusqlite::Transaction<'_>, commit: Commit) -> Result<Committed, St
         return Err(VersionConflict { stream, expected: expected_version, actual }.into());
     }
     // Versions keep rising across a removal (a stale writer of the removed one is refused).
-    let version = stored + 1;
+    let version = stored.saturating_add(advance);
     let mut events = events;
     let last_after = last_sequence + i64::try_from(events.len()).unwrap_or(0);
     tx.prepare_cached(
