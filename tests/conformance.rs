@@ -680,6 +680,73 @@ async fn malformed_sqlite_rows_are_typed_errors() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Stored text that is not valid UTF-8 (or not text at all), written behind the store's
+/// back: `Corrupt`, naming the stream and position, for records, events, snapshots and
+/// read models alike.
+#[tokio::test]
+async fn invalid_utf8_in_sqlite_is_corrupt_data() {
+    let dir = std::env::temp_dir().join(format!("protean-utf8-{}", Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("store.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    // `CAST(blob AS TEXT)` stores the bytes as text unchecked: `{"` then a lone 0xFF.
+    let invalid = "CAST(X'7B22FF22' AS TEXT)";
+    raw.execute(&format!("INSERT INTO protean_aggregates VALUES ('Counter', 'bad-state', 4, {invalid}, 0)"), [])
+        .unwrap();
+    let error = store.load(&stream("Counter", "bad-state")).await.unwrap_err();
+    let StoreError::Corrupt { stream: at, position: 4, reason } = &error else { panic!("{error}") };
+    assert_eq!(at, &stream("Counter", "bad-state"));
+    assert!(reason.contains("state") && reason.contains("utf-8"), "{reason}");
+
+    let insert = |stream_id: &str, type_name: &str, payload: &str| {
+        let sql = format!(
+            "INSERT INTO protean_events (id, aggregate, stream_id, sequence, type_name, version, payload, recorded_at,
+                 correlation_id, causation_id) VALUES (?1, 'Counter', {stream_id}, 2, {type_name}, 1, {payload}, 0, ?1, ?1)"
+        );
+        raw.execute(&sql, [Uuid::now_v7().to_string()]).unwrap();
+    };
+    insert("'bad-payload'", "'Counter.Bumped'", invalid);
+    let error = store.stream(&stream("Counter", "bad-payload")).await.unwrap_err();
+    let StoreError::Corrupt { stream: at, position: 2, reason } = &error else { panic!("{error}") };
+    assert_eq!(at, &stream("Counter", "bad-payload"));
+    assert!(reason.contains("payload"), "{reason}");
+    // The event is undelivered: claiming it reports it the same way rather than a backend failure.
+    let error = store.claim_undelivered(10, Duration::from_secs(1)).await.unwrap_err();
+    assert!(matches!(&error, StoreError::Corrupt { position: 2, .. }), "{error}");
+    raw.execute("DELETE FROM protean_events", []).unwrap();
+
+    // A blob where the type name belongs.
+    insert("'blob-type'", "X'FF'", "'{}'");
+    let error = store.stream(&stream("Counter", "blob-type")).await.unwrap_err();
+    let StoreError::Corrupt { position: 2, reason, .. } = &error else { panic!("{error}") };
+    assert!(reason.contains("type name") && reason.contains("Blob"), "{reason}");
+    raw.execute("DELETE FROM protean_events", []).unwrap();
+
+    // An unreadable stream id: the error names the stream as well as it can.
+    insert("CAST(X'61FF' AS TEXT)", "'Counter.Bumped'", "'{}'");
+    let error = store.events(0, 10).await.unwrap_err();
+    let StoreError::Corrupt { stream: at, position: 2, .. } = &error else { panic!("{error}") };
+    assert_eq!(&*at.aggregate, "Counter");
+    assert!(at.id.starts_with('a'), "{at}");
+    raw.execute("DELETE FROM protean_events", []).unwrap();
+
+    raw.execute(&format!("INSERT INTO protean_snapshots VALUES ('Account', 'bad-snapshot', 3, {invalid})"), [])
+        .unwrap();
+    let error = store.load_snapshot(&stream("Account", "bad-snapshot"), None).await.unwrap_err();
+    assert!(
+        matches!(&error, StoreError::Corrupt { position: 3, reason, .. } if reason.contains("snapshot")),
+        "{error}"
+    );
+
+    raw.execute(&format!("INSERT INTO protean_read_models VALUES ('Price', 'pen', {invalid})"), []).unwrap();
+    let error = store.read_model("Price", "pen").await.unwrap_err();
+    let StoreError::Corrupt { stream: at, reason, .. } = &error else { panic!("{error}") };
+    assert_eq!(at, &stream("Price", "pen"));
+    assert!(reason.contains("read model"), "{reason}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The tables of SQLite schema version 2 (before versions counted events), as older
 /// protean wrote them: a fixture for the upgrade test.
 const SQLITE_SCHEMA_V2: &str = "

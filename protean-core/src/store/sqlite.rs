@@ -107,6 +107,50 @@ fn backend(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(format!("sqlite: {e}"))
 }
 
+/// A stored value that does not read as the type asked for (text that is not valid
+/// UTF-8, a blob or a number where text belongs) is corrupt data of `stream` at
+/// `position`; any other error is the backend's.
+fn unreadable(e: rusqlite::Error, stream: &StreamId, position: u64, what: &str) -> StoreError {
+    match e {
+        rusqlite::Error::FromSqlConversionFailure(_, _, cause) => {
+            StoreError::corrupt(stream, position, format!("the {what} does not read as text: {cause}"))
+        }
+        rusqlite::Error::InvalidColumnType(_, _, found) => {
+            StoreError::corrupt(stream, position, format!("the {what} is stored as {found}, not as text"))
+        }
+        e => backend(e),
+    }
+}
+
+/// A text column of a row of `stream` at `position`; unreadable text is [`StoreError::Corrupt`].
+fn text(
+    row: &rusqlite::Row<'_>,
+    index: usize,
+    stream: &StreamId,
+    position: u64,
+    what: &str,
+) -> Result<String, StoreError> {
+    row.get(index).map_err(|e| unreadable(e, stream, position, what))
+}
+
+/// The stream of an event row selected with [`EVENT_COLUMNS`]. When its aggregate or id
+/// is not valid UTF-8 the error names the stream as well as it can (lossily).
+fn event_stream(row: &rusqlite::Row<'_>) -> Result<StreamId, StoreError> {
+    let (aggregate, id) = (row.get_ref(1).map_err(backend)?, row.get_ref(2).map_err(backend)?);
+    if let (Ok(aggregate), Ok(id)) = (aggregate.as_str(), id.as_str()) {
+        return Ok(StreamId::new(aggregate.to_owned(), id));
+    }
+    let lossy = |value: rusqlite::types::ValueRef<'_>| match value {
+        rusqlite::types::ValueRef::Text(bytes) | rusqlite::types::ValueRef::Blob(bytes) => {
+            String::from_utf8_lossy(bytes).into_owned()
+        }
+        other => format!("{other:?}"),
+    };
+    let stream = StreamId::new(lossy(aggregate), lossy(id));
+    let sequence = row.get::<_, i64>(3).ok().and_then(|s| u64::try_from(s).ok()).unwrap_or(0);
+    Err(StoreError::corrupt(&stream, sequence, "the event's aggregate or stream id is not valid UTF-8 text"))
+}
+
 impl SqliteStore {
     /// Opens (creating it when needed) the database file at `path`, with
     /// [`Durability::Normal`], and brings its schema up to date.
@@ -215,7 +259,7 @@ impl SqliteStore {
                 if claimed.len() == limit {
                     break;
                 }
-                let stream: (String, String) = (row.get(1).map_err(backend)?, row.get(2).map_err(backend)?);
+                let stream = event_stream(row)?;
                 let claimed_until: Option<i64> = row.get(11).map_err(backend)?;
                 if order.take(stream, claimed_until.is_some_and(|until| until > now_us)) {
                     claimed.push(envelope(row)?);
@@ -307,23 +351,21 @@ fn write(tx: &rusqlite::Transaction<'_>, commit: Commit) -> Result<Committed, St
 
 /// An envelope from a row selected with [`EVENT_COLUMNS`]; bad stored values are typed errors.
 fn envelope(row: &rusqlite::Row<'_>) -> Result<Envelope, StoreError> {
-    let aggregate: String = row.get(1).map_err(backend)?;
-    let stream_id: String = row.get(2).map_err(backend)?;
-    let stream = StreamId::new(aggregate, stream_id);
+    let stream = event_stream(row)?;
     let sequence: i64 = row.get(3).map_err(backend)?;
     let position = stored_count(sequence, &stream, "event sequence")?;
     let uuid = |index: usize, what: &str| -> Result<Uuid, StoreError> {
-        let text: String = row.get(index).map_err(backend)?;
+        let text = text(row, index, &stream, position, what)?;
         Uuid::parse_str(&text).map_err(|e| StoreError::corrupt(&stream, position, format!("{what} `{text}`: {e}")))
     };
     let id = uuid(0, "event id")?;
     let correlation_id = uuid(8, "correlation id")?;
     let causation_id = uuid(9, "causation id")?;
-    let type_name: String = row.get(4).map_err(backend)?;
+    let type_name = text(row, 4, &stream, position, "event type name")?;
     let version: i64 = row.get(5).map_err(backend)?;
     let version = u32::try_from(version)
         .map_err(|_| StoreError::corrupt(&stream, position, format!("event version {version} is out of range")))?;
-    let payload: String = row.get(6).map_err(backend)?;
+    let payload = text(row, 6, &stream, position, "event payload")?;
     let recorded: i64 = row.get(7).map_err(backend)?;
     let recorded_at = from_micros(recorded);
     Ok(Envelope::stored_event(
@@ -356,14 +398,16 @@ impl Store for SqliteStore {
             )
             .and_then(|mut s| {
                 s.query_row(params![&*stream.aggregate, &*stream.id], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)))
                 })
                 .optional()
             })
             .map_err(backend)
             .and_then(|row| match row {
                 Some((version, state)) => {
-                    Ok(Some(Record { version: stored_count(version, stream, "version")?, state: state.into() }))
+                    let version = stored_count(version, stream, "version")?;
+                    let state = state.map_err(|e| unreadable(e, stream, version, "aggregate's state"))?;
+                    Ok(Some(Record { version, state: state.into() }))
                 }
                 None => Ok(None),
             });
@@ -461,16 +505,18 @@ impl Store for SqliteStore {
             .and_then(|mut s| {
                 let at_most = at_most.map_or(i64::MAX, to_i64);
                 s.query_row(params![&*stream.aggregate, &*stream.id, at_most], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)))
                 })
                 .optional()
             })
             .map_err(backend)
-            .map(|row| {
-                row.map(|(sequence, state)| Snapshot {
-                    sequence: u64::try_from(sequence).unwrap_or(0),
-                    state: Arc::from(state),
-                })
+            .and_then(|row| match row {
+                Some((sequence, state)) => {
+                    let sequence = stored_count(sequence, stream, "snapshot sequence")?;
+                    let state = state.map_err(|e| unreadable(e, stream, sequence, "snapshot"))?;
+                    Ok(Some(Snapshot { sequence, state: Arc::from(state) }))
+                }
+                None => Ok(None),
             });
         ready(snapshot)
     }
@@ -498,8 +544,13 @@ impl Store for SqliteStore {
         let connection = self.lock();
         let json = connection
             .prepare_cached("SELECT json FROM protean_read_models WHERE name = ?1 AND key = ?2")
-            .and_then(|mut s| s.query_row(params![name, key], |r| r.get(0)).optional())
-            .map_err(backend);
+            .and_then(|mut s| s.query_row(params![name, key], |r| Ok(r.get::<_, String>(0))).optional())
+            .map_err(backend)
+            .and_then(|row| {
+                // A read model is named like a stream: its name and key.
+                let named = || StreamId::new(name.to_owned(), key);
+                row.map(|json| json.map_err(|e| unreadable(e, &named(), 0, "read model's JSON"))).transpose()
+            });
         ready(json)
     }
 
