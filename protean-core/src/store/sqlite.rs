@@ -33,7 +33,7 @@ pub enum Durability {
 }
 
 /// The schema version this code writes; [`Store::migrate`] brings older files up to it.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS protean_aggregates (
@@ -91,7 +91,21 @@ const SCHEMA_V3: &str = "
 UPDATE protean_aggregates SET version = last_sequence WHERE state = 'null' AND version < last_sequence;
 ";
 
+/// Version 4: a claim records its owner, the store that made it.
+const SCHEMA_V4: &str = "
+ALTER TABLE protean_events ADD COLUMN claimed_by TEXT; -- the claiming store's owner id
+";
+
 /// A [`Store`] in a SQLite file: the embedded default.
+///
+/// One process per file is the supported setup. Each store has an owner identity, made
+/// when it is opened, and claims of undelivered events record it. Opening a store
+/// releases every claim made by another owner: those were made by a process that has
+/// stopped (it crashed, or was killed, before delivering them), so a restarted process
+/// delivers them at once rather than after their lease. Several processes on one file
+/// still work (SQLite serializes their writes), but each one that opens the file takes
+/// back the others' claims: events another process is delivering at that moment may be
+/// delivered twice (the handled records keep each handler's effect single).
 ///
 /// ```
 /// use protean_core::store::{SqliteStore, Store};
@@ -101,6 +115,7 @@ UPDATE protean_aggregates SET version = last_sequence WHERE state = 'null' AND v
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     connection: Arc<Mutex<Connection>>,
+    owner: Uuid,
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {
@@ -177,9 +192,29 @@ impl SqliteStore {
             Durability::Full => "FULL",
         };
         connection.pragma_update(None, "synchronous", synchronous).map_err(backend)?;
-        let store = SqliteStore { connection: Arc::new(Mutex::new(connection)) };
+        let store = SqliteStore { connection: Arc::new(Mutex::new(connection)), owner: Uuid::new_v4() };
         store.migrate_now()?;
+        store.release_stale_claims()?;
         Ok(store)
+    }
+
+    /// This store's owner identity: what its claims of undelivered events record. Made
+    /// when the store is opened (its clones share it).
+    pub fn owner(&self) -> Uuid {
+        self.owner
+    }
+
+    /// Frees the claims of every other owner: one process per file, so they were made by
+    /// a process that is gone.
+    fn release_stale_claims(&self) -> Result<(), StoreError> {
+        self.lock()
+            .prepare_cached(
+                "UPDATE protean_events SET claimed_until = NULL, claimed_by = NULL
+                 WHERE delivered = 0 AND claimed_until IS NOT NULL AND claimed_by IS NOT ?1",
+            )
+            .and_then(|mut s| s.execute([self.owner.to_string()]))
+            .map(|_| ())
+            .map_err(backend)
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -206,6 +241,9 @@ impl SqliteStore {
         }
         if current < 3 {
             tx.execute_batch(SCHEMA_V3).map_err(backend)?;
+        }
+        if current < 4 {
+            tx.execute_batch(SCHEMA_V4).map_err(backend)?;
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(backend)?;
         tx.commit().map_err(backend)
@@ -267,10 +305,12 @@ impl SqliteStore {
             }
         }
         {
-            let mut claim =
-                tx.prepare_cached("UPDATE protean_events SET claimed_until = ?1 WHERE id = ?2").map_err(backend)?;
+            let mut claim = tx
+                .prepare_cached("UPDATE protean_events SET claimed_until = ?1, claimed_by = ?2 WHERE id = ?3")
+                .map_err(backend)?;
+            let owner = self.owner.to_string();
             for event in &claimed {
-                claim.execute(params![until_us, event.id.to_string()]).map_err(backend)?;
+                claim.execute(params![until_us, owner, event.id.to_string()]).map_err(backend)?;
             }
         }
         tx.commit().map_err(backend)?;
