@@ -263,7 +263,9 @@ pub trait Store: Send + Sync + 'static {
     /// Claims up to `limit` undelivered events for `lease`, oldest first. An event is
     /// claimable when it is not claimed by someone else and no earlier event of its
     /// stream is still undelivered, so each stream is delivered in order even with
-    /// several relays.
+    /// several relays. A claim belongs to the store that made it: a store whose owner is
+    /// gone (a crashed process) holds nothing, whatever the lease says, so that a
+    /// restarted process gets its events at once (see each store for how it knows).
     fn claim_undelivered(&self, limit: usize, lease: Duration) -> BoxFuture<'_, Result<Vec<Envelope>, StoreError>>;
 
     /// Marks events delivered to every handler.
