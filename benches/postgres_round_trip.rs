@@ -94,7 +94,12 @@ fn postgres_round_trip(c: &mut Criterion) {
                         let domain = domain.clone();
                         async move {
                             let sku = Identifier::parse(&format!("SKU-{n}")).expect("a SKU");
-                            domain.process(shop::Stock { sku, quantity: 10 }).await.expect("stocked").all_delivered().expect("stocked");
+                            domain
+                                .process(shop::Stock { sku, quantity: 10 })
+                                .await
+                                .expect("stocked")
+                                .all_delivered()
+                                .expect("stocked");
                         }
                     }
                 })

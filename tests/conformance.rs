@@ -52,6 +52,7 @@ async fn versions_increase_and_a_stale_write_is_refused(store: Arc<dyn Store>) {
     let first = Commit {
         stream: s.clone(),
         expected_version: 0,
+        advance: 1,
         state: state(r#"{"id":"c-1","count":1}"#),
         events: vec![],
         snapshot: None,
@@ -62,6 +63,7 @@ async fn versions_increase_and_a_stale_write_is_refused(store: Arc<dyn Store>) {
     let second = Commit {
         stream: s.clone(),
         expected_version: 1,
+        advance: 1,
         state: state(r#"{"id":"c-1","count":2}"#),
         events: vec![],
         snapshot: None,
@@ -72,12 +74,56 @@ async fn versions_increase_and_a_stale_write_is_refused(store: Arc<dyn Store>) {
     assert!(store.load(&stream("Counter", "nobody")).await.unwrap().is_none());
 }
 
+async fn a_commit_moves_the_version_by_its_advance(store: Arc<dyn Store>) {
+    // An event-sourced head: its version counts events, so a commit of three moves it by three.
+    let s = stream("Counter", "advanced");
+    let id = Identifier::<Counter>::parse("advanced").unwrap();
+    let commit = |expected_version, advance, counts: &[u32]| Commit {
+        stream: s.clone(),
+        expected_version,
+        advance,
+        state: state("null"),
+        events: counts.iter().map(|&n| bumped(&id, n, &s)).collect(),
+        snapshot: None,
+    };
+    let committed = store.commit(batch(vec![commit(0, 3, &[1, 2, 3])])).await.unwrap();
+    assert_eq!(committed[0].version, 3);
+    assert_eq!(committed[0].events.iter().map(|e| e.sequence).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(store.load(&s).await.unwrap().unwrap().version, 3);
+    // The optimistic check now expects 3: a writer that counted commits (1) is refused.
+    let Err(StoreError::Conflict(conflict)) = store.commit(batch(vec![commit(1, 1, &[4])])).await else {
+        panic!("a conflict")
+    };
+    assert_eq!((conflict.expected, conflict.actual), (1, 3));
+    let committed = store.commit(batch(vec![commit(3, 2, &[4, 5])])).await.unwrap();
+    assert_eq!(committed[0].version, 5);
+    assert_eq!(store.load(&s).await.unwrap().unwrap().version, 5);
+    assert_eq!(store.stream(&s).await.unwrap().len(), 5, "the refused commit wrote no event");
+
+    // Removal and re-adding follow the same rule: versions keep rising by each advance.
+    let r = stream("Counter", "advanced-and-removed");
+    let write = |expected_version, advance, json: Option<Arc<str>>| Commit {
+        stream: r.clone(),
+        expected_version,
+        advance,
+        state: json,
+        events: vec![],
+        snapshot: None,
+    };
+    assert_eq!(store.commit(batch(vec![write(0, 3, state("{}"))])).await.unwrap()[0].version, 3);
+    assert_eq!(store.commit(batch(vec![write(3, 1, None)])).await.unwrap()[0].version, 4);
+    assert!(store.load(&r).await.unwrap().is_none());
+    assert_eq!(store.commit(batch(vec![write(0, 2, state("{}"))])).await.unwrap()[0].version, 6);
+    assert_eq!(store.load(&r).await.unwrap().unwrap().version, 6);
+}
+
 async fn a_batch_is_all_or_nothing(store: Arc<dyn Store>) {
     let (a, b) = (stream("Counter", "a"), stream("Counter", "b"));
     store
         .commit(batch(vec![Commit {
             stream: b.clone(),
             expected_version: 0,
+            advance: 1,
             state: state("{}"),
             events: vec![],
             snapshot: None,
@@ -88,11 +134,19 @@ async fn a_batch_is_all_or_nothing(store: Arc<dyn Store>) {
     let ok = Commit {
         stream: a.clone(),
         expected_version: 0,
+        advance: 1,
         state: state("{}"),
         events: vec![bumped(&id, 1, &a)],
         snapshot: None,
     };
-    let stale = Commit { stream: b.clone(), expected_version: 0, state: state("{}"), events: vec![], snapshot: None };
+    let stale = Commit {
+        stream: b.clone(),
+        expected_version: 0,
+        advance: 1,
+        state: state("{}"),
+        events: vec![],
+        snapshot: None,
+    };
     assert!(matches!(store.commit(batch(vec![ok, stale])).await, Err(StoreError::Conflict(_))));
     assert!(store.load(&a).await.unwrap().is_none(), "the first write of the batch was not kept");
     assert!(store.stream(&a).await.unwrap().is_empty(), "nor its event");
@@ -159,6 +213,7 @@ async fn a_handled_message_is_recorded_once(store: Arc<dyn Store>) {
     let write = |version| Commit {
         stream: s.clone(),
         expected_version: version,
+        advance: 1,
         state: state("{}"),
         events: vec![],
         snapshot: None,
@@ -178,6 +233,7 @@ async fn the_outbox_hands_out_each_stream_in_order(store: Arc<dyn Store>) {
     let commit = |s: &StreamId, id: &Identifier<Counter>, version: u64, counts: &[u32]| Commit {
         stream: s.clone(),
         expected_version: version,
+        advance: 1,
         state: state("{}"),
         events: counts.iter().map(|&n| bumped(id, n, s)).collect(),
         snapshot: None,
@@ -251,6 +307,7 @@ async fn events_committed_but_not_delivered_are_delivered_once(store: Arc<dyn St
     let commit = Commit {
         stream: s.clone(),
         expected_version: 0,
+        advance: 1,
         state: state(&format!(r#"{{"id":"{id}","count":1}}"#)),
         events: vec![bumped(&id, 1, &s)],
         snapshot: None,
@@ -283,6 +340,7 @@ async fn corrupt_stored_data_gives_typed_errors(store: Arc<dyn Store>) {
     let bad = Commit {
         stream: s.clone(),
         expected_version: 0,
+        advance: 1,
         state: state(r#"{"id":"broken","count":"many"}"#),
         events: vec![],
         snapshot: None,
@@ -304,6 +362,7 @@ async fn corrupt_stored_data_gives_typed_errors(store: Arc<dyn Store>) {
         .commit(batch(vec![Commit {
             stream: odd.clone(),
             expected_version: 0,
+            advance: 1,
             state: state("{}"),
             events: vec![event],
             snapshot: None,
@@ -361,7 +420,8 @@ async fn older_event_versions_are_upcast_and_unreadable_ones_are_typed_errors(st
         stored(0, "Counter.Renamed", 1, r#"{"nom":"Turing"}"#),
         stored(0, "Counter.Vanished", 1, r#"{}"#),
     ];
-    let commit = Commit { stream: s.clone(), expected_version: 0, state: state("{}"), events, snapshot: None };
+    let commit =
+        Commit { stream: s.clone(), expected_version: 0, advance: 1, state: state("{}"), events, snapshot: None };
     store.commit(batch(vec![commit])).await.unwrap();
     let read = store.stream(&s).await.unwrap();
     let ada = read[0].event::<Renamed>().unwrap();
@@ -458,6 +518,7 @@ async fn a_failed_event_holds_back_the_rest_of_its_stream(store: Arc<dyn Store>)
     let commit = Commit {
         stream: s.clone(),
         expected_version: 0,
+        advance: 1,
         state: state(r#"{"id":"held","count":2}"#),
         events: vec![first, bumped(&id, 2, &s)],
         snapshot: None,
@@ -481,6 +542,7 @@ async fn a_snapshot_that_no_longer_parses_is_replayed_around(store: Arc<dyn Stor
     let commit = Commit {
         stream: s.clone(),
         expected_version: 1,
+        advance: 1,
         state: state("null"),
         events: vec![event],
         snapshot: Some(Arc::from(r#"{"old_shape":true}"#)),
@@ -529,6 +591,7 @@ async fn migrating_again_changes_nothing(store: Arc<dyn Store>) {
         .commit(batch(vec![Commit {
             stream: s.clone(),
             expected_version: 0,
+            advance: 1,
             state: state("{}"),
             events: vec![],
             snapshot: None,
@@ -561,6 +624,7 @@ macro_rules! conformance {
             }
 
             case!(versions_increase_and_a_stale_write_is_refused);
+            case!(a_commit_moves_the_version_by_its_advance);
             case!(a_batch_is_all_or_nothing);
             case!(every_field_type_round_trips);
             case!(events_keep_their_envelope_and_order);
@@ -614,6 +678,177 @@ async fn malformed_sqlite_rows_are_typed_errors() {
     let error = store.stream(&stream("Counter", "bad")).await.unwrap_err();
     assert!(matches!(&error, StoreError::Corrupt { reason, .. } if reason.contains("version -4")), "{error}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Stored text that is not valid UTF-8 (or not text at all), written behind the store's
+/// back: `Corrupt`, naming the stream and position, for records, events, snapshots and
+/// read models alike.
+#[tokio::test]
+async fn invalid_utf8_in_sqlite_is_corrupt_data() {
+    let dir = std::env::temp_dir().join(format!("protean-utf8-{}", Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("store.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    // `CAST(blob AS TEXT)` stores the bytes as text unchecked: `{"` then a lone 0xFF.
+    let invalid = "CAST(X'7B22FF22' AS TEXT)";
+    raw.execute(&format!("INSERT INTO protean_aggregates VALUES ('Counter', 'bad-state', 4, {invalid}, 0)"), [])
+        .unwrap();
+    let error = store.load(&stream("Counter", "bad-state")).await.unwrap_err();
+    let StoreError::Corrupt { stream: at, position: 4, reason } = &error else { panic!("{error}") };
+    assert_eq!(at, &stream("Counter", "bad-state"));
+    assert!(reason.contains("state") && reason.contains("utf-8"), "{reason}");
+
+    let insert = |stream_id: &str, type_name: &str, payload: &str| {
+        let sql = format!(
+            "INSERT INTO protean_events (id, aggregate, stream_id, sequence, type_name, version, payload, recorded_at,
+                 correlation_id, causation_id) VALUES (?1, 'Counter', {stream_id}, 2, {type_name}, 1, {payload}, 0, ?1, ?1)"
+        );
+        raw.execute(&sql, [Uuid::now_v7().to_string()]).unwrap();
+    };
+    insert("'bad-payload'", "'Counter.Bumped'", invalid);
+    let error = store.stream(&stream("Counter", "bad-payload")).await.unwrap_err();
+    let StoreError::Corrupt { stream: at, position: 2, reason } = &error else { panic!("{error}") };
+    assert_eq!(at, &stream("Counter", "bad-payload"));
+    assert!(reason.contains("payload"), "{reason}");
+    // The event is undelivered: claiming it reports it the same way rather than a backend failure.
+    let error = store.claim_undelivered(10, Duration::from_secs(1)).await.unwrap_err();
+    assert!(matches!(&error, StoreError::Corrupt { position: 2, .. }), "{error}");
+    raw.execute("DELETE FROM protean_events", []).unwrap();
+
+    // A blob where the type name belongs.
+    insert("'blob-type'", "X'FF'", "'{}'");
+    let error = store.stream(&stream("Counter", "blob-type")).await.unwrap_err();
+    let StoreError::Corrupt { position: 2, reason, .. } = &error else { panic!("{error}") };
+    assert!(reason.contains("type name") && reason.contains("Blob"), "{reason}");
+    raw.execute("DELETE FROM protean_events", []).unwrap();
+
+    // An unreadable stream id: the error names the stream as well as it can.
+    insert("CAST(X'61FF' AS TEXT)", "'Counter.Bumped'", "'{}'");
+    let error = store.events(0, 10).await.unwrap_err();
+    let StoreError::Corrupt { stream: at, position: 2, .. } = &error else { panic!("{error}") };
+    assert_eq!(&*at.aggregate, "Counter");
+    assert!(at.id.starts_with('a'), "{at}");
+    raw.execute("DELETE FROM protean_events", []).unwrap();
+
+    raw.execute(&format!("INSERT INTO protean_snapshots VALUES ('Account', 'bad-snapshot', 3, {invalid})"), [])
+        .unwrap();
+    let error = store.load_snapshot(&stream("Account", "bad-snapshot"), None).await.unwrap_err();
+    assert!(
+        matches!(&error, StoreError::Corrupt { position: 3, reason, .. } if reason.contains("snapshot")),
+        "{error}"
+    );
+
+    raw.execute(&format!("INSERT INTO protean_read_models VALUES ('Price', 'pen', {invalid})"), []).unwrap();
+    let error = store.read_model("Price", "pen").await.unwrap_err();
+    let StoreError::Corrupt { stream: at, reason, .. } = &error else { panic!("{error}") };
+    assert_eq!(at, &stream("Price", "pen"));
+    assert!(reason.contains("read model"), "{reason}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The tables of SQLite schema version 2 (before versions counted events), as older
+/// protean wrote them: a fixture for the upgrade test.
+const SQLITE_SCHEMA_V2: &str = "
+CREATE TABLE protean_aggregates (
+    aggregate TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, state TEXT,
+    last_sequence INTEGER NOT NULL, PRIMARY KEY (aggregate, id)) WITHOUT ROWID;
+CREATE TABLE protean_events (
+    position INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, aggregate TEXT NOT NULL,
+    stream_id TEXT NOT NULL, sequence INTEGER NOT NULL, type_name TEXT NOT NULL, version INTEGER NOT NULL,
+    payload TEXT NOT NULL, recorded_at INTEGER NOT NULL, correlation_id TEXT NOT NULL, causation_id TEXT NOT NULL,
+    delivered INTEGER NOT NULL DEFAULT 0, claimed_until INTEGER, UNIQUE (aggregate, stream_id, sequence));
+CREATE INDEX protean_events_undelivered ON protean_events (position) WHERE delivered = 0;
+CREATE TABLE protean_handled (
+    handler TEXT NOT NULL, message_id TEXT NOT NULL, PRIMARY KEY (handler, message_id)) WITHOUT ROWID;
+CREATE TABLE protean_read_models (
+    name TEXT NOT NULL, key TEXT NOT NULL, json TEXT NOT NULL, PRIMARY KEY (name, key)) WITHOUT ROWID;
+CREATE TABLE protean_snapshots (
+    aggregate TEXT NOT NULL, id TEXT NOT NULL, sequence INTEGER NOT NULL, state TEXT NOT NULL,
+    PRIMARY KEY (aggregate, id, sequence)) WITHOUT ROWID;
+PRAGMA user_version = 2;
+";
+
+/// A file written by older protean, whose event-sourced versions counted commits, opens
+/// with those versions moved to the last sequence; state-stored records keep theirs.
+#[tokio::test]
+async fn upgrading_a_sqlite_file_makes_event_sourced_versions_count_events() {
+    let dir = std::env::temp_dir().join(format!("protean-upgrade-{}", Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("store.db");
+    {
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        raw.execute_batch(SQLITE_SCHEMA_V2).unwrap();
+        // Two commits of an event-sourced account, five events; a counter bumped twice.
+        raw.execute_batch(
+            "INSERT INTO protean_aggregates VALUES ('Account', 'a-1', 2, 'null', 5);
+             INSERT INTO protean_aggregates VALUES ('Counter', 'c-1', 2, '{\"id\":\"c-1\",\"count\":2}', 2);
+             INSERT INTO protean_aggregates VALUES ('Counter', 'gone', 3, NULL, 1);",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let version = |aggregate: &'static str, id: &str| {
+        let store = store.clone();
+        let s = stream(aggregate, id);
+        async move { store.load(&s).await.unwrap().map(|r| r.version) }
+    };
+    assert_eq!(version("Account", "a-1").await, Some(5), "the event-sourced head moved to its last sequence");
+    assert_eq!(version("Counter", "c-1").await, Some(2), "a state-stored record keeps its version");
+    assert_eq!(version("Counter", "gone").await, None, "a removed one stays removed");
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    let user_version: i64 = raw.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    assert_eq!(user_version, protean::store::SQLITE_SCHEMA_VERSION);
+    let removed: i64 =
+        raw.query_row("SELECT version FROM protean_aggregates WHERE id = 'gone'", [], |r| r.get(0)).unwrap();
+    assert_eq!(removed, 3, "a removed record keeps its version");
+    // The next commit of the account expects the new version.
+    let s = stream("Account", "a-1");
+    let commit = Commit {
+        stream: s.clone(),
+        expected_version: 5,
+        advance: 1,
+        state: state("null"),
+        events: vec![],
+        snapshot: None,
+    };
+    assert_eq!(store.commit(batch(vec![commit])).await.unwrap()[0].version, 6);
+    // Opening again changes nothing more.
+    drop(store);
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.load(&s).await.unwrap().unwrap().version, 6);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A PostgreSQL database of schema version 1 (versions counted commits) gets the same
+/// upgrade: event-sourced heads move to their last sequence, and commits take an advance.
+#[tokio::test]
+async fn upgrading_a_postgres_database_makes_event_sourced_versions_count_events() {
+    let Some(url) = pg::fresh_database().await else { return };
+    let store = PostgresStore::connect_with(&url, 2).await.unwrap();
+    // Back to version 1, with rows as older protean wrote them.
+    for statement in [
+        "UPDATE protean_schema SET version = 1",
+        "INSERT INTO protean_aggregates VALUES ('Account', 'a-1', 2, 'null', 5)",
+        "INSERT INTO protean_aggregates VALUES ('Counter', 'c-1', 2, '{}', 2)",
+        // The old commit function's signature (its body does not matter here).
+        "CREATE FUNCTION protean_commit_batch(text[], text[], bigint[], text[], integer[], uuid[], text[],
+            integer[], text[], bigint[], uuid[], uuid[], text, uuid, uuid[], text[])
+            RETURNS bigint[] LANGUAGE sql AS 'SELECT NULL::bigint[]'",
+    ] {
+        sqlx::query(statement).execute(store.pool()).await.unwrap();
+    }
+    store.migrate().await.unwrap();
+    assert_eq!(store.load(&stream("Account", "a-1")).await.unwrap().unwrap().version, 5);
+    assert_eq!(store.load(&stream("Counter", "c-1")).await.unwrap().unwrap().version, 2);
+    let version: i32 =
+        sqlx::query_scalar("SELECT max(version) FROM protean_schema").fetch_one(store.pool()).await.unwrap();
+    assert_eq!(version, protean::store::POSTGRES_SCHEMA_VERSION);
+    let functions: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_proc WHERE proname = 'protean_commit_batch'")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(functions, 1, "the old commit function is gone, the one with advances stays");
 }
 
 /// A store on a new database of the PostgreSQL server the tests run on.

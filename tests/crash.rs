@@ -12,10 +12,12 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use lab::*;
+use protean::envelope::{Cause, Envelope, StreamId};
 use protean::prelude::*;
-use protean::store::{SqliteStore, Store};
+use protean::store::{Batch, Commit, SqliteStore, Store};
 
 const CHILD: &str = "PROTEAN_CRASH_CHILD_DB";
+const CLAIM_CHILD: &str = "PROTEAN_CLAIM_CHILD_DB";
 
 fn domain_on(path: &std::path::Path) -> Domain {
     let store = SqliteStore::open(path).expect("the database opens");
@@ -117,5 +119,81 @@ async fn killed_processes_lose_no_committed_event_and_show_no_uncommitted_change
     assert_eq!(domain.get(&counter().cast::<Tally>()).await.unwrap().unwrap().seen, count);
     let store = SqliteStore::open(&path).unwrap();
     assert!(store.claim_undelivered(10, Duration::ZERO).await.unwrap().is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The child of the test below: claims every undelivered event for the default 30 s
+/// lease, says how many, and waits to be killed without delivering them.
+#[tokio::test]
+async fn claim_child() {
+    let Ok(path) = std::env::var(CLAIM_CHILD) else { return };
+    let store = SqliteStore::open(&path).expect("the database opens");
+    let claimed = store.claim_undelivered(100, Duration::from_secs(30)).await.expect("claimed");
+    println!("claimed {}", claimed.len());
+    std::future::pending::<()>().await;
+}
+
+/// Three events of a counter, committed and not delivered, as a stopped process leaves them.
+async fn undelivered_bumps(store: &dyn Store, id: &Identifier<Counter>) {
+    let stream = StreamId::new("Counter", id.to_string());
+    let events = (1..=3)
+        .map(|count| {
+            let event = Bumped { id: id.clone(), count };
+            Envelope::new(event.into(), stream.clone(), Cause::command(uuid::Uuid::now_v7())).unwrap()
+        })
+        .collect();
+    let state = format!(r#"{{"id":"{id}","count":3}}"#);
+    let commit = Commit { stream, expected_version: 0, advance: 1, state: Some(state.into()), events, snapshot: None };
+    store.commit(Batch { commits: vec![commit], handled: None, delivered: vec![] }).await.unwrap();
+}
+
+/// Starts `claim_child` on `path` and returns it once it has claimed, with the count.
+fn claiming_child(path: &std::path::Path) -> (std::process::Child, usize) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "claim_child", "--nocapture", "--test-threads=1"])
+        .env(CLAIM_CHILD, path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the child starts");
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let claimed = stdout
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|line| line.split_once("claimed ").and_then(|(_, n)| n.trim().parse().ok()))
+        .expect("the child claimed before it stopped");
+    (child, claimed)
+}
+
+/// A process that claimed events and was killed before delivering them does not hold
+/// them up for its lease: a process opening the file afterwards, with the default 30 s
+/// lease, delivers them at once.
+#[tokio::test]
+async fn a_restarted_process_delivers_a_killed_process_claims_at_once() {
+    let dir = std::env::temp_dir().join(format!("protean-claims-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("claims.db");
+    let id = counter();
+    undelivered_bumps(&SqliteStore::open(&path).unwrap(), &id).await;
+
+    let (mut child, claimed) = claiming_child(&path);
+    assert_eq!(claimed, 3);
+    child.kill().expect("SIGKILL");
+    child.wait().unwrap();
+
+    let started = Instant::now();
+    let domain = Domain::builder()
+        .module(module_path!().to_string() + "::lab")
+        .store(SqliteStore::open(&path).unwrap())
+        .build()
+        .expect("the lab model is valid"); // the default lease: 30 s
+    domain.deliver_pending().await.unwrap();
+    let tally = domain.get(&id.cast::<Tally>()).await.unwrap();
+    assert_eq!(tally.map(|t| t.seen), Some(3), "the killed process's claims were taken over at once");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    let undelivered: i64 =
+        raw.query_row("SELECT count(*) FROM protean_events WHERE delivered = 0", [], |r| r.get(0)).unwrap();
+    assert_eq!(undelivered, 0);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -328,6 +328,7 @@ async fn corrupt_stored_records_are_typed_errors() {
     let bad = Commit {
         stream,
         expected_version: 0,
+        advance: 1,
         state: Some(r#"{"id":"BOOK-1","available":"many"}"#.into()),
         events: vec![],
         snapshot: None,

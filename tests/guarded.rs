@@ -353,6 +353,7 @@ async fn stored_data_that_breaks_a_field_option_is_corrupt() {
     let commit = Commit {
         stream: stream.clone(),
         expected_version: record.version,
+        advance: 1,
         state: Some(damaged.into()),
         events: vec![],
         snapshot: None,

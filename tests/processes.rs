@@ -9,8 +9,10 @@ mod lab;
 #[path = "support/postgres.rs"]
 mod pg;
 
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use lab::*;
 use protean::envelope::{Cause, Envelope, StreamId};
@@ -18,6 +20,7 @@ use protean::prelude::*;
 use protean::store::{Batch, Commit, PostgresStore, Store};
 
 const CHILD: &str = "PROTEAN_PROCESSES_CHILD_URL";
+const CLAIM_CHILD: &str = "PROTEAN_CLAIM_CHILD_URL";
 const COMMANDS_PER_CHILD: u32 = 150;
 const COUNTERS: usize = 3;
 
@@ -78,7 +81,8 @@ async fn two_processes_lose_no_update_and_handle_each_event_once() {
             })
             .collect();
         let state = format!(r#"{{"id":"{id}","count":{backlog}}}"#);
-        let commit = Commit { stream, expected_version: 0, state: Some(state.into()), events, snapshot: None };
+        let commit =
+            Commit { stream, expected_version: 0, advance: 1, state: Some(state.into()), events, snapshot: None };
         store.commit(Batch { commits: vec![commit], handled: None, delivered: vec![] }).await.unwrap();
     }
 
@@ -120,6 +124,83 @@ async fn two_processes_lose_no_update_and_handle_each_event_once() {
         .await
         .unwrap();
     assert_eq!(handled, i64::from(total), "one handled record per event");
+    let undelivered: i64 = sqlx::query_scalar("SELECT count(*) FROM protean_events WHERE NOT delivered")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(undelivered, 0);
+}
+
+/// The child of the test below: claims every undelivered event for the default 30 s
+/// lease, says how many, and waits, alive, without delivering them.
+#[tokio::test]
+async fn claim_child() {
+    let Ok(url) = std::env::var(CLAIM_CHILD) else { return };
+    let store = PostgresStore::connect_with(&url, 1).await.expect("connects");
+    let claimed = store.claim_undelivered(100, Duration::from_secs(30)).await.expect("claimed");
+    println!("claimed {}", claimed.len());
+    std::future::pending::<()>().await;
+}
+
+/// How many of the counter's events the tally has seen (0 before any).
+async fn seen(domain: &Domain, id: &Identifier<Counter>) -> u32 {
+    domain.get(&id.cast::<Tally>()).await.unwrap().map_or(0, |t| t.seen)
+}
+
+/// A live process's claims are respected; once it is killed, another process takes them
+/// over at once, not after their 30 s lease: a claim is free when its owner no longer
+/// holds its advisory lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_process_claims_are_free_at_once_and_a_live_process_claims_are_kept() {
+    let Some(url) = pg::fresh_database().await else { return };
+    let store = PostgresStore::connect_with(&url, 2).await.unwrap();
+    let id = counter(0);
+    let stream = StreamId::new("Counter", id.to_string());
+    let events = (1..=3)
+        .map(|count| {
+            let event = Bumped { id: id.clone(), count };
+            Envelope::new(event.into(), stream.clone(), Cause::command(uuid::Uuid::now_v7())).unwrap()
+        })
+        .collect();
+    let state = format!(r#"{{"id":"{id}","count":3}}"#);
+    let commit = Commit { stream, expected_version: 0, advance: 1, state: Some(state.into()), events, snapshot: None };
+    store.commit(Batch { commits: vec![commit], handled: None, delivered: vec![] }).await.unwrap();
+
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "claim_child", "--nocapture", "--test-threads=1"])
+        .env(CLAIM_CHILD, &url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the child starts");
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let claimed: usize = stdout
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|line| line.split_once("claimed ").and_then(|(_, n)| n.trim().parse().ok()))
+        .expect("the child claimed");
+    assert_eq!(claimed, 3);
+
+    // The child lives: its claims hold, for this process's relay and for a plain claim.
+    let domain = Domain::builder()
+        .module(module_path!().to_string() + "::lab")
+        .store(PostgresStore::connect_with(&url, 4).await.unwrap())
+        .build()
+        .expect("the lab model is valid"); // the default lease: 30 s
+    let _ = domain.deliver_pending().await.unwrap();
+    assert_eq!(seen(&domain, &id).await, 0, "a live process's claims are respected");
+    assert!(store.claim_undelivered(10, Duration::from_secs(30)).await.unwrap().is_empty());
+
+    // Killed: its connection closes and the server drops its lock (a moment later).
+    child.kill().expect("SIGKILL");
+    child.wait().unwrap();
+    let killed = Instant::now();
+    while seen(&domain, &id).await < 3 && killed.elapsed() < Duration::from_secs(10) {
+        let _ = domain.deliver_pending().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(seen(&domain, &id).await, 3, "the killed process's claims were taken over");
+    assert!(killed.elapsed() < Duration::from_secs(10), "long before the 30 s lease ran out");
     let undelivered: i64 = sqlx::query_scalar("SELECT count(*) FROM protean_events WHERE NOT delivered")
         .fetch_one(store.pool())
         .await

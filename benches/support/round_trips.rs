@@ -15,7 +15,10 @@ pub fn time_round_trips(rt: &tokio::runtime::Runtime, domain: &Domain, iters: u6
         .map(|n| {
             let sku = format!("SKU-{n}");
             let id = Identifier::parse(&sku).expect("a SKU");
-            rt.block_on(domain.process(shop::Stock { sku: id, quantity: 10 })).expect("stocked").all_delivered().expect("stocked");
+            rt.block_on(domain.process(shop::Stock { sku: id, quantity: 10 }))
+                .expect("stocked")
+                .all_delivered()
+                .expect("stocked");
             shop::PlaceOrder {
                 order_id: Identifier::generate(),
                 customer_id: "customer-1".into(),

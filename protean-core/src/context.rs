@@ -484,7 +484,9 @@ impl<A: Aggregate> Context<A> {
                 }
                 events.push(envelope);
             }
-            commits.push(Commit { stream, expected_version: loaded_version, state, events, snapshot });
+            // An event-sourced aggregate's version counts its events; any other's, its commits.
+            let advance = if A::EVENT_SOURCED { events.len() as u64 } else { 1 };
+            commits.push(Commit { stream, expected_version: loaded_version, advance, state, events, snapshot });
         }
         if commits.is_empty() && self.handled.is_none() {
             return Ok(Vec::new());

@@ -23,7 +23,14 @@ use crate::envelope::{Envelope, StreamId};
 /// # futures_lite(async {
 /// let store = MemoryStore::new();
 /// let stream = StreamId::new("Order", "o-1");
-/// let first = Commit { stream: stream.clone(), expected_version: 0, state: Some("{}".into()), events: vec![], snapshot: None };
+/// let first = Commit {
+///     stream: stream.clone(),
+///     expected_version: 0,
+///     advance: 1,
+///     state: Some("{}".into()),
+///     events: vec![],
+///     snapshot: None,
+/// };
 /// let batch = |commit: &Commit| Batch { commits: vec![commit.clone()], handled: None, delivered: vec![] };
 /// assert_eq!(store.commit(batch(&first)).await.unwrap()[0].version, 1);
 /// // A second writer that also loaded version 0 is refused.
@@ -140,7 +147,8 @@ impl MemoryStore {
         };
         // Versions keep rising across a removal, so a writer that loaded the removed
         // aggregate is refused even after the identity is added again.
-        let version = if slot.record.is_some() { commit.expected_version + 1 } else { slot.version + 1 };
+        let base = if slot.record.is_some() { commit.expected_version } else { slot.version };
+        let version = base.saturating_add(commit.advance);
         slot.version = version;
         slot.record = commit.state.map(|state| Record { version, state });
         let mut events = commit.events;

@@ -112,7 +112,8 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// An aggregate's stored record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
-    /// The version of the last commit that wrote it (1 after the first).
+    /// The version of the last commit that wrote it: the stored version plus each
+    /// commit's [`Commit::advance`] (1 after the first commit of a state-stored aggregate).
     pub version: u64,
     /// The aggregate, root, entities and value objects together, as JSON (shared, so
     /// handing out a copy does not copy the text).
@@ -126,6 +127,11 @@ pub struct Commit {
     pub stream: StreamId,
     /// The version the unit of work loaded (0 for an aggregate it added).
     pub expected_version: u64,
+    /// How far the aggregate's version moves with this commit: 1 for a state-stored
+    /// aggregate (one per commit), the number of events for an event-sourced one (so
+    /// its version is the sequence of its last event). The store writes the stored
+    /// version plus `advance`.
+    pub advance: u64,
     /// The new state as JSON, or `None` to remove the aggregate.
     pub state: Option<std::sync::Arc<str>>,
     /// The events raised, in order; the store assigns their sequence numbers.
@@ -257,7 +263,9 @@ pub trait Store: Send + Sync + 'static {
     /// Claims up to `limit` undelivered events for `lease`, oldest first. An event is
     /// claimable when it is not claimed by someone else and no earlier event of its
     /// stream is still undelivered, so each stream is delivered in order even with
-    /// several relays.
+    /// several relays. A claim belongs to the store that made it: a store whose owner is
+    /// gone (a crashed process) holds nothing, whatever the lease says, so that a
+    /// restarted process gets its events at once (see each store for how it knows).
     fn claim_undelivered(&self, limit: usize, lease: Duration) -> BoxFuture<'_, Result<Vec<Envelope>, StoreError>>;
 
     /// Marks events delivered to every handler.

@@ -6,12 +6,20 @@
 //! transaction-level advisory lock, with `FOR UPDATE SKIP LOCKED` on the rows), so each
 //! stream is handed out in order; the handlers then run in parallel, and the handled
 //! messages recorded in their transactions make each effect happen once.
+//!
+//! Claims are owned: each store has an owner identity, made when it connects, and holds a
+//! session-level advisory lock on a key derived from it, on a connection of its own, for
+//! as long as it lives. A claim records its owner, and is respected while its lease runs
+//! and its owner still holds that lock; when the owner's process dies, its connection
+//! closes, the server releases the lock, and the claim is free at once.
 
 use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
-use sqlx::Row;
+use std::sync::{Arc, Mutex};
+
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Connection, Row};
 use uuid::Uuid;
 
 use super::sql::{from_micros, micros, stored_count, to_i64};
@@ -19,7 +27,7 @@ use super::{Batch, BoxFuture, Commit, Committed, Record, Snapshot, Store, StoreE
 use crate::envelope::{Envelope, StreamId};
 
 /// The schema version this code writes; [`Store::migrate`] brings older databases up to it.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// Serializes migrations and claims across processes (an arbitrary, fixed key).
 const MIGRATION_LOCK: i64 = 0x7072_6f74_6561_6e01;
@@ -67,15 +75,44 @@ const SCHEMA_V1: &[&str] = &[
         key  TEXT NOT NULL,
         json TEXT NOT NULL,
         PRIMARY KEY (name, key))",
-    // A unit of work's whole batch in one statement, so one round trip: the handled
-    // message, each aggregate (version checked under a row lock), its events, and the
-    // events to mark delivered. A conflict or a repeated message raises, and the
-    // statement, being one, leaves nothing behind.
-    "CREATE OR REPLACE FUNCTION protean_commit_batch(
-        p_aggregates text[], p_ids text[], p_expected bigint[], p_states text[], p_event_counts integer[],
-        p_event_ids uuid[], p_type_names text[], p_versions integer[], p_payloads text[], p_recorded bigint[],
-        p_correlations uuid[], p_causations uuid[], p_handler text, p_message_id uuid, p_delivered uuid[],
-        p_snapshots text[])
+];
+
+/// Version 2: an event-sourced aggregate's version counts its events (see
+/// [`Commit::advance`]). The commit function takes each commit's advance, so the old
+/// one (without it) goes; the records of event-sourced aggregates (state `null`) written
+/// by older code, which counted commits, move to their last sequence.
+const SCHEMA_V2: &[&str] = &[
+    "DROP FUNCTION IF EXISTS protean_commit_batch(text[], text[], bigint[], text[], integer[], uuid[], text[],
+        integer[], text[], bigint[], uuid[], uuid[], text, uuid, uuid[], text[])",
+    "UPDATE protean_aggregates SET version = last_sequence WHERE state = 'null' AND version < last_sequence",
+];
+
+/// Version 3: a claim records its owner, the store that made it.
+const SCHEMA_V3: &[&str] = &["ALTER TABLE protean_events ADD COLUMN IF NOT EXISTS claimed_by UUID"];
+
+/// The advisory-lock keys every live store holds (see [`PostgresStore::owner`]), as
+/// `pg_advisory_lock(bigint)` takes them: `pg_locks` splits a key into its high and low
+/// halves.
+const LIVE_OWNERS: &str = "SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks
+    WHERE locktype = 'advisory' AND objsubid = 1 AND granted
+    AND database = (SELECT oid FROM pg_database WHERE datname = current_database())";
+
+/// The advisory-lock key of an owner identity: its first eight bytes.
+fn owner_key(owner: Uuid) -> i64 {
+    let bytes = owner.as_bytes();
+    i64::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7]])
+}
+
+/// A unit of work's whole batch in one statement, so one round trip: the handled
+/// message, each aggregate (version checked under a row lock), its events, and the
+/// events to mark delivered. A conflict or a repeated message raises, and the
+/// statement, being one, leaves nothing behind. Created (or replaced) by every
+/// migration, after the versioned steps.
+const COMMIT_FUNCTION: &str = "CREATE OR REPLACE FUNCTION protean_commit_batch(
+        p_aggregates text[], p_ids text[], p_expected bigint[], p_advance bigint[], p_states text[],
+        p_event_counts integer[], p_event_ids uuid[], p_type_names text[], p_versions integer[], p_payloads text[],
+        p_recorded bigint[], p_correlations uuid[], p_causations uuid[], p_handler text, p_message_id uuid,
+        p_delivered uuid[], p_snapshots text[])
     RETURNS bigint[] LANGUAGE plpgsql AS $$
     DECLARE
         i integer;
@@ -114,18 +151,18 @@ const SCHEMA_V1: &[&str] = &[
             n := p_event_counts[i];
             IF found_row THEN
                 -- Versions keep rising across a removal: a stale writer of the removed one is refused.
-                UPDATE protean_aggregates SET version = stored + 1, state = p_states[i], last_sequence = last + n
+                UPDATE protean_aggregates SET version = stored + p_advance[i], state = p_states[i], last_sequence = last + n
                     WHERE aggregate = p_aggregates[i] AND id = p_ids[i];
             ELSE
                 INSERT INTO protean_aggregates (aggregate, id, version, state, last_sequence)
-                    VALUES (p_aggregates[i], p_ids[i], p_expected[i] + 1, p_states[i], last + n)
+                    VALUES (p_aggregates[i], p_ids[i], p_expected[i] + p_advance[i], p_states[i], last + n)
                     ON CONFLICT (aggregate, id) DO NOTHING;
                 IF NOT FOUND THEN
                     RAISE EXCEPTION 'version conflict' USING ERRCODE = 'PT409', DETAIL = '1';
                 END IF;
             END IF;
             firsts := firsts || last;
-            versions_out := versions_out || (stored + 1);
+            versions_out := versions_out || (stored + p_advance[i]);
             INSERT INTO protean_events (id, aggregate, stream_id, sequence, type_name, version, payload, recorded_at,
                     correlation_id, causation_id, delivered)
                 SELECT p_event_ids[j], p_aggregates[i], p_ids[i], last + (j - k + 1), p_type_names[j], p_versions[j], p_payloads[j],
@@ -141,17 +178,29 @@ const SCHEMA_V1: &[&str] = &[
         UPDATE protean_events SET delivered = TRUE WHERE id = ANY(p_delivered) AND NOT delivered;
         RETURN firsts || versions_out;
     END
-    $$",
-];
+    $$";
 
 /// The columns an [`Envelope`] is read from.
 const EVENT_COLUMNS: &str =
     "id, aggregate, stream_id, sequence, type_name, version, payload, recorded_at, correlation_id, causation_id";
 
 /// A [`Store`] in PostgreSQL, shared by every process that connects to it.
+///
+/// Each store has an owner identity and, besides its pool, one connection of its own
+/// that holds a session-level advisory lock on the owner's key for the store's lifetime
+/// (until the last clone is dropped). Claims of undelivered events record their owner;
+/// a claim is respected while its lease runs and its owner holds that lock, so a live
+/// process's claims are kept, and a dead process's (its connection closed, the server
+/// released its lock) are taken over at once. Should that connection break while the
+/// process lives, its claims are free to others: events in flight may then be delivered
+/// twice, the handled records keeping each handler's effect single.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    owner: Uuid,
+    /// The connection holding the owner's advisory lock; never used after connecting,
+    /// only kept open.
+    _liveness: Arc<Mutex<PgConnection>>,
 }
 
 fn backend(e: sqlx::Error) -> StoreError {
@@ -168,9 +217,30 @@ impl PostgresStore {
     /// [`connect`](Self::connect) with the pool size chosen.
     pub async fn connect_with(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new().max_connections(max_connections).connect(url).await.map_err(backend)?;
-        let store = PostgresStore { pool };
-        store.migrate_now().await?;
-        Ok(store)
+        let mut liveness = PgConnection::connect(url).await.map_err(backend)?;
+        // A random key is free unless another live store drew it: then draw again.
+        let mut owner = Uuid::new_v4();
+        for _ in 0..8 {
+            let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                .bind(owner_key(owner))
+                .fetch_one(&mut liveness)
+                .await
+                .map_err(backend)?;
+            if locked {
+                let store = PostgresStore { pool, owner, _liveness: Arc::new(Mutex::new(liveness)) };
+                store.migrate_now().await?;
+                return Ok(store);
+            }
+            owner = Uuid::new_v4();
+        }
+        Err(StoreError::Backend("postgres: no free advisory-lock key for this store's owner identity".into()))
+    }
+
+    /// This store's owner identity: what its claims of undelivered events record, and
+    /// whose advisory lock shows it is alive. Made when the store connects (its clones
+    /// share it).
+    pub fn owner(&self) -> Uuid {
+        self.owner
     }
 
     /// The pool, for tests and tools that look at the tables.
@@ -190,21 +260,30 @@ impl PostgresStore {
         }
         let current: Option<i32> =
             sqlx::query_scalar("SELECT max(version) FROM protean_schema").fetch_one(&mut *tx).await.map_err(backend)?;
-        match current {
-            Some(v) if v > SCHEMA_VERSION => {
-                return Err(StoreError::Backend(format!(
-                    "the database has schema version {v}, newer than this protean's {SCHEMA_VERSION}"
-                )))
+        let current = current.unwrap_or(0);
+        if current > SCHEMA_VERSION {
+            return Err(StoreError::Backend(format!(
+                "the database has schema version {current}, newer than this protean's {SCHEMA_VERSION}"
+            )));
+        }
+        if current < 2 {
+            for statement in SCHEMA_V2 {
+                sqlx::query(statement).execute(&mut *tx).await.map_err(backend)?;
             }
-            Some(v) if v == SCHEMA_VERSION => {}
-            _ => {
-                sqlx::query("DELETE FROM protean_schema").execute(&mut *tx).await.map_err(backend)?;
-                sqlx::query("INSERT INTO protean_schema (version) VALUES ($1)")
-                    .bind(SCHEMA_VERSION)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend)?;
+        }
+        if current < 3 {
+            for statement in SCHEMA_V3 {
+                sqlx::query(statement).execute(&mut *tx).await.map_err(backend)?;
             }
+        }
+        sqlx::query(COMMIT_FUNCTION).execute(&mut *tx).await.map_err(backend)?;
+        if current != SCHEMA_VERSION {
+            sqlx::query("DELETE FROM protean_schema").execute(&mut *tx).await.map_err(backend)?;
+            sqlx::query("INSERT INTO protean_schema (version) VALUES ($1)")
+                .bind(SCHEMA_VERSION)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
         }
         tx.commit().await.map_err(backend)
     }
@@ -214,6 +293,7 @@ impl PostgresStore {
         let mut aggregates = Vec::with_capacity(commits.len());
         let mut ids = Vec::with_capacity(commits.len());
         let mut expected = Vec::with_capacity(commits.len());
+        let mut advances = Vec::with_capacity(commits.len());
         let mut states = Vec::with_capacity(commits.len());
         let mut counts = Vec::with_capacity(commits.len());
         let mut snapshots = Vec::with_capacity(commits.len());
@@ -223,6 +303,7 @@ impl PostgresStore {
             aggregates.push(&*commit.stream.aggregate);
             ids.push(&*commit.stream.id);
             expected.push(to_i64(commit.expected_version));
+            advances.push(to_i64(commit.advance));
             states.push(commit.state.as_deref());
             counts.push(i32::try_from(commit.events.len()).unwrap_or(i32::MAX));
             snapshots.push(commit.snapshot.as_deref());
@@ -237,11 +318,12 @@ impl PostgresStore {
             }
         }
         let outcome: Result<Vec<i64>, sqlx::Error> = sqlx::query_scalar(
-            "SELECT protean_commit_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+            "SELECT protean_commit_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
         )
         .bind(&aggregates)
         .bind(&ids)
         .bind(&expected)
+        .bind(&advances)
         .bind(&states)
         .bind(&counts)
         .bind(&event_ids)
@@ -315,6 +397,9 @@ impl PostgresStore {
         // One claim at a time: a claim in flight must not let another relay see a
         // stream's later event before its earlier one is marked claimed.
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CLAIM_LOCK).execute(&mut *tx).await.map_err(backend)?;
+        // The owners alive now: a claim of anyone else is free, whatever its lease says.
+        let live: Vec<i64> = sqlx::query_scalar(LIVE_OWNERS).fetch_all(&mut *tx).await.map_err(backend)?;
+        let live: foldhash::HashSet<i64> = live.into_iter().collect();
         let mut claimed = Vec::new();
         let mut order = super::ClaimOrder::new();
         // Pages of undelivered events in order, until enough are claimable or none are left
@@ -323,7 +408,7 @@ impl PostgresStore {
         let mut after = i64::MIN;
         'pages: loop {
             let rows = sqlx::query(&format!(
-                "SELECT {EVENT_COLUMNS}, claimed_until, position FROM protean_events
+                "SELECT {EVENT_COLUMNS}, claimed_until, position, claimed_by FROM protean_events
                  WHERE NOT delivered AND position > $1 ORDER BY position LIMIT $2 FOR UPDATE SKIP LOCKED"
             ))
             .bind(after)
@@ -337,7 +422,11 @@ impl PostgresStore {
                 }
                 let stream: (String, String) = (row.try_get(1).map_err(backend)?, row.try_get(2).map_err(backend)?);
                 let claimed_until: Option<i64> = row.try_get(10).map_err(backend)?;
-                if order.take(stream, claimed_until.is_some_and(|until| until > now_us)) {
+                let claimed_by: Option<Uuid> = row.try_get(12).map_err(backend)?;
+                // A claim from before owners were recorded (no owner) keeps its lease.
+                let owner_alive = claimed_by.is_none_or(|owner| live.contains(&owner_key(owner)));
+                let leased = claimed_until.is_some_and(|until| until > now_us) && owner_alive;
+                if order.take(stream, leased) {
                     claimed.push(envelope(row)?);
                 }
             }
@@ -349,12 +438,15 @@ impl PostgresStore {
             }
         }
         let ids: Vec<Uuid> = claimed.iter().map(|e| e.id).collect();
-        sqlx::query("UPDATE protean_events SET claimed_until = $1 WHERE id = ANY($2) AND NOT delivered")
-            .bind(until_us)
-            .bind(&ids)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
+        sqlx::query(
+            "UPDATE protean_events SET claimed_until = $1, claimed_by = $2 WHERE id = ANY($3) AND NOT delivered",
+        )
+        .bind(until_us)
+        .bind(self.owner)
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
         Ok(claimed)
     }

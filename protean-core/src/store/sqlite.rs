@@ -33,7 +33,7 @@ pub enum Durability {
 }
 
 /// The schema version this code writes; [`Store::migrate`] brings older files up to it.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS protean_aggregates (
@@ -84,7 +84,28 @@ CREATE TABLE IF NOT EXISTS protean_snapshots (
 ) WITHOUT ROWID;
 ";
 
+/// Version 3: an event-sourced aggregate's version counts its events (see
+/// [`Commit::advance`]), so the records of event-sourced aggregates (state `null`) written
+/// by older code, which counted commits, move to their last sequence.
+const SCHEMA_V3: &str = "
+UPDATE protean_aggregates SET version = last_sequence WHERE state = 'null' AND version < last_sequence;
+";
+
+/// Version 4: a claim records its owner, the store that made it.
+const SCHEMA_V4: &str = "
+ALTER TABLE protean_events ADD COLUMN claimed_by TEXT; -- the claiming store's owner id
+";
+
 /// A [`Store`] in a SQLite file: the embedded default.
+///
+/// One process per file is the supported setup. Each store has an owner identity, made
+/// when it is opened, and claims of undelivered events record it. Opening a store
+/// releases every claim made by another owner: those were made by a process that has
+/// stopped (it crashed, or was killed, before delivering them), so a restarted process
+/// delivers them at once rather than after their lease. Several processes on one file
+/// still work (SQLite serializes their writes), but each one that opens the file takes
+/// back the others' claims: events another process is delivering at that moment may be
+/// delivered twice (the handled records keep each handler's effect single).
 ///
 /// ```
 /// use protean_core::store::{SqliteStore, Store};
@@ -94,10 +115,55 @@ CREATE TABLE IF NOT EXISTS protean_snapshots (
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     connection: Arc<Mutex<Connection>>,
+    owner: Uuid,
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(format!("sqlite: {e}"))
+}
+
+/// A stored value that does not read as the type asked for (text that is not valid
+/// UTF-8, a blob or a number where text belongs) is corrupt data of `stream` at
+/// `position`; any other error is the backend's.
+fn unreadable(e: rusqlite::Error, stream: &StreamId, position: u64, what: &str) -> StoreError {
+    match e {
+        rusqlite::Error::FromSqlConversionFailure(_, _, cause) => {
+            StoreError::corrupt(stream, position, format!("the {what} does not read as text: {cause}"))
+        }
+        rusqlite::Error::InvalidColumnType(_, _, found) => {
+            StoreError::corrupt(stream, position, format!("the {what} is stored as {found}, not as text"))
+        }
+        e => backend(e),
+    }
+}
+
+/// A text column of a row of `stream` at `position`; unreadable text is [`StoreError::Corrupt`].
+fn text(
+    row: &rusqlite::Row<'_>,
+    index: usize,
+    stream: &StreamId,
+    position: u64,
+    what: &str,
+) -> Result<String, StoreError> {
+    row.get(index).map_err(|e| unreadable(e, stream, position, what))
+}
+
+/// The stream of an event row selected with [`EVENT_COLUMNS`]. When its aggregate or id
+/// is not valid UTF-8 the error names the stream as well as it can (lossily).
+fn event_stream(row: &rusqlite::Row<'_>) -> Result<StreamId, StoreError> {
+    let (aggregate, id) = (row.get_ref(1).map_err(backend)?, row.get_ref(2).map_err(backend)?);
+    if let (Ok(aggregate), Ok(id)) = (aggregate.as_str(), id.as_str()) {
+        return Ok(StreamId::new(aggregate.to_owned(), id));
+    }
+    let lossy = |value: rusqlite::types::ValueRef<'_>| match value {
+        rusqlite::types::ValueRef::Text(bytes) | rusqlite::types::ValueRef::Blob(bytes) => {
+            String::from_utf8_lossy(bytes).into_owned()
+        }
+        other => format!("{other:?}"),
+    };
+    let stream = StreamId::new(lossy(aggregate), lossy(id));
+    let sequence = row.get::<_, i64>(3).ok().and_then(|s| u64::try_from(s).ok()).unwrap_or(0);
+    Err(StoreError::corrupt(&stream, sequence, "the event's aggregate or stream id is not valid UTF-8 text"))
 }
 
 impl SqliteStore {
@@ -126,9 +192,29 @@ impl SqliteStore {
             Durability::Full => "FULL",
         };
         connection.pragma_update(None, "synchronous", synchronous).map_err(backend)?;
-        let store = SqliteStore { connection: Arc::new(Mutex::new(connection)) };
+        let store = SqliteStore { connection: Arc::new(Mutex::new(connection)), owner: Uuid::new_v4() };
         store.migrate_now()?;
+        store.release_stale_claims()?;
         Ok(store)
+    }
+
+    /// This store's owner identity: what its claims of undelivered events record. Made
+    /// when the store is opened (its clones share it).
+    pub fn owner(&self) -> Uuid {
+        self.owner
+    }
+
+    /// Frees the claims of every other owner: one process per file, so they were made by
+    /// a process that is gone.
+    fn release_stale_claims(&self) -> Result<(), StoreError> {
+        self.lock()
+            .prepare_cached(
+                "UPDATE protean_events SET claimed_until = NULL, claimed_by = NULL
+                 WHERE delivered = 0 AND claimed_until IS NOT NULL AND claimed_by IS NOT ?1",
+            )
+            .and_then(|mut s| s.execute([self.owner.to_string()]))
+            .map(|_| ())
+            .map_err(backend)
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -152,6 +238,12 @@ impl SqliteStore {
         }
         if current < 2 {
             tx.execute_batch(SCHEMA_V2).map_err(backend)?;
+        }
+        if current < 3 {
+            tx.execute_batch(SCHEMA_V3).map_err(backend)?;
+        }
+        if current < 4 {
+            tx.execute_batch(SCHEMA_V4).map_err(backend)?;
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(backend)?;
         tx.commit().map_err(backend)
@@ -205,7 +297,7 @@ impl SqliteStore {
                 if claimed.len() == limit {
                     break;
                 }
-                let stream: (String, String) = (row.get(1).map_err(backend)?, row.get(2).map_err(backend)?);
+                let stream = event_stream(row)?;
                 let claimed_until: Option<i64> = row.get(11).map_err(backend)?;
                 if order.take(stream, claimed_until.is_some_and(|until| until > now_us)) {
                     claimed.push(envelope(row)?);
@@ -213,10 +305,12 @@ impl SqliteStore {
             }
         }
         {
-            let mut claim =
-                tx.prepare_cached("UPDATE protean_events SET claimed_until = ?1 WHERE id = ?2").map_err(backend)?;
+            let mut claim = tx
+                .prepare_cached("UPDATE protean_events SET claimed_until = ?1, claimed_by = ?2 WHERE id = ?3")
+                .map_err(backend)?;
+            let owner = self.owner.to_string();
             for event in &claimed {
-                claim.execute(params![until_us, event.id.to_string()]).map_err(backend)?;
+                claim.execute(params![until_us, owner, event.id.to_string()]).map_err(backend)?;
             }
         }
         tx.commit().map_err(backend)?;
@@ -229,7 +323,7 @@ const EVENT_COLUMNS: &str =
     "id, aggregate, stream_id, sequence, type_name, version, payload, recorded_at, correlation_id, causation_id, position";
 
 fn write(tx: &rusqlite::Transaction<'_>, commit: Commit) -> Result<Committed, StoreError> {
-    let Commit { stream, expected_version, state, events, snapshot } = commit;
+    let Commit { stream, expected_version, advance, state, events, snapshot } = commit;
     let row: Option<(i64, bool, i64)> = tx
         .prepare_cached(
             "SELECT version, state IS NOT NULL, last_sequence FROM protean_aggregates WHERE aggregate = ?1 AND id = ?2",
@@ -249,7 +343,7 @@ fn write(tx: &rusqlite::Transaction<'_>, commit: Commit) -> Result<Committed, St
         return Err(VersionConflict { stream, expected: expected_version, actual }.into());
     }
     // Versions keep rising across a removal (a stale writer of the removed one is refused).
-    let version = stored + 1;
+    let version = stored.saturating_add(advance);
     let mut events = events;
     let last_after = last_sequence + i64::try_from(events.len()).unwrap_or(0);
     tx.prepare_cached(
@@ -297,23 +391,21 @@ fn write(tx: &rusqlite::Transaction<'_>, commit: Commit) -> Result<Committed, St
 
 /// An envelope from a row selected with [`EVENT_COLUMNS`]; bad stored values are typed errors.
 fn envelope(row: &rusqlite::Row<'_>) -> Result<Envelope, StoreError> {
-    let aggregate: String = row.get(1).map_err(backend)?;
-    let stream_id: String = row.get(2).map_err(backend)?;
-    let stream = StreamId::new(aggregate, stream_id);
+    let stream = event_stream(row)?;
     let sequence: i64 = row.get(3).map_err(backend)?;
     let position = stored_count(sequence, &stream, "event sequence")?;
     let uuid = |index: usize, what: &str| -> Result<Uuid, StoreError> {
-        let text: String = row.get(index).map_err(backend)?;
+        let text = text(row, index, &stream, position, what)?;
         Uuid::parse_str(&text).map_err(|e| StoreError::corrupt(&stream, position, format!("{what} `{text}`: {e}")))
     };
     let id = uuid(0, "event id")?;
     let correlation_id = uuid(8, "correlation id")?;
     let causation_id = uuid(9, "causation id")?;
-    let type_name: String = row.get(4).map_err(backend)?;
+    let type_name = text(row, 4, &stream, position, "event type name")?;
     let version: i64 = row.get(5).map_err(backend)?;
     let version = u32::try_from(version)
         .map_err(|_| StoreError::corrupt(&stream, position, format!("event version {version} is out of range")))?;
-    let payload: String = row.get(6).map_err(backend)?;
+    let payload = text(row, 6, &stream, position, "event payload")?;
     let recorded: i64 = row.get(7).map_err(backend)?;
     let recorded_at = from_micros(recorded);
     Ok(Envelope::stored_event(
@@ -346,14 +438,16 @@ impl Store for SqliteStore {
             )
             .and_then(|mut s| {
                 s.query_row(params![&*stream.aggregate, &*stream.id], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)))
                 })
                 .optional()
             })
             .map_err(backend)
             .and_then(|row| match row {
                 Some((version, state)) => {
-                    Ok(Some(Record { version: stored_count(version, stream, "version")?, state: state.into() }))
+                    let version = stored_count(version, stream, "version")?;
+                    let state = state.map_err(|e| unreadable(e, stream, version, "aggregate's state"))?;
+                    Ok(Some(Record { version, state: state.into() }))
                 }
                 None => Ok(None),
             });
@@ -451,16 +545,18 @@ impl Store for SqliteStore {
             .and_then(|mut s| {
                 let at_most = at_most.map_or(i64::MAX, to_i64);
                 s.query_row(params![&*stream.aggregate, &*stream.id, at_most], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)))
                 })
                 .optional()
             })
             .map_err(backend)
-            .map(|row| {
-                row.map(|(sequence, state)| Snapshot {
-                    sequence: u64::try_from(sequence).unwrap_or(0),
-                    state: Arc::from(state),
-                })
+            .and_then(|row| match row {
+                Some((sequence, state)) => {
+                    let sequence = stored_count(sequence, stream, "snapshot sequence")?;
+                    let state = state.map_err(|e| unreadable(e, stream, sequence, "snapshot"))?;
+                    Ok(Some(Snapshot { sequence, state: Arc::from(state) }))
+                }
+                None => Ok(None),
             });
         ready(snapshot)
     }
@@ -488,8 +584,13 @@ impl Store for SqliteStore {
         let connection = self.lock();
         let json = connection
             .prepare_cached("SELECT json FROM protean_read_models WHERE name = ?1 AND key = ?2")
-            .and_then(|mut s| s.query_row(params![name, key], |r| r.get(0)).optional())
-            .map_err(backend);
+            .and_then(|mut s| s.query_row(params![name, key], |r| Ok(r.get::<_, String>(0))).optional())
+            .map_err(backend)
+            .and_then(|row| {
+                // A read model is named like a stream: its name and key.
+                let named = || StreamId::new(name.to_owned(), key);
+                row.map(|json| json.map_err(|e| unreadable(e, &named(), 0, "read model's JSON"))).transpose()
+            });
         ready(json)
     }
 
