@@ -187,7 +187,7 @@ async fn a_restarted_process_delivers_a_killed_process_claims_at_once() {
         .store(SqliteStore::open(&path).unwrap())
         .build()
         .expect("the lab model is valid"); // the default lease: 30 s
-    domain.deliver_pending().await.unwrap();
+    domain.deliver_pending().await.unwrap().all_delivered().unwrap();
     let tally = domain.get(&id.cast::<Tally>()).await.unwrap();
     assert_eq!(tally.map(|t| t.seen), Some(3), "the killed process's claims were taken over at once");
     assert!(started.elapsed() < Duration::from_secs(10));
