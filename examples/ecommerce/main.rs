@@ -55,7 +55,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
 
     // Enough stock: the order is placed, stock reserved, points added; three transactions.
-    let first = place(vec![OrderLine::new("BOOK-1", 2u32, Money::new(1250, "EUR")?)?]);
+    let first = place(vec![OrderLine::new("BOOK-1", 2, Money::new(1250, "EUR")?)?]);
     let first_id = first.order_id.clone();
     let processed = domain.process(first).await?;
     println!("order {first_id}: {}", processed.event_types().join(" → "));
@@ -86,7 +86,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A business rule refuses a command in its handler; nothing is written.
     let again = PlaceOrder {
         order_id: first_id.clone(),
-        ..place(vec![OrderLine::new("BOOK-1", 1u32, Money::new(1250, "EUR")?)?])
+        ..place(vec![OrderLine::new("BOOK-1", 1, Money::new(1250, "EUR")?)?])
     };
     if let Err(error) = domain.process(again).await {
         println!("refused: {error}");

@@ -444,7 +444,7 @@ impl InventoryCommands {
     /// Adds stock, creating the SKU's inventory on its first restock.
     async fn restock(ctx: &mut Context<Inventory>, command: Restock) -> Result<(), DomainError> {
         let sku = command.sku.clone();
-        let create = || Ok(Inventory::builder().id(sku.clone()).available(0u32).build()?);
+        let create = || Ok(Inventory::builder().id(sku.clone()).available(0).build()?);
         ctx.load_or_add(&command.sku, create).await?.restock(command.quantity)
     }
 }
