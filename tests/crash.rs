@@ -12,9 +12,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use lab::*;
-use protean::envelope::{Cause, Envelope, StreamId};
 use protean::prelude::*;
-use protean::store::{Batch, Commit, SqliteStore, Store};
+use protean::store::{SqliteStore, Store};
 
 const CHILD: &str = "PROTEAN_CRASH_CHILD_DB";
 const CLAIM_CHILD: &str = "PROTEAN_CLAIM_CHILD_DB";
@@ -133,20 +132,6 @@ async fn claim_child() {
     std::future::pending::<()>().await;
 }
 
-/// Three events of a counter, committed and not delivered, as a stopped process leaves them.
-async fn undelivered_bumps(store: &dyn Store, id: &Identifier<Counter>) {
-    let stream = StreamId::new("Counter", id.to_string());
-    let events = (1..=3)
-        .map(|count| {
-            let event = Bumped { id: id.clone(), count };
-            Envelope::new(event.into(), stream.clone(), Cause::command(uuid::Uuid::now_v7())).unwrap()
-        })
-        .collect();
-    let state = format!(r#"{{"id":"{id}","count":3}}"#);
-    let commit = Commit { stream, expected_version: 0, advance: 1, state: Some(state.into()), events, snapshot: None };
-    store.commit(Batch { commits: vec![commit], handled: None, delivered: vec![] }).await.unwrap();
-}
-
 /// Starts `claim_child` on `path` and returns it once it has claimed, with the count.
 fn claiming_child(path: &std::path::Path) -> (std::process::Child, usize) {
     let mut child = Command::new(std::env::current_exe().unwrap())
@@ -174,7 +159,7 @@ async fn a_restarted_process_delivers_a_killed_process_claims_at_once() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("claims.db");
     let id = counter();
-    undelivered_bumps(&SqliteStore::open(&path).unwrap(), &id).await;
+    lab::undelivered_bumps(&SqliteStore::open(&path).unwrap(), &id).await;
 
     let (mut child, claimed) = claiming_child(&path);
     assert_eq!(claimed, 3);

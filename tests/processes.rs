@@ -155,16 +155,7 @@ async fn a_killed_process_claims_are_free_at_once_and_a_live_process_claims_are_
     let Some(url) = pg::fresh_database().await else { return };
     let store = PostgresStore::connect_with(&url, 2).await.unwrap();
     let id = counter(0);
-    let stream = StreamId::new("Counter", id.to_string());
-    let events = (1..=3)
-        .map(|count| {
-            let event = Bumped { id: id.clone(), count };
-            Envelope::new(event.into(), stream.clone(), Cause::command(uuid::Uuid::now_v7())).unwrap()
-        })
-        .collect();
-    let state = format!(r#"{{"id":"{id}","count":3}}"#);
-    let commit = Commit { stream, expected_version: 0, advance: 1, state: Some(state.into()), events, snapshot: None };
-    store.commit(Batch { commits: vec![commit], handled: None, delivered: vec![] }).await.unwrap();
+    undelivered_bumps(&store, &id).await;
 
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "claim_child", "--nocapture", "--test-threads=1"])

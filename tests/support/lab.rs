@@ -164,3 +164,19 @@ impl Banking {
         Ok(())
     }
 }
+
+/// Three events of a counter, committed and not delivered, as a stopped process leaves them.
+pub async fn undelivered_bumps(store: &dyn protean::store::Store, id: &Identifier<Counter>) {
+    use protean::envelope::{Cause, Envelope, StreamId};
+    use protean::store::{Batch, Commit};
+    let stream = StreamId::new("Counter", id.to_string());
+    let events = (1..=3)
+        .map(|count| {
+            let event = Bumped { id: id.clone(), count };
+            Envelope::new(event.into(), stream.clone(), Cause::command(uuid::Uuid::now_v7())).unwrap()
+        })
+        .collect();
+    let state = format!(r#"{{"id":"{id}","count":3}}"#);
+    let commit = Commit { stream, expected_version: 0, advance: 1, state: Some(state.into()), events, snapshot: None };
+    store.commit(Batch { commits: vec![commit], handled: None, delivered: vec![] }).await.unwrap();
+}
