@@ -275,8 +275,8 @@ impl<A: Aggregate> Context<A> {
         id: &'a Identifier<T>,
     ) -> BoxFuture<'a, Result<&'a mut T, DomainError>> {
         Box::pin(async move {
-            match self.find_tracked(T::changed_id(id)).await? {
-                Some(found) => Ok(T::from_changed(found)),
+            match self.track(&T::changed_id(id)).await? {
+                Some(index) => Ok(T::from_changed(&mut self.tracked[index].state)),
                 None => Err(DomainError::NotFound { kind: A::NAME, id: id.to_string() }),
             }
         })
@@ -287,20 +287,24 @@ impl<A: Aggregate> Context<A> {
         &'a mut self,
         id: &'a Identifier<T>,
     ) -> BoxFuture<'a, Result<Option<&'a mut T>, DomainError>> {
-        Box::pin(async move { Ok(self.find_tracked(T::changed_id(id)).await?.map(T::from_changed)) })
+        Box::pin(async move {
+            let index = self.track(&T::changed_id(id)).await?;
+            Ok(index.map(|index| T::from_changed(&mut self.tracked[index].state)))
+        })
     }
 
-    async fn find_tracked(&mut self, id: Identifier<A>) -> Result<Option<&mut A>, DomainError> {
-        let index = match self.position(&id) {
+    /// Where the aggregate with this identity is tracked, loading it on first use;
+    /// `None` when there is none (or it was removed in this unit).
+    async fn track(&mut self, id: &Identifier<A>) -> Result<Option<usize>, DomainError> {
+        let index = match self.position(id) {
             Some(index) => index,
             None => {
-                let Some(state) = self.fetch(&id).await? else { return Ok(None) };
+                let Some(state) = self.fetch(id).await? else { return Ok(None) };
                 self.tracked.push(state);
                 self.tracked.len() - 1
             }
         };
-        let tracked = &mut self.tracked[index];
-        Ok((!tracked.removed).then_some(&mut tracked.state))
+        Ok((!self.tracked[index].removed).then_some(index))
     }
 
     async fn fetch(&self, id: &Identifier<A>) -> Result<Option<Tracked<A>>, StoreError> {
@@ -368,14 +372,12 @@ impl<A: Aggregate> Context<A> {
         F: FnOnce() -> Result<T, DomainError> + Send + 'a,
     {
         Box::pin(async move {
-            let id = T::changed_id(id);
-            if self.find_tracked(id.clone()).await?.is_none() {
-                return Ok(Opened { aggregate: self.add(create()?)?, created: true });
+            match self.track(&T::changed_id(id)).await? {
+                Some(index) => {
+                    Ok(Opened { aggregate: T::from_changed(&mut self.tracked[index].state), created: false })
+                }
+                None => Ok(Opened { aggregate: self.add(create()?)?, created: true }),
             }
-            // Found above, so tracked now: this second look is a lookup in the unit.
-            let not_found = DomainError::NotFound { kind: A::NAME, id: id.to_string() };
-            let aggregate = self.find_tracked(id).await?.ok_or(not_found)?;
-            Ok(Opened { aggregate: T::from_changed(aggregate), created: false })
         })
     }
 
@@ -391,13 +393,10 @@ impl<A: Aggregate> Context<A> {
                     A::NAME
                 )));
             }
-            let id = T::changed_id(id);
-            if self.find_tracked(id.clone()).await?.is_none() {
+            let Some(index) = self.track(&T::changed_id(id)).await? else {
                 return Err(DomainError::NotFound { kind: A::NAME, id: id.to_string() });
-            }
-            if let Some(index) = self.position(&id) {
-                self.tracked[index].removed = true;
-            }
+            };
+            self.tracked[index].removed = true;
             Ok(())
         })
     }

@@ -60,7 +60,8 @@ fn last_segment(path: &syn::Path) -> String {
     path.segments.last().map(|s| s.ident.to_string()).unwrap_or_default()
 }
 
-fn type_text(ty: &Type) -> String {
+/// A type as the user wrote it, for messages and descriptors: `HashMap<K, V>`.
+pub(crate) fn type_text(ty: &Type) -> String {
     ty.to_token_stream()
         .to_string()
         .replace(" < ", "<")

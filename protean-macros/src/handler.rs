@@ -12,6 +12,7 @@ use syn::spanned::Spanned;
 
 use crate::ast::docs_of;
 use crate::errors::Errors;
+use crate::expand::type_text;
 use crate::symbol::PART_OF;
 
 /// A checked handler method.
@@ -108,10 +109,6 @@ fn path_text(path: &syn::Path) -> String {
     path.to_token_stream().to_string().replace(' ', "")
 }
 
-fn type_text(ty: &syn::Type) -> String {
-    ty.to_token_stream().to_string().replace(" < ", "<").replace(" >", ">").replace("& ", "&").replace(" :: ", "::")
-}
-
 /// How a handler method of `aggregate` is written, in the user's own terms: the message
 /// type they wrote, if any, stands in the example.
 fn shape_of(aggregate: &str, message: Option<&syn::Type>) -> String {
@@ -205,7 +202,7 @@ fn registration(self_ty: &syn::Type, part_of: &syn::Path, m: &Method) -> TokenSt
     let p = quote!(::protean::__private);
     let Method { ident, context, message, is_event, output, docs } = m;
     let marker = format_ident!("__protean_handler_{}", ident);
-    let handler_name = self_ty.to_token_stream().to_string().replace(' ', "");
+    let handler_name = type_text(self_ty).replace(' ', "");
     let method_name = ident.to_string();
     let handler_id = format!("{handler_name}::{method_name}");
     // Spanned at the declared return type: a reply the command does not declare is reported there.
