@@ -480,11 +480,6 @@ impl RaisedEvent {
     pub fn validate(&self) -> Result<(), ValidationError> {
         self.event.validate()
     }
-
-    /// Whether `self` was raised before `other` (in this process).
-    pub fn raised_before(&self, other: &RaisedEvent) -> bool {
-        self.order < other.order
-    }
 }
 
 /// The events an entity raised, kept on the entity until its aggregate's unit of work
