@@ -374,26 +374,25 @@ fn validate_impl(el: &Element) -> TokenStream {
         let fident = &f.ident;
         field_checks(el, f, &quote!(&self.#fident))
     });
-    let invariant_calls = |pre: bool| {
-        el.invariants.iter().filter(move |i| i.pre == pre).map(|i| {
-            let method = &i.method;
-            quote_spanned! {method.span()=>
-                let check: fn(&Self) -> #p::InvariantResult = Self::#method;
-                #p::record_invariant(check(self), path, errors);
-            }
-        })
+    // The invariants of one phase, evaluated on `on` (`self`, or the state as loaded).
+    let invariant_calls = |pre: bool, on: TokenStream| -> Vec<TokenStream> {
+        el.invariants
+            .iter()
+            .filter(|i| i.pre == pre)
+            .map(|i| {
+                let method = &i.method;
+                quote_spanned! {method.span()=>
+                    let check: fn(&Self) -> #p::InvariantResult = Self::#method;
+                    #p::record_invariant(check(#on), path, errors);
+                }
+            })
+            .collect()
     };
-    let pre = invariant_calls(true);
-    let post = invariant_calls(false);
+    let pre = invariant_calls(true, quote!(self));
+    let post = invariant_calls(false, quote!(self));
     let change = el.kind.has_identity().then(|| {
         let own = el.invariants.iter().any(|i| i.pre);
-        let own_pre = el.invariants.iter().filter(|i| i.pre).map(|i| {
-            let method = &i.method;
-            quote_spanned! {method.span()=>
-                let check: fn(&Self) -> #p::InvariantResult = Self::#method;
-                #p::record_invariant(check(before), path, errors);
-            }
-        });
+        let own_pre = invariant_calls(true, quote!(before));
         let nested_has = el.fields().iter().map(|f| {
             let fty = &f.ty;
             quote!(|| <#fty as #p::AggregateField<#ident>>::HAS_PRE_INVARIANTS)
