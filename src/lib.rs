@@ -161,25 +161,19 @@
 //! the `examples/` for the e-commerce and project-management models of the reference
 //! articles.
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
-pub use protean_core::{
-    association, context, element, engine, envelope, error, export, field, handler, identity, model, registry,
-    sourcing, store, testing, validation,
-};
+pub use protean_core::{export, model, registry, runtime, store, testing};
 pub use protean_macros::{aggregate, apply, command, entity, event, handler, value_object};
 
 /// Everything a domain model needs: `use protean::prelude::*;`.
 pub mod prelude {
-    pub use protean_core::association::{HasMany, HasOne};
-    pub use protean_core::context::{Context, Opened, ReadModel};
-    pub use protean_core::element::{Aggregate, Choices, Command, DomainElement, Entity, Event, ValueObject};
-    pub use protean_core::engine::{Delivered, ProcessError, Processed};
-    pub use protean_core::error::DomainError;
-    pub use protean_core::identity::{Identifiable, Identifier};
-    pub use protean_core::model::Domain;
-    pub use protean_core::sourcing::Apply;
-    pub use protean_core::validation::{InvariantResult, Phase, Validate, ValidationError};
+    pub use protean_core::model::{
+        Aggregate, Apply, Choices, Command, DomainElement, DomainError, Entity, Event, HasMany, HasOne, Identifiable,
+        Identifier, InvariantResult, Phase, Validate, ValidationError, ValueObject,
+    };
+    pub use protean_core::runtime::{Context, Delivered, Domain, Opened, ProcessError, Processed, ReadModel};
     pub use protean_macros::{aggregate, apply, command, entity, event, handler, value_object};
     /// Command ids and correlation ids ([`Domain::process_with`]) are UUIDs.
     pub use uuid::Uuid;

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use protean::envelope::{Cause, Envelope, StreamId};
 use protean::prelude::*;
 use protean::store::{
     Batch, BoxFuture, Commit, Committed, Handled, MemoryStore, PostgresStore, Record, SqliteStore, Store, StoreError,
 };
+use protean::store::{Cause, Envelope, StreamId};
 use uuid::Uuid;
 
 #[path = "support/lab.rs"]

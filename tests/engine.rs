@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use ecommerce::*;
-use protean::envelope::StreamId;
 use protean::prelude::*;
+use protean::store::StreamId;
 use protean::store::{Batch, BoxFuture, Commit, Committed, MemoryStore, Record, Store, StoreError, VersionConflict};
 
 fn shop() -> Domain {
@@ -245,7 +245,7 @@ impl Store for ContendedStore {
         &self,
         limit: usize,
         lease: std::time::Duration,
-    ) -> BoxFuture<'_, Result<Vec<protean::envelope::Envelope>, StoreError>> {
+    ) -> BoxFuture<'_, Result<Vec<protean::store::Envelope>, StoreError>> {
         self.inner.claim_undelivered(limit, lease)
     }
     fn mark_delivered(&self, event_ids: Vec<uuid::Uuid>) -> BoxFuture<'_, Result<(), StoreError>> {
@@ -254,13 +254,10 @@ impl Store for ContendedStore {
     fn is_handled<'a>(&'a self, handler: &'a str, message_id: uuid::Uuid) -> BoxFuture<'a, Result<bool, StoreError>> {
         self.inner.is_handled(handler, message_id)
     }
-    fn stream<'a>(
-        &'a self,
-        stream: &'a StreamId,
-    ) -> BoxFuture<'a, Result<Vec<protean::envelope::Envelope>, StoreError>> {
+    fn stream<'a>(&'a self, stream: &'a StreamId) -> BoxFuture<'a, Result<Vec<protean::store::Envelope>, StoreError>> {
         self.inner.stream(stream)
     }
-    fn events(&self, from: u64, limit: usize) -> BoxFuture<'_, Result<Vec<protean::envelope::Envelope>, StoreError>> {
+    fn events(&self, from: u64, limit: usize) -> BoxFuture<'_, Result<Vec<protean::store::Envelope>, StoreError>> {
         self.inner.events(from, limit)
     }
     fn read_model<'a>(&'a self, name: &'a str, key: &'a str) -> BoxFuture<'a, Result<Option<String>, StoreError>> {

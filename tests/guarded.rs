@@ -5,8 +5,8 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use protean::envelope::StreamId;
 use protean::prelude::*;
+use protean::store::StreamId;
 use protean::store::{Batch, Commit, MemoryStore, Store, StoreError};
 use protean::testing::Scenario;
 

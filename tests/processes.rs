@@ -15,9 +15,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lab::*;
-use protean::envelope::{Cause, Envelope, StreamId};
 use protean::prelude::*;
 use protean::store::{Batch, Commit, PostgresStore, Store};
+use protean::store::{Cause, Envelope, StreamId};
 
 const CHILD: &str = "PROTEAN_PROCESSES_CHILD_URL";
 const CLAIM_CHILD: &str = "PROTEAN_CLAIM_CHILD_URL";

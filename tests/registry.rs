@@ -56,10 +56,10 @@ mod elsewhere {
     }
 }
 
-use protean::element::ElementKind;
-use protean::field::FieldShape;
+use protean::model::ElementKind;
+use protean::model::FieldShape;
+use protean::model::Limit;
 use protean::prelude::*;
-use protean::validation::Limit;
 
 fn ecommerce() -> Domain {
     Domain::builder().module(module_path!().to_string() + "::ecommerce").build().expect("the e-commerce model is valid")
@@ -68,7 +68,7 @@ fn ecommerce() -> Domain {
 #[test]
 fn every_macro_registers_a_descriptor() {
     let domain = ecommerce();
-    let names = |kind| domain.of_kind(kind).map(|d| d.name).collect::<Vec<_>>();
+    let names = |kind| domain.model().of_kind(kind).map(|d| d.name).collect::<Vec<_>>();
     assert_eq!(names(ElementKind::Aggregate), ["Customer", "CustomerLoyalty", "Inventory", "Order"]);
     assert_eq!(names(ElementKind::Entity), ["OrderItem"]);
     assert_eq!(
@@ -93,7 +93,7 @@ fn every_macro_registers_a_descriptor() {
 #[test]
 fn descriptors_carry_fields_options_invariants_and_docs() {
     let domain = ecommerce();
-    let order = domain.element("Order").unwrap();
+    let order = domain.model().element("Order").unwrap();
     assert_eq!(order.identity, Some("id"));
     assert!(order.generated_identity);
     assert!(order.module_path.ends_with("ecommerce"));
@@ -115,20 +115,20 @@ fn descriptors_carry_fields_options_invariants_and_docs() {
     assert_eq!(field("status").options.default, Some("OrderStatus :: Draft"));
     assert_eq!(field("customer_id").docs, "Who placed it: another aggregate, so only its identity.");
 
-    let item = domain.element("OrderItem").unwrap();
+    let item = domain.model().element("OrderItem").unwrap();
     assert_eq!(item.part_of, Some("Order"));
     let quantity = item.fields.iter().find(|f| f.name == "quantity").unwrap();
     assert_eq!(quantity.options.min, Some(Limit::Int(1)));
     assert_eq!(quantity.options.max, Some(Limit::Int(1000)));
 
-    let money = domain.element("Money").unwrap();
+    let money = domain.model().element("Money").unwrap();
     assert_eq!(money.identity, None);
     assert_eq!(money.fields.iter().find(|f| f.name == "currency").unwrap().options.length, Some(3));
 
-    let placed = domain.element("OrderPlaced").unwrap();
+    let placed = domain.model().element("OrderPlaced").unwrap();
     assert_eq!((placed.type_name, placed.version, placed.part_of), ("Order.OrderPlaced", 1, Some("Order")));
     assert_eq!(
-        domain.element("OrderStatus").unwrap().choices,
+        domain.model().element("OrderStatus").unwrap().choices,
         ["Draft", "Placed", "AwaitingRestock", "Confirmed", "Cancelled"]
     );
 }
@@ -136,23 +136,23 @@ fn descriptors_carry_fields_options_invariants_and_docs() {
 #[test]
 fn clusters_group_each_aggregate_with_what_belongs_to_it() {
     let domain = ecommerce();
-    let clusters = domain.clusters();
+    let clusters = domain.model().clusters();
     let order = clusters.iter().find(|c| c.root.name == "Order").unwrap();
     assert_eq!(order.entities.iter().map(|d| d.name).collect::<Vec<_>>(), ["OrderItem"]);
     assert_eq!(order.commands.iter().map(|d| d.name).collect::<Vec<_>>(), ["PlaceOrder"]);
     assert_eq!(order.events.iter().map(|d| d.name).collect::<Vec<_>>(), ["OrderAwaitingRestock", "OrderPlaced"]);
     assert_eq!(order.value_objects, ["CustomerSnapshot", "Money", "OrderStatus", "ShippingAddress"]);
-    assert_eq!(domain.aggregate_of("OrderItem").map(|d| d.name), Some("Order"));
-    assert_eq!(domain.aggregate_of("StockReserved").map(|d| d.name), Some("Inventory"));
+    assert_eq!(domain.model().aggregate_of("OrderItem").map(|d| d.name), Some("Order"));
+    assert_eq!(domain.model().aggregate_of("StockReserved").map(|d| d.name), Some("Inventory"));
 }
 
 #[test]
 fn json_export_is_versioned_and_stable() {
     let domain = ecommerce();
-    let json = domain.to_json();
+    let json = domain.model().to_json();
     assert_eq!(json["format"], "protean.model");
     assert_eq!(json["format_version"], 1);
-    assert_eq!(json, ecommerce().to_json(), "the same model exports the same JSON");
+    assert_eq!(json, ecommerce().model().to_json(), "the same model exports the same JSON");
     let elements = json["elements"].as_array().unwrap();
     let order = elements.iter().find(|e| e["name"] == "Order").unwrap();
     assert_eq!(order["kind"], "aggregate");
@@ -171,7 +171,7 @@ fn json_export_is_versioned_and_stable() {
 #[test]
 fn mermaid_and_dot_draw_clusters_and_identity_references() {
     let domain = ecommerce();
-    let mermaid = domain.to_mermaid();
+    let mermaid = domain.model().to_mermaid();
     assert!(mermaid.starts_with("classDiagram\n"));
     assert!(mermaid.contains("namespace OrderCluster {"));
     assert!(mermaid.contains("<<aggregate>>"));
@@ -180,7 +180,7 @@ fn mermaid_and_dot_draw_clusters_and_identity_references() {
     assert!(mermaid.contains("Order ..> OrderPlaced : raises"));
     assert!(mermaid.contains("PlaceOrder ..> Order : changes"));
 
-    let dot = domain.to_dot();
+    let dot = domain.model().to_dot();
     assert!(dot.starts_with("digraph protean_model {"));
     assert!(dot.contains("subgraph \"cluster_Order\""));
     assert!(dot.contains("\"Order\" -> \"Customer\" [label=\"customer_id\", style=dashed"));
@@ -222,7 +222,7 @@ fn a_part_of_outside_the_domain_is_reported() {
         .module(module_path!().to_string() + "::twin_a")
         .build()
         .unwrap();
-    assert_eq!(both.elements().len(), 3);
+    assert_eq!(both.model().elements().len(), 3);
 }
 
 #[path = "../examples/project_management/model.rs"]
@@ -232,7 +232,7 @@ mod project_management;
 #[test]
 fn the_project_management_model_is_small_aggregates_connected_by_identity() {
     let domain = Domain::builder().module(module_path!().to_string() + "::project_management").build().unwrap();
-    let clusters = domain.clusters();
+    let clusters = domain.model().clusters();
     let roots: Vec<_> = clusters.iter().map(|c| c.root.name).collect();
     assert_eq!(roots, ["Project", "Task", "Team", "TimeEntry", "User"]);
     let task = clusters.iter().find(|c| c.root.name == "Task").unwrap();
@@ -240,7 +240,7 @@ fn the_project_management_model_is_small_aggregates_connected_by_identity() {
     assert_eq!(task.events.iter().map(|d| d.name).collect::<Vec<_>>(), ["TaskCompleted", "TaskCreated"]);
     let project = clusters.iter().find(|c| c.root.name == "Project").unwrap();
     assert!(project.entities.is_empty(), "a project holds no tasks, teams or time entries");
-    let refs = domain.to_json()["references"].clone();
+    let refs = domain.model().to_json()["references"].clone();
     assert!(refs
         .as_array()
         .unwrap()
@@ -250,7 +250,7 @@ fn the_project_management_model_is_small_aggregates_connected_by_identity() {
 #[test]
 fn the_exports_show_which_handlers_react_to_which_events() {
     let domain = ecommerce();
-    let json = domain.to_json();
+    let json = domain.model().to_json();
     let handlers = json["handlers"].as_array().expect("a handlers list");
     let reserve = handlers.iter().find(|h| h["method"] == "reserve").expect("the inventory reaction");
     assert_eq!(reserve["handler"], "InventoryReactions");
@@ -260,11 +260,13 @@ fn the_exports_show_which_handlers_react_to_which_events() {
     assert_eq!(reserve["type_name"], "Order.OrderPlaced");
     let place = handlers.iter().find(|h| h["method"] == "place").expect("the order command handler");
     assert_eq!((&place["handles"], &place["part_of"]), (&serde_json::json!("command"), &serde_json::json!("Order")));
-    assert!(domain.to_mermaid().contains("  OrderPlaced ..> Inventory : InventoryReactions::reserve reacts\n"));
+    assert!(domain.model().to_mermaid().contains("  OrderPlaced ..> Inventory : InventoryReactions::reserve reacts\n"));
     assert!(domain
+        .model()
         .to_mermaid()
         .contains("  StockReservationFailed ..> Order : OrderReactions::await_restock reacts\n"));
     assert!(domain
+        .model()
         .to_dot()
         .contains("\"OrderPlaced\" -> \"CustomerLoyalty\" [label=\"LoyaltyReactions::award_points\""));
 }

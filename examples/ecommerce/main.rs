@@ -32,12 +32,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     if let Some(dir) = args.iter().position(|a| a == "--write-model").and_then(|i| args.get(i + 1)) {
         std::fs::create_dir_all(dir)?;
-        std::fs::write(format!("{dir}/ecommerce.mmd"), domain.to_mermaid())?;
-        std::fs::write(format!("{dir}/ecommerce.dot"), domain.to_dot())?;
-        std::fs::write(format!("{dir}/ecommerce.json"), format!("{:#}\n", domain.to_json()))?;
+        std::fs::write(format!("{dir}/ecommerce.mmd"), domain.model().to_mermaid())?;
+        std::fs::write(format!("{dir}/ecommerce.dot"), domain.model().to_dot())?;
+        std::fs::write(format!("{dir}/ecommerce.json"), format!("{:#}\n", domain.model().to_json()))?;
         println!("wrote the model to {dir}/ecommerce.{{mmd,dot,json}}");
     }
-    println!("{} elements, {} handler methods", domain.elements().len(), domain.handlers().len());
+    println!("{} elements, {} handler methods", domain.model().elements().len(), domain.model().handlers().len());
 
     let book = Identifier::<Inventory>::parse("BOOK-1")?;
     let pen = Identifier::<Inventory>::parse("PEN-1")?;

@@ -18,7 +18,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let domain = Domain::builder().module("project_management::model").shared_store(store).build()?;
     domain.deliver_pending().await?.all_delivered()?;
     if std::env::args().any(|a| a == "--dot") {
-        println!("{}", domain.to_dot());
+        println!("{}", domain.model().to_dot());
     }
 
     let project = Identifier::<Project>::generate();

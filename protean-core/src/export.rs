@@ -5,17 +5,16 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
-use crate::element::ElementKind;
-use crate::field::FieldShape;
-use crate::model::{Cluster, Domain};
-use crate::registry::ElementDescriptor;
+use crate::model::element::ElementKind;
+use crate::model::field::FieldShape;
+use crate::registry::{Cluster, ElementDescriptor, HandlerInfo, MessageKind, Model};
 
 /// The `format` field of the JSON export.
 pub const MODEL_FORMAT: &str = "protean.model";
 /// The version of the JSON export's layout; bumped only when it changes incompatibly.
 pub const MODEL_FORMAT_VERSION: u32 = 1;
 
-fn element_json(d: &ElementDescriptor, domain: &Domain) -> Value {
+fn element_json(d: &ElementDescriptor, model: &Model) -> Value {
     let fields: Vec<Value> = d
         .fields
         .iter()
@@ -38,7 +37,7 @@ fn element_json(d: &ElementDescriptor, domain: &Domain) -> Value {
         "version": d.version,
         "module_path": d.module_path,
         "part_of": d.part_of,
-        "aggregate": domain.aggregate_of(d.name).map(|a| a.name),
+        "aggregate": model.aggregate_of(d.name).map(|a| a.name),
         "identity": d.identity,
         "generated_identity": d.generated_identity,
         "fields": fields,
@@ -76,7 +75,7 @@ impl Relation {
     }
 }
 
-impl Domain {
+impl Model {
     fn edges(&self) -> Vec<Edge> {
         let mut edges = Vec::new();
         for d in self.elements() {
@@ -134,9 +133,9 @@ impl Domain {
                 json!({
                     "handler": h.handler,
                     "method": h.method,
-                    "part_of": h.part_of_name,
+                    "part_of": h.aggregate,
                     "handles": h.kind,
-                    "message": h.message_name,
+                    "message": h.message,
                     "type_name": h.type_name,
                     "docs": h.docs,
                 })
@@ -194,14 +193,14 @@ impl Domain {
             }
         }
         for h in self.reactions() {
-            let _ = writeln!(out, "  {} ..> {} : {} reacts", h.message_name, h.part_of_name, h.name());
+            let _ = writeln!(out, "  {} ..> {} : {} reacts", h.message, h.aggregate, h.name());
         }
         out
     }
 
     /// The event handlers, whose reactions link the clusters in the pictures.
-    fn reactions(&self) -> impl Iterator<Item = &'static crate::handler::HandlerDescriptor> + '_ {
-        self.handlers().iter().copied().filter(|h| h.kind == crate::handler::MessageKind::Event)
+    fn reactions(&self) -> impl Iterator<Item = &HandlerInfo> + '_ {
+        self.handlers().iter().filter(|h| h.kind == MessageKind::Event)
     }
 
     /// The model as a Graphviz DOT graph: one box per aggregate cluster (root, entities,
@@ -255,8 +254,8 @@ impl Domain {
             let _ = writeln!(
                 out,
                 "  \"{}\" -> \"{}\" [label=\"{}\", style=dashed, color=\"#2c7a4b\"];",
-                h.message_name,
-                h.part_of_name,
+                h.message,
+                h.aggregate,
                 h.name()
             );
         }

@@ -167,8 +167,8 @@ impl Banking {
 
 /// Three events of a counter, committed and not delivered, as a stopped process leaves them.
 pub async fn undelivered_bumps(store: &dyn protean::store::Store, id: &Identifier<Counter>) {
-    use protean::envelope::{Cause, Envelope, StreamId};
     use protean::store::{Batch, Commit};
+    use protean::store::{Cause, Envelope, StreamId};
     let stream = StreamId::new("Counter", id.to_string());
     let events = (1..=3)
         .map(|count| {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use super::{Batch, BoxFuture, Commit, Committed, Record, Snapshot, Store, StoreError, VersionConflict};
-use crate::envelope::{Envelope, StreamId};
+use crate::store::envelope::{Envelope, StreamId};
 
 /// A [`Store`] in memory that behaves like a database: records and events are kept as
 /// JSON text, so everything round-trips through serde; every load hands out a copy, so
@@ -19,7 +19,7 @@ use crate::envelope::{Envelope, StreamId};
 ///
 /// ```
 /// use protean_core::store::{Batch, Commit, MemoryStore, Store, StoreError};
-/// use protean_core::envelope::StreamId;
+/// use protean_core::store::StreamId;
 /// # futures_lite(async {
 /// let store = MemoryStore::new();
 /// let stream = StreamId::new("Order", "o-1");

@@ -12,8 +12,9 @@
 //! Events start undelivered. The engine delivers them after the commit and marks them
 //! delivered once every handler has succeeded; what a process did not deliver (it
 //! stopped, a handler failed) is claimed again by
-//! [`Domain::deliver_pending`](crate::model::Domain::deliver_pending).
+//! [`Domain::deliver_pending`](crate::runtime::Domain::deliver_pending).
 
+pub(crate) mod envelope;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -30,11 +31,14 @@ use uuid::Uuid;
 
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres::{PostgresStore, SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION};
 #[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::{Durability, SqliteStore, SCHEMA_VERSION as SQLITE_SCHEMA_VERSION};
 
-use crate::envelope::{Envelope, StreamId};
+pub use crate::model::error::{StoreError, VersionConflict};
+pub use envelope::{Cause, Envelope, StreamId};
 
 /// Opens the store a URL names:
 ///
@@ -181,62 +185,6 @@ pub struct Committed {
     pub version: u64,
     /// The events appended, with their sequence numbers.
     pub events: Vec<Envelope>,
-}
-
-/// A save refused because another unit of work wrote the aggregate first.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("version conflict on {stream}: loaded at version {expected}, but it is now at version {actual}")]
-pub struct VersionConflict {
-    /// The aggregate.
-    pub stream: StreamId,
-    /// The version the unit of work loaded (0 when it added the aggregate).
-    pub expected: u64,
-    /// The version found in the store (0 when there is none).
-    pub actual: u64,
-}
-
-/// Why a store operation failed.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum StoreError {
-    /// Optimistic concurrency: the aggregate changed since it was loaded.
-    #[error(transparent)]
-    Conflict(#[from] VersionConflict),
-    /// Stored data does not read back as what it should be.
-    #[error("stored data of {stream} at position {position} is unreadable: {reason}")]
-    Corrupt {
-        /// The aggregate or stream the data belongs to.
-        stream: StreamId,
-        /// The version of the record, or the sequence of the event.
-        position: u64,
-        /// What is wrong.
-        reason: String,
-    },
-    /// A value could not be written as JSON.
-    #[error("{what} could not be serialized: {reason}")]
-    Serialize {
-        /// What was being written.
-        what: String,
-        /// serde's message.
-        reason: String,
-    },
-    /// The handler already handled this message: the batch was not written.
-    #[error("`{handler}` already handled message {message_id}")]
-    AlreadyHandled {
-        /// The handler.
-        handler: String,
-        /// The message.
-        message_id: Uuid,
-    },
-    /// The storage backend failed (connection, disk, …).
-    #[error("the store failed: {0}")]
-    Backend(String),
-}
-
-impl StoreError {
-    /// Stored data that does not read back.
-    pub fn corrupt(stream: &StreamId, position: u64, reason: impl Into<String>) -> Self {
-        StoreError::Corrupt { stream: stream.clone(), position, reason: reason.into() }
-    }
 }
 
 /// A place to keep aggregates, their events and read models.

@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use super::sql::{from_micros, micros, stored_count, to_i64};
 use super::{Batch, BoxFuture, Commit, Committed, Record, Snapshot, Store, StoreError, VersionConflict};
-use crate::envelope::{Envelope, StreamId};
+use crate::store::envelope::{Envelope, StreamId};
 
 /// The schema version this code writes; [`Store::migrate`] brings older databases up to it.
 pub const SCHEMA_VERSION: i32 = 3;

@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::StoreError;
-use crate::envelope::StreamId;
+use crate::store::envelope::StreamId;
 
 /// A time as microseconds since the Unix epoch (what the `recorded_at` and
 /// `claimed_until` columns hold).

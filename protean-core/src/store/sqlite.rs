@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::sql::{from_micros, micros, stored_count, to_i64};
 use super::{Batch, BoxFuture, Commit, Committed, Record, Snapshot, Store, StoreError, VersionConflict};
-use crate::envelope::{Envelope, StreamId};
+use crate::store::envelope::{Envelope, StreamId};
 
 /// How hard a commit tries to reach the disk before it returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

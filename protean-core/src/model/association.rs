@@ -6,14 +6,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::identity::{Identifiable, Identifier};
+use crate::model::identity::{Identifiable, Identifier};
 
 /// The entities of one kind that an aggregate (or entity) holds, keyed by identity and
 /// kept in insertion order.
 ///
 /// ```
-/// # use protean_core::association::HasMany;
-/// # use protean_core::identity::{Identifier, Identifiable};
+/// # use protean_core::model::HasMany;
+/// # use protean_core::model::{Identifier, Identifiable};
 /// # #[derive(Clone, Debug, PartialEq)] struct Line { id: Identifier<Line>, qty: u32 }
 /// # impl Identifiable for Line { const IDENTIFIED_NAME: &'static str = "Line"; fn id(&self) -> &Identifier<Line> { &self.id } }
 /// let mut lines = HasMany::new();
@@ -162,7 +162,7 @@ impl<T> IntoIterator for HasMany<T> {
 /// At most one entity of the enclosing cluster.
 ///
 /// ```
-/// # use protean_core::association::HasOne;
+/// # use protean_core::model::HasOne;
 /// let mut one: HasOne<u8> = HasOne::new();
 /// assert!(one.get().is_none());
 /// one.set(7);
@@ -225,7 +225,7 @@ impl<T> From<Option<T>> for HasOne<T> {
     }
 }
 
-impl<T> crate::validation::Measured for HasMany<T> {
+impl<T> crate::model::validation::Measured for HasMany<T> {
     const UNIT: &'static str = "item";
     fn length(&self) -> Option<usize> {
         Some(self.items.len())

@@ -9,32 +9,9 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 pub use uuid::Uuid;
 
-use crate::element::{Event, RaisedEvent};
-use crate::store::StoreError;
-
-/// The stream an event belongs to: the aggregate type and the aggregate's identity.
-///
-/// Cheap to clone: the name is usually `&'static` and the identity is shared.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct StreamId {
-    /// The aggregate's name (`"Order"`).
-    pub aggregate: Cow<'static, str>,
-    /// The aggregate's identity, as text.
-    pub id: Arc<str>,
-}
-
-impl StreamId {
-    /// The stream of the aggregate named `aggregate` with identity `id`.
-    pub fn new(aggregate: impl Into<Cow<'static, str>>, id: impl Into<Arc<str>>) -> Self {
-        StreamId { aggregate: aggregate.into(), id: id.into() }
-    }
-}
-
-impl fmt::Display for StreamId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.aggregate, self.id)
-    }
-}
+use crate::model::element::{Event, RaisedEvent};
+use crate::model::error::StoreError;
+pub use crate::model::identity::StreamId;
 
 /// Why a unit of work runs: the message that caused it and the conversation it is part of.
 ///

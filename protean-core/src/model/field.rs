@@ -9,10 +9,10 @@ use std::fmt::Debug;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::association::{HasMany, HasOne};
-use crate::element::{Choices, ClusterEvents, DomainElement, ElementKind, RaisedEvent};
-use crate::identity::{Identifiable, Identifier};
-use crate::validation::{Path, Phase, Validate, ValidationError};
+use crate::model::association::{HasMany, HasOne};
+use crate::model::element::{Choices, ClusterEvents, DomainElement, ElementKind, RaisedEvent};
+use crate::model::identity::{Identifiable, Identifier};
+use crate::model::validation::{Path, Phase, Validate, ValidationError};
 
 /// How the model describes a field's type.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

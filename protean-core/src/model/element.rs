@@ -12,9 +12,9 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::error::DomainError;
-use crate::identity::Identifiable;
-use crate::validation::{Path, Phase, Validate, ValidationError};
+use crate::model::error::DomainError;
+use crate::model::identity::Identifiable;
+use crate::model::validation::{Path, Phase, Validate, ValidationError};
 
 /// What a domain element is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -109,7 +109,7 @@ pub trait Aggregate:
     }
 
     #[doc(hidden)]
-    fn __blank(id: &crate::identity::Identifier<Self>) -> Option<Self>
+    fn __blank(id: &crate::model::identity::Identifier<Self>) -> Option<Self>
     where
         Self: Sized,
     {
@@ -269,8 +269,8 @@ pub trait Command: DomainElement + Validate + Clone + Debug + Serialize + Deseri
     /// The schema version of this command.
     const VERSION: u32;
     /// What the command's handler hands back to the caller of
-    /// [`Domain::process`](crate::model::Domain::process), in
-    /// [`Processed::reply`](crate::engine::Processed::reply): `()` unless declared with
+    /// [`Domain::process`](crate::runtime::Domain::process), in
+    /// [`Processed::reply`](crate::runtime::Processed::reply): `()` unless declared with
     /// `#[command(part_of = User, returns = Identifier<User>)]`.
     type Reply: Reply;
 }
@@ -552,4 +552,15 @@ pub const fn const_str_eq(a: &str, b: &str) -> bool {
         i += 1;
     }
     true
+}
+
+/// `Self` changes by applying `E`. Implemented by `#[apply]`, one method per event.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no apply method for `{E}`",
+    label = "an event-sourced aggregate changes only by applying its events",
+    note = "add `fn(&mut self, event: &{E})` to an `#[apply] impl {Self}` block"
+)]
+pub trait Apply<E: EventOf<Self>>: Aggregate {
+    /// Changes the state as the event says. It cannot fail: the event already happened.
+    fn apply(&mut self, event: &E);
 }

@@ -1,11 +1,16 @@
 //! The domain registry: every macro submits a `&'static` [`ElementDescriptor`] through
-//! `inventory`, and [`Domain`](crate::model::Domain) collects them.
+//! `inventory`, and [`Domain`](crate::runtime::Domain) collects them into a checked
+//! [`Model`]: elements, handler methods ([`HandlerInfo`]) and aggregate clusters.
+
+mod model;
+
+pub use model::{Cluster, Model, ModelError, ModelProblem};
 
 use serde::Serialize;
 
-use crate::element::ElementKind;
-use crate::field::FieldShape;
-use crate::validation::{Limit, Phase};
+use crate::model::element::ElementKind;
+use crate::model::field::FieldShape;
+use crate::model::validation::{Limit, Phase};
 
 /// What the macros record about one domain element.
 #[derive(Debug)]
@@ -94,4 +99,77 @@ inventory::collect!(ElementDescriptor);
 /// Every descriptor submitted in this program, in no particular order.
 pub fn registered() -> impl Iterator<Item = &'static ElementDescriptor> {
     inventory::iter::<ElementDescriptor>.into_iter()
+}
+
+/// Whether a handler method handles a command or reacts to an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    /// Takes a command of its aggregate by value.
+    Command,
+    /// Takes a reference to an event of any aggregate.
+    Event,
+}
+
+/// One handler method, as the model sees it (its route is the runtime's business).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandlerInfo {
+    pub(crate) handler: &'static str,
+    pub(crate) method: &'static str,
+    pub(crate) id: &'static str,
+    pub(crate) module_path: &'static str,
+    pub(crate) aggregate_key: &'static str,
+    pub(crate) aggregate: &'static str,
+    pub(crate) kind: MessageKind,
+    pub(crate) message_key: &'static str,
+    pub(crate) message: &'static str,
+    pub(crate) type_name: &'static str,
+    pub(crate) docs: &'static str,
+}
+
+impl HandlerInfo {
+    /// `Handler::method`: how handled messages are recorded, and how reports name it.
+    pub fn name(&self) -> &'static str {
+        self.id
+    }
+
+    /// The type the `impl` block is for (`"InventoryReactions"`).
+    pub fn handler(&self) -> &'static str {
+        self.handler
+    }
+
+    /// The method (`"reserve"`).
+    pub fn method(&self) -> &'static str {
+        self.method
+    }
+
+    /// `module_path!()` where the handler is declared.
+    pub fn module_path(&self) -> &'static str {
+        self.module_path
+    }
+
+    /// The name of the aggregate it changes (`"Inventory"`).
+    pub fn aggregate(&self) -> &'static str {
+        self.aggregate
+    }
+
+    /// Whether it handles a command or reacts to an event.
+    pub fn kind(&self) -> MessageKind {
+        self.kind
+    }
+
+    /// The name of the command or event it takes (`"OrderPlaced"`).
+    pub fn message(&self) -> &'static str {
+        self.message
+    }
+
+    /// The stable type name the message is routed by (`"Order.OrderPlaced"`).
+    pub fn type_name(&self) -> &'static str {
+        self.type_name
+    }
+
+    /// The method's doc comment.
+    pub fn docs(&self) -> &'static str {
+        self.docs
+    }
 }

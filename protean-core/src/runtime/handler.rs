@@ -10,22 +10,14 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use crate::context::{Context, ContextOf, SameAggregate};
-use crate::element::{Aggregate, Command, Event};
-use crate::engine::{Engine, ProcessError};
-use crate::envelope::{Cause, Envelope};
-use crate::error::DomainError;
+use crate::model::element::{Aggregate, Command, Event};
+use crate::model::error::DomainError;
+use crate::registry::{HandlerInfo, MessageKind};
+use crate::runtime::context::{Context, ContextOf, SameAggregate};
+use crate::runtime::engine::Engine;
+use crate::runtime::outcome::ProcessError;
+use crate::store::envelope::{Cause, Envelope};
 use crate::store::{BoxFuture, Committed};
-
-/// Whether a handler method handles a command or reacts to an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MessageKind {
-    /// Takes a command of its aggregate by value.
-    Command,
-    /// Takes a reference to an event of any aggregate.
-    Event,
-}
 
 /// What a command's unit of work committed, and its handler's reply (a `C::Reply`).
 pub type CommandOutcome = (Vec<Committed>, Box<dyn Any + Send>);
@@ -67,13 +59,13 @@ pub struct HandlerDescriptor {
     pub id: &'static str,
     /// `module_path!()` where the handler is declared.
     pub module_path: &'static str,
-    /// [`KEY`](crate::element::DomainElement::KEY) of the aggregate the handler changes.
+    /// [`KEY`](crate::model::element::DomainElement::KEY) of the aggregate the handler changes.
     pub part_of: &'static str,
     /// Name of that aggregate (`"Inventory"`).
     pub part_of_name: &'static str,
     /// Whether it handles a command or an event.
     pub kind: MessageKind,
-    /// [`KEY`](crate::element::DomainElement::KEY) of the command or event handled.
+    /// [`KEY`](crate::model::element::DomainElement::KEY) of the command or event handled.
     pub message: &'static str,
     /// Name of the command or event handled (`"OrderPlaced"`).
     pub message_name: &'static str,
@@ -96,6 +88,23 @@ impl HandlerDescriptor {
     /// `Handler::method`, as errors and reports name it.
     pub fn name(&self) -> &'static str {
         self.id
+    }
+
+    /// What the model knows of it: everything but the route.
+    pub(crate) fn info(&self) -> HandlerInfo {
+        HandlerInfo {
+            handler: self.handler,
+            method: self.method,
+            id: self.id,
+            module_path: self.module_path,
+            aggregate_key: self.part_of,
+            aggregate: self.part_of_name,
+            kind: self.kind,
+            message_key: self.message,
+            message: self.message_name,
+            type_name: self.type_name,
+            docs: self.docs,
+        }
     }
 }
 
@@ -122,13 +131,13 @@ pub trait HandleEvent<A: Aggregate, E: Event>: 'static {
 pub const fn assert_context_of<T: ContextOf<A>, A: Aggregate>() {}
 
 /// A command handler's `Ok` value as the command's reply: the type the command declares
-/// (see [`Returns`](crate::element::Returns)).
-pub fn reply<C: crate::element::Returns<R>, R>(reply: R) -> C::Reply {
+/// (see [`Returns`](crate::model::element::Returns)).
+pub fn reply<C: crate::model::element::Returns<R>, R>(reply: R) -> C::Reply {
     C::into_reply(reply)
 }
 
-/// An event handler's `Ok` value: `()` only (see [`NoReply`](crate::element::NoReply)).
-pub fn no_reply<R: crate::element::NoReply>(reply: R) {
+/// An event handler's `Ok` value: `()` only (see [`NoReply`](crate::model::element::NoReply)).
+pub fn no_reply<R: crate::model::element::NoReply>(reply: R) {
     let _ = reply;
 }
 

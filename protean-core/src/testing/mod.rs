@@ -3,7 +3,7 @@
 //!
 //! ```
 //! # use protean_core::testing::Scenario;
-//! # use protean_core::model::Domain;
+//! # use protean_core::runtime::Domain;
 //! # async fn demo(domain: Domain) {
 //! // given: commands processed, aggregates stored as they are, events delivered;
 //! // when: one command (or one event); then: what it raised, or why it was refused.
@@ -19,12 +19,12 @@ use std::fmt::Write as _;
 
 use uuid::Uuid;
 
-use crate::element::{Aggregate, Command, Event, RaisedEvent};
-use crate::engine::{Delivered, DeliveryFailure, ProcessError, Processed};
-use crate::envelope::{Cause, Envelope, StreamId};
-use crate::error::DomainError;
-use crate::identity::Identifier;
-use crate::model::Domain;
+use crate::model::element::{Aggregate, Command, Event, RaisedEvent};
+use crate::model::error::DomainError;
+use crate::model::identity::Identifier;
+use crate::runtime::Domain;
+use crate::runtime::{Delivered, DeliveryFailure, ProcessError, Processed};
+use crate::store::envelope::{Cause, Envelope, StreamId};
 use crate::store::BoxFuture;
 
 type Step = Box<dyn for<'a> FnOnce(&'a Domain) -> BoxFuture<'a, Result<(), String>> + Send>;
@@ -42,7 +42,7 @@ impl std::fmt::Debug for Scenario {
 }
 
 fn event_envelope<E: Event>(event: E) -> Envelope {
-    let stream = StreamId::new(<E::Aggregate as crate::element::DomainElement>::NAME, "given");
+    let stream = StreamId::new(<E::Aggregate as crate::model::element::DomainElement>::NAME, "given");
     // An event serde cannot write is a bug in the test itself: fail it loudly.
     match Envelope::new(RaisedEvent::new(event), stream.clone(), Cause::command(Uuid::now_v7())) {
         Ok(mut envelope) => {

@@ -1,5 +1,6 @@
 //! Typed identities: [`Identifier<T>`] names one aggregate or entity of type `T`.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::marker::PhantomData;
@@ -48,7 +49,7 @@ enum IdValue {
 /// `Identifier<T>` is how aggregates stay small (see the crate docs).
 ///
 /// ```
-/// use protean_core::identity::{Identifier, Identifiable};
+/// use protean_core::model::{Identifier, Identifiable};
 /// # struct Order { id: Identifier<Order> }
 /// # impl Identifiable for Order { const IDENTIFIED_NAME: &'static str = "Order"; fn id(&self) -> &Identifier<Order> { &self.id } }
 /// let id = Identifier::<Order>::generate();
@@ -229,5 +230,29 @@ impl<T: ?Sized> IdentityOf<T> for Identifier<T> {
     }
     fn as_identifier(&self) -> &Identifier<T> {
         self
+    }
+}
+
+/// The stream an event belongs to: the aggregate type and the aggregate's identity.
+///
+/// Cheap to clone: the name is usually `&'static` and the identity is shared.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct StreamId {
+    /// The aggregate's name (`"Order"`).
+    pub aggregate: Cow<'static, str>,
+    /// The aggregate's identity, as text.
+    pub id: Arc<str>,
+}
+
+impl StreamId {
+    /// The stream of the aggregate named `aggregate` with identity `id`.
+    pub fn new(aggregate: impl Into<Cow<'static, str>>, id: impl Into<Arc<str>>) -> Self {
+        StreamId { aggregate: aggregate.into(), id: id.into() }
+    }
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.aggregate, self.id)
     }
 }

@@ -3,14 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::sync::Arc;
 
-use crate::element::ElementKind;
-use crate::engine::Engine;
-use crate::field::FieldShape;
-use crate::handler::{registered_handlers, HandlerDescriptor, MessageKind};
-use crate::registry::{registered, ElementDescriptor};
-use crate::store::{MemoryStore, Store};
+use crate::model::element::ElementKind;
+use crate::model::field::FieldShape;
+use crate::registry::{ElementDescriptor, HandlerInfo, MessageKind};
 
 /// A rule of the model broken in a way the compiler cannot see.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,7 +17,7 @@ pub struct ModelProblem {
     pub message: String,
 }
 
-/// Every problem found while building a [`Domain`].
+/// Every problem found while building a [`Domain`](crate::runtime::Domain).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ModelError {
     /// All problems, not only the first.
@@ -38,115 +34,12 @@ impl fmt::Display for ModelError {
     }
 }
 
-/// Chooses which registered elements and handlers form a domain, and where it keeps its data.
-#[derive(Clone)]
-pub struct DomainBuilder {
-    modules: Vec<String>,
-    store: Option<Arc<dyn Store>>,
-    conflict_retries: u32,
-    lease: std::time::Duration,
-    snapshot_every: u64,
-}
-
-impl Default for DomainBuilder {
-    fn default() -> Self {
-        DomainBuilder {
-            modules: Vec::new(),
-            store: None,
-            conflict_retries: 3,
-            lease: std::time::Duration::from_secs(30),
-            snapshot_every: 100,
-        }
-    }
-}
-
-impl fmt::Debug for DomainBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DomainBuilder")
-            .field("modules", &self.modules)
-            .field("store", &self.store.as_ref().map(|_| "..."))
-            .field("conflict_retries", &self.conflict_retries)
-            .finish()
-    }
-}
-
-impl DomainBuilder {
-    /// Includes the elements declared in this module or below it (a `module_path!()`
-    /// prefix, such as `"my_app::orders"`). With no module given, every registered
-    /// element is included.
-    pub fn module(mut self, prefix: impl Into<String>) -> Self {
-        self.modules.push(prefix.into());
-        self
-    }
-
-    /// Keeps the domain's aggregates and events in `store` (by default a new
-    /// [`MemoryStore`]).
-    pub fn store(mut self, store: impl Store) -> Self {
-        self.store = Some(Arc::new(store));
-        self
-    }
-
-    /// Shares a store with other domains or with code that inspects it.
-    pub fn shared_store(mut self, store: Arc<dyn Store>) -> Self {
-        self.store = Some(store);
-        self
-    }
-
-    /// How many times a handler runs again, in a fresh unit of work, when its commit
-    /// meets a version conflict (default 3). With 0, the first conflict is returned.
-    pub fn conflict_retries(mut self, retries: u32) -> Self {
-        self.conflict_retries = retries;
-        self
-    }
-
-    /// How long [`Domain::deliver_pending`] holds the undelivered events it claims
-    /// before another relay may claim them (default 30 s): longer than delivering a
-    /// batch takes.
-    pub fn delivery_lease(mut self, lease: std::time::Duration) -> Self {
-        self.lease = lease;
-        self
-    }
-
-    /// Snapshots an event-sourced aggregate every `events` events (default 100; 0 never),
-    /// so that loading replays at most that many events, however long the stream.
-    pub fn snapshot_every(mut self, events: u64) -> Self {
-        self.snapshot_every = events;
-        self
-    }
-
-    /// Collects the matching descriptors and handlers and checks the model: what the
-    /// compiler cannot see, such as a command with no handler or with two.
-    pub fn build(self) -> Result<Domain, ModelError> {
-        let included = |path: &str| self.modules.is_empty() || self.modules.iter().any(|m| in_module(path, m));
-        let mut elements: Vec<&'static ElementDescriptor> = registered().filter(|d| included(d.module_path)).collect();
-        elements.sort_by(|a, b| (a.kind, a.name, a.key).cmp(&(b.kind, b.name, b.key)));
-        let mut handlers: Vec<&'static HandlerDescriptor> =
-            registered_handlers().filter(|h| included(h.module_path)).collect();
-        handlers.sort_by(|a, b| (a.handler, a.method, a.module_path).cmp(&(b.handler, b.method, b.module_path)));
-        let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
-        let engine = Arc::new(Engine::new(store, &handlers, self.conflict_retries, self.lease, self.snapshot_every));
-        let domain = Domain { elements, handlers, engine };
-        domain.check()?;
-        Ok(domain)
-    }
-}
-
-fn in_module(path: &str, prefix: &str) -> bool {
-    path == prefix || path.strip_prefix(prefix).is_some_and(|rest| rest.starts_with("::"))
-}
-
-/// A domain: the checked model built from the registry, its handlers, and the engine
-/// that processes commands against a store. Cloning it is cheap and shares the engine.
-///
-/// ```
-/// let domain = protean_core::model::Domain::builder().module("no::such::module").build().unwrap();
-/// assert!(domain.elements().is_empty());
-/// ```
+/// The checked model: the elements and handler methods of a domain, grouped into
+/// aggregate clusters. [`Domain::model`](crate::runtime::Domain::model) gives it.
 #[derive(Debug, Clone)]
-pub struct Domain {
+pub struct Model {
     elements: Vec<&'static ElementDescriptor>,
-    handlers: Vec<&'static HandlerDescriptor>,
-    engine: Arc<Engine>,
+    handlers: Vec<HandlerInfo>,
 }
 
 /// One aggregate with everything that belongs to it.
@@ -164,15 +57,20 @@ pub struct Cluster<'a> {
     pub value_objects: Vec<&'a str>,
 }
 
-impl Domain {
-    /// Starts choosing elements from the registry.
-    pub fn builder() -> DomainBuilder {
-        DomainBuilder::default()
-    }
-
-    /// Every registered element, checked.
-    pub fn from_registry() -> Result<Domain, ModelError> {
-        Self::builder().build()
+impl Model {
+    /// Sorts the elements and handlers and checks them for what the compiler cannot see,
+    /// such as a command with no handler or with two; `has_applier(aggregate_key,
+    /// event_type_name)` says whether an event-sourced aggregate applies that event.
+    pub(crate) fn checked(
+        mut elements: Vec<&'static ElementDescriptor>,
+        mut handlers: Vec<HandlerInfo>,
+        has_applier: impl Fn(&str, &str) -> bool,
+    ) -> Result<Model, ModelError> {
+        elements.sort_by(|a, b| (a.kind, a.name, a.key).cmp(&(b.kind, b.name, b.key)));
+        handlers.sort_by(|a, b| (a.handler, a.method, a.module_path).cmp(&(b.handler, b.method, b.module_path)));
+        let model = Model { elements, handlers };
+        model.check(&has_applier)?;
+        Ok(model)
     }
 
     /// The elements, sorted by kind and name.
@@ -181,13 +79,8 @@ impl Domain {
     }
 
     /// The handler methods, sorted by handler and method.
-    pub fn handlers(&self) -> &[&'static HandlerDescriptor] {
+    pub fn handlers(&self) -> &[HandlerInfo] {
         &self.handlers
-    }
-
-    /// The engine: store, routes and retry policy.
-    pub fn engine(&self) -> &Arc<Engine> {
-        &self.engine
     }
 
     /// The element with this name.
@@ -252,7 +145,7 @@ impl Domain {
         }
     }
 
-    fn check(&self) -> Result<(), ModelError> {
+    fn check(&self, has_applier: &dyn Fn(&str, &str) -> bool) -> Result<(), ModelError> {
         let mut problems = Vec::new();
         let mut problem =
             |element: &str, message: String| problems.push(ModelProblem { element: element.to_string(), message });
@@ -324,7 +217,7 @@ impl Domain {
         }
 
         self.check_handlers(&mut problem);
-        self.check_event_sourcing(&mut problem);
+        self.check_event_sourcing(has_applier, &mut problem);
 
         if problems.is_empty() {
             Ok(())
@@ -333,10 +226,10 @@ impl Domain {
         }
     }
 
-    fn check_event_sourcing(&self, problem: &mut impl FnMut(&str, String)) {
+    fn check_event_sourcing(&self, has_applier: &dyn Fn(&str, &str) -> bool, problem: &mut impl FnMut(&str, String)) {
         for aggregate in self.of_kind(ElementKind::Aggregate).filter(|a| a.event_sourced) {
             for event in self.of_kind(ElementKind::Event).filter(|e| e.part_of == Some(aggregate.name)) {
-                if crate::sourcing::applier(aggregate.key, event.type_name).is_none() {
+                if !has_applier(aggregate.key, event.type_name) {
                     problem(
                         event.name,
                         format!(
@@ -351,9 +244,9 @@ impl Domain {
     }
 
     fn check_handlers(&self, problem: &mut impl FnMut(&str, String)) {
-        let mut by_command: BTreeMap<&str, Vec<&HandlerDescriptor>> = BTreeMap::new();
+        let mut by_command: BTreeMap<&str, Vec<&HandlerInfo>> = BTreeMap::new();
         for h in self.handlers.iter().filter(|h| h.kind == MessageKind::Command) {
-            by_command.entry(h.message).or_default().push(h);
+            by_command.entry(h.message_key).or_default().push(h);
         }
         for command in self.of_kind(ElementKind::Command) {
             let aggregate = command.part_of.unwrap_or("its aggregate");
@@ -394,23 +287,23 @@ impl Domain {
             );
         }
         for h in &self.handlers {
-            if !self.elements.iter().any(|d| d.key == h.part_of) {
+            if !self.elements.iter().any(|d| d.key == h.aggregate_key) {
                 problem(
                     h.handler,
                     format!(
                         "handler `{}` is `part_of = {}`, which is not in this domain: include its module",
                         h.name(),
-                        h.part_of_name
+                        h.aggregate
                     ),
                 );
             }
-            if h.kind == MessageKind::Command && !self.elements.iter().any(|d| d.key == h.message) {
+            if h.kind == MessageKind::Command && !self.elements.iter().any(|d| d.key == h.message_key) {
                 problem(
                     h.handler,
                     format!(
                         "handler `{}` takes the command `{}`, which is not in this domain: include its module",
                         h.name(),
-                        h.message_name
+                        h.message
                     ),
                 );
             }

@@ -13,13 +13,14 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::element::Aggregate;
-use crate::engine::{Engine, ProcessError, Processed};
-use crate::envelope::{Cause, Envelope, StreamId};
-use crate::error::DomainError;
-use crate::identity::Identifier;
-use crate::store::{Batch, BoxFuture, Commit, Committed, Handled, StoreError};
-use crate::validation::{Path, Phase, ValidationError};
+use crate::model::element::Aggregate;
+use crate::model::error::DomainError;
+use crate::model::identity::Identifier;
+use crate::model::validation::{Path, Phase, ValidationError};
+use crate::runtime::engine::Engine;
+use crate::runtime::outcome::{ProcessError, Processed};
+use crate::store::envelope::{Cause, Envelope, StreamId};
+use crate::store::{Batch, BoxFuture, Commit, Committed, Handled, Store, StoreError};
 
 /// `Self` may be loaded, added or removed through a handler's `Context<A>`: only when
 /// `Self` is `A`. This is how "one aggregate changes per transaction" is checked.
@@ -74,10 +75,10 @@ impl<A: Aggregate> SameAggregate<A> for A {}
 /// Data a handler may read but never change: a view kept for lookups, such as a
 /// product's current price or a customer's name. It is not an aggregate, has no
 /// version and is not saved by the unit of work; projections or application code write
-/// it with [`Domain::put_read_model`](crate::model::Domain::put_read_model).
+/// it with [`Domain::put_read_model`](crate::runtime::Domain::put_read_model).
 ///
 /// ```
-/// use protean_core::context::ReadModel;
+/// use protean_core::runtime::ReadModel;
 /// #[derive(serde::Serialize, serde::Deserialize)]
 /// struct ProductPrice { sku: String, cents: i64 }
 /// impl ReadModel for ProductPrice { const NAME: &'static str = "ProductPrice"; }
@@ -216,11 +217,18 @@ pub(crate) async fn replayed<A: Aggregate>(
     };
     state.__meta_mut().sequence = after;
     let events = store.stream_range(stream, after, up_to).await?;
-    crate::sourcing::replay(&mut state, &events)?;
+    crate::runtime::sourcing::replay(&mut state, &events)?;
     // An event-sourced aggregate's version counts its events.
     let meta = state.__meta_mut();
     meta.version = meta.sequence;
     Ok(state)
+}
+
+/// A read model by key, from `store`.
+pub(crate) async fn read_model<V: ReadModel>(store: &dyn Store, key: &str) -> Result<Option<V>, StoreError> {
+    let Some(json) = store.read_model(V::NAME, key).await? else { return Ok(None) };
+    let stream = StreamId::new(V::NAME, key);
+    serde_json::from_str(&json).map(Some).map_err(|e| StoreError::corrupt(&stream, 0, e.to_string()))
 }
 
 pub(crate) fn stream_of<A: Aggregate>(id: &Identifier<A>) -> StreamId {
@@ -403,12 +411,12 @@ impl<A: Aggregate> Context<A> {
 
     /// A read model by key: an owned copy, for reading only. `Ok(None)` when absent.
     pub fn read<'a, V: ReadModel>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<V>, DomainError>> {
-        Box::pin(async move { self.engine.read_model::<V>(key).await.map_err(DomainError::from) })
+        Box::pin(async move { read_model::<V>(self.engine.store.as_ref(), key).await.map_err(DomainError::from) })
     }
 
     /// Commits this unit of work, then delivers the events it raised to their handlers
     /// (each in its own unit of work). For application code holding a context from
-    /// [`Domain::unit_of_work`](crate::model::Domain::unit_of_work); a handler's
+    /// [`Domain::unit_of_work`](crate::runtime::Domain::unit_of_work); a handler's
     /// context is committed by the engine when the handler returns `Ok`.
     pub async fn commit(self) -> Result<Processed, ProcessError> {
         let engine = Arc::clone(&self.engine);

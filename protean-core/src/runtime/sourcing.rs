@@ -18,27 +18,17 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use crate::element::{Aggregate, EventOf, RaisedEvent};
-use crate::envelope::Envelope;
+use crate::model::element::Apply;
+use crate::model::element::{Aggregate, EventOf, RaisedEvent};
+use crate::store::envelope::Envelope;
 use crate::store::StoreError;
-
-/// `Self` changes by applying `E`. Implemented by `#[apply]`, one method per event.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` has no apply method for `{E}`",
-    label = "an event-sourced aggregate changes only by applying its events",
-    note = "add `fn(&mut self, event: &{E})` to an `#[apply] impl {Self}` block"
-)]
-pub trait Apply<E: EventOf<Self>>: Aggregate {
-    /// Changes the state as the event says. It cannot fail: the event already happened.
-    fn apply(&mut self, event: &E);
-}
 
 /// One apply method, as `#[apply]` registers it.
 #[derive(Debug)]
 pub struct ApplierDescriptor {
-    /// [`KEY`](crate::element::DomainElement::KEY) of the aggregate.
+    /// [`KEY`](crate::model::element::DomainElement::KEY) of the aggregate.
     pub aggregate: &'static str,
-    /// [`KEY`](crate::element::DomainElement::KEY) of the event.
+    /// [`KEY`](crate::model::element::DomainElement::KEY) of the event.
     pub event: &'static str,
     /// The event's stable type name.
     pub type_name: &'static str,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 /// spans several fields) is keyed by the object's own path, which is `""` at the top.
 ///
 /// ```
-/// use protean_core::validation::ValidationError;
+/// use protean_core::model::ValidationError;
 /// let mut errors = ValidationError::default();
 /// errors.add("items[2].quantity", "must be at least 1");
 /// errors.add("total.currency", "must be exactly 3 characters long");

@@ -1,0 +1,250 @@
+//! The [`Domain`]: the checked model, the engine that runs it, and every operation an
+//! application calls on it. [`DomainBuilder`] chooses its elements and its store.
+
+use std::fmt;
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::model::element::{Aggregate, Command};
+use crate::model::error::StoreError;
+use crate::model::identity::Identifier;
+use crate::registry::{registered, ElementDescriptor, Model, ModelError};
+use crate::runtime::context::{read_model, replayed, stream_of, Context, ReadModel};
+use crate::runtime::engine::Engine;
+use crate::runtime::handler::{registered_handlers, HandlerDescriptor, Route};
+use crate::runtime::outcome::{Delivered, DeliveryFailure, ProcessError, Processed};
+use crate::store::{Cause, Envelope, MemoryStore, Store};
+
+/// Chooses which registered elements and handlers form a domain, and where it keeps its data.
+#[derive(Clone)]
+pub struct DomainBuilder {
+    modules: Vec<String>,
+    store: Option<Arc<dyn Store>>,
+    conflict_retries: u32,
+    lease: std::time::Duration,
+    snapshot_every: u64,
+}
+
+impl Default for DomainBuilder {
+    fn default() -> Self {
+        DomainBuilder {
+            modules: Vec::new(),
+            store: None,
+            conflict_retries: 3,
+            lease: std::time::Duration::from_secs(30),
+            snapshot_every: 100,
+        }
+    }
+}
+
+impl fmt::Debug for DomainBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DomainBuilder")
+            .field("modules", &self.modules)
+            .field("store", &self.store.as_ref().map(|_| "..."))
+            .field("conflict_retries", &self.conflict_retries)
+            .finish()
+    }
+}
+
+impl DomainBuilder {
+    /// Includes the elements declared in this module or below it (a `module_path!()`
+    /// prefix, such as `"my_app::orders"`). With no module given, every registered
+    /// element is included.
+    pub fn module(mut self, prefix: impl Into<String>) -> Self {
+        self.modules.push(prefix.into());
+        self
+    }
+
+    /// Keeps the domain's aggregates and events in `store` (by default a new
+    /// [`MemoryStore`](crate::store::MemoryStore)).
+    pub fn store(mut self, store: impl Store) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// Shares a store with other domains or with code that inspects it.
+    pub fn shared_store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// How many times a handler runs again, in a fresh unit of work, when its commit
+    /// meets a version conflict (default 3). With 0, the first conflict is returned.
+    pub fn conflict_retries(mut self, retries: u32) -> Self {
+        self.conflict_retries = retries;
+        self
+    }
+
+    /// How long [`Domain::deliver_pending`] holds the undelivered events it claims
+    /// before another relay may claim them (default 30 s): longer than delivering a
+    /// batch takes.
+    pub fn delivery_lease(mut self, lease: std::time::Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// Snapshots an event-sourced aggregate every `events` events (default 100; 0 never),
+    /// so that loading replays at most that many events, however long the stream.
+    pub fn snapshot_every(mut self, events: u64) -> Self {
+        self.snapshot_every = events;
+        self
+    }
+
+    /// Collects the matching descriptors and handlers and checks the model: what the
+    /// compiler cannot see, such as a command with no handler or with two.
+    pub fn build(self) -> Result<Domain, ModelError> {
+        let included = |path: &str| self.modules.is_empty() || self.modules.iter().any(|m| in_module(path, m));
+        let elements: Vec<&'static ElementDescriptor> = registered().filter(|d| included(d.module_path)).collect();
+        let handlers: Vec<&'static HandlerDescriptor> =
+            registered_handlers().filter(|h| included(h.module_path)).collect();
+        let model = Model::checked(elements, handlers.iter().map(|h| h.info()).collect(), |aggregate, event| {
+            crate::runtime::sourcing::applier(aggregate, event).is_some()
+        })?;
+        let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        let engine = Arc::new(Engine::new(store, &handlers, self.conflict_retries, self.lease, self.snapshot_every));
+        Ok(Domain { model, engine })
+    }
+}
+
+fn in_module(path: &str, prefix: &str) -> bool {
+    path == prefix || path.strip_prefix(prefix).is_some_and(|rest| rest.starts_with("::"))
+}
+
+/// A domain: the checked model built from the registry, its handlers, and the engine
+/// that processes commands against a store. Cloning it is cheap and shares the engine.
+///
+/// ```
+/// let domain = protean_core::runtime::Domain::builder().module("no::such::module").build().unwrap();
+/// assert!(domain.model().elements().is_empty());
+/// ```
+#[derive(Debug, Clone)]
+pub struct Domain {
+    model: Model,
+    engine: Arc<Engine>,
+}
+
+impl Domain {
+    /// Starts choosing elements from the registry.
+    pub fn builder() -> DomainBuilder {
+        DomainBuilder::default()
+    }
+
+    /// Every registered element, checked.
+    pub fn from_registry() -> Result<Domain, ModelError> {
+        Self::builder().build()
+    }
+
+    /// The checked model: elements, handler methods, clusters, and the exports.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// The store this domain keeps its aggregates and events in.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        self.engine.store()
+    }
+
+    /// Processes a command: validates it, runs its handler in a unit of work, commits the
+    /// one aggregate it changed (with an optimistic version check, retried on conflict),
+    /// then delivers the raised events to their handlers.
+    ///
+    /// Returns an error when the command is refused or cannot be committed. On success
+    /// the [`Processed`] outcome carries the handler's reply (what the command declares
+    /// with `returns = T`); failures of the event handlers after the commit are reported
+    /// in [`Processed::failures`] and kept for [`retry_failed`](Self::retry_failed), and
+    /// [`Processed::all_delivered`] turns them into an error.
+    pub async fn process<C: Command>(&self, command: C) -> Result<Processed<C::Reply>, ProcessError> {
+        self.process_with(command, Uuid::now_v7(), None).await
+    }
+
+    /// [`process`](Self::process) with the command's id given, and optionally the
+    /// correlation id of the conversation it continues.
+    pub async fn process_with<C: Command>(
+        &self,
+        command: C,
+        command_id: Uuid,
+        correlation_id: Option<Uuid>,
+    ) -> Result<Processed<C::Reply>, ProcessError> {
+        let engine = &self.engine;
+        command.validate().map_err(|e| ProcessError::Rejected { type_name: C::TYPE_NAME, error: e.into() })?;
+        let handler = engine.commands.get(C::TYPE_NAME).ok_or(ProcessError::Unhandled(C::TYPE_NAME))?;
+        let Route::Command(route) = handler.route else { return Err(ProcessError::Unhandled(C::TYPE_NAME)) };
+        let cause = Cause { causation_id: command_id, correlation_id: correlation_id.unwrap_or(command_id) };
+        let (committed, reply) = route(engine, Box::new(command), cause).await?;
+        let reply = *reply.downcast::<C::Reply>().map_err(|_| ProcessError::Unhandled(C::TYPE_NAME))?;
+        Ok(engine.deliver_committed(command_id, committed).await.with_reply(reply))
+    }
+
+    /// A unit of work for application code (seeding data, a migration, an admin task):
+    /// load, add or remove aggregates of `A`, then [`commit`](Context::commit) it.
+    pub fn unit_of_work<A: Aggregate>(&self) -> Context<A> {
+        Context::new(Arc::clone(&self.engine), Cause::command(Uuid::now_v7()), A::NAME)
+    }
+
+    /// A copy of an aggregate as stored, for reading (a query, a test). Change
+    /// aggregates through commands or a [`unit_of_work`](Self::unit_of_work).
+    pub async fn get<A: Aggregate>(&self, id: &Identifier<A>) -> Result<Option<A>, ProcessError> {
+        let mut ctx = self.unit_of_work::<A>();
+        Ok(ctx.find(id).await.map_err(|e| ProcessError::from_domain(A::NAME, e))?.map(|a| a.clone()))
+    }
+
+    /// An event-sourced aggregate as it was after the event with sequence `up_to`:
+    /// rebuilt from the latest snapshot at or before it and the events up to it.
+    /// `Ok(None)` when the aggregate does not exist.
+    pub async fn get_as_of<A: Aggregate>(&self, id: &Identifier<A>, up_to: u64) -> Result<Option<A>, ProcessError> {
+        let stream = stream_of(id);
+        let store = self.engine.store.as_ref();
+        if store.load(&stream).await?.is_none() {
+            return Ok(None);
+        }
+        let state = replayed::<A>(store, &stream, id, Some(up_to)).await?;
+        Ok(Some(state))
+    }
+
+    /// The events an aggregate raised, in order, as stored.
+    pub async fn events_of<A: Aggregate>(&self, id: &Identifier<A>) -> Result<Vec<Envelope>, ProcessError> {
+        Ok(self.engine.store.stream(&stream_of(id)).await?)
+    }
+
+    /// Delivers already committed events (read back from the store, or built by a test)
+    /// to their handlers, as if they had just been raised.
+    pub async fn deliver(&self, events: Vec<Envelope>) -> Delivered {
+        self.engine.deliver(events).await
+    }
+
+    /// Delivers what the store holds undelivered: events committed by a process that
+    /// stopped before delivering them, or whose handlers failed. Each stream's events
+    /// come in order; handlers that already handled an event skip it (their handled
+    /// messages are recorded in their own transactions), so delivery is at least once
+    /// and the effects happen once. Call it when the application starts, and from time
+    /// to time. Returns what was delivered and what failed.
+    pub async fn deliver_pending(&self) -> Result<Delivered, ProcessError> {
+        self.engine.deliver_pending().await
+    }
+
+    /// Every delivery that failed and has not been retried successfully yet.
+    pub fn failed_deliveries(&self) -> Vec<DeliveryFailure> {
+        self.engine.failures().clone()
+    }
+
+    /// Delivers each failed event again to the handler that failed on it. Returns the
+    /// events delivered; what fails again stays in
+    /// [`failed_deliveries`](Self::failed_deliveries) and is returned as well.
+    pub async fn retry_failed(&self) -> Delivered {
+        self.engine.retry_failed().await
+    }
+
+    /// A read model by key.
+    pub async fn read_model<V: ReadModel>(&self, key: &str) -> Result<Option<V>, ProcessError> {
+        Ok(read_model::<V>(self.engine.store.as_ref(), key).await?)
+    }
+
+    /// Writes a read model (from a projection or application code).
+    pub async fn put_read_model<V: ReadModel>(&self, key: &str, value: &V) -> Result<(), ProcessError> {
+        let json = serde_json::to_string(value)
+            .map_err(|e| StoreError::Serialize { what: format!("read model {}", V::NAME), reason: e.to_string() })?;
+        Ok(self.engine.store.put_read_model(V::NAME, key, json).await?)
+    }
+}

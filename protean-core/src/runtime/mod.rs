@@ -1,0 +1,18 @@
+//! The runtime: the [`Domain`] an application builds and calls, the unit of work
+//! ([`Context`]) handlers run in, the engine that routes commands and delivers events,
+//! and event sourcing's replay.
+//!
+//! Depends on [`model`](crate::model), [`registry`](crate::registry) and
+//! [`store`](crate::store); nothing below it depends on it.
+
+pub(crate) mod context;
+mod delivery;
+mod domain;
+pub(crate) mod engine;
+pub(crate) mod handler;
+pub(crate) mod outcome;
+pub(crate) mod sourcing;
+
+pub use context::{Context, Opened, ReadModel};
+pub use domain::{Domain, DomainBuilder};
+pub use outcome::{Delivered, DeliveryFailure, ProcessError, Processed};

@@ -1,0 +1,163 @@
+//! What processing a command or delivering events ends with: [`Processed`],
+//! [`Delivered`], [`DeliveryFailure`] and [`ProcessError`].
+
+use uuid::Uuid;
+
+use crate::model::error::{DomainError, StoreError, VersionConflict};
+use crate::registry::HandlerInfo;
+use crate::store::{Committed, Envelope};
+
+/// Why processing a command (or delivering an event) failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ProcessError {
+    /// The command or event was refused: invalid fields, a broken invariant, a business
+    /// rule, something not found. Nothing was written.
+    #[error("`{type_name}` was rejected: {error}")]
+    Rejected {
+        /// The stable type name of the command or event refused (`"Order.PlaceOrder"`).
+        type_name: &'static str,
+        /// Why.
+        error: DomainError,
+    },
+    /// Another unit of work changed the aggregate first, on every attempt allowed.
+    #[error(transparent)]
+    Conflict(#[from] VersionConflict),
+    /// No handler takes this command in this domain.
+    #[error(
+        "no handler takes the command `{0}`: add a method taking it to a `#[handler(part_of = ..)]` of its aggregate"
+    )]
+    Unhandled(&'static str),
+    /// Loading or saving failed.
+    #[error(transparent)]
+    Store(StoreError),
+    /// The command committed, but handlers reacting to its events failed: what
+    /// [`Processed::all_delivered`] makes of a [`Processed`] with failures. The events
+    /// are kept, and [`Domain::retry_failed`] delivers them again.
+    #[error("{} reaction(s) failed: {}", failures.len(), failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    ReactionsFailed {
+        /// Each failed delivery.
+        failures: Vec<DeliveryFailure>,
+    },
+}
+
+impl From<StoreError> for ProcessError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict(conflict) => ProcessError::Conflict(conflict),
+            other => ProcessError::Store(other),
+        }
+    }
+}
+
+impl ProcessError {
+    /// Classifies a handler's error: store failures stay store failures, the rest is a rejection.
+    pub fn from_domain(message: &'static str, error: DomainError) -> Self {
+        match error {
+            DomainError::Store(store) => store.into(),
+            error => ProcessError::Rejected { type_name: message, error },
+        }
+    }
+
+    /// The domain error of a rejection.
+    pub fn rejection(&self) -> Option<&DomainError> {
+        match self {
+            ProcessError::Rejected { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// An event one handler failed to handle. The event is kept, and
+/// [`Domain::retry_failed`] delivers it to that handler again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryFailure {
+    /// The handler method that failed.
+    pub handler: HandlerInfo,
+    /// The event it was given.
+    pub event: Envelope,
+    /// What went wrong on the last attempt.
+    pub error: ProcessError,
+}
+
+impl std::fmt::Display for DeliveryFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} failed on {} #{} of {}: {}",
+            self.handler.name(),
+            self.event.type_name,
+            self.event.sequence,
+            self.event.stream,
+            self.error
+        )
+    }
+}
+
+/// What processing a command did, and what its handler handed back.
+///
+/// The command is committed once `process` returns `Ok`, but the handlers reacting to
+/// its events may have failed: [`failures`](Self::failures) lists them. Use the outcome
+/// ([`all_delivered`](Self::all_delivered) turns any failure into an error).
+#[derive(Debug, Clone, PartialEq)]
+#[must_use = "reactions to the command may have failed: call `.all_delivered()?`, or check `failures`"]
+pub struct Processed<R = ()> {
+    /// The handler's reply: the `returns = T` the command declares, `()` otherwise.
+    pub reply: R,
+    /// The id of the command (the correlation id of everything that followed).
+    pub command_id: Uuid,
+    /// What the command's own unit of work wrote (nothing when it changed nothing).
+    pub committed: Vec<Committed>,
+    /// Every event raised: the command's first, then those of the handlers that
+    /// reacted, in delivery order.
+    pub events: Vec<Envelope>,
+    /// Deliveries that failed; also kept by the domain until retried.
+    pub failures: Vec<DeliveryFailure>,
+}
+
+impl<R> Processed<R> {
+    /// The type names of all events raised, in order.
+    pub fn event_types(&self) -> Vec<&str> {
+        self.events.iter().map(|e| &*e.type_name).collect()
+    }
+
+    /// `Ok(())` when every reaction succeeded; otherwise
+    /// [`ProcessError::ReactionsFailed`] with the failures (the command itself stays
+    /// committed, and the failed events are kept for [`Domain::retry_failed`]).
+    ///
+    /// `domain.process(command).await?.all_delivered()?;`
+    pub fn all_delivered(&self) -> Result<(), ProcessError> {
+        failed(&self.failures)
+    }
+
+    /// The same outcome with another reply.
+    pub(crate) fn with_reply<T>(self, reply: T) -> Processed<T> {
+        let Processed { reply: _, command_id, committed, events, failures } = self;
+        Processed { reply, command_id, committed, events, failures }
+    }
+}
+
+/// What a delivery run did: the events delivered and the deliveries that failed.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[must_use = "deliveries may have failed: check `failures`"]
+pub struct Delivered {
+    /// Every event delivered, with those the handlers raised in turn, in delivery order.
+    pub events: Vec<Envelope>,
+    /// Deliveries that failed; also kept by the domain until retried.
+    pub failures: Vec<DeliveryFailure>,
+}
+
+impl Delivered {
+    /// `Ok(())` when no delivery failed; otherwise [`ProcessError::ReactionsFailed`]
+    /// with the failures (kept for [`Domain::retry_failed`] as well).
+    pub fn all_delivered(&self) -> Result<(), ProcessError> {
+        failed(&self.failures)
+    }
+}
+
+fn failed(failures: &[DeliveryFailure]) -> Result<(), ProcessError> {
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(ProcessError::ReactionsFailed { failures: failures.to_vec() })
+    }
+}
