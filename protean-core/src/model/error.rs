@@ -1,5 +1,8 @@
 //! The errors a domain operation can end with.
 
+use std::fmt;
+use std::sync::Arc;
+
 use uuid::Uuid;
 
 use crate::model::identity::StreamId;
@@ -7,6 +10,7 @@ use crate::model::validation::ValidationError;
 
 /// Why a domain operation was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DomainError {
     /// Fields or invariants are broken; every problem is listed.
     #[error(transparent)]
@@ -48,6 +52,7 @@ pub struct VersionConflict {
 
 /// Why a store operation failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// Optimistic concurrency: the aggregate changed since it was loaded.
     #[error(transparent)]
@@ -78,9 +83,81 @@ pub enum StoreError {
         /// The message.
         message_id: Uuid,
     },
-    /// The storage backend failed (connection, disk, …).
-    #[error("the store failed: {0}")]
-    Backend(String),
+    /// The storage backend failed (connection, disk, a lock held too long, …): the
+    /// driver's error is the [source](std::error::Error::source).
+    #[error("the {backend} store failed")]
+    Backend {
+        /// Which store (`"sqlite"`, `"postgres"`).
+        backend: &'static str,
+        /// The driver's error.
+        #[source]
+        source: DriverError,
+    },
+    /// The database's schema is not the one this build of protean works with: newer
+    /// (written by a later protean), or older and not migrated yet (open it with
+    /// migration, or run the store's `migrate`).
+    #[error("the {backend} database has schema version {found}, and this protean works with version {supported}{}",
+        if found < supported { ": migrate it first" } else { ": upgrade protean" })]
+    Schema {
+        /// Which store.
+        backend: &'static str,
+        /// The version found in the database (0: no schema at all).
+        found: SchemaVersion,
+        /// The version this build works with.
+        supported: SchemaVersion,
+    },
+    /// The store cannot do what was asked in this build or configuration (a URL of a
+    /// store whose feature is off, for example); the message says what to change.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl StoreError {
+    /// A driver's error, kept as the source.
+    pub fn backend(backend: &'static str, error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StoreError::Backend { backend, source: DriverError(Arc::new(error)) }
+    }
+}
+
+/// A storage driver's error (rusqlite's, sqlx's, I/O), shared so that [`StoreError`]
+/// stays `Clone`. Two are equal when they are the same error.
+#[derive(Debug, Clone)]
+pub struct DriverError(Arc<dyn std::error::Error + Send + Sync>);
+
+impl DriverError {
+    /// The driver's error, to downcast (`error.get().downcast_ref::<rusqlite::Error>()`).
+    pub fn get(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.0
+    }
+}
+
+impl PartialEq for DriverError {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl fmt::Display for DriverError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for DriverError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+/// The version of a store's schema: what `migrate` brings a database to, and what a
+/// store opened without migrating requires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SchemaVersion(pub u32);
+
+impl fmt::Display for SchemaVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
 }
 
 impl StoreError {

@@ -17,7 +17,7 @@ pub use element::{
     Accepts, Aggregate, Apply, Choices, Command, CommandOf, Contains, DomainElement, ElementKind, Entity, EntityOf,
     Event, EventOf, NoCluster, RaisedEvent, Raises, StateStored, ValueObject,
 };
-pub use error::{DomainError, StoreError, VersionConflict};
+pub use error::{DomainError, DriverError, SchemaVersion, StoreError, VersionConflict};
 pub use field::{AggregateField, FieldShape, Member, ValueField};
 pub use identity::{Identifiable, Identifier, IdentifierError, IdentityOf, StreamId, MAX_IDENTIFIER_LEN};
 pub use validation::{FieldErrors, InvariantResult, Limit, Measured, Numeric, Path, Phase, Validate, ValidationError};

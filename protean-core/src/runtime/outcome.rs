@@ -9,6 +9,7 @@ use crate::store::{Committed, Envelope};
 
 /// Why processing a command (or delivering an event) failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProcessError {
     /// The command or event was refused: invalid fields, a broken invariant, a business
     /// rule, something not found. Nothing was written.

@@ -37,7 +37,7 @@ pub use postgres::{PostgresStore, SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION};
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::{Durability, SqliteStore, SCHEMA_VERSION as SQLITE_SCHEMA_VERSION};
 
-pub use crate::model::error::{StoreError, VersionConflict};
+pub use crate::model::error::{DriverError, SchemaVersion, StoreError, VersionConflict};
 pub use envelope::{Cause, Envelope, StreamId};
 
 /// Opens the store a URL names:
@@ -62,7 +62,7 @@ pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError>
         #[cfg(feature = "postgres")]
         return Ok(std::sync::Arc::new(PostgresStore::connect(url).await?));
         #[cfg(not(feature = "postgres"))]
-        return Err(StoreError::Backend("this build has no PostgreSQL store: enable the `postgres` feature".into()));
+        return Err(StoreError::Unsupported("this build has no PostgreSQL store: enable the `postgres` feature".into()));
     }
     let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
     #[cfg(feature = "sqlite")]
@@ -75,7 +75,7 @@ pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError>
     #[cfg(not(feature = "sqlite"))]
     {
         let _ = path;
-        Err(StoreError::Backend("this build has no SQLite store: enable the `sqlite` feature".into()))
+        Err(StoreError::Unsupported("this build has no SQLite store: enable the `sqlite` feature".into()))
     }
 }
 

@@ -23,7 +23,7 @@ use sqlx::{Connection, Row};
 use uuid::Uuid;
 
 use super::sql::{from_micros, micros, stored_count, to_i64};
-use super::{Batch, BoxFuture, Commit, Committed, Record, Snapshot, Store, StoreError, VersionConflict};
+use super::{Batch, BoxFuture, Commit, Committed, Record, SchemaVersion, Snapshot, Store, StoreError, VersionConflict};
 use crate::store::envelope::{Envelope, StreamId};
 
 /// The schema version this code writes; [`Store::migrate`] brings older databases up to it.
@@ -204,7 +204,7 @@ pub struct PostgresStore {
 }
 
 fn backend(e: sqlx::Error) -> StoreError {
-    StoreError::Backend(format!("postgres: {e}"))
+    StoreError::backend("postgres", e)
 }
 
 impl PostgresStore {
@@ -233,7 +233,7 @@ impl PostgresStore {
             }
             owner = Uuid::new_v4();
         }
-        Err(StoreError::Backend("postgres: no free advisory-lock key for this store's owner identity".into()))
+        Err(StoreError::Unsupported("postgres: no free advisory-lock key for this store's owner identity".into()))
     }
 
     /// This store's owner identity: what its claims of undelivered events record, and
@@ -262,9 +262,11 @@ impl PostgresStore {
             sqlx::query_scalar("SELECT max(version) FROM protean_schema").fetch_one(&mut *tx).await.map_err(backend)?;
         let current = current.unwrap_or(0);
         if current > SCHEMA_VERSION {
-            return Err(StoreError::Backend(format!(
-                "the database has schema version {current}, newer than this protean's {SCHEMA_VERSION}"
-            )));
+            return Err(StoreError::Schema {
+                backend: "postgres",
+                found: SchemaVersion(u32::try_from(current).unwrap_or(u32::MAX)),
+                supported: SchemaVersion(SCHEMA_VERSION as u32),
+            });
         }
         if current < 2 {
             for statement in SCHEMA_V2 {

@@ -18,7 +18,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use uuid::Uuid;
 
 use super::sql::{from_micros, micros, stored_count, to_i64};
-use super::{Batch, BoxFuture, Commit, Committed, Record, Snapshot, Store, StoreError, VersionConflict};
+use super::{Batch, BoxFuture, Commit, Committed, Record, SchemaVersion, Snapshot, Store, StoreError, VersionConflict};
 use crate::store::envelope::{Envelope, StreamId};
 
 /// How hard a commit tries to reach the disk before it returns.
@@ -119,7 +119,7 @@ pub struct SqliteStore {
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {
-    StoreError::Backend(format!("sqlite: {e}"))
+    StoreError::backend("sqlite", e)
 }
 
 /// A stored value that does not read as the type asked for (text that is not valid
@@ -229,9 +229,11 @@ impl SqliteStore {
         let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
         let current: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(backend)?;
         if current > SCHEMA_VERSION {
-            return Err(StoreError::Backend(format!(
-                "the database has schema version {current}, newer than this protean's {SCHEMA_VERSION}"
-            )));
+            return Err(StoreError::Schema {
+                backend: "sqlite",
+                found: SchemaVersion(u32::try_from(current).unwrap_or(u32::MAX)),
+                supported: SchemaVersion(SCHEMA_VERSION as u32),
+            });
         }
         if current < 1 {
             tx.execute_batch(SCHEMA_V1).map_err(backend)?;
