@@ -407,7 +407,7 @@ async fn older_event_versions_are_upcast_and_unreadable_ones_are_typed_errors(st
             version,
             s.clone(),
             sequence,
-            SystemTime::now(),
+            protean::store::OffsetDateTime::now_utc(),
             cause.correlation_id,
             cause.causation_id,
             Arc::from(payload),

@@ -4,9 +4,10 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
-use std::time::SystemTime;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
+use time::OffsetDateTime;
 pub use uuid::Uuid;
 
 use crate::model::element::{Event, RaisedEvent};
@@ -54,25 +55,35 @@ pub struct Envelope {
     pub stream: StreamId,
     /// Its position in the stream, from 1.
     pub sequence: u64,
-    /// When it was committed.
-    pub recorded_at: SystemTime,
+    /// When it was committed (UTC, to the microsecond: what every store keeps).
+    #[serde(with = "time::serde::rfc3339")]
+    pub recorded_at: OffsetDateTime,
     /// The first command of the conversation.
     pub correlation_id: Uuid,
     /// The command or event whose handling raised it.
     pub causation_id: Uuid,
-    /// The event, as JSON text (shared by the clones of this envelope).
+    /// The event, as JSON text (shared by the clones of this envelope). An envelope
+    /// serializes it as JSON, not as a string holding JSON.
+    #[serde(serialize_with = "raw_json", deserialize_with = "from_raw_json")]
     pub payload: Arc<str>,
     #[serde(skip)]
     typed: Option<RaisedEvent>,
 }
 
 /// The time now, to the microsecond: what every store keeps, so an envelope reads back equal.
-fn now_to_the_microsecond() -> SystemTime {
-    let now = SystemTime::now();
-    match now.duration_since(std::time::UNIX_EPOCH) {
-        Ok(since) => std::time::UNIX_EPOCH + std::time::Duration::from_micros(since.as_micros() as u64),
-        Err(_) => now,
-    }
+fn now_to_the_microsecond() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    now.replace_microsecond(now.microsecond()).unwrap_or(now)
+}
+
+fn raw_json<S: Serializer>(payload: &Arc<str>, serializer: S) -> Result<S::Ok, S::Error> {
+    let raw: &RawValue = serde_json::from_str(payload).map_err(serde::ser::Error::custom)?;
+    raw.serialize(serializer)
+}
+
+fn from_raw_json<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Arc<str>, D::Error> {
+    let raw = Box::<RawValue>::deserialize(deserializer)?;
+    Ok(Arc::from(raw.get()))
 }
 
 impl Envelope {
@@ -100,7 +111,7 @@ impl Envelope {
         version: u32,
         stream: StreamId,
         sequence: u64,
-        recorded_at: SystemTime,
+        recorded_at: OffsetDateTime,
         correlation_id: Uuid,
         causation_id: Uuid,
         payload: Arc<str>,
@@ -196,5 +207,32 @@ impl PartialEq for Envelope {
             && self.correlation_id == other.correlation_id
             && self.causation_id == other.causation_id
             && self.payload == other.payload
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_envelope_serializes_its_payload_as_json_and_its_time_as_rfc3339() {
+        let cause = Cause::command(Uuid::now_v7());
+        let recorded_at = OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_000).unwrap();
+        let envelope = Envelope::stored_event(
+            Uuid::now_v7(),
+            Cow::Borrowed("Order.OrderPlaced"),
+            1,
+            StreamId::new("Order", "o-1"),
+            3,
+            recorded_at,
+            cause.correlation_id,
+            cause.causation_id,
+            Arc::from(r#"{"order_id":"o-1","total":12.5}"#),
+        );
+        let json = serde_json::to_value(&envelope).unwrap();
+        assert_eq!(json["payload"], serde_json::json!({"order_id": "o-1", "total": 12.5}));
+        assert_eq!(json["recorded_at"], "2023-11-14T22:13:20.123456Z");
+        let back: Envelope = serde_json::from_value(json).unwrap();
+        assert_eq!(back, envelope);
     }
 }

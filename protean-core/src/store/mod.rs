@@ -39,6 +39,8 @@ pub use sqlite::{Durability, SqliteStore, SCHEMA_VERSION as SQLITE_SCHEMA_VERSIO
 
 pub use crate::model::error::{DriverError, SchemaVersion, StoreError, VersionConflict};
 pub use envelope::{Cause, Envelope, StreamId};
+/// The time type of [`Envelope::recorded_at`], from the `time` crate.
+pub use time::OffsetDateTime;
 
 /// Opens the store a URL names:
 ///
@@ -62,7 +64,9 @@ pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError>
         #[cfg(feature = "postgres")]
         return Ok(std::sync::Arc::new(PostgresStore::connect(url).await?));
         #[cfg(not(feature = "postgres"))]
-        return Err(StoreError::Unsupported("this build has no PostgreSQL store: enable the `postgres` feature".into()));
+        return Err(StoreError::Unsupported(
+            "this build has no PostgreSQL store: enable the `postgres` feature".into(),
+        ));
     }
     let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
     #[cfg(feature = "sqlite")]

@@ -14,7 +14,9 @@
 //! closes, the server releases the lock, and the claim is free at once.
 
 use std::borrow::Cow;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
+
+use time::OffsetDateTime;
 
 use std::sync::{Arc, Mutex};
 
@@ -393,7 +395,7 @@ impl PostgresStore {
     }
 
     async fn claim_now(&self, limit: usize, lease: Duration) -> Result<Vec<Envelope>, StoreError> {
-        let now = SystemTime::now();
+        let now = OffsetDateTime::now_utc();
         let (now_us, until_us) = (micros(now), micros(now + lease.min(super::MAX_LEASE)));
         let mut tx = self.pool.begin().await.map_err(backend)?;
         // One claim at a time: a claim in flight must not let another relay see a
@@ -467,13 +469,14 @@ fn envelope(row: &PgRow) -> Result<Envelope, StoreError> {
     let recorded: i64 = row.try_get(7).map_err(backend)?;
     let payload: String = row.try_get(6).map_err(backend)?;
     let type_name: String = row.try_get(4).map_err(backend)?;
+    let recorded_at = from_micros(recorded, &stream, position)?;
     Ok(Envelope::stored_event(
         row.try_get(0).map_err(backend)?,
         Cow::Owned(type_name),
         version,
         stream,
         position,
-        from_micros(recorded),
+        recorded_at,
         row.try_get(8).map_err(backend)?,
         row.try_get(9).map_err(backend)?,
         payload.into(),

@@ -1,19 +1,21 @@
 //! What the SQL stores share: how times and counts are kept in integer columns.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use time::OffsetDateTime;
 
 use super::StoreError;
 use crate::store::envelope::StreamId;
 
-/// A time as microseconds since the Unix epoch (what the `recorded_at` and
-/// `claimed_until` columns hold).
-pub(crate) fn micros(time: SystemTime) -> i64 {
-    time.duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+/// A time as microseconds since the Unix epoch (what integer time columns hold). Every
+/// time `time` can represent fits (its range is ±9999 years, far inside `i64` micros).
+pub(crate) fn micros(time: OffsetDateTime) -> i64 {
+    i64::try_from(time.unix_timestamp_nanos() / 1_000).unwrap_or(if time.year() < 0 { i64::MIN } else { i64::MAX })
 }
 
-/// The time a column of microseconds since the Unix epoch holds.
-pub(crate) fn from_micros(micros: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_micros(u64::try_from(micros).unwrap_or(0))
+/// The time a column of microseconds since the Unix epoch holds; a value outside the
+/// years -9999..=9999 is corrupt data, not clamped.
+pub(crate) fn from_micros(micros: i64, stream: &StreamId, position: u64) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
+        .map_err(|e| StoreError::corrupt(stream, position, format!("the stored time {micros} µs: {e}")))
 }
 
 /// A count (version, sequence, offset) as a signed SQL integer.

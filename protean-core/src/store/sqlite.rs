@@ -12,7 +12,9 @@
 use std::borrow::Cow;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
+
+use time::OffsetDateTime;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use uuid::Uuid;
@@ -282,7 +284,7 @@ impl SqliteStore {
     }
 
     fn claim_now(&self, limit: usize, lease: Duration) -> Result<Vec<Envelope>, StoreError> {
-        let now = SystemTime::now();
+        let now = OffsetDateTime::now_utc();
         let (now_us, until_us) = (micros(now), micros(now + lease.min(super::MAX_LEASE)));
         let mut connection = self.lock();
         let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
@@ -409,7 +411,7 @@ fn envelope(row: &rusqlite::Row<'_>) -> Result<Envelope, StoreError> {
         .map_err(|_| StoreError::corrupt(&stream, position, format!("event version {version} is out of range")))?;
     let payload = text(row, 6, &stream, position, "event payload")?;
     let recorded: i64 = row.get(7).map_err(backend)?;
-    let recorded_at = from_micros(recorded);
+    let recorded_at = from_micros(recorded, &stream, position)?;
     Ok(Envelope::stored_event(
         id,
         Cow::Owned(type_name),
