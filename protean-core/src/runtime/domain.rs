@@ -4,6 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::model::element::{Aggregate, Command};
@@ -167,14 +168,34 @@ impl Domain {
         command_id: Uuid,
         correlation_id: Option<Uuid>,
     ) -> Result<Processed<C::Reply>, ProcessError> {
+        let cause = Cause { causation_id: command_id, correlation_id: correlation_id.unwrap_or(command_id) };
+        let span = tracing::info_span!(
+            "command",
+            command = C::TYPE_NAME,
+            command_id = %command_id,
+            correlation_id = %cause.correlation_id,
+            attempt = tracing::field::Empty,
+        );
+        let outcome = self.run_command(command, cause).instrument(span.clone()).await;
+        if let Err(error) = &outcome {
+            span.in_scope(|| match error {
+                ProcessError::Rejected { .. } => {
+                    tracing::info!(error = error as &dyn std::error::Error, "command rejected")
+                }
+                _ => tracing::warn!(error = error as &dyn std::error::Error, "command failed"),
+            });
+        }
+        outcome
+    }
+
+    async fn run_command<C: Command>(&self, command: C, cause: Cause) -> Result<Processed<C::Reply>, ProcessError> {
         let engine = &self.engine;
         command.validate().map_err(|e| ProcessError::Rejected { type_name: C::TYPE_NAME, error: e.into() })?;
         let handler = engine.commands.get(C::TYPE_NAME).ok_or(ProcessError::Unhandled(C::TYPE_NAME))?;
         let Route::Command(route) = handler.route else { return Err(ProcessError::Unhandled(C::TYPE_NAME)) };
-        let cause = Cause { causation_id: command_id, correlation_id: correlation_id.unwrap_or(command_id) };
         let (committed, reply) = route(engine, Box::new(command), cause).await?;
         let reply = *reply.downcast::<C::Reply>().map_err(|_| ProcessError::Unhandled(C::TYPE_NAME))?;
-        Ok(engine.deliver_committed(command_id, committed).await.with_reply(reply))
+        Ok(engine.deliver_committed(cause.causation_id, committed).await.with_reply(reply))
     }
 
     /// A unit of work for application code (seeding data, a migration, an admin task):
