@@ -86,7 +86,7 @@
 //! ## Handlers, the unit of work and the engine
 //!
 //! A `#[handler(part_of = X)]` changes only `X`; other aggregates react to its events in
-//! their own units of work. [`Domain::process`](model::Domain::process) runs it all:
+//! their own units of work. [`Domain::process`](runtime::Domain::process) runs it all:
 //!
 //! ```
 //! use protean::prelude::*;
