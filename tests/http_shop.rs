@@ -133,6 +133,16 @@ async fn a_placed_order_is_201_with_its_location_and_reads_back_as_json() {
 }
 
 #[tokio::test]
+async fn an_identity_with_a_slash_or_a_space_gets_a_location_that_reads_it_back() {
+    let shop = Shop::start().await;
+    let (status, location, body) = shop.command("Inventory.Restock", restock("BOOK 1/ü?2", 3)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(location.as_deref(), Some("/inventory/BOOK%201%2F%C3%BC%3F2"));
+    let (status, stock) = shop.get(&location.unwrap()).await;
+    assert_eq!((status, stock), (StatusCode::OK, json!({"id": "BOOK 1/ü?2", "available": 3, "reserved": 0})));
+}
+
+#[tokio::test]
 async fn a_failed_reaction_is_listed_beside_the_committed_command() {
     let shop = Shop::start().await;
     // No stock of NOPE exists: the order is placed, reserving its stock fails.

@@ -120,7 +120,9 @@ where
     let committed: Vec<_> = processed
         .committed
         .iter()
-        .map(|c| (c, shop.collections.get(&*c.stream.aggregate).map(|path| format!("{path}/{}", c.stream.id))))
+        .map(|c| {
+            (c, shop.collections.get(&*c.stream.aggregate).map(|path| format!("{path}/{}", segment(&c.stream.id))))
+        })
         .collect();
     // The command created its aggregate when it wrote the first version of it.
     let location = committed.first().filter(|(c, _)| c.version == 1).and_then(|(_, location)| location.clone());
@@ -137,6 +139,17 @@ where
         Some(location) => (StatusCode::CREATED, [(header::LOCATION, location)], Json(body)).into_response(),
         None => (StatusCode::OK, Json(body)).into_response(),
     })
+}
+
+/// `text` as one path segment: every byte but the unreserved ones percent-encoded, so an
+/// identity with a `/`, a `?` or a space makes a working (and valid) `Location`.
+fn segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => char::from(b).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// The aggregate with the identity in the path, or 404.
