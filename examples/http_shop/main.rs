@@ -32,7 +32,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let domain = app::domain(app::SqliteStore::open(&database)?)?;
     // Events a previous run committed but did not deliver (it was stopped) go out first.
     let pending = domain.deliver_pending().await?;
-    println!("store: {}; {} pending event(s) delivered", database.display(), pending.events.len());
+    let (delivered, failed) = (pending.events.len(), pending.failures.len());
+    println!("store: {}; {delivered} pending event(s) delivered, {failed} failed", database.display());
 
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("listening on http://{}", listener.local_addr()?);
