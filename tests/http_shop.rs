@@ -7,18 +7,18 @@ pub mod model;
 #[path = "../examples/http_shop/app.rs"]
 pub mod app;
 
+#[path = "support/contended.rs"]
+mod contended;
+
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use protean::prelude::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-// The paths outside `protean::prelude` (for the store that provokes conflicts), in one place.
 use app::{SqliteStore, Store};
-use protean::envelope::{Envelope, StreamId};
-use protean::store::{Batch, BoxFuture, Committed, Record, StoreError, VersionConflict};
+use contended::Contended;
 
 /// The example served on 127.0.0.1, and a client for it. The database file goes when
 /// it is dropped.
@@ -256,70 +256,16 @@ async fn an_unknown_route_or_command_is_404() {
 #[tokio::test]
 async fn a_version_conflict_that_outlasts_the_retries_is_409() {
     let database = temp_database();
-    let store = Contended { inner: SqliteStore::open(&database).unwrap(), attempts: Arc::new(AtomicU32::new(0)) };
-    let attempts = store.attempts.clone();
+    // Every commit of an existing `Inventory` meets a conflict; creating one does not.
+    let store = Contended::new(SqliteStore::open(&database).unwrap(), "Inventory", u32::MAX);
+    let tally = store.tally();
     let shop = Shop::serve(store, database).await;
     assert_eq!(shop.command("Inventory.Restock", restock("BOOK-1", 5)).await.0, StatusCode::CREATED);
-    attempts.store(0, Ordering::SeqCst);
 
     let (status, _, body) = shop.command("Inventory.Restock", restock("BOOK-1", 1)).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["error"], "conflict");
     assert!(body["message"].as_str().unwrap().starts_with("version conflict on Inventory/BOOK-1"), "{body}");
-    assert_eq!(attempts.load(Ordering::SeqCst), 4, "the first attempt and the 3 retries");
+    assert_eq!(tally.refused.load(Ordering::SeqCst), 4, "the first attempt and the 3 retries");
     assert_eq!(shop.get("/inventory/BOOK-1").await.1["available"], 5, "nothing written");
-}
-
-/// SQLite as if another process always wrote an `Inventory` between its load and its
-/// save: every commit of one that already exists is a version conflict.
-struct Contended {
-    inner: SqliteStore,
-    /// Commits of an existing `Inventory` attempted.
-    attempts: Arc<AtomicU32>,
-}
-
-impl Store for Contended {
-    fn commit(&self, batch: Batch) -> BoxFuture<'_, Result<Vec<Committed>, StoreError>> {
-        let contended = batch.commits.iter().find(|c| c.stream.aggregate == "Inventory" && c.expected_version > 0);
-        if let Some(commit) = contended {
-            self.attempts.fetch_add(1, Ordering::SeqCst);
-            let (expected, actual) = (commit.expected_version, commit.expected_version + 1);
-            let conflict = VersionConflict { stream: commit.stream.clone(), expected, actual };
-            return Box::pin(std::future::ready(Err(conflict.into())));
-        }
-        self.inner.commit(batch)
-    }
-    fn load<'a>(&'a self, stream: &'a StreamId) -> BoxFuture<'a, Result<Option<Record>, StoreError>> {
-        self.inner.load(stream)
-    }
-    fn claim_undelivered(
-        &self,
-        limit: usize,
-        lease: std::time::Duration,
-    ) -> BoxFuture<'_, Result<Vec<Envelope>, StoreError>> {
-        self.inner.claim_undelivered(limit, lease)
-    }
-    fn mark_delivered(&self, event_ids: Vec<Uuid>) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.inner.mark_delivered(event_ids)
-    }
-    fn is_handled<'a>(&'a self, handler: &'a str, message_id: Uuid) -> BoxFuture<'a, Result<bool, StoreError>> {
-        self.inner.is_handled(handler, message_id)
-    }
-    fn stream<'a>(&'a self, stream: &'a StreamId) -> BoxFuture<'a, Result<Vec<Envelope>, StoreError>> {
-        self.inner.stream(stream)
-    }
-    fn events(&self, from: u64, limit: usize) -> BoxFuture<'_, Result<Vec<Envelope>, StoreError>> {
-        self.inner.events(from, limit)
-    }
-    fn read_model<'a>(&'a self, name: &'a str, key: &'a str) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
-        self.inner.read_model(name, key)
-    }
-    fn put_read_model<'a>(
-        &'a self,
-        name: &'a str,
-        key: &'a str,
-        json: String,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        self.inner.put_read_model(name, key, json)
-    }
 }
