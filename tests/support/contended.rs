@@ -5,8 +5,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 // The paths outside `protean::prelude`, in one place.
-use protean::envelope::{Envelope, StreamId};
-use protean::store::{Batch, BoxFuture, Committed, Record, Store, StoreError, VersionConflict};
+use protean::store::{Batch, BoxFuture, Committed, Envelope, Record, Store, StoreError, StreamId, VersionConflict};
 use uuid::Uuid;
 
 /// `inner`, as if another process always wrote an aggregate named `aggregate` between
