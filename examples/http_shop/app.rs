@@ -103,6 +103,7 @@ impl Routes {
         self
     }
 
+    /// The routes over `domain`, with a JSON 404 for everything else.
     fn into_router(self, domain: Domain) -> Router {
         let shop = Shop { domain, collections: self.collections };
         self.router.fallback(unknown_route).with_state(Arc::new(shop))
@@ -163,6 +164,7 @@ async fn read<A: Aggregate>(State(shop): State<Arc<Shop>>, Path(id): Path<String
     Ok(Json(shop.domain.get(&identity).await?.ok_or_else(not_found)?))
 }
 
+/// A JSON 404 naming the method and path nothing is served at.
 async fn unknown_route(method: Method, uri: Uri) -> AppError {
     AppError::UnknownRoute(format!("no route for {method} {}", uri.path()))
 }
