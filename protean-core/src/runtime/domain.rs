@@ -98,8 +98,10 @@ impl DomainBuilder {
     pub fn build(self) -> Result<Domain, ModelError> {
         let included = |path: &str| self.modules.is_empty() || self.modules.iter().any(|m| in_module(path, m));
         let elements: Vec<&'static ElementDescriptor> = registered().filter(|d| included(d.module_path)).collect();
-        let handlers: Vec<&'static HandlerDescriptor> =
+        let mut handlers: Vec<&'static HandlerDescriptor> =
             registered_handlers().filter(|h| included(h.module_path)).collect();
+        // Delivery follows this order: the same in every run, whatever the link order.
+        handlers.sort_by(|a, b| (a.handler, a.method, a.module_path).cmp(&(b.handler, b.method, b.module_path)));
         let model = Model::checked(elements, handlers.iter().map(|h| h.info()).collect(), |aggregate, event| {
             crate::runtime::sourcing::applier(aggregate, event).is_some()
         })?;
