@@ -71,7 +71,7 @@ fn run(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
 ///   (text in characters, lists in items), `default = expr`, `identifier`.
 /// * **`#[invariant(post = method)]`**, **`#[invariant(pre = method)]`**: methods
 ///   `fn(&self) -> Result<(), ValidationError>`; post-invariants run at construction and
-///   after every [`change`](../protean_core/element/trait.Aggregate.html#method.change),
+///   after every [`change`](https://docs.rs/protean/latest/protean/prelude/trait.Aggregate.html#method.change),
 ///   pre-invariants before it.
 /// * **Generates**: `Clone`, `Debug`, `PartialEq`, serde's `Serialize`/`Deserialize`
 ///   (unless you derive them yourself), `Order::builder()` returning a validating
