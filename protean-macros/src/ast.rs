@@ -73,6 +73,7 @@ pub enum TypeShape {
 }
 
 impl TypeShape {
+    /// The shape of `ty`, read from its last path segment.
     fn of(ty: &Type) -> TypeShape {
         let Type::Path(p) = ty else { return TypeShape::Other };
         let Some(last) = p.path.segments.last() else { return TypeShape::Other };
@@ -223,6 +224,7 @@ pub fn docs_of(attrs: &[Attribute]) -> String {
     lines.join("\n").trim().to_string()
 }
 
+/// Records that `#[kind]` does not apply to `what` (at `span`).
 fn wrong_item(kind: Kind, what: &str, span: Span, errors: &mut Errors) {
     let expected = if kind == Kind::ValueObject {
         "a struct with named fields, or an enum of unit variants (a set of choices)"
@@ -289,6 +291,7 @@ pub fn parse<'a>(kind: Kind, args: &'a Args, item: &Item, errors: &mut Errors) -
     })
 }
 
+/// The named fields, each with its `#[field(..)]` options.
 fn parse_fields(named: &syn::FieldsNamed, errors: &mut Errors) -> Vec<Field> {
     let mut fields = Vec::new();
     for f in &named.named {
@@ -306,6 +309,7 @@ fn parse_fields(named: &syn::FieldsNamed, errors: &mut Errors) -> Vec<Field> {
     fields
 }
 
+/// The variants of an enum value object, as written.
 fn choices(e: &syn::ItemEnum) -> Body {
     let variants = e.variants.iter().map(|v| Variant {
         ident: v.ident.clone(),

@@ -154,6 +154,7 @@ pub struct FieldOptions {
     pub default: Option<Expr>,
 }
 
+/// A `min`/`max` bound: a number literal, possibly negated.
 fn parse_limit(expr: &Expr) -> syn::Result<LimitLit> {
     let (negative, lit) = match expr {
         Expr::Unary(syn::ExprUnary { op: syn::UnOp::Neg(_), expr, .. }) => (true, &**expr),

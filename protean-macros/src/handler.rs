@@ -24,9 +24,11 @@ struct Method<'a> {
     context: &'a syn::Type,
     /// The command type (by value) or event type (behind `&`).
     message: &'a syn::Type,
+    /// The message is an event (taken by reference), not a command.
     is_event: bool,
     /// The declared return type, where errors about the reply point.
     output: &'a syn::Type,
+    /// The method's doc comment, as text.
     docs: String,
 }
 
@@ -111,6 +113,7 @@ fn shape_of(aggregate: &str, message: Option<&syn::Type>) -> String {
     format!("a handler method takes `ctx: &mut Context<{aggregate}>` and then {example}")
 }
 
+/// The handler method of `item`, if its shape is one (errors recorded otherwise).
 fn method<'a>(item: &'a syn::ImplItem, aggregate: &str, errors: &mut Errors) -> Option<Method<'a>> {
     let syn::ImplItem::Fn(f) = item else {
         errors.error_at(item, "a `#[handler]` block holds only handler methods (`async fn`)");
@@ -187,6 +190,8 @@ fn method<'a>(item: &'a syn::ImplItem, aggregate: &str, errors: &mut Errors) -> 
     ok.then(|| Method { ident: &sig.ident, context, message, is_event, output, docs: docs_of(&f.attrs) })
 }
 
+/// The compile-time checks, the `HandleCommand`/`HandleEvent` impl and the registered
+/// `HandlerDescriptor` of one method.
 fn registration(self_ty: &syn::Type, part_of: &syn::Path, m: &Method) -> TokenStream {
     let p = private();
     let Method { ident, context, message, is_event, output, docs } = m;

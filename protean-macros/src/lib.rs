@@ -26,6 +26,7 @@ use proc_macro::TokenStream;
 use ast::Kind;
 use errors::Errors;
 
+/// Runs an element macro: parse, check, then expand or fall back.
 fn run(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
     let item = match syn::parse::<syn::Item>(item) {
         Ok(item) => item,

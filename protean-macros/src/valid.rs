@@ -82,6 +82,8 @@ fn keys(written: &[Ident], accepted: &[&str], errors: &mut Errors, unknown: impl
     }
 }
 
+/// Invariant keys known, `pre` only where state changes, each declared once, and none
+/// on commands and events.
 fn invariants(kind: Kind, invariants: &Invariants, errors: &mut Errors) {
     for key in invariants.keys.iter().filter(|k| *k != PRE && *k != POST) {
         errors.error_at(
@@ -106,6 +108,7 @@ fn invariants(kind: Kind, invariants: &Invariants, errors: &mut Errors) {
     }
 }
 
+/// A field's name, options, and (outside aggregates and entities) no entities held.
 fn field(kind: Kind, f: &Field, errors: &mut Errors) {
     if f.ident.to_string().starts_with("__") {
         errors.error_at(&f.ident, "field names starting with `__` are reserved for protean");
@@ -127,6 +130,7 @@ fn field(kind: Kind, f: &Field, errors: &mut Errors) {
     }
 }
 
+/// Field keys known and given once, and bounds that some value can meet.
 fn field_options(options: &FieldOptions, errors: &mut Errors) {
     keys(&options.keys, FIELD_KEYS, errors, |key| {
         format!("unknown key `{key}` in `#[field(..)]`: expected one of {}", key_list(FIELD_KEYS))
