@@ -431,14 +431,16 @@ impl PostgresStore {
                 None
             }
         };
-        let (commit, now) = match self.first_conflict(commits).await {
-            Ok(Some((commit, now))) => (commit, Some(now)),
-            Ok(None) => match commits.first() {
-                // Written back since, or not found again: the first commit stands for it.
-                Some(commit) => (commit, None),
-                None => return backend(error),
-            },
-            Err(e) => return e,
+        let found = match self.first_conflict(commits).await {
+            Ok(found) => found.map(|(commit, now)| (commit, Some(now))),
+            Err(e) => {
+                tracing::warn!(error = ?e, "postgres: could not load the aggregates of a refused batch");
+                None
+            }
+        };
+        // Not found again (or not loaded): the first commit stands for the batch.
+        let Some((commit, now)) = found.or_else(|| commits.first().map(|commit| (commit, None))) else {
+            return backend(error);
         };
         let actual = reported.or(now).unwrap_or_else(|| {
             tracing::warn!(stream = %commit.stream, "postgres: a version conflict whose version found is unknown; reporting 0");
