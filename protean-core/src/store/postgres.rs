@@ -265,6 +265,18 @@ impl PostgresStore {
     /// fails with [`StoreError::Schema`] (`found` 0 when it has no protean schema at all).
     /// Migrate it beforehand with [`migrate`](Self::migrate), as a role that owns the
     /// schema. [`PostgresOptions`] chooses the pool size too.
+    ///
+    /// What such a role needs, in the store's schema (`public` unless the search path
+    /// says otherwise):
+    ///
+    /// ```sql
+    /// GRANT USAGE ON SCHEMA public TO app;
+    /// GRANT SELECT ON protean_schema TO app;
+    /// GRANT SELECT, INSERT, UPDATE ON protean_aggregates, protean_events, protean_handled,
+    ///     protean_snapshots, protean_read_models TO app;
+    /// GRANT USAGE ON SEQUENCE protean_events_position_seq TO app;
+    /// GRANT EXECUTE ON FUNCTION protean_commit_batch TO app; -- PUBLIC has it unless revoked
+    /// ```
     pub async fn connect_without_migrating(url: &str) -> Result<Self, StoreError> {
         PostgresOptions::new().migrate(false).connect(url).await
     }
