@@ -821,37 +821,6 @@ async fn upgrading_a_sqlite_file_makes_event_sourced_versions_count_events() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A PostgreSQL database of schema version 1 (versions counted commits) gets the same
-/// upgrade: event-sourced heads move to their last sequence, and commits take an advance.
-#[tokio::test]
-async fn upgrading_a_postgres_database_makes_event_sourced_versions_count_events() {
-    let Some(url) = pg::fresh_database().await else { return };
-    let store = PostgresStore::connect_with(&url, 2).await.unwrap();
-    // Back to version 1, with rows as older protean wrote them.
-    for statement in [
-        "UPDATE protean_schema SET version = 1",
-        "INSERT INTO protean_aggregates VALUES ('Account', 'a-1', 2, 'null', 5)",
-        "INSERT INTO protean_aggregates VALUES ('Counter', 'c-1', 2, '{}', 2)",
-        // The old commit function's signature (its body does not matter here).
-        "CREATE FUNCTION protean_commit_batch(text[], text[], bigint[], text[], integer[], uuid[], text[],
-            integer[], text[], bigint[], uuid[], uuid[], text, uuid, uuid[], text[])
-            RETURNS bigint[] LANGUAGE sql AS 'SELECT NULL::bigint[]'",
-    ] {
-        sqlx::query(statement).execute(store.pool()).await.unwrap();
-    }
-    store.migrate().await.unwrap();
-    assert_eq!(store.load(&stream("Account", "a-1")).await.unwrap().unwrap().version, 5);
-    assert_eq!(store.load(&stream("Counter", "c-1")).await.unwrap().unwrap().version, 2);
-    let version: i32 =
-        sqlx::query_scalar("SELECT max(version) FROM protean_schema").fetch_one(store.pool()).await.unwrap();
-    assert_eq!(version, protean::store::POSTGRES_SCHEMA_VERSION);
-    let functions: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_proc WHERE proname = 'protean_commit_batch'")
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
-    assert_eq!(functions, 1, "the old commit function is gone, the one with advances stays");
-}
-
 /// A store on a new database of the PostgreSQL server the tests run on.
 async fn fresh_postgres() -> Option<Arc<dyn Store>> {
     let url = pg::fresh_database().await?;
