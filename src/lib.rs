@@ -181,3 +181,18 @@ pub mod prelude {
 
 #[doc(hidden)]
 pub use protean_core::__private;
+
+// The Rust code blocks of the README and of every page in docs/, compiled and run as
+// doctests (`cargo test --doc`), so what they show keeps compiling.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide.md")]
+pub struct GuideDoctests;
+#[cfg(doctest)]
+#[doc = include_str!("../docs/storage.md")]
+pub struct StorageDoctests;
+#[cfg(doctest)]
+#[doc = include_str!("../docs/benchmarks.md")]
+pub struct BenchmarksDoctests;

@@ -6,8 +6,9 @@
 #[path = "support/lab.rs"]
 #[allow(dead_code)]
 mod lab;
-#[path = "support/postgres.rs"]
-mod pg;
+#[path = "support/harness.rs"]
+#[allow(dead_code)]
+mod harness;
 
 use std::time::Duration;
 
@@ -38,9 +39,8 @@ fn batch(commits: Vec<Commit>) -> Batch {
 
 /// A new database as protean left it at schema `version`: the steps up to it, the
 /// version recorded, and a commit function of that version's signature (its body does
-/// not matter here). `None` when the tests run without PostgreSQL.
-async fn database_at(version: u32) -> Option<(String, PgPool)> {
-    let url = pg::fresh_database().await?;
+/// not matter here), on the new database at `url`.
+async fn database_at(url: String, version: u32) -> (String, PgPool) {
     let pool = PgPool::connect(&url).await.unwrap();
     for step in &STEPS[..version as usize] {
         sqlx::raw_sql(step).execute(&pool).await.unwrap();
@@ -57,7 +57,7 @@ async fn database_at(version: u32) -> Option<(String, PgPool)> {
         .execute(&pool)
         .await
         .unwrap();
-    Some((url, pool))
+    (url, pool)
 }
 
 /// The commit functions there are, by their arguments: one after every migration.
@@ -77,9 +77,8 @@ fn is_schema(error: &StoreError, found: u32) -> bool {
 
 /// A database of schema version 1 (versions counted commits) is upgraded: event-sourced
 /// heads move to their last sequence, and commits take an advance.
-#[tokio::test]
-async fn upgrading_from_version_1_makes_event_sourced_versions_count_events() {
-    let Some((url, pool)) = database_at(1).await else { return };
+async fn upgrading_from_version_1_makes_event_sourced_versions_count_events(url: String) {
+    let (url, pool) = database_at(url, 1).await;
     for statement in [
         "INSERT INTO protean_aggregates VALUES ('Account', 'a-1', 2, 'null', 5)",
         "INSERT INTO protean_aggregates VALUES ('Counter', 'c-1', 2, '{}', 2)",
@@ -96,9 +95,8 @@ async fn upgrading_from_version_1_makes_event_sourced_versions_count_events() {
 /// Version 3 kept times as BIGINT microseconds since the Unix epoch; version 4 makes them
 /// `timestamptz`, exact to the microsecond (around the epoch, today, and at both ends of
 /// the years protean keeps), and the claims made before keep their leases.
-#[tokio::test]
-async fn upgrading_from_version_3_makes_times_timestamptz_to_the_microsecond() {
-    let Some((url, pool)) = database_at(3).await else { return };
+async fn upgrading_from_version_3_makes_times_timestamptz_to_the_microsecond(url: String) {
+    let (url, pool) = database_at(url, 3).await;
     let times: [i64; 6] =
         [0, -1, 1_700_000_000_123_457, 1_699_999_999_999_999, 253_402_300_799_999_999, -62_135_596_800_000_000];
     let insert = "INSERT INTO protean_events (id, aggregate, stream_id, sequence, type_name, version, payload,
@@ -194,9 +192,7 @@ async fn upgrading_from_version_3_makes_times_timestamptz_to_the_microsecond() {
 
 /// A time PostgreSQL keeps but `time` cannot represent, written behind the store's
 /// back, is corrupt data, not a panic.
-#[tokio::test]
-async fn a_stored_time_out_of_range_is_corrupt_data() {
-    let Some(url) = pg::fresh_database().await else { return };
+async fn a_stored_time_out_of_range_is_corrupt_data(url: String) {
     let store = PostgresStore::connect_with(&url, 2).await.unwrap();
     for (stream_id, time) in [("infinite", "infinity"), ("far", "20000-01-01 00:00:00+00")] {
         let id = Uuid::now_v7();
@@ -218,9 +214,7 @@ async fn a_stored_time_out_of_range_is_corrupt_data() {
 }
 
 /// Without migrating, a database with no schema is refused, and left as it was: no DDL.
-#[tokio::test]
-async fn without_migrating_an_empty_database_is_refused_and_left_empty() {
-    let Some(url) = pg::fresh_database().await else { return };
+async fn without_migrating_an_empty_database_is_refused_and_left_empty(url: String) {
     let error = PostgresStore::connect_without_migrating(&url).await.unwrap_err();
     assert!(is_schema(&error, 0), "{error}");
     let pool = PgPool::connect(&url).await.unwrap();
@@ -232,9 +226,7 @@ async fn without_migrating_an_empty_database_is_refused_and_left_empty() {
 }
 
 /// A database a later protean migrated is refused, with or without migrating.
-#[tokio::test]
-async fn a_newer_schema_is_refused() {
-    let Some(url) = pg::fresh_database().await else { return };
+async fn a_newer_schema_is_refused(url: String) {
     let store = PostgresStore::connect_with(&url, 2).await.unwrap();
     sqlx::query("UPDATE protean_schema SET version = 99").execute(store.pool()).await.unwrap();
     let error = store.migrate().await.unwrap_err();
@@ -253,9 +245,7 @@ fn as_user(url: &str, user: &str, password: &str) -> String {
 
 /// A least-privilege role, one that may read and write the tables but create nothing,
 /// works on a migrated database without migrating; migrating takes the owner.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_role_that_may_not_create_tables_uses_a_migrated_database_without_migrating() {
-    let Some(url) = pg::fresh_database().await else { return };
+async fn a_role_that_may_not_create_tables_uses_a_migrated_database_without_migrating(url: String) {
     let owner = PostgresStore::connect_with(&url, 2).await.unwrap();
     let role = format!("protean_app_{}", Uuid::now_v7().simple());
     let password = Uuid::new_v4().simple().to_string();
@@ -320,4 +310,15 @@ async fn a_role_that_may_not_create_tables_uses_a_migrated_database_without_migr
     sqlx::query(&format!("DROP OWNED BY {role}")).execute(owner.pool()).await.unwrap();
     let admin = PgPool::connect(&std::env::var("PROTEAN_POSTGRES_URL").unwrap()).await.unwrap();
     sqlx::query(&format!("DROP ROLE {role}")).execute(&admin).await.unwrap();
+}
+
+fn main() -> std::process::ExitCode {
+    harness::run(vec![
+        harness::postgres::test("upgrading_from_version_1_makes_event_sourced_versions_count_events", upgrading_from_version_1_makes_event_sourced_versions_count_events),
+        harness::postgres::test("upgrading_from_version_3_makes_times_timestamptz_to_the_microsecond", upgrading_from_version_3_makes_times_timestamptz_to_the_microsecond),
+        harness::postgres::test("a_stored_time_out_of_range_is_corrupt_data", a_stored_time_out_of_range_is_corrupt_data),
+        harness::postgres::test("without_migrating_an_empty_database_is_refused_and_left_empty", without_migrating_an_empty_database_is_refused_and_left_empty),
+        harness::postgres::test("a_newer_schema_is_refused", a_newer_schema_is_refused),
+        harness::postgres::test("a_role_that_may_not_create_tables_uses_a_migrated_database_without_migrating", a_role_that_may_not_create_tables_uses_a_migrated_database_without_migrating),
+    ])
 }
