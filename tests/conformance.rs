@@ -9,13 +9,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use protean::store::{Cause, Envelope, StreamId};
 use protean::prelude::*;
 #[cfg(feature = "postgres")]
 use protean::store::PostgresStore;
 #[cfg(feature = "sqlite")]
 use protean::store::SqliteStore;
 use protean::store::{Batch, BoxFuture, Commit, Committed, Handled, MemoryStore, Record, Store, StoreError};
+use protean::store::{Cause, Envelope, StreamId};
 use uuid::Uuid;
 
 #[path = "support/harness.rs"]
@@ -859,4 +859,3 @@ async fn upgrading_a_sqlite_file_makes_event_sourced_versions_count_events() {
     assert_eq!(store.load(&s).await.unwrap().unwrap().version, 6);
     let _ = std::fs::remove_dir_all(&dir);
 }
-

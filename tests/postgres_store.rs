@@ -3,12 +3,12 @@
 //! create tables), and times kept as `timestamptz`. Needs `PROTEAN_POSTGRES_URL` (required
 //! in CI through `PROTEAN_REQUIRE_POSTGRES=1`).
 
-#[path = "support/lab.rs"]
-#[allow(dead_code)]
-mod lab;
 #[path = "support/harness.rs"]
 #[allow(dead_code)]
 mod harness;
+#[path = "support/lab.rs"]
+#[allow(dead_code)]
+mod lab;
 
 use std::time::Duration;
 
@@ -314,11 +314,26 @@ async fn a_role_that_may_not_create_tables_uses_a_migrated_database_without_migr
 
 fn main() -> std::process::ExitCode {
     harness::run(vec![
-        harness::postgres::test("upgrading_from_version_1_makes_event_sourced_versions_count_events", upgrading_from_version_1_makes_event_sourced_versions_count_events),
-        harness::postgres::test("upgrading_from_version_3_makes_times_timestamptz_to_the_microsecond", upgrading_from_version_3_makes_times_timestamptz_to_the_microsecond),
-        harness::postgres::test("a_stored_time_out_of_range_is_corrupt_data", a_stored_time_out_of_range_is_corrupt_data),
-        harness::postgres::test("without_migrating_an_empty_database_is_refused_and_left_empty", without_migrating_an_empty_database_is_refused_and_left_empty),
+        harness::postgres::test(
+            "upgrading_from_version_1_makes_event_sourced_versions_count_events",
+            upgrading_from_version_1_makes_event_sourced_versions_count_events,
+        ),
+        harness::postgres::test(
+            "upgrading_from_version_3_makes_times_timestamptz_to_the_microsecond",
+            upgrading_from_version_3_makes_times_timestamptz_to_the_microsecond,
+        ),
+        harness::postgres::test(
+            "a_stored_time_out_of_range_is_corrupt_data",
+            a_stored_time_out_of_range_is_corrupt_data,
+        ),
+        harness::postgres::test(
+            "without_migrating_an_empty_database_is_refused_and_left_empty",
+            without_migrating_an_empty_database_is_refused_and_left_empty,
+        ),
         harness::postgres::test("a_newer_schema_is_refused", a_newer_schema_is_refused),
-        harness::postgres::test("a_role_that_may_not_create_tables_uses_a_migrated_database_without_migrating", a_role_that_may_not_create_tables_uses_a_migrated_database_without_migrating),
+        harness::postgres::test(
+            "a_role_that_may_not_create_tables_uses_a_migrated_database_without_migrating",
+            a_role_that_may_not_create_tables_uses_a_migrated_database_without_migrating,
+        ),
     ])
 }

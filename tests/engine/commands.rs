@@ -2,8 +2,8 @@
 //! units of their own with the causal chain in their envelopes, and a refused command
 //! writes nothing.
 
-use protean::store::StreamId;
 use protean::prelude::*;
+use protean::store::StreamId;
 
 use crate::ecommerce::*;
 use crate::{order_of, shop, sku};

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use protean::store::StreamId;
 use protean::prelude::*;
+use protean::store::StreamId;
 use protean::store::{Batch, Commit, MemoryStore, Store, StoreError};
 
 use crate::ecommerce::Restock;

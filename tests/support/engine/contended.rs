@@ -39,10 +39,7 @@ impl Store for ContendedStore {
     fn is_handled<'a>(&'a self, handler: &'a str, message_id: uuid::Uuid) -> BoxFuture<'a, Result<bool, StoreError>> {
         self.inner.is_handled(handler, message_id)
     }
-    fn stream<'a>(
-        &'a self,
-        stream: &'a StreamId,
-    ) -> BoxFuture<'a, Result<Vec<protean::store::Envelope>, StoreError>> {
+    fn stream<'a>(&'a self, stream: &'a StreamId) -> BoxFuture<'a, Result<Vec<protean::store::Envelope>, StoreError>> {
         self.inner.stream(stream)
     }
     fn events(&self, from: u64, limit: usize) -> BoxFuture<'_, Result<Vec<protean::store::Envelope>, StoreError>> {
