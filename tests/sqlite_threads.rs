@@ -154,7 +154,7 @@ fn user_version(path: &std::path::Path) -> i64 {
 /// is not created, and a file without the schema or of another version is refused with
 /// both versions, untouched.
 #[test]
-fn opening_without_migrating_requires_the_current_schema() {
+fn opening_without_migrating_needs_the_current_schema() {
     let _serial = serial();
     let scratch = Scratch::new();
     let path = scratch.db();

@@ -166,10 +166,16 @@ fn reader(file: &Path) -> Result<Connection, StoreError> {
 /// back the others' claims: events another process is delivering at that moment may be
 /// delivered twice (the handled records keep each handler's effect single).
 ///
-/// The store's SQLite threads (see the [module](self)) end when its last clone is
-/// dropped, once they have done the work already sent to them. Work whose future is
-/// dropped before it answers may still be done (a commit, say). A thread that stops,
-/// or work that panics on it, is a [`StoreError::Backend`] for the caller.
+/// SQLite runs on the store's own threads, never on the caller's: a writer thread, with
+/// the connection that writes, takes the writes (commits, claims, marks) one at a time
+/// from a queue; reader threads (see [`SqliteOptions::readers`]), each with a read-only
+/// connection, take the reads, which under WAL wait for no writer. The async methods
+/// send their work and await the answer, so a commit waiting for another connection's
+/// lock (up to the 10 s busy timeout) or for an fsync holds up no other task. The
+/// threads end when the last clone of the store is dropped, once they have done the
+/// work already sent to them; work whose future is dropped before it answers may still
+/// be done (a commit, say). A thread that stops, or work that panics on it, is a
+/// [`StoreError::Backend`] for the caller.
 ///
 /// [`open`](Self::open) creates and migrates the schema; a role that may not change it
 /// opens with [`open_without_migrating`](Self::open_without_migrating), and the
