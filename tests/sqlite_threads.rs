@@ -16,25 +16,15 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// A fresh directory, removed afterwards.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("protean-threads-{}", uuid::Uuid::now_v7()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn db(&self) -> PathBuf {
-        self.0.join("store.db")
-    }
+/// A database file in a fresh directory (removed by the test at its end).
+fn scratch_db() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("protean-threads-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("store.db")
 }
 
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+fn remove(db: &std::path::Path) {
+    let _ = std::fs::remove_dir_all(db.parent().unwrap());
 }
 
 fn counter(stream: &StreamId, expected_version: u64, count: u32) -> Batch {
@@ -56,14 +46,14 @@ fn counter(stream: &StreamId, expected_version: u64, count: u32) -> Batch {
 #[test]
 fn a_commit_waiting_for_the_write_lock_holds_up_no_other_task() {
     let _serial = serial();
-    let scratch = Scratch::new();
+    let db = scratch_db();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
     runtime.block_on(async {
-        let store = SqliteStore::open(scratch.db()).unwrap();
+        let store = SqliteStore::open(&db).unwrap();
         let s = StreamId::new("Counter", "c-1");
         store.commit(counter(&s, 0, 1)).await.unwrap();
 
-        let raw = rusqlite::Connection::open(scratch.db()).unwrap();
+        let raw = rusqlite::Connection::open(&db).unwrap();
         raw.execute_batch("BEGIN IMMEDIATE").unwrap();
 
         let ticks = Arc::new(AtomicU32::new(0));
@@ -101,6 +91,7 @@ fn a_commit_waiting_for_the_write_lock_holds_up_no_other_task() {
         assert!(ticks.load(Ordering::Relaxed) > ticked);
         ticker.abort();
     });
+    remove(&db);
 }
 
 /// The store's threads: those named `protean-sqlite…` (Linux shows the first 15 bytes).
@@ -128,9 +119,9 @@ fn eventually(what: &str, condition: impl Fn() -> bool) {
 #[test]
 fn the_threads_end_with_the_last_clone_of_the_store() {
     let _serial = serial();
-    let scratch = Scratch::new();
+    let db = scratch_db();
     eventually("no store threads are left from other tests", || sqlite_threads() == 0);
-    let store = SqliteStore::open(scratch.db()).unwrap();
+    let store = SqliteStore::open(&db).unwrap();
     eventually("a writer and two readers run", || sqlite_threads() == 3);
     let clone = store.clone();
     drop(store);
@@ -143,6 +134,7 @@ fn the_threads_end_with_the_last_clone_of_the_store() {
     eventually("an in-memory store runs only a writer", || sqlite_threads() == 1);
     drop(in_memory);
     eventually("its writer ends", || sqlite_threads() == 0);
+    remove(&db);
 }
 
 fn user_version(path: &std::path::Path) -> i64 {
@@ -156,8 +148,7 @@ fn user_version(path: &std::path::Path) -> i64 {
 #[test]
 fn opening_without_migrating_needs_the_current_schema() {
     let _serial = serial();
-    let scratch = Scratch::new();
-    let path = scratch.db();
+    let path = scratch_db();
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
 
     let missing = SqliteStore::open_without_migrating(&path).unwrap_err();
@@ -192,4 +183,5 @@ fn opening_without_migrating_needs_the_current_schema() {
     let expected = StoreError::Schema { backend: "sqlite", found: newer, supported: SQLITE_SCHEMA_VERSION };
     assert_eq!(SqliteStore::open_without_migrating(&path).unwrap_err(), expected);
     assert_eq!(SqliteStore::open(&path).unwrap_err(), expected);
+    remove(&path);
 }

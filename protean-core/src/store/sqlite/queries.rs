@@ -273,22 +273,36 @@ pub(super) fn mark_delivered(connection: &mut Connection, event_ids: &[Uuid]) ->
     tx.commit().map_err(backend)
 }
 
-pub(super) fn load(connection: &Connection, stream: &StreamId) -> Result<Option<Record>, StoreError> {
+/// The row of `stream` that `sql` selects, if any: a count (a version, a sequence) as
+/// `at`, and the JSON kept at it as `json`. A negative count or unreadable text is
+/// [`StoreError::Corrupt`], naming what it is (the count's and the JSON's `whats`).
+fn counted_json(
+    connection: &Connection,
+    sql: &str,
+    params: impl Params,
+    stream: &StreamId,
+    [count_what, json_what]: [&str; 2],
+) -> Result<Option<(u64, String)>, StoreError> {
     let row = connection
-        .prepare_cached(
-            "SELECT version, state FROM protean_aggregates WHERE aggregate = ?1 AND id = ?2 AND state IS NOT NULL",
-        )
-        .and_then(|mut s| {
-            s.query_row(params![&*stream.aggregate, &*stream.id], |r| {
-                Ok((r.get::<_, i64>("version")?, r.get::<_, String>("state")))
-            })
-            .optional()
-        })
+        .prepare_cached(sql)
+        .and_then(|mut s| s.query_row(params, |r| Ok((r.get::<_, i64>("at")?, r.get::<_, String>("json")))).optional())
         .map_err(backend)?;
-    let Some((version, state)) = row else { return Ok(None) };
-    let version = stored_count(version, stream, "version")?;
-    let state = state.map_err(|e| unreadable(e, stream, version, "aggregate's state"))?;
-    Ok(Some(Record { version, state: state.into() }))
+    let Some((at, json)) = row else { return Ok(None) };
+    let at = stored_count(at, stream, count_what)?;
+    let json = json.map_err(|e| unreadable(e, stream, at, json_what))?;
+    Ok(Some((at, json)))
+}
+
+pub(super) fn load(connection: &Connection, stream: &StreamId) -> Result<Option<Record>, StoreError> {
+    let row = counted_json(
+        connection,
+        "SELECT version AS at, state AS json FROM protean_aggregates
+         WHERE aggregate = ?1 AND id = ?2 AND state IS NOT NULL",
+        params![&*stream.aggregate, &*stream.id],
+        stream,
+        ["version", "aggregate's state"],
+    )?;
+    Ok(row.map(|(version, state)| Record { version, state: state.into() }))
 }
 
 pub(super) fn is_handled(connection: &Connection, handler: &str, message_id: Uuid) -> Result<bool, StoreError> {
@@ -330,23 +344,15 @@ pub(super) fn load_snapshot(
     stream: &StreamId,
     at_most: Option<u64>,
 ) -> Result<Option<Snapshot>, StoreError> {
-    let row = connection
-        .prepare_cached(
-            "SELECT sequence, state FROM protean_snapshots WHERE aggregate = ?1 AND id = ?2 AND sequence <= ?3
-             ORDER BY sequence DESC LIMIT 1",
-        )
-        .and_then(|mut s| {
-            let at_most = at_most.map_or(i64::MAX, to_i64);
-            s.query_row(params![&*stream.aggregate, &*stream.id, at_most], |r| {
-                Ok((r.get::<_, i64>("sequence")?, r.get::<_, String>("state")))
-            })
-            .optional()
-        })
-        .map_err(backend)?;
-    let Some((sequence, state)) = row else { return Ok(None) };
-    let sequence = stored_count(sequence, stream, "snapshot sequence")?;
-    let state = state.map_err(|e| unreadable(e, stream, sequence, "snapshot"))?;
-    Ok(Some(Snapshot { sequence, state: Arc::from(state) }))
+    let row = counted_json(
+        connection,
+        "SELECT sequence AS at, state AS json FROM protean_snapshots
+         WHERE aggregate = ?1 AND id = ?2 AND sequence <= ?3 ORDER BY sequence DESC LIMIT 1",
+        params![&*stream.aggregate, &*stream.id, at_most.map_or(i64::MAX, to_i64)],
+        stream,
+        ["snapshot sequence", "snapshot"],
+    )?;
+    Ok(row.map(|(sequence, state)| Snapshot { sequence, state: Arc::from(state) }))
 }
 
 pub(super) fn read_model(connection: &Connection, name: &str, key: &str) -> Result<Option<String>, StoreError> {
