@@ -173,6 +173,7 @@ fn opening_without_migrating_needs_the_current_schema() {
     runtime.block_on(async {
         store.commit(counter(&s, 0, 1)).await.unwrap();
         store.migrate().await.unwrap(); // the explicit migration: nothing left to do
+        assert_eq!(store.schema_version().await.unwrap(), SQLITE_SCHEMA_VERSION);
         assert_eq!(store.load(&s).await.unwrap().unwrap().version, 1);
     });
     drop(store);

@@ -24,7 +24,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 use uuid::Uuid;
 
-use super::{Batch, BoxFuture, Committed, Record, Snapshot, Store, StoreError};
+use super::{Batch, BoxFuture, Committed, Record, SchemaVersion, Snapshot, Store, StoreError};
 use crate::store::envelope::{Envelope, StreamId};
 pub use schema::SCHEMA_VERSION;
 use threads::Threads;
@@ -49,19 +49,19 @@ pub enum Durability {
 /// ```no_run
 /// use protean_core::store::{Durability, SqliteOptions};
 /// // A production role that may not change the schema: the file must be migrated already.
-/// let store = SqliteOptions::new().durability(Durability::Full).migrate_on_open(false).open("app.db")?;
+/// let store = SqliteOptions::new().durability(Durability::Full).migrate(false).open("app.db")?;
 /// # Ok::<(), protean_core::store::StoreError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct SqliteOptions {
     durability: Durability,
-    migrate_on_open: bool,
+    migrate: bool,
     readers: usize,
 }
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        SqliteOptions { durability: Durability::Normal, migrate_on_open: true, readers: 2 }
+        SqliteOptions { durability: Durability::Normal, migrate: true, readers: 2 }
     }
 }
 
@@ -79,11 +79,11 @@ impl SqliteOptions {
 
     /// Whether opening creates the file when it is missing and brings its schema up to
     /// date (`true`, the default), or requires a file whose schema is exactly
-    /// [`SCHEMA_VERSION`] and changes no table (`false`; anything else is
-    /// [`StoreError::Schema`], and a missing file a backend error). Either way,
-    /// [`Store::migrate`] migrates on demand.
-    pub fn migrate_on_open(mut self, migrate: bool) -> Self {
-        self.migrate_on_open = migrate;
+    /// [`SCHEMA_VERSION`](crate::store::SQLITE_SCHEMA_VERSION) and changes no table
+    /// (`false`; anything else is [`StoreError::Schema`], and a missing file a backend
+    /// error). Either way, [`SqliteStore::migrate`] migrates on demand.
+    pub fn migrate(mut self, migrate: bool) -> Self {
+        self.migrate = migrate;
         self
     }
 
@@ -101,7 +101,7 @@ impl SqliteOptions {
         let path = path.as_ref();
         let mut flags =
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        if self.migrate_on_open {
+        if self.migrate {
             flags |= OpenFlags::SQLITE_OPEN_CREATE;
         }
         self.start(Connection::open_with_flags(path, flags).map_err(backend)?, path)
@@ -121,7 +121,7 @@ impl SqliteOptions {
             Some(file) => Some(PathBuf::from(file)),
             None => Some(path.to_path_buf()), // not UTF-8: open it as it was given
         };
-        if !self.migrate_on_open {
+        if !self.migrate {
             schema::check(&writer)?; // before anything else touches the file
         }
         let journal: String =
@@ -134,7 +134,7 @@ impl SqliteOptions {
             Durability::Full => "FULL",
         };
         writer.pragma_update(None, "synchronous", synchronous).map_err(backend)?;
-        if self.migrate_on_open {
+        if self.migrate {
             schema::migrate(&mut writer)?;
         }
         let owner = Uuid::new_v4();
@@ -179,7 +179,7 @@ fn reader(file: &Path) -> Result<Connection, StoreError> {
 ///
 /// [`open`](Self::open) creates and migrates the schema; a role that may not change it
 /// opens with [`open_without_migrating`](Self::open_without_migrating), and the
-/// migration runs apart, with [`open`](Self::open) or [`Store::migrate`].
+/// migration runs apart, with [`open`](Self::open) or [`migrate`](Self::migrate).
 ///
 /// ```
 /// use protean_core::store::{SqliteStore, Store};
@@ -209,17 +209,37 @@ impl SqliteStore {
     }
 
     /// Opens the existing database file at `path` without changing its schema: a file
-    /// whose schema is not [`SCHEMA_VERSION`] (older, newer, or none) is
-    /// [`StoreError::Schema`]; a missing file is a backend error, not created. For roles
-    /// that may not change tables; migrate with [`open`](Self::open) or
-    /// [`Store::migrate`] beforehand. See [`SqliteOptions`] for the other settings.
+    /// whose schema is not [`SCHEMA_VERSION`](crate::store::SQLITE_SCHEMA_VERSION)
+    /// (older, newer, or none) is [`StoreError::Schema`]; a missing file is a backend
+    /// error, not created. For roles that may not change tables; migrate with
+    /// [`open`](Self::open) or [`migrate`](Self::migrate) beforehand. See
+    /// [`SqliteOptions`] for the other settings.
     pub fn open_without_migrating(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        SqliteOptions::new().migrate_on_open(false).open(path)
+        SqliteOptions::new().migrate(false).open(path)
     }
 
     /// A private database in memory (for tests): nothing reaches a file.
     pub fn in_memory() -> Result<Self, StoreError> {
         SqliteOptions::new().in_memory()
+    }
+
+    /// Options to open with: the durability, whether to migrate, how many readers.
+    pub fn options() -> SqliteOptions {
+        SqliteOptions::new()
+    }
+
+    /// Creates the tables, or upgrades them to
+    /// [`SCHEMA_VERSION`](crate::store::SQLITE_SCHEMA_VERSION), in one transaction on the
+    /// writer; safe to call any number of times. A file of a newer schema (written by a
+    /// later protean) is refused with [`StoreError::Schema`]. The same as
+    /// [`Store::migrate`].
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        self.threads.write(schema::migrate).await
+    }
+
+    /// The schema version the file is at (0 when it has none).
+    pub async fn schema_version(&self) -> Result<SchemaVersion, StoreError> {
+        self.threads.read(schema::version).await
     }
 
     /// This store's owner identity: what its claims of undelivered events record. Made
@@ -230,10 +250,9 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
-    /// Creates the tables, or upgrades them, in one transaction on the writer; a file
-    /// of a newer schema is [`StoreError::Schema`].
+    /// [`SqliteStore::migrate`].
     fn migrate(&self) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.threads.write(schema::migrate)
+        Box::pin(SqliteStore::migrate(self))
     }
 
     fn load<'a>(&'a self, stream: &'a StreamId) -> BoxFuture<'a, Result<Option<Record>, StoreError>> {

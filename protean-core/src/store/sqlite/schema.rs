@@ -85,6 +85,11 @@ fn schema_version(stored: i64) -> SchemaVersion {
     SchemaVersion(u32::try_from(stored).unwrap_or(if stored < 0 { 0 } else { u32::MAX }))
 }
 
+/// The schema version the file is at (0: none).
+pub(super) fn version(connection: &Connection) -> Result<SchemaVersion, StoreError> {
+    stored_version(connection).map(schema_version)
+}
+
 fn mismatch(stored: i64) -> StoreError {
     StoreError::Schema { backend: "sqlite", found: schema_version(stored), supported: SCHEMA_VERSION }
 }
@@ -101,6 +106,7 @@ pub(super) fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
     for (version, statements) in (1..).zip(MIGRATIONS) {
         if current < version {
             tx.execute_batch(statements).map_err(backend)?;
+            tracing::info!(version, "sqlite: migrated the schema");
         }
     }
     tx.pragma_update(None, "user_version", supported).map_err(backend)?;
