@@ -8,7 +8,8 @@
 //! inventory. Every command uses its own SKU, stocked outside the timing. Needs
 //! `PROTEAN_POSTGRES_URL`; without it the bench says so and measures nothing.
 //!
-//! `cargo bench --bench postgres_round_trip`; `cargo test --bench postgres_round_trip` runs it once.
+//! `cargo bench --features postgres --bench postgres_round_trip`; `cargo test --features postgres --bench
+//! postgres_round_trip` runs it once.
 
 #[path = "peer/cqrs_es.rs"]
 #[allow(dead_code, missing_docs)]

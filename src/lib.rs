@@ -86,7 +86,7 @@
 //! ## Handlers, the unit of work and the engine
 //!
 //! A `#[handler(part_of = X)]` changes only `X`; other aggregates react to its events in
-//! their own units of work. [`Domain::process`](model::Domain::process) runs it all:
+//! their own units of work. [`Domain::process`](runtime::Domain::process) runs it all:
 //!
 //! ```
 //! use protean::prelude::*;
@@ -181,3 +181,18 @@ pub mod prelude {
 
 #[doc(hidden)]
 pub use protean_core::__private;
+
+// The Rust code blocks of the README and of every page in docs/, compiled and run as
+// doctests (`cargo test --doc`), so what they show keeps compiling.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide.md")]
+pub struct GuideDoctests;
+#[cfg(doctest)]
+#[doc = include_str!("../docs/storage.md")]
+pub struct StorageDoctests;
+#[cfg(doctest)]
+#[doc = include_str!("../docs/benchmarks.md")]
+pub struct BenchmarksDoctests;

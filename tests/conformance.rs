@@ -1,22 +1,31 @@
-//! The store conformance suite: the same tests on every store. Memory and SQLite always
-//! run; PostgreSQL runs when `PROTEAN_POSTGRES_URL` is set, and is required (not
-//! skipped) when `PROTEAN_REQUIRE_POSTGRES=1`, as in CI.
+//! The store conformance suite: the same tests on every store the build has. Memory
+//! always runs; SQLite with the `sqlite` feature; PostgreSQL with the `postgres` feature
+//! when `PROTEAN_POSTGRES_URL` is set (reported ignored, with the reason, when it is
+//! not), and is required (not skipped) when `PROTEAN_REQUIRE_POSTGRES=1`, as in CI.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use protean::prelude::*;
-use protean::store::{
-    Batch, BoxFuture, Commit, Committed, Handled, MemoryStore, PostgresStore, Record, SqliteStore, Store, StoreError,
-};
+#[cfg(feature = "postgres")]
+use protean::store::PostgresStore;
+#[cfg(feature = "sqlite")]
+use protean::store::SqliteStore;
+use protean::store::{Batch, BoxFuture, Commit, Committed, Handled, MemoryStore, Record, Store, StoreError};
 use protean::store::{Cause, Envelope, StreamId};
 use uuid::Uuid;
 
+#[path = "support/harness.rs"]
+#[allow(dead_code)]
+mod harness;
 #[path = "support/lab.rs"]
 #[allow(dead_code)]
 mod lab;
-#[path = "support/postgres.rs"]
-mod pg;
+
+use harness::Trial;
 
 use lab::*;
 
@@ -604,65 +613,95 @@ async fn migrating_again_changes_nothing(store: Arc<dyn Store>) {
     assert_eq!(store.load(&s).await.unwrap().unwrap().version, 1);
 }
 
-macro_rules! conformance {
-    ($store:ident, $open:expr) => {
-        mod $store {
-            use super::*;
+/// One case of the suite, run on the store it is given.
+type Case = fn(Arc<dyn Store>) -> Pin<Box<dyn Future<Output = ()>>>;
 
-            async fn open() -> Option<Arc<dyn Store>> {
-                $open
-            }
-
-            macro_rules! case {
-                ($name:ident) => {
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                    async fn $name() {
-                        if let Some(store) = open().await {
-                            super::$name(store).await;
-                        }
-                    }
-                };
-            }
-
-            case!(versions_increase_and_a_stale_write_is_refused);
-            case!(a_commit_moves_the_version_by_its_advance);
-            case!(a_batch_is_all_or_nothing);
-            case!(every_field_type_round_trips);
-            case!(events_keep_their_envelope_and_order);
-            case!(a_handled_message_is_recorded_once);
-            case!(the_outbox_hands_out_each_stream_in_order);
-            case!(events_committed_but_not_delivered_are_delivered_once);
-            case!(corrupt_stored_data_gives_typed_errors);
-            case!(read_models_are_kept);
-            case!(removal_neither_lets_a_stale_writer_through_nor_blocks_a_replacement);
-            case!(a_failed_event_holds_back_the_rest_of_its_stream);
-            case!(a_snapshot_that_no_longer_parses_is_replayed_around);
-            case!(event_sourced_aggregates_replay_with_snapshots_and_as_of);
-            case!(older_event_versions_are_upcast_and_unreadable_ones_are_typed_errors);
-            case!(many_tasks_on_one_aggregate_lose_no_update);
-            case!(migrating_again_changes_nothing);
+macro_rules! cases {
+    ($($case:ident),* $(,)?) => {
+        /// Every case of the suite, by name.
+        fn cases() -> Vec<(&'static str, Case)> {
+            vec![$((stringify!($case), |store| Box::pin($case(store)))),*]
         }
     };
 }
 
-conformance!(memory, Some(Arc::new(MemoryStore::new())));
-conformance!(sqlite, {
-    // A file, not `:memory:`: the WAL and the file's schema version are part of the test.
+cases!(
+    versions_increase_and_a_stale_write_is_refused,
+    a_commit_moves_the_version_by_its_advance,
+    a_batch_is_all_or_nothing,
+    every_field_type_round_trips,
+    events_keep_their_envelope_and_order,
+    a_handled_message_is_recorded_once,
+    the_outbox_hands_out_each_stream_in_order,
+    events_committed_but_not_delivered_are_delivered_once,
+    corrupt_stored_data_gives_typed_errors,
+    read_models_are_kept,
+    removal_neither_lets_a_stale_writer_through_nor_blocks_a_replacement,
+    a_failed_event_holds_back_the_rest_of_its_stream,
+    a_snapshot_that_no_longer_parses_is_replayed_around,
+    event_sourced_aggregates_replay_with_snapshots_and_as_of,
+    older_event_versions_are_upcast_and_unreadable_ones_are_typed_errors,
+    many_tasks_on_one_aggregate_lose_no_update,
+    migrating_again_changes_nothing,
+);
+
+/// The suite on the stores `open` makes, one new store per case, as trials named
+/// `{store}::{case}`.
+fn suite(store: &str, open: fn() -> Arc<dyn Store>) -> Vec<Trial> {
+    cases().into_iter().map(|(name, case)| harness::test(format!("{store}::{name}"), move || case(open()))).collect()
+}
+
+/// A SQLite store in a new file, not `:memory:`: the WAL and the file's schema version
+/// are part of the test.
+#[cfg(feature = "sqlite")]
+fn sqlite_file(durability: protean::store::Durability) -> Arc<dyn Store> {
     let dir = std::env::temp_dir().join(format!("protean-conformance-{}", Uuid::now_v7()));
     std::fs::create_dir_all(&dir).unwrap();
-    Some(Arc::new(SqliteStore::open(dir.join("store.db")).unwrap()))
-});
-conformance!(sqlite_full_durability, {
-    let dir = std::env::temp_dir().join(format!("protean-conformance-{}", Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).unwrap();
-    Some(Arc::new(SqliteStore::open_with(dir.join("store.db"), protean::store::Durability::Full).unwrap()))
-});
-// In memory, no reader connection can see the database: its reads run on the writer.
-conformance!(sqlite_in_memory, Some(Arc::new(SqliteStore::in_memory().unwrap())));
-conformance!(postgres, fresh_postgres().await);
+    Arc::new(SqliteStore::open_with(dir.join("store.db"), durability).unwrap())
+}
+
+/// The suite on PostgreSQL, each case on a new database; ignored, with the reason,
+/// without a server.
+#[cfg(feature = "postgres")]
+fn postgres_suite() -> Vec<Trial> {
+    let trials = cases().into_iter().map(|(name, case)| {
+        harness::postgres::test(format!("postgres::{name}"), move |url| async move {
+            let store = PostgresStore::connect_with(&url, 8).await.expect("connects and migrates");
+            case(Arc::new(store)).await;
+        })
+    });
+    trials.collect()
+}
+
+fn main() -> ExitCode {
+    #[cfg(feature = "sqlite")]
+    use protean::store::Durability;
+    let trials = [
+        suite("memory", || Arc::new(MemoryStore::new())),
+        #[cfg(feature = "sqlite")]
+        suite("sqlite", || sqlite_file(Durability::default())),
+        #[cfg(feature = "sqlite")]
+        suite("sqlite_full_durability", || sqlite_file(Durability::Full)),
+        // In memory no reader connection can see the database: its reads run on the writer.
+        #[cfg(feature = "sqlite")]
+        suite("sqlite_in_memory", || Arc::new(SqliteStore::in_memory().unwrap())),
+        #[cfg(feature = "sqlite")]
+        vec![
+            harness::test("malformed_sqlite_rows_are_typed_errors", malformed_sqlite_rows_are_typed_errors),
+            harness::test("invalid_utf8_in_sqlite_is_corrupt_data", invalid_utf8_in_sqlite_is_corrupt_data),
+            harness::test(
+                "upgrading_a_sqlite_file_makes_event_sourced_versions_count_events",
+                upgrading_a_sqlite_file_makes_event_sourced_versions_count_events,
+            ),
+        ],
+        #[cfg(feature = "postgres")]
+        postgres_suite(),
+    ];
+    harness::run(trials.into_iter().flatten().collect())
+}
 
 /// Rows written behind the store's back, as a bug or a hand edit would: typed errors.
-#[tokio::test]
+#[cfg(feature = "sqlite")]
 async fn malformed_sqlite_rows_are_typed_errors() {
     let dir = std::env::temp_dir().join(format!("protean-corrupt-{}", Uuid::now_v7()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -686,7 +725,7 @@ async fn malformed_sqlite_rows_are_typed_errors() {
 /// Stored text that is not valid UTF-8 (or not text at all), written behind the store's
 /// back: `Corrupt`, naming the stream and position, for records, events, snapshots and
 /// read models alike.
-#[tokio::test]
+#[cfg(feature = "sqlite")]
 async fn invalid_utf8_in_sqlite_is_corrupt_data() {
     let dir = std::env::temp_dir().join(format!("protean-utf8-{}", Uuid::now_v7()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -752,6 +791,7 @@ async fn invalid_utf8_in_sqlite_is_corrupt_data() {
 
 /// The tables of SQLite schema version 2 (before versions counted events), as older
 /// protean wrote them: a fixture for the upgrade test.
+#[cfg(feature = "sqlite")]
 const SQLITE_SCHEMA_V2: &str = "
 CREATE TABLE protean_aggregates (
     aggregate TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, state TEXT,
@@ -774,7 +814,7 @@ PRAGMA user_version = 2;
 
 /// A file written by older protean, whose event-sourced versions counted commits, opens
 /// with those versions moved to the last sequence; state-stored records keep theirs.
-#[tokio::test]
+#[cfg(feature = "sqlite")]
 async fn upgrading_a_sqlite_file_makes_event_sourced_versions_count_events() {
     let dir = std::env::temp_dir().join(format!("protean-upgrade-{}", Uuid::now_v7()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -821,41 +861,4 @@ async fn upgrading_a_sqlite_file_makes_event_sourced_versions_count_events() {
     let store = SqliteStore::open(&path).unwrap();
     assert_eq!(store.load(&s).await.unwrap().unwrap().version, 6);
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// A PostgreSQL database of schema version 1 (versions counted commits) gets the same
-/// upgrade: event-sourced heads move to their last sequence, and commits take an advance.
-#[tokio::test]
-async fn upgrading_a_postgres_database_makes_event_sourced_versions_count_events() {
-    let Some(url) = pg::fresh_database().await else { return };
-    let store = PostgresStore::connect_with(&url, 2).await.unwrap();
-    // Back to version 1, with rows as older protean wrote them.
-    for statement in [
-        "UPDATE protean_schema SET version = 1",
-        "INSERT INTO protean_aggregates VALUES ('Account', 'a-1', 2, 'null', 5)",
-        "INSERT INTO protean_aggregates VALUES ('Counter', 'c-1', 2, '{}', 2)",
-        // The old commit function's signature (its body does not matter here).
-        "CREATE FUNCTION protean_commit_batch(text[], text[], bigint[], text[], integer[], uuid[], text[],
-            integer[], text[], bigint[], uuid[], uuid[], text, uuid, uuid[], text[])
-            RETURNS bigint[] LANGUAGE sql AS 'SELECT NULL::bigint[]'",
-    ] {
-        sqlx::query(statement).execute(store.pool()).await.unwrap();
-    }
-    store.migrate().await.unwrap();
-    assert_eq!(store.load(&stream("Account", "a-1")).await.unwrap().unwrap().version, 5);
-    assert_eq!(store.load(&stream("Counter", "c-1")).await.unwrap().unwrap().version, 2);
-    let version: i32 =
-        sqlx::query_scalar("SELECT max(version) FROM protean_schema").fetch_one(store.pool()).await.unwrap();
-    assert_eq!(version, protean::store::POSTGRES_SCHEMA_VERSION);
-    let functions: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_proc WHERE proname = 'protean_commit_batch'")
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
-    assert_eq!(functions, 1, "the old commit function is gone, the one with advances stays");
-}
-
-/// A store on a new database of the PostgreSQL server the tests run on.
-async fn fresh_postgres() -> Option<Arc<dyn Store>> {
-    let url = pg::fresh_database().await?;
-    Some(Arc::new(PostgresStore::connect_with(&url, 8).await.expect("connects and migrates")))
 }

@@ -2,17 +2,26 @@
 //! random bit patterns, plus the edge cases: subnormals, -0.0, the extremes) are saved,
 //! loaded and saved again by commands, on the memory store, SQLite and PostgreSQL (when
 //! `PROTEAN_POSTGRES_URL` is set), and each read back has the same bits as written,
-//! including the fields no command touches.
+//! including the fields no command touches. SQLite runs with the `sqlite` feature,
+//! PostgreSQL with the `postgres` feature (reported ignored, with the reason, when
+//! `PROTEAN_POSTGRES_URL` is not set).
 
-#[path = "support/postgres.rs"]
-mod pg;
+#[path = "support/harness.rs"]
+#[allow(dead_code)]
+mod harness;
 
+use std::process::ExitCode;
 use std::sync::Arc;
 
+use harness::Trial;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use protean::prelude::*;
-use protean::store::{MemoryStore, PostgresStore, SqliteStore, Store};
+#[cfg(feature = "postgres")]
+use protean::store::PostgresStore;
+#[cfg(feature = "sqlite")]
+use protean::store::SqliteStore;
+use protean::store::{MemoryStore, Store};
 
 mod model {
     use protean::prelude::*;
@@ -213,27 +222,24 @@ fn floats_round_trip_on(runtime: &tokio::runtime::Runtime, store: Arc<dyn Store>
         .unwrap();
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
-}
-
-#[test]
-fn floats_round_trip_bit_for_bit_in_memory() {
-    floats_round_trip_on(&runtime(), Arc::new(MemoryStore::new()));
-}
-
-#[test]
-fn floats_round_trip_bit_for_bit_in_sqlite() {
-    let dir = std::env::temp_dir().join(format!("protean-floats-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).unwrap();
-    floats_round_trip_on(&runtime(), Arc::new(SqliteStore::open(dir.join("store.db")).unwrap()));
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-#[test]
-fn floats_round_trip_bit_for_bit_in_postgres() {
-    let runtime = runtime();
-    let Some(url) = runtime.block_on(pg::fresh_database()) else { return };
-    let store = runtime.block_on(PostgresStore::connect_with(&url, 4)).expect("connects and migrates");
-    floats_round_trip_on(&runtime, Arc::new(store));
+fn main() -> ExitCode {
+    harness::run(vec![
+        Trial::test("floats_round_trip_bit_for_bit_in_memory", || {
+            floats_round_trip_on(&harness::runtime(), Arc::new(MemoryStore::new()));
+            Ok(())
+        }),
+        #[cfg(feature = "sqlite")]
+        Trial::test("floats_round_trip_bit_for_bit_in_sqlite", || {
+            let dir = std::env::temp_dir().join(format!("protean-floats-{}", uuid::Uuid::now_v7()));
+            std::fs::create_dir_all(&dir).unwrap();
+            floats_round_trip_on(&harness::runtime(), Arc::new(SqliteStore::open(dir.join("store.db")).unwrap()));
+            let _ = std::fs::remove_dir_all(&dir);
+            Ok(())
+        }),
+        #[cfg(feature = "postgres")]
+        harness::postgres::blocking("floats_round_trip_bit_for_bit_in_postgres", |runtime, url| {
+            let store = runtime.block_on(PostgresStore::connect_with(&url, 4)).expect("connects and migrates");
+            floats_round_trip_on(runtime, Arc::new(store));
+        }),
+    ])
 }

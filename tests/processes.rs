@@ -1,16 +1,21 @@
 //! Several processes on one PostgreSQL database: two processes processing commands for
 //! the same aggregates never lose an update, and with two relays running, each outbox
-//! event's effect happens once per handler. Needs `PROTEAN_POSTGRES_URL` (required in
-//! CI through `PROTEAN_REQUIRE_POSTGRES=1`).
+//! event's effect happens once per handler. Needs the `postgres` feature and
+//! `PROTEAN_POSTGRES_URL` (without it the tests are reported ignored, with the reason;
+//! required in CI through `PROTEAN_REQUIRE_POSTGRES=1`).
+//!
+//! The binary is also the child processes the tests start: with `PROTEAN_PROCESSES_CHILD_URL`
+//! or `PROTEAN_CLAIM_CHILD_URL` set, it runs that child instead of the tests.
 
+#[path = "support/harness.rs"]
+#[allow(dead_code)]
+mod harness;
 #[path = "support/lab.rs"]
 #[allow(dead_code)]
 mod lab;
-#[path = "support/postgres.rs"]
-mod pg;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,9 +45,7 @@ async fn domain_on(url: &str) -> Domain {
 
 /// The child: a relay and a command processor at once, on the shared database. Prints
 /// how many commands it committed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn processes_child() {
-    let Ok(url) = std::env::var(CHILD) else { return };
+async fn processes_child(url: String) {
     let domain = domain_on(&url).await;
     let relay = {
         let domain = domain.clone();
@@ -64,9 +67,7 @@ async fn processes_child() {
     println!("committed {committed}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_processes_lose_no_update_and_handle_each_event_once() {
-    let Some(url) = pg::fresh_database().await else { return };
+async fn two_processes_lose_no_update_and_handle_each_event_once(url: String) {
     let store = Arc::new(PostgresStore::connect(&url).await.unwrap());
 
     // Events a stopped process committed and never delivered: work for both relays.
@@ -89,7 +90,6 @@ async fn two_processes_lose_no_update_and_handle_each_event_once() {
     let children: Vec<_> = (0..2)
         .map(|_| {
             Command::new(std::env::current_exe().unwrap())
-                .args(["--exact", "processes_child", "--nocapture", "--test-threads=1"])
                 .env(CHILD, &url)
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -133,9 +133,7 @@ async fn two_processes_lose_no_update_and_handle_each_event_once() {
 
 /// The child of the test below: claims every undelivered event for the default 30 s
 /// lease, says how many, and waits, alive, without delivering them.
-#[tokio::test]
-async fn claim_child() {
-    let Ok(url) = std::env::var(CLAIM_CHILD) else { return };
+async fn claim_child(url: String) {
     let store = PostgresStore::connect_with(&url, 1).await.expect("connects");
     let claimed = store.claim_undelivered(100, Duration::from_secs(30)).await.expect("claimed");
     println!("claimed {}", claimed.len());
@@ -150,15 +148,12 @@ async fn seen(domain: &Domain, id: &Identifier<Counter>) -> u32 {
 /// A live process's claims are respected; once it is killed, another process takes them
 /// over at once, not after their 30 s lease: a claim is free when its owner no longer
 /// holds its advisory lock.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_process_claims_are_free_at_once_and_a_live_process_claims_are_kept() {
-    let Some(url) = pg::fresh_database().await else { return };
+async fn a_killed_process_claims_are_free_at_once_and_a_live_process_claims_are_kept(url: String) {
     let store = PostgresStore::connect_with(&url, 2).await.unwrap();
     let id = counter(0);
     undelivered_bumps(&store, &id).await;
 
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "claim_child", "--nocapture", "--test-threads=1"])
         .env(CLAIM_CHILD, &url)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -197,4 +192,25 @@ async fn a_killed_process_claims_are_free_at_once_and_a_live_process_claims_are_
         .await
         .unwrap();
     assert_eq!(undelivered, 0);
+}
+
+fn main() -> ExitCode {
+    if let Ok(url) = std::env::var(CHILD) {
+        harness::runtime().block_on(processes_child(url));
+        return ExitCode::SUCCESS;
+    }
+    if let Ok(url) = std::env::var(CLAIM_CHILD) {
+        harness::runtime().block_on(claim_child(url));
+        return ExitCode::SUCCESS;
+    }
+    harness::run(vec![
+        harness::postgres::test(
+            "two_processes_lose_no_update_and_handle_each_event_once",
+            two_processes_lose_no_update_and_handle_each_event_once,
+        ),
+        harness::postgres::test(
+            "a_killed_process_claims_are_free_at_once_and_a_live_process_claims_are_kept",
+            a_killed_process_claims_are_free_at_once_and_a_live_process_claims_are_kept,
+        ),
+    ])
 }

@@ -6,7 +6,7 @@
 //! `cargo run --example ecommerce` runs it on SQLite, in the file `ecommerce.db` (the
 //! embedded default; the data is kept from one run to the next). `-- --database URL`
 //! (or `PROTEAN_DATABASE_URL`) chooses another store: `postgres://user@host/db` for
-//! PostgreSQL, `memory:` for none. `-- --write-model DIR` also writes the model as
+//! PostgreSQL (built with `--features postgres`), `memory:` for none. `-- --write-model DIR` also writes the model as
 //! `ecommerce.mmd` (Mermaid), `ecommerce.dot` (Graphviz) and `ecommerce.json`.
 
 pub mod model;

@@ -2,8 +2,8 @@
 //! their own transactions and the project's progress follows through `TaskCompleted`.
 //!
 //! `cargo run --example project_management` runs it on SQLite (`project_management.db`);
-//! `PROTEAN_DATABASE_URL` chooses another store (`postgres://…`, `memory:`); add
-//! `-- --dot` to print the model as Graphviz DOT.
+//! `PROTEAN_DATABASE_URL` chooses another store (`postgres://…` with `--features
+//! postgres`, `memory:`); add `-- --dot` to print the model as Graphviz DOT.
 
 pub mod model;
 

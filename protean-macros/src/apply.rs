@@ -8,14 +8,16 @@ use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 
+use crate::attr;
 use crate::errors::Errors;
+use crate::expand::private;
+use crate::valid;
 
 /// Expands `#[apply] impl Aggregate { fn x(&mut self, event: &E) { .. } .. }`.
 pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
-    if !args.is_empty() {
-        errors.error_at(&args, "`#[apply]` takes no arguments");
-    }
+    let args = attr::parse_args(args, "apply", &[], &mut errors);
+    valid::macro_args("apply", &[], &args, &mut errors);
     let block = match syn::parse2::<syn::ItemImpl>(item.clone()) {
         Ok(block) => block,
         Err(_) => {
@@ -27,7 +29,7 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     if block.trait_.is_some() || !block.generics.params.is_empty() {
         errors.error_at(&block.self_ty, "`#[apply]` goes on a plain inherent `impl` block of the aggregate");
     }
-    let p = quote!(::protean::__private);
+    let p = private();
     let self_ty = &block.self_ty;
     let mut registrations = Vec::new();
     for item in &block.items {

@@ -1,26 +1,35 @@
-//! The macros' intermediate form: an element and its fields, parsed from the item and
-//! checked, each part keeping the tokens it came from so that errors have spans.
+//! The macros' intermediate form: an element and its fields, parsed from the item.
+//!
+//! Parsing only: each part keeps the tokens it came from, so that `valid` can check it
+//! and report errors on the user's spans. The errors reported here are the ones of
+//! shape and syntax, for what this form cannot hold: an item that is not a struct with
+//! named fields (or, for a value object, an enum), an attribute value that does not parse.
 
-use proc_macro2::{Span, TokenStream};
-use quote::ToTokens;
+use proc_macro2::Span;
 use syn::spanned::Spanned;
 use syn::{Attribute, Fields, Ident, Item, Type, Visibility};
 
-use crate::attr::{self, Accepts, ElementArgs, FieldOptions, Invariant};
+use crate::attr::{self, Args, FieldOptions, Invariants};
 use crate::errors::Errors;
-use crate::symbol::{FIELD, INVARIANT};
+use crate::symbol::{EVENT_SOURCED, FIELD, INVARIANT, NAME, PART_OF, RETURNS, UPCAST, VERSION};
 
 /// Which macro is expanding.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// `#[aggregate]`.
     Aggregate,
+    /// `#[entity]`.
     Entity,
+    /// `#[value_object]`.
     ValueObject,
+    /// `#[command]`.
     Command,
+    /// `#[event]`.
     Event,
 }
 
 impl Kind {
+    /// The macro's name, as written in messages: `aggregate`.
     pub fn macro_name(self) -> &'static str {
         match self {
             Kind::Aggregate => "aggregate",
@@ -36,38 +45,14 @@ impl Kind {
         matches!(self, Kind::Aggregate | Kind::Entity)
     }
 
-    fn accepts(self) -> Accepts {
+    /// The keys the macro takes as arguments, in the order messages list them.
+    pub fn keys(self) -> &'static [&'static str] {
         match self {
-            Kind::Aggregate => Accepts {
-                part_of: false,
-                version: false,
-                name: false,
-                upcast: false,
-                event_sourced: true,
-                returns: false,
-            },
-            Kind::ValueObject => Accepts {
-                part_of: false,
-                version: false,
-                name: false,
-                upcast: false,
-                event_sourced: false,
-                returns: false,
-            },
-            Kind::Entity => Accepts {
-                part_of: true,
-                version: false,
-                name: false,
-                upcast: false,
-                event_sourced: false,
-                returns: false,
-            },
-            Kind::Command => {
-                Accepts { part_of: true, version: true, name: true, upcast: false, event_sourced: false, returns: true }
-            }
-            Kind::Event => {
-                Accepts { part_of: true, version: true, name: true, upcast: true, event_sourced: false, returns: false }
-            }
+            Kind::Aggregate => &[EVENT_SOURCED],
+            Kind::ValueObject => &[],
+            Kind::Entity => &[PART_OF],
+            Kind::Command => &[PART_OF, VERSION, NAME, RETURNS],
+            Kind::Event => &[PART_OF, VERSION, NAME, UPCAST],
         }
     }
 }
@@ -75,14 +60,20 @@ impl Kind {
 /// How the type of a field is written, as far as the macros care.
 #[derive(Clone)]
 pub enum TypeShape {
+    /// `Option<T>`.
     Option,
+    /// `Vec<T>`.
     Vec,
+    /// `HasMany<T>`, with `T`.
     HasMany(Type),
+    /// `HasOne<T>`, with `T`.
     HasOne(Type),
+    /// Anything else.
     Other,
 }
 
 impl TypeShape {
+    /// The shape of `ty`, read from its last path segment.
     fn of(ty: &Type) -> TypeShape {
         let Type::Path(p) = ty else { return TypeShape::Other };
         let Some(last) = p.path.segments.last() else { return TypeShape::Other };
@@ -106,25 +97,39 @@ impl TypeShape {
     pub fn defaults_to_empty(&self) -> bool {
         !matches!(self, TypeShape::Other)
     }
+
+    /// `HasMany<T>` or `HasOne<T>`: a field holding entities.
+    pub fn holds_entities(&self) -> bool {
+        matches!(self, TypeShape::HasMany(_) | TypeShape::HasOne(_))
+    }
 }
 
+/// One named field of a struct element.
 pub struct Field {
+    /// The field's name.
     pub ident: Ident,
+    /// The field's type, as written.
     pub ty: Type,
+    /// The field's visibility, as written.
     pub vis: Visibility,
     /// The user's attributes, without `#[field]`.
     pub attrs: Vec<Attribute>,
+    /// What its `#[field(..)]` attributes say.
     pub options: FieldOptions,
+    /// Its doc comment, as text.
     pub docs: String,
+    /// How its type is written.
     pub shape: TypeShape,
 }
 
 impl Field {
+    /// The field's name, as text.
     pub fn name(&self) -> String {
         self.ident.to_string()
     }
 }
 
+/// Which field, if any, is the element's identity.
 pub enum Identity {
     /// The field at this index is the identity.
     Declared(usize),
@@ -134,31 +139,51 @@ pub enum Identity {
     None,
 }
 
+/// One variant of an enum value object.
 pub struct Variant {
+    /// The variant's name: the choice.
     pub ident: Ident,
+    /// The user's attributes on it.
     pub attrs: Vec<Attribute>,
+    /// Its fields, as written (a choice has none).
+    pub fields: Fields,
+    /// Its discriminant, as written (a choice has none).
+    pub discriminant: Option<syn::Expr>,
 }
 
+/// What the element is made of.
 pub enum Body {
+    /// A struct with named fields.
     Struct(Vec<Field>),
     /// An enum value object: a closed set of choices.
     Choices(Vec<Variant>),
 }
 
-pub struct Element {
+/// A parsed domain element, with the macro's arguments it was declared with.
+pub struct Element<'a> {
+    /// Which macro declared it.
     pub kind: Kind,
+    /// The type's name.
     pub ident: Ident,
+    /// The type's visibility.
     pub vis: Visibility,
     /// The user's attributes, without `#[invariant]`.
     pub attrs: Vec<Attribute>,
-    pub args: ElementArgs,
+    /// The macro's arguments.
+    pub args: &'a Args,
+    /// The type's generics, as written (an element has none).
+    pub generics: syn::Generics,
+    /// Its fields or choices.
     pub body: Body,
+    /// Which field is the identity.
     pub identity: Identity,
-    pub invariants: Vec<Invariant>,
+    /// Its `#[invariant(..)]` attributes.
+    pub invariants: Invariants,
+    /// Its doc comment, as text.
     pub docs: String,
 }
 
-impl Element {
+impl Element<'_> {
     /// Whether `field` is the identity, declared or generated (the generated one is named `id`).
     pub fn is_identity(&self, field: &Field) -> bool {
         match self.identity {
@@ -168,6 +193,12 @@ impl Element {
         }
     }
 
+    /// What `part_of = ..` names, if given.
+    pub fn part_of(&self) -> Option<&syn::Path> {
+        self.args.part_of.as_ref()
+    }
+
+    /// The fields of a struct element; none for a set of choices.
     pub fn fields(&self) -> &[Field] {
         match &self.body {
             Body::Struct(fields) => fields,
@@ -176,6 +207,7 @@ impl Element {
     }
 }
 
+/// The doc comment in `attrs`, as text.
 pub fn docs_of(attrs: &[Attribute]) -> String {
     let lines: Vec<String> = attrs
         .iter()
@@ -192,6 +224,7 @@ pub fn docs_of(attrs: &[Attribute]) -> String {
     lines.join("\n").trim().to_string()
 }
 
+/// Records that `#[kind]` does not apply to `what` (at `span`).
 fn wrong_item(kind: Kind, what: &str, span: Span, errors: &mut Errors) {
     let expected = if kind == Kind::ValueObject {
         "a struct with named fields, or an enum of unit variants (a set of choices)"
@@ -201,26 +234,34 @@ fn wrong_item(kind: Kind, what: &str, span: Span, errors: &mut Errors) {
     errors.push(syn::Error::new(span, format!("`#[{}]` applies to {expected}, not to {what}", kind.macro_name())));
 }
 
-/// Parses and checks the item. `None` when it is not something this macro can expand at all.
-pub fn parse(kind: Kind, args: TokenStream, item: &Item, errors: &mut Errors) -> Option<Element> {
-    let args = attr::parse_element_args(args, kind.macro_name(), &kind.accepts(), errors);
-    if kind.accepts().part_of && args.part_of.is_none() && !args.part_of_written {
-        errors.push(syn::Error::new(
-            Span::call_site(),
-            format!(
-                "`#[{0}]` needs `part_of`: write `#[{0}(part_of = Order)]`, naming the {1}",
-                kind.macro_name(),
-                match kind {
-                    Kind::Entity => "aggregate (or entity of it) this entity belongs to",
-                    Kind::Command => "aggregate this command changes",
-                    _ => "aggregate that raises this event",
-                }
-            ),
-        ));
-    }
-    let (ident, vis, attrs, generics, body_span) = match item {
-        Item::Struct(s) => (&s.ident, &s.vis, &s.attrs, &s.generics, s.struct_token.span),
-        Item::Enum(e) => (&e.ident, &e.vis, &e.attrs, &e.generics, e.enum_token.span),
+/// Where the body of an element comes from.
+enum Members<'a> {
+    /// The named fields of a struct.
+    Fields(&'a syn::FieldsNamed),
+    /// The variants of an enum value object.
+    Variants(&'a syn::ItemEnum),
+}
+
+/// Parses the item declared with `args`. `None` when it is not something this macro can
+/// expand at all (the error is recorded).
+pub fn parse<'a>(kind: Kind, args: &'a Args, item: &Item, errors: &mut Errors) -> Option<Element<'a>> {
+    let (ident, vis, attrs, generics, members) = match item {
+        Item::Struct(s) => match &s.fields {
+            Fields::Named(named) => (&s.ident, &s.vis, &s.attrs, &s.generics, Members::Fields(named)),
+            Fields::Unnamed(f) => {
+                wrong_item(kind, "a tuple struct", f.span(), errors);
+                return None;
+            }
+            Fields::Unit => {
+                wrong_item(kind, "a unit struct", s.struct_token.span, errors);
+                return None;
+            }
+        },
+        Item::Enum(e) if kind == Kind::ValueObject => (&e.ident, &e.vis, &e.attrs, &e.generics, Members::Variants(e)),
+        Item::Enum(e) => {
+            wrong_item(kind, "an enum", e.enum_token.span, errors);
+            return None;
+        }
         Item::Union(u) => {
             wrong_item(kind, "a union", u.union_token.span, errors);
             return None;
@@ -230,70 +271,19 @@ pub fn parse(kind: Kind, args: TokenStream, item: &Item, errors: &mut Errors) ->
             return None;
         }
     };
-    if !generics.params.is_empty() || generics.where_clause.is_some() {
-        errors.error_at(
-            generics,
-            "domain elements cannot be generic: the registry and the stored type names need one concrete type",
-        );
-    }
-    let invariants = attr::parse_invariants(attrs, kind != Kind::ValueObject, errors);
-    if !invariants.is_empty() && matches!(kind, Kind::Command | Kind::Event) {
-        errors.push(syn::Error::new(
-            invariants[0].method.span(),
-            "invariants belong to aggregates, entities and value objects; commands and events are checked with `#[field(..)]` options",
-        ));
-    }
-    let user_attrs: Vec<Attribute> = attrs.iter().filter(|a| !a.path().is_ident(INVARIANT)).cloned().collect();
-    let body = match item {
-        Item::Struct(s) => match &s.fields {
-            Fields::Named(named) => Body::Struct(parse_fields(kind, named, errors)),
-            Fields::Unnamed(f) => {
-                wrong_item(kind, "a tuple struct", f.span(), errors);
-                return None;
-            }
-            Fields::Unit => {
-                wrong_item(kind, "a unit struct", body_span, errors);
-                return None;
-            }
-        },
-        Item::Enum(e) => {
-            if kind != Kind::ValueObject {
-                wrong_item(kind, "an enum", body_span, errors);
-                return None;
-            }
-            if !invariants.is_empty() {
-                errors.error_at(&e.ident, "an enum of choices has no invariants: every choice is valid");
-            }
-            let mut variants = Vec::new();
-            for v in &e.variants {
-                if !matches!(v.fields, Fields::Unit) {
-                    errors.error_at(
-                        &v.fields,
-                        "an enum value object is a set of choices, so its variants carry no data: use a struct `#[value_object]` per case",
-                    );
-                }
-                if let Some((_, d)) = &v.discriminant {
-                    errors.error_at(d, "choices are stored by name: drop the discriminant");
-                }
-                variants.push(Variant { ident: v.ident.clone(), attrs: v.attrs.clone() });
-            }
-            if variants.is_empty() {
-                errors.error_at(&e.ident, "an enum of choices needs at least one variant");
-            }
-            Body::Choices(variants)
-        }
-        _ => return None,
+    let invariants = attr::parse_invariants(attrs, errors);
+    let body = match members {
+        Members::Fields(named) => Body::Struct(parse_fields(named, errors)),
+        Members::Variants(e) => choices(e),
     };
-    let identity = match &body {
-        Body::Struct(fields) => identity_of(kind, fields, errors),
-        Body::Choices(_) => Identity::None,
-    };
+    let identity = identity_of(kind, &body);
     Some(Element {
         kind,
         ident: ident.clone(),
         vis: vis.clone(),
-        attrs: user_attrs,
+        attrs: attrs.iter().filter(|a| !a.path().is_ident(INVARIANT)).cloned().collect(),
         args,
+        generics: generics.clone(),
         docs: docs_of(attrs),
         body,
         identity,
@@ -301,103 +291,45 @@ pub fn parse(kind: Kind, args: TokenStream, item: &Item, errors: &mut Errors) ->
     })
 }
 
-fn parse_fields(kind: Kind, named: &syn::FieldsNamed, errors: &mut Errors) -> Vec<Field> {
+/// The named fields, each with its `#[field(..)]` options.
+fn parse_fields(named: &syn::FieldsNamed, errors: &mut Errors) -> Vec<Field> {
     let mut fields = Vec::new();
     for f in &named.named {
         let Some(ident) = f.ident.clone() else { continue };
-        if ident.to_string().starts_with("__") {
-            errors.error_at(&ident, "field names starting with `__` are reserved for protean");
-        }
-        let options = attr::parse_field_options(&f.attrs, errors);
-        let shape = TypeShape::of(&f.ty);
-        if let (false, TypeShape::HasMany(_) | TypeShape::HasOne(_)) = (kind.has_identity(), &shape) {
-            let what = match kind {
-                Kind::ValueObject => "a value object",
-                Kind::Command => "a command",
-                _ => "an event",
-            };
-            errors.error_at(
-                &f.ty,
-                format!(
-                    "{what} cannot hold entities: `HasMany`/`HasOne` belong in an aggregate or entity; \
-                     carry values instead (a `#[value_object]`, or `Identifier<T>` of the entity)"
-                ),
-            );
-        }
         fields.push(Field {
             attrs: f.attrs.iter().filter(|a| !a.path().is_ident(FIELD)).cloned().collect(),
             docs: docs_of(&f.attrs),
             vis: f.vis.clone(),
             ty: f.ty.clone(),
+            options: attr::parse_field_options(&f.attrs, errors),
+            shape: TypeShape::of(&f.ty),
             ident,
-            options,
-            shape,
         });
     }
     fields
 }
 
-fn identity_of(kind: Kind, fields: &[Field], errors: &mut Errors) -> Identity {
-    let marked: Vec<usize> = (0..fields.len()).filter(|&i| fields[i].options.identifier.is_some()).collect();
-    if !kind.has_identity() {
-        for &i in &marked {
-            let span = fields[i].options.identifier.unwrap_or_else(Span::call_site);
-            let message = match kind {
-                Kind::ValueObject => "a value object has no identity: it is compared by value. Drop `identifier`, or make this type an `#[entity(part_of = ..)]`",
-                _ => "commands and events have no identity field: name the aggregate they concern with a plain `Identifier<T>` field",
-            };
-            errors.push(syn::Error::new(span, message));
-        }
-        return Identity::None;
-    }
-    let named_id = fields.iter().position(|f| f.ident == "id");
-    match (marked.as_slice(), named_id) {
-        ([], None) => Identity::Generated,
-        ([], Some(i)) => Identity::Declared(i),
-        ([i], None) => Identity::Declared(*i),
-        ([i], Some(id)) if *i == id => Identity::Declared(*i),
-        ([i], Some(id)) => {
-            errors.error_at(
-                &fields[id].ident,
-                format!(
-                    "two identity fields: `{}` is marked `#[field(identifier)]` and a field named `id` is the identity by convention; \
-                     rename this field or drop the marker",
-                    fields[*i].ident
-                ),
-            );
-            Identity::Declared(*i)
-        }
-        ([first, rest @ ..], _) => {
-            for &i in rest {
-                let span = fields[i].options.identifier.unwrap_or_else(Span::call_site);
-                errors.push(syn::Error::new(
-                    span,
-                    format!(
-                        "two identity fields: `{}` is already the identity; an aggregate or entity has exactly one. \
-                         Refer to other things with a plain `Identifier<T>` field",
-                        fields[*first].ident
-                    ),
-                ));
-            }
-            Identity::Declared(*first)
-        }
-    }
+/// The variants of an enum value object, as written.
+fn choices(e: &syn::ItemEnum) -> Body {
+    let variants = e.variants.iter().map(|v| Variant {
+        ident: v.ident.clone(),
+        attrs: v.attrs.clone(),
+        fields: v.fields.clone(),
+        discriminant: v.discriminant.as_ref().map(|(_, d)| d.clone()),
+    });
+    Body::Choices(variants.collect())
 }
 
-/// The item with protean's helper attributes removed: what is emitted when expansion fails,
-/// so the rest of the user's code still finds the type.
-pub fn strip_helpers(item: &Item) -> TokenStream {
-    let mut item = item.clone();
-    let keep = |a: &Attribute| !a.path().is_ident(FIELD) && !a.path().is_ident(INVARIANT);
-    match &mut item {
-        Item::Struct(s) => {
-            s.attrs.retain(keep);
-            for f in s.fields.iter_mut() {
-                f.attrs.retain(keep);
-            }
-        }
-        Item::Enum(e) => e.attrs.retain(keep),
-        _ => {}
+/// The identity of an aggregate or entity: the first field marked `#[field(identifier)]`,
+/// else the field named `id`, else a generated one. (`valid` reports a second one.)
+fn identity_of(kind: Kind, body: &Body) -> Identity {
+    let Body::Struct(fields) = body else { return Identity::None };
+    if !kind.has_identity() {
+        return Identity::None;
     }
-    item.into_token_stream()
+    let marked = fields.iter().position(|f| f.options.identifier.is_some());
+    match marked.or_else(|| fields.iter().position(|f| f.ident == "id")) {
+        Some(i) => Identity::Declared(i),
+        None => Identity::Generated,
+    }
 }

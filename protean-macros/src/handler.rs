@@ -11,9 +11,11 @@ use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 
 use crate::ast::docs_of;
+use crate::attr;
 use crate::errors::Errors;
-use crate::expand::type_text;
+use crate::expand::{path_text, private, type_text};
 use crate::symbol::PART_OF;
+use crate::valid;
 
 /// A checked handler method.
 struct Method<'a> {
@@ -22,9 +24,11 @@ struct Method<'a> {
     context: &'a syn::Type,
     /// The command type (by value) or event type (behind `&`).
     message: &'a syn::Type,
+    /// The message is an event (taken by reference), not a command.
     is_event: bool,
     /// The declared return type, where errors about the reply point.
     output: &'a syn::Type,
+    /// The method's doc comment, as text.
     docs: String,
 }
 
@@ -72,27 +76,18 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
+/// The aggregate of `#[handler(part_of = Aggregate)]`, through the shared argument parser.
 fn parse_args(args: TokenStream, errors: &mut Errors) -> Option<syn::Path> {
-    let mut part_of = None;
-    let parser = syn::meta::parser(|meta| {
-        if meta.path.is_ident(PART_OF) {
-            part_of = Some(meta.value()?.parse::<syn::Path>()?);
-            Ok(())
-        } else {
-            Err(meta.error(format!(
-                "unknown `#[handler]` argument `{}`: the only one is `part_of = Aggregate`",
-                meta.path.to_token_stream().to_string().replace(' ', "")
-            )))
-        }
-    });
-    errors.ok(syn::parse::Parser::parse2(parser, args.clone()));
-    if part_of.is_none() && errors.is_empty() {
+    const ACCEPTED: &[&str] = &[PART_OF];
+    let args = attr::parse_args(args, "handler", ACCEPTED, errors);
+    valid::macro_args("handler", ACCEPTED, &args, errors);
+    if !args.written(PART_OF) {
         errors.push(syn::Error::new(
             proc_macro2::Span::call_site(),
             "a handler changes one aggregate: name it with `#[handler(part_of = Aggregate)]`",
         ));
     }
-    part_of
+    args.part_of
 }
 
 /// `T` of a return type written `Result<T, E>` (or any `Name<T, ..>`).
@@ -103,10 +98,6 @@ fn ok_type(output: &syn::Type) -> Option<&syn::Type> {
         syn::GenericArgument::Type(ty) => Some(ty),
         _ => None,
     })
-}
-
-fn path_text(path: &syn::Path) -> String {
-    path.to_token_stream().to_string().replace(' ', "")
 }
 
 /// How a handler method of `aggregate` is written, in the user's own terms: the message
@@ -122,6 +113,7 @@ fn shape_of(aggregate: &str, message: Option<&syn::Type>) -> String {
     format!("a handler method takes `ctx: &mut Context<{aggregate}>` and then {example}")
 }
 
+/// The handler method of `item`, if its shape is one (errors recorded otherwise).
 fn method<'a>(item: &'a syn::ImplItem, aggregate: &str, errors: &mut Errors) -> Option<Method<'a>> {
     let syn::ImplItem::Fn(f) = item else {
         errors.error_at(item, "a `#[handler]` block holds only handler methods (`async fn`)");
@@ -198,8 +190,10 @@ fn method<'a>(item: &'a syn::ImplItem, aggregate: &str, errors: &mut Errors) -> 
     ok.then(|| Method { ident: &sig.ident, context, message, is_event, output, docs: docs_of(&f.attrs) })
 }
 
+/// The compile-time checks, the `HandleCommand`/`HandleEvent` impl and the registered
+/// `HandlerDescriptor` of one method.
 fn registration(self_ty: &syn::Type, part_of: &syn::Path, m: &Method) -> TokenStream {
-    let p = quote!(::protean::__private);
+    let p = private();
     let Method { ident, context, message, is_event, output, docs } = m;
     let marker = format_ident!("__protean_handler_{}", ident);
     let handler_name = type_text(self_ty).replace(' ', "");

@@ -1,46 +1,47 @@
 //! Procedural macros of [protean](https://docs.rs/protean). Depend on the `protean`
 //! crate, not on this one: the generated code refers to `::protean::__private`.
 //!
-//! Each macro runs in four steps, as thiserror and serde do: parse the item and the
-//! attributes into an intermediate form (`ast`), check it, reporting every mistake
-//! at once on its own span (`errors`), expand it (`expand`, with `handler` for `#[handler]`), or, when something was
-//! wrong, emit the item unchanged beside the errors so that one mistake gives one error.
+//! Each element macro runs in the steps of thiserror and serde: `ast` parses the item
+//! and the attributes (`attr`) into an intermediate form, reporting only what it cannot
+//! represent; `valid` checks it, recording every mistake on its own span (`errors`);
+//! then `expand` generates the code, or, when something was wrong, `fallback` emits
+//! the item with stub impls beside the errors, so that one mistake gives one error.
+//! `#[handler]` and `#[apply]` (`handler`, `apply`) share the argument parser and the
+//! helpers of `expand`.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod apply;
 mod ast;
 mod attr;
 mod errors;
 mod expand;
+mod fallback;
 mod handler;
 mod symbol;
+mod valid;
 
 use proc_macro::TokenStream;
 
 use ast::Kind;
 use errors::Errors;
 
+/// Runs an element macro: parse, check, then expand or fall back.
 fn run(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
     let item = match syn::parse::<syn::Item>(item) {
         Ok(item) => item,
         Err(e) => return e.to_compile_error().into(),
     };
     let mut errors = Errors::default();
-    let element = ast::parse(kind, args.into(), &item, &mut errors);
-    let generic = matches!(&item, syn::Item::Struct(s) if !s.generics.params.is_empty())
-        || matches!(&item, syn::Item::Enum(e) if !e.generics.params.is_empty());
+    let args = attr::parse_args(args.into(), kind.macro_name(), kind.keys(), &mut errors);
+    let element = ast::parse(kind, &args, &item, &mut errors);
+    match &element {
+        Some(element) => valid::check(element, &mut errors),
+        None => valid::check_args(kind, &args, &mut errors),
+    }
     match element {
         Some(element) if errors.is_empty() => expand::element(&element).into(),
-        Some(element) if !generic => {
-            let stubs = expand::rejected(&element);
-            let errors = errors.into_compile_errors();
-            quote::quote!(#stubs #errors).into()
-        }
-        _ => {
-            let original = ast::strip_helpers(&item);
-            let errors = errors.into_compile_errors();
-            quote::quote!(#original #errors).into()
-        }
+        element => fallback::expand(&item, element.as_ref(), errors).into(),
     }
 }
 
@@ -71,7 +72,7 @@ fn run(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
 ///   (text in characters, lists in items), `default = expr`, `identifier`.
 /// * **`#[invariant(post = method)]`**, **`#[invariant(pre = method)]`**: methods
 ///   `fn(&self) -> Result<(), ValidationError>`; post-invariants run at construction and
-///   after every [`change`](../protean_core/element/trait.Aggregate.html#method.change),
+///   after every [`change`](https://docs.rs/protean/latest/protean/prelude/trait.Aggregate.html#method.change),
 ///   pre-invariants before it.
 /// * **Generates**: `Clone`, `Debug`, `PartialEq`, serde's `Serialize`/`Deserialize`
 ///   (unless you derive them yourself), `Order::builder()` returning a validating

@@ -63,6 +63,7 @@ pub struct Identifier<T: ?Sized> {
 
 /// Why a string is not a valid identifier.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum IdentifierError {
     /// The string was empty (or only whitespace).
     #[error("an identifier cannot be empty")]

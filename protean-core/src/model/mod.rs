@@ -18,6 +18,11 @@ pub use element::{
     Event, EventOf, NoCluster, RaisedEvent, Raises, StateStored, ValueObject,
 };
 pub use error::{DomainError, DriverError, SchemaVersion, StoreError, VersionConflict};
-pub use field::{AggregateField, FieldShape, Member, ValueField};
-pub use identity::{Identifiable, Identifier, IdentifierError, IdentityOf, StreamId, MAX_IDENTIFIER_LEN};
+pub use field::FieldShape;
+/// What a field may hold, checked by the compiler (their names appear in its errors).
+#[doc(hidden)]
+pub use field::{AggregateField, Member, ValueField};
+#[doc(hidden)]
+pub use identity::IdentityOf;
+pub use identity::{Identifiable, Identifier, IdentifierError, StreamId, MAX_IDENTIFIER_LEN};
 pub use validation::{FieldErrors, InvariantResult, Limit, Measured, Numeric, Path, Phase, Validate, ValidationError};

@@ -203,10 +203,18 @@ pub(crate) async fn replayed<A: Aggregate>(
 ) -> Result<A, StoreError> {
     // A snapshot that no longer parses (the aggregate changed shape) is only a cache: the
     // events are the state, so replay them all.
-    let snapshot = store
-        .load_snapshot(stream, up_to)
-        .await?
-        .and_then(|s| serde_json::from_str::<A>(&s.state).ok().map(|state| (state, s.sequence)));
+    let snapshot = store.load_snapshot(stream, up_to).await?.and_then(|s| match serde_json::from_str::<A>(&s.state) {
+        Ok(state) => Some((state, s.sequence)),
+        Err(error) => {
+            tracing::warn!(
+                stream = %stream,
+                sequence = s.sequence,
+                error = &error as &dyn std::error::Error,
+                "a snapshot no longer reads as the aggregate; replaying every event instead"
+            );
+            None
+        }
+    });
     let (mut state, after) = match snapshot {
         Some(found) => found,
         None => {

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::model::element::{Aggregate, Command};
@@ -97,8 +98,10 @@ impl DomainBuilder {
     pub fn build(self) -> Result<Domain, ModelError> {
         let included = |path: &str| self.modules.is_empty() || self.modules.iter().any(|m| in_module(path, m));
         let elements: Vec<&'static ElementDescriptor> = registered().filter(|d| included(d.module_path)).collect();
-        let handlers: Vec<&'static HandlerDescriptor> =
+        let mut handlers: Vec<&'static HandlerDescriptor> =
             registered_handlers().filter(|h| included(h.module_path)).collect();
+        // Delivery follows this order: the same in every run, whatever the link order.
+        handlers.sort_by(|a, b| (a.handler, a.method, a.module_path).cmp(&(b.handler, b.method, b.module_path)));
         let model = Model::checked(elements, handlers.iter().map(|h| h.info()).collect(), |aggregate, event| {
             crate::runtime::sourcing::applier(aggregate, event).is_some()
         })?;
@@ -167,14 +170,34 @@ impl Domain {
         command_id: Uuid,
         correlation_id: Option<Uuid>,
     ) -> Result<Processed<C::Reply>, ProcessError> {
+        let cause = Cause { causation_id: command_id, correlation_id: correlation_id.unwrap_or(command_id) };
+        let span = tracing::info_span!(
+            "command",
+            command = C::TYPE_NAME,
+            command_id = %command_id,
+            correlation_id = %cause.correlation_id,
+            attempt = tracing::field::Empty,
+        );
+        let outcome = self.run_command(command, cause).instrument(span.clone()).await;
+        if let Err(error) = &outcome {
+            span.in_scope(|| match error {
+                ProcessError::Rejected { .. } => {
+                    tracing::info!(error = error as &dyn std::error::Error, "command rejected")
+                }
+                _ => tracing::warn!(error = error as &dyn std::error::Error, "command failed"),
+            });
+        }
+        outcome
+    }
+
+    async fn run_command<C: Command>(&self, command: C, cause: Cause) -> Result<Processed<C::Reply>, ProcessError> {
         let engine = &self.engine;
         command.validate().map_err(|e| ProcessError::Rejected { type_name: C::TYPE_NAME, error: e.into() })?;
         let handler = engine.commands.get(C::TYPE_NAME).ok_or(ProcessError::Unhandled(C::TYPE_NAME))?;
         let Route::Command(route) = handler.route else { return Err(ProcessError::Unhandled(C::TYPE_NAME)) };
-        let cause = Cause { causation_id: command_id, correlation_id: correlation_id.unwrap_or(command_id) };
         let (committed, reply) = route(engine, Box::new(command), cause).await?;
         let reply = *reply.downcast::<C::Reply>().map_err(|_| ProcessError::Unhandled(C::TYPE_NAME))?;
-        Ok(engine.deliver_committed(command_id, committed).await.with_reply(reply))
+        Ok(engine.deliver_committed(cause.causation_id, committed).await.with_reply(reply))
     }
 
     /// A unit of work for application code (seeding data, a migration, an admin task):

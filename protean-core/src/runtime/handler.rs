@@ -170,12 +170,16 @@ where
         let retries = engine.conflict_retries();
         let mut attempt = 0;
         loop {
+            tracing::Span::current().record("attempt", attempt + 1);
             // The last attempt takes the command; earlier ones clone it in case of a conflict.
             if attempt >= retries {
                 return command_once::<A, C, H>(engine, cause, command).await;
             }
             match command_once::<A, C, H>(engine, cause, command.clone()).await {
-                Err(ProcessError::Conflict(_)) => attempt += 1,
+                Err(ProcessError::Conflict(conflict)) => {
+                    attempt += 1;
+                    conflicted(&conflict, attempt, retries);
+                }
                 outcome => return outcome,
             }
         }
@@ -215,9 +219,24 @@ where
                 return Err(ProcessError::from_domain(E::TYPE_NAME, error));
             }
             match ctx.commit_unit().await {
-                Err(ProcessError::Conflict(_)) if attempt < retries => attempt += 1,
+                Err(ProcessError::Conflict(conflict)) if attempt < retries => {
+                    attempt += 1;
+                    conflicted(&conflict, attempt, retries);
+                }
                 outcome => return outcome,
             }
         }
     })
+}
+
+/// Logs a version conflict that makes a handler run again.
+fn conflicted(conflict: &crate::model::error::VersionConflict, attempt: u32, retries: u32) {
+    tracing::info!(
+        stream = %conflict.stream,
+        expected = conflict.expected,
+        actual = conflict.actual,
+        retry = attempt,
+        of = retries,
+        "version conflict; running the handler again in a fresh unit of work"
+    );
 }

@@ -13,6 +13,6 @@ pub(crate) mod handler;
 pub(crate) mod outcome;
 pub(crate) mod sourcing;
 
-pub use context::{Context, Opened, ReadModel};
+pub use context::{ChangedBy, Context, ContextOf, Opened, ReadModel, SameAggregate};
 pub use domain::{Domain, DomainBuilder};
 pub use outcome::{Delivered, DeliveryFailure, ProcessError, Processed};

@@ -33,7 +33,7 @@ pub enum ProcessError {
     Store(StoreError),
     /// The command committed, but handlers reacting to its events failed: what
     /// [`Processed::all_delivered`] makes of a [`Processed`] with failures. The events
-    /// are kept, and [`Domain::retry_failed`] delivers them again.
+    /// are kept, and [`Domain::retry_failed`](crate::runtime::Domain::retry_failed) delivers them again.
     #[error("{} reaction(s) failed: {}", failures.len(), failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     ReactionsFailed {
         /// Each failed delivery.
@@ -69,7 +69,7 @@ impl ProcessError {
 }
 
 /// An event one handler failed to handle. The event is kept, and
-/// [`Domain::retry_failed`] delivers it to that handler again.
+/// [`Domain::retry_failed`](crate::runtime::Domain::retry_failed) delivers it to that handler again.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeliveryFailure {
     /// The handler method that failed.
@@ -123,7 +123,7 @@ impl<R> Processed<R> {
 
     /// `Ok(())` when every reaction succeeded; otherwise
     /// [`ProcessError::ReactionsFailed`] with the failures (the command itself stays
-    /// committed, and the failed events are kept for [`Domain::retry_failed`]).
+    /// committed, and the failed events are kept for [`Domain::retry_failed`](crate::runtime::Domain::retry_failed)).
     ///
     /// `domain.process(command).await?.all_delivered()?;`
     pub fn all_delivered(&self) -> Result<(), ProcessError> {
@@ -149,7 +149,7 @@ pub struct Delivered {
 
 impl Delivered {
     /// `Ok(())` when no delivery failed; otherwise [`ProcessError::ReactionsFailed`]
-    /// with the failures (kept for [`Domain::retry_failed`] as well).
+    /// with the failures (kept for [`Domain::retry_failed`](crate::runtime::Domain::retry_failed) as well).
     pub fn all_delivered(&self) -> Result<(), ProcessError> {
         failed(&self.failures)
     }

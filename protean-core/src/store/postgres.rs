@@ -12,85 +12,50 @@
 //! as long as it lives. A claim records its owner, and is respected while its lease runs
 //! and its owner still holds that lock; when the owner's process dies, its connection
 //! closes, the server releases the lock, and the claim is free at once.
+//!
+//! The schema is in `postgres/schema/`: one file per migration step (`v1.sql`, …), and
+//! the commit function (`commit_batch.sql`), created again by every migration.
 
 use std::borrow::Cow;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use sqlx::postgres::{
+    PgConnection, PgDatabaseError, PgPool, PgPoolOptions, PgRow, PgTypeInfo, PgValueFormat, PgValueRef,
+};
+use sqlx::{Connection, Postgres, Row};
 use time::OffsetDateTime;
-
-use std::sync::{Arc, Mutex};
-
-use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Connection, Row};
 use uuid::Uuid;
 
-use super::sql::{from_micros, micros, stored_count, to_i64};
+use super::sql::{stored_count, to_i64};
 use super::{Batch, BoxFuture, Commit, Committed, Record, SchemaVersion, Snapshot, Store, StoreError, VersionConflict};
 use crate::store::envelope::{Envelope, StreamId};
 
-/// The schema version this code writes; [`Store::migrate`] brings older databases up to it.
-pub const SCHEMA_VERSION: i32 = 3;
+/// The schema version this code works with: [`PostgresStore::migrate`] brings older
+/// databases up to it, and a store opened without migrating
+/// ([`PostgresStore::connect_without_migrating`]) requires it.
+pub const SCHEMA_VERSION: SchemaVersion = SchemaVersion(4);
+
+/// The migration steps: step `n` (from `schema/vn.sql`) brings a database at version
+/// `n - 1` to version `n`. A file may hold several statements; it runs as one simple
+/// query, in the migration's transaction.
+const MIGRATIONS: [&str; SCHEMA_VERSION.0 as usize] = [
+    include_str!("postgres/schema/v1.sql"),
+    include_str!("postgres/schema/v2.sql"),
+    include_str!("postgres/schema/v3.sql"),
+    include_str!("postgres/schema/v4.sql"),
+];
+
+/// A unit of work's whole batch in one statement (see the file): created, or replaced,
+/// by every migration after the versioned steps.
+const COMMIT_FUNCTION: &str = include_str!("postgres/schema/commit_batch.sql");
 
 /// Serializes migrations and claims across processes (an arbitrary, fixed key).
 const MIGRATION_LOCK: i64 = 0x7072_6f74_6561_6e01;
 const CLAIM_LOCK: i64 = 0x7072_6f74_6561_6e02;
 
-const SCHEMA_V1: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS protean_schema (version INTEGER NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS protean_aggregates (
-        aggregate     TEXT   NOT NULL,
-        id            TEXT   NOT NULL,
-        version       BIGINT NOT NULL,
-        state         TEXT,
-        last_sequence BIGINT NOT NULL,
-        PRIMARY KEY (aggregate, id))",
-    "CREATE TABLE IF NOT EXISTS protean_events (
-        position       BIGSERIAL,
-        id             UUID    NOT NULL,
-        aggregate      TEXT    NOT NULL,
-        stream_id      TEXT    NOT NULL,
-        sequence       BIGINT  NOT NULL,
-        type_name      TEXT    NOT NULL,
-        version        INTEGER NOT NULL,
-        payload        TEXT    NOT NULL,
-        recorded_at    BIGINT  NOT NULL,
-        correlation_id UUID    NOT NULL,
-        causation_id   UUID    NOT NULL,
-        delivered      BOOLEAN NOT NULL DEFAULT FALSE,
-        claimed_until  BIGINT,
-        PRIMARY KEY (aggregate, stream_id, sequence))",
-    // Few indexes, as every one is written on every insert: the stream's key, and the ids
-    // of the events not delivered yet (marking finds them there; delivered ones leave it).
-    "CREATE INDEX IF NOT EXISTS protean_events_undelivered ON protean_events (id) WHERE NOT delivered",
-    "CREATE TABLE IF NOT EXISTS protean_handled (
-        handler    TEXT NOT NULL,
-        message_id UUID NOT NULL,
-        PRIMARY KEY (handler, message_id))",
-    "CREATE TABLE IF NOT EXISTS protean_snapshots (
-        aggregate TEXT   NOT NULL,
-        id        TEXT   NOT NULL,
-        sequence  BIGINT NOT NULL,
-        state     TEXT   NOT NULL,
-        PRIMARY KEY (aggregate, id, sequence))",
-    "CREATE TABLE IF NOT EXISTS protean_read_models (
-        name TEXT NOT NULL,
-        key  TEXT NOT NULL,
-        json TEXT NOT NULL,
-        PRIMARY KEY (name, key))",
-];
-
-/// Version 2: an event-sourced aggregate's version counts its events (see
-/// [`Commit::advance`]). The commit function takes each commit's advance, so the old
-/// one (without it) goes; the records of event-sourced aggregates (state `null`) written
-/// by older code, which counted commits, move to their last sequence.
-const SCHEMA_V2: &[&str] = &[
-    "DROP FUNCTION IF EXISTS protean_commit_batch(text[], text[], bigint[], text[], integer[], uuid[], text[],
-        integer[], text[], bigint[], uuid[], uuid[], text, uuid, uuid[], text[])",
-    "UPDATE protean_aggregates SET version = last_sequence WHERE state = 'null' AND version < last_sequence",
-];
-
-/// Version 3: a claim records its owner, the store that made it.
-const SCHEMA_V3: &[&str] = &["ALTER TABLE protean_events ADD COLUMN IF NOT EXISTS claimed_by UUID"];
+/// The pool size of [`PostgresStore::connect`] and of [`PostgresOptions`] by default.
+const DEFAULT_MAX_CONNECTIONS: u32 = 16;
 
 /// The advisory-lock keys every live store holds (see [`PostgresStore::owner`]), as
 /// `pg_advisory_lock(bigint)` takes them: `pg_locks` splits a key into its high and low
@@ -104,83 +69,6 @@ fn owner_key(owner: Uuid) -> i64 {
     let bytes = owner.as_bytes();
     i64::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7]])
 }
-
-/// A unit of work's whole batch in one statement, so one round trip: the handled
-/// message, each aggregate (version checked under a row lock), its events, and the
-/// events to mark delivered. A conflict or a repeated message raises, and the
-/// statement, being one, leaves nothing behind. Created (or replaced) by every
-/// migration, after the versioned steps.
-const COMMIT_FUNCTION: &str = "CREATE OR REPLACE FUNCTION protean_commit_batch(
-        p_aggregates text[], p_ids text[], p_expected bigint[], p_advance bigint[], p_states text[],
-        p_event_counts integer[], p_event_ids uuid[], p_type_names text[], p_versions integer[], p_payloads text[],
-        p_recorded bigint[], p_correlations uuid[], p_causations uuid[], p_handler text, p_message_id uuid,
-        p_delivered uuid[], p_snapshots text[])
-    RETURNS bigint[] LANGUAGE plpgsql AS $$
-    DECLARE
-        i integer;
-        k integer := 1;
-        n integer;
-        actual bigint;
-        stored bigint;
-        last bigint;
-        present boolean;
-        found_row boolean;
-        firsts bigint[] := '{}';
-        versions_out bigint[] := '{}';
-    BEGIN
-        IF p_handler IS NOT NULL THEN
-            INSERT INTO protean_handled (handler, message_id) VALUES (p_handler, p_message_id) ON CONFLICT DO NOTHING;
-            IF NOT FOUND THEN
-                RAISE EXCEPTION 'already handled' USING ERRCODE = 'PT208';
-            END IF;
-        END IF;
-        FOR i IN 1 .. coalesce(array_length(p_aggregates, 1), 0) LOOP
-            SELECT a.version, a.state IS NOT NULL, a.last_sequence INTO stored, present, last
-                FROM protean_aggregates a WHERE a.aggregate = p_aggregates[i] AND a.id = p_ids[i] FOR UPDATE;
-            found_row := FOUND;
-            IF NOT found_row THEN
-                stored := 0;
-                actual := 0;
-                last := 0;
-            ELSIF present THEN
-                actual := stored;
-            ELSE
-                actual := 0;
-            END IF;
-            IF actual <> p_expected[i] THEN
-                RAISE EXCEPTION 'version conflict' USING ERRCODE = 'PT409', DETAIL = actual::text;
-            END IF;
-            n := p_event_counts[i];
-            IF found_row THEN
-                -- Versions keep rising across a removal: a stale writer of the removed one is refused.
-                UPDATE protean_aggregates SET version = stored + p_advance[i], state = p_states[i], last_sequence = last + n
-                    WHERE aggregate = p_aggregates[i] AND id = p_ids[i];
-            ELSE
-                INSERT INTO protean_aggregates (aggregate, id, version, state, last_sequence)
-                    VALUES (p_aggregates[i], p_ids[i], p_expected[i] + p_advance[i], p_states[i], last + n)
-                    ON CONFLICT (aggregate, id) DO NOTHING;
-                IF NOT FOUND THEN
-                    RAISE EXCEPTION 'version conflict' USING ERRCODE = 'PT409', DETAIL = '1';
-                END IF;
-            END IF;
-            firsts := firsts || last;
-            versions_out := versions_out || (stored + p_advance[i]);
-            INSERT INTO protean_events (id, aggregate, stream_id, sequence, type_name, version, payload, recorded_at,
-                    correlation_id, causation_id, delivered)
-                SELECT p_event_ids[j], p_aggregates[i], p_ids[i], last + (j - k + 1), p_type_names[j], p_versions[j], p_payloads[j],
-                    p_recorded[j], p_correlations[j], p_causations[j], p_event_ids[j] = ANY(p_delivered)
-                FROM generate_series(k, k + n - 1) AS j;
-            k := k + n;
-            IF p_snapshots[i] IS NOT NULL THEN
-                INSERT INTO protean_snapshots (aggregate, id, sequence, state)
-                    VALUES (p_aggregates[i], p_ids[i], last + n, p_snapshots[i])
-                    ON CONFLICT (aggregate, id, sequence) DO UPDATE SET state = excluded.state;
-            END IF;
-        END LOOP;
-        UPDATE protean_events SET delivered = TRUE WHERE id = ANY(p_delivered) AND NOT delivered;
-        RETURN firsts || versions_out;
-    END
-    $$";
 
 /// The columns an [`Envelope`] is read from.
 const EVENT_COLUMNS: &str =
@@ -196,6 +84,12 @@ const EVENT_COLUMNS: &str =
 /// released its lock) are taken over at once. Should that connection break while the
 /// process lives, its claims are free to others: events in flight may then be delivered
 /// twice, the handled records keeping each handler's effect single.
+///
+/// [`connect`](Self::connect) creates or upgrades the schema, which takes a role that may
+/// create tables and functions. A production role that may only read and write the
+/// tables connects with [`connect_without_migrating`](Self::connect_without_migrating),
+/// and the schema is migrated beforehand, by a deployment step with an owner's role
+/// ([`migrate`](Self::migrate)).
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
@@ -205,20 +99,67 @@ pub struct PostgresStore {
     _liveness: Arc<Mutex<PgConnection>>,
 }
 
-fn backend(e: sqlx::Error) -> StoreError {
-    StoreError::backend("postgres", e)
+/// How to connect a [`PostgresStore`]: the pool's size, and whether connecting migrates
+/// the schema or only checks it.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), protean_core::store::StoreError> {
+/// use protean_core::store::PostgresOptions;
+/// // A least-privilege role: no DDL; a database not at this build's schema version is
+/// // refused with `StoreError::Schema`.
+/// let store = PostgresOptions::new()
+///     .max_connections(8)
+///     .migrate(false)
+///     .connect("postgres://app@db.internal/orders")
+///     .await?;
+/// # let _ = store; Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresOptions {
+    max_connections: u32,
+    migrate: bool,
 }
 
-impl PostgresStore {
-    /// Connects to `url` (`postgres://user:password@host:port/database`) with a pool of
-    /// up to 16 connections, and brings the schema up to date.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        Self::connect_with(url, 16).await
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        PostgresOptions { max_connections: DEFAULT_MAX_CONNECTIONS, migrate: true }
+    }
+}
+
+impl PostgresOptions {
+    /// The defaults: a pool of up to 16 connections, and the schema migrated on connecting.
+    pub fn new() -> Self {
+        Self::default()
     }
 
-    /// [`connect`](Self::connect) with the pool size chosen.
-    pub async fn connect_with(url: &str, max_connections: u32) -> Result<Self, StoreError> {
-        let pool = PgPoolOptions::new().max_connections(max_connections).connect(url).await.map_err(backend)?;
+    /// The most connections the pool opens (besides the store's one liveness connection).
+    pub fn max_connections(mut self, max_connections: u32) -> Self {
+        self.max_connections = max_connections;
+        self
+    }
+
+    /// Whether connecting brings the schema up to date (`true`, the default: this takes a
+    /// role that may create tables and functions) or only checks that the database is at
+    /// [`SCHEMA_VERSION`](crate::store::POSTGRES_SCHEMA_VERSION) and issues no DDL
+    /// (`false`, for a role that may only read and write the tables).
+    pub fn migrate(mut self, migrate: bool) -> Self {
+        self.migrate = migrate;
+        self
+    }
+
+    /// Connects to `url` (`postgres://user:password@host:port/database`).
+    ///
+    /// Without migrating, a database at another schema version is refused with
+    /// [`StoreError::Schema`] (`found` 0 when it has no protean schema at all).
+    pub async fn connect(&self, url: &str) -> Result<PostgresStore, StoreError> {
+        let pool = PgPoolOptions::new().max_connections(self.max_connections).connect(url).await.map_err(backend)?;
+        if !self.migrate {
+            let mut connection = pool.acquire().await.map_err(backend)?;
+            let found = stored_version(&mut connection).await?;
+            if found != SCHEMA_VERSION {
+                return Err(schema_error(found));
+            }
+        }
         let mut liveness = PgConnection::connect(url).await.map_err(backend)?;
         // A random key is free unless another live store drew it: then draw again.
         let mut owner = Uuid::new_v4();
@@ -230,12 +171,162 @@ impl PostgresStore {
                 .map_err(backend)?;
             if locked {
                 let store = PostgresStore { pool, owner, _liveness: Arc::new(Mutex::new(liveness)) };
-                store.migrate_now().await?;
+                if self.migrate {
+                    store.migrate().await?;
+                }
                 return Ok(store);
             }
             owner = Uuid::new_v4();
         }
         Err(StoreError::Unsupported("postgres: no free advisory-lock key for this store's owner identity".into()))
+    }
+}
+
+fn backend(e: sqlx::Error) -> StoreError {
+    StoreError::backend("postgres", e)
+}
+
+/// The database is at `found`, not at [`SCHEMA_VERSION`].
+fn schema_error(found: SchemaVersion) -> StoreError {
+    StoreError::Schema { backend: "postgres", found, supported: SCHEMA_VERSION }
+}
+
+/// The schema version a database is at: 0 when it has no protean schema.
+async fn stored_version(connection: &mut PgConnection) -> Result<SchemaVersion, StoreError> {
+    // `to_regclass` finds the table as the queries do (on the search path), or is NULL.
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('protean_schema') IS NOT NULL")
+        .fetch_one(&mut *connection)
+        .await
+        .map_err(backend)?;
+    if !exists {
+        return Ok(SchemaVersion(0));
+    }
+    let version: Option<i32> = sqlx::query_scalar("SELECT max(version) FROM protean_schema")
+        .fetch_one(&mut *connection)
+        .await
+        .map_err(backend)?;
+    let version = version.unwrap_or(0);
+    u32::try_from(version).map(SchemaVersion).map_err(|_| {
+        StoreError::Unsupported(format!("postgres: protean_schema holds version {version}, not a version"))
+    })
+}
+
+/// A `timestamptz` as read back: the time, or (`Err`) the microseconds since the Unix
+/// epoch of one outside the years `time` represents (-9999..=9999), `'infinity'`
+/// among them. sqlx's own decoding of [`OffsetDateTime`] panics on those.
+struct StoredTime(Result<OffsetDateTime, i128>);
+
+/// PostgreSQL's epoch, 2000-01-01T00:00:00Z, in microseconds since the Unix epoch.
+const POSTGRES_EPOCH_MICROS: i128 = 946_684_800_000_000;
+
+impl sqlx::Type<Postgres> for StoredTime {
+    fn type_info() -> PgTypeInfo {
+        <OffsetDateTime as sqlx::Type<Postgres>>::type_info()
+    }
+}
+
+impl<'r> sqlx::Decode<'r, Postgres> for StoredTime {
+    fn decode(value: PgValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        match value.format() {
+            // Text is parsed, not added up: no panic there.
+            PgValueFormat::Text => Ok(StoredTime(Ok(<OffsetDateTime as sqlx::Decode<Postgres>>::decode(value)?))),
+            PgValueFormat::Binary => {
+                let micros = i128::from(<i64 as sqlx::Decode<Postgres>>::decode(value)?) + POSTGRES_EPOCH_MICROS;
+                Ok(StoredTime(OffsetDateTime::from_unix_timestamp_nanos(micros * 1_000).map_err(|_| micros)))
+            }
+        }
+    }
+}
+
+/// A count the function's `integer` parameters take (an event version, a commit's number
+/// of events); a larger one is refused rather than cut.
+fn to_i32(n: impl TryInto<i32> + Copy + std::fmt::Display, stream: &StreamId, what: &str) -> Result<i32, StoreError> {
+    n.try_into().map_err(|_| {
+        StoreError::Unsupported(format!("postgres: {what} {n} of {stream} does not fit an integer column"))
+    })
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user:password@host:port/database`) with a pool of
+    /// up to 16 connections, and brings the schema up to date (which takes a role that
+    /// may create tables and functions).
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        PostgresOptions::new().connect(url).await
+    }
+
+    /// [`connect`](Self::connect) with the pool size chosen.
+    pub async fn connect_with(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        PostgresOptions::new().max_connections(max_connections).connect(url).await
+    }
+
+    /// Connects to `url` without touching the schema, for a least-privilege role that
+    /// may only read and write the tables (and execute the commit function): the database
+    /// must be at [`SCHEMA_VERSION`](crate::store::POSTGRES_SCHEMA_VERSION), or connecting
+    /// fails with [`StoreError::Schema`] (`found` 0 when it has no protean schema at all).
+    /// Migrate it beforehand with [`migrate`](Self::migrate), as a role that owns the
+    /// schema. [`PostgresOptions`] chooses the pool size too.
+    ///
+    /// What such a role needs, in the store's schema (`public` unless the search path
+    /// says otherwise):
+    ///
+    /// ```sql
+    /// GRANT USAGE ON SCHEMA public TO app;
+    /// GRANT SELECT ON protean_schema TO app;
+    /// GRANT SELECT, INSERT, UPDATE ON protean_aggregates, protean_events, protean_handled,
+    ///     protean_snapshots, protean_read_models TO app;
+    /// GRANT USAGE ON SEQUENCE protean_events_position_seq TO app;
+    /// GRANT EXECUTE ON FUNCTION protean_commit_batch TO app; -- PUBLIC has it unless revoked
+    /// ```
+    pub async fn connect_without_migrating(url: &str) -> Result<Self, StoreError> {
+        PostgresOptions::new().migrate(false).connect(url).await
+    }
+
+    /// Options to connect with: the pool size, and whether to migrate.
+    pub fn options() -> PostgresOptions {
+        PostgresOptions::new()
+    }
+
+    /// Creates the schema, or upgrades it to
+    /// [`SCHEMA_VERSION`](crate::store::POSTGRES_SCHEMA_VERSION), in one transaction;
+    /// safe to call any number of times, from any number of processes at once. Takes a
+    /// role that may create and alter the tables and the commit function. A database of a
+    /// newer schema (written by a later protean) is refused with [`StoreError::Schema`].
+    ///
+    /// The step to version 4 (times as `timestamptz`) rewrites the events table, holding
+    /// an exclusive lock on it meanwhile.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let found = stored_version(&mut tx).await?;
+        if found > SCHEMA_VERSION {
+            return Err(schema_error(found));
+        }
+        for (version, step) in (1..).zip(MIGRATIONS) {
+            if version > found.0 {
+                sqlx::Executor::execute(&mut *tx, sqlx::raw_sql(step)).await.map_err(backend)?;
+                tracing::info!(version, "postgres: migrated the schema");
+            }
+        }
+        sqlx::Executor::execute(&mut *tx, sqlx::raw_sql(COMMIT_FUNCTION)).await.map_err(backend)?;
+        if found != SCHEMA_VERSION {
+            sqlx::query("DELETE FROM protean_schema").execute(&mut *tx).await.map_err(backend)?;
+            sqlx::query("INSERT INTO protean_schema (version) VALUES ($1)")
+                .bind(i32::try_from(SCHEMA_VERSION.0).unwrap_or(i32::MAX))
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    /// The schema version the database is at (0 when it has none).
+    pub async fn schema_version(&self) -> Result<SchemaVersion, StoreError> {
+        let mut connection = self.pool.acquire().await.map_err(backend)?;
+        stored_version(&mut connection).await
     }
 
     /// This store's owner identity: what its claims of undelivered events record, and
@@ -248,48 +339,6 @@ impl PostgresStore {
     /// The pool, for tests and tools that look at the tables.
     pub fn pool(&self) -> &PgPool {
         &self.pool
-    }
-
-    async fn migrate_now(&self) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(MIGRATION_LOCK)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        for statement in SCHEMA_V1 {
-            sqlx::query(statement).execute(&mut *tx).await.map_err(backend)?;
-        }
-        let current: Option<i32> =
-            sqlx::query_scalar("SELECT max(version) FROM protean_schema").fetch_one(&mut *tx).await.map_err(backend)?;
-        let current = current.unwrap_or(0);
-        if current > SCHEMA_VERSION {
-            return Err(StoreError::Schema {
-                backend: "postgres",
-                found: SchemaVersion(u32::try_from(current).unwrap_or(u32::MAX)),
-                supported: SchemaVersion(SCHEMA_VERSION as u32),
-            });
-        }
-        if current < 2 {
-            for statement in SCHEMA_V2 {
-                sqlx::query(statement).execute(&mut *tx).await.map_err(backend)?;
-            }
-        }
-        if current < 3 {
-            for statement in SCHEMA_V3 {
-                sqlx::query(statement).execute(&mut *tx).await.map_err(backend)?;
-            }
-        }
-        sqlx::query(COMMIT_FUNCTION).execute(&mut *tx).await.map_err(backend)?;
-        if current != SCHEMA_VERSION {
-            sqlx::query("DELETE FROM protean_schema").execute(&mut *tx).await.map_err(backend)?;
-            sqlx::query("INSERT INTO protean_schema (version) VALUES ($1)")
-                .bind(SCHEMA_VERSION)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-        }
-        tx.commit().await.map_err(backend)
     }
 
     async fn commit_now(&self, batch: Batch) -> Result<Vec<Committed>, StoreError> {
@@ -309,14 +358,14 @@ impl PostgresStore {
             expected.push(to_i64(commit.expected_version));
             advances.push(to_i64(commit.advance));
             states.push(commit.state.as_deref());
-            counts.push(i32::try_from(commit.events.len()).unwrap_or(i32::MAX));
+            counts.push(to_i32(commit.events.len(), &commit.stream, "the number of events")?);
             snapshots.push(commit.snapshot.as_deref());
             for event in &commit.events {
                 event_ids.push(event.id);
                 type_names.push(&*event.type_name);
-                versions.push(i32::try_from(event.version).unwrap_or(i32::MAX));
+                versions.push(to_i32(event.version, &commit.stream, "the event version")?);
                 payloads.push(&*event.payload);
-                recorded.push(micros(event.recorded_at));
+                recorded.push(event.recorded_at);
                 correlations.push(event.correlation_id);
                 causations.push(event.causation_id);
             }
@@ -346,22 +395,17 @@ impl PostgresStore {
         let firsts = match outcome {
             Ok(firsts) => firsts,
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("PT208") => {
-                let (handler, message_id) =
-                    handled.map_or((String::new(), Uuid::nil()), |h| (h.handler.to_string(), h.message_id));
-                return Err(StoreError::AlreadyHandled { handler, message_id });
+                if let Some(h) = handled {
+                    return Err(StoreError::AlreadyHandled {
+                        handler: h.handler.into_owned(),
+                        message_id: h.message_id,
+                    });
+                }
+                // The function raises it only for a handled message.
+                return Err(backend(sqlx::Error::Database(e)));
             }
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("PT409") => {
-                let detail = e.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().and_then(|e| e.detail());
-                let actual = detail.and_then(|d| d.parse().ok()).unwrap_or(0);
-                // The function stops at the first aggregate whose version moved: find it.
-                let conflicting = self.first_conflict(&commits).await?;
-                let commit = conflicting.unwrap_or(&commits[0]);
-                return Err(VersionConflict {
-                    stream: commit.stream.clone(),
-                    expected: commit.expected_version,
-                    actual,
-                }
-                .into());
+                return Err(self.conflict(&commits, sqlx::Error::Database(e)).await);
             }
             Err(e) => return Err(backend(e)),
         };
@@ -380,15 +424,50 @@ impl PostgresStore {
         Ok(committed)
     }
 
-    /// Which aggregate of a refused batch is no longer at its expected version.
-    async fn first_conflict<'c>(&self, commits: &'c [Commit]) -> Result<Option<&'c Commit>, StoreError> {
+    /// The [`VersionConflict`] of a batch the commit function refused (`error`): the
+    /// function stops at the first aggregate whose version moved, and says (in its
+    /// detail) the version it found there.
+    async fn conflict(&self, commits: &[Commit], error: sqlx::Error) -> StoreError {
+        let detail = match &error {
+            sqlx::Error::Database(e) => e.try_downcast_ref::<PgDatabaseError>().and_then(|e| e.detail()),
+            _ => None,
+        };
+        let reported = match detail.map(str::parse::<u64>) {
+            Some(Ok(version)) => Some(version),
+            Some(Err(parse)) => {
+                tracing::warn!(detail, error = %parse, "postgres: a version conflict's detail is not the version found");
+                None
+            }
+            None => {
+                tracing::warn!("postgres: a version conflict came without the version found");
+                None
+            }
+        };
+        let found = match self.first_conflict(commits).await {
+            Ok(found) => found.map(|(commit, now)| (commit, Some(now))),
+            Err(e) => {
+                tracing::warn!(error = ?e, "postgres: could not load the aggregates of a refused batch");
+                None
+            }
+        };
+        // Not found again (or not loaded): the first commit stands for the batch.
+        let Some((commit, now)) = found.or_else(|| commits.first().map(|commit| (commit, None))) else {
+            return backend(error);
+        };
+        let actual = reported.or(now).unwrap_or_else(|| {
+            tracing::warn!(stream = %commit.stream, "postgres: a version conflict whose version found is unknown; reporting 0");
+            0
+        });
+        VersionConflict { stream: commit.stream.clone(), expected: commit.expected_version, actual }.into()
+    }
+
+    /// Which aggregate of a refused batch is no longer at its expected version, and the
+    /// version it is at now.
+    async fn first_conflict<'c>(&self, commits: &'c [Commit]) -> Result<Option<(&'c Commit, u64)>, StoreError> {
         for commit in commits {
-            if let Some(record) = self.load(&commit.stream).await? {
-                if record.version != commit.expected_version {
-                    return Ok(Some(commit));
-                }
-            } else if commit.expected_version != 0 {
-                return Ok(Some(commit));
+            let now = self.load(&commit.stream).await?.map_or(0, |record| record.version);
+            if now != commit.expected_version {
+                return Ok(Some((commit, now)));
             }
         }
         Ok(None)
@@ -396,7 +475,7 @@ impl PostgresStore {
 
     async fn claim_now(&self, limit: usize, lease: Duration) -> Result<Vec<Envelope>, StoreError> {
         let now = OffsetDateTime::now_utc();
-        let (now_us, until_us) = (micros(now), micros(now + lease.min(super::MAX_LEASE)));
+        let until = now + lease.min(super::MAX_LEASE);
         let mut tx = self.pool.begin().await.map_err(backend)?;
         // One claim at a time: a claim in flight must not let another relay see a
         // stream's later event before its earlier one is marked claimed.
@@ -411,12 +490,16 @@ impl PostgresStore {
         let page = i64::try_from(limit.saturating_mul(4).max(64)).unwrap_or(i64::MAX);
         let mut after = i64::MIN;
         'pages: loop {
+            // The lease is compared on the server, so a lease of any time (`'infinity'`
+            // too) reads.
             let rows = sqlx::query(&format!(
-                "SELECT {EVENT_COLUMNS}, claimed_until, position, claimed_by FROM protean_events
+                "SELECT {EVENT_COLUMNS}, coalesce(claimed_until > $3, FALSE) AS lease_runs, position, claimed_by
+                 FROM protean_events
                  WHERE NOT delivered AND position > $1 ORDER BY position LIMIT $2 FOR UPDATE SKIP LOCKED"
             ))
             .bind(after)
             .bind(page)
+            .bind(now)
             .fetch_all(&mut *tx)
             .await
             .map_err(backend)?;
@@ -424,19 +507,19 @@ impl PostgresStore {
                 if claimed.len() == limit {
                     break 'pages;
                 }
-                let stream: (String, String) = (row.try_get(1).map_err(backend)?, row.try_get(2).map_err(backend)?);
-                let claimed_until: Option<i64> = row.try_get(10).map_err(backend)?;
-                let claimed_by: Option<Uuid> = row.try_get(12).map_err(backend)?;
+                let stream: (String, String) =
+                    (row.try_get("aggregate").map_err(backend)?, row.try_get("stream_id").map_err(backend)?);
+                let lease_runs: bool = row.try_get("lease_runs").map_err(backend)?;
+                let claimed_by: Option<Uuid> = row.try_get("claimed_by").map_err(backend)?;
                 // A claim from before owners were recorded (no owner) keeps its lease.
                 let owner_alive = claimed_by.is_none_or(|owner| live.contains(&owner_key(owner)));
-                let leased = claimed_until.is_some_and(|until| until > now_us) && owner_alive;
-                if order.take(stream, leased) {
+                if order.take(stream, lease_runs && owner_alive) {
                     claimed.push(envelope(row)?);
                 }
             }
             match rows.last() {
                 Some(last) if i64::try_from(rows.len()).unwrap_or(0) == page => {
-                    after = last.try_get(11).map_err(backend)?;
+                    after = last.try_get("position").map_err(backend)?;
                 }
                 _ => break,
             }
@@ -445,7 +528,7 @@ impl PostgresStore {
         sqlx::query(
             "UPDATE protean_events SET claimed_until = $1, claimed_by = $2 WHERE id = ANY($3) AND NOT delivered",
         )
-        .bind(until_us)
+        .bind(until)
         .bind(self.owner)
         .bind(&ids)
         .execute(&mut *tx)
@@ -458,34 +541,40 @@ impl PostgresStore {
 
 /// An envelope from a row selected with [`EVENT_COLUMNS`]; bad stored values are typed errors.
 fn envelope(row: &PgRow) -> Result<Envelope, StoreError> {
-    let aggregate: String = row.try_get(1).map_err(backend)?;
-    let stream_id: String = row.try_get(2).map_err(backend)?;
+    let aggregate: String = row.try_get("aggregate").map_err(backend)?;
+    let stream_id: String = row.try_get("stream_id").map_err(backend)?;
     let stream = StreamId::new(aggregate, stream_id);
-    let sequence: i64 = row.try_get(3).map_err(backend)?;
+    let sequence: i64 = row.try_get("sequence").map_err(backend)?;
     let position = stored_count(sequence, &stream, "event sequence")?;
-    let version: i32 = row.try_get(5).map_err(backend)?;
+    let version: i32 = row.try_get("version").map_err(backend)?;
     let version = u32::try_from(version)
         .map_err(|_| StoreError::corrupt(&stream, position, format!("event version {version} is out of range")))?;
-    let recorded: i64 = row.try_get(7).map_err(backend)?;
-    let payload: String = row.try_get(6).map_err(backend)?;
-    let type_name: String = row.try_get(4).map_err(backend)?;
-    let recorded_at = from_micros(recorded, &stream, position)?;
+    let StoredTime(recorded_at) = row.try_get("recorded_at").map_err(backend)?;
+    let recorded_at = recorded_at.map_err(|micros| {
+        StoreError::corrupt(
+            &stream,
+            position,
+            format!("the stored time {micros} µs after the Unix epoch is out of range"),
+        )
+    })?;
+    let payload: String = row.try_get("payload").map_err(backend)?;
+    let type_name: String = row.try_get("type_name").map_err(backend)?;
     Ok(Envelope::stored_event(
-        row.try_get(0).map_err(backend)?,
+        row.try_get("id").map_err(backend)?,
         Cow::Owned(type_name),
         version,
         stream,
         position,
         recorded_at,
-        row.try_get(8).map_err(backend)?,
-        row.try_get(9).map_err(backend)?,
+        row.try_get("correlation_id").map_err(backend)?,
+        row.try_get("causation_id").map_err(backend)?,
         payload.into(),
     ))
 }
 
 impl Store for PostgresStore {
     fn migrate(&self) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(self.migrate_now())
+        Box::pin(PostgresStore::migrate(self))
     }
 
     fn load<'a>(&'a self, stream: &'a StreamId) -> BoxFuture<'a, Result<Option<Record>, StoreError>> {
@@ -499,8 +588,8 @@ impl Store for PostgresStore {
             .await
             .map_err(backend)?;
             let Some(row) = row else { return Ok(None) };
-            let version: i64 = row.try_get(0).map_err(backend)?;
-            let state: String = row.try_get(1).map_err(backend)?;
+            let version: i64 = row.try_get("version").map_err(backend)?;
+            let state: String = row.try_get("state").map_err(backend)?;
             Ok(Some(Record { version: stored_count(version, stream, "version")?, state: state.into() }))
         })
     }
@@ -592,9 +681,9 @@ impl Store for PostgresStore {
             .await
             .map_err(backend)?;
             let Some(row) = row else { return Ok(None) };
-            let sequence: i64 = row.try_get(0).map_err(backend)?;
-            let state: String = row.try_get(1).map_err(backend)?;
-            Ok(Some(Snapshot { sequence: u64::try_from(sequence).unwrap_or(0), state: state.into() }))
+            let sequence: i64 = row.try_get("sequence").map_err(backend)?;
+            let state: String = row.try_get("state").map_err(backend)?;
+            Ok(Some(Snapshot { sequence: stored_count(sequence, stream, "snapshot sequence")?, state: state.into() }))
         })
     }
 

@@ -1,0 +1,212 @@
+//! Every check of a parsed element that the macros make themselves: unknown, repeated
+//! and conflicting keys, values that make no sense, the shape rules of identity,
+//! invariants and choices, and the boundary rules visible in the item alone (a value
+//! object holding entities). Each check records its error in [`Errors`] and goes on, so
+//! that every mistake is reported at once, each on its own span.
+//!
+//! The rules that need the other types (what `part_of` names, what a `HasMany` holds)
+//! are checked by the compiler, through the code `expand` generates.
+
+use syn::Ident;
+
+use crate::ast::{Body, Element, Field, Kind, Variant};
+use crate::attr::{key_list, Args, FieldOptions, Invariants, FIELD_KEYS, VERSION_RANGE};
+use crate::errors::Errors;
+use crate::symbol::{PART_OF, POST, PRE};
+
+/// Checks everything about `el`.
+pub fn check(el: &Element, errors: &mut Errors) {
+    check_args(el.kind, el.args, errors);
+    if !el.generics.params.is_empty() || el.generics.where_clause.is_some() {
+        errors.error_at(
+            &el.generics,
+            "domain elements cannot be generic: the registry and the stored type names need one concrete type",
+        );
+    }
+    invariants(el.kind, &el.invariants, errors);
+    match &el.body {
+        Body::Struct(fields) => {
+            for field in fields {
+                self::field(el.kind, field, errors);
+            }
+            identity(el.kind, fields, errors);
+        }
+        Body::Choices(variants) => choices(el, variants, errors),
+    }
+}
+
+/// Checks the arguments of an element macro, also when its item is not one it expands.
+pub fn check_args(kind: Kind, args: &Args, errors: &mut Errors) {
+    macro_args(kind.macro_name(), kind.keys(), args, errors);
+    if kind.keys().contains(&PART_OF) && !args.written(PART_OF) {
+        let whose = match kind {
+            Kind::Entity => "aggregate (or entity of it) this entity belongs to",
+            Kind::Command => "aggregate this command changes",
+            _ => "aggregate that raises this event",
+        };
+        errors.push(syn::Error::new(
+            proc_macro2::Span::call_site(),
+            format!("`#[{0}]` needs `part_of`: write `#[{0}(part_of = Order)]`, naming the {whose}", kind.macro_name()),
+        ));
+    }
+}
+
+/// Checks the arguments of `#[macro_name(..)]`, which takes the keys `accepted`: each key
+/// known and given once, and the values in range.
+pub fn macro_args(macro_name: &str, accepted: &[&str], args: &Args, errors: &mut Errors) {
+    keys(&args.keys, accepted, errors, |key| {
+        let hint = if accepted.is_empty() {
+            format!("`#[{macro_name}]` takes no arguments")
+        } else {
+            format!("expected one of: {}", key_list(accepted))
+        };
+        format!("unknown key `{key}` for `#[{macro_name}]`: {hint}")
+    });
+    if let Some((0, span)) = args.version {
+        errors.push(syn::Error::new(span, VERSION_RANGE));
+    }
+    if let Some(name) = args.name.as_ref().filter(|n| n.value().trim().is_empty()) {
+        errors.error_at(name, "`name` cannot be empty");
+    }
+}
+
+/// Reports each key of `written` that is not `accepted` (with the message `unknown`
+/// makes) and each key written a second time.
+fn keys(written: &[Ident], accepted: &[&str], errors: &mut Errors, unknown: impl Fn(&Ident) -> String) {
+    for (i, key) in written.iter().enumerate() {
+        if !accepted.iter().any(|k| key == k) {
+            errors.error_at(key, unknown(key));
+        } else if written[..i].contains(key) {
+            errors.error_at(key, format!("duplicate key `{key}`: give it once"));
+        }
+    }
+}
+
+/// Invariant keys known, `pre` only where state changes, each declared once, and none
+/// on commands and events.
+fn invariants(kind: Kind, invariants: &Invariants, errors: &mut Errors) {
+    for key in invariants.keys.iter().filter(|k| *k != PRE && *k != POST) {
+        errors.error_at(
+            key,
+            format!("unknown key `{key}` in `#[invariant(..)]`: expected `pre = method` or `post = method`"),
+        );
+    }
+    for (i, invariant) in invariants.list.iter().enumerate() {
+        if let (true, Kind::ValueObject, Some(key)) = (invariant.pre, kind, &invariant.key) {
+            errors.error_at(key, "value objects are immutable, so they have no `pre` invariants: use `post`");
+        }
+        let method = &invariant.method;
+        if invariants.list[..i].iter().any(|earlier| earlier.method == *method && earlier.pre == invariant.pre) {
+            errors.error_at(method, format!("invariant `{method}` is declared twice"));
+        }
+    }
+    if let (Some(first), Kind::Command | Kind::Event) = (invariants.list.first(), kind) {
+        errors.error_at(
+            &first.method,
+            "invariants belong to aggregates, entities and value objects; commands and events are checked with `#[field(..)]` options",
+        );
+    }
+}
+
+/// A field's name, options, and (outside aggregates and entities) no entities held.
+fn field(kind: Kind, f: &Field, errors: &mut Errors) {
+    if f.ident.to_string().starts_with("__") {
+        errors.error_at(&f.ident, "field names starting with `__` are reserved for protean");
+    }
+    field_options(&f.options, errors);
+    if !kind.has_identity() && f.shape.holds_entities() {
+        let what = match kind {
+            Kind::ValueObject => "a value object",
+            Kind::Command => "a command",
+            _ => "an event",
+        };
+        errors.error_at(
+            &f.ty,
+            format!(
+                "{what} cannot hold entities: `HasMany`/`HasOne` belong in an aggregate or entity; \
+                 carry values instead (a `#[value_object]`, or `Identifier<T>` of the entity)"
+            ),
+        );
+    }
+}
+
+/// Field keys known and given once, and bounds that some value can meet.
+fn field_options(options: &FieldOptions, errors: &mut Errors) {
+    keys(&options.keys, FIELD_KEYS, errors, |key| {
+        format!("unknown key `{key}` in `#[field(..)]`: expected one of {}", key_list(FIELD_KEYS))
+    });
+    if let (Some((min, span)), Some((max, _))) = (&options.min, &options.max) {
+        if min.as_f64() > max.as_f64() {
+            errors.push(syn::Error::new(*span, "`min` is greater than `max`: no value could be valid"));
+        }
+    }
+    if let (Some((lo, span)), Some((hi, _))) = (options.min_length, options.max_length) {
+        if lo > hi {
+            errors.push(syn::Error::new(span, "`min_length` is greater than `max_length`: no value could be valid"));
+        }
+    }
+    if let (Some((_, span)), true) = (options.length, options.min_length.is_some() || options.max_length.is_some()) {
+        errors.push(syn::Error::new(span, "`length` fixes the length: drop `min_length`/`max_length` beside it"));
+    }
+}
+
+/// Exactly one identity field in an aggregate or entity, none elsewhere.
+fn identity(kind: Kind, fields: &[Field], errors: &mut Errors) {
+    let marked: Vec<&Field> = fields.iter().filter(|f| f.options.identifier.is_some()).collect();
+    let marker_span = |f: &Field| f.options.identifier.unwrap_or_else(proc_macro2::Span::call_site);
+    if !kind.has_identity() {
+        let message = match kind {
+            Kind::ValueObject => "a value object has no identity: it is compared by value. Drop `identifier`, or make this type an `#[entity(part_of = ..)]`",
+            _ => "commands and events have no identity field: name the aggregate they concern with a plain `Identifier<T>` field",
+        };
+        for f in marked {
+            errors.push(syn::Error::new(marker_span(f), message));
+        }
+        return;
+    }
+    let named_id = fields.iter().find(|f| f.ident == "id");
+    match (marked.as_slice(), named_id) {
+        ([only], Some(id)) if only.ident != id.ident => errors.error_at(
+            &id.ident,
+            format!(
+                "two identity fields: `{}` is marked `#[field(identifier)]` and a field named `id` is the identity by convention; \
+                 rename this field or drop the marker",
+                only.ident
+            ),
+        ),
+        ([first, rest @ ..], _) => {
+            for f in rest {
+                errors.push(syn::Error::new(
+                    marker_span(f),
+                    format!(
+                        "two identity fields: `{}` is already the identity; an aggregate or entity has exactly one. \
+                         Refer to other things with a plain `Identifier<T>` field",
+                        first.ident
+                    ),
+                ));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// An enum value object: unit variants without discriminants, at least one, no invariants.
+fn choices(el: &Element, variants: &[Variant], errors: &mut Errors) {
+    if !el.invariants.list.is_empty() {
+        errors.error_at(&el.ident, "an enum of choices has no invariants: every choice is valid");
+    }
+    for v in variants {
+        if !matches!(v.fields, syn::Fields::Unit) {
+            errors.error_at(
+                &v.fields,
+                "an enum value object is a set of choices, so its variants carry no data: use a struct `#[value_object]` per case",
+            );
+        }
+        if let Some(d) = &v.discriminant {
+            errors.error_at(d, "choices are stored by name: drop the discriminant");
+        }
+    }
+    if variants.is_empty() {
+        errors.error_at(&el.ident, "an enum of choices needs at least one variant");
+    }
+}
