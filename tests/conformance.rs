@@ -682,6 +682,9 @@ fn main() -> ExitCode {
         suite("sqlite", || sqlite_file(Durability::default())),
         #[cfg(feature = "sqlite")]
         suite("sqlite_full_durability", || sqlite_file(Durability::Full)),
+        // In memory no reader connection can see the database: its reads run on the writer.
+        #[cfg(feature = "sqlite")]
+        suite("sqlite_in_memory", || Arc::new(SqliteStore::in_memory().unwrap())),
         #[cfg(feature = "sqlite")]
         vec![
             harness::test("malformed_sqlite_rows_are_typed_errors", malformed_sqlite_rows_are_typed_errors),
@@ -838,7 +841,7 @@ async fn upgrading_a_sqlite_file_makes_event_sourced_versions_count_events() {
     assert_eq!(version("Counter", "gone").await, None, "a removed one stays removed");
     let raw = rusqlite::Connection::open(&path).unwrap();
     let user_version: i64 = raw.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(user_version, protean::store::SQLITE_SCHEMA_VERSION);
+    assert_eq!(user_version, i64::from(protean::store::SQLITE_SCHEMA_VERSION.0));
     let removed: i64 =
         raw.query_row("SELECT version FROM protean_aggregates WHERE id = 'gone'", [], |r| r.get(0)).unwrap();
     assert_eq!(removed, 3, "a removed record keeps its version");

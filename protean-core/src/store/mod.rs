@@ -35,7 +35,7 @@ pub use memory::MemoryStore;
 pub use postgres::{PostgresOptions, PostgresStore, SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION};
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
-pub use sqlite::{Durability, SqliteStore, SCHEMA_VERSION as SQLITE_SCHEMA_VERSION};
+pub use sqlite::{Durability, SqliteOptions, SqliteStore, SCHEMA_VERSION as SQLITE_SCHEMA_VERSION};
 
 pub use crate::model::error::{DriverError, SchemaVersion, StoreError, VersionConflict};
 pub use envelope::{Cause, Envelope, StreamId};

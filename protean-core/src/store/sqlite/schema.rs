@@ -1,0 +1,125 @@
+//! The tables, their versions, and the migration from each older version.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::backend;
+use crate::store::{SchemaVersion, StoreError};
+
+/// The schema version this code writes; [`Store::migrate`](crate::store::Store::migrate)
+/// brings older files up to it, and a store opened without migrating requires it.
+pub const SCHEMA_VERSION: SchemaVersion = SchemaVersion(4);
+
+const SCHEMA_V1: &str = "
+CREATE TABLE IF NOT EXISTS protean_aggregates (
+    aggregate     TEXT    NOT NULL,
+    id            TEXT    NOT NULL,
+    version       INTEGER NOT NULL,
+    state         TEXT,              -- NULL once removed
+    last_sequence INTEGER NOT NULL,  -- kept after a removal: sequences never repeat
+    PRIMARY KEY (aggregate, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS protean_events (
+    position       INTEGER PRIMARY KEY AUTOINCREMENT,
+    id             TEXT    NOT NULL UNIQUE,
+    aggregate      TEXT    NOT NULL,
+    stream_id      TEXT    NOT NULL,
+    sequence       INTEGER NOT NULL,
+    type_name      TEXT    NOT NULL,
+    version        INTEGER NOT NULL,
+    payload        TEXT    NOT NULL,
+    recorded_at    INTEGER NOT NULL, -- microseconds since the Unix epoch
+    correlation_id TEXT    NOT NULL,
+    causation_id   TEXT    NOT NULL,
+    delivered      INTEGER NOT NULL DEFAULT 0,
+    claimed_until  INTEGER,          -- microseconds since the Unix epoch
+    UNIQUE (aggregate, stream_id, sequence)
+);
+CREATE INDEX IF NOT EXISTS protean_events_undelivered ON protean_events (position) WHERE delivered = 0;
+CREATE TABLE IF NOT EXISTS protean_handled (
+    handler    TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    PRIMARY KEY (handler, message_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS protean_read_models (
+    name TEXT NOT NULL,
+    key  TEXT NOT NULL,
+    json TEXT NOT NULL,
+    PRIMARY KEY (name, key)
+) WITHOUT ROWID;
+";
+
+const SCHEMA_V2: &str = "
+CREATE TABLE IF NOT EXISTS protean_snapshots (
+    aggregate TEXT    NOT NULL,
+    id        TEXT    NOT NULL,
+    sequence  INTEGER NOT NULL,
+    state     TEXT    NOT NULL,
+    PRIMARY KEY (aggregate, id, sequence)
+) WITHOUT ROWID;
+";
+
+/// Version 3: an event-sourced aggregate's version counts its events (see
+/// [`Commit::advance`](crate::store::Commit::advance)), so the records of event-sourced
+/// aggregates (state `null`) written by older code, which counted commits, move to their
+/// last sequence.
+const SCHEMA_V3: &str = "
+UPDATE protean_aggregates SET version = last_sequence WHERE state = 'null' AND version < last_sequence;
+";
+
+/// Version 4: a claim records its owner, the store that made it.
+const SCHEMA_V4: &str = "
+ALTER TABLE protean_events ADD COLUMN claimed_by TEXT; -- the claiming store's owner id
+";
+
+/// Each version's statements, from version 1 up.
+const MIGRATIONS: [&str; 4] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
+const _: () = assert!(MIGRATIONS.len() == SCHEMA_VERSION.0 as usize, "one migration per version");
+
+/// The schema version recorded in the file (0: none yet).
+fn stored_version(connection: &Connection) -> Result<i64, StoreError> {
+    connection.pragma_query_value(None, "user_version", |row| row.get("user_version")).map_err(backend)
+}
+
+/// `user_version` as a [`SchemaVersion`] (a negative one, which protean never writes, as 0).
+fn schema_version(stored: i64) -> SchemaVersion {
+    SchemaVersion(u32::try_from(stored).unwrap_or(if stored < 0 { 0 } else { u32::MAX }))
+}
+
+/// The schema version the file is at (0: none).
+pub(super) fn version(connection: &Connection) -> Result<SchemaVersion, StoreError> {
+    stored_version(connection).map(schema_version)
+}
+
+fn mismatch(stored: i64) -> StoreError {
+    StoreError::Schema { backend: "sqlite", found: schema_version(stored), supported: SCHEMA_VERSION }
+}
+
+/// Creates the tables, or upgrades them, in one transaction; idempotent. A file of a
+/// newer schema is refused.
+pub(super) fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+    let current = stored_version(&tx)?;
+    let supported = i64::from(SCHEMA_VERSION.0);
+    if current > supported {
+        return Err(mismatch(current));
+    }
+    for (version, statements) in (1..).zip(MIGRATIONS) {
+        if current < version {
+            tx.execute_batch(statements).map_err(backend)?;
+            tracing::info!(version, "sqlite: migrated the schema");
+        }
+    }
+    tx.pragma_update(None, "user_version", supported).map_err(backend)?;
+    tx.commit().map_err(backend)
+}
+
+/// Refuses a file whose schema is not exactly [`SCHEMA_VERSION`]: what a store opened
+/// without migrating requires.
+pub(super) fn check(connection: &Connection) -> Result<(), StoreError> {
+    let current = stored_version(connection)?;
+    if current == i64::from(SCHEMA_VERSION.0) {
+        Ok(())
+    } else {
+        Err(mismatch(current))
+    }
+}
