@@ -7,7 +7,8 @@
 #[allow(dead_code)]
 mod ecommerce;
 
-#[path = "../support/engine/contended.rs"]
+#[path = "../support/contended.rs"]
+#[allow(dead_code)] // its tally is for the HTTP tests
 mod contended;
 #[path = "../support/engine/dups.rs"]
 mod dups;

@@ -1,17 +1,15 @@
 //! Version conflicts: handlers run again up to the configured bound, and concurrent
 //! commands on one aggregate lose no update.
 
-use std::sync::atomic::AtomicU32;
-
 use protean::prelude::*;
 use protean::store::MemoryStore;
 
-use crate::contended::ContendedStore;
+use crate::contended::Contended;
 use crate::ecommerce::*;
 use crate::{order_of, sku};
 
 async fn contended_shop(conflicts: u32, retries: u32) -> Domain {
-    let store = ContendedStore { inner: MemoryStore::new(), conflicts: AtomicU32::new(conflicts) };
+    let store = Contended::new(MemoryStore::new(), "Inventory", conflicts);
     let domain =
         Domain::builder().module(crate::model("ecommerce")).store(store).conflict_retries(retries).build().unwrap();
     domain.process(Restock { sku: sku("BOOK-1"), quantity: 5 }).await.unwrap().all_delivered().unwrap();
