@@ -54,7 +54,9 @@ pub mod __private {
         check_length, check_max, check_max_length, check_min, check_min_length, record_invariant, InvariantResult,
         Limit, Path, Phase, Validate, ValidationError,
     };
-    pub use crate::registry::{ElementDescriptor, FieldDescriptor, FieldOptions, InvariantDescriptor, MessageKind};
+    pub use crate::registry::{
+        ElementDescriptor, FieldDescriptor, FieldOptions, HandlerInfo, InvariantDescriptor, MessageKind,
+    };
     pub use crate::runtime::context::Context;
     pub use crate::runtime::handler::{
         assert_command_of, assert_context_of, assert_event, no_reply, reply, run_command, run_event, HandleCommand,

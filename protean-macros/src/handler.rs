@@ -269,17 +269,19 @@ fn registration(self_ty: &syn::Type, part_of: &syn::Path, m: &Method) -> TokenSt
         #handle_impl
         #p::inventory::submit! {
             #p::HandlerDescriptor {
-                handler: #handler_name,
-                method: #method_name,
-                id: #handler_id,
-                module_path: ::core::module_path!(),
-                part_of: <#part_of as #p::DomainElement>::KEY,
-                part_of_name: <#part_of as #p::DomainElement>::NAME,
-                kind: #p::MessageKind::#kind,
-                message: <#message as #p::DomainElement>::KEY,
-                message_name: <#message as #p::DomainElement>::NAME,
-                type_name: #type_name,
-                docs: #docs,
+                info: #p::HandlerInfo {
+                    handler: #handler_name,
+                    method: #method_name,
+                    id: #handler_id,
+                    module_path: ::core::module_path!(),
+                    aggregate_key: <#part_of as #p::DomainElement>::KEY,
+                    aggregate: <#part_of as #p::DomainElement>::NAME,
+                    kind: #p::MessageKind::#kind,
+                    message_key: <#message as #p::DomainElement>::KEY,
+                    message: <#message as #p::DomainElement>::NAME,
+                    type_name: #type_name,
+                    docs: #docs,
+                },
                 route: #route,
             }
         }

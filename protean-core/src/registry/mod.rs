@@ -290,17 +290,28 @@ pub enum MessageKind {
 /// One handler method, as the model sees it (its route is the runtime's business).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HandlerInfo {
-    pub(crate) handler: &'static str,
-    pub(crate) method: &'static str,
-    pub(crate) id: &'static str,
-    pub(crate) module_path: &'static str,
-    pub(crate) aggregate_key: &'static str,
-    pub(crate) aggregate: &'static str,
-    pub(crate) kind: MessageKind,
-    pub(crate) message_key: &'static str,
-    pub(crate) message: &'static str,
-    pub(crate) type_name: &'static str,
-    pub(crate) docs: &'static str,
+    #[doc(hidden)]
+    pub handler: &'static str,
+    #[doc(hidden)]
+    pub method: &'static str,
+    #[doc(hidden)]
+    pub id: &'static str,
+    #[doc(hidden)]
+    pub module_path: &'static str,
+    #[doc(hidden)]
+    pub aggregate_key: &'static str,
+    #[doc(hidden)]
+    pub aggregate: &'static str,
+    #[doc(hidden)]
+    pub kind: MessageKind,
+    #[doc(hidden)]
+    pub message_key: &'static str,
+    #[doc(hidden)]
+    pub message: &'static str,
+    #[doc(hidden)]
+    pub type_name: &'static str,
+    #[doc(hidden)]
+    pub docs: &'static str,
 }
 
 impl HandlerInfo {

@@ -50,7 +50,7 @@ impl Engine {
             let marked = !redelivery && handlers.len() <= 1;
             for &handler in handlers {
                 let outcome = if redelivery {
-                    match self.store.is_handled(handler.id, event.id).await {
+                    match self.store.is_handled(handler.info.id, event.id).await {
                         Ok(true) => continue,
                         Ok(false) => self.run_event_handler(handler, &event).await,
                         // Not knowing is not "not handled": the delivery fails and is retried.
@@ -63,7 +63,7 @@ impl Engine {
                     Ok(committed) => queue.extend(committed.into_iter().flat_map(|c| c.events)),
                     Err(error) => {
                         complete = false;
-                        failures.push(DeliveryFailure { handler: handler.info(), event: event.clone(), error });
+                        failures.push(DeliveryFailure { handler: handler.info, event: event.clone(), error });
                     }
                 }
             }
@@ -113,7 +113,7 @@ impl Engine {
     ) -> Result<Vec<Committed>, ProcessError> {
         let span = tracing::info_span!(
             "deliver",
-            handler = handler.id,
+            handler = handler.info.id,
             event = &*event.type_name,
             event_id = %event.id,
             stream = %event.stream,
@@ -122,8 +122,8 @@ impl Engine {
         );
         let outcome = async {
             match handler.route {
-                Route::Event(route) => route(self, event, handler.id).await,
-                Route::Command(_) => Err(ProcessError::Unhandled(handler.type_name)),
+                Route::Event(route) => route(self, event, handler.info.id).await,
+                Route::Command(_) => Err(ProcessError::Unhandled(handler.info.type_name)),
             }
         }
         .instrument(span.clone())
@@ -136,7 +136,7 @@ impl Engine {
 
     /// The event handler registered as `id` for events of `type_name`.
     fn event_handler(&self, id: &str, type_name: &str) -> Option<&'static HandlerDescriptor> {
-        self.events.get(type_name)?.iter().copied().find(|h| h.id == id)
+        self.events.get(type_name)?.iter().copied().find(|h| h.info.id == id)
     }
 
     /// Claims and delivers what the store holds undelivered, batch by batch.
@@ -172,7 +172,7 @@ impl Engine {
             let Some(handler) = self.event_handler(failure.handler.id, &failure.event.type_name) else {
                 continue; // only this engine's handlers fail here
             };
-            tracing::info!(handler = handler.id, event_id = %failure.event.id, "retrying a failed delivery");
+            tracing::info!(handler = handler.info.id, event_id = %failure.event.id, "retrying a failed delivery");
             match self.run_event_handler(handler, &failure.event).await {
                 Ok(committed) => {
                     // The event is delivered only when no handler of it is still to be retried

@@ -99,10 +99,16 @@ impl DomainBuilder {
         let included = |path: &str| self.modules.is_empty() || self.modules.iter().any(|m| in_module(path, m));
         let elements: Vec<&'static ElementDescriptor> = registered().filter(|d| included(d.module_path)).collect();
         let mut handlers: Vec<&'static HandlerDescriptor> =
-            registered_handlers().filter(|h| included(h.module_path)).collect();
+            registered_handlers().filter(|h| included(h.info.module_path)).collect();
         // Delivery follows this order: the same in every run, whatever the link order.
-        handlers.sort_by(|a, b| (a.handler, a.method, a.module_path).cmp(&(b.handler, b.method, b.module_path)));
-        let model = Model::checked(elements, handlers.iter().map(|h| h.info()).collect(), |aggregate, event| {
+        handlers.sort_by(|a, b| {
+            (a.info.handler, a.info.method, a.info.module_path).cmp(&(
+                b.info.handler,
+                b.info.method,
+                b.info.module_path,
+            ))
+        });
+        let model = Model::checked(elements, handlers.iter().map(|h| h.info).collect(), |aggregate, event| {
             crate::runtime::sourcing::applier(aggregate, event).is_some()
         })?;
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));

@@ -43,11 +43,11 @@ impl Engine {
         let mut commands = HashMap::new();
         let mut events: HashMap<&'static str, Vec<&'static HandlerDescriptor>> = HashMap::new();
         for &handler in handlers {
-            match handler.kind {
+            match handler.info.kind {
                 MessageKind::Command => {
-                    commands.insert(handler.type_name, handler);
+                    commands.insert(handler.info.type_name, handler);
                 }
-                MessageKind::Event => events.entry(handler.type_name).or_default().push(handler),
+                MessageKind::Event => events.entry(handler.info.type_name).or_default().push(handler),
             }
         }
         Engine { store, commands, events, conflict_retries, lease, snapshot_every, failures: Mutex::new(Vec::new()) }

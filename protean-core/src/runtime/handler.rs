@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use crate::model::element::{Aggregate, Command, Event};
 use crate::model::error::DomainError;
-use crate::registry::{HandlerInfo, MessageKind};
+use crate::registry::HandlerInfo;
 use crate::runtime::context::{Context, ContextOf, SameAggregate};
 use crate::runtime::engine::Engine;
 use crate::runtime::outcome::ProcessError;
@@ -51,28 +51,8 @@ impl std::fmt::Debug for Route {
 /// One handler method, as `#[handler]` registers it.
 #[derive(Debug)]
 pub struct HandlerDescriptor {
-    /// The type the `impl` block is for (`"InventoryReactions"`).
-    pub handler: &'static str,
-    /// The method (`"reserve"`).
-    pub method: &'static str,
-    /// `Handler::method`: how handled messages are recorded, and how reports name it.
-    pub id: &'static str,
-    /// `module_path!()` where the handler is declared.
-    pub module_path: &'static str,
-    /// [`KEY`](crate::model::element::DomainElement::KEY) of the aggregate the handler changes.
-    pub part_of: &'static str,
-    /// Name of that aggregate (`"Inventory"`).
-    pub part_of_name: &'static str,
-    /// Whether it handles a command or an event.
-    pub kind: MessageKind,
-    /// [`KEY`](crate::model::element::DomainElement::KEY) of the command or event handled.
-    pub message: &'static str,
-    /// Name of the command or event handled (`"OrderPlaced"`).
-    pub message_name: &'static str,
-    /// The stable type name the message is routed by (`"Order.OrderPlaced"`).
-    pub type_name: &'static str,
-    /// The method's doc comment.
-    pub docs: &'static str,
+    /// What the model knows of it: names, kind, the message it takes.
+    pub info: HandlerInfo,
     /// How to run it.
     pub route: Route,
 }
@@ -80,31 +60,14 @@ pub struct HandlerDescriptor {
 impl PartialEq for HandlerDescriptor {
     /// One handler method is one descriptor: compared by where it is declared.
     fn eq(&self, other: &Self) -> bool {
-        self.id == other.id && self.module_path == other.module_path
+        self.info.id == other.info.id && self.info.module_path == other.info.module_path
     }
 }
 
 impl HandlerDescriptor {
     /// `Handler::method`, as errors and reports name it.
     pub fn name(&self) -> &'static str {
-        self.id
-    }
-
-    /// What the model knows of it: everything but the route.
-    pub(crate) fn info(&self) -> HandlerInfo {
-        HandlerInfo {
-            handler: self.handler,
-            method: self.method,
-            id: self.id,
-            module_path: self.module_path,
-            aggregate_key: self.part_of,
-            aggregate: self.part_of_name,
-            kind: self.kind,
-            message_key: self.message,
-            message: self.message_name,
-            type_name: self.type_name,
-            docs: self.docs,
-        }
+        self.info.id
     }
 }
 
