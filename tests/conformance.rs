@@ -16,6 +16,10 @@ use protean::store::PostgresStore;
 use protean::store::SqliteStore;
 use protean::store::{Batch, BoxFuture, Commit, Committed, Handled, MemoryStore, Record, Store, StoreError};
 use protean::store::{Cause, Envelope, StreamId};
+use protean::store::{
+    FailedDelivery, FailureCounts, FailureQuery, FailureStatus, FailureUpdate, HandlerState, OffsetDateTime,
+    OutboxStatus,
+};
 use uuid::Uuid;
 
 #[path = "support/harness.rs"]
@@ -218,7 +222,7 @@ async fn events_keep_their_envelope_and_order(store: Arc<dyn Store>) {
 
 async fn a_handled_message_is_recorded_once(store: Arc<dyn Store>) {
     let s = stream("Tally", "t-1");
-    let handled = Handled { handler: "Tallying::count".into(), message_id: Uuid::now_v7() };
+    let handled = Handled::event("Tallying::count", Uuid::now_v7());
     let write = |version| Commit {
         stream: s.clone(),
         expected_version: version,
@@ -284,11 +288,43 @@ impl Store for Forgetful {
     fn claim_undelivered(&self, limit: usize, lease: Duration) -> BoxFuture<'_, Result<Vec<Envelope>, StoreError>> {
         self.0.claim_undelivered(limit, lease)
     }
+    fn renew_claims(&self, event_ids: Vec<Uuid>, lease: Duration) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.0.renew_claims(event_ids, lease)
+    }
+    fn release_claims(&self, event_ids: Vec<Uuid>) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.0.release_claims(event_ids)
+    }
     fn mark_delivered(&self, _: Vec<Uuid>) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(std::future::ready(Ok(())))
     }
     fn is_handled<'a>(&'a self, handler: &'a str, message_id: Uuid) -> BoxFuture<'a, Result<bool, StoreError>> {
         self.0.is_handled(handler, message_id)
+    }
+    fn handled_outcome<'a>(
+        &'a self,
+        handler: &'a str,
+        message_id: Uuid,
+    ) -> BoxFuture<'a, Result<Option<Option<String>>, StoreError>> {
+        self.0.handled_outcome(handler, message_id)
+    }
+    fn handler_state<'a>(
+        &'a self,
+        handler: &'a str,
+        event: &'a Envelope,
+    ) -> BoxFuture<'a, Result<HandlerState, StoreError>> {
+        self.0.handler_state(handler, event)
+    }
+    fn record_failure(&self, update: FailureUpdate) -> BoxFuture<'_, Result<u32, StoreError>> {
+        self.0.record_failure(update)
+    }
+    fn failed_deliveries(&self, query: FailureQuery) -> BoxFuture<'_, Result<Vec<FailedDelivery>, StoreError>> {
+        self.0.failed_deliveries(query)
+    }
+    fn remove_failure<'a>(&'a self, handler: &'a str, event_id: Uuid) -> BoxFuture<'a, Result<bool, StoreError>> {
+        self.0.remove_failure(handler, event_id)
+    }
+    fn outbox_status(&self) -> BoxFuture<'_, Result<OutboxStatus, StoreError>> {
+        self.0.outbox_status()
     }
     fn stream<'a>(&'a self, stream: &'a StreamId) -> BoxFuture<'a, Result<Vec<Envelope>, StoreError>> {
         self.0.stream(stream)
@@ -613,6 +649,143 @@ async fn migrating_again_changes_nothing(store: Arc<dyn Store>) {
     assert_eq!(store.load(&s).await.unwrap().unwrap().version, 1);
 }
 
+async fn claims_are_renewed_and_released(store: Arc<dyn Store>) {
+    let (a, ida) = (stream("Counter", "a"), Identifier::parse("a").unwrap());
+    let commit = Commit {
+        stream: a.clone(),
+        expected_version: 0,
+        advance: 1,
+        state: state("{}"),
+        events: vec![bumped(&ida, 1, &a), bumped(&ida, 2, &a)],
+        snapshot: None,
+    };
+    store.commit(batch(vec![commit])).await.unwrap();
+    // A lease that runs out at once is renewed: nobody else may take the events now.
+    let claimed = store.claim_undelivered(10, Duration::ZERO).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    let ids: Vec<Uuid> = claimed.iter().map(|e| e.id).collect();
+    store.renew_claims(ids.clone(), Duration::from_secs(3600)).await.unwrap();
+    assert!(store.claim_undelivered(10, Duration::from_secs(60)).await.unwrap().is_empty(), "renewed");
+    // Released, they are claimable at once, whatever the lease said.
+    store.release_claims(ids.clone()).await.unwrap();
+    let again = store.claim_undelivered(10, Duration::from_secs(3600)).await.unwrap();
+    assert_eq!(again.iter().map(|e| e.id).collect::<Vec<_>>(), ids, "in order, after a release");
+    // Renewing or releasing a delivered event changes nothing.
+    store.mark_delivered(ids.clone()).await.unwrap();
+    store.release_claims(ids.clone()).await.unwrap();
+    store.renew_claims(ids, Duration::from_secs(60)).await.unwrap();
+    assert!(store.claim_undelivered(10, Duration::ZERO).await.unwrap().is_empty());
+}
+
+fn at(seconds: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_700_000_000 + seconds).unwrap()
+}
+
+fn failure(handler: &'static str, event: &Envelope, status: FailureStatus, error: &str, when: i64) -> FailureUpdate {
+    FailureUpdate { handler: handler.into(), event: event.clone(), status, error: error.into(), at: at(when) }
+}
+
+async fn failed_deliveries_are_kept_listed_and_removed(store: Arc<dyn Store>) {
+    let (a, ida) = (stream("Counter", "a"), Identifier::parse("a").unwrap());
+    let (b, idb) = (stream("Counter", "b"), Identifier::parse("b").unwrap());
+    let write = |s: &StreamId, id: &Identifier<Counter>, counts: &[u32]| Commit {
+        stream: s.clone(),
+        expected_version: 0,
+        advance: 1,
+        state: state("{}"),
+        events: counts.iter().map(|&n| bumped(id, n, s)).collect(),
+        snapshot: None,
+    };
+    let committed = store.commit(batch(vec![write(&a, &ida, &[1, 2, 3]), write(&b, &idb, &[1])])).await.unwrap();
+    let (a1, a2, a3) = (&committed[0].events[0], &committed[0].events[1], &committed[0].events[2]);
+    let b1 = &committed[1].events[0];
+    let status = store.outbox_status().await.unwrap();
+    assert_eq!(status.undelivered, 4);
+    assert_eq!(status.oldest_undelivered, Some(a1.recorded_at));
+    assert!(status.failures.is_empty());
+
+    use FailureStatus::{Dead, Held, Retrying};
+    assert_eq!(store.record_failure(failure("H::m", a1, Retrying, "boom 1", 1)).await.unwrap(), 1);
+    let state_of = |handler: &'static str, event: &Envelope| {
+        let (store, event) = (store.clone(), event.clone());
+        async move { store.handler_state(handler, &event).await.unwrap() }
+    };
+    // Retrying holds nothing back: the worker retrying it holds the stream's claim.
+    assert_eq!(state_of("H::m", a1).await, HandlerState { handled: false, held: false, attempts: 1 });
+    assert_eq!(state_of("H::m", a2).await, HandlerState::default());
+    assert_eq!(store.record_failure(failure("H::m", a1, Retrying, "boom 2", 2)).await.unwrap(), 2);
+    assert_eq!(store.record_failure(failure("H::m", a1, Dead, "boom 3", 3)).await.unwrap(), 3);
+    assert_eq!(store.record_failure(failure("H::m", a2, Held, "behind a1", 4)).await.unwrap(), 0);
+    assert_eq!(store.record_failure(failure("G::m", b1, Retrying, "oops", 5)).await.unwrap(), 1);
+
+    // A dead letter holds the rest of its stream for its handler only.
+    assert_eq!(state_of("H::m", a3).await, HandlerState { handled: false, held: true, attempts: 0 });
+    assert_eq!(state_of("H::m", a1).await, HandlerState { handled: false, held: true, attempts: 3 });
+    assert_eq!(state_of("H::m", b1).await, HandlerState::default(), "another stream");
+    assert_eq!(state_of("G::m", a3).await, HandlerState::default(), "another handler");
+
+    let all = store.failed_deliveries(FailureQuery::default()).await.unwrap();
+    let listed: Vec<_> = all.iter().map(|f| (f.handler.as_str(), f.event.id, f.status, f.attempts)).collect();
+    assert_eq!(listed, [("H::m", a1.id, Dead, 3), ("H::m", a2.id, Held, 0), ("G::m", b1.id, Retrying, 1)]);
+    let dead = &all[0];
+    assert_eq!((dead.first_error.as_str(), dead.last_error.as_str()), ("boom 1", "boom 3"));
+    assert_eq!((dead.first_failed_at, dead.last_failed_at), (at(1), at(3)));
+    assert_eq!(dead.event, a1.stored(), "the event reads back whole");
+
+    let query = |handler: Option<&str>, s: Option<&StreamId>, status: Option<FailureStatus>, limit: usize| {
+        FailureQuery { handler: handler.map(str::to_owned), stream: s.cloned(), status, limit }
+    };
+    let ids = |found: Vec<FailedDelivery>| found.into_iter().map(|f| f.event.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.failed_deliveries(query(Some("G::m"), None, None, 10)).await.unwrap()), [b1.id]);
+    assert_eq!(ids(store.failed_deliveries(query(None, Some(&a), None, 10)).await.unwrap()), [a1.id, a2.id]);
+    assert_eq!(ids(store.failed_deliveries(query(None, None, Some(Held), 10)).await.unwrap()), [a2.id]);
+    assert_eq!(ids(store.failed_deliveries(query(None, None, None, 1)).await.unwrap()), [a1.id]);
+
+    let status = store.outbox_status().await.unwrap();
+    let counts = |handler: &str, retrying, dead, held| FailureCounts { handler: handler.into(), retrying, dead, held };
+    assert_eq!(status.failures, [counts("G::m", 1, 0, 0), counts("H::m", 0, 1, 1)]);
+
+    assert!(store.remove_failure("H::m", a1.id).await.unwrap());
+    assert!(!store.remove_failure("H::m", a1.id).await.unwrap(), "already gone");
+    assert_eq!(state_of("H::m", a1).await, HandlerState { handled: false, held: true, attempts: 0 }, "a2 still held");
+    assert!(store.remove_failure("H::m", a2.id).await.unwrap());
+    assert_eq!(state_of("H::m", a3).await, HandlerState::default());
+
+    store.mark_delivered(vec![a1.id, a2.id]).await.unwrap();
+    let status = store.outbox_status().await.unwrap();
+    assert_eq!(status.undelivered, 2);
+    assert_eq!(status.oldest_undelivered, Some(a3.recorded_at));
+    store.mark_delivered(vec![a3.id, b1.id]).await.unwrap();
+    let status = store.outbox_status().await.unwrap();
+    assert_eq!((status.undelivered, status.oldest_undelivered), (0, None));
+}
+
+async fn a_command_outcome_is_kept_with_its_handled_record(store: Arc<dyn Store>) {
+    let s = stream("Counter", "c-1");
+    let command_id = Uuid::now_v7();
+    let handled = Handled { handler: "Counter.Bump".into(), message_id: command_id, outcome: Some(Arc::from("7")) };
+    let write = |version| Commit {
+        stream: s.clone(),
+        expected_version: version,
+        advance: 1,
+        state: state("{}"),
+        events: vec![],
+        snapshot: None,
+    };
+    assert_eq!(store.handled_outcome("Counter.Bump", command_id).await.unwrap(), None);
+    store.commit(Batch { commits: vec![write(0)], handled: Some(handled.clone()), delivered: vec![] }).await.unwrap();
+    assert_eq!(store.handled_outcome("Counter.Bump", command_id).await.unwrap(), Some(Some("7".to_owned())));
+    assert!(store.is_handled("Counter.Bump", command_id).await.unwrap());
+    let again = store.commit(Batch { commits: vec![write(1)], handled: Some(handled), delivered: vec![] }).await;
+    assert!(matches!(again, Err(StoreError::AlreadyHandled { .. })), "{again:?}");
+    assert_eq!(store.load(&s).await.unwrap().unwrap().version, 1, "the copy wrote nothing");
+    // An event's handled record keeps no outcome.
+    let event_id = Uuid::now_v7();
+    let handled = Handled::event("Tallying::count", event_id);
+    store.commit(Batch { commits: vec![], handled: Some(handled), delivered: vec![] }).await.unwrap();
+    assert_eq!(store.handled_outcome("Tallying::count", event_id).await.unwrap(), Some(None));
+}
+
 /// One case of the suite, run on the store it is given.
 type Case = fn(Arc<dyn Store>) -> Pin<Box<dyn Future<Output = ()>>>;
 
@@ -643,6 +816,9 @@ cases!(
     older_event_versions_are_upcast_and_unreadable_ones_are_typed_errors,
     many_tasks_on_one_aggregate_lose_no_update,
     migrating_again_changes_nothing,
+    claims_are_renewed_and_released,
+    failed_deliveries_are_kept_listed_and_removed,
+    a_command_outcome_is_kept_with_its_handled_record,
 );
 
 /// The suite on the stores `open` makes, one new store per case, as trials named

@@ -256,7 +256,7 @@ impl<A: Aggregate> Context<A> {
         message: &'static str,
         handler: &'static str,
     ) -> Self {
-        let handled = Handled { handler: Cow::Borrowed(handler), message_id: envelope.id };
+        let handled = Handled::event(Cow::Borrowed(handler), envelope.id);
         // Its only handler taking it is the event's delivery: marked in the same transaction.
         let delivered = if engine.handler_count(&envelope.type_name) == 1 { vec![envelope.id] } else { Vec::new() };
         Context {

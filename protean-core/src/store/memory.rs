@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use super::{Batch, BoxFuture, Commit, Committed, Record, Snapshot, Store, StoreError, VersionConflict};
+use super::{FailedDelivery, FailureQuery, FailureStatus, FailureUpdate, HandlerState, OutboxStatus};
 use crate::store::envelope::{Envelope, StreamId};
 
 /// A [`Store`] in memory that behaves like a database: records and events are kept as
@@ -56,7 +57,10 @@ struct Inner {
     delivery: Vec<Delivery>,
     /// Every entry before this one is delivered.
     first_undelivered: usize,
-    handled: foldhash::HashSet<(Cow<'static, str>, Uuid)>,
+    /// (handler, message) → the outcome recorded with it.
+    handled: HashMap<(Cow<'static, str>, Uuid), Option<Arc<str>>>,
+    /// (handler, event) → its failed delivery, with the event's log position.
+    failures: std::collections::BTreeMap<(String, Uuid), (usize, FailedDelivery)>,
     read_models: HashMap<String, HashMap<String, String>>,
 }
 
@@ -95,7 +99,7 @@ impl MemoryStore {
         let Batch { commits, handled, delivered } = batch;
         let mut inner = self.lock();
         if let Some(handled) = &handled {
-            if inner.handled.contains(&(handled.handler.clone(), handled.message_id)) {
+            if inner.handled.contains_key(&(handled.handler.clone(), handled.message_id)) {
                 return Err(StoreError::AlreadyHandled {
                     handler: handled.handler.to_string(),
                     message_id: handled.message_id,
@@ -118,11 +122,23 @@ impl MemoryStore {
             }
         }
         if let Some(handled) = handled {
-            inner.handled.insert((handled.handler, handled.message_id));
+            inner.handled.insert((handled.handler, handled.message_id), handled.outcome);
         }
         let committed = commits.into_iter().map(|commit| Self::write(&mut inner, commit)).collect();
         Self::mark(&mut inner, &delivered);
         Ok(committed)
+    }
+
+    fn set_claims(&self, event_ids: &[Uuid], until: Option<Instant>) {
+        let mut inner = self.lock();
+        let Inner { log, delivery, first_undelivered, .. } = &mut *inner;
+        for id in event_ids {
+            if let Some(i) = log.iter().rposition(|e| e.id == *id).filter(|&i| i >= *first_undelivered) {
+                if !delivery[i].delivered {
+                    delivery[i].claimed_until = until;
+                }
+            }
+        }
     }
 
     fn mark(inner: &mut Inner, event_ids: &[Uuid]) {
@@ -205,14 +221,121 @@ impl Store for MemoryStore {
         Box::pin(std::future::ready(Ok(claimed)))
     }
 
+    fn renew_claims(&self, event_ids: Vec<Uuid>, lease: Duration) -> BoxFuture<'_, Result<(), StoreError>> {
+        let until = Instant::now() + lease.min(super::MAX_LEASE);
+        self.set_claims(&event_ids, Some(until));
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn release_claims(&self, event_ids: Vec<Uuid>) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.set_claims(&event_ids, None);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
     fn mark_delivered(&self, event_ids: Vec<Uuid>) -> BoxFuture<'_, Result<(), StoreError>> {
         Self::mark(&mut self.lock(), &event_ids);
         Box::pin(std::future::ready(Ok(())))
     }
 
     fn is_handled<'a>(&'a self, handler: &'a str, message_id: Uuid) -> BoxFuture<'a, Result<bool, StoreError>> {
-        let handled = self.lock().handled.contains(&(Cow::Owned(handler.to_owned()), message_id));
+        let handled = self.lock().handled.contains_key(&(Cow::Owned(handler.to_owned()), message_id));
         Box::pin(std::future::ready(Ok(handled)))
+    }
+
+    fn handled_outcome<'a>(
+        &'a self,
+        handler: &'a str,
+        message_id: Uuid,
+    ) -> BoxFuture<'a, Result<Option<Option<String>>, StoreError>> {
+        let outcome = self
+            .lock()
+            .handled
+            .get(&(Cow::Owned(handler.to_owned()), message_id))
+            .map(|outcome| outcome.as_deref().map(str::to_owned));
+        Box::pin(std::future::ready(Ok(outcome)))
+    }
+
+    fn handler_state<'a>(
+        &'a self,
+        handler: &'a str,
+        event: &'a Envelope,
+    ) -> BoxFuture<'a, Result<HandlerState, StoreError>> {
+        let inner = self.lock();
+        let handled = inner.handled.contains_key(&(Cow::Owned(handler.to_owned()), event.id));
+        let mut state = HandlerState { handled, ..HandlerState::default() };
+        for ((h, id), (_, failure)) in &inner.failures {
+            if h != handler {
+                continue;
+            }
+            if *id == event.id {
+                state.attempts = failure.attempts;
+            }
+            if failure.event.stream == event.stream && failure.status != FailureStatus::Retrying {
+                state.held = true;
+            }
+        }
+        Box::pin(std::future::ready(Ok(state)))
+    }
+
+    fn record_failure(&self, update: FailureUpdate) -> BoxFuture<'_, Result<u32, StoreError>> {
+        let mut inner = self.lock();
+        let position = inner.log.iter().rposition(|e| e.id == update.event.id).unwrap_or(usize::MAX);
+        let counted = u32::from(update.status != FailureStatus::Held);
+        let key = (update.handler.to_string(), update.event.id);
+        let attempts = match inner.failures.get_mut(&key) {
+            Some((_, failure)) => {
+                failure.status = update.status;
+                failure.attempts += counted;
+                failure.last_error = update.error;
+                failure.last_failed_at = update.at;
+                failure.attempts
+            }
+            None => {
+                let failure = FailedDelivery {
+                    handler: key.0.clone(),
+                    event: update.event.stored(),
+                    status: update.status,
+                    attempts: counted,
+                    first_error: update.error.clone(),
+                    last_error: update.error,
+                    first_failed_at: update.at,
+                    last_failed_at: update.at,
+                };
+                inner.failures.insert(key, (position, failure));
+                counted
+            }
+        };
+        Box::pin(std::future::ready(Ok(attempts)))
+    }
+
+    fn failed_deliveries(&self, query: FailureQuery) -> BoxFuture<'_, Result<Vec<FailedDelivery>, StoreError>> {
+        let inner = self.lock();
+        let mut found: Vec<&(usize, FailedDelivery)> =
+            inner.failures.values().filter(|(_, failure)| query.matches(failure)).collect();
+        found.sort_by(|a, b| (a.0, &a.1.handler).cmp(&(b.0, &b.1.handler)));
+        let found = found.into_iter().take(query.limit).map(|(_, failure)| failure.clone()).collect();
+        Box::pin(std::future::ready(Ok(found)))
+    }
+
+    fn remove_failure<'a>(&'a self, handler: &'a str, event_id: Uuid) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let removed = self.lock().failures.remove(&(handler.to_owned(), event_id)).is_some();
+        Box::pin(std::future::ready(Ok(removed)))
+    }
+
+    fn outbox_status(&self) -> BoxFuture<'_, Result<OutboxStatus, StoreError>> {
+        let inner = self.lock();
+        let start = inner.first_undelivered.min(inner.log.len());
+        let mut undelivered = 0;
+        let mut oldest = None;
+        for (event, state) in inner.log[start..].iter().zip(&inner.delivery[start..]) {
+            if !state.delivered {
+                undelivered += 1;
+                oldest = oldest.or(Some(event.recorded_at));
+            }
+        }
+        let failures =
+            OutboxStatus::count_failures(inner.failures.values().map(|(_, f)| (f.handler.as_str(), f.status, 1)));
+        Box::pin(std::future::ready(Ok(OutboxStatus { undelivered, oldest_undelivered: oldest, failures })))
     }
 
     fn stream<'a>(&'a self, stream: &'a StreamId) -> BoxFuture<'a, Result<Vec<Envelope>, StoreError>> {

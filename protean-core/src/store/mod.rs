@@ -16,6 +16,7 @@
 
 pub(crate) mod envelope;
 mod memory;
+mod outbox;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -39,6 +40,9 @@ pub use sqlite::{Durability, SqliteOptions, SqliteStore, SCHEMA_VERSION as SQLIT
 
 pub use crate::model::error::{DriverError, SchemaVersion, StoreError, VersionConflict};
 pub use envelope::{Cause, Envelope, StreamId};
+pub use outbox::{
+    FailedDelivery, FailureCounts, FailureQuery, FailureStatus, FailureUpdate, HandlerState, OutboxStatus,
+};
 /// The time type of [`Envelope::recorded_at`], from the `time` crate.
 pub use time::OffsetDateTime;
 
@@ -174,10 +178,21 @@ pub struct Batch {
 /// A message a handler has handled: recorded once, so that handling it again is refused.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Handled {
-    /// The handler (`"InventoryReactions::reserve"`).
+    /// The handler (`"InventoryReactions::reserve"`), or for a command the command's
+    /// type name (`"Order.PlaceOrder"`).
     pub handler: std::borrow::Cow<'static, str>,
-    /// The event's id.
+    /// The event's id, or the command's.
     pub message_id: Uuid,
+    /// What handling it produced, kept to be handed back when the same message comes
+    /// again (a command's reply, as JSON); `None` for an event.
+    pub outcome: Option<std::sync::Arc<str>>,
+}
+
+impl Handled {
+    /// An event handled by `handler`.
+    pub fn event(handler: impl Into<std::borrow::Cow<'static, str>>, message_id: Uuid) -> Self {
+        Handled { handler: handler.into(), message_id, outcome: None }
+    }
 }
 
 /// What a successful [`Commit`] wrote.
@@ -220,11 +235,60 @@ pub trait Store: Send + Sync + 'static {
     /// restarted process gets its events at once (see each store for how it knows).
     fn claim_undelivered(&self, limit: usize, lease: Duration) -> BoxFuture<'_, Result<Vec<Envelope>, StoreError>>;
 
+    /// Extends the lease of this store's claims on `event_ids` (those not delivered yet)
+    /// to `lease` from now: what a delivery worker does while it works a stream.
+    fn renew_claims(&self, event_ids: Vec<Uuid>, lease: Duration) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Frees this store's claims on `event_ids`, so any worker may claim them at once:
+    /// what a worker does with what it claimed and did not deliver, when it stops.
+    fn release_claims(&self, event_ids: Vec<Uuid>) -> BoxFuture<'_, Result<(), StoreError>>;
+
     /// Marks events delivered to every handler.
     fn mark_delivered(&self, event_ids: Vec<Uuid>) -> BoxFuture<'_, Result<(), StoreError>>;
 
     /// Whether `handler` has handled `message_id`.
     fn is_handled<'a>(&'a self, handler: &'a str, message_id: Uuid) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// What `handler` recorded when it handled `message_id`: `None` when it has not,
+    /// `Some(outcome)` when it has (see [`Handled::outcome`]).
+    fn handled_outcome<'a>(
+        &'a self,
+        handler: &'a str,
+        message_id: Uuid,
+    ) -> BoxFuture<'a, Result<Option<Option<String>>, StoreError>>;
+
+    /// Where `handler` stands with `event`, in one read: handled, held behind a dead
+    /// letter of its stream, attempts so far (see [`HandlerState`]).
+    fn handler_state<'a>(
+        &'a self,
+        handler: &'a str,
+        event: &'a Envelope,
+    ) -> BoxFuture<'a, Result<HandlerState, StoreError>>;
+
+    /// Records a failed attempt, or an event held behind a dead letter: the first one
+    /// for a (handler, event) pair inserts it (first and last error and time), later
+    /// ones update the status, the last error and time, and count one more attempt
+    /// (not for [`FailureStatus::Held`]). Returns the attempts counted.
+    fn record_failure(&self, update: FailureUpdate) -> BoxFuture<'_, Result<u32, StoreError>>;
+
+    /// The failed deliveries matching `query`, in the order their events were stored.
+    fn failed_deliveries(&self, query: FailureQuery) -> BoxFuture<'_, Result<Vec<FailedDelivery>, StoreError>>;
+
+    /// Forgets the failed delivery of `event_id` to `handler` (it was delivered after
+    /// all, or discarded); whether there was one.
+    fn remove_failure<'a>(&'a self, handler: &'a str, event_id: Uuid) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// How many events are undelivered, since when, and the failed deliveries per
+    /// handler: cheap enough for a health endpoint.
+    fn outbox_status(&self) -> BoxFuture<'_, Result<OutboxStatus, StoreError>>;
+
+    /// A signal that fires when another process may have committed undelivered events
+    /// (PostgreSQL's `LISTEN/NOTIFY`), so delivery workers wake without polling. `None`
+    /// (the default) when the store has no such channel: commits in this process wake
+    /// the workers anyway, and they poll at a bounded interval as a fallback.
+    fn outbox_signal(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        None
+    }
 
     /// The events of one stream, in sequence order.
     fn stream<'a>(&'a self, stream: &'a StreamId) -> BoxFuture<'a, Result<Vec<Envelope>, StoreError>>;
