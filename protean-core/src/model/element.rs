@@ -275,16 +275,19 @@ pub trait Command: DomainElement + Validate + Clone + Debug + Serialize + Deseri
     type Reply: Reply;
 }
 
-/// What a command's handler may hand back: an owned value that can cross threads.
+/// What a command's handler may hand back: an owned value that can cross threads, and
+/// that serde can write and read (a command processed with an id keeps its reply, to
+/// hand it back to a copy of the command).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a command's reply",
-    label = "not an owned value that can be sent between threads",
-    note = "a reply is handed back by `domain.process(..)` after the commit: an owned `Send + 'static` value \
-            such as an identity, a number, a `String` or a struct of yours; not a reference, an `Rc` or a `RefCell`"
+    label = "not an owned, serializable value that can be sent between threads",
+    note = "a reply is handed back by `domain.process(..)` after the commit, and kept (as JSON) for a copy of the \
+            command: an owned `Send + 'static` value with serde's `Serialize` and `Deserialize`, such as an \
+            identity, a number, a `String` or a struct of yours deriving them; not a reference, an `Rc` or a `RefCell`"
 )]
-pub trait Reply: Send + 'static {}
+pub trait Reply: serde::Serialize + serde::de::DeserializeOwned + Send + 'static {}
 
-impl<T: Send + 'static> Reply for T {}
+impl<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static> Reply for T {}
 
 /// A handler of `Self` returns `Result<R, _>`: `R` must be the reply the command declares.
 #[diagnostic::on_unimplemented(

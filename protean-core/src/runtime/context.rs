@@ -170,6 +170,8 @@ pub struct Context<A: Aggregate> {
     handled: Option<Handled>,
     /// Events to mark delivered when it commits.
     delivered: Vec<uuid::Uuid>,
+    /// An idempotent command's reply as JSON: its id is recorded with it when it commits.
+    reply: Option<String>,
     tracked: Vec<Tracked<A>>,
 }
 
@@ -245,7 +247,13 @@ pub(crate) fn stream_of<A: Aggregate>(id: &Identifier<A>) -> StreamId {
 
 impl<A: Aggregate> Context<A> {
     pub(crate) fn new(engine: Arc<Engine>, cause: Cause, message: &'static str) -> Self {
-        Context { engine, cause, message, handled: None, delivered: Vec::new(), tracked: Vec::new() }
+        Context { engine, cause, message, handled: None, delivered: Vec::new(), reply: None, tracked: Vec::new() }
+    }
+
+    /// Makes this command's unit of work record its id, with `reply` (as JSON), when it
+    /// commits: a copy of the command is then refused and handed the first outcome.
+    pub(crate) fn record_command(&mut self, reply: String) {
+        self.reply = Some(reply);
     }
 
     /// A unit of work of `handler` handling the event `envelope`: the pair is recorded
@@ -265,6 +273,7 @@ impl<A: Aggregate> Context<A> {
             message,
             handled: Some(handled),
             delivered,
+            reply: None,
             tracked: Vec::new(),
         }
     }
@@ -422,15 +431,20 @@ impl<A: Aggregate> Context<A> {
         Box::pin(async move { read_model::<V>(self.engine.store.as_ref(), key).await.map_err(DomainError::from) })
     }
 
-    /// Commits this unit of work, then delivers the events it raised to their handlers
-    /// (each in its own unit of work). For application code holding a context from
+    /// Commits this unit of work, then (in inline delivery) delivers the events it raised
+    /// to their handlers, each in its own unit of work; in background delivery the
+    /// workers do. For application code holding a context from
     /// [`Domain::unit_of_work`](crate::runtime::Domain::unit_of_work); a handler's
     /// context is committed by the engine when the handler returns `Ok`.
     pub async fn commit(self) -> Result<Processed, ProcessError> {
         let engine = Arc::clone(&self.engine);
         let message_id = self.cause.causation_id;
         let committed = self.commit_unit().await?;
-        Ok(engine.deliver_committed(message_id, committed).await)
+        if engine.inline() {
+            return Ok(engine.deliver_committed(message_id, committed).await);
+        }
+        let events = committed.iter().flat_map(|c| c.events.iter().cloned()).collect();
+        Ok(Processed { reply: (), command_id: message_id, committed, events, failures: Vec::new() })
     }
 
     /// Checks and writes the changed aggregates with their events, atomically; an empty
@@ -503,14 +517,31 @@ impl<A: Aggregate> Context<A> {
             let advance = if A::EVENT_SOURCED { events.len() as u64 } else { 1 };
             commits.push(Commit { stream, expected_version: loaded_version, advance, state, events, snapshot });
         }
+        if let Some(reply) = self.reply.take() {
+            // An idempotent command: its id is recorded in this transaction, with what a
+            // copy of it will be handed back.
+            let outcome = crate::runtime::idempotency::outcome_json(&reply, &commits)
+                .map_err(|e| unserializable(format_args!("the outcome of {}", self.message), e))?;
+            let handler = Cow::Borrowed(self.message);
+            self.handled = Some(Handled { handler, message_id: self.cause.causation_id, outcome: Some(outcome) });
+        }
         if commits.is_empty() && self.handled.is_none() {
             return Ok(Vec::new());
         }
+        let command = self.handled.as_ref().is_some_and(|h| h.outcome.is_some());
         let batch = Batch { commits, handled: self.handled, delivered: self.delivered };
         match self.engine.store().commit(batch).await {
+            // A command's copy is told so: the caller hands back the first one's outcome.
+            Err(error @ StoreError::AlreadyHandled { .. }) if command => Err(ProcessError::Store(error)),
             // Another delivery of the same event got there first: its effects are stored once.
             Err(StoreError::AlreadyHandled { .. }) => Ok(Vec::new()),
-            outcome => outcome.map_err(ProcessError::from),
+            Ok(committed) => {
+                if committed.iter().any(|c| !c.events.is_empty()) {
+                    self.engine.wake();
+                }
+                Ok(committed)
+            }
+            Err(error) => Err(ProcessError::from(error)),
         }
     }
 }

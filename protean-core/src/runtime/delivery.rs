@@ -106,7 +106,7 @@ impl Engine {
     }
 
     /// Runs one handler on one event, in its own unit of work, inside a `deliver` span.
-    async fn run_event_handler(
+    pub(crate) async fn run_event_handler(
         self: &Arc<Self>,
         handler: &'static HandlerDescriptor,
         event: &Envelope,
@@ -135,7 +135,7 @@ impl Engine {
     }
 
     /// The event handler registered as `id` for events of `type_name`.
-    fn event_handler(&self, id: &str, type_name: &str) -> Option<&'static HandlerDescriptor> {
+    pub(crate) fn event_handler(&self, id: &str, type_name: &str) -> Option<&'static HandlerDescriptor> {
         self.events.get(type_name)?.iter().copied().find(|h| h.info.id == id)
     }
 

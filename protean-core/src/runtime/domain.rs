@@ -10,11 +10,14 @@ use uuid::Uuid;
 use crate::model::element::{Aggregate, Command};
 use crate::model::error::StoreError;
 use crate::model::identity::Identifier;
-use crate::registry::{registered, ElementDescriptor, Model, ModelError};
+use crate::registry::{registered, ElementDescriptor, MessageKind, Model, ModelError, ModelProblem};
 use crate::runtime::context::{read_model, replayed, stream_of, Context, ReadModel};
-use crate::runtime::engine::Engine;
+use crate::runtime::engine::{DeliveryPolicy, Engine};
+use crate::runtime::policy::{DeliveryMode, RetryPolicy};
+use crate::runtime::workers::{WorkerConfig, Workers};
 use crate::runtime::handler::{registered_handlers, HandlerDescriptor, Route};
 use crate::runtime::outcome::{Delivered, DeliveryFailure, ProcessError, Processed};
+use crate::runtime::idempotency::first_outcome;
 use crate::store::{Cause, Envelope, MemoryStore, Store};
 
 /// Chooses which registered elements and handlers form a domain, and where it keeps its data.
@@ -25,6 +28,9 @@ pub struct DomainBuilder {
     conflict_retries: u32,
     lease: std::time::Duration,
     snapshot_every: u64,
+    mode: DeliveryMode,
+    retry: RetryPolicy,
+    per_handler: Vec<(String, RetryPolicy)>,
 }
 
 impl Default for DomainBuilder {
@@ -35,6 +41,9 @@ impl Default for DomainBuilder {
             conflict_retries: 3,
             lease: std::time::Duration::from_secs(30),
             snapshot_every: 100,
+            mode: DeliveryMode::Inline,
+            retry: RetryPolicy::default(),
+            per_handler: Vec::new(),
         }
     }
 }
@@ -45,7 +54,8 @@ impl fmt::Debug for DomainBuilder {
             .field("modules", &self.modules)
             .field("store", &self.store.as_ref().map(|_| "..."))
             .field("conflict_retries", &self.conflict_retries)
-            .finish()
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
     }
 }
 
@@ -93,6 +103,30 @@ impl DomainBuilder {
         self
     }
 
+    /// When reactions run: [`DeliveryMode::Inline`] (the default) inside
+    /// [`Domain::process`], or [`DeliveryMode::Background`], by the delivery
+    /// [workers](Domain::workers) after `process` has returned.
+    pub fn delivery(mut self, mode: DeliveryMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// How delivery workers retry a failing handler, and what they do after its last
+    /// attempt, for every handler without a policy of its own
+    /// (default: [`RetryPolicy::default`]).
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// The retry policy of one event handler, named as in reports and dead letters
+    /// (`"InventoryReactions::reserve"`). [`build`](Self::build) fails when no event
+    /// handler of the domain has that name.
+    pub fn handler_policy(mut self, handler: impl Into<String>, policy: RetryPolicy) -> Self {
+        self.per_handler.push((handler.into(), policy));
+        self
+    }
+
     /// Collects the matching descriptors and handlers and checks the model: what the
     /// compiler cannot see, such as a command with no handler or with two.
     pub fn build(self) -> Result<Domain, ModelError> {
@@ -111,8 +145,28 @@ impl DomainBuilder {
         let model = Model::checked(elements, handlers.iter().map(|h| h.info).collect(), |aggregate, event| {
             crate::runtime::sourcing::applier(aggregate, event).is_some()
         })?;
+        let mut per_handler = foldhash::HashMap::default();
+        let mut problems = Vec::new();
+        for (name, policy) in &self.per_handler {
+            match handlers.iter().find(|h| h.info.id == name && h.info.kind == MessageKind::Event) {
+                Some(handler) => {
+                    per_handler.insert(handler.info.id, *policy);
+                }
+                None => problems.push(ModelProblem {
+                    element: name.clone(),
+                    message: "a retry policy names an event handler this domain does not have: name it as \
+                              `Handler::method`, as in `DeliveryFailure` reports"
+                        .into(),
+                }),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ModelError { problems });
+        }
+        let delivery = DeliveryPolicy { mode: self.mode, retry: self.retry, per_handler };
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
-        let engine = Arc::new(Engine::new(store, &handlers, self.conflict_retries, self.lease, self.snapshot_every));
+        let engine =
+            Arc::new(Engine::new(store, &handlers, self.conflict_retries, self.lease, self.snapshot_every, delivery));
         Ok(Domain { model, engine })
     }
 }
@@ -150,6 +204,10 @@ impl Domain {
         &self.model
     }
 
+    pub(crate) fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
     /// The store this domain keeps its aggregates and events in.
     pub fn store(&self) -> &Arc<dyn Store> {
         self.engine.store()
@@ -157,19 +215,31 @@ impl Domain {
 
     /// Processes a command: validates it, runs its handler in a unit of work, commits the
     /// one aggregate it changed (with an optimistic version check, retried on conflict),
-    /// then delivers the raised events to their handlers.
+    /// then, in [inline](DeliveryMode::Inline) delivery, delivers the raised events to
+    /// their handlers. In [background](DeliveryMode::Background) delivery it returns once
+    /// the unit of work is committed, and the [workers](Self::workers) deliver.
     ///
     /// Returns an error when the command is refused or cannot be committed. On success
     /// the [`Processed`] outcome carries the handler's reply (what the command declares
-    /// with `returns = T`); failures of the event handlers after the commit are reported
-    /// in [`Processed::failures`] and kept for [`retry_failed`](Self::retry_failed), and
-    /// [`Processed::all_delivered`] turns them into an error.
+    /// with `returns = T`); failures of the event handlers after the commit (inline) are
+    /// reported in [`Processed::failures`] and kept for [`retry_failed`](Self::retry_failed),
+    /// and [`Processed::all_delivered`] turns them into an error.
+    ///
+    /// The command gets a fresh id; to make a command idempotent, give it an id with
+    /// [`process_with`](Self::process_with).
     pub async fn process<C: Command>(&self, command: C) -> Result<Processed<C::Reply>, ProcessError> {
-        self.process_with(command, Uuid::now_v7(), None).await
+        let command_id = Uuid::now_v7();
+        self.process_as(command, Cause::command(command_id), false).await
     }
 
-    /// [`process`](Self::process) with the command's id given, and optionally the
-    /// correlation id of the conversation it continues.
+    /// [`process`](Self::process) with the command's id given (a client's idempotency
+    /// key), and optionally the correlation id of the conversation it continues.
+    ///
+    /// The id is recorded in the unit of work's transaction, with the reply: a command
+    /// with an id already processed (a client retrying, in this process or another,
+    /// even at the same moment) changes nothing, and is handed the first outcome (its
+    /// reply, and what it wrote, read back). A command that was refused recorded
+    /// nothing: sent again, it runs again.
     pub async fn process_with<C: Command>(
         &self,
         command: C,
@@ -177,14 +247,23 @@ impl Domain {
         correlation_id: Option<Uuid>,
     ) -> Result<Processed<C::Reply>, ProcessError> {
         let cause = Cause { causation_id: command_id, correlation_id: correlation_id.unwrap_or(command_id) };
+        self.process_as(command, cause, true).await
+    }
+
+    async fn process_as<C: Command>(
+        &self,
+        command: C,
+        cause: Cause,
+        idempotent: bool,
+    ) -> Result<Processed<C::Reply>, ProcessError> {
         let span = tracing::info_span!(
             "command",
             command = C::TYPE_NAME,
-            command_id = %command_id,
+            command_id = %cause.causation_id,
             correlation_id = %cause.correlation_id,
             attempt = tracing::field::Empty,
         );
-        let outcome = self.run_command(command, cause).instrument(span.clone()).await;
+        let outcome = self.run_command(command, cause, idempotent).instrument(span.clone()).await;
         if let Err(error) = &outcome {
             span.in_scope(|| match error {
                 ProcessError::Rejected { .. } => {
@@ -196,14 +275,39 @@ impl Domain {
         outcome
     }
 
-    async fn run_command<C: Command>(&self, command: C, cause: Cause) -> Result<Processed<C::Reply>, ProcessError> {
+    async fn run_command<C: Command>(
+        &self,
+        command: C,
+        cause: Cause,
+        idempotent: bool,
+    ) -> Result<Processed<C::Reply>, ProcessError> {
         let engine = &self.engine;
         command.validate().map_err(|e| ProcessError::Rejected { type_name: C::TYPE_NAME, error: e.into() })?;
         let handler = engine.commands.get(C::TYPE_NAME).ok_or(ProcessError::Unhandled(C::TYPE_NAME))?;
         let Route::Command(route) = handler.route else { return Err(ProcessError::Unhandled(C::TYPE_NAME)) };
-        let (committed, reply) = route(engine, Box::new(command), cause).await?;
+        let command_id = cause.causation_id;
+        if idempotent {
+            if let Some(first) = first_outcome::<C>(engine.store.as_ref(), command_id).await? {
+                tracing::info!("a copy of a command already processed: handing back its first outcome");
+                return Ok(first);
+            }
+        }
+        let (committed, reply) = match route(engine, Box::new(command), cause, idempotent).await {
+            Ok(done) => done,
+            // A copy racing the first (here or in another process) may be refused by the
+            // state the first left, or by its recorded id: either way, the first outcome.
+            Err(error) if idempotent => match first_outcome::<C>(engine.store.as_ref(), command_id).await? {
+                Some(first) => return Ok(first),
+                None => return Err(error),
+            },
+            Err(error) => return Err(error),
+        };
         let reply = *reply.downcast::<C::Reply>().map_err(|_| ProcessError::Unhandled(C::TYPE_NAME))?;
-        Ok(engine.deliver_committed(cause.causation_id, committed).await.with_reply(reply))
+        if engine.inline() {
+            return Ok(engine.deliver_committed(command_id, committed).await.with_reply(reply));
+        }
+        let events = committed.iter().flat_map(|c| c.events.iter().cloned()).collect();
+        Ok(Processed { reply, command_id, committed, events, failures: Vec::new() })
     }
 
     /// A unit of work for application code (seeding data, a migration, an admin task):
@@ -263,6 +367,20 @@ impl Domain {
     /// [`failed_deliveries`](Self::failed_deliveries) and is returned as well.
     pub async fn retry_failed(&self) -> Delivered {
         self.engine.retry_failed().await
+    }
+
+    /// Delivery workers for this domain, to [`start`](Workers::start) on the current
+    /// tokio runtime: they deliver what the outbox holds, in any
+    /// [delivery mode](DeliveryMode). Start them in every process that should share the
+    /// work: on PostgreSQL any number of processes may, each stream being worked by one
+    /// worker at a time.
+    pub fn workers(&self, config: WorkerConfig) -> Workers {
+        Workers::new(Arc::clone(&self.engine), config)
+    }
+
+    /// How reactions are delivered in this domain.
+    pub fn delivery_mode(&self) -> DeliveryMode {
+        self.engine.delivery.mode
     }
 
     /// A read model by key.

@@ -23,8 +23,13 @@ use crate::store::{BoxFuture, Committed};
 pub type CommandOutcome = (Vec<Committed>, Box<dyn Any + Send>);
 
 /// Runs a command's handler in a unit of work and commits it.
-pub type CommandRoute =
-    for<'a> fn(&'a Arc<Engine>, Box<dyn Any + Send>, Cause) -> BoxFuture<'a, Result<CommandOutcome, ProcessError>>;
+/// With `idempotent`, the command's id is recorded in its unit of work's transaction.
+pub type CommandRoute = for<'a> fn(
+    &'a Arc<Engine>,
+    Box<dyn Any + Send>,
+    Cause,
+    bool,
+) -> BoxFuture<'a, Result<CommandOutcome, ProcessError>>;
 
 /// Runs one event handler in its own unit of work and commits it.
 pub type EventRoute =
@@ -117,11 +122,13 @@ where
 
 /// The route of a command handler: runs `H` in a unit of work on `A` and commits it,
 /// running it again (with a fresh unit of work) when the commit meets a version conflict,
-/// as many times as the domain's retry policy allows.
+/// as many times as the domain's retry policy allows. With `idempotent`, the command's id
+/// (the cause's causation id) is recorded in the same transaction, with its reply.
 pub fn run_command<'a, A, C, H>(
     engine: &'a Arc<Engine>,
     command: Box<dyn Any + Send>,
     cause: Cause,
+    idempotent: bool,
 ) -> BoxFuture<'a, Result<CommandOutcome, ProcessError>>
 where
     A: Aggregate,
@@ -136,9 +143,9 @@ where
             tracing::Span::current().record("attempt", attempt + 1);
             // The last attempt takes the command; earlier ones clone it in case of a conflict.
             if attempt >= retries {
-                return command_once::<A, C, H>(engine, cause, command).await;
+                return command_once::<A, C, H>(engine, cause, command, idempotent).await;
             }
-            match command_once::<A, C, H>(engine, cause, command.clone()).await {
+            match command_once::<A, C, H>(engine, cause, command.clone(), idempotent).await {
                 Err(ProcessError::Conflict(conflict)) => {
                     attempt += 1;
                     conflicted(&conflict, attempt, retries);
@@ -149,7 +156,12 @@ where
     })
 }
 
-async fn command_once<A, C, H>(engine: &Arc<Engine>, cause: Cause, command: C) -> Result<CommandOutcome, ProcessError>
+async fn command_once<A, C, H>(
+    engine: &Arc<Engine>,
+    cause: Cause,
+    command: C,
+    idempotent: bool,
+) -> Result<CommandOutcome, ProcessError>
 where
     A: Aggregate,
     C: Command,
@@ -157,6 +169,15 @@ where
 {
     let mut ctx = Context::<A>::new(Arc::clone(engine), cause, C::TYPE_NAME);
     let reply = H::handle(&mut ctx, command).await.map_err(|error| ProcessError::from_domain(C::TYPE_NAME, error))?;
+    if idempotent {
+        let json = serde_json::to_string(&reply).map_err(|e| {
+            ProcessError::Store(crate::model::error::StoreError::Serialize {
+                what: format!("the reply to {}", C::TYPE_NAME),
+                reason: e.to_string(),
+            })
+        })?;
+        ctx.record_command(json);
+    }
     Ok((ctx.commit_unit().await?, Box::new(reply)))
 }
 

@@ -10,9 +10,16 @@ mod delivery;
 mod domain;
 pub(crate) mod engine;
 pub(crate) mod handler;
+mod health;
+pub(crate) mod idempotency;
 pub(crate) mod outcome;
+mod policy;
 pub(crate) mod sourcing;
+mod workers;
 
 pub use context::{ChangedBy, Context, ContextOf, Opened, ReadModel, SameAggregate};
 pub use domain::{Domain, DomainBuilder};
+pub use health::{DeliveryStatus, HandlerHealth, Replayed};
 pub use outcome::{Delivered, DeliveryFailure, ProcessError, Processed};
+pub use policy::{DeliveryMode, RetryPolicy, WhenDead};
+pub use workers::{NoRuntime, WorkerConfig, WorkerHandle, WorkerReport, Workers};

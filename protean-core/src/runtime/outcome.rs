@@ -31,6 +31,15 @@ pub enum ProcessError {
     /// Loading or saving failed.
     #[error(transparent)]
     Store(StoreError),
+    /// There is no dead letter of this event for this handler (it was replayed or
+    /// discarded already, or is being retried), or the handler is not in this domain.
+    #[error("no dead letter of event {event_id} for `{handler}`")]
+    NoDeadLetter {
+        /// The handler named.
+        handler: String,
+        /// The event named.
+        event_id: Uuid,
+    },
     /// The command committed, but handlers reacting to its events failed: what
     /// [`Processed::all_delivered`] makes of a [`Processed`] with failures. The events
     /// are kept, and [`Domain::retry_failed`](crate::runtime::Domain::retry_failed) delivers them again.

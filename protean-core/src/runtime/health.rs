@@ -1,0 +1,256 @@
+//! Dead letters and health: what an operator asks of a domain whose reactions run in
+//! the background. Listing, inspecting, replaying and discarding failed deliveries, and
+//! the lag and counts a health endpoint reports.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use crate::runtime::domain::Domain;
+use crate::runtime::engine::Engine;
+use crate::runtime::handler::HandlerDescriptor;
+use crate::runtime::outcome::ProcessError;
+use crate::store::{FailedDelivery, FailureQuery, FailureStatus, FailureUpdate, OffsetDateTime, StreamId};
+
+/// The outbox and the handlers at a glance, from [`Domain::delivery_status`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryStatus {
+    /// Events not yet delivered to every handler.
+    pub undelivered: u64,
+    /// When the oldest of them was recorded.
+    pub oldest_undelivered: Option<OffsetDateTime>,
+    /// How long the oldest has waited (the delivery lag): zero when all are delivered.
+    pub lag: Duration,
+    /// Each event handler of the domain, by name.
+    pub handlers: Vec<HandlerHealth>,
+}
+
+/// One event handler's deliveries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HandlerHealth {
+    /// The handler (`"InventoryReactions::reserve"`).
+    pub handler: String,
+    /// Deliveries that succeeded in this process since the domain was built (workers,
+    /// inline delivery and replays).
+    pub delivered: u64,
+    /// Events it failed on that are being retried (in the store: every process's).
+    pub retrying: u64,
+    /// Its dead letters.
+    pub dead: u64,
+    /// Events held behind its dead letters.
+    pub held: u64,
+}
+
+/// What a replay or a discard delivered, and what failed again.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[must_use = "a replay may fail again: check `failed`"]
+pub struct Replayed {
+    /// The (handler, event id) pairs delivered: the replayed dead letter, then the
+    /// events that were held behind it, in stream order.
+    pub delivered: Vec<(String, Uuid)>,
+    /// Dead letters that failed again, as now stored (one more attempt, the new error).
+    pub failed: Vec<FailedDelivery>,
+}
+
+impl Domain {
+    /// The delivery lag, the undelivered count and each handler's deliveries, retries,
+    /// dead letters and held events: a few indexed reads, for a health endpoint.
+    pub async fn delivery_status(&self) -> Result<DeliveryStatus, ProcessError> {
+        let engine = self.engine();
+        let status = engine.store.outbox_status().await?;
+        let lag = status.oldest_undelivered.map_or(Duration::ZERO, |oldest| {
+            Duration::try_from(OffsetDateTime::now_utc() - oldest).unwrap_or(Duration::ZERO)
+        });
+        let mut handlers: Vec<HandlerHealth> = engine
+            .delivered
+            .iter()
+            .map(|(name, count)| HandlerHealth {
+                handler: (*name).to_owned(),
+                delivered: count.load(Ordering::Relaxed),
+                ..HandlerHealth::default()
+            })
+            .collect();
+        for counts in status.failures {
+            let entry = match handlers.iter_mut().find(|h| h.handler == counts.handler) {
+                Some(entry) => entry,
+                None => {
+                    // A handler of another domain on the same store.
+                    handlers.push(HandlerHealth { handler: counts.handler.clone(), ..HandlerHealth::default() });
+                    handlers.last_mut().expect("just pushed")
+                }
+            };
+            (entry.retrying, entry.dead, entry.held) = (counts.retrying, counts.dead, counts.held);
+        }
+        handlers.sort_by(|a, b| a.handler.cmp(&b.handler));
+        Ok(DeliveryStatus {
+            undelivered: status.undelivered,
+            oldest_undelivered: status.oldest_undelivered,
+            lag,
+            handlers,
+        })
+    }
+
+    /// The failed deliveries kept in the store that match `query` (retrying, dead or
+    /// held), in the order their events were stored.
+    pub async fn delivery_failures(&self, query: FailureQuery) -> Result<Vec<FailedDelivery>, ProcessError> {
+        Ok(self.engine().store.failed_deliveries(query).await?)
+    }
+
+    /// The dead letters (up to 1,000), in the order their events were stored.
+    pub async fn dead_letters(&self) -> Result<Vec<FailedDelivery>, ProcessError> {
+        let query = FailureQuery { status: Some(FailureStatus::Dead), ..FailureQuery::default() };
+        self.delivery_failures(query).await
+    }
+
+    /// The failed delivery of `event_id` to `handler`, whatever its status, to inspect.
+    pub async fn dead_letter(&self, handler: &str, event_id: Uuid) -> Result<Option<FailedDelivery>, ProcessError> {
+        find(self.engine(), handler, event_id).await
+    }
+
+    /// Delivers a dead letter again to its handler, once (after the handler or the data
+    /// was fixed). On success it is forgotten and, when the handler holds its streams,
+    /// the events held behind it are delivered in order (stopping at one that fails,
+    /// which becomes the stream's dead letter). On failure it stays dead, with one more
+    /// attempt and the new error. [`ProcessError::NoDeadLetter`] when there is no such
+    /// dead letter.
+    pub async fn replay(&self, handler: &str, event_id: Uuid) -> Result<Replayed, ProcessError> {
+        let engine = self.engine();
+        let failure = find(engine, handler, event_id)
+            .await?
+            .filter(|f| f.status == FailureStatus::Dead)
+            .ok_or_else(|| ProcessError::NoDeadLetter { handler: handler.to_owned(), event_id })?;
+        let descriptor = descriptor(engine, &failure)?;
+            let stream = failure.event.stream.clone();
+        let mut replayed = Replayed::default();
+        if deliver_again(engine, descriptor, failure, &mut replayed).await? {
+            release_held(engine, descriptor, stream, &mut replayed).await?;
+        }
+        Ok(replayed)
+    }
+
+    /// [`replay`](Self::replay)s every dead letter, oldest event first.
+    pub async fn replay_all(&self) -> Result<Replayed, ProcessError> {
+        let mut all = Replayed::default();
+        for failure in self.dead_letters().await? {
+            // An earlier replay of the same stream may have settled it.
+            match self.replay(&failure.handler, failure.event.id).await {
+                Ok(replayed) => {
+                    all.delivered.extend(replayed.delivered);
+                    all.failed.extend(replayed.failed);
+                }
+                Err(ProcessError::NoDeadLetter { .. }) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(all)
+    }
+
+    /// Gives up on a dead letter: its handler never gets the event. When the handler
+    /// holds its streams, the events held behind it are delivered now, in order.
+    /// [`ProcessError::NoDeadLetter`] when there is no such dead letter.
+    pub async fn discard(&self, handler: &str, event_id: Uuid) -> Result<Replayed, ProcessError> {
+        let engine = self.engine();
+        let failure = find(engine, handler, event_id)
+            .await?
+            .filter(|f| f.status == FailureStatus::Dead)
+            .ok_or_else(|| ProcessError::NoDeadLetter { handler: handler.to_owned(), event_id })?;
+        let descriptor = descriptor(engine, &failure)?;
+        engine.store.remove_failure(handler, event_id).await?;
+        tracing::warn!(handler, event_id = %event_id, stream = %failure.event.stream, "dead letter discarded");
+        let mut replayed = Replayed::default();
+        release_held(engine, descriptor, failure.event.stream, &mut replayed).await?;
+        Ok(replayed)
+    }
+}
+
+async fn find(engine: &Engine, handler: &str, event_id: Uuid) -> Result<Option<FailedDelivery>, ProcessError> {
+    // Failures are few per handler; the store filters by handler, then the id is found here.
+    let query = FailureQuery { handler: Some(handler.to_owned()), limit: 100_000, ..FailureQuery::default() };
+    let found = engine.store.failed_deliveries(query).await?;
+    Ok(found.into_iter().find(|f| f.event.id == event_id))
+}
+
+fn descriptor(engine: &Engine, failure: &FailedDelivery) -> Result<&'static HandlerDescriptor, ProcessError> {
+    engine.event_handler(&failure.handler, &failure.event.type_name).ok_or_else(|| ProcessError::NoDeadLetter {
+        handler: failure.handler.clone(),
+        event_id: failure.event.id,
+    })
+}
+
+/// Runs `handler` on a failed delivery's event once. `Ok(true)` when delivered (or
+/// already handled): forgotten, and recorded in `replayed`; `Ok(false)` when it failed
+/// again: dead, with one more attempt, in `replayed.failed`.
+async fn deliver_again(
+    engine: &Arc<Engine>,
+    handler: &'static HandlerDescriptor,
+    failure: FailedDelivery,
+    replayed: &mut Replayed,
+) -> Result<bool, ProcessError> {
+    let event = &failure.event;
+    let outcome = if engine.store.is_handled(handler.info.id, event.id).await? {
+        Ok(Vec::new())
+    } else {
+        engine.run_event_handler(handler, event).await
+    };
+    match outcome {
+        Ok(committed) => {
+            engine.store.remove_failure(handler.info.id, event.id).await?;
+            engine.count_delivered(handler.info.id);
+            replayed.delivered.push((handler.info.id.to_owned(), event.id));
+            if engine.inline() {
+                // What the handler raised goes on as in `process`; failures are kept for `retry_failed`.
+                let raised = committed.into_iter().flat_map(|c| c.events).collect();
+                let _ = engine.deliver(raised).await;
+            }
+            Ok(true)
+        }
+        Err(error) => {
+            let update = FailureUpdate {
+                handler: handler.info.id.into(),
+                event: event.clone(),
+                status: FailureStatus::Dead,
+                error: error.to_string(),
+                at: OffsetDateTime::now_utc(),
+            };
+            let attempts = engine.store.record_failure(update).await?;
+            let last_error = error.to_string();
+            replayed.failed.push(FailedDelivery {
+                status: FailureStatus::Dead,
+                attempts,
+                last_error,
+                last_failed_at: OffsetDateTime::now_utc(),
+                ..failure
+            });
+            Ok(false)
+        }
+    }
+}
+
+/// Delivers, in stream order, the events of `stream` held for `handler` behind a dead
+/// letter now replayed or discarded, until one fails.
+async fn release_held(
+    engine: &Arc<Engine>,
+    handler: &'static HandlerDescriptor,
+    stream: StreamId,
+    replayed: &mut Replayed,
+) -> Result<(), ProcessError> {
+    loop {
+        let query = FailureQuery {
+            handler: Some(handler.info.id.to_owned()),
+            stream: Some(stream.clone()),
+            status: None,
+            limit: 100,
+        };
+        let failures = engine.store.failed_deliveries(query).await?;
+        if failures.is_empty() || failures.iter().any(|f| f.status != FailureStatus::Held) {
+            return Ok(()); // all delivered, or another dead letter (or a retry) comes first
+        }
+        for failure in failures {
+            if !deliver_again(engine, handler, failure, replayed).await? {
+                return Ok(()); // the new dead letter holds the rest
+            }
+        }
+    }
+}

@@ -1,0 +1,497 @@
+//! Delivery workers: reactions off the request path.
+//!
+//! A [`Workers`] handle, started on the current tokio runtime, claims undelivered events
+//! from the store's outbox, runs each handler of each event in its own unit of work, and
+//! records the outcome: handled (in the handler's own transaction), retried after a
+//! backoff, or dead-lettered. Each stream's events are worked in order by one task; tasks
+//! of different streams run concurrently, up to [`WorkerConfig::concurrency`].
+//!
+//! Workers wake when this process commits events, when the store signals that another
+//! process did (PostgreSQL's `LISTEN/NOTIFY`), and otherwise every
+//! [`WorkerConfig::poll_interval`]. Their claims carry a lease, renewed while they work;
+//! a stopped worker releases what it claimed and did not deliver.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+use crate::runtime::engine::Engine;
+use crate::runtime::handler::HandlerDescriptor;
+use crate::runtime::policy::WhenDead;
+use crate::store::{Envelope, FailureStatus, FailureUpdate, HandlerState, OffsetDateTime};
+
+/// How delivery workers claim and run work.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Streams worked at once (default 16).
+    pub concurrency: usize,
+    /// Events claimed at a time (default 128).
+    pub batch: usize,
+    /// How long a claim holds before another worker may take it over, if this one
+    /// stops renewing it (default 30 s). Claims are renewed every third of it. On
+    /// PostgreSQL a crashed process's claims are free at once, whatever their lease.
+    pub lease: Duration,
+    /// The longest a worker sleeps without looking at the outbox (default 1 s): the
+    /// fallback when no signal arrives.
+    pub poll_interval: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            concurrency: 16,
+            batch: 128,
+            lease: Duration::from_secs(30),
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+impl WorkerConfig {
+    /// This configuration working `streams` streams at once (at least 1).
+    pub fn concurrency(mut self, streams: usize) -> Self {
+        self.concurrency = streams.max(1);
+        self
+    }
+
+    /// This configuration claiming `events` events at a time (at least 1).
+    pub fn batch(mut self, events: usize) -> Self {
+        self.batch = events.max(1);
+        self
+    }
+
+    /// This configuration with claims leased for `lease`.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// This configuration polling at least every `interval`.
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+}
+
+/// Delivery workers not started yet: from [`Domain::workers`](crate::runtime::Domain::workers).
+#[derive(Debug)]
+#[must_use = "workers do nothing until started: call `.start()`"]
+pub struct Workers {
+    engine: Arc<Engine>,
+    config: WorkerConfig,
+}
+
+/// Workers must be started inside a tokio runtime.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("delivery workers start on a tokio runtime: call `start()` from within one (`#[tokio::main]`, `Runtime::block_on`)")]
+pub struct NoRuntime;
+
+impl Workers {
+    pub(crate) fn new(engine: Arc<Engine>, config: WorkerConfig) -> Self {
+        Workers { engine, config }
+    }
+
+    /// Starts the workers on the current tokio runtime; they run until
+    /// [`WorkerHandle::shutdown`] (or until the handle is dropped, which stops them
+    /// without waiting).
+    pub fn start(self) -> Result<WorkerHandle, NoRuntime> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| NoRuntime)?;
+        let shared = Arc::new(Shared {
+            engine: self.engine,
+            config: self.config,
+            stop: Stop::default(),
+            counts: Counts::default(),
+            inflight: Mutex::new(HashSet::new()),
+        });
+        let task = runtime.spawn(run(Arc::clone(&shared)));
+        Ok(WorkerHandle { shared, task: Some(task) })
+    }
+}
+
+/// Running delivery workers. [`shutdown`](Self::shutdown) stops them gracefully.
+#[derive(Debug)]
+pub struct WorkerHandle {
+    shared: Arc<Shared>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl WorkerHandle {
+    /// What the workers have done so far.
+    pub fn report(&self) -> WorkerReport {
+        self.shared.counts.report()
+    }
+
+    /// Stops the workers: they claim nothing more, finish the units of work in flight
+    /// (an event whose handlers are running is finished; a backoff wait is cut short),
+    /// release the claims on what they did not deliver, and report what they did.
+    pub async fn shutdown(mut self) -> WorkerReport {
+        self.shared.stop.set();
+        if let Some(task) = self.task.take() {
+            if let Err(error) = task.await {
+                tracing::error!(error = &error as &dyn std::error::Error, "the delivery worker task failed");
+            }
+        }
+        self.shared.counts.report()
+    }
+}
+
+impl Drop for WorkerHandle {
+    fn drop(&mut self) {
+        // Stops claiming; the task finishes and releases its claims on its own.
+        self.shared.stop.set();
+    }
+}
+
+/// What delivery workers did: counts since they started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerReport {
+    /// Events worked to the end: every handler handled it, dead-lettered it, or holds it.
+    pub events: u64,
+    /// Handler runs that succeeded (one per handler and event).
+    pub deliveries: u64,
+    /// Handler runs that failed (each retry counts).
+    pub failed_attempts: u64,
+    /// (Event, handler) pairs that became dead letters.
+    pub dead_lettered: u64,
+    /// (Event, handler) pairs held behind a dead letter of their stream.
+    pub held: u64,
+    /// Claims released at shutdown, on events not delivered.
+    pub released: u64,
+    /// Times the store failed to answer a claim, renewal or record (retried).
+    pub store_errors: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    events: AtomicU64,
+    deliveries: AtomicU64,
+    failed_attempts: AtomicU64,
+    dead_lettered: AtomicU64,
+    held: AtomicU64,
+    released: AtomicU64,
+    store_errors: AtomicU64,
+}
+
+impl Counts {
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn report(&self) -> WorkerReport {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        WorkerReport {
+            events: get(&self.events),
+            deliveries: get(&self.deliveries),
+            failed_attempts: get(&self.failed_attempts),
+            dead_lettered: get(&self.dead_lettered),
+            held: get(&self.held),
+            released: get(&self.released),
+            store_errors: get(&self.store_errors),
+        }
+    }
+}
+
+/// A stop flag with a wake-up.
+#[derive(Debug, Default)]
+struct Stop {
+    set: AtomicBool,
+    notify: Notify,
+}
+
+impl Stop {
+    fn set(&self) {
+        self.set.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    fn is_set(&self) -> bool {
+        self.set.load(Ordering::SeqCst)
+    }
+
+    async fn wait(&self) {
+        let notified = self.notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.is_set() {
+            return;
+        }
+        notified.await;
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    engine: Arc<Engine>,
+    config: WorkerConfig,
+    stop: Stop,
+    counts: Counts,
+    /// Events claimed and not yet settled: renewed while worked, released at the end.
+    inflight: Mutex<HashSet<Uuid>>,
+}
+
+impl Shared {
+    fn inflight(&self) -> std::sync::MutexGuard<'_, HashSet<Uuid>> {
+        self.inflight.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The claiming loop: claims, hands each stream to a task, renews, waits for a signal.
+async fn run(shared: Arc<Shared>) {
+    let engine = Arc::clone(&shared.engine);
+    let config = shared.config.clone();
+    let remote = engine.store.outbox_signal();
+    let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
+    let mut tasks: JoinSet<()> = JoinSet::new();
+    let renew_every = (config.lease / 3).max(Duration::from_millis(10));
+    let mut renew = tokio::time::interval(renew_every);
+    renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tracing::info!(concurrency = config.concurrency, batch = config.batch, "delivery workers started");
+    while !shared.stop.is_set() {
+        // Listen before claiming, so that a commit made while claiming is not missed.
+        let local = engine.signal.notified();
+        tokio::pin!(local);
+        local.as_mut().enable();
+        let remote_wait = async {
+            match &remote {
+                Some(signal) => signal.notified().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(remote_wait);
+
+        let mut full = false;
+        if tasks.len() < config.concurrency.max(1) {
+            match engine.store.claim_undelivered(config.batch.max(1), config.lease).await {
+                Ok(claimed) => {
+                    full = claimed.len() >= config.batch.max(1);
+                    if !claimed.is_empty() {
+                        tracing::debug!(events = claimed.len(), "claimed undelivered events");
+                    }
+                    for stream in by_stream(claimed) {
+                        shared.inflight().extend(stream.iter().map(|e| e.id));
+                        let (shared, permits) = (Arc::clone(&shared), Arc::clone(&permits));
+                        tasks.spawn(async move {
+                            let Ok(_permit) = permits.acquire_owned().await else { return };
+                            work_stream(&shared, stream).await;
+                        });
+                    }
+                }
+                Err(error) => {
+                    Counts::add(&shared.counts.store_errors, 1);
+                    tracing::warn!(error = &error as &dyn std::error::Error, "could not claim undelivered events");
+                }
+            }
+        }
+        if full && tasks.len() < config.concurrency.max(1) {
+            continue; // more may be waiting
+        }
+        tokio::select! {
+            _ = &mut local => {}
+            _ = &mut remote_wait => {}
+            _ = tokio::time::sleep(config.poll_interval) => {}
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => joined(done),
+            _ = renew.tick() => renew_claims(&shared).await,
+            _ = shared.stop.wait() => {}
+        }
+    }
+    // Graceful shutdown: the stream tasks see the stop and finish their current event.
+    while let Some(done) = tasks.join_next().await {
+        joined(done);
+    }
+    let left: Vec<Uuid> = shared.inflight().drain().collect();
+    if !left.is_empty() {
+        match engine.store.release_claims(left.clone()).await {
+            Ok(()) => Counts::add(&shared.counts.released, left.len() as u64),
+            Err(error) => {
+                Counts::add(&shared.counts.store_errors, 1);
+                tracing::warn!(
+                    events = left.len(),
+                    error = &error as &dyn std::error::Error,
+                    "could not release claims at shutdown; they are free when their lease runs out"
+                );
+            }
+        }
+    }
+    let report = shared.counts.report();
+    tracing::info!(
+        events = report.events,
+        deliveries = report.deliveries,
+        dead_lettered = report.dead_lettered,
+        released = report.released,
+        "delivery workers stopped"
+    );
+}
+
+fn joined(done: Result<(), tokio::task::JoinError>) {
+    if let Err(error) = done {
+        tracing::error!(error = &error as &dyn std::error::Error, "a delivery task panicked");
+    }
+}
+
+async fn renew_claims(shared: &Shared) {
+    let ids: Vec<Uuid> = shared.inflight().iter().copied().collect();
+    if ids.is_empty() {
+        return;
+    }
+    if let Err(error) = shared.engine.store.renew_claims(ids, shared.config.lease).await {
+        Counts::add(&shared.counts.store_errors, 1);
+        tracing::warn!(error = &error as &dyn std::error::Error, "could not renew claims");
+    }
+}
+
+/// Claimed events grouped by stream, each group in claim (so stream) order, the groups
+/// in the order of their first event.
+fn by_stream(events: Vec<Envelope>) -> Vec<Vec<Envelope>> {
+    let mut groups: Vec<Vec<Envelope>> = Vec::new();
+    let mut index: foldhash::HashMap<crate::store::StreamId, usize> = foldhash::HashMap::default();
+    for event in events {
+        match index.get(&event.stream) {
+            Some(&i) => groups[i].push(event),
+            None => {
+                index.insert(event.stream.clone(), groups.len());
+                groups.push(vec![event]);
+            }
+        }
+    }
+    groups
+}
+
+/// Works one stream's claimed events in order, until done or stopped.
+async fn work_stream(shared: &Shared, events: Vec<Envelope>) {
+    for event in events {
+        if shared.stop.is_set() {
+            return; // the rest stays in `inflight`, and is released
+        }
+        let Some(mark) = settle(shared, &event).await else { return };
+        if mark {
+            if let Err(error) = shared.engine.store.mark_delivered(vec![event.id]).await {
+                Counts::add(&shared.counts.store_errors, 1);
+                tracing::warn!(
+                    event_id = %event.id,
+                    error = &error as &dyn std::error::Error,
+                    "could not mark an event delivered; it will be claimed again and its handlers skip it"
+                );
+            }
+        }
+        Counts::add(&shared.counts.events, 1);
+        shared.inflight().remove(&event.id);
+    }
+}
+
+/// Gives `event` to each of its handlers until each has handled it, dead-lettered it or
+/// holds it. `Some(mark)`: settled, and whether it still needs marking delivered (its
+/// only handler's commit marks it); `None`: stopped first.
+async fn settle(shared: &Shared, event: &Envelope) -> Option<bool> {
+    let engine = &shared.engine;
+    let handlers = engine.events.get(&*event.type_name).map(Vec::as_slice).unwrap_or_default();
+    let mut marked_by_handler = false;
+    for &handler in handlers {
+        let state = handler_state(shared, handler, event).await?;
+        if state.handled {
+            continue;
+        }
+        let policy = engine.retry_policy(handler.info.id);
+        if state.held && policy.when_dead == WhenDead::HoldStream {
+            let update = FailureUpdate {
+                handler: handler.info.id.into(),
+                event: event.clone(),
+                status: FailureStatus::Held,
+                error: format!("held behind a dead letter of {} for this handler", event.stream),
+                at: OffsetDateTime::now_utc(),
+            };
+            record(shared, update).await;
+            Counts::add(&shared.counts.held, 1);
+            continue;
+        }
+        let mut attempts = state.attempts;
+        loop {
+            match engine.run_event_handler(handler, event).await {
+                Ok(_) => {
+                    Counts::add(&shared.counts.deliveries, 1);
+                    engine.count_delivered(handler.info.id);
+                    marked_by_handler = handlers.len() == 1;
+                    if attempts > 0 {
+                        if let Err(error) = engine.store.remove_failure(handler.info.id, event.id).await {
+                            Counts::add(&shared.counts.store_errors, 1);
+                            tracing::warn!(error = &error as &dyn std::error::Error, "could not clear a retried failure");
+                        }
+                    }
+                    break;
+                }
+                Err(error) => {
+                    Counts::add(&shared.counts.failed_attempts, 1);
+                    let dead = policy.exhausted(attempts + 1);
+                    let update = FailureUpdate {
+                        handler: handler.info.id.into(),
+                        event: event.clone(),
+                        status: if dead { FailureStatus::Dead } else { FailureStatus::Retrying },
+                        error: error.to_string(),
+                        at: OffsetDateTime::now_utc(),
+                    };
+                    attempts = record(shared, update).await.unwrap_or(attempts + 1);
+                    if dead {
+                        Counts::add(&shared.counts.dead_lettered, 1);
+                        tracing::error!(
+                            handler = handler.info.id,
+                            event_id = %event.id,
+                            stream = %event.stream,
+                            attempts,
+                            error = &error as &dyn std::error::Error,
+                            "delivery failed on its last attempt: dead-lettered"
+                        );
+                        break;
+                    }
+                    if !pause(shared, policy.backoff(attempts)).await {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+    Some(!marked_by_handler)
+}
+
+/// Where `handler` stands with `event`; a store that does not answer is asked again
+/// after a pause. `None` when stopped meanwhile.
+async fn handler_state(shared: &Shared, handler: &HandlerDescriptor, event: &Envelope) -> Option<HandlerState> {
+    let mut failed = 0;
+    loop {
+        match shared.engine.store.handler_state(handler.info.id, event).await {
+            Ok(state) => return Some(state),
+            Err(error) => {
+                failed += 1;
+                Counts::add(&shared.counts.store_errors, 1);
+                tracing::warn!(error = &error as &dyn std::error::Error, "could not read a handler's delivery state");
+                let wait = shared.engine.retry_policy(handler.info.id).backoff(failed);
+                if !pause(shared, wait).await {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// Records a failure; the attempts counted, or `None` when the store failed (logged).
+async fn record(shared: &Shared, update: FailureUpdate) -> Option<u32> {
+    match shared.engine.store.record_failure(update).await {
+        Ok(attempts) => Some(attempts),
+        Err(error) => {
+            Counts::add(&shared.counts.store_errors, 1);
+            tracing::warn!(error = &error as &dyn std::error::Error, "could not record a failed delivery");
+            None
+        }
+    }
+}
+
+/// Waits `wait`, or less when the workers stop: whether the wait ran out.
+async fn pause(shared: &Shared, wait: Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => !shared.stop.is_set(),
+        _ = shared.stop.wait() => false,
+    }
+}

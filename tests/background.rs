@@ -1,0 +1,353 @@
+//! Background delivery on every store the build has: `process` returns after the
+//! commit and delivery workers deliver; failing handlers are retried with backoff, then
+//! dead-lettered (holding their stream, or not), replayed or discarded; a command sent
+//! twice with one id changes state once; workers stop gracefully, leaving no claim.
+//!
+//! Backoffs are a few milliseconds, so the retries cost the suite nothing; waits are for
+//! a condition (everything delivered), polled, with a deadline.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use protean::prelude::*;
+use protean::runtime::{DeliveryMode, RetryPolicy, WhenDead, WorkerConfig};
+use protean::store::{FailureQuery, FailureStatus, MemoryStore, Store};
+
+#[path = "support/harness.rs"]
+#[allow(dead_code)]
+mod harness;
+#[path = "support/relay.rs"]
+mod relay;
+
+use harness::Trial;
+use relay::*;
+
+const BOOK: &str = "Bookkeeping::book";
+const AUDIT: &str = "Auditing::audit";
+
+fn quick(attempts: u32) -> RetryPolicy {
+    RetryPolicy::default()
+        .max_attempts(attempts)
+        .initial_backoff(Duration::from_millis(1))
+        .max_backoff(Duration::from_millis(4))
+}
+
+fn background(store: Arc<dyn Store>, policy: RetryPolicy) -> Domain {
+    Domain::builder()
+        .module(module_path!().to_string() + "::relay")
+        .shared_store(store)
+        .delivery(DeliveryMode::Background)
+        .retry_policy(policy)
+        .conflict_retries(1_000)
+        .build()
+        .expect("the relay model is valid")
+}
+
+/// Workers that never poll: only signals wake them.
+fn workers() -> WorkerConfig {
+    WorkerConfig::default().poll_interval(Duration::from_secs(3600))
+}
+
+fn wallet() -> Identifier<Wallet> {
+    Identifier::generate()
+}
+
+/// Waits until the outbox is empty and no delivery is being retried.
+async fn settled(domain: &Domain) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = domain.delivery_status().await.unwrap();
+        if status.undelivered == 0 && status.handlers.iter().all(|h| h.retrying == 0) {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not delivered in time: {status:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn booked(domain: &Domain, id: &Identifier<Wallet>) -> Option<Vec<u64>> {
+    domain.get(&id.cast::<Ledger>()).await.unwrap().map(|l| l.numbers)
+}
+
+async fn audited(domain: &Domain, id: &Identifier<Wallet>) -> Option<Vec<u64>> {
+    domain.get(&id.cast::<Audit>()).await.unwrap().map(|a| a.numbers)
+}
+
+async fn deposit(domain: &Domain, id: &Identifier<Wallet>, times: usize) {
+    for _ in 0..times {
+        let processed = domain.process(Deposit { id: id.clone(), amount: 1 }).await.unwrap();
+        assert!(processed.failures.is_empty());
+    }
+}
+
+async fn process_returns_after_the_commit_and_workers_deliver(store: Arc<dyn Store>) {
+    let domain = background(store, quick(3));
+    let wallets: Vec<_> = (0..4).map(|_| wallet()).collect();
+    for id in &wallets {
+        deposit(&domain, id, 5).await;
+    }
+    // Committed, not delivered: nothing has reacted yet, and the outbox says so.
+    assert_eq!(domain.get(&wallets[0]).await.unwrap().unwrap().deposits, 5);
+    assert_eq!(booked(&domain, &wallets[0]).await, None);
+    let status = domain.delivery_status().await.unwrap();
+    assert_eq!(status.undelivered, 20);
+    assert!(status.oldest_undelivered.is_some());
+
+    let handle = domain.workers(workers()).start().unwrap();
+    settled(&domain).await;
+    for id in &wallets {
+        assert_eq!(booked(&domain, id).await.unwrap(), [1, 2, 3, 4, 5], "each once, in stream order");
+        assert_eq!(audited(&domain, id).await.unwrap(), [1, 2, 3, 4, 5]);
+    }
+    // Commits wake the running workers: they never poll here.
+    deposit(&domain, &wallets[0], 2).await;
+    settled(&domain).await;
+    assert_eq!(booked(&domain, &wallets[0]).await.unwrap(), [1, 2, 3, 4, 5, 6, 7]);
+
+    let status = domain.delivery_status().await.unwrap();
+    assert_eq!((status.undelivered, status.oldest_undelivered, status.lag), (0, None, Duration::ZERO));
+    let delivered: Vec<_> = status.handlers.iter().map(|h| (h.handler.as_str(), h.delivered)).collect();
+    assert_eq!(delivered, [(AUDIT, 22), (BOOK, 22)]);
+    let report = handle.shutdown().await;
+    assert_eq!((report.events, report.deliveries, report.failed_attempts, report.released), (22, 44, 0, 0));
+}
+
+async fn a_failing_handler_is_retried_with_backoff_until_it_succeeds(store: Arc<dyn Store>) {
+    let domain = background(store, quick(4));
+    let id = wallet();
+    fail_audits(&id, 3);
+    deposit(&domain, &id, 3).await;
+    let handle = domain.workers(workers()).start().unwrap();
+    settled(&domain).await;
+    assert_eq!(audited(&domain, &id).await.unwrap(), [1, 2, 3], "the stream waited for its first event");
+    assert!(domain.delivery_failures(FailureQuery::default()).await.unwrap().is_empty(), "a success clears it");
+    let report = handle.shutdown().await;
+    assert_eq!((report.failed_attempts, report.dead_lettered, report.deliveries), (3, 0, 6));
+}
+
+async fn a_handler_failing_every_attempt_is_dead_lettered_holds_its_stream_and_replays_once(store: Arc<dyn Store>) {
+    let domain = background(store, quick(3));
+    let (sick, healthy) = (wallet(), wallet());
+    fail_audits(&sick, u32::MAX);
+    deposit(&domain, &sick, 3).await;
+    deposit(&domain, &healthy, 2).await;
+    let handle = domain.workers(workers()).start().unwrap();
+    settled(&domain).await;
+
+    // The bookkeeper got everything; the auditor got the healthy wallet's deposits.
+    assert_eq!(booked(&domain, &sick).await.unwrap(), [1, 2, 3]);
+    assert_eq!(audited(&domain, &healthy).await.unwrap(), [1, 2]);
+    assert_eq!(audited(&domain, &sick).await, None);
+    let dead = domain.dead_letters().await.unwrap();
+    assert_eq!(dead.len(), 1);
+    let letter = &dead[0];
+    assert_eq!((letter.handler.as_str(), letter.event.sequence, letter.attempts), (AUDIT, 1, 3));
+    assert!(letter.first_error.contains("deposit #1"), "{}", letter.first_error);
+    assert!(letter.first_failed_at <= letter.last_failed_at);
+    let held = FailureQuery { status: Some(FailureStatus::Held), ..FailureQuery::default() };
+    let held: Vec<u64> = domain.delivery_failures(held).await.unwrap().iter().map(|f| f.event.sequence).collect();
+    assert_eq!(held, [2, 3], "the rest of the stream waits behind it, for the auditor only");
+    let audit = domain.delivery_status().await.unwrap().handlers.into_iter().find(|h| h.handler == AUDIT).unwrap();
+    assert_eq!((audit.dead, audit.held, audit.retrying), (1, 2, 0));
+    assert_eq!(domain.dead_letter(AUDIT, letter.event.id).await.unwrap().as_ref(), Some(letter), "inspect");
+
+    // Replaying while still broken fails again, and counts the attempt.
+    let again = domain.replay(AUDIT, letter.event.id).await.unwrap();
+    assert!(again.delivered.is_empty());
+    assert_eq!(again.failed[0].attempts, 4);
+
+    // Fixed: the replay delivers it, then what it held, in order, once.
+    fail_audits(&sick, 0);
+    let replayed = domain.replay(AUDIT, letter.event.id).await.unwrap();
+    assert!(replayed.failed.is_empty());
+    assert_eq!(replayed.delivered.len(), 3);
+    assert_eq!(audited(&domain, &sick).await.unwrap(), [1, 2, 3]);
+    assert!(domain.delivery_failures(FailureQuery::default()).await.unwrap().is_empty());
+    let gone = domain.replay(AUDIT, letter.event.id).await;
+    assert!(matches!(gone, Err(ProcessError::NoDeadLetter { .. })), "{gone:?}");
+    assert!(domain.replay_all().await.unwrap().delivered.is_empty());
+    assert_eq!(audited(&domain, &sick).await.unwrap(), [1, 2, 3], "delivered once");
+    let report = handle.shutdown().await;
+    assert_eq!((report.dead_lettered, report.held), (1, 2));
+}
+
+async fn a_handler_that_does_not_hold_goes_on_past_its_dead_letter(store: Arc<dyn Store>) {
+    let domain = Domain::builder()
+        .module(module_path!().to_string() + "::relay")
+        .shared_store(store)
+        .delivery(DeliveryMode::Background)
+        .retry_policy(quick(5))
+        .handler_policy(AUDIT, quick(2).when_dead(WhenDead::Continue))
+        .build()
+        .unwrap();
+    let id = wallet();
+    fail_audits(&id, 2); // exactly the auditor's two attempts at deposit #1
+    deposit(&domain, &id, 3).await;
+    let handle = domain.workers(workers()).start().unwrap();
+    settled(&domain).await;
+    assert_eq!(audited(&domain, &id).await.unwrap(), [2, 3]);
+    let dead = domain.dead_letters().await.unwrap();
+    assert_eq!(dead.iter().map(|d| (d.event.sequence, d.attempts)).collect::<Vec<_>>(), [(1, 2)]);
+    // Discarded, it is forgotten; nothing was held behind it.
+    let discarded = domain.discard(AUDIT, dead[0].event.id).await.unwrap();
+    assert!(discarded.delivered.is_empty() && discarded.failed.is_empty());
+    assert!(domain.dead_letters().await.unwrap().is_empty());
+    let _ = handle.shutdown().await;
+}
+
+async fn discarding_a_dead_letter_delivers_what_it_held(store: Arc<dyn Store>) {
+    let domain = background(store, quick(2));
+    let id = wallet();
+    fail_audits(&id, 2);
+    deposit(&domain, &id, 3).await;
+    let handle = domain.workers(workers()).start().unwrap();
+    settled(&domain).await;
+    let dead = domain.dead_letters().await.unwrap();
+    assert_eq!(dead.len(), 1);
+    let discarded = domain.discard(AUDIT, dead[0].event.id).await.unwrap();
+    assert_eq!(discarded.delivered.len(), 2);
+    assert_eq!(audited(&domain, &id).await.unwrap(), [2, 3]);
+    assert!(domain.delivery_failures(FailureQuery::default()).await.unwrap().is_empty());
+    let _ = handle.shutdown().await;
+}
+
+async fn a_command_sent_twice_with_one_id_changes_state_once(store: Arc<dyn Store>) {
+    let domain = background(store, quick(3));
+    let id = wallet();
+    let command_id = Uuid::now_v7();
+    let first = domain.process_with(Deposit { id: id.clone(), amount: 10 }, command_id, None).await.unwrap();
+    let copy = domain.process_with(Deposit { id: id.clone(), amount: 10 }, command_id, None).await.unwrap();
+    assert_eq!(first.reply, 1);
+    assert_eq!(copy.reply, 1, "the first outcome");
+    assert_eq!(copy.command_id, command_id);
+    let ids = |p: &Processed<u64>| p.events.iter().map(|e| e.id).collect::<Vec<_>>();
+    assert_eq!(ids(&copy), ids(&first), "the same events, read back");
+    assert_eq!(copy.committed[0].stream, first.committed[0].stream);
+    assert_eq!(copy.committed[0].version, first.committed[0].version);
+    let wallet_now = domain.get(&id).await.unwrap().unwrap();
+    assert_eq!((wallet_now.balance, wallet_now.deposits), (10, 1));
+
+    // Two copies at the same moment: one commits, the other is handed its outcome.
+    let racing = Uuid::now_v7();
+    let (a, b) = tokio::join!(
+        domain.process_with(Deposit { id: id.clone(), amount: 5 }, racing, None),
+        domain.process_with(Deposit { id: id.clone(), amount: 5 }, racing, None),
+    );
+    assert_eq!((a.unwrap().reply, b.unwrap().reply), (2, 2));
+    let wallet_now = domain.get(&id).await.unwrap().unwrap();
+    assert_eq!((wallet_now.balance, wallet_now.deposits), (15, 2));
+    // A fresh id is a new command.
+    domain.process(Deposit { id: id.clone(), amount: 1 }).await.unwrap();
+    assert_eq!(domain.get(&id).await.unwrap().unwrap().deposits, 3);
+    assert_eq!(domain.delivery_status().await.unwrap().undelivered, 3, "one event per command that ran");
+}
+
+async fn graceful_shutdown_under_load_loses_nothing_and_leaves_no_claim(store: Arc<dyn Store>) {
+    // Long backoffs: a stream stuck retrying is mid-wait when the workers stop.
+    let policy = RetryPolicy::default().max_attempts(1_000).initial_backoff(Duration::from_millis(20));
+    let domain = background(store.clone(), policy);
+    let stuck = wallet();
+    fail_audits(&stuck, u32::MAX);
+    let mut wallets: Vec<_> = (0..30).map(|_| wallet()).collect();
+    wallets.push(stuck.clone());
+    for id in &wallets {
+        deposit(&domain, id, 10).await;
+    }
+    let config = workers().concurrency(4).batch(16);
+    let handle = domain.workers(config.clone()).start().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while handle.report().failed_attempts < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "workers made no progress");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let report = handle.shutdown().await;
+    let left = domain.delivery_status().await.unwrap().undelivered;
+    assert!(left >= 10, "the stuck stream is undelivered ({report:?})");
+    assert!(report.released >= 1, "its claims were released ({report:?})");
+    // Nothing is left claimed: every undelivered event is claimable at once.
+    let claimable = store.claim_undelivered(10_000, Duration::ZERO).await.unwrap();
+    assert_eq!(claimable.len() as u64, left, "{report:?}");
+
+    // A new set of workers finishes the job; every deposit booked once, in order.
+    fail_audits(&stuck, 0);
+    let handle = domain.workers(config).start().unwrap();
+    settled(&domain).await;
+    let expected: Vec<u64> = (1..=10).collect();
+    for id in &wallets {
+        assert_eq!(booked(&domain, id).await.unwrap(), expected);
+        assert_eq!(audited(&domain, id).await.unwrap(), expected);
+    }
+    let _ = handle.shutdown().await;
+}
+
+async fn inline_mode_still_delivers_in_process(store: Arc<dyn Store>) {
+    let domain = Domain::builder()
+        .module(module_path!().to_string() + "::relay")
+        .shared_store(store)
+        .build()
+        .unwrap();
+    assert_eq!(domain.delivery_mode(), DeliveryMode::Inline);
+    let id = wallet();
+    let processed = domain.process(Deposit { id: id.clone(), amount: 3 }).await.unwrap();
+    processed.all_delivered().unwrap();
+    assert_eq!(booked(&domain, &id).await.unwrap(), [1]);
+    assert_eq!(domain.delivery_status().await.unwrap().undelivered, 0);
+}
+
+/// One case, run on the store it is given.
+type Case = fn(Arc<dyn Store>) -> Pin<Box<dyn Future<Output = ()>>>;
+
+macro_rules! cases {
+    ($($case:ident),* $(,)?) => {
+        fn cases() -> Vec<(&'static str, Case)> {
+            vec![$((stringify!($case), |store| Box::pin($case(store)))),*]
+        }
+    };
+}
+
+cases!(
+    process_returns_after_the_commit_and_workers_deliver,
+    a_failing_handler_is_retried_with_backoff_until_it_succeeds,
+    a_handler_failing_every_attempt_is_dead_lettered_holds_its_stream_and_replays_once,
+    a_handler_that_does_not_hold_goes_on_past_its_dead_letter,
+    discarding_a_dead_letter_delivers_what_it_held,
+    a_command_sent_twice_with_one_id_changes_state_once,
+    graceful_shutdown_under_load_loses_nothing_and_leaves_no_claim,
+    inline_mode_still_delivers_in_process,
+);
+
+fn suite(store: &str, open: fn() -> Arc<dyn Store>) -> Vec<Trial> {
+    cases().into_iter().map(|(name, case)| harness::test(format!("{store}::{name}"), move || case(open()))).collect()
+}
+
+#[cfg(feature = "sqlite")]
+fn sqlite_file() -> Arc<dyn Store> {
+    let dir = std::env::temp_dir().join(format!("protean-background-{}", Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    Arc::new(protean::store::SqliteStore::open(dir.join("store.db")).unwrap())
+}
+
+#[cfg(feature = "postgres")]
+fn postgres_suite() -> Vec<Trial> {
+    let trials = cases().into_iter().map(|(name, case)| {
+        harness::postgres::test(format!("postgres::{name}"), move |url| async move {
+            let store = protean::store::PostgresStore::connect_with(&url, 8).await.expect("connects and migrates");
+            case(Arc::new(store)).await;
+        })
+    });
+    trials.collect()
+}
+
+fn main() -> ExitCode {
+    let trials = [
+        suite("memory", || Arc::new(MemoryStore::new())),
+        #[cfg(feature = "sqlite")]
+        suite("sqlite", sqlite_file),
+        #[cfg(feature = "postgres")]
+        postgres_suite(),
+    ];
+    harness::run(trials.into_iter().flatten().collect())
+}
