@@ -869,6 +869,10 @@ fn main() -> ExitCode {
                 "upgrading_a_sqlite_file_makes_event_sourced_versions_count_events",
                 upgrading_a_sqlite_file_makes_event_sourced_versions_count_events,
             ),
+            harness::test(
+                "upgrading_a_sqlite_file_to_5_keeps_its_records_and_a_bad_failure_status_is_corrupt",
+                upgrading_a_sqlite_file_to_5_keeps_its_records_and_a_bad_failure_status_is_corrupt,
+            ),
         ],
         #[cfg(feature = "postgres")]
         postgres_suite(),
@@ -1036,5 +1040,94 @@ async fn upgrading_a_sqlite_file_makes_event_sourced_versions_count_events() {
     drop(store);
     let store = SqliteStore::open(&path).unwrap();
     assert_eq!(store.load(&s).await.unwrap().unwrap().version, 6);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// SQLite schema version 4 (claims record their owner), as older protean wrote it,
+/// before handled records kept outcomes and failed deliveries were kept.
+#[cfg(feature = "sqlite")]
+const SQLITE_SCHEMA_V4: &str = "
+CREATE TABLE protean_aggregates (
+    aggregate TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, state TEXT,
+    last_sequence INTEGER NOT NULL, PRIMARY KEY (aggregate, id)) WITHOUT ROWID;
+CREATE TABLE protean_events (
+    position INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, aggregate TEXT NOT NULL,
+    stream_id TEXT NOT NULL, sequence INTEGER NOT NULL, type_name TEXT NOT NULL, version INTEGER NOT NULL,
+    payload TEXT NOT NULL, recorded_at INTEGER NOT NULL, correlation_id TEXT NOT NULL, causation_id TEXT NOT NULL,
+    delivered INTEGER NOT NULL DEFAULT 0, claimed_until INTEGER, claimed_by TEXT,
+    UNIQUE (aggregate, stream_id, sequence));
+CREATE INDEX protean_events_undelivered ON protean_events (position) WHERE delivered = 0;
+CREATE TABLE protean_handled (
+    handler TEXT NOT NULL, message_id TEXT NOT NULL, PRIMARY KEY (handler, message_id)) WITHOUT ROWID;
+CREATE TABLE protean_read_models (
+    name TEXT NOT NULL, key TEXT NOT NULL, json TEXT NOT NULL, PRIMARY KEY (name, key)) WITHOUT ROWID;
+CREATE TABLE protean_snapshots (
+    aggregate TEXT NOT NULL, id TEXT NOT NULL, sequence INTEGER NOT NULL, state TEXT NOT NULL,
+    PRIMARY KEY (aggregate, id, sequence)) WITHOUT ROWID;
+PRAGMA user_version = 4;
+";
+
+/// A schema-4 file upgrades to 5 keeping its handled records (with no outcome) and its
+/// events, which are then failed, listed and counted; a failure status that is none of
+/// the three, written behind the store's back, is `Corrupt` rather than a panic.
+#[cfg(feature = "sqlite")]
+async fn upgrading_a_sqlite_file_to_5_keeps_its_records_and_a_bad_failure_status_is_corrupt() {
+    let dir = std::env::temp_dir().join(format!("protean-upgrade-5-{}", Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("store.db");
+    let (event_id, command_id) = (Uuid::now_v7(), Uuid::now_v7());
+    {
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        raw.execute_batch(SQLITE_SCHEMA_V4).unwrap();
+        raw.execute(
+            "INSERT INTO protean_events (id, aggregate, stream_id, sequence, type_name, version, payload,
+                 recorded_at, correlation_id, causation_id) VALUES (?1, 'Counter', 'c-1', 1, 'Counter.Bumped', 1,
+                 '{\"id\":\"c-1\",\"count\":1}', 1700000000000000, ?2, ?2)",
+            rusqlite::params![event_id.to_string(), command_id.to_string()],
+        )
+        .unwrap();
+        raw.execute("INSERT INTO protean_handled VALUES ('Counter.Bump', ?1)", [command_id.to_string()]).unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    let user_version: i64 = raw.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    assert_eq!(user_version, 5);
+    assert_eq!(protean::store::SQLITE_SCHEMA_VERSION.0, 5);
+    assert!(store.is_handled("Counter.Bump", command_id).await.unwrap());
+    assert_eq!(store.handled_outcome("Counter.Bump", command_id).await.unwrap(), Some(None), "kept, no outcome");
+    let events = store.events(0, 10).await.unwrap();
+    assert_eq!(events.iter().map(|e| (e.id, e.sequence)).collect::<Vec<_>>(), [(event_id, 1)]);
+    let event = &events[0];
+    let status = store.outbox_status().await.unwrap();
+    assert_eq!((status.undelivered, status.oldest_undelivered), (1, Some(event.recorded_at)));
+
+    let update = FailureUpdate {
+        handler: "H::m".into(),
+        event: event.clone(),
+        status: FailureStatus::Dead,
+        error: "boom".into(),
+        at: OffsetDateTime::from_unix_timestamp(1_700_000_001).unwrap(),
+    };
+    assert_eq!(store.record_failure(update).await.unwrap(), 1);
+    let listed = store.failed_deliveries(FailureQuery::default()).await.unwrap();
+    assert_eq!(listed.iter().map(|f| (f.event.id, f.status)).collect::<Vec<_>>(), [(event_id, FailureStatus::Dead)]);
+
+    raw.execute("UPDATE protean_failures SET status = 'lost'", []).unwrap();
+    let error = store.failed_deliveries(FailureQuery::default()).await.unwrap_err();
+    let StoreError::Corrupt { stream: at, position: 1, reason } = &error else { panic!("{error}") };
+    assert_eq!(at, &stream("Counter", "c-1"));
+    assert!(reason.contains("unknown status `lost`"), "{reason}");
+    let error = store.outbox_status().await.unwrap_err();
+    assert!(matches!(&error, StoreError::Corrupt { position: 1, reason, .. } if reason.contains("`lost`")), "{error}");
+    // A bad attempts count is corrupt data too.
+    raw.execute("UPDATE protean_failures SET status = 'dead', attempts = -1", []).unwrap();
+    let error = store.handler_state("H::m", event).await.unwrap_err();
+    assert!(matches!(&error, StoreError::Corrupt { position: 1, reason, .. } if reason.contains("-1")), "{error}");
+
+    // Opening again changes nothing more.
+    drop(store);
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.handled_outcome("Counter.Bump", command_id).await.unwrap(), Some(None));
+    assert_eq!(store.events(0, 10).await.unwrap().len(), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -12,6 +12,13 @@
 //! Under WAL a read sees the last commit and waits for no writer. An async call sends
 //! its work and awaits the answer, so a commit waiting for another process's lock (up
 //! to the 10 s busy timeout) or for an fsync holds up no other task.
+//!
+//! Background delivery keeps its state in the same file: claims are renewed and
+//! released on the writer (only this store's own, only on undelivered events); failed
+//! deliveries (retrying, dead, held) are written on the writer to `protean_failures`,
+//! one row per (handler, event), and read on the readers with their events; a handled
+//! record keeps a command's outcome, written with its commit. The outbox status and a
+//! handler's state are each read with indexes, not scans of the log.
 
 mod queries;
 mod schema;
@@ -25,6 +32,7 @@ use rusqlite::{Connection, OpenFlags};
 use uuid::Uuid;
 
 use super::{Batch, BoxFuture, Committed, Record, SchemaVersion, Snapshot, Store, StoreError};
+use super::{FailedDelivery, FailureQuery, FailureUpdate, HandlerState, OutboxStatus};
 use crate::store::envelope::{Envelope, StreamId};
 pub use schema::SCHEMA_VERSION;
 use threads::Threads;
@@ -167,7 +175,7 @@ fn reader(file: &Path) -> Result<Connection, StoreError> {
 /// delivered twice (the handled records keep each handler's effect single).
 ///
 /// SQLite runs on the store's own threads, never on the caller's: a writer thread, with
-/// the connection that writes, takes the writes (commits, claims, marks) one at a time
+/// the connection that writes, takes the writes (commits, claims, marks, failures) one at a time
 /// from a queue; reader threads (see [`SqliteOptions::readers`]), each with a read-only
 /// connection, take the reads, which under WAL wait for no writer. The async methods
 /// send their work and await the answer, so a commit waiting for another connection's
@@ -269,6 +277,16 @@ impl Store for SqliteStore {
         self.threads.write(move |c| queries::claim(c, owner, limit, lease))
     }
 
+    fn renew_claims(&self, event_ids: Vec<Uuid>, lease: Duration) -> BoxFuture<'_, Result<(), StoreError>> {
+        let owner = self.owner;
+        self.threads.write(move |c| queries::renew_claims(c, owner, &event_ids, lease))
+    }
+
+    fn release_claims(&self, event_ids: Vec<Uuid>) -> BoxFuture<'_, Result<(), StoreError>> {
+        let owner = self.owner;
+        self.threads.write(move |c| queries::release_claims(c, owner, &event_ids))
+    }
+
     fn mark_delivered(&self, event_ids: Vec<Uuid>) -> BoxFuture<'_, Result<(), StoreError>> {
         self.threads.write(move |c| queries::mark_delivered(c, &event_ids))
     }
@@ -276,6 +294,41 @@ impl Store for SqliteStore {
     fn is_handled<'a>(&'a self, handler: &'a str, message_id: Uuid) -> BoxFuture<'a, Result<bool, StoreError>> {
         let handler = handler.to_owned();
         self.threads.read(move |c| queries::is_handled(c, &handler, message_id))
+    }
+
+    fn handled_outcome<'a>(
+        &'a self,
+        handler: &'a str,
+        message_id: Uuid,
+    ) -> BoxFuture<'a, Result<Option<Option<String>>, StoreError>> {
+        let handler = handler.to_owned();
+        self.threads.read(move |c| queries::handled_outcome(c, &handler, message_id))
+    }
+
+    fn handler_state<'a>(
+        &'a self,
+        handler: &'a str,
+        event: &'a Envelope,
+    ) -> BoxFuture<'a, Result<HandlerState, StoreError>> {
+        let (handler, id, stream, sequence) = (handler.to_owned(), event.id, event.stream.clone(), event.sequence);
+        self.threads.read(move |c| queries::handler_state(c, &handler, id, &stream, sequence))
+    }
+
+    fn record_failure(&self, update: FailureUpdate) -> BoxFuture<'_, Result<u32, StoreError>> {
+        self.threads.write(move |c| queries::record_failure(c, &update))
+    }
+
+    fn failed_deliveries(&self, query: FailureQuery) -> BoxFuture<'_, Result<Vec<FailedDelivery>, StoreError>> {
+        self.threads.read(move |c| queries::failed_deliveries(c, &query))
+    }
+
+    fn remove_failure<'a>(&'a self, handler: &'a str, event_id: Uuid) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let handler = handler.to_owned();
+        self.threads.write(move |c| queries::remove_failure(c, &handler, event_id))
+    }
+
+    fn outbox_status(&self) -> BoxFuture<'_, Result<OutboxStatus, StoreError>> {
+        self.threads.read(queries::outbox_status)
     }
 
     fn stream<'a>(&'a self, stream: &'a StreamId) -> BoxFuture<'a, Result<Vec<Envelope>, StoreError>> {

@@ -14,6 +14,7 @@ use super::backend;
 use crate::store::envelope::{Envelope, StreamId};
 use crate::store::sql::{from_micros, micros, stored_count, to_i64};
 use crate::store::{Batch, ClaimOrder, Commit, Committed, Record, Snapshot, StoreError, VersionConflict, MAX_LEASE};
+use crate::store::{FailedDelivery, FailureQuery, FailureStatus, FailureUpdate, HandlerState, OutboxStatus};
 
 /// The columns an [`Envelope`] is read from (by [`envelope`], by name).
 const EVENT_COLUMNS: &str =
@@ -124,8 +125,10 @@ pub(super) fn commit(connection: &mut Connection, batch: Batch) -> Result<Vec<Co
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
     if let Some(handled) = &batch.handled {
         let inserted = tx
-            .prepare_cached("INSERT OR IGNORE INTO protean_handled (handler, message_id) VALUES (?1, ?2)")
-            .and_then(|mut s| s.execute(params![&*handled.handler, handled.message_id.to_string()]))
+            .prepare_cached("INSERT OR IGNORE INTO protean_handled (handler, message_id, outcome) VALUES (?1, ?2, ?3)")
+            .and_then(|mut s| {
+                s.execute(params![&*handled.handler, handled.message_id.to_string(), handled.outcome.as_deref()])
+            })
             .map_err(backend)?;
         if inserted == 0 {
             return Err(StoreError::AlreadyHandled {
@@ -267,6 +270,63 @@ pub(super) fn claim(
     Ok(claimed)
 }
 
+/// Extends `owner`'s claims on the undelivered events of `event_ids` to `lease` from now.
+pub(super) fn renew_claims(
+    connection: &mut Connection,
+    owner: Uuid,
+    event_ids: &[Uuid],
+    lease: Duration,
+) -> Result<(), StoreError> {
+    let until = micros(OffsetDateTime::now_utc() + lease.min(MAX_LEASE));
+    set_claims(
+        connection,
+        "UPDATE protean_events SET claimed_until = ?3 WHERE id = ?1 AND claimed_by = ?2 AND delivered = 0",
+        owner,
+        event_ids,
+        Some(until),
+    )
+}
+
+/// Frees `owner`'s claims on the undelivered events of `event_ids`.
+pub(super) fn release_claims(connection: &mut Connection, owner: Uuid, event_ids: &[Uuid]) -> Result<(), StoreError> {
+    set_claims(
+        connection,
+        "UPDATE protean_events SET claimed_until = NULL, claimed_by = NULL
+         WHERE id = ?1 AND claimed_by = ?2 AND delivered = 0",
+        owner,
+        event_ids,
+        None,
+    )
+}
+
+/// Runs `sql` (an event id as `?1`, the owner as `?2`, and `until`, if any, as `?3`)
+/// once per event, in one transaction.
+fn set_claims(
+    connection: &mut Connection,
+    sql: &str,
+    owner: Uuid,
+    event_ids: &[Uuid],
+    until: Option<i64>,
+) -> Result<(), StoreError> {
+    if event_ids.is_empty() {
+        return Ok(());
+    }
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+    {
+        let mut update = tx.prepare_cached(sql).map_err(backend)?;
+        let owner = owner.to_string();
+        for id in event_ids {
+            let id = id.to_string();
+            match until {
+                Some(until) => update.execute(params![id, owner, until]),
+                None => update.execute(params![id, owner]),
+            }
+            .map_err(backend)?;
+        }
+    }
+    tx.commit().map_err(backend)
+}
+
 pub(super) fn mark_delivered(connection: &mut Connection, event_ids: &[Uuid]) -> Result<(), StoreError> {
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
     mark(&tx, event_ids)?;
@@ -310,6 +370,236 @@ pub(super) fn is_handled(connection: &Connection, handler: &str, message_id: Uui
         .prepare_cached("SELECT 1 FROM protean_handled WHERE handler = ?1 AND message_id = ?2")
         .and_then(|mut s| s.exists(params![handler, message_id.to_string()]))
         .map_err(backend)
+}
+
+/// The outcome `handler` recorded with `message_id`, if it handled it (see
+/// [`Store::handled_outcome`](crate::store::Store::handled_outcome)).
+pub(super) fn handled_outcome(
+    connection: &Connection,
+    handler: &str,
+    message_id: Uuid,
+) -> Result<Option<Option<String>>, StoreError> {
+    let message = message_id.to_string();
+    let row = connection
+        .prepare_cached("SELECT outcome FROM protean_handled WHERE handler = ?1 AND message_id = ?2")
+        .and_then(|mut s| {
+            s.query_row(params![handler, message], |r| Ok(r.get::<_, Option<String>>("outcome"))).optional()
+        })
+        .map_err(backend)?;
+    // A handled record is named like a stream: its handler and message.
+    row.map(|outcome| outcome.map_err(|e| unreadable(e, &StreamId::new(handler.to_owned(), message), 0, "outcome")))
+        .transpose()
+}
+
+/// An attempts count as stored: a negative one, or one past `u32`, is
+/// [`StoreError::Corrupt`] of the failed event.
+fn attempts(stored: i64, event: &StreamId, sequence: u64) -> Result<u32, StoreError> {
+    u32::try_from(stored)
+        .map_err(|_| StoreError::corrupt(event, sequence, format!("a failed delivery counts {stored} attempts")))
+}
+
+/// Where `handler` stands with the event `id`, of `stream` at `sequence`, in one statement.
+pub(super) fn handler_state(
+    connection: &Connection,
+    handler: &str,
+    id: Uuid,
+    stream: &StreamId,
+    sequence: u64,
+) -> Result<HandlerState, StoreError> {
+    // `status <> 'retrying'` is the held index's condition; it also holds the stream
+    // behind a status that is none of the three, which only corruption could write.
+    let (handled, held, stored) = connection
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM protean_handled WHERE handler = ?1 AND message_id = ?2) AS handled,
+                 EXISTS (SELECT 1 FROM protean_failures
+                         WHERE handler = ?1 AND aggregate = ?3 AND stream_id = ?4 AND status <> 'retrying') AS held,
+                 coalesce((SELECT attempts FROM protean_failures WHERE handler = ?1 AND event_id = ?2), 0) AS attempts",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![handler, id.to_string(), &*stream.aggregate, &*stream.id], |r| {
+                Ok((r.get::<_, bool>("handled")?, r.get::<_, bool>("held")?, r.get::<_, i64>("attempts")?))
+            })
+        })
+        .map_err(backend)?;
+    Ok(HandlerState { handled, held, attempts: attempts(stored, stream, sequence)? })
+}
+
+/// Inserts or updates the failed delivery (see
+/// [`Store::record_failure`](crate::store::Store::record_failure)); the attempts counted.
+pub(super) fn record_failure(connection: &Connection, update: &FailureUpdate) -> Result<u32, StoreError> {
+    let FailureUpdate { handler, event, status, error, at } = update;
+    let counted = i64::from(*status != FailureStatus::Held);
+    // An event the log does not have (never stored) sorts after every stored one.
+    let stored = connection
+        .prepare_cached(
+            "INSERT INTO protean_failures (handler, event_id, aggregate, stream_id, sequence, position, status,
+                 attempts, first_error, last_error, first_failed_at, last_failed_at)
+             VALUES (?1, ?2, ?3, ?4, ?5,
+                 coalesce((SELECT position FROM protean_events WHERE id = ?2), 9223372036854775807),
+                 ?6, ?7, ?8, ?8, ?9, ?9)
+             ON CONFLICT (handler, event_id) DO UPDATE SET status = excluded.status,
+                 attempts = attempts + excluded.attempts, last_error = excluded.last_error,
+                 last_failed_at = excluded.last_failed_at
+             RETURNING attempts",
+        )
+        .and_then(|mut s| {
+            s.query_row(
+                params![
+                    &**handler,
+                    event.id.to_string(),
+                    &*event.stream.aggregate,
+                    &*event.stream.id,
+                    to_i64(event.sequence),
+                    status.as_str(),
+                    counted,
+                    error,
+                    micros(*at),
+                ],
+                |r| r.get::<_, i64>("attempts"),
+            )
+        })
+        .map_err(backend)?;
+    attempts(stored, &event.stream, event.sequence)
+}
+
+/// A failed delivery from a row of [`failed_deliveries`]' select.
+fn failed_delivery(row: &Row<'_>) -> Result<FailedDelivery, StoreError> {
+    let event = envelope(row)?;
+    let (stream, sequence) = (&event.stream, event.sequence);
+    let handler = text(row, "failure_handler", stream, sequence, "failed delivery's handler")?;
+    let status = text(row, "failure_status", stream, sequence, "failed delivery's status")?;
+    let status = FailureStatus::parse(&status, &event)?;
+    let attempts = attempts(row.get("failure_attempts").map_err(backend)?, stream, sequence)?;
+    let first_error = text(row, "failure_first_error", stream, sequence, "failed delivery's first error")?;
+    let last_error = text(row, "failure_last_error", stream, sequence, "failed delivery's last error")?;
+    let first_failed_at = from_micros(row.get("failure_first_failed_at").map_err(backend)?, stream, sequence)?;
+    let last_failed_at = from_micros(row.get("failure_last_failed_at").map_err(backend)?, stream, sequence)?;
+    Ok(FailedDelivery { handler, event, status, attempts, first_error, last_error, first_failed_at, last_failed_at })
+}
+
+/// The failed deliveries `query` selects, each with its whole event, in log order (then
+/// by handler); a status that is none of the three is [`StoreError::Corrupt`].
+pub(super) fn failed_deliveries(
+    connection: &Connection,
+    query: &FailureQuery,
+) -> Result<Vec<FailedDelivery>, StoreError> {
+    // The event's columns under their own names (what `envelope` reads), the failure's
+    // prefixed: both tables have an aggregate, a stream id and a sequence.
+    let event_columns: Vec<String> = EVENT_COLUMNS.split(", ").map(|c| format!("e.{c} AS {c}")).collect();
+    let mut filters = Vec::new();
+    let mut values: Vec<&dyn rusqlite::ToSql> = Vec::new();
+    let status = query.status.map(FailureStatus::as_str);
+    if let Some(handler) = &query.handler {
+        values.push(handler);
+        filters.push(format!("f.handler = ?{}", values.len()));
+    }
+    if let Some(stream) = &query.stream {
+        values.push(&stream.aggregate);
+        values.push(&stream.id);
+        filters.push(format!("f.aggregate = ?{} AND f.stream_id = ?{}", values.len() - 1, values.len()));
+    }
+    if let Some(status) = &status {
+        values.push(status);
+        filters.push(format!("f.status = ?{}", values.len()));
+    }
+    let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+    values.push(&limit);
+    let filter = if filters.is_empty() { String::new() } else { format!("WHERE {}", filters.join(" AND ")) };
+    let sql = format!(
+        "SELECT {}, f.handler AS failure_handler, f.status AS failure_status, f.attempts AS failure_attempts,
+             f.first_error AS failure_first_error, f.last_error AS failure_last_error,
+             f.first_failed_at AS failure_first_failed_at, f.last_failed_at AS failure_last_failed_at
+         FROM protean_failures AS f JOIN protean_events AS e ON e.id = f.event_id
+         {filter} ORDER BY f.position, f.handler LIMIT ?{}",
+        event_columns.join(", "),
+        values.len(),
+    );
+    let mut select = connection.prepare_cached(&sql).map_err(backend)?;
+    let mut rows = select.query(values.as_slice()).map_err(backend)?;
+    let mut found = Vec::new();
+    while let Some(row) = rows.next().map_err(backend)? {
+        found.push(failed_delivery(row)?);
+    }
+    Ok(found)
+}
+
+/// Deletes the failed delivery of `event_id` to `handler`; whether there was one.
+pub(super) fn remove_failure(connection: &Connection, handler: &str, event_id: Uuid) -> Result<bool, StoreError> {
+    connection
+        .prepare_cached("DELETE FROM protean_failures WHERE handler = ?1 AND event_id = ?2")
+        .and_then(|mut s| s.execute(params![handler, event_id.to_string()]))
+        .map(|removed| removed > 0)
+        .map_err(backend)
+}
+
+/// A failure's stored status where no whole event is at hand (see
+/// [`FailureStatus::parse`], whose error this is too): any other text is
+/// [`StoreError::Corrupt`] of the failed event.
+fn failure_status(text: &str, stream: &StreamId, sequence: u64) -> Result<FailureStatus, StoreError> {
+    [FailureStatus::Retrying, FailureStatus::Dead, FailureStatus::Held]
+        .into_iter()
+        .find(|status| status.as_str() == text)
+        .ok_or_else(|| {
+            StoreError::corrupt(stream, sequence, format!("a failed delivery has the unknown status `{text}`"))
+        })
+}
+
+/// The undelivered count, the oldest undelivered event's time, and the failures per
+/// handler and status, in one read transaction.
+pub(super) fn outbox_status(connection: &Connection) -> Result<OutboxStatus, StoreError> {
+    // One read transaction: the counts agree with each other.
+    let tx = connection.unchecked_transaction().map_err(backend)?;
+    // Both from the partial index of undelivered positions; the oldest is its first entry.
+    let (undelivered, oldest) = {
+        let mut select = tx
+            .prepare_cached(
+                "SELECT u.n AS undelivered, o.aggregate AS aggregate, o.stream_id AS stream_id, o.sequence AS sequence,
+                     o.recorded_at AS recorded_at
+                 FROM (SELECT count(*) AS n FROM protean_events WHERE delivered = 0) AS u
+                 LEFT JOIN (SELECT aggregate, stream_id, sequence, recorded_at FROM protean_events
+                            WHERE delivered = 0 ORDER BY position LIMIT 1) AS o ON 1",
+            )
+            .map_err(backend)?;
+        let mut rows = select.query([]).map_err(backend)?;
+        let row = rows.next().map_err(backend)?.ok_or_else(|| backend(rusqlite::Error::QueryReturnedNoRows))?;
+        // A count is never negative.
+        let undelivered = u64::try_from(row.get::<_, i64>("undelivered").map_err(backend)?).unwrap_or_default();
+        let oldest = match row.get::<_, Option<i64>>("recorded_at").map_err(backend)? {
+            None => None,
+            Some(recorded) => {
+                let stream = event_stream(row)?;
+                let sequence = stored_count(row.get("sequence").map_err(backend)?, &stream, "event sequence")?;
+                Some(from_micros(recorded, &stream, sequence)?)
+            }
+        };
+        (undelivered, oldest)
+    };
+    let mut counts = Vec::new();
+    {
+        // Per (handler, status), with the stream and sequence of one of its events, to
+        // name should the status be none of the three.
+        let mut select = tx
+            .prepare_cached(
+                "SELECT handler, status, count(*) AS n, aggregate, stream_id, max(sequence) AS sequence
+                 FROM protean_failures GROUP BY handler, status",
+            )
+            .map_err(backend)?;
+        let mut rows = select.query([]).map_err(backend)?;
+        while let Some(row) = rows.next().map_err(backend)? {
+            let stream = event_stream(row)?;
+            let sequence = stored_count(row.get("sequence").map_err(backend)?, &stream, "failed event's sequence")?;
+            let handler = text(row, "handler", &stream, sequence, "failed delivery's handler")?;
+            let status = failure_status(
+                &text(row, "status", &stream, sequence, "failed delivery's status")?,
+                &stream,
+                sequence,
+            )?;
+            let n = u64::try_from(row.get::<_, i64>("n").map_err(backend)?).unwrap_or_default();
+            counts.push((handler, status, n));
+        }
+    }
+    let failures = OutboxStatus::count_failures(counts.iter().map(|(h, s, n)| (h.as_str(), *s, *n)));
+    Ok(OutboxStatus { undelivered, oldest_undelivered: oldest, failures })
 }
 
 pub(super) fn stream(connection: &Connection, stream: &StreamId) -> Result<Vec<Envelope>, StoreError> {

@@ -7,7 +7,7 @@ use crate::store::{SchemaVersion, StoreError};
 
 /// The schema version this code writes; [`Store::migrate`](crate::store::Store::migrate)
 /// brings older files up to it, and a store opened without migrating requires it.
-pub const SCHEMA_VERSION: SchemaVersion = SchemaVersion(4);
+pub const SCHEMA_VERSION: SchemaVersion = SchemaVersion(5);
 
 const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS protean_aggregates (
@@ -71,8 +71,37 @@ const SCHEMA_V4: &str = "
 ALTER TABLE protean_events ADD COLUMN claimed_by TEXT; -- the claiming store's owner id
 ";
 
+/// Version 5: background delivery. A handled record keeps its outcome (a command's
+/// reply); failed deliveries (retrying, dead, or held behind a dead letter) are kept per
+/// (handler, event), with the event's stream and log position, and an index for the
+/// check whether a handler's stream is held. `outbox_status` counts the undelivered
+/// events on `protean_events_undelivered`, the partial index on undelivered positions
+/// that version 1 already makes (so creating it here changes nothing on such a file).
+const SCHEMA_V5: &str = "
+ALTER TABLE protean_handled ADD COLUMN outcome TEXT; -- a command's reply, as JSON; NULL for an event
+CREATE TABLE IF NOT EXISTS protean_failures (
+    handler         TEXT    NOT NULL,
+    event_id        TEXT    NOT NULL, -- as protean_events.id
+    aggregate       TEXT    NOT NULL,
+    stream_id       TEXT    NOT NULL,
+    sequence        INTEGER NOT NULL,
+    position        INTEGER NOT NULL, -- the event's protean_events.position: the listing order
+    status          TEXT    NOT NULL, -- 'retrying', 'dead' or 'held'
+    attempts        INTEGER NOT NULL,
+    first_error     TEXT    NOT NULL,
+    last_error      TEXT    NOT NULL,
+    first_failed_at INTEGER NOT NULL, -- microseconds since the Unix epoch
+    last_failed_at  INTEGER NOT NULL, -- likewise
+    PRIMARY KEY (handler, event_id)
+); -- a rowid table: its rows carry error texts of any length, and the held index is
+   -- chosen over the primary key without statistics
+CREATE INDEX IF NOT EXISTS protean_failures_held ON protean_failures (handler, aggregate, stream_id)
+    WHERE status <> 'retrying';
+CREATE INDEX IF NOT EXISTS protean_events_undelivered ON protean_events (position) WHERE delivered = 0;
+";
+
 /// Each version's statements, from version 1 up.
-const MIGRATIONS: [&str; 4] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
+const MIGRATIONS: [&str; 5] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5];
 const _: () = assert!(MIGRATIONS.len() == SCHEMA_VERSION.0 as usize, "one migration per version");
 
 /// The schema version recorded in the file (0: none yet).
