@@ -284,11 +284,7 @@ async fn graceful_shutdown_under_load_loses_nothing_and_leaves_no_claim(store: A
 }
 
 async fn inline_mode_still_delivers_in_process(store: Arc<dyn Store>) {
-    let domain = Domain::builder()
-        .module(module_path!().to_string() + "::relay")
-        .shared_store(store)
-        .build()
-        .unwrap();
+    let domain = Domain::builder().module(module_path!().to_string() + "::relay").shared_store(store).build().unwrap();
     assert_eq!(domain.delivery_mode(), DeliveryMode::Inline);
     let id = wallet();
     let processed = domain.process(Deposit { id: id.clone(), amount: 3 }).await.unwrap();

@@ -62,6 +62,41 @@ impl<S: Store> Store for Contended<S> {
     ) -> BoxFuture<'_, Result<Vec<Envelope>, StoreError>> {
         self.inner.claim_undelivered(limit, lease)
     }
+    fn renew_claims(&self, event_ids: Vec<Uuid>, lease: std::time::Duration) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.inner.renew_claims(event_ids, lease)
+    }
+    fn release_claims(&self, event_ids: Vec<Uuid>) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.inner.release_claims(event_ids)
+    }
+    fn handled_outcome<'a>(
+        &'a self,
+        handler: &'a str,
+        message_id: Uuid,
+    ) -> BoxFuture<'a, Result<Option<Option<String>>, StoreError>> {
+        self.inner.handled_outcome(handler, message_id)
+    }
+    fn handler_state<'a>(
+        &'a self,
+        handler: &'a str,
+        event: &'a Envelope,
+    ) -> BoxFuture<'a, Result<protean::store::HandlerState, StoreError>> {
+        self.inner.handler_state(handler, event)
+    }
+    fn record_failure(&self, update: protean::store::FailureUpdate) -> BoxFuture<'_, Result<u32, StoreError>> {
+        self.inner.record_failure(update)
+    }
+    fn failed_deliveries(
+        &self,
+        query: protean::store::FailureQuery,
+    ) -> BoxFuture<'_, Result<Vec<protean::store::FailedDelivery>, StoreError>> {
+        self.inner.failed_deliveries(query)
+    }
+    fn remove_failure<'a>(&'a self, handler: &'a str, event_id: Uuid) -> BoxFuture<'a, Result<bool, StoreError>> {
+        self.inner.remove_failure(handler, event_id)
+    }
+    fn outbox_status(&self) -> BoxFuture<'_, Result<protean::store::OutboxStatus, StoreError>> {
+        self.inner.outbox_status()
+    }
     fn mark_delivered(&self, event_ids: Vec<Uuid>) -> BoxFuture<'_, Result<(), StoreError>> {
         self.inner.mark_delivered(event_ids)
     }

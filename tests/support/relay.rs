@@ -46,9 +46,8 @@ pub struct Wallets;
 impl Wallets {
     async fn deposit(ctx: &mut Context<Wallet>, command: Deposit) -> Result<u64, DomainError> {
         let id = command.id.clone();
-        let mut wallet = ctx
-            .load_or_add(&id, || Ok(Wallet::builder().id(id.clone()).balance(0i64).deposits(0u64).build()?))
-            .await?;
+        let mut wallet =
+            ctx.load_or_add(&id, || Ok(Wallet::builder().id(id.clone()).balance(0i64).deposits(0u64).build()?)).await?;
         wallet.balance += command.amount;
         wallet.deposits += 1;
         let number = wallet.deposits;

@@ -13,11 +13,11 @@ use crate::model::identity::Identifier;
 use crate::registry::{registered, ElementDescriptor, MessageKind, Model, ModelError, ModelProblem};
 use crate::runtime::context::{read_model, replayed, stream_of, Context, ReadModel};
 use crate::runtime::engine::{DeliveryPolicy, Engine};
+use crate::runtime::handler::{registered_handlers, HandlerDescriptor, Route};
+use crate::runtime::idempotency::first_outcome;
+use crate::runtime::outcome::{Delivered, DeliveryFailure, ProcessError, Processed};
 use crate::runtime::policy::{DeliveryMode, RetryPolicy};
 use crate::runtime::workers::{WorkerConfig, Workers};
-use crate::runtime::handler::{registered_handlers, HandlerDescriptor, Route};
-use crate::runtime::outcome::{Delivered, DeliveryFailure, ProcessError, Processed};
-use crate::runtime::idempotency::first_outcome;
 use crate::store::{Cause, Envelope, MemoryStore, Store};
 
 /// Chooses which registered elements and handlers form a domain, and where it keeps its data.

@@ -122,7 +122,7 @@ impl Domain {
             .filter(|f| f.status == FailureStatus::Dead)
             .ok_or_else(|| ProcessError::NoDeadLetter { handler: handler.to_owned(), event_id })?;
         let descriptor = descriptor(engine, &failure)?;
-            let stream = failure.event.stream.clone();
+        let stream = failure.event.stream.clone();
         let mut replayed = Replayed::default();
         if deliver_again(engine, descriptor, failure, &mut replayed).await? {
             release_held(engine, descriptor, stream, &mut replayed).await?;
@@ -173,10 +173,9 @@ async fn find(engine: &Engine, handler: &str, event_id: Uuid) -> Result<Option<F
 }
 
 fn descriptor(engine: &Engine, failure: &FailedDelivery) -> Result<&'static HandlerDescriptor, ProcessError> {
-    engine.event_handler(&failure.handler, &failure.event.type_name).ok_or_else(|| ProcessError::NoDeadLetter {
-        handler: failure.handler.clone(),
-        event_id: failure.event.id,
-    })
+    engine
+        .event_handler(&failure.handler, &failure.event.type_name)
+        .ok_or_else(|| ProcessError::NoDeadLetter { handler: failure.handler.clone(), event_id: failure.event.id })
 }
 
 /// Runs `handler` on a failed delivery's event once. `Ok(true)` when delivered (or

@@ -88,7 +88,9 @@ pub struct Workers {
 
 /// Workers must be started inside a tokio runtime.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("delivery workers start on a tokio runtime: call `start()` from within one (`#[tokio::main]`, `Runtime::block_on`)")]
+#[error(
+    "delivery workers start on a tokio runtime: call `start()` from within one (`#[tokio::main]`, `Runtime::block_on`)"
+)]
 pub struct NoRuntime;
 
 impl Workers {
@@ -418,7 +420,10 @@ async fn settle(shared: &Shared, event: &Envelope) -> Option<bool> {
                     if attempts > 0 {
                         if let Err(error) = engine.store.remove_failure(handler.info.id, event.id).await {
                             Counts::add(&shared.counts.store_errors, 1);
-                            tracing::warn!(error = &error as &dyn std::error::Error, "could not clear a retried failure");
+                            tracing::warn!(
+                                error = &error as &dyn std::error::Error,
+                                "could not clear a retried failure"
+                            );
                         }
                     }
                     break;
