@@ -8,12 +8,34 @@
 //! (or `PROTEAN_DATABASE_URL`) chooses another store: `postgres://user@host/db` for
 //! PostgreSQL (built with `--features postgres`), `memory:` for none. `-- --write-model DIR` also writes the model as
 //! `ecommerce.mmd` (Mermaid), `ecommerce.dot` (Graphviz) and `ecommerce.json`.
+//!
+//! `-- --background` delivers the reactions in the background: `process` returns once
+//! the order is committed, and delivery workers started in this process reserve the
+//! stock and add the points (with retries, and dead letters for what keeps failing).
 
 pub mod model;
 
+use std::time::Duration;
+
 use protean::prelude::*;
+use protean::runtime::{DeliveryMode, WorkerConfig};
 
 use model::*;
+
+/// Waits until the workers have delivered everything committed so far (background mode).
+async fn drained(domain: &Domain) -> Result<(), Box<dyn std::error::Error>> {
+    if domain.delivery_mode() == DeliveryMode::Inline {
+        return Ok(());
+    }
+    for _ in 0..2_000 {
+        let status = domain.delivery_status().await?;
+        if status.undelivered == 0 {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Err("the workers did not deliver within 10 s".into())
+}
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -24,11 +46,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .and_then(|i| args.get(i + 1).cloned())
         .or_else(|| std::env::var("PROTEAN_DATABASE_URL").ok())
         .unwrap_or_else(|| "sqlite:ecommerce.db".into());
+    let background = args.iter().any(|a| a == "--background");
+    let mode = if background { DeliveryMode::Background } else { DeliveryMode::Inline };
     let store = protean::store::connect(&url).await?;
-    let domain = Domain::builder().module("ecommerce::model").shared_store(store).build()?;
-    // Events a previous run committed but did not deliver (it was stopped) go out first.
-    let pending = domain.deliver_pending().await?.events;
-    println!("store: {url}; {} pending event(s) delivered", pending.len());
+    let domain = Domain::builder().module("ecommerce::model").shared_store(store).delivery(mode).build()?;
+    // Events a previous run committed but did not deliver (it was stopped) go out first:
+    // inline, right here; in the background, the workers take them.
+    let workers = if background {
+        println!("store: {url}; reactions delivered by background workers");
+        Some(domain.workers(WorkerConfig::default()).start()?)
+    } else {
+        let pending = domain.deliver_pending().await?.events;
+        println!("store: {url}; {} pending event(s) delivered", pending.len());
+        None
+    };
 
     if let Some(dir) = args.iter().position(|a| a == "--write-model").and_then(|i| args.get(i + 1)) {
         std::fs::create_dir_all(dir)?;
@@ -58,12 +89,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let first = place(vec![OrderLine::new("BOOK-1", 2, Money::new(1250, "EUR")?)?]);
     let first_id = first.order_id.clone();
     let processed = domain.process(first).await?;
+    drained(&domain).await?;
     println!("order {first_id}: {}", processed.event_types().join(" → "));
 
     // Not enough pens: the reservation fails and the order waits for a restock.
     let second = place(vec![OrderLine::new("PEN-1", 3u32, Money::new(300, "EUR")?)?]);
     let second_id = second.order_id.clone();
     let processed = domain.process(second).await?;
+    drained(&domain).await?;
     println!("order {second_id}: {}", processed.event_types().join(" → "));
     for event in &processed.events {
         println!("  {} #{} of {} (caused by {})", event.type_name, event.sequence, event.stream, event.causation_id);
@@ -90,6 +123,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     if let Err(error) = domain.process(again).await {
         println!("refused: {error}");
+    }
+
+    // A client retrying a request sends the same command id: the command runs once.
+    let request = Uuid::now_v7();
+    let third = place(vec![OrderLine::new("BOOK-1", 1, Money::new(1250, "EUR")?)?]);
+    domain.process_with(third.clone(), request, None).await?.all_delivered()?;
+    domain.process_with(third.clone(), request, None).await?.all_delivered()?;
+    drained(&domain).await?;
+    let books = domain.get::<Inventory>(&book).await?.ok_or("no stock")?;
+    println!("the same request twice: one order; BOOK-1 has {} reserved", books.reserved);
+
+    if let Some(workers) = workers {
+        let report = workers.shutdown().await;
+        println!("workers: {} event(s) delivered, {} dead letter(s)", report.events, report.dead_lettered);
     }
     Ok(())
 }
