@@ -194,5 +194,8 @@ pub struct GuideDoctests;
 #[doc = include_str!("../docs/storage.md")]
 pub struct StorageDoctests;
 #[cfg(doctest)]
+#[doc = include_str!("../docs/delivery.md")]
+pub struct DeliveryDoctests;
+#[cfg(doctest)]
 #[doc = include_str!("../docs/benchmarks.md")]
 pub struct BenchmarksDoctests;
