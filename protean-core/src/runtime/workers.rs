@@ -397,6 +397,11 @@ async fn settle(shared: &Shared, event: &Envelope) -> Option<bool> {
         if state.handled {
             continue;
         }
+        if state.held && state.attempts > 0 {
+            // Dead already (a worker stopped after dead-lettering it, before marking the
+            // event): settled for this handler.
+            continue;
+        }
         let policy = engine.retry_policy(handler.info.id);
         if state.held && policy.when_dead == WhenDead::HoldStream {
             let update = FailureUpdate {
