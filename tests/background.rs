@@ -240,7 +240,7 @@ async fn a_command_sent_twice_with_one_id_changes_state_once(store: Arc<dyn Stor
     let wallet_now = domain.get(&id).await.unwrap().unwrap();
     assert_eq!((wallet_now.balance, wallet_now.deposits), (15, 2));
     // A fresh id is a new command.
-    domain.process(Deposit { id: id.clone(), amount: 1 }).await.unwrap();
+    domain.process(Deposit { id: id.clone(), amount: 1 }).await.unwrap().all_delivered().unwrap();
     assert_eq!(domain.get(&id).await.unwrap().unwrap().deposits, 3);
     assert_eq!(domain.delivery_status().await.unwrap().undelivered, 3, "one event per command that ran");
 }
