@@ -1,7 +1,7 @@
 //! What only the PostgreSQL store has: its schema's migration steps (each from the
 //! database an older protean left), connecting without migrating (for a role that may not
-//! create tables), and times kept as `timestamptz`. Needs `PROTEAN_POSTGRES_URL` (required
-//! in CI through `PROTEAN_REQUIRE_POSTGRES=1`).
+//! create tables), times kept as `timestamptz`, and the outbox's notifications. Needs
+//! `PROTEAN_POSTGRES_URL` (required in CI through `PROTEAN_REQUIRE_POSTGRES=1`).
 
 #[path = "support/harness.rs"]
 #[allow(dead_code)]
@@ -10,23 +10,25 @@ mod harness;
 #[allow(dead_code)]
 mod lab;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use lab::*;
 use protean::prelude::*;
 use protean::store::{
-    Batch, Cause, Commit, Envelope, OffsetDateTime, PostgresStore, SchemaVersion, Store, StoreError, StreamId,
-    POSTGRES_SCHEMA_VERSION,
+    Batch, Cause, Commit, Envelope, FailureQuery, FailureStatus, FailureUpdate, Handled, HandlerState, OffsetDateTime,
+    PostgresStore, SchemaVersion, Store, StoreError, StreamId, POSTGRES_SCHEMA_VERSION,
 };
 use sqlx::PgPool;
 use uuid::Uuid;
 
 /// The migration steps as the store runs them: `STEPS[n - 1]` makes version `n`.
-const STEPS: [&str; 4] = [
+const STEPS: [&str; 5] = [
     include_str!("../protean-core/src/store/postgres/schema/v1.sql"),
     include_str!("../protean-core/src/store/postgres/schema/v2.sql"),
     include_str!("../protean-core/src/store/postgres/schema/v3.sql"),
     include_str!("../protean-core/src/store/postgres/schema/v4.sql"),
+    include_str!("../protean-core/src/store/postgres/schema/v5.sql"),
 ];
 
 fn stream(aggregate: &'static str, id: &str) -> StreamId {
@@ -46,9 +48,11 @@ async fn database_at(url: String, version: u32) -> (String, PgPool) {
         sqlx::raw_sql(step).execute(&pool).await.unwrap();
     }
     let advance = if version >= 2 { "bigint[], " } else { "" };
+    let recorded = if version >= 4 { "timestamptz[]" } else { "bigint[]" };
+    let outcome = if version >= 5 { "text, " } else { "" };
     let function = format!(
         "CREATE FUNCTION protean_commit_batch(text[], text[], bigint[], {advance}text[], integer[], uuid[], text[],
-            integer[], text[], bigint[], uuid[], uuid[], text, uuid, uuid[], text[])
+            integer[], text[], {recorded}, uuid[], uuid[], text, uuid, {outcome}uuid[], text[])
             RETURNS bigint[] LANGUAGE sql AS 'SELECT NULL::bigint[]'"
     );
     sqlx::query(&function).execute(&pool).await.unwrap();
@@ -190,6 +194,129 @@ async fn upgrading_from_version_3_makes_times_timestamptz_to_the_microsecond(url
     assert_eq!(store.stream(&s).await.unwrap()[0].recorded_at, recorded_at, "migrating again changes nothing");
 }
 
+/// A first commit of counter `id`, with one event per count (none for no counts).
+fn counter_commit(id: &str, counts: &[u32]) -> Commit {
+    let s = stream("Counter", id);
+    let identifier = Identifier::<Counter>::parse(id).unwrap();
+    let events = counts
+        .iter()
+        .map(|&count| {
+            let bumped = Bumped { id: identifier.clone(), count };
+            Envelope::new(bumped.into(), s.clone(), Cause::command(Uuid::now_v7())).unwrap()
+        })
+        .collect();
+    Commit { stream: s, expected_version: 0, advance: 1, state: Some("{}".into()), events, snapshot: None }
+}
+
+/// Version 4 had no outcomes and no failed deliveries; version 5 adds both, and keeps
+/// the handled records and the events there were.
+async fn upgrading_from_version_4_keeps_handled_records_and_events(url: String) {
+    let (url, pool) = database_at(url, 4).await;
+    let (handled_id, event_id) = (Uuid::now_v7(), Uuid::now_v7());
+    sqlx::query("INSERT INTO protean_handled (handler, message_id) VALUES ('Tallying::count', $1)")
+        .bind(handled_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO protean_aggregates VALUES ('Counter', 'old', 1, '{}', 1)").execute(&pool).await.unwrap();
+    let recorded_at = OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_000).unwrap();
+    sqlx::query(
+        "INSERT INTO protean_events (id, aggregate, stream_id, sequence, type_name, version, payload, recorded_at,
+         correlation_id, causation_id) VALUES ($1, 'Counter', 'old', 1, 'Counter.Bumped', 1,
+         '{\"id\":\"old\",\"count\":1}', $2, $1, $1)",
+    )
+    .bind(event_id)
+    .bind(recorded_at)
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let store = PostgresStore::connect_with(&url, 2).await.unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), POSTGRES_SCHEMA_VERSION);
+    assert_eq!(commit_functions(&pool).await.len(), 1, "the commit function without an outcome is gone");
+    assert!(store.is_handled("Tallying::count", handled_id).await.unwrap());
+    assert_eq!(store.handled_outcome("Tallying::count", handled_id).await.unwrap(), Some(None));
+    let old = stream("Counter", "old");
+    assert_eq!(store.load(&old).await.unwrap().unwrap().version, 1);
+    let events = store.stream(&old).await.unwrap();
+    assert_eq!(
+        events.iter().map(|e| (e.id, e.sequence, e.recorded_at)).collect::<Vec<_>>(),
+        [(event_id, 1, recorded_at)]
+    );
+    let status = store.outbox_status().await.unwrap();
+    assert_eq!((status.undelivered, status.oldest_undelivered), (1, Some(recorded_at)));
+
+    // What version 5 adds works on the events from before.
+    let update = FailureUpdate {
+        handler: "Tallying::count".into(),
+        event: events[0].clone(),
+        status: FailureStatus::Dead,
+        error: "boom".into(),
+        at: recorded_at,
+    };
+    assert_eq!(store.record_failure(update).await.unwrap(), 1);
+    let failed = store.failed_deliveries(FailureQuery::default()).await.unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!((&failed[0].event, failed[0].first_failed_at), (&events[0], recorded_at), "to the microsecond");
+    assert_eq!(
+        store.handler_state("Tallying::count", &events[0]).await.unwrap(),
+        HandlerState { handled: false, held: true, attempts: 1 }
+    );
+    let command = Handled { handler: "Counter.Bump".into(), message_id: Uuid::now_v7(), outcome: Some("{}".into()) };
+    let batch = Batch { commits: vec![counter_commit("new", &[1])], handled: Some(command.clone()), delivered: vec![] };
+    store.commit(batch).await.unwrap();
+    assert_eq!(store.handled_outcome("Counter.Bump", command.message_id).await.unwrap(), Some(Some("{}".into())));
+    store.migrate().await.unwrap();
+    assert_eq!(store.failed_deliveries(FailureQuery::default()).await.unwrap().len(), 1, "migrating again keeps it");
+}
+
+/// The backends listening on the outbox's channel in the database at `pool`.
+async fn listeners(pool: &PgPool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// A commit of an undelivered event through one store wakes the outbox signal of
+/// another, connected on its own (as another process would be); the signal's listener
+/// is one per store, and goes with the store.
+async fn a_commit_wakes_the_outbox_signal_of_another_store(url: String) {
+    let writer = PostgresStore::connect_with(&url, 2).await.unwrap();
+    let reader = PostgresStore::connect_with(&url, 2).await.unwrap();
+    let signal = reader.outbox_signal().expect("PostgreSQL has an outbox signal");
+    assert!(Arc::ptr_eq(&signal, &reader.clone().outbox_signal().unwrap()), "one signal for the clones");
+    let wait = |limit: Duration| tokio::time::timeout(limit, signal.notified());
+    // It fires once it listens (a commit before went unheard); then it is quiet.
+    wait(Duration::from_secs(5)).await.expect("the signal fires once it listens");
+    while wait(Duration::from_millis(200)).await.is_ok() {}
+    assert_eq!(listeners(writer.pool()).await, 1, "one listener, for the store that asked");
+
+    // Nothing to deliver, nothing to wake for: neither without events nor with delivered ones.
+    writer.commit(batch(vec![counter_commit("quiet", &[])])).await.unwrap();
+    let delivered = counter_commit("done", &[1]);
+    let ids = delivered.events.iter().map(|e| e.id).collect();
+    writer.commit(Batch { commits: vec![delivered], handled: None, delivered: ids }).await.unwrap();
+    assert!(wait(Duration::from_millis(500)).await.is_err(), "no notification without an undelivered event");
+
+    writer.commit(batch(vec![counter_commit("loud", &[1, 2])])).await.unwrap();
+    wait(Duration::from_secs(5)).await.expect("the other store's commit wakes the signal");
+
+    drop(signal);
+    drop(reader);
+    let mut left = listeners(writer.pool()).await;
+    for _ in 0..50 {
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        left = listeners(writer.pool()).await;
+    }
+    assert_eq!(left, 0, "the listener stops with its store");
+}
+
 /// A time PostgreSQL keeps but `time` cannot represent, written behind the store's
 /// back, is corrupt data, not a panic.
 async fn a_stored_time_out_of_range_is_corrupt_data(url: String) {
@@ -263,6 +390,7 @@ async fn a_role_that_may_not_create_tables_uses_a_migrated_database_without_migr
             "GRANT SELECT, INSERT, UPDATE ON protean_aggregates, protean_events, protean_handled, protean_snapshots,
              protean_read_models TO {role}"
         ),
+        format!("GRANT SELECT, INSERT, UPDATE, DELETE ON protean_failures TO {role}"),
         format!("GRANT USAGE ON SEQUENCE protean_events_position_seq TO {role}"),
         format!("GRANT EXECUTE ON FUNCTION protean_commit_batch TO {role}"),
     ] {
@@ -302,7 +430,7 @@ async fn a_role_that_may_not_create_tables_uses_a_migrated_database_without_migr
             .fetch_one(owner.pool())
             .await
             .unwrap();
-    assert_eq!(tables, 6, "nothing more was created");
+    assert_eq!(tables, 7, "nothing more was created");
 
     drop(domain);
     app.pool().close().await;
@@ -321,6 +449,14 @@ fn main() -> std::process::ExitCode {
         harness::postgres::test(
             "upgrading_from_version_3_makes_times_timestamptz_to_the_microsecond",
             upgrading_from_version_3_makes_times_timestamptz_to_the_microsecond,
+        ),
+        harness::postgres::test(
+            "upgrading_from_version_4_keeps_handled_records_and_events",
+            upgrading_from_version_4_keeps_handled_records_and_events,
+        ),
+        harness::postgres::test(
+            "a_commit_wakes_the_outbox_signal_of_another_store",
+            a_commit_wakes_the_outbox_signal_of_another_store,
         ),
         harness::postgres::test(
             "a_stored_time_out_of_range_is_corrupt_data",

@@ -13,28 +13,39 @@
 //! and its owner still holds that lock; when the owner's process dies, its connection
 //! closes, the server releases the lock, and the claim is free at once.
 //!
+//! Delivery keeps its state here too: a failed delivery of an event to a handler is a
+//! row of `protean_failures` (retrying, dead, or held behind a dead letter of its
+//! stream), and a command's handled record keeps its reply. A commit that stores an
+//! event not yet delivered notifies channel `protean_outbox`; a store's
+//! [`outbox_signal`](Store::outbox_signal) listens on it (one connection per store, made
+//! on first use), so the delivery workers of every process wake without polling.
+//!
 //! The schema is in `postgres/schema/`: one file per migration step (`v1.sql`, …), and
 //! the commit function (`commit_batch.sql`), created again by every migration.
 
 use std::borrow::Cow;
-use std::sync::{Arc, Mutex};
+use std::convert::Infallible;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
 use sqlx::postgres::{
-    PgConnection, PgDatabaseError, PgPool, PgPoolOptions, PgRow, PgTypeInfo, PgValueFormat, PgValueRef,
+    PgConnectOptions, PgConnection, PgDatabaseError, PgListener, PgPool, PgPoolOptions, PgRow, PgTypeInfo,
+    PgValueFormat, PgValueRef,
 };
 use sqlx::{Connection, Postgres, Row};
 use time::OffsetDateTime;
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::sql::{stored_count, to_i64};
 use super::{Batch, BoxFuture, Commit, Committed, Record, SchemaVersion, Snapshot, Store, StoreError, VersionConflict};
+use super::{FailedDelivery, FailureQuery, FailureStatus, FailureUpdate, HandlerState, OutboxStatus};
 use crate::store::envelope::{Envelope, StreamId};
 
 /// The schema version this code works with: [`PostgresStore::migrate`] brings older
 /// databases up to it, and a store opened without migrating
 /// ([`PostgresStore::connect_without_migrating`]) requires it.
-pub const SCHEMA_VERSION: SchemaVersion = SchemaVersion(4);
+pub const SCHEMA_VERSION: SchemaVersion = SchemaVersion(5);
 
 /// The migration steps: step `n` (from `schema/vn.sql`) brings a database at version
 /// `n - 1` to version `n`. A file may hold several statements; it runs as one simple
@@ -44,6 +55,7 @@ const MIGRATIONS: [&str; SCHEMA_VERSION.0 as usize] = [
     include_str!("postgres/schema/v2.sql"),
     include_str!("postgres/schema/v3.sql"),
     include_str!("postgres/schema/v4.sql"),
+    include_str!("postgres/schema/v5.sql"),
 ];
 
 /// A unit of work's whole batch in one statement (see the file): created, or replaced,
@@ -74,6 +86,34 @@ fn owner_key(owner: Uuid) -> i64 {
 const EVENT_COLUMNS: &str =
     "id, aggregate, stream_id, sequence, type_name, version, payload, recorded_at, correlation_id, causation_id";
 
+/// The failed deliveries a [`FailureQuery`] lists, with their events ([`EVENT_COLUMNS`]
+/// of `e`), in log order: `$1` the handler, `$2` and `$3` the stream, `$4` the status
+/// (each `NULL` for any), `$5` the limit. The event is found by its key.
+static FAILURES: LazyLock<String> = LazyLock::new(|| {
+    let event_columns: Vec<String> = EVENT_COLUMNS.split(", ").map(|column| format!("e.{column}")).collect();
+    format!(
+        "SELECT {}, f.handler, f.status, f.attempts, f.first_error, f.last_error, f.first_failed_at, f.last_failed_at
+         FROM protean_failures f JOIN protean_events e
+             ON e.aggregate = f.aggregate AND e.stream_id = f.stream_id AND e.sequence = f.sequence AND e.id = f.event_id
+         WHERE ($1::text IS NULL OR f.handler = $1)
+             AND ($2::text IS NULL OR (f.aggregate = $2 AND f.stream_id = $3))
+             AND ($4::text IS NULL OR f.status = $4)
+         ORDER BY e.position, f.handler LIMIT $5",
+        event_columns.join(", ")
+    )
+});
+
+/// The channel a commit notifies when it stores an event not delivered yet (see
+/// `commit_batch.sql`).
+const OUTBOX_CHANNEL: &str = "protean_outbox";
+
+/// How long the outbox listener waits to listen again after an error, the first time;
+/// the wait doubles with every error in a row, up to [`MAX_RELISTEN_DELAY`].
+const RELISTEN_DELAY: Duration = Duration::from_millis(250);
+
+/// The longest wait of the outbox listener between two attempts to listen.
+const MAX_RELISTEN_DELAY: Duration = Duration::from_secs(5);
+
 /// A [`Store`] in PostgreSQL, shared by every process that connects to it.
 ///
 /// Each store has an owner identity and, besides its pool, one connection of its own
@@ -84,6 +124,13 @@ const EVENT_COLUMNS: &str =
 /// released its lock) are taken over at once. Should that connection break while the
 /// process lives, its claims are free to others: events in flight may then be delivered
 /// twice, the handled records keeping each handler's effect single.
+///
+/// Its [`outbox_signal`](Store::outbox_signal) listens on channel `protean_outbox`, on a
+/// connection of its own opened on first use (one per store, shared by its clones, closed
+/// with the last of them): it fires on every commit, from any process, that stores an
+/// event not yet delivered, and also whenever it starts listening (on first use, and
+/// after the connection was lost and made again), as commits meanwhile went unheard. A
+/// waiting worker is woken, and one permit is kept for the next to wait.
 ///
 /// [`connect`](Self::connect) creates or upgrades the schema, which takes a role that may
 /// create tables and functions. A production role that may only read and write the
@@ -97,6 +144,9 @@ pub struct PostgresStore {
     /// The connection holding the owner's advisory lock; never used after connecting,
     /// only kept open.
     _liveness: Arc<Mutex<PgConnection>>,
+    /// The listener behind [`Store::outbox_signal`], shared by the clones; it stops when
+    /// the last of them goes.
+    outbox: Arc<OutboxListener>,
 }
 
 /// How to connect a [`PostgresStore`]: the pool's size, and whether connecting migrates
@@ -170,7 +220,8 @@ impl PostgresOptions {
                 .await
                 .map_err(backend)?;
             if locked {
-                let store = PostgresStore { pool, owner, _liveness: Arc::new(Mutex::new(liveness)) };
+                let store =
+                    PostgresStore { pool, owner, _liveness: Arc::new(Mutex::new(liveness)), outbox: Arc::default() };
                 if self.migrate {
                     store.migrate().await?;
                 }
@@ -274,6 +325,7 @@ impl PostgresStore {
     /// GRANT SELECT ON protean_schema TO app;
     /// GRANT SELECT, INSERT, UPDATE ON protean_aggregates, protean_events, protean_handled,
     ///     protean_snapshots, protean_read_models TO app;
+    /// GRANT SELECT, INSERT, UPDATE, DELETE ON protean_failures TO app;
     /// GRANT USAGE ON SEQUENCE protean_events_position_seq TO app;
     /// GRANT EXECUTE ON FUNCTION protean_commit_batch TO app; -- PUBLIC has it unless revoked
     /// ```
@@ -293,7 +345,8 @@ impl PostgresStore {
     /// newer schema (written by a later protean) is refused with [`StoreError::Schema`].
     ///
     /// The step to version 4 (times as `timestamptz`) rewrites the events table, holding
-    /// an exclusive lock on it meanwhile.
+    /// an exclusive lock on it meanwhile; the step to version 5 indexes its undelivered
+    /// events (reading the table, and blocking writes to it meanwhile).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -371,7 +424,8 @@ impl PostgresStore {
             }
         }
         let outcome: Result<Vec<i64>, sqlx::Error> = sqlx::query_scalar(
-            "SELECT protean_commit_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+            "SELECT protean_commit_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+             $18)",
         )
         .bind(&aggregates)
         .bind(&ids)
@@ -388,6 +442,7 @@ impl PostgresStore {
         .bind(&causations)
         .bind(handled.as_ref().map(|h| &*h.handler))
         .bind(handled.as_ref().map(|h| h.message_id))
+        .bind(handled.as_ref().and_then(|h| h.outcome.as_deref()))
         .bind(&delivered)
         .bind(&snapshots)
         .fetch_one(&self.pool)
@@ -473,6 +528,28 @@ impl PostgresStore {
         Ok(None)
     }
 
+    /// The [`StoreError::Corrupt`] of a failed delivery of `handler` whose stored status
+    /// is `status`, an unknown one: naming its event, as [`FailureStatus::parse`] does.
+    async fn unknown_status(&self, handler: &str, status: &str) -> StoreError {
+        let reason = format!("a failed delivery has the unknown status `{status}`");
+        let found = sqlx::query(
+            "SELECT aggregate, stream_id, sequence FROM protean_failures WHERE handler = $1 AND status = $2 LIMIT 1",
+        )
+        .bind(handler)
+        .bind(status)
+        .fetch_optional(&self.pool)
+        .await;
+        let named = |row: &PgRow| -> Result<(StreamId, i64), sqlx::Error> {
+            let stream = StreamId::new(row.try_get::<String, _>("aggregate")?, row.try_get::<String, _>("stream_id")?);
+            Ok((stream, row.try_get("sequence")?))
+        };
+        match found.and_then(|row| row.as_ref().map(named).transpose()) {
+            Ok(Some((stream, sequence))) => StoreError::corrupt(&stream, u64::try_from(sequence).unwrap_or(0), reason),
+            Ok(None) => StoreError::corrupt(&StreamId::new("protean_failures", handler.to_owned()), 0, reason),
+            Err(e) => backend(e),
+        }
+    }
+
     async fn claim_now(&self, limit: usize, lease: Duration) -> Result<Vec<Envelope>, StoreError> {
         let now = OffsetDateTime::now_utc();
         let until = now + lease.min(super::MAX_LEASE);
@@ -539,6 +616,130 @@ impl PostgresStore {
     }
 }
 
+/// The time in `column` of `row`; one `time` cannot represent is corrupt data of the
+/// event at `position` of `stream`.
+fn stored_time(row: &PgRow, column: &str, stream: &StreamId, position: u64) -> Result<OffsetDateTime, StoreError> {
+    let StoredTime(time) = row.try_get(column).map_err(backend)?;
+    time.map_err(|micros| {
+        StoreError::corrupt(
+            stream,
+            position,
+            format!("the stored time {micros} µs after the Unix epoch is out of range"),
+        )
+    })
+}
+
+/// A failed delivery from a row of [`FAILURES`]; bad stored values are typed errors.
+fn failed_delivery(row: &PgRow) -> Result<FailedDelivery, StoreError> {
+    let event = envelope(row)?;
+    let status: String = row.try_get("status").map_err(backend)?;
+    let status = FailureStatus::parse(&status, &event)?;
+    let attempts: i32 = row.try_get("attempts").map_err(backend)?;
+    let attempts = stored_attempts(attempts, &event)?;
+    let first_failed_at = stored_time(row, "first_failed_at", &event.stream, event.sequence)?;
+    let last_failed_at = stored_time(row, "last_failed_at", &event.stream, event.sequence)?;
+    Ok(FailedDelivery {
+        handler: row.try_get("handler").map_err(backend)?,
+        status,
+        attempts,
+        first_error: row.try_get("first_error").map_err(backend)?,
+        last_error: row.try_get("last_error").map_err(backend)?,
+        first_failed_at,
+        last_failed_at,
+        event,
+    })
+}
+
+/// A failed delivery's stored count of attempts, which must not be negative.
+fn stored_attempts(attempts: i32, event: &Envelope) -> Result<u32, StoreError> {
+    u32::try_from(attempts).map_err(|_| {
+        StoreError::corrupt(&event.stream, event.sequence, format!("a failed delivery counts {attempts} attempts"))
+    })
+}
+
+/// Wakes the delivery workers waiting on an outbox signal now, and the next one to wait
+/// (a permit, for a worker between two waits).
+fn wake(notify: &Notify) {
+    notify.notify_waiters();
+    notify.notify_one();
+}
+
+/// The outbox signal of a store and the task that listens for it, started on first use
+/// and stopped when this is dropped (with the last clone of the store).
+#[derive(Debug, Default)]
+struct OutboxListener {
+    started: Mutex<Option<(Arc<Notify>, tokio::task::JoinHandle<()>)>>,
+}
+
+impl OutboxListener {
+    /// The signal, its listener started on the current tokio runtime if it is not
+    /// running (not yet, or no longer: the runtime it ran on shut down); `None` outside a
+    /// runtime when it is not running (nothing to run the listener on).
+    fn signal(&self, options: &PgConnectOptions) -> Option<Arc<Notify>> {
+        let mut started = self.started.lock().unwrap_or_else(PoisonError::into_inner);
+        let notify = match &*started {
+            Some((notify, task)) if !task.is_finished() => return Some(Arc::clone(notify)),
+            Some((notify, _)) => Arc::clone(notify),
+            None => Arc::new(Notify::new()),
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::debug!("postgres: no tokio runtime to listen for outbox notifications on");
+            return None;
+        };
+        let task = runtime.spawn(listen(options.clone(), Arc::clone(&notify)));
+        *started = Some((Arc::clone(&notify), task));
+        Some(notify)
+    }
+}
+
+impl Drop for OutboxListener {
+    fn drop(&mut self) {
+        let started = self.started.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, task)) = started.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Listens on [`OUTBOX_CHANNEL`] with a connection of its own, waking `notify` on every
+/// notification, until aborted; after an error it waits a little and listens again.
+async fn listen(options: PgConnectOptions, notify: Arc<Notify>) {
+    let mut delay = RELISTEN_DELAY;
+    loop {
+        let Err(error) = listen_until_error(&options, &notify, &mut delay).await;
+        tracing::warn!(%error, retry_in = ?delay, "postgres: listening for outbox notifications failed");
+        tokio::time::sleep(delay).await;
+        delay = delay.saturating_mul(2).min(MAX_RELISTEN_DELAY);
+    }
+}
+
+/// Connects, listens, and wakes `notify` on each notification until an error; resets
+/// `delay` once listening. Wakes it also whenever it starts listening (on connecting, and
+/// after sqlx made a lost connection again), as a commit meanwhile went unheard.
+async fn listen_until_error(
+    options: &PgConnectOptions,
+    notify: &Notify,
+    delay: &mut Duration,
+) -> Result<Infallible, sqlx::Error> {
+    // A pool of one, as `PgListener::connect` makes: the listener takes its connections
+    // from it, again after losing one.
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .max_lifetime(None)
+        .idle_timeout(None)
+        .connect_with(options.clone())
+        .await?;
+    let mut listener = PgListener::connect_with(&pool).await?;
+    listener.listen(OUTBOX_CHANNEL).await?;
+    *delay = RELISTEN_DELAY;
+    wake(notify);
+    loop {
+        // `None`: the connection was lost, and is listening again.
+        let _ = listener.try_recv().await?;
+        wake(notify);
+    }
+}
+
 /// An envelope from a row selected with [`EVENT_COLUMNS`]; bad stored values are typed errors.
 fn envelope(row: &PgRow) -> Result<Envelope, StoreError> {
     let aggregate: String = row.try_get("aggregate").map_err(backend)?;
@@ -549,14 +750,7 @@ fn envelope(row: &PgRow) -> Result<Envelope, StoreError> {
     let version: i32 = row.try_get("version").map_err(backend)?;
     let version = u32::try_from(version)
         .map_err(|_| StoreError::corrupt(&stream, position, format!("event version {version} is out of range")))?;
-    let StoredTime(recorded_at) = row.try_get("recorded_at").map_err(backend)?;
-    let recorded_at = recorded_at.map_err(|micros| {
-        StoreError::corrupt(
-            &stream,
-            position,
-            format!("the stored time {micros} µs after the Unix epoch is out of range"),
-        )
-    })?;
+    let recorded_at = stored_time(row, "recorded_at", &stream, position)?;
     let payload: String = row.try_get("payload").map_err(backend)?;
     let type_name: String = row.try_get("type_name").map_err(backend)?;
     Ok(Envelope::stored_event(
@@ -602,6 +796,38 @@ impl Store for PostgresStore {
         Box::pin(self.claim_now(limit, lease))
     }
 
+    fn renew_claims(&self, event_ids: Vec<Uuid>, lease: Duration) -> BoxFuture<'_, Result<(), StoreError>> {
+        let until = OffsetDateTime::now_utc() + lease.min(super::MAX_LEASE);
+        Box::pin(async move {
+            sqlx::query(
+                "UPDATE protean_events SET claimed_until = $1
+                 WHERE id = ANY($2) AND NOT delivered AND claimed_by = $3",
+            )
+            .bind(until)
+            .bind(&event_ids)
+            .bind(self.owner)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(backend)
+        })
+    }
+
+    fn release_claims(&self, event_ids: Vec<Uuid>) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            sqlx::query(
+                "UPDATE protean_events SET claimed_until = NULL, claimed_by = NULL
+                 WHERE id = ANY($1) AND NOT delivered AND claimed_by = $2",
+            )
+            .bind(&event_ids)
+            .bind(self.owner)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(backend)
+        })
+    }
+
     fn mark_delivered(&self, event_ids: Vec<Uuid>) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             sqlx::query("UPDATE protean_events SET delivered = TRUE WHERE id = ANY($1) AND NOT delivered")
@@ -624,6 +850,169 @@ impl Store for PostgresStore {
             .await
             .map_err(backend)
         })
+    }
+
+    fn handled_outcome<'a>(
+        &'a self,
+        handler: &'a str,
+        message_id: Uuid,
+    ) -> BoxFuture<'a, Result<Option<Option<String>>, StoreError>> {
+        Box::pin(async move {
+            sqlx::query_scalar::<_, Option<String>>(
+                "SELECT outcome FROM protean_handled WHERE handler = $1 AND message_id = $2",
+            )
+            .bind(handler)
+            .bind(message_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)
+        })
+    }
+
+    fn handler_state<'a>(
+        &'a self,
+        handler: &'a str,
+        event: &'a Envelope,
+    ) -> BoxFuture<'a, Result<HandlerState, StoreError>> {
+        Box::pin(async move {
+            // The held check is the partial index's predicate, so it reads the index.
+            let row = sqlx::query(
+                "SELECT EXISTS (SELECT 1 FROM protean_handled WHERE handler = $1 AND message_id = $2) AS handled,
+                    EXISTS (SELECT 1 FROM protean_failures
+                        WHERE handler = $1 AND aggregate = $3 AND stream_id = $4 AND status <> 'retrying') AS held,
+                    coalesce((SELECT attempts FROM protean_failures WHERE handler = $1 AND event_id = $2), 0)
+                        AS attempts",
+            )
+            .bind(handler)
+            .bind(event.id)
+            .bind(&*event.stream.aggregate)
+            .bind(&*event.stream.id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)?;
+            let attempts: i32 = row.try_get("attempts").map_err(backend)?;
+            Ok(HandlerState {
+                handled: row.try_get("handled").map_err(backend)?,
+                held: row.try_get("held").map_err(backend)?,
+                attempts: stored_attempts(attempts, event)?,
+            })
+        })
+    }
+
+    fn record_failure(&self, update: FailureUpdate) -> BoxFuture<'_, Result<u32, StoreError>> {
+        Box::pin(async move {
+            let counted = i32::from(update.status != FailureStatus::Held);
+            let event = &update.event;
+            // The event's position, found by its key (its id checked too); none for an
+            // event not in the log.
+            let attempts: i32 = sqlx::query_scalar(
+                "INSERT INTO protean_failures (handler, event_id, aggregate, stream_id, sequence, position, status,
+                     attempts, first_error, last_error, first_failed_at, last_failed_at)
+                 VALUES ($1, $2, $3, $4, $5,
+                     (SELECT position FROM protean_events
+                         WHERE aggregate = $3 AND stream_id = $4 AND sequence = $5 AND id = $2),
+                     $6, $7, $8, $8, $9, $9)
+                 ON CONFLICT (handler, event_id) DO UPDATE SET status = excluded.status,
+                     attempts = protean_failures.attempts + excluded.attempts, last_error = excluded.last_error,
+                     last_failed_at = excluded.last_failed_at,
+                     position = coalesce(protean_failures.position, excluded.position)
+                 RETURNING attempts",
+            )
+            .bind(&*update.handler)
+            .bind(event.id)
+            .bind(&*event.stream.aggregate)
+            .bind(&*event.stream.id)
+            .bind(to_i64(event.sequence))
+            .bind(update.status.as_str())
+            .bind(counted)
+            .bind(&update.error)
+            .bind(update.at)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)?;
+            stored_attempts(attempts, event)
+        })
+    }
+
+    fn failed_deliveries(&self, query: FailureQuery) -> BoxFuture<'_, Result<Vec<FailedDelivery>, StoreError>> {
+        Box::pin(async move {
+            let rows = sqlx::query(&FAILURES)
+                .bind(query.handler.as_deref())
+                .bind(query.stream.as_ref().map(|s| &*s.aggregate))
+                .bind(query.stream.as_ref().map(|s| &*s.id))
+                .bind(query.status.map(FailureStatus::as_str))
+                .bind(i64::try_from(query.limit).unwrap_or(i64::MAX))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend)?;
+            rows.iter().map(failed_delivery).collect()
+        })
+    }
+
+    fn remove_failure<'a>(&'a self, handler: &'a str, event_id: Uuid) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            sqlx::query("DELETE FROM protean_failures WHERE handler = $1 AND event_id = $2")
+                .bind(handler)
+                .bind(event_id)
+                .execute(&self.pool)
+                .await
+                .map(|done| done.rows_affected() > 0)
+                .map_err(backend)
+        })
+    }
+
+    fn outbox_status(&self) -> BoxFuture<'_, Result<OutboxStatus, StoreError>> {
+        Box::pin(async move {
+            // Both from the index of the undelivered events in log order.
+            let row = sqlx::query(
+                "SELECT n.undelivered, o.aggregate, o.stream_id, o.sequence, o.recorded_at
+                 FROM (SELECT count(*) AS undelivered FROM protean_events WHERE NOT delivered) AS n
+                 LEFT JOIN LATERAL (SELECT aggregate, stream_id, sequence, recorded_at FROM protean_events
+                     WHERE NOT delivered ORDER BY position LIMIT 1) AS o ON TRUE",
+            )
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)?;
+            let undelivered: i64 = row.try_get("undelivered").map_err(backend)?;
+            let aggregate: Option<String> = row.try_get("aggregate").map_err(backend)?;
+            let stream_id: Option<String> = row.try_get("stream_id").map_err(backend)?;
+            let oldest_undelivered = match (aggregate, stream_id) {
+                (Some(aggregate), Some(stream_id)) => {
+                    let stream = StreamId::new(aggregate, stream_id);
+                    let sequence: i64 = row.try_get("sequence").map_err(backend)?;
+                    let sequence = stored_count(sequence, &stream, "event sequence")?;
+                    Some(stored_time(&row, "recorded_at", &stream, sequence)?)
+                }
+                _ => None,
+            };
+            let counts =
+                sqlx::query("SELECT handler, status, count(*) AS n FROM protean_failures GROUP BY handler, status")
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(backend)?;
+            let mut failures = Vec::with_capacity(counts.len());
+            for row in &counts {
+                let handler: String = row.try_get("handler").map_err(backend)?;
+                let status: String = row.try_get("status").map_err(backend)?;
+                let n: i64 = row.try_get("n").map_err(backend)?;
+                let parsed = match status.as_str() {
+                    "retrying" => FailureStatus::Retrying,
+                    "dead" => FailureStatus::Dead,
+                    "held" => FailureStatus::Held,
+                    _ => return Err(self.unknown_status(&handler, &status).await),
+                };
+                failures.push((handler, parsed, u64::try_from(n).unwrap_or(0)));
+            }
+            Ok(OutboxStatus {
+                undelivered: u64::try_from(undelivered).unwrap_or(0),
+                oldest_undelivered,
+                failures: OutboxStatus::count_failures(failures.iter().map(|(h, s, n)| (h.as_str(), *s, *n))),
+            })
+        })
+    }
+
+    fn outbox_signal(&self) -> Option<Arc<Notify>> {
+        self.outbox.signal(&self.pool.connect_options())
     }
 
     fn stream<'a>(&'a self, stream: &'a StreamId) -> BoxFuture<'a, Result<Vec<Envelope>, StoreError>> {

@@ -1,8 +1,12 @@
 -- A unit of work's whole batch in one statement, so one round trip: the handled
--- message, each aggregate (version checked under a row lock), its events, and the
--- events to mark delivered. A conflict or a repeated message raises, and the statement,
--- being one, leaves nothing behind. Created (or replaced) by every migration, after the
--- versioned steps (schema/v*.sql).
+-- message (with its outcome, a command's reply), each aggregate (version checked under a
+-- row lock), its events, and the events to mark delivered. A conflict or a repeated
+-- message raises, and the statement, being one, leaves nothing behind. Created (or
+-- replaced) by every migration, after the versioned steps (schema/v*.sql).
+--
+-- When it stores an event not delivered yet, it notifies channel `protean_outbox`, so
+-- the delivery workers of every process wake: the notification goes out at commit (not
+-- at all on a rollback), and equal ones of one transaction collapse into one.
 --
 -- Returns each commit's sequence before its events, then each commit's new version.
 -- Raises SQLSTATE PT208 for a message already handled, and PT409 (DETAIL: the version
@@ -11,7 +15,7 @@ CREATE OR REPLACE FUNCTION protean_commit_batch(
     p_aggregates text[], p_ids text[], p_expected bigint[], p_advance bigint[], p_states text[],
     p_event_counts integer[], p_event_ids uuid[], p_type_names text[], p_versions integer[], p_payloads text[],
     p_recorded timestamptz[], p_correlations uuid[], p_causations uuid[], p_handler text, p_message_id uuid,
-    p_delivered uuid[], p_snapshots text[])
+    p_outcome text, p_delivered uuid[], p_snapshots text[])
 RETURNS bigint[] LANGUAGE plpgsql AS $$
 DECLARE
     i integer;
@@ -26,7 +30,8 @@ DECLARE
     versions_out bigint[] := '{}';
 BEGIN
     IF p_handler IS NOT NULL THEN
-        INSERT INTO protean_handled (handler, message_id) VALUES (p_handler, p_message_id) ON CONFLICT DO NOTHING;
+        INSERT INTO protean_handled (handler, message_id, outcome) VALUES (p_handler, p_message_id, p_outcome)
+            ON CONFLICT DO NOTHING;
         IF NOT FOUND THEN
             RAISE EXCEPTION 'already handled' USING ERRCODE = 'PT208';
         END IF;
@@ -75,6 +80,9 @@ BEGIN
         END IF;
     END LOOP;
     UPDATE protean_events SET delivered = TRUE WHERE id = ANY(p_delivered) AND NOT delivered;
+    IF EXISTS (SELECT 1 FROM unnest(p_event_ids) AS e(id) WHERE NOT coalesce(e.id = ANY(p_delivered), FALSE)) THEN
+        PERFORM pg_notify('protean_outbox', '');
+    END IF;
     RETURN firsts || versions_out;
 END
 $$;
