@@ -60,7 +60,10 @@ impl Engine {
                     self.run_event_handler(handler, &event).await
                 };
                 match outcome {
-                    Ok(committed) => queue.extend(committed.into_iter().flat_map(|c| c.events)),
+                    Ok(committed) => {
+                        self.count_delivered(handler.info.id);
+                        queue.extend(committed.into_iter().flat_map(|c| c.events));
+                    }
                     Err(error) => {
                         complete = false;
                         failures.push(DeliveryFailure { handler: handler.info, event: event.clone(), error });

@@ -250,7 +250,7 @@ impl Domain {
         self.process_as(command, cause, true).await
     }
 
-    async fn process_as<C: Command>(
+    pub(crate) async fn process_as<C: Command>(
         &self,
         command: C,
         cause: Cause,

@@ -115,7 +115,8 @@ impl Scenario {
     pub async fn when<C: Command>(mut self, command: C) -> Outcome<C::Reply> {
         let domain = self.run_given().await;
         let id = Uuid::now_v7();
-        let result = domain.process_with(command, id, None).await;
+        // A fresh id: nothing to record for a copy (`process` without recording).
+        let result = domain.process_as(command, crate::store::Cause::command(id), false).await;
         Outcome { domain, cause: id, result }
     }
 
