@@ -12,6 +12,7 @@
 #[allow(dead_code)]
 mod harness;
 #[path = "support/relay.rs"]
+#[allow(dead_code)]
 mod relay;
 
 use std::io::{BufRead, BufReader, Write};
