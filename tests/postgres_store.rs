@@ -36,7 +36,7 @@ fn stream(aggregate: &'static str, id: &str) -> StreamId {
 }
 
 fn batch(commits: Vec<Commit>) -> Batch {
-    Batch { commits, handled: None, delivered: vec![] }
+    Batch { commits, handled: None, delivered: vec![], ..Batch::default() }
 }
 
 /// A new database as protean left it at schema `version`: the steps up to it, the
@@ -263,7 +263,7 @@ async fn upgrading_from_version_4_keeps_handled_records_and_events(url: String) 
         HandlerState { handled: false, held: true, attempts: 1 }
     );
     let command = Handled { handler: "Counter.Bump".into(), message_id: Uuid::now_v7(), outcome: Some("{}".into()) };
-    let batch = Batch { commits: vec![counter_commit("new", &[1])], handled: Some(command.clone()), delivered: vec![] };
+    let batch = Batch { commits: vec![counter_commit("new", &[1])], handled: Some(command.clone()), delivered: vec![], ..Batch::default() };
     store.commit(batch).await.unwrap();
     assert_eq!(store.handled_outcome("Counter.Bump", command.message_id).await.unwrap(), Some(Some("{}".into())));
     store.migrate().await.unwrap();
@@ -298,7 +298,7 @@ async fn a_commit_wakes_the_outbox_signal_of_another_store(url: String) {
     writer.commit(batch(vec![counter_commit("quiet", &[])])).await.unwrap();
     let delivered = counter_commit("done", &[1]);
     let ids = delivered.events.iter().map(|e| e.id).collect();
-    writer.commit(Batch { commits: vec![delivered], handled: None, delivered: ids }).await.unwrap();
+    writer.commit(Batch { commits: vec![delivered], handled: None, delivered: ids, ..Batch::default() }).await.unwrap();
     assert!(wait(Duration::from_millis(500)).await.is_err(), "no notification without an undelivered event");
 
     writer.commit(batch(vec![counter_commit("loud", &[1, 2])])).await.unwrap();

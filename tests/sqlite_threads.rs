@@ -36,7 +36,7 @@ fn counter(stream: &StreamId, expected_version: u64, count: u32) -> Batch {
         events: vec![],
         snapshot: None,
     };
-    Batch { commits: vec![commit], handled: None, delivered: vec![] }
+    Batch { commits: vec![commit], handled: None, delivered: vec![], ..Batch::default() }
 }
 
 /// Another connection holds SQLite's write lock; the store's commit waits for it, on the

@@ -55,13 +55,17 @@ pub mod __private {
         Limit, Path, Phase, Validate, ValidationError,
     };
     pub use crate::registry::{
-        ElementDescriptor, FieldDescriptor, FieldOptions, HandlerInfo, InvariantDescriptor, MessageKind,
+        ElementDescriptor, FieldDescriptor, FieldOptions, HandlerInfo, HandlerRole, InvariantDescriptor, MessageKind,
     };
     pub use crate::runtime::context::Context;
     pub use crate::runtime::handler::{
         assert_command_of, assert_context_of, assert_event, no_reply, reply, run_command, run_event, HandleCommand,
         HandleEvent, HandlerDescriptor, Route,
     };
+    pub use crate::runtime::process::{
+        assert_flow_of, fire_scheduled, run_flow_start, run_flow_step, ContinueFlow, StartFlow,
+    };
+    pub use crate::runtime::projection::{assert_rows_of, project, Project, ProjectorRoute, RowSet};
     pub use crate::runtime::sourcing::{
         apply_raised, apply_raised_event, apply_stored, assert_event_of, ApplierDescriptor,
     };

@@ -256,6 +256,11 @@ fn registration(self_ty: &syn::Type, part_of: &syn::Path, m: &Method) -> TokenSt
             quote!(#p::Route::Command(#p::run_command::<#part_of, #message, #marker>)),
         )
     };
+    let fire = if *is_event {
+        quote!(::core::option::Option::None)
+    } else {
+        quote!(::core::option::Option::Some(#p::fire_scheduled::<#message>))
+    };
     let type_name = if *is_event {
         quote!(<#message as #p::Event>::TYPE_NAME)
     } else {
@@ -281,8 +286,10 @@ fn registration(self_ty: &syn::Type, part_of: &syn::Path, m: &Method) -> TokenSt
                     message: <#message as #p::DomainElement>::NAME,
                     type_name: #type_name,
                     docs: #docs,
+                    role: #p::HandlerRole::Handler,
                 },
                 route: #route,
+                fire: #fire,
             }
         }
     }

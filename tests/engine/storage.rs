@@ -22,7 +22,7 @@ async fn corrupt_stored_records_are_typed_errors() {
         events: vec![],
         snapshot: None,
     };
-    store.commit(Batch { commits: vec![bad], handled: None, delivered: vec![] }).await.unwrap();
+    store.commit(Batch { commits: vec![bad], handled: None, delivered: vec![], ..Batch::default() }).await.unwrap();
     let error = domain.get(&sku("BOOK-1")).await.unwrap_err();
     let ProcessError::Store(StoreError::Corrupt { stream, position, reason }) = &error else { panic!("{error}") };
     assert_eq!((&*stream.id, *position), ("BOOK-1", 1));

@@ -178,5 +178,5 @@ pub async fn undelivered_bumps(store: &dyn protean::store::Store, id: &Identifie
         .collect();
     let state = format!(r#"{{"id":"{id}","count":3}}"#);
     let commit = Commit { stream, expected_version: 0, advance: 1, state: Some(state.into()), events, snapshot: None };
-    store.commit(Batch { commits: vec![commit], handled: None, delivered: vec![] }).await.unwrap();
+    store.commit(Batch { commits: vec![commit], handled: None, delivered: vec![], ..Batch::default() }).await.unwrap();
 }

@@ -287,6 +287,22 @@ pub enum MessageKind {
     Event,
 }
 
+/// What a handler method is part of: a command or event handler changing an aggregate,
+/// a projector changing a projection's rows, or a process manager's step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HandlerRole {
+    /// `#[handler(part_of = A)]`: changes aggregate `A`.
+    Handler,
+    /// `#[projector(projection = V)]`: changes rows of `V`, delivered after the commit.
+    Projector,
+    /// `#[projector(projection = V, inline)]`: changes rows of `V` in the unit of work
+    /// that raised the event.
+    InlineProjector,
+    /// A method of a `#[process_manager]`: moves a flow on and sends commands.
+    ProcessManager,
+}
+
 /// One handler method, as the model sees it (its route is the runtime's business).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HandlerInfo {
@@ -312,9 +328,16 @@ pub struct HandlerInfo {
     pub type_name: &'static str,
     #[doc(hidden)]
     pub docs: &'static str,
+    #[doc(hidden)]
+    pub role: HandlerRole,
 }
 
 impl HandlerInfo {
+    /// A handler, a projector, or a process manager's step.
+    pub fn role(&self) -> HandlerRole {
+        self.role
+    }
+
     /// `Handler::method`: how handled messages are recorded, and how reports name it.
     pub fn name(&self) -> &'static str {
         self.id
@@ -335,7 +358,8 @@ impl HandlerInfo {
         self.module_path
     }
 
-    /// The name of the aggregate it changes (`"Inventory"`).
+    /// The name of the aggregate it changes (`"Inventory"`); for a projector, its
+    /// projection, and for a process manager's step, the process manager.
     pub fn aggregate(&self) -> &'static str {
         self.aggregate
     }

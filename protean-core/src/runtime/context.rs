@@ -91,6 +91,10 @@ impl<A: Aggregate> SameAggregate<A> for A {}
 pub trait ReadModel: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The name it is stored under (a table or a key prefix).
     const NAME: &'static str;
+    /// Whether it is a `#[projection]`, whose rows the store keeps in copies (set by
+    /// the macro; a hand-written read model leaves it `false`).
+    #[doc(hidden)]
+    const PROJECTED: bool = false;
 }
 
 struct Tracked<A> {
@@ -236,6 +240,9 @@ pub(crate) async fn replayed<A: Aggregate>(
 
 /// A read model by key, from `store`.
 pub(crate) async fn read_model<V: ReadModel>(store: &dyn Store, key: &str) -> Result<Option<V>, StoreError> {
+    if V::PROJECTED {
+        return crate::runtime::projection::read_row::<V>(store, V::NAME, key).await;
+    }
     let Some(json) = store.read_model(V::NAME, key).await? else { return Ok(None) };
     let stream = StreamId::new(V::NAME, key);
     serde_json::from_str(&json).map(Some).map_err(|e| StoreError::corrupt(&stream, 0, e.to_string()))
@@ -529,7 +536,7 @@ impl<A: Aggregate> Context<A> {
             return Ok(Vec::new());
         }
         let command = self.handled.as_ref().is_some_and(|h| h.outcome.is_some());
-        let batch = Batch { commits, handled: self.handled, delivered: self.delivered };
+        let batch = Batch { commits, handled: self.handled, delivered: self.delivered, ..Batch::default() };
         match self.engine.store().commit(batch).await {
             // A command's copy is told so: the caller hands back the first one's outcome.
             Err(error @ StoreError::AlreadyHandled { .. }) if command => Err(ProcessError::Store(error)),

@@ -126,6 +126,9 @@ impl Engine {
         let outcome = async {
             match handler.route {
                 Route::Event(route) => route(self, event, handler.info.id).await,
+                Route::Project(route) => {
+                    crate::runtime::projection::deliver_to_projector(self, event, handler.info.id, &route).await
+                }
                 Route::Command(_) => Err(ProcessError::Unhandled(handler.info.type_name)),
             }
         }

@@ -281,33 +281,7 @@ impl Domain {
         cause: Cause,
         idempotent: bool,
     ) -> Result<Processed<C::Reply>, ProcessError> {
-        let engine = &self.engine;
-        command.validate().map_err(|e| ProcessError::Rejected { type_name: C::TYPE_NAME, error: e.into() })?;
-        let handler = engine.commands.get(C::TYPE_NAME).ok_or(ProcessError::Unhandled(C::TYPE_NAME))?;
-        let Route::Command(route) = handler.route else { return Err(ProcessError::Unhandled(C::TYPE_NAME)) };
-        let command_id = cause.causation_id;
-        if idempotent {
-            if let Some(first) = first_outcome::<C>(engine.store.as_ref(), command_id).await? {
-                tracing::info!("a copy of a command already processed: handing back its first outcome");
-                return Ok(first);
-            }
-        }
-        let (committed, reply) = match route(engine, Box::new(command), cause, idempotent).await {
-            Ok(done) => done,
-            // A copy racing the first (here or in another process) may be refused by the
-            // state the first left, or by its recorded id: either way, the first outcome.
-            Err(error) if idempotent => match first_outcome::<C>(engine.store.as_ref(), command_id).await? {
-                Some(first) => return Ok(first),
-                None => return Err(error),
-            },
-            Err(error) => return Err(error),
-        };
-        let reply = *reply.downcast::<C::Reply>().map_err(|_| ProcessError::Unhandled(C::TYPE_NAME))?;
-        if engine.inline() {
-            return Ok(engine.deliver_committed(command_id, committed).await.with_reply(reply));
-        }
-        let events = committed.iter().flat_map(|c| c.events.iter().cloned()).collect();
-        Ok(Processed { reply, command_id, committed, events, failures: Vec::new() })
+        self.engine.run_command(command, cause, idempotent).await
     }
 
     /// A unit of work for application code (seeding data, a migration, an admin task):
@@ -393,5 +367,42 @@ impl Domain {
         let json = serde_json::to_string(value)
             .map_err(|e| StoreError::Serialize { what: format!("read model {}", V::NAME), reason: e.to_string() })?;
         Ok(self.engine.store.put_read_model(V::NAME, key, json).await?)
+    }
+}
+
+impl Engine {
+    pub(crate) async fn run_command<C: Command>(
+        self: &Arc<Self>,
+        command: C,
+        cause: Cause,
+        idempotent: bool,
+    ) -> Result<Processed<C::Reply>, ProcessError> {
+        let engine = self;
+        command.validate().map_err(|e| ProcessError::Rejected { type_name: C::TYPE_NAME, error: e.into() })?;
+        let handler = engine.commands.get(C::TYPE_NAME).ok_or(ProcessError::Unhandled(C::TYPE_NAME))?;
+        let Route::Command(route) = handler.route else { return Err(ProcessError::Unhandled(C::TYPE_NAME)) };
+        let command_id = cause.causation_id;
+        if idempotent {
+            if let Some(first) = first_outcome::<C>(engine.store.as_ref(), command_id).await? {
+                tracing::info!("a copy of a command already processed: handing back its first outcome");
+                return Ok(first);
+            }
+        }
+        let (committed, reply) = match route(engine, Box::new(command), cause, idempotent).await {
+            Ok(done) => done,
+            // A copy racing the first (here or in another process) may be refused by the
+            // state the first left, or by its recorded id: either way, the first outcome.
+            Err(error) if idempotent => match first_outcome::<C>(engine.store.as_ref(), command_id).await? {
+                Some(first) => return Ok(first),
+                None => return Err(error),
+            },
+            Err(error) => return Err(error),
+        };
+        let reply = *reply.downcast::<C::Reply>().map_err(|_| ProcessError::Unhandled(C::TYPE_NAME))?;
+        if engine.inline() {
+            return Ok(engine.deliver_committed(command_id, committed).await.with_reply(reply));
+        }
+        let events = committed.iter().flat_map(|c| c.events.iter().cloned()).collect();
+        Ok(Processed { reply, command_id, committed, events, failures: Vec::new() })
     }
 }

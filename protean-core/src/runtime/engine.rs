@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use foldhash::{HashMap, HashMapExt};
 
 use crate::registry::MessageKind;
-use crate::runtime::handler::HandlerDescriptor;
+use crate::runtime::handler::{HandlerDescriptor, Route};
+use crate::runtime::projection::{ProjectRoute, ProjectorRoute};
+use crate::store::{ProjectionSpec, ProjectionState, StoreError};
 use crate::runtime::outcome::DeliveryFailure;
 use crate::runtime::policy::{DeliveryMode, RetryPolicy};
 use crate::store::Store;
@@ -35,6 +37,32 @@ pub struct Engine {
     pub(crate) signal: tokio::sync::Notify,
     /// Deliveries that succeeded in this process, per handler.
     pub(crate) delivered: HashMap<&'static str, AtomicU64>,
+    /// Inline projectors, by the type name of the events they take.
+    pub(crate) inline: HashMap<&'static str, Vec<ProjectorRoute>>,
+    /// Every projection fed by a projector of this domain.
+    pub(crate) projections: HashMap<&'static str, ProjectionEntry>,
+}
+
+/// A projection this domain keeps: its projectors, and what is known of its state.
+#[derive(Debug)]
+pub(crate) struct ProjectionEntry {
+    pub(crate) spec: ProjectionSpec,
+    /// (event type name, projector method, its apply route) for every projector method.
+    pub(crate) routes: Vec<(&'static str, &'static str, ProjectRoute)>,
+    /// Registered with the store (once per domain).
+    registered: tokio::sync::OnceCell<()>,
+    /// The serving generation last seen with no rebuild under way; dropped on a conflict.
+    serving: Mutex<Option<u64>>,
+}
+
+impl ProjectionEntry {
+    /// The event type names its projectors take.
+    pub(crate) fn types(&self) -> Vec<String> {
+        let mut types: Vec<String> = self.routes.iter().map(|(t, _, _)| (*t).to_owned()).collect();
+        types.sort();
+        types.dedup();
+        types
+    }
 }
 
 impl std::fmt::Debug for Engine {
@@ -59,7 +87,25 @@ impl Engine {
         let mut commands = HashMap::new();
         let mut delivered = HashMap::new();
         let mut events: HashMap<&'static str, Vec<&'static HandlerDescriptor>> = HashMap::new();
+        let mut inline: HashMap<&'static str, Vec<ProjectorRoute>> = HashMap::new();
+        let mut projections: HashMap<&'static str, ProjectionEntry> = HashMap::new();
         for &handler in handlers {
+            if let Route::Project(route) = handler.route {
+                projections
+                    .entry(route.projection)
+                    .or_insert_with(|| ProjectionEntry {
+                        spec: (route.spec)(),
+                        routes: Vec::new(),
+                        registered: tokio::sync::OnceCell::new(),
+                        serving: Mutex::new(None),
+                    })
+                    .routes
+                    .push((handler.info.type_name, handler.info.id, route.apply));
+                if route.inline {
+                    inline.entry(handler.info.type_name).or_default().push(route);
+                    continue;
+                }
+            }
             match handler.info.kind {
                 MessageKind::Command => {
                     commands.insert(handler.info.type_name, handler);
@@ -81,6 +127,75 @@ impl Engine {
             delivery,
             signal: tokio::sync::Notify::new(),
             delivered,
+            inline,
+            projections,
+        }
+    }
+
+    /// The inline projectors taking events of this type.
+    pub(crate) fn inline_projectors(&self, type_name: &str) -> impl Iterator<Item = &ProjectorRoute> + '_ {
+        self.inline.get(type_name).into_iter().flatten()
+    }
+
+    /// Whether some inline projector takes events of some type.
+    pub(crate) fn has_inline_projectors(&self) -> bool {
+        !self.inline.is_empty()
+    }
+
+    /// The projection `name` of this domain.
+    pub(crate) fn projection(&self, name: &str) -> Option<&ProjectionEntry> {
+        self.projections.get(name)
+    }
+
+    /// Registers the projection with the store, once.
+    pub(crate) async fn register_projection(&self, entry: &ProjectionEntry) -> Result<ProjectionState, StoreError> {
+        let mut registered = None;
+        entry
+            .registered
+            .get_or_try_init(|| async {
+                registered = Some(self.store.register_projection(entry.spec.clone()).await?);
+                Ok::<(), StoreError>(())
+            })
+            .await?;
+        match registered {
+            Some(state) => Ok(state),
+            None => self.store.projection_state(&entry.spec.name).await?.ok_or_else(|| {
+                StoreError::Unsupported(format!("the store lost the projection `{}`", entry.spec.name))
+            }),
+        }
+    }
+
+    /// Where the projection a projector changes stands: its serving copy, and whether
+    /// a rebuild runs. A serving copy with no rebuild is remembered until a conflict
+    /// says otherwise ([`forget_projection_state`](Self::forget_projection_state)); a
+    /// rebuild is never taken from memory (it may have finished).
+    pub(crate) async fn projection_state(&self, route: &ProjectorRoute) -> Result<ProjectionState, StoreError> {
+        let entry = self
+            .projections
+            .get(route.projection)
+            .ok_or_else(|| StoreError::Unsupported(format!("no projection `{}` in this domain", route.projection)))?;
+        if let Some(generation) = *entry.serving.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
+            return Ok(ProjectionState {
+                name: route.projection.to_owned(),
+                version: entry.spec.version,
+                generation,
+                built_through: 0,
+                checkpoint: 0,
+                build: None,
+                created: false,
+            });
+        }
+        let state = self.register_projection(entry).await?;
+        if state.build.is_none() {
+            *entry.serving.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(state.generation);
+        }
+        Ok(state)
+    }
+
+    /// Forgets the remembered serving copy of a projection (after a conflict or a switch).
+    pub(crate) fn forget_projection_state(&self, projection: &str) {
+        if let Some(entry) = self.projections.get(projection) {
+            *entry.serving.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
         }
     }
 

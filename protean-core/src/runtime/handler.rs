@@ -40,8 +40,10 @@ pub type EventRoute =
 pub enum Route {
     /// A command handler.
     Command(CommandRoute),
-    /// An event handler.
+    /// An event handler (or a process manager's step).
     Event(EventRoute),
+    /// A projector method.
+    Project(crate::runtime::projection::ProjectorRoute),
 }
 
 impl std::fmt::Debug for Route {
@@ -49,6 +51,7 @@ impl std::fmt::Debug for Route {
         f.write_str(match self {
             Route::Command(_) => "Route::Command",
             Route::Event(_) => "Route::Event",
+            Route::Project(_) => "Route::Project",
         })
     }
 }
@@ -60,6 +63,9 @@ pub struct HandlerDescriptor {
     pub info: HandlerInfo,
     /// How to run it.
     pub route: Route,
+    /// For a command handler: how to fire its command when a process manager sent or
+    /// scheduled it (decoded from JSON, processed under its own id).
+    pub fire: Option<crate::runtime::process::FireRoute>,
 }
 
 impl PartialEq for HandlerDescriptor {

@@ -14,6 +14,8 @@ mod health;
 pub(crate) mod idempotency;
 pub(crate) mod outcome;
 mod policy;
+pub(crate) mod process;
+pub(crate) mod projection;
 pub(crate) mod sourcing;
 mod workers;
 
@@ -22,4 +24,6 @@ pub use domain::{Domain, DomainBuilder};
 pub use health::{DeliveryStatus, HandlerHealth, Replayed};
 pub use outcome::{Delivered, DeliveryFailure, ProcessError, Processed};
 pub use policy::{DeliveryMode, RetryPolicy, WhenDead};
+pub use process::{Flow, FlowOf, Handles, LoadableInFlow, ProcessManager};
+pub use projection::{FedBy, LoadableInProjector, Projection, ProjectionKey, Rows, RowsOf};
 pub use workers::{NoRuntime, WorkerConfig, WorkerHandle, WorkerReport, Workers};

@@ -32,7 +32,7 @@ use crate::store::envelope::{Envelope, StreamId};
 ///     events: vec![],
 ///     snapshot: None,
 /// };
-/// let batch = |commit: &Commit| Batch { commits: vec![commit.clone()], handled: None, delivered: vec![] };
+/// let batch = |commit: &Commit| Batch { commits: vec![commit.clone()], handled: None, delivered: vec![], ..Batch::default() };
 /// assert_eq!(store.commit(batch(&first)).await.unwrap()[0].version, 1);
 /// // A second writer that also loaded version 0 is refused.
 /// assert!(matches!(store.commit(batch(&first)).await, Err(StoreError::Conflict(_))));
@@ -96,7 +96,7 @@ impl MemoryStore {
     }
 
     fn commit_now(&self, batch: Batch) -> Result<Vec<Committed>, StoreError> {
-        let Batch { commits, handled, delivered } = batch;
+        let Batch { commits, handled, delivered, rows, rows_from, schedule, cancel } = batch;
         let mut inner = self.lock();
         if let Some(handled) = &handled {
             if inner.handled.contains_key(&(handled.handler.clone(), handled.message_id)) {

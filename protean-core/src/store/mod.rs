@@ -17,6 +17,7 @@
 pub(crate) mod envelope;
 mod memory;
 mod outbox;
+mod projection;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -42,6 +43,10 @@ pub use crate::model::error::{DriverError, SchemaVersion, StoreError, VersionCon
 pub use envelope::{Cause, Envelope, StreamId};
 pub use outbox::{
     FailedDelivery, FailureCounts, FailureQuery, FailureStatus, FailureUpdate, HandlerState, OutboxStatus,
+};
+pub use projection::{
+    BuildState, Cancel, FilterOp, Logged, ProjectionSpec, ProjectionState, Row, RowChange, RowFilter, RowOrder,
+    RowQuery, Scheduled,
 };
 /// The time type of [`Envelope::recorded_at`], from the `time` crate.
 pub use time::OffsetDateTime;
@@ -118,6 +123,12 @@ impl<K: std::hash::Hash + Eq> ClaimOrder<K> {
     }
 }
 
+/// What a store that does not keep something answers.
+fn unsupported<'a, T: Send + 'a>(what: &str) -> BoxFuture<'a, Result<T, StoreError>> {
+    let error = StoreError::Unsupported(format!("this store does not keep {what}"));
+    Box::pin(std::future::ready(Err(error)))
+}
+
 /// A boxed, sendable future: what the object-safe async traits here return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -173,6 +184,18 @@ pub struct Batch {
     /// Events to mark delivered in the same transaction: the one handled here when its
     /// handler is its only one, and new events that no handler takes.
     pub delivered: Vec<Uuid>,
+    /// Changes to projection rows, applied by the rule described on [`RowChange`]'s module
+    /// (skipped while a rebuild runs or when a rebuild already covered their event;
+    /// otherwise checked against each row's version).
+    pub rows: Vec<RowChange>,
+    /// The stored event the row changes come from (an async projector's), whose log
+    /// position decides whether a rebuild already covered them; `None` when they come
+    /// from this batch's own events (inline projectors).
+    pub rows_from: Option<Uuid>,
+    /// Commands a process manager sends or schedules, kept until a worker fires them.
+    pub schedule: Vec<Scheduled>,
+    /// Pending deadlines to drop.
+    pub cancel: Vec<Cancel>,
 }
 
 /// A message a handler has handled: recorded once, so that handling it again is refused.
@@ -321,6 +344,144 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every stored event in commit order, from position `from` (0-based), at most `limit`.
     fn events(&self, from: u64, limit: usize) -> BoxFuture<'_, Result<Vec<Envelope>, StoreError>>;
+
+    /// Makes sure the store keeps `spec`'s projection: creates its state (serving copy
+    /// 1, at `spec.version`, never built) when missing, and the indexes its declared
+    /// fields need. Returns where it stands; a stored version other than `spec.version`
+    /// is left for a rebuild to change.
+    fn register_projection(&self, spec: ProjectionSpec) -> BoxFuture<'_, Result<ProjectionState, StoreError>> {
+        let _ = spec;
+        unsupported("projections")
+    }
+
+    /// Where a projection stands, if the store keeps it.
+    fn projection_state<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<ProjectionState>, StoreError>> {
+        let _ = name;
+        unsupported("projections")
+    }
+
+    /// One row of a projection: of the serving copy when `generation` is `None`.
+    fn projection_row<'a>(
+        &'a self,
+        name: &'a str,
+        generation: Option<u64>,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Row>, StoreError>> {
+        let _ = (name, generation, key);
+        unsupported("projections")
+    }
+
+    /// The rows of a projection's serving copy that match `query`, executed by the
+    /// store (SQL stores use the indexes of the declared fields).
+    fn query_projection(&self, query: RowQuery) -> BoxFuture<'_, Result<Vec<Row>, StoreError>> {
+        let _ = query;
+        unsupported("projections")
+    }
+
+    /// Starts rebuilding a projection at `version` into a new, empty copy; or, when a
+    /// rebuild is under way whose builder has not written for longer than `lease`, takes
+    /// it over (it resumes from its [`BuildState::position`]). `None` when another
+    /// builder is at work.
+    fn begin_build<'a>(
+        &'a self,
+        name: &'a str,
+        version: u32,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Option<BuildState>, StoreError>> {
+        let _ = (name, version, lease);
+        unsupported("projections")
+    }
+
+    /// Writes rows into the copy a rebuild fills (`Some` JSON: the row's new content,
+    /// its version one more than before, 1 when new; `None`: delete), records that the
+    /// log is applied through `position`, and refreshes the build's heartbeat, in one
+    /// transaction. [`StoreError::Conflict`] when that copy is no longer being built
+    /// (taken over, or finished).
+    fn write_build<'a>(
+        &'a self,
+        name: &'a str,
+        generation: u64,
+        rows: Vec<(String, Option<std::sync::Arc<str>>)>,
+        position: u64,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let _ = (name, generation, rows, position);
+        unsupported("projections")
+    }
+
+    /// Finishes a rebuild: if no event of `types` (any, when empty) is stored past
+    /// `position` — checked so that no commit can slip in meanwhile (PostgreSQL locks
+    /// the events table against writers for the check) — makes `generation` the
+    /// serving copy at the build's version, built through the log's last position, and
+    /// drops the old copy's rows; returns `true`. Returns `false`, changing nothing, when
+    /// there are events to apply first. [`StoreError::Conflict`] when that copy is no
+    /// longer being built.
+    fn finish_build<'a>(
+        &'a self,
+        name: &'a str,
+        generation: u64,
+        position: u64,
+        types: &'a [String],
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let _ = (name, generation, position, types);
+        unsupported("projections")
+    }
+
+    /// Up to `limit` events of `types` (any, when empty) stored after log position
+    /// `after`, in log order, with their positions.
+    fn log_after<'a>(
+        &'a self,
+        after: u64,
+        limit: usize,
+        types: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Logged>, StoreError>> {
+        let _ = (after, limit, types);
+        unsupported("the positioned log")
+    }
+
+    /// How many events of `types` (any, when empty) are stored after log position `after`.
+    fn log_count<'a>(&'a self, after: u64, types: &'a [String]) -> BoxFuture<'a, Result<u64, StoreError>> {
+        let _ = (after, types);
+        unsupported("the positioned log")
+    }
+
+    /// Claims up to `limit` scheduled commands due at `now` (earliest first) that no
+    /// one holds, for `lease`: a claim whose lease ran out may be taken again.
+    fn claim_due(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+        lease: Duration,
+    ) -> BoxFuture<'_, Result<Vec<Scheduled>, StoreError>> {
+        let _ = (now, limit, lease);
+        unsupported("scheduled commands")
+    }
+
+    /// Forgets a scheduled command: it was fired.
+    fn complete_scheduled(&self, id: Uuid) -> BoxFuture<'_, Result<(), StoreError>> {
+        let _ = id;
+        unsupported("scheduled commands")
+    }
+
+    /// Frees this store's claims on scheduled commands, so any worker may fire them.
+    fn release_scheduled(&self, ids: Vec<Uuid>) -> BoxFuture<'_, Result<(), StoreError>> {
+        let _ = ids;
+        unsupported("scheduled commands")
+    }
+
+    /// When the earliest pending scheduled command is due (claimed or not), if any.
+    fn next_due(&self) -> BoxFuture<'_, Result<Option<OffsetDateTime>, StoreError>> {
+        unsupported("scheduled commands")
+    }
+
+    /// The pending scheduled commands of one process manager instance, earliest first.
+    fn scheduled_of<'a>(
+        &'a self,
+        owner: &'a str,
+        owner_key: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Scheduled>, StoreError>> {
+        let _ = (owner, owner_key);
+        unsupported("scheduled commands")
+    }
 
     /// A read model's JSON, by its name and key.
     fn read_model<'a>(&'a self, name: &'a str, key: &'a str) -> BoxFuture<'a, Result<Option<String>, StoreError>>;

@@ -395,7 +395,7 @@ impl PostgresStore {
     }
 
     async fn commit_now(&self, batch: Batch) -> Result<Vec<Committed>, StoreError> {
-        let Batch { commits, handled, delivered } = batch;
+        let Batch { commits, handled, delivered, .. } = batch;
         let mut aggregates = Vec::with_capacity(commits.len());
         let mut ids = Vec::with_capacity(commits.len());
         let mut expected = Vec::with_capacity(commits.len());

@@ -1,0 +1,394 @@
+//! Process managers: the state of a flow across aggregates, moved on by events and
+//! acting only by sending commands.
+//!
+//! `#[process_manager]` on a struct holding the flow's state, and on an impl block of
+//! it, registers one step per method. A method without `self` **starts** a flow (it
+//! returns the new state); a method taking `&mut self` moves an existing flow on. Each
+//! event is routed to its flow by a correlation field of the event
+//! (`#[process_manager(correlate = order_id)]` on the struct, or `#[correlate(field)]`
+//! on a method): the field's value is the flow's key.
+//!
+//! A step runs in its own unit of work, like an event handler: the flow's state is
+//! stored and versioned like an aggregate's (optimistic, run again on a conflict), and
+//! the commands it sends ([`Flow::send`]) or schedules ([`Flow::schedule_after`],
+//! [`Flow::schedule_at`]) are written in the same transaction, with the event's handled
+//! record. Workers fire them once due, each under its own id, so a crash neither loses
+//! nor doubles one. [`Flow::end`] ends the flow: later events for its key are ignored.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::model::element::{Command, Event};
+use crate::model::error::{DomainError, StoreError};
+use crate::model::identity::Identifier;
+use crate::runtime::context::ReadModel;
+use crate::runtime::engine::Engine;
+use crate::runtime::outcome::ProcessError;
+use crate::store::envelope::{Cause, Envelope, StreamId};
+use crate::store::{Batch, BoxFuture, Cancel, Commit, Committed, Handled, Scheduled};
+
+/// The state of a flow across aggregates: what `#[process_manager]` implements on the
+/// struct.
+pub trait ProcessManager: Serialize + DeserializeOwned + Clone + std::fmt::Debug + Send + Sync + 'static {
+    /// Its name: the flows' records are kept under it (`"Fulfilment"`).
+    const NAME: &'static str;
+    /// The field of the events it takes that holds the flow's key, unless a step names
+    /// its own; `""` when every step names one.
+    const CORRELATE: &'static str;
+}
+
+/// Something a process manager may not load or change: every aggregate.
+#[diagnostic::on_unimplemented(
+    message = "a process manager cannot load or change `{Self}`: it acts only by sending commands",
+    label = "process managers do not load aggregates",
+    note = "send a command to `{Self}` with `ctx.send(..)`; its handler changes it in its own transaction",
+    note = "to decide on another aggregate's data, keep it in the flow's state or read a projection with `ctx.read`"
+)]
+pub trait LoadableInFlow {}
+
+/// `Self` is the context a step of process manager `P` receives: `Flow<P>`.
+#[diagnostic::on_unimplemented(
+    message = "a step of `{P}` receives `&mut Flow<{P}>`, not `&mut {Self}`",
+    label = "write `ctx: &mut Flow<{P}>`",
+    note = "a process manager acts through its flow context: it sends and schedules commands, and ends the flow"
+)]
+pub trait FlowOf<P: ProcessManager> {}
+
+impl<P: ProcessManager> FlowOf<P> for Flow<P> {}
+
+/// Marks a process manager that takes events of type `E`: `#[process_manager]`
+/// implements it for each event a step takes, so rustdoc lists them on its page.
+pub trait Handles<E: Event>: ProcessManager {}
+
+/// What a step of a flow does besides changing its state: the commands it sends and
+/// schedules, the deadlines it cancels, and whether it ends the flow.
+pub struct Flow<P: ProcessManager> {
+    engine: Arc<Engine>,
+    cause: Cause,
+    key: String,
+    scheduled: Vec<Scheduled>,
+    cancelled: Vec<String>,
+    ended: bool,
+    error: Option<DomainError>,
+    _p: std::marker::PhantomData<fn() -> P>,
+}
+
+impl<P: ProcessManager> std::fmt::Debug for Flow<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Flow")
+            .field("process", &P::NAME)
+            .field("key", &self.key)
+            .field("cause", &self.cause)
+            .field("scheduled", &self.scheduled.iter().map(|s| &*s.type_name).collect::<Vec<_>>())
+            .field("cancelled", &self.cancelled)
+            .field("ended", &self.ended)
+            .finish()
+    }
+}
+
+impl<P: ProcessManager> Flow<P> {
+    fn new(engine: Arc<Engine>, cause: Cause, key: String) -> Self {
+        Flow {
+            engine,
+            cause,
+            key,
+            scheduled: Vec::new(),
+            cancelled: Vec::new(),
+            ended: false,
+            error: None,
+            _p: std::marker::PhantomData,
+        }
+    }
+
+    /// The flow's key: the correlation field's value.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Why this step runs: the event (its id is the causation id of the commands sent)
+    /// and its conversation.
+    pub fn cause(&self) -> Cause {
+        self.cause
+    }
+
+    fn push<C: Command>(&mut self, name: Option<String>, due_at: OffsetDateTime, command: C) {
+        match serde_json::to_string(&command) {
+            Ok(json) => self.scheduled.push(Scheduled {
+                id: Uuid::now_v7(),
+                owner: Cow::Borrowed(P::NAME),
+                owner_key: self.key.clone(),
+                name,
+                due_at,
+                type_name: Cow::Borrowed(C::TYPE_NAME),
+                payload: json.into(),
+                correlation_id: self.cause.correlation_id,
+                causation_id: self.cause.causation_id,
+            }),
+            Err(e) => {
+                self.error = Some(DomainError::Store(StoreError::Serialize {
+                    what: format!("the command {} sent by {}", C::TYPE_NAME, P::NAME),
+                    reason: e.to_string(),
+                }))
+            }
+        }
+    }
+
+    /// Sends `command` once this step commits.
+    pub fn send<C: Command>(&mut self, command: C) {
+        self.push(None, OffsetDateTime::now_utc(), command);
+    }
+
+    /// Schedules `command` to be sent after `delay`, under `name` (to cancel it): a
+    /// deadline. Scheduling a name again adds another deadline; cancel the first.
+    pub fn schedule_after<C: Command>(&mut self, name: impl Into<String>, delay: Duration, command: C) {
+        let due = OffsetDateTime::now_utc() + delay;
+        self.push(Some(name.into()), due, command);
+    }
+
+    /// Schedules `command` to be sent at `at`, under `name` (to cancel it).
+    pub fn schedule_at<C: Command>(&mut self, name: impl Into<String>, at: OffsetDateTime, command: C) {
+        self.push(Some(name.into()), at, command);
+    }
+
+    /// Cancels this flow's pending deadlines named `name` (those scheduled by earlier
+    /// steps; one scheduled in this step is dropped too).
+    pub fn cancel(&mut self, name: &str) {
+        self.scheduled.retain(|s| s.name.as_deref() != Some(name));
+        self.cancelled.push(name.to_owned());
+    }
+
+    /// Ends the flow once this step commits: its state is kept, marked ended, and later
+    /// events for its key are ignored. Pending deadlines are cancelled.
+    pub fn end(&mut self) {
+        self.ended = true;
+    }
+
+    /// Whether [`end`](Self::end) was called in this step.
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// A read model by key (a projection, kept current by its projectors).
+    pub async fn read<V: ReadModel>(&self, key: &str) -> Result<Option<V>, DomainError> {
+        Ok(crate::runtime::context::read_model::<V>(self.engine.store().as_ref(), key).await?)
+    }
+
+    /// Refused at compile time: a process manager does not load aggregates (see
+    /// [`LoadableInFlow`]).
+    pub fn load<T: LoadableInFlow>(&mut self, id: &Identifier<T>) -> Result<T, DomainError> {
+        let _ = id;
+        Err(DomainError::rule("a process manager cannot load aggregates"))
+    }
+}
+
+/// A step of process manager `P` that starts a flow on event `E`. Implemented by
+/// `#[process_manager]` for a method without `self`.
+pub trait StartFlow<P: ProcessManager, E: Event>: 'static {
+    /// The event field that holds the flow's key.
+    const CORRELATE: &'static str;
+    /// Calls the method.
+    fn start<'a>(ctx: &'a mut Flow<P>, event: &'a E) -> BoxFuture<'a, Result<P, DomainError>>;
+}
+
+/// A step of process manager `P` that moves a flow on with event `E`. Implemented by
+/// `#[process_manager]` for a method taking `&mut self`.
+pub trait ContinueFlow<P: ProcessManager, E: Event>: 'static {
+    /// The event field that holds the flow's key.
+    const CORRELATE: &'static str;
+    /// Calls the method.
+    fn step<'a>(state: &'a mut P, ctx: &'a mut Flow<P>, event: &'a E) -> BoxFuture<'a, Result<(), DomainError>>;
+}
+
+/// Compile-time check that a step's context is `Flow<P>`.
+pub const fn assert_flow_of<T: FlowOf<P>, P: ProcessManager>() {}
+
+/// A flow as stored.
+#[derive(Serialize, Deserialize)]
+struct FlowRecord<P> {
+    ended: bool,
+    state: P,
+}
+
+/// The key of the flow an event belongs to: its `field`, as text.
+pub(crate) fn correlation_key(envelope: &Envelope, field: &str) -> Result<String, StoreError> {
+    let corrupt = |reason: String| StoreError::corrupt(&envelope.stream, envelope.sequence, reason);
+    let value: serde_json::Value =
+        serde_json::from_str(&envelope.payload).map_err(|e| corrupt(format!("the event does not read: {e}")))?;
+    match value.get(field) {
+        Some(serde_json::Value::String(text)) => Ok(text.clone()),
+        Some(serde_json::Value::Number(n)) => Ok(n.to_string()),
+        Some(serde_json::Value::Bool(b)) => Ok(b.to_string()),
+        Some(other) if !other.is_null() => Ok(other.to_string()),
+        _ => Err(corrupt(format!(
+            "`{}` has no field `{field}` to route it to its flow by (the correlation field)",
+            envelope.type_name
+        ))),
+    }
+}
+
+/// How a step treats the flow it finds.
+enum Step<P: ProcessManager, E> {
+    Start(for<'b> fn(&'b mut Flow<P>, &'b E) -> BoxFuture<'b, Result<P, DomainError>>),
+    Continue(for<'b> fn(&'b mut P, &'b mut Flow<P>, &'b E) -> BoxFuture<'b, Result<(), DomainError>>),
+}
+
+/// The route of a starting step.
+pub fn run_flow_start<'a, P, E, H>(
+    engine: &'a Arc<Engine>,
+    envelope: &'a Envelope,
+    handler: &'static str,
+) -> BoxFuture<'a, Result<Vec<Committed>, ProcessError>>
+where
+    P: ProcessManager,
+    E: Event,
+    H: StartFlow<P, E>,
+{
+    Box::pin(async move {
+        let event = envelope.event::<E>().map_err(ProcessError::Store)?;
+        let field = if H::CORRELATE.is_empty() { P::CORRELATE } else { H::CORRELATE };
+        run_step::<P, E>(engine, envelope, &event, handler, field, Step::Start(H::start)).await
+    })
+}
+
+/// The route of a step moving a flow on.
+pub fn run_flow_step<'a, P, E, H>(
+    engine: &'a Arc<Engine>,
+    envelope: &'a Envelope,
+    handler: &'static str,
+) -> BoxFuture<'a, Result<Vec<Committed>, ProcessError>>
+where
+    P: ProcessManager,
+    E: Event,
+    H: ContinueFlow<P, E>,
+{
+    Box::pin(async move {
+        let event = envelope.event::<E>().map_err(ProcessError::Store)?;
+        let field = if H::CORRELATE.is_empty() { P::CORRELATE } else { H::CORRELATE };
+        run_step::<P, E>(engine, envelope, &event, handler, field, Step::Continue(H::step)).await
+    })
+}
+
+async fn run_step<P: ProcessManager, E: Event>(
+    engine: &Arc<Engine>,
+    envelope: &Envelope,
+    event: &E,
+    handler: &'static str,
+    field: &str,
+    step: Step<P, E>,
+) -> Result<Vec<Committed>, ProcessError> {
+    let type_name = E::TYPE_NAME;
+    let key = correlation_key(envelope, field)?;
+    let stream = StreamId::new(P::NAME, key.clone());
+    let retries = engine.conflict_retries();
+    let mut attempt = 0;
+    loop {
+        let record = engine.store().load(&stream).await?;
+        let version = record.as_ref().map_or(0, |r| r.version);
+        let found: Option<FlowRecord<P>> = match &record {
+            Some(record) => Some(serde_json::from_str(&record.state).map_err(|e| {
+                StoreError::corrupt(&stream, record.version, format!("not a valid `{}` flow: {e}", P::NAME))
+            })?),
+            None => None,
+        };
+        let mut ctx = Flow::<P>::new(Arc::clone(engine), Cause::event(envelope), key.clone());
+        let state = match (&step, found) {
+            (Step::Start(start), None) => Some(start(&mut ctx, event).await),
+            (Step::Continue(step), Some(mut flow)) if !flow.ended => Some(step(&mut flow.state, &mut ctx, event).await.map(|()| flow.state)),
+            (Step::Start(_), Some(_)) => {
+                tracing::debug!(process = P::NAME, key = %key, "a flow with this key exists; the starting event is ignored");
+                None
+            }
+            (Step::Continue(_), _) => {
+                tracing::debug!(process = P::NAME, key = %key, "no running flow with this key; the event is ignored");
+                None
+            }
+        };
+        let state = match state {
+            Some(Ok(state)) => Some(state),
+            Some(Err(error)) => return Err(ProcessError::from_domain(type_name, error)),
+            None => None,
+        };
+        if let Some(error) = ctx.error.take() {
+            return Err(ProcessError::from_domain(type_name, error));
+        }
+        let mut batch = Batch {
+            handled: Some(Handled::event(handler, envelope.id)),
+            delivered: if engine.handler_count(&envelope.type_name) == 1 { vec![envelope.id] } else { Vec::new() },
+            ..Batch::default()
+        };
+        let sends = !ctx.scheduled.is_empty();
+        if let Some(state) = state {
+            let ended = ctx.ended;
+            let json = serde_json::to_string(&FlowRecord { ended, state }).map_err(|e| {
+                ProcessError::Store(StoreError::Serialize { what: format!("the `{}` flow", P::NAME), reason: e.to_string() })
+            })?;
+            batch.commits.push(Commit {
+                stream: stream.clone(),
+                expected_version: version,
+                advance: 1,
+                state: Some(json.into()),
+                events: Vec::new(),
+                snapshot: None,
+            });
+            let mut cancelled = ctx.cancelled.clone();
+            if ended {
+                // An ended flow's deadlines will never matter: drop them all.
+                let pending = engine.store().scheduled_of(P::NAME, &key).await?;
+                cancelled.extend(pending.into_iter().filter_map(|s| s.name));
+                cancelled.sort();
+                cancelled.dedup();
+            }
+            batch.cancel = cancelled
+                .into_iter()
+                .map(|name| Cancel { owner: Cow::Borrowed(P::NAME), owner_key: key.clone(), name })
+                .collect();
+            batch.schedule = std::mem::take(&mut ctx.scheduled);
+        }
+        match engine.store().commit(batch).await {
+            Ok(committed) => {
+                if sends {
+                    engine.wake();
+                }
+                return Ok(committed);
+            }
+            Err(StoreError::AlreadyHandled { .. }) => return Ok(Vec::new()),
+            Err(StoreError::Conflict(conflict)) if attempt < retries => {
+                attempt += 1;
+                tracing::info!(
+                    process = P::NAME,
+                    key = %key,
+                    expected = conflict.expected,
+                    actual = conflict.actual,
+                    retry = attempt,
+                    "the flow changed meanwhile; running the step again"
+                );
+            }
+            Err(error) => return Err(ProcessError::from(error)),
+        }
+    }
+}
+
+/// Fires one scheduled command: decodes it as `C` and processes it under its own id
+/// (idempotently), caused by the event that sent it, in its conversation.
+pub type FireRoute = for<'a> fn(&'a Arc<Engine>, &'a Scheduled) -> BoxFuture<'a, Result<(), ProcessError>>;
+
+/// The [`FireRoute`] of command `C`.
+pub fn fire_scheduled<'a, C: Command>(engine: &'a Arc<Engine>, scheduled: &'a Scheduled) -> BoxFuture<'a, Result<(), ProcessError>> {
+    Box::pin(async move {
+        let command: C = serde_json::from_str(&scheduled.payload).map_err(|e| {
+            ProcessError::Store(StoreError::corrupt(
+                &StreamId::new(scheduled.owner.clone().into_owned(), scheduled.owner_key.clone()),
+                0,
+                format!("the scheduled command {} does not read: {e}", scheduled.type_name),
+            ))
+        })?;
+        let cause = Cause { causation_id: scheduled.id, correlation_id: scheduled.correlation_id };
+        engine.run_command(command, cause, true).await.map(|_| ())
+    })
+}

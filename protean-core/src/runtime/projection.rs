@@ -1,0 +1,489 @@
+//! Projections: read models that keep themselves current.
+//!
+//! `#[projection]` on a struct makes it a [`Projection`]: a read model with its own key,
+//! stored as rows by the store and queried by key or by its declared (indexed) fields.
+//! `#[projector(projection = V)]` on an impl block registers methods that take events of
+//! any aggregate and change rows of `V` through [`Rows<V>`]:
+//!
+//! * an **async** projector (the default) is delivered like a handler, by the delivery
+//!   workers (or inline, in [`DeliveryMode::Inline`](crate::runtime::DeliveryMode)): each
+//!   update commits with its handled record, so every event has exactly one effect, in
+//!   stream order;
+//! * an **inline** projector (`#[projector(projection = V, inline)]`) runs in the unit of
+//!   work that raised the event and commits in the same transaction, so the caller reads
+//!   its own writes as soon as `process` returns; a failing inline projector rejects the
+//!   unit of work.
+//!
+//! Either kind is rebuilt from the event log into a fresh copy while the old copy keeps
+//! serving reads ([`Domain::rebuild`](crate::runtime::Domain::rebuild)).
+
+use std::collections::hash_map::Entry;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use foldhash::HashMap;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::model::element::Event;
+use crate::model::error::{DomainError, StoreError, VersionConflict};
+use crate::model::identity::Identifier;
+use crate::runtime::context::ReadModel;
+use crate::runtime::engine::Engine;
+use crate::runtime::outcome::ProcessError;
+use crate::store::envelope::{Envelope, StreamId};
+use crate::store::{Batch, BoxFuture, Committed, Handled, ProjectionSpec, Row, RowChange, Store};
+
+/// A read model kept by projectors: what `#[projection]` implements.
+///
+/// Its rows are keyed by [`key`](Projection::key); queries may filter and order on the
+/// fields in [`INDEXED`](Projection::INDEXED). When [`VERSION`](Projection::VERSION)
+/// changes, the projection is rebuilt from the event log.
+pub trait Projection: ReadModel + Clone + std::fmt::Debug {
+    /// The version of its shape and projectors: bump it to rebuild.
+    const VERSION: u32;
+    /// The fields queries filter and order on (indexed by SQL stores).
+    const INDEXED: &'static [&'static str];
+    /// This row's key.
+    fn key(&self) -> String;
+
+    /// What a store needs to know of it.
+    fn spec() -> ProjectionSpec {
+        ProjectionSpec {
+            name: Self::NAME.into(),
+            version: Self::VERSION,
+            indexed: Self::INDEXED.iter().map(|f| std::borrow::Cow::Borrowed(*f)).collect(),
+        }
+    }
+}
+
+/// A value that keys projection rows (and process manager instances): its text.
+pub trait ProjectionKey {
+    /// The key as stored.
+    fn key_text(&self) -> String;
+}
+
+impl<T: ?Sized> ProjectionKey for Identifier<T> {
+    fn key_text(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl ProjectionKey for str {
+    fn key_text(&self) -> String {
+        self.to_owned()
+    }
+}
+
+impl ProjectionKey for String {
+    fn key_text(&self) -> String {
+        self.clone()
+    }
+}
+
+impl ProjectionKey for uuid::Uuid {
+    fn key_text(&self) -> String {
+        self.to_string()
+    }
+}
+
+macro_rules! integer_keys {
+    ($($t:ty),*) => {$(
+        impl ProjectionKey for $t {
+            fn key_text(&self) -> String {
+                self.to_string()
+            }
+        }
+    )*};
+}
+integer_keys!(u8, u16, u32, u64, i8, i16, i32, i64, usize, isize);
+
+impl<T: ProjectionKey + ?Sized> ProjectionKey for &T {
+    fn key_text(&self) -> String {
+        (**self).key_text()
+    }
+}
+
+/// Something a projector may not load: every type. A projector builds its rows from
+/// events alone.
+#[diagnostic::on_unimplemented(
+    message = "a projector cannot load `{Self}`: it builds its rows from events only",
+    label = "projectors do not load aggregates",
+    note = "put the data the projection needs in the events it takes, or keep it in this projection's rows (`rows.get`)",
+    note = "a command handler that needs a projection reads it with `ctx.read`; a projection is never changed by a handler"
+)]
+pub trait LoadableInProjector {}
+
+/// `Self` is the row set a projector of `V` receives: `Rows<V>`.
+#[diagnostic::on_unimplemented(
+    message = "a projector of `{V}` receives `&mut Rows<{V}>`, not `&mut {Self}`",
+    label = "write `rows: &mut Rows<{V}>`",
+    note = "a projector changes rows of the one projection it is for: the `projection = ..` it names"
+)]
+pub trait RowsOf<V: Projection> {}
+
+impl<V: Projection> RowsOf<V> for Rows<V> {}
+
+/// Marks a projection fed by events of type `E`: `#[projector]` implements it for each
+/// event a method takes, so the projection's page in rustdoc lists its events.
+pub trait FedBy<E: Event>: Projection {}
+
+/// Where a row set reads rows from and what its changes are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Mode {
+    /// Live updates of the serving copy, whose generation is given.
+    #[default]
+    Serving,
+    /// A rebuild filling this copy.
+    Build(u64),
+}
+
+#[derive(Debug, Clone)]
+struct Slot {
+    /// The copy it was read from.
+    generation: u64,
+    /// Its version when read (0: absent).
+    version: u64,
+    /// Its content now (`None`: absent or deleted).
+    json: Option<Arc<str>>,
+    /// Changed since read (or since the last flush, in a rebuild).
+    dirty: bool,
+}
+
+/// The rows of one projection a unit of work (or a rebuild) has read and changed:
+/// untyped, behind [`Rows<V>`]. Not a public API.
+#[doc(hidden)]
+#[derive(Default)]
+pub struct RowSet {
+    store: Option<Arc<dyn Store>>,
+    name: &'static str,
+    mode: Mode,
+    /// The serving copy's generation (live mode).
+    serving: u64,
+    slots: HashMap<String, Slot>,
+}
+
+impl std::fmt::Debug for RowSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RowSet")
+            .field("projection", &self.name)
+            .field("mode", &self.mode)
+            .field("rows", &self.slots.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RowSet {
+    /// Rows of the serving copy (generation `serving`) of projection `name`.
+    pub(crate) fn serving(store: Arc<dyn Store>, name: &'static str, serving: u64) -> Self {
+        RowSet { store: Some(store), name, mode: Mode::Serving, serving, slots: HashMap::default() }
+    }
+
+    /// Rows of the copy `generation` a rebuild fills.
+    pub(crate) fn building(store: Arc<dyn Store>, name: &'static str, generation: u64) -> Self {
+        RowSet { store: Some(store), name, mode: Mode::Build(generation), serving: generation, slots: HashMap::default() }
+    }
+
+    async fn slot(&mut self, key: String) -> Result<&mut Slot, StoreError> {
+        match self.slots.entry(key) {
+            Entry::Occupied(found) => Ok(found.into_mut()),
+            Entry::Vacant(vacant) => {
+                let store = self.store.as_ref().ok_or_else(|| StoreError::Unsupported("a row set without a store".into()))?;
+                let generation = match self.mode {
+                    Mode::Serving => None,
+                    Mode::Build(generation) => Some(generation),
+                };
+                let row: Option<Row> = store.projection_row(self.name, generation, vacant.key()).await?;
+                let slot = match row {
+                    Some(row) => Slot { generation: row.generation, version: row.version, json: Some(row.json), dirty: false },
+                    None => Slot { generation: generation.unwrap_or(self.serving), version: 0, json: None, dirty: false },
+                };
+                Ok(vacant.insert(slot))
+            }
+        }
+    }
+
+    /// The row under `key`, as JSON.
+    pub(crate) async fn get(&mut self, key: String) -> Result<Option<Arc<str>>, StoreError> {
+        Ok(self.slot(key).await?.json.clone())
+    }
+
+    /// Sets (or with `None`, deletes) the row under `key`.
+    pub(crate) async fn set(&mut self, key: String, json: Option<Arc<str>>) -> Result<(), StoreError> {
+        let slot = self.slot(key).await?;
+        slot.json = json;
+        slot.dirty = true;
+        Ok(())
+    }
+
+    /// The changes of a live unit of work, each against the row's version as read.
+    pub(crate) fn changes(self) -> Vec<RowChange> {
+        let name = self.name;
+        self.slots
+            .into_iter()
+            .filter(|(_, slot)| slot.dirty && !(slot.version == 0 && slot.json.is_none()))
+            .map(|(key, slot)| RowChange {
+                projection: name.into(),
+                generation: slot.generation,
+                key,
+                expected_version: slot.version,
+                json: slot.json,
+            })
+            .collect()
+    }
+
+    /// The rows a rebuild changed since its last flush (now clean), and forgets clean
+    /// rows when more than `keep` are cached.
+    pub(crate) fn flush(&mut self, keep: usize) -> Vec<(String, Option<Arc<str>>)> {
+        let mut out = Vec::new();
+        for (key, slot) in &mut self.slots {
+            if slot.dirty {
+                slot.dirty = false;
+                // A row the build both created and deleted was never stored.
+                if slot.version == 0 && slot.json.is_none() {
+                    continue;
+                }
+                slot.version += 1;
+                out.push((key.clone(), slot.json.clone()));
+            }
+        }
+        if self.slots.len() > keep {
+            self.slots.clear();
+        }
+        out
+    }
+
+    /// Whether nothing was changed.
+    pub(crate) fn is_clean(&self) -> bool {
+        self.slots.values().all(|s| !s.dirty)
+    }
+}
+
+/// The rows of projection `V` a projector method reads and changes. Changes are kept
+/// until the projector's unit of work commits (with the event's handled record, or
+/// with the events, for an inline projector).
+pub struct Rows<V: Projection> {
+    set: RowSet,
+    _v: PhantomData<fn() -> V>,
+}
+
+impl<V: Projection> std::fmt::Debug for Rows<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rows").field("projection", &V::NAME).field("set", &self.set).finish()
+    }
+}
+
+fn corrupt(name: &str, key: &str, error: serde_json::Error) -> DomainError {
+    DomainError::Store(StoreError::corrupt(&StreamId::new(name.to_owned(), key.to_owned()), 0, error.to_string()))
+}
+
+fn to_json<V: Serialize>(row: &V) -> Result<Arc<str>, DomainError> {
+    serde_json::to_string(row)
+        .map(Arc::from)
+        .map_err(|e| DomainError::Store(StoreError::Serialize { what: "a projection row".into(), reason: e.to_string() }))
+}
+
+impl<V: Projection> Rows<V> {
+    pub(crate) fn new(set: RowSet) -> Self {
+        Rows { set, _v: PhantomData }
+    }
+
+    pub(crate) fn into_set(self) -> RowSet {
+        self.set
+    }
+
+    /// The row under `key`, if there is one.
+    pub async fn get(&mut self, key: &(impl ProjectionKey + ?Sized)) -> Result<Option<V>, DomainError> {
+        let key = key.key_text();
+        let Some(json) = self.set.get(key.clone()).await? else { return Ok(None) };
+        serde_json::from_str(&json).map(Some).map_err(|e| corrupt(V::NAME, &key, e))
+    }
+
+    /// Writes `row` under its key, creating or replacing it.
+    pub async fn put(&mut self, row: V) -> Result<(), DomainError> {
+        let json = to_json(&row)?;
+        self.set.set(row.key(), Some(json)).await?;
+        Ok(())
+    }
+
+    /// Changes the row under `key` with `change`; `false` when there is none.
+    pub async fn update(
+        &mut self,
+        key: &(impl ProjectionKey + ?Sized),
+        change: impl FnOnce(&mut V) + Send,
+    ) -> Result<bool, DomainError> {
+        let Some(mut row) = self.get(key).await? else { return Ok(false) };
+        change(&mut row);
+        self.set.set(key.key_text(), Some(to_json(&row)?)).await?;
+        Ok(true)
+    }
+
+    /// Changes the row under `key` with `change`, first creating it with `new` when
+    /// there is none.
+    pub async fn upsert(
+        &mut self,
+        key: &(impl ProjectionKey + ?Sized),
+        new: impl FnOnce() -> V + Send,
+        change: impl FnOnce(&mut V) + Send,
+    ) -> Result<(), DomainError> {
+        let mut row = match self.get(key).await? {
+            Some(row) => row,
+            None => new(),
+        };
+        change(&mut row);
+        self.set.set(key.key_text(), Some(to_json(&row)?)).await?;
+        Ok(())
+    }
+
+    /// Deletes the row under `key`; whether there was one.
+    pub async fn delete(&mut self, key: &(impl ProjectionKey + ?Sized)) -> Result<bool, DomainError> {
+        let key = key.key_text();
+        let existed = self.set.get(key.clone()).await?.is_some();
+        self.set.set(key, None).await?;
+        Ok(existed)
+    }
+
+    /// Refused at compile time: a projector does not load aggregates (see
+    /// [`LoadableInProjector`]).
+    pub fn load<T: LoadableInProjector>(&mut self, id: &Identifier<T>) -> Result<T, DomainError> {
+        let _ = id;
+        Err(DomainError::rule("a projector cannot load aggregates"))
+    }
+}
+
+/// A projector method taking event `E` and changing rows of `V`. Implemented by
+/// `#[projector]`.
+pub trait Project<V: Projection, E: Event>: 'static {
+    /// Calls the method.
+    fn project<'a>(rows: &'a mut Rows<V>, event: &'a E) -> BoxFuture<'a, Result<(), DomainError>>;
+}
+
+/// Compile-time check that a projector method's first argument is `Rows<V>`.
+pub const fn assert_rows_of<T: RowsOf<V>, V: Projection>() {}
+
+/// Applies one event to a row set: what a projector method is, for delivery, inline
+/// units and rebuilds alike.
+pub type ProjectRoute = for<'a> fn(&'a mut RowSet, &'a Envelope) -> BoxFuture<'a, Result<(), ProcessError>>;
+
+/// The [`ProjectRoute`] of projector method `H`.
+pub fn project<'a, V, E, H>(set: &'a mut RowSet, envelope: &'a Envelope) -> BoxFuture<'a, Result<(), ProcessError>>
+where
+    V: Projection,
+    E: Event,
+    H: Project<V, E>,
+{
+    Box::pin(async move {
+        let event = envelope.event::<E>().map_err(ProcessError::Store)?;
+        let mut rows = Rows::<V>::new(std::mem::take(set));
+        let outcome = H::project(&mut rows, &event).await;
+        *set = rows.into_set();
+        outcome.map_err(|error| ProcessError::from_domain(E::TYPE_NAME, error))
+    })
+}
+
+/// What a projector method registers beside its route: the projection it changes.
+#[derive(Debug, Clone, Copy)]
+pub struct ProjectorRoute {
+    /// The projection's spec, read when the domain is built.
+    pub spec: fn() -> ProjectionSpec,
+    /// The projection's name.
+    pub projection: &'static str,
+    /// Runs in the unit of work that raised the event.
+    pub inline: bool,
+    /// Applies one event.
+    pub apply: ProjectRoute,
+}
+
+/// Delivers one stored event to an async projector: reads the projection's state,
+/// applies the event to its serving copy (nothing while a rebuild runs: the rebuild
+/// covers it), and commits the row changes with the handled record, again on a conflict.
+pub(crate) async fn deliver_to_projector(
+    engine: &Arc<Engine>,
+    envelope: &Envelope,
+    handler: &'static str,
+    route: &ProjectorRoute,
+) -> Result<Vec<Committed>, ProcessError> {
+    let retries = engine.conflict_retries();
+    let mut attempt = 0;
+    loop {
+        let state = engine.projection_state(route).await?;
+        let mut set = RowSet::serving(Arc::clone(engine.store()), route.projection, state.generation);
+        if state.build.is_none() {
+            (route.apply)(&mut set, envelope).await?;
+        }
+        let delivered = if engine.handler_count(&envelope.type_name) == 1 { vec![envelope.id] } else { Vec::new() };
+        let batch = Batch {
+            handled: Some(Handled::event(handler, envelope.id)),
+            delivered,
+            rows: set.changes(),
+            rows_from: Some(envelope.id),
+            ..Batch::default()
+        };
+        match engine.store().commit(batch).await {
+            Ok(committed) => return Ok(committed),
+            Err(StoreError::AlreadyHandled { .. }) => return Ok(Vec::new()),
+            Err(StoreError::Conflict(conflict)) if attempt < retries => {
+                attempt += 1;
+                engine.forget_projection_state(route.projection);
+                conflicted(route.projection, &conflict, attempt);
+            }
+            Err(error) => return Err(ProcessError::from(error)),
+        }
+    }
+}
+
+fn conflicted(projection: &str, conflict: &VersionConflict, attempt: u32) {
+    tracing::info!(
+        projection,
+        row = %conflict.stream,
+        expected = conflict.expected,
+        actual = conflict.actual,
+        retry = attempt,
+        "projection row changed meanwhile; applying the event again"
+    );
+}
+
+/// The rows inline projectors change in one unit of work, per projection.
+#[derive(Debug, Default)]
+pub(crate) struct InlineRows {
+    sets: Vec<RowSet>,
+}
+
+impl InlineRows {
+    /// Applies `envelope` (an event raised in this unit) with every inline projector
+    /// taking it.
+    pub(crate) async fn apply(&mut self, engine: &Arc<Engine>, envelope: &Envelope) -> Result<(), ProcessError> {
+        for route in engine.inline_projectors(&envelope.type_name) {
+            let index = match self.sets.iter().position(|s| s.name == route.projection) {
+                Some(index) => index,
+                None => {
+                    let state = engine.projection_state(route).await?;
+                    // While a rebuild runs the serving copy is left as it is; the rebuild
+                    // covers this event once it commits. The store skips the changes too.
+                    let set = RowSet::serving(Arc::clone(engine.store()), route.projection, state.generation);
+                    self.sets.push(set);
+                    self.sets.len() - 1
+                }
+            };
+            (route.apply)(&mut self.sets[index], envelope).await?;
+        }
+        Ok(())
+    }
+
+    /// Every change, for the unit's batch.
+    pub(crate) fn changes(self) -> Vec<RowChange> {
+        self.sets.into_iter().flat_map(RowSet::changes).collect()
+    }
+}
+
+/// Reads one projection row by key from the serving copy.
+pub(crate) async fn read_row<V: DeserializeOwned>(
+    store: &dyn Store,
+    name: &str,
+    key: &str,
+) -> Result<Option<V>, StoreError> {
+    let Some(row) = store.projection_row(name, None, key).await? else { return Ok(None) };
+    serde_json::from_str(&row.json)
+        .map(Some)
+        .map_err(|e| StoreError::corrupt(&StreamId::new(name.to_owned(), key.to_owned()), row.version, e.to_string()))
+}

@@ -1,0 +1,229 @@
+//! What a store keeps for projections and process managers beyond aggregates and the
+//! outbox: the rows of read models kept by projectors (with the copy that serves reads,
+//! and the copy a rebuild fills beside it), and the commands process managers send or
+//! schedule.
+//!
+//! # Rows, copies and the rule every store follows
+//!
+//! A projection's rows live in *copies* (generations). One copy serves reads and takes
+//! live updates; a rebuild fills a new copy from the event log beside it and then, in
+//! one step, makes the new copy the serving one ([`Store::finish_build`]). A store
+//! applies the [`RowChange`]s of a [`Batch`] this way, per projection:
+//!
+//! 1. while a rebuild of the projection is under way, the changes are **skipped** (the
+//!    serving copy stays as it was; the rebuild covers the event, since it was
+//!    committed before the rebuild finishes);
+//! 2. when the changes come from a stored event ([`Batch::rows_from`]) whose log
+//!    position is at most the serving copy's [`ProjectionState::built_through`], they
+//!    are **skipped** too: the rebuild already applied that event;
+//! 3. otherwise each change must name the serving generation and the row's current
+//!    version (0: no such row), or the whole batch fails with
+//!    [`StoreError::Conflict`](crate::store::StoreError::Conflict) on stream
+//!    `(projection, key)`; a change with JSON writes the row at version + 1, one
+//!    without deletes it.
+//!
+//! The projection's checkpoint moves to the highest log position whose changes were
+//! applied.
+//!
+//! [`Store::finish_build`]: crate::store::Store::finish_build
+//! [`Batch`]: crate::store::Batch
+//! [`Batch::rows_from`]: crate::store::Batch::rows_from
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::store::envelope::Envelope;
+
+/// What a store needs to know of a projection to keep its rows: its name, its declared
+/// version, and the fields queries may filter and order on (indexed by SQL stores).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectionSpec {
+    /// The projection's name (`"CustomerCreditView"`).
+    pub name: Cow<'static, str>,
+    /// Its declared version: when it differs from the serving copy's, the projection
+    /// is rebuilt.
+    pub version: u32,
+    /// Top-level fields of the row's JSON that queries filter and order on.
+    pub indexed: Vec<Cow<'static, str>>,
+}
+
+/// Where a projection stands in a store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProjectionState {
+    /// The projection's name.
+    pub name: String,
+    /// The version of the projector that built the serving copy.
+    pub version: u32,
+    /// The serving copy.
+    pub generation: u64,
+    /// The log position the serving copy was built through by its rebuild (0 when it
+    /// was never rebuilt): live changes from events at or before it are skipped.
+    pub built_through: u64,
+    /// The highest log position whose changes the serving copy holds.
+    pub checkpoint: u64,
+    /// A rebuild under way, if any.
+    pub build: Option<BuildState>,
+    /// Whether this call to [`Store::register_projection`](crate::store::Store::register_projection)
+    /// created it (false on every later call).
+    pub created: bool,
+}
+
+/// A rebuild under way: the copy it fills and how far it got.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuildState {
+    /// The copy being filled.
+    pub generation: u64,
+    /// The projection version it builds.
+    pub version: u32,
+    /// The log position applied so far.
+    pub position: u64,
+    /// When its builder last wrote: a build whose builder is silent for longer than the
+    /// lease may be taken over (and resumed from `position`).
+    pub heartbeat: OffsetDateTime,
+}
+
+/// One stored row of a projection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// The row's key.
+    pub key: String,
+    /// The copy it belongs to.
+    pub generation: u64,
+    /// 1 when first written, one more at each change.
+    pub version: u64,
+    /// The row as JSON.
+    pub json: Arc<str>,
+}
+
+/// A change to one row, written in a unit of work's [`Batch`](crate::store::Batch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowChange {
+    /// The projection.
+    pub projection: Cow<'static, str>,
+    /// The copy the row was read from (the serving one).
+    pub generation: u64,
+    /// The row's key.
+    pub key: String,
+    /// The row's version when read (0: there was none).
+    pub expected_version: u64,
+    /// The new row, or `None` to delete it.
+    pub json: Option<Arc<str>>,
+}
+
+/// A comparison in a [`RowFilter`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FilterOp {
+    /// Equal (`null`: the field is null or missing).
+    Eq,
+    /// Not equal (`null`: the field is present and not null).
+    Ne,
+    /// Less than.
+    Lt,
+    /// At most.
+    Le,
+    /// Greater than.
+    Gt,
+    /// At least.
+    Ge,
+}
+
+impl FilterOp {
+    /// The SQL operator.
+    pub fn sql(self) -> &'static str {
+        match self {
+            FilterOp::Eq => "=",
+            FilterOp::Ne => "<>",
+            FilterOp::Lt => "<",
+            FilterOp::Le => "<=",
+            FilterOp::Gt => ">",
+            FilterOp::Ge => ">=",
+        }
+    }
+}
+
+/// One condition of a [`RowQuery`]: a top-level field of the row compared with a JSON
+/// scalar. Numbers compare as numbers, strings as strings (in the database's collation;
+/// byte order in memory), booleans as booleans; values of different kinds never match.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowFilter {
+    /// A declared (indexed) field.
+    pub field: String,
+    /// The comparison.
+    pub op: FilterOp,
+    /// A JSON scalar (string, number, boolean or null).
+    pub value: serde_json::Value,
+}
+
+/// One ordering of a [`RowQuery`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowOrder {
+    /// A declared (indexed) field.
+    pub field: String,
+    /// Largest first.
+    pub descending: bool,
+}
+
+/// A query over the serving copy of a projection, executed by the store: every filter
+/// must hold; rows come in the given order, then by key; `offset` rows are skipped and
+/// at most `limit` returned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowQuery {
+    /// The projection.
+    pub projection: Cow<'static, str>,
+    /// Conditions, all of which must hold.
+    pub filters: Vec<RowFilter>,
+    /// Ordering, before the key.
+    pub order: Vec<RowOrder>,
+    /// At most this many rows.
+    pub limit: usize,
+    /// Skip this many first.
+    pub offset: usize,
+}
+
+/// An event of the log with its position: what a rebuild reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Logged {
+    /// Its position in the whole log (from 1, increasing in commit order).
+    pub position: u64,
+    /// The event.
+    pub event: Envelope,
+}
+
+/// A command a process manager sent or scheduled, kept in its unit of work's
+/// transaction until a worker fires it: processed (idempotently, under `id`) once due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scheduled {
+    /// The command's id: it is processed with this id, so firing it twice changes
+    /// nothing the second time.
+    pub id: Uuid,
+    /// The process manager that sent it (`"Fulfilment"`).
+    pub owner: Cow<'static, str>,
+    /// The instance that sent it (its correlation key).
+    pub owner_key: String,
+    /// A deadline's name, by which it can be cancelled; `None` for a command sent now.
+    pub name: Option<String>,
+    /// When it is due.
+    pub due_at: OffsetDateTime,
+    /// The command's stable type name (`"Order.CancelOrder"`).
+    pub type_name: Cow<'static, str>,
+    /// The command, as JSON.
+    pub payload: Arc<str>,
+    /// The conversation it belongs to.
+    pub correlation_id: Uuid,
+    /// The event whose handling sent it.
+    pub causation_id: Uuid,
+}
+
+/// Cancels the pending deadlines of one process manager instance with one name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cancel {
+    /// The process manager.
+    pub owner: Cow<'static, str>,
+    /// The instance.
+    pub owner_key: String,
+    /// The deadline's name.
+    pub name: String,
+}
