@@ -28,7 +28,8 @@ use crate::store::{Batch, BoxFuture, Commit, Committed, Handled, Store, StoreErr
     message = "a handler `part_of = {A}` cannot load, add or remove `{Self}`: one aggregate changes per transaction",
     label = "this is a `Context<{A}>`; it changes only `{A}`",
     note = "raise an event of `{A}` and handle it in a handler `#[handler(part_of = {Self})]`, which changes `{Self}` in its own transaction",
-    note = "to only read another aggregate's data here, keep a read model of it (`impl ReadModel`) and use `ctx.read`"
+    note = "to only read another aggregate's data here, keep a read model of it (`impl ReadModel`) and use `ctx.read`",
+    note = "a `#[projection]` is changed only by its `#[projector]`, from events; a handler reads it with `ctx.read`"
 )]
 pub trait ChangedBy<A: Aggregate>: Aggregate {
     #[doc(hidden)]

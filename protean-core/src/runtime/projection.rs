@@ -124,9 +124,10 @@ pub trait RowsOf<V: Projection> {}
 
 impl<V: Projection> RowsOf<V> for Rows<V> {}
 
-/// Marks a projection fed by events of type `E`: `#[projector]` implements it for each
-/// event a method takes, so the projection's page in rustdoc lists its events.
-pub trait FedBy<E: Event>: Projection {}
+/// Marks a projection fed by events of type `E` through projector `Via`: `#[projector]`
+/// implements it for each event a method takes, so the projection's page in rustdoc
+/// lists the events that feed it.
+pub trait FedBy<E: Event, Via: 'static>: Projection {}
 
 /// Where a row set reads rows from and what its changes are for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
