@@ -525,6 +525,15 @@ impl<A: Aggregate> Context<A> {
             let advance = if A::EVENT_SOURCED { events.len() as u64 } else { 1 };
             commits.push(Commit { stream, expected_version: loaded_version, advance, state, events, snapshot });
         }
+        // Inline projectors change their rows in this transaction, from the events raised.
+        let mut rows = Vec::new();
+        if self.engine.has_inline_projectors() {
+            let mut inline = crate::runtime::projection::InlineRows::default();
+            for envelope in commits.iter().flat_map(|c| c.events.iter()) {
+                inline.apply(&self.engine, envelope).await?;
+            }
+            rows = inline.changes();
+        }
         if let Some(reply) = self.reply.take() {
             // An idempotent command: its id is recorded in this transaction, with what a
             // copy of it will be handed back.
@@ -537,7 +546,8 @@ impl<A: Aggregate> Context<A> {
             return Ok(Vec::new());
         }
         let command = self.handled.as_ref().is_some_and(|h| h.outcome.is_some());
-        let batch = Batch { commits, handled: self.handled, delivered: self.delivered, ..Batch::default() };
+        let projected = !rows.is_empty();
+        let batch = Batch { commits, handled: self.handled, delivered: self.delivered, rows, ..Batch::default() };
         match self.engine.store().commit(batch).await {
             // A command's copy is told so: the caller hands back the first one's outcome.
             Err(error @ StoreError::AlreadyHandled { .. }) if command => Err(ProcessError::Store(error)),
@@ -549,7 +559,13 @@ impl<A: Aggregate> Context<A> {
                 }
                 Ok(committed)
             }
-            Err(error) => Err(ProcessError::from(error)),
+            Err(error) => {
+                if projected && matches!(error, StoreError::Conflict(_)) {
+                    // A row may be behind a switched copy: read the projections' state again.
+                    self.engine.forget_projection_states();
+                }
+                Err(ProcessError::from(error))
+            }
         }
     }
 }

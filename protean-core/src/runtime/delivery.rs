@@ -78,6 +78,12 @@ impl Engine {
             delivered.push(event);
         }
         self.mark_delivered(done).await;
+        if self.flows {
+            // Commands the process managers sent: fired now, delivered the same way.
+            if let Err(error) = self.fire_due(time::OffsetDateTime::now_utc(), 100, self.lease).await {
+                tracing::warn!(error = &error as &dyn std::error::Error, "could not fire sent commands; they wait");
+            }
+        }
         if !failures.is_empty() {
             let mut kept = self.failures();
             for failure in &failures {

@@ -39,6 +39,9 @@ pub struct Engine {
     pub(crate) delivered: HashMap<&'static str, AtomicU64>,
     /// Inline projectors, by the type name of the events they take.
     pub(crate) inline: HashMap<&'static str, Vec<ProjectorRoute>>,
+    /// Whether a process manager takes events in this domain (so sent commands are
+    /// fired as part of inline delivery).
+    pub(crate) flows: bool,
     /// Every projection fed by a projector of this domain.
     pub(crate) projections: HashMap<&'static str, ProjectionEntry>,
 }
@@ -51,6 +54,9 @@ pub(crate) struct ProjectionEntry {
     pub(crate) routes: Vec<(&'static str, &'static str, ProjectRoute)>,
     /// Registered with the store (once per domain).
     registered: tokio::sync::OnceCell<()>,
+    /// This domain created it in the store over a log that had events of its types
+    /// already: it needs a rebuild before it is complete.
+    pub(crate) created_over_log: std::sync::atomic::AtomicBool,
     /// The serving generation last seen with no rebuild under way; dropped on a conflict.
     serving: Mutex<Option<u64>>,
 }
@@ -89,6 +95,7 @@ impl Engine {
         let mut events: HashMap<&'static str, Vec<&'static HandlerDescriptor>> = HashMap::new();
         let mut inline: HashMap<&'static str, Vec<ProjectorRoute>> = HashMap::new();
         let mut projections: HashMap<&'static str, ProjectionEntry> = HashMap::new();
+        let flows = handlers.iter().any(|h| h.info.role == crate::registry::HandlerRole::ProcessManager);
         for &handler in handlers {
             if let Route::Project(route) = handler.route {
                 projections
@@ -97,6 +104,7 @@ impl Engine {
                         spec: (route.spec)(),
                         routes: Vec::new(),
                         registered: tokio::sync::OnceCell::new(),
+                        created_over_log: std::sync::atomic::AtomicBool::new(false),
                         serving: Mutex::new(None),
                     })
                     .routes
@@ -128,6 +136,7 @@ impl Engine {
             signal: tokio::sync::Notify::new(),
             delivered,
             inline,
+            flows,
             projections,
         }
     }
@@ -153,7 +162,11 @@ impl Engine {
         entry
             .registered
             .get_or_try_init(|| async {
-                registered = Some(self.store.register_projection(entry.spec.clone()).await?);
+                let state = self.store.register_projection(entry.spec.clone()).await?;
+                if state.created && self.store.log_count(0, &entry.types()).await? > 0 {
+                    entry.created_over_log.store(true, Ordering::Relaxed);
+                }
+                registered = Some(state);
                 Ok::<(), StoreError>(())
             })
             .await?;
@@ -190,6 +203,13 @@ impl Engine {
             *entry.serving.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(state.generation);
         }
         Ok(state)
+    }
+
+    /// Forgets the remembered serving copies of every projection.
+    pub(crate) fn forget_projection_states(&self) {
+        for name in self.projections.keys() {
+            self.forget_projection_state(name);
+        }
     }
 
     /// Forgets the remembered serving copy of a projection (after a conflict or a switch).

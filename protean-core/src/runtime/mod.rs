@@ -17,6 +17,7 @@ mod policy;
 pub(crate) mod process;
 pub(crate) mod projection;
 pub(crate) mod sourcing;
+pub(crate) mod views;
 mod workers;
 
 pub use context::{ChangedBy, Context, ContextOf, Opened, ReadModel, SameAggregate};
@@ -24,6 +25,7 @@ pub use domain::{Domain, DomainBuilder};
 pub use health::{DeliveryStatus, HandlerHealth, Replayed};
 pub use outcome::{Delivered, DeliveryFailure, ProcessError, Processed};
 pub use policy::{DeliveryMode, RetryPolicy, WhenDead};
-pub use process::{Flow, FlowOf, Handles, LoadableInFlow, ProcessManager};
+pub use process::{Fired, Flow, FlowOf, Handles, LoadableInFlow, ProcessManager};
 pub use projection::{FedBy, LoadableInProjector, Projection, ProjectionKey, Rows, RowsOf};
+pub use views::{ProjectionStatus, Query, QueryError, Rebuild, RebuildProgress, RebuildReport};
 pub use workers::{NoRuntime, WorkerConfig, WorkerHandle, WorkerReport, Workers};

@@ -40,6 +40,9 @@ pub enum ProcessError {
         /// The event named.
         event_id: Uuid,
     },
+    /// A projection query or rebuild that cannot run as asked.
+    #[error(transparent)]
+    Query(#[from] crate::runtime::views::QueryError),
     /// The command committed, but handlers reacting to its events failed: what
     /// [`Processed::all_delivered`] makes of a [`Processed`] with failures. The events
     /// are kept, and [`Domain::retry_failed`](crate::runtime::Domain::retry_failed) delivers them again.

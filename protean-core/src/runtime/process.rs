@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
+use tracing::Instrument;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -391,4 +392,120 @@ pub fn fire_scheduled<'a, C: Command>(engine: &'a Arc<Engine>, scheduled: &'a Sc
         let cause = Cause { causation_id: scheduled.id, correlation_id: scheduled.correlation_id };
         engine.run_command(command, cause, true).await.map(|_| ())
     })
+}
+
+/// What firing due commands did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Fired {
+    /// Commands processed (or found processed already: firing is idempotent).
+    pub fired: u64,
+    /// Commands refused by their handler (a rule, validation): dropped, and logged.
+    pub refused: u64,
+    /// Commands that could not be processed now (a store error, a conflict on every
+    /// attempt, no handler in this process): released, fired again later.
+    pub failed: u64,
+}
+
+impl Fired {
+    fn add(&mut self, other: Fired) {
+        self.fired += other.fired;
+        self.refused += other.refused;
+        self.failed += other.failed;
+    }
+}
+
+impl Engine {
+    /// Claims the commands due at `now` (up to `limit` at a time, until none is left)
+    /// and fires each: processed under its own id, so firing one twice changes nothing.
+    pub(crate) async fn fire_due(
+        self: &Arc<Self>,
+        now: OffsetDateTime,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Fired, StoreError> {
+        let mut total = Fired::default();
+        loop {
+            let due = self.store().claim_due(now, limit.max(1), lease).await?;
+            if due.is_empty() {
+                return Ok(total);
+            }
+            let full = due.len() >= limit.max(1);
+            let mut round = Fired::default();
+            for scheduled in &due {
+                round.add(self.fire_one(scheduled).await?);
+            }
+            total.add(round);
+            // Only what failed is left: it waits for its next turn.
+            if !full || round.fired + round.refused == 0 {
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn fire_one(self: &Arc<Self>, scheduled: &Scheduled) -> Result<Fired, StoreError> {
+        let span = tracing::info_span!(
+            "fire",
+            command = &*scheduled.type_name,
+            command_id = %scheduled.id,
+            process = &*scheduled.owner,
+            key = %scheduled.owner_key,
+            deadline = scheduled.name.as_deref(),
+        );
+        self.fire_in_span(scheduled).instrument(span).await
+    }
+
+    async fn fire_in_span(self: &Arc<Self>, scheduled: &Scheduled) -> Result<Fired, StoreError> {
+        let Some(fire) = self.commands.get(&*scheduled.type_name).and_then(|h| h.fire) else {
+            tracing::warn!("no handler in this process takes this command; it waits for one that has");
+            return Ok(Fired { failed: 1, ..Fired::default() });
+        };
+        match fire(self, scheduled).await {
+            Ok(()) => {
+                self.store().complete_scheduled(scheduled.id).await?;
+                Ok(Fired { fired: 1, ..Fired::default() })
+            }
+            Err(error @ ProcessError::Rejected { .. }) => {
+                tracing::warn!(error = &error as &dyn std::error::Error, "a sent command was refused; it is dropped");
+                self.store().complete_scheduled(scheduled.id).await?;
+                Ok(Fired { refused: 1, ..Fired::default() })
+            }
+            Err(error) => {
+                tracing::warn!(error = &error as &dyn std::error::Error, "a sent command failed; it is fired again later");
+                self.store().release_scheduled(vec![scheduled.id]).await?;
+                Ok(Fired { failed: 1, ..Fired::default() })
+            }
+        }
+    }
+}
+
+impl crate::runtime::Domain {
+    /// Fires the commands process managers sent or scheduled that are due now. Delivery
+    /// workers do this on their own; inline delivery fires sent commands as part of
+    /// delivering; call it for deadlines when no workers run.
+    pub async fn fire_due_commands(&self) -> Result<Fired, ProcessError> {
+        self.fire_due_commands_at(OffsetDateTime::now_utc()).await
+    }
+
+    /// [`fire_due_commands`](Self::fire_due_commands) as if it were `now`: deadlines due
+    /// by then fire (tests use it to let time pass).
+    pub async fn fire_due_commands_at(&self, now: OffsetDateTime) -> Result<Fired, ProcessError> {
+        Ok(self.engine().fire_due(now, 100, self.engine().lease).await?)
+    }
+
+    /// The commands flow `key` of process manager `P` sent or scheduled that have not
+    /// fired yet, earliest first.
+    pub async fn pending_commands<P: ProcessManager>(&self, key: &str) -> Result<Vec<Scheduled>, ProcessError> {
+        Ok(self.store().scheduled_of(P::NAME, key).await?)
+    }
+
+    /// The state of flow `key` of process manager `P`, and whether it ended; `None`
+    /// when no such flow started.
+    pub async fn flow<P: ProcessManager>(&self, key: &str) -> Result<Option<(P, bool)>, ProcessError> {
+        let stream = StreamId::new(P::NAME, key.to_owned());
+        let Some(record) = self.store().load(&stream).await? else { return Ok(None) };
+        let flow: FlowRecord<P> = serde_json::from_str(&record.state).map_err(|e| {
+            StoreError::corrupt(&stream, record.version, format!("not a valid `{}` flow: {e}", P::NAME))
+        })?;
+        Ok(Some((flow.state, flow.ended)))
+    }
 }

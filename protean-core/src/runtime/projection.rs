@@ -254,10 +254,6 @@ impl RowSet {
         out
     }
 
-    /// Whether nothing was changed.
-    pub(crate) fn is_clean(&self) -> bool {
-        self.slots.values().all(|s| !s.dirty)
-    }
 }
 
 /// The rows of projection `V` a projector method reads and changes. Changes are kept
