@@ -381,11 +381,7 @@ impl Domain {
 
     /// A blue/green rebuild of projection `V` from the event log; see [`Rebuild`].
     pub fn rebuild<V: Projection>(&self) -> Rebuild {
-        self.rebuild_named(V::NAME)
-    }
-
-    fn rebuild_named(&self, projection: &'static str) -> Rebuild {
-        Rebuild { engine: Arc::clone(self.engine()), projection, batch: 1_000, lease: Duration::from_secs(30), progress: None }
+        rebuild_named(self.engine(), V::NAME)
     }
 
     /// Where projection `V` stands.
@@ -407,25 +403,32 @@ impl Domain {
 
     /// Rebuilds every projection that needs it: its declared version differs from the
     /// serving copy's, this domain created it over a log that already had events of its
-    /// types, or a rebuild
-    /// of it was left unfinished (resumed once its builder's lease ran out). Returns what
-    /// was rebuilt. Delivery workers run this when they start.
+    /// types, or a rebuild of it was left unfinished (resumed once its builder's lease ran
+    /// out). Returns what was rebuilt. Delivery workers run this when they start.
     pub async fn rebuild_outdated(&self) -> Result<Vec<RebuildReport>, ProcessError> {
-        let engine = Arc::clone(self.engine());
-        let mut reports = Vec::new();
-        let mut names: Vec<&'static str> = engine.projections.keys().copied().collect();
-        names.sort_unstable();
-        for name in names {
-            let Some(entry) = engine.projection(name) else { continue };
-            let state = engine.register_projection(entry).await?;
-            let unbuilt = entry.created_over_log.load(std::sync::atomic::Ordering::Relaxed);
-            if state.version != entry.spec.version || unbuilt || state.build.is_some() {
-                if let Some(report) = self.rebuild_named(name).run().await? {
-                    entry.created_over_log.store(false, std::sync::atomic::Ordering::Relaxed);
-                    reports.push(report);
-                }
+        rebuild_outdated(self.engine()).await
+    }
+}
+
+/// [`Domain::rebuild_outdated`], on an engine.
+pub(crate) async fn rebuild_outdated(engine: &Arc<Engine>) -> Result<Vec<RebuildReport>, ProcessError> {
+    let mut reports = Vec::new();
+    let mut names: Vec<&'static str> = engine.projections.keys().copied().collect();
+    names.sort_unstable();
+    for name in names {
+        let Some(entry) = engine.projection(name) else { continue };
+        let state = engine.register_projection(entry).await?;
+        let unbuilt = entry.created_over_log.load(std::sync::atomic::Ordering::Relaxed);
+        if state.version != entry.spec.version || unbuilt || state.build.is_some() {
+            if let Some(report) = rebuild_named(engine, name).run().await? {
+                entry.created_over_log.store(false, std::sync::atomic::Ordering::Relaxed);
+                reports.push(report);
             }
         }
-        Ok(reports)
     }
+    Ok(reports)
+}
+
+fn rebuild_named(engine: &Arc<Engine>, projection: &'static str) -> Rebuild {
+    Rebuild { engine: Arc::clone(engine), projection, batch: 1_000, lease: Duration::from_secs(30), progress: None }
 }

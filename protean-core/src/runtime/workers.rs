@@ -166,6 +166,12 @@ pub struct WorkerReport {
     pub released: u64,
     /// Times the store failed to answer a claim, renewal or record (retried).
     pub store_errors: u64,
+    /// Commands sent or scheduled by process managers that were fired.
+    pub commands_fired: u64,
+    /// Such commands their handler refused (dropped, and logged).
+    pub commands_refused: u64,
+    /// Projections rebuilt when the workers started (outdated or never built).
+    pub rebuilt: u64,
 }
 
 #[derive(Debug, Default)]
@@ -177,6 +183,9 @@ struct Counts {
     held: AtomicU64,
     released: AtomicU64,
     store_errors: AtomicU64,
+    commands_fired: AtomicU64,
+    commands_refused: AtomicU64,
+    rebuilt: AtomicU64,
 }
 
 impl Counts {
@@ -194,6 +203,9 @@ impl Counts {
             held: get(&self.held),
             released: get(&self.released),
             store_errors: get(&self.store_errors),
+            commands_fired: get(&self.commands_fired),
+            commands_refused: get(&self.commands_refused),
+            rebuilt: get(&self.rebuilt),
         }
     }
 }
@@ -253,6 +265,20 @@ async fn run(shared: Arc<Shared>) {
     let mut renew = tokio::time::interval(renew_every);
     renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::info!(concurrency = config.concurrency, batch = config.batch, "delivery workers started");
+    let mut helpers: JoinSet<()> = JoinSet::new();
+    if !engine.projections.is_empty() {
+        let shared = Arc::clone(&shared);
+        helpers.spawn(async move {
+            match crate::runtime::views::rebuild_outdated(&shared.engine).await {
+                Ok(reports) => Counts::add(&shared.counts.rebuilt, reports.len() as u64),
+                Err(error) => {
+                    Counts::add(&shared.counts.store_errors, 1);
+                    tracing::warn!(error = &error as &dyn std::error::Error, "could not rebuild outdated projections");
+                }
+            }
+        });
+    }
+    let firing = engine.flows.then(|| tokio::spawn(fire_loop(Arc::clone(&shared))));
     while !shared.stop.is_set() {
         // Listen before claiming, so that a commit made while claiming is not missed.
         let local = engine.signal.notified();
@@ -301,9 +327,24 @@ async fn run(shared: Arc<Shared>) {
             _ = shared.stop.wait() => {}
         }
     }
-    // Graceful shutdown: the stream tasks see the stop and finish their current event.
+    // Graceful shutdown: the stream tasks see the stop and finish their current event;
+    // the firing loop finishes the command it is on (a rebuild stops where it is, and
+    // is resumed later from its last batch).
     while let Some(done) = tasks.join_next().await {
         joined(done);
+    }
+    if let Some(firing) = firing {
+        if let Err(error) = firing.await {
+            tracing::error!(error = &error as &dyn std::error::Error, "the firing loop failed");
+        }
+    }
+    helpers.abort_all();
+    while let Some(done) = helpers.join_next().await {
+        if let Err(error) = done {
+            if error.is_panic() {
+                tracing::error!(error = &error as &dyn std::error::Error, "a worker helper task panicked");
+            }
+        }
     }
     let left: Vec<Uuid> = shared.inflight().drain().collect();
     if !left.is_empty() {
@@ -503,5 +544,52 @@ async fn pause(shared: &Shared, wait: Duration) -> bool {
     tokio::select! {
         _ = tokio::time::sleep(wait) => !shared.stop.is_set(),
         _ = shared.stop.wait() => false,
+    }
+}
+
+/// Fires the commands process managers sent or scheduled, as they fall due: woken by
+/// commits in this process, the store's signal, the next deadline, or the poll interval.
+async fn fire_loop(shared: Arc<Shared>) {
+    let engine = Arc::clone(&shared.engine);
+    let remote = engine.store.outbox_signal();
+    while !shared.stop.is_set() {
+        let local = engine.signal.notified();
+        tokio::pin!(local);
+        local.as_mut().enable();
+        let remote_wait = async {
+            match &remote {
+                Some(signal) => signal.notified().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(remote_wait);
+        let now = time::OffsetDateTime::now_utc();
+        let mut stuck = false;
+        match engine.fire_due(now, shared.config.batch.max(1), shared.config.lease).await {
+            Ok(fired) => {
+                Counts::add(&shared.counts.commands_fired, fired.fired);
+                Counts::add(&shared.counts.commands_refused, fired.refused);
+                stuck = fired.failed > 0;
+            }
+            Err(error) => {
+                stuck = true;
+                Counts::add(&shared.counts.store_errors, 1);
+                tracing::warn!(error = &error as &dyn std::error::Error, "could not fire due commands");
+            }
+        }
+        let mut wait = shared.config.poll_interval;
+        if !stuck {
+            if let Ok(Some(next)) = engine.store.next_due().await {
+                let until = Duration::try_from(next - time::OffsetDateTime::now_utc()).unwrap_or(Duration::ZERO);
+                // A due command another worker holds stays due until fired: look again soon.
+                wait = wait.min(until.max(Duration::from_millis(20)));
+            }
+        }
+        tokio::select! {
+            _ = &mut local => {}
+            _ = &mut remote_wait => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = shared.stop.wait() => {}
+        }
     }
 }
