@@ -564,19 +564,18 @@ async fn fire_loop(shared: Arc<Shared>) {
         };
         tokio::pin!(remote_wait);
         let now = time::OffsetDateTime::now_utc();
-        let mut stuck = false;
-        match engine.fire_due(now, shared.config.batch.max(1), shared.config.lease).await {
+        let stuck = match engine.fire_due(now, shared.config.batch.max(1), shared.config.lease).await {
             Ok(fired) => {
                 Counts::add(&shared.counts.commands_fired, fired.fired);
                 Counts::add(&shared.counts.commands_refused, fired.refused);
-                stuck = fired.failed > 0;
+                fired.failed > 0
             }
             Err(error) => {
-                stuck = true;
                 Counts::add(&shared.counts.store_errors, 1);
                 tracing::warn!(error = &error as &dyn std::error::Error, "could not fire due commands");
+                true
             }
-        }
+        };
         let mut wait = shared.config.poll_interval;
         if !stuck {
             if let Ok(Some(next)) = engine.store.next_due().await {
