@@ -105,7 +105,10 @@ async fn fill(store: &PostgresStore, events: u64) {
     let mut commits = commits.into_iter().peekable();
     while commits.peek().is_some() {
         let batch: Vec<Commit> = commits.by_ref().take(100).collect();
-        store.commit(Batch { commits: batch, handled: None, delivered: vec![], ..Batch::default() }).await.expect("filled");
+        store
+            .commit(Batch { commits: batch, handled: None, delivered: vec![], ..Batch::default() })
+            .await
+            .expect("filled");
     }
 }
 

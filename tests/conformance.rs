@@ -231,11 +231,25 @@ async fn a_handled_message_is_recorded_once(store: Arc<dyn Store>) {
         events: vec![],
         snapshot: None,
     };
-    store.commit(Batch { commits: vec![write(0)], handled: Some(handled.clone()), delivered: vec![], ..Batch::default() }).await.unwrap();
+    store
+        .commit(Batch {
+            commits: vec![write(0)],
+            handled: Some(handled.clone()),
+            delivered: vec![],
+            ..Batch::default()
+        })
+        .await
+        .unwrap();
     assert!(store.is_handled("Tallying::count", handled.message_id).await.unwrap());
     assert!(!store.is_handled("Other::handler", handled.message_id).await.unwrap());
-    let again =
-        store.commit(Batch { commits: vec![write(1)], handled: Some(handled.clone()), delivered: vec![], ..Batch::default() }).await;
+    let again = store
+        .commit(Batch {
+            commits: vec![write(1)],
+            handled: Some(handled.clone()),
+            delivered: vec![],
+            ..Batch::default()
+        })
+        .await;
     assert!(matches!(again, Err(StoreError::AlreadyHandled { .. })), "{again:?}");
     assert_eq!(store.load(&s).await.unwrap().unwrap().version, 1, "the second batch wrote nothing");
 }
@@ -773,16 +787,29 @@ async fn a_command_outcome_is_kept_with_its_handled_record(store: Arc<dyn Store>
         snapshot: None,
     };
     assert_eq!(store.handled_outcome("Counter.Bump", command_id).await.unwrap(), None);
-    store.commit(Batch { commits: vec![write(0)], handled: Some(handled.clone()), delivered: vec![], ..Batch::default() }).await.unwrap();
+    store
+        .commit(Batch {
+            commits: vec![write(0)],
+            handled: Some(handled.clone()),
+            delivered: vec![],
+            ..Batch::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(store.handled_outcome("Counter.Bump", command_id).await.unwrap(), Some(Some("7".to_owned())));
     assert!(store.is_handled("Counter.Bump", command_id).await.unwrap());
-    let again = store.commit(Batch { commits: vec![write(1)], handled: Some(handled), delivered: vec![], ..Batch::default() }).await;
+    let again = store
+        .commit(Batch { commits: vec![write(1)], handled: Some(handled), delivered: vec![], ..Batch::default() })
+        .await;
     assert!(matches!(again, Err(StoreError::AlreadyHandled { .. })), "{again:?}");
     assert_eq!(store.load(&s).await.unwrap().unwrap().version, 1, "the copy wrote nothing");
     // An event's handled record keeps no outcome.
     let event_id = Uuid::now_v7();
     let handled = Handled::event("Tallying::count", event_id);
-    store.commit(Batch { commits: vec![], handled: Some(handled), delivered: vec![], ..Batch::default() }).await.unwrap();
+    store
+        .commit(Batch { commits: vec![], handled: Some(handled), delivered: vec![], ..Batch::default() })
+        .await
+        .unwrap();
     assert_eq!(store.handled_outcome("Tallying::count", event_id).await.unwrap(), Some(None));
 }
 

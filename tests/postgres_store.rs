@@ -263,7 +263,12 @@ async fn upgrading_from_version_4_keeps_handled_records_and_events(url: String) 
         HandlerState { handled: false, held: true, attempts: 1 }
     );
     let command = Handled { handler: "Counter.Bump".into(), message_id: Uuid::now_v7(), outcome: Some("{}".into()) };
-    let batch = Batch { commits: vec![counter_commit("new", &[1])], handled: Some(command.clone()), delivered: vec![], ..Batch::default() };
+    let batch = Batch {
+        commits: vec![counter_commit("new", &[1])],
+        handled: Some(command.clone()),
+        delivered: vec![],
+        ..Batch::default()
+    };
     store.commit(batch).await.unwrap();
     assert_eq!(store.handled_outcome("Counter.Bump", command.message_id).await.unwrap(), Some(Some("{}".into())));
     store.migrate().await.unwrap();

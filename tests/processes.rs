@@ -84,7 +84,10 @@ async fn two_processes_lose_no_update_and_handle_each_event_once(url: String) {
         let state = format!(r#"{{"id":"{id}","count":{backlog}}}"#);
         let commit =
             Commit { stream, expected_version: 0, advance: 1, state: Some(state.into()), events, snapshot: None };
-        store.commit(Batch { commits: vec![commit], handled: None, delivered: vec![], ..Batch::default() }).await.unwrap();
+        store
+            .commit(Batch { commits: vec![commit], handled: None, delivered: vec![], ..Batch::default() })
+            .await
+            .unwrap();
     }
 
     let children: Vec<_> = (0..2)

@@ -9,11 +9,11 @@ use foldhash::{HashMap, HashMapExt};
 
 use crate::registry::MessageKind;
 use crate::runtime::handler::{HandlerDescriptor, Route};
-use crate::runtime::projection::{ProjectRoute, ProjectorRoute};
-use crate::store::{ProjectionSpec, ProjectionState, StoreError};
 use crate::runtime::outcome::DeliveryFailure;
 use crate::runtime::policy::{DeliveryMode, RetryPolicy};
+use crate::runtime::projection::{ProjectRoute, ProjectorRoute};
 use crate::store::Store;
+use crate::store::{ProjectionSpec, ProjectionState, StoreError};
 
 /// How reactions are delivered and retried: what the builder chose.
 #[derive(Debug, Clone)]
@@ -172,9 +172,11 @@ impl Engine {
             .await?;
         match registered {
             Some(state) => Ok(state),
-            None => self.store.projection_state(&entry.spec.name).await?.ok_or_else(|| {
-                StoreError::Unsupported(format!("the store lost the projection `{}`", entry.spec.name))
-            }),
+            None => {
+                self.store.projection_state(&entry.spec.name).await?.ok_or_else(|| {
+                    StoreError::Unsupported(format!("the store lost the projection `{}`", entry.spec.name))
+                })
+            }
         }
     }
 

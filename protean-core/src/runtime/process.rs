@@ -20,9 +20,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
-use tracing::Instrument;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::model::element::{Command, Event};
@@ -300,7 +300,9 @@ async fn run_step<P: ProcessManager, E: Event>(
         let mut ctx = Flow::<P>::new(Arc::clone(engine), Cause::event(envelope), key.clone());
         let state = match (&step, found) {
             (Step::Start(start), None) => Some(start(&mut ctx, event).await),
-            (Step::Continue(step), Some(mut flow)) if !flow.ended => Some(step(&mut flow.state, &mut ctx, event).await.map(|()| flow.state)),
+            (Step::Continue(step), Some(mut flow)) if !flow.ended => {
+                Some(step(&mut flow.state, &mut ctx, event).await.map(|()| flow.state))
+            }
             (Step::Start(_), Some(_)) => {
                 tracing::debug!(process = P::NAME, key = %key, "a flow with this key exists; the starting event is ignored");
                 None
@@ -327,7 +329,10 @@ async fn run_step<P: ProcessManager, E: Event>(
         if let Some(state) = state {
             let ended = ctx.ended;
             let json = serde_json::to_string(&FlowRecord { ended, state }).map_err(|e| {
-                ProcessError::Store(StoreError::Serialize { what: format!("the `{}` flow", P::NAME), reason: e.to_string() })
+                ProcessError::Store(StoreError::Serialize {
+                    what: format!("the `{}` flow", P::NAME),
+                    reason: e.to_string(),
+                })
             })?;
             batch.commits.push(Commit {
                 stream: stream.clone(),
@@ -380,7 +385,10 @@ async fn run_step<P: ProcessManager, E: Event>(
 pub type FireRoute = for<'a> fn(&'a Arc<Engine>, &'a Scheduled) -> BoxFuture<'a, Result<(), ProcessError>>;
 
 /// The [`FireRoute`] of command `C`.
-pub fn fire_scheduled<'a, C: Command>(engine: &'a Arc<Engine>, scheduled: &'a Scheduled) -> BoxFuture<'a, Result<(), ProcessError>> {
+pub fn fire_scheduled<'a, C: Command>(
+    engine: &'a Arc<Engine>,
+    scheduled: &'a Scheduled,
+) -> BoxFuture<'a, Result<(), ProcessError>> {
     Box::pin(async move {
         let command: C = serde_json::from_str(&scheduled.payload).map_err(|e| {
             ProcessError::Store(StoreError::corrupt(
@@ -470,7 +478,10 @@ impl Engine {
                 Ok(Fired { refused: 1, ..Fired::default() })
             }
             Err(error) => {
-                tracing::warn!(error = &error as &dyn std::error::Error, "a sent command failed; it is fired again later");
+                tracing::warn!(
+                    error = &error as &dyn std::error::Error,
+                    "a sent command failed; it is fired again later"
+                );
                 self.store().release_scheduled(vec![scheduled.id]).await?;
                 Ok(Fired { failed: 1, ..Fired::default() })
             }

@@ -182,22 +182,33 @@ impl RowSet {
 
     /// Rows of the copy `generation` a rebuild fills.
     pub(crate) fn building(store: Arc<dyn Store>, name: &'static str, generation: u64) -> Self {
-        RowSet { store: Some(store), name, mode: Mode::Build(generation), serving: generation, slots: HashMap::default() }
+        RowSet {
+            store: Some(store),
+            name,
+            mode: Mode::Build(generation),
+            serving: generation,
+            slots: HashMap::default(),
+        }
     }
 
     async fn slot(&mut self, key: String) -> Result<&mut Slot, StoreError> {
         match self.slots.entry(key) {
             Entry::Occupied(found) => Ok(found.into_mut()),
             Entry::Vacant(vacant) => {
-                let store = self.store.as_ref().ok_or_else(|| StoreError::Unsupported("a row set without a store".into()))?;
+                let store =
+                    self.store.as_ref().ok_or_else(|| StoreError::Unsupported("a row set without a store".into()))?;
                 let generation = match self.mode {
                     Mode::Serving => None,
                     Mode::Build(generation) => Some(generation),
                 };
                 let row: Option<Row> = store.projection_row(self.name, generation, vacant.key()).await?;
                 let slot = match row {
-                    Some(row) => Slot { generation: row.generation, version: row.version, json: Some(row.json), dirty: false },
-                    None => Slot { generation: generation.unwrap_or(self.serving), version: 0, json: None, dirty: false },
+                    Some(row) => {
+                        Slot { generation: row.generation, version: row.version, json: Some(row.json), dirty: false }
+                    }
+                    None => {
+                        Slot { generation: generation.unwrap_or(self.serving), version: 0, json: None, dirty: false }
+                    }
                 };
                 Ok(vacant.insert(slot))
             }
@@ -253,7 +264,6 @@ impl RowSet {
         }
         out
     }
-
 }
 
 /// The rows of projection `V` a projector method reads and changes. Changes are kept
@@ -275,9 +285,9 @@ fn corrupt(name: &str, key: &str, error: serde_json::Error) -> DomainError {
 }
 
 fn to_json<V: Serialize>(row: &V) -> Result<Arc<str>, DomainError> {
-    serde_json::to_string(row)
-        .map(Arc::from)
-        .map_err(|e| DomainError::Store(StoreError::Serialize { what: "a projection row".into(), reason: e.to_string() }))
+    serde_json::to_string(row).map(Arc::from).map_err(|e| {
+        DomainError::Store(StoreError::Serialize { what: "a projection row".into(), reason: e.to_string() })
+    })
 }
 
 impl<V: Projection> Rows<V> {

@@ -81,10 +81,12 @@ impl<V: Projection> Query<V> {
             return self;
         }
         match serde_json::to_value(value) {
-            Ok(value @ (serde_json::Value::Null
-            | serde_json::Value::Bool(_)
-            | serde_json::Value::Number(_)
-            | serde_json::Value::String(_))) => {
+            Ok(
+                value @ (serde_json::Value::Null
+                | serde_json::Value::Bool(_)
+                | serde_json::Value::Number(_)
+                | serde_json::Value::String(_)),
+            ) => {
                 self.query.filters.push(RowFilter { field: field.to_owned(), op, value });
             }
             Ok(other) => {
@@ -337,11 +339,7 @@ fn progress(projection: &'static str, done: u64, total: u64, started: Instant) -
 }
 
 /// Applies one logged event with every projector method of the projection taking it.
-async fn apply(
-    entry: &ProjectionEntry,
-    set: &mut RowSet,
-    event: &crate::store::Envelope,
-) -> Result<(), ProcessError> {
+async fn apply(entry: &ProjectionEntry, set: &mut RowSet, event: &crate::store::Envelope) -> Result<(), ProcessError> {
     for (type_name, method, route) in &entry.routes {
         if *type_name == event.type_name {
             route(set, event).await.inspect_err(|error| {
@@ -359,7 +357,10 @@ async fn apply(
 
 impl Domain {
     /// The row of projection `V` under `key`, from the copy serving reads.
-    pub async fn projection<V: Projection>(&self, key: &(impl ProjectionKey + ?Sized)) -> Result<Option<V>, ProcessError> {
+    pub async fn projection<V: Projection>(
+        &self,
+        key: &(impl ProjectionKey + ?Sized),
+    ) -> Result<Option<V>, ProcessError> {
         Ok(read_row::<V>(self.store().as_ref(), V::NAME, &key.key_text()).await?)
     }
 

@@ -17,9 +17,9 @@
 pub(crate) mod envelope;
 mod memory;
 mod outbox;
-mod projection;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod projection;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
 #[cfg(feature = "sqlite")]

@@ -15,6 +15,8 @@
 //! The `then_*` methods are assertions: they panic with both sides printed, like
 //! `assert_eq!`. A `given` step that fails panics too, naming the step.
 
+mod flows;
+
 use std::fmt::Write as _;
 
 use uuid::Uuid;
@@ -26,6 +28,8 @@ use crate::runtime::Domain;
 use crate::runtime::{Delivered, DeliveryFailure, ProcessError, Processed};
 use crate::store::envelope::{Cause, Envelope, StreamId};
 use crate::store::BoxFuture;
+
+pub use flows::{FlowOutcome, FlowScenario};
 
 type Step = Box<dyn for<'a> FnOnce(&'a Domain) -> BoxFuture<'a, Result<(), String>> + Send>;
 
