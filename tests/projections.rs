@@ -1,0 +1,346 @@
+//! Projections on every store the build has: async projectors follow the events, in
+//! stream order, once each; inline projectors commit with the events (visible when
+//! `process` returns; a failing one rejects the unit of work); queries run in the
+//! store; a rebuild equals the incremental result, never serves a half-built copy, and
+//! loses nothing written meanwhile; an outdated or never-built projection is rebuilt.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use protean::prelude::*;
+use protean::runtime::{DeliveryMode, ProcessError, QueryError, WorkerConfig};
+use protean::store::{MemoryStore, ProjectionSpec, Store};
+
+#[path = "support/harness.rs"]
+#[allow(dead_code)]
+mod harness;
+#[path = "support/books.rs"]
+mod books;
+
+use books::accounts::{Account, Charge};
+use books::views::{AccountView, OwnerTotal, REFUSED_CENTS};
+use harness::Trial;
+
+fn domain(store: Arc<dyn Store>, mode: DeliveryMode) -> Domain {
+    Domain::builder()
+        .module(module_path!().to_string() + "::books")
+        .shared_store(store)
+        .delivery(mode)
+        .conflict_retries(1_000)
+        .build()
+        .expect("the books model is valid")
+}
+
+fn account() -> Identifier<Account> {
+    Identifier::generate()
+}
+
+async fn charge(domain: &Domain, id: &Identifier<Account>, owner: &str, cents: i64) {
+    domain.process(Charge { id: id.clone(), owner: owner.into(), cents }).await.expect("charged").all_delivered().unwrap();
+}
+
+/// Every row of a projection, by key.
+async fn all<V: Projection>(domain: &Domain, order: &str) -> Vec<V> {
+    domain.query::<V>().order_by(order).limit(100_000).fetch().await.unwrap()
+}
+
+/// Waits until the outbox is empty.
+async fn settled(domain: &Domain) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = domain.delivery_status().await.unwrap();
+        if status.undelivered == 0 {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not delivered in time: {status:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn async_projector_follows_each_stream_in_order(store: Arc<dyn Store>) {
+    let domain = domain(store, DeliveryMode::Inline);
+    let (a, b) = (account(), account());
+    for cents in [5, 7, 11] {
+        charge(&domain, &a, "ann", cents).await;
+    }
+    charge(&domain, &b, "bob", 100).await;
+    let view = domain.projection::<AccountView>(&a).await.unwrap().expect("a row for the account");
+    assert_eq!((view.owner.as_str(), view.balance, view.numbers.clone()), ("ann", 23, vec![1, 2, 3]));
+    // A redelivered event (a crash before its delivery was marked) changes nothing.
+    let events = domain.events_of(&a).await.unwrap();
+    let again = domain.deliver(events).await;
+    assert!(again.failures.is_empty());
+    assert_eq!(domain.projection::<AccountView>(&a).await.unwrap().unwrap().numbers, [1, 2, 3]);
+    let status = domain.projection_status::<AccountView>().await.unwrap();
+    assert_eq!((status.version, status.declared_version, status.generation), (1, 1, 1));
+    assert!(status.checkpoint >= 4 && status.lag == 0, "{status:?}");
+}
+
+async fn queries_filter_order_and_page_in_the_store(store: Arc<dyn Store>) {
+    let domain = domain(store, DeliveryMode::Inline);
+    let mut ids = Vec::new();
+    for (n, owner) in ["ann", "bob", "ann", "cy", "ann"].iter().enumerate() {
+        let id = account();
+        charge(&domain, &id, owner, (n as i64 + 1) * 10).await;
+        ids.push(id);
+    }
+    let anns: Vec<i64> =
+        domain.query::<AccountView>().eq("owner", "ann").order_by_desc("balance").fetch().await.unwrap().iter().map(|v| v.balance).collect();
+    assert_eq!(anns, [50, 30, 10]);
+    let big: Vec<i64> = domain.query::<AccountView>().ge("balance", 30).lt("balance", 50).order_by("balance").fetch().await.unwrap().iter().map(|v| v.balance).collect();
+    assert_eq!(big, [30, 40]);
+    let mut paged = Vec::new();
+    for page in 0..3 {
+        let rows = domain.query::<AccountView>().order_by("balance").limit(2).offset(page * 2).fetch().await.unwrap();
+        paged.extend(rows.into_iter().map(|v| v.balance));
+    }
+    assert_eq!(paged, [10, 20, 30, 40, 50], "pages cover every row once");
+    let totals: Vec<(String, i64)> =
+        all::<OwnerTotal>(&domain, "total").await.into_iter().map(|t| (t.owner, t.total)).collect();
+    assert_eq!(totals, [("bob".to_owned(), 20), ("cy".to_owned(), 40), ("ann".to_owned(), 90)]);
+    match domain.query::<AccountView>().eq("numbers", 1).fetch().await {
+        Err(ProcessError::Query(QueryError::NotIndexed { field, .. })) => assert_eq!(field, "numbers"),
+        other => panic!("an undeclared field is refused, got {other:?}"),
+    }
+    match domain.query::<AccountView>().eq("owner", vec!["ann"]).fetch().await {
+        Err(ProcessError::Query(QueryError::NotScalar { .. })) => {}
+        other => panic!("a list is not a scalar, got {other:?}"),
+    }
+}
+
+async fn inline_projection_is_read_as_soon_as_process_returns(store: Arc<dyn Store>) {
+    // Background delivery, no workers: only what committed with the command is there.
+    let domain = domain(store, DeliveryMode::Background);
+    let id = account();
+    domain.process(Charge { id: id.clone(), owner: "dee".into(), cents: 12 }).await.unwrap();
+    let total = domain.projection::<OwnerTotal>("dee").await.unwrap().expect("written with the command");
+    assert_eq!((total.total, total.charges), (12, 1));
+    assert_eq!(domain.projection::<AccountView>(&id).await.unwrap(), None, "the async one waits for the workers");
+    let handle = domain.workers(WorkerConfig::default()).start().unwrap();
+    settled(&domain).await;
+    handle.shutdown().await;
+    assert_eq!(domain.projection::<AccountView>(&id).await.unwrap().unwrap().balance, 12);
+}
+
+async fn a_failing_inline_projector_rejects_the_unit_of_work(store: Arc<dyn Store>) {
+    let domain = domain(store, DeliveryMode::Inline);
+    let id = account();
+    charge(&domain, &id, "eve", 1).await;
+    let refused = domain.process(Charge { id: id.clone(), owner: "eve".into(), cents: REFUSED_CENTS }).await;
+    assert!(matches!(refused, Err(ProcessError::Rejected { .. })), "{refused:?}");
+    assert_eq!(domain.get(&id).await.unwrap().unwrap().charges, 1, "nothing of the unit was written");
+    assert_eq!(domain.events_of(&id).await.unwrap().len(), 1);
+    assert_eq!(domain.projection::<OwnerTotal>("eve").await.unwrap().unwrap().total, 1);
+}
+
+async fn many_streams_changing_one_inline_row_lose_no_update(store: Arc<dyn Store>) {
+    let domain = domain(store, DeliveryMode::Inline);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let domain = domain.clone();
+        tasks.spawn(async move {
+            let id = account();
+            for _ in 0..10 {
+                charge(&domain, &id, "fay", 1).await;
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    let total = domain.projection::<OwnerTotal>("fay").await.unwrap().unwrap();
+    assert_eq!((total.total, total.charges), (80, 80), "a row conflict reruns the unit; no update is lost");
+}
+
+async fn an_incremental_projection_equals_its_rebuild(store: Arc<dyn Store>) {
+    let domain = domain(store, DeliveryMode::Inline);
+    for n in 0..30 {
+        let id = account();
+        for cents in 0..(n % 4 + 1) {
+            charge(&domain, &id, ["gus", "hal", "ida"][n % 3], cents * 3 + 1).await;
+        }
+    }
+    let views = all::<AccountView>(&domain, "balance").await;
+    let totals = all::<OwnerTotal>(&domain, "total").await;
+    assert_eq!(views.len(), 30);
+    let mut seen = Vec::new();
+    let report = domain
+        .rebuild::<AccountView>()
+        .batch(7)
+        .on_progress(move |p| seen.push((p.done, p.total)))
+        .run()
+        .await
+        .unwrap()
+        .expect("no other builder");
+    assert_eq!((report.generation, report.events), (2, 75));
+    let inline = domain.rebuild::<OwnerTotal>().run().await.unwrap().unwrap();
+    assert_eq!(inline.generation, 2);
+    assert_eq!(all::<AccountView>(&domain, "balance").await, views);
+    assert_eq!(all::<OwnerTotal>(&domain, "total").await, totals);
+    // The rebuilt copies take live updates.
+    let id = account();
+    charge(&domain, &id, "gus", 1_000).await;
+    assert_eq!(domain.projection::<AccountView>(&id).await.unwrap().unwrap().balance, 1_000);
+    let status = domain.projection_status::<AccountView>().await.unwrap();
+    assert_eq!((status.generation, status.build.is_none()), (2, true));
+}
+
+async fn a_rebuild_under_writes_loses_nothing_and_never_serves_a_half_built_copy(store: Arc<dyn Store>) {
+    let domain = domain(store, DeliveryMode::Background);
+    let handle = domain.workers(WorkerConfig::default().poll_interval(Duration::from_millis(20))).start().unwrap();
+    let ids: Vec<_> = (0..20).map(|_| account()).collect();
+    for id in &ids {
+        for _ in 0..5 {
+            domain.process(Charge { id: id.clone(), owner: "jo".into(), cents: 1 }).await.unwrap();
+        }
+    }
+    settled(&domain).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    // Writers keep charging while the rebuild runs.
+    let writers = {
+        let (domain, ids, stop) = (domain.clone(), ids.clone(), Arc::clone(&stop));
+        tokio::spawn(async move {
+            let mut written = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                let id = &ids[written as usize % ids.len()];
+                domain.process(Charge { id: id.clone(), owner: "jo".into(), cents: 1 }).await.unwrap();
+                written += 1;
+            }
+            written
+        })
+    };
+    // Readers never see fewer rows, or a lower total, than before: no half-built copy.
+    let readers = {
+        let (domain, stop) = (domain.clone(), Arc::clone(&stop));
+        tokio::spawn(async move {
+            let mut reads = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let rows = all::<AccountView>(&domain, "balance").await;
+                assert_eq!(rows.len(), 20, "a served copy has every account");
+                assert!(rows.iter().all(|r| r.balance >= 5), "a served copy has every row complete");
+                let total = domain.projection::<OwnerTotal>("jo").await.unwrap().unwrap();
+                assert!(total.total >= 100);
+                reads += 1;
+                tokio::task::yield_now().await;
+            }
+            reads
+        })
+    };
+    let views = domain.rebuild::<AccountView>().batch(10).run().await.unwrap().expect("rebuilt");
+    let totals = domain.rebuild::<OwnerTotal>().batch(10).run().await.unwrap().expect("rebuilt");
+    stop.store(true, Ordering::SeqCst);
+    let written = writers.await.unwrap();
+    let reads = readers.await.unwrap();
+    assert!(reads > 0);
+    settled(&domain).await;
+    handle.shutdown().await;
+    assert_eq!((views.generation, totals.generation), (2, 2));
+    let rows = all::<AccountView>(&domain, "balance").await;
+    let balances: i64 = rows.iter().map(|r| r.balance).sum();
+    assert_eq!(balances, 100 + written as i64, "every charge is in the rebuilt copy once");
+    for row in &rows {
+        let expected: Vec<u32> = (1..=row.balance as u32).collect();
+        assert_eq!(row.numbers, expected, "in stream order, once each");
+    }
+    let total = domain.projection::<OwnerTotal>("jo").await.unwrap().unwrap();
+    assert_eq!((total.total, total.charges as u64), (100 + written as i64, 100 + written));
+}
+
+async fn an_outdated_or_never_built_projection_is_rebuilt(store: Arc<dyn Store>) {
+    // Events written by a domain without the projections...
+    let plain = Domain::builder()
+        .module(module_path!().to_string() + "::books::accounts")
+        .shared_store(Arc::clone(&store))
+        .build()
+        .unwrap();
+    let id = account();
+    for _ in 0..3 {
+        plain.process(Charge { id: id.clone(), owner: "kim".into(), cents: 2 }).await.unwrap();
+    }
+    // ... and an older version of the owner totals, with a stale row.
+    let spec = ProjectionSpec { name: "OwnerTotal".into(), version: 0, indexed: vec![] };
+    store.register_projection(spec).await.unwrap();
+    let stale = protean::store::RowChange {
+        projection: "OwnerTotal".into(),
+        generation: 1,
+        key: "nobody".into(),
+        expected_version: 0,
+        json: Some(r#"{"owner":"nobody","total":1,"charges":1}"#.into()),
+    };
+    store.commit(protean::store::Batch { rows: vec![stale], ..Default::default() }).await.unwrap();
+
+    let domain = domain(store, DeliveryMode::Inline);
+    let status = domain.projection_status::<OwnerTotal>().await.unwrap();
+    assert_eq!((status.version, status.declared_version), (0, 1));
+    assert_eq!(domain.projection::<AccountView>(&id).await.unwrap(), None, "never built yet");
+    let mut rebuilt: Vec<_> = domain.rebuild_outdated().await.unwrap().into_iter().map(|r| (r.projection, r.events)).collect();
+    rebuilt.sort();
+    assert_eq!(rebuilt, [("AccountView", 3), ("OwnerTotal", 3)]);
+    assert_eq!(domain.projection::<AccountView>(&id).await.unwrap().unwrap().numbers, [1, 2, 3]);
+    assert_eq!(domain.projection::<OwnerTotal>("kim").await.unwrap().unwrap().total, 6);
+    assert_eq!(domain.projection::<OwnerTotal>("nobody").await.unwrap(), None, "the old copy is gone");
+    assert_eq!(domain.projection_status::<OwnerTotal>().await.unwrap().version, 1);
+    assert!(domain.rebuild_outdated().await.unwrap().is_empty(), "nothing left to rebuild");
+}
+
+type Case = fn(Arc<dyn Store>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
+fn cases() -> Vec<(&'static str, Case)> {
+    vec![
+        ("async_projector_follows_each_stream_in_order", |s| Box::pin(async_projector_follows_each_stream_in_order(s))),
+        ("queries_filter_order_and_page_in_the_store", |s| Box::pin(queries_filter_order_and_page_in_the_store(s))),
+        ("inline_projection_is_read_as_soon_as_process_returns", |s| {
+            Box::pin(inline_projection_is_read_as_soon_as_process_returns(s))
+        }),
+        ("a_failing_inline_projector_rejects_the_unit_of_work", |s| {
+            Box::pin(a_failing_inline_projector_rejects_the_unit_of_work(s))
+        }),
+        ("many_streams_changing_one_inline_row_lose_no_update", |s| {
+            Box::pin(many_streams_changing_one_inline_row_lose_no_update(s))
+        }),
+        ("an_incremental_projection_equals_its_rebuild", |s| Box::pin(an_incremental_projection_equals_its_rebuild(s))),
+        ("a_rebuild_under_writes_loses_nothing_and_never_serves_a_half_built_copy", |s| {
+            Box::pin(a_rebuild_under_writes_loses_nothing_and_never_serves_a_half_built_copy(s))
+        }),
+        ("an_outdated_or_never_built_projection_is_rebuilt", |s| {
+            Box::pin(an_outdated_or_never_built_projection_is_rebuilt(s))
+        }),
+    ]
+}
+
+fn suite(store: &str, open: fn() -> Arc<dyn Store>) -> Vec<Trial> {
+    cases().into_iter().map(|(name, case)| harness::test(format!("{store}::{name}"), move || case(open()))).collect()
+}
+
+#[cfg(feature = "sqlite")]
+fn sqlite_file() -> Arc<dyn Store> {
+    let dir = std::env::temp_dir().join(format!("protean-projections-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    Arc::new(protean::store::SqliteStore::open(dir.join("store.db")).unwrap())
+}
+
+#[cfg(feature = "postgres")]
+fn postgres_suite() -> Vec<Trial> {
+    let trials = cases().into_iter().map(|(name, case)| {
+        harness::postgres::test(format!("postgres::{name}"), move |url| async move {
+            let store = protean::store::PostgresStore::connect_with(&url, 16).await.expect("connects and migrates");
+            case(Arc::new(store)).await;
+        })
+    });
+    trials.collect()
+}
+
+fn main() -> ExitCode {
+    let trials = [
+        suite("memory", || Arc::new(MemoryStore::new())),
+        #[cfg(feature = "sqlite")]
+        suite("sqlite", sqlite_file),
+        #[cfg(feature = "postgres")]
+        postgres_suite(),
+    ];
+    harness::run(trials.into_iter().flatten().collect())
+}
