@@ -193,31 +193,32 @@ async fn a_duplicate_delivery_sends_no_second_command(store: Arc<dyn Store>) {
     assert_eq!(status(&domain, &ids).await, "confirmed");
 }
 
-async fn workers_fire_deadlines_on_time(store: Arc<dyn Store>) {
+async fn workers_fire_sent_commands_and_deadlines(store: Arc<dyn Store>) {
     let domain = domain_on(store, DeliveryMode::Background);
+    // Workers that never poll: commits and deadlines wake them.
     let handle = domain.workers(WorkerConfig::default().poll_interval(Duration::from_secs(3600))).start().unwrap();
     let ids = ids();
+    quick_deadline(&ids.order);
     domain
         .process(PlaceOrder { order_id: ids.order.clone(), customer: ids.customer.clone(), sku: ids.sku.clone() })
         .await
         .unwrap();
-    // The flow's deadline is an hour away; schedule a near one by firing "later" ...
-    // ... instead, wait for the flow to be waiting, then let the workers fire it at its time.
-    let key = ids.order.to_string();
+    // Out of stock: the flow waits 50 ms, then the workers fire the cancellation, and
+    // the flow withdraws the points.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let pending = domain.pending_commands::<Fulfilment>(&key).await.unwrap();
-        if pending.iter().any(|s| s.name.as_deref() == Some("restock")) {
+        let points = domain.get(&ids.customer).await.unwrap().map(|c| c.points);
+        if points == Some(-POINTS_PER_ORDER) {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "the flow never waited for a restock");
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert!(tokio::time::Instant::now() < deadline, "the deadline never fired");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    // Sent commands were fired by the workers (ReserveStock), without any poll.
-    assert_eq!(domain.get(&ids.sku).await.unwrap().unwrap().waiting, [ids.order.clone()]);
+    assert_eq!(status(&domain, &ids).await, "cancelled");
+    let key = ids.order.to_string();
+    assert!(domain.pending_commands::<Fulfilment>(&key).await.unwrap().is_empty());
     let report = handle.shutdown().await;
-    assert!(report.commands_fired >= 1, "{report:?}");
-    assert!(domain.pending_commands::<Fulfilment>(&key).await.unwrap().iter().all(|s| s.name.is_some()));
+    assert_eq!(report.commands_fired, 3, "reserve, cancel, withdraw: {report:?}");
 }
 
 type Case = fn(Arc<dyn Store>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -232,7 +233,7 @@ fn cases() -> Vec<(&'static str, Case)> {
             Box::pin(a_restock_in_time_confirms_and_cancels_the_deadline(s))
         }),
         ("a_duplicate_delivery_sends_no_second_command", |s| Box::pin(a_duplicate_delivery_sends_no_second_command(s))),
-        ("workers_fire_sent_commands", |s| Box::pin(workers_fire_deadlines_on_time(s))),
+        ("workers_fire_sent_commands_and_deadlines", |s| Box::pin(workers_fire_sent_commands_and_deadlines(s))),
     ]
 }
 

@@ -10,6 +10,22 @@ use protean::prelude::*;
 /// How long an order waits for a restock before it is cancelled.
 pub const RESTOCK_WAIT: Duration = Duration::from_secs(3600);
 
+/// Orders that wait only a few milliseconds for a restock (for tests of workers).
+static QUICK: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Makes `order` wait 50 ms for a restock instead of an hour.
+pub fn quick_deadline(order: &Identifier<Order>) {
+    QUICK.lock().unwrap().push(order.to_string());
+}
+
+fn restock_wait(order: &Identifier<Order>) -> Duration {
+    if QUICK.lock().unwrap().contains(&order.to_string()) {
+        Duration::from_millis(50)
+    } else {
+        RESTOCK_WAIT
+    }
+}
+
 #[aggregate]
 pub struct Order {
     pub customer: Identifier<Customer>,
@@ -218,7 +234,7 @@ impl Fulfilment {
     /// Out of stock: the order waits for a restock, until a deadline.
     async fn failed(&mut self, ctx: &mut Flow<Self>, event: &ReservationFailed) -> Result<(), DomainError> {
         let cancel = CancelOrder { order_id: event.order_id.clone(), reason: "no restock in time".into() };
-        ctx.schedule_after("restock", RESTOCK_WAIT, cancel);
+        ctx.schedule_after("restock", restock_wait(&event.order_id), cancel);
         self.stage = "awaiting restock".into();
         Ok(())
     }
