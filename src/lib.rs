@@ -197,5 +197,11 @@ pub struct StorageDoctests;
 #[doc = include_str!("../docs/delivery.md")]
 pub struct DeliveryDoctests;
 #[cfg(doctest)]
+#[doc = include_str!("../docs/projections.md")]
+struct ProjectionsDoctests;
+#[cfg(doctest)]
+#[doc = include_str!("../docs/process-managers.md")]
+struct ProcessManagersDoctests;
+#[cfg(doctest)]
 #[doc = include_str!("../docs/benchmarks.md")]
 pub struct BenchmarksDoctests;
