@@ -198,10 +198,10 @@ pub struct StorageDoctests;
 pub struct DeliveryDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/projections.md")]
-struct ProjectionsDoctests;
+pub struct ProjectionsDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/process-managers.md")]
-struct ProcessManagersDoctests;
+pub struct ProcessManagersDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/benchmarks.md")]
 pub struct BenchmarksDoctests;
