@@ -235,9 +235,14 @@ pub(crate) fn correlation_key(envelope: &Envelope, field: &str) -> Result<String
 
 /// How a step treats the flow it finds.
 enum Step<P: ProcessManager, E> {
-    Start(for<'b> fn(&'b mut Flow<P>, &'b E) -> BoxFuture<'b, Result<P, DomainError>>),
-    Continue(for<'b> fn(&'b mut P, &'b mut Flow<P>, &'b E) -> BoxFuture<'b, Result<(), DomainError>>),
+    Start(StartFn<P, E>),
+    Continue(ContinueFn<P, E>),
 }
+
+/// A starting step's method, as a function.
+type StartFn<P, E> = for<'b> fn(&'b mut Flow<P>, &'b E) -> BoxFuture<'b, Result<P, DomainError>>;
+/// A continuing step's method, as a function.
+type ContinueFn<P, E> = for<'b> fn(&'b mut P, &'b mut Flow<P>, &'b E) -> BoxFuture<'b, Result<(), DomainError>>;
 
 /// The route of a starting step.
 pub fn run_flow_start<'a, P, E, H>(
