@@ -19,6 +19,30 @@
 //! one row per (handler, event), and read on the readers with their events; a handled
 //! record keeps a command's outcome, written with its commit. The outbox status and a
 //! handler's state are each read with indexes, not scans of the log.
+//!
+//! Projections and process managers keep their state in the same file too:
+//!
+//! * `protean_projections`: one row per projection, with its serving copy (generation),
+//!   the version that built it, the log position its rebuild ran through and the highest
+//!   position whose changes it holds (the checkpoint), and the rebuild under way, if any
+//!   (the copy it fills, its version, how far it got and its builder's heartbeat);
+//! * `protean_projection_rows`: the rows of every copy of every projection, by
+//!   (projection, generation, key), each with its version and JSON. A commit applies
+//!   its row changes in its own transaction, by the rule of
+//!   [`ProjectionState`](crate::store::ProjectionState)'s module. Each declared field of
+//!   a projection has a partial expression index, on `json_extract(json, '$.<field>')`
+//!   for that projection's rows, made when it is registered; a query filters and
+//!   orders by the same expression and reads through the index of the field it
+//!   compares (or orders by);
+//! * `protean_scheduled`: the commands process managers send or schedule, written with
+//!   the unit of work that sends them (and cancelled deadlines deleted in it), until a
+//!   worker claims one that is due (recording its owner id and a lease) and fires it.
+//!
+//! Log positions are the events' `position` column: from 1, increasing in commit order;
+//! an index on (type, position) serves the rebuild's reads of the events of some types.
+//! A rebuild finishes in one write transaction, which holds SQLite's write lock: no
+//! commit, of this process or another, slips between its check for new events and the
+//! switch of copies.
 
 mod projections;
 mod queries;
@@ -176,7 +200,12 @@ fn reader(file: &Path) -> Result<Connection, StoreError> {
 /// delivers them at once rather than after their lease. Several processes on one file
 /// still work (SQLite serializes their writes), but each one that opens the file takes
 /// back the others' claims: events another process is delivering at that moment may be
-/// delivered twice (the handled records keep each handler's effect single).
+/// delivered twice (the handled records keep each handler's effect single). The same
+/// holds for claims of scheduled commands: opening a store frees those of other owners,
+/// so a command another process is firing may be fired twice (it is processed under its
+/// id, so the second time changes nothing). Projection rows, rebuilds and their leases
+/// need nothing of the kind: every change is checked in the write transaction, and a
+/// rebuild is taken over only when its builder's heartbeat is older than the lease.
 ///
 /// SQLite runs on the store's own threads, never on the caller's: a writer thread, with
 /// the connection that writes, takes the writes (commits, claims, marks, failures) one at a time

@@ -5,8 +5,11 @@
 //! declared field of a projection gets a partial expression index of its own,
 //! `(projection, generation, json_extract(json, '$.<field>')) WHERE projection = '<name>'`,
 //! made when the projection is registered; a query names the projection as the same
-//! literal and the field with the same expression, so SQLite uses that index to filter
-//! and to order (its entries end with the row's key, the last ordering).
+//! literal and the field with the same expression, and reads through the index of the
+//! field it compares or orders by (`INDEXED BY`: without statistics SQLite would take
+//! the primary key's `(projection, generation)` prefix for a few rows and scan the copy).
+//! The index's entries end with the row's key, the last ordering, so rows found by an
+//! equality, or ordered by the field ascending, need no sort.
 //!
 //! Log positions are `protean_events.position`: from 1, increasing in commit order.
 
@@ -267,10 +270,40 @@ fn scalar(value: &serde_json::Value) -> Option<(Value, &'static str)> {
 /// The rows of the serving copy of `query.projection` that match it, by SQL on the
 /// declared fields' expression indexes.
 pub(super) fn query(connection: &Connection, query: &RowQuery) -> Result<Vec<Row>, StoreError> {
-    let name = &*query.projection;
-    let literal = name_literal(name)?;
+    let index = match chosen_field(query) {
+        Some(field) => {
+            let index = index_name(&query.projection, safe_field(field)?);
+            let exists = connection
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'index' AND name = ?1)")
+                .and_then(|mut s| s.query_row([&index], |r| r.get::<_, bool>(0)))
+                .map_err(backend)?;
+            exists.then_some(index)
+        }
+        None => None,
+    };
+    let (sql, values) = query_sql(query, index.as_deref())?;
+    select_rows(connection, &sql, params_from_iter(values), &query.projection)
+}
+
+/// The field whose index a query reads, SQLite having no statistics to choose by (it
+/// would take the primary key's `(projection, generation)` prefix for a few rows): the
+/// first one compared for equality (null included), else the first one compared by
+/// order, else the first one ordered by; none for a query with neither (the primary key
+/// then gives the rows in key order) or only `Ne` filters.
+fn chosen_field(query: &RowQuery) -> Option<&str> {
+    let compared = |ops: &[FilterOp]| query.filters.iter().find(|f| ops.contains(&f.op)).map(|f| f.field.as_str());
+    compared(&[FilterOp::Eq])
+        .or_else(|| compared(&[FilterOp::Lt, FilterOp::Le, FilterOp::Gt, FilterOp::Ge]))
+        .or_else(|| query.order.first().map(|o| o.field.as_str()))
+}
+
+/// The statement of [`query`], reading `index` (which must exist) if given, and the
+/// values to bind.
+fn query_sql(query: &RowQuery, index: Option<&str>) -> Result<(String, Vec<Value>), StoreError> {
+    let literal = name_literal(&query.projection)?;
+    let indexed = index.map_or(String::new(), |index| format!(" INDEXED BY {index}"));
     let mut sql = format!(
-        "SELECT {ROW_COLUMNS} FROM protean_projection_rows AS r
+        "SELECT {ROW_COLUMNS} FROM protean_projection_rows AS r{indexed}
          WHERE r.projection = {literal}
            AND r.generation = (SELECT generation FROM protean_projections WHERE name = {literal})"
     );
@@ -311,7 +344,7 @@ pub(super) fn query(connection: &Connection, query: &RowQuery) -> Result<Vec<Row
     values.push(Value::Integer(i64::try_from(query.limit).unwrap_or(i64::MAX)));
     values.push(Value::Integer(i64::try_from(query.offset).unwrap_or(i64::MAX)));
     sql.push_str(&format!("r.key LIMIT ?{} OFFSET ?{}", values.len() - 1, values.len()));
-    select_rows(connection, &sql, params_from_iter(values), name)
+    Ok((sql, values))
 }
 
 /// The position of event `id` in the log, if it is there.
@@ -625,4 +658,73 @@ pub(super) fn log_count(connection: &Connection, after: u64, types: &[String]) -
         .map_err(backend)?;
     // A count is never negative.
     Ok(u64::try_from(count).unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{RowFilter, RowOrder};
+
+    /// What SQLite plans for `query` on a database where `spec` is registered.
+    fn plan(spec: &ProjectionSpec, query: &RowQuery) -> String {
+        let mut connection = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut connection).unwrap();
+        register(&mut connection, spec).unwrap();
+        let index = chosen_field(query).map(|field| index_name(&query.projection, field));
+        let (sql, values) = query_sql(query, index.as_deref()).unwrap();
+        let mut explain = connection.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let details: Vec<String> = explain
+            .query_map(params_from_iter(values), |r| r.get::<_, String>("detail"))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        details.join("\n")
+    }
+
+    fn spec() -> ProjectionSpec {
+        ProjectionSpec { name: "Credit's view".into(), version: 1, indexed: vec!["balance".into(), "name".into()] }
+    }
+
+    fn query(filters: Vec<RowFilter>, order: Vec<RowOrder>) -> RowQuery {
+        RowQuery { projection: "Credit's view".into(), filters, order, limit: 10, offset: 0 }
+    }
+
+    #[test]
+    fn queries_use_the_index_of_their_field() {
+        let index = index_name("Credit's view", "balance");
+        assert_eq!(index, "protean_rows__Credit_27s_20view__balance");
+        let filter = RowFilter { field: "balance".into(), op: FilterOp::Gt, value: serde_json::json!(10) };
+        let planned = plan(&spec(), &query(vec![filter], vec![]));
+        assert!(planned.contains(&format!("USING INDEX {index}")), "{planned}");
+        // Ordering by the field alone: read in index order (its entries end with the
+        // key), no sort.
+        let order = RowOrder { field: "balance".into(), descending: false };
+        let planned = plan_of_order(order);
+        assert!(planned.contains(&format!("USING INDEX {index}")), "{planned}");
+        assert!(!planned.contains("TEMP B-TREE"), "{planned}");
+        // Largest first, then by key: in index order, keys sorted within equal values.
+        let order = RowOrder { field: "balance".into(), descending: true };
+        let planned = plan_of_order(order);
+        assert!(planned.contains(&format!("USING INDEX {index}")), "{planned}");
+        assert!(!planned.contains("TEMP B-TREE FOR ORDER BY"), "{planned}");
+        // Equality on a string field.
+        let filter = RowFilter { field: "name".into(), op: FilterOp::Eq, value: serde_json::json!("ann") };
+        let planned = plan(&spec(), &query(vec![filter], vec![]));
+        assert!(planned.contains(&format!("USING INDEX {}", index_name("Credit's view", "name"))), "{planned}");
+        assert!(!planned.contains("TEMP B-TREE"), "{planned}");
+    }
+
+    fn plan_of_order(order: RowOrder) -> String {
+        plan(&spec(), &query(vec![], vec![order]))
+    }
+
+    #[test]
+    fn identifiers_stay_apart() {
+        assert_ne!(index_name("a_b", "c"), index_name("a", "b_c"));
+        assert_ne!(index_name("a", "b__c"), index_name("a__b", "c"));
+        assert!(safe_field("balance_2").is_ok());
+        for bad in ["", "a.b", "a'b", "a b", "ä", "a]"] {
+            assert!(matches!(safe_field(bad), Err(StoreError::Unsupported(_))), "{bad}");
+        }
+    }
 }
