@@ -591,7 +591,7 @@ async fn commands_are_scheduled_and_cancelled_with_the_commit() {
     };
     store.commit(batch).await.unwrap();
     assert_eq!(store.scheduled_of("Fulfilment", "o-1").await.unwrap(), [soon.clone(), remind.clone(), expire.clone()]);
-    assert_eq!(store.scheduled_of("Fulfilment", "o-2").await.unwrap(), [other.clone()]);
+    assert_eq!(store.scheduled_of("Fulfilment", "o-2").await.unwrap(), vec![other.clone()]);
     assert_eq!(store.scheduled_of("Other", "o-1").await.unwrap(), []);
     assert_eq!(store.next_due().await.unwrap(), Some(now));
 
@@ -627,8 +627,8 @@ async fn due_commands_are_claimed_for_a_lease_released_and_completed() {
     assert_eq!(store.next_due().await.unwrap(), Some(early.due_at));
 
     let lease = Duration::from_secs(30);
-    assert_eq!(store.claim_due(now, 1, lease).await.unwrap(), [early.clone()], "earliest first, up to the limit");
-    assert_eq!(store.claim_due(now, 10, lease).await.unwrap(), [due.clone()], "the claimed one is held");
+    assert_eq!(store.claim_due(now, 1, lease).await.unwrap(), vec![early.clone()], "earliest first, up to the limit");
+    assert_eq!(store.claim_due(now, 10, lease).await.unwrap(), vec![due.clone()], "the claimed one is held");
     assert_eq!(store.claim_due(now, 10, lease).await.unwrap(), [], "nothing else is due");
     let owner: Vec<Option<String>> = raw(&path)
         .prepare("SELECT claimed_by FROM protean_scheduled ORDER BY due_at")
@@ -640,11 +640,11 @@ async fn due_commands_are_claimed_for_a_lease_released_and_completed() {
     assert_eq!(owner, [Some(store.owner().to_string()), Some(store.owner().to_string()), None]);
     // A claimed command is still pending.
     assert_eq!(store.next_due().await.unwrap(), Some(early.due_at));
-    assert_eq!(store.scheduled_of("Fulfilment", "o-1").await.unwrap(), [early.clone()]);
+    assert_eq!(store.scheduled_of("Fulfilment", "o-1").await.unwrap(), vec![early.clone()]);
 
     // Released: claimable at once.
     store.release_scheduled(vec![early.id]).await.unwrap();
-    assert_eq!(store.claim_due(now, 10, lease).await.unwrap(), [early.clone()]);
+    assert_eq!(store.claim_due(now, 10, lease).await.unwrap(), vec![early.clone()]);
     // Once the lease runs out, claimable again, with whatever else is due by then.
     let after_lease = now + lease;
     assert_eq!(store.claim_due(after_lease, 10, lease).await.unwrap(), [early.clone(), due.clone()]);
@@ -659,7 +659,7 @@ async fn due_commands_are_claimed_for_a_lease_released_and_completed() {
 
     // Another store on the file (a restarted process) frees this one's claims.
     let restarted = SqliteStore::open(&path).unwrap();
-    assert_eq!(restarted.claim_due(now, 10, lease).await.unwrap(), [due.clone()]);
+    assert_eq!(restarted.claim_due(now, 10, lease).await.unwrap(), vec![due.clone()]);
     // Releasing frees only the releasing store's own claims.
     store.release_scheduled(vec![due.id]).await.unwrap();
     assert_eq!(restarted.claim_due(now, 10, lease).await.unwrap(), []);

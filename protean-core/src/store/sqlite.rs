@@ -28,10 +28,10 @@
 //!   (the copy it fills, its version, how far it got and its builder's heartbeat);
 //! * `protean_projection_rows`: the rows of every copy of every projection, by
 //!   (projection, generation, key), each with its version and JSON. A commit applies
-//!   its row changes in its own transaction, by the rule of
-//!   [`ProjectionState`](crate::store::ProjectionState)'s module. Each declared field of
-//!   a projection has a partial expression index, on `json_extract(json, '$.<field>')`
-//!   for that projection's rows, made when it is registered; a query filters and
+//!   its row changes in its own transaction, by the rule every store follows (see
+//!   [`Batch::rows`]). Each declared field of a projection has a partial expression
+//!   index, on `json_extract(json, '$.<field>')` for that projection's rows, made when
+//!   it is registered; a query filters and
 //!   orders by the same expression and reads through the index of the field it
 //!   compares (or orders by);
 //! * `protean_scheduled`: the commands process managers send or schedule, written with
