@@ -1118,8 +1118,8 @@ async fn upgrading_a_sqlite_file_to_5_keeps_its_records_and_a_bad_failure_status
     let store = SqliteStore::open(&path).unwrap();
     let raw = rusqlite::Connection::open(&path).unwrap();
     let user_version: i64 = raw.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(user_version, 5);
-    assert_eq!(protean::store::SQLITE_SCHEMA_VERSION.0, 5);
+    // Migrated through 5 to the current version (the later ones keep what 5 made).
+    assert_eq!(user_version, i64::from(protean::store::SQLITE_SCHEMA_VERSION.0));
     assert!(store.is_handled("Counter.Bump", command_id).await.unwrap());
     assert_eq!(store.handled_outcome("Counter.Bump", command_id).await.unwrap(), Some(None), "kept, no outcome");
     let events = store.events(0, 10).await.unwrap();

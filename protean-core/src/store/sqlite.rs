@@ -19,8 +19,34 @@
 //! one row per (handler, event), and read on the readers with their events; a handled
 //! record keeps a command's outcome, written with its commit. The outbox status and a
 //! handler's state are each read with indexes, not scans of the log.
+//!
+//! Projections and process managers keep their state in the same file too:
+//!
+//! * `protean_projections`: one row per projection, with its serving copy (generation),
+//!   the version that built it, the log position its rebuild ran through and the highest
+//!   position whose changes it holds (the checkpoint), and the rebuild under way, if any
+//!   (the copy it fills, its version, how far it got and its builder's heartbeat);
+//! * `protean_projection_rows`: the rows of every copy of every projection, by
+//!   (projection, generation, key), each with its version and JSON. A commit applies
+//!   its row changes in its own transaction, by the rule every store follows (see
+//!   [`Batch::rows`]). Each declared field of a projection has a partial expression
+//!   index, on `json_extract(json, '$.<field>')` for that projection's rows, made when
+//!   it is registered; a query filters and
+//!   orders by the same expression and reads through the index of the field it
+//!   compares (or orders by);
+//! * `protean_scheduled`: the commands process managers send or schedule, written with
+//!   the unit of work that sends them (and cancelled deadlines deleted in it), until a
+//!   worker claims one that is due (recording its owner id and a lease) and fires it.
+//!
+//! Log positions are the events' `position` column: from 1, increasing in commit order;
+//! an index on (type, position) serves the rebuild's reads of the events of some types.
+//! A rebuild finishes in one write transaction, which holds SQLite's write lock: no
+//! commit, of this process or another, slips between its check for new events and the
+//! switch of copies.
 
+mod projections;
 mod queries;
+mod scheduled;
 mod schema;
 mod threads;
 
@@ -32,10 +58,12 @@ use rusqlite::{Connection, OpenFlags};
 use uuid::Uuid;
 
 use super::{Batch, BoxFuture, Committed, Record, SchemaVersion, Snapshot, Store, StoreError};
+use super::{BuildState, Logged, ProjectionSpec, ProjectionState, Row, RowQuery, Scheduled};
 use super::{FailedDelivery, FailureQuery, FailureUpdate, HandlerState, OutboxStatus};
 use crate::store::envelope::{Envelope, StreamId};
 pub use schema::SCHEMA_VERSION;
 use threads::Threads;
+use time::OffsetDateTime;
 
 /// How long a statement waits for a lock another connection holds before it fails.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -172,7 +200,12 @@ fn reader(file: &Path) -> Result<Connection, StoreError> {
 /// delivers them at once rather than after their lease. Several processes on one file
 /// still work (SQLite serializes their writes), but each one that opens the file takes
 /// back the others' claims: events another process is delivering at that moment may be
-/// delivered twice (the handled records keep each handler's effect single).
+/// delivered twice (the handled records keep each handler's effect single). The same
+/// holds for claims of scheduled commands: opening a store frees those of other owners,
+/// so a command another process is firing may be fired twice (it is processed under its
+/// id, so the second time changes nothing). Projection rows, rebuilds and their leases
+/// need nothing of the kind: every change is checked in the write transaction, and a
+/// rebuild is taken over only when its builder's heartbeat is older than the lease.
 ///
 /// SQLite runs on the store's own threads, never on the caller's: a writer thread, with
 /// the connection that writes, takes the writes (commits, claims, marks, failures) one at a time
@@ -357,6 +390,109 @@ impl Store for SqliteStore {
 
     fn events(&self, from: u64, limit: usize) -> BoxFuture<'_, Result<Vec<Envelope>, StoreError>> {
         self.threads.read(move |c| queries::events(c, from, limit))
+    }
+
+    fn register_projection(&self, spec: ProjectionSpec) -> BoxFuture<'_, Result<ProjectionState, StoreError>> {
+        self.threads.write(move |c| projections::register(c, &spec))
+    }
+
+    fn projection_state<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<ProjectionState>, StoreError>> {
+        let name = name.to_owned();
+        self.threads.read(move |c| projections::state(c, &name))
+    }
+
+    fn projection_row<'a>(
+        &'a self,
+        name: &'a str,
+        generation: Option<u64>,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Row>, StoreError>> {
+        let (name, key) = (name.to_owned(), key.to_owned());
+        self.threads.read(move |c| projections::row(c, &name, generation, &key))
+    }
+
+    fn query_projection(&self, query: RowQuery) -> BoxFuture<'_, Result<Vec<Row>, StoreError>> {
+        self.threads.read(move |c| projections::query(c, &query))
+    }
+
+    fn begin_build<'a>(
+        &'a self,
+        name: &'a str,
+        version: u32,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Option<BuildState>, StoreError>> {
+        let name = name.to_owned();
+        self.threads.write(move |c| projections::begin_build(c, &name, version, lease))
+    }
+
+    fn write_build<'a>(
+        &'a self,
+        name: &'a str,
+        generation: u64,
+        rows: Vec<(String, Option<Arc<str>>)>,
+        position: u64,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let name = name.to_owned();
+        self.threads.write(move |c| projections::write_build(c, &name, generation, &rows, position))
+    }
+
+    fn finish_build<'a>(
+        &'a self,
+        name: &'a str,
+        generation: u64,
+        position: u64,
+        types: &'a [String],
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let (name, types) = (name.to_owned(), types.to_vec());
+        self.threads.write(move |c| projections::finish_build(c, &name, generation, position, &types))
+    }
+
+    fn log_after<'a>(
+        &'a self,
+        after: u64,
+        limit: usize,
+        types: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Logged>, StoreError>> {
+        let types = types.to_vec();
+        self.threads.read(move |c| projections::log_after(c, after, limit, &types))
+    }
+
+    fn log_count<'a>(&'a self, after: u64, types: &'a [String]) -> BoxFuture<'a, Result<u64, StoreError>> {
+        let types = types.to_vec();
+        self.threads.read(move |c| projections::log_count(c, after, &types))
+    }
+
+    /// Claims for this store's [owner](SqliteStore::owner).
+    fn claim_due(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+        lease: Duration,
+    ) -> BoxFuture<'_, Result<Vec<Scheduled>, StoreError>> {
+        let owner = self.owner;
+        self.threads.write(move |c| scheduled::claim_due(c, owner, now, limit, lease))
+    }
+
+    fn complete_scheduled(&self, id: Uuid) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.threads.write(move |c| scheduled::complete(c, id))
+    }
+
+    fn release_scheduled(&self, ids: Vec<Uuid>) -> BoxFuture<'_, Result<(), StoreError>> {
+        let owner = self.owner;
+        self.threads.write(move |c| scheduled::release(c, owner, &ids))
+    }
+
+    fn next_due(&self) -> BoxFuture<'_, Result<Option<OffsetDateTime>, StoreError>> {
+        self.threads.read(scheduled::next_due)
+    }
+
+    fn scheduled_of<'a>(
+        &'a self,
+        owner: &'a str,
+        owner_key: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Scheduled>, StoreError>> {
+        let (owner, owner_key) = (owner.to_owned(), owner_key.to_owned());
+        self.threads.read(move |c| scheduled::scheduled_of(c, &owner, &owner_key))
     }
 
     fn read_model<'a>(&'a self, name: &'a str, key: &'a str) -> BoxFuture<'a, Result<Option<String>, StoreError>> {

@@ -17,13 +17,13 @@ use crate::store::{Batch, ClaimOrder, Commit, Committed, Record, Snapshot, Store
 use crate::store::{FailedDelivery, FailureQuery, FailureStatus, FailureUpdate, HandlerState, OutboxStatus};
 
 /// The columns an [`Envelope`] is read from (by [`envelope`], by name).
-const EVENT_COLUMNS: &str =
+pub(super) const EVENT_COLUMNS: &str =
     "id, aggregate, stream_id, sequence, type_name, version, payload, recorded_at, correlation_id, causation_id";
 
 /// A stored value that does not read as the type asked for (text that is not valid
 /// UTF-8, a blob or a number where text belongs) is corrupt data of `stream` at
 /// `position`; any other error is the backend's.
-fn unreadable(e: rusqlite::Error, stream: &StreamId, position: u64, what: &str) -> StoreError {
+pub(super) fn unreadable(e: rusqlite::Error, stream: &StreamId, position: u64, what: &str) -> StoreError {
     match e {
         rusqlite::Error::FromSqlConversionFailure(_, _, cause) => {
             StoreError::corrupt(stream, position, format!("the {what} does not read as text: {cause}"))
@@ -37,7 +37,13 @@ fn unreadable(e: rusqlite::Error, stream: &StreamId, position: u64, what: &str) 
 
 /// The text `column` of a row of `stream` at `position`; unreadable text is
 /// [`StoreError::Corrupt`].
-fn text(row: &Row<'_>, column: &str, stream: &StreamId, position: u64, what: &str) -> Result<String, StoreError> {
+pub(super) fn text(
+    row: &Row<'_>,
+    column: &str,
+    stream: &StreamId,
+    position: u64,
+    what: &str,
+) -> Result<String, StoreError> {
     row.get(column).map_err(|e| unreadable(e, stream, position, what))
 }
 
@@ -65,7 +71,7 @@ fn event_stream(row: &Row<'_>) -> Result<StreamId, StoreError> {
 }
 
 /// An envelope from a row selected with [`EVENT_COLUMNS`]; bad stored values are typed errors.
-fn envelope(row: &Row<'_>) -> Result<Envelope, StoreError> {
+pub(super) fn envelope(row: &Row<'_>) -> Result<Envelope, StoreError> {
     let stream = event_stream(row)?;
     let sequence: i64 = row.get("sequence").map_err(backend)?;
     let position = stored_count(sequence, &stream, "event sequence")?;
@@ -108,8 +114,8 @@ fn select_events(connection: &Connection, filter: &str, params: impl Params) -> 
     Ok(events)
 }
 
-/// Frees the claims of every owner but `owner`: one process per file, so they were made
-/// by a process that is gone.
+/// Frees the claims of every owner but `owner`, on undelivered events and on scheduled
+/// commands: one process per file, so they were made by a process that is gone.
 pub(super) fn release_stale_claims(connection: &Connection, owner: Uuid) -> Result<(), StoreError> {
     connection
         .prepare_cached(
@@ -117,13 +123,19 @@ pub(super) fn release_stale_claims(connection: &Connection, owner: Uuid) -> Resu
              WHERE delivered = 0 AND claimed_until IS NOT NULL AND claimed_by IS NOT ?1",
         )
         .and_then(|mut s| s.execute([owner.to_string()]))
-        .map(drop)
-        .map_err(backend)
+        .map_err(backend)?;
+    super::scheduled::release_stale(connection, owner)
 }
 
+/// Writes a unit of work's batch in one transaction: the handled record, the aggregates
+/// and their events, the delivered marks, the projection rows (see
+/// [`apply_rows`](super::projections::apply_rows)), then the cancelled deadlines and the
+/// scheduled commands (in that order, so a deadline cancelled and scheduled again in one
+/// step stays).
 pub(super) fn commit(connection: &mut Connection, batch: Batch) -> Result<Vec<Committed>, StoreError> {
+    let Batch { commits, handled, delivered, rows, rows_from, schedule, cancel } = batch;
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
-    if let Some(handled) = &batch.handled {
+    if let Some(handled) = &handled {
         let inserted = tx
             .prepare_cached("INSERT OR IGNORE INTO protean_handled (handler, message_id, outcome) VALUES (?1, ?2, ?3)")
             .and_then(|mut s| {
@@ -137,11 +149,15 @@ pub(super) fn commit(connection: &mut Connection, batch: Batch) -> Result<Vec<Co
             });
         }
     }
-    let mut committed = Vec::with_capacity(batch.commits.len());
-    for commit in batch.commits {
+    let wrote_events = commits.iter().any(|commit| !commit.events.is_empty());
+    let mut committed = Vec::with_capacity(commits.len());
+    for commit in commits {
         committed.push(write(&tx, commit)?);
     }
-    mark(&tx, &batch.delivered)?;
+    mark(&tx, &delivered)?;
+    super::projections::apply_rows(&tx, rows, rows_from, wrote_events)?;
+    super::scheduled::cancel(&tx, &cancel)?;
+    super::scheduled::insert(&tx, &schedule)?;
     tx.commit().map_err(backend)?;
     Ok(committed)
 }

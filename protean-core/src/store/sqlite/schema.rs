@@ -7,7 +7,7 @@ use crate::store::{SchemaVersion, StoreError};
 
 /// The schema version this code writes; [`Store::migrate`](crate::store::Store::migrate)
 /// brings older files up to it, and a store opened without migrating requires it.
-pub const SCHEMA_VERSION: SchemaVersion = SchemaVersion(5);
+pub const SCHEMA_VERSION: SchemaVersion = SchemaVersion(6);
 
 const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS protean_aggregates (
@@ -100,8 +100,52 @@ CREATE INDEX IF NOT EXISTS protean_failures_held ON protean_failures (handler, a
 CREATE INDEX IF NOT EXISTS protean_events_undelivered ON protean_events (position) WHERE delivered = 0;
 ";
 
+/// Version 6: projections and process managers. A projection's state (its serving copy,
+/// how far that copy is built and applied, and the rebuild under way, if any); the rows
+/// of every copy of every projection, one table (each projection's declared fields get
+/// an expression index of their own, made when it is registered); the commands process
+/// managers send or schedule, until a worker fires them; and an index on the events'
+/// type names and positions, for the positioned log a rebuild reads.
+const SCHEMA_V6: &str = "
+CREATE TABLE IF NOT EXISTS protean_projections (
+    name             TEXT    NOT NULL PRIMARY KEY,
+    version          INTEGER NOT NULL, -- the projector version that built the serving copy
+    generation       INTEGER NOT NULL, -- the serving copy
+    built_through    INTEGER NOT NULL, -- the log position its rebuild ran through (0: never rebuilt)
+    checkpoint       INTEGER NOT NULL, -- the highest log position whose changes it holds
+    build_generation INTEGER,          -- the copy a rebuild fills; NULL when none runs
+    build_version    INTEGER,          -- the version it builds
+    build_position   INTEGER,          -- the log position it applied so far
+    build_heartbeat  INTEGER           -- when its builder last wrote: microseconds since the Unix epoch
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS protean_projection_rows (
+    projection TEXT    NOT NULL,
+    generation INTEGER NOT NULL, -- the copy
+    key        TEXT    NOT NULL,
+    version    INTEGER NOT NULL, -- 1 when written first, one more at each change
+    json       TEXT    NOT NULL,
+    PRIMARY KEY (projection, generation, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS protean_scheduled (
+    id             TEXT    NOT NULL PRIMARY KEY, -- the command's id
+    owner          TEXT    NOT NULL, -- the process manager
+    owner_key      TEXT    NOT NULL, -- its instance
+    name           TEXT,             -- a deadline's name; NULL for a command sent now
+    due_at         INTEGER NOT NULL, -- microseconds since the Unix epoch
+    type_name      TEXT    NOT NULL,
+    payload        TEXT    NOT NULL,
+    correlation_id TEXT    NOT NULL,
+    causation_id   TEXT    NOT NULL,
+    claimed_until  INTEGER,          -- microseconds since the Unix epoch
+    claimed_by     TEXT              -- the claiming store's owner id
+);
+CREATE INDEX IF NOT EXISTS protean_scheduled_due ON protean_scheduled (due_at, id);
+CREATE INDEX IF NOT EXISTS protean_scheduled_owner ON protean_scheduled (owner, owner_key, due_at);
+CREATE INDEX IF NOT EXISTS protean_events_type ON protean_events (type_name, position);
+";
+
 /// Each version's statements, from version 1 up.
-const MIGRATIONS: [&str; 5] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5];
+const MIGRATIONS: [&str; 6] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6];
 const _: () = assert!(MIGRATIONS.len() == SCHEMA_VERSION.0 as usize, "one migration per version");
 
 /// The schema version recorded in the file (0: none yet).

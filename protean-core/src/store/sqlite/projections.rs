@@ -1,0 +1,730 @@
+//! Projections in SQLite: their state, the rows of their copies, rebuilds, queries over
+//! the declared fields, and the positioned log a rebuild reads.
+//!
+//! The rows of every copy of every projection share `protean_projection_rows`. Each
+//! declared field of a projection gets a partial expression index of its own,
+//! `(projection, generation, json_extract(json, '$.<field>')) WHERE projection = '<name>'`,
+//! made when the projection is registered; a query names the projection as the same
+//! literal and the field with the same expression, and reads through the index of the
+//! field it compares or orders by (`INDEXED BY`: without statistics SQLite would take
+//! the primary key's `(projection, generation)` prefix for a few rows and scan the copy).
+//! The index's entries end with the row's key, the last ordering, so rows found by an
+//! equality, or ordered by the field ascending, need no sort.
+//!
+//! Log positions are `protean_events.position`: from 1, increasing in commit order.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::types::Value;
+use rusqlite::TransactionBehavior;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row as SqlRow, Transaction};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::backend;
+use super::queries::{envelope, text, EVENT_COLUMNS};
+use crate::store::envelope::StreamId;
+use crate::store::sql::{from_micros, micros, stored_count, to_i64};
+use crate::store::{BuildState, FilterOp, Logged, ProjectionSpec, ProjectionState, Row, RowChange, RowQuery};
+use crate::store::{StoreError, VersionConflict, MAX_LEASE};
+
+/// The columns a [`ProjectionState`] is read from (by [`state_of`], by name).
+const STATE_COLUMNS: &str =
+    "name, version, generation, built_through, checkpoint, build_generation, build_version, build_position,
+     build_heartbeat";
+
+/// What a corrupt projection state is reported as: the "stream" `projection/<name>`.
+fn state_stream(name: &str) -> StreamId {
+    StreamId::new("projection", name)
+}
+
+/// What a row, and a conflict on it, is named as: the stream `(projection, key)`.
+fn row_stream(projection: &str, key: &str) -> StreamId {
+    StreamId::new(projection.to_owned(), key)
+}
+
+/// A stored count of a projection's state (a generation, a position); a negative one is
+/// [`StoreError::Corrupt`].
+fn state_count(row: &SqlRow<'_>, column: &str, name: &str) -> Result<u64, StoreError> {
+    let value: i64 = row.get(column).map_err(|e| super::queries::unreadable(e, &state_stream(name), 0, column))?;
+    stored_count(value, &state_stream(name), &format!("projection {column}"))
+}
+
+/// A stored projection version: one outside `u32` is [`StoreError::Corrupt`].
+fn stored_version(value: i64, name: &str, column: &str) -> Result<u32, StoreError> {
+    u32::try_from(value)
+        .map_err(|_| StoreError::corrupt(&state_stream(name), 0, format!("the stored projection {column} is {value}")))
+}
+
+/// A projection's state from a row selected with [`STATE_COLUMNS`].
+fn state_of(row: &SqlRow<'_>, name: &str) -> Result<ProjectionState, StoreError> {
+    let stream = state_stream(name);
+    let get = |column: &str| -> Result<Option<i64>, StoreError> {
+        row.get(column).map_err(|e| super::queries::unreadable(e, &stream, 0, column))
+    };
+    let version = stored_version(row.get("version").map_err(backend)?, name, "version")?;
+    let build = match (get("build_generation")?, get("build_version")?, get("build_position")?, get("build_heartbeat")?)
+    {
+        (None, _, _, _) => None,
+        (Some(generation), Some(version), Some(position), Some(heartbeat)) => Some(BuildState {
+            generation: stored_count(generation, &stream, "build generation")?,
+            version: stored_version(version, name, "build version")?,
+            position: stored_count(position, &stream, "build position")?,
+            heartbeat: from_micros(heartbeat, &stream, 0)?,
+        }),
+        _ => {
+            return Err(StoreError::corrupt(
+                &stream,
+                0,
+                "a rebuild is recorded without its version, position or heartbeat",
+            ))
+        }
+    };
+    Ok(ProjectionState {
+        name: text(row, "name", &stream, 0, "projection name")?,
+        version,
+        generation: state_count(row, "generation", name)?,
+        built_through: state_count(row, "built_through", name)?,
+        checkpoint: state_count(row, "checkpoint", name)?,
+        build,
+        created: false,
+    })
+}
+
+/// Where projection `name` stands, if the store keeps it.
+pub(super) fn state(connection: &Connection, name: &str) -> Result<Option<ProjectionState>, StoreError> {
+    let mut select = connection
+        .prepare_cached(&format!("SELECT {STATE_COLUMNS} FROM protean_projections WHERE name = ?1"))
+        .map_err(backend)?;
+    let mut rows = select.query([name]).map_err(backend)?;
+    match rows.next().map_err(backend)? {
+        Some(row) => state_of(row, name).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// What changing rows of a projection the store does not keep is.
+fn not_registered(name: &str) -> StoreError {
+    StoreError::Unsupported(format!("the projection `{name}` is not registered with this store"))
+}
+
+/// A declared field as it may appear in SQL: letters, digits and `_` only (it is written
+/// into a JSON path and an index name, never bound).
+fn safe_field(field: &str) -> Result<&str, StoreError> {
+    if !field.is_empty() && field.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        Ok(field)
+    } else {
+        Err(StoreError::Unsupported(format!(
+            "the projection field `{field}` cannot be indexed or queried: a field name is letters, digits and `_`"
+        )))
+    }
+}
+
+/// A projection's name as an SQL string literal, what its partial indexes and queries
+/// both say (so that SQLite matches them). A name with a NUL is refused.
+fn name_literal(name: &str) -> Result<String, StoreError> {
+    if name.contains('\0') {
+        return Err(StoreError::Unsupported(format!("the projection name {name:?} contains a NUL character")));
+    }
+    Ok(format!("'{}'", name.replace('\'', "''")))
+}
+
+/// The expression a declared field is indexed and queried by.
+fn field_expression(field: &str) -> String {
+    format!("json_extract(json, '$.{field}')")
+}
+
+/// `text` with every character but ASCII letters and digits as `_` and two hex digits
+/// per byte: so `__` never occurs in it, and different texts stay different.
+fn escape_identifier(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() {
+            escaped.push(char::from(byte));
+        } else {
+            escaped.push_str(&format!("_{byte:02x}"));
+        }
+    }
+    escaped
+}
+
+/// The name of the index of `field` of projection `name`: `protean_rows__<name>__<field>`,
+/// each escaped (see [`escape_identifier`]), so that names stay apart.
+pub(super) fn index_name(name: &str, field: &str) -> String {
+    format!("protean_rows__{}__{}", escape_identifier(name), escape_identifier(field))
+}
+
+/// Creates projection `spec.name`'s state when missing (serving copy 1 at `spec.version`,
+/// never built) and the expression index of each declared field; returns its state.
+pub(super) fn register(connection: &mut Connection, spec: &ProjectionSpec) -> Result<ProjectionState, StoreError> {
+    let name = &*spec.name;
+    let literal = name_literal(name)?;
+    let fields = spec.indexed.iter().map(|field| safe_field(field)).collect::<Result<Vec<_>, _>>()?;
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+    let created = tx
+        .prepare_cached(
+            "INSERT INTO protean_projections (name, version, generation, built_through, checkpoint)
+             VALUES (?1, ?2, 1, 0, 0) ON CONFLICT (name) DO NOTHING",
+        )
+        .and_then(|mut s| s.execute(params![name, spec.version]))
+        .map_err(backend)?
+        == 1;
+    for field in fields {
+        tx.execute_batch(&format!(
+            "CREATE INDEX IF NOT EXISTS {} ON protean_projection_rows (projection, generation, {})
+             WHERE projection = {literal}",
+            index_name(name, field),
+            field_expression(field),
+        ))
+        .map_err(backend)?;
+    }
+    let state = state(&tx, name)?.ok_or_else(|| not_registered(name))?;
+    tx.commit().map_err(backend)?;
+    Ok(ProjectionState { created, ..state })
+}
+
+/// The columns a [`Row`] is read from (by [`row_of`]).
+const ROW_COLUMNS: &str = "r.key AS key, r.generation AS generation, r.version AS version, r.json AS json";
+
+/// A row of projection `projection` selected with [`ROW_COLUMNS`].
+fn row_of(row: &SqlRow<'_>, projection: &str) -> Result<Row, StoreError> {
+    let key = text(row, "key", &state_stream(projection), 0, "projection row's key")?;
+    let stream = row_stream(projection, &key);
+    let version = stored_count(row.get("version").map_err(backend)?, &stream, "row version")?;
+    let generation = stored_count(row.get("generation").map_err(backend)?, &stream, "row generation")?;
+    let json = text(row, "json", &stream, version, "projection row's JSON")?;
+    Ok(Row { key, generation, version, json: Arc::from(json) })
+}
+
+/// The rows `sql` selects (with [`ROW_COLUMNS`]) of projection `projection`.
+fn select_rows(
+    connection: &Connection,
+    sql: &str,
+    values: impl rusqlite::Params,
+    projection: &str,
+) -> Result<Vec<Row>, StoreError> {
+    let mut select = connection.prepare_cached(sql).map_err(backend)?;
+    let mut rows = select.query(values).map_err(backend)?;
+    let mut found = Vec::new();
+    while let Some(row) = rows.next().map_err(backend)? {
+        found.push(row_of(row, projection)?);
+    }
+    Ok(found)
+}
+
+/// One row of projection `name`: of copy `generation`, or of the serving copy.
+pub(super) fn row(
+    connection: &Connection,
+    name: &str,
+    generation: Option<u64>,
+    key: &str,
+) -> Result<Option<Row>, StoreError> {
+    let rows = match generation {
+        Some(generation) => select_rows(
+            connection,
+            &format!(
+                "SELECT {ROW_COLUMNS} FROM protean_projection_rows AS r
+                 WHERE r.projection = ?1 AND r.generation = ?2 AND r.key = ?3"
+            ),
+            params![name, to_i64(generation), key],
+            name,
+        )?,
+        None => select_rows(
+            connection,
+            &format!(
+                "SELECT {ROW_COLUMNS} FROM protean_projections AS p
+                 JOIN protean_projection_rows AS r
+                     ON r.projection = p.name AND r.generation = p.generation AND r.key = ?2
+                 WHERE p.name = ?1"
+            ),
+            params![name, key],
+            name,
+        )?,
+    };
+    Ok(rows.into_iter().next())
+}
+
+/// A JSON scalar as the SQLite value `json_extract` gives for it, with the condition on
+/// `json_type` that keeps values of other kinds out (`json_extract` gives 0 and 1 for
+/// booleans, and the JSON text for objects and arrays). `None` for null, an object or an
+/// array.
+fn scalar(value: &serde_json::Value) -> Option<(Value, &'static str)> {
+    match value {
+        serde_json::Value::String(text) => Some((Value::Text(text.clone()), "= 'text'")),
+        serde_json::Value::Bool(flag) => Some((Value::Integer(i64::from(*flag)), "IN ('true', 'false')")),
+        serde_json::Value::Number(number) => {
+            let value = match (number.as_i64(), number.as_f64()) {
+                (Some(integer), _) => Value::Integer(integer),
+                // A `u64` past `i64`, or a float: SQLite compares it as a real.
+                (None, Some(real)) => Value::Real(real),
+                (None, None) => return None,
+            };
+            Some((value, "IN ('integer', 'real')"))
+        }
+        serde_json::Value::Null | serde_json::Value::Array(_) | serde_json::Value::Object(_) => None,
+    }
+}
+
+/// The rows of the serving copy of `query.projection` that match it, by SQL on the
+/// declared fields' expression indexes.
+pub(super) fn query(connection: &Connection, query: &RowQuery) -> Result<Vec<Row>, StoreError> {
+    let index = match chosen_field(query) {
+        Some(field) => {
+            let index = index_name(&query.projection, safe_field(field)?);
+            let exists = connection
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'index' AND name = ?1)")
+                .and_then(|mut s| s.query_row([&index], |r| r.get::<_, bool>(0)))
+                .map_err(backend)?;
+            exists.then_some(index)
+        }
+        None => None,
+    };
+    let (sql, values) = query_sql(query, index.as_deref())?;
+    select_rows(connection, &sql, params_from_iter(values), &query.projection)
+}
+
+/// The field whose index a query reads, SQLite having no statistics to choose by (it
+/// would take the primary key's `(projection, generation)` prefix for a few rows): the
+/// first one compared for equality (null included), else the first one compared by
+/// order, else the first one ordered by; none for a query with neither (the primary key
+/// then gives the rows in key order) or only `Ne` filters.
+fn chosen_field(query: &RowQuery) -> Option<&str> {
+    let compared = |ops: &[FilterOp]| query.filters.iter().find(|f| ops.contains(&f.op)).map(|f| f.field.as_str());
+    compared(&[FilterOp::Eq])
+        .or_else(|| compared(&[FilterOp::Lt, FilterOp::Le, FilterOp::Gt, FilterOp::Ge]))
+        .or_else(|| query.order.first().map(|o| o.field.as_str()))
+}
+
+/// The statement of [`query`], reading `index` (which must exist) if given, and the
+/// values to bind.
+fn query_sql(query: &RowQuery, index: Option<&str>) -> Result<(String, Vec<Value>), StoreError> {
+    let literal = name_literal(&query.projection)?;
+    let indexed = index.map_or(String::new(), |index| format!(" INDEXED BY {index}"));
+    let mut sql = format!(
+        "SELECT {ROW_COLUMNS} FROM protean_projection_rows AS r{indexed}
+         WHERE r.projection = {literal}
+           AND r.generation = (SELECT generation FROM protean_projections WHERE name = {literal})"
+    );
+    let mut values: Vec<Value> = Vec::new();
+    for filter in &query.filters {
+        let field = safe_field(&filter.field)?;
+        let expression = field_expression(field);
+        match (&filter.value, filter.op) {
+            (serde_json::Value::Null, FilterOp::Eq) => sql.push_str(&format!(" AND {expression} IS NULL")),
+            (serde_json::Value::Null, FilterOp::Ne) => sql.push_str(&format!(" AND {expression} IS NOT NULL")),
+            (serde_json::Value::Null, op) => {
+                return Err(StoreError::Unsupported(format!(
+                    "the filter on `{field}` compares null with `{}`: null takes only equal and not equal",
+                    op.sql()
+                )))
+            }
+            (value, op) => {
+                let (bound, kind) = scalar(value).ok_or_else(|| {
+                    StoreError::Unsupported(format!(
+                        "the filter on `{field}` compares with {value}: a filter takes a string, number, boolean or null"
+                    ))
+                })?;
+                values.push(bound);
+                sql.push_str(&format!(
+                    " AND {expression} {} ?{} AND json_type(json, '$.{field}') {kind}",
+                    op.sql(),
+                    values.len()
+                ));
+            }
+        }
+    }
+    sql.push_str(" ORDER BY ");
+    for order in &query.order {
+        let field = safe_field(&order.field)?;
+        sql.push_str(&field_expression(field));
+        sql.push_str(if order.descending { " DESC, " } else { ", " });
+    }
+    values.push(Value::Integer(i64::try_from(query.limit).unwrap_or(i64::MAX)));
+    values.push(Value::Integer(i64::try_from(query.offset).unwrap_or(i64::MAX)));
+    sql.push_str(&format!("r.key LIMIT ?{} OFFSET ?{}", values.len() - 1, values.len()));
+    Ok((sql, values))
+}
+
+/// The position of event `id` in the log, if it is there.
+fn event_position(tx: &Transaction<'_>, id: Uuid) -> Result<Option<u64>, StoreError> {
+    let position: Option<i64> = tx
+        .prepare_cached("SELECT position FROM protean_events WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id.to_string()], |r| r.get(0)).optional())
+        .map_err(backend)?;
+    // A rowid is never negative: SQLite assigns them from 1.
+    Ok(position.map(|p| u64::try_from(p).unwrap_or(0)))
+}
+
+/// The last position of the log (0 when it is empty).
+fn last_position(connection: &Connection) -> Result<u64, StoreError> {
+    let last: i64 = connection
+        .prepare_cached("SELECT coalesce(max(position), 0) FROM protean_events")
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
+        .map_err(backend)?;
+    Ok(u64::try_from(last).unwrap_or(0))
+}
+
+/// Applies the row changes of a batch by the rule of
+/// [`projection`](crate::store::ProjectionState)'s module, per projection: skipped while
+/// it is rebuilt, or when `rows_from`'s event is at or before its `built_through`;
+/// otherwise each change is checked against the serving copy and the row's version (a
+/// [`StoreError::Conflict`] on `(projection, key)` fails the whole batch) and written,
+/// and the projection's checkpoint moves to the position the changes come from:
+/// `rows_from`'s, or the last of this batch's own events (`wrote_events`). A change to
+/// a projection the store does not keep is [`StoreError::Unsupported`]; changes from an
+/// event the log does not have are applied and move no checkpoint.
+pub(super) fn apply_rows(
+    tx: &Transaction<'_>,
+    rows: Vec<RowChange>,
+    rows_from: Option<Uuid>,
+    wrote_events: bool,
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let position = match rows_from {
+        Some(id) => event_position(tx, id)?,
+        // This batch's events were appended last, in this transaction.
+        None if wrote_events => Some(last_position(tx)?),
+        None => None,
+    };
+    let mut by_projection: Vec<(Cow<'static, str>, Vec<RowChange>)> = Vec::new();
+    for change in rows {
+        match by_projection.iter_mut().find(|(name, _)| *name == change.projection) {
+            Some((_, changes)) => changes.push(change),
+            None => by_projection.push((change.projection.clone(), vec![change])),
+        }
+    }
+    for (name, changes) in by_projection {
+        let state = state(tx, &name)?.ok_or_else(|| not_registered(&name))?;
+        if state.build.is_some() {
+            continue; // the rebuild covers these events
+        }
+        if rows_from.is_some() && position.is_some_and(|position| position <= state.built_through) {
+            continue; // the rebuild applied this event
+        }
+        for change in changes {
+            apply_change(tx, &state, change)?;
+        }
+        if let Some(position) = position {
+            tx.prepare_cached("UPDATE protean_projections SET checkpoint = max(checkpoint, ?2) WHERE name = ?1")
+                .and_then(|mut s| s.execute(params![&*name, to_i64(position)]))
+                .map_err(backend)?;
+        }
+    }
+    Ok(())
+}
+
+/// The version of row `key` of copy `generation` of `projection` (0: no such row).
+fn row_version(tx: &Transaction<'_>, projection: &str, generation: u64, key: &str) -> Result<u64, StoreError> {
+    let version: Option<i64> = tx
+        .prepare_cached(
+            "SELECT version FROM protean_projection_rows WHERE projection = ?1 AND generation = ?2 AND key = ?3",
+        )
+        .and_then(|mut s| s.query_row(params![projection, to_i64(generation), key], |r| r.get(0)).optional())
+        .map_err(backend)?;
+    version.map_or(Ok(0), |version| stored_count(version, &row_stream(projection, key), "row version"))
+}
+
+/// Writes row `key` of copy `generation` (its version one more than before, 1 when new),
+/// or with `None` deletes it. JSON that is not valid is [`StoreError::Serialize`].
+fn put_row(
+    tx: &Transaction<'_>,
+    projection: &str,
+    generation: u64,
+    key: &str,
+    json: Option<&str>,
+) -> Result<(), StoreError> {
+    let generation = to_i64(generation);
+    let Some(json) = json else {
+        return tx
+            .prepare_cached(
+                "DELETE FROM protean_projection_rows WHERE projection = ?1 AND generation = ?2 AND key = ?3",
+            )
+            .and_then(|mut s| s.execute(params![projection, generation, key]))
+            .map(drop)
+            .map_err(backend);
+    };
+    // Only valid JSON is written: the expression indexes and queries read it.
+    let written = tx
+        .prepare_cached(
+            "INSERT INTO protean_projection_rows (projection, generation, key, version, json)
+             SELECT ?1, ?2, ?3, 1, ?4 WHERE json_valid(?4)
+             ON CONFLICT (projection, generation, key) DO UPDATE SET version = version + 1, json = excluded.json",
+        )
+        .and_then(|mut s| s.execute(params![projection, generation, key, json]))
+        .map_err(backend)?;
+    if written == 0 {
+        return Err(StoreError::Serialize {
+            what: format!("the row `{key}` of projection `{projection}`"),
+            reason: "it is not valid JSON".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Checks one live change against the serving copy and writes it.
+fn apply_change(tx: &Transaction<'_>, state: &ProjectionState, change: RowChange) -> Result<(), StoreError> {
+    let actual = row_version(tx, &change.projection, state.generation, &change.key)?;
+    if change.generation != state.generation || change.expected_version != actual {
+        let stream = row_stream(&change.projection, &change.key);
+        return Err(VersionConflict { stream, expected: change.expected_version, actual }.into());
+    }
+    put_row(tx, &change.projection, state.generation, &change.key, change.json.as_deref())
+}
+
+/// A lease in microseconds (at most [`MAX_LEASE`]).
+pub(super) fn lease_micros(lease: Duration) -> i64 {
+    i64::try_from(lease.min(MAX_LEASE).as_micros()).unwrap_or(i64::MAX)
+}
+
+/// The time now, as stored (to the microsecond) and as read back.
+fn now() -> (i64, OffsetDateTime) {
+    let now = OffsetDateTime::now_utc();
+    let stored = micros(now);
+    // Truncating a valid time to the microsecond keeps it valid.
+    (stored, OffsetDateTime::from_unix_timestamp_nanos(i128::from(stored) * 1_000).unwrap_or(now))
+}
+
+/// The conflict of a builder whose copy is no longer being built: on the stream
+/// `(name, "build")`, expecting its generation, finding the one being built (0: none).
+fn build_conflict(name: &str, generation: u64, state: Option<&ProjectionState>) -> StoreError {
+    let actual = state.and_then(|s| s.build.as_ref()).map_or(0, |b| b.generation);
+    VersionConflict { stream: StreamId::new(name.to_owned(), "build"), expected: generation, actual }.into()
+}
+
+/// Starts a rebuild of `name` at `version` into a new copy, or takes over one whose
+/// builder has been silent for `lease` (see [`Store::begin_build`]); `None` when another
+/// builder is at work. A silent build of another version is abandoned (its rows
+/// dropped) and a new one started: its rows were made by other projectors.
+///
+/// [`Store::begin_build`]: crate::store::Store::begin_build
+pub(super) fn begin_build(
+    connection: &mut Connection,
+    name: &str,
+    version: u32,
+    lease: Duration,
+) -> Result<Option<BuildState>, StoreError> {
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+    let state = state(&tx, name)?.ok_or_else(|| not_registered(name))?;
+    let (now_us, now) = now();
+    if let Some(build) = &state.build {
+        let silent = now_us.saturating_sub(micros(build.heartbeat));
+        if silent < lease_micros(lease) {
+            return Ok(None); // its builder is at work
+        }
+        if build.version == version {
+            tx.prepare_cached("UPDATE protean_projections SET build_heartbeat = ?2 WHERE name = ?1")
+                .and_then(|mut s| s.execute(params![name, now_us]))
+                .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            return Ok(Some(BuildState { heartbeat: now, ..build.clone() }));
+        }
+        tx.prepare_cached("DELETE FROM protean_projection_rows WHERE projection = ?1 AND generation = ?2")
+            .and_then(|mut s| s.execute(params![name, to_i64(build.generation)]))
+            .map_err(backend)?;
+    }
+    let highest: i64 = tx
+        .prepare_cached("SELECT coalesce(max(generation), 0) FROM protean_projection_rows WHERE projection = ?1")
+        .and_then(|mut s| s.query_row([name], |r| r.get(0)))
+        .map_err(backend)?;
+    let highest = stored_count(highest, &state_stream(name), "row generation")?;
+    let generation = highest.max(state.generation).max(state.build.as_ref().map_or(0, |b| b.generation)) + 1;
+    tx.prepare_cached("DELETE FROM protean_projection_rows WHERE projection = ?1 AND generation = ?2")
+        .and_then(|mut s| s.execute(params![name, to_i64(generation)]))
+        .map_err(backend)?;
+    tx.prepare_cached(
+        "UPDATE protean_projections SET build_generation = ?2, build_version = ?3, build_position = 0,
+             build_heartbeat = ?4 WHERE name = ?1",
+    )
+    .and_then(|mut s| s.execute(params![name, to_i64(generation), version, now_us]))
+    .map_err(backend)?;
+    tx.commit().map_err(backend)?;
+    Ok(Some(BuildState { generation, version, position: 0, heartbeat: now }))
+}
+
+/// Writes rows into the copy a rebuild fills, records its position and heartbeat (see
+/// [`Store::write_build`](crate::store::Store::write_build)).
+pub(super) fn write_build(
+    connection: &mut Connection,
+    name: &str,
+    generation: u64,
+    rows: &[(String, Option<Arc<str>>)],
+    position: u64,
+) -> Result<(), StoreError> {
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+    let state = state(&tx, name)?;
+    if state.as_ref().and_then(|s| s.build.as_ref()).is_none_or(|b| b.generation != generation) {
+        return Err(build_conflict(name, generation, state.as_ref()));
+    }
+    for (key, json) in rows {
+        put_row(&tx, name, generation, key, json.as_deref())?;
+    }
+    tx.prepare_cached("UPDATE protean_projections SET build_position = ?2, build_heartbeat = ?3 WHERE name = ?1")
+        .and_then(|mut s| s.execute(params![name, to_i64(position), now().0]))
+        .map_err(backend)?;
+    tx.commit().map_err(backend)
+}
+
+/// ` AND type_name IN (?n, …)` for `types` (nothing when empty, for every type), its
+/// placeholders numbered after `first - 1`, and the values to bind.
+fn type_filter(types: &[String], first: usize) -> (String, Vec<Value>) {
+    if types.is_empty() {
+        return (String::new(), Vec::new());
+    }
+    let placeholders: Vec<String> = (first..first + types.len()).map(|n| format!("?{n}")).collect();
+    let values = types.iter().map(|t| Value::Text(t.clone())).collect();
+    (format!(" AND type_name IN ({})", placeholders.join(", ")), values)
+}
+
+/// Finishes a rebuild in one transaction on the writer (see
+/// [`Store::finish_build`](crate::store::Store::finish_build)): the write lock it takes
+/// keeps every commit, of any process, out until it is done.
+pub(super) fn finish_build(
+    connection: &mut Connection,
+    name: &str,
+    generation: u64,
+    position: u64,
+    types: &[String],
+) -> Result<bool, StoreError> {
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+    let state = state(&tx, name)?;
+    if state.as_ref().and_then(|s| s.build.as_ref()).is_none_or(|b| b.generation != generation) {
+        return Err(build_conflict(name, generation, state.as_ref()));
+    }
+    let (filter, mut values) = type_filter(types, 2);
+    values.insert(0, Value::Integer(to_i64(position)));
+    let pending = tx
+        .prepare_cached(&format!("SELECT EXISTS (SELECT 1 FROM protean_events WHERE position > ?1{filter})"))
+        .and_then(|mut s| s.query_row(params_from_iter(values), |r| r.get::<_, bool>(0)))
+        .map_err(backend)?;
+    if pending {
+        return Ok(false); // rolled back: nothing changed
+    }
+    let last = to_i64(last_position(&tx)?);
+    tx.prepare_cached(
+        "UPDATE protean_projections SET generation = build_generation, version = build_version,
+             built_through = ?2, checkpoint = ?2, build_generation = NULL, build_version = NULL,
+             build_position = NULL, build_heartbeat = NULL WHERE name = ?1",
+    )
+    .and_then(|mut s| s.execute(params![name, last]))
+    .map_err(backend)?;
+    // Every other copy goes: the one that served, and any left by an abandoned rebuild.
+    tx.prepare_cached("DELETE FROM protean_projection_rows WHERE projection = ?1 AND generation <> ?2")
+        .and_then(|mut s| s.execute(params![name, to_i64(generation)]))
+        .map_err(backend)?;
+    tx.commit().map_err(backend)?;
+    Ok(true)
+}
+
+/// Up to `limit` events of `types` (all when empty) after log position `after`, in log
+/// order, with their positions.
+pub(super) fn log_after(
+    connection: &Connection,
+    after: u64,
+    limit: usize,
+    types: &[String],
+) -> Result<Vec<Logged>, StoreError> {
+    let (filter, types) = type_filter(types, 3);
+    let mut values = vec![Value::Integer(to_i64(after)), Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX))];
+    values.extend(types);
+    let mut select = connection
+        .prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS}, position FROM protean_events WHERE position > ?1{filter}
+             ORDER BY position LIMIT ?2"
+        ))
+        .map_err(backend)?;
+    let mut rows = select.query(params_from_iter(values)).map_err(backend)?;
+    let mut logged = Vec::new();
+    while let Some(row) = rows.next().map_err(backend)? {
+        let event = envelope(row)?;
+        // A rowid is never negative: SQLite assigns them from 1.
+        let position = u64::try_from(row.get::<_, i64>("position").map_err(backend)?).unwrap_or(0);
+        logged.push(Logged { position, event });
+    }
+    Ok(logged)
+}
+
+/// How many events of `types` (all when empty) are stored after log position `after`.
+pub(super) fn log_count(connection: &Connection, after: u64, types: &[String]) -> Result<u64, StoreError> {
+    let (filter, types) = type_filter(types, 2);
+    let mut values = vec![Value::Integer(to_i64(after))];
+    values.extend(types);
+    let count: i64 = connection
+        .prepare_cached(&format!("SELECT count(*) FROM protean_events WHERE position > ?1{filter}"))
+        .and_then(|mut s| s.query_row(params_from_iter(values), |r| r.get(0)))
+        .map_err(backend)?;
+    // A count is never negative.
+    Ok(u64::try_from(count).unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{RowFilter, RowOrder};
+
+    /// What SQLite plans for `query` on a database where `spec` is registered.
+    fn plan(spec: &ProjectionSpec, query: &RowQuery) -> String {
+        let mut connection = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut connection).unwrap();
+        register(&mut connection, spec).unwrap();
+        let index = chosen_field(query).map(|field| index_name(&query.projection, field));
+        let (sql, values) = query_sql(query, index.as_deref()).unwrap();
+        let mut explain = connection.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let details: Vec<String> = explain
+            .query_map(params_from_iter(values), |r| r.get::<_, String>("detail"))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        details.join("\n")
+    }
+
+    fn spec() -> ProjectionSpec {
+        ProjectionSpec { name: "Credit's view".into(), version: 1, indexed: vec!["balance".into(), "name".into()] }
+    }
+
+    fn query(filters: Vec<RowFilter>, order: Vec<RowOrder>) -> RowQuery {
+        RowQuery { projection: "Credit's view".into(), filters, order, limit: 10, offset: 0 }
+    }
+
+    #[test]
+    fn queries_use_the_index_of_their_field() {
+        let index = index_name("Credit's view", "balance");
+        assert_eq!(index, "protean_rows__Credit_27s_20view__balance");
+        let filter = RowFilter { field: "balance".into(), op: FilterOp::Gt, value: serde_json::json!(10) };
+        let planned = plan(&spec(), &query(vec![filter], vec![]));
+        assert!(planned.contains(&format!("USING INDEX {index}")), "{planned}");
+        // Ordering by the field alone: read in index order (its entries end with the
+        // key), no sort.
+        let order = RowOrder { field: "balance".into(), descending: false };
+        let planned = plan_of_order(order);
+        assert!(planned.contains(&format!("USING INDEX {index}")), "{planned}");
+        assert!(!planned.contains("TEMP B-TREE"), "{planned}");
+        // Largest first, then by key: in index order, keys sorted within equal values.
+        let order = RowOrder { field: "balance".into(), descending: true };
+        let planned = plan_of_order(order);
+        assert!(planned.contains(&format!("USING INDEX {index}")), "{planned}");
+        assert!(!planned.contains("TEMP B-TREE FOR ORDER BY"), "{planned}");
+        // Equality on a string field.
+        let filter = RowFilter { field: "name".into(), op: FilterOp::Eq, value: serde_json::json!("ann") };
+        let planned = plan(&spec(), &query(vec![filter], vec![]));
+        assert!(planned.contains(&format!("USING INDEX {}", index_name("Credit's view", "name"))), "{planned}");
+        assert!(!planned.contains("TEMP B-TREE"), "{planned}");
+    }
+
+    fn plan_of_order(order: RowOrder) -> String {
+        plan(&spec(), &query(vec![], vec![order]))
+    }
+
+    #[test]
+    fn identifiers_stay_apart() {
+        assert_ne!(index_name("a_b", "c"), index_name("a", "b_c"));
+        assert_ne!(index_name("a", "b__c"), index_name("a__b", "c"));
+        assert!(safe_field("balance_2").is_ok());
+        for bad in ["", "a.b", "a'b", "a b", "ä", "a]"] {
+            assert!(matches!(safe_field(bad), Err(StoreError::Unsupported(_))), "{bad}");
+        }
+    }
+}
