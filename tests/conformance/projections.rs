@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use protean::store::{Batch, Commit, Envelope, Store, StoreError, StreamId};
-use protean::store::{FilterOp, Logged, ProjectionSpec, ProjectionState, Row, RowChange, RowFilter, RowOrder, RowQuery};
+use protean::store::{
+    FilterOp, Logged, ProjectionSpec, ProjectionState, Row, RowChange, RowFilter, RowOrder, RowQuery,
+};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -287,7 +289,10 @@ async fn a_rebuild_fills_a_new_copy_and_switches_to_it(store: Arc<dyn Store>) {
     assert!(store.begin_build("Cards", 3, hour).await.unwrap().is_none(), "whatever version it asks for");
 
     let put = |key: &str, json: Option<&str>| (key.to_owned(), json.map(Arc::from));
-    store.write_build("Cards", g, vec![put("a", Some(r#"{"n":10}"#)), put("c", Some(r#"{"n":30}"#))], opened).await.unwrap();
+    store
+        .write_build("Cards", g, vec![put("a", Some(r#"{"n":10}"#)), put("c", Some(r#"{"n":30}"#))], opened)
+        .await
+        .unwrap();
     assert_eq!(row(&store, "Cards", Some(g), "a").await, Some((g, 1, r#"{"n":10}"#.into())));
     assert_eq!(row(&store, "Cards", None, "a").await, Some((1, 1, r#"{"n":1}"#.into())), "not served yet");
     assert_eq!(row(&store, "Cards", None, "c").await, None);
@@ -459,7 +464,10 @@ async fn queries_filter_rows_by_kind_and_value(store: Arc<dyn Store>) {
     assert!(keys_of(s, vec![f("missing", Ne, json!(1))]).await.is_empty());
     // Values of another kind never match, whatever the comparison.
     for op in [Eq, Ne, Lt, Le, Gt, Ge] {
-        assert_eq!(keys_of(s, vec![f("name", op, json!(5))]).await, if matches!(op, Ne | Lt | Gt) { vec![] } else { vec!["k4"] });
+        assert_eq!(
+            keys_of(s, vec![f("name", op, json!(5))]).await,
+            if matches!(op, Ne | Lt | Gt) { vec![] } else { vec!["k4"] }
+        );
         assert!(keys_of(s, vec![f("ok", op, json!(1))]).await.is_empty(), "a boolean is no number ({op:?})");
         assert!(keys_of(s, vec![f("n", op, json!(true))]).await.is_empty(), "a number is no boolean ({op:?})");
         assert!(keys_of(s, vec![f("n", op, json!("1"))]).await.iter().all(|k| k == "k4"), "text only in k4 ({op:?})");
