@@ -205,7 +205,7 @@ impl MemoryStore {
         Self::mark(&mut inner, &delivered);
         // The changes come from the stored event `rows_from`, or from this batch's own
         // events, the last of which is now the log's last.
-        let applied_through = from.or_else(|| raises_events.then(|| position(inner.log.len() - 1)));
+        let applied_through = from.or_else(|| raises_events.then(|| position_of_last(inner.log.len())));
         for (change, apply) in rows.into_iter().zip(plan) {
             if apply {
                 Self::apply_row(&mut inner, change, applied_through);
