@@ -848,10 +848,23 @@ cases!(
     a_command_outcome_is_kept_with_its_handled_record,
 );
 
+#[path = "conformance/projections.rs"]
+mod projections;
+#[path = "conformance/scheduled.rs"]
+mod scheduled;
+
+/// Every case of the suite, with those of projections and scheduled commands.
+fn every_case() -> Vec<(&'static str, Case)> {
+    let mut every = cases();
+    every.extend(projections::cases());
+    every.extend(scheduled::cases());
+    every
+}
+
 /// The suite on the stores `open` makes, one new store per case, as trials named
 /// `{store}::{case}`.
 fn suite(store: &str, open: fn() -> Arc<dyn Store>) -> Vec<Trial> {
-    cases().into_iter().map(|(name, case)| harness::test(format!("{store}::{name}"), move || case(open()))).collect()
+    every_case().into_iter().map(|(name, case)| harness::test(format!("{store}::{name}"), move || case(open()))).collect()
 }
 
 /// A SQLite store in a new file, not `:memory:`: the WAL and the file's schema version
@@ -867,7 +880,7 @@ fn sqlite_file(durability: protean::store::Durability) -> Arc<dyn Store> {
 /// without a server.
 #[cfg(feature = "postgres")]
 fn postgres_suite() -> Vec<Trial> {
-    let trials = cases().into_iter().map(|(name, case)| {
+    let trials = every_case().into_iter().map(|(name, case)| {
         harness::postgres::test(format!("postgres::{name}"), move |url| async move {
             let store = PostgresStore::connect_with(&url, 8).await.expect("connects and migrates");
             case(Arc::new(store)).await;

@@ -1,6 +1,8 @@
 //! The in-memory store: for tests and for trying things out.
 
 use std::borrow::Cow;
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard};
 
@@ -8,15 +10,23 @@ use foldhash::HashMap;
 
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{Batch, BoxFuture, Commit, Committed, Record, Snapshot, Store, StoreError, VersionConflict};
+use super::{BuildState, Cancel, FilterOp, Logged, ProjectionSpec, ProjectionState, Row, RowChange, RowFilter};
 use super::{FailedDelivery, FailureQuery, FailureStatus, FailureUpdate, HandlerState, OutboxStatus};
+use super::{RowQuery, Scheduled};
 use crate::store::envelope::{Envelope, StreamId};
 
 /// A [`Store`] in memory that behaves like a database: records and events are kept as
 /// JSON text, so everything round-trips through serde; every load hands out a copy, so
 /// units of work are isolated; and commits check versions.
+///
+/// It keeps projections (their rows in copies, rebuilds, queries over the rows' JSON),
+/// the positioned log (an event's position is its place in the log, from 1) and
+/// scheduled commands too, all under one lock, so every step is exact.
 ///
 /// ```
 /// use protean_core::store::{Batch, Commit, MemoryStore, Store, StoreError};
@@ -62,6 +72,70 @@ struct Inner {
     /// (handler, event) → its failed delivery, with the event's log position.
     failures: std::collections::BTreeMap<(String, Uuid), (usize, FailedDelivery)>,
     read_models: HashMap<String, HashMap<String, String>>,
+    /// Projections by name.
+    projections: HashMap<String, Projected>,
+    /// Scheduled commands not fired yet, in the order they were stored.
+    scheduled: Vec<Pending>,
+}
+
+/// A projection kept by the store: where it stands and its copies.
+#[derive(Debug)]
+struct Projected {
+    version: u32,
+    /// The serving copy.
+    generation: u64,
+    built_through: u64,
+    checkpoint: u64,
+    /// The highest generation ever used: a new copy takes the next one.
+    last_generation: u64,
+    build: Option<BuildState>,
+    /// generation → key → row.
+    copies: HashMap<u64, BTreeMap<String, StoredRow>>,
+}
+
+#[derive(Debug, Clone)]
+struct StoredRow {
+    version: u64,
+    json: Arc<str>,
+}
+
+impl Projected {
+    fn new(version: u32) -> Self {
+        let mut copies = HashMap::default();
+        copies.insert(1, BTreeMap::new());
+        Projected { version, generation: 1, built_through: 0, checkpoint: 0, last_generation: 1, build: None, copies }
+    }
+
+    fn state(&self, name: &str, created: bool) -> ProjectionState {
+        ProjectionState {
+            name: name.to_owned(),
+            version: self.version,
+            generation: self.generation,
+            built_through: self.built_through,
+            checkpoint: self.checkpoint,
+            build: self.build.clone(),
+            created,
+        }
+    }
+
+    /// The version of the row under `key` in the serving copy (0: none).
+    fn serving_version(&self, key: &str) -> u64 {
+        self.copies.get(&self.generation).and_then(|copy| copy.get(key)).map_or(0, |row| row.version)
+    }
+
+    /// A new, empty copy: its generation.
+    fn new_copy(&mut self) -> u64 {
+        self.last_generation += 1;
+        self.copies.insert(self.last_generation, BTreeMap::new());
+        self.last_generation
+    }
+}
+
+/// A scheduled command and its claim.
+#[derive(Debug)]
+struct Pending {
+    scheduled: Scheduled,
+    claimed_until: Option<Instant>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -121,12 +195,250 @@ impl MemoryStore {
                 return Err(VersionConflict { stream, expected: commit.expected_version, actual }.into());
             }
         }
+        // And every row change: which apply, which are skipped.
+        let (plan, from) = Self::check_rows(&inner, &rows, rows_from)?;
         if let Some(handled) = handled {
             inner.handled.insert((handled.handler, handled.message_id), handled.outcome);
         }
+        let raises_events = commits.iter().any(|commit| !commit.events.is_empty());
         let committed = commits.into_iter().map(|commit| Self::write(&mut inner, commit)).collect();
         Self::mark(&mut inner, &delivered);
+        // The changes come from the stored event `rows_from`, or from this batch's own
+        // events, the last of which is now the log's last.
+        let applied_through = from.or_else(|| raises_events.then(|| position_of_last(inner.log.len())));
+        for (change, apply) in rows.into_iter().zip(plan) {
+            if apply {
+                Self::apply_row(&mut inner, change, applied_through);
+            }
+        }
+        for cancel in &cancel {
+            inner.scheduled.retain(|pending| !cancels(cancel, &pending.scheduled));
+        }
+        for scheduled in schedule {
+            if !inner.scheduled.iter().any(|pending| pending.scheduled.id == scheduled.id) {
+                inner.scheduled.push(Pending { scheduled, claimed_until: None });
+            }
+        }
         Ok(committed)
+    }
+
+    /// Checks a batch's row changes against the rule of the [projection
+    /// module](super::projection): whether each one applies (`false`: skipped), and the
+    /// log position of `rows_from`; or the conflict that refuses the batch.
+    fn check_rows(
+        inner: &Inner,
+        rows: &[RowChange],
+        rows_from: Option<Uuid>,
+    ) -> Result<(Vec<bool>, Option<u64>), StoreError> {
+        if rows.is_empty() {
+            return Ok((Vec::new(), None));
+        }
+        let from = rows_from.and_then(|id| inner.log.iter().rposition(|e| e.id == id)).map(position);
+        // (projection, key) → its version after the earlier changes of this batch.
+        let mut changed: HashMap<(&str, &str), u64> = HashMap::default();
+        let mut plan = Vec::with_capacity(rows.len());
+        for change in rows {
+            let conflict = |actual| {
+                let stream = StreamId::new(change.projection.clone(), change.key.as_str());
+                StoreError::from(VersionConflict { stream, expected: change.expected_version, actual })
+            };
+            // A projection the store does not keep has no serving copy to name.
+            let Some(projected) = inner.projections.get(&*change.projection) else { return Err(conflict(0)) };
+            if projected.build.is_some() || from.is_some_and(|at| at <= projected.built_through) {
+                plan.push(false);
+                continue;
+            }
+            let key = (&*change.projection, change.key.as_str());
+            let actual = changed.get(&key).copied().unwrap_or_else(|| projected.serving_version(&change.key));
+            if change.generation != projected.generation || change.expected_version != actual {
+                return Err(conflict(actual));
+            }
+            changed.insert(key, if change.json.is_some() { actual + 1 } else { 0 });
+            plan.push(true);
+        }
+        Ok((plan, from))
+    }
+
+    /// Writes (or deletes) one checked row of a serving copy, and moves the projection's
+    /// checkpoint to `applied_through`.
+    fn apply_row(inner: &mut Inner, change: RowChange, applied_through: Option<u64>) {
+        let Some(projected) = inner.projections.get_mut(&*change.projection) else { return };
+        let copy = projected.copies.entry(projected.generation).or_default();
+        match change.json {
+            Some(json) => {
+                let version = copy.get(&change.key).map_or(0, |row| row.version) + 1;
+                copy.insert(change.key, StoredRow { version, json });
+            }
+            None => {
+                copy.remove(&change.key);
+            }
+        }
+        if let Some(at) = applied_through {
+            projected.checkpoint = projected.checkpoint.max(at);
+        }
+    }
+
+    /// The projection `name`, or an error saying the store does not keep it.
+    fn projected<'i>(inner: &'i mut Inner, name: &str) -> Result<&'i mut Projected, StoreError> {
+        inner.projections.get_mut(name).ok_or_else(|| {
+            StoreError::Unsupported(format!("the store keeps no projection `{name}`: register it first"))
+        })
+    }
+
+    /// The rebuild of `name` filling `generation`, or a conflict when that copy is no
+    /// longer being built (taken over, or finished).
+    fn building<'i>(inner: &'i mut Inner, name: &str, generation: u64) -> Result<&'i mut Projected, StoreError> {
+        let projected = Self::projected(inner, name)?;
+        let actual = projected.build.as_ref().map_or(0, |build| build.generation);
+        if actual != generation {
+            let stream = StreamId::new(name.to_owned(), format!("generation {generation}"));
+            return Err(VersionConflict { stream, expected: generation, actual }.into());
+        }
+        Ok(projected)
+    }
+
+    fn begin_build_now(&self, name: &str, version: u32, lease: Duration) -> Result<Option<BuildState>, StoreError> {
+        let mut inner = self.lock();
+        let projected = Self::projected(&mut inner, name)?;
+        let now = OffsetDateTime::now_utc();
+        let build = match projected.build.take() {
+            Some(build) if !lease_ran_out(build.heartbeat, lease, now) => {
+                projected.build = Some(build);
+                return Ok(None);
+            }
+            // Taken over at the same version: the rows so far move to a new copy (so the
+            // silent builder's writes are refused) and the build resumes where it was.
+            Some(stale) if stale.version == version => {
+                let rows = projected.copies.remove(&stale.generation).unwrap_or_default();
+                let generation = projected.new_copy();
+                projected.copies.insert(generation, rows);
+                BuildState { generation, version, position: stale.position, heartbeat: now }
+            }
+            // Taken over at another version, or no build: start from an empty copy.
+            stale => {
+                if let Some(stale) = stale {
+                    projected.copies.remove(&stale.generation);
+                }
+                let generation = projected.new_copy();
+                BuildState { generation, version, position: 0, heartbeat: now }
+            }
+        };
+        projected.build = Some(build.clone());
+        Ok(Some(build))
+    }
+
+    fn write_build_now(
+        &self,
+        name: &str,
+        generation: u64,
+        rows: Vec<(String, Option<Arc<str>>)>,
+        position: u64,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let projected = Self::building(&mut inner, name, generation)?;
+        let copy = projected.copies.entry(generation).or_default();
+        for (key, json) in rows {
+            match json {
+                Some(json) => {
+                    let version = copy.get(&key).map_or(0, |row| row.version) + 1;
+                    copy.insert(key, StoredRow { version, json });
+                }
+                None => {
+                    copy.remove(&key);
+                }
+            }
+        }
+        if let Some(build) = &mut projected.build {
+            build.position = position;
+            build.heartbeat = OffsetDateTime::now_utc();
+        }
+        Ok(())
+    }
+
+    fn finish_build_now(
+        &self,
+        name: &str,
+        generation: u64,
+        position: u64,
+        types: &[String],
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        let last = inner.log.len();
+        let start = usize::try_from(position).unwrap_or(usize::MAX).min(last);
+        let behind = inner.log[start..].iter().any(|event| of_types(event, types));
+        let projected = Self::building(&mut inner, name, generation)?;
+        if behind {
+            return Ok(false);
+        }
+        let Some(build) = projected.build.take() else { return Ok(false) };
+        projected.copies.remove(&projected.generation);
+        projected.generation = build.generation;
+        projected.version = build.version;
+        projected.built_through = position_of_last(last);
+        projected.checkpoint = projected.built_through;
+        Ok(true)
+    }
+
+    fn query_now(&self, query: &RowQuery) -> Result<Vec<Row>, StoreError> {
+        for filter in &query.filters {
+            check_filter(filter)?;
+        }
+        let inner = self.lock();
+        let Some(projected) = inner.projections.get(&*query.projection) else { return Ok(Vec::new()) };
+        let Some(copy) = projected.copies.get(&projected.generation) else { return Ok(Vec::new()) };
+        let parse = !query.filters.is_empty() || !query.order.is_empty();
+        // Each matching row with the values it is ordered by.
+        let mut found: Vec<(Vec<Value>, &String, &StoredRow)> = Vec::new();
+        for (key, row) in copy {
+            let mut sort_by = Vec::new();
+            if parse {
+                let value: Value = serde_json::from_str(&row.json).map_err(|e| {
+                    let stream = StreamId::new(query.projection.clone(), key.as_str());
+                    StoreError::corrupt(&stream, row.version, format!("the projection row does not read: {e}"))
+                })?;
+                if !query.filters.iter().all(|filter| holds(filter, value.get(&filter.field))) {
+                    continue;
+                }
+                sort_by = query.order.iter().map(|o| value.get(&o.field).cloned().unwrap_or(Value::Null)).collect();
+            }
+            found.push((sort_by, key, row));
+        }
+        found.sort_by(|(a, a_key, _), (b, b_key, _)| {
+            for ((a, b), order) in a.iter().zip(b).zip(&query.order) {
+                let ordering = order_values(a, b);
+                let ordering = if order.descending { ordering.reverse() } else { ordering };
+                if ordering != Ordering::Equal {
+                    return ordering;
+                }
+            }
+            a_key.cmp(b_key)
+        });
+        let rows = found.into_iter().skip(query.offset).take(query.limit).map(|(_, key, row)| Row {
+            key: key.clone(),
+            generation: projected.generation,
+            version: row.version,
+            json: Arc::clone(&row.json),
+        });
+        Ok(rows.collect())
+    }
+
+    fn claim_due_now(&self, now: OffsetDateTime, limit: usize, lease: Duration) -> Vec<Scheduled> {
+        let mut inner = self.lock();
+        let clock = Instant::now();
+        let until = clock.checked_add(lease.min(super::MAX_LEASE)).unwrap_or(clock);
+        let mut due: Vec<&mut Pending> = inner
+            .scheduled
+            .iter_mut()
+            .filter(|p| p.scheduled.due_at <= now && p.claimed_until.is_none_or(|claimed| claimed <= clock))
+            .collect();
+        due.sort_by_key(|p| (p.scheduled.due_at, p.scheduled.id));
+        due.into_iter()
+            .take(limit)
+            .map(|pending| {
+                pending.claimed_until = Some(until);
+                pending.scheduled.clone()
+            })
+            .collect()
     }
 
     fn set_claims(&self, event_ids: &[Uuid], until: Option<Instant>) {
@@ -395,6 +707,140 @@ impl Store for MemoryStore {
         Box::pin(std::future::ready(Ok(events)))
     }
 
+    fn register_projection(&self, spec: ProjectionSpec) -> BoxFuture<'_, Result<ProjectionState, StoreError>> {
+        let mut inner = self.lock();
+        let state = match inner.projections.get(&*spec.name) {
+            Some(projected) => projected.state(&spec.name, false),
+            None => {
+                let projected = Projected::new(spec.version);
+                let state = projected.state(&spec.name, true);
+                inner.projections.insert(spec.name.into_owned(), projected);
+                state
+            }
+        };
+        Box::pin(std::future::ready(Ok(state)))
+    }
+
+    fn projection_state<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<ProjectionState>, StoreError>> {
+        let state = self.lock().projections.get(name).map(|projected| projected.state(name, false));
+        Box::pin(std::future::ready(Ok(state)))
+    }
+
+    fn projection_row<'a>(
+        &'a self,
+        name: &'a str,
+        generation: Option<u64>,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Row>, StoreError>> {
+        let inner = self.lock();
+        let row = inner.projections.get(name).and_then(|projected| {
+            let generation = generation.unwrap_or(projected.generation);
+            let row = projected.copies.get(&generation)?.get(key)?;
+            Some(Row { key: key.to_owned(), generation, version: row.version, json: Arc::clone(&row.json) })
+        });
+        Box::pin(std::future::ready(Ok(row)))
+    }
+
+    fn query_projection(&self, query: RowQuery) -> BoxFuture<'_, Result<Vec<Row>, StoreError>> {
+        Box::pin(std::future::ready(self.query_now(&query)))
+    }
+
+    fn begin_build<'a>(
+        &'a self,
+        name: &'a str,
+        version: u32,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Option<BuildState>, StoreError>> {
+        Box::pin(std::future::ready(self.begin_build_now(name, version, lease)))
+    }
+
+    fn write_build<'a>(
+        &'a self,
+        name: &'a str,
+        generation: u64,
+        rows: Vec<(String, Option<Arc<str>>)>,
+        position: u64,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(std::future::ready(self.write_build_now(name, generation, rows, position)))
+    }
+
+    fn finish_build<'a>(
+        &'a self,
+        name: &'a str,
+        generation: u64,
+        position: u64,
+        types: &'a [String],
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(std::future::ready(self.finish_build_now(name, generation, position, types)))
+    }
+
+    fn log_after<'a>(
+        &'a self,
+        after: u64,
+        limit: usize,
+        types: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Logged>, StoreError>> {
+        let inner = self.lock();
+        let start = usize::try_from(after).unwrap_or(usize::MAX).min(inner.log.len());
+        let logged = inner.log[start..]
+            .iter()
+            .enumerate()
+            .filter(|(_, event)| of_types(event, types))
+            .take(limit)
+            .map(|(i, event)| Logged { position: position(start + i), event: event.clone() })
+            .collect();
+        Box::pin(std::future::ready(Ok(logged)))
+    }
+
+    fn log_count<'a>(&'a self, after: u64, types: &'a [String]) -> BoxFuture<'a, Result<u64, StoreError>> {
+        let inner = self.lock();
+        let start = usize::try_from(after).unwrap_or(usize::MAX).min(inner.log.len());
+        let count = inner.log[start..].iter().filter(|event| of_types(event, types)).count();
+        Box::pin(std::future::ready(Ok(position_of_last(count))))
+    }
+
+    fn claim_due(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+        lease: Duration,
+    ) -> BoxFuture<'_, Result<Vec<Scheduled>, StoreError>> {
+        Box::pin(std::future::ready(Ok(self.claim_due_now(now, limit, lease))))
+    }
+
+    fn complete_scheduled(&self, id: Uuid) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.lock().scheduled.retain(|pending| pending.scheduled.id != id);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn release_scheduled(&self, ids: Vec<Uuid>) -> BoxFuture<'_, Result<(), StoreError>> {
+        for pending in self.lock().scheduled.iter_mut().filter(|pending| ids.contains(&pending.scheduled.id)) {
+            pending.claimed_until = None;
+        }
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn next_due(&self) -> BoxFuture<'_, Result<Option<OffsetDateTime>, StoreError>> {
+        let next = self.lock().scheduled.iter().map(|pending| pending.scheduled.due_at).min();
+        Box::pin(std::future::ready(Ok(next)))
+    }
+
+    fn scheduled_of<'a>(
+        &'a self,
+        owner: &'a str,
+        owner_key: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Scheduled>, StoreError>> {
+        let inner = self.lock();
+        let mut found: Vec<Scheduled> = inner
+            .scheduled
+            .iter()
+            .filter(|pending| pending.scheduled.owner == owner && pending.scheduled.owner_key == owner_key)
+            .map(|pending| pending.scheduled.clone())
+            .collect();
+        found.sort_by_key(|scheduled| (scheduled.due_at, scheduled.id));
+        Box::pin(std::future::ready(Ok(found)))
+    }
+
     fn read_model<'a>(&'a self, name: &'a str, key: &'a str) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
         let json = self.lock().read_models.get(name).and_then(|by_key| by_key.get(key)).cloned();
         Box::pin(std::future::ready(Ok(json)))
@@ -409,4 +855,112 @@ impl Store for MemoryStore {
         self.lock().read_models.entry(name.to_owned()).or_default().insert(key.to_owned(), json);
         Box::pin(std::future::ready(Ok(())))
     }
+}
+
+/// The log position of the entry at `index`: positions start at 1.
+fn position(index: usize) -> u64 {
+    position_of_last(index) + 1
+}
+
+/// The position of the last of `len` log entries (0: none): also a count as a `u64`.
+fn position_of_last(len: usize) -> u64 {
+    u64::try_from(len).unwrap_or(u64::MAX)
+}
+
+/// Whether `event` is of one of `types` (any, when empty).
+fn of_types(event: &Envelope, types: &[String]) -> bool {
+    types.is_empty() || types.iter().any(|t| *t == *event.type_name)
+}
+
+/// Whether `cancel` drops `scheduled`: a deadline of the same instance, with its name.
+fn cancels(cancel: &Cancel, scheduled: &Scheduled) -> bool {
+    scheduled.owner == cancel.owner
+        && scheduled.owner_key == cancel.owner_key
+        && scheduled.name.as_deref() == Some(cancel.name.as_str())
+}
+
+/// Whether a builder that last wrote at `heartbeat` has been silent for longer than `lease`.
+fn lease_ran_out(heartbeat: OffsetDateTime, lease: Duration, now: OffsetDateTime) -> bool {
+    let lease = time::Duration::try_from(lease.min(super::MAX_LEASE)).unwrap_or(time::Duration::MAX);
+    heartbeat.checked_add(lease).is_some_and(|end| end < now)
+}
+
+/// Refuses the filters this store cannot evaluate: an order with `null`, and values
+/// that are not JSON scalars.
+fn check_filter(filter: &RowFilter) -> Result<(), StoreError> {
+    match (&filter.value, filter.op) {
+        (Value::Null, FilterOp::Eq | FilterOp::Ne) | (Value::Bool(_) | Value::Number(_) | Value::String(_), _) => {
+            Ok(())
+        }
+        (Value::Null, op) => Err(StoreError::Unsupported(format!(
+            "a row filter on `{}` compares with null by `{}`: only equal and not equal can",
+            filter.field,
+            op.sql()
+        ))),
+        (Value::Array(_) | Value::Object(_), _) => Err(StoreError::Unsupported(format!(
+            "a row filter on `{}` compares with {}: only JSON scalars (string, number, boolean, null) can be compared",
+            filter.field, filter.value
+        ))),
+    }
+}
+
+/// Whether a row whose field `filter.field` is `field` (`None`: missing) passes `filter`.
+fn holds(filter: &RowFilter, field: Option<&Value>) -> bool {
+    match (&filter.value, filter.op) {
+        (Value::Null, FilterOp::Eq) => field.is_none_or(Value::is_null),
+        (Value::Null, FilterOp::Ne) => field.is_some_and(|value| !value.is_null()),
+        (value, op) => match field.and_then(|field| compare_scalars(field, value)) {
+            None => false,
+            Some(ordering) => match op {
+                FilterOp::Eq => ordering == Ordering::Equal,
+                FilterOp::Ne => ordering != Ordering::Equal,
+                FilterOp::Lt => ordering == Ordering::Less,
+                FilterOp::Le => ordering != Ordering::Greater,
+                FilterOp::Gt => ordering == Ordering::Greater,
+                FilterOp::Ge => ordering != Ordering::Less,
+            },
+        },
+    }
+}
+
+/// How two JSON scalars of the same kind compare; `None` for different kinds (which
+/// never match) and for anything but strings, numbers and booleans.
+fn compare_scalars(a: &Value, b: &Value) -> Option<Ordering> {
+    match (a, b) {
+        (Value::Bool(a), Value::Bool(b)) => Some(a.cmp(b)),
+        (Value::Number(a), Value::Number(b)) => Some(compare_numbers(a, b)),
+        (Value::String(a), Value::String(b)) => Some(a.as_bytes().cmp(b.as_bytes())),
+        _ => None,
+    }
+}
+
+/// Numbers by value: exactly when both are integers, as floats otherwise.
+fn compare_numbers(a: &serde_json::Number, b: &serde_json::Number) -> Ordering {
+    let integer = |n: &serde_json::Number| n.as_i64().map(i128::from).or_else(|| n.as_u64().map(i128::from));
+    match (integer(a), integer(b)) {
+        (Some(a), Some(b)) => a.cmp(&b),
+        _ => {
+            let (a, b) = (a.as_f64().unwrap_or(f64::NAN), b.as_f64().unwrap_or(f64::NAN));
+            a.partial_cmp(&b).unwrap_or_else(|| a.total_cmp(&b))
+        }
+    }
+}
+
+/// The order of a query's field values, ascending: missing and null first, then
+/// booleans, numbers, strings, arrays and objects (each kind by value; arrays and
+/// objects by their JSON text).
+fn order_values(a: &Value, b: &Value) -> Ordering {
+    let kind = |value: &Value| match value {
+        Value::Null => 0,
+        Value::Bool(_) => 1,
+        Value::Number(_) => 2,
+        Value::String(_) => 3,
+        Value::Array(_) => 4,
+        Value::Object(_) => 5,
+    };
+    kind(a).cmp(&kind(b)).then_with(|| match compare_scalars(a, b) {
+        Some(ordering) => ordering,
+        None if a.is_null() => Ordering::Equal,
+        None => a.to_string().cmp(&b.to_string()),
+    })
 }
