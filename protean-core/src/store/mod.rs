@@ -380,7 +380,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Starts rebuilding a projection at `version` into a new, empty copy; or, when a
     /// rebuild is under way whose builder has not written for longer than `lease`, takes
-    /// it over (it resumes from its [`BuildState::position`]). `None` when another
+    /// it over: at the same version, its rows move to a new generation (so the silent
+    /// builder's writes are refused from then on) and it resumes from its
+    /// [`BuildState::position`]; at another version, it starts over. `None` when another
     /// builder is at work.
     fn begin_build<'a>(
         &'a self,

@@ -516,22 +516,27 @@ pub(super) fn begin_build(
             return Ok(None); // its builder is at work
         }
         if build.version == version {
-            tx.prepare_cached("UPDATE protean_projections SET build_heartbeat = ?2 WHERE name = ?1")
-                .and_then(|mut s| s.execute(params![name, now_us]))
-                .map_err(backend)?;
+            // Taken over into a new copy holding the rows written so far, so that the
+            // silent builder's writes, should it wake, are refused.
+            let generation = next_generation(&tx, name, &state)?;
+            tx.prepare_cached(
+                "UPDATE protean_projection_rows SET generation = ?3 WHERE projection = ?1 AND generation = ?2",
+            )
+            .and_then(|mut s| s.execute(params![name, to_i64(build.generation), to_i64(generation)]))
+            .map_err(backend)?;
+            tx.prepare_cached(
+                "UPDATE protean_projections SET build_generation = ?2, build_heartbeat = ?3 WHERE name = ?1",
+            )
+            .and_then(|mut s| s.execute(params![name, to_i64(generation), now_us]))
+            .map_err(backend)?;
             tx.commit().map_err(backend)?;
-            return Ok(Some(BuildState { heartbeat: now, ..build.clone() }));
+            return Ok(Some(BuildState { generation, heartbeat: now, ..build.clone() }));
         }
         tx.prepare_cached("DELETE FROM protean_projection_rows WHERE projection = ?1 AND generation = ?2")
             .and_then(|mut s| s.execute(params![name, to_i64(build.generation)]))
             .map_err(backend)?;
     }
-    let highest: i64 = tx
-        .prepare_cached("SELECT coalesce(max(generation), 0) FROM protean_projection_rows WHERE projection = ?1")
-        .and_then(|mut s| s.query_row([name], |r| r.get(0)))
-        .map_err(backend)?;
-    let highest = stored_count(highest, &state_stream(name), "row generation")?;
-    let generation = highest.max(state.generation).max(state.build.as_ref().map_or(0, |b| b.generation)) + 1;
+    let generation = next_generation(&tx, name, &state)?;
     tx.prepare_cached("DELETE FROM protean_projection_rows WHERE projection = ?1 AND generation = ?2")
         .and_then(|mut s| s.execute(params![name, to_i64(generation)]))
         .map_err(backend)?;
@@ -543,6 +548,16 @@ pub(super) fn begin_build(
     .map_err(backend)?;
     tx.commit().map_err(backend)?;
     Ok(Some(BuildState { generation, version, position: 0, heartbeat: now }))
+}
+
+/// A generation no copy of the projection has used.
+fn next_generation(tx: &rusqlite::Transaction<'_>, name: &str, state: &ProjectionState) -> Result<u64, StoreError> {
+    let highest: i64 = tx
+        .prepare_cached("SELECT coalesce(max(generation), 0) FROM protean_projection_rows WHERE projection = ?1")
+        .and_then(|mut s| s.query_row([name], |r| r.get(0)))
+        .map_err(backend)?;
+    let highest = stored_count(highest, &state_stream(name), "row generation")?;
+    Ok(highest.max(state.generation).max(state.build.as_ref().map_or(0, |b| b.generation)) + 1)
 }
 
 /// Writes rows into the copy a rebuild fills, records its position and heartbeat (see
