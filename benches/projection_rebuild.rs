@@ -1,0 +1,398 @@
+//! Projections (issue 11): how fast `Domain::rebuild` replays a large event log into a
+//! fresh copy of a projection, on SQLite and on PostgreSQL.
+//!
+//! Each store gets a fresh database (a SQLite file in a temporary directory; a new
+//! database on the server of `PROTEAN_POSTGRES_URL`, with the `postgres` feature) filled
+//! with `PROTEAN_BENCH_REBUILD_EVENTS` events (default 1,000,000 under `cargo bench`,
+//! 2,000 otherwise), written straight through `Store::commit` in batches (1,000 events a
+//! transaction), not by commands: 100 events per account (so 10,000 accounts for a
+//! million), of 8 owners, in rounds of one commit of 5 events per account (4 `Deposited`,
+//! 1 `Withdrawn`), so the log interleaves the accounts as commands over time would. The
+//! events are written delivered, as a domain whose workers kept up leaves them.
+//!
+//! Then, alternating the stores (SQLite, PostgreSQL, SQLite, ...) over
+//! `PROTEAN_BENCH_REBUILD_ROUNDS` rounds (default 3 under `cargo bench`, 1 otherwise),
+//! each round rebuilds, on the same filled database, the two projections of
+//! `support/ledger.rs` one after the other:
+//!
+//! * `AccountBalance`: a row per account (10,000 rows for a million events), each
+//!   changed by every event of its account;
+//! * `OwnerTotal`: a row per owner (8 rows), each changed by an eighth of all events.
+//!
+//! A rebuild is `domain.rebuild::<V>().batch(B).run()` (`B` from
+//! `PROTEAN_BENCH_REBUILD_BATCH`, default 1,000, the rebuild's own default), timed from
+//! the call to its return; every run is a full rebuild into a new copy (the previous
+//! run's copy serves until the switch, then is dropped). After each run, outside the
+//! timing, the bench reads every row back through `domain.query` and checks the count
+//! and the sums. It prints every run and, per store and projection, the median rate in
+//! events per second and the spread (min–max).
+//!
+//! `cargo bench --bench projection_rebuild` (SQLite);
+//! `PROTEAN_POSTGRES_URL=... cargo bench --all-features --bench projection_rebuild`
+//! (both). `cargo test --bench projection_rebuild` runs 2,000 events once per store.
+
+#[path = "support/ledger.rs"]
+mod ledger;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ledger::accounts::{Account, Deposited, Withdrawn};
+use ledger::views::balances::AccountBalance;
+use ledger::views::owners::OwnerTotal;
+use protean::model::RaisedEvent;
+use protean::prelude::*;
+use protean::runtime::{DeliveryMode, Projection};
+use protean::store::{Batch, Cause, Commit, Envelope, SqliteStore, Store, StreamId};
+
+/// Events of each account.
+const EVENTS_PER_ACCOUNT: u64 = 100;
+/// Events of one account per commit: 4 deposits, then a withdrawal.
+const EVENTS_PER_COMMIT: u64 = 5;
+/// Accounts' owners: the rows of `OwnerTotal`.
+const OWNERS: usize = 8;
+/// Events per fill transaction.
+const FILL_BATCH: u64 = 1_000;
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a tokio runtime")
+}
+
+/// A scratch directory, removed afterwards.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("protean-bench-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).expect("a scratch directory");
+        Scratch(dir)
+    }
+
+    /// Bytes in the directory: the database file, its WAL and shared memory.
+    fn size(&self) -> u64 {
+        std::fs::read_dir(&self.0)
+            .map(|entries| entries.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Where a run stores.
+#[derive(Clone)]
+enum Backend {
+    Sqlite,
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    Postgres(String),
+}
+
+impl Backend {
+    fn label(&self) -> &'static str {
+        match self {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres(_) => "PostgreSQL",
+        }
+    }
+}
+
+/// The backends of this run: SQLite always; PostgreSQL with the feature and the URL.
+fn backends() -> Vec<Backend> {
+    #[cfg_attr(not(feature = "postgres"), allow(unused_mut))]
+    let mut backends = vec![Backend::Sqlite];
+    #[cfg(feature = "postgres")]
+    match std::env::var("PROTEAN_POSTGRES_URL") {
+        Ok(url) => backends.push(Backend::Postgres(url)),
+        Err(_) => eprintln!("projection_rebuild: set PROTEAN_POSTGRES_URL to measure PostgreSQL too; skipped"),
+    }
+    #[cfg(not(feature = "postgres"))]
+    eprintln!("projection_rebuild: built without the postgres feature; PostgreSQL is skipped");
+    backends
+}
+
+/// A filled database and the domain over it.
+struct Filled {
+    backend: Backend,
+    domain: Domain,
+    scratch: Option<Scratch>,
+    /// The PostgreSQL database: its URL and name (dropped at the end).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    database: Option<(String, String)>,
+    expected: Expected,
+}
+
+/// What the rows must add up to.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Expected {
+    events: u64,
+    accounts: u64,
+    /// The sum of every account's balance (and of every owner's total).
+    net: i64,
+}
+
+impl Filled {
+    async fn new(backend: &Backend, events: u64) -> Self {
+        let (store, scratch, database): (Arc<dyn Store>, _, _) = match backend {
+            Backend::Sqlite => {
+                let scratch = Scratch::new();
+                let store = SqliteStore::open(scratch.0.join("bench.db")).expect("opens");
+                (Arc::new(store), Some(scratch), None)
+            }
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(url) => {
+                let (db, name) = postgres::fresh_database(url).await;
+                let store = protean::store::PostgresStore::connect_with(&db, 8).await.expect("connects");
+                (Arc::new(store), None, Some((db, name)))
+            }
+            #[cfg(not(feature = "postgres"))]
+            Backend::Postgres(_) => unreachable!("PostgreSQL runs exist with the postgres feature only"),
+        };
+        let started = Instant::now();
+        let expected = fill(store.as_ref(), events).await;
+        let took = started.elapsed();
+        eprintln!(
+            "  {}: filled with {} events ({} accounts) in {:.1} s ({:.0} events/s)",
+            backend.label(),
+            expected.events,
+            expected.accounts,
+            took.as_secs_f64(),
+            expected.events as f64 / took.as_secs_f64()
+        );
+        let domain = Domain::builder()
+            .module(module_path!().to_string() + "::ledger")
+            .shared_store(store)
+            .delivery(DeliveryMode::Inline)
+            .build()
+            .expect("the ledger model is valid");
+        Filled { backend: backend.clone(), domain, scratch, database, expected }
+    }
+
+    /// The database's size on disk, in MB.
+    async fn size_mb(&self) -> f64 {
+        let bytes = match (&self.scratch, &self.database) {
+            (Some(scratch), _) => scratch.size(),
+            #[cfg(feature = "postgres")]
+            (None, Some((url, _))) => postgres::size(url).await,
+            _ => 0,
+        };
+        bytes as f64 / 1e6
+    }
+}
+
+/// Writes `events` (rounded up to whole accounts) through the store, a round of one
+/// commit per account after another, in transactions of [`FILL_BATCH`] events.
+async fn fill(store: &dyn Store, events: u64) -> Expected {
+    let accounts = events.div_ceil(EVENTS_PER_ACCOUNT).max(1);
+    let ids: Vec<Identifier<Account>> = (0..accounts).map(|_| Identifier::generate()).collect();
+    let owner = |account: usize| format!("owner-{}", account % OWNERS);
+    let mut balances = vec![0i64; ids.len()];
+    let commits_per_batch = (FILL_BATCH / EVENTS_PER_COMMIT) as usize;
+    let mut batch = Vec::with_capacity(commits_per_batch);
+    let mut written = 0u64;
+    for round in 0..EVENTS_PER_ACCOUNT / EVENTS_PER_COMMIT {
+        for (a, id) in ids.iter().enumerate() {
+            let stream = StreamId::new("Account", id.to_string());
+            let cause = Cause::command(uuid::Uuid::now_v7());
+            let events: Vec<Envelope> = (0..EVENTS_PER_COMMIT)
+                .map(|k| {
+                    let (account_id, owner) = (id.clone(), owner(a));
+                    let event: RaisedEvent = if k + 1 < EVENTS_PER_COMMIT {
+                        let cents = 100 + (round * EVENTS_PER_COMMIT + k) as i64;
+                        balances[a] += cents;
+                        Deposited { account_id, owner, cents }.into()
+                    } else {
+                        balances[a] -= 150;
+                        Withdrawn { account_id, owner, cents: 150 }.into()
+                    };
+                    Envelope::new(event, stream.clone(), cause).expect("an envelope")
+                })
+                .collect();
+            let state = format!(r#"{{"id":"{id}","owner":"{}","balance":{}}}"#, owner(a), balances[a]);
+            batch.push(Commit {
+                stream,
+                expected_version: round,
+                advance: 1,
+                state: Some(state.into()),
+                events,
+                snapshot: None,
+            });
+            if batch.len() == commits_per_batch {
+                written += write(store, std::mem::take(&mut batch)).await;
+            }
+        }
+    }
+    if !batch.is_empty() {
+        written += write(store, batch).await;
+    }
+    Expected { events: written, accounts, net: balances.iter().sum() }
+}
+
+/// One fill transaction, its events written as delivered.
+async fn write(store: &dyn Store, commits: Vec<Commit>) -> u64 {
+    let delivered: Vec<uuid::Uuid> = commits.iter().flat_map(|c| c.events.iter().map(|e| e.id)).collect();
+    let count = delivered.len() as u64;
+    store.commit(Batch { commits, delivered, ..Batch::default() }).await.expect("filled");
+    count
+}
+
+/// Rebuilds `V` once, timed; checks its rows afterwards. (seconds, rows)
+async fn rebuild<V: Projection>(filled: &Filled, batch: usize, check: fn(&[V], &Expected)) -> (Duration, usize) {
+    let started = Instant::now();
+    let report = filled.domain.rebuild::<V>().batch(batch).run().await.expect("rebuilt").expect("no other builder");
+    let elapsed = started.elapsed();
+    assert_eq!(report.events, filled.expected.events, "every event applied once: {report:?}");
+    let mut rows: Vec<V> = Vec::new();
+    loop {
+        let page = filled.domain.query::<V>().limit(1_000).offset(rows.len()).fetch().await.expect("read back");
+        let last = page.len() < 1_000;
+        rows.extend(page);
+        if last {
+            break;
+        }
+    }
+    check(&rows, &filled.expected);
+    (elapsed, rows.len())
+}
+
+fn check_balances(rows: &[AccountBalance], expected: &Expected) {
+    assert_eq!(rows.len() as u64, expected.accounts, "a row per account");
+    assert_eq!(rows.iter().map(|r| r.balance).sum::<i64>(), expected.net);
+    let events: u64 = rows.iter().map(|r| u64::from(r.deposits + r.withdrawals)).sum();
+    assert_eq!(events, expected.events);
+}
+
+fn check_totals(rows: &[OwnerTotal], expected: &Expected) {
+    assert_eq!(rows.len() as u64, expected.accounts.min(OWNERS as u64), "a row per owner");
+    assert_eq!(rows.iter().map(|r| r.total).sum::<i64>(), expected.net);
+    assert_eq!(rows.iter().map(|r| r.events).sum::<u64>(), expected.events);
+}
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    /// A new database on the server of `url`: (its URL, its name).
+    pub async fn fresh_database(url: &str) -> (String, String) {
+        let admin = sqlx::PgPool::connect(url).await.expect("PROTEAN_POSTGRES_URL answers");
+        let name = format!("bench_{}", uuid::Uuid::now_v7().simple());
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.expect("a database");
+        admin.close().await;
+        let base = url.rsplit_once('/').map_or(url, |(base, _)| base);
+        (format!("{base}/{name}"), name)
+    }
+
+    /// Drops the database `name`.
+    pub async fn drop_database(url: &str, name: &str) {
+        let admin = sqlx::PgPool::connect(url).await.expect("PROTEAN_POSTGRES_URL answers");
+        sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&admin).await.expect("dropped");
+        admin.close().await;
+    }
+
+    /// The size of the database at `url`, in bytes.
+    pub async fn size(url: &str) -> u64 {
+        let pool = sqlx::PgPool::connect(url).await.expect("the database answers");
+        let size: i64 =
+            sqlx::query_scalar("SELECT pg_database_size(current_database())").fetch_one(&pool).await.unwrap_or(0);
+        pool.close().await;
+        u64::try_from(size).unwrap_or(0)
+    }
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    if n == 0 {
+        return 0.0;
+    }
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg").map_or_else(|_| "unknown".into(), |l| l.trim().to_owned())
+}
+
+/// The rates of one store and projection, and its row count.
+struct Series {
+    store: &'static str,
+    projection: &'static str,
+    rates: Vec<f64>,
+    rows: usize,
+}
+
+fn record(
+    series: &mut Vec<Series>,
+    store: &'static str,
+    projection: &'static str,
+    events: u64,
+    run: (Duration, usize),
+) {
+    let (elapsed, rows) = run;
+    let rate = events as f64 / elapsed.as_secs_f64();
+    eprintln!("    {projection:<15} {:>7.2} s  {rate:>9.0} events/s  {rows} rows", elapsed.as_secs_f64());
+    match series.iter_mut().find(|s| s.store == store && s.projection == projection) {
+        Some(s) => s.rates.push(rate),
+        None => series.push(Series { store, projection, rates: vec![rate], rows }),
+    }
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let events = env("PROTEAN_BENCH_REBUILD_EVENTS", if full { 1_000_000 } else { 2_000 });
+    let rounds = env("PROTEAN_BENCH_REBUILD_ROUNDS", if full { 3 } else { 1 });
+    let batch = env("PROTEAN_BENCH_REBUILD_BATCH", 1_000) as usize;
+    let rt = runtime();
+    let backends = backends();
+    eprintln!(
+        "projection_rebuild: {events} events, batches of {batch}, {rounds} round(s); load average {}",
+        load_average()
+    );
+    let filled: Vec<Filled> = backends.iter().map(|b| rt.block_on(Filled::new(b, events))).collect();
+    for f in &filled {
+        eprintln!("  {}: {:.0} MB on disk after the fill", f.backend.label(), rt.block_on(f.size_mb()));
+    }
+    let mut series: Vec<Series> = Vec::new();
+    for round in 1..=rounds {
+        for f in &filled {
+            let store = f.backend.label();
+            eprintln!("  round {round} {store} (load average {})", load_average());
+            let n = f.expected.events;
+            record(&mut series, store, "AccountBalance", n, rt.block_on(rebuild(f, batch, check_balances)));
+            record(&mut series, store, "OwnerTotal", n, rt.block_on(rebuild(f, batch, check_totals)));
+        }
+    }
+    eprintln!("\nstore       projection       rows   median events/s   spread (min–max)   runs");
+    for s in &series {
+        let (lo, hi) = s.rates.iter().fold((f64::MAX, 0.0f64), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+        eprintln!(
+            "{:<11} {:<15} {:>6}   {:>15.0}   {lo:>7.0} – {hi:<7.0}   {}",
+            s.store,
+            s.projection,
+            s.rows,
+            median(&s.rates),
+            s.rates.len()
+        );
+    }
+    for f in &filled {
+        eprintln!("  {}: {:.0} MB on disk at the end", f.backend.label(), rt.block_on(f.size_mb()));
+    }
+    eprintln!("load average at the end: {}", load_average());
+    #[cfg(feature = "postgres")]
+    for f in filled {
+        if let (Backend::Postgres(url), Some((_, name))) = (&f.backend, &f.database) {
+            let (url, name) = (url.clone(), name.clone());
+            drop(f);
+            rt.block_on(postgres::drop_database(&url, &name));
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! Projections (issue 11): what an async projector costs per event, beside the same row
+//! update written by hand with the store's read-model calls, in one criterion group
+//! (`projection_update`), on SQLite (and PostgreSQL with the `postgres` feature and
+//! `PROTEAN_POSTGRES_URL`).
+//!
+//! One iteration processes one `Deposit` command (`domain.process`, inline delivery) into
+//! one of 100 accounts, in turn; the command's unit of work loads the account, changes it
+//! and commits it with its `Deposited`. Then, per case:
+//!
+//! * **async projector**: the domain has the `AccountBalances` projector, the event's only
+//!   reaction, so `process` also delivers `Deposited` to it before returning: the runtime
+//!   reads the account's `AccountBalance` row, the projector `upsert`s it, and the row
+//!   change commits with the handled record and the event's delivery mark in one
+//!   transaction (the row's version checked; the event recorded as handled, so it has one
+//!   effect however often it is delivered).
+//! * **by hand**: the domain has no projector (the event is written delivered with the
+//!   command's commit); after `process` returns, the iteration reads the account's row with
+//!   `store.read_model`, parses it, changes it, serializes it and writes it back with
+//!   `store.put_read_model`, in its own transaction: no version check (a concurrent update
+//!   would be lost) and no exactly-once (a retry after a crash applies the event twice).
+//! * **command alone**: the same command in the domain without the projector, and
+//!   nothing after it: the share of both cases that is not the update.
+//!
+//! Each case gets a fresh database (a SQLite file in a temporary directory; a new
+//! PostgreSQL database), warmed up with one deposit into each account (so every row
+//! exists, and every iteration updates one) before its first sample; its samples follow
+//! one another on it.
+//!
+//! `cargo bench --bench projection_update -- --warm-up-time 1 --measurement-time 5`;
+//! with `--all-features` and `PROTEAN_POSTGRES_URL`, PostgreSQL too.
+//! `cargo test --bench projection_update` runs each case once.
+
+#[path = "support/ledger.rs"]
+mod ledger;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+use ledger::accounts::{Account, Deposit};
+use ledger::views::balances::AccountBalance;
+use protean::prelude::*;
+use protean::runtime::DeliveryMode;
+use protean::store::{SqliteStore, Store};
+
+/// Accounts the iterations deposit into, in turn.
+const ACCOUNTS: usize = 100;
+/// Where the hand-written update keeps its rows (`Store::read_model`).
+const BY_HAND: &str = "AccountBalanceByHand";
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a tokio runtime")
+}
+
+/// A fresh SQLite file per case, removed afterwards.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("protean-bench-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).expect("a scratch directory");
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Where a case stores.
+#[derive(Clone)]
+enum Backend {
+    Sqlite,
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    Postgres(String),
+}
+
+impl Backend {
+    fn label(&self) -> &'static str {
+        match self {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres(_) => "PostgreSQL",
+        }
+    }
+
+    /// A store on a fresh database, and what must live as long as it.
+    async fn fresh_store(&self) -> (Arc<dyn Store>, Option<Scratch>) {
+        match self {
+            Backend::Sqlite => {
+                let scratch = Scratch::new();
+                let store = SqliteStore::open(scratch.0.join("bench.db")).expect("opens");
+                (Arc::new(store), Some(scratch))
+            }
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(url) => {
+                let admin = sqlx::PgPool::connect(url).await.expect("PROTEAN_POSTGRES_URL answers");
+                let name = format!("bench_{}", uuid::Uuid::now_v7().simple());
+                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.expect("a database");
+                admin.close().await;
+                let base = url.rsplit_once('/').map_or(url.as_str(), |(base, _)| base);
+                let store =
+                    protean::store::PostgresStore::connect_with(&format!("{base}/{name}"), 8).await.expect("connects");
+                (Arc::new(store), None)
+            }
+            #[cfg(not(feature = "postgres"))]
+            Backend::Postgres(_) => unreachable!("PostgreSQL cases exist with the postgres feature only"),
+        }
+    }
+}
+
+/// The backends of this run: SQLite always; PostgreSQL with the feature and the URL.
+fn backends() -> Vec<Backend> {
+    #[cfg_attr(not(feature = "postgres"), allow(unused_mut))]
+    let mut backends = vec![Backend::Sqlite];
+    #[cfg(feature = "postgres")]
+    match std::env::var("PROTEAN_POSTGRES_URL") {
+        Ok(url) => backends.push(Backend::Postgres(url)),
+        Err(_) => eprintln!("projection_update: set PROTEAN_POSTGRES_URL to run the PostgreSQL cases; skipped"),
+    }
+    #[cfg(not(feature = "postgres"))]
+    eprintln!("projection_update: built without the postgres feature; the PostgreSQL cases are skipped");
+    backends
+}
+
+/// What follows the command in an iteration.
+#[derive(Clone, Copy, PartialEq)]
+enum Way {
+    /// The async projector, delivered inside `process`.
+    Projector,
+    /// `read_model`, serde, `put_read_model`, after `process`.
+    ByHand,
+    /// Nothing: the command alone.
+    CommandAlone,
+}
+
+impl Way {
+    fn label(self) -> &'static str {
+        match self {
+            Way::Projector => "async projector",
+            Way::ByHand => "by hand",
+            Way::CommandAlone => "command alone",
+        }
+    }
+}
+
+/// A case's domain on its fresh database, warmed up.
+struct Case {
+    way: Way,
+    domain: Domain,
+    store: Arc<dyn Store>,
+    accounts: Vec<(Identifier<Account>, String)>,
+    next: AtomicUsize,
+    _scratch: Option<Scratch>,
+}
+
+impl Case {
+    async fn new(backend: &Backend, way: Way) -> Self {
+        let (store, scratch) = backend.fresh_store().await;
+        let here = module_path!().to_string();
+        let mut builder = Domain::builder().module(here.clone() + "::ledger::accounts");
+        if way == Way::Projector {
+            builder = builder.module(here + "::ledger::views::balances");
+        }
+        let domain = builder
+            .shared_store(Arc::clone(&store))
+            .delivery(DeliveryMode::Inline)
+            .build()
+            .expect("the ledger model is valid");
+        let accounts = (0..ACCOUNTS).map(|i| (Identifier::generate(), format!("owner-{}", i % 8))).collect();
+        let case = Case { way, domain, store, accounts, next: AtomicUsize::new(0), _scratch: scratch };
+        for _ in 0..ACCOUNTS {
+            case.once().await;
+        }
+        case.check().await;
+        case
+    }
+
+    /// One iteration: the next account's deposit, and its update.
+    async fn once(&self) {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let (id, owner) = &self.accounts[n % ACCOUNTS];
+        let command = Deposit { id: id.clone(), owner: owner.clone(), cents: 1 };
+        let processed = self.domain.process(command).await.expect("processed");
+        debug_assert!(processed.failures.is_empty());
+        let _ = std::hint::black_box(processed);
+        if self.way == Way::ByHand {
+            self.by_hand(id, owner).await;
+        }
+    }
+
+    /// The update written by hand: read, parse, change, serialize, write.
+    async fn by_hand(&self, id: &Identifier<Account>, owner: &str) {
+        let key = id.to_string();
+        let json = self.store.read_model(BY_HAND, &key).await.expect("read");
+        let mut row = match json {
+            Some(json) => serde_json::from_str::<AccountBalance>(&json).expect("a row"),
+            None => AccountBalance::opened(id, owner),
+        };
+        row.balance += 1;
+        row.deposits += 1;
+        let json = serde_json::to_string(&row).expect("serialized");
+        self.store.put_read_model(BY_HAND, &key, json).await.expect("written");
+    }
+
+    /// Every account's row counts the iterations that deposited into it: no update lost,
+    /// none applied twice.
+    async fn check(&self) {
+        let done = self.next.load(Ordering::Relaxed);
+        for (i, (id, _)) in self.accounts.iter().enumerate() {
+            let deposits = ((done + ACCOUNTS - 1 - i) / ACCOUNTS) as u32;
+            let row: Option<AccountBalance> = match self.way {
+                Way::Projector => self.domain.projection::<AccountBalance>(id).await.expect("read"),
+                Way::ByHand => self
+                    .store
+                    .read_model(BY_HAND, &id.to_string())
+                    .await
+                    .expect("read")
+                    .map(|json| serde_json::from_str(&json).expect("a row")),
+                Way::CommandAlone => continue,
+            };
+            assert_eq!(row.map(|r| r.deposits), Some(deposits), "{}", self.way.label());
+        }
+    }
+
+    /// One sample: `iters` iterations back to back in one task.
+    async fn time(&self, iters: u64) -> Duration {
+        let start = Instant::now();
+        for _ in 0..iters {
+            self.once().await;
+        }
+        start.elapsed()
+    }
+}
+
+fn update(c: &mut Criterion, rt: &tokio::runtime::Runtime, backends: &[Backend]) {
+    let mut group = c.benchmark_group("projection_update");
+    group.throughput(Throughput::Elements(1));
+    group.sample_size(20);
+    for backend in backends {
+        for way in [Way::Projector, Way::ByHand, Way::CommandAlone] {
+            let case = rt.block_on(Case::new(backend, way));
+            group.bench_function(BenchmarkId::new(backend.label(), way.label()), |b| {
+                b.iter_custom(|iters| rt.block_on(case.time(iters)))
+            });
+            rt.block_on(case.check());
+        }
+    }
+    group.finish();
+}
+
+/// `cargo bench` measures; `cargo test --benches` runs each case once.
+fn main() {
+    let rt = runtime();
+    let backends = backends();
+    let mut criterion = Criterion::default().configure_from_args();
+    update(&mut criterion, &rt, &backends);
+    criterion.final_summary();
+}
