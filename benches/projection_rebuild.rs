@@ -19,6 +19,10 @@
 //!   changed by every event of its account;
 //! * `OwnerTotal`: a row per owner (8 rows), each changed by an eighth of all events.
 //!
+//! and then, for reference, reads the whole log as those rebuilds do
+//! (`Store::log_after`, the same batches and event types) without applying it: the
+//! floor under a rebuild's time.
+//!
 //! A rebuild is `domain.rebuild::<V>().batch(B).run()` (`B` from
 //! `PROTEAN_BENCH_REBUILD_BATCH`, default 1,000, the rebuild's own default), timed from
 //! the call to its return; every run is a full rebuild into a new copy (the previous
@@ -262,6 +266,25 @@ async fn rebuild<V: Projection>(filled: &Filled, batch: usize, check: fn(&[V], &
     (elapsed, rows.len())
 }
 
+/// Reads the whole log as a rebuild of these projections does (`Store::log_after`, the
+/// same batches and event types), and nothing else: the floor under a rebuild's time.
+async fn read_log(filled: &Filled, batch: usize) -> (Duration, usize) {
+    let store = filled.domain.store();
+    let types = vec![Deposited::TYPE_NAME.to_owned(), Withdrawn::TYPE_NAME.to_owned()];
+    let started = Instant::now();
+    let (mut position, mut read) = (0, 0u64);
+    loop {
+        let logged = store.log_after(position, batch, &types).await.expect("read");
+        let Some(last) = logged.last() else { break };
+        position = last.position;
+        read += logged.len() as u64;
+        std::hint::black_box(&logged);
+    }
+    let elapsed = started.elapsed();
+    assert_eq!(read, filled.expected.events, "the whole log read");
+    (elapsed, 0)
+}
+
 fn check_balances(rows: &[AccountBalance], expected: &Expected) {
     assert_eq!(rows.len() as u64, expected.accounts, "a row per account");
     assert_eq!(rows.iter().map(|r| r.balance).sum::<i64>(), expected.net);
@@ -369,6 +392,7 @@ fn main() {
             let n = f.expected.events;
             record(&mut series, store, "AccountBalance", n, rt.block_on(rebuild(f, batch, check_balances)));
             record(&mut series, store, "OwnerTotal", n, rt.block_on(rebuild(f, batch, check_totals)));
+            record(&mut series, store, "(log read only)", n, rt.block_on(read_log(f, batch)));
         }
     }
     eprintln!("\nstore       projection       rows   median events/s   spread (min–max)   runs");

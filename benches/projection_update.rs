@@ -21,6 +21,10 @@
 //! * **command alone**: the same command in the domain without the projector, and
 //!   nothing after it: the share of both cases that is not the update.
 //!
+//! After the group, a line per SQLite case says how many bytes the process wrote to files
+//! per iteration during its samples (`wchar` of `/proc/self/io`: mostly the pages of
+//! the write-ahead log).
+//!
 //! Each case gets a fresh database (a SQLite file in a temporary directory; a new
 //! PostgreSQL database), warmed up with one deposit into each account (so every row
 //! exists, and every iteration updates one) before its first sample; its samples follow
@@ -185,7 +189,7 @@ impl Case {
         let (id, owner) = &self.accounts[n % ACCOUNTS];
         let command = Deposit { id: id.clone(), owner: owner.clone(), cents: 1 };
         let processed = self.domain.process(command).await.expect("processed");
-        debug_assert!(processed.failures.is_empty());
+        assert!(processed.failures.is_empty(), "the projector failed: {:?}", processed.failures);
         let _ = std::hint::black_box(processed);
         if self.way == Way::ByHand {
             self.by_hand(id, owner).await;
@@ -236,6 +240,16 @@ impl Case {
     }
 }
 
+/// Bytes this process has passed to `write` so far (`wchar` of `/proc/self/io`): on
+/// SQLite, mostly the write-ahead log, which takes every page a transaction changed.
+fn bytes_written() -> Option<u64> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    io.lines().find_map(|line| line.strip_prefix("wchar: ")).and_then(|n| n.trim().parse().ok())
+}
+
+/// What each SQLite case wrote, printed after the group.
+static WRITTEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
 fn update(c: &mut Criterion, rt: &tokio::runtime::Runtime, backends: &[Backend]) {
     let mut group = c.benchmark_group("projection_update");
     group.throughput(Throughput::Elements(1));
@@ -243,9 +257,18 @@ fn update(c: &mut Criterion, rt: &tokio::runtime::Runtime, backends: &[Backend])
     for backend in backends {
         for way in [Way::Projector, Way::ByHand, Way::CommandAlone] {
             let case = rt.block_on(Case::new(backend, way));
+            let (before, written_before) = (case.next.load(Ordering::Relaxed), bytes_written());
             group.bench_function(BenchmarkId::new(backend.label(), way.label()), |b| {
                 b.iter_custom(|iters| rt.block_on(case.time(iters)))
             });
+            let iterations = case.next.load(Ordering::Relaxed) - before;
+            if let (Backend::Sqlite, Some(from), Some(to)) = (backend, written_before, bytes_written()) {
+                WRITTEN.lock().unwrap().push(format!(
+                    "SQLite, {}: {iterations} iterations, {:.1} kB written to files per iteration",
+                    way.label(),
+                    (to - from) as f64 / iterations.max(1) as f64 / 1e3
+                ));
+            }
             rt.block_on(case.check());
         }
     }
@@ -258,5 +281,8 @@ fn main() {
     let backends = backends();
     let mut criterion = Criterion::default().configure_from_args();
     update(&mut criterion, &rt, &backends);
+    for line in WRITTEN.lock().unwrap().iter() {
+        eprintln!("{line}");
+    }
     criterion.final_summary();
 }
