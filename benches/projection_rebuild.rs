@@ -28,8 +28,10 @@
 //! the call to its return; every run is a full rebuild into a new copy (the previous
 //! run's copy serves until the switch, then is dropped). After each run, outside the
 //! timing, the bench reads every row back through `domain.query` and checks the count
-//! and the sums. It prints every run and, per store and projection, the median rate in
-//! events per second and the spread (min–max).
+//! and the sums. It prints every run (with the CPU time this process used meanwhile,
+//! every thread: on SQLite that includes the store's own threads, on PostgreSQL not the
+//! server's) and, per store and projection, the median rate in events per second and
+//! the spread (min–max).
 //!
 //! `cargo bench --bench projection_rebuild` (SQLite);
 //! `PROTEAN_POSTGRES_URL=... cargo bench --all-features --bench projection_rebuild`
@@ -247,11 +249,32 @@ async fn write(store: &dyn Store, commits: Vec<Commit>) -> u64 {
     count
 }
 
-/// Rebuilds `V` once, timed; checks its rows afterwards. (seconds, rows)
-async fn rebuild<V: Projection>(filled: &Filled, batch: usize, check: fn(&[V], &Expected)) -> (Duration, usize) {
-    let started = Instant::now();
+/// One timed run.
+struct Run {
+    elapsed: Duration,
+    /// CPU time this process used meanwhile (user and system, every thread), in seconds.
+    cpu: f64,
+    /// Rows read back afterwards.
+    rows: usize,
+}
+
+/// CPU time this process has used so far, in seconds (`utime` + `stime` of
+/// `/proc/self/stat`, in clock ticks of 1/100 s, which Linux reports them in).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    (ticks(11) + ticks(12)) as f64 / 100.0
+}
+
+/// Rebuilds `V` once, timed; checks its rows afterwards.
+async fn rebuild<V: Projection>(filled: &Filled, batch: usize, check: fn(&[V], &Expected)) -> Run {
+    let (started, cpu) = (Instant::now(), cpu_seconds());
     let report = filled.domain.rebuild::<V>().batch(batch).run().await.expect("rebuilt").expect("no other builder");
-    let elapsed = started.elapsed();
+    let (elapsed, cpu) = (started.elapsed(), cpu_seconds() - cpu);
     assert_eq!(report.events, filled.expected.events, "every event applied once: {report:?}");
     let mut rows: Vec<V> = Vec::new();
     loop {
@@ -263,15 +286,15 @@ async fn rebuild<V: Projection>(filled: &Filled, batch: usize, check: fn(&[V], &
         }
     }
     check(&rows, &filled.expected);
-    (elapsed, rows.len())
+    Run { elapsed, cpu, rows: rows.len() }
 }
 
 /// Reads the whole log as a rebuild of these projections does (`Store::log_after`, the
 /// same batches and event types), and nothing else: the floor under a rebuild's time.
-async fn read_log(filled: &Filled, batch: usize) -> (Duration, usize) {
+async fn read_log(filled: &Filled, batch: usize) -> Run {
     let store = filled.domain.store();
     let types = vec![Deposited::TYPE_NAME.to_owned(), Withdrawn::TYPE_NAME.to_owned()];
-    let started = Instant::now();
+    let (started, cpu) = (Instant::now(), cpu_seconds());
     let (mut position, mut read) = (0, 0u64);
     loop {
         let logged = store.log_after(position, batch, &types).await.expect("read");
@@ -280,9 +303,9 @@ async fn read_log(filled: &Filled, batch: usize) -> (Duration, usize) {
         read += logged.len() as u64;
         std::hint::black_box(&logged);
     }
-    let elapsed = started.elapsed();
+    let (elapsed, cpu) = (started.elapsed(), cpu_seconds() - cpu);
     assert_eq!(read, filled.expected.events, "the whole log read");
-    (elapsed, 0)
+    Run { elapsed, cpu, rows: 0 }
 }
 
 fn check_balances(rows: &[AccountBalance], expected: &Expected) {
@@ -350,22 +373,28 @@ struct Series {
     store: &'static str,
     projection: &'static str,
     rates: Vec<f64>,
+    /// This process's CPU time per second of each run.
+    cpu: Vec<f64>,
     rows: usize,
 }
 
-fn record(
-    series: &mut Vec<Series>,
-    store: &'static str,
-    projection: &'static str,
-    events: u64,
-    run: (Duration, usize),
-) {
-    let (elapsed, rows) = run;
-    let rate = events as f64 / elapsed.as_secs_f64();
-    eprintln!("    {projection:<15} {:>7.2} s  {rate:>9.0} events/s  {rows} rows", elapsed.as_secs_f64());
+fn record(series: &mut Vec<Series>, store: &'static str, projection: &'static str, events: u64, run: Run) {
+    let seconds = run.elapsed.as_secs_f64();
+    let rate = events as f64 / seconds;
+    eprintln!(
+        "    {projection:<15} {seconds:>7.2} s  {rate:>9.0} events/s  {:>6} rows  this process's CPU {:>6.2} s ({:.0}% of one core)",
+        run.rows,
+        run.cpu,
+        100.0 * run.cpu / seconds
+    );
     match series.iter_mut().find(|s| s.store == store && s.projection == projection) {
-        Some(s) => s.rates.push(rate),
-        None => series.push(Series { store, projection, rates: vec![rate], rows }),
+        Some(s) => {
+            s.rates.push(rate);
+            s.cpu.push(run.cpu / seconds);
+        }
+        None => {
+            series.push(Series { store, projection, rates: vec![rate], cpu: vec![run.cpu / seconds], rows: run.rows })
+        }
     }
 }
 
@@ -395,16 +424,17 @@ fn main() {
             record(&mut series, store, "(log read only)", n, rt.block_on(read_log(f, batch)));
         }
     }
-    eprintln!("\nstore       projection       rows   median events/s   spread (min–max)   runs");
+    eprintln!("\nstore       projection       rows   median events/s   spread (min–max)   runs   process CPU (median)");
     for s in &series {
         let (lo, hi) = s.rates.iter().fold((f64::MAX, 0.0f64), |(lo, hi), &r| (lo.min(r), hi.max(r)));
         eprintln!(
-            "{:<11} {:<15} {:>6}   {:>15.0}   {lo:>7.0} – {hi:<7.0}   {}",
+            "{:<11} {:<15} {:>6}   {:>15.0}   {lo:>7.0} – {hi:<7.0}   {:>4}   {:>5.0}% of one core",
             s.store,
             s.projection,
             s.rows,
             median(&s.rates),
-            s.rates.len()
+            s.rates.len(),
+            100.0 * median(&s.cpu)
         );
     }
     for f in &filled {
