@@ -37,15 +37,20 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+mod projections;
+
+use projections::{RowArrays, ScheduleArrays};
+
 use super::sql::{stored_count, to_i64};
 use super::{Batch, BoxFuture, Commit, Committed, Record, SchemaVersion, Snapshot, Store, StoreError, VersionConflict};
+use super::{BuildState, Logged, ProjectionSpec, ProjectionState, RowQuery, Scheduled};
 use super::{FailedDelivery, FailureQuery, FailureStatus, FailureUpdate, HandlerState, OutboxStatus};
 use crate::store::envelope::{Envelope, StreamId};
 
 /// The schema version this code works with: [`PostgresStore::migrate`] brings older
 /// databases up to it, and a store opened without migrating
 /// ([`PostgresStore::connect_without_migrating`]) requires it.
-pub const SCHEMA_VERSION: SchemaVersion = SchemaVersion(5);
+pub const SCHEMA_VERSION: SchemaVersion = SchemaVersion(6);
 
 /// The migration steps: step `n` (from `schema/vn.sql`) brings a database at version
 /// `n - 1` to version `n`. A file may hold several statements; it runs as one simple
@@ -56,6 +61,7 @@ const MIGRATIONS: [&str; SCHEMA_VERSION.0 as usize] = [
     include_str!("postgres/schema/v3.sql"),
     include_str!("postgres/schema/v4.sql"),
     include_str!("postgres/schema/v5.sql"),
+    include_str!("postgres/schema/v6.sql"),
 ];
 
 /// A unit of work's whole batch in one statement (see the file): created, or replaced,
@@ -233,6 +239,11 @@ impl PostgresOptions {
     }
 }
 
+/// The DETAIL of an error the server raised, if it has one.
+fn error_detail(error: &dyn sqlx::error::DatabaseError) -> Option<String> {
+    error.try_downcast_ref::<PgDatabaseError>().and_then(|e| e.detail()).map(str::to_owned)
+}
+
 fn backend(e: sqlx::Error) -> StoreError {
     StoreError::backend("postgres", e)
 }
@@ -395,7 +406,7 @@ impl PostgresStore {
     }
 
     async fn commit_now(&self, batch: Batch) -> Result<Vec<Committed>, StoreError> {
-        let Batch { commits, handled, delivered, .. } = batch;
+        let Batch { commits, handled, delivered, rows, rows_from, schedule, cancel } = batch;
         let mut aggregates = Vec::with_capacity(commits.len());
         let mut ids = Vec::with_capacity(commits.len());
         let mut expected = Vec::with_capacity(commits.len());
@@ -423,9 +434,11 @@ impl PostgresStore {
                 causations.push(event.causation_id);
             }
         }
+        let changes = RowArrays::new(&rows);
+        let scheduled = ScheduleArrays::new(&schedule, &cancel);
         let outcome: Result<Vec<i64>, sqlx::Error> = sqlx::query_scalar(
             "SELECT protean_commit_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-             $18)",
+             $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36)",
         )
         .bind(&aggregates)
         .bind(&ids)
@@ -445,6 +458,24 @@ impl PostgresStore {
         .bind(handled.as_ref().and_then(|h| h.outcome.as_deref()))
         .bind(&delivered)
         .bind(&snapshots)
+        .bind(&changes.projections)
+        .bind(&changes.generations)
+        .bind(&changes.keys)
+        .bind(&changes.expected)
+        .bind(&changes.json)
+        .bind(rows_from)
+        .bind(&scheduled.ids)
+        .bind(&scheduled.owners)
+        .bind(&scheduled.keys)
+        .bind(&scheduled.names)
+        .bind(&scheduled.due)
+        .bind(&scheduled.types)
+        .bind(&scheduled.payloads)
+        .bind(&scheduled.correlations)
+        .bind(&scheduled.causations)
+        .bind(&scheduled.cancel_owners)
+        .bind(&scheduled.cancel_keys)
+        .bind(&scheduled.cancel_names)
         .fetch_one(&self.pool)
         .await;
         let firsts = match outcome {
@@ -461,6 +492,12 @@ impl PostgresStore {
             }
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("PT409") => {
                 return Err(self.conflict(&commits, sqlx::Error::Database(e)).await);
+            }
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("PT410") => {
+                return Err(projections::row_conflict(&rows, sqlx::Error::Database(e)));
+            }
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("PT404") => {
+                return Err(projections::not_registered(&error_detail(&*e).unwrap_or_default()));
             }
             Err(e) => return Err(backend(e)),
         };
@@ -484,10 +521,10 @@ impl PostgresStore {
     /// detail) the version it found there.
     async fn conflict(&self, commits: &[Commit], error: sqlx::Error) -> StoreError {
         let detail = match &error {
-            sqlx::Error::Database(e) => e.try_downcast_ref::<PgDatabaseError>().and_then(|e| e.detail()),
+            sqlx::Error::Database(e) => error_detail(&**e),
             _ => None,
         };
-        let reported = match detail.map(str::parse::<u64>) {
+        let reported = match detail.as_deref().map(str::parse::<u64>) {
             Some(Ok(version)) => Some(version),
             Some(Err(parse)) => {
                 tracing::warn!(detail, error = %parse, "postgres: a version conflict's detail is not the version found");
@@ -1083,6 +1120,98 @@ impl Store for PostgresStore {
             let rows = sqlx::query(&sql).bind(limit).bind(to_i64(from)).fetch_all(&self.pool).await.map_err(backend)?;
             rows.iter().map(envelope).collect()
         })
+    }
+
+    fn register_projection(&self, spec: ProjectionSpec) -> BoxFuture<'_, Result<ProjectionState, StoreError>> {
+        Box::pin(self.register_now(spec))
+    }
+
+    fn projection_state<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<ProjectionState>, StoreError>> {
+        Box::pin(self.state_now(name))
+    }
+
+    fn projection_row<'a>(
+        &'a self,
+        name: &'a str,
+        generation: Option<u64>,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<super::Row>, StoreError>> {
+        Box::pin(self.row_now(name, generation, key))
+    }
+
+    fn query_projection(&self, query: RowQuery) -> BoxFuture<'_, Result<Vec<super::Row>, StoreError>> {
+        Box::pin(self.query_now(query))
+    }
+
+    fn begin_build<'a>(
+        &'a self,
+        name: &'a str,
+        version: u32,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Option<BuildState>, StoreError>> {
+        Box::pin(self.begin_build_now(name, version, lease))
+    }
+
+    fn write_build<'a>(
+        &'a self,
+        name: &'a str,
+        generation: u64,
+        rows: Vec<(String, Option<Arc<str>>)>,
+        position: u64,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.write_build_now(name, generation, rows, position))
+    }
+
+    fn finish_build<'a>(
+        &'a self,
+        name: &'a str,
+        generation: u64,
+        position: u64,
+        types: &'a [String],
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(self.finish_build_now(name, generation, position, types))
+    }
+
+    fn log_after<'a>(
+        &'a self,
+        after: u64,
+        limit: usize,
+        types: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Logged>, StoreError>> {
+        Box::pin(self.log_after_now(after, limit, types))
+    }
+
+    fn log_count<'a>(&'a self, after: u64, types: &'a [String]) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(self.log_count_now(after, types))
+    }
+
+    fn claim_due(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+        lease: Duration,
+    ) -> BoxFuture<'_, Result<Vec<Scheduled>, StoreError>> {
+        Box::pin(self.claim_due_now(now, limit, lease))
+    }
+
+    fn complete_scheduled(&self, id: Uuid) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.complete_scheduled_now(id))
+    }
+
+    fn release_scheduled(&self, ids: Vec<Uuid>) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.release_scheduled_now(ids))
+    }
+
+    fn next_due(&self) -> BoxFuture<'_, Result<Option<OffsetDateTime>, StoreError>> {
+        Box::pin(self.next_due_now())
+    }
+
+    fn scheduled_of<'a>(
+        &'a self,
+        owner: &'a str,
+        owner_key: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Scheduled>, StoreError>> {
+        Box::pin(self.scheduled_of_now(owner, owner_key))
     }
 
     fn read_model<'a>(&'a self, name: &'a str, key: &'a str) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
