@@ -20,6 +20,24 @@
 //! [`outbox_signal`](Store::outbox_signal) listens on it (one connection per store, made
 //! on first use), so the delivery workers of every process wake without polling.
 //!
+//! Projections keep their rows in `protean_projection_rows` (JSONB, by projection, copy
+//! and key), and their state in `protean_projections`. The commit function applies a
+//! batch's row changes in the commit's transaction, by the rule every store follows (see
+//! [`Batch::rows`](super::Batch::rows)): under a lock of the projection's state row, so the
+//! commits that change one projection's rows take turns from there to their end. [`register_projection`](Store::register_projection) makes an
+//! expression index per declared field, partial on the projection
+//! (`(generation, (json->'field')) WHERE projection = '…'`, named
+//! `"protean_rows.Projection.field"`), so names must be ASCII letters, digits and `_`;
+//! [`explain_query`](PostgresStore::explain_query) shows what a query reads. A rebuild
+//! finishes under `LOCK TABLE protean_events IN EXCLUSIVE MODE`, so no commit is in
+//! flight while it checks for events past where it got. The log is read by position
+//! ([`log_after`](Store::log_after)); positions come from a sequence, so commits may make
+//! them visible out of order, and a page with a position missing waits for the writers in
+//! flight before it is returned (so a reader never passes over an event that commits
+//! later). Scheduled commands are rows of `protean_scheduled`, claimed with
+//! `FOR UPDATE SKIP LOCKED`; scheduling one notifies `protean_outbox` as an undelivered
+//! event does.
+//!
 //! The schema is in `postgres/schema/`: one file per migration step (`v1.sql`, …), and
 //! the commit function (`commit_batch.sql`), created again by every migration.
 
@@ -336,10 +354,16 @@ impl PostgresStore {
     /// GRANT SELECT ON protean_schema TO app;
     /// GRANT SELECT, INSERT, UPDATE ON protean_aggregates, protean_events, protean_handled,
     ///     protean_snapshots, protean_read_models TO app;
-    /// GRANT SELECT, INSERT, UPDATE, DELETE ON protean_failures TO app;
+    /// GRANT SELECT, INSERT, UPDATE, DELETE ON protean_failures, protean_projections,
+    ///     protean_projection_rows, protean_scheduled TO app;
     /// GRANT USAGE ON SEQUENCE protean_events_position_seq TO app;
     /// GRANT EXECUTE ON FUNCTION protean_commit_batch TO app; -- PUBLIC has it unless revoked
     /// ```
+    ///
+    /// Such a role cannot create the index of a projection's declared field: registering
+    /// a projection then goes on without it (and logs a warning), and its queries read
+    /// without the index. Register the projections once as the owner (a deployment step
+    /// that builds the domain with an owner's store does) to have them.
     pub async fn connect_without_migrating(url: &str) -> Result<Self, StoreError> {
         PostgresOptions::new().migrate(false).connect(url).await
     }
@@ -357,7 +381,8 @@ impl PostgresStore {
     ///
     /// The step to version 4 (times as `timestamptz`) rewrites the events table, holding
     /// an exclusive lock on it meanwhile; the step to version 5 indexes its undelivered
-    /// events (reading the table, and blocking writes to it meanwhile).
+    /// events (reading the table, and blocking writes to it meanwhile); the step to
+    /// version 6 indexes all its events by position and by type (likewise).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")

@@ -787,7 +787,7 @@ impl PostgresStore {
         .await
         .map_err(backend)?;
         let mut claimed = rows.iter().map(scheduled).collect::<Result<Vec<_>, _>>()?;
-        claimed.sort_by(|a, b| (a.due_at, a.id).cmp(&(b.due_at, b.id)));
+        claimed.sort_by_key(|s| (s.due_at, s.id));
         Ok(claimed)
     }
 
