@@ -1052,6 +1052,24 @@ async fn the_log_reads_by_position_and_type_and_waits_for_commits_in_flight(url:
         let read: Vec<Uuid> = reading.await.unwrap().unwrap().iter().map(|l| l.event.id).collect();
         assert_eq!(read, [slow, fast_id], "the earlier position first, not passed over");
     }
+
+    // Once settled, a gap stays settled: this store reads the page with the rolled-back
+    // position at once, even with a commit in flight; a new store waits for it once.
+    let hold = hold_projection(store.pool(), "Other").await;
+    let mut in_flight = rows_batch(vec![change("Other", 1, "k", 2, Some("{}"))]);
+    in_flight.commits = vec![typed_commit("slow-again", &["T.A"])];
+    let writer = store.clone();
+    let committing = tokio::spawn(async move { writer.commit(in_flight).await });
+    lock_waiters(store.pool(), 1).await;
+    let read = tokio::time::timeout(Duration::from_secs(5), store.log_after(p[4], 1, &[])).await;
+    assert_eq!(read.expect("no wait below what is settled").unwrap().len(), 1);
+    let fresh = PostgresStore::connect_with(&url, 2).await.unwrap();
+    let reading = tokio::spawn(async move { fresh.log_after(p[4], 1, &[]).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!reading.is_finished(), "a new store knows nothing settled yet");
+    hold.commit().await.unwrap();
+    committing.await.unwrap().unwrap();
+    assert_eq!(reading.await.unwrap().unwrap().len(), 1);
 }
 
 /// Scheduled commands come with commits (and wake the workers of other processes), are

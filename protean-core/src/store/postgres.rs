@@ -171,6 +171,9 @@ pub struct PostgresStore {
     /// The listener behind [`Store::outbox_signal`], shared by the clones; it stops when
     /// the last of them goes.
     outbox: Arc<OutboxListener>,
+    /// A log position at or below which every event is known to be committed (or rolled
+    /// back): [`Store::log_after`] need not check pages below it (shared by the clones).
+    settled: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// How to connect a [`PostgresStore`]: the pool's size, and whether connecting migrates
@@ -244,8 +247,13 @@ impl PostgresOptions {
                 .await
                 .map_err(backend)?;
             if locked {
-                let store =
-                    PostgresStore { pool, owner, _liveness: Arc::new(Mutex::new(liveness)), outbox: Arc::default() };
+                let store = PostgresStore {
+                    pool,
+                    owner,
+                    _liveness: Arc::new(Mutex::new(liveness)),
+                    outbox: Arc::default(),
+                    settled: Arc::default(),
+                };
                 if self.migrate {
                     store.migrate().await?;
                 }

@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use sqlx::postgres::PgRow;
@@ -708,7 +709,10 @@ impl PostgresStore {
     /// went past the later one would never see the earlier. So a page whose positions
     /// are not all there (after `after`, up to its last) waits for the writers in flight
     /// (it takes the events table's `SHARE` lock, and lets it go at once), then is read
-    /// again up to the same last position: what it returns then is settled.
+    /// again up to the same last position: what it returns then is settled. Every
+    /// position up to the log's end at that moment is settled too, for good: pages below
+    /// it are not checked again (the store remembers it), so a rebuild over a log with
+    /// gaps (positions of rolled-back commits) waits about once, not once per page.
     pub(super) async fn log_after_now(
         &self,
         after: u64,
@@ -722,6 +726,9 @@ impl PostgresStore {
         }
         let page = self.read_log(after, limit, &types, i64::MAX).await?;
         let Some(last) = page.last().map(|logged| logged.position) else { return Ok(page) };
+        if last <= self.settled.load(Ordering::Acquire) {
+            return Ok(page);
+        }
         let span = last.saturating_sub(after);
         let present = if types.is_empty() {
             u64::try_from(page.len()).unwrap_or(u64::MAX)
@@ -736,12 +743,23 @@ impl PostgresStore {
             u64::try_from(n).unwrap_or(0)
         };
         if present == span {
+            // Every position after `after` up to `last` is committed; with those up to
+            // `after` known settled, all up to `last` are.
+            if after <= self.settled.load(Ordering::Acquire) {
+                self.settled.fetch_max(last, Ordering::AcqRel);
+            }
             return Ok(page);
         }
-        // A gap: a rolled-back insert, or one in flight. Wait for those in flight.
+        // A gap: a rolled-back insert, or one in flight. Wait for the writers in flight:
+        // once the lock is granted none is, and the log's end is settled.
         let mut tx = self.pool.begin().await.map_err(backend)?;
         sqlx::query("LOCK TABLE protean_events IN SHARE MODE").execute(&mut *tx).await.map_err(backend)?;
+        let end: i64 = sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM protean_events")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
+        self.settled.fetch_max(u64::try_from(end).unwrap_or(0), Ordering::AcqRel);
         self.read_log(after, limit, &types, to_i64(last)).await
     }
 
