@@ -30,6 +30,10 @@ pub enum ElementKind {
     Command,
     /// A fact raised by one aggregate.
     Event,
+    /// A read model kept by projectors from events (`#[projection]`).
+    Projection,
+    /// The state of a flow across aggregates, moved on by events (`#[process_manager]`).
+    ProcessManager,
 }
 
 impl ElementKind {
@@ -41,6 +45,8 @@ impl ElementKind {
             ElementKind::ValueObject => "value object",
             ElementKind::Command => "command",
             ElementKind::Event => "event",
+            ElementKind::Projection => "projection",
+            ElementKind::ProcessManager => "process manager",
         }
     }
 }
