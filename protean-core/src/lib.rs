@@ -1,6 +1,6 @@
 //! Runtime of [protean](https://docs.rs/protean): the types and traits that the
-//! `#[aggregate]`, `#[entity]`, `#[value_object]`, `#[command]` and `#[event]` macros
-//! build on.
+//! `#[aggregate]`, `#[entity]`, `#[value_object]`, `#[command]`, `#[event]`,
+//! `#[handler]`, `#[projection]`, `#[projector]` and `#[process_manager]` macros build on.
 //!
 //! Users depend on the `protean` facade crate and write `use protean::prelude::*;`;
 //! this crate is what it re-exports. Its modules are layers, each depending only on

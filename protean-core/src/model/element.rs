@@ -68,12 +68,12 @@ pub trait DomainElement: 'static {
     const PARENT_KEY: &'static str = "";
     /// The aggregate whose cluster this element is in: itself for an aggregate, the
     /// aggregate at the end of the `part_of` chain for an entity, and [`NoCluster`] for
-    /// value objects, commands and events.
+    /// value objects, commands, events, projections and process managers.
     type Root: 'static;
 }
 
-/// The [`DomainElement::Root`] of elements outside any cluster: value objects, commands
-/// and events. It is not an aggregate, so nothing is raised or loaded through it.
+/// The [`DomainElement::Root`] of elements outside any cluster: value objects, commands,
+/// events, projections and process managers. It is not an aggregate, so nothing is raised or loaded through it.
 #[derive(Debug, Clone, Copy)]
 pub enum NoCluster {}
 
