@@ -40,22 +40,14 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         returns: &returns,
     };
     let Some(block) = signature::parse_block(&item, &spec, &mut errors) else {
-        let errors = errors.into_compile_errors();
-        return quote!(#item #errors);
+        return errors.beside(&item);
     };
     let methods = signature::methods(&block, &spec, &mut errors);
     let (Some(part_of), true) = (part_of, errors.is_empty()) else {
-        let errors = errors.into_compile_errors();
-        return quote!(#block #errors);
+        return errors.beside(&block);
     };
     let registrations = methods.iter().map(|m| registration(&block.self_ty, &part_of, m));
-    quote! {
-        #block
-        #[doc(hidden)]
-        const _: () = {
-            #(#registrations)*
-        };
-    }
+    signature::registered(&block, registrations.collect())
 }
 
 /// What a handler method returns, for one declaring nothing.

@@ -9,8 +9,6 @@
 //! user's tokens: the rows are `Rows<V>` (`RowsOf`), the message is an event, and a
 //! projector loads nothing (`LoadableInProjector`, in protean-core).
 
-use std::collections::BTreeMap;
-
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
@@ -60,25 +58,16 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         },
     };
     let Some(block) = signature::parse_block(&item, &spec, &mut errors) else {
-        let errors = errors.into_compile_errors();
-        return quote!(#item #errors);
+        return errors.beside(&item);
     };
     let methods = signature::methods(&block, &spec, &mut errors);
     let (Some(view), true) = (projection, errors.is_empty()) else {
-        let errors = errors.into_compile_errors();
-        return quote!(#block #errors);
+        return errors.beside(&block);
     };
     let view = view.to_token_stream();
     let registrations = methods.iter().map(|m| registration(&block.self_ty, &view, inline, m));
     let fed_by = fed_by(&block.self_ty, &view, &methods);
-    quote! {
-        #block
-        #[doc(hidden)]
-        const _: () = {
-            #(#registrations)*
-            #fed_by
-        };
-    }
+    signature::registered(&block, quote!(#(#registrations)* #fed_by))
 }
 
 /// The projection of `#[projector(projection = View, inline)]` and whether it is inline,
@@ -140,17 +129,13 @@ fn registration(self_ty: &syn::Type, view: &TokenStream, inline: bool, m: &Metho
 fn fed_by(self_ty: &syn::Type, view: &TokenStream, methods: &[Method]) -> TokenStream {
     let p = private();
     let projector = type_text(self_ty).replace(' ', "");
-    let mut by_event: BTreeMap<String, (&syn::Type, Vec<String>)> = BTreeMap::new();
-    for m in methods {
-        let entry = by_event.entry(type_text(m.message)).or_insert_with(|| (m.message, Vec::new()));
-        entry.1.push(format!("`{projector}::{}`", m.ident));
-    }
-    let impls = by_event.iter().map(|(event, (message, through))| {
-        let doc = format!("Fed by `{event}` through {}.", through.join(" and "));
+    let takers =
+        methods.iter().map(|m| (m.message, m.message.to_token_stream(), format!("`{projector}::{}`", m.ident)));
+    signature::per_event(takers.collect(), |event, message, through| {
+        let doc = format!("Fed by `{event}` through {through}.");
         quote! {
             #[doc = #doc]
             impl #p::FedBy<#message, #self_ty> for #view {}
         }
-    });
-    quote!(#(#impls)*)
+    })
 }

@@ -4,6 +4,8 @@
 //! words of its messages, in a [`Spec`]; the type rules (which context, which message)
 //! are left to the compiler, through the checks each macro generates.
 
+use std::collections::BTreeMap;
+
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
@@ -181,6 +183,17 @@ fn method<'a>(item: &'a syn::ImplItem, spec: &Spec, errors: &mut Errors) -> Opti
     })
 }
 
+/// The block as written, followed by its registrations in a hidden anonymous const.
+pub fn registered(block: &impl quote::ToTokens, registrations: TokenStream) -> TokenStream {
+    quote! {
+        #block
+        #[doc(hidden)]
+        const _: () = {
+            #registrations
+        };
+    }
+}
+
 /// The hidden type standing for method `m` in its route: `__protean_{role}_{method}`.
 pub fn marker(role: &str, m: &Method) -> syn::Ident {
     format_ident!("__protean_{}_{}", role, m.ident)
@@ -253,4 +266,18 @@ pub fn submit(self_ty: &syn::Type, m: &Method, owner: &TokenStream, role: &str, 
             }
         }
     }
+}
+
+/// One impl per event type that the block's methods take, for rustdoc: `takers` holds,
+/// per method, its event type, the tokens naming that type in the generated code, and
+/// how docs name the method; `make(event, tokens, methods)` writes the impl.
+pub fn per_event(
+    takers: Vec<(&syn::Type, TokenStream, String)>,
+    make: impl Fn(&str, &TokenStream, &str) -> TokenStream,
+) -> TokenStream {
+    let mut by_event: BTreeMap<String, (TokenStream, Vec<String>)> = BTreeMap::new();
+    for (event, tokens, taker) in takers {
+        by_event.entry(type_text(event)).or_insert_with(|| (tokens, Vec::new())).1.push(taker);
+    }
+    by_event.iter().map(|(event, (tokens, takers))| make(event, tokens, &takers.join(" and "))).collect()
 }

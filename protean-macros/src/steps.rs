@@ -9,8 +9,6 @@
 //! them. The compiler checks the context (`FlowOf`) and that a flow loads nothing
 //! (`LoadableInFlow`, in protean-core).
 
-use std::collections::BTreeMap;
-
 use proc_macro2::{TokenStream, TokenTree};
 use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
@@ -75,8 +73,7 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         returns: &returns,
     };
     let Some(block) = signature::parse_block(&item, &spec, &mut errors) else {
-        let errors = errors.into_compile_errors();
-        return quote!(#item #errors);
+        return errors.beside(&item);
     };
     let methods = signature::methods(&block, &spec, &mut errors);
     let steps: Vec<Step> = methods
@@ -85,20 +82,12 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         .collect();
     let output = without_correlate(&block);
     if !errors.is_empty() {
-        let errors = errors.into_compile_errors();
-        return quote!(#output #errors);
+        return errors.beside(&output);
     }
     let process = &block.self_ty;
     let registrations = steps.iter().map(|step| registration(process, step));
     let handles = handles(process, &steps);
-    quote! {
-        #output
-        #[doc(hidden)]
-        const _: () = {
-            #(#registrations)*
-            #handles
-        };
-    }
+    signature::registered(&output, quote!(#(#registrations)* #handles))
 }
 
 /// The block as emitted: without the `#[correlate(..)]` attributes, which are protean's.
@@ -227,19 +216,16 @@ fn registration(process: &syn::Type, step: &Step) -> TokenStream {
 fn handles(process: &syn::Type, steps: &[Step]) -> TokenStream {
     let p = private();
     let name = type_text(process).replace(' ', "");
-    let mut by_event: BTreeMap<String, (TokenStream, Vec<String>)> = BTreeMap::new();
-    for step in steps {
+    let takers = steps.iter().map(|step| {
         let m = &step.method;
-        let entry = by_event.entry(type_text(m.message)).or_insert_with(|| (outside(m.message, process), Vec::new()));
         let what = if m.takes_self { "moves a flow on" } else { "starts a flow" };
-        entry.1.push(format!("`{name}::{}` ({what})", m.ident));
-    }
-    let impls = by_event.iter().map(|(event, (message, steps))| {
-        let doc = format!("Takes `{event}` in {}.", steps.join(" and "));
+        (m.message, outside(m.message, process), format!("`{name}::{}` ({what})", m.ident))
+    });
+    signature::per_event(takers.collect(), |event, message, steps| {
+        let doc = format!("Takes `{event}` in {steps}.");
         quote! {
             #[doc = #doc]
             impl #p::Handles<#message> for #process {}
         }
-    });
-    quote!(#(#impls)*)
+    })
 }
