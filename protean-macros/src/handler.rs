@@ -130,6 +130,7 @@ fn registration(self_ty: &syn::Type, part_of: &syn::Path, m: &Method) -> TokenSt
             quote!(#p::Route::Event(#p::run_event::<#part_of, #message, #marker>)),
         )
     } else {
+        let outcome = signature::outcome(quote!(<#self_ty>::#ident(ctx, command)), into_reply);
         (
             quote_spanned! {message.span()=>
                 const _: () = #p::assert_command_of::<#message, #part_of>();
@@ -140,12 +141,7 @@ fn registration(self_ty: &syn::Type, part_of: &syn::Path, m: &Method) -> TokenSt
                         ctx: &mut #p::Context<#part_of>,
                         command: #message,
                     ) -> #p::BoxFuture<'_, ::core::result::Result<<#message as #p::Command>::Reply, #p::DomainError>> {
-                        ::std::boxed::Box::pin(async move {
-                            match <#self_ty>::#ident(ctx, command).await {
-                                ::core::result::Result::Ok(reply) => ::core::result::Result::Ok(#into_reply),
-                                ::core::result::Result::Err(e) => ::core::result::Result::Err(::core::convert::Into::into(e)),
-                            }
-                        })
+                        #outcome
                     }
                 }
             },

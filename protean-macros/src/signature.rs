@@ -205,24 +205,26 @@ pub fn event_check(m: &Method) -> TokenStream {
     quote_spanned! {message.span()=> const _: () = #p::assert_event::<#message>(); }
 }
 
-/// The boxed future of a method whose outcome is `Result<(), DomainError>`: awaits `call`,
-/// whose `Ok` value must be `()` (checked at the declared return type), and converts the
-/// error into a `DomainError`.
-pub fn unit_outcome(call: TokenStream, m: &Method) -> TokenStream {
-    let p = private();
-    // Spanned at the declared return type: a value where none is expected is reported there.
-    let no_reply = quote_spanned!(m.output.span()=> #p::no_reply(reply););
+/// The boxed future of a method: awaits `call`, makes its `Ok` value (bound to `reply`)
+/// the outcome with `ok`, and converts its error into a `DomainError`.
+pub fn outcome(call: TokenStream, ok: TokenStream) -> TokenStream {
     quote! {
         ::std::boxed::Box::pin(async move {
             match #call.await {
-                ::core::result::Result::Ok(reply) => {
-                    #no_reply
-                    ::core::result::Result::Ok(())
-                }
+                ::core::result::Result::Ok(reply) => ::core::result::Result::Ok(#ok),
                 ::core::result::Result::Err(e) => ::core::result::Result::Err(::core::convert::Into::into(e)),
             }
         })
     }
+}
+
+/// The [`outcome`] of a method whose `Ok` value must be `()` (checked at the declared
+/// return type): `Result<(), DomainError>`.
+pub fn unit_outcome(call: TokenStream, m: &Method) -> TokenStream {
+    let p = private();
+    // Spanned at the declared return type: a value where none is expected is reported there.
+    let no_reply = quote_spanned!(m.output.span()=> #p::no_reply(reply));
+    outcome(call, no_reply)
 }
 
 /// The registered `HandlerDescriptor` of method `m` of the block for `self_ty`, which

@@ -175,7 +175,8 @@ fn registration(process: &syn::Type, step: &Step) -> TokenStream {
         )
     } else {
         // Spanned at the declared return type: a step starting a flow returns its state.
-        let state = quote_spanned!(m.output.span()=> let state: #process = state;);
+        let state = quote_spanned!(m.output.span()=> { let state: #process = reply; state });
+        let outcome = signature::outcome(quote!(<#process>::#ident(ctx, event)), state);
         (
             quote! {
                 impl #p::StartFlow<#process, #message> for #marker {
@@ -184,15 +185,7 @@ fn registration(process: &syn::Type, step: &Step) -> TokenStream {
                         ctx: &'a mut #p::Flow<#process>,
                         event: &'a #message,
                     ) -> #p::BoxFuture<'a, ::core::result::Result<#process, #p::DomainError>> {
-                        ::std::boxed::Box::pin(async move {
-                            match <#process>::#ident(ctx, event).await {
-                                ::core::result::Result::Ok(state) => {
-                                    #state
-                                    ::core::result::Result::Ok(state)
-                                }
-                                ::core::result::Result::Err(e) => ::core::result::Result::Err(::core::convert::Into::into(e)),
-                            }
-                        })
+                        #outcome
                     }
                 }
             },
