@@ -903,7 +903,12 @@ mod tests {
         };
         let (sql, values) = query_sql(&query(serde_json::json!(5), FilterOp::Ge)).unwrap();
         assert!(sql.contains("(json->'f') >= $1::jsonb AND jsonb_typeof((json->'f')) = 'number'"), "{sql}");
-        assert!(sql.ends_with("ORDER BY nullif(json->'g', 'null'::jsonb) DESC NULLS LAST, key COLLATE \"C\" LIMIT $2 OFFSET $3"), "{sql}");
+        assert!(
+            sql.ends_with(
+                "ORDER BY nullif(json->'g', 'null'::jsonb) DESC NULLS LAST, key COLLATE \"C\" LIMIT $2 OFFSET $3"
+            ),
+            "{sql}"
+        );
         assert_eq!(values, ["5"]);
         let (sql, values) = query_sql(&query(serde_json::Value::Null, FilterOp::Eq)).unwrap();
         assert!(sql.contains("IS NULL OR"), "{sql}");
