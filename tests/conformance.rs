@@ -864,7 +864,10 @@ fn every_case() -> Vec<(&'static str, Case)> {
 /// The suite on the stores `open` makes, one new store per case, as trials named
 /// `{store}::{case}`.
 fn suite(store: &str, open: fn() -> Arc<dyn Store>) -> Vec<Trial> {
-    every_case().into_iter().map(|(name, case)| harness::test(format!("{store}::{name}"), move || case(open()))).collect()
+    every_case()
+        .into_iter()
+        .map(|(name, case)| harness::test(format!("{store}::{name}"), move || case(open())))
+        .collect()
 }
 
 /// A SQLite store in a new file, not `:memory:`: the WAL and the file's schema version

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use protean::prelude::*;
 use protean::runtime::{DeliveryMode, WorkerConfig};
-use protean::store::{MemoryStore, Store};
+use protean::store::{MemoryStore, OffsetDateTime, Store};
 use protean::testing::FlowScenario;
 
 #[path = "support/harness.rs"]
@@ -83,8 +83,8 @@ async fn kit_compensation_and_deadline() {
     let cancel = CancelOrder { order_id: ids.order.clone(), reason: "no restock in time".into() };
     outcome.then_scheduled("restock", &cancel).then_sent::<CancelOrder>(&[]).then_running();
     let due = outcome.deadline("restock").expect("a deadline");
-    let wait = due - time::OffsetDateTime::now_utc();
-    assert!(wait > time::Duration::minutes(59) && wait <= time::Duration::minutes(60), "{wait}");
+    let wait = due - OffsetDateTime::now_utc();
+    assert!((59..=60).contains(&wait.whole_minutes()), "{wait}");
     // A restock in time cancels the deadline.
     FlowScenario::<Fulfilment>::new(kit(), &ids.order)
         .given(placed(&ids))
@@ -99,7 +99,11 @@ async fn kit_compensation_and_deadline() {
         .given(ReservationFailed { sku: ids.sku.clone(), order_id: ids.order.clone() })
         .when(OrderCancelled { order_id: ids.order.clone(), customer: ids.customer.clone() })
         .await
-        .then_sent(&[WithdrawPoints { customer: ids.customer.clone(), order_id: ids.order.clone(), points: POINTS_PER_ORDER }])
+        .then_sent(&[WithdrawPoints {
+            customer: ids.customer.clone(),
+            order_id: ids.order.clone(),
+            points: POINTS_PER_ORDER,
+        }])
         .then_nothing_scheduled()
         .then_ended();
 }
@@ -136,7 +140,7 @@ async fn status(domain: &Domain, ids: &Ids) -> String {
 async fn in_stock_the_order_is_confirmed(store: Arc<dyn Store>) {
     let domain = domain_on(store, DeliveryMode::Inline);
     let ids = ids();
-    domain.process(Restock { sku: ids.sku.clone(), quantity: 1 }).await.unwrap();
+    domain.process(Restock { sku: ids.sku.clone(), quantity: 1 }).await.unwrap().all_delivered().unwrap();
     place(&domain, &ids).await;
     assert_eq!(status(&domain, &ids).await, "confirmed");
     let (flow, ended) = domain.flow::<Fulfilment>(&ids.order.to_string()).await.unwrap().unwrap();
@@ -158,7 +162,7 @@ async fn out_of_stock_the_deadline_cancels_and_compensates(store: Arc<dyn Store>
     assert_eq!(pending.iter().map(|s| s.name.as_deref()).collect::<Vec<_>>(), [Some("restock")]);
     // Not due yet: nothing fires.
     assert_eq!(domain.fire_due_commands().await.unwrap().fired, 0);
-    let later = time::OffsetDateTime::now_utc() + RESTOCK_WAIT + Duration::from_secs(60);
+    let later = OffsetDateTime::now_utc() + RESTOCK_WAIT + Duration::from_secs(60);
     let fired = domain.fire_due_commands_at(later).await.unwrap();
     assert_eq!(fired.fired, 1);
     assert_eq!(status(&domain, &ids).await, "cancelled");
@@ -176,7 +180,7 @@ async fn a_restock_in_time_confirms_and_cancels_the_deadline(store: Arc<dyn Stor
     assert_eq!(status(&domain, &ids).await, "confirmed");
     let key = ids.order.to_string();
     assert!(domain.pending_commands::<Fulfilment>(&key).await.unwrap().is_empty(), "the deadline was cancelled");
-    let later = time::OffsetDateTime::now_utc() + RESTOCK_WAIT * 2;
+    let later = OffsetDateTime::now_utc() + RESTOCK_WAIT * 2;
     assert_eq!(domain.fire_due_commands_at(later).await.unwrap().fired, 0);
     assert_eq!(domain.get(&ids.sku).await.unwrap().unwrap().available, 2);
 }
@@ -184,7 +188,7 @@ async fn a_restock_in_time_confirms_and_cancels_the_deadline(store: Arc<dyn Stor
 async fn a_duplicate_delivery_sends_no_second_command(store: Arc<dyn Store>) {
     let domain = domain_on(store, DeliveryMode::Inline);
     let ids = ids();
-    domain.process(Restock { sku: ids.sku.clone(), quantity: 5 }).await.unwrap();
+    domain.process(Restock { sku: ids.sku.clone(), quantity: 5 }).await.unwrap().all_delivered().unwrap();
     place(&domain, &ids).await;
     // The order's events delivered again, as after a crash before they were marked.
     let events = domain.events_of(&ids.order).await.unwrap();
@@ -202,6 +206,8 @@ async fn workers_fire_sent_commands_and_deadlines(store: Arc<dyn Store>) {
     domain
         .process(PlaceOrder { order_id: ids.order.clone(), customer: ids.customer.clone(), sku: ids.sku.clone() })
         .await
+        .unwrap()
+        .all_delivered()
         .unwrap();
     // Out of stock: the flow waits 50 ms, then the workers fire the cancellation, and
     // the flow withdraws the points.

@@ -816,14 +816,15 @@ async fn queries_filter_and_order_rows_by_kind(url: String) {
     }
 
     let n = |descending| vec![RowOrder { field: "n".into(), descending }];
-    // jsonb's order: null, strings, numbers; a missing field (SQL NULL) last ascending.
-    assert_eq!(keys(&run(vec![], n(false)).await.unwrap()), ["e", "d", "a", "c", "b", "g", "f"]);
-    assert_eq!(keys(&run(vec![], n(true)).await.unwrap()), ["f", "b", "g", "c", "a", "d", "e"]);
+    // Null and missing alike, first ascending and last descending; then jsonb's order:
+    // strings, numbers; ties by key.
+    assert_eq!(keys(&run(vec![], n(false)).await.unwrap()), ["e", "f", "d", "a", "c", "b", "g"]);
+    assert_eq!(keys(&run(vec![], n(true)).await.unwrap()), ["b", "g", "c", "a", "d", "e", "f"]);
     let s_desc = vec![RowOrder { field: "s".into(), descending: true }];
     assert_eq!(keys(&run(vec![filter("n", FilterOp::Ge, 2)], s_desc).await.unwrap()), ["c", "b", "g", "a"]);
     let page = |limit, offset| RowQuery { limit, offset, ..query("Board", vec![], n(false)) };
-    assert_eq!(keys(&store.query_projection(page(2, 2)).await.unwrap()), ["a", "c"]);
-    assert_eq!(keys(&store.query_projection(page(10, 6)).await.unwrap()), ["f"]);
+    assert_eq!(keys(&store.query_projection(page(2, 2)).await.unwrap()), ["d", "a"]);
+    assert_eq!(keys(&store.query_projection(page(10, 6)).await.unwrap()), ["g"]);
     assert!(store.query_projection(page(0, 0)).await.unwrap().is_empty());
     // The JSON reads back as jsonb writes it: the same value, spaced and ordered its way.
     let found = by_key(vec![filter("n", FilterOp::Eq, 2)]).await.unwrap();
@@ -857,10 +858,8 @@ async fn queries_filter_and_order_rows_by_kind(url: String) {
     assert!(plan.contains("protean_rows.Board.n"), "{plan}");
     let scan = plan.lines().skip_while(|line| !line.contains("protean_rows.Board.n")).nth(1).unwrap_or_default();
     assert!(scan.contains("Index Cond: ((generation = $0) AND ((json -> 'n'::text) = '1500'::jsonb))"), "{plan}");
-    // A page in a field's order reads its index in order too.
-    let page = RowQuery { limit: 20, ..query("Board", vec![], n(false)) };
-    let plan = store.explain_query(page).await.unwrap();
-    assert!(plan.contains("protean_rows.Board.n"), "{plan}");
+    // A page in a field's order sorts the matching rows (null and missing first): the
+    // index serves the filters, not that order.
     assert_eq!(keys(&by_key(vec![filter("n", FilterOp::Eq, 1500)]).await.unwrap()), ["k1500"]);
 }
 
@@ -900,34 +899,37 @@ async fn a_rebuild_begins_is_taken_over_writes_and_finishes(url: String) {
     assert_eq!((row.version, row.json.as_ref()), (1, r#"{"v": 2}"#), "the last change of a key stands");
     assert_eq!(store.projection_row("Credit", None, "k").await.unwrap(), None, "not served yet");
 
-    // Silent for longer than the lease: taken over where it got, the same copy.
+    // Silent for longer than the lease: taken over where it got, into a new copy
+    // (so the silent builder's writes are refused).
     tokio::time::sleep(Duration::from_millis(20)).await;
     let taken = other.begin_build("Credit", 2, Duration::from_millis(1)).await.unwrap().unwrap();
-    assert_eq!((taken.generation, taken.position), (2, a_position));
+    assert_eq!((taken.generation, taken.position), (3, a_position));
+    let late = row_conflict(store.write_build("Credit", 2, vec![], a_position).await.unwrap_err());
+    assert_eq!((late.expected, late.actual), (2, 3));
     assert!(taken.heartbeat > build.heartbeat);
     other
-        .write_build("Credit", 2, vec![("k".into(), Some(r#"{"v":3}"#.into())), ("gone".into(), None)], a_position)
+        .write_build("Credit", 3, vec![("k".into(), Some(r#"{"v":3}"#.into())), ("gone".into(), None)], a_position)
         .await
         .unwrap();
-    assert_eq!(store.projection_row("Credit", Some(2), "k").await.unwrap().unwrap().version, 2);
-    assert_eq!(store.projection_row("Credit", Some(2), "gone").await.unwrap(), None);
-    let conflict = row_conflict(other.write_build("Credit", 3, vec![], 0).await.unwrap_err());
-    assert_eq!((conflict.expected, conflict.actual), (3, 2));
+    assert_eq!(store.projection_row("Credit", Some(3), "k").await.unwrap().unwrap().version, 2);
+    assert_eq!(store.projection_row("Credit", Some(3), "gone").await.unwrap(), None);
+    let conflict = row_conflict(other.write_build("Credit", 4, vec![], 0).await.unwrap_err());
+    assert_eq!((conflict.expected, conflict.actual), (4, 3));
 
     // A `T.B` event past where it got: not finished, nothing changed.
-    assert!(!other.finish_build("Credit", 2, a_position, &["T.B".into()]).await.unwrap());
-    assert!(!other.finish_build("Credit", 2, a_position, &[]).await.unwrap());
-    assert_eq!(store.projection_state("Credit").await.unwrap().unwrap().build.map(|b| b.generation), Some(2));
+    assert!(!other.finish_build("Credit", 3, a_position, &["T.B".into()]).await.unwrap());
+    assert!(!other.finish_build("Credit", 3, a_position, &[]).await.unwrap());
+    assert_eq!(store.projection_state("Credit").await.unwrap().unwrap().build.map(|b| b.generation), Some(3));
     // Only `T.A` (and a type with no events) taken: finished.
     let end = log(&store).await.last().unwrap().0;
-    assert!(other.finish_build("Credit", 2, a_position, &["T.A".into(), "T.C".into(), "T.A".into()]).await.unwrap());
+    assert!(other.finish_build("Credit", 3, a_position, &["T.A".into(), "T.C".into(), "T.A".into()]).await.unwrap());
     let state = store.projection_state("Credit").await.unwrap().unwrap();
-    assert_eq!((state.generation, state.version, state.built_through, state.checkpoint), (2, 2, end, end));
+    assert_eq!((state.generation, state.version, state.built_through, state.checkpoint), (3, 2, end, end));
     assert_eq!(state.build, None);
     assert_eq!(store.projection_row("Credit", None, "k").await.unwrap().unwrap().json.as_ref(), r#"{"v": 3}"#);
     assert_eq!(store.projection_row("Credit", Some(1), "old").await.unwrap(), None, "the old copy is dropped");
-    let conflict = row_conflict(store.finish_build("Credit", 2, end, &[]).await.unwrap_err());
-    assert_eq!((conflict.expected, conflict.actual), (2, 0));
+    let conflict = row_conflict(store.finish_build("Credit", 3, end, &[]).await.unwrap_err());
+    assert_eq!((conflict.expected, conflict.actual), (3, 0));
     assert!(matches!(store.write_build("Credit", 2, vec![], end).await, Err(StoreError::Conflict(_))));
 
     // The next rebuild takes a new copy and drops leftovers of any but the serving one;
@@ -939,19 +941,19 @@ async fn a_rebuild_begins_is_taken_over_writes_and_finishes(url: String) {
     .await
     .unwrap();
     let next = store.begin_build("Credit", 3, lease).await.unwrap().unwrap();
-    assert_eq!((next.generation, next.version), (3, 3));
+    assert_eq!((next.generation, next.version), (4, 3));
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM protean_projection_rows WHERE key = 'left'")
         .fetch_one(store.pool())
         .await
         .unwrap();
     assert_eq!(left, 0);
-    store.write_build("Credit", 3, vec![("n".into(), Some("{}".into()))], 0).await.unwrap();
+    store.write_build("Credit", 4, vec![("n".into(), Some("{}".into()))], 0).await.unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
     let replaced = other.begin_build("Credit", 4, Duration::from_millis(1)).await.unwrap().unwrap();
-    assert_eq!((replaced.generation, replaced.version, replaced.position), (4, 4, 0));
-    assert_eq!(store.projection_row("Credit", Some(3), "n").await.unwrap(), None);
+    assert_eq!((replaced.generation, replaced.version, replaced.position), (5, 4, 0));
+    assert_eq!(store.projection_row("Credit", Some(4), "n").await.unwrap(), None);
     assert!(matches!(store.write_build("Credit", 3, vec![], 0).await, Err(StoreError::Conflict(_))));
-    assert_eq!(store.projection_row("Credit", None, "k").await.unwrap().unwrap().generation, 2, "still serving");
+    assert_eq!(store.projection_row("Credit", None, "k").await.unwrap().unwrap().generation, 3, "still serving");
 }
 
 /// A rebuild finishing while a commit is in flight (its event inserted, not committed)

@@ -37,7 +37,9 @@ pub mod accounts {
             let id = command.id.clone();
             let owner = command.owner.clone();
             let mut account = ctx
-                .load_or_add(&id, || Ok(Account::builder().id(id.clone()).owner(owner).balance(0i64).charges(0u32).build()?))
+                .load_or_add(&id, || {
+                    Ok(Account::builder().id(id.clone()).owner(owner).balance(0i64).charges(0u32).build()?)
+                })
                 .await?;
             account.balance += command.cents;
             account.charges += 1;

@@ -144,7 +144,7 @@ impl Orders {
             return Err(DomainError::rule(format!("a {} order cannot be confirmed", order.status)));
         }
         order.status = "confirmed".into();
-        order.raise(OrderConfirmed { order_id: command.order_id });
+        order.raise(OrderConfirmed { order_id: command.order_id.clone() });
         Ok(())
     }
 
@@ -155,7 +155,7 @@ impl Orders {
         }
         order.status = "cancelled".into();
         let customer = order.customer.clone();
-        order.raise(OrderCancelled { order_id: command.order_id, customer });
+        order.raise(OrderCancelled { order_id: command.order_id.clone(), customer });
         Ok(())
     }
 }
@@ -166,8 +166,9 @@ pub struct Inventory;
 impl Inventory {
     async fn reserve(ctx: &mut Context<Stock>, command: ReserveStock) -> Result<(), DomainError> {
         let sku = command.sku.clone();
-        let mut stock =
-            ctx.load_or_add(&sku, || Ok(Stock::builder().id(sku.clone()).available(0u32).waiting(vec![]).build()?)).await?;
+        let mut stock = ctx
+            .load_or_add(&sku, || Ok(Stock::builder().id(sku.clone()).available(0u32).waiting(vec![]).build()?))
+            .await?;
         if stock.available > 0 {
             stock.available -= 1;
             stock.raise(StockReserved { sku: command.sku, order_id: command.order_id });
@@ -180,8 +181,9 @@ impl Inventory {
 
     async fn restock(ctx: &mut Context<Stock>, command: Restock) -> Result<(), DomainError> {
         let sku = command.sku.clone();
-        let mut stock =
-            ctx.load_or_add(&sku, || Ok(Stock::builder().id(sku.clone()).available(0u32).waiting(vec![]).build()?)).await?;
+        let mut stock = ctx
+            .load_or_add(&sku, || Ok(Stock::builder().id(sku.clone()).available(0u32).waiting(vec![]).build()?))
+            .await?;
         stock.available += command.quantity;
         // Waiting orders are served first, oldest first.
         while stock.available > 0 && !stock.waiting.is_empty() {
@@ -202,7 +204,11 @@ impl Loyalty {
         let mut customer =
             ctx.load_or_add(&id, || Ok(Customer::builder().id(id.clone()).points(0i64).build()?)).await?;
         customer.points -= command.points;
-        customer.raise(PointsWithdrawn { customer: command.customer, order_id: command.order_id, points: command.points });
+        customer.raise(PointsWithdrawn {
+            customer: command.customer,
+            order_id: command.order_id,
+            points: command.points,
+        });
         Ok(())
     }
 }
@@ -248,7 +254,11 @@ impl Fulfilment {
 
     /// Cancelled: the points the order earned are withdrawn, and the flow is done.
     async fn cancelled(&mut self, ctx: &mut Flow<Self>, event: &OrderCancelled) -> Result<(), DomainError> {
-        ctx.send(WithdrawPoints { customer: event.customer.clone(), order_id: event.order_id.clone(), points: POINTS_PER_ORDER });
+        ctx.send(WithdrawPoints {
+            customer: event.customer.clone(),
+            order_id: event.order_id.clone(),
+            points: POINTS_PER_ORDER,
+        });
         self.stage = "cancelled".into();
         ctx.end();
         Ok(())

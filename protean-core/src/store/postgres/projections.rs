@@ -320,9 +320,11 @@ fn query_sql(query: &RowQuery) -> Result<(String, Vec<String>), StoreError> {
     sql.push_str(" ORDER BY ");
     for order in &query.order {
         let field = identifier("field", &order.field)?;
-        let _ = write!(sql, "(json->'{field}') {}, ", if order.descending { "DESC" } else { "ASC" });
+        // JSON null and a missing field are one and the same: first ascending, last descending.
+        let direction = if order.descending { "DESC NULLS LAST" } else { "ASC NULLS FIRST" };
+        let _ = write!(sql, "nullif(json->'{field}', 'null'::jsonb) {direction}, ");
     }
-    let _ = write!(sql, "key LIMIT ${} OFFSET ${}", values.len() + 1, values.len() + 2);
+    let _ = write!(sql, "key COLLATE \"C\" LIMIT ${} OFFSET ${}", values.len() + 1, values.len() + 2);
     Ok((sql, values))
 }
 
@@ -475,23 +477,34 @@ impl PostgresStore {
         if building.is_some() && !silent {
             return Ok(None);
         }
-        if building.is_some() && build_version == Some(i64::from(version)) {
-            // Taken over: it resumes where its builder stopped.
+        // A new copy, past every one used.
+        let generation = serving.max(building.unwrap_or(0)).checked_add(1).ok_or_else(|| {
+            StoreError::corrupt(&stream, 0, format!("the stored generation {serving} leaves no next one"))
+        })?;
+        if let (Some(building), true) = (building, build_version == Some(i64::from(version))) {
+            // Taken over: its rows move to the new copy, so the silent builder's writes are
+            // refused from now on, and it resumes where its builder stopped.
+            sqlx::query("UPDATE protean_projection_rows SET generation = $3 WHERE projection = $1 AND generation = $2")
+                .bind(name)
+                .bind(building)
+                .bind(generation)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
             let row = sqlx::query(&format!(
-                "UPDATE protean_projections SET build_heartbeat = now() WHERE name = $1 RETURNING {STATE_COLUMNS}"
+                "UPDATE protean_projections SET build_generation = $2, build_heartbeat = now()
+                 WHERE name = $1 RETURNING {STATE_COLUMNS}"
             ))
             .bind(name)
+            .bind(generation)
             .fetch_one(&mut *tx)
             .await
             .map_err(backend)?;
             tx.commit().await.map_err(backend)?;
             return Ok(projection_state(&row, false)?.build);
         }
-        // A new copy, past every one used (a silent build of another version is dropped);
-        // rows of copies other than the serving one are leftovers.
-        let generation = serving.max(building.unwrap_or(0)).checked_add(1).ok_or_else(|| {
-            StoreError::corrupt(&stream, 0, format!("the stored generation {serving} leaves no next one"))
-        })?;
+        // A silent build of another version is dropped; rows of copies other than the
+        // serving one are leftovers.
         sqlx::query(
             "DELETE FROM protean_projection_rows WHERE projection = $1 AND (generation < $2 OR generation > $2)",
         )
@@ -890,7 +903,12 @@ mod tests {
         };
         let (sql, values) = query_sql(&query(serde_json::json!(5), FilterOp::Ge)).unwrap();
         assert!(sql.contains("(json->'f') >= $1::jsonb AND jsonb_typeof((json->'f')) = 'number'"), "{sql}");
-        assert!(sql.ends_with("ORDER BY (json->'g') DESC, key LIMIT $2 OFFSET $3"), "{sql}");
+        assert!(
+            sql.ends_with(
+                "ORDER BY nullif(json->'g', 'null'::jsonb) DESC NULLS LAST, key COLLATE \"C\" LIMIT $2 OFFSET $3"
+            ),
+            "{sql}"
+        );
         assert_eq!(values, ["5"]);
         let (sql, values) = query_sql(&query(serde_json::Value::Null, FilterOp::Eq)).unwrap();
         assert!(sql.contains("IS NULL OR"), "{sql}");
