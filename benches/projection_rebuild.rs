@@ -8,7 +8,9 @@
 //! transaction), not by commands: 100 events per account (so 10,000 accounts for a
 //! million), of 8 owners, in rounds of one commit of 5 events per account (4 `Deposited`,
 //! 1 `Withdrawn`), so the log interleaves the accounts as commands over time would. The
-//! events are written delivered, as a domain whose workers kept up leaves them.
+//! events are written delivered, as a domain whose workers kept up leaves them. On
+//! PostgreSQL a `CHECKPOINT` follows the fill (outside any timing), so that the first
+//! rebuild does not pay for flushing the fill's pages.
 //!
 //! Then, alternating the stores (SQLite, PostgreSQL, SQLite, ...) over
 //! `PROTEAN_BENCH_REBUILD_ROUNDS` rounds (default 3 under `cargo bench`, 1 otherwise),
@@ -30,7 +32,7 @@
 //! timing, the bench reads every row back through `domain.query` and checks the count
 //! and the sums. It prints every run (with the CPU time this process used meanwhile,
 //! every thread: on SQLite that includes the store's own threads, on PostgreSQL not the
-//! server's) and, per store and projection, the median rate in events per second and
+//! server's; on PostgreSQL also the WAL the server wrote meanwhile) and, per store and projection, the median rate in events per second and
 //! the spread (min–max).
 //!
 //! `cargo bench --bench projection_rebuild` (SQLite);
@@ -132,6 +134,9 @@ struct Filled {
     /// The PostgreSQL database: its URL and name (dropped at the end).
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     database: Option<(String, String)>,
+    /// A connection of its own to the PostgreSQL database, to read the WAL position.
+    #[cfg(feature = "postgres")]
+    pg: Option<sqlx::PgPool>,
     expected: Expected,
 }
 
@@ -172,13 +177,35 @@ impl Filled {
             took.as_secs_f64(),
             expected.events as f64 / took.as_secs_f64()
         );
+        #[cfg(feature = "postgres")]
+        let pg = match &database {
+            Some((url, _)) => Some(postgres::checkpointed(url).await),
+            None => None,
+        };
         let domain = Domain::builder()
             .module(module_path!().to_string() + "::ledger")
             .shared_store(store)
             .delivery(DeliveryMode::Inline)
             .build()
             .expect("the ledger model is valid");
-        Filled { backend: backend.clone(), domain, scratch, database, expected }
+        Filled {
+            backend: backend.clone(),
+            domain,
+            scratch,
+            database,
+            #[cfg(feature = "postgres")]
+            pg,
+            expected,
+        }
+    }
+
+    /// The server's WAL position in bytes (PostgreSQL only).
+    async fn wal(&self) -> Option<u64> {
+        #[cfg(feature = "postgres")]
+        if let Some(pool) = &self.pg {
+            return Some(postgres::wal(pool).await);
+        }
+        None
     }
 
     /// The database's size on disk, in MB.
@@ -256,6 +283,8 @@ struct Run {
     cpu: f64,
     /// Rows read back afterwards.
     rows: usize,
+    /// WAL the PostgreSQL server wrote meanwhile, in bytes.
+    wal: Option<u64>,
 }
 
 /// CPU time this process has used so far, in seconds (`utime` + `stime` of
@@ -272,9 +301,11 @@ fn cpu_seconds() -> f64 {
 
 /// Rebuilds `V` once, timed; checks its rows afterwards.
 async fn rebuild<V: Projection>(filled: &Filled, batch: usize, check: fn(&[V], &Expected)) -> Run {
+    let wal = filled.wal().await;
     let (started, cpu) = (Instant::now(), cpu_seconds());
     let report = filled.domain.rebuild::<V>().batch(batch).run().await.expect("rebuilt").expect("no other builder");
     let (elapsed, cpu) = (started.elapsed(), cpu_seconds() - cpu);
+    let wal = filled.wal().await.zip(wal).map(|(to, from)| to - from);
     assert_eq!(report.events, filled.expected.events, "every event applied once: {report:?}");
     let mut rows: Vec<V> = Vec::new();
     loop {
@@ -286,7 +317,7 @@ async fn rebuild<V: Projection>(filled: &Filled, batch: usize, check: fn(&[V], &
         }
     }
     check(&rows, &filled.expected);
-    Run { elapsed, cpu, rows: rows.len() }
+    Run { elapsed, cpu, rows: rows.len(), wal }
 }
 
 /// Reads the whole log as a rebuild of these projections does (`Store::log_after`, the
@@ -294,6 +325,7 @@ async fn rebuild<V: Projection>(filled: &Filled, batch: usize, check: fn(&[V], &
 async fn read_log(filled: &Filled, batch: usize) -> Run {
     let store = filled.domain.store();
     let types = vec![Deposited::TYPE_NAME.to_owned(), Withdrawn::TYPE_NAME.to_owned()];
+    let wal = filled.wal().await;
     let (started, cpu) = (Instant::now(), cpu_seconds());
     let (mut position, mut read) = (0, 0u64);
     loop {
@@ -304,8 +336,9 @@ async fn read_log(filled: &Filled, batch: usize) -> Run {
         std::hint::black_box(&logged);
     }
     let (elapsed, cpu) = (started.elapsed(), cpu_seconds() - cpu);
+    let wal = filled.wal().await.zip(wal).map(|(to, from)| to - from);
     assert_eq!(read, filled.expected.events, "the whole log read");
-    Run { elapsed, cpu, rows: 0 }
+    Run { elapsed, cpu, rows: 0, wal }
 }
 
 fn check_balances(rows: &[AccountBalance], expected: &Expected) {
@@ -331,6 +364,25 @@ mod postgres {
         admin.close().await;
         let base = url.rsplit_once('/').map_or(url, |(base, _)| base);
         (format!("{base}/{name}"), name)
+    }
+
+    /// A connection to the freshly filled database at `url`, after a `CHECKPOINT`, so
+    /// that the fill's checkpoint is not paid during the first rebuild.
+    pub async fn checkpointed(url: &str) -> sqlx::PgPool {
+        let pool = sqlx::PgPool::connect(url).await.expect("the database answers");
+        if let Err(error) = sqlx::query("CHECKPOINT").execute(&pool).await {
+            eprintln!("  (no CHECKPOINT after the fill: {error})");
+        }
+        pool
+    }
+
+    /// The server's current WAL position, in bytes.
+    pub async fn wal(pool: &sqlx::PgPool) -> u64 {
+        let lsn: i64 = sqlx::query_scalar("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint")
+            .fetch_one(pool)
+            .await
+            .expect("the WAL position");
+        u64::try_from(lsn).unwrap_or(0)
     }
 
     /// Drops the database `name`.
@@ -381,8 +433,9 @@ struct Series {
 fn record(series: &mut Vec<Series>, store: &'static str, projection: &'static str, events: u64, run: Run) {
     let seconds = run.elapsed.as_secs_f64();
     let rate = events as f64 / seconds;
+    let wal = run.wal.map_or(String::new(), |bytes| format!(", server WAL {:.0} MB", bytes as f64 / 1e6));
     eprintln!(
-        "    {projection:<15} {seconds:>7.2} s  {rate:>9.0} events/s  {:>6} rows  this process's CPU {:>6.2} s ({:.0}% of one core)",
+        "    {projection:<15} {seconds:>7.2} s  {rate:>9.0} events/s  {:>6} rows  this process's CPU {:>6.2} s ({:.0}% of one core){wal}",
         run.rows,
         run.cpu,
         100.0 * run.cpu / seconds
