@@ -9,8 +9,9 @@
 //! million), of 8 owners, in rounds of one commit of 5 events per account (4 `Deposited`,
 //! 1 `Withdrawn`), so the log interleaves the accounts as commands over time would. The
 //! events are written delivered, as a domain whose workers kept up leaves them. On
-//! PostgreSQL a `CHECKPOINT` follows the fill (outside any timing), so that the first
-//! rebuild does not pay for flushing the fill's pages.
+//! PostgreSQL a `VACUUM ANALYZE` and a `CHECKPOINT` follow the fill (outside any timing),
+//! so that the first rebuild does not share the machine with the autovacuum of the new
+//! rows, nor pay for flushing them.
 //!
 //! Then, alternating the stores (SQLite, PostgreSQL, SQLite, ...) over
 //! `PROTEAN_BENCH_REBUILD_ROUNDS` rounds (default 3 under `cargo bench`, 1 otherwise),
@@ -179,7 +180,7 @@ impl Filled {
         );
         #[cfg(feature = "postgres")]
         let pg = match &database {
-            Some((url, _)) => Some(postgres::checkpointed(url).await),
+            Some((url, _)) => Some(postgres::settled(url).await),
             None => None,
         };
         let domain = Domain::builder()
@@ -366,12 +367,15 @@ mod postgres {
         (format!("{base}/{name}"), name)
     }
 
-    /// A connection to the freshly filled database at `url`, after a `CHECKPOINT`, so
-    /// that the fill's checkpoint is not paid during the first rebuild.
-    pub async fn checkpointed(url: &str) -> sqlx::PgPool {
+    /// A connection to the freshly filled database at `url`, once it is settled: a
+    /// `VACUUM ANALYZE` and a `CHECKPOINT`, so that the first rebuild does not share the
+    /// machine with the autovacuum of a million new rows, nor pay for flushing them.
+    pub async fn settled(url: &str) -> sqlx::PgPool {
         let pool = sqlx::PgPool::connect(url).await.expect("the database answers");
-        if let Err(error) = sqlx::query("CHECKPOINT").execute(&pool).await {
-            eprintln!("  (no CHECKPOINT after the fill: {error})");
+        for statement in ["VACUUM ANALYZE", "CHECKPOINT"] {
+            if let Err(error) = sqlx::query(statement).execute(&pool).await {
+                eprintln!("  (no {statement} after the fill: {error})");
+            }
         }
         pool
     }
