@@ -21,6 +21,14 @@
 //! * **command alone**: the same command in the domain without the projector, and
 //!   nothing after it: the share of both cases that is not the update.
 //!
+//! Then, on the same databases, the cases run again in fine alternation, outside
+//! criterion: `PROTEAN_BENCH_ROUNDS` rounds (default 20) of `PROTEAN_BENCH_PER_ROUND`
+//! iterations of each case in turn (default 500 on SQLite, 100 on PostgreSQL; the first
+//! case rotating), so that all three share whatever else the machine does at the time; a
+//! table gives, per case, the median time per iteration over the rounds, and the median
+//! of the per-round ratios (projector ÷ by hand, for the whole iteration and for the
+//! update alone, that is minus the command alone), with the 25th–75th percentiles.
+//!
 //! After the group, a line per SQLite case says how many bytes the process wrote to files
 //! per iteration during its samples (`wchar` of `/proc/self/io`: mostly the pages of
 //! the write-ahead log).
@@ -32,7 +40,8 @@
 //!
 //! `cargo bench --bench projection_update -- --warm-up-time 1 --measurement-time 5`;
 //! with `--all-features` and `PROTEAN_POSTGRES_URL`, PostgreSQL too.
-//! `cargo test --bench projection_update` runs each case once.
+//! `cargo test --bench projection_update` runs each case once, and one interleaved round
+//! of two iterations per case.
 
 #[path = "support/ledger.rs"]
 mod ledger;
@@ -250,11 +259,15 @@ fn bytes_written() -> Option<u64> {
 /// What each SQLite case wrote, printed after the group.
 static WRITTEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
 
-fn update(c: &mut Criterion, rt: &tokio::runtime::Runtime, backends: &[Backend]) {
+/// The three cases of one store, measured by criterion one after the other; kept for
+/// the interleaved rounds.
+fn update(c: &mut Criterion, rt: &tokio::runtime::Runtime, backends: &[Backend]) -> Vec<(Backend, Vec<Case>)> {
     let mut group = c.benchmark_group("projection_update");
     group.throughput(Throughput::Elements(1));
     group.sample_size(20);
+    let mut kept = Vec::new();
     for backend in backends {
+        let mut cases = Vec::new();
         for way in [Way::Projector, Way::ByHand, Way::CommandAlone] {
             let case = rt.block_on(Case::new(backend, way));
             let (before, written_before) = (case.next.load(Ordering::Relaxed), bytes_written());
@@ -270,19 +283,99 @@ fn update(c: &mut Criterion, rt: &tokio::runtime::Runtime, backends: &[Backend])
                 ));
             }
             rt.block_on(case.check());
+            cases.push(case);
         }
+        kept.push((backend.clone(), cases));
     }
     group.finish();
+    kept
 }
 
-/// `cargo bench` measures; `cargo test --benches` runs each case once.
+/// The value below which `share` of `sorted` lies (nearest rank).
+fn percentile(sorted: &[f64], share: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((share * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+fn sorted(mut values: Vec<f64>) -> Vec<f64> {
+    values.sort_by(f64::total_cmp);
+    values
+}
+
+/// The cases of each store in fine alternation: `rounds` rounds, each running
+/// `per_round` iterations of every case in turn (the first case rotating), so that the
+/// cases share whatever else the machine does; per case, the time per iteration of each
+/// round, and per round the ratios. Printed as a table.
+fn interleaved(
+    rt: &tokio::runtime::Runtime,
+    kept: &[(Backend, Vec<Case>)],
+    rounds: usize,
+    per_round: &dyn Fn(&Backend) -> u64,
+) {
+    eprintln!("\ninterleaved rounds: µs per iteration, median of the rounds (25th–75th percentile)");
+    for (backend, cases) in kept {
+        let per_round = per_round(backend);
+        let mut micros: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); cases.len()];
+        for round in 0..rounds {
+            for k in 0..cases.len() {
+                let i = (round + k) % cases.len();
+                let elapsed = rt.block_on(cases[i].time(per_round));
+                micros[i].push(elapsed.as_secs_f64() * 1e6 / per_round as f64);
+            }
+        }
+        for case in cases {
+            rt.block_on(case.check());
+        }
+        let per_case: Vec<Vec<f64>> = micros.iter().cloned().map(sorted).collect();
+        let line = |label: &str, values: &[f64], unit: &str| {
+            let digits = if unit == "×" { 2 } else { 1 };
+            eprintln!(
+                "{:<11} {label:<36} {:>9.digits$}{unit} ({:.digits$} – {:.digits$})",
+                backend.label(),
+                percentile(values, 0.5),
+                percentile(values, 0.25),
+                percentile(values, 0.75)
+            );
+        };
+        for (case, values) in cases.iter().zip(&per_case) {
+            line(case.way.label(), values, " µs");
+        }
+        let ratio = |a: usize, b: usize| sorted((0..rounds).map(|r| micros[a][r] / micros[b][r]).collect());
+        let update = |a: usize| sorted((0..rounds).map(|r| micros[a][r] - micros[2][r]).collect());
+        line("async projector ÷ by hand", &ratio(0, 1), "×");
+        line("projector's update (minus command)", &update(0), " µs");
+        line("hand-written update (minus command)", &update(1), " µs");
+        let update_ratio =
+            sorted((0..rounds).map(|r| (micros[0][r] - micros[2][r]) / (micros[1][r] - micros[2][r])).collect());
+        line("projector's ÷ hand-written update", &update_ratio, "×");
+        eprintln!("({rounds} rounds of {per_round} iterations per case)");
+    }
+}
+
+/// `cargo bench` measures; `cargo test --benches` runs each case once, and one
+/// interleaved round of two iterations per case.
+/// `PROTEAN_BENCH_ROUNDS` and `PROTEAN_BENCH_PER_ROUND` change the interleaved rounds.
 fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
     let rt = runtime();
     let backends = backends();
     let mut criterion = Criterion::default().configure_from_args();
-    update(&mut criterion, &rt, &backends);
+    let kept = update(&mut criterion, &rt, &backends);
     for line in WRITTEN.lock().unwrap().iter() {
         eprintln!("{line}");
     }
+    let rounds = env("PROTEAN_BENCH_ROUNDS").unwrap_or(if full { 20 } else { 1 }) as usize;
+    let per_round = |backend: &Backend| {
+        env("PROTEAN_BENCH_PER_ROUND").unwrap_or(match (full, backend) {
+            (false, _) => 2,
+            (true, Backend::Sqlite) => 500,
+            (true, Backend::Postgres(_)) => 100,
+        })
+    };
+    interleaved(&rt, &kept, rounds, &per_round);
     criterion.final_summary();
 }
