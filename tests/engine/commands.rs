@@ -26,9 +26,10 @@ async fn a_command_is_committed_and_its_events_reach_every_handler_in_their_own_
     assert_eq!(committed.stream, StreamId::new("Order", order_id.to_string()));
     assert_eq!(committed.version, 1);
 
-    // Each aggregate was saved in its own unit of work, with its own version.
+    // Each aggregate was saved in its own unit of work, with its own version; the
+    // fulfilment flow then confirmed the order, in another.
     let order = domain.get(&order_id).await.unwrap().unwrap();
-    assert_eq!((order.status, order.version()), (OrderStatus::Placed, 1));
+    assert_eq!((order.status, order.version()), (OrderStatus::Confirmed, 2));
     let stock = domain.get(&sku("BOOK-1")).await.unwrap().unwrap();
     assert_eq!((stock.available, stock.reserved, stock.version()), (5, 2, 2));
     let loyalty = domain.get(&ada.cast::<CustomerLoyalty>()).await.unwrap().unwrap();
