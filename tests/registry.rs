@@ -161,7 +161,10 @@ fn clusters_group_each_aggregate_with_what_belongs_to_it() {
     let clusters = domain.model().clusters();
     let order = clusters.iter().find(|c| c.root.name == "Order").unwrap();
     assert_eq!(order.entities.iter().map(|d| d.name).collect::<Vec<_>>(), ["OrderItem"]);
-    assert_eq!(order.commands.iter().map(|d| d.name).collect::<Vec<_>>(), ["CancelOrder", "ConfirmOrder", "PlaceOrder"]);
+    assert_eq!(
+        order.commands.iter().map(|d| d.name).collect::<Vec<_>>(),
+        ["CancelOrder", "ConfirmOrder", "PlaceOrder"]
+    );
     assert_eq!(
         order.events.iter().map(|d| d.name).collect::<Vec<_>>(),
         ["OrderAwaitingRestock", "OrderCancelled", "OrderConfirmed", "OrderPlaced"]

@@ -174,7 +174,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         email: format!("{}@example.com", name.to_lowercase()),
     };
     domain.process(register(&ada, "Ada")).await?.all_delivered()?;
-    domain.process(SetCreditLimit { customer_id: ada.clone(), limit_cents: 500_00 }).await?.all_delivered()?;
+    domain.process(SetCreditLimit { customer_id: ada.clone(), limit_cents: 50_000 }).await?.all_delivered()?;
     domain.process(register(&bob, "Bob")).await?.all_delivered()?;
     let reason = "two unpaid invoices".to_string();
     domain.process(SuspendCredit { customer_id: bob.clone(), reason }).await?.all_delivered()?;
@@ -211,7 +211,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     domain.process(RestoreCredit { customer_id: bob.clone() }).await?.all_delivered()?;
     let bobs = order_of(&bob, vec![line(&book, 1, 1250)?]);
     let bobs_id = bobs.order_id.clone();
-    domain.process(bobs).await?;
+    domain.process(bobs).await?.all_delivered()?;
     flow_at(&domain, &bobs_id, &[FulfilmentStage::Confirmed]).await?;
     println!("Bob's credit restored: his order is {}", story(&domain, &bobs_id).await?);
 
@@ -249,7 +249,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let before = points(&domain, &ada).await?;
     let third = order_of(&ada, vec![line(&ink, free(&domain, &ink).await? + 1, 2000)?]);
     let third_id = third.order_id.clone();
-    domain.process(third).await?;
+    domain.process(third).await?.all_delivered()?;
     flow_at(&domain, &third_id, &[FulfilmentStage::AwaitingRestock]).await?;
     let earned = points(&domain, &ada).await?;
     println!("order {third_id} (ink): {}; Ada's points {before} → {earned}", story(&domain, &third_id).await?);

@@ -67,7 +67,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let backlog = Identifier::<Project>::generate();
     domain.process(CreateProject { project_id: backlog.clone(), name: "Backlog".into() }).await?.all_delivered()?;
     for n in 1..=2 {
-        let task = CreateTask { task_id: Identifier::generate(), project_id: backlog.clone(), title: format!("Idea {n}") };
+        let task =
+            CreateTask { task_id: Identifier::generate(), project_id: backlog.clone(), title: format!("Idea {n}") };
         domain.process(task).await?.all_delivered()?;
     }
     let open = domain.query::<ProjectTaskCounts>().gt("open", 0).order_by_desc("open").limit(5).fetch().await?;
