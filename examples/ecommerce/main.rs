@@ -42,7 +42,7 @@ use model::*;
 
 /// How long an order waits for a restock with `--background`, unless
 /// `--restock-wait-ms` says otherwise: short, so that the run sees a deadline pass.
-pub const BACKGROUND_RESTOCK_WAIT: Duration = Duration::from_millis(800);
+pub const BACKGROUND_RESTOCK_WAIT: Duration = Duration::from_secs(1);
 
 /// Waits until the workers have delivered everything committed so far (background mode).
 async fn drained(domain: &Domain) -> Result<(), Box<dyn Error>> {
