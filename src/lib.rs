@@ -165,7 +165,9 @@
 #![warn(missing_docs)]
 
 pub use protean_core::{export, model, registry, runtime, store, testing};
-pub use protean_macros::{aggregate, apply, command, entity, event, handler, value_object};
+pub use protean_macros::{
+    aggregate, apply, command, entity, event, handler, process_manager, projection, projector, value_object,
+};
 
 /// Everything a domain model needs: `use protean::prelude::*;`.
 pub mod prelude {
@@ -173,8 +175,13 @@ pub mod prelude {
         Aggregate, Apply, Choices, Command, DomainElement, DomainError, Entity, Event, HasMany, HasOne, Identifiable,
         Identifier, InvariantResult, Phase, Validate, ValidationError, ValueObject,
     };
-    pub use protean_core::runtime::{Context, Delivered, Domain, Opened, ProcessError, Processed, ReadModel};
-    pub use protean_macros::{aggregate, apply, command, entity, event, handler, value_object};
+    pub use protean_core::runtime::{
+        Context, Delivered, Domain, Flow, Opened, ProcessError, ProcessManager, Processed, Projection, ProjectionKey,
+        ReadModel, Rows,
+    };
+    pub use protean_macros::{
+        aggregate, apply, command, entity, event, handler, process_manager, projection, projector, value_object,
+    };
     /// Command ids and correlation ids ([`Domain::process_with`]) are UUIDs.
     pub use uuid::Uuid;
 }

@@ -1,5 +1,6 @@
 //! Exports of the domain model: a versioned JSON description, a Mermaid class diagram
-//! and a Graphviz DOT graph of the aggregate clusters.
+//! and a Graphviz DOT graph of the aggregate clusters, with the projections and process
+//! managers fed by their events.
 
 use std::fmt::Write as _;
 
@@ -7,7 +8,7 @@ use serde_json::{json, Value};
 
 use crate::model::element::ElementKind;
 use crate::model::field::FieldShape;
-use crate::registry::{Cluster, ElementDescriptor, HandlerInfo, MessageKind, Model};
+use crate::registry::{Cluster, ElementDescriptor, HandlerInfo, HandlerRole, MessageKind, Model};
 
 /// The `format` field of the JSON export.
 pub const MODEL_FORMAT: &str = "protean.model";
@@ -85,7 +86,9 @@ impl Model {
                 let relation = match inner {
                     FieldShape::HasMany { .. } => Relation::HasMany,
                     FieldShape::HasOne { .. } => Relation::HasOne,
-                    FieldShape::Identifier { .. } if d.identity == Some(f.name) => continue,
+                    // An element's own identity; a projection keyed by another element's
+                    // identity does reference it.
+                    FieldShape::Identifier { .. } if d.identity == Some(f.name) && to == d.name => continue,
                     FieldShape::Identifier { .. } => Relation::Identity,
                     _ => Relation::Embeds,
                 };
@@ -135,6 +138,7 @@ impl Model {
                     "method": h.method,
                     "part_of": h.aggregate,
                     "handles": h.kind,
+                    "role": h.role,
                     "message": h.message,
                     "type_name": h.type_name,
                     "docs": h.docs,
@@ -153,7 +157,9 @@ impl Model {
 
     /// The model as a Mermaid class diagram: one namespace per aggregate cluster;
     /// composition for `HasMany`/`HasOne`, dashed arrows for identity references,
-    /// and the commands and events of each aggregate.
+    /// the commands and events of each aggregate, and an arrow from each event to what
+    /// it moves: an aggregate (`reacts`), a projection (`projects`) or a process
+    /// manager (`moves the flow`).
     pub fn to_mermaid(&self) -> String {
         let mut out = String::from("classDiagram\n");
         let clusters = self.clusters();
@@ -193,19 +199,21 @@ impl Model {
             }
         }
         for h in self.reactions() {
-            let _ = writeln!(out, "  {} ..> {} : {} reacts", h.message, h.aggregate, h.name());
+            let _ = writeln!(out, "  {} ..> {} : {} {}", h.message, h.aggregate, h.name(), verb(h.role));
         }
         out
     }
 
-    /// The event handlers, whose reactions link the clusters in the pictures.
+    /// The event handlers, projectors and process managers' steps: their reactions link
+    /// the clusters, and feed the projections and flows, in the pictures.
     fn reactions(&self) -> impl Iterator<Item = &HandlerInfo> + '_ {
         self.handlers().iter().filter(|h| h.kind == MessageKind::Event)
     }
 
     /// The model as a Graphviz DOT graph: one box per aggregate cluster (root, entities,
     /// commands, events and the value objects only it uses), with identity references
-    /// between clusters drawn dashed.
+    /// between clusters drawn dashed, and dashed arrows from each event to the
+    /// aggregates, projections and process managers it moves (colored by role).
     pub fn to_dot(&self) -> String {
         let mut out = String::from(
             "digraph protean_model {\n  rankdir=LR;\n  compound=true;\n  node [shape=record, fontname=\"Helvetica\", fontsize=10];\n  edge [fontname=\"Helvetica\", fontsize=9];\n",
@@ -251,16 +259,31 @@ impl Model {
             }
         }
         for h in self.reactions() {
+            let (label, color) = match h.role {
+                HandlerRole::Handler => (h.name().to_string(), "#2c7a4b"),
+                role => (
+                    format!("{} ({})", h.name(), verb(role)),
+                    if role == HandlerRole::ProcessManager { "#8a3b8f" } else { "#b8860b" },
+                ),
+            };
             let _ = writeln!(
                 out,
-                "  \"{}\" -> \"{}\" [label=\"{}\", style=dashed, color=\"#2c7a4b\"];",
-                h.message,
-                h.aggregate,
-                h.name()
+                "  \"{}\" -> \"{}\" [label=\"{label}\", style=dashed, color=\"{color}\"];",
+                h.message, h.aggregate,
             );
         }
         out.push_str("}\n");
         out
+    }
+}
+
+/// What an event does through a handler method of this role, as the pictures say it.
+fn verb(role: HandlerRole) -> &'static str {
+    match role {
+        HandlerRole::Handler => "reacts",
+        HandlerRole::Projector => "projects",
+        HandlerRole::InlineProjector => "projects inline",
+        HandlerRole::ProcessManager => "moves the flow",
     }
 }
 
@@ -312,6 +335,8 @@ fn dot_node(out: &mut String, d: &ElementDescriptor, indent: &str) {
         ElementKind::ValueObject => "#fff2cc",
         ElementKind::Command => "#e8e0f5",
         ElementKind::Event => "#fde0d0",
+        ElementKind::Projection => "#d5f0f0",
+        ElementKind::ProcessManager => "#f0d9ef",
     };
     let _ = writeln!(
         out,

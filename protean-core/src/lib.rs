@@ -1,6 +1,6 @@
 //! Runtime of [protean](https://docs.rs/protean): the types and traits that the
-//! `#[aggregate]`, `#[entity]`, `#[value_object]`, `#[command]` and `#[event]` macros
-//! build on.
+//! `#[aggregate]`, `#[entity]`, `#[value_object]`, `#[command]`, `#[event]`,
+//! `#[handler]`, `#[projection]`, `#[projector]` and `#[process_manager]` macros build on.
 //!
 //! Users depend on the `protean` facade crate and write `use protean::prelude::*;`;
 //! this crate is what it re-exports. Its modules are layers, each depending only on
@@ -57,15 +57,18 @@ pub mod __private {
     pub use crate::registry::{
         ElementDescriptor, FieldDescriptor, FieldOptions, HandlerInfo, HandlerRole, InvariantDescriptor, MessageKind,
     };
-    pub use crate::runtime::context::Context;
+    pub use crate::runtime::context::{Context, ReadModel};
     pub use crate::runtime::handler::{
         assert_command_of, assert_context_of, assert_event, no_reply, reply, run_command, run_event, HandleCommand,
         HandleEvent, HandlerDescriptor, Route,
     };
     pub use crate::runtime::process::{
-        assert_flow_of, fire_scheduled, run_flow_start, run_flow_step, ContinueFlow, StartFlow,
+        assert_flow_of, fire_scheduled, run_flow_start, run_flow_step, ContinueFlow, Flow, Handles, ProcessManager,
+        StartFlow,
     };
-    pub use crate::runtime::projection::{assert_rows_of, project, Project, ProjectorRoute, RowSet};
+    pub use crate::runtime::projection::{
+        assert_rows_of, project, FedBy, Project, Projection, ProjectionKey, ProjectorRoute, RowSet, Rows,
+    };
     pub use crate::runtime::sourcing::{
         apply_raised, apply_raised_event, apply_stored, assert_event_of, ApplierDescriptor,
     };

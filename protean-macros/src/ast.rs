@@ -11,7 +11,7 @@ use syn::{Attribute, Fields, Ident, Item, Type, Visibility};
 
 use crate::attr::{self, Args, FieldOptions, Invariants};
 use crate::errors::Errors;
-use crate::symbol::{EVENT_SOURCED, FIELD, INVARIANT, NAME, PART_OF, RETURNS, UPCAST, VERSION};
+use crate::symbol::{CORRELATE, EVENT_SOURCED, FIELD, INDEX, INVARIANT, KEY, NAME, PART_OF, RETURNS, UPCAST, VERSION};
 
 /// Which macro is expanding.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -26,6 +26,10 @@ pub enum Kind {
     Command,
     /// `#[event]`.
     Event,
+    /// `#[projection]`.
+    Projection,
+    /// `#[process_manager]` on a struct.
+    ProcessManager,
 }
 
 impl Kind {
@@ -37,7 +41,14 @@ impl Kind {
             Kind::ValueObject => "value_object",
             Kind::Command => "command",
             Kind::Event => "event",
+            Kind::Projection => "projection",
+            Kind::ProcessManager => "process_manager",
         }
+    }
+
+    /// Projections and process managers: state moved on by events, outside any cluster.
+    pub fn fed_by_events(self) -> bool {
+        matches!(self, Kind::Projection | Kind::ProcessManager)
     }
 
     /// Aggregates and entities: identity, associations, builders.
@@ -53,6 +64,8 @@ impl Kind {
             Kind::Entity => &[PART_OF],
             Kind::Command => &[PART_OF, VERSION, NAME, RETURNS],
             Kind::Event => &[PART_OF, VERSION, NAME, UPCAST],
+            Kind::Projection => &[VERSION],
+            Kind::ProcessManager => &[CORRELATE],
         }
     }
 }
@@ -120,6 +133,10 @@ pub struct Field {
     pub docs: String,
     /// How its type is written.
     pub shape: TypeShape,
+    /// `#[key]` (projections), at the attribute.
+    pub key: Option<Span>,
+    /// `#[index]` (projections), at the attribute.
+    pub index: Option<Span>,
 }
 
 impl Field {
@@ -131,11 +148,12 @@ impl Field {
 
 /// Which field, if any, is the element's identity.
 pub enum Identity {
-    /// The field at this index is the identity.
+    /// The field at this index is the identity (of a projection: its `#[key]`).
     Declared(usize),
     /// The macro adds `id: Identifier<Self>`.
     Generated,
-    /// Value objects, commands and events have none.
+    /// Value objects, commands, events and process managers have none (nor a
+    /// projection without a `#[key]`, which `valid` reports).
     None,
 }
 
@@ -226,10 +244,12 @@ pub fn docs_of(attrs: &[Attribute]) -> String {
 
 /// Records that `#[kind]` does not apply to `what` (at `span`).
 fn wrong_item(kind: Kind, what: &str, span: Span, errors: &mut Errors) {
-    let expected = if kind == Kind::ValueObject {
-        "a struct with named fields, or an enum of unit variants (a set of choices)"
-    } else {
-        "a struct with named fields"
+    let expected = match kind {
+        Kind::ValueObject => "a struct with named fields, or an enum of unit variants (a set of choices)",
+        Kind::ProcessManager => {
+            "a struct with named fields (the state of a flow), and to an `impl` block of it (its steps)"
+        }
+        _ => "a struct with named fields",
     };
     errors.push(syn::Error::new(span, format!("`#[{}]` applies to {expected}, not to {what}", kind.macro_name())));
 }
@@ -250,6 +270,9 @@ pub fn parse<'a>(kind: Kind, args: &'a Args, item: &Item, errors: &mut Errors) -
             Fields::Named(named) => (&s.ident, &s.vis, &s.attrs, &s.generics, Members::Fields(named)),
             Fields::Unnamed(f) => {
                 wrong_item(kind, "a tuple struct", f.span(), errors);
+                if kind == Kind::Projection {
+                    unnamed_markers(f, errors);
+                }
                 return None;
             }
             Fields::Unit => {
@@ -273,7 +296,7 @@ pub fn parse<'a>(kind: Kind, args: &'a Args, item: &Item, errors: &mut Errors) -
     };
     let invariants = attr::parse_invariants(attrs, errors);
     let body = match members {
-        Members::Fields(named) => Body::Struct(parse_fields(named, errors)),
+        Members::Fields(named) => Body::Struct(parse_fields(kind, named, errors)),
         Members::Variants(e) => choices(e),
     };
     let identity = identity_of(kind, &body);
@@ -291,13 +314,41 @@ pub fn parse<'a>(kind: Kind, args: &'a Args, item: &Item, errors: &mut Errors) -
     })
 }
 
-/// The named fields, each with its `#[field(..)]` options.
-fn parse_fields(named: &syn::FieldsNamed, errors: &mut Errors) -> Vec<Field> {
+/// The attributes of a field that are protean's own, removed from the output: `#[field]`,
+/// and on a projection `#[key]` and `#[index]`.
+pub fn is_field_helper(kind: Kind, attr: &Attribute) -> bool {
+    attr.path().is_ident(FIELD)
+        || (kind == Kind::Projection && (attr.path().is_ident(KEY) || attr.path().is_ident(INDEX)))
+}
+
+/// `#[key]` and `#[index]` on the fields of a tuple struct: they name fields.
+fn unnamed_markers(fields: &syn::FieldsUnnamed, errors: &mut Errors) {
+    for attr in fields.unnamed.iter().flat_map(|f| &f.attrs) {
+        for marker in [KEY, INDEX] {
+            if attr.path().is_ident(marker) {
+                errors.error_at(
+                    attr,
+                    format!(
+                        "`#[{marker}]` marks a named field, which rows are stored and queried by: \
+                         give the projection named fields (`pub customer_id: Identifier<Customer>`)"
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// The named fields, each with its `#[field(..)]` options (and, in a projection, its
+/// `#[key]` and `#[index]` markers).
+fn parse_fields(kind: Kind, named: &syn::FieldsNamed, errors: &mut Errors) -> Vec<Field> {
     let mut fields = Vec::new();
     for f in &named.named {
         let Some(ident) = f.ident.clone() else { continue };
+        let projection = kind == Kind::Projection;
         fields.push(Field {
-            attrs: f.attrs.iter().filter(|a| !a.path().is_ident(FIELD)).cloned().collect(),
+            key: projection.then(|| attr::parse_marker(&f.attrs, KEY, errors)).flatten(),
+            index: projection.then(|| attr::parse_marker(&f.attrs, INDEX, errors)).flatten(),
+            attrs: f.attrs.iter().filter(|a| !is_field_helper(kind, a)).cloned().collect(),
             docs: docs_of(&f.attrs),
             vis: f.vis.clone(),
             ty: f.ty.clone(),
@@ -321,9 +372,13 @@ fn choices(e: &syn::ItemEnum) -> Body {
 }
 
 /// The identity of an aggregate or entity: the first field marked `#[field(identifier)]`,
-/// else the field named `id`, else a generated one. (`valid` reports a second one.)
+/// else the field named `id`, else a generated one; of a projection, its first `#[key]`
+/// field. (`valid` reports a second one, and a projection without one.)
 fn identity_of(kind: Kind, body: &Body) -> Identity {
     let Body::Struct(fields) = body else { return Identity::None };
+    if kind == Kind::Projection {
+        return fields.iter().position(|f| f.key.is_some()).map_or(Identity::None, Identity::Declared);
+    }
     if !kind.has_identity() {
         return Identity::None;
     }

@@ -16,7 +16,7 @@ use crate::errors::Errors;
 use crate::symbol::*;
 
 /// The arguments of a macro itself: `#[event(part_of = Order, version = 2)]`,
-/// `#[handler(part_of = Order)]`.
+/// `#[handler(part_of = Order)]`, `#[projector(projection = View, inline)]`.
 #[derive(Default)]
 pub struct Args {
     /// Every key as written, in order, including unknown and repeated ones.
@@ -33,6 +33,12 @@ pub struct Args {
     pub event_sourced: bool,
     /// `returns = T` on `#[command]`: what its handler hands back.
     pub returns: Option<syn::Type>,
+    /// `projection = View` on `#[projector]`.
+    pub projection: Option<Path>,
+    /// `inline` on `#[projector]`.
+    pub inline: bool,
+    /// `correlate = field` on `#[process_manager]`.
+    pub correlate: Option<Ident>,
 }
 
 impl Args {
@@ -54,6 +60,14 @@ fn skip_value(meta: &ParseNestedMeta) -> syn::Result<()> {
         let _: Expr = meta.value()?.parse()?;
     } else if meta.input.peek(syn::token::Paren) {
         meta.parse_nested_meta(|inner| skip_value(&inner))?;
+    }
+    Ok(())
+}
+
+/// Checks that a flag key (`event_sourced`, `inline`) has no value.
+fn flag(meta: &ParseNestedMeta, message: &str) -> syn::Result<()> {
+    if !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
+        return Err(meta.error(message));
     }
     Ok(())
 }
@@ -86,10 +100,24 @@ pub fn parse_args(tokens: TokenStream, macro_name: &str, accepted: &[&str], erro
                     Err(_) => errors.error_at(&lit, VERSION_RANGE),
                 }
             } else if key == EVENT_SOURCED {
-                if !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
-                    return Err(meta.error("`event_sourced` takes no value: `#[aggregate(event_sourced)]`"));
-                }
+                flag(&meta, "`event_sourced` takes no value: `#[aggregate(event_sourced)]`")?;
                 args.event_sourced = true;
+            } else if key == INLINE {
+                flag(&meta, "`inline` takes no value: `#[projector(projection = View, inline)]`")?;
+                args.inline = true;
+            } else if key == PROJECTION {
+                let path: Path = meta.value()?.parse().map_err(|e| {
+                    syn::Error::new(e.span(), "`projection` names a type, without quotes: `projection = CustomerView`")
+                })?;
+                first(&mut args.projection, path);
+            } else if key == CORRELATE {
+                let field: Ident = meta.value()?.parse().map_err(|e| {
+                    syn::Error::new(
+                        e.span(),
+                        "`correlate` names the field of the events that holds the flow's key: `correlate = order_id`",
+                    )
+                })?;
+                first(&mut args.correlate, field);
             } else if key == UPCAST {
                 let path: Path = meta.value()?.parse().map_err(|e| {
                     syn::Error::new(e.span(), "`upcast` names a function: `upcast = upcast_order_placed`")
@@ -276,4 +304,41 @@ pub fn parse_invariants(attrs: &[syn::Attribute], errors: &mut Errors) -> Invari
         errors.ok(result);
     }
     invariants
+}
+
+/// Where a marker attribute without arguments (`#[key]`, `#[index]`) is on a field, if
+/// it is there. A marker given arguments is an error; it still counts.
+pub fn parse_marker(attrs: &[syn::Attribute], name: &str, errors: &mut Errors) -> Option<Span> {
+    let mut found = None;
+    for attr in attrs.iter().filter(|a| a.path().is_ident(name)) {
+        if !matches!(attr.meta, syn::Meta::Path(_)) {
+            errors.error_at(&attr.meta, format!("`#[{name}]` takes no arguments: write `#[{name}]`"));
+        }
+        if found.is_some() {
+            errors.error_at(attr, format!("`#[{name}]` is written twice on this field: give it once"));
+        }
+        found.get_or_insert(attr.path().span());
+    }
+    found
+}
+
+/// The field named by a method's `#[correlate(field)]`, if it has one.
+pub fn parse_correlate(attrs: &[syn::Attribute], errors: &mut Errors) -> Option<Ident> {
+    let mut found: Option<Ident> = None;
+    for attr in attrs.iter().filter(|a| a.path().is_ident(CORRELATE)) {
+        let field = attr.parse_args::<Ident>().map_err(|_| {
+            syn::Error::new_spanned(
+                &attr.meta,
+                "`#[correlate(..)]` names one field of the event, holding the flow's key: `#[correlate(order_id)]`",
+            )
+        });
+        match (errors.ok(field), &found) {
+            (Some(_), Some(_)) => {
+                errors.error_at(attr, "`#[correlate(..)]` is written twice on this method: give it once")
+            }
+            (Some(field), None) => found = Some(field),
+            (None, _) => {}
+        }
+    }
+    found
 }

@@ -42,4 +42,11 @@ impl Errors {
     pub fn into_compile_errors(self) -> TokenStream {
         self.first.map(|e| e.to_compile_error()).unwrap_or_default()
     }
+
+    /// `item` as written, followed by the errors: what a rejected `impl` block expands to,
+    /// so that the code calling its methods still compiles.
+    pub fn beside(self, item: &impl quote::ToTokens) -> TokenStream {
+        let errors = self.into_compile_errors();
+        quote::quote!(#item #errors)
+    }
 }

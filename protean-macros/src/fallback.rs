@@ -10,14 +10,14 @@ use proc_macro2::TokenStream;
 use quote::{quote, ToTokens};
 use syn::{Attribute, Item};
 
-use crate::ast::{Body, Element, Kind};
+use crate::ast::{is_field_helper, Body, Element, Kind};
 use crate::errors::Errors;
-use crate::expand::{derives, element_consts, private, stable_type_name};
-use crate::symbol::{FIELD, INVARIANT};
+use crate::expand::{correlate, derives, element_consts, private, stable_type_name};
+use crate::symbol::INVARIANT;
 
-/// The errors of `item`, beside the stubs of `element` when it parsed and is not
-/// generic, else beside the item as written.
-pub fn expand(item: &Item, element: Option<&Element>, errors: Errors) -> TokenStream {
+/// The errors of `item` (declared with `#[kind]`), beside the stubs of `element` when it
+/// parsed and is not generic, else beside the item as written.
+pub fn expand(kind: Kind, item: &Item, element: Option<&Element>, errors: Errors) -> TokenStream {
     let errors = errors.into_compile_errors();
     match element {
         Some(el) if el.generics.params.is_empty() => {
@@ -25,7 +25,7 @@ pub fn expand(item: &Item, element: Option<&Element>, errors: Errors) -> TokenSt
             quote!(#stubs #errors)
         }
         _ => {
-            let original = strip_helpers(item);
+            let original = strip_helpers(kind, item);
             quote!(#original #errors)
         }
     }
@@ -33,9 +33,9 @@ pub fn expand(item: &Item, element: Option<&Element>, errors: Errors) -> TokenSt
 
 /// The item with protean's helper attributes removed, so the rest of the user's code
 /// still finds the type.
-fn strip_helpers(item: &Item) -> TokenStream {
+fn strip_helpers(kind: Kind, item: &Item) -> TokenStream {
     let mut item = item.clone();
-    let keep = |a: &Attribute| !a.path().is_ident(FIELD) && !a.path().is_ident(INVARIANT);
+    let keep = |a: &Attribute| !is_field_helper(kind, a) && !a.path().is_ident(INVARIANT);
     match &mut item {
         Item::Struct(s) => {
             s.attrs.retain(keep);
@@ -130,6 +130,31 @@ fn stubs(el: &Element) -> TokenStream {
                     }
                 }
                 impl #p::CommandOf<#parent> for #ident {}
+            }
+        }
+        (Kind::Projection, _) => {
+            let name = ident.to_string();
+            quote! {
+                impl #p::ReadModel for #ident {
+                    const NAME: &'static str = #name;
+                    const PROJECTED: bool = true;
+                }
+                impl #p::Projection for #ident {
+                    const VERSION: u32 = 1;
+                    const INDEXED: &'static [&'static str] = &[];
+                    fn key(&self) -> ::std::string::String { #unreachable }
+                }
+            }
+        }
+        (Kind::ProcessManager, _) => {
+            let name = ident.to_string();
+            // Not empty, so that its steps are not also reported for having no correlation field.
+            let correlate = Some(correlate(el)).filter(|c| !c.is_empty()).unwrap_or_else(|| "?".into());
+            quote! {
+                impl #p::ProcessManager for #ident {
+                    const NAME: &'static str = #name;
+                    const CORRELATE: &'static str = #correlate;
+                }
             }
         }
         _ => TokenStream::new(),

@@ -6,8 +6,10 @@
 //! represent; `valid` checks it, recording every mistake on its own span (`errors`);
 //! then `expand` generates the code, or, when something was wrong, `fallback` emits
 //! the item with stub impls beside the errors, so that one mistake gives one error.
-//! `#[handler]` and `#[apply]` (`handler`, `apply`) share the argument parser and the
-//! helpers of `expand`.
+//! `#[projection]` and `#[process_manager]` on a struct are element macros too.
+//! `#[handler]`, `#[projector]`, `#[process_manager]` on an `impl` block (`handler`,
+//! `projector`, `steps`) and `#[apply]` (`apply`) share the argument parser and the
+//! helpers of `expand`; the first three parse their methods in `signature`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -18,6 +20,9 @@ mod errors;
 mod expand;
 mod fallback;
 mod handler;
+mod projector;
+mod signature;
+mod steps;
 mod symbol;
 mod valid;
 
@@ -32,6 +37,11 @@ fn run(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
         Ok(item) => item,
         Err(e) => return e.to_compile_error().into(),
     };
+    run_item(kind, args, item)
+}
+
+/// Runs an element macro on a parsed item.
+fn run_item(kind: Kind, args: TokenStream, item: syn::Item) -> TokenStream {
     let mut errors = Errors::default();
     let args = attr::parse_args(args.into(), kind.macro_name(), kind.keys(), &mut errors);
     let element = ast::parse(kind, &args, &item, &mut errors);
@@ -41,7 +51,7 @@ fn run(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
     }
     match element {
         Some(element) if errors.is_empty() => expand::element(&element).into(),
-        element => fallback::expand(&item, element.as_ref(), errors).into(),
+        element => fallback::expand(kind, &item, element.as_ref(), errors).into(),
     }
 }
 
@@ -189,4 +199,119 @@ pub fn handler(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn apply(args: TokenStream, item: TokenStream) -> TokenStream {
     apply::expand(args.into(), item.into()).into()
+}
+
+/// Declares a **projection**: a read model kept current by `#[projector]`s from events,
+/// stored as rows keyed by one field, and read by handlers with `ctx.read`.
+///
+/// ```text
+/// /// How much credit a customer has left.
+/// #[projection]                              // or #[projection(version = 2)]
+/// pub struct CustomerCreditView {
+///     #[key]
+///     pub customer_id: Identifier<Customer>, // keys the rows
+///     #[index]
+///     pub status: String,                    // queries filter and order on it
+///     pub orders: u32,
+/// }
+/// ```
+///
+/// * **Arguments**: `version = N` (default 1): the version of its shape and projectors;
+///   bump it to rebuild the projection from the event log.
+/// * **`#[key]`**: on exactly one field, whose value (a `ProjectionKey`: an
+///   `Identifier<T>`, a `String`, a number or a `Uuid`) keys the rows.
+/// * **`#[index]`**: on the fields queries filter and order on (`Projection::INDEXED`).
+/// * **Fields**: values, as in an event; no `#[field(..)]` options and no invariants: a
+///   projection's rows are what its projectors make of events that already happened.
+/// * **Generates**: `Clone`, `Debug`, `PartialEq`, serde's `Serialize`/`Deserialize`
+///   (unless you derive them yourself), `ReadModel`, `Projection` (`VERSION`, `INDEXED`,
+///   `key()`), and the registry descriptor. Its rustdoc page lists the events feeding it
+///   (`FedBy<Event, Projector>`). Only its projectors change it: a handler's
+///   `ctx.add(view)` does not compile.
+#[proc_macro_attribute]
+pub fn projection(args: TokenStream, item: TokenStream) -> TokenStream {
+    run(Kind::Projection, args, item)
+}
+
+/// Declares a **projector**: an `impl` block whose `async fn`s take events of any
+/// aggregate and change the rows of one `#[projection]`.
+///
+/// ```text
+/// pub struct CreditProjector;
+///
+/// #[projector(projection = CustomerCreditView)]
+/// impl CreditProjector {
+///     /// Counts a customer's orders.
+///     async fn placed(rows: &mut Rows<CustomerCreditView>, event: &OrderPlaced) -> Result<(), DomainError> {
+///         rows.update(&event.customer_id, |view| view.orders += 1).await?;
+///         Ok(())
+///     }
+/// }
+/// ```
+///
+/// * **Arguments**: `projection = View`, required; `inline` to run the projector in the
+///   unit of work that raises the event (committed with it, so the caller reads its own
+///   writes) instead of after the commit, like an event handler (the default).
+/// * **Methods**: every function of the block is a projector method: `async fn(rows:
+///   &mut Rows<View>, event: &Event) -> Result<(), E>` where `E: Into<DomainError>`.
+/// * **Rules the compiler checks**: the rows are `Rows<View>`; the message is an event
+///   taken by reference; a projector loads no aggregate (`rows.load(..)` does not
+///   compile): it builds its rows from events alone.
+/// * **Generates**: a registration per method, and `FedBy<Event, Projector>` on the
+///   projection so its rustdoc page lists the events feeding it.
+#[proc_macro_attribute]
+pub fn projector(args: TokenStream, item: TokenStream) -> TokenStream {
+    projector::expand(args.into(), item.into()).into()
+}
+
+/// Declares a **process manager**: on a struct, the state of a flow across aggregates;
+/// on an `impl` block of it, the steps that start and move the flow on, one per event.
+///
+/// ```text
+/// #[process_manager(correlate = order_id)]   // the events' field holding a flow's key
+/// pub struct Fulfilment {
+///     pub order_id: Identifier<Order>,
+///     pub stage: String,
+/// }
+///
+/// #[process_manager]
+/// impl Fulfilment {
+///     // No `self`: starts a flow and returns its state.
+///     async fn placed(ctx: &mut Flow<Self>, event: &OrderPlaced) -> Result<Self, DomainError> {
+///         ctx.send(ReserveStock { order_id: event.order_id.clone() });
+///         Ok(Fulfilment { order_id: event.order_id.clone(), stage: "reserving".into() })
+///     }
+///     // `&mut self`: moves a running flow on.
+///     async fn reserved(&mut self, ctx: &mut Flow<Self>, event: &StockReserved) -> Result<(), DomainError> {
+///         ctx.end();
+///         Ok(())
+///     }
+///     #[correlate(order)]                      // this step's own correlation field
+///     async fn paid(&mut self, ctx: &mut Flow<Self>, event: &PaymentTaken) -> Result<(), DomainError> {
+///         Ok(())
+///     }
+/// }
+/// ```
+///
+/// * **Arguments**: on the struct, `correlate = field` (optional when every step names
+///   its own with `#[correlate(field)]`); on the `impl` block, none.
+/// * **Fields**: values, as in an event; no `#[field(..)]` options and no invariants.
+/// * **Steps**: `async fn(ctx: &mut Flow<Self>, event: &Event) -> Result<Self, E>`
+///   starts a flow; `async fn(&mut self, ctx: &mut Flow<Self>, event: &Event) ->
+///   Result<(), E>` moves one on; `E: Into<DomainError>`. A step acts only through its
+///   flow context: it sends and schedules commands, and ends the flow.
+/// * **Rules the compiler checks**: the context is `Flow<Self>`; the message is an event
+///   taken by reference; a `#[correlate(field)]` names a field of the event; a step
+///   without one has the struct's `correlate`; a process manager loads no aggregate
+///   (`ctx.load(..)` does not compile).
+/// * **Generates**: on the struct, the derives (as `#[projection]`), `ProcessManager`
+///   and the registry descriptor; on the block, a registration per step and
+///   `Handles<Event>` on the struct so its rustdoc page lists its events.
+#[proc_macro_attribute]
+pub fn process_manager(args: TokenStream, item: TokenStream) -> TokenStream {
+    match syn::parse::<syn::Item>(item) {
+        Ok(syn::Item::Impl(block)) => steps::expand(args.into(), quote::ToTokens::to_token_stream(&block)).into(),
+        Ok(item) => run_item(Kind::ProcessManager, args, item),
+        Err(e) => e.to_compile_error().into(),
+    }
 }

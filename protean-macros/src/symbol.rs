@@ -1,8 +1,8 @@
 //! The attribute keys the macros accept, in one place.
 
-/// `part_of = Parent` on `#[entity]`, `#[command]` and `#[event]`.
+/// `part_of = Parent` on `#[entity]`, `#[command]`, `#[event]` and `#[handler]`.
 pub const PART_OF: &str = "part_of";
-/// `version = N` on `#[command]` and `#[event]`.
+/// `version = N` on `#[command]`, `#[event]` and `#[projection]`.
 pub const VERSION: &str = "version";
 /// `name = "Stable.Name"` on `#[command]` and `#[event]`.
 pub const NAME: &str = "name";
@@ -36,3 +36,15 @@ pub const INVARIANT: &str = "invariant";
 pub const PRE: &str = "pre";
 /// `#[invariant(post = method)]`.
 pub const POST: &str = "post";
+
+/// `projection = View` on `#[projector]`: the projection whose rows it changes.
+pub const PROJECTION: &str = "projection";
+/// `#[projector(projection = View, inline)]`: runs in the unit of work raising the event.
+pub const INLINE: &str = "inline";
+/// `correlate = field` on `#[process_manager]`, and the `#[correlate(field)]` method
+/// attribute: the event field holding the flow's key.
+pub const CORRELATE: &str = "correlate";
+/// `#[key]` on a field of a `#[projection]`: its value keys the rows.
+pub const KEY: &str = "key";
+/// `#[index]` on a field of a `#[projection]`: queries filter and order on it.
+pub const INDEX: &str = "index";

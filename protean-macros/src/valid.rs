@@ -29,7 +29,11 @@ pub fn check(el: &Element, errors: &mut Errors) {
             for field in fields {
                 self::field(el.kind, field, errors);
             }
-            identity(el.kind, fields, errors);
+            if el.kind == Kind::Projection {
+                projection_key(el, fields, errors);
+            } else if !el.kind.fed_by_events() {
+                identity(el.kind, fields, errors);
+            }
         }
         Body::Choices(variants) => choices(el, variants, errors),
     }
@@ -100,12 +104,20 @@ fn invariants(kind: Kind, invariants: &Invariants, errors: &mut Errors) {
             errors.error_at(method, format!("invariant `{method}` is declared twice"));
         }
     }
-    if let (Some(first), Kind::Command | Kind::Event) = (invariants.list.first(), kind) {
-        errors.error_at(
-            &first.method,
-            "invariants belong to aggregates, entities and value objects; commands and events are checked with `#[field(..)]` options",
-        );
-    }
+    let Some(first) = invariants.list.first() else { return };
+    let message = match kind {
+        Kind::Command | Kind::Event => {
+            "invariants belong to aggregates, entities and value objects; commands and events are checked with `#[field(..)]` options"
+        }
+        Kind::Projection => {
+            "a projection has no invariants: its rows are what its projectors make of events that already happened"
+        }
+        Kind::ProcessManager => {
+            "a process manager has no invariants: its steps decide, from the events, which commands to send"
+        }
+        _ => return,
+    };
+    errors.error_at(&first.method, message);
 }
 
 /// A field's name, options, and (outside aggregates and entities) no entities held.
@@ -113,11 +125,23 @@ fn field(kind: Kind, f: &Field, errors: &mut Errors) {
     if f.ident.to_string().starts_with("__") {
         errors.error_at(&f.ident, "field names starting with `__` are reserved for protean");
     }
-    field_options(&f.options, errors);
+    match (kind, f.options.keys.first()) {
+        (Kind::Projection, Some(key)) => errors.error_at(
+            key,
+            "a projection's rows are written by its projectors, not built and validated: drop `#[field(..)]`",
+        ),
+        (Kind::ProcessManager, Some(key)) => errors.error_at(
+            key,
+            "the state of a process manager is written by its steps, not built and validated: drop `#[field(..)]`",
+        ),
+        _ => field_options(&f.options, errors),
+    }
     if !kind.has_identity() && f.shape.holds_entities() {
         let what = match kind {
             Kind::ValueObject => "a value object",
             Kind::Command => "a command",
+            Kind::Projection => "a projection",
+            Kind::ProcessManager => "a process manager",
             _ => "an event",
         };
         errors.error_at(
@@ -147,6 +171,34 @@ fn field_options(options: &FieldOptions, errors: &mut Errors) {
     }
     if let (Some((_, span)), true) = (options.length, options.min_length.is_some() || options.max_length.is_some()) {
         errors.push(syn::Error::new(span, "`length` fixes the length: drop `min_length`/`max_length` beside it"));
+    }
+}
+
+/// Exactly one `#[key]` field in a projection.
+fn projection_key(el: &Element, fields: &[Field], errors: &mut Errors) {
+    let keys: Vec<&Field> = fields.iter().filter(|f| f.key.is_some()).collect();
+    match keys.as_slice() {
+        [] => errors.error_at(
+            &el.ident,
+            format!(
+                "projection `{}` has no key: mark the field whose value keys its rows with `#[key]` \
+                 (`#[key] pub customer_id: Identifier<Customer>`)",
+                el.ident
+            ),
+        ),
+        [_] => {}
+        [first, rest @ ..] => {
+            for f in rest {
+                errors.push(syn::Error::new(
+                    f.key.unwrap_or_else(proc_macro2::Span::call_site),
+                    format!(
+                        "two `#[key]` fields: `{}` already keys the rows, and a projection has exactly one key; \
+                         drop this `#[key]`, and mark the fields that queries filter on with `#[index]`",
+                        first.ident
+                    ),
+                ));
+            }
+        }
     }
 }
 

@@ -30,6 +30,10 @@ pub enum ElementKind {
     Command,
     /// A fact raised by one aggregate.
     Event,
+    /// A read model kept by projectors from events (`#[projection]`).
+    Projection,
+    /// The state of a flow across aggregates, moved on by events (`#[process_manager]`).
+    ProcessManager,
 }
 
 impl ElementKind {
@@ -41,6 +45,8 @@ impl ElementKind {
             ElementKind::ValueObject => "value object",
             ElementKind::Command => "command",
             ElementKind::Event => "event",
+            ElementKind::Projection => "projection",
+            ElementKind::ProcessManager => "process manager",
         }
     }
 }
@@ -62,12 +68,12 @@ pub trait DomainElement: 'static {
     const PARENT_KEY: &'static str = "";
     /// The aggregate whose cluster this element is in: itself for an aggregate, the
     /// aggregate at the end of the `part_of` chain for an entity, and [`NoCluster`] for
-    /// value objects, commands and events.
+    /// value objects, commands, events, projections and process managers.
     type Root: 'static;
 }
 
-/// The [`DomainElement::Root`] of elements outside any cluster: value objects, commands
-/// and events. It is not an aggregate, so nothing is raised or loaded through it.
+/// The [`DomainElement::Root`] of elements outside any cluster: value objects, commands,
+/// events, projections and process managers. It is not an aggregate, so nothing is raised or loaded through it.
 #[derive(Debug, Clone, Copy)]
 pub enum NoCluster {}
 

@@ -6,7 +6,7 @@ use std::fmt;
 
 use crate::model::element::ElementKind;
 use crate::model::field::FieldShape;
-use crate::registry::{ElementDescriptor, HandlerInfo, MessageKind};
+use crate::registry::{ElementDescriptor, HandlerInfo, HandlerRole, MessageKind};
 
 /// A rule of the model broken in a way the compiler cannot see.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,6 +243,39 @@ impl Model {
         }
     }
 
+    /// Every projection has a projector and every process manager a step: without them
+    /// nothing would ever change their rows or flows.
+    fn check_fed(&self, problem: &mut impl FnMut(&str, String)) {
+        let fed = |d: &ElementDescriptor, roles: &[HandlerRole]| {
+            self.handlers.iter().any(|h| h.aggregate_key == d.key && roles.contains(&h.role))
+        };
+        for view in self.of_kind(ElementKind::Projection) {
+            if !fed(view, &[HandlerRole::Projector, HandlerRole::InlineProjector]) {
+                problem(
+                    view.name,
+                    format!(
+                        "projection `{0}` has no projector, so its rows never change: add an \
+                         `#[projector(projection = {0})]` impl block with a method per event that feeds it, \
+                         or include its module",
+                        view.name
+                    ),
+                );
+            }
+        }
+        for process in self.of_kind(ElementKind::ProcessManager) {
+            if !fed(process, &[HandlerRole::ProcessManager]) {
+                problem(
+                    process.name,
+                    format!(
+                        "process manager `{0}` has no steps, so no flow ever starts: add a \
+                         `#[process_manager] impl {0}` block with a method per event it takes",
+                        process.name
+                    ),
+                );
+            }
+        }
+    }
+
     fn check_handlers(&self, problem: &mut impl FnMut(&str, String)) {
         let mut by_command: BTreeMap<&str, Vec<&HandlerInfo>> = BTreeMap::new();
         for h in self.handlers.iter().filter(|h| h.kind == MessageKind::Command) {
@@ -271,6 +304,7 @@ impl Model {
                 ),
             }
         }
+        self.check_fed(problem);
         let mut ids: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for h in &self.handlers {
             ids.entry(h.id).or_default().push(h.module_path);
@@ -288,14 +322,16 @@ impl Model {
         }
         for h in &self.handlers {
             if !self.elements.iter().any(|d| d.key == h.aggregate_key) {
-                problem(
-                    h.handler,
-                    format!(
-                        "handler `{}` is `part_of = {}`, which is not in this domain: include its module",
-                        h.name(),
-                        h.aggregate
-                    ),
-                );
+                let what = match h.role {
+                    HandlerRole::Handler => format!("handler `{}` is `part_of = {}`", h.name(), h.aggregate),
+                    HandlerRole::Projector | HandlerRole::InlineProjector => {
+                        format!("projector `{}` is for the projection `{}`", h.name(), h.aggregate)
+                    }
+                    HandlerRole::ProcessManager => {
+                        format!("`{}` is a step of the process manager `{}`", h.name(), h.aggregate)
+                    }
+                };
+                problem(h.handler, format!("{what}, which is not in this domain: include its module"));
             }
             if h.kind == MessageKind::Command && !self.elements.iter().any(|d| d.key == h.message_key) {
                 problem(

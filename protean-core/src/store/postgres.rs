@@ -20,6 +20,24 @@
 //! [`outbox_signal`](Store::outbox_signal) listens on it (one connection per store, made
 //! on first use), so the delivery workers of every process wake without polling.
 //!
+//! Projections keep their rows in `protean_projection_rows` (JSONB, by projection, copy
+//! and key), and their state in `protean_projections`. The commit function applies a
+//! batch's row changes in the commit's transaction, by the rule every store follows (see
+//! [`Batch::rows`](super::Batch::rows)): under a lock of the projection's state row, so the
+//! commits that change one projection's rows take turns from there to their end. [`register_projection`](Store::register_projection) makes an
+//! expression index per declared field, partial on the projection
+//! (`(generation, (json->'field')) WHERE projection = '…'`, named
+//! `"protean_rows.Projection.field"`), so names must be ASCII letters, digits and `_`;
+//! [`explain_query`](PostgresStore::explain_query) shows what a query reads. A rebuild
+//! finishes under `LOCK TABLE protean_events IN EXCLUSIVE MODE`, so no commit is in
+//! flight while it checks for events past where it got. The log is read by position
+//! ([`log_after`](Store::log_after)); positions come from a sequence, so commits may make
+//! them visible out of order, and a page with a position missing waits for the writers in
+//! flight before it is returned (so a reader never passes over an event that commits
+//! later). Scheduled commands are rows of `protean_scheduled`, claimed with
+//! `FOR UPDATE SKIP LOCKED`; scheduling one notifies `protean_outbox` as an undelivered
+//! event does.
+//!
 //! The schema is in `postgres/schema/`: one file per migration step (`v1.sql`, …), and
 //! the commit function (`commit_batch.sql`), created again by every migration.
 
@@ -37,15 +55,20 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+mod projections;
+
+use projections::{RowArrays, ScheduleArrays};
+
 use super::sql::{stored_count, to_i64};
 use super::{Batch, BoxFuture, Commit, Committed, Record, SchemaVersion, Snapshot, Store, StoreError, VersionConflict};
+use super::{BuildState, Logged, ProjectionSpec, ProjectionState, RowQuery, Scheduled};
 use super::{FailedDelivery, FailureQuery, FailureStatus, FailureUpdate, HandlerState, OutboxStatus};
 use crate::store::envelope::{Envelope, StreamId};
 
 /// The schema version this code works with: [`PostgresStore::migrate`] brings older
 /// databases up to it, and a store opened without migrating
 /// ([`PostgresStore::connect_without_migrating`]) requires it.
-pub const SCHEMA_VERSION: SchemaVersion = SchemaVersion(5);
+pub const SCHEMA_VERSION: SchemaVersion = SchemaVersion(6);
 
 /// The migration steps: step `n` (from `schema/vn.sql`) brings a database at version
 /// `n - 1` to version `n`. A file may hold several statements; it runs as one simple
@@ -56,6 +79,7 @@ const MIGRATIONS: [&str; SCHEMA_VERSION.0 as usize] = [
     include_str!("postgres/schema/v3.sql"),
     include_str!("postgres/schema/v4.sql"),
     include_str!("postgres/schema/v5.sql"),
+    include_str!("postgres/schema/v6.sql"),
 ];
 
 /// A unit of work's whole batch in one statement (see the file): created, or replaced,
@@ -147,6 +171,9 @@ pub struct PostgresStore {
     /// The listener behind [`Store::outbox_signal`], shared by the clones; it stops when
     /// the last of them goes.
     outbox: Arc<OutboxListener>,
+    /// A log position at or below which every event is known to be committed (or rolled
+    /// back): [`Store::log_after`] need not check pages below it (shared by the clones).
+    settled: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// How to connect a [`PostgresStore`]: the pool's size, and whether connecting migrates
@@ -220,8 +247,13 @@ impl PostgresOptions {
                 .await
                 .map_err(backend)?;
             if locked {
-                let store =
-                    PostgresStore { pool, owner, _liveness: Arc::new(Mutex::new(liveness)), outbox: Arc::default() };
+                let store = PostgresStore {
+                    pool,
+                    owner,
+                    _liveness: Arc::new(Mutex::new(liveness)),
+                    outbox: Arc::default(),
+                    settled: Arc::default(),
+                };
                 if self.migrate {
                     store.migrate().await?;
                 }
@@ -231,6 +263,11 @@ impl PostgresOptions {
         }
         Err(StoreError::Unsupported("postgres: no free advisory-lock key for this store's owner identity".into()))
     }
+}
+
+/// The DETAIL of an error the server raised, if it has one.
+fn error_detail(error: &dyn sqlx::error::DatabaseError) -> Option<String> {
+    error.try_downcast_ref::<PgDatabaseError>().and_then(|e| e.detail()).map(str::to_owned)
 }
 
 fn backend(e: sqlx::Error) -> StoreError {
@@ -325,10 +362,16 @@ impl PostgresStore {
     /// GRANT SELECT ON protean_schema TO app;
     /// GRANT SELECT, INSERT, UPDATE ON protean_aggregates, protean_events, protean_handled,
     ///     protean_snapshots, protean_read_models TO app;
-    /// GRANT SELECT, INSERT, UPDATE, DELETE ON protean_failures TO app;
+    /// GRANT SELECT, INSERT, UPDATE, DELETE ON protean_failures, protean_projections,
+    ///     protean_projection_rows, protean_scheduled TO app;
     /// GRANT USAGE ON SEQUENCE protean_events_position_seq TO app;
     /// GRANT EXECUTE ON FUNCTION protean_commit_batch TO app; -- PUBLIC has it unless revoked
     /// ```
+    ///
+    /// Such a role cannot create the index of a projection's declared field: registering
+    /// a projection then goes on without it (and logs a warning), and its queries read
+    /// without the index. Register the projections once as the owner (a deployment step
+    /// that builds the domain with an owner's store does) to have them.
     pub async fn connect_without_migrating(url: &str) -> Result<Self, StoreError> {
         PostgresOptions::new().migrate(false).connect(url).await
     }
@@ -346,7 +389,8 @@ impl PostgresStore {
     ///
     /// The step to version 4 (times as `timestamptz`) rewrites the events table, holding
     /// an exclusive lock on it meanwhile; the step to version 5 indexes its undelivered
-    /// events (reading the table, and blocking writes to it meanwhile).
+    /// events (reading the table, and blocking writes to it meanwhile); the step to
+    /// version 6 indexes all its events by position and by type (likewise).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -395,7 +439,7 @@ impl PostgresStore {
     }
 
     async fn commit_now(&self, batch: Batch) -> Result<Vec<Committed>, StoreError> {
-        let Batch { commits, handled, delivered, .. } = batch;
+        let Batch { commits, handled, delivered, rows, rows_from, schedule, cancel } = batch;
         let mut aggregates = Vec::with_capacity(commits.len());
         let mut ids = Vec::with_capacity(commits.len());
         let mut expected = Vec::with_capacity(commits.len());
@@ -423,9 +467,11 @@ impl PostgresStore {
                 causations.push(event.causation_id);
             }
         }
+        let changes = RowArrays::new(&rows);
+        let scheduled = ScheduleArrays::new(&schedule, &cancel);
         let outcome: Result<Vec<i64>, sqlx::Error> = sqlx::query_scalar(
             "SELECT protean_commit_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-             $18)",
+             $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36)",
         )
         .bind(&aggregates)
         .bind(&ids)
@@ -445,6 +491,24 @@ impl PostgresStore {
         .bind(handled.as_ref().and_then(|h| h.outcome.as_deref()))
         .bind(&delivered)
         .bind(&snapshots)
+        .bind(&changes.projections)
+        .bind(&changes.generations)
+        .bind(&changes.keys)
+        .bind(&changes.expected)
+        .bind(&changes.json)
+        .bind(rows_from)
+        .bind(&scheduled.ids)
+        .bind(&scheduled.owners)
+        .bind(&scheduled.keys)
+        .bind(&scheduled.names)
+        .bind(&scheduled.due)
+        .bind(&scheduled.types)
+        .bind(&scheduled.payloads)
+        .bind(&scheduled.correlations)
+        .bind(&scheduled.causations)
+        .bind(&scheduled.cancel_owners)
+        .bind(&scheduled.cancel_keys)
+        .bind(&scheduled.cancel_names)
         .fetch_one(&self.pool)
         .await;
         let firsts = match outcome {
@@ -461,6 +525,12 @@ impl PostgresStore {
             }
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("PT409") => {
                 return Err(self.conflict(&commits, sqlx::Error::Database(e)).await);
+            }
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("PT410") => {
+                return Err(projections::row_conflict(&rows, sqlx::Error::Database(e)));
+            }
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("PT404") => {
+                return Err(projections::not_registered(&error_detail(&*e).unwrap_or_default()));
             }
             Err(e) => return Err(backend(e)),
         };
@@ -484,10 +554,10 @@ impl PostgresStore {
     /// detail) the version it found there.
     async fn conflict(&self, commits: &[Commit], error: sqlx::Error) -> StoreError {
         let detail = match &error {
-            sqlx::Error::Database(e) => e.try_downcast_ref::<PgDatabaseError>().and_then(|e| e.detail()),
+            sqlx::Error::Database(e) => error_detail(&**e),
             _ => None,
         };
-        let reported = match detail.map(str::parse::<u64>) {
+        let reported = match detail.as_deref().map(str::parse::<u64>) {
             Some(Ok(version)) => Some(version),
             Some(Err(parse)) => {
                 tracing::warn!(detail, error = %parse, "postgres: a version conflict's detail is not the version found");
@@ -1083,6 +1153,98 @@ impl Store for PostgresStore {
             let rows = sqlx::query(&sql).bind(limit).bind(to_i64(from)).fetch_all(&self.pool).await.map_err(backend)?;
             rows.iter().map(envelope).collect()
         })
+    }
+
+    fn register_projection(&self, spec: ProjectionSpec) -> BoxFuture<'_, Result<ProjectionState, StoreError>> {
+        Box::pin(self.register_now(spec))
+    }
+
+    fn projection_state<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<ProjectionState>, StoreError>> {
+        Box::pin(self.state_now(name))
+    }
+
+    fn projection_row<'a>(
+        &'a self,
+        name: &'a str,
+        generation: Option<u64>,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<super::Row>, StoreError>> {
+        Box::pin(self.row_now(name, generation, key))
+    }
+
+    fn query_projection(&self, query: RowQuery) -> BoxFuture<'_, Result<Vec<super::Row>, StoreError>> {
+        Box::pin(self.query_now(query))
+    }
+
+    fn begin_build<'a>(
+        &'a self,
+        name: &'a str,
+        version: u32,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Option<BuildState>, StoreError>> {
+        Box::pin(self.begin_build_now(name, version, lease))
+    }
+
+    fn write_build<'a>(
+        &'a self,
+        name: &'a str,
+        generation: u64,
+        rows: Vec<(String, Option<Arc<str>>)>,
+        position: u64,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.write_build_now(name, generation, rows, position))
+    }
+
+    fn finish_build<'a>(
+        &'a self,
+        name: &'a str,
+        generation: u64,
+        position: u64,
+        types: &'a [String],
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(self.finish_build_now(name, generation, position, types))
+    }
+
+    fn log_after<'a>(
+        &'a self,
+        after: u64,
+        limit: usize,
+        types: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Logged>, StoreError>> {
+        Box::pin(self.log_after_now(after, limit, types))
+    }
+
+    fn log_count<'a>(&'a self, after: u64, types: &'a [String]) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(self.log_count_now(after, types))
+    }
+
+    fn claim_due(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+        lease: Duration,
+    ) -> BoxFuture<'_, Result<Vec<Scheduled>, StoreError>> {
+        Box::pin(self.claim_due_now(now, limit, lease))
+    }
+
+    fn complete_scheduled(&self, id: Uuid) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.complete_scheduled_now(id))
+    }
+
+    fn release_scheduled(&self, ids: Vec<Uuid>) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.release_scheduled_now(ids))
+    }
+
+    fn next_due(&self) -> BoxFuture<'_, Result<Option<OffsetDateTime>, StoreError>> {
+        Box::pin(self.next_due_now())
+    }
+
+    fn scheduled_of<'a>(
+        &'a self,
+        owner: &'a str,
+        owner_key: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Scheduled>, StoreError>> {
+        Box::pin(self.scheduled_of_now(owner, owner_key))
     }
 
     fn read_model<'a>(&'a self, name: &'a str, key: &'a str) -> BoxFuture<'a, Result<Option<String>, StoreError>> {

@@ -94,6 +94,8 @@ pub(super) fn builder(el: &Element) -> TokenStream {
             options: Default::default(),
             docs: format!("The identity of this `{ident}`; generated (a UUID v7) when not given."),
             shape: TypeShape::Other,
+            key: None,
+            index: None,
         };
         fields.insert(0, &generated);
     }

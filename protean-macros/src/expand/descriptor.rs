@@ -51,7 +51,9 @@ pub(super) fn descriptor(el: &Element) -> TokenStream {
         } else {
             quote!(<#fty as #p::ValueField>::shape)
         };
-        let required = f.options.default.is_none() && !f.shape.defaults_to_empty() && !el.is_identity(f);
+        // An identity is generated when not given; a projection's key must be given.
+        let generated = el.kind.has_identity() && el.is_identity(f);
+        let required = f.options.default.is_none() && !f.shape.defaults_to_empty() && !generated;
         let o = &f.options;
         let min = opt(o.min.as_ref().map(|(l, _)| limit_tokens(l)));
         let max = opt(o.max.as_ref().map(|(l, _)| limit_tokens(l)));

@@ -6,6 +6,8 @@ mod builder;
 mod choices;
 mod derives;
 mod descriptor;
+mod process;
+mod projection;
 mod traits;
 mod validate;
 
@@ -23,6 +25,7 @@ use crate::ast::{Body, Element, Identity, Kind};
 use crate::attr::LimitLit;
 
 pub(crate) use derives::derives;
+pub(crate) use process::correlate;
 pub(crate) use traits::element_consts;
 
 /// The path every generated item goes through: `::protean::__private`.
@@ -32,9 +35,35 @@ pub(crate) fn private() -> TokenStream {
 
 /// The whole expansion of a checked element.
 pub(crate) fn element(el: &Element) -> TokenStream {
-    match &el.body {
-        Body::Struct(_) => structure(el),
-        Body::Choices(_) => choices(el),
+    match (&el.body, el.kind) {
+        (Body::Choices(_), _) => choices(el),
+        (Body::Struct(_), Kind::Projection) => projection::projection(el),
+        (Body::Struct(_), Kind::ProcessManager) => process::process_manager(el),
+        (Body::Struct(_), _) => structure(el),
+    }
+}
+
+/// The struct as declared, with `attrs` (derives, docs) after the user's attributes,
+/// `head` fields before the user's and `tail` fields after them; without protean's
+/// helper attributes.
+fn declared_struct(el: &Element, attrs: TokenStream, head: TokenStream, tail: TokenStream) -> TokenStream {
+    let ident = &el.ident;
+    let vis = &el.vis;
+    let user_attrs = &el.attrs;
+    let declared = el.fields().iter().map(|f| {
+        let (fattrs, fident, fty) = (&f.attrs, &f.ident, &f.ty);
+        // Value objects are immutable through their public API: fields become private, with getters.
+        let fvis = if el.kind == Kind::ValueObject { TokenStream::new() } else { f.vis.to_token_stream() };
+        quote!(#(#fattrs)* #fvis #fident: #fty)
+    });
+    quote! {
+        #(#user_attrs)*
+        #attrs
+        #vis struct #ident {
+            #head
+            #(#declared,)*
+            #tail
+        }
     }
 }
 
@@ -42,10 +71,7 @@ pub(crate) fn element(el: &Element) -> TokenStream {
 fn structure(el: &Element) -> TokenStream {
     let p = private();
     let ident = &el.ident;
-    let vis = &el.vis;
-    let attrs = &el.attrs;
     let name = ident.to_string();
-    let fields = el.fields();
     let value_object = el.kind == Kind::ValueObject;
 
     // The struct itself, with the derives the framework needs. Aggregates and entities
@@ -55,12 +81,6 @@ fn structure(el: &Element) -> TokenStream {
     } else {
         derives(el, &["Clone", "Debug", "PartialEq", "Serialize", "Deserialize"])
     };
-    let declared = fields.iter().map(|f| {
-        let (fattrs, fident, fty) = (&f.attrs, &f.ident, &f.ty);
-        // Value objects are immutable through their public API: fields become private, with getters.
-        let fvis = if value_object { TokenStream::new() } else { f.vis.to_token_stream() };
-        quote!(#(#fattrs)* #fvis #fident: #fty)
-    });
     let generated_id = matches!(el.identity, Identity::Generated).then(|| {
         let doc = format!("The identity of this `{name}`: generated (a UUID v7) unless given to the builder.");
         quote!(#[doc = #doc] pub id: #p::Identifier<#ident>,)
@@ -70,15 +90,7 @@ fn structure(el: &Element) -> TokenStream {
         Kind::Entity => quote!(#[serde(skip)] #[doc(hidden)] pub __protean: #p::EntityEvents,),
         _ => TokenStream::new(),
     };
-    let item = quote! {
-        #(#attrs)*
-        #derive
-        #vis struct #ident {
-            #generated_id
-            #(#declared,)*
-            #meta
-        }
-    };
+    let item = declared_struct(el, derive, quote!(#generated_id), meta);
 
     let checks = type_checks(el);
     let part_of_check = part_of_checks(el);
@@ -134,6 +146,8 @@ pub(super) fn kind_tokens(kind: Kind) -> TokenStream {
         Kind::ValueObject => quote!(#p::ElementKind::ValueObject),
         Kind::Command => quote!(#p::ElementKind::Command),
         Kind::Event => quote!(#p::ElementKind::Event),
+        Kind::Projection => quote!(#p::ElementKind::Projection),
+        Kind::ProcessManager => quote!(#p::ElementKind::ProcessManager),
     }
 }
 

@@ -196,6 +196,8 @@ pub(super) fn kind_impls(el: &Element) -> TokenStream {
                 impl #p::#nav<#ident> for #parent {}
             }
         }
+        // Expanded by `projection` and `process`, which do not go through here.
+        Kind::Projection | Kind::ProcessManager => TokenStream::new(),
     };
     // An aggregate or entity used as a plain field of another one: allowed by the trait
     // system so that the const below reports it with a message naming the fix.

@@ -1,21 +1,42 @@
 -- A unit of work's whole batch in one statement, so one round trip: the handled
 -- message (with its outcome, a command's reply), each aggregate (version checked under a
--- row lock), its events, and the events to mark delivered. A conflict or a repeated
--- message raises, and the statement, being one, leaves nothing behind. Created (or
--- replaced) by every migration, after the versioned steps (schema/v*.sql).
+-- row lock), its events, the events to mark delivered, the changes to projection rows,
+-- and the commands scheduled and deadlines cancelled. A conflict or a repeated message
+-- raises, and the statement, being one, leaves nothing behind. Created (or replaced) by
+-- every migration, after the versioned steps (schema/v*.sql).
 --
--- When it stores an event not delivered yet, it notifies channel `protean_outbox`, so
--- the delivery workers of every process wake: the notification goes out at commit (not
--- at all on a rollback), and equal ones of one transaction collapse into one.
+-- Row changes follow the rule of `protean_core::store::projection`: per projection (in
+-- name order, so two batches lock them alike), its state row is locked; its changes are
+-- skipped while a rebuild runs, or when they come from a stored event (`p_rows_from`) at
+-- or before the position its serving copy was built through; otherwise each must name
+-- the serving copy and the row's version (0: none), a JSON writing the row at version + 1,
+-- a NULL deleting it; and the checkpoint moves to the event's position (or, for changes
+-- from this batch's own events, the highest of theirs). Rows are changed after every
+-- write to the events table, so a batch takes the events table's lock before a
+-- projection's, as a finishing rebuild does (no deadlock between them).
+--
+-- Cancellations go before the scheduled commands, so a batch that cancels a deadline
+-- and schedules it again keeps the new one.
+--
+-- When it stores an event not delivered yet, or schedules a command, it notifies
+-- channel `protean_outbox`, so the workers of every process wake: the notification goes
+-- out at commit (not at all on a rollback), and equal ones of one transaction collapse
+-- into one.
 --
 -- Returns each commit's sequence before its events, then each commit's new version.
--- Raises SQLSTATE PT208 for a message already handled, and PT409 (DETAIL: the version
--- found) for a version conflict.
+-- Raises SQLSTATE PT208 for a message already handled, PT409 (DETAIL: the version found)
+-- for a version conflict, PT410 (DETAIL: `i:version`, the 1-based index of the row change
+-- and the row's version found) for a row's, and PT404 (DETAIL: its name) for a row change
+-- of a projection not registered.
 CREATE OR REPLACE FUNCTION protean_commit_batch(
     p_aggregates text[], p_ids text[], p_expected bigint[], p_advance bigint[], p_states text[],
     p_event_counts integer[], p_event_ids uuid[], p_type_names text[], p_versions integer[], p_payloads text[],
     p_recorded timestamptz[], p_correlations uuid[], p_causations uuid[], p_handler text, p_message_id uuid,
-    p_outcome text, p_delivered uuid[], p_snapshots text[])
+    p_outcome text, p_delivered uuid[], p_snapshots text[], p_row_projections text[], p_row_generations bigint[],
+    p_row_keys text[], p_row_expected bigint[], p_row_json text[], p_rows_from uuid, p_scheduled_ids uuid[],
+    p_scheduled_owners text[], p_scheduled_keys text[], p_scheduled_names text[], p_scheduled_due timestamptz[],
+    p_scheduled_types text[], p_scheduled_payloads text[], p_scheduled_correlations uuid[],
+    p_scheduled_causations uuid[], p_cancel_owners text[], p_cancel_keys text[], p_cancel_names text[])
 RETURNS bigint[] LANGUAGE plpgsql AS $$
 DECLARE
     i integer;
@@ -28,12 +49,29 @@ DECLARE
     found_row boolean;
     firsts bigint[] := '{}';
     versions_out bigint[] := '{}';
+    change_count integer := coalesce(array_length(p_row_keys, 1), 0);
+    batch_position bigint;
+    from_position bigint;
+    proj text;
+    serving bigint;
+    built bigint;
+    building boolean;
+    row_version bigint;
 BEGIN
     IF p_handler IS NOT NULL THEN
         INSERT INTO protean_handled (handler, message_id, outcome) VALUES (p_handler, p_message_id, p_outcome)
             ON CONFLICT DO NOTHING;
         IF NOT FOUND THEN
             RAISE EXCEPTION 'already handled' USING ERRCODE = 'PT208';
+        END IF;
+    END IF;
+    -- The position of the event the row changes come from, found before it is marked
+    -- delivered: by the index of the undelivered events (it normally is one), else by a
+    -- scan of the log.
+    IF change_count > 0 AND p_rows_from IS NOT NULL THEN
+        SELECT e.position INTO from_position FROM protean_events e WHERE e.id = p_rows_from AND NOT e.delivered;
+        IF NOT FOUND THEN
+            SELECT e.position INTO from_position FROM protean_events e WHERE e.id = p_rows_from;
         END IF;
     END IF;
     FOR i IN 1 .. coalesce(array_length(p_aggregates, 1), 0) LOOP
@@ -67,11 +105,14 @@ BEGIN
         END IF;
         firsts := firsts || last;
         versions_out := versions_out || (stored + p_advance[i]);
-        INSERT INTO protean_events (id, aggregate, stream_id, sequence, type_name, version, payload, recorded_at,
-                correlation_id, causation_id, delivered)
-            SELECT p_event_ids[j], p_aggregates[i], p_ids[i], last + (j - k + 1), p_type_names[j], p_versions[j], p_payloads[j],
-                p_recorded[j], p_correlations[j], p_causations[j], p_event_ids[j] = ANY(p_delivered)
-            FROM generate_series(k, k + n - 1) AS j;
+        WITH inserted AS (
+            INSERT INTO protean_events (id, aggregate, stream_id, sequence, type_name, version, payload, recorded_at,
+                    correlation_id, causation_id, delivered)
+                SELECT p_event_ids[j], p_aggregates[i], p_ids[i], last + (j - k + 1), p_type_names[j], p_versions[j],
+                    p_payloads[j], p_recorded[j], p_correlations[j], p_causations[j], p_event_ids[j] = ANY(p_delivered)
+                FROM generate_series(k, k + n - 1) AS j
+                RETURNING position)
+        SELECT greatest(batch_position, max(inserted.position)) INTO batch_position FROM inserted;
         k := k + n;
         IF p_snapshots[i] IS NOT NULL THEN
             INSERT INTO protean_snapshots (aggregate, id, sequence, state)
@@ -80,7 +121,56 @@ BEGIN
         END IF;
     END LOOP;
     UPDATE protean_events SET delivered = TRUE WHERE id = ANY(p_delivered) AND NOT delivered;
-    IF EXISTS (SELECT 1 FROM unnest(p_event_ids) AS e(id) WHERE NOT coalesce(e.id = ANY(p_delivered), FALSE)) THEN
+    IF p_rows_from IS NULL THEN
+        from_position := batch_position;
+    END IF;
+    FOR proj IN SELECT DISTINCT r.name FROM unnest(p_row_projections) AS r(name) ORDER BY r.name LOOP
+        SELECT s.generation, s.built_through, s.build_generation IS NOT NULL INTO serving, built, building
+            FROM protean_projections s WHERE s.name = proj FOR NO KEY UPDATE;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'projection not registered' USING ERRCODE = 'PT404', DETAIL = proj;
+        END IF;
+        -- A rebuild runs (it covers the event), or covered it already.
+        CONTINUE WHEN building OR (p_rows_from IS NOT NULL AND from_position <= built);
+        FOR i IN 1 .. change_count LOOP
+            CONTINUE WHEN p_row_projections[i] <> proj;
+            SELECT r.version INTO row_version FROM protean_projection_rows r
+                WHERE r.projection = proj AND r.generation = serving AND r.key = p_row_keys[i];
+            IF NOT FOUND THEN
+                row_version := 0;
+            END IF;
+            IF p_row_generations[i] <> serving OR p_row_expected[i] <> row_version THEN
+                RAISE EXCEPTION 'row version conflict' USING ERRCODE = 'PT410', DETAIL = i::text || ':' || row_version::text;
+            END IF;
+            IF p_row_json[i] IS NULL THEN
+                DELETE FROM protean_projection_rows r
+                    WHERE r.projection = proj AND r.generation = serving AND r.key = p_row_keys[i];
+            ELSIF row_version = 0 THEN
+                INSERT INTO protean_projection_rows (projection, generation, key, version, json)
+                    VALUES (proj, serving, p_row_keys[i], 1, p_row_json[i]::jsonb);
+            ELSE
+                UPDATE protean_projection_rows r SET version = row_version + 1, json = p_row_json[i]::jsonb
+                    WHERE r.projection = proj AND r.generation = serving AND r.key = p_row_keys[i];
+            END IF;
+        END LOOP;
+        IF from_position IS NOT NULL THEN
+            UPDATE protean_projections s SET checkpoint = from_position WHERE s.name = proj AND s.checkpoint < from_position;
+        END IF;
+    END LOOP;
+    IF coalesce(array_length(p_cancel_owners, 1), 0) > 0 THEN
+        DELETE FROM protean_scheduled s USING unnest(p_cancel_owners, p_cancel_keys, p_cancel_names) AS c(o, ok, nm)
+            WHERE s.owner = c.o AND s.owner_key = c.ok AND s.name = c.nm;
+    END IF;
+    IF coalesce(array_length(p_scheduled_ids, 1), 0) > 0 THEN
+        -- A command already kept (the same batch again) stays as it is.
+        INSERT INTO protean_scheduled (id, owner, owner_key, name, due_at, type_name, payload, correlation_id,
+                causation_id)
+            SELECT * FROM unnest(p_scheduled_ids, p_scheduled_owners, p_scheduled_keys, p_scheduled_names,
+                p_scheduled_due, p_scheduled_types, p_scheduled_payloads, p_scheduled_correlations,
+                p_scheduled_causations)
+            ON CONFLICT (id) DO NOTHING;
+        PERFORM pg_notify('protean_outbox', '');
+    ELSIF EXISTS (SELECT 1 FROM unnest(p_event_ids) AS e(id) WHERE NOT coalesce(e.id = ANY(p_delivered), FALSE)) THEN
         PERFORM pg_notify('protean_outbox', '');
     END IF;
     RETURN firsts || versions_out;

@@ -1,0 +1,5 @@
+use protean::prelude::*;
+
+#[projection]
+pub struct CustomerCreditView(#[key] String, #[index] i64);
+fn main() {}
