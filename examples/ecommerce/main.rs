@@ -89,7 +89,7 @@ async fn flow_at(
 /// A duration as people read it: `24 h`, `800 ms`.
 fn span(duration: Duration) -> String {
     if duration >= Duration::from_secs(3600) {
-        format!("{} h", duration.as_secs() / 3600)
+        format!("{:.0} h", duration.as_secs_f64() / 3600.0)
     } else {
         format!("{} ms", duration.as_millis())
     }
