@@ -101,5 +101,6 @@ async fn a_business_rule_refusal_keeps_the_stored_state() {
     let error = domain.process(again).await.unwrap_err();
     assert_eq!(error.rejection(), Some(&DomainError::rule(format!("order {} was already placed", first.order_id))));
     let order = domain.get(&first.order_id).await.unwrap().unwrap();
-    assert_eq!((order.version(), order.items.len()), (1, 1));
+    // Version 2: placed, then confirmed by the fulfilment flow; the refused copy changed nothing.
+    assert_eq!((order.version(), order.items.len(), order.status), (2, 1, OrderStatus::Confirmed));
 }
