@@ -692,6 +692,7 @@ pub struct LoyaltyPointsWithdrawn {
 /// suspended.
 #[projection]
 pub struct CustomerCreditView {
+    /// Whose credit: the row's key.
     #[key]
     pub customer_id: Identifier<Customer>,
     /// New orders are refused.
@@ -760,15 +761,18 @@ pub struct CustomerCredit;
 
 #[projector(projection = CustomerCreditView, inline)]
 impl CustomerCredit {
+    /// A registered customer gets a row: no limit, not suspended.
     async fn registered(rows: &mut Rows<CustomerCreditView>, event: &CustomerRegistered) -> Result<(), DomainError> {
         rows.upsert(&event.customer_id, || CustomerCreditView::empty(&event.customer_id), |_| {}).await
     }
 
+    /// The limit changes.
     async fn limit_set(rows: &mut Rows<CustomerCreditView>, event: &CreditLimitSet) -> Result<(), DomainError> {
         let new = || CustomerCreditView::empty(&event.customer_id);
         rows.upsert(&event.customer_id, new, |view| view.limit_cents = Some(event.limit_cents)).await
     }
 
+    /// The credit is suspended, with the reason.
     async fn suspended(rows: &mut Rows<CustomerCreditView>, event: &CreditSuspended) -> Result<(), DomainError> {
         let new = || CustomerCreditView::empty(&event.customer_id);
         rows.upsert(&event.customer_id, new, |view| {
@@ -778,6 +782,7 @@ impl CustomerCredit {
         .await
     }
 
+    /// The credit is restored.
     async fn restored(rows: &mut Rows<CustomerCreditView>, event: &CreditRestored) -> Result<(), DomainError> {
         let new = || CustomerCreditView::empty(&event.customer_id);
         rows.upsert(&event.customer_id, new, |view| {
@@ -787,6 +792,7 @@ impl CustomerCredit {
         .await
     }
 
+    /// An order counts against the limit.
     async fn order_placed(rows: &mut Rows<CustomerCreditView>, event: &OrderPlaced) -> Result<(), DomainError> {
         let new = || CustomerCreditView::empty(&event.customer_id);
         rows.upsert(&event.customer_id, new, |view| {
@@ -796,6 +802,7 @@ impl CustomerCredit {
         .await
     }
 
+    /// A cancelled order no longer does.
     async fn order_cancelled(rows: &mut Rows<CustomerCreditView>, event: &OrderCancelled) -> Result<(), DomainError> {
         let new = || CustomerCreditView::empty(&event.customer_id);
         rows.upsert(&event.customer_id, new, |view| {
@@ -1011,7 +1018,9 @@ pub enum FulfilmentStage {
 /// `InventoryReactions`) before the answer exists.
 #[process_manager(correlate = order_id)]
 pub struct Fulfilment {
+    /// The order: the flow's key.
     pub order_id: Identifier<Order>,
+    /// Who placed it, whose points are withdrawn if it is cancelled.
     pub customer_id: Identifier<Customer>,
     /// The order's lines: what is reserved, and released if it is cancelled.
     pub lines: Vec<OrderLine>,
@@ -1019,6 +1028,7 @@ pub struct Fulfilment {
     pub lines_reserved: u32,
     /// The loyalty points the order earned.
     pub points: u64,
+    /// Where the flow stands.
     pub stage: FulfilmentStage,
 }
 

@@ -228,6 +228,7 @@ impl ProjectCommands {
 /// "rather than loading all tasks". One row per project, kept by [`TaskCounter`].
 #[projection]
 pub struct ProjectTaskCounts {
+    /// The project: the row's key.
     #[key]
     pub project_id: Identifier<Project>,
     /// Tasks not completed yet.
@@ -257,11 +258,13 @@ pub struct TaskCounter;
 
 #[projector(projection = ProjectTaskCounts, inline)]
 impl TaskCounter {
+    /// A new task is open.
     async fn created(rows: &mut Rows<ProjectTaskCounts>, event: &TaskCreated) -> Result<(), DomainError> {
         let new = || ProjectTaskCounts { project_id: event.project_id.clone(), open: 0, done: 0 };
         rows.upsert(&event.project_id, new, |counts| counts.open += 1).await
     }
 
+    /// A completed task is done, no longer open.
     async fn completed(rows: &mut Rows<ProjectTaskCounts>, event: &TaskCompleted) -> Result<(), DomainError> {
         let new = || ProjectTaskCounts { project_id: event.project_id.clone(), open: 0, done: 0 };
         rows.upsert(&event.project_id, new, |counts| {
