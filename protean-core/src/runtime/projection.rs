@@ -377,7 +377,7 @@ pub const fn assert_rows_of<T: RowsOf<V>, V: Projection>() {}
 /// units and rebuilds alike.
 pub type ProjectRoute = for<'a> fn(&'a mut RowSet, &'a Envelope) -> BoxFuture<'a, Result<(), ProcessError>>;
 
-/// The [`ProjectRoute`] of projector method `H`.
+/// The `ProjectRoute` of projector method `H`.
 pub fn project<'a, V, E, H>(set: &'a mut RowSet, envelope: &'a Envelope) -> BoxFuture<'a, Result<(), ProcessError>>
 where
     V: Projection,
