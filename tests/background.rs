@@ -6,15 +6,13 @@
 //! Backoffs are a few milliseconds, so the retries cost the suite nothing; waits are for
 //! a condition (everything delivered), polled, with a deadline.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use protean::prelude::*;
 use protean::runtime::{DeliveryMode, RetryPolicy, WhenDead, WorkerConfig};
-use protean::store::{FailureQuery, FailureStatus, MemoryStore, Store};
+use protean::store::{FailureQuery, FailureStatus, Store};
 
 #[path = "support/harness.rs"]
 #[allow(dead_code)]
@@ -22,7 +20,7 @@ mod harness;
 #[path = "support/relay.rs"]
 mod relay;
 
-use harness::Trial;
+use harness::StoreCase;
 use relay::*;
 
 const BOOK: &str = "Bookkeeping::book";
@@ -293,12 +291,10 @@ async fn inline_mode_still_delivers_in_process(store: Arc<dyn Store>) {
     assert_eq!(domain.delivery_status().await.unwrap().undelivered, 0);
 }
 
-/// One case, run on the store it is given.
-type Case = fn(Arc<dyn Store>) -> Pin<Box<dyn Future<Output = ()>>>;
-
+/// Every case, each run on the store it is given.
 macro_rules! cases {
     ($($case:ident),* $(,)?) => {
-        fn cases() -> Vec<(&'static str, Case)> {
+        fn cases() -> Vec<(&'static str, StoreCase)> {
             vec![$((stringify!($case), |store| Box::pin($case(store)))),*]
         }
     };
@@ -315,35 +311,6 @@ cases!(
     inline_mode_still_delivers_in_process,
 );
 
-fn suite(store: &str, open: fn() -> Arc<dyn Store>) -> Vec<Trial> {
-    cases().into_iter().map(|(name, case)| harness::test(format!("{store}::{name}"), move || case(open()))).collect()
-}
-
-#[cfg(feature = "sqlite")]
-fn sqlite_file() -> Arc<dyn Store> {
-    let dir = std::env::temp_dir().join(format!("protean-background-{}", Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).unwrap();
-    Arc::new(protean::store::SqliteStore::open(dir.join("store.db")).unwrap())
-}
-
-#[cfg(feature = "postgres")]
-fn postgres_suite() -> Vec<Trial> {
-    let trials = cases().into_iter().map(|(name, case)| {
-        harness::postgres::test(format!("postgres::{name}"), move |url| async move {
-            let store = protean::store::PostgresStore::connect_with(&url, 8).await.expect("connects and migrates");
-            case(Arc::new(store)).await;
-        })
-    });
-    trials.collect()
-}
-
 fn main() -> ExitCode {
-    let trials = [
-        suite("memory", || Arc::new(MemoryStore::new())),
-        #[cfg(feature = "sqlite")]
-        suite("sqlite", sqlite_file),
-        #[cfg(feature = "postgres")]
-        postgres_suite(),
-    ];
-    harness::run(trials.into_iter().flatten().collect())
+    harness::run(harness::every_store("background", cases, 8))
 }

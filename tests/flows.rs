@@ -3,8 +3,6 @@
 //! happy path, compensation after a deadline, a restock that cancels the deadline,
 //! a duplicate delivery that sends nothing twice, and deadlines fired by workers.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +18,7 @@ mod harness;
 #[path = "support/shop.rs"]
 mod shop;
 
-use harness::Trial;
+use harness::StoreCase;
 use shop::*;
 
 fn domain_on(store: Arc<dyn Store>, mode: DeliveryMode) -> Domain {
@@ -227,9 +225,7 @@ async fn workers_fire_sent_commands_and_deadlines(store: Arc<dyn Store>) {
     assert_eq!(report.commands_fired, 3, "reserve, cancel, withdraw: {report:?}");
 }
 
-type Case = fn(Arc<dyn Store>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
-
-fn cases() -> Vec<(&'static str, Case)> {
+fn cases() -> Vec<(&'static str, StoreCase)> {
     vec![
         ("in_stock_the_order_is_confirmed", |s| Box::pin(in_stock_the_order_is_confirmed(s))),
         ("out_of_stock_the_deadline_cancels_and_compensates", |s| {
@@ -243,41 +239,12 @@ fn cases() -> Vec<(&'static str, Case)> {
     ]
 }
 
-fn suite(store: &str, open: fn() -> Arc<dyn Store>) -> Vec<Trial> {
-    cases().into_iter().map(|(name, case)| harness::test(format!("{store}::{name}"), move || case(open()))).collect()
-}
-
-#[cfg(feature = "sqlite")]
-fn sqlite_file() -> Arc<dyn Store> {
-    let dir = std::env::temp_dir().join(format!("protean-flows-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).unwrap();
-    Arc::new(protean::store::SqliteStore::open(dir.join("store.db")).unwrap())
-}
-
-#[cfg(feature = "postgres")]
-fn postgres_suite() -> Vec<Trial> {
-    let trials = cases().into_iter().map(|(name, case)| {
-        harness::postgres::test(format!("postgres::{name}"), move |url| async move {
-            let store = protean::store::PostgresStore::connect_with(&url, 8).await.expect("connects and migrates");
-            case(Arc::new(store)).await;
-        })
-    });
-    trials.collect()
-}
-
 fn main() -> ExitCode {
-    let kit: Vec<Trial> = vec![
+    let mut trials = vec![
         harness::test("kit::happy_path", kit_happy_path),
         harness::test("kit::compensation_and_deadline", kit_compensation_and_deadline),
         harness::test("kit::duplicate_delivery_sends_once", kit_duplicate_delivery_sends_once),
     ];
-    let trials = [
-        kit,
-        suite("memory", || Arc::new(MemoryStore::new())),
-        #[cfg(feature = "sqlite")]
-        suite("sqlite", sqlite_file),
-        #[cfg(feature = "postgres")]
-        postgres_suite(),
-    ];
-    harness::run(trials.into_iter().flatten().collect())
+    trials.extend(harness::every_store("flows", cases, 8));
+    harness::run(trials)
 }

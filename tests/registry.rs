@@ -73,17 +73,39 @@ fn every_macro_registers_a_descriptor() {
     assert_eq!(names(ElementKind::Entity), ["OrderItem"]);
     assert_eq!(
         names(ElementKind::ValueObject),
-        ["CustomerSnapshot", "Money", "OrderLine", "OrderStatus", "ShippingAddress"]
+        ["CustomerSnapshot", "FulfilmentStage", "Money", "OrderLine", "OrderStatus", "ShippingAddress", "WaitingOrder"]
     );
-    assert_eq!(names(ElementKind::Command), ["PlaceOrder", "Restock"]);
+    assert_eq!(
+        names(ElementKind::Command),
+        [
+            "CancelOrder",
+            "ConfirmOrder",
+            "PlaceOrder",
+            "RegisterCustomer",
+            "ReleaseStock",
+            "Restock",
+            "RestoreCredit",
+            "SetCreditLimit",
+            "SuspendCredit",
+            "WithdrawLoyaltyPoints"
+        ]
+    );
     assert_eq!(
         names(ElementKind::Event),
         [
+            "CreditLimitSet",
+            "CreditRestored",
+            "CreditSuspended",
+            "CustomerRegistered",
             "CustomerRenamed",
             "LoyaltyPointsAdded",
+            "LoyaltyPointsWithdrawn",
             "OrderAwaitingRestock",
+            "OrderCancelled",
+            "OrderConfirmed",
             "OrderPlaced",
             "StockAdded",
+            "StockReleased",
             "StockReservationFailed",
             "StockReserved"
         ]
@@ -139,8 +161,14 @@ fn clusters_group_each_aggregate_with_what_belongs_to_it() {
     let clusters = domain.model().clusters();
     let order = clusters.iter().find(|c| c.root.name == "Order").unwrap();
     assert_eq!(order.entities.iter().map(|d| d.name).collect::<Vec<_>>(), ["OrderItem"]);
-    assert_eq!(order.commands.iter().map(|d| d.name).collect::<Vec<_>>(), ["PlaceOrder"]);
-    assert_eq!(order.events.iter().map(|d| d.name).collect::<Vec<_>>(), ["OrderAwaitingRestock", "OrderPlaced"]);
+    assert_eq!(
+        order.commands.iter().map(|d| d.name).collect::<Vec<_>>(),
+        ["CancelOrder", "ConfirmOrder", "PlaceOrder"]
+    );
+    assert_eq!(
+        order.events.iter().map(|d| d.name).collect::<Vec<_>>(),
+        ["OrderAwaitingRestock", "OrderCancelled", "OrderConfirmed", "OrderPlaced"]
+    );
     assert_eq!(order.value_objects, ["CustomerSnapshot", "Money", "OrderStatus", "ShippingAddress"]);
     assert_eq!(domain.model().aggregate_of("OrderItem").map(|d| d.name), Some("Order"));
     assert_eq!(domain.model().aggregate_of("StockReserved").map(|d| d.name), Some("Inventory"));

@@ -1,5 +1,5 @@
-//! The test kit on the examples' models: given / when / then, for command handlers and
-//! event handlers, with no database.
+//! The test kit on the examples' models: given / when / then, for command handlers,
+//! event handlers, projections and the fulfilment process manager, with no database.
 
 #[path = "../examples/ecommerce/model.rs"]
 #[allow(dead_code)]
@@ -9,9 +9,12 @@ mod ecommerce;
 #[allow(dead_code)]
 mod project_management;
 
+use std::time::Duration;
+
 use ecommerce::*;
 use protean::prelude::*;
-use protean::testing::Scenario;
+use protean::store::OffsetDateTime;
+use protean::testing::{FlowScenario, Scenario};
 
 fn shop() -> Scenario {
     Scenario::new(Domain::builder().module(module_path!().to_string() + "::ecommerce").build().unwrap())
@@ -50,7 +53,8 @@ async fn placing_an_order_raises_order_placed_with_its_lines_and_total() {
     .into()]);
     outcome.then_event_types(&["Order.OrderPlaced", "Inventory.StockReserved", "CustomerLoyalty.LoyaltyPointsAdded"]);
     outcome.then_no_failures();
-    outcome.then_state(&order, |o: &Order| assert_eq!(o.status, OrderStatus::Placed));
+    // Every line reserved: the fulfilment flow confirmed the order.
+    outcome.then_state(&order, |o: &Order| assert_eq!(o.status, OrderStatus::Confirmed));
 }
 
 #[tokio::test]
@@ -134,7 +138,12 @@ async fn completing_tasks_moves_the_project_progress() {
         .when(CompleteTask { task_id: first.clone() })
         .await;
     outcome.then_events([TaskCompleted { task_id: first, project_id: project.clone() }.into()]);
-    outcome.then_state(&project, |p: &Project| assert_eq!((p.completed_tasks, p.tasks, p.progress), (1, 2, 50.0)));
+    outcome.then_state(&project, |p: &Project| assert_eq!(p.progress, 50.0));
+    // The counts the progress was computed from: a projection, changed with the task events.
+    let counts = outcome.domain().projection::<ProjectTaskCounts>(&project).await.unwrap().unwrap();
+    assert_eq!((counts.open, counts.done, counts.total()), (1, 1, 2));
+    let open = outcome.domain().query::<ProjectTaskCounts>().gt("open", 0).fetch().await.unwrap();
+    assert_eq!(open.iter().map(|c| &c.project_id).collect::<Vec<_>>(), [&project]);
 }
 
 #[tokio::test]
@@ -146,4 +155,219 @@ async fn a_wrong_expectation_fails_the_test_with_both_sides() {
         .when(place(&order, &ada, "BOOK-1", 1))
         .await
         .then_events([CustomerRenamed { customer_id: ada, name: "Ada".into() }.into()]);
+}
+
+// --- Option 3: the order handler reads the customer's credit from a projection. ---
+
+fn register(customer: &Identifier<Customer>) -> RegisterCustomer {
+    RegisterCustomer { customer_id: customer.clone(), name: "Ada".into(), email: "ada@example.com".into() }
+}
+
+#[tokio::test]
+async fn an_order_of_a_customer_whose_credit_is_suspended_is_refused() {
+    let (order, ada) = (Identifier::generate(), Identifier::generate());
+    shop()
+        .given(Restock { sku: sku("BOOK-1"), quantity: 5 })
+        .given(register(&ada))
+        .given(SuspendCredit { customer_id: ada.clone(), reason: "unpaid invoices".into() })
+        .when(place(&order, &ada, "BOOK-1", 1))
+        .await
+        .then_rejected_by_rule(&format!("the credit of customer {ada} is suspended (unpaid invoices)"));
+    // Restored, the customer may order again.
+    shop()
+        .given(Restock { sku: sku("BOOK-1"), quantity: 5 })
+        .given(register(&ada))
+        .given(SuspendCredit { customer_id: ada.clone(), reason: "unpaid invoices".into() })
+        .given(RestoreCredit { customer_id: ada.clone() })
+        .when(place(&order, &ada, "BOOK-1", 1))
+        .await
+        .then_no_failures()
+        .then_state(&order, |o: &Order| assert_eq!(o.status, OrderStatus::Confirmed));
+}
+
+#[tokio::test]
+async fn the_credit_limit_counts_the_orders_just_placed_and_frees_what_is_cancelled() {
+    let ada = Identifier::<Customer>::generate();
+    // The view is inline: the first order's amount is in it when the second is checked.
+    let outcome = shop()
+        .given(Restock { sku: sku("BOOK-1"), quantity: 5 })
+        .given(register(&ada))
+        .given(SetCreditLimit { customer_id: ada.clone(), limit_cents: 3000 })
+        .given(place(&Identifier::generate(), &ada, "BOOK-1", 2))
+        .when(place(&Identifier::generate(), &ada, "BOOK-1", 1))
+        .await;
+    outcome.then_rejected_by_rule(&format!(
+        "an order of 12.50 EUR takes customer {ada} over the credit limit (25.00 of 30.00 used)"
+    ));
+    let credit = outcome.domain().projection::<CustomerCreditView>(&ada).await.unwrap().unwrap();
+    assert_eq!(
+        (credit.suspended, credit.limit_cents, credit.outstanding_cents, credit.orders),
+        (false, Some(3000), 2500, 1)
+    );
+
+    // A cancelled order no longer counts.
+    let order = Identifier::generate();
+    let outcome = shop()
+        .given(Restock { sku: sku("INK-1"), quantity: 1 })
+        .given(register(&ada))
+        .given(SetCreditLimit { customer_id: ada.clone(), limit_cents: 3000 })
+        .given(place(&order, &ada, "INK-1", 2))
+        .when(CancelOrder { order_id: order.clone() })
+        .await;
+    outcome.then_events([OrderCancelled { order_id: order, customer_id: ada.clone(), total: euros(2500) }.into()]);
+    let credit = outcome.domain().projection::<CustomerCreditView>(&ada).await.unwrap().unwrap();
+    assert_eq!((credit.outstanding_cents, credit.orders), (0, 0));
+    let suspended = outcome.domain().query::<CustomerCreditView>().eq("suspended", true).fetch().await.unwrap();
+    assert!(suspended.is_empty());
+}
+
+// --- The fulfilment flow, alone (FlowScenario), then end to end. ---
+
+fn flow_kit() -> Domain {
+    Domain::builder().module(module_path!().to_string() + "::ecommerce").build().unwrap()
+}
+
+fn placed_event(order: &Identifier<Order>, customer: &Identifier<Customer>, lines: &[(&str, u32)]) -> OrderPlaced {
+    let lines: Vec<OrderLine> =
+        lines.iter().map(|(sku, quantity)| OrderLine::new(*sku, *quantity, euros(1250)).unwrap()).collect();
+    let cents = lines.iter().map(|l| 1250 * i64::from(*l.quantity())).sum();
+    OrderPlaced { order_id: order.clone(), customer_id: customer.clone(), lines, total: euros(cents) }
+}
+
+fn reserved(order: &Identifier<Order>, sku: &str, quantity: u32) -> StockReserved {
+    StockReserved { sku: sku.into(), order_id: order.clone(), quantity }
+}
+
+fn failed(order: &Identifier<Order>, sku: &str, requested: u32) -> StockReservationFailed {
+    StockReservationFailed { sku: sku.into(), order_id: order.clone(), requested, free: 0 }
+}
+
+#[tokio::test]
+async fn the_fulfilment_flow_confirms_once_every_line_is_reserved() {
+    let (order, ada) = (Identifier::<Order>::generate(), Identifier::<Customer>::generate());
+    let placed = placed_event(&order, &ada, &[("BOOK-1", 2), ("PEN-1", 1)]);
+    let outcome = FlowScenario::<Fulfilment>::new(flow_kit(), &order).when(placed.clone()).await;
+    outcome.then_nothing_sent().then_running();
+    let state = outcome.state().unwrap();
+    assert_eq!((state.stage, state.points, state.lines.len()), (FulfilmentStage::Reserving, 37, 2));
+
+    // One line of two: still waiting.
+    FlowScenario::<Fulfilment>::new(flow_kit(), &order)
+        .given(placed.clone())
+        .when(reserved(&order, "BOOK-1", 2))
+        .await
+        .then_nothing_sent()
+        .then_running();
+    // Both: confirm.
+    FlowScenario::<Fulfilment>::new(flow_kit(), &order)
+        .given(placed.clone())
+        .given(reserved(&order, "BOOK-1", 2))
+        .when(reserved(&order, "PEN-1", 1))
+        .await
+        .then_sent(&[ConfirmOrder { order_id: order.clone() }])
+        .then_nothing_scheduled()
+        .then_running();
+    // Confirmed: done.
+    let outcome = FlowScenario::<Fulfilment>::new(flow_kit(), &order)
+        .given(placed.clone())
+        .given(reserved(&order, "BOOK-1", 2))
+        .given(reserved(&order, "PEN-1", 1))
+        .when(OrderConfirmed { order_id: order.clone() })
+        .await;
+    outcome.then_nothing_sent().then_ended();
+    assert_eq!(outcome.state().unwrap().stage, FulfilmentStage::Confirmed);
+    // A redelivered event sends nothing twice.
+    FlowScenario::<Fulfilment>::new(flow_kit(), &order)
+        .given(placed_event(&order, &ada, &[("BOOK-1", 2)]))
+        .when_delivered_twice(reserved(&order, "BOOK-1", 2))
+        .await
+        .then_sent(&[ConfirmOrder { order_id: order.clone() }]);
+}
+
+#[tokio::test]
+async fn out_of_stock_the_flow_waits_until_a_deadline_then_cancels_and_compensates() {
+    let (order, ada) = (Identifier::<Order>::generate(), Identifier::<Customer>::generate());
+    let placed = placed_event(&order, &ada, &[("BOOK-1", 2), ("PEN-1", 3)]);
+    let outcome = FlowScenario::<Fulfilment>::new(flow_kit(), &order)
+        .given(placed.clone())
+        .given(reserved(&order, "BOOK-1", 2))
+        .when(failed(&order, "PEN-1", 3))
+        .await;
+    let cancel = CancelOrder { order_id: order.clone() };
+    outcome.then_scheduled("restock", &cancel).then_sent::<CancelOrder>(&[]).then_running();
+    assert_eq!(outcome.state().unwrap().stage, FulfilmentStage::AwaitingRestock);
+    let wait = outcome.deadline("restock").unwrap() - OffsetDateTime::now_utc();
+    assert!(wait > restock_wait() - Duration::from_secs(60) && wait <= restock_wait(), "{wait}");
+
+    // A restock in time reserves the waiting line: the deadline goes, the order is confirmed.
+    FlowScenario::<Fulfilment>::new(flow_kit(), &order)
+        .given(placed.clone())
+        .given(reserved(&order, "BOOK-1", 2))
+        .given(failed(&order, "PEN-1", 3))
+        .when(reserved(&order, "PEN-1", 3))
+        .await
+        .then_sent(&[ConfirmOrder { order_id: order.clone() }])
+        .then_nothing_scheduled();
+
+    // At the deadline the order is cancelled: its points are withdrawn, each line's stock
+    // released, and the flow ends.
+    let outcome = FlowScenario::<Fulfilment>::new(flow_kit(), &order)
+        .given(placed.clone())
+        .given(reserved(&order, "BOOK-1", 2))
+        .given(failed(&order, "PEN-1", 3))
+        .when(OrderCancelled { order_id: order.clone(), customer_id: ada.clone(), total: euros(6250) })
+        .await;
+    outcome
+        .then_sent(&[WithdrawLoyaltyPoints { customer_id: ada.clone(), order_id: order.clone(), points: 62 }])
+        .then_sent(&[
+            ReleaseStock { sku: sku("BOOK-1"), order_id: order.clone(), quantity: 2 },
+            ReleaseStock { sku: sku("PEN-1"), order_id: order.clone(), quantity: 3 },
+        ])
+        .then_nothing_scheduled()
+        .then_ended();
+    assert_eq!(outcome.state().unwrap().stage, FulfilmentStage::Cancelled);
+}
+
+async fn points_of(domain: &Domain, customer: &Identifier<Customer>) -> u64 {
+    domain.get(&customer.cast::<CustomerLoyalty>()).await.unwrap().unwrap().points
+}
+
+#[tokio::test]
+async fn end_to_end_a_restock_in_time_confirms_and_a_missed_deadline_cancels() {
+    let domain = flow_kit();
+    let ada = Identifier::<Customer>::generate();
+    domain.process(Restock { sku: sku("PEN-1"), quantity: 1 }).await.unwrap().all_delivered().unwrap();
+    domain.process(Restock { sku: sku("INK-1"), quantity: 1 }).await.unwrap().all_delivered().unwrap();
+
+    // Three pens, one in stock: the order waits.
+    let pens = Identifier::<Order>::generate();
+    domain.process(place(&pens, &ada, "PEN-1", 3)).await.unwrap().all_delivered().unwrap();
+    assert_eq!(domain.get(&pens).await.unwrap().unwrap().status, OrderStatus::AwaitingRestock);
+    let stock = domain.get(&sku("PEN-1")).await.unwrap().unwrap();
+    assert_eq!((stock.reserved, stock.waiting.len()), (0, 1));
+    // Two more arrive: the waiting order gets its three, and is confirmed.
+    domain.process(Restock { sku: sku("PEN-1"), quantity: 2 }).await.unwrap().all_delivered().unwrap();
+    assert_eq!(domain.get(&pens).await.unwrap().unwrap().status, OrderStatus::Confirmed);
+    let stock = domain.get(&sku("PEN-1")).await.unwrap().unwrap();
+    assert_eq!((stock.available, stock.reserved, stock.waiting.len()), (3, 3, 0));
+    assert!(domain.pending_commands::<Fulfilment>(&pens.to_string()).await.unwrap().is_empty());
+
+    // Two inks, one in stock, none arriving: at the deadline the order is cancelled.
+    let inks = Identifier::<Order>::generate();
+    domain.process(place(&inks, &ada, "INK-1", 2)).await.unwrap().all_delivered().unwrap();
+    assert_eq!(points_of(&domain, &ada).await, 62, "37 for the pens, 25 for the ink");
+    let fired = domain.fire_due_commands().await.unwrap();
+    assert_eq!(fired.fired, 0, "not due yet");
+    let later = OffsetDateTime::now_utc() + restock_wait() + Duration::from_secs(1);
+    let fired = domain.fire_due_commands_at(later).await.unwrap();
+    assert_eq!((fired.fired, fired.refused), (1, 0));
+    assert_eq!(domain.get(&inks).await.unwrap().unwrap().status, OrderStatus::Cancelled);
+    assert_eq!(points_of(&domain, &ada).await, 37, "the ink order's 25 points withdrawn");
+    let stock = domain.get(&sku("INK-1")).await.unwrap().unwrap();
+    assert_eq!((stock.reserved, stock.waiting.len()), (0, 0), "the order no longer waits");
+    let (flow, ended) = domain.flow::<Fulfilment>(&inks.to_string()).await.unwrap().unwrap();
+    assert_eq!((flow.stage, ended), (FulfilmentStage::Cancelled, true));
+    // Ink arriving now serves nobody.
+    domain.process(Restock { sku: sku("INK-1"), quantity: 5 }).await.unwrap().all_delivered().unwrap();
+    assert_eq!(domain.get(&sku("INK-1")).await.unwrap().unwrap().reserved, 0);
 }

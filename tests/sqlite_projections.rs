@@ -492,10 +492,12 @@ async fn a_rebuild_begins_is_taken_over_writes_and_finishes_when_nothing_is_left
     let error = store.write_build(CREDIT, 3, vec![], 6).await.unwrap_err();
     assert!(matches!(error, StoreError::Conflict(VersionConflict { expected: 3, actual: 2, .. })), "{error}");
 
-    // A silent builder (lease 0: any silence) is taken over where it got to.
+    // A silent builder (lease 0: any silence) is taken over where it got to, into a new copy
+    // (so the silent builder's writes are refused).
     tokio::time::sleep(Duration::from_millis(2)).await;
     let taken = store.begin_build(CREDIT, 2, Duration::ZERO).await.unwrap().unwrap();
-    assert_eq!((taken.generation, taken.version, taken.position), (2, 2, 5));
+    assert_eq!((taken.generation, taken.version, taken.position), (3, 2, 5));
+    assert!(matches!(store.write_build(CREDIT, 2, vec![], 5).await, Err(StoreError::Conflict(_))));
     assert!(taken.heartbeat > written.heartbeat);
 
     // Events of the projection's types past the build's position: not finished yet.
@@ -503,18 +505,18 @@ async fn a_rebuild_begins_is_taken_over_writes_and_finishes_when_nothing_is_left
     let log = store.log_after(0, 100, &[]).await.unwrap();
     let credited = log.iter().find(|l| l.event.id == appended[0].id).unwrap().position;
     let types = vec!["Account.Credited".to_owned()];
-    assert!(!store.finish_build(CREDIT, 2, credited - 1, &types).await.unwrap());
-    assert!(!store.finish_build(CREDIT, 2, credited, &[]).await.unwrap(), "any type, when none are named");
+    assert!(!store.finish_build(CREDIT, 3, credited - 1, &types).await.unwrap());
+    assert!(!store.finish_build(CREDIT, 3, credited, &[]).await.unwrap(), "any type, when none are named");
     let state = store.projection_state(CREDIT).await.unwrap().unwrap();
-    assert_eq!((state.generation, state.build.as_ref().map(|b| b.generation)), (1, Some(2)), "nothing changed");
+    assert_eq!((state.generation, state.build.as_ref().map(|b| b.generation)), (1, Some(3)), "nothing changed");
     // Only events of other types left: finished, built through the log's last position.
-    assert!(store.finish_build(CREDIT, 2, credited, &types).await.unwrap());
+    assert!(store.finish_build(CREDIT, 3, credited, &types).await.unwrap());
     let last = last_position(&store).await;
     assert!(last > credited);
     let state = store.projection_state(CREDIT).await.unwrap().unwrap();
     assert_eq!(
         (state.generation, state.version, state.built_through, state.checkpoint, state.build),
-        (2, 2, last, last, None)
+        (3, 2, last, last, None)
     );
     assert_eq!(row_json(&store, "a").await, Some((2, json!({"balance": 2}))));
     assert_eq!(row_json(&store, "old").await, None);
@@ -523,18 +525,18 @@ async fn a_rebuild_begins_is_taken_over_writes_and_finishes_when_nothing_is_left
         .unwrap();
     assert_eq!(old, 0, "the old copy's rows are gone");
     // That build is over.
-    assert!(matches!(store.finish_build(CREDIT, 2, last, &[]).await, Err(StoreError::Conflict(_))));
-    assert!(matches!(store.write_build(CREDIT, 2, vec![], last).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(store.finish_build(CREDIT, 3, last, &[]).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(store.write_build(CREDIT, 3, vec![], last).await, Err(StoreError::Conflict(_))));
 
     // The next rebuild fills a new copy; a silent one of another version is abandoned.
     let next = store.begin_build(CREDIT, 3, Duration::from_secs(60)).await.unwrap().unwrap();
-    assert_eq!((next.generation, next.position), (3, 0));
-    store.write_build(CREDIT, 3, vec![("x".into(), Some("{}".into()))], 1).await.unwrap();
+    assert_eq!((next.generation, next.position), (4, 0));
+    store.write_build(CREDIT, 4, vec![("x".into(), Some("{}".into()))], 1).await.unwrap();
     tokio::time::sleep(Duration::from_millis(2)).await;
     let fresh = store.begin_build(CREDIT, 4, Duration::ZERO).await.unwrap().unwrap();
-    assert_eq!((fresh.generation, fresh.version, fresh.position), (4, 4, 0));
-    assert_eq!(store.projection_row(CREDIT, Some(3), "x").await.unwrap(), None, "the abandoned copy's rows are gone");
-    assert!(matches!(store.write_build(CREDIT, 3, vec![], 2).await, Err(StoreError::Conflict(_))));
+    assert_eq!((fresh.generation, fresh.version, fresh.position), (5, 4, 0));
+    assert_eq!(store.projection_row(CREDIT, Some(4), "x").await.unwrap(), None, "the abandoned copy's rows are gone");
+    assert!(matches!(store.write_build(CREDIT, 4, vec![], 2).await, Err(StoreError::Conflict(_))));
     // An empty log finishes at once, built through 0.
     remove(&path);
     let (store, path) = scratch();

@@ -1,5 +1,7 @@
 //! The project-management model of "Design Small Aggregates": tasks are completed in
-//! their own transactions and the project's progress follows through `TaskCompleted`.
+//! their own transactions and the project's progress follows through `TaskCompleted`,
+//! from the task counts a projection (`ProjectTaskCounts`) keeps, instead of loading
+//! the project's tasks.
 //!
 //! `cargo run --example project_management` runs it on SQLite (`project_management.db`);
 //! `PROTEAN_DATABASE_URL` chooses another store (`postgres://…` with `--features
@@ -16,6 +18,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::var("PROTEAN_DATABASE_URL").unwrap_or_else(|_| "sqlite:project_management.db".into());
     let store = protean::store::connect(&url).await?;
     let domain = Domain::builder().module("project_management::model").shared_store(store).build()?;
+    // The counts of tasks an earlier run created before the projection existed are built
+    // from the event log first.
+    for report in domain.rebuild_outdated().await? {
+        println!("rebuilt {} from {} event(s)", report.projection, report.events);
+    }
     domain.deliver_pending().await?.all_delivered()?;
     if std::env::args().any(|a| a == "--dot") {
         println!("{}", domain.model().to_dot());
@@ -51,7 +58,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Completing a task twice raises nothing more, so the progress does not move.
     let processed = domain.process(CompleteTask { task_id: tasks[0].clone() }).await?;
     println!("completing again raised {} event(s)", processed.events.len());
-    let project = domain.get::<Project>(&project).await?.ok_or("no project")?;
-    println!("{}: {} of {} tasks done, {:.0}%", project.name, project.completed_tasks, project.tasks, project.progress);
+    let counts = domain.projection::<ProjectTaskCounts>(&project).await?.ok_or("no counts")?;
+    let launch = domain.get::<Project>(&project).await?.ok_or("no project")?;
+    println!("{}: {} of {} tasks done, {:.0}%", launch.name, counts.done, counts.total(), launch.progress);
+
+    // A second project, all open; then the projects with open tasks, most first: a query
+    // the store runs on the projection's declared fields.
+    let backlog = Identifier::<Project>::generate();
+    domain.process(CreateProject { project_id: backlog.clone(), name: "Backlog".into() }).await?.all_delivered()?;
+    for n in 1..=2 {
+        let task =
+            CreateTask { task_id: Identifier::generate(), project_id: backlog.clone(), title: format!("Idea {n}") };
+        domain.process(task).await?.all_delivered()?;
+    }
+    let open = domain.query::<ProjectTaskCounts>().gt("open", 0).order_by_desc("open").limit(5).fetch().await?;
+    println!("projects with open tasks (up to 5, most open first):");
+    for counts in &open {
+        let name = domain.get::<Project>(&counts.project_id).await?.map_or_else(|| "?".into(), |p| p.name);
+        println!("  {name}: {} open, {} done", counts.open, counts.done);
+    }
     Ok(())
 }

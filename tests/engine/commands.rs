@@ -26,9 +26,10 @@ async fn a_command_is_committed_and_its_events_reach_every_handler_in_their_own_
     assert_eq!(committed.stream, StreamId::new("Order", order_id.to_string()));
     assert_eq!(committed.version, 1);
 
-    // Each aggregate was saved in its own unit of work, with its own version.
+    // Each aggregate was saved in its own unit of work, with its own version; the
+    // fulfilment flow then confirmed the order, in another.
     let order = domain.get(&order_id).await.unwrap().unwrap();
-    assert_eq!((order.status, order.version()), (OrderStatus::Placed, 1));
+    assert_eq!((order.status, order.version()), (OrderStatus::Confirmed, 2));
     let stock = domain.get(&sku("BOOK-1")).await.unwrap().unwrap();
     assert_eq!((stock.available, stock.reserved, stock.version()), (5, 2, 2));
     let loyalty = domain.get(&ada.cast::<CustomerLoyalty>()).await.unwrap().unwrap();
@@ -100,5 +101,6 @@ async fn a_business_rule_refusal_keeps_the_stored_state() {
     let error = domain.process(again).await.unwrap_err();
     assert_eq!(error.rejection(), Some(&DomainError::rule(format!("order {} was already placed", first.order_id))));
     let order = domain.get(&first.order_id).await.unwrap().unwrap();
-    assert_eq!((order.version(), order.items.len()), (1, 1));
+    // Version 2: placed, then confirmed by the fulfilment flow; the refused copy changed nothing.
+    assert_eq!((order.version(), order.items.len(), order.status), (2, 1, OrderStatus::Confirmed));
 }

@@ -33,7 +33,8 @@ async fn a_failed_delivery_keeps_the_event_and_can_be_retried() {
     assert_eq!(delivered.iter().map(|e| &*e.type_name).collect::<Vec<_>>(), ["Inventory.StockReserved"]);
     assert!(domain.failed_deliveries().is_empty());
     assert_eq!(domain.get(&sku("PEN-1")).await.unwrap().unwrap().reserved, 1);
-    assert_eq!(domain.get(&order_id).await.unwrap().unwrap().status, OrderStatus::Placed);
+    // The stock reserved, the fulfilment flow confirmed the order.
+    assert_eq!(domain.get(&order_id).await.unwrap().unwrap().status, OrderStatus::Confirmed);
 }
 
 #[tokio::test]

@@ -5,7 +5,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 // The paths outside `protean::prelude`, in one place.
-use protean::store::{Batch, BoxFuture, Committed, Envelope, Record, Store, StoreError, StreamId, VersionConflict};
+use protean::store::{
+    Batch, BoxFuture, BuildState, Committed, Envelope, Logged, OffsetDateTime, ProjectionSpec, ProjectionState, Record,
+    Row, RowQuery, Scheduled, Store, StoreError, StreamId, VersionConflict,
+};
 use uuid::Uuid;
 
 /// `inner`, as if another process always wrote an aggregate named `aggregate` between
@@ -108,6 +111,86 @@ impl<S: Store> Store for Contended<S> {
     }
     fn events(&self, from: u64, limit: usize) -> BoxFuture<'_, Result<Vec<Envelope>, StoreError>> {
         self.inner.events(from, limit)
+    }
+    // Projections and scheduled commands (the e-commerce model has an inline projection
+    // and a process manager): as the inner store keeps them.
+    fn register_projection(&self, spec: ProjectionSpec) -> BoxFuture<'_, Result<ProjectionState, StoreError>> {
+        self.inner.register_projection(spec)
+    }
+    fn projection_state<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<ProjectionState>, StoreError>> {
+        self.inner.projection_state(name)
+    }
+    fn projection_row<'a>(
+        &'a self,
+        name: &'a str,
+        generation: Option<u64>,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Row>, StoreError>> {
+        self.inner.projection_row(name, generation, key)
+    }
+    fn query_projection(&self, query: RowQuery) -> BoxFuture<'_, Result<Vec<Row>, StoreError>> {
+        self.inner.query_projection(query)
+    }
+    fn begin_build<'a>(
+        &'a self,
+        name: &'a str,
+        version: u32,
+        lease: std::time::Duration,
+    ) -> BoxFuture<'a, Result<Option<BuildState>, StoreError>> {
+        self.inner.begin_build(name, version, lease)
+    }
+    fn write_build<'a>(
+        &'a self,
+        name: &'a str,
+        generation: u64,
+        rows: Vec<(String, Option<Arc<str>>)>,
+        position: u64,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.inner.write_build(name, generation, rows, position)
+    }
+    fn finish_build<'a>(
+        &'a self,
+        name: &'a str,
+        generation: u64,
+        position: u64,
+        types: &'a [String],
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        self.inner.finish_build(name, generation, position, types)
+    }
+    fn log_after<'a>(
+        &'a self,
+        after: u64,
+        limit: usize,
+        types: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Logged>, StoreError>> {
+        self.inner.log_after(after, limit, types)
+    }
+    fn log_count<'a>(&'a self, after: u64, types: &'a [String]) -> BoxFuture<'a, Result<u64, StoreError>> {
+        self.inner.log_count(after, types)
+    }
+    fn claim_due(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+        lease: std::time::Duration,
+    ) -> BoxFuture<'_, Result<Vec<Scheduled>, StoreError>> {
+        self.inner.claim_due(now, limit, lease)
+    }
+    fn complete_scheduled(&self, id: Uuid) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.inner.complete_scheduled(id)
+    }
+    fn release_scheduled(&self, ids: Vec<Uuid>) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.inner.release_scheduled(ids)
+    }
+    fn next_due(&self) -> BoxFuture<'_, Result<Option<OffsetDateTime>, StoreError>> {
+        self.inner.next_due()
+    }
+    fn scheduled_of<'a>(
+        &'a self,
+        owner: &'a str,
+        owner_key: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Scheduled>, StoreError>> {
+        self.inner.scheduled_of(owner, owner_key)
     }
     fn read_model<'a>(&'a self, name: &'a str, key: &'a str) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
         self.inner.read_model(name, key)

@@ -27,6 +27,40 @@ pub fn test<F: Future<Output = ()>>(name: impl Into<String>, test: impl FnOnce()
     })
 }
 
+/// A case run against one store.
+pub type StoreCase = fn(std::sync::Arc<dyn protean::store::Store>) -> std::pin::Pin<Box<dyn Future<Output = ()>>>;
+
+/// `cases` on every store the build has, named `store::case`: a new memory store; a new
+/// SQLite file (under a temporary folder named after `tag`); a new PostgreSQL database
+/// (with a pool of `connections`), ignored with the reason when there is no server.
+pub fn every_store(tag: &str, cases: fn() -> Vec<(&'static str, StoreCase)>, connections: u32) -> Vec<Trial> {
+    let _ = (tag, connections);
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(unused_mut))]
+    let mut trials: Vec<Trial> = cases()
+        .into_iter()
+        .map(|(name, case)| {
+            test(format!("memory::{name}"), move || case(std::sync::Arc::new(protean::store::MemoryStore::new())))
+        })
+        .collect();
+    #[cfg(feature = "sqlite")]
+    trials.extend(cases().into_iter().map(|(name, case)| {
+        let dir = std::env::temp_dir().join(format!("protean-{tag}-{}", uuid::Uuid::now_v7()));
+        test(format!("sqlite::{name}"), move || {
+            std::fs::create_dir_all(&dir).unwrap();
+            case(std::sync::Arc::new(protean::store::SqliteStore::open(dir.join("store.db")).unwrap()))
+        })
+    }));
+    #[cfg(feature = "postgres")]
+    trials.extend(cases().into_iter().map(|(name, case)| {
+        postgres::test(format!("postgres::{name}"), move |url| async move {
+            let store =
+                protean::store::PostgresStore::connect_with(&url, connections).await.expect("connects and migrates");
+            case(std::sync::Arc::new(store)).await;
+        })
+    }));
+    trials
+}
+
 /// Tests on the PostgreSQL server named by `PROTEAN_POSTGRES_URL`: each gets a database
 /// of its own on it, so they run side by side.
 #[cfg(feature = "postgres")]

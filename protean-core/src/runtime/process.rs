@@ -389,7 +389,7 @@ async fn run_step<P: ProcessManager, E: Event>(
 /// (idempotently), caused by the event that sent it, in its conversation.
 pub type FireRoute = for<'a> fn(&'a Arc<Engine>, &'a Scheduled) -> BoxFuture<'a, Result<(), ProcessError>>;
 
-/// The [`FireRoute`] of command `C`.
+/// The `FireRoute` of command `C`.
 pub fn fire_scheduled<'a, C: Command>(
     engine: &'a Arc<Engine>,
     scheduled: &'a Scheduled,

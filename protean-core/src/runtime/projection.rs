@@ -39,6 +39,11 @@ use crate::store::{Batch, BoxFuture, Committed, Handled, ProjectionSpec, Row, Ro
 /// Its rows are keyed by [`key`](Projection::key); queries may filter and order on the
 /// fields in [`INDEXED`](Projection::INDEXED). When [`VERSION`](Projection::VERSION)
 /// changes, the projection is rebuilt from the event log.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a projection",
+    label = "a projector changes the rows of a `#[projection]`",
+    note = "declare the read model with `#[projection]` and one `#[key]` field; an aggregate changes only through its own handlers"
+)]
 pub trait Projection: ReadModel + Clone + std::fmt::Debug {
     /// The version of its shape and projectors: bump it to rebuild.
     const VERSION: u32;
@@ -372,7 +377,7 @@ pub const fn assert_rows_of<T: RowsOf<V>, V: Projection>() {}
 /// units and rebuilds alike.
 pub type ProjectRoute = for<'a> fn(&'a mut RowSet, &'a Envelope) -> BoxFuture<'a, Result<(), ProcessError>>;
 
-/// The [`ProjectRoute`] of projector method `H`.
+/// The `ProjectRoute` of projector method `H`.
 pub fn project<'a, V, E, H>(set: &'a mut RowSet, envelope: &'a Envelope) -> BoxFuture<'a, Result<(), ProcessError>>
 where
     V: Projection,
