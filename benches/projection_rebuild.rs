@@ -11,7 +11,7 @@
 //! events are written delivered, as a domain whose workers kept up leaves them. On
 //! PostgreSQL a `VACUUM ANALYZE` and a `CHECKPOINT` follow the fill (outside any timing),
 //! so that the first rebuild does not share the machine with the autovacuum of the new
-//! rows, nor pay for flushing them.
+//! rows, nor pay for flushing them (`PROTEAN_BENCH_REBUILD_SETTLE=0` leaves them out).
 //!
 //! Then, alternating the stores (SQLite, PostgreSQL, SQLite, ...) over
 //! `PROTEAN_BENCH_REBUILD_ROUNDS` rounds (default 3 under `cargo bench`, 1 otherwise),
@@ -180,7 +180,7 @@ impl Filled {
         );
         #[cfg(feature = "postgres")]
         let pg = match &database {
-            Some((url, _)) => Some(postgres::settled(url).await),
+            Some((url, _)) => Some(postgres::settled(url, env("PROTEAN_BENCH_REBUILD_SETTLE", 1) != 0).await),
             None => None,
         };
         let domain = Domain::builder()
@@ -367,12 +367,14 @@ mod postgres {
         (format!("{base}/{name}"), name)
     }
 
-    /// A connection to the freshly filled database at `url`, once it is settled: a
-    /// `VACUUM ANALYZE` and a `CHECKPOINT`, so that the first rebuild does not share the
-    /// machine with the autovacuum of a million new rows, nor pay for flushing them.
-    pub async fn settled(url: &str) -> sqlx::PgPool {
+    /// A connection to the freshly filled database at `url`, once it is settled (unless
+    /// `settle` is false): a `VACUUM ANALYZE` and a `CHECKPOINT`, so that the first
+    /// rebuilds do not share the machine with the autovacuum of a million new rows, nor
+    /// pay for flushing them.
+    pub async fn settled(url: &str, settle: bool) -> sqlx::PgPool {
         let pool = sqlx::PgPool::connect(url).await.expect("the database answers");
-        for statement in ["VACUUM ANALYZE", "CHECKPOINT"] {
+        let statements: &[&str] = if settle { &["VACUUM ANALYZE", "CHECKPOINT"] } else { &[] };
+        for statement in statements {
             if let Err(error) = sqlx::query(statement).execute(&pool).await {
                 eprintln!("  (no {statement} after the fill: {error})");
             }
