@@ -10,8 +10,8 @@
 //! 1 `Withdrawn`), so the log interleaves the accounts as commands over time would. The
 //! events are written delivered, as a domain whose workers kept up leaves them. On
 //! PostgreSQL a `VACUUM ANALYZE` and a `CHECKPOINT` follow the fill (outside any timing),
-//! so that the first rebuild does not share the machine with the autovacuum of the new
-//! rows, nor pay for flushing them (`PROTEAN_BENCH_REBUILD_SETTLE=0` leaves them out).
+//! so that the rebuilds measure a database at rest, not the aftermath of a bulk load
+//! (`PROTEAN_BENCH_REBUILD_SETTLE=0` leaves them out).
 //!
 //! Then, alternating the stores (SQLite, PostgreSQL, SQLite, ...) over
 //! `PROTEAN_BENCH_REBUILD_ROUNDS` rounds (default 3 under `cargo bench`, 1 otherwise),
@@ -368,9 +368,9 @@ mod postgres {
     }
 
     /// A connection to the freshly filled database at `url`, once it is settled (unless
-    /// `settle` is false): a `VACUUM ANALYZE` and a `CHECKPOINT`, so that the first
-    /// rebuilds do not share the machine with the autovacuum of a million new rows, nor
-    /// pay for flushing them.
+    /// `settle` is false): a `VACUUM ANALYZE` and a `CHECKPOINT`, so that the rebuilds
+    /// measure a database at rest (right after the bulk load they were slower; see
+    /// docs/benchmarks.md, section 7a).
     pub async fn settled(url: &str, settle: bool) -> sqlx::PgPool {
         let pool = sqlx::PgPool::connect(url).await.expect("the database answers");
         let statements: &[&str] = if settle { &["VACUUM ANALYZE", "CHECKPOINT"] } else { &[] };
