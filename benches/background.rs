@@ -24,101 +24,21 @@
 //! `cargo test --all-features --bench background` runs each case once and the latency
 //! measurement with 50 commands.
 
+#[path = "support/backends.rs"]
+#[allow(dead_code)]
+mod backends;
 #[path = "support/deposits.rs"]
 mod deposits;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use protean::prelude::*;
 use protean::runtime::{DeliveryMode, WorkerConfig, WorkerHandle};
-use protean::store::{OffsetDateTime, SqliteStore, Store};
+use protean::store::{OffsetDateTime, Store};
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a tokio runtime")
-}
-
-/// A fresh SQLite file per sample, removed afterwards.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("protean-bench-{}", uuid::Uuid::now_v7()));
-        std::fs::create_dir_all(&dir).expect("a scratch directory");
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Where a case stores.
-#[derive(Clone)]
-enum Backend {
-    Sqlite,
-    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
-    Postgres(String),
-}
-
-impl Backend {
-    fn label(&self) -> &'static str {
-        match self {
-            Backend::Sqlite => "SQLite",
-            Backend::Postgres(_) => "PostgreSQL",
-        }
-    }
-
-    /// A store on a fresh database, and what must live as long as it.
-    async fn fresh_store(&self) -> (Arc<dyn Store>, Option<Scratch>) {
-        match self {
-            Backend::Sqlite => {
-                let scratch = Scratch::new();
-                let store = SqliteStore::open(scratch.0.join("bench.db")).expect("opens");
-                (Arc::new(store), Some(scratch))
-            }
-            #[cfg(feature = "postgres")]
-            Backend::Postgres(url) => {
-                let db = postgres::fresh_database(url).await;
-                let store = protean::store::PostgresStore::connect_with(&db, 8).await.expect("connects");
-                (Arc::new(store), None)
-            }
-            #[cfg(not(feature = "postgres"))]
-            Backend::Postgres(_) => unreachable!("PostgreSQL cases exist with the postgres feature only"),
-        }
-    }
-}
-
-#[cfg(feature = "postgres")]
-mod postgres {
-    /// A new database on the server, so every sample starts empty.
-    pub async fn fresh_database(url: &str) -> String {
-        let admin = sqlx::PgPool::connect(url).await.expect("PROTEAN_POSTGRES_URL answers");
-        let name = format!("bench_{}", uuid::Uuid::now_v7().simple());
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.expect("a database");
-        admin.close().await;
-        let base = url.rsplit_once('/').map_or(url, |(base, _)| base);
-        format!("{base}/{name}")
-    }
-}
-
-/// The backends of this run: SQLite always; PostgreSQL with the feature and the URL.
-fn backends() -> Vec<Backend> {
-    #[cfg_attr(not(feature = "postgres"), allow(unused_mut))]
-    let mut backends = vec![Backend::Sqlite];
-    #[cfg(feature = "postgres")]
-    match std::env::var("PROTEAN_POSTGRES_URL") {
-        Ok(url) => backends.push(Backend::Postgres(url)),
-        Err(_) => eprintln!("background: set PROTEAN_POSTGRES_URL to run the PostgreSQL cases; skipped"),
-    }
-    #[cfg(not(feature = "postgres"))]
-    eprintln!("background: built without the postgres feature; the PostgreSQL cases are skipped");
-    backends
-}
+use backends::{backends, runtime, Backend, Opened, Scratch};
 
 fn domain(store: Arc<dyn Store>, mode: DeliveryMode) -> Domain {
     Domain::builder()
@@ -169,7 +89,7 @@ struct Case {
 
 impl Case {
     async fn new(backend: &Backend, mode: DeliveryMode) -> Self {
-        let (store, scratch) = backend.fresh_store().await;
+        let Opened { store, scratch, .. } = backend.fresh_store().await;
         let case = Case { backend: backend.clone(), mode, domain: domain(store, mode), _scratch: scratch };
         let workers = case.workers();
         for _ in 0..WARM_UP {
@@ -267,7 +187,7 @@ fn percentile<T: Copy + Default>(sorted: &[T], share: f64) -> T {
 
 /// Commit-to-reaction latencies of `commands` deposits sent one every `pace`.
 async fn reaction_latency(backend: &Backend, commands: u64, pace: Duration) -> Latencies {
-    let (store, _scratch) = backend.fresh_store().await;
+    let Opened { store, scratch: _scratch, .. } = backend.fresh_store().await;
     let domain = domain(store, DeliveryMode::Background);
     let wallets: Vec<Identifier<deposits::Wallet>> = (0..100).map(|_| Identifier::generate()).collect();
     let workers = domain.workers(WorkerConfig::default()).start().expect("on a runtime");
@@ -369,7 +289,7 @@ fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let env = |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
     let rt = runtime();
-    let backends = backends();
+    let backends = backends("background");
     let mut criterion = Criterion::default().configure_from_args();
     if std::env::var_os("PROTEAN_BENCH_SKIP_CRITERION").is_none() {
         process_latency(&mut criterion, &rt, &backends);

@@ -40,11 +40,12 @@
 //! `PROTEAN_POSTGRES_URL=... cargo bench --all-features --bench projection_rebuild`
 //! (both). `cargo test --bench projection_rebuild` runs 2,000 events once per store.
 
+#[path = "support/backends.rs"]
+#[allow(dead_code)]
+mod backends;
 #[path = "support/ledger.rs"]
 mod ledger;
 
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ledger::accounts::{Account, Deposited, Withdrawn};
@@ -53,7 +54,9 @@ use ledger::views::owners::OwnerTotal;
 use protean::model::RaisedEvent;
 use protean::prelude::*;
 use protean::runtime::{DeliveryMode, Projection};
-use protean::store::{Batch, Cause, Commit, Envelope, SqliteStore, Store, StreamId};
+use protean::store::{Batch, Cause, Commit, Envelope, Store, StreamId};
+
+use backends::{backends, runtime, Backend, Opened, Scratch};
 
 /// Events of each account.
 const EVENTS_PER_ACCOUNT: u64 = 100;
@@ -66,65 +69,6 @@ const FILL_BATCH: u64 = 1_000;
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a tokio runtime")
-}
-
-/// A scratch directory, removed afterwards.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("protean-bench-{}", uuid::Uuid::now_v7()));
-        std::fs::create_dir_all(&dir).expect("a scratch directory");
-        Scratch(dir)
-    }
-
-    /// Bytes in the directory: the database file, its WAL and shared memory.
-    fn size(&self) -> u64 {
-        std::fs::read_dir(&self.0)
-            .map(|entries| entries.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum())
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Where a run stores.
-#[derive(Clone)]
-enum Backend {
-    Sqlite,
-    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
-    Postgres(String),
-}
-
-impl Backend {
-    fn label(&self) -> &'static str {
-        match self {
-            Backend::Sqlite => "SQLite",
-            Backend::Postgres(_) => "PostgreSQL",
-        }
-    }
-}
-
-/// The backends of this run: SQLite always; PostgreSQL with the feature and the URL.
-fn backends() -> Vec<Backend> {
-    #[cfg_attr(not(feature = "postgres"), allow(unused_mut))]
-    let mut backends = vec![Backend::Sqlite];
-    #[cfg(feature = "postgres")]
-    match std::env::var("PROTEAN_POSTGRES_URL") {
-        Ok(url) => backends.push(Backend::Postgres(url)),
-        Err(_) => eprintln!("projection_rebuild: set PROTEAN_POSTGRES_URL to measure PostgreSQL too; skipped"),
-    }
-    #[cfg(not(feature = "postgres"))]
-    eprintln!("projection_rebuild: built without the postgres feature; PostgreSQL is skipped");
-    backends
 }
 
 /// A filled database and the domain over it.
@@ -152,21 +96,7 @@ struct Expected {
 
 impl Filled {
     async fn new(backend: &Backend, events: u64) -> Self {
-        let (store, scratch, database): (Arc<dyn Store>, _, _) = match backend {
-            Backend::Sqlite => {
-                let scratch = Scratch::new();
-                let store = SqliteStore::open(scratch.0.join("bench.db")).expect("opens");
-                (Arc::new(store), Some(scratch), None)
-            }
-            #[cfg(feature = "postgres")]
-            Backend::Postgres(url) => {
-                let (db, name) = postgres::fresh_database(url).await;
-                let store = protean::store::PostgresStore::connect_with(&db, 8).await.expect("connects");
-                (Arc::new(store), None, Some((db, name)))
-            }
-            #[cfg(not(feature = "postgres"))]
-            Backend::Postgres(_) => unreachable!("PostgreSQL runs exist with the postgres feature only"),
-        };
+        let Opened { store, scratch, database } = backend.fresh_store().await;
         let started = Instant::now();
         let expected = fill(store.as_ref(), events).await;
         let took = started.elapsed();
@@ -357,16 +287,6 @@ fn check_totals(rows: &[OwnerTotal], expected: &Expected) {
 
 #[cfg(feature = "postgres")]
 mod postgres {
-    /// A new database on the server of `url`: (its URL, its name).
-    pub async fn fresh_database(url: &str) -> (String, String) {
-        let admin = sqlx::PgPool::connect(url).await.expect("PROTEAN_POSTGRES_URL answers");
-        let name = format!("bench_{}", uuid::Uuid::now_v7().simple());
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.expect("a database");
-        admin.close().await;
-        let base = url.rsplit_once('/').map_or(url, |(base, _)| base);
-        (format!("{base}/{name}"), name)
-    }
-
     /// A connection to the freshly filled database at `url`, once it is settled (unless
     /// `settle` is false): a `VACUUM ANALYZE` and a `CHECKPOINT`, so that the rebuilds
     /// measure a database at rest (right after the bulk load they were slower; see
@@ -463,7 +383,7 @@ fn main() {
     let rounds = env("PROTEAN_BENCH_REBUILD_ROUNDS", if full { 3 } else { 1 });
     let batch = env("PROTEAN_BENCH_REBUILD_BATCH", 1_000) as usize;
     let rt = runtime();
-    let backends = backends();
+    let backends = backends("projection_rebuild");
     eprintln!(
         "projection_rebuild: {events} events, batches of {batch}, {rounds} round(s); load average {}",
         load_average()

@@ -43,10 +43,12 @@
 //! `cargo test --bench projection_update` runs each case once, and one interleaved round
 //! of two iterations per case.
 
+#[path = "support/backends.rs"]
+#[allow(dead_code)]
+mod backends;
 #[path = "support/ledger.rs"]
 mod ledger;
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -56,88 +58,14 @@ use ledger::accounts::{Account, Deposit};
 use ledger::views::balances::AccountBalance;
 use protean::prelude::*;
 use protean::runtime::DeliveryMode;
-use protean::store::{SqliteStore, Store};
+use protean::store::Store;
+
+use backends::{backends, runtime, Backend, Opened, Scratch};
 
 /// Accounts the iterations deposit into, in turn.
 const ACCOUNTS: usize = 100;
 /// Where the hand-written update keeps its rows (`Store::read_model`).
 const BY_HAND: &str = "AccountBalanceByHand";
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a tokio runtime")
-}
-
-/// A fresh SQLite file per case, removed afterwards.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("protean-bench-{}", uuid::Uuid::now_v7()));
-        std::fs::create_dir_all(&dir).expect("a scratch directory");
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Where a case stores.
-#[derive(Clone)]
-enum Backend {
-    Sqlite,
-    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
-    Postgres(String),
-}
-
-impl Backend {
-    fn label(&self) -> &'static str {
-        match self {
-            Backend::Sqlite => "SQLite",
-            Backend::Postgres(_) => "PostgreSQL",
-        }
-    }
-
-    /// A store on a fresh database, and what must live as long as it.
-    async fn fresh_store(&self) -> (Arc<dyn Store>, Option<Scratch>) {
-        match self {
-            Backend::Sqlite => {
-                let scratch = Scratch::new();
-                let store = SqliteStore::open(scratch.0.join("bench.db")).expect("opens");
-                (Arc::new(store), Some(scratch))
-            }
-            #[cfg(feature = "postgres")]
-            Backend::Postgres(url) => {
-                let admin = sqlx::PgPool::connect(url).await.expect("PROTEAN_POSTGRES_URL answers");
-                let name = format!("bench_{}", uuid::Uuid::now_v7().simple());
-                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.expect("a database");
-                admin.close().await;
-                let base = url.rsplit_once('/').map_or(url.as_str(), |(base, _)| base);
-                let store =
-                    protean::store::PostgresStore::connect_with(&format!("{base}/{name}"), 8).await.expect("connects");
-                (Arc::new(store), None)
-            }
-            #[cfg(not(feature = "postgres"))]
-            Backend::Postgres(_) => unreachable!("PostgreSQL cases exist with the postgres feature only"),
-        }
-    }
-}
-
-/// The backends of this run: SQLite always; PostgreSQL with the feature and the URL.
-fn backends() -> Vec<Backend> {
-    #[cfg_attr(not(feature = "postgres"), allow(unused_mut))]
-    let mut backends = vec![Backend::Sqlite];
-    #[cfg(feature = "postgres")]
-    match std::env::var("PROTEAN_POSTGRES_URL") {
-        Ok(url) => backends.push(Backend::Postgres(url)),
-        Err(_) => eprintln!("projection_update: set PROTEAN_POSTGRES_URL to run the PostgreSQL cases; skipped"),
-    }
-    #[cfg(not(feature = "postgres"))]
-    eprintln!("projection_update: built without the postgres feature; the PostgreSQL cases are skipped");
-    backends
-}
 
 /// What follows the command in an iteration.
 #[derive(Clone, Copy, PartialEq)]
@@ -172,7 +100,7 @@ struct Case {
 
 impl Case {
     async fn new(backend: &Backend, way: Way) -> Self {
-        let (store, scratch) = backend.fresh_store().await;
+        let Opened { store, scratch, .. } = backend.fresh_store().await;
         let here = module_path!().to_string();
         let mut builder = Domain::builder().module(here.clone() + "::ledger::accounts");
         if way == Way::Projector {
@@ -362,7 +290,7 @@ fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
     let rt = runtime();
-    let backends = backends();
+    let backends = backends("projection_update");
     let mut criterion = Criterion::default().configure_from_args();
     let kept = update(&mut criterion, &rt, &backends);
     for line in WRITTEN.lock().unwrap().iter() {
