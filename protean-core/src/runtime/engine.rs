@@ -156,8 +156,12 @@ impl Engine {
         self.projections.get(name)
     }
 
-    /// Registers the projection with the store, once.
-    pub(crate) async fn register_projection(&self, entry: &ProjectionEntry) -> Result<ProjectionState, StoreError> {
+    /// Registers the projection with the store, once per domain: the state the store
+    /// returned when this call registered it, `None` when it was registered before.
+    pub(crate) async fn ensure_registered(
+        &self,
+        entry: &ProjectionEntry,
+    ) -> Result<Option<ProjectionState>, StoreError> {
         let mut registered = None;
         entry
             .registered
@@ -170,14 +174,19 @@ impl Engine {
                 Ok::<(), StoreError>(())
             })
             .await?;
-        match registered {
-            Some(state) => Ok(state),
-            None => {
-                self.store.projection_state(&entry.spec.name).await?.ok_or_else(|| {
-                    StoreError::Unsupported(format!("the store lost the projection `{}`", entry.spec.name))
-                })
-            }
+        Ok(registered)
+    }
+
+    /// Where the projection stands in the store, registering it first if this domain
+    /// has not yet.
+    pub(crate) async fn register_projection(&self, entry: &ProjectionEntry) -> Result<ProjectionState, StoreError> {
+        if let Some(state) = self.ensure_registered(entry).await? {
+            return Ok(state);
         }
+        self.store
+            .projection_state(&entry.spec.name)
+            .await?
+            .ok_or_else(|| StoreError::Unsupported(format!("the store lost the projection `{}`", entry.spec.name)))
     }
 
     /// Where the projection a projector changes stands: its serving copy, and whether

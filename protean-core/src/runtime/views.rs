@@ -163,7 +163,7 @@ impl<V: Projection> Query<V> {
             return Err(ProcessError::Query(error));
         }
         if let Some(entry) = self.engine.projection(V::NAME) {
-            self.engine.register_projection(entry).await?;
+            self.engine.ensure_registered(entry).await?;
         }
         let rows = self.engine.store().query_projection(self.query).await?;
         rows.into_iter()
@@ -279,7 +279,7 @@ impl Rebuild {
     async fn run_in_span(mut self) -> Result<Option<RebuildReport>, ProcessError> {
         let engine = Arc::clone(&self.engine);
         let entry = engine.projection(self.projection).ok_or(QueryError::NoProjector(self.projection))?;
-        engine.register_projection(entry).await?;
+        engine.ensure_registered(entry).await?;
         let store = Arc::clone(engine.store());
         let Some(build) = store.begin_build(self.projection, entry.spec.version, self.lease).await? else {
             return Ok(None);
