@@ -250,6 +250,25 @@ pub trait Store: Send + Sync + 'static {
     /// [`StoreError::AlreadyHandled`].
     fn commit(&self, batch: Batch) -> BoxFuture<'_, Result<Vec<Committed>, StoreError>>;
 
+    /// Commits several units of work's batches as one group, and answers each with its
+    /// own outcome, in the order given: each batch keeps its own version checks and its
+    /// own handled record, so a batch that conflicts (or was already handled) fails alone
+    /// and writes nothing, while the others commit. An answer is given only once the
+    /// whole group is as durable as one [`commit`](Store::commit) would be.
+    ///
+    /// The SQL stores commit a group in one transaction (group commit): their `commit`
+    /// queues each batch for one writer, which takes every batch waiting as one group.
+    /// The default commits the batches one after another.
+    fn commit_group(&self, batches: Vec<Batch>) -> BoxFuture<'_, Vec<Result<Vec<Committed>, StoreError>>> {
+        Box::pin(async move {
+            let mut outcomes = Vec::with_capacity(batches.len());
+            for batch in batches {
+                outcomes.push(self.commit(batch).await);
+            }
+            outcomes
+        })
+    }
+
     /// Claims up to `limit` undelivered events for `lease`, oldest first. An event is
     /// claimable when it is not claimed by someone else and no earlier event of its
     /// stream is still undelivered, so each stream is delivered in order even with
