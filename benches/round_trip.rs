@@ -7,6 +7,9 @@
 //! stocked in the untimed setup, so neither side pays for a growing history, and each
 //! sample starts from an empty store.
 //!
+//! A second group times the test kit: `Scenario::given(Stock).when(PlaceOrder)` beside
+//! the same two commands sent with `process`, each on a fresh domain.
+//!
 //! `cargo bench --bench round_trip` (cqrs-es's `MemStore` prints a line per load and
 //! commit; send stdout to /dev/null and read `target/criterion/command_round_trip/*/new/estimates.json`,
 //! as `docs/benchmarks.md` explains). `cargo test --bench round_trip` runs it once.
@@ -63,6 +66,62 @@ fn round_trip(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    // The test kit: `Scenario::given(Stock).when(PlaceOrder)` on a fresh domain, beside
+    // the same two commands sent with `process` to a fresh domain. Building the domains
+    // is outside the timing on both sides.
+    let mut group = c.benchmark_group("test_kit_round_trip");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("process: Stock then PlaceOrder", |b| {
+        b.iter_custom(|iters| {
+            let mut elapsed = std::time::Duration::ZERO;
+            for n in 0..iters {
+                let domain = protean_shop();
+                let (stock, order) = commands(n);
+                elapsed += rt.block_on(async {
+                    let start = Instant::now();
+                    domain.process(stock).await.expect("stocked");
+                    let processed = domain.process(order).await.expect("placed");
+                    let elapsed = start.elapsed();
+                    assert!(processed.all_delivered().is_ok());
+                    elapsed
+                });
+            }
+            elapsed
+        })
+    });
+    group.bench_function("Scenario: given Stock, when PlaceOrder", |b| {
+        b.iter_custom(|iters| {
+            let mut elapsed = std::time::Duration::ZERO;
+            for n in 0..iters {
+                let scenario = protean::testing::Scenario::new(protean_shop());
+                let (stock, order) = commands(n);
+                elapsed += rt.block_on(async {
+                    let start = Instant::now();
+                    let outcome = scenario.given(stock).when(order).await;
+                    let elapsed = start.elapsed();
+                    outcome.then_no_failures();
+                    elapsed
+                });
+            }
+            elapsed
+        })
+    });
+    group.finish();
+}
+
+/// The two commands of a test-kit round trip: stock a SKU, then order from it.
+fn commands(n: u64) -> (shop::Stock, shop::PlaceOrder) {
+    let sku = format!("SKU-{n}");
+    let stock = shop::Stock { sku: Identifier::parse(&sku).expect("a SKU"), quantity: 10 };
+    let order = shop::PlaceOrder {
+        order_id: Identifier::generate(),
+        customer_id: "customer-1".into(),
+        sku,
+        quantity: 2,
+        unit_price_cents: 1250,
+    };
+    (stock, order)
 }
 
 fn protean_shop() -> Domain {
