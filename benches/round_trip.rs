@@ -80,7 +80,7 @@ fn round_trip(c: &mut Criterion) {
                 let (stock, order) = commands(n);
                 elapsed += rt.block_on(async {
                     let start = Instant::now();
-                    domain.process(stock).await.expect("stocked");
+                    let _ = domain.process(stock).await.expect("stocked");
                     let processed = domain.process(order).await.expect("placed");
                     let elapsed = start.elapsed();
                     assert!(processed.all_delivered().is_ok());
