@@ -80,7 +80,7 @@ pub enum Durability {
 }
 
 /// How to open a [`SqliteStore`]: its [`Durability`], whether opening migrates the
-/// schema, and how many reader threads it runs.
+/// schema, how many reader threads it runs, and whether its commits are grouped.
 ///
 /// ```no_run
 /// use protean_core::store::{Durability, SqliteOptions};
@@ -93,16 +93,18 @@ pub struct SqliteOptions {
     durability: Durability,
     migrate: bool,
     readers: usize,
+    group_commit: bool,
 }
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        SqliteOptions { durability: Durability::Normal, migrate: true, readers: 2 }
+        SqliteOptions { durability: Durability::Normal, migrate: true, readers: 2, group_commit: true }
     }
 }
 
 impl SqliteOptions {
-    /// The defaults: [`Durability::Normal`], migrating on open, two readers.
+    /// The defaults: [`Durability::Normal`], migrating on open, two readers, group
+    /// commit on.
     pub fn new() -> Self {
         Self::default()
     }
@@ -129,6 +131,23 @@ impl SqliteOptions {
     /// could see it).
     pub fn readers(mut self, readers: usize) -> Self {
         self.readers = readers;
+        self
+    }
+
+    /// Whether the writer commits the units of work waiting in its queue together, in
+    /// one transaction (`true`, the default), or each in a transaction of its own
+    /// (`false`).
+    ///
+    /// Grouped, when the writer takes a commit it also takes every commit waiting behind
+    /// it (up to 256 units) and writes them in one `BEGIN IMMEDIATE` transaction, each
+    /// unit in its own savepoint: a unit that fails (a version conflict, a message
+    /// already handled, any error) is rolled back alone and gets its error, the others
+    /// are kept, and each is answered only once the group has committed, so an answer
+    /// is as durable as the [`Durability`] says. Under load the commits (and their
+    /// fsyncs with [`Durability::Full`]) are shared; a lone commit is written as before.
+    /// Turning it off is for comparing (benchmarks): nothing else changes.
+    pub fn group_commit(mut self, group_commit: bool) -> Self {
+        self.group_commit = group_commit;
         self
     }
 
@@ -179,7 +198,7 @@ impl SqliteOptions {
             Some(file) => (0..self.readers).map(|_| reader(file)).collect::<Result<_, _>>()?,
             None => Vec::new(),
         };
-        Ok(SqliteStore { threads: Arc::new(Threads::start(writer, readers)?), owner })
+        Ok(SqliteStore { threads: Arc::new(Threads::start(writer, readers, self.group_commit)?), owner })
     }
 }
 
@@ -302,7 +321,14 @@ impl Store for SqliteStore {
     }
 
     fn commit(&self, batch: Batch) -> BoxFuture<'_, Result<Vec<Committed>, StoreError>> {
-        self.threads.write(move |c| queries::commit(c, batch))
+        self.threads.commit(batch)
+    }
+
+    /// The batches are written as one group, in one transaction (with the other commits
+    /// waiting for the writer, if any), each in its own savepoint; see
+    /// [`SqliteOptions::group_commit`]. With grouping off, one transaction each.
+    fn commit_group(&self, batches: Vec<Batch>) -> BoxFuture<'_, Vec<Result<Vec<Committed>, StoreError>>> {
+        self.threads.commit_group(batches)
     }
 
     fn claim_undelivered(&self, limit: usize, lease: Duration) -> BoxFuture<'_, Result<Vec<Envelope>, StoreError>> {
