@@ -7,11 +7,25 @@
 //! commit is on disk (fsync) before it returns.
 //!
 //! SQLite runs on threads of its own, never on the caller's: one writer thread, with the
-//! connection that writes, takes the writes (commits, claims, marks) one at a time from
-//! a queue; a few reader threads, each with a read-only connection, take the reads.
+//! connection that writes, takes the writes (commits, claims, marks) in order from a
+//! queue; a few reader threads, each with a read-only connection, take the reads.
 //! Under WAL a read sees the last commit and waits for no writer. An async call sends
 //! its work and awaits the answer, so a commit waiting for another process's lock (up
 //! to the 10 s busy timeout) or for an fsync holds up no other task.
+//!
+//! Commits are grouped (group commit, on unless [`SqliteOptions::group_commit`] turns it
+//! off): the writer takes a commit together with every commit waiting behind it in the
+//! queue (up to 256 units of work) and writes them in one `BEGIN IMMEDIATE`
+//! transaction, in queue order, each unit in its own `SAVEPOINT`. A unit that fails
+//! (a version conflict, a message already handled, a projection row conflict, any
+//! error or panic) is rolled back to its savepoint and gets its own error; the others
+//! are kept, and a later unit sees an earlier one's writes, so its version check is
+//! exact. The transaction commits once, and only then is each unit answered: an answer
+//! is as durable as the [`Durability`] says, and concurrent units share one commit (one
+//! fsync with [`Durability::Full`]). If the transaction itself fails, nothing of the
+//! group is written and every unit gets an error. A lone commit is one transaction, as
+//! before, without a savepoint. Other writes wait their turn: one met in the queue runs
+//! right after the group. [`Store::commit_group`] sends its batches as one group.
 //!
 //! Background delivery keeps its state in the same file: claims are renewed and
 //! released on the writer (only this store's own, only on undelivered events); failed
@@ -227,8 +241,9 @@ fn reader(file: &Path) -> Result<Connection, StoreError> {
 /// rebuild is taken over only when its builder's heartbeat is older than the lease.
 ///
 /// SQLite runs on the store's own threads, never on the caller's: a writer thread, with
-/// the connection that writes, takes the writes (commits, claims, marks, failures) one at a time
-/// from a queue; reader threads (see [`SqliteOptions::readers`]), each with a read-only
+/// the connection that writes, takes the writes (commits, claims, marks, failures) in
+/// order from a queue, the commits waiting together as one group in one transaction (see
+/// [`SqliteOptions::group_commit`]); reader threads (see [`SqliteOptions::readers`]), each with a read-only
 /// connection, take the reads, which under WAL wait for no writer. The async methods
 /// send their work and await the answer, so a commit waiting for another connection's
 /// lock (up to the 10 s busy timeout) or for an fsync holds up no other task. The
