@@ -12,6 +12,16 @@
 //! The raw side writes exactly those rows with prepared statements and JSON text made
 //! in advance; protean also loads (one miss, one hit), validates, serializes and routes.
 //!
+//! Two groups:
+//! * `durable_round_trip_sqlite`: one client, round trips back to back;
+//! * `durable_round_trip_sqlite_8_clients_{normal,full}`: 8 clients at once (8 tasks on
+//!   a multi-thread runtime, each running its share back to back), with
+//!   `synchronous = NORMAL` and `FULL` on both sides: protean with group commit (the
+//!   default), protean with `group_commit(false)`, and the raw side from 8 threads
+//!   sharing one connection behind a mutex, one transaction per command as above (the
+//!   faster honest form: 8 connections of their own would wait for each other's write
+//!   lock in SQLite's busy handler, which sleeps).
+//!
 //! `cargo bench --bench durable_round_trip`; `cargo test --bench durable_round_trip` runs it once.
 
 #[path = "support/shop.rs"]
@@ -20,15 +30,23 @@ mod shop;
 mod support;
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use protean::prelude::*;
-use protean::store::SqliteStore;
+use protean::store::{Durability, SqliteStore};
 use rusqlite::{params, Connection, TransactionBehavior};
+
+/// How many clients the concurrent groups run.
+const CLIENTS: u64 = 8;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().build().expect("a tokio runtime")
+}
+
+fn multi_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime")
 }
 
 /// A fresh database file per sample, removed afterwards.
@@ -63,11 +81,19 @@ struct Raw {
 
 impl Raw {
     fn open(path: &Path) -> Self {
+        Self::open_with(path, Durability::Normal)
+    }
+
+    fn open_with(path: &Path, durability: Durability) -> Self {
         // The same schema as protean's, created by protean's own migration.
         drop(SqliteStore::open(path).expect("the schema"));
         let connection = Connection::open(path).expect("opens");
         connection.pragma_update(None, "journal_mode", "WAL").expect("WAL");
-        connection.pragma_update(None, "synchronous", "NORMAL").expect("synchronous");
+        let synchronous = match durability {
+            Durability::Normal => "NORMAL",
+            Durability::Full => "FULL",
+        };
+        connection.pragma_update(None, "synchronous", synchronous).expect("synchronous");
         Raw { connection }
     }
 
@@ -183,5 +209,127 @@ fn durable_round_trip(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, durable_round_trip);
+/// `iters` commands spread over the clients, each client running its share back to back.
+async fn clients<F, Fut>(iters: u64, run: F) -> Duration
+where
+    F: Fn(u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..CLIENTS)
+        .map(|client| {
+            let run = run.clone();
+            tokio::spawn(async move {
+                let mut n = client;
+                while n < iters {
+                    run(n).await;
+                    n += CLIENTS;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("a client");
+    }
+    start.elapsed()
+}
+
+/// `iters` round trips by 8 clients on a new store with `durability` and `group_commit`.
+fn protean_clients(rt: &tokio::runtime::Runtime, iters: u64, durability: Durability, group_commit: bool) -> Duration {
+    let scratch = Scratch::new();
+    let store =
+        SqliteStore::options().durability(durability).group_commit(group_commit).open(scratch.db()).expect("opens");
+    let domain =
+        Domain::builder().module(module_path!().to_string() + "::shop").store(store).build().expect("a valid model");
+    rt.block_on(async {
+        clients(iters, {
+            let domain = domain.clone();
+            move |n| {
+                let domain = domain.clone();
+                async move {
+                    let sku = Identifier::parse(&format!("SKU-{n}")).expect("a SKU");
+                    let stocked = domain.process(shop::Stock { sku, quantity: 10 }).await.expect("stocked");
+                    stocked.all_delivered().expect("stocked");
+                }
+            }
+        })
+        .await;
+        let elapsed = clients(iters, {
+            let domain = domain.clone();
+            move |n| {
+                let domain = domain.clone();
+                async move {
+                    let command = shop::PlaceOrder {
+                        order_id: Identifier::generate(),
+                        customer_id: "customer-1".into(),
+                        sku: format!("SKU-{n}"),
+                        quantity: 2,
+                        unit_price_cents: 1250,
+                    };
+                    domain.process(command).await.expect("processed").all_delivered().expect("processed");
+                }
+            }
+        })
+        .await;
+        let last = Identifier::<shop::Inventory>::parse(&format!("SKU-{}", iters - 1)).expect("a SKU");
+        let stock = domain.get(&last).await.expect("loads").expect("stocked");
+        assert_eq!((stock.on_hand, stock.reserved), (10, 2));
+        elapsed
+    })
+}
+
+/// `iters` raw round trips by 8 threads sharing one connection, one transaction per
+/// command.
+fn raw_clients(iters: u64, durability: Durability) -> Duration {
+    let scratch = Scratch::new();
+    let mut raw = Raw::open_with(&scratch.db(), durability);
+    let orders: Vec<(String, String)> = (0..iters)
+        .map(|n| {
+            let sku = format!("SKU-{n}");
+            raw.stock(&sku);
+            (uuid::Uuid::now_v7().to_string(), sku)
+        })
+        .collect();
+    let (raw, orders) = (Arc::new(Mutex::new(raw)), Arc::new(orders));
+    let start = Instant::now();
+    let threads: Vec<_> = (0..CLIENTS)
+        .map(|client| {
+            let (raw, orders) = (Arc::clone(&raw), Arc::clone(&orders));
+            std::thread::spawn(move || {
+                let mut n = client;
+                while n < iters {
+                    let (order_id, sku) = &orders[n as usize];
+                    raw.lock().expect("the connection").round_trip(order_id, sku);
+                    n += CLIENTS;
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().expect("a client");
+    }
+    start.elapsed()
+}
+
+fn durable_round_trip_8_clients(c: &mut Criterion) {
+    let rt = multi_thread_runtime();
+    for (durability, name) in [(Durability::Normal, "normal"), (Durability::Full, "full")] {
+        let mut group = c.benchmark_group(format!("durable_round_trip_sqlite_8_clients_{name}"));
+        group.throughput(Throughput::Elements(1));
+        group.sample_size(10);
+        group.measurement_time(Duration::from_secs(6));
+        group.bench_function("protean SqliteStore, group commit", |b| {
+            b.iter_custom(|iters| protean_clients(&rt, iters, durability, true))
+        });
+        group.bench_function("protean SqliteStore, group_commit(false)", |b| {
+            b.iter_custom(|iters| protean_clients(&rt, iters, durability, false))
+        });
+        group.bench_function("rusqlite directly, 8 threads on one connection", |b| {
+            b.iter_custom(|iters| raw_clients(iters, durability))
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(benches, durable_round_trip, durable_round_trip_8_clients);
 criterion_main!(benches);

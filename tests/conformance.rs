@@ -813,6 +813,91 @@ async fn a_command_outcome_is_kept_with_its_handled_record(store: Arc<dyn Store>
     assert_eq!(store.handled_outcome("Tallying::count", event_id).await.unwrap(), Some(None));
 }
 
+/// A unit of a group: `count` written to `id`'s counter, expecting `expected`, with one
+/// `Bumped`, and `handled` recorded with it.
+fn group_unit(id: &str, expected: u64, count: u32, handled: Option<Handled>) -> Batch {
+    let s = stream("Counter", id);
+    let counter = Identifier::parse(id).unwrap();
+    Batch {
+        commits: vec![Commit {
+            stream: s.clone(),
+            expected_version: expected,
+            advance: 1,
+            state: state(&format!(r#"{{"id":"{id}","count":{count}}}"#)),
+            events: vec![bumped(&counter, count, &s)],
+            snapshot: None,
+        }],
+        handled,
+        delivered: vec![],
+        ..Batch::default()
+    }
+}
+
+async fn a_group_commits_every_unit_but_the_one_that_conflicts(store: Arc<dyn Store>) {
+    let (a, b, c, d) = (stream("Counter", "a"), stream("Counter", "b"), stream("Counter", "c"), stream("Counter", "d"));
+    let seen = Handled::event("Counting::count", Uuid::now_v7());
+    store.commit(Batch { handled: Some(seen.clone()), ..Batch::default() }).await.unwrap();
+    let fresh = Handled::event("Counting::count", Uuid::now_v7());
+    let outcomes = store
+        .commit_group(vec![
+            group_unit("a", 0, 1, None),
+            // b is new: version 0, not 5.
+            group_unit("b", 5, 1, Some(fresh.clone())),
+            group_unit("c", 0, 1, Some(seen.clone())),
+            group_unit("d", 0, 1, None),
+        ])
+        .await;
+    assert_eq!(outcomes.len(), 4);
+    for (outcome, s) in [(&outcomes[0], &a), (&outcomes[3], &d)] {
+        let committed = outcome.as_ref().unwrap();
+        assert_eq!((&committed[0].stream, committed[0].version), (s, 1));
+        assert_eq!(committed[0].events.iter().map(|e| e.sequence).collect::<Vec<_>>(), [1]);
+    }
+    let Err(StoreError::Conflict(conflict)) = &outcomes[1] else { panic!("b conflicts: {:?}", outcomes[1]) };
+    assert_eq!((&conflict.stream, conflict.expected, conflict.actual), (&b, 5, 0));
+    assert!(
+        matches!(&outcomes[2], Err(StoreError::AlreadyHandled { message_id, .. }) if *message_id == seen.message_id)
+    );
+    // A and D are there, events and all; B and C wrote nothing.
+    for s in [&a, &d] {
+        assert_eq!(store.load(s).await.unwrap().unwrap().version, 1);
+        let events = store.stream(s).await.unwrap();
+        assert_eq!(events.iter().map(|e| e.sequence).collect::<Vec<_>>(), [1]);
+        assert_eq!(events[0].event::<Bumped>().unwrap().count, 1);
+    }
+    for s in [&b, &c] {
+        assert!(store.load(s).await.unwrap().is_none(), "{s} wrote nothing");
+        assert!(store.stream(s).await.unwrap().is_empty(), "{s} appended nothing");
+    }
+    assert!(!store.is_handled("Counting::count", fresh.message_id).await.unwrap(), "b's handled record is not kept");
+    let logged: Vec<_> = store.events(0, 100).await.unwrap().into_iter().map(|e| e.stream).collect();
+    assert_eq!(logged, [a.clone(), d.clone()], "the log has A's and D's events, in order");
+
+    // Units of one group see the writes of those before them, and none of a failed one:
+    // e's second unit expects the first's version; its third unit was already handled
+    // (and wrote nothing), so the fourth expects version 2 and gets it.
+    let again = Handled::event("Counting::count", Uuid::now_v7());
+    let outcomes = store
+        .commit_group(vec![
+            group_unit("e", 0, 1, Some(again.clone())),
+            group_unit("e", 1, 2, None),
+            group_unit("e", 2, 3, Some(again.clone())),
+            group_unit("e", 2, 3, None),
+        ])
+        .await;
+    let versions: Vec<_> = outcomes.iter().map(|o| o.as_ref().ok().map(|c| c[0].version)).collect();
+    assert_eq!(versions, [Some(1), Some(2), None, Some(3)]);
+    assert!(matches!(&outcomes[2], Err(StoreError::AlreadyHandled { .. })), "{:?}", outcomes[2]);
+    let e = stream("Counter", "e");
+    assert_eq!(store.load(&e).await.unwrap().unwrap().version, 3);
+    let events = store.stream(&e).await.unwrap();
+    assert_eq!(events.iter().map(|e| e.sequence).collect::<Vec<_>>(), [1, 2, 3]);
+    let counts: Vec<_> = events.iter().map(|e| e.event::<Bumped>().unwrap().count).collect();
+    assert_eq!(counts, [1, 2, 3]);
+    // An empty group is nothing to do.
+    assert!(store.commit_group(vec![]).await.is_empty());
+}
+
 /// One case of the suite, run on the store it is given.
 type Case = fn(Arc<dyn Store>) -> Pin<Box<dyn Future<Output = ()>>>;
 
@@ -846,6 +931,7 @@ cases!(
     claims_are_renewed_and_released,
     failed_deliveries_are_kept_listed_and_removed,
     a_command_outcome_is_kept_with_its_handled_record,
+    a_group_commits_every_unit_but_the_one_that_conflicts,
 );
 
 #[path = "conformance/projections.rs"]

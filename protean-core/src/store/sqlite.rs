@@ -7,11 +7,25 @@
 //! commit is on disk (fsync) before it returns.
 //!
 //! SQLite runs on threads of its own, never on the caller's: one writer thread, with the
-//! connection that writes, takes the writes (commits, claims, marks) one at a time from
-//! a queue; a few reader threads, each with a read-only connection, take the reads.
+//! connection that writes, takes the writes (commits, claims, marks) in order from a
+//! queue; a few reader threads, each with a read-only connection, take the reads.
 //! Under WAL a read sees the last commit and waits for no writer. An async call sends
 //! its work and awaits the answer, so a commit waiting for another process's lock (up
 //! to the 10 s busy timeout) or for an fsync holds up no other task.
+//!
+//! Commits are grouped (group commit, on unless [`SqliteOptions::group_commit`] turns it
+//! off): the writer takes a commit together with every commit waiting behind it in the
+//! queue (up to 256 units of work) and writes them in one `BEGIN IMMEDIATE`
+//! transaction, in queue order, each unit in its own `SAVEPOINT`. A unit that fails
+//! (a version conflict, a message already handled, a projection row conflict, any
+//! error or panic) is rolled back to its savepoint and gets its own error; the others
+//! are kept, and a later unit sees an earlier one's writes, so its version check is
+//! exact. The transaction commits once, and only then is each unit answered: an answer
+//! is as durable as the [`Durability`] says, and concurrent units share one commit (one
+//! fsync with [`Durability::Full`]). If the transaction itself fails, nothing of the
+//! group is written and every unit gets an error. A lone commit is one transaction, as
+//! before, without a savepoint. Other writes wait their turn: one met in the queue runs
+//! right after the group. [`Store::commit_group`] sends its batches as one group.
 //!
 //! Background delivery keeps its state in the same file: claims are renewed and
 //! released on the writer (only this store's own, only on undelivered events); failed
@@ -80,7 +94,7 @@ pub enum Durability {
 }
 
 /// How to open a [`SqliteStore`]: its [`Durability`], whether opening migrates the
-/// schema, and how many reader threads it runs.
+/// schema, how many reader threads it runs, and whether its commits are grouped.
 ///
 /// ```no_run
 /// use protean_core::store::{Durability, SqliteOptions};
@@ -93,16 +107,18 @@ pub struct SqliteOptions {
     durability: Durability,
     migrate: bool,
     readers: usize,
+    group_commit: bool,
 }
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        SqliteOptions { durability: Durability::Normal, migrate: true, readers: 2 }
+        SqliteOptions { durability: Durability::Normal, migrate: true, readers: 2, group_commit: true }
     }
 }
 
 impl SqliteOptions {
-    /// The defaults: [`Durability::Normal`], migrating on open, two readers.
+    /// The defaults: [`Durability::Normal`], migrating on open, two readers, group
+    /// commit on.
     pub fn new() -> Self {
         Self::default()
     }
@@ -129,6 +145,23 @@ impl SqliteOptions {
     /// could see it).
     pub fn readers(mut self, readers: usize) -> Self {
         self.readers = readers;
+        self
+    }
+
+    /// Whether the writer commits the units of work waiting in its queue together, in
+    /// one transaction (`true`, the default), or each in a transaction of its own
+    /// (`false`).
+    ///
+    /// Grouped, when the writer takes a commit it also takes every commit waiting behind
+    /// it (up to 256 units) and writes them in one `BEGIN IMMEDIATE` transaction, each
+    /// unit in its own savepoint: a unit that fails (a version conflict, a message
+    /// already handled, any error) is rolled back alone and gets its error, the others
+    /// are kept, and each is answered only once the group has committed, so an answer
+    /// is as durable as the [`Durability`] says. Under load the commits (and their
+    /// fsyncs with [`Durability::Full`]) are shared; a lone commit is written as before.
+    /// Turning it off is for comparing (benchmarks): nothing else changes.
+    pub fn group_commit(mut self, group_commit: bool) -> Self {
+        self.group_commit = group_commit;
         self
     }
 
@@ -179,7 +212,7 @@ impl SqliteOptions {
             Some(file) => (0..self.readers).map(|_| reader(file)).collect::<Result<_, _>>()?,
             None => Vec::new(),
         };
-        Ok(SqliteStore { threads: Arc::new(Threads::start(writer, readers)?), owner })
+        Ok(SqliteStore { threads: Arc::new(Threads::start(writer, readers, self.group_commit)?), owner })
     }
 }
 
@@ -208,8 +241,9 @@ fn reader(file: &Path) -> Result<Connection, StoreError> {
 /// rebuild is taken over only when its builder's heartbeat is older than the lease.
 ///
 /// SQLite runs on the store's own threads, never on the caller's: a writer thread, with
-/// the connection that writes, takes the writes (commits, claims, marks, failures) one at a time
-/// from a queue; reader threads (see [`SqliteOptions::readers`]), each with a read-only
+/// the connection that writes, takes the writes (commits, claims, marks, failures) in
+/// order from a queue, the commits waiting together as one group in one transaction (see
+/// [`SqliteOptions::group_commit`]); reader threads (see [`SqliteOptions::readers`]), each with a read-only
 /// connection, take the reads, which under WAL wait for no writer. The async methods
 /// send their work and await the answer, so a commit waiting for another connection's
 /// lock (up to the 10 s busy timeout) or for an fsync holds up no other task. The
@@ -302,7 +336,14 @@ impl Store for SqliteStore {
     }
 
     fn commit(&self, batch: Batch) -> BoxFuture<'_, Result<Vec<Committed>, StoreError>> {
-        self.threads.write(move |c| queries::commit(c, batch))
+        self.threads.commit(batch)
+    }
+
+    /// The batches are written as one group, in one transaction (with the other commits
+    /// waiting for the writer, if any), each in its own savepoint; see
+    /// [`SqliteOptions::group_commit`]. With grouping off, one transaction each.
+    fn commit_group(&self, batches: Vec<Batch>) -> BoxFuture<'_, Vec<Result<Vec<Committed>, StoreError>>> {
+        self.threads.commit_group(batches)
     }
 
     fn claim_undelivered(&self, limit: usize, lease: Duration) -> BoxFuture<'_, Result<Vec<Envelope>, StoreError>> {

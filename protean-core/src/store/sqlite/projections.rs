@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use rusqlite::types::Value;
 use rusqlite::TransactionBehavior;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row as SqlRow, Transaction};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row as SqlRow};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -348,7 +348,7 @@ fn query_sql(query: &RowQuery, index: Option<&str>) -> Result<(String, Vec<Value
 }
 
 /// The position of event `id` in the log, if it is there.
-fn event_position(tx: &Transaction<'_>, id: Uuid) -> Result<Option<u64>, StoreError> {
+fn event_position(tx: &Connection, id: Uuid) -> Result<Option<u64>, StoreError> {
     let position: Option<i64> = tx
         .prepare_cached("SELECT position FROM protean_events WHERE id = ?1")
         .and_then(|mut s| s.query_row([id.to_string()], |r| r.get(0)).optional())
@@ -376,7 +376,7 @@ fn last_position(connection: &Connection) -> Result<u64, StoreError> {
 /// a projection the store does not keep is [`StoreError::Unsupported`]; changes from an
 /// event the log does not have are applied and move no checkpoint.
 pub(super) fn apply_rows(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     rows: Vec<RowChange>,
     rows_from: Option<Uuid>,
     wrote_events: bool,
@@ -418,7 +418,7 @@ pub(super) fn apply_rows(
 }
 
 /// The version of row `key` of copy `generation` of `projection` (0: no such row).
-fn row_version(tx: &Transaction<'_>, projection: &str, generation: u64, key: &str) -> Result<u64, StoreError> {
+fn row_version(tx: &Connection, projection: &str, generation: u64, key: &str) -> Result<u64, StoreError> {
     let version: Option<i64> = tx
         .prepare_cached(
             "SELECT version FROM protean_projection_rows WHERE projection = ?1 AND generation = ?2 AND key = ?3",
@@ -431,7 +431,7 @@ fn row_version(tx: &Transaction<'_>, projection: &str, generation: u64, key: &st
 /// Writes row `key` of copy `generation` (its version one more than before, 1 when new),
 /// or with `None` deletes it. JSON that is not valid is [`StoreError::Serialize`].
 fn put_row(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     projection: &str,
     generation: u64,
     key: &str,
@@ -466,7 +466,7 @@ fn put_row(
 }
 
 /// Checks one live change against the serving copy and writes it.
-fn apply_change(tx: &Transaction<'_>, state: &ProjectionState, change: RowChange) -> Result<(), StoreError> {
+fn apply_change(tx: &Connection, state: &ProjectionState, change: RowChange) -> Result<(), StoreError> {
     let actual = row_version(tx, &change.projection, state.generation, &change.key)?;
     if change.generation != state.generation || change.expected_version != actual {
         let stream = row_stream(&change.projection, &change.key);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::types::ValueRef;
-use rusqlite::{params, Connection, OptionalExtension, Params, Row, Transaction, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, Params, Row, TransactionBehavior};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -127,14 +127,16 @@ pub(super) fn release_stale_claims(connection: &Connection, owner: Uuid) -> Resu
     super::scheduled::release_stale(connection, owner)
 }
 
-/// Writes a unit of work's batch in one transaction: the handled record, the aggregates
+/// Writes a unit of work's batch inside the transaction (or savepoint) open on
+/// `connection`, which must be a write transaction: the handled record, the aggregates
 /// and their events, the delivered marks, the projection rows (see
 /// [`apply_rows`](super::projections::apply_rows)), then the cancelled deadlines and the
 /// scheduled commands (in that order, so a deadline cancelled and scheduled again in one
-/// step stays).
-pub(super) fn commit(connection: &mut Connection, batch: Batch) -> Result<Vec<Committed>, StoreError> {
+/// step stays). On an error the caller rolls back what it wrote (the transaction, or
+/// the unit's savepoint in a group).
+pub(super) fn apply_batch(connection: &Connection, batch: Batch) -> Result<Vec<Committed>, StoreError> {
     let Batch { commits, handled, delivered, rows, rows_from, schedule, cancel } = batch;
-    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+    let tx = connection;
     if let Some(handled) = &handled {
         let inserted = tx
             .prepare_cached("INSERT OR IGNORE INTO protean_handled (handler, message_id, outcome) VALUES (?1, ?2, ?3)")
@@ -152,17 +154,16 @@ pub(super) fn commit(connection: &mut Connection, batch: Batch) -> Result<Vec<Co
     let wrote_events = commits.iter().any(|commit| !commit.events.is_empty());
     let mut committed = Vec::with_capacity(commits.len());
     for commit in commits {
-        committed.push(write(&tx, commit)?);
+        committed.push(write(tx, commit)?);
     }
-    mark(&tx, &delivered)?;
-    super::projections::apply_rows(&tx, rows, rows_from, wrote_events)?;
-    super::scheduled::cancel(&tx, &cancel)?;
-    super::scheduled::insert(&tx, &schedule)?;
-    tx.commit().map_err(backend)?;
+    mark(tx, &delivered)?;
+    super::projections::apply_rows(tx, rows, rows_from, wrote_events)?;
+    super::scheduled::cancel(tx, &cancel)?;
+    super::scheduled::insert(tx, &schedule)?;
     Ok(committed)
 }
 
-fn mark(tx: &Transaction<'_>, delivered: &[Uuid]) -> Result<(), StoreError> {
+fn mark(tx: &Connection, delivered: &[Uuid]) -> Result<(), StoreError> {
     if delivered.is_empty() {
         return Ok(());
     }
@@ -173,7 +174,7 @@ fn mark(tx: &Transaction<'_>, delivered: &[Uuid]) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn write(tx: &Transaction<'_>, commit: Commit) -> Result<Committed, StoreError> {
+fn write(tx: &Connection, commit: Commit) -> Result<Committed, StoreError> {
     let Commit { stream, expected_version, advance, state, mut events, snapshot } = commit;
     let row: Option<(i64, bool, i64)> = tx
         .prepare_cached(

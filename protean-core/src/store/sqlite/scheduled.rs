@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rusqlite::{params, Connection, Row, Transaction, TransactionBehavior};
+use rusqlite::{params, Connection, Row, TransactionBehavior};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -65,7 +65,7 @@ fn select(connection: &Connection, filter: &str, values: impl rusqlite::Params) 
 }
 
 /// Keeps the commands a unit of work sends or schedules, in its transaction.
-pub(super) fn insert(tx: &Transaction<'_>, schedule: &[Scheduled]) -> Result<(), StoreError> {
+pub(super) fn insert(tx: &Connection, schedule: &[Scheduled]) -> Result<(), StoreError> {
     if schedule.is_empty() {
         return Ok(());
     }
@@ -94,7 +94,7 @@ pub(super) fn insert(tx: &Transaction<'_>, schedule: &[Scheduled]) -> Result<(),
 }
 
 /// Drops the pending deadlines each of `cancel` names, in a unit of work's transaction.
-pub(super) fn cancel(tx: &Transaction<'_>, cancel: &[Cancel]) -> Result<(), StoreError> {
+pub(super) fn cancel(tx: &Connection, cancel: &[Cancel]) -> Result<(), StoreError> {
     if cancel.is_empty() {
         return Ok(());
     }

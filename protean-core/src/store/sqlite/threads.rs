@@ -1,14 +1,32 @@
 //! SQLite's own threads, so that no executor thread ever waits on SQLite (a lock another
 //! connection holds for up to the busy timeout, an fsync).
 //!
-//! One writer thread owns the connection that writes and runs the write jobs one at a
-//! time, in the order they were sent. A few reader threads each own a read-only
-//! connection and share one queue of reads: under WAL a read sees the last commit and
-//! waits for no writer, so loads do not queue behind writes. A database no second
-//! connection can see (in memory) has no readers: its reads go to the writer.
+//! One writer thread owns the connection that writes and runs the write jobs in the
+//! order they were sent. A few reader threads each own a read-only connection and
+//! share one queue of reads: under WAL a read sees the last commit and waits for no
+//! writer, so loads do not queue behind writes. A database no second connection can see
+//! (in memory) has no readers: its reads go to the writer.
 //!
-//! An async caller sends its job, a closure, and awaits the answer on a oneshot channel.
-//! The channels are std's (sending never blocks); the oneshot is tokio's, with only its
+//! A write job is either a closure, run alone (a claim, a mark, a migration, …), or the
+//! batches of units of work to commit. Commits are grouped (group commit): when the
+//! writer takes a commit, it also takes every commit already waiting behind it (up to
+//! [`GROUP_LIMIT`] units; a closure met on the way is kept and run right after the
+//! group, so the queue's order holds) and writes them all in one `BEGIN IMMEDIATE`
+//! transaction, each unit inside its own `SAVEPOINT`. A unit whose writes fail (a
+//! version conflict, a message already handled, a projection row conflict, any error,
+//! a panic) is rolled back to its savepoint and gets its error; the others are kept.
+//! The group commits once, and only then is each unit answered with its outcome: an
+//! answer is as durable as a commit of its own would have been, and a group costs one
+//! commit (one fsync under `synchronous = FULL`, one WAL append) instead of one per
+//! unit. Units are written in queue order, so a unit sees the writes of the units
+//! before it in its group, and its version checks are exact. Should the transaction
+//! itself fail (its `BEGIN`, its `COMMIT`, or SQLite rolling it back after an I/O
+//! error), nothing of the group is written and every unit gets an error. A group of one
+//! unit takes no savepoint: its transaction is the unit's. Grouping off (see
+//! `SqliteOptions::group_commit`) commits each unit in its own transaction.
+//!
+//! An async caller sends its job and awaits the answer on a oneshot channel. The
+//! channels are std's (sending never blocks); the oneshot is tokio's, with only its
 //! `sync` feature: its receiver is a plain future that any executor can await (it needs
 //! no tokio runtime), and tokio is already in the tree of every protean build that runs
 //! the engine on tokio.
@@ -21,13 +39,33 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{self, Receiver, RecvError, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use rusqlite::Connection;
+use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::super::{BoxFuture, StoreError};
+use super::super::{Batch, BoxFuture, Committed, StoreError};
+use super::{backend, queries};
 
-type WriteJob = Box<dyn FnOnce(&mut Connection) + Send>;
+/// The most units the writer takes into one group from its queue (a `commit_group` of
+/// more is still written as one group).
+pub(super) const GROUP_LIMIT: usize = 256;
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
+type Outcome = Result<Vec<Committed>, StoreError>;
+
+/// A unit of work's batch to commit, and who waits for its outcome.
+struct Unit {
+    batch: Batch,
+    answer: oneshot::Sender<Outcome>,
+}
+
+/// What the writer thread is sent.
+enum WriteJob {
+    /// A closure, run alone.
+    Run(Job),
+    /// Units to commit: one from `commit`, the batches of a `commit_group`.
+    Commit(Vec<Unit>),
+}
 
 /// Why a job got no answer: what the [`StoreError::Backend`] of a stopped thread holds.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +85,12 @@ fn stopped(why: Stopped) -> StoreError {
     StoreError::backend("sqlite", why)
 }
 
+/// Why a unit that wrote without an error of its own was not committed: its group's
+/// transaction failed. The [`StoreError::Backend`] of such a unit holds it.
+#[derive(Debug, thiserror::Error)]
+#[error("the group commit this unit of work was part of failed, so nothing of it was written")]
+struct GroupFailed(#[source] StoreError);
+
 /// The handles of a store's threads: dropping the last one ends them.
 #[derive(Debug)]
 pub(super) struct Threads {
@@ -57,10 +101,12 @@ pub(super) struct Threads {
 
 impl Threads {
     /// Starts the writer thread on `writer`, and a reader thread on each of `readers`
-    /// (none: reads run on the writer).
-    pub(super) fn start(writer: Connection, readers: Vec<Connection>) -> Result<Self, StoreError> {
+    /// (none: reads run on the writer). `group`: whether the writer groups the commits
+    /// waiting in its queue into one transaction.
+    pub(super) fn start(writer: Connection, readers: Vec<Connection>, group: bool) -> Result<Self, StoreError> {
         let (write_jobs, queue) = mpsc::channel::<WriteJob>();
-        spawn("protean-sqlite-writer".to_owned(), move || write_loop(writer, &queue))?;
+        let limit = if group { GROUP_LIMIT } else { 1 };
+        spawn("protean-sqlite-writer".to_owned(), move || write_loop(writer, &queue, limit))?;
         let readers = if readers.is_empty() {
             None
         } else {
@@ -76,14 +122,42 @@ impl Threads {
         Ok(Threads { writer: write_jobs, readers })
     }
 
-    /// Runs `job` on the writer thread; the future answers with its result.
+    /// Runs `job` on the writer thread, alone; the future answers with its result.
     pub(super) fn write<T: Send + 'static>(
         &self,
         job: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> BoxFuture<'static, Result<T, StoreError>> {
         let (answer, answered) = oneshot::channel();
-        let sent = self.writer.send(Box::new(move |c: &mut Connection| reply(answer, || job(c)))).is_ok();
+        let job = WriteJob::Run(Box::new(move |c: &mut Connection| reply(answer, guarded(|| job(c)))));
+        answer_of(self.writer.send(job).is_ok(), "writer", answered)
+    }
+
+    /// Commits `batch` on the writer thread, grouped with the other commits waiting
+    /// there; the future answers once its group has committed.
+    pub(super) fn commit(&self, batch: Batch) -> BoxFuture<'static, Outcome> {
+        let (answer, answered) = oneshot::channel();
+        let sent = self.writer.send(WriteJob::Commit(vec![Unit { batch, answer }])).is_ok();
         answer_of(sent, "writer", answered)
+    }
+
+    /// Commits `batches` on the writer thread as one group (with the other commits
+    /// waiting there, if any); the future answers with each batch's outcome, in order.
+    pub(super) fn commit_group(&self, batches: Vec<Batch>) -> BoxFuture<'static, Vec<Outcome>> {
+        let (units, answered): (Vec<Unit>, Vec<_>) = batches
+            .into_iter()
+            .map(|batch| {
+                let (answer, answered) = oneshot::channel();
+                (Unit { batch, answer }, answered)
+            })
+            .unzip();
+        let sent = units.is_empty() || self.writer.send(WriteJob::Commit(units)).is_ok();
+        Box::pin(async move {
+            let mut outcomes = Vec::with_capacity(answered.len());
+            for answered in answered {
+                outcomes.push(answer_of(sent, "writer", answered).await);
+            }
+            outcomes
+        })
     }
 
     /// Runs `job` on a reader thread (the writer when there are none); the future
@@ -94,8 +168,13 @@ impl Threads {
     ) -> BoxFuture<'static, Result<T, StoreError>> {
         let (answer, answered) = oneshot::channel();
         let (sent, thread) = match &self.readers {
-            Some(readers) => (readers.send(Box::new(move |c: &Connection| reply(answer, || job(c)))).is_ok(), "reader"),
-            None => (self.writer.send(Box::new(move |c: &mut Connection| reply(answer, || job(c)))).is_ok(), "writer"),
+            Some(readers) => {
+                (readers.send(Box::new(move |c: &Connection| reply(answer, guarded(|| job(c))))).is_ok(), "reader")
+            }
+            None => {
+                let job = WriteJob::Run(Box::new(move |c: &mut Connection| reply(answer, guarded(|| job(c)))));
+                (self.writer.send(job).is_ok(), "writer")
+            }
         };
         answer_of(sent, thread, answered)
     }
@@ -105,9 +184,39 @@ fn spawn(name: String, body: impl FnOnce() + Send + 'static) -> Result<(), Store
     std::thread::Builder::new().name(name).spawn(body).map(drop).map_err(|e| StoreError::backend("sqlite", e))
 }
 
-fn write_loop(mut connection: Connection, jobs: &Receiver<WriteJob>) {
-    while let Ok(job) = jobs.recv() {
-        job(&mut connection);
+/// The writer: runs the jobs in queue order, taking the commits waiting behind a commit
+/// into its group, up to `limit` units (1: no grouping).
+fn write_loop(mut connection: Connection, jobs: &Receiver<WriteJob>, limit: usize) {
+    let mut kept = None;
+    loop {
+        let job = match kept.take() {
+            Some(job) => job,
+            None => match jobs.recv() {
+                Ok(job) => job,
+                Err(RecvError) => break,
+            },
+        };
+        match job {
+            WriteJob::Run(job) => job(&mut connection),
+            WriteJob::Commit(units) if limit <= 1 => {
+                for unit in units {
+                    commit_units(&mut connection, vec![unit]);
+                }
+            }
+            WriteJob::Commit(mut units) => {
+                while units.len() < limit {
+                    match jobs.try_recv() {
+                        Ok(WriteJob::Commit(more)) => units.extend(more),
+                        Ok(run) => {
+                            kept = Some(run); // runs right after this group
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                commit_units(&mut connection, units);
+            }
+        }
         // A job that panicked in a transaction had it rolled back as it unwound
         // (rusqlite's transactions roll back when dropped); make sure, for the next job.
         if !connection.is_autocommit() {
@@ -117,6 +226,91 @@ fn write_loop(mut connection: Connection, jobs: &Receiver<WriteJob>) {
             }
         }
     }
+}
+
+/// Commits `units` as one group and answers each.
+fn commit_units(connection: &mut Connection, units: Vec<Unit>) {
+    let (batches, answers): (Vec<Batch>, Vec<_>) = units.into_iter().map(|u| (u.batch, u.answer)).unzip();
+    let outcomes = commit_group(connection, batches, queries::apply_batch);
+    for (answer, outcome) in answers.into_iter().zip(outcomes) {
+        reply(answer, outcome);
+    }
+}
+
+/// Writes `units` with `apply` in one `BEGIN IMMEDIATE` transaction, each in its own
+/// savepoint (none when there is one), and commits it: the outcome of each, in order.
+/// A unit whose `apply` fails or panics is rolled back to its savepoint and has its
+/// error; if the transaction fails, so does every unit.
+fn commit_group<U, T>(
+    connection: &mut Connection,
+    units: Vec<U>,
+    mut apply: impl FnMut(&Connection, U) -> Result<T, StoreError>,
+) -> Vec<Result<T, StoreError>> {
+    let count = units.len();
+    if count == 0 {
+        return Vec::new();
+    }
+    tracing::debug!(units = count, "SQLite group commit");
+    let tx = match connection.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(error) => return failed(Vec::new(), count, &backend(error)),
+    };
+    let mut outcomes = Vec::with_capacity(count);
+    if count == 1 {
+        // No savepoint: the transaction is the unit's, rolled back (dropped) on an error.
+        for unit in units {
+            outcomes.push(guarded(|| apply(&tx, unit)));
+        }
+        if outcomes.iter().any(Result::is_err) {
+            return outcomes;
+        }
+    } else {
+        for unit in units {
+            if let Err(error) = savepoint(&tx, "SAVEPOINT protean_unit") {
+                return failed(outcomes, count, &error);
+            }
+            let outcome = guarded(|| apply(&tx, unit));
+            let closed = match &outcome {
+                Ok(_) => savepoint(&tx, "RELEASE protean_unit"),
+                // SQLite rolls the whole transaction back on some errors (I/O, a full
+                // disk): then the units before this one are gone too.
+                Err(error) if tx.is_autocommit() => Err(error.clone()),
+                Err(_) => {
+                    savepoint(&tx, "ROLLBACK TO protean_unit").and_then(|()| savepoint(&tx, "RELEASE protean_unit"))
+                }
+            };
+            outcomes.push(outcome);
+            if let Err(error) = closed {
+                return failed(outcomes, count, &error);
+            }
+        }
+    }
+    match tx.commit() {
+        Ok(()) => outcomes,
+        Err(error) => failed(outcomes, count, &backend(error)),
+    }
+}
+
+/// Runs one of the savepoint statements.
+fn savepoint(connection: &Connection, sql: &str) -> Result<(), StoreError> {
+    connection.prepare_cached(sql).and_then(|mut s| s.execute([])).map(drop).map_err(backend)
+}
+
+/// The outcomes of a group whose transaction failed with `error`: nothing was written,
+/// so the units that had succeeded fail with it (as do those not reached), while the
+/// units that failed keep their own error. A group of one gets `error` itself.
+fn failed<T>(outcomes: Vec<Result<T, StoreError>>, count: usize, error: &StoreError) -> Vec<Result<T, StoreError>> {
+    let group_error = || {
+        if count == 1 {
+            Err(error.clone())
+        } else {
+            Err(StoreError::backend("sqlite", GroupFailed(error.clone())))
+        }
+    };
+    let mut outcomes: Vec<_> =
+        outcomes.into_iter().map(|outcome| if outcome.is_ok() { group_error() } else { outcome }).collect();
+    outcomes.resize_with(count, group_error);
+    outcomes
 }
 
 fn read_loop(connection: &Connection, jobs: &Mutex<Receiver<ReadJob>>) {
@@ -132,10 +326,13 @@ fn next(jobs: &Mutex<Receiver<ReadJob>>) -> Result<ReadJob, RecvError> {
     jobs.lock().unwrap_or_else(PoisonError::into_inner).recv()
 }
 
-/// Runs `job`, a panic included, and sends its result to whoever waits for it.
-fn reply<T>(answer: oneshot::Sender<Result<T, StoreError>>, job: impl FnOnce() -> Result<T, StoreError>) {
-    let result =
-        catch_unwind(AssertUnwindSafe(job)).unwrap_or_else(|panic| Err(stopped(Stopped::Panicked(message(&*panic)))));
+/// Runs `job`; a panic is an error.
+fn guarded<T>(job: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    catch_unwind(AssertUnwindSafe(job)).unwrap_or_else(|panic| Err(stopped(Stopped::Panicked(message(&*panic)))))
+}
+
+/// Sends `result` to whoever waits for it.
+fn reply<T>(answer: oneshot::Sender<Result<T, StoreError>>, result: Result<T, StoreError>) {
     // The caller may have stopped waiting (its future dropped): a success needs no one,
     // a failure is logged rather than lost.
     if let Err(Err(error)) = answer.send(result) {
@@ -187,7 +384,7 @@ mod tests {
     }
 
     fn in_memory() -> Threads {
-        Threads::start(Connection::open_in_memory().unwrap(), Vec::new()).unwrap()
+        Threads::start(Connection::open_in_memory().unwrap(), Vec::new(), true).unwrap()
     }
 
     #[test]
@@ -225,5 +422,127 @@ mod tests {
         assert!(
             matches!(&error, StoreError::Backend { source, .. } if source.to_string().contains("without answering"))
         );
+    }
+    fn numbers() -> Connection {
+        let connection = Connection::open_in_memory().unwrap();
+        connection.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)").unwrap();
+        connection
+    }
+
+    fn stored(connection: &Connection) -> Vec<i64> {
+        let mut select = connection.prepare("SELECT n FROM t ORDER BY n").unwrap();
+        let rows = select.query_map([], |r| r.get(0)).unwrap();
+        rows.collect::<Result<_, _>>().unwrap()
+    }
+
+    /// Writes `n` (and `n + 100`, so that a failing unit has written something to undo),
+    /// and panics on 13.
+    fn insert(c: &Connection, n: i64) -> Result<i64, StoreError> {
+        c.execute("INSERT INTO t VALUES (?1 + 100)", [n]).map_err(super::super::backend)?;
+        assert_ne!(n, 13, "unlucky");
+        c.execute("INSERT INTO t VALUES (?1)", [n]).map_err(super::super::backend)?;
+        Ok(n)
+    }
+
+    #[test]
+    fn a_group_keeps_every_unit_but_those_that_fail_or_panic() {
+        let mut connection = numbers();
+        connection.execute("INSERT INTO t VALUES (2)", []).unwrap();
+        // 2 is there already (its unit fails on its second insert), 13 panics, and the
+        // second 4 finds the first one's row: units see the writes before them.
+        let outcomes = commit_group(&mut connection, vec![1, 2, 13, 4, 4, 5], insert);
+        assert!(matches!(outcomes[0], Ok(1)));
+        assert!(matches!(&outcomes[1], Err(StoreError::Backend { .. })));
+        assert!(
+            matches!(&outcomes[2], Err(StoreError::Backend { source, .. }) if source.to_string().contains("unlucky"))
+        );
+        assert!(matches!(outcomes[3], Ok(4)));
+        assert!(matches!(&outcomes[4], Err(StoreError::Backend { .. })));
+        assert!(matches!(outcomes[5], Ok(5)));
+        assert!(connection.is_autocommit(), "committed");
+        // The failed units' first inserts (102, 113, the second 104) were rolled back.
+        assert_eq!(stored(&connection), [1, 2, 4, 5, 101, 104, 105]);
+    }
+
+    #[test]
+    fn a_group_of_one_rolls_back_alone() {
+        let mut connection = numbers();
+        let outcomes = commit_group(&mut connection, vec![13], insert);
+        assert!(matches!(&outcomes[..], [Err(StoreError::Backend { .. })]));
+        assert!(connection.is_autocommit());
+        assert_eq!(stored(&connection), Vec::<i64>::new());
+        assert!(matches!(&commit_group(&mut connection, vec![7], insert)[..], [Ok(7)]));
+        assert_eq!(stored(&connection), [7, 107]);
+    }
+
+    #[test]
+    fn a_group_whose_transaction_fails_writes_nothing_and_fails_every_unit() {
+        let mut connection = numbers();
+        // BEGIN fails: a transaction is already open.
+        connection.execute_batch("BEGIN").unwrap();
+        let outcomes = commit_group(&mut connection, vec![1, 2], insert);
+        assert!(outcomes.iter().all(|outcome| matches!(outcome, Err(StoreError::Backend { .. }))));
+        connection.execute_batch("ROLLBACK").unwrap();
+        assert_eq!(stored(&connection), Vec::<i64>::new());
+        // A unit's error that makes SQLite roll the whole transaction back: every unit
+        // fails, the earlier ones with the group's error (nothing of them is kept).
+        let outcomes = commit_group(&mut connection, vec![1, 2, 3], |c: &Connection, n: i64| {
+            if n == 2 {
+                c.execute_batch("ROLLBACK").map_err(super::super::backend)?;
+                return Err(StoreError::Unsupported("gone".to_owned()));
+            }
+            insert(c, n)
+        });
+        assert!(matches!(&outcomes[1], Err(StoreError::Unsupported(_))));
+        for outcome in [&outcomes[0], &outcomes[2]] {
+            assert!(
+                matches!(outcome, Err(StoreError::Backend { source, .. }) if source.to_string().contains("group commit"))
+            );
+        }
+        assert_eq!(stored(&connection), Vec::<i64>::new());
+    }
+
+    /// The writer takes the commits waiting behind a commit into its group, but a job
+    /// met on the way runs right after the group, before the commits sent after it.
+    #[test]
+    fn the_writer_keeps_the_queue_order() {
+        use crate::store::{Commit, StreamId};
+        let mut connection = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut connection).unwrap();
+        let batch = |id: &str| Batch {
+            commits: vec![Commit {
+                stream: StreamId::new("Counter", id),
+                expected_version: 0,
+                advance: 1,
+                state: Some("{}".into()),
+                events: vec![],
+                snapshot: None,
+            }],
+            ..Batch::default()
+        };
+        let (jobs, queue) = mpsc::channel::<WriteJob>();
+        let mut answers = Vec::new();
+        let mut unit = |id: &str| {
+            let (answer, answered) = oneshot::channel();
+            answers.push(answered);
+            Unit { batch: batch(id), answer }
+        };
+        let (a, b, c, d) = (unit("a"), unit("b"), unit("c"), unit("d"));
+        let seen = Arc::new(Mutex::new(None));
+        let count = |c: &Connection| -> i64 {
+            c.query_row("SELECT count(*) FROM protean_aggregates", [], |r| r.get(0)).unwrap()
+        };
+        jobs.send(WriteJob::Commit(vec![a])).unwrap();
+        jobs.send(WriteJob::Commit(vec![b, c])).unwrap();
+        let seen_by_job = Arc::clone(&seen);
+        jobs.send(WriteJob::Run(Box::new(move |c: &mut Connection| *seen_by_job.lock().unwrap() = Some(count(c)))))
+            .unwrap();
+        jobs.send(WriteJob::Commit(vec![d])).unwrap();
+        drop(jobs);
+        write_loop(connection, &queue, GROUP_LIMIT);
+        assert_eq!(*seen.lock().unwrap(), Some(3), "the job ran after a, b and c, before d");
+        for answered in answers {
+            assert_eq!(block_on(answered).unwrap().unwrap().len(), 1);
+        }
     }
 }
