@@ -268,10 +268,7 @@ fn svg(commands: u64, rounds: usize, results: &[(Side, Series)]) -> String {
     let max_rate = results.iter().flat_map(|(_, s)| s.iter().flat_map(|(_, r)| r.iter().copied())).fold(0.0, f64::max);
     let top_rate = (max_rate * 1.1 / 500.0).ceil().max(1.0) * 500.0;
     let counts: Vec<u64> = results.first().map(|(_, s)| s.iter().map(|(c, _)| *c).collect()).unwrap_or_default();
-    let (lo_c, hi_c) = (
-        counts.first().copied().unwrap_or(1) as f64,
-        counts.last().copied().unwrap_or(2).max(2) as f64,
-    );
+    let (lo_c, hi_c) = (counts.first().copied().unwrap_or(1) as f64, counts.last().copied().unwrap_or(2).max(2) as f64);
     let plot_w = width - left - right;
     let plot_h = height - top - bottom;
     let x = |clients: u64| {
@@ -372,7 +369,11 @@ fn sweep() {
                 let side = Side::ALL[si];
                 let elapsed = rt.block_on(sample(&url, side, n_clients, commands));
                 let rate = commands as f64 / elapsed.as_secs_f64();
-                eprintln!("  clients {n_clients:>2} round {} {:<28} {rate:>8.0} round trips/s", round + 1, side.label());
+                eprintln!(
+                    "  clients {n_clients:>2} round {} {:<28} {rate:>8.0} round trips/s",
+                    round + 1,
+                    side.label()
+                );
                 results[si].1[ci].1.push(rate);
             }
         }
@@ -385,11 +386,7 @@ fn sweep() {
             let rates = &series[ci].1;
             let (lo, hi) = spread(rates);
             let med = median(rates);
-            eprintln!(
-                "{n_clients:>7}  {:<28} {med:>9.0}   {lo:>7.0} – {hi:<7.0}   {:>8.2}×",
-                side.label(),
-                med / peer
-            );
+            eprintln!("{n_clients:>7}  {:<28} {med:>9.0}   {lo:>7.0} – {hi:<7.0}   {:>8.2}×", side.label(), med / peer);
             csv += &format!("{n_clients},{},{med:.1},{lo:.1},{hi:.1},{},{:.3}\n", side.key(), rates.len(), med / peer);
         }
     }

@@ -55,8 +55,11 @@ fn row(key: &str, expected: u64, json: Option<&str>) -> RowChange {
     }
 }
 
-/// Each committed aggregate's version and its events' (id, sequence).
-fn written(committed: &[Committed]) -> Vec<(String, u64, Vec<(Uuid, u64)>)> {
+/// A committed aggregate's id, its version and its events' (id, sequence).
+type Written = (String, u64, Vec<(Uuid, u64)>);
+
+/// What each committed aggregate wrote.
+fn written(committed: &[Committed]) -> Vec<Written> {
     committed
         .iter()
         .map(|c| (c.stream.id.to_string(), c.version, c.events.iter().map(|e| (e.id, e.sequence)).collect()))
@@ -98,7 +101,12 @@ async fn a_group_answers_each_batch_alone(url: String) {
         ..Batch::default()
     };
     let b_batch = Batch { commits: vec![b], rows: vec![row("b", 0, Some("{}"))], ..Batch::default() };
-    let c_batch = Batch { commits: vec![c], rows: vec![row("c", 0, Some("{}"))], handled: Some(handled.clone()), ..Batch::default() };
+    let c_batch = Batch {
+        commits: vec![c],
+        rows: vec![row("c", 0, Some("{}"))],
+        handled: Some(handled.clone()),
+        ..Batch::default()
+    };
     let d_batch = Batch { commits: vec![d], rows: vec![row("d", 0, Some(r#"{"n":4}"#))], ..Batch::default() };
     let e_batch = Batch { commits: vec![e], rows: vec![row("e", 2, Some("{}"))], ..Batch::default() };
     let f_batch = Batch { commits: vec![f], rows: vec![row("f", 0, Some("not json"))], ..Batch::default() };
@@ -109,10 +117,7 @@ async fn a_group_answers_each_batch_alone(url: String) {
     let b_out = outcomes.next().unwrap().unwrap_err();
     assert_eq!(b_out, StoreError::Conflict(VersionConflict { stream: stream("b"), expected: 3, actual: 1 }));
     let c_out = outcomes.next().unwrap().unwrap_err();
-    assert_eq!(
-        c_out,
-        StoreError::AlreadyHandled { handler: "Tallying::count".into(), message_id: handled.message_id }
-    );
+    assert_eq!(c_out, StoreError::AlreadyHandled { handler: "Tallying::count".into(), message_id: handled.message_id });
     let d_out = outcomes.next().unwrap().unwrap();
     assert_eq!(written(&d_out), [("d".to_owned(), 1, vec![(d_ids[0], 1)])]);
     let e_out = outcomes.next().unwrap().unwrap_err();
@@ -142,10 +147,10 @@ async fn a_group_answers_each_batch_alone(url: String) {
     drop(store);
     let other = PostgresStore::connect_with(&url, 2).await.unwrap();
     assert_eq!(other.load(&stream("a")).await.unwrap().unwrap().version, 1);
-    assert_eq!(other.stream(&stream("a")).await.unwrap().iter().map(|e| (e.id, e.sequence)).collect::<Vec<_>>(), [
-        (a_ids[0], 1),
-        (a_ids[1], 2)
-    ]);
+    assert_eq!(
+        other.stream(&stream("a")).await.unwrap().iter().map(|e| (e.id, e.sequence)).collect::<Vec<_>>(),
+        [(a_ids[0], 1), (a_ids[1], 2)]
+    );
     assert_eq!(other.stream(&stream("d")).await.unwrap().iter().map(|e| e.id).collect::<Vec<_>>(), d_ids);
     assert_eq!(other.projection_row("Tally", None, "a").await.unwrap().unwrap().json.as_ref(), r#"{"n": 1}"#);
     assert_eq!(other.projection_row("Tally", None, "d").await.unwrap().unwrap().json.as_ref(), r#"{"n": 4}"#);

@@ -1251,7 +1251,10 @@ async fn upgrading_from_version_6_adds_the_group_commit_function(url: String) {
     assert_eq!(group_functions().await, 1);
     assert_eq!(commit_functions(&pool).await.len(), 1, "the commit function stays, one of it");
     assert_eq!(store.load(&stream("Counter", "old")).await.unwrap().unwrap().version, 1);
-    assert_eq!(store.stream(&stream("Counter", "old")).await.unwrap().iter().map(|e| e.id).collect::<Vec<_>>(), old_events);
+    assert_eq!(
+        store.stream(&stream("Counter", "old")).await.unwrap().iter().map(|e| e.id).collect::<Vec<_>>(),
+        old_events
+    );
     assert!(store.is_handled("Counter.Bump", old_events[0]).await.unwrap());
 
     let mut next = counter_commit("old", &[3]);

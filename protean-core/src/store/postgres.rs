@@ -13,6 +13,21 @@
 //! and its owner still holds that lock; when the owner's process dies, its connection
 //! closes, the server releases the lock, and the claim is free at once.
 //!
+//! A commit is one statement: the commit function (`protean_commit_batch`) takes the
+//! whole batch as arrays, so one round trip and one transaction. With group commit (on by
+//! default, [`PostgresOptions::group_commit`]), [`commit`](Store::commit) queues its
+//! batch; a writer (a task of its own, up to [`PostgresOptions::groups_in_flight`] of
+//! them) takes every batch waiting as one group and commits it with
+//! `protean_commit_group`, which calls the commit function once per batch, each in a
+//! subtransaction of its own (a `BEGIN … EXCEPTION` block): so the group is one round
+//! trip and one transaction (one WAL flush), a batch that conflicts, was already handled
+//! or fails otherwise writes nothing and gets the error it would get alone, and the others
+//! commit. Every batch is answered only after the transaction has committed. A batch that
+//! loses a deadlock inside its group (batches of one group hold their locks until the
+//! group commits) is committed again on its own afterwards. A lone commit goes through
+//! the commit function directly, as without grouping; a caller whose future is dropped
+//! changes nothing for the others of its group.
+//!
 //! Delivery keeps its state here too: a failed delivery of an event to a handler is a
 //! row of `protean_failures` (retrying, dead, or held behind a dead letter of its
 //! stream), and a command's handled record keeps its reply. A commit that stores an
@@ -39,7 +54,8 @@
 //! event does.
 //!
 //! The schema is in `postgres/schema/`: one file per migration step (`v1.sql`, …), and
-//! the commit function (`commit_batch.sql`), created again by every migration.
+//! the commit function (`commit_batch.sql`) and group commit function
+//! (`commit_group.sql`), created again by every migration.
 
 use std::borrow::Cow;
 use std::convert::Infallible;
@@ -406,7 +422,7 @@ impl PostgresStore {
     /// GRANT SELECT, INSERT, UPDATE, DELETE ON protean_failures, protean_projections,
     ///     protean_projection_rows, protean_scheduled TO app;
     /// GRANT USAGE ON SEQUENCE protean_events_position_seq TO app;
-    /// GRANT EXECUTE ON FUNCTION protean_commit_batch TO app; -- PUBLIC has it unless revoked
+    /// GRANT EXECUTE ON FUNCTION protean_commit_batch, protean_commit_group TO app; -- PUBLIC has it unless revoked
     /// ```
     ///
     /// Such a role cannot create the index of a projection's declared field: registering
@@ -431,7 +447,8 @@ impl PostgresStore {
     /// The step to version 4 (times as `timestamptz`) rewrites the events table, holding
     /// an exclusive lock on it meanwhile; the step to version 5 indexes its undelivered
     /// events (reading the table, and blocking writes to it meanwhile); the step to
-    /// version 6 indexes all its events by position and by type (likewise).
+    /// version 6 indexes all its events by position and by type (likewise); the step to
+    /// version 7 adds the group commit function only.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -548,7 +565,9 @@ impl PostgresStore {
         match code.as_deref() {
             // The function raises it only for a handled message.
             Some("PT208") => match &batch.handled {
-                Some(h) => StoreError::AlreadyHandled { handler: h.handler.clone().into_owned(), message_id: h.message_id },
+                Some(h) => {
+                    StoreError::AlreadyHandled { handler: h.handler.clone().into_owned(), message_id: h.message_id }
+                }
                 None => error,
             },
             Some("PT409") => self.conflict(&batch.commits, detail.as_deref(), error).await,

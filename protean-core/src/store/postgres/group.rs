@@ -381,7 +381,11 @@ impl PostgresStore {
                             let code_text = code.clone().unwrap_or_default();
                             let error = StoreError::backend(
                                 "postgres",
-                                UnitError { code: code_text, message: message.unwrap_or_default(), detail: detail.clone() },
+                                UnitError {
+                                    code: code_text,
+                                    message: message.unwrap_or_default(),
+                                    detail: detail.clone(),
+                                },
                             );
                             Unit::Refused(batch, Refusal { code, detail, error })
                         }
