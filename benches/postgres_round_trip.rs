@@ -13,7 +13,8 @@
 //! `PROTEAN_BENCH_CSV=path` it writes the medians and spreads there, and with
 //! `PROTEAN_BENCH_SVG=path` draws the chart (round trips per second against clients, a
 //! log2 axis). `PROTEAN_BENCH_SWEEP=0` skips the sweep; `PROTEAN_BENCH_SWEEP=only` runs
-//! only the sweep.
+//! only the sweep; `PROTEAN_BENCH_SWEEP_CLIENTS=8,32` chooses the client counts, and
+//! `PROTEAN_BENCH_GROUPS_IN_FLIGHT=n` protean's groups in flight (default 2).
 //!
 //! A round trip is `round_trip.rs`'s: place an order (one line), commit, deliver
 //! `OrderPlaced` to the inventory reaction, which loads, changes and saves that SKU's
@@ -137,8 +138,11 @@ impl Side {
 /// One protean sample on the fresh database `db`: stock `iters` SKUs, then time `iters`
 /// orders from `n_clients` clients; the store's pool has `pool` connections.
 async fn protean_sample(db: &str, n_clients: u64, pool: u32, iters: u64, grouped: bool) -> Duration {
-    let store =
-        PostgresStore::options().max_connections(pool).group_commit(grouped).connect(db).await.expect("connects");
+    let mut options = PostgresStore::options().max_connections(pool).group_commit(grouped);
+    if let Ok(groups) = std::env::var("PROTEAN_BENCH_GROUPS_IN_FLIGHT") {
+        options = options.groups_in_flight(groups.parse().expect("a number of groups"));
+    }
+    let store = options.connect(db).await.expect("connects");
     let domain =
         Domain::builder().module(module_path!().to_string() + "::shop").store(store).build().expect("a valid model");
     clients(n_clients, iters, {
