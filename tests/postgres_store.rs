@@ -27,13 +27,17 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 /// The migration steps as the store runs them: `STEPS[n - 1]` makes version `n`.
-const STEPS: [&str; 5] = [
+const STEPS: [&str; 6] = [
     include_str!("../protean-core/src/store/postgres/schema/v1.sql"),
     include_str!("../protean-core/src/store/postgres/schema/v2.sql"),
     include_str!("../protean-core/src/store/postgres/schema/v3.sql"),
     include_str!("../protean-core/src/store/postgres/schema/v4.sql"),
     include_str!("../protean-core/src/store/postgres/schema/v5.sql"),
+    include_str!("../protean-core/src/store/postgres/schema/v6.sql"),
 ];
+
+/// The commit function as of schema version 6 (version 7 keeps it as it is).
+const COMMIT_FUNCTION_V6: &str = include_str!("../protean-core/src/store/postgres/schema/commit_batch.sql");
 
 fn stream(aggregate: &'static str, id: &str) -> StreamId {
     StreamId::new(aggregate, id.to_owned())
@@ -50,6 +54,16 @@ async fn database_at(url: String, version: u32) -> (String, PgPool) {
     let pool = PgPool::connect(&url).await.unwrap();
     for step in &STEPS[..version as usize] {
         sqlx::raw_sql(step).execute(&pool).await.unwrap();
+    }
+    if version >= 6 {
+        // Version 6's own commit function: version 7 calls it from the group function.
+        sqlx::raw_sql(COMMIT_FUNCTION_V6).execute(&pool).await.unwrap();
+        sqlx::query("INSERT INTO protean_schema (version) VALUES ($1)")
+            .bind(i32::try_from(version).unwrap())
+            .execute(&pool)
+            .await
+            .unwrap();
+        return (url, pool);
     }
     let advance = if version >= 2 { "bigint[], " } else { "" };
     let recorded = if version >= 4 { "timestamptz[]" } else { "bigint[]" };
@@ -1176,7 +1190,6 @@ async fn upgrading_from_version_5_keeps_the_data_and_adds_projections(url: Strin
 
     let store = PostgresStore::connect_with(&url, 2).await.unwrap();
     assert_eq!(store.schema_version().await.unwrap(), POSTGRES_SCHEMA_VERSION);
-    assert_eq!(POSTGRES_SCHEMA_VERSION, SchemaVersion(6));
     assert_eq!(commit_functions(&pool).await.len(), 1, "the commit function without rows is gone");
     assert_eq!(store.load(&stream("Counter", "old")).await.unwrap().unwrap().version, 1);
     assert_eq!(store.handled_outcome("Counter.Bump", event_id).await.unwrap(), Some(Some("{}".into())));
@@ -1202,6 +1215,60 @@ async fn upgrading_from_version_5_keeps_the_data_and_adds_projections(url: Strin
     assert_eq!(store.projection_row("Credit", None, "k").await.unwrap().unwrap().version, 1);
     assert_eq!(store.scheduled_of("Fulfilment", "o-1").await.unwrap().len(), 1);
     assert_eq!(store.events(0, 10).await.unwrap().len(), 1);
+}
+
+/// Version 6 had no group commit function; version 7 adds it and changes nothing else: a
+/// store that does not migrate refuses the database until it is migrated, the data stays,
+/// and a group commits beside it.
+async fn upgrading_from_version_6_adds_the_group_commit_function(url: String) {
+    let (url, pool) = database_at(url, 6).await;
+    let group_functions = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM pg_proc WHERE proname = 'protean_commit_group'")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    assert_eq!(group_functions().await, 0);
+    // Written through version 6's own commit function.
+    let old = counter_commit("old", &[1, 2]);
+    let old_events: Vec<Uuid> = old.events.iter().map(|e| e.id).collect();
+    sqlx::query(
+        "SELECT protean_commit_batch(ARRAY['Counter'], ARRAY['old'], ARRAY[0::bigint], ARRAY[1::bigint],
+         ARRAY['{}'], ARRAY[2], $1, ARRAY['Counter.Bumped', 'Counter.Bumped'], ARRAY[1, 1], ARRAY['{}', '{}'],
+         ARRAY[now(), now()], $1, $1, 'Counter.Bump', $1[1], NULL, '{}', ARRAY[NULL], '{}', '{}', '{}', '{}', '{}',
+         NULL, '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}')",
+    )
+    .bind(&old_events)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let error = PostgresStore::connect_without_migrating(&url).await.unwrap_err();
+    assert!(is_schema(&error, 6), "{error:?}");
+
+    let store = PostgresStore::connect_with(&url, 2).await.unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), POSTGRES_SCHEMA_VERSION);
+    assert_eq!(POSTGRES_SCHEMA_VERSION, SchemaVersion(7));
+    assert_eq!(group_functions().await, 1);
+    assert_eq!(commit_functions(&pool).await.len(), 1, "the commit function stays, one of it");
+    assert_eq!(store.load(&stream("Counter", "old")).await.unwrap().unwrap().version, 1);
+    assert_eq!(
+        store.stream(&stream("Counter", "old")).await.unwrap().iter().map(|e| e.id).collect::<Vec<_>>(),
+        old_events
+    );
+    assert!(store.is_handled("Counter.Bump", old_events[0]).await.unwrap());
+
+    let mut next = counter_commit("old", &[3]);
+    next.expected_version = 1;
+    let outcomes = store.commit_group(vec![batch(vec![next]), batch(vec![counter_commit("new", &[1])])]).await;
+    let outcomes: Vec<Vec<(u64, Vec<u64>)>> = outcomes
+        .into_iter()
+        .map(|o| o.unwrap().into_iter().map(|c| (c.version, c.events.iter().map(|e| e.sequence).collect())).collect())
+        .collect();
+    assert_eq!(outcomes, [vec![(2, vec![3])], vec![(1, vec![1])]]);
+    store.migrate().await.unwrap();
+    assert_eq!(group_functions().await, 1, "migrating again replaces it");
+    assert!(PostgresStore::connect_without_migrating(&url).await.is_ok());
+    assert_eq!(store.events(0, 10).await.unwrap().len(), 4);
 }
 
 fn main() -> std::process::ExitCode {
@@ -1267,6 +1334,10 @@ fn main() -> std::process::ExitCode {
         harness::postgres::test(
             "upgrading_from_version_5_keeps_the_data_and_adds_projections",
             upgrading_from_version_5_keeps_the_data_and_adds_projections,
+        ),
+        harness::postgres::test(
+            "upgrading_from_version_6_adds_the_group_commit_function",
+            upgrading_from_version_6_adds_the_group_commit_function,
         ),
     ])
 }

@@ -13,6 +13,21 @@
 //! and its owner still holds that lock; when the owner's process dies, its connection
 //! closes, the server releases the lock, and the claim is free at once.
 //!
+//! A commit is one statement: the commit function (`protean_commit_batch`) takes the
+//! whole batch as arrays, so one round trip and one transaction. With group commit (on by
+//! default, [`PostgresOptions::group_commit`]), [`commit`](Store::commit) queues its
+//! batch; a writer (a task of its own, up to [`PostgresOptions::groups_in_flight`] of
+//! them) takes every batch waiting as one group and commits it with
+//! `protean_commit_group`, which calls the commit function once per batch, each in a
+//! subtransaction of its own (a `BEGIN … EXCEPTION` block): so the group is one round
+//! trip and one transaction (one WAL flush), a batch that conflicts, was already handled
+//! or fails otherwise writes nothing and gets the error it would get alone, and the others
+//! commit. Every batch is answered only after the transaction has committed. A batch that
+//! loses a deadlock inside its group (batches of one group hold their locks until the
+//! group commits) is committed again on its own afterwards. A lone commit goes through
+//! the commit function directly, as without grouping; a caller whose future is dropped
+//! changes nothing for the others of its group.
+//!
 //! Delivery keeps its state here too: a failed delivery of an event to a handler is a
 //! row of `protean_failures` (retrying, dead, or held behind a dead letter of its
 //! stream), and a command's handled record keeps its reply. A commit that stores an
@@ -39,7 +54,8 @@
 //! event does.
 //!
 //! The schema is in `postgres/schema/`: one file per migration step (`v1.sql`, …), and
-//! the commit function (`commit_batch.sql`), created again by every migration.
+//! the commit function (`commit_batch.sql`) and group commit function
+//! (`commit_group.sql`), created again by every migration.
 
 use std::borrow::Cow;
 use std::convert::Infallible;
@@ -55,9 +71,10 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+mod group;
 mod projections;
 
-use projections::{RowArrays, ScheduleArrays};
+use group::{Arrays, GroupQueue, Refusal};
 
 use super::sql::{stored_count, to_i64};
 use super::{Batch, BoxFuture, Commit, Committed, Record, SchemaVersion, Snapshot, Store, StoreError, VersionConflict};
@@ -68,7 +85,7 @@ use crate::store::envelope::{Envelope, StreamId};
 /// The schema version this code works with: [`PostgresStore::migrate`] brings older
 /// databases up to it, and a store opened without migrating
 /// ([`PostgresStore::connect_without_migrating`]) requires it.
-pub const SCHEMA_VERSION: SchemaVersion = SchemaVersion(6);
+pub const SCHEMA_VERSION: SchemaVersion = SchemaVersion(7);
 
 /// The migration steps: step `n` (from `schema/vn.sql`) brings a database at version
 /// `n - 1` to version `n`. A file may hold several statements; it runs as one simple
@@ -80,11 +97,17 @@ const MIGRATIONS: [&str; SCHEMA_VERSION.0 as usize] = [
     include_str!("postgres/schema/v4.sql"),
     include_str!("postgres/schema/v5.sql"),
     include_str!("postgres/schema/v6.sql"),
+    include_str!("postgres/schema/v7.sql"),
 ];
 
 /// A unit of work's whole batch in one statement (see the file): created, or replaced,
 /// by every migration after the versioned steps.
 const COMMIT_FUNCTION: &str = include_str!("postgres/schema/commit_batch.sql");
+
+/// Several units of work's batches in one statement, each in a subtransaction of its own
+/// (see the file): created, or replaced, by every migration after the commit function,
+/// which it calls.
+const GROUP_FUNCTION: &str = include_str!("postgres/schema/commit_group.sql");
 
 /// Serializes migrations and claims across processes (an arbitrary, fixed key).
 const MIGRATION_LOCK: i64 = 0x7072_6f74_6561_6e01;
@@ -174,6 +197,9 @@ pub struct PostgresStore {
     /// A log position at or below which every event is known to be committed (or rolled
     /// back): [`Store::log_after`] need not check pages below it (shared by the clones).
     settled: Arc<std::sync::atomic::AtomicU64>,
+    /// The batches waiting for group commit (shared by the clones); `None` when grouping
+    /// is off, and each commit is a statement of its own.
+    groups: Option<Arc<GroupQueue>>,
 }
 
 /// How to connect a [`PostgresStore`]: the pool's size, and whether connecting migrates
@@ -195,16 +221,24 @@ pub struct PostgresStore {
 pub struct PostgresOptions {
     max_connections: u32,
     migrate: bool,
+    group_commit: bool,
+    groups_in_flight: usize,
 }
 
 impl Default for PostgresOptions {
     fn default() -> Self {
-        PostgresOptions { max_connections: DEFAULT_MAX_CONNECTIONS, migrate: true }
+        PostgresOptions {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            migrate: true,
+            group_commit: true,
+            groups_in_flight: group::DEFAULT_GROUPS_IN_FLIGHT,
+        }
     }
 }
 
 impl PostgresOptions {
-    /// The defaults: a pool of up to 16 connections, and the schema migrated on connecting.
+    /// The defaults: a pool of up to 16 connections, the schema migrated on connecting,
+    /// and group commit on, with up to 2 groups in flight.
     pub fn new() -> Self {
         Self::default()
     }
@@ -221,6 +255,28 @@ impl PostgresOptions {
     /// (`false`, for a role that may only read and write the tables).
     pub fn migrate(mut self, migrate: bool) -> Self {
         self.migrate = migrate;
+        self
+    }
+
+    /// Whether commits are grouped (`true`, the default): each
+    /// [`commit`](Store::commit) queues its batch, and a writer commits every batch
+    /// waiting as one group, in one statement and one transaction, each batch in a
+    /// subtransaction of its own (so it fails alone, as it would alone), answering each
+    /// once the transaction has committed. Under concurrent commits this saves round trips
+    /// and transaction commits (WAL flushes); a lone commit is still one statement. With
+    /// `false`, every commit is a statement and a transaction of its own (as before schema
+    /// version 7). [`commit_group`](Store::commit_group) commits its batches as one group
+    /// either way.
+    pub fn group_commit(mut self, group_commit: bool) -> Self {
+        self.group_commit = group_commit;
+        self
+    }
+
+    /// How many groups may commit at once (at least 1; 2 by default): while they do, the
+    /// next group forms from the commits that arrive. Each takes a connection of the pool
+    /// while it commits.
+    pub fn groups_in_flight(mut self, groups: usize) -> Self {
+        self.groups_in_flight = groups.max(1);
         self
     }
 
@@ -253,6 +309,7 @@ impl PostgresOptions {
                     _liveness: Arc::new(Mutex::new(liveness)),
                     outbox: Arc::default(),
                     settled: Arc::default(),
+                    groups: self.group_commit.then(|| Arc::new(GroupQueue::new(self.groups_in_flight))),
                 };
                 if self.migrate {
                     store.migrate().await?;
@@ -365,7 +422,7 @@ impl PostgresStore {
     /// GRANT SELECT, INSERT, UPDATE, DELETE ON protean_failures, protean_projections,
     ///     protean_projection_rows, protean_scheduled TO app;
     /// GRANT USAGE ON SEQUENCE protean_events_position_seq TO app;
-    /// GRANT EXECUTE ON FUNCTION protean_commit_batch TO app; -- PUBLIC has it unless revoked
+    /// GRANT EXECUTE ON FUNCTION protean_commit_batch, protean_commit_group TO app; -- PUBLIC has it unless revoked
     /// ```
     ///
     /// Such a role cannot create the index of a projection's declared field: registering
@@ -390,7 +447,8 @@ impl PostgresStore {
     /// The step to version 4 (times as `timestamptz`) rewrites the events table, holding
     /// an exclusive lock on it meanwhile; the step to version 5 indexes its undelivered
     /// events (reading the table, and blocking writes to it meanwhile); the step to
-    /// version 6 indexes all its events by position and by type (likewise).
+    /// version 6 indexes all its events by position and by type (likewise); the step to
+    /// version 7 adds the group commit function only.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -409,6 +467,7 @@ impl PostgresStore {
             }
         }
         sqlx::Executor::execute(&mut *tx, sqlx::raw_sql(COMMIT_FUNCTION)).await.map_err(backend)?;
+        sqlx::Executor::execute(&mut *tx, sqlx::raw_sql(GROUP_FUNCTION)).await.map_err(backend)?;
         if found != SCHEMA_VERSION {
             sqlx::query("DELETE FROM protean_schema").execute(&mut *tx).await.map_err(backend)?;
             sqlx::query("INSERT INTO protean_schema (version) VALUES ($1)")
@@ -438,126 +497,91 @@ impl PostgresStore {
         &self.pool
     }
 
+    /// Commits one batch alone: the commit function, in one statement.
     async fn commit_now(&self, batch: Batch) -> Result<Vec<Committed>, StoreError> {
-        let Batch { commits, handled, delivered, rows, rows_from, schedule, cancel } = batch;
-        let mut aggregates = Vec::with_capacity(commits.len());
-        let mut ids = Vec::with_capacity(commits.len());
-        let mut expected = Vec::with_capacity(commits.len());
-        let mut advances = Vec::with_capacity(commits.len());
-        let mut states = Vec::with_capacity(commits.len());
-        let mut counts = Vec::with_capacity(commits.len());
-        let mut snapshots = Vec::with_capacity(commits.len());
-        let (mut event_ids, mut type_names, mut versions, mut payloads) = (vec![], vec![], vec![], vec![]);
-        let (mut recorded, mut correlations, mut causations) = (vec![], vec![], vec![]);
-        for commit in &commits {
-            aggregates.push(&*commit.stream.aggregate);
-            ids.push(&*commit.stream.id);
-            expected.push(to_i64(commit.expected_version));
-            advances.push(to_i64(commit.advance));
-            states.push(commit.state.as_deref());
-            counts.push(to_i32(commit.events.len(), &commit.stream, "the number of events")?);
-            snapshots.push(commit.snapshot.as_deref());
-            for event in &commit.events {
-                event_ids.push(event.id);
-                type_names.push(&*event.type_name);
-                versions.push(to_i32(event.version, &commit.stream, "the event version")?);
-                payloads.push(&*event.payload);
-                recorded.push(event.recorded_at);
-                correlations.push(event.correlation_id);
-                causations.push(event.causation_id);
-            }
-        }
-        let changes = RowArrays::new(&rows);
-        let scheduled = ScheduleArrays::new(&schedule, &cancel);
-        let outcome: Result<Vec<i64>, sqlx::Error> = sqlx::query_scalar(
-            "SELECT protean_commit_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-             $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36)",
-        )
-        .bind(&aggregates)
-        .bind(&ids)
-        .bind(&expected)
-        .bind(&advances)
-        .bind(&states)
-        .bind(&counts)
-        .bind(&event_ids)
-        .bind(&type_names)
-        .bind(&versions)
-        .bind(&payloads)
-        .bind(&recorded)
-        .bind(&correlations)
-        .bind(&causations)
-        .bind(handled.as_ref().map(|h| &*h.handler))
-        .bind(handled.as_ref().map(|h| h.message_id))
-        .bind(handled.as_ref().and_then(|h| h.outcome.as_deref()))
-        .bind(&delivered)
-        .bind(&snapshots)
-        .bind(&changes.projections)
-        .bind(&changes.generations)
-        .bind(&changes.keys)
-        .bind(&changes.expected)
-        .bind(&changes.json)
-        .bind(rows_from)
-        .bind(&scheduled.ids)
-        .bind(&scheduled.owners)
-        .bind(&scheduled.keys)
-        .bind(&scheduled.names)
-        .bind(&scheduled.due)
-        .bind(&scheduled.types)
-        .bind(&scheduled.payloads)
-        .bind(&scheduled.correlations)
-        .bind(&scheduled.causations)
-        .bind(&scheduled.cancel_owners)
-        .bind(&scheduled.cancel_keys)
-        .bind(&scheduled.cancel_names)
-        .fetch_one(&self.pool)
-        .await;
-        let firsts = match outcome {
-            Ok(firsts) => firsts,
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("PT208") => {
-                if let Some(h) = handled {
-                    return Err(StoreError::AlreadyHandled {
-                        handler: h.handler.into_owned(),
-                        message_id: h.message_id,
-                    });
-                }
-                // The function raises it only for a handled message.
-                return Err(backend(sqlx::Error::Database(e)));
-            }
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("PT409") => {
-                return Err(self.conflict(&commits, sqlx::Error::Database(e)).await);
-            }
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("PT410") => {
-                return Err(projections::row_conflict(&rows, sqlx::Error::Database(e)));
-            }
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("PT404") => {
-                return Err(projections::not_registered(&error_detail(&*e).unwrap_or_default()));
-            }
-            Err(e) => return Err(backend(e)),
+        let outcome = {
+            let mut arrays = Arrays::default();
+            arrays.push(&batch)?;
+            let (changes, scheduled) = (&arrays.rows, &arrays.scheduled);
+            let outcome: Result<Vec<i64>, sqlx::Error> = sqlx::query_scalar(
+                "SELECT protean_commit_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                 $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36)",
+            )
+            .bind(&arrays.aggregates)
+            .bind(&arrays.ids)
+            .bind(&arrays.expected)
+            .bind(&arrays.advances)
+            .bind(&arrays.states)
+            .bind(&arrays.counts)
+            .bind(&arrays.event_ids)
+            .bind(&arrays.type_names)
+            .bind(&arrays.versions)
+            .bind(&arrays.payloads)
+            .bind(&arrays.recorded)
+            .bind(&arrays.correlations)
+            .bind(&arrays.causations)
+            .bind(arrays.handlers.first().copied().flatten())
+            .bind(arrays.message_ids.first().copied().flatten())
+            .bind(arrays.outcomes.first().copied().flatten())
+            .bind(&arrays.delivered)
+            .bind(&arrays.snapshots)
+            .bind(&changes.projections)
+            .bind(&changes.generations)
+            .bind(&changes.keys)
+            .bind(&changes.expected)
+            .bind(&changes.json)
+            .bind(batch.rows_from)
+            .bind(&scheduled.ids)
+            .bind(&scheduled.owners)
+            .bind(&scheduled.keys)
+            .bind(&scheduled.names)
+            .bind(&scheduled.due)
+            .bind(&scheduled.types)
+            .bind(&scheduled.payloads)
+            .bind(&scheduled.correlations)
+            .bind(&scheduled.causations)
+            .bind(&scheduled.cancel_owners)
+            .bind(&scheduled.cancel_keys)
+            .bind(&scheduled.cancel_names)
+            .fetch_one(&self.pool)
+            .await;
+            outcome
         };
-        // The function returns each commit's sequence before its events, then its new version.
-        let (firsts, versions) = firsts.split_at(firsts.len() / 2);
-        let mut committed = Vec::with_capacity(commits.len());
-        for ((commit, &first), &version) in commits.into_iter().zip(firsts).zip(versions) {
-            let Commit { stream, mut events, .. } = commit;
-            let first = stored_count(first, &stream, "sequence")?;
-            for (offset, event) in (1u64..).zip(events.iter_mut()) {
-                event.sequence = first + offset;
+        match outcome {
+            Ok(returned) => group::committed(batch.commits, &returned),
+            Err(sqlx::Error::Database(e)) => {
+                let (code, detail) = (e.code().map(Cow::into_owned), error_detail(&*e));
+                let refusal = Refusal { code, detail, error: backend(sqlx::Error::Database(e)) };
+                Err(self.refused(&batch, refusal).await)
             }
-            let version = stored_count(version, &stream, "version")?;
-            committed.push(Committed { stream, version, events });
+            Err(e) => Err(backend(e)),
         }
-        Ok(committed)
+    }
+
+    /// The error of a batch the commit function refused: protean's SQLSTATEs made the
+    /// store's errors, any other the error as it came.
+    async fn refused(&self, batch: &Batch, refusal: Refusal) -> StoreError {
+        let Refusal { code, detail, error } = refusal;
+        match code.as_deref() {
+            // The function raises it only for a handled message.
+            Some("PT208") => match &batch.handled {
+                Some(h) => {
+                    StoreError::AlreadyHandled { handler: h.handler.clone().into_owned(), message_id: h.message_id }
+                }
+                None => error,
+            },
+            Some("PT409") => self.conflict(&batch.commits, detail.as_deref(), error).await,
+            Some("PT410") => projections::row_conflict(&batch.rows, detail.as_deref(), error),
+            Some("PT404") => projections::not_registered(detail.as_deref().unwrap_or_default()),
+            _ => error,
+        }
     }
 
     /// The [`VersionConflict`] of a batch the commit function refused (`error`): the
     /// function stops at the first aggregate whose version moved, and says (in its
-    /// detail) the version it found there.
-    async fn conflict(&self, commits: &[Commit], error: sqlx::Error) -> StoreError {
-        let detail = match &error {
-            sqlx::Error::Database(e) => error_detail(&**e),
-            _ => None,
-        };
-        let reported = match detail.as_deref().map(str::parse::<u64>) {
+    /// `detail`) the version it found there.
+    async fn conflict(&self, commits: &[Commit], detail: Option<&str>, error: StoreError) -> StoreError {
+        let reported = match detail.map(str::parse::<u64>) {
             Some(Ok(version)) => Some(version),
             Some(Err(parse)) => {
                 tracing::warn!(detail, error = %parse, "postgres: a version conflict's detail is not the version found");
@@ -577,7 +601,7 @@ impl PostgresStore {
         };
         // Not found again (or not loaded): the first commit stands for the batch.
         let Some((commit, now)) = found.or_else(|| commits.first().map(|commit| (commit, None))) else {
-            return backend(error);
+            return error;
         };
         let actual = reported.or(now).unwrap_or_else(|| {
             tracing::warn!(stream = %commit.stream, "postgres: a version conflict whose version found is unknown; reporting 0");
@@ -859,7 +883,16 @@ impl Store for PostgresStore {
     }
 
     fn commit(&self, batch: Batch) -> BoxFuture<'_, Result<Vec<Committed>, StoreError>> {
-        Box::pin(self.commit_now(batch))
+        Box::pin(async move {
+            match &self.groups {
+                Some(queue) => self.commit_queued(queue, batch).await,
+                None => self.commit_now(batch).await,
+            }
+        })
+    }
+
+    fn commit_group(&self, batches: Vec<Batch>) -> BoxFuture<'_, Vec<Result<Vec<Committed>, StoreError>>> {
+        Box::pin(self.commit_group_now(batches))
     }
 
     fn claim_undelivered(&self, limit: usize, lease: Duration) -> BoxFuture<'_, Result<Vec<Envelope>, StoreError>> {

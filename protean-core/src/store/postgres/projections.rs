@@ -14,7 +14,7 @@ use sqlx::{Acquire, Row as _};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{backend, envelope, error_detail, PostgresStore, StoredTime, EVENT_COLUMNS};
+use super::{backend, envelope, PostgresStore, StoredTime, EVENT_COLUMNS};
 use crate::store::envelope::StreamId;
 use crate::store::sql::{stored_count, to_i64};
 use crate::store::{
@@ -36,7 +36,9 @@ const STATE_COLUMNS: &str = "name, version, generation, built_through, checkpoin
 /// The columns a [`Scheduled`] is read from.
 const SCHEDULED_COLUMNS: &str = "id, owner, owner_key, name, due_at, type_name, payload, correlation_id, causation_id";
 
-/// The row changes of a batch, as the commit function's arrays.
+/// The row changes of a batch (or of a group's batches, one after another), as the
+/// commit functions' arrays.
+#[derive(Default)]
 pub(super) struct RowArrays<'a> {
     pub(super) projections: Vec<&'a str>,
     pub(super) generations: Vec<i64>,
@@ -46,18 +48,19 @@ pub(super) struct RowArrays<'a> {
 }
 
 impl<'a> RowArrays<'a> {
-    pub(super) fn new(rows: &'a [RowChange]) -> Self {
-        RowArrays {
-            projections: rows.iter().map(|r| &*r.projection).collect(),
-            generations: rows.iter().map(|r| to_i64(r.generation)).collect(),
-            keys: rows.iter().map(|r| r.key.as_str()).collect(),
-            expected: rows.iter().map(|r| to_i64(r.expected_version)).collect(),
-            json: rows.iter().map(|r| r.json.as_deref()).collect(),
-        }
+    /// Appends `rows`.
+    pub(super) fn push(&mut self, rows: &'a [RowChange]) {
+        self.projections.extend(rows.iter().map(|r| &*r.projection));
+        self.generations.extend(rows.iter().map(|r| to_i64(r.generation)));
+        self.keys.extend(rows.iter().map(|r| r.key.as_str()));
+        self.expected.extend(rows.iter().map(|r| to_i64(r.expected_version)));
+        self.json.extend(rows.iter().map(|r| r.json.as_deref()));
     }
 }
 
-/// The scheduled commands and cancellations of a batch, as the commit function's arrays.
+/// The scheduled commands and cancellations of a batch (or of a group's batches, one
+/// after another), as the commit functions' arrays.
+#[derive(Default)]
 pub(super) struct ScheduleArrays<'a> {
     pub(super) ids: Vec<Uuid>,
     pub(super) owners: Vec<&'a str>,
@@ -74,33 +77,28 @@ pub(super) struct ScheduleArrays<'a> {
 }
 
 impl<'a> ScheduleArrays<'a> {
-    pub(super) fn new(schedule: &'a [Scheduled], cancel: &'a [Cancel]) -> Self {
-        ScheduleArrays {
-            ids: schedule.iter().map(|s| s.id).collect(),
-            owners: schedule.iter().map(|s| &*s.owner).collect(),
-            keys: schedule.iter().map(|s| s.owner_key.as_str()).collect(),
-            names: schedule.iter().map(|s| s.name.as_deref()).collect(),
-            due: schedule.iter().map(|s| s.due_at).collect(),
-            types: schedule.iter().map(|s| &*s.type_name).collect(),
-            payloads: schedule.iter().map(|s| &*s.payload).collect(),
-            correlations: schedule.iter().map(|s| s.correlation_id).collect(),
-            causations: schedule.iter().map(|s| s.causation_id).collect(),
-            cancel_owners: cancel.iter().map(|c| &*c.owner).collect(),
-            cancel_keys: cancel.iter().map(|c| c.owner_key.as_str()).collect(),
-            cancel_names: cancel.iter().map(|c| c.name.as_str()).collect(),
-        }
+    /// Appends `schedule` and `cancel`.
+    pub(super) fn push(&mut self, schedule: &'a [Scheduled], cancel: &'a [Cancel]) {
+        self.ids.extend(schedule.iter().map(|s| s.id));
+        self.owners.extend(schedule.iter().map(|s| &*s.owner));
+        self.keys.extend(schedule.iter().map(|s| s.owner_key.as_str()));
+        self.names.extend(schedule.iter().map(|s| s.name.as_deref()));
+        self.due.extend(schedule.iter().map(|s| s.due_at));
+        self.types.extend(schedule.iter().map(|s| &*s.type_name));
+        self.payloads.extend(schedule.iter().map(|s| &*s.payload));
+        self.correlations.extend(schedule.iter().map(|s| s.correlation_id));
+        self.causations.extend(schedule.iter().map(|s| s.causation_id));
+        self.cancel_owners.extend(cancel.iter().map(|c| &*c.owner));
+        self.cancel_keys.extend(cancel.iter().map(|c| c.owner_key.as_str()));
+        self.cancel_names.extend(cancel.iter().map(|c| c.name.as_str()));
     }
 }
 
-/// The [`VersionConflict`] of a batch whose row change the commit function refused
-/// (`error`, whose detail is `i:version`: the change's 1-based index and the row's
-/// version found).
-pub(super) fn row_conflict(rows: &[RowChange], error: sqlx::Error) -> StoreError {
-    let detail = match &error {
-        sqlx::Error::Database(e) => error_detail(&**e),
-        _ => None,
-    };
-    let found = detail.as_deref().and_then(|detail| {
+/// The [`VersionConflict`] of a batch whose row change the commit function refused, from
+/// the error's detail (`i:version`: the change's 1-based index and the row's version
+/// found); `error`, the refusal as it came, when the detail says otherwise.
+pub(super) fn row_conflict(rows: &[RowChange], detail: Option<&str>, error: StoreError) -> StoreError {
+    let found = detail.and_then(|detail| {
         let (index, actual) = detail.split_once(':')?;
         let change = rows.get(index.parse::<usize>().ok()?.checked_sub(1)?)?;
         Some((change, actual.parse::<u64>().ok()?))
@@ -114,7 +112,7 @@ pub(super) fn row_conflict(rows: &[RowChange], error: sqlx::Error) -> StoreError
         .into(),
         None => {
             tracing::warn!(detail, "postgres: a row version conflict's detail is not `index:version`");
-            backend(error)
+            error
         }
     }
 }
