@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::{Batch, BoxFuture, Commit, Committed, Record, Snapshot, Store, StoreError, VersionConflict};
 use super::{BuildState, Cancel, FilterOp, Logged, ProjectionSpec, ProjectionState, Row, RowChange, RowFilter};
 use super::{FailedDelivery, FailureQuery, FailureStatus, FailureUpdate, HandlerState, OutboxStatus};
-use super::{RowQuery, Scheduled};
+use super::{ReplayEvents, RowQuery, Scheduled};
 use crate::store::envelope::{Envelope, StreamId};
 
 /// A [`Store`] in memory that behaves like a database: records and events are kept as
@@ -682,6 +682,31 @@ impl Store for MemoryStore {
                     .collect()
             })
             .unwrap_or_default();
+        Box::pin(std::future::ready(Ok(events)))
+    }
+
+    fn replay_events<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        after: u64,
+        up_to: Option<u64>,
+    ) -> BoxFuture<'a, Result<ReplayEvents, StoreError>> {
+        let inner = self.lock();
+        let mut events = ReplayEvents::new();
+        if let Some(slot) = inner.streams.get(&*stream.aggregate).and_then(|by_id| by_id.get(&*stream.id)) {
+            let range = slot
+                .events
+                .iter()
+                .map(|&i| &inner.log[i])
+                .skip_while(|e| e.sequence <= after)
+                .take_while(|e| up_to.is_none_or(|u| e.sequence <= u));
+            for envelope in range {
+                match &envelope.type_name {
+                    Cow::Borrowed(type_name) => events.push_static(envelope.replayed(), type_name),
+                    Cow::Owned(_) => events.push(envelope.replayed()),
+                }
+            }
+        }
         Box::pin(std::future::ready(Ok(events)))
     }
 
