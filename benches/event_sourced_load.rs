@@ -4,6 +4,10 @@
 //! cost grows with the stream; with them it replays at most 100 events after the latest
 //! snapshot, so it stays about flat.
 //!
+//! The same loads run on the memory store too (the groups named `memory, …`): there no
+//! database is read, so its replay rate is what replaying itself costs (parsing each
+//! payload and applying it), without SQLite's I/O.
+//!
 //! Throughput is reported per event in the stream: for the runs without snapshots that is
 //! the replay rate (events replayed per second).
 //!
@@ -15,7 +19,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, AxisScale, BenchmarkId, Criterion, PlotConfiguration};
 use protean::prelude::*;
-use protean::store::SqliteStore;
+use protean::store::{MemoryStore, SqliteStore, Store};
 
 /// The event-sourced account whose stream is loaded.
 mod bank {
@@ -56,14 +60,26 @@ impl Drop for Scratch {
     }
 }
 
-/// An account whose stream holds `events` deposits, committed 100 at a time.
-async fn seeded(events: u64, snapshot_every: u64) -> (Domain, Identifier<Account>, Scratch) {
+/// Where the stream is kept.
+#[derive(Clone, Copy)]
+enum Backend {
+    /// A fresh SQLite file (the default store).
+    Sqlite,
+    /// A [`MemoryStore`].
+    Memory,
+}
+
+/// An account whose stream holds `events` deposits, committed 100 at a time, on `backend`.
+async fn seeded(backend: Backend, events: u64, snapshot_every: u64) -> (Domain, Identifier<Account>, Scratch) {
     let dir = std::env::temp_dir().join(format!("protean-es-bench-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir).expect("a scratch directory");
-    let store = SqliteStore::open(dir.join("bench.db")).expect("opens");
+    let store: std::sync::Arc<dyn Store> = match backend {
+        Backend::Sqlite => std::sync::Arc::new(SqliteStore::open(dir.join("bench.db")).expect("opens")),
+        Backend::Memory => std::sync::Arc::new(MemoryStore::new()),
+    };
     let domain = Domain::builder()
         .module(module_path!().to_string() + "::bank")
-        .store(store)
+        .shared_store(store)
         .snapshot_every(snapshot_every)
         .build()
         .expect("a valid model");
@@ -94,9 +110,15 @@ fn event_sourced_load(c: &mut Criterion) {
     group.plot_config(PlotConfiguration::default().summary_scale(AxisScale::Logarithmic));
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(5));
+    let labels = [
+        (Backend::Sqlite, "snapshots every 100 events", 100),
+        (Backend::Sqlite, "no snapshots", 0),
+        (Backend::Memory, "memory, snapshots every 100 events", 100),
+        (Backend::Memory, "memory, no snapshots", 0),
+    ];
     for &events in sizes {
-        for (label, every) in [("snapshots every 100 events", 100), ("no snapshots", 0)] {
-            let (domain, id, _scratch) = rt.block_on(seeded(events, every));
+        for (backend, label, every) in labels {
+            let (domain, id, _scratch) = rt.block_on(seeded(backend, events, every));
             let loaded = rt.block_on(domain.get(&id)).expect("loads").expect("exists");
             assert_eq!(loaded.deposits, events, "the whole stream is reflected");
             group.bench_with_input(BenchmarkId::new(label, events), &events, |b, _| {

@@ -612,6 +612,132 @@ async fn a_snapshot_that_no_longer_parses_is_replayed_around(store: Arc<dyn Stor
     assert_eq!((account.balance, account.deposits), (12, 2), "replayed from the events");
 }
 
+/// `replay_events` reads each event's sequence, type name, version and payload as the
+/// stream holds them, in order, within the range asked for; an event-sourced load that
+/// meets a payload it cannot parse, or an event it has no apply method for, is a typed
+/// error naming the stream and position.
+async fn replay_reads_the_stream_as_stored(store: Arc<dyn Store>) {
+    let s = stream("Counter", "replayed");
+    let stored = |type_name: &'static str, version: u32, payload: &str| {
+        let cause = Cause::command(Uuid::now_v7());
+        Envelope::stored_event(
+            Uuid::now_v7(),
+            type_name.into(),
+            version,
+            s.clone(),
+            0,
+            protean::store::OffsetDateTime::now_utc(),
+            cause.correlation_id,
+            cause.causation_id,
+            Arc::from(payload),
+        )
+    };
+    let first = vec![
+        stored("Counter.Renamed", 1, r#"{"name":"Ada Lovelace"}"#),
+        stored("Counter.Bumped", 1, r#"{"id":"replayed","count":1}"#),
+        stored("Counter.Renamed", 2, r#"{"first":"Grace","last":"Hopper ✓"}"#),
+    ];
+    let second =
+        vec![stored("Counter.Bumped", 1, r#"{"id":"replayed","count":2}"#), stored("Counter.Vanished", 1, "{}")];
+    let commit = |expected_version, events| Commit {
+        stream: s.clone(),
+        expected_version,
+        advance: 1,
+        state: state("{}"),
+        events,
+        snapshot: None,
+    };
+    store.commit(batch(vec![commit(0, first)])).await.unwrap();
+    // Another stream's events are not replayed with this one.
+    let other = stream("Counter", "replayed-too");
+    let mut elsewhere = stored("Counter.Bumped", 1, r#"{"id":"replayed-too","count":9}"#);
+    elsewhere.stream = other.clone();
+    store.commit(batch(vec![Commit { stream: other.clone(), ..commit(0, vec![elsewhere]) }])).await.unwrap();
+    store.commit(batch(vec![commit(1, second)])).await.unwrap();
+
+    let envelopes = store.stream(&s).await.unwrap();
+    let expected: Vec<(u64, String, u32, String)> =
+        envelopes.iter().map(|e| (e.sequence, e.type_name.to_string(), e.version, e.payload.to_string())).collect();
+    assert_eq!(expected.iter().map(|e| e.0).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+    let read = |after: u64, up_to: Option<u64>| {
+        let store = store.clone();
+        let s = s.clone();
+        async move {
+            let events = store.replay_events(&s, after, up_to).await.unwrap();
+            assert_eq!(events.len(), events.iter().count());
+            assert_eq!(events.last_sequence(), events.iter().last().map(|e| e.sequence));
+            events
+                .iter()
+                .map(|e| (e.sequence, e.type_name.to_owned(), e.version, e.payload.to_owned()))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(read(0, None).await, expected, "the whole stream, as stored");
+    assert_eq!(read(2, None).await, expected[2..], "after a sequence");
+    assert_eq!(read(1, Some(3)).await, expected[1..3], "up to a sequence");
+    assert_eq!(read(0, Some(0)).await, [], "up to before the first");
+    assert_eq!(read(5, None).await, [], "after the last");
+    let none = store.replay_events(&stream("Counter", "never"), 0, None).await.unwrap();
+    assert!(none.is_empty(), "a stream that does not exist has no events");
+    let theirs = store.replay_events(&other, 0, None).await.unwrap();
+    assert_eq!(
+        theirs.iter().map(|e| (e.sequence, e.payload)).collect::<Vec<_>>(),
+        [(1, r#"{"id":"replayed-too","count":9}"#)]
+    );
+    // Read back, the events parse as what they are, upcast where older.
+    let events = store.replay_events(&s, 0, None).await.unwrap();
+    let renamed: Vec<Renamed> =
+        events.iter().filter(|e| e.type_name == "Counter.Renamed").map(|e| e.event(&s).unwrap()).collect();
+    assert_eq!(
+        renamed.iter().map(|r| (r.first.as_str(), r.last.as_str())).collect::<Vec<_>>(),
+        [("Ada", "Lovelace"), ("Grace", "Hopper ✓")]
+    );
+    let Err(StoreError::Corrupt { stream: at, position: 2, reason }) =
+        events.iter().nth(1).unwrap().event::<Renamed>(&s)
+    else {
+        panic!("a `Counter.Bumped` read as a `Counter.Renamed` is a typed error")
+    };
+    assert_eq!(at, s);
+    assert!(reason.contains("not a `Counter.Renamed`"), "{reason}");
+
+    // An event-sourced account whose third event no longer parses, then one whose fourth
+    // it has no apply method for: loading it is a typed error at that position.
+    let domain = domain_on(store.clone());
+    let id = Identifier::<Account>::generate();
+    domain.process(Deposit { account: id.clone(), amount: 5 }).await.unwrap().all_delivered().unwrap();
+    let account = StreamId::new("Account", id.to_string());
+    let mut bad =
+        Envelope::new(Deposited { amount: 7 }.into(), account.clone(), Cause::command(Uuid::now_v7())).unwrap();
+    bad.payload = Arc::from(r#"{"amount":"lots"}"#);
+    let append = |expected_version, event| Commit {
+        stream: account.clone(),
+        expected_version,
+        advance: 1,
+        state: state("null"),
+        events: vec![event],
+        snapshot: None,
+    };
+    store.commit(batch(vec![append(2, bad)])).await.unwrap();
+    let error = domain.get(&id).await.unwrap_err();
+    let ProcessError::Store(StoreError::Corrupt { stream: at, position: 3, reason }) = &error else {
+        panic!("{error}")
+    };
+    assert_eq!(at, &account);
+    assert!(reason.contains("Account.Deposited"), "{reason}");
+    assert_eq!(domain.get_as_of(&id, 2).await.unwrap().unwrap().balance, 5, "the events before it still replay");
+    let id = Identifier::<Account>::generate();
+    domain.process(Deposit { account: id.clone(), amount: 5 }).await.unwrap().all_delivered().unwrap();
+    let account = StreamId::new("Account", id.to_string());
+    let foreign = bumped(&Identifier::<Counter>::parse("x").unwrap(), 1, &account);
+    store.commit(batch(vec![Commit { stream: account.clone(), ..append(2, foreign) }])).await.unwrap();
+    let error = domain.get(&id).await.unwrap_err();
+    let ProcessError::Store(StoreError::Corrupt { stream: at, position: 3, reason }) = &error else {
+        panic!("{error}")
+    };
+    assert_eq!(at, &account);
+    assert!(reason.contains("no apply method for `Counter.Bumped`"), "{reason}");
+}
+
 async fn read_models_are_kept(store: Arc<dyn Store>) {
     assert!(store.read_model("Price", "pen").await.unwrap().is_none());
     store.put_read_model("Price", "pen", r#"{"cents":40}"#.into()).await.unwrap();
@@ -924,6 +1050,7 @@ cases!(
     removal_neither_lets_a_stale_writer_through_nor_blocks_a_replacement,
     a_failed_event_holds_back_the_rest_of_its_stream,
     a_snapshot_that_no_longer_parses_is_replayed_around,
+    replay_reads_the_stream_as_stored,
     event_sourced_aggregates_replay_with_snapshots_and_as_of,
     older_event_versions_are_upcast_and_unreadable_ones_are_typed_errors,
     many_tasks_on_one_aggregate_lose_no_update,
@@ -995,6 +1122,10 @@ fn main() -> ExitCode {
             harness::test("malformed_sqlite_rows_are_typed_errors", malformed_sqlite_rows_are_typed_errors),
             harness::test("invalid_utf8_in_sqlite_is_corrupt_data", invalid_utf8_in_sqlite_is_corrupt_data),
             harness::test(
+                "malformed_sqlite_rows_are_typed_errors_on_replay",
+                malformed_sqlite_rows_are_typed_errors_on_replay,
+            ),
+            harness::test(
                 "upgrading_a_sqlite_file_makes_event_sourced_versions_count_events",
                 upgrading_a_sqlite_file_makes_event_sourced_versions_count_events,
             ),
@@ -1028,6 +1159,57 @@ async fn malformed_sqlite_rows_are_typed_errors() {
     raw.execute(insert, rusqlite::params![Uuid::now_v7().to_string(), 1, -4, good]).unwrap();
     let error = store.stream(&stream("Counter", "bad")).await.unwrap_err();
     assert!(matches!(&error, StoreError::Corrupt { reason, .. } if reason.contains("version -4")), "{error}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// What a replay reads of rows written behind the store's back: text that is not valid
+/// UTF-8 or not text at all, a version or sequence out of range, are `Corrupt` naming the
+/// stream and position, as when the events are read whole.
+#[cfg(feature = "sqlite")]
+async fn malformed_sqlite_rows_are_typed_errors_on_replay() {
+    let dir = std::env::temp_dir().join(format!("protean-replay-corrupt-{}", Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("store.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    let bad = stream("Counter", "bad");
+    let insert = |sequence: i64, type_name: &str, version: i64, payload: &str| {
+        let sql = format!(
+            "INSERT INTO protean_events (id, aggregate, stream_id, sequence, type_name, version, payload, recorded_at,
+                 correlation_id, causation_id) VALUES (?1, 'Counter', 'bad', ?2, {type_name}, ?3, {payload}, 0, ?1, ?1)"
+        );
+        raw.execute(&sql, rusqlite::params![Uuid::now_v7().to_string(), sequence, version]).unwrap();
+    };
+    let replayed = || store.replay_events(&bad, 0, None);
+    // A good event first: the error names the bad one's position.
+    insert(1, "'Counter.Bumped'", 1, r#"'{"id":"bad","count":1}'"#);
+    insert(2, "'Counter.Bumped'", 1, "CAST(X'7B22FF22' AS TEXT)");
+    let error = replayed().await.unwrap_err();
+    let StoreError::Corrupt { stream: at, position: 2, reason } = &error else { panic!("{error}") };
+    assert_eq!(at, &bad);
+    assert!(reason.contains("payload") && reason.contains("utf-8"), "{reason}");
+    raw.execute("DELETE FROM protean_events WHERE sequence = 2", []).unwrap();
+    insert(2, "X'FF'", 1, "'{}'");
+    let error = replayed().await.unwrap_err();
+    let StoreError::Corrupt { position: 2, reason, .. } = &error else { panic!("{error}") };
+    assert!(reason.contains("type name") && reason.contains("Blob"), "{reason}");
+    raw.execute("DELETE FROM protean_events WHERE sequence = 2", []).unwrap();
+    insert(2, "'Counter.Bumped'", 1, "X'7B7D'");
+    let error = replayed().await.unwrap_err();
+    let StoreError::Corrupt { position: 2, reason, .. } = &error else { panic!("{error}") };
+    assert!(reason.contains("payload") && reason.contains("Blob"), "{reason}");
+    raw.execute("DELETE FROM protean_events WHERE sequence = 2", []).unwrap();
+    insert(2, "'Counter.Bumped'", -4, "'{}'");
+    let error = replayed().await.unwrap_err();
+    assert!(
+        matches!(&error, StoreError::Corrupt { position: 2, reason, .. } if reason.contains("version -4")),
+        "{error}"
+    );
+    raw.execute("DELETE FROM protean_events WHERE sequence = 2", []).unwrap();
+    // A negative sequence is below any range a replay asks for (`after` is a `u64`): not read.
+    insert(-1, "'Counter.Bumped'", 1, "'{}'");
+    let events = replayed().await.unwrap();
+    assert_eq!(events.iter().map(|e| e.sequence).collect::<Vec<_>>(), [1]);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

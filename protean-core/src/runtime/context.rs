@@ -231,8 +231,8 @@ pub(crate) async fn replayed<A: Aggregate>(
         }
     };
     state.__meta_mut().sequence = after;
-    let events = store.stream_range(stream, after, up_to).await?;
-    crate::runtime::sourcing::replay(&mut state, &events)?;
+    let events = store.replay_events(stream, after, up_to).await?;
+    crate::runtime::sourcing::replay(&mut state, stream, &events)?;
     // An event-sourced aggregate's version counts its events.
     let meta = state.__meta_mut();
     meta.version = meta.sequence;

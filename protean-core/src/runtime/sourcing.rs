@@ -20,8 +20,8 @@ use std::sync::OnceLock;
 
 use crate::model::element::Apply;
 use crate::model::element::{Aggregate, EventOf, RaisedEvent};
-use crate::store::envelope::Envelope;
-use crate::store::StoreError;
+use crate::store::envelope::StreamId;
+use crate::store::{ReplayEvents, StoreError, StoredEvent};
 
 /// One apply method, as `#[apply]` registers it.
 #[derive(Debug)]
@@ -36,8 +36,8 @@ pub struct ApplierDescriptor {
     pub method: &'static str,
     /// Applies a raised (typed) event.
     pub apply_raised: fn(&mut dyn Any, &RaisedEvent),
-    /// Applies a stored event, parsing (and upcasting) its payload.
-    pub apply_stored: fn(&mut dyn Any, &Envelope) -> Result<(), StoreError>,
+    /// Applies a stored event of the given stream, parsing (and upcasting) its payload.
+    pub apply_stored: fn(&mut dyn Any, &StreamId, StoredEvent<'_>) -> Result<(), StoreError>,
 }
 
 inventory::collect!(ApplierDescriptor);
@@ -67,9 +67,10 @@ pub fn apply_raised<A: Apply<E>, E: EventOf<A>>(aggregate: &mut dyn Any, event: 
 /// The stored route of an apply method (what `#[apply]` registers).
 pub fn apply_stored<A: Apply<E>, E: EventOf<A>>(
     aggregate: &mut dyn Any,
-    envelope: &Envelope,
+    stream: &StreamId,
+    event: StoredEvent<'_>,
 ) -> Result<(), StoreError> {
-    let event = envelope.event::<E>()?;
+    let event = event.event::<E>(stream)?;
     if let Some(aggregate) = aggregate.downcast_mut::<A>() {
         aggregate.apply(&event);
     }
@@ -83,19 +84,29 @@ pub fn apply_raised_event<A: Aggregate>(aggregate: &mut A, event: &RaisedEvent) 
     }
 }
 
-/// Replays stored events onto `aggregate`, in order. An event the aggregate has no apply
-/// method for is a typed error naming the stream and position.
-pub fn replay<A: Aggregate>(aggregate: &mut A, events: &[Envelope]) -> Result<(), StoreError> {
-    for envelope in events {
-        let Some(applier) = applier(A::KEY, &envelope.type_name) else {
-            return Err(StoreError::corrupt(
-                &envelope.stream,
-                envelope.sequence,
-                format!("`{}` has no apply method for `{}`", A::NAME, envelope.type_name),
-            ));
+/// Replays the stored events of `stream` onto `aggregate`, in order. An event the
+/// aggregate has no apply method for is a typed error naming the stream and position.
+pub fn replay<A: Aggregate>(aggregate: &mut A, stream: &StreamId, events: &ReplayEvents) -> Result<(), StoreError> {
+    // A stream holds runs of few event types: the last type's apply method is kept at hand
+    // rather than looked up again for every event.
+    let mut last: Option<(&str, &'static ApplierDescriptor)> = None;
+    for event in events {
+        let applier = match last {
+            Some((type_name, applier)) if type_name == event.type_name => applier,
+            _ => {
+                let Some(applier) = applier(A::KEY, event.type_name) else {
+                    return Err(StoreError::corrupt(
+                        stream,
+                        event.sequence,
+                        format!("`{}` has no apply method for `{}`", A::NAME, event.type_name),
+                    ));
+                };
+                last = Some((applier.type_name, applier));
+                applier
+            }
         };
-        (applier.apply_stored)(aggregate, envelope)?;
-        aggregate.__meta_mut().sequence = envelope.sequence;
+        (applier.apply_stored)(aggregate, stream, event)?;
+        aggregate.__meta_mut().sequence = event.sequence;
     }
     Ok(())
 }

@@ -13,6 +13,7 @@ pub use uuid::Uuid;
 use crate::model::element::{Event, RaisedEvent};
 use crate::model::error::StoreError;
 pub use crate::model::identity::StreamId;
+use crate::store::replay::StoredEvent;
 
 /// Why a unit of work runs: the message that caused it and the conversation it is part of.
 ///
@@ -146,28 +147,17 @@ impl Envelope {
         if let Some(e) = self.typed.as_ref().and_then(RaisedEvent::downcast_ref::<E>) {
             return Ok(Cow::Borrowed(e));
         }
-        let corrupt = |reason: String| StoreError::corrupt(&self.stream, self.sequence, reason);
-        if self.type_name != E::TYPE_NAME {
-            return Err(corrupt(format!("the event is a `{}`, not a `{}`", self.type_name, E::TYPE_NAME)));
+        self.replayed().event::<E>(&self.stream).map(Cow::Owned)
+    }
+
+    /// What a replay reads of this event: its sequence, type name, version and payload.
+    pub fn replayed(&self) -> StoredEvent<'_> {
+        StoredEvent {
+            sequence: self.sequence,
+            type_name: &self.type_name,
+            version: self.version,
+            payload: &self.payload,
         }
-        if self.version > E::VERSION {
-            return Err(corrupt(format!(
-                "`{}` version {} was stored by newer code than this (version {})",
-                self.type_name,
-                self.version,
-                E::VERSION
-            )));
-        }
-        if self.version < E::VERSION {
-            let old: serde_json::Value = serde_json::from_str(&self.payload)
-                .map_err(|e| corrupt(format!("`{}` version {}: {e}", self.type_name, self.version)))?;
-            let current = E::upcast(self.version, old)
-                .map_err(|e| corrupt(format!("`{}` version {} cannot be upcast: {e}", self.type_name, self.version)))?;
-            return serde_json::from_value(current)
-                .map(Cow::Owned)
-                .map_err(|e| corrupt(format!("`{}` upcast from version {}: {e}", self.type_name, self.version)));
-        }
-        serde_json::from_str(&self.payload).map(Cow::Owned).map_err(|e| corrupt(format!("`{}`: {e}", self.type_name)))
     }
 
     /// The event as a [`RaisedEvent`], parsing the payload when needed.

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::{Batch, BoxFuture, Commit, Committed, Record, Snapshot, Store, StoreError, VersionConflict};
 use super::{BuildState, Cancel, FilterOp, Logged, ProjectionSpec, ProjectionState, Row, RowChange, RowFilter};
 use super::{FailedDelivery, FailureQuery, FailureStatus, FailureUpdate, HandlerState, OutboxStatus};
-use super::{RowQuery, Scheduled};
+use super::{ReplayEvents, RowQuery, Scheduled};
 use crate::store::envelope::{Envelope, StreamId};
 
 /// A [`Store`] in memory that behaves like a database: records and events are kept as
@@ -155,6 +155,19 @@ struct Slot {
     events: Vec<usize>,
     /// Snapshots by the sequence they were taken at.
     snapshots: std::collections::BTreeMap<u64, Arc<str>>,
+}
+
+/// The events of `slot` with a sequence above `after` and, if given, at most `up_to`, in
+/// order. A stream's events are in sequence order, so the first is found by binary search
+/// (loading after a late snapshot does not walk the stream from its start).
+fn in_range<'l>(
+    log: &'l [Envelope],
+    slot: &'l Slot,
+    after: u64,
+    up_to: Option<u64>,
+) -> impl Iterator<Item = &'l Envelope> + 'l {
+    let start = slot.events.partition_point(|&i| log[i].sequence <= after);
+    slot.events[start..].iter().map(move |&i| &log[i]).take_while(move |e| up_to.is_none_or(|u| e.sequence <= u))
 }
 
 impl MemoryStore {
@@ -672,16 +685,27 @@ impl Store for MemoryStore {
             .streams
             .get(&*stream.aggregate)
             .and_then(|by_id| by_id.get(&*stream.id))
-            .map(|slot| {
-                slot.events
-                    .iter()
-                    .map(|&i| &inner.log[i])
-                    .skip_while(|e| e.sequence <= after)
-                    .take_while(|e| up_to.is_none_or(|u| e.sequence <= u))
-                    .cloned()
-                    .collect()
-            })
+            .map(|slot| in_range(&inner.log, slot, after, up_to).cloned().collect())
             .unwrap_or_default();
+        Box::pin(std::future::ready(Ok(events)))
+    }
+
+    fn replay_events<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        after: u64,
+        up_to: Option<u64>,
+    ) -> BoxFuture<'a, Result<ReplayEvents, StoreError>> {
+        let inner = self.lock();
+        let mut events = ReplayEvents::new();
+        if let Some(slot) = inner.streams.get(&*stream.aggregate).and_then(|by_id| by_id.get(&*stream.id)) {
+            for envelope in in_range(&inner.log, slot, after, up_to) {
+                match &envelope.type_name {
+                    Cow::Borrowed(type_name) => events.push_static(envelope.replayed(), type_name),
+                    Cow::Owned(_) => events.push(envelope.replayed()),
+                }
+            }
+        }
         Box::pin(std::future::ready(Ok(events)))
     }
 

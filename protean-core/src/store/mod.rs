@@ -20,6 +20,7 @@ mod outbox;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod projection;
+mod replay;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
 #[cfg(feature = "sqlite")]
@@ -48,6 +49,7 @@ pub use projection::{
     BuildState, Cancel, FilterOp, Logged, ProjectionSpec, ProjectionState, Row, RowChange, RowFilter, RowOrder,
     RowQuery, Scheduled,
 };
+pub use replay::{ReplayEvents, ReplayIter, StoredEvent};
 /// The time type of [`Envelope::recorded_at`], from the `time` crate.
 pub use time::OffsetDateTime;
 
@@ -346,6 +348,27 @@ pub trait Store: Send + Sync + 'static {
         Box::pin(async move {
             let events = self.stream(stream).await?;
             Ok(events.into_iter().filter(|e| e.sequence > after && up_to.is_none_or(|u| e.sequence <= u)).collect())
+        })
+    }
+
+    /// What replaying the events of one stream with a sequence above `after` and, if
+    /// given, at most `up_to` needs, in order: each event's sequence, type name, version
+    /// and payload (see [`ReplayEvents`]). Loading an event-sourced aggregate reads its
+    /// events this way. The default reads [`stream_range`](Store::stream_range); stores
+    /// override it to read only those columns, without building an [`Envelope`] per event.
+    fn replay_events<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        after: u64,
+        up_to: Option<u64>,
+    ) -> BoxFuture<'a, Result<ReplayEvents, StoreError>> {
+        Box::pin(async move {
+            let envelopes = self.stream_range(stream, after, up_to).await?;
+            let mut events = ReplayEvents::with_capacity(envelopes.len());
+            for envelope in &envelopes {
+                events.push(envelope.replayed());
+            }
+            Ok(events)
         })
     }
 

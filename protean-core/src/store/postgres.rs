@@ -78,7 +78,7 @@ use group::{Arrays, GroupQueue, Refusal};
 
 use super::sql::{stored_count, to_i64};
 use super::{Batch, BoxFuture, Commit, Committed, Record, SchemaVersion, Snapshot, Store, StoreError, VersionConflict};
-use super::{BuildState, Logged, ProjectionSpec, ProjectionState, RowQuery, Scheduled};
+use super::{BuildState, Logged, ProjectionSpec, ProjectionState, ReplayEvents, RowQuery, Scheduled, StoredEvent};
 use super::{FailedDelivery, FailureQuery, FailureStatus, FailureUpdate, HandlerState, OutboxStatus};
 use crate::store::envelope::{Envelope, StreamId};
 
@@ -1153,6 +1153,40 @@ impl Store for PostgresStore {
                 .await
                 .map_err(backend)?;
             rows.iter().map(envelope).collect()
+        })
+    }
+
+    fn replay_events<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        after: u64,
+        up_to: Option<u64>,
+    ) -> BoxFuture<'a, Result<ReplayEvents, StoreError>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT sequence, type_name, version, payload FROM protean_events
+                 WHERE aggregate = $1 AND stream_id = $2 AND sequence > $3 AND sequence <= $4 ORDER BY sequence",
+            )
+            .bind(&*stream.aggregate)
+            .bind(&*stream.id)
+            .bind(to_i64(after))
+            .bind(up_to.map_or(i64::MAX, to_i64))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+            let mut events = ReplayEvents::with_capacity(rows.len());
+            for row in &rows {
+                let sequence: i64 = row.try_get(0).map_err(backend)?;
+                let sequence = stored_count(sequence, stream, "event sequence")?;
+                let version: i32 = row.try_get(2).map_err(backend)?;
+                let version = u32::try_from(version).map_err(|_| {
+                    StoreError::corrupt(stream, sequence, format!("event version {version} is out of range"))
+                })?;
+                let type_name: &str = row.try_get(1).map_err(backend)?;
+                let payload: &str = row.try_get(3).map_err(backend)?;
+                events.push(StoredEvent { sequence, type_name, version, payload });
+            }
+            Ok(events)
         })
     }
 

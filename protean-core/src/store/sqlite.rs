@@ -71,7 +71,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 use uuid::Uuid;
 
-use super::{Batch, BoxFuture, Committed, Record, SchemaVersion, Snapshot, Store, StoreError};
+use super::{Batch, BoxFuture, Committed, Record, ReplayEvents, SchemaVersion, Snapshot, Store, StoreError};
 use super::{BuildState, Logged, ProjectionSpec, ProjectionState, Row, RowQuery, Scheduled};
 use super::{FailedDelivery, FailureQuery, FailureUpdate, HandlerState, OutboxStatus};
 use crate::store::envelope::{Envelope, StreamId};
@@ -418,6 +418,16 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'a, Result<Vec<Envelope>, StoreError>> {
         let stream = stream.clone();
         self.threads.read(move |c| queries::stream_range(c, &stream, after, up_to))
+    }
+
+    fn replay_events<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        after: u64,
+        up_to: Option<u64>,
+    ) -> BoxFuture<'a, Result<ReplayEvents, StoreError>> {
+        let stream = stream.clone();
+        self.threads.read(move |c| queries::replay_events(c, &stream, after, up_to))
     }
 
     fn load_snapshot<'a>(

@@ -15,6 +15,7 @@ use crate::store::envelope::{Envelope, StreamId};
 use crate::store::sql::{from_micros, micros, stored_count, to_i64};
 use crate::store::{Batch, ClaimOrder, Commit, Committed, Record, Snapshot, StoreError, VersionConflict, MAX_LEASE};
 use crate::store::{FailedDelivery, FailureQuery, FailureStatus, FailureUpdate, HandlerState, OutboxStatus};
+use crate::store::{ReplayEvents, StoredEvent};
 
 /// The columns an [`Envelope`] is read from (by [`envelope`], by name).
 pub(super) const EVENT_COLUMNS: &str =
@@ -639,6 +640,58 @@ pub(super) fn stream_range(
         "WHERE aggregate = ?1 AND stream_id = ?2 AND sequence > ?3 AND sequence <= ?4 ORDER BY sequence",
         params![&*stream.aggregate, &*stream.id, to_i64(after), up_to],
     )
+}
+
+/// The text of column `index` of a row of `stream` at `position`, borrowed from the row;
+/// text that is not valid UTF-8, or a value that is not text, is [`StoreError::Corrupt`]
+/// (as [`unreadable`] words it).
+fn borrowed_text<'r>(
+    row: &'r Row<'_>,
+    index: usize,
+    stream: &StreamId,
+    position: u64,
+    what: &str,
+) -> Result<&'r str, StoreError> {
+    match row.get_ref(index).map_err(backend)? {
+        ValueRef::Text(bytes) => std::str::from_utf8(bytes)
+            .map_err(|e| StoreError::corrupt(stream, position, format!("the {what} does not read as text: {e}"))),
+        other => Err(StoreError::corrupt(
+            stream,
+            position,
+            format!("the {what} is stored as {}, not as text", other.data_type()),
+        )),
+    }
+}
+
+/// What a replay of `stream` after `after` (up to `up_to`) reads: only the sequence, type
+/// name, version and payload of each event, by column index, copied straight from the
+/// rows into one [`ReplayEvents`].
+pub(super) fn replay_events(
+    connection: &Connection,
+    stream: &StreamId,
+    after: u64,
+    up_to: Option<u64>,
+) -> Result<ReplayEvents, StoreError> {
+    let mut select = connection
+        .prepare_cached(
+            "SELECT sequence, type_name, version, payload FROM protean_events
+             WHERE aggregate = ?1 AND stream_id = ?2 AND sequence > ?3 AND sequence <= ?4 ORDER BY sequence",
+        )
+        .map_err(backend)?;
+    let up_to = up_to.map_or(i64::MAX, to_i64);
+    let mut rows = select.query(params![&*stream.aggregate, &*stream.id, to_i64(after), up_to]).map_err(backend)?;
+    let mut events = ReplayEvents::new();
+    while let Some(row) = rows.next().map_err(backend)? {
+        let sequence: i64 = row.get(0).map_err(backend)?;
+        let sequence = stored_count(sequence, stream, "event sequence")?;
+        let type_name = borrowed_text(row, 1, stream, sequence, "event type name")?;
+        let version: i64 = row.get(2).map_err(backend)?;
+        let version = u32::try_from(version)
+            .map_err(|_| StoreError::corrupt(stream, sequence, format!("event version {version} is out of range")))?;
+        let payload = borrowed_text(row, 3, stream, sequence, "event payload")?;
+        events.push(StoredEvent { sequence, type_name, version, payload });
+    }
+    Ok(events)
 }
 
 pub(super) fn events(connection: &Connection, from: u64, limit: usize) -> Result<Vec<Envelope>, StoreError> {
