@@ -18,10 +18,11 @@
 -- Cancellations go before the scheduled commands, so a batch that cancels a deadline
 -- and schedules it again keeps the new one.
 --
--- When it stores an event not delivered yet, or schedules a command, it notifies
--- channel `protean_outbox`, so the workers of every process wake: the notification goes
--- out at commit (not at all on a rollback), and equal ones of one transaction collapse
--- into one.
+-- It sends no notification: a transaction that notifies takes a lock for the whole
+-- cluster at commit and holds it through its WAL flush, so commits that notified could
+-- not share a flush. The store notifies channel `protean_outbox` itself once the commit
+-- is durable, outside its transaction, when the batch stored an event not delivered yet
+-- or scheduled a command (see `postgres/notify.rs`).
 --
 -- Returns each commit's sequence before its events, then each commit's new version.
 -- Raises SQLSTATE PT208 for a message already handled, PT409 (DETAIL: the version found)
@@ -169,9 +170,6 @@ BEGIN
                 p_scheduled_due, p_scheduled_types, p_scheduled_payloads, p_scheduled_correlations,
                 p_scheduled_causations)
             ON CONFLICT (id) DO NOTHING;
-        PERFORM pg_notify('protean_outbox', '');
-    ELSIF EXISTS (SELECT 1 FROM unnest(p_event_ids) AS e(id) WHERE NOT coalesce(e.id = ANY(p_delivered), FALSE)) THEN
-        PERFORM pg_notify('protean_outbox', '');
     END IF;
     RETURN firsts || versions_out;
 END
