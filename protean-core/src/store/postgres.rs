@@ -256,7 +256,8 @@ impl PostgresOptions {
         Self::default()
     }
 
-    /// The most connections the pool opens (besides the store's one liveness connection).
+    /// The most connections the pool opens (besides the store's own: its liveness
+    /// connection and, once used, its outbox listener's and its outbox notifier's).
     pub fn max_connections(mut self, max_connections: u32) -> Self {
         self.max_connections = max_connections;
         self
