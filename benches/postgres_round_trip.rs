@@ -14,7 +14,9 @@
 //! `PROTEAN_BENCH_SVG=path` draws the chart (round trips per second against clients, a
 //! log2 axis). `PROTEAN_BENCH_SWEEP=0` skips the sweep; `PROTEAN_BENCH_SWEEP=only` runs
 //! only the sweep; `PROTEAN_BENCH_SWEEP_CLIENTS=8,32` chooses the client counts, and
-//! `PROTEAN_BENCH_GROUPS_IN_FLIGHT=n` protean's groups in flight (default 2).
+//! `PROTEAN_BENCH_GROUPS_IN_FLIGHT=n` protean's groups in flight (default 2), and
+//! `PROTEAN_BENCH_SIDES=protean_grouped,cqrs_es` (the CSV's keys) which sides run (all by
+//! default; a ratio without the cqrs-es side is NaN).
 //!
 //! A round trip is `round_trip.rs`'s: place an order (one line), commit, deliver
 //! `OrderPlaced` to the inventory reaction, which loads, changes and saves that SKU's
@@ -251,7 +253,9 @@ fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     let n = sorted.len();
-    if n % 2 == 1 {
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
         sorted[n / 2]
     } else {
         (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
@@ -360,6 +364,10 @@ fn sweep() {
         Err(_) if full => vec![1, 2, 4, 8, 16, 32, 64],
         Err(_) => vec![1, 8],
     };
+    let sides: Vec<Side> = match std::env::var("PROTEAN_BENCH_SIDES") {
+        Ok(list) => Side::ALL.into_iter().filter(|side| list.split(',').any(|k| k.trim() == side.key())).collect(),
+        Err(_) => Side::ALL.to_vec(),
+    };
     let rt = runtime();
     eprintln!(
         "postgres_round_trip sweep: {commands} commands per sample, {rounds} round(s), pool max(clients, {POOL_FLOOR})"
@@ -371,6 +379,9 @@ fn sweep() {
             let order: Vec<usize> = if round % 2 == 0 { vec![0, 1, 2] } else { vec![2, 1, 0] };
             for si in order {
                 let side = Side::ALL[si];
+                if !sides.contains(&side) {
+                    continue;
+                }
                 let elapsed = rt.block_on(sample(&url, side, n_clients, commands));
                 let rate = commands as f64 / elapsed.as_secs_f64();
                 eprintln!(
@@ -388,6 +399,9 @@ fn sweep() {
         let peer = median(&results[2].1[ci].1);
         for (side, series) in &results {
             let rates = &series[ci].1;
+            if rates.is_empty() {
+                continue;
+            }
             let (lo, hi) = spread(rates);
             let med = median(rates);
             eprintln!("{n_clients:>7}  {:<28} {med:>9.0}   {lo:>7.0} – {hi:<7.0}   {:>8.2}×", side.label(), med / peer);

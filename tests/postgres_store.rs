@@ -1271,6 +1271,92 @@ async fn upgrading_from_version_6_adds_the_group_commit_function(url: String) {
     assert_eq!(store.events(0, 10).await.unwrap().len(), 4);
 }
 
+/// Commits `events` (undelivered, new ids) to counter `id` through the commit function
+/// itself, in a statement of its own: what the store sends, without the store.
+async fn commit_through_the_function(pool: &PgPool, id: &str, events: usize) {
+    let ids: Vec<Uuid> = (0..events).map(|_| Uuid::now_v7()).collect();
+    let n = i32::try_from(events).unwrap();
+    sqlx::query(
+        "SELECT protean_commit_batch(ARRAY['Counter'], ARRAY[$2], ARRAY[0::bigint], ARRAY[1::bigint],
+         ARRAY['{}'], ARRAY[$3], $1, array_fill('Counter.Bumped'::text, ARRAY[$3]), array_fill(1, ARRAY[$3]),
+         array_fill('{}'::text, ARRAY[$3]), array_fill(now(), ARRAY[$3]), $1, $1, NULL, NULL, NULL, '{}',
+         ARRAY[NULL], '{}', '{}', '{}', '{}', '{}', NULL, '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}',
+         '{}', '{}')",
+    )
+    .bind(&ids)
+    .bind(id)
+    .bind(n)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+/// The notifications on the outbox's channel that `listener` receives within `quiet` of
+/// the last one.
+async fn notifications(listener: &mut sqlx::postgres::PgListener, quiet: Duration) -> usize {
+    let mut n = 0;
+    while let Ok(received) = tokio::time::timeout(quiet, listener.recv()).await {
+        received.unwrap();
+        n += 1;
+    }
+    n
+}
+
+/// The commit function sends no `NOTIFY` (a transaction that notifies holds a
+/// cluster-wide lock through its WAL flush, so such commits could not share one): the
+/// store notifies after the commit, once per commit or group, however many events. A
+/// database migrated by earlier code whose commit function did notify gets the function
+/// replaced when it is migrated again.
+async fn the_commit_function_does_not_notify_the_store_does_after_the_commit(url: String) {
+    let store = PostgresStore::connect_with(&url, 2).await.unwrap();
+    let mut listener = sqlx::postgres::PgListener::connect(&url).await.unwrap();
+    listener.listen("protean_outbox").await.unwrap();
+
+    commit_through_the_function(store.pool(), "raw", 2).await;
+    assert_eq!(notifications(&mut listener, Duration::from_millis(500)).await, 0, "the function is silent");
+    assert_eq!(store.stream(&stream("Counter", "raw")).await.unwrap().len(), 2, "yet it committed");
+
+    store.commit(batch(vec![counter_commit("one", &[1, 2, 3])])).await.unwrap();
+    assert_eq!(notifications(&mut listener, Duration::from_millis(500)).await, 1, "one for the commit");
+    let group = vec![
+        batch(vec![counter_commit("g-1", &[1])]),
+        batch(vec![counter_commit("g-2", &[1, 2])]),
+        batch(vec![counter_commit("g-3", &[1])]),
+    ];
+    assert!(store.commit_group(group).await.iter().all(Result::is_ok));
+    assert_eq!(notifications(&mut listener, Duration::from_millis(500)).await, 1, "one for the group");
+    // A group of which only delivered events and a conflict: nothing to wake for.
+    let delivered = counter_commit("g-4", &[1]);
+    let ids = delivered.events.iter().map(|e| e.id).collect();
+    let quiet = vec![
+        Batch { commits: vec![delivered], delivered: ids, ..Batch::default() },
+        batch(vec![counter_commit("g-1", &[2])]),
+    ];
+    let outcomes = store.commit_group(quiet).await;
+    assert!(outcomes[0].is_ok() && matches!(outcomes[1], Err(StoreError::Conflict(_))), "{outcomes:?}");
+    assert_eq!(notifications(&mut listener, Duration::from_millis(500)).await, 0, "none without an undelivered event");
+
+    // A commit function that notifies, as the first code of schema version 7 made it.
+    let definition: String = sqlx::query_scalar("SELECT pg_get_functiondef('protean_commit_batch'::regproc)")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    let notifying = definition.replacen(
+        "RETURN firsts || versions_out;",
+        "PERFORM pg_notify('protean_outbox', ''); RETURN firsts || versions_out;",
+        1,
+    );
+    assert_ne!(notifying, definition);
+    sqlx::raw_sql(&notifying).execute(store.pool()).await.unwrap();
+    commit_through_the_function(store.pool(), "old", 1).await;
+    assert_eq!(notifications(&mut listener, Duration::from_millis(500)).await, 1, "the old function notified");
+    store.migrate().await.unwrap();
+    commit_through_the_function(store.pool(), "migrated", 1).await;
+    assert_eq!(notifications(&mut listener, Duration::from_millis(500)).await, 0, "migrating replaced it");
+    store.commit(batch(vec![counter_commit("after", &[1])])).await.unwrap();
+    assert_eq!(notifications(&mut listener, Duration::from_millis(500)).await, 1);
+}
+
 fn main() -> std::process::ExitCode {
     harness::run(vec![
         harness::postgres::test(
@@ -1288,6 +1374,10 @@ fn main() -> std::process::ExitCode {
         harness::postgres::test(
             "a_commit_wakes_the_outbox_signal_of_another_store",
             a_commit_wakes_the_outbox_signal_of_another_store,
+        ),
+        harness::postgres::test(
+            "the_commit_function_does_not_notify_the_store_does_after_the_commit",
+            the_commit_function_does_not_notify_the_store_does_after_the_commit,
         ),
         harness::postgres::test(
             "a_stored_time_out_of_range_is_corrupt_data",

@@ -30,10 +30,17 @@
 //!
 //! Delivery keeps its state here too: a failed delivery of an event to a handler is a
 //! row of `protean_failures` (retrying, dead, or held behind a dead letter of its
-//! stream), and a command's handled record keeps its reply. A commit that stores an
-//! event not yet delivered notifies channel `protean_outbox`; a store's
-//! [`outbox_signal`](Store::outbox_signal) listens on it (one connection per store, made
-//! on first use), so the delivery workers of every process wake without polling.
+//! stream), and a command's handled record keeps its reply. Once a commit that stored an
+//! event not yet delivered is durable, the store notifies channel `protean_outbox`,
+//! outside the commit's transaction (a transaction that notifies holds a lock for the
+//! whole cluster through its WAL flush, which would make such commits take turns): from
+//! a connection of its own with `synchronous_commit = off`, one notification at a time,
+//! requests meanwhile coalesced into one more. A store's
+//! [`outbox_signal`](Store::outbox_signal) listens on the channel (one connection per
+//! store, made on first use), so the delivery workers of every process wake without
+//! polling. A notification that fails is logged, and never fails the commit; a process
+//! that dies between its commit and the notification leaves the wake-up to the other
+//! processes' poll.
 //!
 //! Projections keep their rows in `protean_projection_rows` (JSONB, by projection, copy
 //! and key), and their state in `protean_projections`. The commit function applies a
@@ -50,8 +57,8 @@
 //! them visible out of order, and a page with a position missing waits for the writers in
 //! flight before it is returned (so a reader never passes over an event that commits
 //! later). Scheduled commands are rows of `protean_scheduled`, claimed with
-//! `FOR UPDATE SKIP LOCKED`; scheduling one notifies `protean_outbox` as an undelivered
-//! event does.
+//! `FOR UPDATE SKIP LOCKED`; a commit that schedules one notifies `protean_outbox` as
+//! one storing an undelivered event does.
 //!
 //! The schema is in `postgres/schema/`: one file per migration step (`v1.sql`, …), and
 //! the commit function (`commit_batch.sql`) and group commit function
@@ -72,9 +79,11 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 mod group;
+mod notify;
 mod projections;
 
 use group::{Arrays, GroupQueue, Refusal};
+use notify::Notifier;
 
 use super::sql::{stored_count, to_i64};
 use super::{Batch, BoxFuture, Commit, Committed, Record, SchemaVersion, Snapshot, Store, StoreError, VersionConflict};
@@ -150,8 +159,8 @@ static FAILURES: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// The channel a commit notifies when it stores an event not delivered yet (see
-/// `commit_batch.sql`).
+/// The channel the store notifies after a commit that stored an event not delivered yet
+/// (see `postgres/notify.rs`).
 const OUTBOX_CHANNEL: &str = "protean_outbox";
 
 /// How long the outbox listener waits to listen again after an error, the first time;
@@ -174,8 +183,9 @@ const MAX_RELISTEN_DELAY: Duration = Duration::from_secs(5);
 ///
 /// Its [`outbox_signal`](Store::outbox_signal) listens on channel `protean_outbox`, on a
 /// connection of its own opened on first use (one per store, shared by its clones, closed
-/// with the last of them): it fires on every commit, from any process, that stores an
-/// event not yet delivered, and also whenever it starts listening (on first use, and
+/// with the last of them): it fires after commits, from any process, that store an
+/// event not yet delivered (one notification may stand for several commits), and also
+/// whenever it starts listening (on first use, and
 /// after the connection was lost and made again), as commits meanwhile went unheard. A
 /// waiting worker is woken, and one permit is kept for the next to wait.
 ///
@@ -194,6 +204,9 @@ pub struct PostgresStore {
     /// The listener behind [`Store::outbox_signal`], shared by the clones; it stops when
     /// the last of them goes.
     outbox: Arc<OutboxListener>,
+    /// What notifies the outbox's channel after a commit that wrote undelivered events
+    /// (shared by the clones).
+    notifier: Arc<Notifier>,
     /// A log position at or below which every event is known to be committed (or rolled
     /// back): [`Store::log_after`] need not check pages below it (shared by the clones).
     settled: Arc<std::sync::atomic::AtomicU64>,
@@ -243,7 +256,8 @@ impl PostgresOptions {
         Self::default()
     }
 
-    /// The most connections the pool opens (besides the store's one liveness connection).
+    /// The most connections the pool opens (besides the store's own: its liveness
+    /// connection and, once used, its outbox listener's and its outbox notifier's).
     pub fn max_connections(mut self, max_connections: u32) -> Self {
         self.max_connections = max_connections;
         self
@@ -303,11 +317,13 @@ impl PostgresOptions {
                 .await
                 .map_err(backend)?;
             if locked {
+                let notifier = Arc::new(Notifier::new(pool.connect_options().as_ref().clone()));
                 let store = PostgresStore {
                     pool,
                     owner,
                     _liveness: Arc::new(Mutex::new(liveness)),
                     outbox: Arc::default(),
+                    notifier,
                     settled: Arc::default(),
                     groups: self.group_commit.then(|| Arc::new(GroupQueue::new(self.groups_in_flight))),
                 };
@@ -499,6 +515,7 @@ impl PostgresStore {
 
     /// Commits one batch alone: the commit function, in one statement.
     async fn commit_now(&self, batch: Batch) -> Result<Vec<Committed>, StoreError> {
+        let wakes = wakes_workers(&batch);
         let outcome = {
             let mut arrays = Arrays::default();
             arrays.push(&batch)?;
@@ -548,7 +565,12 @@ impl PostgresStore {
             outcome
         };
         match outcome {
-            Ok(returned) => group::committed(batch.commits, &returned),
+            Ok(returned) => {
+                if wakes {
+                    self.notifier.request();
+                }
+                group::committed(batch.commits, &returned)
+            }
             Err(sqlx::Error::Database(e)) => {
                 let (code, detail) = (e.code().map(Cow::into_owned), error_detail(&*e));
                 let refusal = Refusal { code, detail, error: backend(sqlx::Error::Database(e)) };
@@ -708,6 +730,14 @@ impl PostgresStore {
         tx.commit().await.map_err(backend)?;
         Ok(claimed)
     }
+}
+
+/// Whether committing `batch` calls for the workers of every process to wake: it stores
+/// an event not delivered yet, or schedules a command. (Cancelling only, or storing
+/// events delivered with the commit, does not.)
+fn wakes_workers(batch: &Batch) -> bool {
+    !batch.schedule.is_empty()
+        || batch.commits.iter().flat_map(|c| &c.events).any(|event| !batch.delivered.contains(&event.id))
 }
 
 /// The time in `column` of `row`; one `time` cannot represent is corrupt data of the

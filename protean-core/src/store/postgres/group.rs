@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::projections::{RowArrays, ScheduleArrays};
-use super::{backend, to_i32, PostgresStore};
+use super::{backend, to_i32, wakes_workers, PostgresStore};
 use crate::store::sql::{stored_count, to_i64};
 use crate::store::{Batch, Commit, Committed, StoreError};
 
@@ -372,10 +372,14 @@ impl PostgresStore {
                 }
             }
             Ok(rows) => {
+                let mut wakes = false;
                 for ((_, result, code, message, detail), &i) in rows.into_iter().zip(&members) {
                     let Some(batch) = batches[i].take() else { continue };
                     units[i] = Some(match (result, code) {
-                        (Some(returned), _) => Unit::Done(committed(batch.commits, &returned)),
+                        (Some(returned), _) => {
+                            wakes |= wakes_workers(&batch);
+                            Unit::Done(committed(batch.commits, &returned))
+                        }
                         (None, Some(code)) if RETRIED.contains(&code.as_str()) => Unit::Retry(batch),
                         (None, code) => {
                             let code_text = code.clone().unwrap_or_default();
@@ -390,6 +394,10 @@ impl PostgresStore {
                             Unit::Refused(batch, Refusal { code, detail, error })
                         }
                     });
+                }
+                // One wake-up for the group, after its transaction committed.
+                if wakes {
+                    self.notifier.request();
                 }
             }
         }

@@ -18,10 +18,11 @@
 -- Cancellations go before the scheduled commands, so a batch that cancels a deadline
 -- and schedules it again keeps the new one.
 --
--- When it stores an event not delivered yet, or schedules a command, it notifies
--- channel `protean_outbox`, so the workers of every process wake: the notification goes
--- out at commit (not at all on a rollback), and equal ones of one transaction collapse
--- into one.
+-- It sends no notification: a transaction that notifies takes a lock for the whole
+-- cluster at commit and holds it through its WAL flush, so commits that notified could
+-- not share a flush. The store notifies channel `protean_outbox` itself once the commit
+-- is durable, outside its transaction, when the batch stored an event not delivered yet
+-- or scheduled a command (see `postgres/notify.rs`).
 --
 -- Returns each commit's sequence before its events, then each commit's new version.
 -- Raises SQLSTATE PT208 for a message already handled, PT409 (DETAIL: the version found)
@@ -105,14 +106,26 @@ BEGIN
         END IF;
         firsts := firsts || last;
         versions_out := versions_out || (stored + p_advance[i]);
-        WITH inserted AS (
+        -- One event (the usual case) by a statement whose plan is cached; several by one
+        -- statement over the range (planned again every time: its row count varies).
+        IF n = 1 THEN
             INSERT INTO protean_events (id, aggregate, stream_id, sequence, type_name, version, payload, recorded_at,
                     correlation_id, causation_id, delivered)
-                SELECT p_event_ids[j], p_aggregates[i], p_ids[i], last + (j - k + 1), p_type_names[j], p_versions[j],
-                    p_payloads[j], p_recorded[j], p_correlations[j], p_causations[j], p_event_ids[j] = ANY(p_delivered)
-                FROM generate_series(k, k + n - 1) AS j
-                RETURNING position)
-        SELECT greatest(batch_position, max(inserted.position)) INTO batch_position FROM inserted;
+                VALUES (p_event_ids[k], p_aggregates[i], p_ids[i], last + 1, p_type_names[k], p_versions[k],
+                    p_payloads[k], p_recorded[k], p_correlations[k], p_causations[k],
+                    p_event_ids[k] = ANY(p_delivered))
+                RETURNING greatest(batch_position, position) INTO batch_position;
+        ELSIF n > 1 THEN
+            WITH inserted AS (
+                INSERT INTO protean_events (id, aggregate, stream_id, sequence, type_name, version, payload,
+                        recorded_at, correlation_id, causation_id, delivered)
+                    SELECT p_event_ids[j], p_aggregates[i], p_ids[i], last + (j - k + 1), p_type_names[j],
+                        p_versions[j], p_payloads[j], p_recorded[j], p_correlations[j], p_causations[j],
+                        p_event_ids[j] = ANY(p_delivered)
+                    FROM generate_series(k, k + n - 1) AS j
+                    RETURNING position)
+            SELECT greatest(batch_position, max(inserted.position)) INTO batch_position FROM inserted;
+        END IF;
         k := k + n;
         IF p_snapshots[i] IS NOT NULL THEN
             INSERT INTO protean_snapshots (aggregate, id, sequence, state)
@@ -120,43 +133,48 @@ BEGIN
                 ON CONFLICT (aggregate, id, sequence) DO UPDATE SET state = excluded.state;
         END IF;
     END LOOP;
-    UPDATE protean_events SET delivered = TRUE WHERE id = ANY(p_delivered) AND NOT delivered;
+    -- Statements with nothing to do are skipped: each costs a statement's overhead.
+    IF coalesce(array_length(p_delivered, 1), 0) > 0 THEN
+        UPDATE protean_events SET delivered = TRUE WHERE id = ANY(p_delivered) AND NOT delivered;
+    END IF;
     IF p_rows_from IS NULL THEN
         from_position := batch_position;
     END IF;
-    FOR proj IN SELECT DISTINCT r.name FROM unnest(p_row_projections) AS r(name) ORDER BY r.name LOOP
-        SELECT s.generation, s.built_through, s.build_generation IS NOT NULL INTO serving, built, building
-            FROM protean_projections s WHERE s.name = proj FOR NO KEY UPDATE;
-        IF NOT FOUND THEN
-            RAISE EXCEPTION 'projection not registered' USING ERRCODE = 'PT404', DETAIL = proj;
-        END IF;
-        -- A rebuild runs (it covers the event), or covered it already.
-        CONTINUE WHEN building OR (p_rows_from IS NOT NULL AND from_position <= built);
-        FOR i IN 1 .. change_count LOOP
-            CONTINUE WHEN p_row_projections[i] <> proj;
-            SELECT r.version INTO row_version FROM protean_projection_rows r
-                WHERE r.projection = proj AND r.generation = serving AND r.key = p_row_keys[i];
+    IF change_count > 0 THEN
+        FOR proj IN SELECT DISTINCT r.name FROM unnest(p_row_projections) AS r(name) ORDER BY r.name LOOP
+            SELECT s.generation, s.built_through, s.build_generation IS NOT NULL INTO serving, built, building
+                FROM protean_projections s WHERE s.name = proj FOR NO KEY UPDATE;
             IF NOT FOUND THEN
-                row_version := 0;
+                RAISE EXCEPTION 'projection not registered' USING ERRCODE = 'PT404', DETAIL = proj;
             END IF;
-            IF p_row_generations[i] <> serving OR p_row_expected[i] <> row_version THEN
-                RAISE EXCEPTION 'row version conflict' USING ERRCODE = 'PT410', DETAIL = i::text || ':' || row_version::text;
-            END IF;
-            IF p_row_json[i] IS NULL THEN
-                DELETE FROM protean_projection_rows r
+            -- A rebuild runs (it covers the event), or covered it already.
+            CONTINUE WHEN building OR (p_rows_from IS NOT NULL AND from_position <= built);
+            FOR i IN 1 .. change_count LOOP
+                CONTINUE WHEN p_row_projections[i] <> proj;
+                SELECT r.version INTO row_version FROM protean_projection_rows r
                     WHERE r.projection = proj AND r.generation = serving AND r.key = p_row_keys[i];
-            ELSIF row_version = 0 THEN
-                INSERT INTO protean_projection_rows (projection, generation, key, version, json)
-                    VALUES (proj, serving, p_row_keys[i], 1, p_row_json[i]::jsonb);
-            ELSE
-                UPDATE protean_projection_rows r SET version = row_version + 1, json = p_row_json[i]::jsonb
-                    WHERE r.projection = proj AND r.generation = serving AND r.key = p_row_keys[i];
+                IF NOT FOUND THEN
+                    row_version := 0;
+                END IF;
+                IF p_row_generations[i] <> serving OR p_row_expected[i] <> row_version THEN
+                    RAISE EXCEPTION 'row version conflict' USING ERRCODE = 'PT410', DETAIL = i::text || ':' || row_version::text;
+                END IF;
+                IF p_row_json[i] IS NULL THEN
+                    DELETE FROM protean_projection_rows r
+                        WHERE r.projection = proj AND r.generation = serving AND r.key = p_row_keys[i];
+                ELSIF row_version = 0 THEN
+                    INSERT INTO protean_projection_rows (projection, generation, key, version, json)
+                        VALUES (proj, serving, p_row_keys[i], 1, p_row_json[i]::jsonb);
+                ELSE
+                    UPDATE protean_projection_rows r SET version = row_version + 1, json = p_row_json[i]::jsonb
+                        WHERE r.projection = proj AND r.generation = serving AND r.key = p_row_keys[i];
+                END IF;
+            END LOOP;
+            IF from_position IS NOT NULL THEN
+                UPDATE protean_projections s SET checkpoint = from_position WHERE s.name = proj AND s.checkpoint < from_position;
             END IF;
         END LOOP;
-        IF from_position IS NOT NULL THEN
-            UPDATE protean_projections s SET checkpoint = from_position WHERE s.name = proj AND s.checkpoint < from_position;
-        END IF;
-    END LOOP;
+    END IF;
     IF coalesce(array_length(p_cancel_owners, 1), 0) > 0 THEN
         DELETE FROM protean_scheduled s USING unnest(p_cancel_owners, p_cancel_keys, p_cancel_names) AS c(o, ok, nm)
             WHERE s.owner = c.o AND s.owner_key = c.ok AND s.name = c.nm;
@@ -169,9 +187,6 @@ BEGIN
                 p_scheduled_due, p_scheduled_types, p_scheduled_payloads, p_scheduled_correlations,
                 p_scheduled_causations)
             ON CONFLICT (id) DO NOTHING;
-        PERFORM pg_notify('protean_outbox', '');
-    ELSIF EXISTS (SELECT 1 FROM unnest(p_event_ids) AS e(id) WHERE NOT coalesce(e.id = ANY(p_delivered), FALSE)) THEN
-        PERFORM pg_notify('protean_outbox', '');
     END IF;
     RETURN firsts || versions_out;
 END
