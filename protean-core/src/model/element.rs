@@ -147,7 +147,7 @@ pub trait Aggregate:
         let own = events.len();
         self.raised_in(&mut events);
         if events.len() > own {
-            events.sort_by_key(|e| e.order);
+            refs_in_raise_order(&mut events);
         }
         events
     }
@@ -159,7 +159,7 @@ pub trait Aggregate:
         let own = events.len();
         self.take_raised_in(&mut events);
         if events.len() > own {
-            events.sort_by_key(|e| e.order);
+            in_raise_order(&mut events);
         }
         events
     }
@@ -204,6 +204,18 @@ pub trait Aggregate:
         }
         outcome
     }
+}
+
+/// Sorts events in raise order. Not generic: the sort is compiled here once, not once
+/// per aggregate type (and per method) in the user's crate, as a sort with a closure in
+/// the trait's provided methods would be.
+fn in_raise_order(events: &mut [RaisedEvent]) {
+    events.sort_by_key(|e| e.order);
+}
+
+/// [`in_raise_order`] of borrowed events.
+fn refs_in_raise_order(events: &mut [&RaisedEvent]) {
+    events.sort_by_key(|e| e.order);
 }
 
 /// An entity: identity of its own, lives inside one aggregate cluster.

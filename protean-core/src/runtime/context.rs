@@ -457,7 +457,24 @@ impl<A: Aggregate> Context<A> {
 
     /// Checks and writes the changed aggregates with their events, atomically; an empty
     /// list when nothing changed.
-    pub(crate) async fn commit_unit(mut self) -> Result<Vec<Committed>, ProcessError> {
+    ///
+    /// Only the checks and the writing of the changed aggregates as JSON depend on `A`;
+    /// the rest, in `finish_unit`, is compiled once in this crate rather than once per
+    /// aggregate type of the user's (a future per aggregate type would be generated for
+    /// every handler's crate).
+    pub(crate) fn commit_unit(mut self) -> BoxFuture<'static, Result<Vec<Committed>, ProcessError>> {
+        match self.commits() {
+            Ok(commits) => {
+                let Context { engine, cause, message, handled, delivered, reply, .. } = self;
+                Box::pin(finish_unit(Unit { engine, cause, message, handled, delivered, reply }, commits))
+            }
+            Err(error) => Box::pin(std::future::ready(Err(error))),
+        }
+    }
+
+    /// The commits of the changed aggregates, checked: what `commit_unit`
+    /// writes.
+    fn commits(&mut self) -> Result<Vec<Commit>, ProcessError> {
         let mut commits = Vec::new();
         for tracked in &mut self.tracked {
             let stream = tracked.stream.take().unwrap_or_else(|| stream_of(tracked.state.id()));
@@ -525,47 +542,64 @@ impl<A: Aggregate> Context<A> {
             let advance = if A::EVENT_SOURCED { events.len() as u64 } else { 1 };
             commits.push(Commit { stream, expected_version: loaded_version, advance, state, events, snapshot });
         }
-        // Inline projectors change their rows in this transaction, from the events raised.
-        let mut rows = Vec::new();
-        if self.engine.has_inline_projectors() {
-            let mut inline = crate::runtime::projection::InlineRows::default();
-            for envelope in commits.iter().flat_map(|c| c.events.iter()) {
-                inline.apply(&self.engine, envelope).await?;
-            }
-            rows = inline.changes();
+        Ok(commits)
+    }
+}
+
+/// What a unit of work writes besides the aggregates' commits, once they are made.
+struct Unit {
+    engine: Arc<Engine>,
+    cause: Cause,
+    message: &'static str,
+    handled: Option<Handled>,
+    delivered: Vec<uuid::Uuid>,
+    reply: Option<String>,
+}
+
+/// Writes `commits` with what `unit` records (the inline projections' rows, the handled
+/// record, the deliveries), atomically: the part of `Context::commit_unit` that does not
+/// depend on the aggregate type.
+async fn finish_unit(mut unit: Unit, commits: Vec<Commit>) -> Result<Vec<Committed>, ProcessError> {
+    // Inline projectors change their rows in this transaction, from the events raised.
+    let mut rows = Vec::new();
+    if unit.engine.has_inline_projectors() {
+        let mut inline = crate::runtime::projection::InlineRows::default();
+        for envelope in commits.iter().flat_map(|c| c.events.iter()) {
+            inline.apply(&unit.engine, envelope).await?;
         }
-        if let Some(reply) = self.reply.take() {
-            // An idempotent command: its id is recorded in this transaction, with what a
-            // copy of it will be handed back.
-            let outcome = crate::runtime::idempotency::outcome_json(&reply, &commits)
-                .map_err(|e| unserializable(format_args!("the outcome of {}", self.message), e))?;
-            let handler = Cow::Borrowed(self.message);
-            self.handled = Some(Handled { handler, message_id: self.cause.causation_id, outcome: Some(outcome) });
-        }
-        if commits.is_empty() && self.handled.is_none() {
-            return Ok(Vec::new());
-        }
-        let command = self.handled.as_ref().is_some_and(|h| h.outcome.is_some());
-        let projected = !rows.is_empty();
-        let batch = Batch { commits, handled: self.handled, delivered: self.delivered, rows, ..Batch::default() };
-        match self.engine.store().commit(batch).await {
-            // A command's copy is told so: the caller hands back the first one's outcome.
-            Err(error @ StoreError::AlreadyHandled { .. }) if command => Err(ProcessError::Store(error)),
-            // Another delivery of the same event got there first: its effects are stored once.
-            Err(StoreError::AlreadyHandled { .. }) => Ok(Vec::new()),
-            Ok(committed) => {
-                if committed.iter().any(|c| !c.events.is_empty()) {
-                    self.engine.wake();
-                }
-                Ok(committed)
+        rows = inline.changes();
+    }
+    if let Some(reply) = unit.reply.take() {
+        // An idempotent command: its id is recorded in this transaction, with what a
+        // copy of it will be handed back.
+        let outcome = crate::runtime::idempotency::outcome_json(&reply, &commits)
+            .map_err(|e| unserializable(format_args!("the outcome of {}", unit.message), e))?;
+        let handler = Cow::Borrowed(unit.message);
+        unit.handled = Some(Handled { handler, message_id: unit.cause.causation_id, outcome: Some(outcome) });
+    }
+    if commits.is_empty() && unit.handled.is_none() {
+        return Ok(Vec::new());
+    }
+    let command = unit.handled.as_ref().is_some_and(|h| h.outcome.is_some());
+    let projected = !rows.is_empty();
+    let batch = Batch { commits, handled: unit.handled, delivered: unit.delivered, rows, ..Batch::default() };
+    match unit.engine.store().commit(batch).await {
+        // A command's copy is told so: the caller hands back the first one's outcome.
+        Err(error @ StoreError::AlreadyHandled { .. }) if command => Err(ProcessError::Store(error)),
+        // Another delivery of the same event got there first: its effects are stored once.
+        Err(StoreError::AlreadyHandled { .. }) => Ok(Vec::new()),
+        Ok(committed) => {
+            if committed.iter().any(|c| !c.events.is_empty()) {
+                unit.engine.wake();
             }
-            Err(error) => {
-                if projected && matches!(error, StoreError::Conflict(_)) {
-                    // A row may be behind a switched copy: read the projections' state again.
-                    self.engine.forget_projection_states();
-                }
-                Err(ProcessError::from(error))
+            Ok(committed)
+        }
+        Err(error) => {
+            if projected && matches!(error, StoreError::Conflict(_)) {
+                // A row may be behind a switched copy: read the projections' state again.
+                unit.engine.forget_projection_states();
             }
+            Err(ProcessError::from(error))
         }
     }
 }
