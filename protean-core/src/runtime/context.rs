@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::model::element::Aggregate;
+use crate::model::element::{Aggregate, RaisedEvent};
 use crate::model::error::DomainError;
 use crate::model::identity::Identifier;
 use crate::model::validation::{Path, Phase, ValidationError};
@@ -239,6 +239,19 @@ pub(crate) async fn replayed<A: Aggregate>(
     Ok(state)
 }
 
+/// How a unit of work rebuilds an event-sourced aggregate, from its latest snapshot and
+/// the events after it: what `Aggregate::__replay` hands out.
+#[doc(hidden)]
+pub struct Replay<A>(
+    for<'a> fn(&'a dyn crate::store::Store, &'a StreamId, &'a Identifier<A>) -> BoxFuture<'a, Result<A, StoreError>>,
+);
+
+impl<A: Aggregate> crate::model::element::Replayer<A> for Replay<A> {
+    fn of_aggregate() -> Self {
+        Replay(|store, stream, id| Box::pin(replayed::<A>(store, stream, id, None)))
+    }
+}
+
 /// A read model by key, from `store`.
 pub(crate) async fn read_model<V: ReadModel>(store: &dyn Store, key: &str) -> Result<Option<V>, StoreError> {
     if V::PROJECTED {
@@ -344,7 +357,10 @@ impl<A: Aggregate> Context<A> {
         let stream = stream_of(id);
         let Some(record) = self.engine.store().load(&stream).await? else { return Ok(None) };
         if A::EVENT_SOURCED {
-            let mut state = replayed::<A>(self.engine.store().as_ref(), &stream, id, None).await?;
+            // Through the aggregate, so that only an event-sourced one compiles the replay.
+            let Replay(replay) = A::__replay::<Replay<A>>()
+                .ok_or_else(|| StoreError::corrupt(&stream, 0, format!("`{}` is not event-sourced", A::NAME)))?;
+            let mut state = replay(self.engine.store().as_ref(), &stream, id).await?;
             state.__meta_mut().version = record.version;
             let state = checked(state, &stream, record.version)?;
             return Ok(Some(Tracked::loaded(state, stream, record.state)));
@@ -512,14 +528,7 @@ impl<A: Aggregate> Context<A> {
             }
             let loaded_version = tracked.state.__meta().version;
             let raised = tracked.state.take_events();
-            for event in &raised {
-                // An event stored with a value JSON cannot hold (a NaN) would never read back.
-                if let Err(broken) = event.validate() {
-                    let mut errors = ValidationError::default();
-                    errors.merge_under(&Path::Root.field(event.type_name()), broken);
-                    return Err(ProcessError::from_domain(self.message, errors.into()));
-                }
-            }
+            checked_events(&raised, self.message)?;
             let mut snapshot = None;
             if A::EVENT_SOURCED && !tracked.removed {
                 let (before, every) = (tracked.state.__meta().sequence, self.engine.snapshot_every());
@@ -529,21 +538,47 @@ impl<A: Aggregate> Context<A> {
                     snapshot = Some(json);
                 }
             }
-            let mut events = Vec::with_capacity(raised.len());
-            for event in raised {
-                let envelope = Envelope::new(event, stream.clone(), self.cause)
-                    .map_err(|e| unserializable(format_args!("an event of {stream}"), e))?;
-                if self.engine.handler_count(&envelope.type_name) == 0 {
-                    self.delivered.push(envelope.id); // nothing will ever take it
-                }
-                events.push(envelope);
-            }
+            let events = envelopes(&self.engine, raised, &stream, self.cause, &mut self.delivered)?;
             // An event-sourced aggregate's version counts its events; any other's, its commits.
             let advance = if A::EVENT_SOURCED { events.len() as u64 } else { 1 };
             commits.push(Commit { stream, expected_version: loaded_version, advance, state, events, snapshot });
         }
         Ok(commits)
     }
+}
+
+/// Refuses events stored with a value JSON cannot hold (a NaN): they would never read
+/// back.
+fn checked_events(raised: &[RaisedEvent], message: &'static str) -> Result<(), ProcessError> {
+    for event in raised {
+        if let Err(broken) = event.validate() {
+            let mut errors = ValidationError::default();
+            errors.merge_under(&Path::Root.field(event.type_name()), broken);
+            return Err(ProcessError::from_domain(message, errors.into()));
+        }
+    }
+    Ok(())
+}
+
+/// The envelopes of the events `raised` on `stream`; those no handler will ever take
+/// are added to `delivered`.
+fn envelopes(
+    engine: &Engine,
+    raised: Vec<RaisedEvent>,
+    stream: &StreamId,
+    cause: Cause,
+    delivered: &mut Vec<uuid::Uuid>,
+) -> Result<Vec<Envelope>, ProcessError> {
+    let mut events = Vec::with_capacity(raised.len());
+    for event in raised {
+        let envelope = Envelope::new(event, stream.clone(), cause)
+            .map_err(|e| unserializable(format_args!("an event of {stream}"), e))?;
+        if engine.handler_count(&envelope.type_name) == 0 {
+            delivered.push(envelope.id); // nothing will ever take it
+        }
+        events.push(envelope);
+    }
+    Ok(events)
 }
 
 /// What a unit of work writes besides the aggregates' commits, once they are made.
