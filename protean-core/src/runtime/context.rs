@@ -242,9 +242,11 @@ pub(crate) async fn replayed<A: Aggregate>(
 /// How a unit of work rebuilds an event-sourced aggregate, from its latest snapshot and
 /// the events after it: what `Aggregate::__replay` hands out.
 #[doc(hidden)]
-pub struct Replay<A>(
-    for<'a> fn(&'a dyn crate::store::Store, &'a StreamId, &'a Identifier<A>) -> BoxFuture<'a, Result<A, StoreError>>,
-);
+pub struct Replay<A>(ReplayFn<A>);
+
+/// Rebuilds aggregate `A` with its identity, stored on its stream, from a store.
+type ReplayFn<A> =
+    for<'a> fn(&'a dyn crate::store::Store, &'a StreamId, &'a Identifier<A>) -> BoxFuture<'a, Result<A, StoreError>>;
 
 impl<A: Aggregate> crate::model::element::Replayer<A> for Replay<A> {
     fn of_aggregate() -> Self {
