@@ -11,20 +11,38 @@ thread_local! {
 }
 
 /// Serializes `value` and hands the text to `keep`, which decides what to keep of it.
+///
+/// Only the serializing depends on `T`: the buffer is handled by `with_buffer`, compiled
+/// once here rather than once per type in the crates of the user's aggregates.
 pub(crate) fn with_json<T: Serialize + ?Sized, R>(
     value: &T,
     keep: impl FnOnce(&str) -> R,
 ) -> Result<R, serde_json::Error> {
+    let mut keep = Some(keep);
+    let mut kept = None;
+    with_buffer(&mut |buffer| serde_json::to_writer(buffer, value), &mut |json| kept = keep.take().map(|k| k(json)))?;
+    // `with_buffer` hands the text to `keep` once it is written without an error.
+    kept.ok_or_else(|| serde::ser::Error::custom("the JSON text was not handed out"))
+}
+
+/// Writes JSON with `write` into this thread's buffer and hands the text to `keep`.
+fn with_buffer(
+    write: &mut dyn FnMut(&mut Vec<u8>) -> Result<(), serde_json::Error>,
+    keep: &mut dyn FnMut(&str),
+) -> Result<(), serde_json::Error> {
     BUFFER.with(|buffer| match buffer.try_borrow_mut() {
         Ok(mut buffer) => {
             buffer.clear();
-            serde_json::to_writer(&mut *buffer, value)?;
-            Ok(keep(as_text(&buffer)?))
+            write(&mut buffer)?;
+            keep(as_text(&buffer)?);
+            Ok(())
         }
         // Only when a `Serialize` impl itself saves through protean: use a buffer of its own.
         Err(_) => {
-            let text = serde_json::to_string(value)?;
-            Ok(keep(&text))
+            let mut own = Vec::with_capacity(128);
+            write(&mut own)?;
+            keep(as_text(&own)?);
+            Ok(())
         }
     })
 }

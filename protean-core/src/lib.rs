@@ -43,7 +43,7 @@ pub mod __private {
     pub use crate::model::element::{
         const_str_eq, Accepts, Aggregate, AggregateMeta, Apply, Choices, ClusterEvents, Command, CommandOf, Contains,
         DomainElement, ElementKind, Entity, EntityEvents, EntityOf, Event, EventOf, NoCluster, NoReply, RaisedEvent,
-        Raises, Returns, StateStored, ValueObject,
+        Raises, Replayer, Returns, StateStored, ValueObject,
     };
     pub use crate::model::error::DomainError;
     pub use crate::model::field::{

@@ -123,6 +123,17 @@ pub trait Aggregate:
         None
     }
 
+    /// How an event-sourced aggregate is rebuilt from its stream (by the runtime's
+    /// `R`); `None` for any other. Written by `#[aggregate(event_sourced)]` only, so that
+    /// a unit of work of a state-stored aggregate does not compile the replay.
+    #[doc(hidden)]
+    fn __replay<R: Replayer<Self>>() -> Option<R>
+    where
+        Self: Sized,
+    {
+        None
+    }
+
     /// Records a domain event raised by this aggregate; it is handed out once by
     /// [`take_events`](Self::take_events) (the unit of work does this when it commits).
     ///
@@ -147,7 +158,7 @@ pub trait Aggregate:
         let own = events.len();
         self.raised_in(&mut events);
         if events.len() > own {
-            events.sort_by_key(|e| e.order);
+            refs_in_raise_order(&mut events);
         }
         events
     }
@@ -159,7 +170,7 @@ pub trait Aggregate:
         let own = events.len();
         self.take_raised_in(&mut events);
         if events.len() > own {
-            events.sort_by_key(|e| e.order);
+            in_raise_order(&mut events);
         }
         events
     }
@@ -204,6 +215,26 @@ pub trait Aggregate:
         }
         outcome
     }
+}
+
+/// How the runtime rebuilds an event-sourced aggregate `A`: handed out by
+/// [`Aggregate::__replay`] for an event-sourced aggregate only.
+#[doc(hidden)]
+pub trait Replayer<A>: Sized {
+    /// The replayer of `A`.
+    fn of_aggregate() -> Self;
+}
+
+/// Sorts events in raise order. Not generic: the sort is compiled here once, not once
+/// per aggregate type (and per method) in the user's crate, as a sort with a closure in
+/// the trait's provided methods would be.
+fn in_raise_order(events: &mut [RaisedEvent]) {
+    events.sort_by_key(|e| e.order);
+}
+
+/// [`in_raise_order`] of borrowed events.
+fn refs_in_raise_order(events: &mut [&RaisedEvent]) {
+    events.sort_by_key(|e| e.order);
 }
 
 /// An entity: identity of its own, lives inside one aggregate cluster.

@@ -92,20 +92,7 @@ impl<T: ?Sized> Identifier<T> {
 
     /// Parses a user-chosen identity (`"SKU-42"`) or the string form of a UUID.
     pub fn parse(text: &str) -> Result<Self, IdentifierError> {
-        if text.trim().is_empty() {
-            return Err(IdentifierError::Empty);
-        }
-        if text.len() > MAX_IDENTIFIER_LEN {
-            return Err(IdentifierError::TooLong(text.len()));
-        }
-        if text.trim() != text || text.chars().any(char::is_control) {
-            return Err(IdentifierError::BadCharacters);
-        }
-        let value = match Uuid::try_parse(text) {
-            Ok(uuid) => IdValue::Uuid(uuid),
-            Err(_) => IdValue::Text(Arc::from(text)),
-        };
-        Ok(Self { value, _of: PhantomData })
+        Ok(Self { value: parse_value(text)?, _of: PhantomData })
     }
 
     /// The UUID, when this identity is one.
@@ -168,6 +155,24 @@ impl<T: ?Sized> Identifier<T> {
             IdValue::Text(t) => Arc::clone(t),
         }
     }
+}
+
+/// The value of an identity written `text`: not generic, so that it is compiled once here
+/// rather than once per identified type in the user's crate.
+fn parse_value(text: &str) -> Result<IdValue, IdentifierError> {
+    if text.trim().is_empty() {
+        return Err(IdentifierError::Empty);
+    }
+    if text.len() > MAX_IDENTIFIER_LEN {
+        return Err(IdentifierError::TooLong(text.len()));
+    }
+    if text.trim() != text || text.chars().any(char::is_control) {
+        return Err(IdentifierError::BadCharacters);
+    }
+    Ok(match Uuid::try_parse(text) {
+        Ok(uuid) => IdValue::Uuid(uuid),
+        Err(_) => IdValue::Text(Arc::from(text)),
+    })
 }
 
 impl<T: ?Sized> fmt::Display for Identifier<T> {

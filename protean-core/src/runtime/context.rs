@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::model::element::Aggregate;
+use crate::model::element::{Aggregate, RaisedEvent};
 use crate::model::error::DomainError;
 use crate::model::identity::Identifier;
 use crate::model::validation::{Path, Phase, ValidationError};
@@ -239,6 +239,21 @@ pub(crate) async fn replayed<A: Aggregate>(
     Ok(state)
 }
 
+/// How a unit of work rebuilds an event-sourced aggregate, from its latest snapshot and
+/// the events after it: what `Aggregate::__replay` hands out.
+#[doc(hidden)]
+pub struct Replay<A>(ReplayFn<A>);
+
+/// Rebuilds aggregate `A` with its identity, stored on its stream, from a store.
+type ReplayFn<A> =
+    for<'a> fn(&'a dyn crate::store::Store, &'a StreamId, &'a Identifier<A>) -> BoxFuture<'a, Result<A, StoreError>>;
+
+impl<A: Aggregate> crate::model::element::Replayer<A> for Replay<A> {
+    fn of_aggregate() -> Self {
+        Replay(|store, stream, id| Box::pin(replayed::<A>(store, stream, id, None)))
+    }
+}
+
 /// A read model by key, from `store`.
 pub(crate) async fn read_model<V: ReadModel>(store: &dyn Store, key: &str) -> Result<Option<V>, StoreError> {
     if V::PROJECTED {
@@ -344,7 +359,10 @@ impl<A: Aggregate> Context<A> {
         let stream = stream_of(id);
         let Some(record) = self.engine.store().load(&stream).await? else { return Ok(None) };
         if A::EVENT_SOURCED {
-            let mut state = replayed::<A>(self.engine.store().as_ref(), &stream, id, None).await?;
+            // Through the aggregate, so that only an event-sourced one compiles the replay.
+            let Replay(replay) = A::__replay::<Replay<A>>()
+                .ok_or_else(|| StoreError::corrupt(&stream, 0, format!("`{}` is not event-sourced", A::NAME)))?;
+            let mut state = replay(self.engine.store().as_ref(), &stream, id).await?;
             state.__meta_mut().version = record.version;
             let state = checked(state, &stream, record.version)?;
             return Ok(Some(Tracked::loaded(state, stream, record.state)));
@@ -457,7 +475,24 @@ impl<A: Aggregate> Context<A> {
 
     /// Checks and writes the changed aggregates with their events, atomically; an empty
     /// list when nothing changed.
-    pub(crate) async fn commit_unit(mut self) -> Result<Vec<Committed>, ProcessError> {
+    ///
+    /// Only the checks and the writing of the changed aggregates as JSON depend on `A`;
+    /// the rest, in `finish_unit`, is compiled once in this crate rather than once per
+    /// aggregate type of the user's (a future per aggregate type would be generated for
+    /// every handler's crate).
+    pub(crate) fn commit_unit(mut self) -> BoxFuture<'static, Result<Vec<Committed>, ProcessError>> {
+        match self.commits() {
+            Ok(commits) => {
+                let Context { engine, cause, message, handled, delivered, reply, .. } = self;
+                Box::pin(finish_unit(Unit { engine, cause, message, handled, delivered, reply }, commits))
+            }
+            Err(error) => Box::pin(std::future::ready(Err(error))),
+        }
+    }
+
+    /// The commits of the changed aggregates, checked: what `commit_unit`
+    /// writes.
+    fn commits(&mut self) -> Result<Vec<Commit>, ProcessError> {
         let mut commits = Vec::new();
         for tracked in &mut self.tracked {
             let stream = tracked.stream.take().unwrap_or_else(|| stream_of(tracked.state.id()));
@@ -495,14 +530,7 @@ impl<A: Aggregate> Context<A> {
             }
             let loaded_version = tracked.state.__meta().version;
             let raised = tracked.state.take_events();
-            for event in &raised {
-                // An event stored with a value JSON cannot hold (a NaN) would never read back.
-                if let Err(broken) = event.validate() {
-                    let mut errors = ValidationError::default();
-                    errors.merge_under(&Path::Root.field(event.type_name()), broken);
-                    return Err(ProcessError::from_domain(self.message, errors.into()));
-                }
-            }
+            checked_events(&raised, self.message)?;
             let mut snapshot = None;
             if A::EVENT_SOURCED && !tracked.removed {
                 let (before, every) = (tracked.state.__meta().sequence, self.engine.snapshot_every());
@@ -512,60 +540,103 @@ impl<A: Aggregate> Context<A> {
                     snapshot = Some(json);
                 }
             }
-            let mut events = Vec::with_capacity(raised.len());
-            for event in raised {
-                let envelope = Envelope::new(event, stream.clone(), self.cause)
-                    .map_err(|e| unserializable(format_args!("an event of {stream}"), e))?;
-                if self.engine.handler_count(&envelope.type_name) == 0 {
-                    self.delivered.push(envelope.id); // nothing will ever take it
-                }
-                events.push(envelope);
-            }
+            let events = envelopes(&self.engine, raised, &stream, self.cause, &mut self.delivered)?;
             // An event-sourced aggregate's version counts its events; any other's, its commits.
             let advance = if A::EVENT_SOURCED { events.len() as u64 } else { 1 };
             commits.push(Commit { stream, expected_version: loaded_version, advance, state, events, snapshot });
         }
-        // Inline projectors change their rows in this transaction, from the events raised.
-        let mut rows = Vec::new();
-        if self.engine.has_inline_projectors() {
-            let mut inline = crate::runtime::projection::InlineRows::default();
-            for envelope in commits.iter().flat_map(|c| c.events.iter()) {
-                inline.apply(&self.engine, envelope).await?;
-            }
-            rows = inline.changes();
+        Ok(commits)
+    }
+}
+
+/// Refuses events stored with a value JSON cannot hold (a NaN): they would never read
+/// back.
+fn checked_events(raised: &[RaisedEvent], message: &'static str) -> Result<(), ProcessError> {
+    for event in raised {
+        if let Err(broken) = event.validate() {
+            let mut errors = ValidationError::default();
+            errors.merge_under(&Path::Root.field(event.type_name()), broken);
+            return Err(ProcessError::from_domain(message, errors.into()));
         }
-        if let Some(reply) = self.reply.take() {
-            // An idempotent command: its id is recorded in this transaction, with what a
-            // copy of it will be handed back.
-            let outcome = crate::runtime::idempotency::outcome_json(&reply, &commits)
-                .map_err(|e| unserializable(format_args!("the outcome of {}", self.message), e))?;
-            let handler = Cow::Borrowed(self.message);
-            self.handled = Some(Handled { handler, message_id: self.cause.causation_id, outcome: Some(outcome) });
+    }
+    Ok(())
+}
+
+/// The envelopes of the events `raised` on `stream`; those no handler will ever take
+/// are added to `delivered`.
+fn envelopes(
+    engine: &Engine,
+    raised: Vec<RaisedEvent>,
+    stream: &StreamId,
+    cause: Cause,
+    delivered: &mut Vec<uuid::Uuid>,
+) -> Result<Vec<Envelope>, ProcessError> {
+    let mut events = Vec::with_capacity(raised.len());
+    for event in raised {
+        let envelope = Envelope::new(event, stream.clone(), cause)
+            .map_err(|e| unserializable(format_args!("an event of {stream}"), e))?;
+        if engine.handler_count(&envelope.type_name) == 0 {
+            delivered.push(envelope.id); // nothing will ever take it
         }
-        if commits.is_empty() && self.handled.is_none() {
-            return Ok(Vec::new());
+        events.push(envelope);
+    }
+    Ok(events)
+}
+
+/// What a unit of work writes besides the aggregates' commits, once they are made.
+struct Unit {
+    engine: Arc<Engine>,
+    cause: Cause,
+    message: &'static str,
+    handled: Option<Handled>,
+    delivered: Vec<uuid::Uuid>,
+    reply: Option<String>,
+}
+
+/// Writes `commits` with what `unit` records (the inline projections' rows, the handled
+/// record, the deliveries), atomically: the part of `Context::commit_unit` that does not
+/// depend on the aggregate type.
+async fn finish_unit(mut unit: Unit, commits: Vec<Commit>) -> Result<Vec<Committed>, ProcessError> {
+    // Inline projectors change their rows in this transaction, from the events raised.
+    let mut rows = Vec::new();
+    if unit.engine.has_inline_projectors() {
+        let mut inline = crate::runtime::projection::InlineRows::default();
+        for envelope in commits.iter().flat_map(|c| c.events.iter()) {
+            inline.apply(&unit.engine, envelope).await?;
         }
-        let command = self.handled.as_ref().is_some_and(|h| h.outcome.is_some());
-        let projected = !rows.is_empty();
-        let batch = Batch { commits, handled: self.handled, delivered: self.delivered, rows, ..Batch::default() };
-        match self.engine.store().commit(batch).await {
-            // A command's copy is told so: the caller hands back the first one's outcome.
-            Err(error @ StoreError::AlreadyHandled { .. }) if command => Err(ProcessError::Store(error)),
-            // Another delivery of the same event got there first: its effects are stored once.
-            Err(StoreError::AlreadyHandled { .. }) => Ok(Vec::new()),
-            Ok(committed) => {
-                if committed.iter().any(|c| !c.events.is_empty()) {
-                    self.engine.wake();
-                }
-                Ok(committed)
+        rows = inline.changes();
+    }
+    if let Some(reply) = unit.reply.take() {
+        // An idempotent command: its id is recorded in this transaction, with what a
+        // copy of it will be handed back.
+        let outcome = crate::runtime::idempotency::outcome_json(&reply, &commits)
+            .map_err(|e| unserializable(format_args!("the outcome of {}", unit.message), e))?;
+        let handler = Cow::Borrowed(unit.message);
+        unit.handled = Some(Handled { handler, message_id: unit.cause.causation_id, outcome: Some(outcome) });
+    }
+    if commits.is_empty() && unit.handled.is_none() {
+        return Ok(Vec::new());
+    }
+    let command = unit.handled.as_ref().is_some_and(|h| h.outcome.is_some());
+    let projected = !rows.is_empty();
+    let batch = Batch { commits, handled: unit.handled, delivered: unit.delivered, rows, ..Batch::default() };
+    match unit.engine.store().commit(batch).await {
+        // A command's copy is told so: the caller hands back the first one's outcome.
+        Err(error @ StoreError::AlreadyHandled { .. }) if command => Err(ProcessError::Store(error)),
+        // Another delivery of the same event got there first: its effects are stored once.
+        Err(StoreError::AlreadyHandled { .. }) => Ok(Vec::new()),
+        Ok(committed) => {
+            if committed.iter().any(|c| !c.events.is_empty()) {
+                unit.engine.wake();
             }
-            Err(error) => {
-                if projected && matches!(error, StoreError::Conflict(_)) {
-                    // A row may be behind a switched copy: read the projections' state again.
-                    self.engine.forget_projection_states();
-                }
-                Err(ProcessError::from(error))
+            Ok(committed)
+        }
+        Err(error) => {
+            if projected && matches!(error, StoreError::Conflict(_)) {
+                // A row may be behind a switched copy: read the projections' state again.
+                unit.engine.forget_projection_states();
             }
+            Err(ProcessError::from(error))
         }
     }
 }

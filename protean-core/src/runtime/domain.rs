@@ -1,6 +1,7 @@
 //! The [`Domain`]: the checked model, the engine that runs it, and every operation an
 //! application calls on it. [`DomainBuilder`] chooses its elements and its store.
 
+use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use crate::registry::{registered, ElementDescriptor, MessageKind, Model, ModelEr
 use crate::runtime::context::{read_model, replayed, stream_of, Context, ReadModel};
 use crate::runtime::engine::{DeliveryPolicy, Engine};
 use crate::runtime::handler::{registered_handlers, HandlerDescriptor, Route};
-use crate::runtime::idempotency::first_outcome;
+use crate::runtime::idempotency::{first_outcome, ReplyType};
 use crate::runtime::outcome::{Delivered, DeliveryFailure, ProcessError, Processed};
 use crate::runtime::policy::{DeliveryMode, RetryPolicy};
 use crate::runtime::workers::{WorkerConfig, Workers};
@@ -371,34 +372,64 @@ impl Domain {
 }
 
 impl Engine {
+    /// Runs command `C` through its handler: the command is checked here, the rest is
+    /// `run_erased`, compiled once in this crate rather than once per command type in
+    /// the crate of every `#[handler]` (whose scheduled commands fire through here).
     pub(crate) async fn run_command<C: Command>(
         self: &Arc<Self>,
         command: C,
         cause: Cause,
         idempotent: bool,
     ) -> Result<Processed<C::Reply>, ProcessError> {
-        let engine = self;
+        let command = Self::checked_command(command)?;
+        let processed = self.run_erased(C::TYPE_NAME, command, cause, idempotent, ReplyType::of::<C>()).await?;
+        let Processed { reply, command_id, committed, events, failures } = processed;
+        // Checked by `run_erased`: it is the command's reply.
+        let reply = *reply.downcast::<C::Reply>().map_err(|_| ProcessError::Unhandled(C::TYPE_NAME))?;
+        Ok(Processed { reply, command_id, committed, events, failures })
+    }
+
+    /// The command, boxed, once its fields and invariants are checked: refused otherwise.
+    pub(crate) fn checked_command<C: Command>(command: C) -> Result<Box<dyn Any + Send>, ProcessError> {
         command.validate().map_err(|e| ProcessError::Rejected { type_name: C::TYPE_NAME, error: e.into() })?;
-        let handler = engine.commands.get(C::TYPE_NAME).ok_or(ProcessError::Unhandled(C::TYPE_NAME))?;
-        let Route::Command(route) = handler.route else { return Err(ProcessError::Unhandled(C::TYPE_NAME)) };
+        Ok(Box::new(command))
+    }
+
+    /// [`run_command`](Self::run_command) of a checked command of type `type_name`,
+    /// boxed, whose reply is of type `reply`.
+    pub(crate) async fn run_erased(
+        self: &Arc<Self>,
+        type_name: &'static str,
+        command: Box<dyn Any + Send>,
+        cause: Cause,
+        idempotent: bool,
+        reply_type: ReplyType,
+    ) -> Result<Processed<Box<dyn Any + Send>>, ProcessError> {
+        let engine = self;
+        let handler = engine.commands.get(type_name).ok_or(ProcessError::Unhandled(type_name))?;
+        let Route::Command(route) = handler.route else { return Err(ProcessError::Unhandled(type_name)) };
         let command_id = cause.causation_id;
         if idempotent {
-            if let Some(first) = first_outcome::<C>(engine.store.as_ref(), command_id).await? {
+            if let Some(first) = first_outcome(engine.store.as_ref(), type_name, command_id, reply_type).await? {
                 tracing::info!("a copy of a command already processed: handing back its first outcome");
                 return Ok(first);
             }
         }
-        let (committed, reply) = match route(engine, Box::new(command), cause, idempotent).await {
+        let (committed, reply) = match route(engine, command, cause, idempotent).await {
             Ok(done) => done,
             // A copy racing the first (here or in another process) may be refused by the
             // state the first left, or by its recorded id: either way, the first outcome.
-            Err(error) if idempotent => match first_outcome::<C>(engine.store.as_ref(), command_id).await? {
-                Some(first) => return Ok(first),
-                None => return Err(error),
-            },
+            Err(error) if idempotent => {
+                match first_outcome(engine.store.as_ref(), type_name, command_id, reply_type).await? {
+                    Some(first) => return Ok(first),
+                    None => return Err(error),
+                }
+            }
             Err(error) => return Err(error),
         };
-        let reply = *reply.downcast::<C::Reply>().map_err(|_| ProcessError::Unhandled(C::TYPE_NAME))?;
+        if !(reply_type.is)(reply.as_ref()) {
+            return Err(ProcessError::Unhandled(type_name));
+        }
         if engine.inline() {
             return Ok(engine.deliver_committed(command_id, committed).await.with_reply(reply));
         }

@@ -130,6 +130,9 @@ where
 /// running it again (with a fresh unit of work) when the commit meets a version conflict,
 /// as many times as the domain's retry policy allows. With `idempotent`, the command's id
 /// (the cause's causation id) is recorded in the same transaction, with its reply.
+///
+/// Only one attempt depends on the types; the retry loop is `retry_command`, compiled
+/// once here rather than once per handler method in the user's crate.
 pub fn run_command<'a, A, C, H>(
     engine: &'a Arc<Engine>,
     command: Box<dyn Any + Send>,
@@ -141,50 +144,98 @@ where
     C: Command,
     H: HandleCommand<A, C>,
 {
-    Box::pin(async move {
-        let command = *command.downcast::<C>().map_err(|_| ProcessError::Unhandled(C::TYPE_NAME))?;
-        let retries = engine.conflict_retries();
-        let mut attempt = 0;
-        loop {
-            tracing::Span::current().record("attempt", attempt + 1);
-            // The last attempt takes the command; earlier ones clone it in case of a conflict.
-            if attempt >= retries {
-                return command_once::<A, C, H>(engine, cause, command, idempotent).await;
-            }
-            match command_once::<A, C, H>(engine, cause, command.clone(), idempotent).await {
-                Err(ProcessError::Conflict(conflict)) => {
-                    attempt += 1;
-                    conflicted(&conflict, attempt, retries);
-                }
-                outcome => return outcome,
-            }
+    let mut command = match command.downcast::<C>() {
+        Ok(command) => Some(*command),
+        Err(_) => return Box::pin(std::future::ready(Err(ProcessError::Unhandled(C::TYPE_NAME)))),
+    };
+    // The last attempt takes the command; earlier ones clone it in case of a conflict.
+    let attempt = move |last: bool| -> BoxFuture<'a, Result<CommandOutcome, ProcessError>> {
+        match if last { command.take() } else { command.clone() } {
+            Some(command) => command_once::<A, C, H>(engine, cause, command, idempotent),
+            // Not reached: no attempt follows the last.
+            None => Box::pin(std::future::ready(Err(ProcessError::Unhandled(C::TYPE_NAME)))),
         }
-    })
+    };
+    Box::pin(retry_command(engine, Box::new(attempt)))
 }
 
-async fn command_once<A, C, H>(
-    engine: &Arc<Engine>,
+/// One attempt of a command handler, as `run_command` retries it: `last` when no other
+/// attempt follows (the command is then moved rather than cloned).
+type CommandAttempt<'a> = Box<dyn FnMut(bool) -> BoxFuture<'a, Result<CommandOutcome, ProcessError>> + Send + 'a>;
+
+/// Runs `attempt` until it meets no version conflict, or as many times as the domain's
+/// retry policy allows.
+async fn retry_command(engine: &Arc<Engine>, mut attempt: CommandAttempt<'_>) -> Result<CommandOutcome, ProcessError> {
+    let retries = engine.conflict_retries();
+    let mut tries = 0;
+    loop {
+        tracing::Span::current().record("attempt", tries + 1);
+        if tries >= retries {
+            return attempt(true).await;
+        }
+        match attempt(false).await {
+            Err(ProcessError::Conflict(conflict)) => {
+                tries += 1;
+                conflicted(&conflict, tries, retries);
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+fn command_once<'a, A, C, H>(
+    engine: &'a Arc<Engine>,
     cause: Cause,
     command: C,
     idempotent: bool,
-) -> Result<CommandOutcome, ProcessError>
+) -> BoxFuture<'a, Result<CommandOutcome, ProcessError>>
 where
     A: Aggregate,
     C: Command,
     H: HandleCommand<A, C>,
 {
-    let mut ctx = Context::<A>::new(Arc::clone(engine), cause, C::TYPE_NAME);
-    let reply = H::handle(&mut ctx, command).await.map_err(|error| ProcessError::from_domain(C::TYPE_NAME, error))?;
+    Box::pin(async move {
+        let mut ctx = Context::<A>::new(Arc::clone(engine), cause, C::TYPE_NAME);
+        let outcome = H::handle(&mut ctx, command).await;
+        commit_command::<A, C>(ctx, outcome, idempotent).await
+    })
+}
+
+/// Commits the unit of work of a command whose handler returned `outcome`, with the
+/// reply when the command is `idempotent`: everything after the handler, without a
+/// future of its own per command type.
+fn commit_command<A: Aggregate, C: Command>(
+    mut ctx: Context<A>,
+    outcome: Result<C::Reply, DomainError>,
+    idempotent: bool,
+) -> BoxFuture<'static, Result<CommandOutcome, ProcessError>> {
+    let reply = match outcome {
+        Ok(reply) => reply,
+        Err(error) => return Box::pin(std::future::ready(Err(ProcessError::from_domain(C::TYPE_NAME, error)))),
+    };
     if idempotent {
-        let json = serde_json::to_string(&reply).map_err(|e| {
-            ProcessError::Store(crate::model::error::StoreError::Serialize {
-                what: format!("the reply to {}", C::TYPE_NAME),
-                reason: e.to_string(),
-            })
-        })?;
-        ctx.record_command(json);
+        match serde_json::to_string(&reply) {
+            Ok(json) => ctx.record_command(json),
+            Err(e) => {
+                return Box::pin(std::future::ready(Err(ProcessError::Store(
+                    crate::model::error::StoreError::Serialize {
+                        what: format!("the reply to {}", C::TYPE_NAME),
+                        reason: e.to_string(),
+                    },
+                ))))
+            }
+        }
     }
-    Ok((ctx.commit_unit().await?, Box::new(reply)))
+    Box::pin(with_reply(ctx.commit_unit(), Box::new(reply)))
+}
+
+/// The outcome of a command's unit of work once `commit` is done: what it committed,
+/// and `reply`.
+async fn with_reply(
+    commit: BoxFuture<'static, Result<Vec<Committed>, ProcessError>>,
+    reply: Box<dyn Any + Send>,
+) -> Result<CommandOutcome, ProcessError> {
+    Ok((commit.await?, reply))
 }
 
 /// The route of an event handler: runs `H` in its own unit of work on `A`, caused by the
@@ -199,24 +250,44 @@ where
     E: Event,
     H: HandleEvent<A, E>,
 {
-    Box::pin(async move {
-        let event = envelope.event::<E>().map_err(ProcessError::Store)?;
-        let retries = engine.conflict_retries();
-        let mut attempt = 0;
-        loop {
+    let event = match envelope.event::<E>() {
+        Ok(event) => Arc::new(event),
+        Err(error) => return Box::pin(std::future::ready(Err(ProcessError::Store(error)))),
+    };
+    let attempt = move || -> EventAttemptFuture<'a> {
+        let event = Arc::clone(&event);
+        Box::pin(async move {
             let mut ctx = Context::<A>::handling(Arc::clone(engine), envelope, E::TYPE_NAME, handler);
             if let Err(error) = H::handle(&mut ctx, &event).await {
                 return Err(ProcessError::from_domain(E::TYPE_NAME, error));
             }
-            match ctx.commit_unit().await {
-                Err(ProcessError::Conflict(conflict)) if attempt < retries => {
-                    attempt += 1;
-                    conflicted(&conflict, attempt, retries);
-                }
-                outcome => return outcome,
+            Ok(ctx.commit_unit())
+        })
+    };
+    Box::pin(retry_event(engine, Box::new(attempt)))
+}
+
+/// One attempt of an event handler: its error, or once it succeeded, its unit's commit.
+type EventAttemptFuture<'a> =
+    BoxFuture<'a, Result<BoxFuture<'static, Result<Vec<Committed>, ProcessError>>, ProcessError>>;
+
+/// Runs an event handler's `attempt` (a handler's error ends it) until its commit meets
+/// no version conflict, or as many times as the domain's retry policy allows.
+async fn retry_event<'a>(
+    engine: &'a Arc<Engine>,
+    mut attempt: Box<dyn FnMut() -> EventAttemptFuture<'a> + Send + 'a>,
+) -> Result<Vec<Committed>, ProcessError> {
+    let retries = engine.conflict_retries();
+    let mut tries = 0;
+    loop {
+        match attempt().await?.await {
+            Err(ProcessError::Conflict(conflict)) if tries < retries => {
+                tries += 1;
+                conflicted(&conflict, tries, retries);
             }
+            outcome => return outcome,
         }
-    })
+    }
 }
 
 /// Logs a version conflict that makes a handler run again.

@@ -3,11 +3,13 @@
 //! from a client's retry, in this process or another) changes nothing and is handed the
 //! first outcome.
 
+use std::any::Any;
+
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
-use crate::model::element::Command;
+use crate::model::element::{Command, Reply};
 use crate::model::error::StoreError;
 use crate::runtime::outcome::Processed;
 use crate::store::{Commit, Committed, Store, StreamId};
@@ -43,18 +45,45 @@ pub(crate) fn outcome_json(reply: &str, commits: &[Commit]) -> Result<std::sync:
     Ok(serde_json::to_string(&Outcome { reply: &reply, commits })?.into())
 }
 
-/// The first outcome of command `C` with id `command_id`, if it was processed: its reply,
-/// and what it wrote, read back (its events as stored).
-pub(crate) async fn first_outcome<C: Command>(
+/// How the erased command path reads and checks a command's reply, without naming the
+/// command's type: made by [`ReplyType::of`] for each command type.
+#[derive(Clone, Copy)]
+pub(crate) struct ReplyType {
+    /// Reads a recorded reply (JSON) as the command's reply.
+    pub(crate) read: fn(&str) -> Result<Box<dyn Any + Send>, serde_json::Error>,
+    /// Whether a handler's reply is the command's.
+    pub(crate) is: fn(&(dyn Any + Send)) -> bool,
+}
+
+impl ReplyType {
+    /// The reply of command `C`.
+    pub(crate) fn of<C: Command>() -> ReplyType {
+        ReplyType { read: read_reply::<C::Reply>, is: is_reply::<C::Reply> }
+    }
+}
+
+fn read_reply<R: Reply>(json: &str) -> Result<Box<dyn Any + Send>, serde_json::Error> {
+    serde_json::from_str::<R>(json).map(|reply| Box::new(reply) as Box<dyn Any + Send>)
+}
+
+fn is_reply<R: Reply>(reply: &(dyn Any + Send)) -> bool {
+    reply.is::<R>()
+}
+
+/// The first outcome of command `type_name` with id `command_id`, if it was processed:
+/// its reply (read with `reply`), and what it wrote, read back (its events as stored).
+pub(crate) async fn first_outcome(
     store: &dyn Store,
+    type_name: &'static str,
     command_id: Uuid,
-) -> Result<Option<Processed<C::Reply>>, StoreError> {
-    let Some(recorded) = store.handled_outcome(C::TYPE_NAME, command_id).await? else { return Ok(None) };
-    let corrupt = |reason: String| StoreError::corrupt(&StreamId::new(C::TYPE_NAME, command_id.to_string()), 0, reason);
+    reply: ReplyType,
+) -> Result<Option<Processed<Box<dyn Any + Send>>>, StoreError> {
+    let Some(recorded) = store.handled_outcome(type_name, command_id).await? else { return Ok(None) };
+    let corrupt = |reason: String| StoreError::corrupt(&StreamId::new(type_name, command_id.to_string()), 0, reason);
     let json = recorded.ok_or_else(|| corrupt("the command's id was recorded without its outcome".into()))?;
     let outcome: Outcome<'_> =
         serde_json::from_str(&json).map_err(|e| corrupt(format!("the recorded outcome does not read: {e}")))?;
-    let reply: C::Reply = serde_json::from_str(outcome.reply.get())
+    let reply = (reply.read)(outcome.reply.get())
         .map_err(|e| corrupt(format!("the recorded reply does not read as the command's reply: {e}")))?;
     let mut committed = Vec::with_capacity(outcome.commits.len());
     let mut events = Vec::new();

@@ -15,6 +15,7 @@
 //! record. Workers fire them once due, each under its own id, so a crash neither loses
 //! nor doubles one. [`Flow::end`] ends the flow: later events for its key are ignored.
 
+use std::any::Any;
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +31,7 @@ use crate::model::error::{DomainError, StoreError};
 use crate::model::identity::Identifier;
 use crate::runtime::context::ReadModel;
 use crate::runtime::engine::Engine;
+use crate::runtime::idempotency::ReplyType;
 use crate::runtime::outcome::ProcessError;
 use crate::store::envelope::{Cause, Envelope, StreamId};
 use crate::store::{Batch, BoxFuture, Cancel, Commit, Committed, Handled, Scheduled};
@@ -389,22 +391,39 @@ async fn run_step<P: ProcessManager, E: Event>(
 /// (idempotently), caused by the event that sent it, in its conversation.
 pub type FireRoute = for<'a> fn(&'a Arc<Engine>, &'a Scheduled) -> BoxFuture<'a, Result<(), ProcessError>>;
 
-/// The `FireRoute` of command `C`.
+/// The `FireRoute` of command `C`: only the reading and checking of the command depend
+/// on `C`; the rest is one function compiled here, not a future per command type in the
+/// crate of every `#[handler]`.
 pub fn fire_scheduled<'a, C: Command>(
     engine: &'a Arc<Engine>,
     scheduled: &'a Scheduled,
 ) -> BoxFuture<'a, Result<(), ProcessError>> {
-    Box::pin(async move {
-        let command: C = serde_json::from_str(&scheduled.payload).map_err(|e| {
-            ProcessError::Store(StoreError::corrupt(
-                &StreamId::new(scheduled.owner.clone().into_owned(), scheduled.owner_key.clone()),
-                0,
-                format!("the scheduled command {} does not read: {e}", scheduled.type_name),
-            ))
-        })?;
-        let cause = Cause { causation_id: scheduled.id, correlation_id: scheduled.correlation_id };
-        engine.run_command(command, cause, true).await.map(|_| ())
-    })
+    let command = serde_json::from_str::<C>(&scheduled.payload)
+        .map_err(|e| unreadable_scheduled(scheduled, &e))
+        .and_then(Engine::checked_command);
+    Box::pin(fire_checked(engine, scheduled, C::TYPE_NAME, command, ReplyType::of::<C>()))
+}
+
+/// A scheduled command that does not read as its type.
+fn unreadable_scheduled(scheduled: &Scheduled, error: &serde_json::Error) -> ProcessError {
+    ProcessError::Store(StoreError::corrupt(
+        &StreamId::new(scheduled.owner.clone().into_owned(), scheduled.owner_key.clone()),
+        0,
+        format!("the scheduled command {} does not read: {error}", scheduled.type_name),
+    ))
+}
+
+/// Processes a scheduled command, read and checked (`command`), under its own id.
+async fn fire_checked(
+    engine: &Arc<Engine>,
+    scheduled: &Scheduled,
+    type_name: &'static str,
+    command: Result<Box<dyn Any + Send>, ProcessError>,
+    reply: ReplyType,
+) -> Result<(), ProcessError> {
+    let command = command?;
+    let cause = Cause { causation_id: scheduled.id, correlation_id: scheduled.correlation_id };
+    engine.run_erased(type_name, command, cause, true, reply).await.map(|_| ())
 }
 
 /// What firing due commands did.

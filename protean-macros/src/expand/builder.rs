@@ -78,6 +78,10 @@ fn setter_param(ty: &Type) -> TokenStream {
 }
 
 /// `{Type}Builder`, `Type::builder()`, and for a value object `Type::new(..)`.
+///
+/// Every function is `#[inline]`: such a function is compiled only where it is called,
+/// so a builder the user's crate never calls (a command's or an event's, usually written
+/// as a struct literal) costs no code generation.
 pub(super) fn builder(el: &Element) -> TokenStream {
     let p = private();
     let ident = &el.ident;
@@ -114,6 +118,7 @@ pub(super) fn builder(el: &Element) -> TokenStream {
         }
         quote! {
             #[doc = #doc]
+            #[inline]
             pub fn #fident(mut self, value: #param) -> Self {
                 self.#fident = ::core::option::Option::Some(value.into());
                 self
@@ -161,6 +166,7 @@ pub(super) fn builder(el: &Element) -> TokenStream {
         quote! {
             #[doc = #doc]
             #[allow(clippy::too_many_arguments)]
+            #[inline]
             pub fn new(#(#params),*) -> ::core::result::Result<Self, #p::ValidationError> {
                 Self::builder()#(.#idents(#idents))*.build()
             }
@@ -178,6 +184,7 @@ pub(super) fn builder(el: &Element) -> TokenStream {
             #(#setters)*
 
             #[doc = #build_doc]
+            #[inline]
             pub fn build(self) -> ::core::result::Result<#ident, #p::ValidationError> {
                 let mut errors = #p::ValidationError::default();
                 #(#resolve)*
@@ -199,6 +206,7 @@ pub(super) fn builder(el: &Element) -> TokenStream {
 
         impl #ident {
             #[doc = #entry_doc]
+            #[inline]
             pub fn builder() -> #builder {
                 ::core::default::Default::default()
             }
@@ -219,6 +227,7 @@ pub(super) fn getters(el: &Element) -> TokenStream {
         }
         quote! {
             #[doc = #doc]
+            #[inline]
             #fvis fn #fident(&self) -> &#fty {
                 &self.#fident
             }

@@ -253,5 +253,8 @@ fn event_sourcing(el: &Element) -> TokenStream {
         fn __blank(id: &#p::Identifier<#ident>) -> ::core::option::Option<Self> {
             ::core::option::Option::Some(#ident::blank(::core::clone::Clone::clone(id)))
         }
+        fn __replay<R: #p::Replayer<Self>>() -> ::core::option::Option<R> {
+            ::core::option::Option::Some(R::of_aggregate())
+        }
     }
 }
