@@ -41,6 +41,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 OUT = sys.argv[2] if len(sys.argv) > 2 else os.path.join(ROOT, "target", "build-cost")
 PROTEAN_SRC = os.path.abspath(sys.argv[3]) if len(sys.argv) > 3 else ROOT
 PROTEAN_CRATE = sys.argv[4] if len(sys.argv) > 4 else "protean_domain"
+# With BUILD_COST_OPT_MACROS set, both crates build their proc macros (and the rest of
+# their build dependencies) optimized, in every profile; cargo's default is unoptimized.
+OPT_MACROS = """
+[profile.dev.build-override]
+opt-level = 3
+
+[profile.release.build-override]
+opt-level = 3
+"""
 
 
 def protean_aggregate(i: int) -> str:
@@ -489,7 +498,8 @@ def crate(name: str, deps: str, source: str) -> None:
         f'[package]\nname = "{package}"\nversion = "0.0.0"\nedition = "2021"\npublish = false\n\n'
         f"[dependencies]\n{deps}\n"
         # Its own workspace: not a member of protean's.
-        "[workspace]\n",
+        "[workspace]\n"
+        + (OPT_MACROS if os.environ.get("BUILD_COST_OPT_MACROS") else ""),
     )
     lock = os.path.join(d, "Cargo.lock")
     if not os.path.exists(lock):

@@ -17,6 +17,10 @@
 # default 2).
 #
 # To compare with another protean (an earlier commit), list variants as label=path in
+# BUILD_COST_OPT_MACROS=1 builds the proc macros of both crates optimized (see
+# generate.py).
+#
+# To compare with another protean (an earlier commit), list variants as label=path in
 # BUILD_COST_VARIANTS (default: this worktree, unlabelled); their crates are timed in
 # the same alternation, e.g.
 #   mkdir -p target/build-cost/base-src && git archive HEAD~3 | tar -x -C target/build-cost/base-src
