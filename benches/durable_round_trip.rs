@@ -24,6 +24,8 @@
 //!
 //! `cargo bench --bench durable_round_trip`; `cargo test --bench durable_round_trip` runs it once.
 
+#[path = "support/clients.rs"]
+mod clients;
 #[path = "support/shop.rs"]
 mod shop;
 #[path = "support/round_trips.rs"]
@@ -209,31 +211,6 @@ fn durable_round_trip(c: &mut Criterion) {
     group.finish();
 }
 
-/// `iters` commands spread over the clients, each client running its share back to back.
-async fn clients<F, Fut>(iters: u64, run: F) -> Duration
-where
-    F: Fn(u64) -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
-{
-    let start = Instant::now();
-    let tasks: Vec<_> = (0..CLIENTS)
-        .map(|client| {
-            let run = run.clone();
-            tokio::spawn(async move {
-                let mut n = client;
-                while n < iters {
-                    run(n).await;
-                    n += CLIENTS;
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.expect("a client");
-    }
-    start.elapsed()
-}
-
 /// `iters` round trips by 8 clients on a new store with `durability` and `group_commit`.
 fn protean_clients(rt: &tokio::runtime::Runtime, iters: u64, durability: Durability, group_commit: bool) -> Duration {
     let scratch = Scratch::new();
@@ -242,7 +219,7 @@ fn protean_clients(rt: &tokio::runtime::Runtime, iters: u64, durability: Durabil
     let domain =
         Domain::builder().module(module_path!().to_string() + "::shop").store(store).build().expect("a valid model");
     rt.block_on(async {
-        clients(iters, {
+        clients::clients(CLIENTS, iters, {
             let domain = domain.clone();
             move |n| {
                 let domain = domain.clone();
@@ -254,7 +231,7 @@ fn protean_clients(rt: &tokio::runtime::Runtime, iters: u64, durability: Durabil
             }
         })
         .await;
-        let elapsed = clients(iters, {
+        let elapsed = clients::clients(CLIENTS, iters, {
             let domain = domain.clone();
             move |n| {
                 let domain = domain.clone();

@@ -27,6 +27,8 @@
 //! postgres_round_trip` runs it once (and the sweep with 1 and 8 clients, one round of
 //! 32 commands).
 
+#[path = "support/clients.rs"]
+mod clients;
 #[path = "peer/cqrs_es.rs"]
 #[allow(dead_code, missing_docs)]
 mod cqrs_es_peer;
@@ -37,7 +39,7 @@ mod postgres_es_peer;
 mod shop;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{criterion_group, Criterion, Throughput};
 use protean::prelude::*;
@@ -71,31 +73,6 @@ async fn drop_database(url: &str, name: &str) {
     let admin = sqlx::PgPool::connect(url).await.expect("PROTEAN_POSTGRES_URL answers");
     sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&admin).await.expect("dropped");
     admin.close().await;
-}
-
-/// `iters` commands spread over `clients` clients, each client running its share back to back.
-async fn clients<F, Fut>(clients: u64, iters: u64, run: F) -> Duration
-where
-    F: Fn(u64) -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
-{
-    let start = Instant::now();
-    let tasks: Vec<_> = (0..clients)
-        .map(|client| {
-            let run = run.clone();
-            tokio::spawn(async move {
-                let mut n = client;
-                while n < iters {
-                    run(n).await;
-                    n += clients;
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.expect("a client");
-    }
-    start.elapsed()
 }
 
 /// A side of the comparison.
@@ -147,7 +124,7 @@ async fn protean_sample(db: &str, n_clients: u64, pool: u32, iters: u64, grouped
     let store = options.connect(db).await.expect("connects");
     let domain =
         Domain::builder().module(module_path!().to_string() + "::shop").store(store).build().expect("a valid model");
-    clients(n_clients, iters, {
+    clients::clients(n_clients, iters, {
         let domain = domain.clone();
         move |n| {
             let domain = domain.clone();
@@ -163,7 +140,7 @@ async fn protean_sample(db: &str, n_clients: u64, pool: u32, iters: u64, grouped
         }
     })
     .await;
-    let elapsed = clients(n_clients, iters, {
+    let elapsed = clients::clients(n_clients, iters, {
         let domain = domain.clone();
         move |n| {
             let domain = domain.clone();
@@ -189,7 +166,7 @@ async fn protean_sample(db: &str, n_clients: u64, pool: u32, iters: u64, grouped
 /// One cqrs-es sample, the same work as [`protean_sample`].
 async fn cqrs_es_sample(db: &str, n_clients: u64, pool: u32, iters: u64) -> Duration {
     let peer = Arc::new(postgres_es_peer::PostgresEsPeer::connect(db, pool).await);
-    clients(n_clients, iters, {
+    clients::clients(n_clients, iters, {
         let peer = Arc::clone(&peer);
         move |n| {
             let peer = Arc::clone(&peer);
@@ -197,7 +174,7 @@ async fn cqrs_es_sample(db: &str, n_clients: u64, pool: u32, iters: u64) -> Dura
         }
     })
     .await;
-    let elapsed = clients(n_clients, iters, {
+    let elapsed = clients::clients(n_clients, iters, {
         let peer = Arc::clone(&peer);
         move |n| {
             let peer = Arc::clone(&peer);
