@@ -218,41 +218,7 @@ fn protean_clients(rt: &tokio::runtime::Runtime, iters: u64, durability: Durabil
         SqliteStore::options().durability(durability).group_commit(group_commit).open(scratch.db()).expect("opens");
     let domain =
         Domain::builder().module(module_path!().to_string() + "::shop").store(store).build().expect("a valid model");
-    rt.block_on(async {
-        clients::clients(CLIENTS, iters, {
-            let domain = domain.clone();
-            move |n| {
-                let domain = domain.clone();
-                async move {
-                    let sku = Identifier::parse(&format!("SKU-{n}")).expect("a SKU");
-                    let stocked = domain.process(shop::Stock { sku, quantity: 10 }).await.expect("stocked");
-                    stocked.all_delivered().expect("stocked");
-                }
-            }
-        })
-        .await;
-        let elapsed = clients::clients(CLIENTS, iters, {
-            let domain = domain.clone();
-            move |n| {
-                let domain = domain.clone();
-                async move {
-                    let command = shop::PlaceOrder {
-                        order_id: Identifier::generate(),
-                        customer_id: "customer-1".into(),
-                        sku: format!("SKU-{n}"),
-                        quantity: 2,
-                        unit_price_cents: 1250,
-                    };
-                    domain.process(command).await.expect("processed").all_delivered().expect("processed");
-                }
-            }
-        })
-        .await;
-        let last = Identifier::<shop::Inventory>::parse(&format!("SKU-{}", iters - 1)).expect("a SKU");
-        let stock = domain.get(&last).await.expect("loads").expect("stocked");
-        assert_eq!((stock.on_hand, stock.reserved), (10, 2));
-        elapsed
-    })
+    rt.block_on(clients::protean_round_trips(&domain, CLIENTS, iters))
 }
 
 /// `iters` raw round trips by 8 threads sharing one connection, one transaction per

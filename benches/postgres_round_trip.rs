@@ -124,43 +124,7 @@ async fn protean_sample(db: &str, n_clients: u64, pool: u32, iters: u64, grouped
     let store = options.connect(db).await.expect("connects");
     let domain =
         Domain::builder().module(module_path!().to_string() + "::shop").store(store).build().expect("a valid model");
-    clients::clients(n_clients, iters, {
-        let domain = domain.clone();
-        move |n| {
-            let domain = domain.clone();
-            async move {
-                let sku = Identifier::parse(&format!("SKU-{n}")).expect("a SKU");
-                domain
-                    .process(shop::Stock { sku, quantity: 10 })
-                    .await
-                    .expect("stocked")
-                    .all_delivered()
-                    .expect("stocked");
-            }
-        }
-    })
-    .await;
-    let elapsed = clients::clients(n_clients, iters, {
-        let domain = domain.clone();
-        move |n| {
-            let domain = domain.clone();
-            async move {
-                let command = shop::PlaceOrder {
-                    order_id: Identifier::generate(),
-                    customer_id: "customer-1".into(),
-                    sku: format!("SKU-{n}"),
-                    quantity: 2,
-                    unit_price_cents: 1250,
-                };
-                domain.process(command).await.expect("processed").all_delivered().expect("processed");
-            }
-        }
-    })
-    .await;
-    let last = Identifier::<shop::Inventory>::parse(&format!("SKU-{}", iters - 1)).expect("a SKU");
-    let stock = domain.get(&last).await.expect("loads").expect("stocked");
-    assert_eq!((stock.on_hand, stock.reserved), (10, 2));
-    elapsed
+    clients::protean_round_trips(&domain, n_clients, iters).await
 }
 
 /// One cqrs-es sample, the same work as [`protean_sample`].
