@@ -516,53 +516,20 @@ impl PostgresStore {
     /// Commits one batch alone: the commit function, in one statement.
     async fn commit_now(&self, batch: Batch) -> Result<Vec<Committed>, StoreError> {
         let wakes = wakes_workers(&batch);
-        let outcome = {
-            let mut arrays = Arrays::default();
-            arrays.push(&batch)?;
-            let (changes, scheduled) = (&arrays.rows, &arrays.scheduled);
-            let outcome: Result<Vec<i64>, sqlx::Error> = sqlx::query_scalar(
-                "SELECT protean_commit_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                 $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36)",
-            )
-            .bind(&arrays.aggregates)
-            .bind(&arrays.ids)
-            .bind(&arrays.expected)
-            .bind(&arrays.advances)
-            .bind(&arrays.states)
-            .bind(&arrays.counts)
-            .bind(&arrays.event_ids)
-            .bind(&arrays.type_names)
-            .bind(&arrays.versions)
-            .bind(&arrays.payloads)
-            .bind(&arrays.recorded)
-            .bind(&arrays.correlations)
-            .bind(&arrays.causations)
-            .bind(arrays.handlers.first().copied().flatten())
-            .bind(arrays.message_ids.first().copied().flatten())
-            .bind(arrays.outcomes.first().copied().flatten())
-            .bind(&arrays.delivered)
-            .bind(&arrays.snapshots)
-            .bind(&changes.projections)
-            .bind(&changes.generations)
-            .bind(&changes.keys)
-            .bind(&changes.expected)
-            .bind(&changes.json)
-            .bind(batch.rows_from)
-            .bind(&scheduled.ids)
-            .bind(&scheduled.owners)
-            .bind(&scheduled.keys)
-            .bind(&scheduled.names)
-            .bind(&scheduled.due)
-            .bind(&scheduled.types)
-            .bind(&scheduled.payloads)
-            .bind(&scheduled.correlations)
-            .bind(&scheduled.causations)
-            .bind(&scheduled.cancel_owners)
-            .bind(&scheduled.cancel_keys)
-            .bind(&scheduled.cancel_names)
-            .fetch_one(&self.pool)
-            .await;
-            outcome
+        let mut arrays = Arrays::default();
+        arrays.push(&batch)?;
+        let outcome: Result<Vec<i64>, sqlx::Error> = match arrays.arguments(false) {
+            Ok(arguments) => {
+                sqlx::query_scalar_with(
+                    "SELECT protean_commit_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                     $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34,
+                     $35, $36)",
+                    arguments,
+                )
+                .fetch_one(&self.pool)
+                .await
+            }
+            Err(error) => Err(error),
         };
         match outcome {
             Ok(returned) => {

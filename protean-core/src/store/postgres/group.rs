@@ -13,6 +13,8 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
+use sqlx::postgres::PgArguments;
+use sqlx::Arguments;
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -155,6 +157,71 @@ fn unit_count(n: usize, what: &str) -> Result<i32, StoreError> {
 }
 
 impl<'a> Arrays<'a> {
+    /// The arguments of the commit functions, in their parameters' order: of
+    /// `protean_commit_group` when `group` (the per-batch counts first, then every array,
+    /// the handled records and row sources one per batch), else of `protean_commit_batch`
+    /// for the one batch pushed (its handled record and row source as scalars).
+    pub(super) fn arguments(&self, group: bool) -> Result<PgArguments, sqlx::Error> {
+        let mut arguments = PgArguments::default();
+        let add = |added: Result<(), sqlx::error::BoxDynError>| added.map_err(sqlx::Error::Encode);
+        if group {
+            add(arguments.add(&self.unit_commits))?;
+            add(arguments.add(&self.unit_events))?;
+            add(arguments.add(&self.unit_delivered))?;
+            add(arguments.add(&self.unit_rows))?;
+            add(arguments.add(&self.unit_scheduled))?;
+            add(arguments.add(&self.unit_cancels))?;
+        }
+        add(arguments.add(&self.aggregates))?;
+        add(arguments.add(&self.ids))?;
+        add(arguments.add(&self.expected))?;
+        add(arguments.add(&self.advances))?;
+        add(arguments.add(&self.states))?;
+        add(arguments.add(&self.counts))?;
+        add(arguments.add(&self.event_ids))?;
+        add(arguments.add(&self.type_names))?;
+        add(arguments.add(&self.versions))?;
+        add(arguments.add(&self.payloads))?;
+        add(arguments.add(&self.recorded))?;
+        add(arguments.add(&self.correlations))?;
+        add(arguments.add(&self.causations))?;
+        if group {
+            add(arguments.add(&self.handlers))?;
+            add(arguments.add(&self.message_ids))?;
+            add(arguments.add(&self.outcomes))?;
+        } else {
+            add(arguments.add(self.handlers.first().copied().flatten()))?;
+            add(arguments.add(self.message_ids.first().copied().flatten()))?;
+            add(arguments.add(self.outcomes.first().copied().flatten()))?;
+        }
+        add(arguments.add(&self.delivered))?;
+        add(arguments.add(&self.snapshots))?;
+        let (changes, scheduled) = (&self.rows, &self.scheduled);
+        add(arguments.add(&changes.projections))?;
+        add(arguments.add(&changes.generations))?;
+        add(arguments.add(&changes.keys))?;
+        add(arguments.add(&changes.expected))?;
+        add(arguments.add(&changes.json))?;
+        if group {
+            add(arguments.add(&self.rows_from))?;
+        } else {
+            add(arguments.add(self.rows_from.first().copied().flatten()))?;
+        }
+        add(arguments.add(&scheduled.ids))?;
+        add(arguments.add(&scheduled.owners))?;
+        add(arguments.add(&scheduled.keys))?;
+        add(arguments.add(&scheduled.names))?;
+        add(arguments.add(&scheduled.due))?;
+        add(arguments.add(&scheduled.types))?;
+        add(arguments.add(&scheduled.payloads))?;
+        add(arguments.add(&scheduled.correlations))?;
+        add(arguments.add(&scheduled.causations))?;
+        add(arguments.add(&scheduled.cancel_owners))?;
+        add(arguments.add(&scheduled.cancel_keys))?;
+        add(arguments.add(&scheduled.cancel_names))?;
+        Ok(arguments)
+    }
+
     /// Appends one batch; on an error (a count that does not fit the function's integer
     /// parameters), appends nothing.
     pub(super) fn push(&mut self, batch: &'a Batch) -> Result<(), StoreError> {
@@ -413,54 +480,12 @@ impl PostgresStore {
 
     /// The group function on `arrays`: one row per batch.
     async fn run_group(&self, arrays: &Arrays<'_>) -> Result<Vec<GroupRow>, sqlx::Error> {
-        let (changes, scheduled) = (&arrays.rows, &arrays.scheduled);
-        sqlx::query_as(
+        sqlx::query_as_with(
             "SELECT o_unit, o_result, o_code, o_message, o_detail FROM protean_commit_group($1, $2, $3, $4, $5, $6,
              $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28,
              $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39, $40, $41, $42)",
+            arrays.arguments(true)?,
         )
-        .bind(&arrays.unit_commits)
-        .bind(&arrays.unit_events)
-        .bind(&arrays.unit_delivered)
-        .bind(&arrays.unit_rows)
-        .bind(&arrays.unit_scheduled)
-        .bind(&arrays.unit_cancels)
-        .bind(&arrays.aggregates)
-        .bind(&arrays.ids)
-        .bind(&arrays.expected)
-        .bind(&arrays.advances)
-        .bind(&arrays.states)
-        .bind(&arrays.counts)
-        .bind(&arrays.event_ids)
-        .bind(&arrays.type_names)
-        .bind(&arrays.versions)
-        .bind(&arrays.payloads)
-        .bind(&arrays.recorded)
-        .bind(&arrays.correlations)
-        .bind(&arrays.causations)
-        .bind(&arrays.handlers)
-        .bind(&arrays.message_ids)
-        .bind(&arrays.outcomes)
-        .bind(&arrays.delivered)
-        .bind(&arrays.snapshots)
-        .bind(&changes.projections)
-        .bind(&changes.generations)
-        .bind(&changes.keys)
-        .bind(&changes.expected)
-        .bind(&changes.json)
-        .bind(&arrays.rows_from)
-        .bind(&scheduled.ids)
-        .bind(&scheduled.owners)
-        .bind(&scheduled.keys)
-        .bind(&scheduled.names)
-        .bind(&scheduled.due)
-        .bind(&scheduled.types)
-        .bind(&scheduled.payloads)
-        .bind(&scheduled.correlations)
-        .bind(&scheduled.causations)
-        .bind(&scheduled.cancel_owners)
-        .bind(&scheduled.cancel_keys)
-        .bind(&scheduled.cancel_names)
         .fetch_all(&self.pool)
         .await
     }
