@@ -63,8 +63,8 @@ pub mod __private {
         HandleEvent, HandlerDescriptor, Route,
     };
     pub use crate::runtime::process::{
-        assert_flow_of, fire_scheduled, run_flow_start, run_flow_step, ContinueFlow, Flow, Handles, ProcessManager,
-        StartFlow,
+        assert_flow_of, fire_scheduled, lacks_correlation_field, run_flow_start, run_flow_step, text_concat, text_len,
+        text_str, ContinueFlow, FieldNames, Flow, Handles, ProcessManager, StartFlow, REJECTED_CORRELATE,
     };
     pub use crate::runtime::projection::{
         assert_rows_of, project, FedBy, Project, Projection, ProjectionKey, ProjectorRoute, RowSet, Rows,

@@ -12,7 +12,7 @@ use syn::{Attribute, Item};
 
 use crate::ast::{is_field_helper, Body, Element, Kind};
 use crate::errors::Errors;
-use crate::expand::{correlate, derives, element_consts, private, stable_type_name};
+use crate::expand::{derives, element_consts, field_names, private, stable_type_name};
 use crate::symbol::INVARIANT;
 
 /// The errors of `item` (declared with `#[kind]`), beside the stubs of `element` when it
@@ -106,7 +106,9 @@ fn stubs(el: &Element) -> TokenStream {
         },
         (Kind::Event, Some(parent)) => {
             let type_name = stable_type_name(el);
+            let field_names = field_names(el);
             quote! {
+                #field_names
                 impl #p::Event for #ident {
                     type Aggregate = #parent;
                     const TYPE_NAME: &'static str = #type_name;
@@ -148,12 +150,12 @@ fn stubs(el: &Element) -> TokenStream {
         }
         (Kind::ProcessManager, _) => {
             let name = ident.to_string();
-            // Not empty, so that its steps are not also reported for having no correlation field.
-            let correlate = Some(correlate(el)).filter(|c| !c.is_empty()).unwrap_or_else(|| "?".into());
+            // Not a field name, so that its steps are not also reported, for having no
+            // correlation field or for taking events that lack it.
             quote! {
                 impl #p::ProcessManager for #ident {
                     const NAME: &'static str = #name;
-                    const CORRELATE: &'static str = #correlate;
+                    const CORRELATE: &'static str = #p::REJECTED_CORRELATE;
                 }
             }
         }

@@ -148,7 +148,7 @@ fn registration(self_ty: &syn::Type, part_of: &syn::Path, m: &Method) -> TokenSt
             quote!(#p::Route::Command(#p::run_command::<#part_of, #message, #marker>)),
         )
     };
-    let submit = signature::submit(self_ty, m, &part_of.to_token_stream(), "Handler", route);
+    let submit = signature::submit(self_ty, m, &part_of.to_token_stream(), "Handler", route, None);
     quote! {
         #context_check
         #message_check

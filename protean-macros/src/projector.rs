@@ -106,7 +106,7 @@ fn registration(self_ty: &syn::Type, view: &TokenStream, inline: bool, m: &Metho
         })
     };
     let role = if inline { "InlineProjector" } else { "Projector" };
-    let submit = signature::submit(self_ty, m, view, role, route);
+    let submit = signature::submit(self_ty, m, view, role, route, None);
     quote! {
         #rows_check
         #event_check

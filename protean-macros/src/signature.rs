@@ -229,14 +229,23 @@ pub fn unit_outcome(call: TokenStream, m: &Method) -> TokenStream {
 
 /// The registered `HandlerDescriptor` of method `m` of the block for `self_ty`, which
 /// changes `owner` (an aggregate, a projection or a process manager) in role `role`
-/// (a `HandlerRole` variant) and runs through `route`.
-pub fn submit(self_ty: &syn::Type, m: &Method, owner: &TokenStream, role: &str, route: TokenStream) -> TokenStream {
+/// (a `HandlerRole` variant) and runs through `route`; `correlate` is the event field a
+/// process manager's step routes by (a `&'static str` constant).
+pub fn submit(
+    self_ty: &syn::Type,
+    m: &Method,
+    owner: &TokenStream,
+    role: &str,
+    route: TokenStream,
+    correlate: Option<&TokenStream>,
+) -> TokenStream {
     let p = private();
     let Method { ident, message, is_event, docs, .. } = m;
     let handler_name = type_text(self_ty).replace(' ', "");
     let method_name = ident.to_string();
     let handler_id = format!("{handler_name}::{method_name}");
     let role = format_ident!("{}", role);
+    let correlate = correlate.cloned().unwrap_or_else(|| quote!(""));
     let (kind, type_name, fire) = if *is_event {
         (quote!(Event), quote!(<#message as #p::Event>::TYPE_NAME), quote!(::core::option::Option::None))
     } else {
@@ -262,6 +271,7 @@ pub fn submit(self_ty: &syn::Type, m: &Method, owner: &TokenStream, role: &str, 
                     type_name: #type_name,
                     docs: #docs,
                     role: #p::HandlerRole::#role,
+                    correlate: #correlate,
                 },
                 route: #route,
                 fire: #fire,

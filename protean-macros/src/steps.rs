@@ -4,7 +4,8 @@
 //! starts a flow (`StartFlow`, routed through `run_flow_start`); a method taking
 //! `&mut self` moves a running flow on (`ContinueFlow`, through `run_flow_step`). Each
 //! step is routed to its flow by the event field its `#[correlate(field)]` names (checked
-//! to exist on the event), else by the struct's `correlate = field` (checked to be given).
+//! to exist on the event), else by the struct's `correlate = field` (checked to be given,
+//! and to be a field of the event).
 //! The process manager gets an `impl Handles<E>` per event, so its rustdoc page lists
 //! them. The compiler checks the context (`FlowOf`) and that a flow loads nothing
 //! (`LoadableInFlow`, in protean-core).
@@ -153,7 +154,8 @@ fn registration(process: &syn::Type, step: &Step) -> TokenStream {
             let check = quote_spanned! {ident.span()=>
                 const _: () = ::core::assert!(!#correlate.is_empty(), #message);
             };
-            (correlate, check)
+            let field_check = correlation_field_check(process, step);
+            (correlate, quote!(#check #field_check))
         }
     };
     let (step_impl, route) = if m.takes_self {
@@ -192,7 +194,7 @@ fn registration(process: &syn::Type, step: &Step) -> TokenStream {
             quote!(#p::Route::Event(#p::run_flow_start::<#process, #message, #marker>)),
         )
     };
-    let submit = signature::submit(process, m, &process.to_token_stream(), "ProcessManager", route);
+    let submit = signature::submit(process, m, &process.to_token_stream(), "ProcessManager", route, Some(&correlate));
     quote! {
         #flow_check
         #event_check
@@ -201,6 +203,37 @@ fn registration(process: &syn::Type, step: &Step) -> TokenStream {
         struct #marker;
         #step_impl
         #submit
+    }
+}
+
+/// The check that the event of a step routed by the struct's `correlate = field` has
+/// that field. The field is named in another macro's tokens, so the check reads it from
+/// `ProcessManager::CORRELATE` and the event's `FieldNames`, and the message, naming the
+/// field, is put together when the constant is evaluated; it is reported at the event's
+/// type.
+fn correlation_field_check(process: &syn::Type, step: &Step) -> TokenStream {
+    let p = private();
+    let m = &step.method;
+    let message = outside(m.message, process);
+    let (process_text, event) = (type_text(process).replace(' ', ""), type_text(m.message));
+    let step_name = format!("{process_text}::{}", m.ident);
+    let parts = [
+        format!("step `{step_name}` takes `{event}`, which has no field `"),
+        format!("`, the field `{process_text}`'s flows are keyed by (`#[process_manager(correlate = "),
+        ")]`): add `".to_string(),
+        format!("` to `{event}`, or name the field of `{event}` that holds the flow's key on this step, with `#[correlate(field)]`"),
+    ];
+    let [head, keyed, add, tail] = parts;
+    let fail = quote_spanned!(m.message.span()=> ::core::panic!("{}", #p::text_str(&TEXT)));
+    quote! {
+        const _: () = {
+            const FIELD: &str = <#process as #p::ProcessManager>::CORRELATE;
+            const PARTS: &[&str] = &[#head, FIELD, #keyed, FIELD, #add, FIELD, #tail];
+            const TEXT: [u8; #p::text_len(PARTS)] = #p::text_concat(PARTS);
+            if #p::lacks_correlation_field::<#message>(FIELD) {
+                #fail
+            }
+        };
     }
 }
 

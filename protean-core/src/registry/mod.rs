@@ -330,6 +330,8 @@ pub struct HandlerInfo {
     pub docs: &'static str,
     #[doc(hidden)]
     pub role: HandlerRole,
+    #[doc(hidden)]
+    pub correlate: &'static str,
 }
 
 impl HandlerInfo {
@@ -382,5 +384,12 @@ impl HandlerInfo {
     /// The method's doc comment.
     pub fn docs(&self) -> &'static str {
         self.docs
+    }
+
+    /// For a process manager's step, the field of the event it takes that holds the
+    /// flow's key (its `#[correlate(field)]`, else the struct's `correlate = field`);
+    /// `None` for other handlers.
+    pub fn correlation_field(&self) -> Option<&'static str> {
+        (self.role == HandlerRole::ProcessManager).then_some(self.correlate)
     }
 }

@@ -217,6 +217,7 @@ impl Model {
         }
 
         self.check_handlers(&mut problem);
+        self.check_correlation(&mut problem);
         self.check_event_sourcing(has_applier, &mut problem);
 
         if problems.is_empty() {
@@ -239,6 +240,38 @@ impl Model {
                         ),
                     );
                 }
+            }
+        }
+    }
+
+    /// Every process manager's step takes events that hold the field its flows are keyed
+    /// by: otherwise no event it takes could ever be routed to a flow. (The macros refuse
+    /// it at compile time; this catches what they cannot see.)
+    fn check_correlation(&self, problem: &mut impl FnMut(&str, String)) {
+        for step in self.handlers.iter().filter(|h| h.role == HandlerRole::ProcessManager) {
+            let Some(event) = self.elements.iter().find(|d| d.key == step.message_key) else { continue };
+            let field = step.correlate;
+            if field.is_empty() {
+                problem(
+                    step.handler,
+                    format!(
+                        "step `{}` has no correlation field: name the field of `{}` holding the flow's key on \
+                         the struct, `#[process_manager(correlate = field)]`, or on the step, `#[correlate(field)]`",
+                        step.name(),
+                        event.name
+                    ),
+                );
+            } else if !event.fields.iter().any(|f| f.name == field) {
+                problem(
+                    step.handler,
+                    format!(
+                        "step `{}` takes `{}`, which has no field `{field}` to route it to its flow by: add \
+                         `{field}` to `{1}`, or name the field of `{1}` that holds the flow's key on the step, \
+                         with `#[correlate(field)]`",
+                        step.name(),
+                        event.name
+                    ),
+                );
             }
         }
     }

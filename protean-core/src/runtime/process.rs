@@ -26,7 +26,7 @@ use time::OffsetDateTime;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::model::element::{Command, Event};
+use crate::model::element::{const_str_eq, Command, Event};
 use crate::model::error::{DomainError, StoreError};
 use crate::model::identity::Identifier;
 use crate::runtime::context::ReadModel;
@@ -210,6 +210,76 @@ pub trait ContinueFlow<P: ProcessManager, E: Event>: 'static {
 
 /// Compile-time check that a step's context is `Flow<P>`.
 pub const fn assert_flow_of<T: FlowOf<P>, P: ProcessManager>() {}
+
+/// The names of an event's fields: what `#[event]` implements, so that a process
+/// manager's step is checked, when it compiles, to take events holding the field its
+/// flows are keyed by.
+#[doc(hidden)]
+pub trait FieldNames {
+    /// The fields, in declaration order.
+    const FIELD_NAMES: &'static [&'static str];
+}
+
+/// What a process manager rejected at compile time (see the macros' fallback) gives as
+/// its correlation field, so that its steps are not reported as well.
+#[doc(hidden)]
+pub const REJECTED_CORRELATE: &str = "?";
+
+/// Whether event `E` lacks `field`, the struct's correlation field a step routes `E` by.
+/// Not for `""` (no field named: reported on its own) nor for a rejected process manager.
+#[doc(hidden)]
+pub const fn lacks_correlation_field<E: FieldNames>(field: &str) -> bool {
+    if field.is_empty() || const_str_eq(field, REJECTED_CORRELATE) {
+        return false;
+    }
+    let mut i = 0;
+    while i < E::FIELD_NAMES.len() {
+        if const_str_eq(E::FIELD_NAMES[i], field) {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// The length in bytes of `parts` put together: the size of [`text_concat`]'s array.
+#[doc(hidden)]
+pub const fn text_len(parts: &[&str]) -> usize {
+    let (mut len, mut i) = (0, 0);
+    while i < parts.len() {
+        len += parts[i].len();
+        i += 1;
+    }
+    len
+}
+
+/// `parts` put together, as the bytes of a compile-time message naming a const's value
+/// (`N` is [`text_len`] of `parts`).
+#[doc(hidden)]
+pub const fn text_concat<const N: usize>(parts: &[&str]) -> [u8; N] {
+    let mut out = [0u8; N];
+    let (mut at, mut i) = (0, 0);
+    while i < parts.len() {
+        let bytes = parts[i].as_bytes();
+        let mut j = 0;
+        while j < bytes.len() && at < N {
+            out[at] = bytes[j];
+            at += 1;
+            j += 1;
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The text [`text_concat`] made (whole `&str`s put together, so always UTF-8).
+#[doc(hidden)]
+pub const fn text_str(bytes: &[u8]) -> &str {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(_) => "",
+    }
+}
 
 /// A flow as stored.
 #[derive(Serialize, Deserialize)]

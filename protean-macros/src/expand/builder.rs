@@ -6,7 +6,7 @@ use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::{Ident, Type};
 
-use super::private;
+use super::{defaults, private};
 use super::validate::field_checks;
 use crate::ast::{Element, Field, Identity, Kind, TypeShape};
 
@@ -14,8 +14,8 @@ use crate::ast::{Element, Field, Identity, Kind, TypeShape};
 fn unset_field(el: &Element, f: &Field) -> TokenStream {
     let p = private();
     let name = f.name();
-    if let Some(expr) = &f.options.default {
-        return quote_spanned!(expr.span()=> ::core::option::Option::Some(::core::convert::Into::into(#expr)));
+    if let Some(default) = defaults::declared(el, f) {
+        return quote!(::core::option::Option::Some(#default));
     }
     if el.is_identity(f) {
         let (ty, ident) = (&f.ty, &el.ident);
@@ -38,8 +38,8 @@ pub(super) fn blank_constructor(el: &Element) -> TokenStream {
         let (fident, fty) = (&f.ident, &f.ty);
         if el.is_identity(f) {
             quote!(#fident: ::core::clone::Clone::clone(&id),)
-        } else if let Some(default) = &f.options.default {
-            quote_spanned!(fty.span()=> #fident: ::core::convert::Into::<#fty>::into(#default),)
+        } else if let Some(default) = defaults::declared(el, f) {
+            quote!(#fident: #default,)
         } else {
             quote_spanned!(fty.span()=> #fident: <#fty as ::core::default::Default>::default(),)
         }

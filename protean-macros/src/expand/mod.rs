@@ -4,6 +4,7 @@
 
 mod builder;
 mod choices;
+mod defaults;
 mod derives;
 mod descriptor;
 mod process;
@@ -25,8 +26,7 @@ use crate::ast::{Body, Element, Identity, Kind};
 use crate::attr::LimitLit;
 
 pub(crate) use derives::derives;
-pub(crate) use process::correlate;
-pub(crate) use traits::element_consts;
+pub(crate) use traits::{element_consts, field_names};
 
 /// The path every generated item goes through: `::protean::__private`.
 pub(crate) fn private() -> TokenStream {
@@ -45,7 +45,8 @@ pub(crate) fn element(el: &Element) -> TokenStream {
 
 /// The struct as declared, with `attrs` (derives, docs) after the user's attributes,
 /// `head` fields before the user's and `tail` fields after them; without protean's
-/// helper attributes.
+/// helper attributes, and with what serde fills a field with when a stored record lacks
+/// it (see `defaults`).
 fn declared_struct(el: &Element, attrs: TokenStream, head: TokenStream, tail: TokenStream) -> TokenStream {
     let ident = &el.ident;
     let vis = &el.vis;
@@ -54,7 +55,8 @@ fn declared_struct(el: &Element, attrs: TokenStream, head: TokenStream, tail: To
         let (fattrs, fident, fty) = (&f.attrs, &f.ident, &f.ty);
         // Value objects are immutable through their public API: fields become private, with getters.
         let fvis = if el.kind == Kind::ValueObject { TokenStream::new() } else { f.vis.to_token_stream() };
-        quote!(#(#fattrs)* #fvis #fident: #fty)
+        let missing = defaults::serde_attribute(el, f);
+        quote!(#(#fattrs)* #missing #fvis #fident: #fty)
     });
     quote! {
         #(#user_attrs)*
@@ -97,12 +99,14 @@ fn structure(el: &Element) -> TokenStream {
     let validate = validate_impl(el);
     let kinds = kind_impls(el);
     let builder = builder(el);
+    let default_functions = defaults::functions(el);
     let descriptor = descriptor(el);
     let getters = value_object.then(|| getters(el));
     let equality = identity_equality(el);
 
     quote! {
         #item
+        #default_functions
         #builder
         #getters
         #equality

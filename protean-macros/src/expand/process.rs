@@ -11,7 +11,7 @@ use super::{declared_struct, derives, element_consts, private};
 use crate::ast::Element;
 
 /// The correlation field of `#[process_manager(correlate = field)]`, `""` when not given.
-pub(crate) fn correlate(el: &Element) -> String {
+fn correlate(el: &Element) -> String {
     el.args.correlate.as_ref().map(ToString::to_string).unwrap_or_default()
 }
 

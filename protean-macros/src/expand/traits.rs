@@ -81,6 +81,20 @@ pub(crate) fn element_consts(el: &Element) -> TokenStream {
     }
 }
 
+/// `impl FieldNames` of an event: its fields' names, which a process manager's step is
+/// checked against (the struct's correlation field must be one of them).
+pub(crate) fn field_names(el: &Element) -> TokenStream {
+    let p = private();
+    let ident = &el.ident;
+    let names = el.fields().iter().map(|f| f.name());
+    quote! {
+        #[automatically_derived]
+        impl #p::FieldNames for #ident {
+            const FIELD_NAMES: &'static [&'static str] = &[#(#names),*];
+        }
+    }
+}
+
 /// The traits of the element's kind, `Identifiable`, and the `AggregateField` impl that
 /// reports an aggregate or entity used as a plain field.
 pub(super) fn kind_impls(el: &Element) -> TokenStream {
@@ -180,7 +194,9 @@ pub(super) fn kind_impls(el: &Element) -> TokenStream {
                     }
                 }
             });
+            let field_names = (el.kind == Kind::Event).then(|| field_names(el));
             quote_spanned! {parent.span()=>
+                #field_names
                 #[automatically_derived]
                 impl #p::#trait_ for #ident {
                     type Aggregate = #parent;
