@@ -379,3 +379,110 @@ impl Model {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::{FieldDescriptor, FieldOptions};
+
+    fn identifier() -> FieldShape {
+        FieldShape::Identifier { target: "Loan" }
+    }
+
+    fn field(name: &'static str) -> FieldDescriptor {
+        FieldDescriptor {
+            name,
+            rust_type: "Identifier<Loan>",
+            shape: identifier,
+            required: true,
+            options: <FieldOptions as Default>::default(),
+            docs: "",
+        }
+    }
+
+    fn element(
+        kind: ElementKind,
+        name: &'static str,
+        part_of: Option<&'static str>,
+        fields: Vec<FieldDescriptor>,
+    ) -> &'static ElementDescriptor {
+        Box::leak(Box::new(ElementDescriptor {
+            kind,
+            name,
+            key: Box::leak(format!("lending::{name}").into_boxed_str()),
+            type_name: name,
+            version: 1,
+            module_path: "lending",
+            part_of,
+            identity: None,
+            generated_identity: false,
+            fields: Box::leak(fields.into_boxed_slice()),
+            invariants: &[],
+            choices: &[],
+            docs: "",
+            event_sourced: false,
+        }))
+    }
+
+    /// A step of `Lending` taking `event`, routed by `correlate`.
+    fn step(method: &'static str, event: &'static str, correlate: &'static str) -> HandlerInfo {
+        HandlerInfo {
+            handler: "Lending",
+            method,
+            id: Box::leak(format!("Lending::{method}").into_boxed_str()),
+            module_path: "lending",
+            aggregate_key: "lending::Lending",
+            aggregate: "Lending",
+            kind: MessageKind::Event,
+            message_key: Box::leak(format!("lending::{event}").into_boxed_str()),
+            message: event,
+            type_name: event,
+            docs: "",
+            role: HandlerRole::ProcessManager,
+            correlate,
+        }
+    }
+
+    fn lending() -> Vec<&'static ElementDescriptor> {
+        vec![
+            element(ElementKind::Aggregate, "Loan", None, vec![]),
+            element(ElementKind::Aggregate, "Member", None, vec![]),
+            element(ElementKind::Event, "BookLent", Some("Loan"), vec![field("loan_id"), field("member_id")]),
+            element(ElementKind::Event, "MemberSuspended", Some("Member"), vec![field("member_id")]),
+            element(ElementKind::ProcessManager, "Lending", None, vec![field("loan_id")]),
+        ]
+    }
+
+    #[test]
+    fn a_step_whose_event_lacks_the_correlation_field_is_a_build_error() {
+        let steps = vec![step("lent", "BookLent", "loan_id"), step("suspended", "MemberSuspended", "loan_id")];
+        let err = Model::checked(lending(), steps, |_, _| true).unwrap_err();
+        assert_eq!(
+            err.problems,
+            vec![ModelProblem {
+                element: "Lending".into(),
+                message: "step `Lending::suspended` takes `MemberSuspended`, which has no field `loan_id` to route it \
+                          to its flow by: add `loan_id` to `MemberSuspended`, or name the field of `MemberSuspended` \
+                          that holds the flow's key on the step, with `#[correlate(field)]`"
+                    .into(),
+            }]
+        );
+    }
+
+    #[test]
+    fn steps_routed_by_fields_their_events_hold_build() {
+        let steps = vec![step("lent", "BookLent", "loan_id"), step("suspended", "MemberSuspended", "member_id")];
+        let model = Model::checked(lending(), steps, |_, _| true).unwrap();
+        let routed: Vec<_> = model.handlers().iter().map(|h| (h.name(), h.correlation_field())).collect();
+        assert_eq!(routed, [("Lending::lent", Some("loan_id")), ("Lending::suspended", Some("member_id"))]);
+    }
+
+    #[test]
+    fn a_step_without_a_correlation_field_is_a_build_error() {
+        let steps = vec![step("lent", "BookLent", "")];
+        let err = Model::checked(lending(), steps, |_, _| true).unwrap_err();
+        let messages: Vec<_> = err.problems.iter().map(|p| p.message.as_str()).collect();
+        assert_eq!(messages.len(), 1, "{err}");
+        assert!(messages[0].starts_with("step `Lending::lent` has no correlation field"), "{err}");
+    }
+}
