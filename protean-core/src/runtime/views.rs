@@ -11,8 +11,9 @@ use tracing::Instrument;
 use crate::runtime::domain::Domain;
 use crate::runtime::engine::{Engine, ProjectionEntry};
 use crate::runtime::outcome::ProcessError;
-use crate::runtime::projection::{read_row, Projection, ProjectionKey, RowSet};
-use crate::store::{BuildState, FilterOp, RowFilter, RowOrder, RowQuery, StoreError};
+use crate::runtime::context::{record_read, Reads};
+use crate::runtime::projection::{parse_row, read_row, Projection, ProjectionKey, RowSet};
+use crate::store::{BuildState, FilterOp, RowFilter, RowOrder, RowQuery, RowRead, RowVersion};
 
 /// A query that cannot be run as written.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -53,7 +54,22 @@ pub struct Query<V: Projection> {
     engine: Arc<Engine>,
     query: RowQuery,
     error: Option<QueryError>,
+    /// Where a unit of work's query records the rows it returned ([`Context::query`]).
+    ///
+    /// [`Context::query`]: crate::runtime::Context::query
+    reads: Option<Reads>,
     _v: PhantomData<fn() -> V>,
+}
+
+/// A query over projection `V`'s rows, recording the rows it returns in `reads` if given.
+pub(crate) fn query_of<V: Projection>(engine: Arc<Engine>, reads: Option<Reads>) -> Query<V> {
+    Query {
+        engine,
+        query: RowQuery { projection: V::NAME.into(), filters: Vec::new(), order: Vec::new(), limit: 1_000, offset: 0 },
+        error: None,
+        reads,
+        _v: PhantomData,
+    }
 }
 
 impl<V: Projection> std::fmt::Debug for Query<V> {
@@ -165,18 +181,13 @@ impl<V: Projection> Query<V> {
         if let Some(entry) = self.engine.projection(V::NAME) {
             self.engine.ensure_registered(entry).await?;
         }
+        let query = self.reads.is_some().then(|| self.query.clone());
         let rows = self.engine.store().query_projection(self.query).await?;
-        rows.into_iter()
-            .map(|row| {
-                serde_json::from_str(&row.json).map_err(|e| {
-                    ProcessError::Store(StoreError::corrupt(
-                        &crate::store::StreamId::new(V::NAME, row.key.clone()),
-                        row.version,
-                        e.to_string(),
-                    ))
-                })
-            })
-            .collect()
+        if let (Some(reads), Some(query)) = (&self.reads, query) {
+            let found = rows.iter().map(RowVersion::of).collect();
+            record_read(reads, RowRead::Query { query, found });
+        }
+        rows.iter().map(|row| Ok(parse_row::<V>(V::NAME, row)?)).collect()
     }
 }
 
@@ -366,18 +377,7 @@ impl Domain {
 
     /// A query over the rows of projection `V`, executed by the store.
     pub fn query<V: Projection>(&self) -> Query<V> {
-        Query {
-            engine: Arc::clone(self.engine()),
-            query: RowQuery {
-                projection: V::NAME.into(),
-                filters: Vec::new(),
-                order: Vec::new(),
-                limit: 1_000,
-                offset: 0,
-            },
-            error: None,
-            _v: PhantomData,
-        }
+        query_of::<V>(Arc::clone(self.engine()), None)
     }
 
     /// A blue/green rebuild of projection `V` from the event log; see [`Rebuild`].
