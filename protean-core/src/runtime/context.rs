@@ -518,9 +518,9 @@ impl<A: Aggregate> Context<A> {
     /// let open_loans: Vec<V> = ctx.query::<V>().eq("member_id", "m-1").eq("open", true).fetch().await?;
     /// # Ok(()) }
     /// ```
-    pub fn query<V: crate::runtime::Projection>(&self) -> crate::runtime::Query<V> {
+    pub fn query<V: crate::runtime::Projection>(&self) -> crate::runtime::Query<V, DomainError> {
         let reads = self.engine.checks_reads_of(V::NAME).then(|| Arc::clone(self.reads()));
-        crate::runtime::views::query_of::<V>(Arc::clone(&self.engine), reads)
+        crate::runtime::views::query_of::<V, DomainError>(Arc::clone(&self.engine), reads)
     }
 
     fn reads(&self) -> &Reads {

@@ -410,9 +410,7 @@ impl MemoryStore {
                     .into_iter()
                     .collect())
             }
-            RowRead::Query { query, .. } => {
-                Ok(Self::query_in(inner, query)?.iter().map(RowVersion::of).collect())
-            }
+            RowRead::Query { query, .. } => Ok(Self::query_in(inner, query)?.iter().map(RowVersion::of).collect()),
         }
     }
 

@@ -176,18 +176,24 @@ pub(super) fn row_conflict(rows: &[RowChange], detail: Option<&str>, error: Stor
 /// (`error`), from its detail: `k:i:version` names the i-th row read by key (1-based, in
 /// the order of the batch's reads by key) and the version found; `q:i` the i-th query,
 /// whose rows are read again (`now`, outside the commit) to name the row that moved.
-pub(super) async fn read_conflict(store: &PostgresStore, reads: &[RowRead], detail: Option<&str>, error: StoreError) -> StoreError {
+pub(super) async fn read_conflict(
+    store: &PostgresStore,
+    reads: &[RowRead],
+    detail: Option<&str>,
+    error: StoreError,
+) -> StoreError {
     let by_key = || reads.iter().filter(|r| matches!(r, RowRead::Key { .. }));
     let queries = || reads.iter().filter(|r| matches!(r, RowRead::Query { .. }));
     let nth = |n: &str| n.parse::<usize>().ok()?.checked_sub(1);
     match detail.and_then(|d| d.split_once(':')) {
         Some(("k", rest)) => {
-            let found = rest.split_once(':').and_then(|(i, version)| {
-                Some((by_key().nth(nth(i)?)?, version.parse::<u64>().ok()?))
-            });
+            let found = rest
+                .split_once(':')
+                .and_then(|(i, version)| Some((by_key().nth(nth(i)?)?, version.parse::<u64>().ok()?)));
             if let Some((RowRead::Key { projection, key, found }, actual)) = found {
                 let expected = found.as_ref().map_or(0, |f| f.version);
-                return VersionConflict { stream: StreamId::new(projection.clone(), key.as_str()), expected, actual }.into();
+                return VersionConflict { stream: StreamId::new(projection.clone(), key.as_str()), expected, actual }
+                    .into();
             }
         }
         Some(("q", i)) => {
@@ -541,10 +547,7 @@ impl PostgresStore {
         for value in &values {
             statement = statement.bind(value);
         }
-        let rows = statement
-            .fetch_all(&self.pool)
-            .await
-            .map_err(backend)?;
+        let rows = statement.fetch_all(&self.pool).await.map_err(backend)?;
         rows.iter().map(|row| projection_row(&query.projection, row)).collect()
     }
 
@@ -558,10 +561,7 @@ impl PostgresStore {
         for value in &values {
             statement = statement.bind(value);
         }
-        let lines = statement
-            .fetch_all(&self.pool)
-            .await
-            .map_err(backend)?;
+        let lines = statement.fetch_all(&self.pool).await.map_err(backend)?;
         Ok(lines.join("\n"))
     }
 

@@ -253,7 +253,9 @@ pub(super) fn row(
 pub(super) fn check_reads(connection: &Connection, reads: &[RowRead]) -> Result<(), StoreError> {
     for read in reads {
         let now: Vec<RowVersion> = match read {
-            RowRead::Key { projection, key, .. } => row(connection, projection, None, key)?.iter().map(RowVersion::of).collect(),
+            RowRead::Key { projection, key, .. } => {
+                row(connection, projection, None, key)?.iter().map(RowVersion::of).collect()
+            }
             RowRead::Query { query: q, .. } => query(connection, q)?.iter().map(RowVersion::of).collect(),
         };
         if let Some(conflict) = read.stale(&now) {
