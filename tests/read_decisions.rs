@@ -10,6 +10,9 @@ use protean::prelude::*;
 use protean::runtime::{DeliveryMode, ProcessError};
 use protean::store::{Store, StreamId};
 
+#[path = "../examples/ecommerce/model.rs"]
+#[allow(dead_code)]
+mod ecommerce;
 #[path = "support/harness.rs"]
 #[allow(dead_code)]
 mod harness;
@@ -228,8 +231,58 @@ async fn a_reader_conflicts_only_when_its_own_row_moved(store: Arc<dyn Store>) {
     assert!(matches!(again.commit().await, Err(ProcessError::Conflict(_))));
 }
 
+/// The e-commerce example's "Option 3": twenty orders of 10.00 EUR placed at once for a
+/// customer whose credit limit is 50.00 EUR: five are placed, fifteen refused, and the
+/// outstanding amount is the limit, to the cent.
+async fn the_e_commerce_credit_limit_holds_under_a_race(store: Arc<dyn Store>) {
+    use ecommerce::{Money, OrderLine, PlaceOrder, RegisterCustomer, Restock, SetCreditLimit};
+    let domain = Arc::new(
+        Domain::builder()
+            .module(module_path!().to_string() + "::ecommerce")
+            .shared_store(store)
+            .delivery(DeliveryMode::Inline)
+            .conflict_retries(1_000)
+            .build()
+            .expect("the e-commerce model is valid"),
+    );
+    let customer = Identifier::generate();
+    let register = RegisterCustomer { customer_id: customer.clone(), name: "Ada".into(), email: "ada@example.com".into() };
+    domain.process(register).await.unwrap().all_delivered().unwrap();
+    let limit = SetCreditLimit { customer_id: customer.clone(), limit_cents: 5_000 };
+    domain.process(limit).await.unwrap().all_delivered().unwrap();
+    let book = Identifier::parse("BOOK-1").unwrap();
+    domain.process(Restock { sku: book, quantity: 1_000 }).await.unwrap().all_delivered().unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..RACERS {
+        let order = PlaceOrder {
+            order_id: Identifier::generate(),
+            customer_id: customer.clone(),
+            customer_name: "Ada".into(),
+            customer_email: "ada@example.com".into(),
+            lines: vec![OrderLine::new("BOOK-1", 1, Money::new(1_000, "EUR").unwrap()).unwrap()],
+            shipping_address: None,
+        };
+        let domain = Arc::clone(&domain);
+        tasks.spawn(async move { domain.process(order).await.map(|_| ()) });
+    }
+    let (mut placed, mut refused) = (0, 0);
+    while let Some(outcome) = tasks.join_next().await {
+        match outcome.expect("the task ran") {
+            Ok(()) => placed += 1,
+            Err(ProcessError::Rejected { .. }) => refused += 1,
+            Err(other) => panic!("an order is placed or refused by the credit rule, not: {other:?}"),
+        }
+    }
+    assert_eq!((placed, refused), (5, RACERS - 5));
+    let credit = domain.projection::<ecommerce::CustomerCreditView>(&customer).await.unwrap().expect("a credit row");
+    assert_eq!(credit.outstanding_cents, 5_000);
+}
+
 fn cases() -> Vec<(&'static str, StoreCase)> {
     vec![
+        ("the_e_commerce_credit_limit_holds_under_a_race", |s| {
+            Box::pin(the_e_commerce_credit_limit_holds_under_a_race(s))
+        }),
         ("a_limit_read_by_key_holds_under_a_race", |s| Box::pin(a_limit_read_by_key_holds_under_a_race(s))),
         ("a_limit_counted_by_a_query_holds_under_a_race", |s| {
             Box::pin(a_limit_counted_by_a_query_holds_under_a_race(s))
