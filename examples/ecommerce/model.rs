@@ -753,10 +753,12 @@ impl CustomerCreditView {
 /// after `SuspendCredit` is refused, and two orders in a row both count against the
 /// limit, in either delivery mode. An async projector would apply them after the commit
 /// (by the workers, in background delivery), and an order placed meanwhile would be
-/// checked against the credit as it was. Two orders of one customer placed at once
-/// change the same row: the second unit of work conflicts and runs again, so its
-/// handler reads the first order's amount. The price: every order also writes this
-/// row, in its own transaction — the `Customer` aggregate itself is never locked by one.
+/// checked against the credit as it was. Two orders of one customer placed at once:
+/// the order handler's read of this row is checked when its unit of work commits, so
+/// the second unit finds the row changed by the first (its order's amount), conflicts
+/// and runs again, and its handler reads the first order's amount. The price: every
+/// order also writes this row, in its own transaction, and orders of one customer commit
+/// one after another — the `Customer` aggregate itself is never locked by one.
 pub struct CustomerCredit;
 
 #[projector(projection = CustomerCreditView, inline)]
@@ -840,6 +842,8 @@ impl OrderCommands {
             order.add_item(&line.sku, line.quantity, line.unit_price.clone())?;
         }
         // Option 3: the customer's credit, from a read model; the Customer is not loaded.
+        // The projection is inline, so this read is checked when the unit commits: an
+        // order of the same customer committed meanwhile makes this handler run again.
         let credit: Option<CustomerCreditView> = ctx.read(&command.customer_id.to_string()).await?;
         if let Some(credit) = credit {
             credit.allows(&order.total)?;

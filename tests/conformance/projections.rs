@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use protean::store::{Batch, Commit, Envelope, Store, StoreError, StreamId};
 use protean::store::{
-    FilterOp, Logged, ProjectionSpec, ProjectionState, Row, RowChange, RowFilter, RowOrder, RowQuery,
+    FilterOp, Logged, ProjectionSpec, ProjectionState, Row, RowChange, RowFilter, RowOrder, RowQuery, RowRead,
+    RowVersion,
 };
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -599,6 +600,123 @@ macro_rules! cases {
     };
 }
 
+/// What reading `key` of `projection` now records.
+async fn read_key(store: &Arc<dyn Store>, projection: &'static str, key: &str) -> RowRead {
+    let found = store.projection_row(projection, None, key).await.unwrap().as_ref().map(RowVersion::of);
+    RowRead::Key { projection: projection.into(), key: key.to_owned(), found }
+}
+
+/// What running `query` now records.
+async fn read_query(store: &Arc<dyn Store>, query: RowQuery) -> RowRead {
+    let found = store.query_projection(query.clone()).await.unwrap().iter().map(RowVersion::of).collect();
+    RowRead::Query { query, found }
+}
+
+/// A batch that writes row `key` of `Tally` (at `expected`) after reading `reads`: a
+/// unit of work that decided on what it read.
+fn deciding(reads: Vec<RowRead>, key: &str, expected: u64) -> Batch {
+    Batch { reads, rows: vec![change("Tally", 1, key, expected, Some(r#"{"n":1}"#))], ..Batch::default() }
+}
+
+async fn a_row_read_that_changed_since_refuses_the_batch(store: Arc<dyn Store>) {
+    store.register_projection(spec("Limits", 1, &["member"])).await.unwrap();
+    store.register_projection(spec("Tally", 1, &[])).await.unwrap();
+    let l = |key, expected, json| change("Limits", 1, key, expected, Some(json));
+    store.commit(rows(vec![l("m1", 0, r#"{"member":"m1","loans":1}"#)])).await.unwrap();
+    // Read, then changed by another unit: the decision is refused, nothing is written.
+    let stale = read_key(&store, "Limits", "m1").await;
+    store.commit(rows(vec![l("m1", 1, r#"{"member":"m1","loans":2}"#)])).await.unwrap();
+    assert_eq!(conflict_on(store.commit(deciding(vec![stale], "t", 0)).await, "Limits", "m1"), (1, 2));
+    assert_eq!(row(&store, "Tally", None, "t").await, None);
+    // Read again, unchanged: it commits.
+    let fresh = read_key(&store, "Limits", "m1").await;
+    store.commit(deciding(vec![fresh.clone()], "t", 0)).await.unwrap();
+    assert_eq!(row(&store, "Tally", None, "t").await.map(|r| r.1), Some(1));
+    // A row read as absent that appeared since, and one read as present that went.
+    let absent = read_key(&store, "Limits", "m2").await;
+    store.commit(rows(vec![l("m2", 0, r#"{"member":"m2","loans":0}"#)])).await.unwrap();
+    assert_eq!(conflict_on(store.commit(deciding(vec![absent], "u", 0)).await, "Limits", "m2"), (0, 1));
+    let present = read_key(&store, "Limits", "m2").await;
+    store.commit(rows(vec![change("Limits", 1, "m2", 1, None)])).await.unwrap();
+    assert_eq!(conflict_on(store.commit(deciding(vec![present], "u", 0)).await, "Limits", "m2"), (1, 0));
+    // A read checks only its own row: another row changing is no conflict.
+    let unrelated = read_key(&store, "Limits", "m1").await;
+    store.commit(rows(vec![l("m3", 0, r#"{"member":"m3","loans":5}"#)])).await.unwrap();
+    store.commit(deciding(vec![unrelated], "u", 0)).await.unwrap();
+    // A read with no other write still commits (and a batch of reads alone writes nothing).
+    let alone = read_key(&store, "Limits", "m1").await;
+    store.commit(Batch { reads: vec![alone], ..Batch::default() }).await.unwrap();
+}
+
+async fn a_query_read_whose_rows_changed_since_refuses_the_batch(store: Arc<dyn Store>) {
+    store.register_projection(spec("Loans", 1, &["member", "open"])).await.unwrap();
+    store.register_projection(spec("Tally", 1, &[])).await.unwrap();
+    let open_of = |member: &str| RowQuery {
+        projection: "Loans".into(),
+        filters: vec![
+            RowFilter { field: "member".into(), op: FilterOp::Eq, value: json!(member) },
+            RowFilter { field: "open".into(), op: FilterOp::Eq, value: json!(true) },
+        ],
+        order: vec![],
+        limit: 100,
+        offset: 0,
+    };
+    let loan = |key, expected, member: &str, open: bool| {
+        let json: &'static str = Box::leak(json!({"member": member, "open": open}).to_string().into_boxed_str());
+        change("Loans", 1, key, expected, Some(json))
+    };
+    store.commit(rows(vec![loan("l1", 0, "m1", true)])).await.unwrap();
+    // A matching row appears after the query ran: refused, naming the new row.
+    let read = read_query(&store, open_of("m1")).await;
+    store.commit(rows(vec![loan("l2", 0, "m1", true)])).await.unwrap();
+    let (expected, actual) = match store.commit(deciding(vec![read], "t", 0)).await {
+        Err(StoreError::Conflict(conflict)) => (conflict.expected, conflict.actual),
+        other => panic!("a conflict, not {other:?}"),
+    };
+    assert_eq!((expected, actual), (0, 1));
+    // A returned row changes (it no longer matches): refused.
+    let read = read_query(&store, open_of("m1")).await;
+    store.commit(rows(vec![loan("l1", 1, "m1", false)])).await.unwrap();
+    assert!(matches!(store.commit(deciding(vec![read], "t", 0)).await, Err(StoreError::Conflict(_))));
+    assert_eq!(row(&store, "Tally", None, "t").await, None);
+    // Rows the query does not match may change: no conflict.
+    let read = read_query(&store, open_of("m1")).await;
+    store.commit(rows(vec![loan("l3", 0, "m2", true), loan("l1", 2, "m1", false)])).await.unwrap();
+    store.commit(deciding(vec![read], "t", 0)).await.unwrap();
+    assert_eq!(row(&store, "Tally", None, "t").await.map(|r| r.1), Some(1));
+    // A value with a quote in it is a value, not SQL.
+    let mut quoted = open_of("o'brien");
+    quoted.filters.pop();
+    let read = read_query(&store, quoted).await;
+    store.commit(Batch { reads: vec![read], ..Batch::default() }).await.unwrap();
+}
+
+async fn reads_are_checked_per_unit_in_a_group(store: Arc<dyn Store>) {
+    store.register_projection(spec("Limits", 1, &[])).await.unwrap();
+    store.register_projection(spec("Tally", 1, &[])).await.unwrap();
+    store.commit(rows(vec![change("Limits", 1, "m1", 0, Some(r#"{"loans":0}"#))])).await.unwrap();
+    let read = read_key(&store, "Limits", "m1").await;
+    // Two units decided on the same row: the first changes it, so the second, which
+    // sees what the first wrote, is refused alone.
+    let first = Batch {
+        reads: vec![read.clone()],
+        rows: vec![change("Limits", 1, "m1", 1, Some(r#"{"loans":1}"#))],
+        ..Batch::default()
+    };
+    let second = Batch {
+        reads: vec![read.clone()],
+        rows: vec![change("Tally", 1, "x", 0, Some(r#"{"n":1}"#))],
+        ..Batch::default()
+    };
+    let third = Batch { rows: vec![change("Tally", 1, "y", 0, Some(r#"{"n":1}"#))], ..Batch::default() };
+    let outcomes = store.commit_group(vec![first, second, third]).await;
+    assert!(outcomes[0].is_ok(), "{:?}", outcomes[0]);
+    assert_eq!(conflict_on(outcomes[1].clone(), "Limits", "m1"), (1, 2));
+    assert!(outcomes[2].is_ok(), "{:?}", outcomes[2]);
+    assert_eq!(row(&store, "Tally", None, "x").await, None);
+    assert!(row(&store, "Tally", None, "y").await.is_some());
+}
+
 cases!(
     registering_a_projection_creates_it_once,
     rows_are_written_at_their_versions,
@@ -612,4 +730,7 @@ cases!(
     exact_integers_are_compared_exactly,
     queries_order_then_by_key_and_page,
     the_log_hands_out_events_by_position,
+    a_row_read_that_changed_since_refuses_the_batch,
+    a_query_read_whose_rows_changed_since_refuses_the_batch,
+    reads_are_checked_per_unit_in_a_group,
 );

@@ -141,10 +141,12 @@ async fn due_commands_are_claimed_fired_and_released(store: Arc<dyn Store>) {
 
     // A claim whose lease ran out may be taken again.
     store.release_scheduled(vec![second.id, third.id, later.id, latest.id]).await.unwrap();
-    let short = Duration::from_millis(10);
+    // Long enough that the next claim comes before it runs out on a loaded machine (a
+    // 10 ms lease sometimes did not).
+    let short = Duration::from_millis(500);
     assert_eq!(ids(&store.claim_due(OffsetDateTime::now_utc(), 1, short).await.unwrap()), [second.id]);
     assert_eq!(ids(&store.claim_due(OffsetDateTime::now_utc(), 10, hour).await.unwrap()), [third.id]);
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(ids(&store.claim_due(OffsetDateTime::now_utc(), 10, hour).await.unwrap()), [second.id]);
     assert!(store.claim_due(OffsetDateTime::now_utc(), 10, hour).await.unwrap().is_empty());
 

@@ -8,7 +8,7 @@
 //! when the handler returns `Ok`.
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -20,7 +20,7 @@ use crate::model::validation::{Path, Phase, ValidationError};
 use crate::runtime::engine::Engine;
 use crate::runtime::outcome::{ProcessError, Processed};
 use crate::store::envelope::{Cause, Envelope, StreamId};
-use crate::store::{Batch, BoxFuture, Commit, Committed, Handled, Store, StoreError};
+use crate::store::{Batch, BoxFuture, Commit, Committed, Handled, RowRead, RowVersion, Store, StoreError};
 
 /// `Self` may be loaded, added or removed through a handler's `Context<A>`: only when
 /// `Self` is `A`. This is how "one aggregate changes per transaction" is checked.
@@ -178,6 +178,18 @@ pub struct Context<A: Aggregate> {
     /// An idempotent command's reply as JSON: its id is recorded with it when it commits.
     reply: Option<String>,
     tracked: Vec<Tracked<A>>,
+    /// What it read of projections kept inline, checked when it commits; made on the
+    /// first such read, so a unit that reads none pays nothing.
+    reads: OnceLock<Reads>,
+}
+
+/// The projection rows and queries a unit of work read, shared with the queries it
+/// hands out ([`Context::query`]).
+pub(crate) type Reads = Arc<Mutex<Vec<RowRead>>>;
+
+/// Records `read` in `reads`.
+pub(crate) fn record_read(reads: &Reads, read: RowRead) {
+    reads.lock().unwrap_or_else(PoisonError::into_inner).push(read);
 }
 
 impl<A: Aggregate> std::fmt::Debug for Context<A> {
@@ -270,7 +282,16 @@ pub(crate) fn stream_of<A: Aggregate>(id: &Identifier<A>) -> StreamId {
 
 impl<A: Aggregate> Context<A> {
     pub(crate) fn new(engine: Arc<Engine>, cause: Cause, message: &'static str) -> Self {
-        Context { engine, cause, message, handled: None, delivered: Vec::new(), reply: None, tracked: Vec::new() }
+        Context {
+            engine,
+            cause,
+            message,
+            handled: None,
+            delivered: Vec::new(),
+            reply: None,
+            tracked: Vec::new(),
+            reads: OnceLock::new(),
+        }
     }
 
     /// Makes this command's unit of work record its id, with `reply` (as JSON), when it
@@ -298,6 +319,7 @@ impl<A: Aggregate> Context<A> {
             delivered,
             reply: None,
             tracked: Vec::new(),
+            reads: OnceLock::new(),
         }
     }
 
@@ -453,8 +475,56 @@ impl<A: Aggregate> Context<A> {
     }
 
     /// A read model by key: an owned copy, for reading only. `Ok(None)` when absent.
+    ///
+    /// # Deciding on what is read
+    ///
+    /// When `V` is a `#[projection]` kept by an **inline** projector, the row read (or
+    /// its absence) is remembered, and the unit's commit checks it inside the commit's
+    /// transaction: if another unit of work changed that row (or created it) meanwhile,
+    /// the commit fails with a version conflict and the handler runs again, in a fresh
+    /// unit of work, on the new row. So a limit decided on an inline projection holds
+    /// under concurrency (two orders racing for one customer's credit: the second runs
+    /// again and sees the first). No lock is held while the handler runs.
+    ///
+    /// A projection kept by an **async** projector is updated after the commits of its
+    /// events, by the delivery workers: a decision on it can be stale, whatever this
+    /// unit checks, and is not checked. Decide on an inline projection, or on the
+    /// aggregate itself, when the rule must hold; or compensate after the fact (a
+    /// handler of the resulting event that detects the breach and raises the event that
+    /// undoes it). A hand-written [`ReadModel`] (not a projection) has no versions and is
+    /// not checked either.
     pub fn read<'a, V: ReadModel>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<V>, DomainError>> {
-        Box::pin(async move { read_model::<V>(self.engine.store.as_ref(), key).await.map_err(DomainError::from) })
+        Box::pin(async move {
+            if V::PROJECTED && self.engine.checks_reads_of(V::NAME) {
+                let row = self.engine.store.projection_row(V::NAME, None, key).await?;
+                let found = row.as_ref().map(RowVersion::of);
+                record_read(self.reads(), RowRead::Key { projection: V::NAME.into(), key: key.to_owned(), found });
+                return Ok(row.map(|row| crate::runtime::projection::parse_row::<V>(V::NAME, &row)).transpose()?);
+            }
+            read_model::<V>(self.engine.store.as_ref(), key).await.map_err(DomainError::from)
+        })
+    }
+
+    /// A query over the rows of projection `V`, executed by the store; see
+    /// [`Query`](crate::runtime::Query). Like [`read`](Self::read), the rows a query of
+    /// an inline projection returned are checked when the unit commits: when running it
+    /// again would give other rows (one changed, appeared or went), the commit fails with
+    /// a version conflict and the handler runs again.
+    ///
+    /// ```no_run
+    /// # use protean_core::runtime::{Context, Projection};
+    /// # use protean_core::model::{Aggregate, DomainError};
+    /// # async fn demo<A: Aggregate, V: Projection>(ctx: &mut Context<A>) -> Result<(), DomainError> {
+    /// let open_loans: Vec<V> = ctx.query::<V>().eq("member_id", "m-1").eq("open", true).fetch().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn query<V: crate::runtime::Projection>(&self) -> crate::runtime::Query<V, DomainError> {
+        let reads = self.engine.checks_reads_of(V::NAME).then(|| Arc::clone(self.reads()));
+        crate::runtime::views::query_of::<V, DomainError>(Arc::clone(&self.engine), reads)
+    }
+
+    fn reads(&self) -> &Reads {
+        self.reads.get_or_init(Reads::default)
     }
 
     /// Commits this unit of work, then (in inline delivery) delivers the events it raised
@@ -483,8 +553,12 @@ impl<A: Aggregate> Context<A> {
     pub(crate) fn commit_unit(mut self) -> BoxFuture<'static, Result<Vec<Committed>, ProcessError>> {
         match self.commits() {
             Ok(commits) => {
-                let Context { engine, cause, message, handled, delivered, reply, .. } = self;
-                Box::pin(finish_unit(Unit { engine, cause, message, handled, delivered, reply }, commits))
+                let Context { engine, cause, message, handled, delivered, reply, reads, .. } = self;
+                let reads = reads
+                    .into_inner()
+                    .map(|reads| std::mem::take(&mut *reads.lock().unwrap_or_else(PoisonError::into_inner)))
+                    .unwrap_or_default();
+                Box::pin(finish_unit(Unit { engine, cause, message, handled, delivered, reply, reads }, commits))
             }
             Err(error) => Box::pin(std::future::ready(Err(error))),
         }
@@ -591,6 +665,8 @@ struct Unit {
     handled: Option<Handled>,
     delivered: Vec<uuid::Uuid>,
     reply: Option<String>,
+    /// What the unit read and decided on: checked by the store at commit.
+    reads: Vec<RowRead>,
 }
 
 /// Writes `commits` with what `unit` records (the inline projections' rows, the handled
@@ -618,8 +694,15 @@ async fn finish_unit(mut unit: Unit, commits: Vec<Commit>) -> Result<Vec<Committ
         return Ok(Vec::new());
     }
     let command = unit.handled.as_ref().is_some_and(|h| h.outcome.is_some());
-    let projected = !rows.is_empty();
-    let batch = Batch { commits, handled: unit.handled, delivered: unit.delivered, rows, ..Batch::default() };
+    let projected = !rows.is_empty() || !unit.reads.is_empty();
+    let batch = Batch {
+        commits,
+        handled: unit.handled,
+        delivered: unit.delivered,
+        rows,
+        reads: unit.reads,
+        ..Batch::default()
+    };
     match unit.engine.store().commit(batch).await {
         // A command's copy is told so: the caller hands back the first one's outcome.
         Err(error @ StoreError::AlreadyHandled { .. }) if command => Err(ProcessError::Store(error)),

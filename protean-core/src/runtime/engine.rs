@@ -52,6 +52,9 @@ pub(crate) struct ProjectionEntry {
     pub(crate) spec: ProjectionSpec,
     /// (event type name, projector method, its apply route) for every projector method.
     pub(crate) routes: Vec<(&'static str, &'static str, ProjectRoute)>,
+    /// Whether an inline projector changes its rows: what a unit of work reads of it is
+    /// then checked when the unit commits.
+    pub(crate) inline: bool,
     /// Registered with the store (once per domain).
     registered: tokio::sync::OnceCell<()>,
     /// This domain created it in the store over a log that had events of its types
@@ -98,17 +101,16 @@ impl Engine {
         let flows = handlers.iter().any(|h| h.info.role == crate::registry::HandlerRole::ProcessManager);
         for &handler in handlers {
             if let Route::Project(route) = handler.route {
-                projections
-                    .entry(route.projection)
-                    .or_insert_with(|| ProjectionEntry {
-                        spec: (route.spec)(),
-                        routes: Vec::new(),
-                        registered: tokio::sync::OnceCell::new(),
-                        created_over_log: std::sync::atomic::AtomicBool::new(false),
-                        serving: Mutex::new(None),
-                    })
-                    .routes
-                    .push((handler.info.type_name, handler.info.id, route.apply));
+                let entry = projections.entry(route.projection).or_insert_with(|| ProjectionEntry {
+                    spec: (route.spec)(),
+                    routes: Vec::new(),
+                    inline: false,
+                    registered: tokio::sync::OnceCell::new(),
+                    created_over_log: std::sync::atomic::AtomicBool::new(false),
+                    serving: Mutex::new(None),
+                });
+                entry.routes.push((handler.info.type_name, handler.info.id, route.apply));
+                entry.inline |= route.inline;
                 if route.inline {
                     inline.entry(handler.info.type_name).or_default().push(route);
                     continue;
@@ -154,6 +156,13 @@ impl Engine {
     /// The projection `name` of this domain.
     pub(crate) fn projection(&self, name: &str) -> Option<&ProjectionEntry> {
         self.projections.get(name)
+    }
+
+    /// Whether what a unit of work reads of projection `name` is checked when it commits:
+    /// when an inline projector keeps it, so that its rows change only in the
+    /// transactions of the events they come from.
+    pub(crate) fn checks_reads_of(&self, name: &str) -> bool {
+        self.projections.get(name).is_some_and(|entry| entry.inline)
     }
 
     /// Registers the projection with the store, once per domain: the state the store

@@ -27,5 +27,5 @@ pub use outcome::{Delivered, DeliveryFailure, ProcessError, Processed};
 pub use policy::{DeliveryMode, RetryPolicy, WhenDead};
 pub use process::{Fired, Flow, FlowOf, Handles, LoadableInFlow, ProcessManager};
 pub use projection::{FedBy, LoadableInProjector, Projection, ProjectionKey, Rows, RowsOf};
-pub use views::{ProjectionStatus, Query, QueryError, Rebuild, RebuildProgress, RebuildReport};
+pub use views::{ProjectionStatus, Query, QueryError, QueryFailure, Rebuild, RebuildProgress, RebuildReport};
 pub use workers::{NoRuntime, WorkerConfig, WorkerHandle, WorkerReport, Workers};

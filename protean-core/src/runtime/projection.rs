@@ -495,7 +495,11 @@ pub(crate) async fn read_row<V: DeserializeOwned>(
     key: &str,
 ) -> Result<Option<V>, StoreError> {
     let Some(row) = store.projection_row(name, None, key).await? else { return Ok(None) };
+    parse_row(name, &row).map(Some)
+}
+
+/// A row of projection `name`, read as `V`.
+pub(crate) fn parse_row<V: DeserializeOwned>(name: &str, row: &Row) -> Result<V, StoreError> {
     serde_json::from_str(&row.json)
-        .map(Some)
-        .map_err(|e| StoreError::corrupt(&StreamId::new(name.to_owned(), key.to_owned()), row.version, e.to_string()))
+        .map_err(|e| StoreError::corrupt(&StreamId::new(name.to_owned(), row.key.clone()), row.version, e.to_string()))
 }

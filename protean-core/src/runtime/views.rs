@@ -8,11 +8,13 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tracing::Instrument;
 
+use crate::model::error::{DomainError, StoreError};
+use crate::runtime::context::{record_read, Reads};
 use crate::runtime::domain::Domain;
 use crate::runtime::engine::{Engine, ProjectionEntry};
 use crate::runtime::outcome::ProcessError;
-use crate::runtime::projection::{read_row, Projection, ProjectionKey, RowSet};
-use crate::store::{BuildState, FilterOp, RowFilter, RowOrder, RowQuery, StoreError};
+use crate::runtime::projection::{parse_row, read_row, Projection, ProjectionKey, RowSet};
+use crate::store::{BuildState, FilterOp, RowFilter, RowOrder, RowQuery, RowRead, RowVersion};
 
 /// A query that cannot be run as written.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -49,20 +51,72 @@ pub enum QueryError {
 /// let suspended: Vec<V> = domain.query::<V>().eq("status", "suspended").order_by("name").limit(20).fetch().await?;
 /// # Ok(()) }
 /// ```
-pub struct Query<V: Projection> {
+///
+/// A query from a handler's unit of work ([`Context::query`]) fails with a
+/// [`DomainError`], so that `?` works in the handler; one from a [`Domain`] with a
+/// [`ProcessError`]. `E` is which.
+///
+/// [`Context::query`]: crate::runtime::Context::query
+pub struct Query<V: Projection, E: QueryFailure = ProcessError> {
     engine: Arc<Engine>,
     query: RowQuery,
     error: Option<QueryError>,
-    _v: PhantomData<fn() -> V>,
+    /// Where a unit of work's query records the rows it returned ([`Context::query`]).
+    ///
+    /// [`Context::query`]: crate::runtime::Context::query
+    reads: Option<Reads>,
+    _v: PhantomData<fn() -> (V, E)>,
 }
 
-impl<V: Projection> std::fmt::Debug for Query<V> {
+/// What a [`Query`] fails with: [`ProcessError`] from a [`Domain`], [`DomainError`] from
+/// a handler's unit of work (a query that cannot run as written is then a
+/// [`StoreError::Unsupported`] naming why). Implemented by those two only.
+pub trait QueryFailure: sealed::Sealed + Send + 'static {
+    /// The error of a query that failed with `error`.
+    fn from_process(error: ProcessError) -> Self;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for crate::runtime::outcome::ProcessError {}
+    impl Sealed for crate::model::error::DomainError {}
+}
+
+impl QueryFailure for ProcessError {
+    fn from_process(error: ProcessError) -> Self {
+        error
+    }
+}
+
+impl QueryFailure for DomainError {
+    fn from_process(error: ProcessError) -> Self {
+        match error {
+            ProcessError::Store(error) => DomainError::Store(error),
+            ProcessError::Conflict(conflict) => DomainError::Store(StoreError::Conflict(conflict)),
+            ProcessError::Rejected { error, .. } => error,
+            other => DomainError::Store(StoreError::Unsupported(other.to_string())),
+        }
+    }
+}
+
+/// A query over projection `V`'s rows, recording the rows it returns in `reads` if given.
+pub(crate) fn query_of<V: Projection, E: QueryFailure>(engine: Arc<Engine>, reads: Option<Reads>) -> Query<V, E> {
+    Query {
+        engine,
+        query: RowQuery { projection: V::NAME.into(), filters: Vec::new(), order: Vec::new(), limit: 1_000, offset: 0 },
+        error: None,
+        reads,
+        _v: PhantomData,
+    }
+}
+
+impl<V: Projection, E: QueryFailure> std::fmt::Debug for Query<V, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Query").field("query", &self.query).field("error", &self.error).finish()
     }
 }
 
-impl<V: Projection> Query<V> {
+impl<V: Projection, E: QueryFailure> Query<V, E> {
     fn declared(&mut self, field: &str) -> bool {
         if V::INDEXED.contains(&field) {
             return true;
@@ -158,25 +212,24 @@ impl<V: Projection> Query<V> {
     }
 
     /// Runs the query.
-    pub async fn fetch(self) -> Result<Vec<V>, ProcessError> {
+    pub async fn fetch(self) -> Result<Vec<V>, E> {
+        self.run().await.map_err(E::from_process)
+    }
+
+    async fn run(self) -> Result<Vec<V>, ProcessError> {
         if let Some(error) = self.error {
             return Err(ProcessError::Query(error));
         }
         if let Some(entry) = self.engine.projection(V::NAME) {
             self.engine.ensure_registered(entry).await?;
         }
+        let query = self.reads.is_some().then(|| self.query.clone());
         let rows = self.engine.store().query_projection(self.query).await?;
-        rows.into_iter()
-            .map(|row| {
-                serde_json::from_str(&row.json).map_err(|e| {
-                    ProcessError::Store(StoreError::corrupt(
-                        &crate::store::StreamId::new(V::NAME, row.key.clone()),
-                        row.version,
-                        e.to_string(),
-                    ))
-                })
-            })
-            .collect()
+        if let (Some(reads), Some(query)) = (&self.reads, query) {
+            let found = rows.iter().map(RowVersion::of).collect();
+            record_read(reads, RowRead::Query { query, found });
+        }
+        rows.iter().map(|row| Ok(parse_row::<V>(V::NAME, row)?)).collect()
     }
 }
 
@@ -366,18 +419,7 @@ impl Domain {
 
     /// A query over the rows of projection `V`, executed by the store.
     pub fn query<V: Projection>(&self) -> Query<V> {
-        Query {
-            engine: Arc::clone(self.engine()),
-            query: RowQuery {
-                projection: V::NAME.into(),
-                filters: Vec::new(),
-                order: Vec::new(),
-                limit: 1_000,
-                offset: 0,
-            },
-            error: None,
-            _v: PhantomData,
-        }
+        query_of::<V, ProcessError>(Arc::clone(self.engine()), None)
     }
 
     /// A blue/green rebuild of projection `V` from the event log; see [`Rebuild`].

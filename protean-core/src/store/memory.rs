@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::{Batch, BoxFuture, Commit, Committed, Record, Snapshot, Store, StoreError, VersionConflict};
 use super::{BuildState, Cancel, FilterOp, Logged, ProjectionSpec, ProjectionState, Row, RowChange, RowFilter};
 use super::{FailedDelivery, FailureQuery, FailureStatus, FailureUpdate, HandlerState, OutboxStatus};
-use super::{ReplayEvents, RowQuery, Scheduled};
+use super::{ReplayEvents, RowQuery, RowRead, RowVersion, Scheduled};
 use crate::store::envelope::{Envelope, StreamId};
 
 /// A [`Store`] in memory that behaves like a database: records and events are kept as
@@ -183,7 +183,7 @@ impl MemoryStore {
     }
 
     fn commit_now(&self, batch: Batch) -> Result<Vec<Committed>, StoreError> {
-        let Batch { commits, handled, delivered, rows, rows_from, schedule, cancel } = batch;
+        let Batch { commits, handled, delivered, rows, rows_from, schedule, cancel, reads } = batch;
         let mut inner = self.lock();
         if let Some(handled) = &handled {
             if inner.handled.contains_key(&(handled.handler.clone(), handled.message_id)) {
@@ -206,6 +206,12 @@ impl MemoryStore {
             if actual != commit.expected_version {
                 let stream = commit.stream.clone();
                 return Err(VersionConflict { stream, expected: commit.expected_version, actual }.into());
+            }
+        }
+        // What the unit decided on must still be as it read it.
+        for read in &reads {
+            if let Some(conflict) = read.stale(&Self::read_now(&inner, read)?) {
+                return Err(conflict.into());
             }
         }
         // And every row change: which apply, which are skipped.
@@ -392,11 +398,31 @@ impl MemoryStore {
         Ok(true)
     }
 
+    /// What `read` reads now, in the serving copy: the row under its key, or the rows
+    /// its query returns.
+    fn read_now(inner: &Inner, read: &RowRead) -> Result<Vec<RowVersion>, StoreError> {
+        match read {
+            RowRead::Key { projection, key, .. } => {
+                let Some(projected) = inner.projections.get(&**projection) else { return Ok(Vec::new()) };
+                let row = projected.copies.get(&projected.generation).and_then(|copy| copy.get(key));
+                Ok(row
+                    .map(|row| RowVersion { key: key.clone(), generation: projected.generation, version: row.version })
+                    .into_iter()
+                    .collect())
+            }
+            RowRead::Query { query, .. } => Ok(Self::query_in(inner, query)?.iter().map(RowVersion::of).collect()),
+        }
+    }
+
     fn query_now(&self, query: &RowQuery) -> Result<Vec<Row>, StoreError> {
+        Self::query_in(&self.lock(), query)
+    }
+
+    /// The rows of `query`, from the serving copy.
+    fn query_in(inner: &Inner, query: &RowQuery) -> Result<Vec<Row>, StoreError> {
         for filter in &query.filters {
             check_filter(filter)?;
         }
-        let inner = self.lock();
         let Some(projected) = inner.projections.get(&*query.projection) else { return Ok(Vec::new()) };
         let Some(copy) = projected.copies.get(&projected.generation) else { return Ok(Vec::new()) };
         let parse = !query.filters.is_empty() || !query.order.is_empty();

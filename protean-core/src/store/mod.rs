@@ -47,7 +47,7 @@ pub use outbox::{
 };
 pub use projection::{
     BuildState, Cancel, FilterOp, Logged, ProjectionSpec, ProjectionState, Row, RowChange, RowFilter, RowOrder,
-    RowQuery, Scheduled,
+    RowQuery, RowRead, RowVersion, Scheduled,
 };
 pub use replay::{ReplayEvents, ReplayIter, StoredEvent};
 /// The time type of [`Envelope::recorded_at`], from the `time` crate.
@@ -198,6 +198,11 @@ pub struct Batch {
     pub schedule: Vec<Scheduled>,
     /// Pending deadlines to drop.
     pub cancel: Vec<Cancel>,
+    /// What the unit of work read from projections and decided on: checked inside the
+    /// commit's transaction, before any row change is applied; a read that no longer
+    /// holds refuses the whole batch with [`StoreError::Conflict`] (see [`RowRead`]).
+    /// Empty for a unit that read nothing it decides on, which costs nothing.
+    pub reads: Vec<RowRead>,
 }
 
 /// A message a handler has handled: recorded once, so that handling it again is refused.
@@ -247,7 +252,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Writes the aggregates of one unit of work, appends their events (undelivered) and
     /// records the handled message, in one transaction. If any aggregate's version is no
-    /// longer its `expected_version`, writes nothing and returns [`StoreError::Conflict`];
+    /// longer its `expected_version`, or a projection row or query the unit read
+    /// ([`Batch::reads`]) is no longer as it was read, writes nothing and returns
+    /// [`StoreError::Conflict`];
     /// if the message was already handled by that handler, writes nothing and returns
     /// [`StoreError::AlreadyHandled`].
     fn commit(&self, batch: Batch) -> BoxFuture<'_, Result<Vec<Committed>, StoreError>>;

@@ -94,7 +94,7 @@ use crate::store::envelope::{Envelope, StreamId};
 /// The schema version this code works with: [`PostgresStore::migrate`] brings older
 /// databases up to it, and a store opened without migrating
 /// ([`PostgresStore::connect_without_migrating`]) requires it.
-pub const SCHEMA_VERSION: SchemaVersion = SchemaVersion(7);
+pub const SCHEMA_VERSION: SchemaVersion = SchemaVersion(8);
 
 /// The migration steps: step `n` (from `schema/vn.sql`) brings a database at version
 /// `n - 1` to version `n`. A file may hold several statements; it runs as one simple
@@ -107,6 +107,7 @@ const MIGRATIONS: [&str; SCHEMA_VERSION.0 as usize] = [
     include_str!("postgres/schema/v5.sql"),
     include_str!("postgres/schema/v6.sql"),
     include_str!("postgres/schema/v7.sql"),
+    include_str!("postgres/schema/v8.sql"),
 ];
 
 /// A unit of work's whole batch in one statement (see the file): created, or replaced,
@@ -523,7 +524,7 @@ impl PostgresStore {
                 sqlx::query_scalar_with(
                     "SELECT protean_commit_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
                      $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34,
-                     $35, $36)",
+                     $35, $36, $37, $38, $39, $40, $41, $42, $43)",
                     arguments,
                 )
                 .fetch_one(&self.pool)
@@ -561,6 +562,7 @@ impl PostgresStore {
             },
             Some("PT409") => self.conflict(&batch.commits, detail.as_deref(), error).await,
             Some("PT410") => projections::row_conflict(&batch.rows, detail.as_deref(), error),
+            Some("PT411") => projections::read_conflict(self, &batch.reads, detail.as_deref(), error).await,
             Some("PT404") => projections::not_registered(detail.as_deref().unwrap_or_default()),
             _ => error,
         }

@@ -113,6 +113,105 @@ pub struct RowChange {
     pub json: Option<Arc<str>>,
 }
 
+/// A row as a unit of work saw it: which copy, and at which version.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RowVersion {
+    /// The row's key.
+    pub key: String,
+    /// The copy it was read from (the serving one).
+    pub generation: u64,
+    /// Its version then.
+    pub version: u64,
+}
+
+impl RowVersion {
+    /// The key, copy and version of `row`.
+    pub fn of(row: &Row) -> Self {
+        RowVersion { key: row.key.clone(), generation: row.generation, version: row.version }
+    }
+}
+
+/// Something a unit of work read from a projection and decided on, written in its
+/// [`Batch::reads`](crate::store::Batch::reads) so that the store checks, inside the
+/// commit's transaction, that it still holds (see [`Store::commit`](crate::store::Store::commit)).
+///
+/// A store refuses the batch with [`StoreError::Conflict`](crate::store::StoreError::Conflict)
+/// when the read is stale: for [`RowRead::Key`], when the serving copy's row under the
+/// key is not the one read (another version, another copy, or a row where there was
+/// none, or none where there was one); for [`RowRead::Query`], when running the query
+/// again on the serving copy gives other rows or other versions. The conflict names
+/// the stream `(projection, key)` of the first stale row (`(projection, "?query")` when
+/// the store cannot tell which row of a query moved), with the version read and the
+/// version found (0: none).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RowRead {
+    /// One row, read by key.
+    Key {
+        /// The projection.
+        projection: Cow<'static, str>,
+        /// The key read.
+        key: String,
+        /// The row found, or `None` when there was none.
+        found: Option<RowVersion>,
+    },
+    /// The rows a query returned.
+    Query {
+        /// The query, as run.
+        query: RowQuery,
+        /// The rows it returned.
+        found: Vec<RowVersion>,
+    },
+}
+
+impl RowRead {
+    /// The projection read.
+    pub fn projection(&self) -> &str {
+        match self {
+            RowRead::Key { projection, .. } => projection,
+            RowRead::Query { query, .. } => &query.projection,
+        }
+    }
+
+    /// Whether the read still holds, given the row under its key now (for a key) or the
+    /// rows the query returns now (for a query): `None` when it does, or the conflict
+    /// that refuses the batch. What every store's check of a batch's reads comes to.
+    pub fn stale(&self, now: &[RowVersion]) -> Option<crate::store::VersionConflict> {
+        let version = |row: Option<&RowVersion>| row.map_or(0, |r| r.version);
+        match self {
+            RowRead::Key { projection, key, found } => {
+                let current = now.first();
+                (found.as_ref() != current).then(|| crate::store::VersionConflict {
+                    stream: crate::store::StreamId::new(projection.to_string(), key.clone()),
+                    expected: version(found.as_ref()),
+                    actual: version(current),
+                })
+            }
+            RowRead::Query { query, found } => {
+                let mut read: Vec<&RowVersion> = found.iter().collect();
+                let mut current: Vec<&RowVersion> = now.iter().collect();
+                read.sort();
+                current.sort();
+                if read == current {
+                    return None;
+                }
+                // The first key whose row differs, in key order.
+                fn by_key<'r>(rows: &[&'r RowVersion], key: &str) -> Option<&'r RowVersion> {
+                    rows.iter().find(|r| r.key == key).copied()
+                }
+                let mut keys: Vec<&str> = read.iter().chain(current.iter()).map(|r| r.key.as_str()).collect();
+                keys.sort_unstable();
+                keys.dedup();
+                let key = keys.into_iter().find(|key| by_key(&read, key) != by_key(&current, key)).unwrap_or("?query");
+                Some(crate::store::VersionConflict {
+                    stream: crate::store::StreamId::new(query.projection.to_string(), key.to_owned()),
+                    expected: version(by_key(&read, key)),
+                    actual: version(by_key(&current, key)),
+                })
+            }
+        }
+    }
+}
+
 /// A comparison in a [`RowFilter`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FilterOp {

@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::projections::{RowArrays, ScheduleArrays};
+use super::projections::{ReadArrays, RowArrays, ScheduleArrays};
 use super::{backend, to_i32, wakes_workers, PostgresStore};
 use crate::store::sql::{stored_count, to_i64};
 use crate::store::{Batch, Commit, Committed, StoreError};
@@ -128,6 +128,8 @@ pub(super) struct Arrays<'a> {
     pub(super) unit_rows: Vec<i32>,
     pub(super) unit_scheduled: Vec<i32>,
     pub(super) unit_cancels: Vec<i32>,
+    pub(super) unit_reads: Vec<i32>,
+    pub(super) unit_queries: Vec<i32>,
     pub(super) aggregates: Vec<&'a str>,
     pub(super) ids: Vec<&'a str>,
     pub(super) expected: Vec<i64>,
@@ -149,6 +151,7 @@ pub(super) struct Arrays<'a> {
     pub(super) rows: RowArrays<'a>,
     pub(super) rows_from: Vec<Option<Uuid>>,
     pub(super) scheduled: ScheduleArrays<'a>,
+    pub(super) reads: ReadArrays<'a>,
 }
 
 /// A number of a batch's elements, as the group function's count arrays take it.
@@ -171,6 +174,8 @@ impl<'a> Arrays<'a> {
             add(arguments.add(&self.unit_rows))?;
             add(arguments.add(&self.unit_scheduled))?;
             add(arguments.add(&self.unit_cancels))?;
+            add(arguments.add(&self.unit_reads))?;
+            add(arguments.add(&self.unit_queries))?;
         }
         add(arguments.add(&self.aggregates))?;
         add(arguments.add(&self.ids))?;
@@ -219,6 +224,14 @@ impl<'a> Arrays<'a> {
         add(arguments.add(&scheduled.cancel_owners))?;
         add(arguments.add(&scheduled.cancel_keys))?;
         add(arguments.add(&scheduled.cancel_names))?;
+        let reads = &self.reads;
+        add(arguments.add(&reads.projections))?;
+        add(arguments.add(&reads.keys))?;
+        add(arguments.add(&reads.generations))?;
+        add(arguments.add(&reads.versions))?;
+        add(arguments.add(&reads.query_projections))?;
+        add(arguments.add(&reads.query_sql))?;
+        add(arguments.add(&reads.query_expected))?;
         Ok(arguments)
     }
 
@@ -234,7 +247,12 @@ impl<'a> Arrays<'a> {
                 versions.push(to_i32(event.version, &commit.stream, "the event version")?);
             }
         }
+        // The reads first: the one part that may fail after being appended to.
+        let mut reads = ReadArrays::default();
+        let (keys, queries) = reads.push(&batch.reads)?;
         let units = [
+            unit_count(keys, "rows read")?,
+            unit_count(queries, "queries read")?,
             unit_count(batch.commits.len(), "commits")?,
             unit_count(events, "events")?,
             unit_count(batch.delivered.len(), "delivered events")?,
@@ -242,12 +260,15 @@ impl<'a> Arrays<'a> {
             unit_count(batch.schedule.len(), "scheduled commands")?,
             unit_count(batch.cancel.len(), "cancellations")?,
         ];
-        self.unit_commits.push(units[0]);
-        self.unit_events.push(units[1]);
-        self.unit_delivered.push(units[2]);
-        self.unit_rows.push(units[3]);
-        self.unit_scheduled.push(units[4]);
-        self.unit_cancels.push(units[5]);
+        self.unit_reads.push(units[0]);
+        self.unit_queries.push(units[1]);
+        self.unit_commits.push(units[2]);
+        self.unit_events.push(units[3]);
+        self.unit_delivered.push(units[4]);
+        self.unit_rows.push(units[5]);
+        self.unit_scheduled.push(units[6]);
+        self.unit_cancels.push(units[7]);
+        self.reads.append(reads);
         self.counts.extend(counts);
         self.versions.extend(versions);
         for commit in &batch.commits {
@@ -483,7 +504,7 @@ impl PostgresStore {
         sqlx::query_as_with(
             "SELECT o_unit, o_result, o_code, o_message, o_detail FROM protean_commit_group($1, $2, $3, $4, $5, $6,
              $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28,
-             $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39, $40, $41, $42)",
+             $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39, $40, $41, $42, $43, $44, $45, $46, $47, $48, $49, $50, $51)",
             arrays.arguments(true)?,
         )
         .fetch_all(&self.pool)

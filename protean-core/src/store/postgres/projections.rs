@@ -18,8 +18,8 @@ use super::{backend, envelope, PostgresStore, StoredTime, EVENT_COLUMNS};
 use crate::store::envelope::StreamId;
 use crate::store::sql::{stored_count, to_i64};
 use crate::store::{
-    BuildState, Cancel, FilterOp, Logged, ProjectionSpec, ProjectionState, Row, RowChange, RowQuery, Scheduled,
-    StoreError, VersionConflict,
+    BuildState, Cancel, FilterOp, Logged, ProjectionSpec, ProjectionState, Row, RowChange, RowQuery, RowRead,
+    RowVersion, Scheduled, StoreError, VersionConflict,
 };
 
 /// Serializes registrations across processes (index creation above all): an arbitrary,
@@ -55,6 +55,61 @@ impl<'a> RowArrays<'a> {
         self.keys.extend(rows.iter().map(|r| r.key.as_str()));
         self.expected.extend(rows.iter().map(|r| to_i64(r.expected_version)));
         self.json.extend(rows.iter().map(|r| r.json.as_deref()));
+    }
+}
+
+/// What a batch read (or a group's batches, one after another), as the commit functions'
+/// arrays: the rows read by key, and the queries, each as the statement that checks it
+/// and the rows it returned.
+#[derive(Default)]
+pub(super) struct ReadArrays<'a> {
+    pub(super) projections: Vec<&'a str>,
+    pub(super) keys: Vec<&'a str>,
+    pub(super) generations: Vec<Option<i64>>,
+    pub(super) versions: Vec<i64>,
+    pub(super) query_projections: Vec<&'a str>,
+    pub(super) query_sql: Vec<String>,
+    pub(super) query_expected: Vec<String>,
+}
+
+impl<'a> ReadArrays<'a> {
+    /// Appends `reads`; returns how many rows by key and how many queries it appended.
+    /// On an error (a query the store cannot write), appends nothing.
+    pub(super) fn push(&mut self, reads: &'a [RowRead]) -> Result<(usize, usize), StoreError> {
+        let mut queries = Vec::new();
+        for read in reads {
+            if let RowRead::Query { query, found } = read {
+                queries.push((&*query.projection, query_check_sql(query)?, query_check_expected(found)));
+            }
+        }
+        let mut keys = 0;
+        for read in reads {
+            if let RowRead::Key { projection, key, found } = read {
+                self.projections.push(projection);
+                self.keys.push(key);
+                self.generations.push(found.as_ref().map(|f| to_i64(f.generation)));
+                self.versions.push(found.as_ref().map_or(0, |f| to_i64(f.version)));
+                keys += 1;
+            }
+        }
+        let count = queries.len();
+        for (projection, sql, expected) in queries {
+            self.query_projections.push(projection);
+            self.query_sql.push(sql);
+            self.query_expected.push(expected);
+        }
+        Ok((keys, count))
+    }
+
+    /// Appends `other`'s arrays.
+    pub(super) fn append(&mut self, other: ReadArrays<'a>) {
+        self.projections.extend(other.projections);
+        self.keys.extend(other.keys);
+        self.generations.extend(other.generations);
+        self.versions.extend(other.versions);
+        self.query_projections.extend(other.query_projections);
+        self.query_sql.extend(other.query_sql);
+        self.query_expected.extend(other.query_expected);
     }
 }
 
@@ -115,6 +170,49 @@ pub(super) fn row_conflict(rows: &[RowChange], detail: Option<&str>, error: Stor
             error
         }
     }
+}
+
+/// The [`VersionConflict`] of a batch the commit function refused for a stale read
+/// (`error`), from its detail: `k:i:version` names the i-th row read by key (1-based, in
+/// the order of the batch's reads by key) and the version found; `q:i` the i-th query,
+/// whose rows are read again (`now`, outside the commit) to name the row that moved.
+pub(super) async fn read_conflict(
+    store: &PostgresStore,
+    reads: &[RowRead],
+    detail: Option<&str>,
+    error: StoreError,
+) -> StoreError {
+    let by_key = || reads.iter().filter(|r| matches!(r, RowRead::Key { .. }));
+    let queries = || reads.iter().filter(|r| matches!(r, RowRead::Query { .. }));
+    let nth = |n: &str| n.parse::<usize>().ok()?.checked_sub(1);
+    match detail.and_then(|d| d.split_once(':')) {
+        Some(("k", rest)) => {
+            let found = rest
+                .split_once(':')
+                .and_then(|(i, version)| Some((by_key().nth(nth(i)?)?, version.parse::<u64>().ok()?)));
+            if let Some((RowRead::Key { projection, key, found }, actual)) = found {
+                let expected = found.as_ref().map_or(0, |f| f.version);
+                return VersionConflict { stream: StreamId::new(projection.clone(), key.as_str()), expected, actual }
+                    .into();
+            }
+        }
+        Some(("q", i)) => {
+            if let Some(read @ RowRead::Query { query, .. }) = nth(i).and_then(|i| queries().nth(i)) {
+                let now = match store.query_now(query.clone()).await {
+                    Ok(rows) => rows.iter().map(RowVersion::of).collect(),
+                    Err(e) => {
+                        tracing::warn!(error = ?e, "postgres: could not read again the rows of a stale query");
+                        Vec::new()
+                    }
+                };
+                let stream = StreamId::new(query.projection.clone(), "?query");
+                return read.stale(&now).unwrap_or(VersionConflict { stream, expected: 0, actual: 0 }).into();
+            }
+        }
+        _ => {}
+    }
+    tracing::warn!(detail, "postgres: a stale read's detail is not `k:index:version` or `q:index`");
+    error
 }
 
 /// A row change, build or query of a projection the store does not keep.
@@ -268,6 +366,39 @@ fn distinct(types: &[String]) -> Vec<&str> {
 /// The SQL of a [`RowQuery`] and the JSON values it binds (`$1`…; the limit and offset
 /// follow them).
 fn query_sql(query: &RowQuery) -> Result<(String, Vec<String>), StoreError> {
+    let mut values = Vec::new();
+    let sql = query_text(query, &mut |value| {
+        values.push(value);
+        format!("${}", values.len())
+    })?;
+    Ok((sql, values))
+}
+
+/// The statement the commit function runs to check a query a unit of work read (see
+/// `schema/commit_batch.sql`): the query with its values written in as literals, giving
+/// its rows' keys, copies and versions as one JSON array in key order.
+fn query_check_sql(query: &RowQuery) -> Result<String, StoreError> {
+    // Standard strings (PostgreSQL's default since 9.1): a quote is the only character
+    // to double.
+    let sql = query_text(query, &mut |value| format!("'{}'", value.replace('\'', "''")))?;
+    Ok(format!(
+        "SELECT coalesce(jsonb_agg(jsonb_build_array(q.key, q.generation, q.version) ORDER BY q.key COLLATE \"C\"), \
+         '[]'::jsonb) FROM ({sql}) AS q"
+    ))
+}
+
+/// What [`query_check_sql`] is compared with: the rows read, as the same JSON array.
+fn query_check_expected(found: &[RowVersion]) -> String {
+    let mut found: Vec<&RowVersion> = found.iter().collect();
+    found.sort_by(|a, b| a.key.cmp(&b.key));
+    let rows: Vec<serde_json::Value> =
+        found.iter().map(|r| serde_json::json!([r.key, r.generation, r.version])).collect();
+    serde_json::Value::Array(rows).to_string()
+}
+
+/// The SQL of a [`RowQuery`], with each value (a JSON text; the limit and the offset as
+/// numbers) written as what `param` gives for it.
+fn query_text(query: &RowQuery, param: &mut dyn FnMut(String) -> String) -> Result<String, StoreError> {
     let name = identifier("projection", &query.projection)?;
     // The projection is written in, not bound: the partial indexes' predicate
     // (`projection = '…'`) must be seen to hold, whatever plan the statement gets.
@@ -276,7 +407,6 @@ fn query_sql(query: &RowQuery) -> Result<(String, Vec<String>), StoreError> {
          WHERE projection = '{name}'
          AND generation = (SELECT generation FROM protean_projections WHERE name = '{name}')"
     );
-    let mut values = Vec::new();
     for filter in &query.filters {
         let field = identifier("field", &filter.field)?;
         let column = format!("(json->'{field}')");
@@ -305,15 +435,10 @@ fn query_sql(query: &RowQuery) -> Result<(String, Vec<String>), StoreError> {
                 )))
             }
         };
-        values.push(filter.value.to_string());
+        let value = param(filter.value.to_string());
         // jsonb orders values of different kinds too (null < string < number < boolean):
         // the kind is checked, so they never match.
-        let _ = write!(
-            sql,
-            " AND {column} {} ${}::jsonb AND jsonb_typeof({column}) = '{kind}'",
-            filter.op.sql(),
-            values.len()
-        );
+        let _ = write!(sql, " AND {column} {} {value}::jsonb AND jsonb_typeof({column}) = '{kind}'", filter.op.sql());
     }
     sql.push_str(" ORDER BY ");
     for order in &query.order {
@@ -322,8 +447,10 @@ fn query_sql(query: &RowQuery) -> Result<(String, Vec<String>), StoreError> {
         let direction = if order.descending { "DESC NULLS LAST" } else { "ASC NULLS FIRST" };
         let _ = write!(sql, "nullif(json->'{field}', 'null'::jsonb) {direction}, ");
     }
-    let _ = write!(sql, "key COLLATE \"C\" LIMIT ${} OFFSET ${}", values.len() + 1, values.len() + 2);
-    Ok((sql, values))
+    let limit = param(i64::try_from(query.limit).unwrap_or(i64::MAX).to_string());
+    let offset = param(i64::try_from(query.offset).unwrap_or(i64::MAX).to_string());
+    let _ = write!(sql, "key COLLATE \"C\" LIMIT {limit}::bigint OFFSET {offset}::bigint");
+    Ok(sql)
 }
 
 impl PostgresStore {
@@ -420,12 +547,7 @@ impl PostgresStore {
         for value in &values {
             statement = statement.bind(value);
         }
-        let rows = statement
-            .bind(i64::try_from(query.limit).unwrap_or(i64::MAX))
-            .bind(i64::try_from(query.offset).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(backend)?;
+        let rows = statement.fetch_all(&self.pool).await.map_err(backend)?;
         rows.iter().map(|row| projection_row(&query.projection, row)).collect()
     }
 
@@ -439,12 +561,7 @@ impl PostgresStore {
         for value in &values {
             statement = statement.bind(value);
         }
-        let lines = statement
-            .bind(i64::try_from(query.limit).unwrap_or(i64::MAX))
-            .bind(i64::try_from(query.offset).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(backend)?;
+        let lines = statement.fetch_all(&self.pool).await.map_err(backend)?;
         Ok(lines.join("\n"))
     }
 
@@ -903,14 +1020,14 @@ mod tests {
         assert!(sql.contains("(json->'f') >= $1::jsonb AND jsonb_typeof((json->'f')) = 'number'"), "{sql}");
         assert!(
             sql.ends_with(
-                "ORDER BY nullif(json->'g', 'null'::jsonb) DESC NULLS LAST, key COLLATE \"C\" LIMIT $2 OFFSET $3"
+                "ORDER BY nullif(json->'g', 'null'::jsonb) DESC NULLS LAST, key COLLATE \"C\" LIMIT $2::bigint OFFSET $3::bigint"
             ),
             "{sql}"
         );
-        assert_eq!(values, ["5"]);
+        assert_eq!(values, ["5", "10", "0"]);
         let (sql, values) = query_sql(&query(serde_json::Value::Null, FilterOp::Eq)).unwrap();
         assert!(sql.contains("IS NULL OR"), "{sql}");
-        assert!(values.is_empty());
+        assert_eq!(values, ["10", "0"]);
         for (value, op) in [
             (serde_json::Value::Null, FilterOp::Lt),
             (serde_json::json!([1]), FilterOp::Eq),
@@ -921,5 +1038,26 @@ mod tests {
         let mut bad = query(serde_json::json!(1), FilterOp::Eq);
         bad.filters[0].field = "f'; DROP TABLE x; --".into();
         assert!(matches!(query_sql(&bad), Err(StoreError::Unsupported(_))));
+        assert!(matches!(query_check_sql(&bad), Err(StoreError::Unsupported(_))));
+    }
+
+    #[test]
+    fn a_query_checked_at_commit_has_its_values_written_in_quoted() {
+        let query = RowQuery {
+            projection: "View".into(),
+            filters: vec![RowFilter { field: "f".into(), op: FilterOp::Eq, value: serde_json::json!("it's") }],
+            order: vec![],
+            limit: 10,
+            offset: 2,
+        };
+        let sql = query_check_sql(&query).unwrap();
+        assert!(sql.contains("(json->'f') = '\"it''s\"'::jsonb"), "{sql}");
+        assert!(sql.contains("LIMIT '10'::bigint OFFSET '2'::bigint"), "{sql}");
+        assert!(!sql.contains('$'), "{sql}");
+        let found = [
+            RowVersion { key: "b".into(), generation: 1, version: 2 },
+            RowVersion { key: "a".into(), generation: 1, version: 7 },
+        ];
+        assert_eq!(query_check_expected(&found), r#"[["a",1,7],["b",1,2]]"#);
     }
 }

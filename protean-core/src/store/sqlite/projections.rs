@@ -28,6 +28,7 @@ use super::queries::{envelope, text, EVENT_COLUMNS};
 use crate::store::envelope::StreamId;
 use crate::store::sql::{from_micros, micros, stored_count, to_i64};
 use crate::store::{BuildState, FilterOp, Logged, ProjectionSpec, ProjectionState, Row, RowChange, RowQuery};
+use crate::store::{RowRead, RowVersion};
 use crate::store::{StoreError, VersionConflict, MAX_LEASE};
 
 /// The columns a [`ProjectionState`] is read from (by [`state_of`], by name).
@@ -244,6 +245,24 @@ pub(super) fn row(
         )?,
     };
     Ok(rows.into_iter().next())
+}
+
+/// Refuses a batch whose reads ([`Batch::reads`](crate::store::Batch::reads)) no
+/// longer hold: each row read by key is read again from the serving copy, each query
+/// run again, in the write transaction open on `connection`.
+pub(super) fn check_reads(connection: &Connection, reads: &[RowRead]) -> Result<(), StoreError> {
+    for read in reads {
+        let now: Vec<RowVersion> = match read {
+            RowRead::Key { projection, key, .. } => {
+                row(connection, projection, None, key)?.iter().map(RowVersion::of).collect()
+            }
+            RowRead::Query { query: q, .. } => query(connection, q)?.iter().map(RowVersion::of).collect(),
+        };
+        if let Some(conflict) = read.stale(&now) {
+            return Err(conflict.into());
+        }
+    }
+    Ok(())
 }
 
 /// A JSON scalar as the SQLite value `json_extract` gives for it, with the condition on

@@ -129,15 +129,19 @@ pub(super) fn release_stale_claims(connection: &Connection, owner: Uuid) -> Resu
 }
 
 /// Writes a unit of work's batch inside the transaction (or savepoint) open on
-/// `connection`, which must be a write transaction: the handled record, the aggregates
+/// `connection`, which must be a write transaction: first checks what the unit read
+/// (see [`check_reads`](super::projections::check_reads)), then writes the handled record, the aggregates
 /// and their events, the delivered marks, the projection rows (see
 /// [`apply_rows`](super::projections::apply_rows)), then the cancelled deadlines and the
 /// scheduled commands (in that order, so a deadline cancelled and scheduled again in one
 /// step stays). On an error the caller rolls back what it wrote (the transaction, or
 /// the unit's savepoint in a group).
 pub(super) fn apply_batch(connection: &Connection, batch: Batch) -> Result<Vec<Committed>, StoreError> {
-    let Batch { commits, handled, delivered, rows, rows_from, schedule, cancel } = batch;
+    let Batch { commits, handled, delivered, rows, rows_from, schedule, cancel, reads } = batch;
     let tx = connection;
+    // What the unit decided on must still be as it read it: checked in this transaction,
+    // which no other writer shares (one writer thread, `BEGIN IMMEDIATE`).
+    super::projections::check_reads(tx, &reads)?;
     if let Some(handled) = &handled {
         let inserted = tx
             .prepare_cached("INSERT OR IGNORE INTO protean_handled (handler, message_id, outcome) VALUES (?1, ?2, ?3)")

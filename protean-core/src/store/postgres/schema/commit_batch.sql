@@ -15,6 +15,15 @@
 -- write to the events table, so a batch takes the events table's lock before a
 -- projection's, as a finishing rebuild does (no deadlock between them).
 --
+-- What the unit of work read and decided on (`p_read_*`: rows by key, with the copy and
+-- version read, NULL and 0 for none; `p_query_*`: queries, as a statement that gives the
+-- rows' keys, copies and versions as a JSON array, and the array read) is checked in the
+-- same pass over the projections, before their changes: a projection read but not changed
+-- is locked the same way, so that every commit that changes its rows has committed (and
+-- is seen by the statements after the lock, each taking a new snapshot) or waits for this
+-- one. A read that no longer holds raises PT411 (DETAIL: `k:i:version` for the i-th row
+-- read, with the version found, 0 for none; `q:i` for the i-th query).
+--
 -- Cancellations go before the scheduled commands, so a batch that cancels a deadline
 -- and schedules it again keeps the new one.
 --
@@ -26,7 +35,7 @@
 --
 -- Returns each commit's sequence before its events, then each commit's new version.
 -- Raises SQLSTATE PT208 for a message already handled, PT409 (DETAIL: the version found)
--- for a version conflict, PT410 (DETAIL: `i:version`, the 1-based index of the row change
+-- for a version conflict, PT411 for a stale read (above), PT410 (DETAIL: `i:version`, the 1-based index of the row change
 -- and the row's version found) for a row's, and PT404 (DETAIL: its name) for a row change
 -- of a projection not registered.
 CREATE OR REPLACE FUNCTION protean_commit_batch(
@@ -37,7 +46,9 @@ CREATE OR REPLACE FUNCTION protean_commit_batch(
     p_row_keys text[], p_row_expected bigint[], p_row_json text[], p_rows_from uuid, p_scheduled_ids uuid[],
     p_scheduled_owners text[], p_scheduled_keys text[], p_scheduled_names text[], p_scheduled_due timestamptz[],
     p_scheduled_types text[], p_scheduled_payloads text[], p_scheduled_correlations uuid[],
-    p_scheduled_causations uuid[], p_cancel_owners text[], p_cancel_keys text[], p_cancel_names text[])
+    p_scheduled_causations uuid[], p_cancel_owners text[], p_cancel_keys text[], p_cancel_names text[],
+    p_read_projections text[], p_read_keys text[], p_read_generations bigint[], p_read_versions bigint[],
+    p_query_projections text[], p_query_sql text[], p_query_expected text[])
 RETURNS bigint[] LANGUAGE plpgsql AS $$
 DECLARE
     i integer;
@@ -58,6 +69,11 @@ DECLARE
     built bigint;
     building boolean;
     row_version bigint;
+    row_generation bigint;
+    registered boolean;
+    read_count integer := coalesce(array_length(p_read_keys, 1), 0);
+    query_count integer := coalesce(array_length(p_query_sql, 1), 0);
+    found_rows jsonb;
 BEGIN
     IF p_handler IS NOT NULL THEN
         INSERT INTO protean_handled (handler, message_id, outcome) VALUES (p_handler, p_message_id, p_outcome)
@@ -140,11 +156,35 @@ BEGIN
     IF p_rows_from IS NULL THEN
         from_position := batch_position;
     END IF;
-    IF change_count > 0 THEN
-        FOR proj IN SELECT DISTINCT r.name FROM unnest(p_row_projections) AS r(name) ORDER BY r.name LOOP
+    IF change_count > 0 OR read_count > 0 OR query_count > 0 THEN
+        FOR proj IN SELECT DISTINCT r.name FROM unnest(p_row_projections || p_read_projections || p_query_projections)
+                AS r(name) ORDER BY r.name LOOP
             SELECT s.generation, s.built_through, s.build_generation IS NOT NULL INTO serving, built, building
                 FROM protean_projections s WHERE s.name = proj FOR NO KEY UPDATE;
-            IF NOT FOUND THEN
+            registered := FOUND;
+            FOR i IN 1 .. read_count LOOP
+                CONTINUE WHEN p_read_projections[i] <> proj;
+                SELECT r.generation, r.version INTO row_generation, row_version FROM protean_projection_rows r
+                    WHERE r.projection = proj AND r.generation = serving AND r.key = p_read_keys[i];
+                IF NOT FOUND THEN
+                    row_generation := NULL;
+                    row_version := 0;
+                END IF;
+                IF row_generation IS DISTINCT FROM p_read_generations[i] OR row_version <> p_read_versions[i] THEN
+                    RAISE EXCEPTION 'a row read has changed' USING ERRCODE = 'PT411',
+                        DETAIL = 'k:' || i::text || ':' || row_version::text;
+                END IF;
+            END LOOP;
+            FOR i IN 1 .. query_count LOOP
+                CONTINUE WHEN p_query_projections[i] <> proj;
+                EXECUTE p_query_sql[i] INTO found_rows;
+                IF found_rows IS DISTINCT FROM p_query_expected[i]::jsonb THEN
+                    RAISE EXCEPTION 'the rows of a query read have changed' USING ERRCODE = 'PT411',
+                        DETAIL = 'q:' || i::text;
+                END IF;
+            END LOOP;
+            CONTINUE WHEN NOT (proj = ANY(p_row_projections));
+            IF NOT registered THEN
                 RAISE EXCEPTION 'projection not registered' USING ERRCODE = 'PT404', DETAIL = proj;
             END IF;
             -- A rebuild runs (it covers the event), or covered it already.

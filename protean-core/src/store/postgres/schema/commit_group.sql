@@ -17,7 +17,7 @@
 -- returned (`o_result`), or the SQLSTATE, message and detail of what it raised.
 CREATE OR REPLACE FUNCTION protean_commit_group(
     p_unit_commits integer[], p_unit_events integer[], p_unit_delivered integer[], p_unit_rows integer[],
-    p_unit_scheduled integer[], p_unit_cancels integer[],
+    p_unit_scheduled integer[], p_unit_cancels integer[], p_unit_reads integer[], p_unit_queries integer[],
     p_aggregates text[], p_ids text[], p_expected bigint[], p_advance bigint[], p_states text[],
     p_event_counts integer[], p_event_ids uuid[], p_type_names text[], p_versions integer[], p_payloads text[],
     p_recorded timestamptz[], p_correlations uuid[], p_causations uuid[], p_handlers text[], p_message_ids uuid[],
@@ -25,7 +25,9 @@ CREATE OR REPLACE FUNCTION protean_commit_group(
     p_row_keys text[], p_row_expected bigint[], p_row_json text[], p_rows_from uuid[], p_scheduled_ids uuid[],
     p_scheduled_owners text[], p_scheduled_keys text[], p_scheduled_names text[], p_scheduled_due timestamptz[],
     p_scheduled_types text[], p_scheduled_payloads text[], p_scheduled_correlations uuid[],
-    p_scheduled_causations uuid[], p_cancel_owners text[], p_cancel_keys text[], p_cancel_names text[])
+    p_scheduled_causations uuid[], p_cancel_owners text[], p_cancel_keys text[], p_cancel_names text[],
+    p_read_projections text[], p_read_keys text[], p_read_generations bigint[], p_read_versions bigint[],
+    p_query_projections text[], p_query_sql text[], p_query_expected text[])
 RETURNS TABLE (o_unit integer, o_result bigint[], o_code text, o_message text, o_detail text)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -37,12 +39,16 @@ DECLARE
     r integer := 1;
     s integer := 1;
     x integer := 1;
+    k integer := 1;
+    q integer := 1;
     c2 integer;
     e2 integer;
     d2 integer;
     r2 integer;
     s2 integer;
     x2 integer;
+    k2 integer;
+    q2 integer;
 BEGIN
     FOR u IN 1 .. coalesce(array_length(p_unit_commits, 1), 0) LOOP
         c2 := c + p_unit_commits[u] - 1;
@@ -51,6 +57,8 @@ BEGIN
         r2 := r + p_unit_rows[u] - 1;
         s2 := s + p_unit_scheduled[u] - 1;
         x2 := x + p_unit_cancels[u] - 1;
+        k2 := k + p_unit_reads[u] - 1;
+        q2 := q + p_unit_queries[u] - 1;
         o_unit := u;
         o_code := NULL;
         o_message := NULL;
@@ -65,7 +73,9 @@ BEGIN
                 p_scheduled_ids[s:s2], p_scheduled_owners[s:s2], p_scheduled_keys[s:s2], p_scheduled_names[s:s2],
                 p_scheduled_due[s:s2], p_scheduled_types[s:s2], p_scheduled_payloads[s:s2],
                 p_scheduled_correlations[s:s2], p_scheduled_causations[s:s2], p_cancel_owners[x:x2],
-                p_cancel_keys[x:x2], p_cancel_names[x:x2]);
+                p_cancel_keys[x:x2], p_cancel_names[x:x2], p_read_projections[k:k2], p_read_keys[k:k2],
+                p_read_generations[k:k2], p_read_versions[k:k2], p_query_projections[q:q2], p_query_sql[q:q2],
+                p_query_expected[q:q2]);
         EXCEPTION WHEN OTHERS THEN
             o_result := NULL;
             GET STACKED DIAGNOSTICS o_code = RETURNED_SQLSTATE, o_message = MESSAGE_TEXT,
@@ -78,6 +88,8 @@ BEGIN
         r := r2 + 1;
         s := s2 + 1;
         x := x2 + 1;
+        k := k2 + 1;
+        q := q2 + 1;
     END LOOP;
 END
 $$;
