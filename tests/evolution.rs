@@ -232,7 +232,8 @@ fn messages_read_missing_fields_as_the_builder_fills_them() {
 
     let missing = serde_json::from_value::<after::Rename>(serde_json::json!({ "member": id.to_string() }));
     assert!(missing.unwrap_err().to_string().contains("missing field `name`"));
-    let empty: after::Rename = serde_json::from_value(serde_json::json!({ "member": id.to_string(), "name": "" })).unwrap();
+    let empty: after::Rename =
+        serde_json::from_value(serde_json::json!({ "member": id.to_string(), "name": "" })).unwrap();
     assert!(empty.validate().is_err(), "a name shorter than its `min_length` is still refused");
 }
 

@@ -79,7 +79,8 @@ fn run_item(kind: Kind, args: TokenStream, item: syn::Item) -> TokenStream {
 ///   entities declared `#[entity(part_of = ThisAggregate)]`. Holding another aggregate,
 ///   or an entity of another aggregate, fails to compile with the fix named.
 /// * **`#[field(..)]`**: `min`, `max` (numbers), `min_length`, `max_length`, `length`
-///   (text in characters, lists in items), `default = expr`, `identifier`.
+///   (text in characters, lists in items), `default = expr` (the value when the builder
+///   is not given one, and when a stored record lacks the field), `identifier`.
 /// * **`#[invariant(post = method)]`**, **`#[invariant(pre = method)]`**: methods
 ///   `fn(&self) -> Result<(), ValidationError>`; post-invariants run at construction and
 ///   after every [`change`](https://docs.rs/protean/latest/protean/prelude/trait.Aggregate.html#method.change),
@@ -302,7 +303,7 @@ pub fn projector(args: TokenStream, item: TokenStream) -> TokenStream {
 ///   flow context: it sends and schedules commands, and ends the flow.
 /// * **Rules the compiler checks**: the context is `Flow<Self>`; the message is an event
 ///   taken by reference; a `#[correlate(field)]` names a field of the event; a step
-///   without one has the struct's `correlate`; a process manager loads no aggregate
+///   without one has the struct's `correlate`, a field of its event; a process manager loads no aggregate
 ///   (`ctx.load(..)` does not compile).
 /// * **Generates**: on the struct, the derives (as `#[projection]`), `ProcessManager`
 ///   and the registry descriptor; on the block, a registration per step and

@@ -6,8 +6,8 @@ use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::{Ident, Type};
 
-use super::{defaults, private};
 use super::validate::field_checks;
+use super::{defaults, private};
 use crate::ast::{Element, Field, Identity, Kind, TypeShape};
 
 /// What a builder does for a field it was not given.
