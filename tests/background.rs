@@ -242,7 +242,8 @@ async fn stranded_held_deliveries_are_released_by_replay_discard_and_replay_all(
         assert!(store.remove_failure(AUDIT, letter.event.id).await.unwrap(), "stranding its stream");
     }
     let sequences = |held: &[protean::store::FailedDelivery]| held.iter().map(|f| f.event.sequence).collect::<Vec<_>>();
-    let delivered = |replayed: &protean::runtime::Replayed| replayed.delivered.iter().map(|(_, id)| *id).collect::<Vec<_>>();
+    let delivered =
+        |replayed: &protean::runtime::Replayed| replayed.delivered.iter().map(|(_, id)| *id).collect::<Vec<_>>();
 
     // Replaying a stranded held delivery delivers the held ones from the first, in order.
     let held = held_audits(&domain, &wallets[0]).await;

@@ -215,7 +215,10 @@ async fn holding_while_a_replay_releases_strands_nothing(store: Arc<dyn Store>) 
         assert_eq!(failures_of(&store, H, &s).await, [], "round {round}: no held event is left behind");
         let delivered_from = delivered_from.unwrap_or(u64::from(EVENTS) + 1);
         let expected: Vec<u64> = (2..delivered_from).collect();
-        assert_eq!(released, expected, "round {round}: the replay released those held, in order, then the worker went on");
+        assert_eq!(
+            released, expected,
+            "round {round}: the replay released those held, in order, then the worker went on"
+        );
     }
 }
 

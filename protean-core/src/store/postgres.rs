@@ -1106,12 +1106,8 @@ impl Store for PostgresStore {
         event_id: Uuid,
     ) -> BoxFuture<'a, Result<Option<FailedDelivery>, StoreError>> {
         Box::pin(async move {
-            let row = sqlx::query(&FAILURE)
-                .bind(handler)
-                .bind(event_id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(backend)?;
+            let row =
+                sqlx::query(&FAILURE).bind(handler).bind(event_id).fetch_optional(&self.pool).await.map_err(backend)?;
             row.as_ref().map(failed_delivery).transpose()
         })
     }

@@ -594,15 +594,7 @@ pub(super) fn hold_behind_dead_letter(
                  last_failed_at = excluded.last_failed_at WHERE status = 'held'",
         )
         .and_then(|mut s| {
-            s.execute(params![
-                handler,
-                id,
-                &*stream.aggregate,
-                &*stream.id,
-                to_i64(event.sequence),
-                reason,
-                micros(at)
-            ])
+            s.execute(params![handler, id, &*stream.aggregate, &*stream.id, to_i64(event.sequence), reason, micros(at)])
         })
         .map_err(backend)?;
     } else {
