@@ -212,6 +212,73 @@ async fn discarding_a_dead_letter_delivers_what_it_held(store: Arc<dyn Store>) {
     let _ = handle.shutdown().await;
 }
 
+/// The held deliveries of the auditor for `id`'s wallet, in stream order.
+async fn held_audits(domain: &Domain, id: &Identifier<Wallet>) -> Vec<protean::store::FailedDelivery> {
+    let stream = protean::store::StreamId::new("Wallet", id.to_string());
+    let query = FailureQuery {
+        handler: Some(AUDIT.to_owned()),
+        stream: Some(stream),
+        status: Some(FailureStatus::Held),
+        limit: 100,
+    };
+    domain.delivery_failures(query).await.unwrap()
+}
+
+/// Held deliveries whose dead letter is gone (as an older protean could leave them:
+/// stranded) are released by a replay or a discard of one of them, and by `replay_all`;
+/// a held delivery behind a dead letter is not, until that one is replayed.
+async fn stranded_held_deliveries_are_released_by_replay_discard_and_replay_all(store: Arc<dyn Store>) {
+    let domain = background(store.clone(), quick(3));
+    let wallets: Vec<_> = (0..4).map(|_| wallet()).collect();
+    for id in &wallets {
+        fail_audits(id, 3); // exactly the attempts at deposit #1: it dies, #2 and #3 are held
+        deposit(&domain, id, 3).await;
+    }
+    let handle = domain.workers(workers()).start().unwrap();
+    settled(&domain).await;
+    let dead = domain.dead_letters().await.unwrap();
+    assert_eq!(dead.len(), 4);
+    for letter in &dead[..3] {
+        assert!(store.remove_failure(AUDIT, letter.event.id).await.unwrap(), "stranding its stream");
+    }
+    let sequences = |held: &[protean::store::FailedDelivery]| held.iter().map(|f| f.event.sequence).collect::<Vec<_>>();
+    let delivered =
+        |replayed: &protean::runtime::Replayed| replayed.delivered.iter().map(|(_, id)| *id).collect::<Vec<_>>();
+
+    // Replaying a stranded held delivery delivers the held ones from the first, in order.
+    let held = held_audits(&domain, &wallets[0]).await;
+    assert_eq!(sequences(&held), [2, 3]);
+    let replayed = domain.replay(AUDIT, held[1].event.id).await.unwrap();
+    assert_eq!(delivered(&replayed), [held[0].event.id, held[1].event.id]);
+    assert_eq!(audited(&domain, &wallets[0]).await.unwrap(), [2, 3]);
+
+    // Discarding one gives it up and delivers the rest.
+    let held = held_audits(&domain, &wallets[1]).await;
+    let discarded = domain.discard(AUDIT, held[0].event.id).await.unwrap();
+    assert_eq!(delivered(&discarded), [held[1].event.id]);
+    assert_eq!(audited(&domain, &wallets[1]).await.unwrap(), [3]);
+
+    // A held delivery behind a dead letter waits for it: neither replayed nor discarded.
+    let held = held_audits(&domain, &wallets[3]).await;
+    for outcome in [domain.replay(AUDIT, held[0].event.id).await, domain.discard(AUDIT, held[0].event.id).await] {
+        assert!(matches!(outcome, Err(ProcessError::NoDeadLetter { .. })), "{outcome:?}");
+    }
+
+    // A new event of a stranded stream is held behind the stranded ones, in order;
+    // `replay_all` replays the dead letter and releases the stranded stream, whole.
+    deposit(&domain, &wallets[2], 1).await;
+    settled(&domain).await;
+    assert_eq!(sequences(&held_audits(&domain, &wallets[2]).await), [2, 3, 4]);
+    let all = domain.replay_all().await.unwrap();
+    assert!(all.failed.is_empty(), "{all:?}");
+    assert_eq!(all.delivered.len(), 6, "the dead letter and its two held, then the three stranded: {all:?}");
+    assert_eq!(audited(&domain, &wallets[2]).await.unwrap(), [2, 3, 4]);
+    assert_eq!(audited(&domain, &wallets[3]).await.unwrap(), [1, 2, 3]);
+    assert!(domain.delivery_failures(FailureQuery::default()).await.unwrap().is_empty());
+    assert!(domain.replay_all().await.unwrap().delivered.is_empty(), "nothing is left to release");
+    let _ = handle.shutdown().await;
+}
+
 async fn a_command_sent_twice_with_one_id_changes_state_once(store: Arc<dyn Store>) {
     let domain = background(store, quick(3));
     let id = wallet();
@@ -306,6 +373,7 @@ cases!(
     a_handler_failing_every_attempt_is_dead_lettered_holds_its_stream_and_replays_once,
     a_handler_that_does_not_hold_goes_on_past_its_dead_letter,
     discarding_a_dead_letter_delivers_what_it_held,
+    stranded_held_deliveries_are_released_by_replay_discard_and_replay_all,
     a_command_sent_twice_with_one_id_changes_state_once,
     graceful_shutdown_under_load_loses_nothing_and_leaves_no_claim,
     inline_mode_still_delivers_in_process,

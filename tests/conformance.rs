@@ -331,6 +331,22 @@ impl Store for Forgetful {
     fn record_failure(&self, update: FailureUpdate) -> BoxFuture<'_, Result<u32, StoreError>> {
         self.0.record_failure(update)
     }
+    fn hold_behind_dead_letter<'a>(
+        &'a self,
+        handler: &'a str,
+        event: &'a Envelope,
+        reason: &'a str,
+        at: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        self.0.hold_behind_dead_letter(handler, event, reason, at)
+    }
+    fn failed_delivery<'a>(
+        &'a self,
+        handler: &'a str,
+        event_id: Uuid,
+    ) -> BoxFuture<'a, Result<Option<FailedDelivery>, StoreError>> {
+        self.0.failed_delivery(handler, event_id)
+    }
     fn failed_deliveries(&self, query: FailureQuery) -> BoxFuture<'_, Result<Vec<FailedDelivery>, StoreError>> {
         self.0.failed_deliveries(query)
     }
@@ -1061,14 +1077,17 @@ cases!(
     a_group_commits_every_unit_but_the_one_that_conflicts,
 );
 
+#[path = "conformance/dead_letters.rs"]
+mod dead_letters;
 #[path = "conformance/projections.rs"]
 mod projections;
 #[path = "conformance/scheduled.rs"]
 mod scheduled;
 
-/// Every case of the suite, with those of projections and scheduled commands.
+/// Every case of the suite, with those of dead letters, projections and scheduled commands.
 fn every_case() -> Vec<(&'static str, Case)> {
     let mut every = cases();
+    every.extend(dead_letters::cases());
     every.extend(projections::cases());
     every.extend(scheduled::cases());
     every

@@ -88,6 +88,22 @@ impl<S: Store> Store for Contended<S> {
     fn record_failure(&self, update: protean::store::FailureUpdate) -> BoxFuture<'_, Result<u32, StoreError>> {
         self.inner.record_failure(update)
     }
+    fn hold_behind_dead_letter<'a>(
+        &'a self,
+        handler: &'a str,
+        event: &'a Envelope,
+        reason: &'a str,
+        at: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        self.inner.hold_behind_dead_letter(handler, event, reason, at)
+    }
+    fn failed_delivery<'a>(
+        &'a self,
+        handler: &'a str,
+        event_id: Uuid,
+    ) -> BoxFuture<'a, Result<Option<protean::store::FailedDelivery>, StoreError>> {
+        self.inner.failed_delivery(handler, event_id)
+    }
     fn failed_deliveries(
         &self,
         query: protean::store::FailureQuery,

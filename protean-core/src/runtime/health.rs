@@ -2,6 +2,7 @@
 //! the background. Listing, inspecting, replaying and discarding failed deliveries, and
 //! the lag and counts a health endpoint reports.
 
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,72 +105,122 @@ impl Domain {
         self.delivery_failures(query).await
     }
 
-    /// The failed delivery of `event_id` to `handler`, whatever its status, to inspect.
+    /// The failed delivery of `event_id` to `handler`, whatever its status, to inspect:
+    /// looked up by its key in the store.
     pub async fn dead_letter(&self, handler: &str, event_id: Uuid) -> Result<Option<FailedDelivery>, ProcessError> {
-        find(self.engine(), handler, event_id).await
+        Ok(self.engine().store.failed_delivery(handler, event_id).await?)
     }
 
     /// Delivers a dead letter again to its handler, once (after the handler or the data
     /// was fixed). On success it is forgotten and, when the handler holds its streams,
     /// the events held behind it are delivered in order (stopping at one that fails,
     /// which becomes the stream's dead letter). On failure it stays dead, with one more
-    /// attempt and the new error. [`ProcessError::NoDeadLetter`] when there is no such
-    /// dead letter.
+    /// attempt and the new error.
+    ///
+    /// A held delivery with no dead letter (nor retried failure) of its handler and
+    /// stream ahead of it, one whose dead letter is gone (as an older protean could
+    /// leave it), is *stranded*: replaying it delivers the held events of its stream
+    /// from the first, in order, the same way.
+    ///
+    /// [`ProcessError::NoDeadLetter`] when there is no such dead letter or stranded held
+    /// delivery (a held one waits behind its dead letter: replay that one).
     pub async fn replay(&self, handler: &str, event_id: Uuid) -> Result<Replayed, ProcessError> {
         let engine = self.engine();
-        let failure = find(engine, handler, event_id)
-            .await?
-            .filter(|f| f.status == FailureStatus::Dead)
-            .ok_or_else(|| ProcessError::NoDeadLetter { handler: handler.to_owned(), event_id })?;
+        let failure = releasable(engine, handler, event_id).await?;
         let descriptor = descriptor(engine, &failure)?;
         let stream = failure.event.stream.clone();
         let mut replayed = Replayed::default();
-        if deliver_again(engine, descriptor, failure, &mut replayed).await? {
+        let released = match failure.status {
+            FailureStatus::Dead => deliver_again(engine, descriptor, failure, &mut replayed).await?,
+            _ => true, // stranded: it and what is held after it go out in order
+        };
+        if released {
             release_held(engine, descriptor, stream, &mut replayed).await?;
         }
         Ok(replayed)
     }
 
-    /// [`replay`](Self::replay)s every dead letter, oldest event first.
+    /// [`replay`](Self::replay)s every dead letter (up to 1,000 a call), oldest event
+    /// first; then releases the streams whose held deliveries have no dead letter ahead
+    /// (stranded, among the first 1,000 held ones).
     pub async fn replay_all(&self) -> Result<Replayed, ProcessError> {
         let mut all = Replayed::default();
         for failure in self.dead_letters().await? {
-            // An earlier replay of the same stream may have settled it.
-            match self.replay(&failure.handler, failure.event.id).await {
-                Ok(replayed) => {
-                    all.delivered.extend(replayed.delivered);
-                    all.failed.extend(replayed.failed);
-                }
-                Err(ProcessError::NoDeadLetter { .. }) => {}
-                Err(error) => return Err(error),
+            self.replay_into(&failure, &mut all).await?;
+        }
+        let held = FailureQuery { status: Some(FailureStatus::Held), ..FailureQuery::default() };
+        let mut streams = HashSet::new();
+        for failure in self.delivery_failures(held).await? {
+            // The first held delivery of each handler's stream: the others go out behind it.
+            if streams.insert((failure.handler.clone(), failure.event.stream.clone())) {
+                self.replay_into(&failure, &mut all).await?;
             }
         }
         Ok(all)
     }
 
+    /// [`replay`](Self::replay)s `failure` into `all`; nothing when there is nothing to
+    /// replay any more (an earlier replay of the same stream settled it) or it waits
+    /// behind a dead letter (one that failed again).
+    async fn replay_into(&self, failure: &FailedDelivery, all: &mut Replayed) -> Result<(), ProcessError> {
+        match self.replay(&failure.handler, failure.event.id).await {
+            Ok(replayed) => {
+                all.delivered.extend(replayed.delivered);
+                all.failed.extend(replayed.failed);
+                Ok(())
+            }
+            Err(ProcessError::NoDeadLetter { .. }) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
     /// Gives up on a dead letter: its handler never gets the event. When the handler
-    /// holds its streams, the events held behind it are delivered now, in order.
-    /// [`ProcessError::NoDeadLetter`] when there is no such dead letter.
+    /// holds its streams, the events held behind it are delivered now, in order. A
+    /// stranded held delivery (see [`replay`](Self::replay)) is given up on the same way.
+    /// [`ProcessError::NoDeadLetter`] when there is no such dead letter or stranded held
+    /// delivery.
     pub async fn discard(&self, handler: &str, event_id: Uuid) -> Result<Replayed, ProcessError> {
         let engine = self.engine();
-        let failure = find(engine, handler, event_id)
-            .await?
-            .filter(|f| f.status == FailureStatus::Dead)
-            .ok_or_else(|| ProcessError::NoDeadLetter { handler: handler.to_owned(), event_id })?;
+        let failure = releasable(engine, handler, event_id).await?;
         let descriptor = descriptor(engine, &failure)?;
         engine.store.remove_failure(handler, event_id).await?;
-        tracing::warn!(handler, event_id = %event_id, stream = %failure.event.stream, "dead letter discarded");
+        let (status, stream) = (failure.status, failure.event.stream);
+        tracing::warn!(handler, event_id = %event_id, stream = %stream, %status, "failed delivery discarded");
         let mut replayed = Replayed::default();
-        release_held(engine, descriptor, failure.event.stream, &mut replayed).await?;
+        release_held(engine, descriptor, stream, &mut replayed).await?;
         Ok(replayed)
     }
 }
 
-async fn find(engine: &Engine, handler: &str, event_id: Uuid) -> Result<Option<FailedDelivery>, ProcessError> {
-    // Failures are few per handler; the store filters by handler, then the id is found here.
-    let query = FailureQuery { handler: Some(handler.to_owned()), limit: 100_000, ..FailureQuery::default() };
-    let found = engine.store.failed_deliveries(query).await?;
-    Ok(found.into_iter().find(|f| f.event.id == event_id))
+/// The failed delivery of `event_id` to `handler` that a replay or a discard may act on:
+/// a dead letter, or a held delivery with no dead letter or retried failure of its
+/// handler and stream ahead of it (stranded). Otherwise [`ProcessError::NoDeadLetter`].
+async fn releasable(engine: &Engine, handler: &str, event_id: Uuid) -> Result<FailedDelivery, ProcessError> {
+    let none = || ProcessError::NoDeadLetter { handler: handler.to_owned(), event_id };
+    let failure = engine.store.failed_delivery(handler, event_id).await?.ok_or_else(none)?;
+    match failure.status {
+        FailureStatus::Dead => Ok(failure),
+        FailureStatus::Held if !waits(engine, &failure).await? => Ok(failure),
+        _ => Err(none()),
+    }
+}
+
+/// Whether a dead letter or a retried failure of the same handler and stream comes
+/// before the held delivery `held`: the first of each, looked up by status.
+async fn waits(engine: &Engine, held: &FailedDelivery) -> Result<bool, ProcessError> {
+    for status in [FailureStatus::Dead, FailureStatus::Retrying] {
+        let query = FailureQuery {
+            handler: Some(held.handler.clone()),
+            stream: Some(held.event.stream.clone()),
+            status: Some(status),
+            limit: 1,
+        };
+        let first = engine.store.failed_deliveries(query).await?;
+        if first.first().is_some_and(|f| f.event.sequence < held.event.sequence) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 fn descriptor(engine: &Engine, failure: &FailedDelivery) -> Result<&'static HandlerDescriptor, ProcessError> {
@@ -227,8 +278,15 @@ async fn deliver_again(
     }
 }
 
-/// Delivers, in stream order, the events of `stream` held for `handler` behind a dead
-/// letter now replayed or discarded, until one fails.
+/// Delivers, in stream order, the events of `stream` held for `handler` that no dead
+/// letter (nor retried failure) comes before any more: the first ones listed, up to the
+/// first failure that is not held. Lists again after each page, until none is left or
+/// one fails (it becomes the stream's dead letter, holding the rest).
+///
+/// It cannot miss an event a worker holds meanwhile: a worker writes a held record only
+/// while a failure ahead of it is still stored
+/// ([`Store::hold_behind_dead_letter`](crate::store::Store::hold_behind_dead_letter)),
+/// and the listing that ends the release comes after the last of those was removed.
 async fn release_held(
     engine: &Arc<Engine>,
     handler: &'static HandlerDescriptor,
@@ -243,10 +301,11 @@ async fn release_held(
             limit: 100,
         };
         let failures = engine.store.failed_deliveries(query).await?;
-        if failures.is_empty() || failures.iter().any(|f| f.status != FailureStatus::Held) {
+        let free: Vec<FailedDelivery> = failures.into_iter().take_while(|f| f.status == FailureStatus::Held).collect();
+        if free.is_empty() {
             return Ok(()); // all delivered, or another dead letter (or a retry) comes first
         }
-        for failure in failures {
+        for failure in free {
             if !deliver_again(engine, handler, failure, replayed).await? {
                 return Ok(()); // the new dead letter holds the rest
             }

@@ -32,7 +32,9 @@ pub enum ProcessError {
     #[error(transparent)]
     Store(StoreError),
     /// There is no dead letter of this event for this handler (it was replayed or
-    /// discarded already, or is being retried), or the handler is not in this domain.
+    /// discarded already, or is being retried), nor a stranded held delivery of it (one
+    /// held behind a dead letter waits for that one to be replayed or discarded), or the
+    /// handler is not in this domain.
     #[error("no dead letter of event {event_id} for `{handler}`")]
     NoDeadLetter {
         /// The handler named.

@@ -444,15 +444,9 @@ async fn settle(shared: &Shared, event: &Envelope) -> Option<bool> {
             continue;
         }
         let policy = engine.retry_policy(handler.info.id);
-        if state.held && policy.when_dead == WhenDead::HoldStream {
-            let update = FailureUpdate {
-                handler: handler.info.id.into(),
-                event: event.clone(),
-                status: FailureStatus::Held,
-                error: format!("held behind a dead letter of {} for this handler", event.stream),
-                at: OffsetDateTime::now_utc(),
-            };
-            record(shared, update).await;
+        // Held only if the dead letter is still ahead when the held record is written
+        // (one step in the store): replayed or discarded meanwhile, the event is delivered.
+        if state.held && policy.when_dead == WhenDead::HoldStream && hold(shared, handler, event).await? {
             Counts::add(&shared.counts.held, 1);
             continue;
         }
@@ -507,17 +501,39 @@ async fn settle(shared: &Shared, event: &Envelope) -> Option<bool> {
     Some(!marked_by_handler)
 }
 
-/// Where `handler` stands with `event`; a store that does not answer is asked again
-/// after a pause. `None` when stopped meanwhile.
+/// Where `handler` stands with `event`. `None` when stopped before the store answered.
 async fn handler_state(shared: &Shared, handler: &HandlerDescriptor, event: &Envelope) -> Option<HandlerState> {
+    answered(shared, handler, "could not read a handler's delivery state", || {
+        shared.engine.store.handler_state(handler.info.id, event)
+    })
+    .await
+}
+
+/// Holds `event` for `handler` behind a dead letter of its stream, if one is still ahead
+/// of it: whether it is held. An event is never settled as held without its held
+/// record. `None` when stopped before the store answered.
+async fn hold(shared: &Shared, handler: &HandlerDescriptor, event: &Envelope) -> Option<bool> {
+    let reason = format!("held behind a dead letter of {} for this handler", event.stream);
+    answered(shared, handler, "could not hold an event behind a dead letter", || {
+        shared.engine.store.hold_behind_dead_letter(handler.info.id, event, &reason, OffsetDateTime::now_utc())
+    })
+    .await
+}
+
+/// What the store answers to `ask`; a store that fails is asked again after a pause
+/// (the handler's backoff), its error logged as `what`. `None` when stopped meanwhile.
+async fn answered<T, F>(shared: &Shared, handler: &HandlerDescriptor, what: &str, ask: impl Fn() -> F) -> Option<T>
+where
+    F: std::future::Future<Output = Result<T, crate::store::StoreError>>,
+{
     let mut failed = 0;
     loop {
-        match shared.engine.store.handler_state(handler.info.id, event).await {
-            Ok(state) => return Some(state),
+        match ask().await {
+            Ok(answer) => return Some(answer),
             Err(error) => {
                 failed += 1;
                 Counts::add(&shared.counts.store_errors, 1);
-                tracing::warn!(error = &error as &dyn std::error::Error, "could not read a handler's delivery state");
+                tracing::warn!(error = &error as &dyn std::error::Error, "{what}");
                 let wait = shared.engine.retry_policy(handler.info.id).backoff(failed);
                 if !pause(shared, wait).await {
                     return None;

@@ -131,8 +131,10 @@ pub struct HandlerState {
     /// The handler has handled it (its unit of work committed).
     pub handled: bool,
     /// An event of the same stream is dead or held for this handler (so, when the
-    /// handler holds its streams, this one must wait too). A failure of this very event
-    /// that is dead or held counts.
+    /// handler holds its streams, this one may have to wait too: a worker then asks
+    /// [`Store::hold_behind_dead_letter`](crate::store::Store::hold_behind_dead_letter),
+    /// which decides it in one step with the write). A failure of this very event that
+    /// is dead or held counts.
     pub held: bool,
     /// The attempts already made on this event (0 when none failed).
     pub attempts: u32,

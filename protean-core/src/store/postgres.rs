@@ -147,18 +147,61 @@ const EVENT_COLUMNS: &str =
 /// of `e`), in log order: `$1` the handler, `$2` and `$3` the stream, `$4` the status
 /// (each `NULL` for any), `$5` the limit. The event is found by its key.
 static FAILURES: LazyLock<String> = LazyLock::new(|| {
+    failures_select(
+        "WHERE ($1::text IS NULL OR f.handler = $1)
+             AND ($2::text IS NULL OR (f.aggregate = $2 AND f.stream_id = $3))
+             AND ($4::text IS NULL OR f.status = $4)
+         ORDER BY e.position, f.handler LIMIT $5",
+    )
+});
+
+/// One failed delivery, by its key: the handler (`$1`) and the event id (`$2`).
+static FAILURE: LazyLock<String> = LazyLock::new(|| failures_select("WHERE f.handler = $1 AND f.event_id = $2"));
+
+/// The select of failed deliveries with their whole events (`e`, the events; `f`, the
+/// failures), `rest` (a filter, an order, a limit) added.
+fn failures_select(rest: &str) -> String {
     let event_columns: Vec<String> = EVENT_COLUMNS.split(", ").map(|column| format!("e.{column}")).collect();
     format!(
         "SELECT {}, f.handler, f.status, f.attempts, f.first_error, f.last_error, f.first_failed_at, f.last_failed_at
          FROM protean_failures f JOIN protean_events e
              ON e.aggregate = f.aggregate AND e.stream_id = f.stream_id AND e.sequence = f.sequence AND e.id = f.event_id
-         WHERE ($1::text IS NULL OR f.handler = $1)
-             AND ($2::text IS NULL OR (f.aggregate = $2 AND f.stream_id = $3))
-             AND ($4::text IS NULL OR f.status = $4)
-         ORDER BY e.position, f.handler LIMIT $5",
+         {rest}",
         event_columns.join(", ")
     )
-});
+}
+
+/// Holds an event behind a dead letter of its stream in one statement (see
+/// [`Store::hold_behind_dead_letter`]): `$1` the handler, `$2` the event id, `$3`, `$4`,
+/// `$5` its stream and sequence, `$6` the reason, `$7` the time.
+///
+/// `ahead` finds a dead or held failure of an earlier event of the stream and locks it
+/// (`FOR SHARE`) until this statement's transaction commits, so a replay or a discard
+/// removing it waits for the held record, and a listing made after that removal sees it.
+/// A removal committed first is not found: a row deleted while `ahead` waited for its
+/// lock is skipped, and the next one, if any, locked instead. Then, in the same
+/// statement, either the held record is written (a dead letter or a retried failure of
+/// the event itself is left as it is) or, nothing being ahead, a held record of the
+/// event itself is forgotten.
+const HOLD: &str = "
+WITH ahead AS (
+    SELECT 1 FROM protean_failures
+    WHERE handler = $1 AND aggregate = $3 AND stream_id = $4 AND sequence < $5 AND status <> 'retrying'
+    LIMIT 1 FOR SHARE),
+held AS (
+    INSERT INTO protean_failures (handler, event_id, aggregate, stream_id, sequence, position, status, attempts,
+        first_error, last_error, first_failed_at, last_failed_at)
+    SELECT $1, $2, $3, $4, $5,
+        (SELECT position FROM protean_events WHERE aggregate = $3 AND stream_id = $4 AND sequence = $5 AND id = $2),
+        'held', 0, $6, $6, $7, $7
+    WHERE EXISTS (SELECT 1 FROM ahead)
+    ON CONFLICT (handler, event_id) DO UPDATE SET last_error = excluded.last_error,
+        last_failed_at = excluded.last_failed_at
+        WHERE protean_failures.status = 'held'),
+freed AS (
+    DELETE FROM protean_failures
+    WHERE handler = $1 AND event_id = $2 AND status = 'held' AND NOT EXISTS (SELECT 1 FROM ahead))
+SELECT EXISTS (SELECT 1 FROM ahead)";
 
 /// The channel the store notifies after a commit that stored an event not delivered yet
 /// (see `postgres/notify.rs`).
@@ -1033,6 +1076,41 @@ impl Store for PostgresStore {
             .await
             .map_err(backend)?;
             stored_attempts(attempts, event)
+        })
+    }
+
+    /// One statement, which locks the failure ahead it found (see `HOLD`).
+    fn hold_behind_dead_letter<'a>(
+        &'a self,
+        handler: &'a str,
+        event: &'a Envelope,
+        reason: &'a str,
+        at: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            sqlx::query_scalar::<_, bool>(HOLD)
+                .bind(handler)
+                .bind(event.id)
+                .bind(&*event.stream.aggregate)
+                .bind(&*event.stream.id)
+                .bind(to_i64(event.sequence))
+                .bind(reason)
+                .bind(at)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(backend)
+        })
+    }
+
+    fn failed_delivery<'a>(
+        &'a self,
+        handler: &'a str,
+        event_id: Uuid,
+    ) -> BoxFuture<'a, Result<Option<FailedDelivery>, StoreError>> {
+        Box::pin(async move {
+            let row =
+                sqlx::query(&FAILURE).bind(handler).bind(event_id).fetch_optional(&self.pool).await.map_err(backend)?;
+            row.as_ref().map(failed_delivery).transpose()
         })
     }
 

@@ -392,6 +392,27 @@ impl Store for SqliteStore {
         self.threads.write(move |c| queries::record_failure(c, &update))
     }
 
+    /// Decided and written in one `IMMEDIATE` transaction on the writer thread.
+    fn hold_behind_dead_letter<'a>(
+        &'a self,
+        handler: &'a str,
+        event: &'a Envelope,
+        reason: &'a str,
+        at: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let (handler, event, reason) = (handler.to_owned(), event.clone(), reason.to_owned());
+        self.threads.write(move |c| queries::hold_behind_dead_letter(c, &handler, &event, &reason, at))
+    }
+
+    fn failed_delivery<'a>(
+        &'a self,
+        handler: &'a str,
+        event_id: Uuid,
+    ) -> BoxFuture<'a, Result<Option<FailedDelivery>, StoreError>> {
+        let handler = handler.to_owned();
+        self.threads.read(move |c| queries::failed_delivery_of(c, &handler, event_id))
+    }
+
     fn failed_deliveries(&self, query: FailureQuery) -> BoxFuture<'_, Result<Vec<FailedDelivery>, StoreError>> {
         self.threads.read(move |c| queries::failed_deliveries(c, &query))
     }

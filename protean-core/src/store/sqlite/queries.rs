@@ -499,15 +499,28 @@ fn failed_delivery(row: &Row<'_>) -> Result<FailedDelivery, StoreError> {
     Ok(FailedDelivery { handler, event, status, attempts, first_error, last_error, first_failed_at, last_failed_at })
 }
 
+/// The select of failed deliveries with their whole events, `filter` (`WHERE …`, over
+/// `f`, the failures, and `e`, the events) and then `tail` (an order, a limit) added.
+/// The event's columns come under their own names (what `envelope` reads), the
+/// failure's prefixed: both tables have an aggregate, a stream id and a sequence.
+fn failures_select(filter: &str, tail: &str) -> String {
+    let event_columns: Vec<String> = EVENT_COLUMNS.split(", ").map(|c| format!("e.{c} AS {c}")).collect();
+    format!(
+        "SELECT {}, f.handler AS failure_handler, f.status AS failure_status, f.attempts AS failure_attempts,
+             f.first_error AS failure_first_error, f.last_error AS failure_last_error,
+             f.first_failed_at AS failure_first_failed_at, f.last_failed_at AS failure_last_failed_at
+         FROM protean_failures AS f JOIN protean_events AS e ON e.id = f.event_id
+         {filter} {tail}",
+        event_columns.join(", "),
+    )
+}
+
 /// The failed deliveries `query` selects, each with its whole event, in log order (then
 /// by handler); a status that is none of the three is [`StoreError::Corrupt`].
 pub(super) fn failed_deliveries(
     connection: &Connection,
     query: &FailureQuery,
 ) -> Result<Vec<FailedDelivery>, StoreError> {
-    // The event's columns under their own names (what `envelope` reads), the failure's
-    // prefixed: both tables have an aggregate, a stream id and a sequence.
-    let event_columns: Vec<String> = EVENT_COLUMNS.split(", ").map(|c| format!("e.{c} AS {c}")).collect();
     let mut filters = Vec::new();
     let mut values: Vec<&dyn rusqlite::ToSql> = Vec::new();
     let status = query.status.map(FailureStatus::as_str);
@@ -527,15 +540,7 @@ pub(super) fn failed_deliveries(
     let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
     values.push(&limit);
     let filter = if filters.is_empty() { String::new() } else { format!("WHERE {}", filters.join(" AND ")) };
-    let sql = format!(
-        "SELECT {}, f.handler AS failure_handler, f.status AS failure_status, f.attempts AS failure_attempts,
-             f.first_error AS failure_first_error, f.last_error AS failure_last_error,
-             f.first_failed_at AS failure_first_failed_at, f.last_failed_at AS failure_last_failed_at
-         FROM protean_failures AS f JOIN protean_events AS e ON e.id = f.event_id
-         {filter} ORDER BY f.position, f.handler LIMIT ?{}",
-        event_columns.join(", "),
-        values.len(),
-    );
+    let sql = failures_select(&filter, &format!("ORDER BY f.position, f.handler LIMIT ?{}", values.len()));
     let mut select = connection.prepare_cached(&sql).map_err(backend)?;
     let mut rows = select.query(values.as_slice()).map_err(backend)?;
     let mut found = Vec::new();
@@ -543,6 +548,66 @@ pub(super) fn failed_deliveries(
         found.push(failed_delivery(row)?);
     }
     Ok(found)
+}
+
+/// The failed delivery of `event_id` to `handler`, by its primary key.
+pub(super) fn failed_delivery_of(
+    connection: &Connection,
+    handler: &str,
+    event_id: Uuid,
+) -> Result<Option<FailedDelivery>, StoreError> {
+    let sql = failures_select("WHERE f.handler = ?1 AND f.event_id = ?2", "");
+    let mut select = connection.prepare_cached(&sql).map_err(backend)?;
+    let mut rows = select.query(params![handler, event_id.to_string()]).map_err(backend)?;
+    rows.next().map_err(backend)?.map(failed_delivery).transpose()
+}
+
+/// Holds `event` for `handler` if a dead or held failure of an earlier event of its
+/// stream is stored, or forgets its own held record if none is (see
+/// [`Store::hold_behind_dead_letter`](crate::store::Store::hold_behind_dead_letter)):
+/// the check and the write in one `IMMEDIATE` transaction, which no other writer (this
+/// process's writer thread or another process) can come between. Whether it is held.
+pub(super) fn hold_behind_dead_letter(
+    connection: &mut Connection,
+    handler: &str,
+    event: &Envelope,
+    reason: &str,
+    at: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+    let (stream, id) = (&event.stream, event.id.to_string());
+    // `status <> 'retrying'` is the held index's condition, as in `handler_state`.
+    let ahead = tx
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM protean_failures WHERE handler = ?1 AND aggregate = ?2 AND stream_id = ?3
+                 AND sequence < ?4 AND status <> 'retrying')",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![handler, &*stream.aggregate, &*stream.id, to_i64(event.sequence)], |r| r.get(0))
+        })
+        .map_err(backend)?;
+    if ahead {
+        // An event the log does not have (never stored) sorts after every stored one.
+        tx.prepare_cached(
+            "INSERT INTO protean_failures (handler, event_id, aggregate, stream_id, sequence, position, status,
+                 attempts, first_error, last_error, first_failed_at, last_failed_at)
+             VALUES (?1, ?2, ?3, ?4, ?5,
+                 coalesce((SELECT position FROM protean_events WHERE id = ?2), 9223372036854775807),
+                 'held', 0, ?6, ?6, ?7, ?7)
+             ON CONFLICT (handler, event_id) DO UPDATE SET last_error = excluded.last_error,
+                 last_failed_at = excluded.last_failed_at WHERE status = 'held'",
+        )
+        .and_then(|mut s| {
+            s.execute(params![handler, id, &*stream.aggregate, &*stream.id, to_i64(event.sequence), reason, micros(at)])
+        })
+        .map_err(backend)?;
+    } else {
+        tx.prepare_cached("DELETE FROM protean_failures WHERE handler = ?1 AND event_id = ?2 AND status = 'held'")
+            .and_then(|mut s| s.execute(params![handler, id]))
+            .map_err(backend)?;
+    }
+    tx.commit().map_err(backend)?;
+    Ok(ahead)
 }
 
 /// Deletes the failed delivery of `event_id` to `handler`; whether there was one.
