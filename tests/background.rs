@@ -8,7 +8,7 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use protean::prelude::*;
 use protean::runtime::{DeliveryMode, RetryPolicy, WhenDead, WorkerConfig};
@@ -124,6 +124,94 @@ async fn a_failing_handler_is_retried_with_backoff_until_it_succeeds(store: Arc<
     assert!(domain.delivery_failures(FailureQuery::default()).await.unwrap().is_empty(), "a success clears it");
     let report = handle.shutdown().await;
     assert_eq!((report.failed_attempts, report.dead_lettered, report.deliveries), (3, 0, 6));
+}
+
+/// The auditor's policy: its first backoffs are `backoff` each (no jitter, no growth).
+fn slow_auditor(store: Arc<dyn Store>, backoff: Duration) -> Domain {
+    Domain::builder()
+        .module(module_path!().to_string() + "::relay")
+        .shared_store(store)
+        .delivery(DeliveryMode::Background)
+        .retry_policy(quick(3))
+        .handler_policy(
+            AUDIT,
+            RetryPolicy::default().max_attempts(10).initial_backoff(backoff).multiplier(1.0).jitter(0.0),
+        )
+        .build()
+        .unwrap()
+}
+
+/// Polls `done` until it holds (a 10 s deadline): the time it took from `since`.
+async fn until<F: std::future::Future<Output = bool>>(since: Instant, mut done: impl FnMut() -> F) -> Duration {
+    let deadline = since + Duration::from_secs(10);
+    while !done().await {
+        assert!(Instant::now() < deadline, "not done in time");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    since.elapsed()
+}
+
+async fn a_failing_handler_does_not_hold_up_the_other_handlers_of_its_stream(store: Arc<dyn Store>) {
+    // The auditor fails twice on the wallet's first deposit and waits `BACKOFF` after
+    // each failure; the bookkeeper, a handler of the same events, books all three
+    // meanwhile, each in order.
+    const BACKOFF: Duration = Duration::from_millis(300);
+    let domain = slow_auditor(store, BACKOFF);
+    let id = wallet();
+    fail_audits(&id, 2);
+    deposit(&domain, &id, 3).await;
+    let started = Instant::now();
+    let handle = domain.workers(workers()).start().unwrap();
+    let (domain, id) = (&domain, &id); // copied into the polls
+    let booked_in =
+        until(started, move || async move { booked(domain, id).await.is_some_and(|b| b == [1, 2, 3]) }).await;
+    // Read before the auditor's state: while the auditor has not taken the first
+    // deposit, no deposit has been delivered to every handler.
+    let undelivered = domain.delivery_status().await.unwrap().undelivered;
+    if audited(domain, id).await.is_none() {
+        assert_eq!(undelivered, 3, "an event is delivered once every handler settled it");
+    }
+    let audited_in =
+        until(started, move || async move { audited(domain, id).await.is_some_and(|a| a == [1, 2, 3]) }).await;
+    assert!(audited_in >= 2 * BACKOFF, "the auditor waited out two backoffs ({audited_in:?})");
+    // Before, the bookkeeper got the second deposit only once the auditor had settled
+    // the first: both finished together, after both backoffs.
+    assert!(
+        booked_in + BACKOFF <= audited_in,
+        "the bookkeeper finished in {booked_in:?}, the auditor in {audited_in:?}: the backoffs held it up"
+    );
+    settled(domain).await;
+    assert_eq!(booked(domain, id).await.unwrap(), [1, 2, 3], "each once");
+    let report = handle.shutdown().await;
+    assert_eq!((report.events, report.deliveries, report.failed_attempts), (3, 6, 2));
+}
+
+async fn stopping_while_one_handler_retries_releases_what_it_has_not_settled(store: Arc<dyn Store>) {
+    // The auditor is mid-backoff on the first deposit when the workers stop; the
+    // bookkeeper has booked all three. Nothing is marked delivered, every claim is
+    // released, and the next workers give the auditor the three, in order, and the
+    // bookkeeper nothing more.
+    let domain = slow_auditor(store.clone(), Duration::from_secs(30));
+    let id = wallet();
+    fail_audits(&id, 1);
+    deposit(&domain, &id, 3).await;
+    let started = Instant::now();
+    let handle = domain.workers(workers()).start().unwrap();
+    let (polled, wallet_id, running) = (&domain, &id, &handle); // copied into the polls
+    until(started, move || async move { booked(polled, wallet_id).await.is_some_and(|b| b == [1, 2, 3]) }).await;
+    until(started, move || async move { running.report().failed_attempts == 1 }).await;
+    let report = handle.shutdown().await;
+    assert!(started.elapsed() < Duration::from_secs(10), "the backoff was cut short");
+    assert_eq!((report.events, report.deliveries, report.released), (0, 3, 3));
+    assert_eq!(store.claim_undelivered(10, Duration::ZERO).await.unwrap().len(), 3, "nothing left claimed");
+
+    // The auditor's next attempt (its second) comes at once: a claim starts with an attempt.
+    let handle = domain.workers(workers()).start().unwrap();
+    settled(&domain).await;
+    assert_eq!(audited(&domain, &id).await.unwrap(), [1, 2, 3]);
+    assert_eq!(booked(&domain, &id).await.unwrap(), [1, 2, 3], "booked once");
+    let report = handle.shutdown().await;
+    assert_eq!((report.events, report.deliveries), (3, 3));
 }
 
 async fn a_handler_failing_every_attempt_is_dead_lettered_holds_its_stream_and_replays_once(store: Arc<dyn Store>) {
@@ -303,6 +391,8 @@ macro_rules! cases {
 cases!(
     process_returns_after_the_commit_and_workers_deliver,
     a_failing_handler_is_retried_with_backoff_until_it_succeeds,
+    a_failing_handler_does_not_hold_up_the_other_handlers_of_its_stream,
+    stopping_while_one_handler_retries_releases_what_it_has_not_settled,
     a_handler_failing_every_attempt_is_dead_lettered_holds_its_stream_and_replays_once,
     a_handler_that_does_not_hold_goes_on_past_its_dead_letter,
     discarding_a_dead_letter_delivers_what_it_held,

@@ -12,7 +12,7 @@
 //! a stopped worker releases what it claimed and did not deliver.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -305,7 +305,7 @@ async fn run(shared: Arc<Shared>) {
                         let (shared, permits) = (Arc::clone(&shared), Arc::clone(&permits));
                         tasks.spawn(async move {
                             let Ok(_permit) = permits.acquire_owned().await else { return };
-                            work_stream(&shared, stream).await;
+                            work_stream(shared, stream).await;
                         });
                     }
                 }
@@ -404,107 +404,171 @@ fn by_stream(events: Vec<Envelope>) -> Vec<Vec<Envelope>> {
     groups
 }
 
-/// Works one stream's claimed events in order, until done or stopped.
-async fn work_stream(shared: &Shared, events: Vec<Envelope>) {
-    for event in events {
-        if shared.stop.is_set() {
-            return; // the rest stays in `inflight`, and is released
-        }
-        let Some(mark) = settle(shared, &event).await else { return };
-        if mark {
-            if let Err(error) = shared.engine.store.mark_delivered(vec![event.id]).await {
-                Counts::add(&shared.counts.store_errors, 1);
-                tracing::warn!(
-                    event_id = %event.id,
-                    error = &error as &dyn std::error::Error,
-                    "could not mark an event delivered; it will be claimed again and its handlers skip it"
-                );
+/// One stream's claimed events, shared by the lanes of their handlers: how many
+/// handlers have yet to settle each.
+struct StreamWork {
+    events: Vec<Envelope>,
+    /// Per event (same index), its handlers that have not settled it yet.
+    unsettled: Vec<AtomicUsize>,
+}
+
+/// One handler's way through a stream's claimed events: the index of each event it
+/// takes, in stream order, with the handler's descriptor for that event's type.
+type Lane = Vec<(usize, &'static HandlerDescriptor)>;
+
+impl StreamWork {
+    /// The work on `events` (one stream's, in order), and one lane per handler of them,
+    /// in the order the handlers first appear.
+    fn new(engine: &Engine, events: Vec<Envelope>) -> (Self, Vec<Lane>) {
+        let mut lanes: Vec<(&'static str, Lane)> = Vec::new();
+        let mut unsettled = Vec::with_capacity(events.len());
+        for (i, event) in events.iter().enumerate() {
+            let handlers = engine.events.get(&*event.type_name).map(Vec::as_slice).unwrap_or_default();
+            unsettled.push(AtomicUsize::new(handlers.len()));
+            for &handler in handlers {
+                // A handler's lane is its name's: the handled records and failures are kept by name.
+                match lanes.iter_mut().find(|(name, _)| *name == handler.info.id) {
+                    Some((_, lane)) => lane.push((i, handler)),
+                    None => lanes.push((handler.info.id, vec![(i, handler)])),
+                }
             }
         }
-        Counts::add(&shared.counts.events, 1);
-        shared.inflight().remove(&event.id);
+        (StreamWork { events, unsettled }, lanes.into_iter().map(|(_, lane)| lane).collect())
     }
 }
 
-/// Gives `event` to each of its handlers until each has handled it, dead-lettered it or
-/// holds it. `Some(mark)`: settled, and whether it still needs marking delivered (its
-/// only handler's commit marks it); `None`: stopped first.
-async fn settle(shared: &Shared, event: &Envelope) -> Option<bool> {
+/// Works one stream's claimed events until done or stopped. Each handler goes through
+/// them in stream order, in a lane of its own: a handler waiting out a backoff holds up
+/// none of the others. An event is finished once every handler of it has settled it.
+async fn work_stream(shared: Arc<Shared>, events: Vec<Envelope>) {
+    let (work, lanes) = StreamWork::new(&shared.engine, events);
+    let work = Arc::new(work);
+    // Events no handler takes (claimed again after a crash, or of another domain's
+    // types) only need marking.
+    for (event, unsettled) in work.events.iter().zip(&work.unsettled) {
+        if unsettled.load(Ordering::Acquire) == 0 {
+            finish(&shared, event, false).await;
+        }
+    }
+    // The first lane runs in this task, the others in tasks of their own.
+    let mut lanes = lanes.into_iter();
+    let first = lanes.next();
+    let mut others: JoinSet<()> = JoinSet::new();
+    for lane in lanes {
+        others.spawn(work_lane(Arc::clone(&shared), Arc::clone(&work), lane));
+    }
+    if let Some(lane) = first {
+        work_lane(shared, work, lane).await;
+    }
+    while let Some(done) = others.join_next().await {
+        joined(done);
+    }
+}
+
+/// Gives one handler its events of one stream, in order, until done or stopped; the
+/// handler that settles an event last finishes it.
+async fn work_lane(shared: Arc<Shared>, work: Arc<StreamWork>, lane: Lane) {
+    for (i, handler) in lane {
+        if shared.stop.is_set() {
+            return; // what is not finished stays in `inflight`, and is released
+        }
+        let event = &work.events[i];
+        let Some(marked) = settle(&shared, handler, event).await else { return };
+        if work.unsettled[i].fetch_sub(1, Ordering::AcqRel) == 1 {
+            finish(&shared, event, marked).await;
+        }
+    }
+}
+
+/// An event every handler of it has settled: marked delivered (unless its only
+/// handler's commit did, `marked`), counted, and no longer in flight.
+async fn finish(shared: &Shared, event: &Envelope, marked: bool) {
+    if !marked {
+        if let Err(error) = shared.engine.store.mark_delivered(vec![event.id]).await {
+            Counts::add(&shared.counts.store_errors, 1);
+            tracing::warn!(
+                event_id = %event.id,
+                error = &error as &dyn std::error::Error,
+                "could not mark an event delivered; it will be claimed again and its handlers skip it"
+            );
+        }
+    }
+    Counts::add(&shared.counts.events, 1);
+    shared.inflight().remove(&event.id);
+}
+
+/// Gives `event` to `handler` until it has handled it, dead-lettered it or holds it,
+/// retrying after each failure's backoff. `Some(marked)`: settled, and whether the
+/// handler's commit marked the event delivered (it does when the handler is the event's
+/// only one); `None`: stopped first.
+async fn settle(shared: &Shared, handler: &'static HandlerDescriptor, event: &Envelope) -> Option<bool> {
     let engine = &shared.engine;
-    let handlers = engine.events.get(&*event.type_name).map(Vec::as_slice).unwrap_or_default();
-    let mut marked_by_handler = false;
-    for &handler in handlers {
-        let state = handler_state(shared, handler, event).await?;
-        if state.handled {
-            continue;
-        }
-        if state.held && state.attempts > 0 {
-            // Dead already (a worker stopped after dead-lettering it, before marking the
-            // event): settled for this handler.
-            continue;
-        }
-        let policy = engine.retry_policy(handler.info.id);
-        if state.held && policy.when_dead == WhenDead::HoldStream {
-            let update = FailureUpdate {
-                handler: handler.info.id.into(),
-                event: event.clone(),
-                status: FailureStatus::Held,
-                error: format!("held behind a dead letter of {} for this handler", event.stream),
-                at: OffsetDateTime::now_utc(),
-            };
-            record(shared, update).await;
-            Counts::add(&shared.counts.held, 1);
-            continue;
-        }
-        let mut attempts = state.attempts;
-        loop {
-            match engine.run_event_handler(handler, event).await {
-                Ok(_) => {
-                    Counts::add(&shared.counts.deliveries, 1);
-                    engine.count_delivered(handler.info.id);
-                    marked_by_handler = handlers.len() == 1;
-                    if attempts > 0 {
-                        if let Err(error) = engine.store.remove_failure(handler.info.id, event.id).await {
-                            Counts::add(&shared.counts.store_errors, 1);
-                            tracing::warn!(
-                                error = &error as &dyn std::error::Error,
-                                "could not clear a retried failure"
-                            );
-                        }
+    let state = handler_state(shared, handler, event).await?;
+    if state.handled {
+        return Some(false);
+    }
+    if state.held && state.attempts > 0 {
+        // Dead already (a worker stopped after dead-lettering it, before marking the
+        // event): settled for this handler.
+        return Some(false);
+    }
+    let policy = engine.retry_policy(handler.info.id);
+    if state.held && policy.when_dead == WhenDead::HoldStream {
+        let update = FailureUpdate {
+            handler: handler.info.id.into(),
+            event: event.clone(),
+            status: FailureStatus::Held,
+            error: format!("held behind a dead letter of {} for this handler", event.stream),
+            at: OffsetDateTime::now_utc(),
+        };
+        record(shared, update).await;
+        Counts::add(&shared.counts.held, 1);
+        return Some(false);
+    }
+    let mut attempts = state.attempts;
+    loop {
+        match engine.run_event_handler(handler, event).await {
+            Ok(_) => {
+                Counts::add(&shared.counts.deliveries, 1);
+                engine.count_delivered(handler.info.id);
+                if attempts > 0 {
+                    if let Err(error) = engine.store.remove_failure(handler.info.id, event.id).await {
+                        Counts::add(&shared.counts.store_errors, 1);
+                        tracing::warn!(error = &error as &dyn std::error::Error, "could not clear a retried failure");
                     }
-                    break;
                 }
-                Err(error) => {
-                    Counts::add(&shared.counts.failed_attempts, 1);
-                    let dead = policy.exhausted(attempts + 1);
-                    let update = FailureUpdate {
-                        handler: handler.info.id.into(),
-                        event: event.clone(),
-                        status: if dead { FailureStatus::Dead } else { FailureStatus::Retrying },
-                        error: error.to_string(),
-                        at: OffsetDateTime::now_utc(),
-                    };
-                    attempts = record(shared, update).await.unwrap_or(attempts + 1);
-                    if dead {
-                        Counts::add(&shared.counts.dead_lettered, 1);
-                        tracing::error!(
-                            handler = handler.info.id,
-                            event_id = %event.id,
-                            stream = %event.stream,
-                            attempts,
-                            error = &error as &dyn std::error::Error,
-                            "delivery failed on its last attempt: dead-lettered"
-                        );
-                        break;
-                    }
-                    if !pause(shared, policy.backoff(attempts)).await {
-                        return None;
-                    }
+                // Its only handler's commit marks an event delivered (see `Context`).
+                return Some(engine.handler_count(&event.type_name) == 1);
+            }
+            Err(error) => {
+                Counts::add(&shared.counts.failed_attempts, 1);
+                let dead = policy.exhausted(attempts + 1);
+                let update = FailureUpdate {
+                    handler: handler.info.id.into(),
+                    event: event.clone(),
+                    status: if dead { FailureStatus::Dead } else { FailureStatus::Retrying },
+                    error: error.to_string(),
+                    at: OffsetDateTime::now_utc(),
+                };
+                attempts = record(shared, update).await.unwrap_or(attempts + 1);
+                if dead {
+                    Counts::add(&shared.counts.dead_lettered, 1);
+                    tracing::error!(
+                        handler = handler.info.id,
+                        event_id = %event.id,
+                        stream = %event.stream,
+                        attempts,
+                        error = &error as &dyn std::error::Error,
+                        "delivery failed on its last attempt: dead-lettered"
+                    );
+                    return Some(false);
+                }
+                if !pause(shared, policy.backoff(attempts)).await {
+                    return None;
                 }
             }
         }
     }
-    Some(!marked_by_handler)
 }
 
 /// Where `handler` stands with `event`; a store that does not answer is asked again
