@@ -379,6 +379,31 @@ async fn inline_mode_still_delivers_in_process(store: Arc<dyn Store>) {
     assert_eq!(domain.delivery_status().await.unwrap().undelivered, 0);
 }
 
+async fn inline_delivery_holds_back_only_the_handler_that_failed(store: Arc<dyn Store>) {
+    let domain = Domain::builder().module(module_path!().to_string() + "::relay").shared_store(store).build().unwrap();
+    let id = wallet();
+    fail_audits(&id, 1);
+    let mut unit = domain.unit_of_work::<Wallet>();
+    let opened = unit.add(Wallet::builder().id(id.clone()).balance(2i64).deposits(2u64).build().unwrap()).unwrap();
+    opened.raise(Deposited { id: id.clone(), number: 1, amount: 1 });
+    opened.raise(Deposited { id: id.clone(), number: 2, amount: 1 });
+    let processed = unit.commit().await.unwrap();
+    // The auditor failed on the first deposit, so it was not given the second; the
+    // bookkeeper took both.
+    let failed: Vec<_> = processed.failures.iter().map(|f| (f.handler.name(), f.event.sequence)).collect();
+    assert_eq!(failed, [(AUDIT, 1)]);
+    assert_eq!(booked(&domain, &id).await.unwrap(), [1, 2]);
+    assert_eq!(audited(&domain, &id).await, None);
+    assert_eq!(domain.delivery_status().await.unwrap().undelivered, 2, "neither is delivered to every handler");
+
+    // Retried, the auditor takes the first; the second comes with the pending ones, in order.
+    assert!(domain.retry_failed().await.failures.is_empty());
+    assert!(domain.deliver_pending().await.unwrap().failures.is_empty());
+    assert_eq!(audited(&domain, &id).await.unwrap(), [1, 2]);
+    assert_eq!(booked(&domain, &id).await.unwrap(), [1, 2], "booked once");
+    assert_eq!(domain.delivery_status().await.unwrap().undelivered, 0);
+}
+
 /// Every case, each run on the store it is given.
 macro_rules! cases {
     ($($case:ident),* $(,)?) => {
@@ -399,6 +424,7 @@ cases!(
     a_command_sent_twice_with_one_id_changes_state_once,
     graceful_shutdown_under_load_loses_nothing_and_leaves_no_claim,
     inline_mode_still_delivers_in_process,
+    inline_delivery_holds_back_only_the_handler_that_failed,
 );
 
 fn main() -> ExitCode {
