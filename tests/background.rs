@@ -99,6 +99,9 @@ async fn process_returns_after_the_commit_and_workers_deliver(store: Arc<dyn Sto
     for id in &wallets {
         assert_eq!(booked(&domain, id).await.unwrap(), [1, 2, 3, 4, 5], "each once, in stream order");
         assert_eq!(audited(&domain, id).await.unwrap(), [1, 2, 3, 4, 5]);
+        // Each event's handlers one after the other, in name order (`Auditing` first).
+        let expected: Vec<_> = (1..=5).flat_map(|n| [("audit", n), ("book", n)]).collect();
+        assert_eq!(reactions(id), expected);
     }
     // Commits wake the running workers: they never poll here.
     deposit(&domain, &wallets[0], 2).await;
@@ -182,6 +185,8 @@ async fn a_failing_handler_does_not_hold_up_the_other_handlers_of_its_stream(sto
     );
     settled(domain).await;
     assert_eq!(booked(domain, id).await.unwrap(), [1, 2, 3], "each once");
+    // The auditor's first attempt came first; once it failed, the bookkeeper went on alone.
+    assert_eq!(reactions(id), [("book", 1), ("book", 2), ("book", 3), ("audit", 1), ("audit", 2), ("audit", 3)]);
     let report = handle.shutdown().await;
     assert_eq!((report.events, report.deliveries, report.failed_attempts), (3, 6, 2));
 }

@@ -404,79 +404,95 @@ fn by_stream(events: Vec<Envelope>) -> Vec<Vec<Envelope>> {
     groups
 }
 
-/// One stream's claimed events, shared by the lanes of their handlers: how many
-/// handlers have yet to settle each.
+/// One stream's claimed events, shared by the stream's task and the tasks of the
+/// handlers split off from it: how many handlers have yet to settle each event.
 struct StreamWork {
     events: Vec<Envelope>,
     /// Per event (same index), its handlers that have not settled it yet.
     unsettled: Vec<AtomicUsize>,
 }
 
-/// One handler's way through a stream's claimed events: the index of each event it
-/// takes, in stream order, with the handler's descriptor for that event's type.
-type Lane = Vec<(usize, &'static HandlerDescriptor)>;
-
 impl StreamWork {
-    /// The work on `events` (one stream's, in order), and one lane per handler of them,
-    /// in the order the handlers first appear.
-    fn new(engine: &Engine, events: Vec<Envelope>) -> (Self, Vec<Lane>) {
-        let mut lanes: Vec<(&'static str, Lane)> = Vec::new();
-        let mut unsettled = Vec::with_capacity(events.len());
-        for (i, event) in events.iter().enumerate() {
-            let handlers = engine.events.get(&*event.type_name).map(Vec::as_slice).unwrap_or_default();
-            unsettled.push(AtomicUsize::new(handlers.len()));
-            for &handler in handlers {
-                // A handler's lane is its name's: the handled records and failures are kept by name.
-                match lanes.iter_mut().find(|(name, _)| *name == handler.info.id) {
-                    Some((_, lane)) => lane.push((i, handler)),
-                    None => lanes.push((handler.info.id, vec![(i, handler)])),
-                }
-            }
+    fn new(engine: &Engine, events: Vec<Envelope>) -> Self {
+        let unsettled = events.iter().map(|e| AtomicUsize::new(engine.handler_count(&e.type_name))).collect();
+        StreamWork { events, unsettled }
+    }
+
+    /// The events from the `from`-th on that `handler` takes (by index, in stream
+    /// order), each with the handler's descriptor for its type.
+    fn taken_by(&self, engine: &Engine, handler: &str, from: usize) -> Vec<(usize, &'static HandlerDescriptor)> {
+        let taken = self.events.iter().enumerate().skip(from);
+        taken.filter_map(|(i, event)| Some((i, engine.event_handler(handler, &event.type_name)?))).collect()
+    }
+
+    /// One handler has settled the `i`-th event; the last one finishes it (see [`finish`]).
+    async fn settled(&self, shared: &Shared, i: usize, marked: bool) {
+        if self.unsettled[i].fetch_sub(1, Ordering::AcqRel) == 1 {
+            finish(shared, &self.events[i], marked).await;
         }
-        (StreamWork { events, unsettled }, lanes.into_iter().map(|(_, lane)| lane).collect())
     }
 }
 
-/// Works one stream's claimed events until done or stopped. Each handler goes through
-/// them in stream order, in a lane of its own: a handler waiting out a backoff holds up
-/// none of the others. An event is finished once every handler of it has settled it.
+/// Works one stream's claimed events, in order, until done or stopped. Each event is
+/// given to its handlers one after the other, in their order (by name). A handler that
+/// fails is split off: a task of its own retries the event after the backoff, then
+/// gives the handler its later events of the stream, in order; the other handlers go
+/// on here without waiting for it. An event is finished once every handler settled it.
 async fn work_stream(shared: Arc<Shared>, events: Vec<Envelope>) {
-    let (work, lanes) = StreamWork::new(&shared.engine, events);
-    let work = Arc::new(work);
-    // Events no handler takes (claimed again after a crash, or of another domain's
-    // types) only need marking.
-    for (event, unsettled) in work.events.iter().zip(&work.unsettled) {
-        if unsettled.load(Ordering::Acquire) == 0 {
+    let work = Arc::new(StreamWork::new(&shared.engine, events));
+    let mut alone: JoinSet<()> = JoinSet::new();
+    let mut split: Vec<&'static str> = Vec::new();
+    'events: for (i, event) in work.events.iter().enumerate() {
+        let handlers = shared.engine.events.get(&*event.type_name).map(Vec::as_slice).unwrap_or_default();
+        if handlers.is_empty() {
+            // Claimed again after a crash, or only another domain's handlers take it.
             finish(&shared, event, false).await;
+            continue;
+        }
+        for &handler in handlers {
+            if split.contains(&handler.info.id) {
+                continue; // its own task gives it the event
+            }
+            if shared.stop.is_set() {
+                break 'events; // what is not finished stays in `inflight`, and is released
+            }
+            match attempt(&shared, handler, event).await {
+                Attempt::Settled(marked) => work.settled(&shared, i, marked).await,
+                Attempt::Failed(failed) => {
+                    split.push(handler.info.id);
+                    let events = work.taken_by(&shared.engine, handler.info.id, i);
+                    alone.spawn(retry_alone(Arc::clone(&shared), Arc::clone(&work), events, failed));
+                }
+                Attempt::Stopped => break 'events,
+            }
         }
     }
-    // The first lane runs in this task, the others in tasks of their own.
-    let mut lanes = lanes.into_iter();
-    let first = lanes.next();
-    let mut others: JoinSet<()> = JoinSet::new();
-    for lane in lanes {
-        others.spawn(work_lane(Arc::clone(&shared), Arc::clone(&work), lane));
-    }
-    if let Some(lane) = first {
-        work_lane(shared, work, lane).await;
-    }
-    while let Some(done) = others.join_next().await {
+    while let Some(done) = alone.join_next().await {
         joined(done);
     }
 }
 
-/// Gives one handler its events of one stream, in order, until done or stopped; the
-/// handler that settles an event last finishes it.
-async fn work_lane(shared: Arc<Shared>, work: Arc<StreamWork>, lane: Lane) {
-    for (i, handler) in lane {
+/// A handler split off from its stream's task, after failing `failed` times on the
+/// first of `events` (its events of the stream from there on, in order): retries that
+/// one after the backoff until settled, then settles the others in turn.
+async fn retry_alone(
+    shared: Arc<Shared>,
+    work: Arc<StreamWork>,
+    events: Vec<(usize, &'static HandlerDescriptor)>,
+    failed: u32,
+) {
+    let mut failed = Some(failed);
+    for (i, handler) in events {
         if shared.stop.is_set() {
             return; // what is not finished stays in `inflight`, and is released
         }
         let event = &work.events[i];
-        let Some(marked) = settle(&shared, handler, event).await else { return };
-        if work.unsettled[i].fetch_sub(1, Ordering::AcqRel) == 1 {
-            finish(&shared, event, marked).await;
-        }
+        let settled = match failed.take() {
+            Some(failed) => retry(&shared, handler, event, failed).await,
+            None => settle(&shared, handler, event).await,
+        };
+        let Some(marked) = settled else { return };
+        work.settled(&shared, i, marked).await;
     }
 }
 
@@ -497,22 +513,43 @@ async fn finish(shared: &Shared, event: &Envelope, marked: bool) {
     shared.inflight().remove(&event.id);
 }
 
+/// What giving an event to a handler came to.
+enum Attempt {
+    /// Settled: handled (now or before), dead-lettered, or held. `true` when the
+    /// handler's commit marked the event delivered (it does when the handler is the
+    /// event's only one).
+    Settled(bool),
+    /// The handler failed, for the given number of times, and is given the event again
+    /// after a backoff.
+    Failed(u32),
+    /// The workers stopped first.
+    Stopped,
+}
+
 /// Gives `event` to `handler` until it has handled it, dead-lettered it or holds it,
-/// retrying after each failure's backoff. `Some(marked)`: settled, and whether the
-/// handler's commit marked the event delivered (it does when the handler is the event's
-/// only one); `None`: stopped first.
+/// retrying after each failure's backoff: `Some(marked)` (see [`Attempt::Settled`]), or
+/// `None` when stopped first.
 async fn settle(shared: &Shared, handler: &'static HandlerDescriptor, event: &Envelope) -> Option<bool> {
-    let engine = &shared.engine;
-    let state = handler_state(shared, handler, event).await?;
+    match attempt(shared, handler, event).await {
+        Attempt::Settled(marked) => Some(marked),
+        Attempt::Failed(failed) => retry(shared, handler, event, failed).await,
+        Attempt::Stopped => None,
+    }
+}
+
+/// Gives `event` to `handler` once, unless the handler has handled it, or holds it
+/// (or must, behind a dead letter of its stream).
+async fn attempt(shared: &Shared, handler: &'static HandlerDescriptor, event: &Envelope) -> Attempt {
+    let Some(state) = handler_state(shared, handler, event).await else { return Attempt::Stopped };
     if state.handled {
-        return Some(false);
+        return Attempt::Settled(false);
     }
     if state.held && state.attempts > 0 {
         // Dead already (a worker stopped after dead-lettering it, before marking the
         // event): settled for this handler.
-        return Some(false);
+        return Attempt::Settled(false);
     }
-    let policy = engine.retry_policy(handler.info.id);
+    let policy = shared.engine.retry_policy(handler.info.id);
     if state.held && policy.when_dead == WhenDead::HoldStream {
         let update = FailureUpdate {
             handler: handler.info.id.into(),
@@ -523,50 +560,70 @@ async fn settle(shared: &Shared, handler: &'static HandlerDescriptor, event: &En
         };
         record(shared, update).await;
         Counts::add(&shared.counts.held, 1);
-        return Some(false);
+        return Attempt::Settled(false);
     }
-    let mut attempts = state.attempts;
+    run_once(shared, handler, event, state.attempts).await
+}
+
+/// Gives `event` to `handler` again after the backoff of its `failed`-th failure, and
+/// so on until settled: `Some(marked)`, or `None` when stopped first.
+async fn retry(shared: &Shared, handler: &'static HandlerDescriptor, event: &Envelope, failed: u32) -> Option<bool> {
+    let policy = shared.engine.retry_policy(handler.info.id);
+    let mut failed = failed;
     loop {
-        match engine.run_event_handler(handler, event).await {
-            Ok(_) => {
-                Counts::add(&shared.counts.deliveries, 1);
-                engine.count_delivered(handler.info.id);
-                if attempts > 0 {
-                    if let Err(error) = engine.store.remove_failure(handler.info.id, event.id).await {
-                        Counts::add(&shared.counts.store_errors, 1);
-                        tracing::warn!(error = &error as &dyn std::error::Error, "could not clear a retried failure");
-                    }
-                }
-                // Its only handler's commit marks an event delivered (see `Context`).
-                return Some(engine.handler_count(&event.type_name) == 1);
-            }
-            Err(error) => {
-                Counts::add(&shared.counts.failed_attempts, 1);
-                let dead = policy.exhausted(attempts + 1);
-                let update = FailureUpdate {
-                    handler: handler.info.id.into(),
-                    event: event.clone(),
-                    status: if dead { FailureStatus::Dead } else { FailureStatus::Retrying },
-                    error: error.to_string(),
-                    at: OffsetDateTime::now_utc(),
-                };
-                attempts = record(shared, update).await.unwrap_or(attempts + 1);
-                if dead {
-                    Counts::add(&shared.counts.dead_lettered, 1);
-                    tracing::error!(
-                        handler = handler.info.id,
-                        event_id = %event.id,
-                        stream = %event.stream,
-                        attempts,
-                        error = &error as &dyn std::error::Error,
-                        "delivery failed on its last attempt: dead-lettered"
-                    );
-                    return Some(false);
-                }
-                if !pause(shared, policy.backoff(attempts)).await {
-                    return None;
+        if !pause(shared, policy.backoff(failed)).await {
+            return None;
+        }
+        match run_once(shared, handler, event, failed).await {
+            Attempt::Settled(marked) => return Some(marked),
+            Attempt::Failed(again) => failed = again,
+            Attempt::Stopped => return None,
+        }
+    }
+}
+
+/// Runs `handler` on `event` once, `attempts` failed attempts having been made, and
+/// records the outcome: settled (handled, or dead-lettered on the last attempt
+/// allowed), or failed, to be retried.
+async fn run_once(shared: &Shared, handler: &'static HandlerDescriptor, event: &Envelope, attempts: u32) -> Attempt {
+    let engine = &shared.engine;
+    match engine.run_event_handler(handler, event).await {
+        Ok(_) => {
+            Counts::add(&shared.counts.deliveries, 1);
+            engine.count_delivered(handler.info.id);
+            if attempts > 0 {
+                if let Err(error) = engine.store.remove_failure(handler.info.id, event.id).await {
+                    Counts::add(&shared.counts.store_errors, 1);
+                    tracing::warn!(error = &error as &dyn std::error::Error, "could not clear a retried failure");
                 }
             }
+            // Its only handler's commit marks an event delivered (see `Context`).
+            Attempt::Settled(engine.handler_count(&event.type_name) == 1)
+        }
+        Err(error) => {
+            Counts::add(&shared.counts.failed_attempts, 1);
+            let dead = engine.retry_policy(handler.info.id).exhausted(attempts + 1);
+            let update = FailureUpdate {
+                handler: handler.info.id.into(),
+                event: event.clone(),
+                status: if dead { FailureStatus::Dead } else { FailureStatus::Retrying },
+                error: error.to_string(),
+                at: OffsetDateTime::now_utc(),
+            };
+            let attempts = record(shared, update).await.unwrap_or(attempts + 1);
+            if !dead {
+                return Attempt::Failed(attempts);
+            }
+            Counts::add(&shared.counts.dead_lettered, 1);
+            tracing::error!(
+                handler = handler.info.id,
+                event_id = %event.id,
+                stream = %event.stream,
+                attempts,
+                error = &error as &dyn std::error::Error,
+                "delivery failed on its last attempt: dead-lettered"
+            );
+            Attempt::Settled(false)
         }
     }
 }
