@@ -3,8 +3,17 @@
 //! A [`Workers`] handle, started on the current tokio runtime, claims undelivered events
 //! from the store's outbox, runs each handler of each event in its own unit of work, and
 //! records the outcome: handled (in the handler's own transaction), retried after a
-//! backoff, or dead-lettered. Each stream's events are worked in order by one task; tasks
-//! of different streams run concurrently, up to [`WorkerConfig::concurrency`].
+//! backoff, or dead-lettered. Each stream's claimed events are worked in order by one
+//! task, each event given to its handlers one after the other, in name order; tasks of
+//! different streams run concurrently, up to [`WorkerConfig::concurrency`].
+//!
+//! A handler's retries are its own: a handler that fails on an event is split off into a
+//! task of its own, which gives it the event again after each backoff and then its later
+//! claimed events of the stream, in order, while the stream's task goes on with the other
+//! handlers. So each handler sees each stream in order, and none waits for another's
+//! backoff. An event is marked delivered once every handler of it has settled it; until
+//! then its claim is kept (and renewed), and with it the claim on the stream: the events
+//! of the stream not claimed with it wait for the worker to settle those it holds.
 //!
 //! Workers wake when this process commits events, when the store signals that another
 //! process did (PostgreSQL's `LISTEN/NOTIFY`), and otherwise every
@@ -28,7 +37,8 @@ use crate::store::{Envelope, FailureStatus, FailureUpdate, HandlerState, OffsetD
 /// How delivery workers claim and run work.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    /// Streams worked at once (default 16).
+    /// Streams worked at once (default 16); a stream whose handler is retrying an event
+    /// counts until that handler has settled the stream's claimed events.
     pub concurrency: usize,
     /// Events claimed at a time (default 128).
     pub batch: usize,
@@ -443,18 +453,18 @@ async fn work_stream(shared: Arc<Shared>, events: Vec<Envelope>) {
     let mut alone: JoinSet<()> = JoinSet::new();
     let mut split: Vec<&'static str> = Vec::new();
     'events: for (i, event) in work.events.iter().enumerate() {
+        if shared.stop.is_set() {
+            break; // what is not finished stays in `inflight`, and is released
+        }
         let handlers = shared.engine.events.get(&*event.type_name).map(Vec::as_slice).unwrap_or_default();
         if handlers.is_empty() {
-            // Claimed again after a crash, or only another domain's handlers take it.
+            // No handler takes it (claimed again after a crash): only to be marked.
             finish(&shared, event, false).await;
             continue;
         }
         for &handler in handlers {
             if split.contains(&handler.info.id) {
                 continue; // its own task gives it the event
-            }
-            if shared.stop.is_set() {
-                break 'events; // what is not finished stays in `inflight`, and is released
             }
             match attempt(&shared, handler, event).await {
                 Attempt::Settled(marked) => work.settled(&shared, i, marked).await,

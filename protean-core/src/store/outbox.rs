@@ -13,7 +13,7 @@ use crate::store::envelope::{Envelope, StreamId};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum FailureStatus {
     /// The handler failed on it and will be given it again after a backoff; the event
-    /// stays undelivered (and its stream waits) meanwhile.
+    /// stays undelivered (and the handler's later events of its stream wait) meanwhile.
     Retrying,
     /// The handler failed on every attempt allowed: a dead letter, waiting for someone
     /// to replay or discard it.
