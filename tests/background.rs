@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use protean::prelude::*;
 use protean::runtime::{DeliveryMode, RetryPolicy, WhenDead, WorkerConfig};
-use protean::store::{FailureQuery, FailureStatus, Store};
+use protean::store::{Batch, Cause, Commit, Envelope, FailureQuery, FailureStatus, OffsetDateTime, Store, StreamId};
 
 #[path = "support/harness.rs"]
 #[allow(dead_code)]
@@ -305,6 +305,64 @@ async fn discarding_a_dead_letter_delivers_what_it_held(store: Arc<dyn Store>) {
     let _ = handle.shutdown().await;
 }
 
+async fn the_oldest_undelivered_only_moves_forward_while_workers_drain_a_backlog(store: Arc<dyn Store>) {
+    // A backlog of 600 deposits into 20 wallets, committed round by round: within a
+    // round the wallets' deposits are logged in one order and timed in another, as units
+    // of work committing together are. Each wallet's deposits are timed in order.
+    const WALLETS: i64 = 20;
+    const ROUNDS: i64 = 30;
+    let domain = background(store.clone(), quick(3));
+    let wallets: Vec<_> = (0..WALLETS).map(|_| wallet()).collect();
+    let base = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap() - Duration::from_secs(60);
+    for round in 0..ROUNDS {
+        let mut batches = Vec::new();
+        for (w, id) in (0..WALLETS).zip(&wallets) {
+            let stream = StreamId::new("Wallet", id.to_string());
+            let number = u64::try_from(round + 1).unwrap();
+            let event = Deposited { id: id.clone(), number, amount: 1 };
+            let mut event = Envelope::new(event.into(), stream.clone(), Cause::command(Uuid::now_v7())).unwrap();
+            // Logged in wallet order, timed in a shuffled one, 1 ms apart.
+            event.recorded_at = base + Duration::from_millis(u64::try_from(round * 100 + (w * 7) % WALLETS).unwrap());
+            let wallet_now = format!(r#"{{"id":"{id}","balance":{number},"deposits":{number}}}"#);
+            let commit = Commit {
+                stream,
+                expected_version: u64::try_from(round).unwrap(),
+                advance: 1,
+                state: Some(Arc::from(wallet_now)),
+                events: vec![event],
+                snapshot: None,
+            };
+            batches.push(Batch { commits: vec![commit], ..Batch::default() });
+        }
+        // One group, as units of work committing together are.
+        for committed in store.commit_group(batches).await {
+            committed.unwrap();
+        }
+    }
+    let handles: Vec<_> = (0..3).map(|_| domain.workers(workers().concurrency(4).batch(32)).start().unwrap()).collect();
+    let mut samples = Vec::new();
+    loop {
+        let status = domain.delivery_status().await.unwrap();
+        let Some(oldest) = status.oldest_undelivered else { break };
+        if let Some(&(before, _)) = samples.last() {
+            let undelivered = status.undelivered;
+            assert!(oldest >= before, "moved back from {before} to {oldest} ({undelivered} undelivered)");
+        }
+        samples.push((oldest, status.undelivered));
+        tokio::task::yield_now().await;
+    }
+    let moved = samples.windows(2).filter(|pair| pair[0].0 < pair[1].0).count();
+    assert!(moved >= 3, "the drain was sampled as it went: {} samples, moving {moved} times", samples.len());
+    for handle in handles {
+        let _ = handle.shutdown().await;
+    }
+    settled(&domain).await;
+    let expected: Vec<u64> = (1..=30).collect();
+    for id in &wallets {
+        assert_eq!(booked(&domain, id).await.unwrap(), expected);
+    }
+}
+
 async fn a_command_sent_twice_with_one_id_changes_state_once(store: Arc<dyn Store>) {
     let domain = background(store, quick(3));
     let id = wallet();
@@ -426,6 +484,7 @@ cases!(
     a_handler_failing_every_attempt_is_dead_lettered_holds_its_stream_and_replays_once,
     a_handler_that_does_not_hold_goes_on_past_its_dead_letter,
     discarding_a_dead_letter_delivers_what_it_held,
+    the_oldest_undelivered_only_moves_forward_while_workers_drain_a_backlog,
     a_command_sent_twice_with_one_id_changes_state_once,
     graceful_shutdown_under_load_loses_nothing_and_leaves_no_claim,
     inline_mode_still_delivers_in_process,

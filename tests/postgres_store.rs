@@ -382,6 +382,12 @@ async fn a_stored_time_out_of_range_is_corrupt_data(url: String) {
         let error = store.stream(&stream("Counter", stream_id)).await.unwrap_err();
         let StoreError::Corrupt { position: 7, reason, .. } = &error else { panic!("{error}") };
         assert!(reason.contains("out of range"), "{reason}");
+        // The earliest of the undelivered (the later one, `far`, comes before `infinity`):
+        // the outbox's status names its event.
+        let error = store.outbox_status().await.unwrap_err();
+        let StoreError::Corrupt { stream: at, position: 7, reason } = &error else { panic!("{error}") };
+        assert_eq!(at, &stream("Counter", stream_id));
+        assert!(reason.contains("out of range"), "{reason}");
     }
 }
 

@@ -157,7 +157,11 @@ pub struct FailureCounts {
 pub struct OutboxStatus {
     /// Events not yet delivered to every handler.
     pub undelivered: u64,
-    /// When the oldest of them was recorded (`None` when all are delivered).
+    /// The earliest [`recorded_at`](Envelope::recorded_at) among them (`None` when all
+    /// are delivered): not the time of the first of them in the log, which need not be
+    /// the earliest (an event's time is taken before its commit puts it in the log). So
+    /// while no event is committed it only moves forward, as events are delivered; a
+    /// commit can move it back by at most the time that commit took.
     pub oldest_undelivered: Option<OffsetDateTime>,
     /// Failed deliveries per handler (handlers with none are left out), by handler name.
     pub failures: Vec<FailureCounts>,

@@ -634,6 +634,28 @@ impl PostgresStore {
         }
     }
 
+    /// The [`StoreError::Corrupt`] of the oldest undelivered event, whose stored time
+    /// (`micros` after the Unix epoch) is out of range: naming it, as [`stored_time`] does.
+    async fn oldest_out_of_range(&self, micros: i128) -> StoreError {
+        let reason = format!("the stored time {micros} µs after the Unix epoch is out of range");
+        let found = sqlx::query(
+            "SELECT aggregate, stream_id, sequence FROM protean_events WHERE NOT delivered
+             ORDER BY recorded_at, position LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await;
+        let named = |row: &PgRow| -> Result<(StreamId, i64), sqlx::Error> {
+            let stream = StreamId::new(row.try_get::<String, _>("aggregate")?, row.try_get::<String, _>("stream_id")?);
+            Ok((stream, row.try_get("sequence")?))
+        };
+        match found.and_then(|row| row.as_ref().map(named).transpose()) {
+            Ok(Some((stream, sequence))) => StoreError::corrupt(&stream, u64::try_from(sequence).unwrap_or(0), reason),
+            // Delivered meanwhile: named by the table.
+            Ok(None) => StoreError::corrupt(&StreamId::new("protean_events", "undelivered"), 0, reason),
+            Err(e) => backend(e),
+        }
+    }
+
     async fn claim_now(&self, limit: usize, lease: Duration) -> Result<Vec<Envelope>, StoreError> {
         let now = OffsetDateTime::now_utc();
         let until = now + lease.min(super::MAX_LEASE);
@@ -1093,27 +1115,21 @@ impl Store for PostgresStore {
 
     fn outbox_status(&self) -> BoxFuture<'_, Result<OutboxStatus, StoreError>> {
         Box::pin(async move {
-            // Both from the index of the undelivered events in log order.
+            // Both in one statement, from the index of the undelivered events, which
+            // carries their times. The oldest is the earliest recorded, which need not
+            // be the first in the log (an event's time is taken before its commit).
             let row = sqlx::query(
-                "SELECT n.undelivered, o.aggregate, o.stream_id, o.sequence, o.recorded_at
-                 FROM (SELECT count(*) AS undelivered FROM protean_events WHERE NOT delivered) AS n
-                 LEFT JOIN LATERAL (SELECT aggregate, stream_id, sequence, recorded_at FROM protean_events
-                     WHERE NOT delivered ORDER BY position LIMIT 1) AS o ON TRUE",
+                "SELECT count(*) AS undelivered, min(recorded_at) AS recorded_at FROM protean_events
+                 WHERE NOT delivered",
             )
             .fetch_one(&self.pool)
             .await
             .map_err(backend)?;
             let undelivered: i64 = row.try_get("undelivered").map_err(backend)?;
-            let aggregate: Option<String> = row.try_get("aggregate").map_err(backend)?;
-            let stream_id: Option<String> = row.try_get("stream_id").map_err(backend)?;
-            let oldest_undelivered = match (aggregate, stream_id) {
-                (Some(aggregate), Some(stream_id)) => {
-                    let stream = StreamId::new(aggregate, stream_id);
-                    let sequence: i64 = row.try_get("sequence").map_err(backend)?;
-                    let sequence = stored_count(sequence, &stream, "event sequence")?;
-                    Some(stored_time(&row, "recorded_at", &stream, sequence)?)
-                }
-                _ => None,
+            let oldest_undelivered = match row.try_get::<Option<StoredTime>, _>("recorded_at").map_err(backend)? {
+                None => None,
+                Some(StoredTime(Ok(time))) => Some(time),
+                Some(StoredTime(Err(micros))) => return Err(self.oldest_out_of_range(micros).await),
             };
             let counts =
                 sqlx::query("SELECT handler, status, count(*) AS n FROM protean_failures GROUP BY handler, status")
