@@ -56,8 +56,11 @@ impl Wallets {
     }
 }
 
-/// What the handlers took, per wallet id, in the order they ran: `("book", 1)`, ...
-static REACTIONS: Mutex<Option<HashMap<String, Vec<(&'static str, u64)>>>> = Mutex::new(None);
+/// A handler's short name and a deposit's number: `("book", 1)`.
+pub type Reaction = (&'static str, u64);
+
+/// What the handlers took, per wallet id, in the order they ran.
+static REACTIONS: Mutex<Option<HashMap<String, Vec<Reaction>>>> = Mutex::new(None);
 
 fn reacted(event: &Deposited, handler: &'static str) {
     let mut reactions = REACTIONS.lock().unwrap();
@@ -66,7 +69,7 @@ fn reacted(event: &Deposited, handler: &'static str) {
 
 /// The deposits of `wallet` the handlers took, in the order they ran (a run whose unit
 /// of work then failed to commit counts too).
-pub fn reactions(wallet: &Identifier<Wallet>) -> Vec<(&'static str, u64)> {
+pub fn reactions(wallet: &Identifier<Wallet>) -> Vec<Reaction> {
     REACTIONS.lock().unwrap().get_or_insert_with(HashMap::new).get(&wallet.to_string()).cloned().unwrap_or_default()
 }
 
