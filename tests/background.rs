@@ -8,11 +8,11 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use protean::prelude::*;
 use protean::runtime::{DeliveryMode, RetryPolicy, WhenDead, WorkerConfig};
-use protean::store::{FailureQuery, FailureStatus, Store};
+use protean::store::{Batch, Cause, Commit, Envelope, FailureQuery, FailureStatus, OffsetDateTime, Store, StreamId};
 
 #[path = "support/harness.rs"]
 #[allow(dead_code)]
@@ -99,6 +99,9 @@ async fn process_returns_after_the_commit_and_workers_deliver(store: Arc<dyn Sto
     for id in &wallets {
         assert_eq!(booked(&domain, id).await.unwrap(), [1, 2, 3, 4, 5], "each once, in stream order");
         assert_eq!(audited(&domain, id).await.unwrap(), [1, 2, 3, 4, 5]);
+        // Each event's handlers one after the other, in name order (`Auditing` first).
+        let expected: Vec<_> = (1..=5).flat_map(|n| [("audit", n), ("book", n)]).collect();
+        assert_eq!(reactions(id), expected);
     }
     // Commits wake the running workers: they never poll here.
     deposit(&domain, &wallets[0], 2).await;
@@ -124,6 +127,96 @@ async fn a_failing_handler_is_retried_with_backoff_until_it_succeeds(store: Arc<
     assert!(domain.delivery_failures(FailureQuery::default()).await.unwrap().is_empty(), "a success clears it");
     let report = handle.shutdown().await;
     assert_eq!((report.failed_attempts, report.dead_lettered, report.deliveries), (3, 0, 6));
+}
+
+/// The auditor's policy: its first backoffs are `backoff` each (no jitter, no growth).
+fn slow_auditor(store: Arc<dyn Store>, backoff: Duration) -> Domain {
+    Domain::builder()
+        .module(module_path!().to_string() + "::relay")
+        .shared_store(store)
+        .delivery(DeliveryMode::Background)
+        .retry_policy(quick(3))
+        .handler_policy(
+            AUDIT,
+            RetryPolicy::default().max_attempts(10).initial_backoff(backoff).multiplier(1.0).jitter(0.0),
+        )
+        .build()
+        .unwrap()
+}
+
+/// Polls `done` until it holds (a 10 s deadline): the time it took from `since`.
+async fn until<F: std::future::Future<Output = bool>>(since: Instant, mut done: impl FnMut() -> F) -> Duration {
+    let deadline = since + Duration::from_secs(10);
+    while !done().await {
+        assert!(Instant::now() < deadline, "not done in time");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    since.elapsed()
+}
+
+async fn a_failing_handler_does_not_hold_up_the_other_handlers_of_its_stream(store: Arc<dyn Store>) {
+    // The auditor fails twice on the wallet's first deposit and waits `BACKOFF` after
+    // each failure; the bookkeeper, a handler of the same events, books all three
+    // meanwhile, each in order.
+    const BACKOFF: Duration = Duration::from_millis(300);
+    let domain = slow_auditor(store, BACKOFF);
+    let id = wallet();
+    fail_audits(&id, 2);
+    deposit(&domain, &id, 3).await;
+    let started = Instant::now();
+    let handle = domain.workers(workers()).start().unwrap();
+    let (domain, id) = (&domain, &id); // copied into the polls
+    let booked_in =
+        until(started, move || async move { booked(domain, id).await.is_some_and(|b| b == [1, 2, 3]) }).await;
+    // Read before the auditor's state: while the auditor has not taken the first
+    // deposit, no deposit has been delivered to every handler.
+    let undelivered = domain.delivery_status().await.unwrap().undelivered;
+    if audited(domain, id).await.is_none() {
+        assert_eq!(undelivered, 3, "an event is delivered once every handler settled it");
+    }
+    let audited_in =
+        until(started, move || async move { audited(domain, id).await.is_some_and(|a| a == [1, 2, 3]) }).await;
+    assert!(audited_in >= 2 * BACKOFF, "the auditor waited out two backoffs ({audited_in:?})");
+    // Before, the bookkeeper got the second deposit only once the auditor had settled
+    // the first: both finished together, after both backoffs.
+    assert!(
+        booked_in + BACKOFF <= audited_in,
+        "the bookkeeper finished in {booked_in:?}, the auditor in {audited_in:?}: the backoffs held it up"
+    );
+    settled(domain).await;
+    assert_eq!(booked(domain, id).await.unwrap(), [1, 2, 3], "each once");
+    // The auditor's first attempt came first; once it failed, the bookkeeper went on alone.
+    assert_eq!(reactions(id), [("book", 1), ("book", 2), ("book", 3), ("audit", 1), ("audit", 2), ("audit", 3)]);
+    let report = handle.shutdown().await;
+    assert_eq!((report.events, report.deliveries, report.failed_attempts), (3, 6, 2));
+}
+
+async fn stopping_while_one_handler_retries_releases_what_it_has_not_settled(store: Arc<dyn Store>) {
+    // The auditor is mid-backoff on the first deposit when the workers stop; the
+    // bookkeeper has booked all three. Nothing is marked delivered, every claim is
+    // released, and the next workers give the auditor the three, in order, and the
+    // bookkeeper nothing more.
+    let domain = slow_auditor(store.clone(), Duration::from_secs(30));
+    let id = wallet();
+    fail_audits(&id, 1);
+    deposit(&domain, &id, 3).await;
+    let started = Instant::now();
+    let handle = domain.workers(workers()).start().unwrap();
+    let (polled, wallet_id, running) = (&domain, &id, &handle); // copied into the polls
+    until(started, move || async move { booked(polled, wallet_id).await.is_some_and(|b| b == [1, 2, 3]) }).await;
+    until(started, move || async move { running.report().failed_attempts == 1 }).await;
+    let report = handle.shutdown().await;
+    assert!(started.elapsed() < Duration::from_secs(10), "the backoff was cut short");
+    assert_eq!((report.events, report.deliveries, report.released), (0, 3, 3));
+    assert_eq!(store.claim_undelivered(10, Duration::ZERO).await.unwrap().len(), 3, "nothing left claimed");
+
+    // The auditor's next attempt (its second) comes at once: a claim starts with an attempt.
+    let handle = domain.workers(workers()).start().unwrap();
+    settled(&domain).await;
+    assert_eq!(audited(&domain, &id).await.unwrap(), [1, 2, 3]);
+    assert_eq!(booked(&domain, &id).await.unwrap(), [1, 2, 3], "booked once");
+    let report = handle.shutdown().await;
+    assert_eq!((report.events, report.deliveries), (3, 3));
 }
 
 async fn a_handler_failing_every_attempt_is_dead_lettered_holds_its_stream_and_replays_once(store: Arc<dyn Store>) {
@@ -279,6 +372,64 @@ async fn stranded_held_deliveries_are_released_by_replay_discard_and_replay_all(
     let _ = handle.shutdown().await;
 }
 
+async fn the_oldest_undelivered_only_moves_forward_while_workers_drain_a_backlog(store: Arc<dyn Store>) {
+    // A backlog of 600 deposits into 20 wallets, committed round by round: within a
+    // round the wallets' deposits are logged in one order and timed in another, as units
+    // of work committing together are. Each wallet's deposits are timed in order.
+    const WALLETS: i64 = 20;
+    const ROUNDS: i64 = 30;
+    let domain = background(store.clone(), quick(3));
+    let wallets: Vec<_> = (0..WALLETS).map(|_| wallet()).collect();
+    let base = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap() - Duration::from_secs(60);
+    for round in 0..ROUNDS {
+        let mut batches = Vec::new();
+        for (w, id) in (0..WALLETS).zip(&wallets) {
+            let stream = StreamId::new("Wallet", id.to_string());
+            let number = u64::try_from(round + 1).unwrap();
+            let event = Deposited { id: id.clone(), number, amount: 1 };
+            let mut event = Envelope::new(event.into(), stream.clone(), Cause::command(Uuid::now_v7())).unwrap();
+            // Logged in wallet order, timed in a shuffled one, 1 ms apart.
+            event.recorded_at = base + Duration::from_millis(u64::try_from(round * 100 + (w * 7) % WALLETS).unwrap());
+            let wallet_now = format!(r#"{{"id":"{id}","balance":{number},"deposits":{number}}}"#);
+            let commit = Commit {
+                stream,
+                expected_version: u64::try_from(round).unwrap(),
+                advance: 1,
+                state: Some(Arc::from(wallet_now)),
+                events: vec![event],
+                snapshot: None,
+            };
+            batches.push(Batch { commits: vec![commit], ..Batch::default() });
+        }
+        // One group, as units of work committing together are.
+        for committed in store.commit_group(batches).await {
+            committed.unwrap();
+        }
+    }
+    let handles: Vec<_> = (0..3).map(|_| domain.workers(workers().concurrency(4).batch(32)).start().unwrap()).collect();
+    let mut samples = Vec::new();
+    loop {
+        let status = domain.delivery_status().await.unwrap();
+        let Some(oldest) = status.oldest_undelivered else { break };
+        if let Some(&(before, _)) = samples.last() {
+            let undelivered = status.undelivered;
+            assert!(oldest >= before, "moved back from {before} to {oldest} ({undelivered} undelivered)");
+        }
+        samples.push((oldest, status.undelivered));
+        tokio::task::yield_now().await;
+    }
+    let moved = samples.windows(2).filter(|pair| pair[0].0 < pair[1].0).count();
+    assert!(moved >= 3, "the drain was sampled as it went: {} samples, moving {moved} times", samples.len());
+    for handle in handles {
+        let _ = handle.shutdown().await;
+    }
+    settled(&domain).await;
+    let expected: Vec<u64> = (1..=30).collect();
+    for id in &wallets {
+        assert_eq!(booked(&domain, id).await.unwrap(), expected);
+    }
+}
+
 async fn a_command_sent_twice_with_one_id_changes_state_once(store: Arc<dyn Store>) {
     let domain = background(store, quick(3));
     let id = wallet();
@@ -358,6 +509,31 @@ async fn inline_mode_still_delivers_in_process(store: Arc<dyn Store>) {
     assert_eq!(domain.delivery_status().await.unwrap().undelivered, 0);
 }
 
+async fn inline_delivery_holds_back_only_the_handler_that_failed(store: Arc<dyn Store>) {
+    let domain = Domain::builder().module(module_path!().to_string() + "::relay").shared_store(store).build().unwrap();
+    let id = wallet();
+    fail_audits(&id, 1);
+    let mut unit = domain.unit_of_work::<Wallet>();
+    let opened = unit.add(Wallet::builder().id(id.clone()).balance(2i64).deposits(2u64).build().unwrap()).unwrap();
+    opened.raise(Deposited { id: id.clone(), number: 1, amount: 1 });
+    opened.raise(Deposited { id: id.clone(), number: 2, amount: 1 });
+    let processed = unit.commit().await.unwrap();
+    // The auditor failed on the first deposit, so it was not given the second; the
+    // bookkeeper took both.
+    let failed: Vec<_> = processed.failures.iter().map(|f| (f.handler.name(), f.event.sequence)).collect();
+    assert_eq!(failed, [(AUDIT, 1)]);
+    assert_eq!(booked(&domain, &id).await.unwrap(), [1, 2]);
+    assert_eq!(audited(&domain, &id).await, None);
+    assert_eq!(domain.delivery_status().await.unwrap().undelivered, 2, "neither is delivered to every handler");
+
+    // Retried, the auditor takes the first; the second comes with the pending ones, in order.
+    assert!(domain.retry_failed().await.failures.is_empty());
+    assert!(domain.deliver_pending().await.unwrap().failures.is_empty());
+    assert_eq!(audited(&domain, &id).await.unwrap(), [1, 2]);
+    assert_eq!(booked(&domain, &id).await.unwrap(), [1, 2], "booked once");
+    assert_eq!(domain.delivery_status().await.unwrap().undelivered, 0);
+}
+
 /// Every case, each run on the store it is given.
 macro_rules! cases {
     ($($case:ident),* $(,)?) => {
@@ -370,13 +546,17 @@ macro_rules! cases {
 cases!(
     process_returns_after_the_commit_and_workers_deliver,
     a_failing_handler_is_retried_with_backoff_until_it_succeeds,
+    a_failing_handler_does_not_hold_up_the_other_handlers_of_its_stream,
+    stopping_while_one_handler_retries_releases_what_it_has_not_settled,
     a_handler_failing_every_attempt_is_dead_lettered_holds_its_stream_and_replays_once,
     a_handler_that_does_not_hold_goes_on_past_its_dead_letter,
     discarding_a_dead_letter_delivers_what_it_held,
     stranded_held_deliveries_are_released_by_replay_discard_and_replay_all,
+    the_oldest_undelivered_only_moves_forward_while_workers_drain_a_backlog,
     a_command_sent_twice_with_one_id_changes_state_once,
     graceful_shutdown_under_load_loses_nothing_and_leaves_no_claim,
     inline_mode_still_delivers_in_process,
+    inline_delivery_holds_back_only_the_handler_that_failed,
 );
 
 fn main() -> ExitCode {

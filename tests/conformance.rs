@@ -916,6 +916,50 @@ async fn failed_deliveries_are_kept_listed_and_removed(store: Arc<dyn Store>) {
     assert_eq!((status.undelivered, status.oldest_undelivered), (0, None));
 }
 
+async fn the_oldest_undelivered_is_the_earliest_recorded_whatever_the_log_order(store: Arc<dyn Store>) {
+    // An event's time is taken when its unit of work commits, before the store puts it
+    // in the log: two units committing together may be logged in the opposite order of
+    // their times. Here each first event is logged first but recorded after the second.
+    let commit = |name: &'static str, recorded: i64| {
+        let store = store.clone();
+        async move {
+            let s = stream("Counter", name);
+            let mut event = bumped(&Identifier::parse(name).unwrap(), 1, &s);
+            event.recorded_at = at(recorded);
+            let commit = Commit {
+                stream: s,
+                expected_version: 0,
+                advance: 1,
+                state: state("{}"),
+                events: vec![event],
+                snapshot: None,
+            };
+            store.commit(batch(vec![commit])).await.unwrap()[0].events[0].id
+        }
+    };
+    let oldest = || {
+        let store = store.clone();
+        async move { store.outbox_status().await.unwrap().oldest_undelivered }
+    };
+    let late = commit("x", 10).await;
+    let early = commit("y", 5).await;
+    assert_eq!(oldest().await, Some(at(5)), "the earliest recorded, not the first logged");
+    // Delivering the first logged leaves the earliest recorded: the figure stays.
+    store.mark_delivered(vec![late]).await.unwrap();
+    assert_eq!(oldest().await, Some(at(5)));
+    store.mark_delivered(vec![early]).await.unwrap();
+    assert_eq!(oldest().await, None);
+
+    // Delivering the earliest recorded moves the figure on to the next earliest.
+    let late = commit("z", 20).await;
+    let early = commit("w", 15).await;
+    assert_eq!(oldest().await, Some(at(15)));
+    store.mark_delivered(vec![early]).await.unwrap();
+    assert_eq!(oldest().await, Some(at(20)));
+    store.mark_delivered(vec![late]).await.unwrap();
+    assert_eq!(oldest().await, None);
+}
+
 async fn a_command_outcome_is_kept_with_its_handled_record(store: Arc<dyn Store>) {
     let s = stream("Counter", "c-1");
     let command_id = Uuid::now_v7();
@@ -1073,6 +1117,7 @@ cases!(
     migrating_again_changes_nothing,
     claims_are_renewed_and_released,
     failed_deliveries_are_kept_listed_and_removed,
+    the_oldest_undelivered_is_the_earliest_recorded_whatever_the_log_order,
     a_command_outcome_is_kept_with_its_handled_record,
     a_group_commits_every_unit_but_the_one_that_conflicts,
 );
@@ -1178,6 +1223,12 @@ async fn malformed_sqlite_rows_are_typed_errors() {
     raw.execute(insert, rusqlite::params![Uuid::now_v7().to_string(), 1, -4, good]).unwrap();
     let error = store.stream(&stream("Counter", "bad")).await.unwrap_err();
     assert!(matches!(&error, StoreError::Corrupt { reason, .. } if reason.contains("version -4")), "{error}");
+    // A time out of range, the earliest of the undelivered: the outbox's status names its event.
+    raw.execute("UPDATE protean_events SET version = 1, recorded_at = ?1", [i64::MIN]).unwrap();
+    let error = store.outbox_status().await.unwrap_err();
+    let StoreError::Corrupt { stream: at, position: 1, reason } = &error else { panic!("{error}") };
+    assert_eq!(at, &stream("Counter", "bad"));
+    assert!(reason.contains(&i64::MIN.to_string()), "{reason}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

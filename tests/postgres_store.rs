@@ -340,6 +340,28 @@ async fn a_commit_wakes_the_outbox_signal_of_another_store(url: String) {
     assert_eq!(left, 0, "the listener stops with its store");
 }
 
+/// A claim sees every undelivered event, even one whose row another transaction holds
+/// locked at that moment (a renewal of its claim, or its marking as delivered): such an
+/// event holds back the rest of its stream, which is not handed out out of order.
+async fn a_claim_does_not_pass_over_an_event_locked_for_a_moment(url: String) {
+    let store = PostgresStore::connect_with(&url, 4).await.unwrap();
+    let committed = store.commit(batch(vec![counter_commit("c", &[1, 2])])).await.unwrap();
+    let (first, second) = (committed[0].events[0].id, committed[0].events[1].id);
+    let other = store.commit(batch(vec![counter_commit("d", &[1])])).await.unwrap()[0].events[0].id;
+    let mut holder = store.pool().begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM protean_events WHERE id = $1 FOR UPDATE")
+        .bind(first)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let claimed = |store: PostgresStore| async move {
+        store.claim_undelivered(10, Duration::from_secs(30)).await.unwrap().iter().map(|e| e.id).collect::<Vec<_>>()
+    };
+    assert_eq!(claimed(store.clone()).await, [other], "the locked event holds back its stream");
+    holder.commit().await.unwrap();
+    assert_eq!(claimed(store.clone()).await, [first, second], "then the stream comes, in order");
+}
+
 /// A time PostgreSQL keeps but `time` cannot represent, written behind the store's
 /// back, is corrupt data, not a panic.
 async fn a_stored_time_out_of_range_is_corrupt_data(url: String) {
@@ -359,6 +381,12 @@ async fn a_stored_time_out_of_range_is_corrupt_data(url: String) {
         .unwrap();
         let error = store.stream(&stream("Counter", stream_id)).await.unwrap_err();
         let StoreError::Corrupt { position: 7, reason, .. } = &error else { panic!("{error}") };
+        assert!(reason.contains("out of range"), "{reason}");
+        // The earliest of the undelivered (the later one, `far`, comes before `infinity`):
+        // the outbox's status names its event.
+        let error = store.outbox_status().await.unwrap_err();
+        let StoreError::Corrupt { stream: at, position: 7, reason } = &error else { panic!("{error}") };
+        assert_eq!(at, &stream("Counter", stream_id));
         assert!(reason.contains("out of range"), "{reason}");
     }
 }
@@ -1378,6 +1406,10 @@ fn main() -> std::process::ExitCode {
         harness::postgres::test(
             "the_commit_function_does_not_notify_the_store_does_after_the_commit",
             the_commit_function_does_not_notify_the_store_does_after_the_commit,
+        ),
+        harness::postgres::test(
+            "a_claim_does_not_pass_over_an_event_locked_for_a_moment",
+            a_claim_does_not_pass_over_an_event_locked_for_a_moment,
         ),
         harness::postgres::test(
             "a_stored_time_out_of_range_is_corrupt_data",

@@ -246,7 +246,8 @@ async fn the_e_commerce_credit_limit_holds_under_a_race(store: Arc<dyn Store>) {
             .expect("the e-commerce model is valid"),
     );
     let customer = Identifier::generate();
-    let register = RegisterCustomer { customer_id: customer.clone(), name: "Ada".into(), email: "ada@example.com".into() };
+    let register =
+        RegisterCustomer { customer_id: customer.clone(), name: "Ada".into(), email: "ada@example.com".into() };
     domain.process(register).await.unwrap().all_delivered().unwrap();
     let limit = SetCreditLimit { customer_id: customer.clone(), limit_cents: 5_000 };
     domain.process(limit).await.unwrap().all_delivered().unwrap();

@@ -1018,8 +1018,11 @@ pub enum FulfilmentStage {
 ///
 /// Its first step takes [`OrderPlaced`], which [`InventoryReactions`] also takes and
 /// answers with [`StockReserved`] or [`StockReservationFailed`]: the handlers of an event
-/// run one after the other, sorted by name, so this flow has started (`Fulfilment` <
-/// `InventoryReactions`) before the answer exists.
+/// are given it one after the other, sorted by name (inline and by the workers alike), so
+/// this flow has started (`Fulfilment` < `InventoryReactions`) before the answer exists.
+/// That holds when the first step succeeds at once: a handler that fails is retried
+/// without holding up the others, so an answer could then come first, and be ignored
+/// (no flow runs for its order yet).
 #[process_manager(correlate = order_id)]
 pub struct Fulfilment {
     /// The order: the flow's key.

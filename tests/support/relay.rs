@@ -56,6 +56,23 @@ impl Wallets {
     }
 }
 
+/// A handler's short name and a deposit's number: `("book", 1)`.
+pub type Reaction = (&'static str, u64);
+
+/// What the handlers took, per wallet id, in the order they ran.
+static REACTIONS: Mutex<Option<HashMap<String, Vec<Reaction>>>> = Mutex::new(None);
+
+fn reacted(event: &Deposited, handler: &'static str) {
+    let mut reactions = REACTIONS.lock().unwrap();
+    reactions.get_or_insert_with(HashMap::new).entry(event.id.to_string()).or_default().push((handler, event.number));
+}
+
+/// The deposits of `wallet` the handlers took, in the order they ran (a run whose unit
+/// of work then failed to commit counts too).
+pub fn reactions(wallet: &Identifier<Wallet>) -> Vec<Reaction> {
+    REACTIONS.lock().unwrap().get_or_insert_with(HashMap::new).get(&wallet.to_string()).cloned().unwrap_or_default()
+}
+
 pub struct Bookkeeping;
 
 #[handler(part_of = Ledger)]
@@ -64,6 +81,7 @@ impl Bookkeeping {
         let id = event.id.cast::<Ledger>();
         let mut ledger = ctx.load_or_add(&id, || Ok(Ledger::builder().id(id.clone()).numbers(vec![]).build()?)).await?;
         ledger.numbers.push(event.number);
+        reacted(event, "book");
         Ok(())
     }
 }
@@ -101,6 +119,7 @@ impl Auditing {
         let id = event.id.cast::<Audit>();
         let mut audit = ctx.load_or_add(&id, || Ok(Audit::builder().id(id.clone()).numbers(vec![]).build()?)).await?;
         audit.numbers.push(event.number);
+        reacted(event, "audit");
         Ok(())
     }
 }

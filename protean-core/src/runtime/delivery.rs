@@ -37,18 +37,23 @@ impl Engine {
         let mut delivered = Vec::with_capacity(queue.len());
         let mut done = Vec::with_capacity(queue.len());
         let mut failures = Vec::new();
-        // A stream whose event failed waits: its later events are not delivered before it.
-        let mut stalled: HashSet<StreamId> = HashSet::new();
+        // A handler that failed on an event of a stream is not given the stream's later
+        // events (they stay undelivered; `deliver_pending` brings them in order); the
+        // other handlers go on.
+        let mut stalled: HashSet<(&'static str, StreamId)> = HashSet::new();
         while let Some(event) = queue.pop_front() {
-            if stalled.contains(&event.stream) {
-                continue; // left undelivered; `deliver_pending` brings it in order
-            }
             let mut complete = true;
+            let mut given = false;
             let handlers = self.events.get(&*event.type_name).map(Vec::as_slice).unwrap_or_default();
             // Fresh events with no handler, or whose only handler succeeded, were marked
             // delivered in the transaction that wrote them or handled them.
             let marked = !redelivery && handlers.len() <= 1;
             for &handler in handlers {
+                if !stalled.is_empty() && stalled.contains(&(handler.info.id, event.stream.clone())) {
+                    complete = false;
+                    continue;
+                }
+                given = true;
                 let outcome = if redelivery {
                     match self.store.is_handled(handler.info.id, event.id).await {
                         Ok(true) => continue,
@@ -66,16 +71,17 @@ impl Engine {
                     }
                     Err(error) => {
                         complete = false;
+                        stalled.insert((handler.info.id, event.stream.clone()));
                         failures.push(DeliveryFailure { handler: handler.info, event: event.clone(), error });
                     }
                 }
             }
-            if !complete {
-                stalled.insert(event.stream.clone());
-            } else if !marked {
+            if complete && !marked {
                 done.push(event.id);
             }
-            delivered.push(event);
+            if given || handlers.is_empty() {
+                delivered.push(event);
+            }
         }
         self.mark_delivered(done).await;
         if self.flows {

@@ -20,7 +20,9 @@ use crate::store::{FailedDelivery, FailureQuery, FailureStatus, FailureUpdate, O
 pub struct DeliveryStatus {
     /// Events not yet delivered to every handler.
     pub undelivered: u64,
-    /// When the oldest of them was recorded.
+    /// The earliest [`recorded_at`](crate::store::Envelope::recorded_at) among them.
+    /// While no event is committed it only moves forward (see
+    /// [`OutboxStatus::oldest_undelivered`](crate::store::OutboxStatus::oldest_undelivered)).
     pub oldest_undelivered: Option<OffsetDateTime>,
     /// How long the oldest has waited (the delivery lag): zero when all are delivered.
     pub lag: Duration,

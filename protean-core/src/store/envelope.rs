@@ -56,7 +56,10 @@ pub struct Envelope {
     pub stream: StreamId,
     /// Its position in the stream, from 1.
     pub sequence: u64,
-    /// When it was committed (UTC, to the microsecond: what every store keeps).
+    /// When it was committed (UTC, to the microsecond: what every store keeps): taken as
+    /// its unit of work's commit is prepared, before the store puts it in the log, so
+    /// events of units committing at the same moment may be logged in another order than
+    /// their times.
     #[serde(with = "time::serde::rfc3339")]
     pub recorded_at: OffsetDateTime,
     /// The first command of the conversation.

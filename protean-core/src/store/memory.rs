@@ -735,7 +735,8 @@ impl Store for MemoryStore {
         for (event, state) in inner.log[start..].iter().zip(&inner.delivery[start..]) {
             if !state.delivered {
                 undelivered += 1;
-                oldest = oldest.or(Some(event.recorded_at));
+                // The earliest recorded, which need not be the first in the log.
+                oldest = Some(oldest.map_or(event.recorded_at, |o: OffsetDateTime| o.min(event.recorded_at)));
             }
         }
         let failures =

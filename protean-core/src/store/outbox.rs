@@ -13,7 +13,7 @@ use crate::store::envelope::{Envelope, StreamId};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum FailureStatus {
     /// The handler failed on it and will be given it again after a backoff; the event
-    /// stays undelivered (and its stream waits) meanwhile.
+    /// stays undelivered (and the handler's later events of its stream wait) meanwhile.
     Retrying,
     /// The handler failed on every attempt allowed: a dead letter, waiting for someone
     /// to replay or discard it.
@@ -159,7 +159,11 @@ pub struct FailureCounts {
 pub struct OutboxStatus {
     /// Events not yet delivered to every handler.
     pub undelivered: u64,
-    /// When the oldest of them was recorded (`None` when all are delivered).
+    /// The earliest [`recorded_at`](Envelope::recorded_at) among them (`None` when all
+    /// are delivered): not the time of the first of them in the log, which need not be
+    /// the earliest (an event's time is taken before its commit puts it in the log). So
+    /// while no event is committed it only moves forward, as events are delivered; a
+    /// commit can move it back by at most the time that commit took.
     pub oldest_undelivered: Option<OffsetDateTime>,
     /// Failed deliveries per handler (handlers with none are left out), by handler name.
     pub failures: Vec<FailureCounts>,

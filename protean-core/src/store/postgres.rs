@@ -3,8 +3,9 @@
 //! Writes check versions under a row lock (`SELECT … FOR UPDATE`), so two processes
 //! changing one aggregate never both win: the second gets a [`VersionConflict`] and its
 //! handler runs again. Relays claim undelivered events one claim at a time (a
-//! transaction-level advisory lock, with `FOR UPDATE SKIP LOCKED` on the rows), so each
-//! stream is handed out in order; the handlers then run in parallel, and the handled
+//! transaction-level advisory lock; the rows chosen are then locked with `FOR UPDATE SKIP
+//! LOCKED`, and one locked by another transaction at that moment holds back the rest of
+//! its stream), so each stream is handed out in order; the handlers then run in parallel, and the handled
 //! messages recorded in their transactions make each effect happen once.
 //!
 //! Claims are owned: each store has an owner identity, made when it connects, and holds a
@@ -678,6 +679,28 @@ impl PostgresStore {
         }
     }
 
+    /// The [`StoreError::Corrupt`] of the oldest undelivered event, whose stored time
+    /// (`micros` after the Unix epoch) is out of range: naming it, as [`stored_time`] does.
+    async fn oldest_out_of_range(&self, micros: i128) -> StoreError {
+        let reason = format!("the stored time {micros} µs after the Unix epoch is out of range");
+        let found = sqlx::query(
+            "SELECT aggregate, stream_id, sequence FROM protean_events WHERE NOT delivered
+             ORDER BY recorded_at, position LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await;
+        let named = |row: &PgRow| -> Result<(StreamId, i64), sqlx::Error> {
+            let stream = StreamId::new(row.try_get::<String, _>("aggregate")?, row.try_get::<String, _>("stream_id")?);
+            Ok((stream, row.try_get("sequence")?))
+        };
+        match found.and_then(|row| row.as_ref().map(named).transpose()) {
+            Ok(Some((stream, sequence))) => StoreError::corrupt(&stream, u64::try_from(sequence).unwrap_or(0), reason),
+            // Delivered meanwhile: named by the table.
+            Ok(None) => StoreError::corrupt(&StreamId::new("protean_events", "undelivered"), 0, reason),
+            Err(e) => backend(e),
+        }
+    }
+
     async fn claim_now(&self, limit: usize, lease: Duration) -> Result<Vec<Envelope>, StoreError> {
         let now = OffsetDateTime::now_utc();
         let until = now + lease.min(super::MAX_LEASE);
@@ -688,6 +711,8 @@ impl PostgresStore {
         // The owners alive now: a claim of anyone else is free, whatever its lease says.
         let live: Vec<i64> = sqlx::query_scalar(LIVE_OWNERS).fetch_all(&mut *tx).await.map_err(backend)?;
         let live: foldhash::HashSet<i64> = live.into_iter().collect();
+        // A claim from before owners were recorded (no owner) keeps its lease.
+        let owner_alive = |owner: Option<Uuid>| owner.is_none_or(|owner| live.contains(&owner_key(owner)));
         let mut claimed = Vec::new();
         let mut order = super::ClaimOrder::new();
         // Pages of undelivered events in order, until enough are claimable or none are left
@@ -696,11 +721,12 @@ impl PostgresStore {
         let mut after = i64::MIN;
         'pages: loop {
             // The lease is compared on the server, so a lease of any time (`'infinity'`
-            // too) reads.
+            // too) reads. Read, not locked: a row another transaction holds locked for a
+            // moment (a renewal, a marking) must still block its stream.
             let rows = sqlx::query(&format!(
                 "SELECT {EVENT_COLUMNS}, coalesce(claimed_until > $3, FALSE) AS lease_runs, position, claimed_by
                  FROM protean_events
-                 WHERE NOT delivered AND position > $1 ORDER BY position LIMIT $2 FOR UPDATE SKIP LOCKED"
+                 WHERE NOT delivered AND position > $1 ORDER BY position LIMIT $2"
             ))
             .bind(after)
             .bind(page)
@@ -716,9 +742,7 @@ impl PostgresStore {
                     (row.try_get("aggregate").map_err(backend)?, row.try_get("stream_id").map_err(backend)?);
                 let lease_runs: bool = row.try_get("lease_runs").map_err(backend)?;
                 let claimed_by: Option<Uuid> = row.try_get("claimed_by").map_err(backend)?;
-                // A claim from before owners were recorded (no owner) keeps its lease.
-                let owner_alive = claimed_by.is_none_or(|owner| live.contains(&owner_key(owner)));
-                if order.take(stream, lease_runs && owner_alive) {
+                if order.take(stream, lease_runs && owner_alive(claimed_by)) {
                     claimed.push(envelope(row)?);
                 }
             }
@@ -729,6 +753,34 @@ impl PostgresStore {
                 _ => break,
             }
         }
+        // Then the events chosen are locked, passing over those locked right now, and
+        // checked again: one locked, delivered or claimed meanwhile blocks the rest of its
+        // stream (they come in stream order).
+        let ids: Vec<Uuid> = claimed.iter().map(|e| e.id).collect();
+        let locked = sqlx::query(
+            "SELECT id, coalesce(claimed_until > $2, FALSE) AS lease_runs, claimed_by FROM protean_events
+             WHERE id = ANY($1) AND NOT delivered FOR UPDATE SKIP LOCKED",
+        )
+        .bind(&ids)
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let mut free = foldhash::HashSet::default();
+        for row in &locked {
+            let lease_runs: bool = row.try_get("lease_runs").map_err(backend)?;
+            if !(lease_runs && owner_alive(row.try_get("claimed_by").map_err(backend)?)) {
+                free.insert(row.try_get::<Uuid, _>("id").map_err(backend)?);
+            }
+        }
+        let mut blocked: foldhash::HashSet<StreamId> = foldhash::HashSet::default();
+        claimed.retain(|event| {
+            let take = !blocked.contains(&event.stream) && free.contains(&event.id);
+            if !take {
+                blocked.insert(event.stream.clone());
+            }
+            take
+        });
         let ids: Vec<Uuid> = claimed.iter().map(|e| e.id).collect();
         sqlx::query(
             "UPDATE protean_events SET claimed_until = $1, claimed_by = $2 WHERE id = ANY($3) AND NOT delivered",
@@ -1143,27 +1195,21 @@ impl Store for PostgresStore {
 
     fn outbox_status(&self) -> BoxFuture<'_, Result<OutboxStatus, StoreError>> {
         Box::pin(async move {
-            // Both from the index of the undelivered events in log order.
+            // Both in one statement, from the index of the undelivered events, which
+            // carries their times. The oldest is the earliest recorded, which need not
+            // be the first in the log (an event's time is taken before its commit).
             let row = sqlx::query(
-                "SELECT n.undelivered, o.aggregate, o.stream_id, o.sequence, o.recorded_at
-                 FROM (SELECT count(*) AS undelivered FROM protean_events WHERE NOT delivered) AS n
-                 LEFT JOIN LATERAL (SELECT aggregate, stream_id, sequence, recorded_at FROM protean_events
-                     WHERE NOT delivered ORDER BY position LIMIT 1) AS o ON TRUE",
+                "SELECT count(*) AS undelivered, min(recorded_at) AS recorded_at FROM protean_events
+                 WHERE NOT delivered",
             )
             .fetch_one(&self.pool)
             .await
             .map_err(backend)?;
             let undelivered: i64 = row.try_get("undelivered").map_err(backend)?;
-            let aggregate: Option<String> = row.try_get("aggregate").map_err(backend)?;
-            let stream_id: Option<String> = row.try_get("stream_id").map_err(backend)?;
-            let oldest_undelivered = match (aggregate, stream_id) {
-                (Some(aggregate), Some(stream_id)) => {
-                    let stream = StreamId::new(aggregate, stream_id);
-                    let sequence: i64 = row.try_get("sequence").map_err(backend)?;
-                    let sequence = stored_count(sequence, &stream, "event sequence")?;
-                    Some(stored_time(&row, "recorded_at", &stream, sequence)?)
-                }
-                _ => None,
+            let oldest_undelivered = match row.try_get::<Option<StoredTime>, _>("recorded_at").map_err(backend)? {
+                None => None,
+                Some(StoredTime(Ok(time))) => Some(time),
+                Some(StoredTime(Err(micros))) => return Err(self.oldest_out_of_range(micros).await),
             };
             let counts =
                 sqlx::query("SELECT handler, status, count(*) AS n FROM protean_failures GROUP BY handler, status")

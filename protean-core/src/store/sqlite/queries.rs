@@ -631,36 +631,43 @@ fn failure_status(text: &str, stream: &StreamId, sequence: u64) -> Result<Failur
         })
 }
 
+/// An undelivered event's stored time, `micros` after the Unix epoch; one out of range
+/// is [`StoreError::Corrupt`] naming an undelivered event recorded then.
+fn recorded_time(connection: &Connection, micros: i64) -> Result<OffsetDateTime, StoreError> {
+    if let Ok(time) = OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000) {
+        return Ok(time);
+    }
+    let mut select = connection
+        .prepare_cached(
+            "SELECT aggregate, stream_id, sequence FROM protean_events WHERE delivered = 0 AND recorded_at = ?1 LIMIT 1",
+        )
+        .map_err(backend)?;
+    let mut rows = select.query([micros]).map_err(backend)?;
+    let row = rows.next().map_err(backend)?.ok_or_else(|| backend(rusqlite::Error::QueryReturnedNoRows))?;
+    let stream = event_stream(row)?;
+    let sequence = stored_count(row.get("sequence").map_err(backend)?, &stream, "event sequence")?;
+    from_micros(micros, &stream, sequence)
+}
+
 /// The undelivered count, the oldest undelivered event's time, and the failures per
 /// handler and status, in one read transaction.
 pub(super) fn outbox_status(connection: &Connection) -> Result<OutboxStatus, StoreError> {
     // One read transaction: the counts agree with each other.
     let tx = connection.unchecked_transaction().map_err(backend)?;
-    // Both from the partial index of undelivered positions; the oldest is its first entry.
-    let (undelivered, oldest) = {
-        let mut select = tx
-            .prepare_cached(
-                "SELECT u.n AS undelivered, o.aggregate AS aggregate, o.stream_id AS stream_id, o.sequence AS sequence,
-                     o.recorded_at AS recorded_at
-                 FROM (SELECT count(*) AS n FROM protean_events WHERE delivered = 0) AS u
-                 LEFT JOIN (SELECT aggregate, stream_id, sequence, recorded_at FROM protean_events
-                            WHERE delivered = 0 ORDER BY position LIMIT 1) AS o ON 1",
-            )
-            .map_err(backend)?;
-        let mut rows = select.query([]).map_err(backend)?;
-        let row = rows.next().map_err(backend)?.ok_or_else(|| backend(rusqlite::Error::QueryReturnedNoRows))?;
-        // A count is never negative.
-        let undelivered = u64::try_from(row.get::<_, i64>("undelivered").map_err(backend)?).unwrap_or_default();
-        let oldest = match row.get::<_, Option<i64>>("recorded_at").map_err(backend)? {
-            None => None,
-            Some(recorded) => {
-                let stream = event_stream(row)?;
-                let sequence = stored_count(row.get("sequence").map_err(backend)?, &stream, "event sequence")?;
-                Some(from_micros(recorded, &stream, sequence)?)
-            }
-        };
-        (undelivered, oldest)
-    };
+    // Both in one statement over the undelivered events, found by their partial index.
+    // The oldest is the earliest recorded, which need not be the first in the log (an
+    // event's time is taken before its commit puts it there).
+    let (undelivered, earliest) = tx
+        .prepare_cached(
+            "SELECT count(*) AS undelivered, min(recorded_at) AS recorded_at FROM protean_events WHERE delivered = 0",
+        )
+        .and_then(|mut s| {
+            s.query_row([], |r| Ok((r.get::<_, i64>("undelivered")?, r.get::<_, Option<i64>>("recorded_at")?)))
+        })
+        .map_err(backend)?;
+    // A count is never negative.
+    let undelivered = u64::try_from(undelivered).unwrap_or_default();
+    let oldest = earliest.map(|micros| recorded_time(&tx, micros)).transpose()?;
     let mut counts = Vec::new();
     {
         // Per (handler, status), with the stream and sequence of one of its events, to
