@@ -36,8 +36,8 @@ const STEPS: [&str; 6] = [
     include_str!("../protean-core/src/store/postgres/schema/v6.sql"),
 ];
 
-/// The commit function as of schema version 6 (version 7 keeps it as it is).
-const COMMIT_FUNCTION_V6: &str = include_str!("../protean-core/src/store/postgres/schema/commit_batch.sql");
+/// The commit function of versions 6 and 7 (version 8 gave it parameters).
+const COMMIT_FUNCTION_V6: &str = include_str!("support/postgres_commit_batch_v7.sql");
 
 fn stream(aggregate: &'static str, id: &str) -> StreamId {
     StreamId::new(aggregate, id.to_owned())
@@ -1275,7 +1275,7 @@ async fn upgrading_from_version_6_adds_the_group_commit_function(url: String) {
 
     let store = PostgresStore::connect_with(&url, 2).await.unwrap();
     assert_eq!(store.schema_version().await.unwrap(), POSTGRES_SCHEMA_VERSION);
-    assert_eq!(POSTGRES_SCHEMA_VERSION, SchemaVersion(7));
+    assert_eq!(POSTGRES_SCHEMA_VERSION, SchemaVersion(8));
     assert_eq!(group_functions().await, 1);
     assert_eq!(commit_functions(&pool).await.len(), 1, "the commit function stays, one of it");
     assert_eq!(store.load(&stream("Counter", "old")).await.unwrap().unwrap().version, 1);
@@ -1309,7 +1309,7 @@ async fn commit_through_the_function(pool: &PgPool, id: &str, events: usize) {
          ARRAY['{}'], ARRAY[$3], $1, array_fill('Counter.Bumped'::text, ARRAY[$3]), array_fill(1, ARRAY[$3]),
          array_fill('{}'::text, ARRAY[$3]), array_fill(now(), ARRAY[$3]), $1, $1, NULL, NULL, NULL, '{}',
          ARRAY[NULL], '{}', '{}', '{}', '{}', '{}', NULL, '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}',
-         '{}', '{}')",
+         '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}')",
     )
     .bind(&ids)
     .bind(id)
