@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::{Batch, BoxFuture, Commit, Committed, Record, Snapshot, Store, StoreError, VersionConflict};
 use super::{BuildState, Cancel, FilterOp, Logged, ProjectionSpec, ProjectionState, Row, RowChange, RowFilter};
 use super::{FailedDelivery, FailureQuery, FailureStatus, FailureUpdate, HandlerState, OutboxStatus};
-use super::{ReplayEvents, RowQuery, RowRead, RowVersion, Scheduled};
+use super::{ReplayEvents, RowQuery, Scheduled};
 use crate::store::envelope::{Envelope, StreamId};
 
 /// A [`Store`] in memory that behaves like a database: records and events are kept as
@@ -209,11 +209,11 @@ impl MemoryStore {
             }
         }
         // What the unit decided on must still be as it read it.
-        for read in &reads {
-            if let Some(conflict) = read.stale(&Self::read_now(&inner, read)?) {
-                return Err(conflict.into());
-            }
-        }
+        super::projection::check_reads(
+            &reads,
+            |name, key| Ok(Self::row_in(&inner, name, None, key)),
+            |query| Self::query_in(&inner, query),
+        )?;
         // And every row change: which apply, which are skipped.
         let (plan, from) = Self::check_rows(&inner, &rows, rows_from)?;
         if let Some(handled) = handled {
@@ -398,20 +398,12 @@ impl MemoryStore {
         Ok(true)
     }
 
-    /// What `read` reads now, in the serving copy: the row under its key, or the rows
-    /// its query returns.
-    fn read_now(inner: &Inner, read: &RowRead) -> Result<Vec<RowVersion>, StoreError> {
-        match read {
-            RowRead::Key { projection, key, .. } => {
-                let Some(projected) = inner.projections.get(&**projection) else { return Ok(Vec::new()) };
-                let row = projected.copies.get(&projected.generation).and_then(|copy| copy.get(key));
-                Ok(row
-                    .map(|row| RowVersion { key: key.clone(), generation: projected.generation, version: row.version })
-                    .into_iter()
-                    .collect())
-            }
-            RowRead::Query { query, .. } => Ok(Self::query_in(inner, query)?.iter().map(RowVersion::of).collect()),
-        }
+    /// Row `key` of projection `name`: of copy `generation`, or of the serving copy.
+    fn row_in(inner: &Inner, name: &str, generation: Option<u64>, key: &str) -> Option<Row> {
+        let projected = inner.projections.get(name)?;
+        let generation = generation.unwrap_or(projected.generation);
+        let row = projected.copies.get(&generation)?.get(key)?;
+        Some(Row { key: key.to_owned(), generation, version: row.version, json: Arc::clone(&row.json) })
     }
 
     fn query_now(&self, query: &RowQuery) -> Result<Vec<Row>, StoreError> {
@@ -837,13 +829,7 @@ impl Store for MemoryStore {
         generation: Option<u64>,
         key: &'a str,
     ) -> BoxFuture<'a, Result<Option<Row>, StoreError>> {
-        let inner = self.lock();
-        let row = inner.projections.get(name).and_then(|projected| {
-            let generation = generation.unwrap_or(projected.generation);
-            let row = projected.copies.get(&generation)?.get(key)?;
-            Some(Row { key: key.to_owned(), generation, version: row.version, json: Arc::clone(&row.json) })
-        });
-        Box::pin(std::future::ready(Ok(row)))
+        Box::pin(std::future::ready(Ok(Self::row_in(&self.lock(), name, generation, key))))
     }
 
     fn query_projection(&self, query: RowQuery) -> BoxFuture<'_, Result<Vec<Row>, StoreError>> {

@@ -212,6 +212,27 @@ impl RowRead {
     }
 }
 
+/// Refuses a batch whose `reads` no longer hold, the first stale one naming the
+/// conflict: each row read by key is read again from the serving copy with `row`
+/// (projection, key), each query run again with `query`. What the stores that check
+/// reads in Rust (memory, SQLite) run inside their commit.
+pub(crate) fn check_reads(
+    reads: &[RowRead],
+    mut row: impl FnMut(&str, &str) -> Result<Option<Row>, crate::store::StoreError>,
+    mut query: impl FnMut(&RowQuery) -> Result<Vec<Row>, crate::store::StoreError>,
+) -> Result<(), crate::store::StoreError> {
+    for read in reads {
+        let now: Vec<RowVersion> = match read {
+            RowRead::Key { projection, key, .. } => row(projection, key)?.iter().map(RowVersion::of).collect(),
+            RowRead::Query { query: q, .. } => query(q)?.iter().map(RowVersion::of).collect(),
+        };
+        if let Some(conflict) = read.stale(&now) {
+            return Err(conflict.into());
+        }
+    }
+    Ok(())
+}
+
 /// A comparison in a [`RowFilter`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FilterOp {

@@ -247,7 +247,8 @@ impl<'a> Arrays<'a> {
                 versions.push(to_i32(event.version, &commit.stream, "the event version")?);
             }
         }
-        // The reads first: the one part that may fail after being appended to.
+        // The reads into arrays of their own, first: writing a query may fail, and nothing
+        // of this batch is appended until nothing can.
         let mut reads = ReadArrays::default();
         let (keys, queries) = reads.push(&batch.reads)?;
         let units = [

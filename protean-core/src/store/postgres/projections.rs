@@ -74,31 +74,28 @@ pub(super) struct ReadArrays<'a> {
 
 impl<'a> ReadArrays<'a> {
     /// Appends `reads`; returns how many rows by key and how many queries it appended.
-    /// On an error (a query the store cannot write), appends nothing.
+    /// On an error (a query the store cannot write) it stops part way: build into a new
+    /// one and [`append`](Self::append) it once done.
     pub(super) fn push(&mut self, reads: &'a [RowRead]) -> Result<(usize, usize), StoreError> {
-        let mut queries = Vec::new();
+        let (mut keys, mut queries) = (0, 0);
         for read in reads {
-            if let RowRead::Query { query, found } = read {
-                queries.push((&*query.projection, query_check_sql(query)?, query_check_expected(found)));
+            match read {
+                RowRead::Key { projection, key, found } => {
+                    self.projections.push(projection);
+                    self.keys.push(key);
+                    self.generations.push(found.as_ref().map(|f| to_i64(f.generation)));
+                    self.versions.push(found.as_ref().map_or(0, |f| to_i64(f.version)));
+                    keys += 1;
+                }
+                RowRead::Query { query, found } => {
+                    self.query_sql.push(query_check_sql(query)?);
+                    self.query_projections.push(&query.projection);
+                    self.query_expected.push(query_check_expected(found));
+                    queries += 1;
+                }
             }
         }
-        let mut keys = 0;
-        for read in reads {
-            if let RowRead::Key { projection, key, found } = read {
-                self.projections.push(projection);
-                self.keys.push(key);
-                self.generations.push(found.as_ref().map(|f| to_i64(f.generation)));
-                self.versions.push(found.as_ref().map_or(0, |f| to_i64(f.version)));
-                keys += 1;
-            }
-        }
-        let count = queries.len();
-        for (projection, sql, expected) in queries {
-            self.query_projections.push(projection);
-            self.query_sql.push(sql);
-            self.query_expected.push(expected);
-        }
-        Ok((keys, count))
+        Ok((keys, queries))
     }
 
     /// Appends `other`'s arrays.

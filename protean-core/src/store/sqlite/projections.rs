@@ -27,8 +27,8 @@ use super::backend;
 use super::queries::{envelope, text, EVENT_COLUMNS};
 use crate::store::envelope::StreamId;
 use crate::store::sql::{from_micros, micros, stored_count, to_i64};
+use crate::store::RowRead;
 use crate::store::{BuildState, FilterOp, Logged, ProjectionSpec, ProjectionState, Row, RowChange, RowQuery};
-use crate::store::{RowRead, RowVersion};
 use crate::store::{StoreError, VersionConflict, MAX_LEASE};
 
 /// The columns a [`ProjectionState`] is read from (by [`state_of`], by name).
@@ -251,18 +251,7 @@ pub(super) fn row(
 /// longer hold: each row read by key is read again from the serving copy, each query
 /// run again, in the write transaction open on `connection`.
 pub(super) fn check_reads(connection: &Connection, reads: &[RowRead]) -> Result<(), StoreError> {
-    for read in reads {
-        let now: Vec<RowVersion> = match read {
-            RowRead::Key { projection, key, .. } => {
-                row(connection, projection, None, key)?.iter().map(RowVersion::of).collect()
-            }
-            RowRead::Query { query: q, .. } => query(connection, q)?.iter().map(RowVersion::of).collect(),
-        };
-        if let Some(conflict) = read.stale(&now) {
-            return Err(conflict.into());
-        }
-    }
-    Ok(())
+    crate::store::projection::check_reads(reads, |name, key| row(connection, name, None, key), |q| query(connection, q))
 }
 
 /// A JSON scalar as the SQLite value `json_extract` gives for it, with the condition on
