@@ -563,18 +563,31 @@ impl PostgresStore {
         let wakes = wakes_workers(&batch);
         let mut arrays = Arrays::default();
         arrays.push(&batch)?;
-        let outcome: Result<Vec<i64>, sqlx::Error> = match arrays.arguments(false) {
-            Ok(arguments) => {
-                sqlx::query_scalar_with(
-                    "SELECT protean_commit_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-                     $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34,
-                     $35, $36, $37, $38, $39, $40, $41, $42, $43)",
-                    arguments,
-                )
-                .fetch_one(&self.pool)
-                .await
+        // A batch that loses a deadlock or a serialization check to another transaction (a
+        // group of another process holding what it needs while waiting for what it holds)
+        // wrote nothing: it is committed again, after a short random pause.
+        let mut lost = 0;
+        let outcome: Result<Vec<i64>, sqlx::Error> = loop {
+            let outcome =
+                match arrays.arguments(false) {
+                    Ok(arguments) => sqlx::query_scalar_with(
+                        "SELECT protean_commit_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                         $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34,
+                         $35, $36, $37, $38, $39, $40, $41, $42, $43)",
+                        arguments,
+                    )
+                    .fetch_one(&self.pool)
+                    .await,
+                    Err(error) => Err(error),
+                };
+            match &outcome {
+                Err(sqlx::Error::Database(e)) if lost < group::LOST_RETRIES && group::lost(&**e) => {
+                    lost += 1;
+                    tracing::debug!(attempt = lost, error = %e, "postgres: a commit lost to another transaction, committing again");
+                    tokio::time::sleep(std::time::Duration::from_millis(fastrand::u64(1..=5 * u64::from(lost)))).await;
+                }
+                _ => break outcome,
             }
-            Err(error) => Err(error),
         };
         match outcome {
             Ok(returned) => {

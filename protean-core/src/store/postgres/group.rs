@@ -37,6 +37,16 @@ pub(super) const DEFAULT_GROUPS_IN_FLIGHT: usize = 2;
 /// transaction: it wrote nothing, and is committed again on its own, after its group.
 const RETRIED: [&str; 2] = ["40P01", "40001"];
 
+/// How many times a batch committed alone is committed again after losing a deadlock or
+/// a serialization check, before its caller gets the error.
+pub(super) const LOST_RETRIES: u32 = 8;
+
+/// Whether `error` says its transaction lost a deadlock or a serialization check (it
+/// wrote nothing, and may simply be run again).
+pub(super) fn lost(error: &dyn sqlx::error::DatabaseError) -> bool {
+    error.code().is_some_and(|code| RETRIED.contains(&&*code))
+}
+
 /// The answer to one batch.
 type Answer = Result<Vec<Committed>, StoreError>;
 
