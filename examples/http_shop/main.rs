@@ -3,8 +3,8 @@
 //! status-code mapping are documented in `app.rs`.
 //!
 //! ```sh
-//! cargo run --example http_shop                      # 127.0.0.1:3000, http_shop.db in the temp dir
-//! cargo run --example http_shop -- --addr 127.0.0.1:8080 --database shop.db
+//! cargo run --example http_shop --features http      # 127.0.0.1:3000, http_shop.db in the temp dir
+//! cargo run --example http_shop --features http -- --addr 127.0.0.1:8080 --database shop.db
 //! ```
 //!
 //! `--addr` (or `HTTP_SHOP_ADDR`) is where it listens, `--database` (or
