@@ -71,13 +71,18 @@ fn a_module_that_declares_nothing_is_refused_naming_the_modules_that_do_closest_
     // `process` then said to add a handler that exists.
     let typo = crate::model("ecomerce");
     let error = Domain::builder().module(crate::model("ecommerce")).module(typo.clone()).build().unwrap_err();
-    let BuildError::UnknownModule { module, known } = &error else { panic!("expected an unknown module, got: {error}") };
+    let BuildError::UnknownModule { module, known } = &error else {
+        panic!("expected an unknown module, got: {error}")
+    };
     assert_eq!(module, &typo);
     assert_eq!(known.first().map(String::as_str), Some(crate::model("ecommerce").as_str()), "closest first");
     for declared in [crate::model("lab"), crate::model("dups::billing"), crate::model("dups"), "engine".to_owned()] {
         assert!(known.contains(&declared), "{declared} is listed: {known:?}");
     }
-    assert!(known.iter().all(|m| m == "engine" || m.starts_with("engine::")), "only modules of this program: {known:?}");
+    assert!(
+        known.iter().all(|m| m == "engine" || m.starts_with("engine::")),
+        "only modules of this program: {known:?}"
+    );
     assert!(error.model().is_none());
     let message = error.to_string();
     assert!(
