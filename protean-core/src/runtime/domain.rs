@@ -370,7 +370,7 @@ impl Domain {
         let outcome = self.run_command(command, cause, idempotent).instrument(span.clone()).await;
         if let Err(error) = &outcome {
             span.in_scope(|| match error {
-                ProcessError::Rejected { .. } => {
+                ProcessError::Rejected { .. } | ProcessError::RejectedByProjector { .. } => {
                     tracing::info!(error = error as &dyn std::error::Error, "command rejected")
                 }
                 _ => tracing::warn!(error = error as &dyn std::error::Error, "command failed"),
@@ -463,7 +463,7 @@ impl Domain {
 
     /// A read model by key.
     pub async fn read_model<V: ReadModel>(&self, key: &str) -> Result<Option<V>, ProcessError> {
-        Ok(read_model::<V>(self.engine.store.as_ref(), key).await?)
+        Ok(read_model::<V>(&self.engine, key).await?)
     }
 
     /// Writes a read model (from a projection or application code).

@@ -20,6 +20,23 @@ pub enum ProcessError {
         /// Why.
         error: DomainError,
     },
+    /// An inline projector (`#[projector(projection = V, inline)]`) refused an event the
+    /// unit of work of the command (or of the event handler) raised: the command is
+    /// refused, as by its handler, and nothing was written.
+    #[error(
+        "`{type_name}` was rejected: the inline projector `{projector}` refused the event `{event}` it raised: {error}"
+    )]
+    RejectedByProjector {
+        /// The stable type name of the command refused (`"Talk.SubmitTalk"`), or of the
+        /// event whose handler's unit of work raised the event.
+        type_name: &'static str,
+        /// The projector method that refused (`"TalkTitles::submitted"`).
+        projector: &'static str,
+        /// The stable type name of the event it refused (`"Talk.TalkSubmitted"`).
+        event: &'static str,
+        /// Why.
+        error: DomainError,
+    },
     /// Another unit of work changed the aggregate first, on every attempt allowed.
     #[error(transparent)]
     Conflict(#[from] VersionConflict),
@@ -73,10 +90,11 @@ impl ProcessError {
         }
     }
 
-    /// The domain error of a rejection.
+    /// The domain error of a rejection: by the handler ([`Rejected`](Self::Rejected)) or
+    /// by an inline projector ([`RejectedByProjector`](Self::RejectedByProjector)).
     pub fn rejection(&self) -> Option<&DomainError> {
         match self {
-            ProcessError::Rejected { error, .. } => Some(error),
+            ProcessError::Rejected { error, .. } | ProcessError::RejectedByProjector { error, .. } => Some(error),
             _ => None,
         }
     }

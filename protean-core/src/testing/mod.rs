@@ -327,20 +327,21 @@ impl<R> Outcome<R> {
         }
     }
 
-    /// Then the `when` step was refused by a business rule with this message.
+    /// Then the `when` step was refused by a business rule with this message (by its
+    /// handler, or by an inline projector of an event it raised).
     #[track_caller]
     pub fn then_rejected_by_rule(&self, message: &str) -> &Self {
         match self.then_error() {
-            ProcessError::Rejected { error: DomainError::Rule(actual), .. } if actual == message => self,
+            error if matches!(error.rejection(), Some(DomainError::Rule(actual)) if actual == message) => self,
             other => panic!("expected a rejection by the rule {message:?}, got: {other}"),
         }
     }
 
-    /// Then the `when` step was refused as invalid, with (at least) these
-    /// `(field path, message)` problems.
+    /// Then the `when` step was refused as invalid (by its handler, or by an inline
+    /// projector), with (at least) these `(field path, message)` problems.
     #[track_caller]
     pub fn then_invalid(&self, expected: &[(&str, &str)]) -> &Self {
-        let ProcessError::Rejected { error: DomainError::Validation(errors), .. } = self.then_error() else {
+        let Some(DomainError::Validation(errors)) = self.then_error().rejection() else {
             panic!("expected a validation error, got: {}", self.then_error());
         };
         for (path, message) in expected {
