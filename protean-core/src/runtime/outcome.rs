@@ -128,11 +128,18 @@ impl std::fmt::Display for DeliveryFailure {
 
 /// What processing a command did, and what its handler handed back.
 ///
-/// The command is committed once `process` returns `Ok`, but the handlers reacting to
-/// its events may have failed: [`failures`](Self::failures) lists them. Use the outcome
-/// ([`all_delivered`](Self::all_delivered) turns any failure into an error).
+/// The command is committed once `process` returns `Ok`. In
+/// [inline](crate::runtime::DeliveryMode::Inline) delivery the handlers reacting to its
+/// events ran before `process` returned, and may have failed:
+/// [`failures`](Self::failures) lists them, and [`all_delivered`](Self::all_delivered)
+/// turns any failure into an error. In [background](crate::runtime::DeliveryMode::Background)
+/// delivery they had not run yet, so `failures` is empty: the workers retry and
+/// dead-letter what fails ([`Domain::delivery_status`](crate::runtime::Domain::delivery_status),
+/// [`Domain::dead_letters`](crate::runtime::Domain::dead_letters); see
+/// [seeing failures](crate::runtime::Workers#seeing-failures)).
 #[derive(Debug, Clone, PartialEq)]
-#[must_use = "reactions to the command may have failed: call `.all_delivered()?`, or check `failures`"]
+#[must_use = "it holds the reply; in inline delivery, reactions may have failed: call `.all_delivered()?` \
+              (in background delivery the workers report failures: `Domain::delivery_status`)"]
 pub struct Processed<R = ()> {
     /// The handler's reply: the `returns = T` the command declares, `()` otherwise.
     pub reply: R,
@@ -143,7 +150,8 @@ pub struct Processed<R = ()> {
     /// Every event raised: the command's first, then those of the handlers that
     /// reacted, in delivery order.
     pub events: Vec<Envelope>,
-    /// Deliveries that failed; also kept by the domain until retried.
+    /// Deliveries that failed, in inline delivery; also kept by the domain until
+    /// retried. Always empty in background delivery: nothing was delivered yet.
     pub failures: Vec<DeliveryFailure>,
 }
 
@@ -156,6 +164,7 @@ impl<R> Processed<R> {
     /// `Ok(())` when every reaction succeeded; otherwise
     /// [`ProcessError::ReactionsFailed`] with the failures (the command itself stays
     /// committed, and the failed events are kept for [`Domain::retry_failed`](crate::runtime::Domain::retry_failed)).
+    /// In background delivery no reaction has run yet: always `Ok(())`.
     ///
     /// `domain.process(command).await?.all_delivered()?;`
     pub fn all_delivered(&self) -> Result<(), ProcessError> {
