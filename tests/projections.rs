@@ -165,15 +165,12 @@ async fn a_failing_inline_projector_rejects_the_unit_of_work(store: Arc<dyn Stor
     // The command the caller sent is refused, with the projector and the event that
     // refused it (before, `Account.Charged` was named as if the event had been sent).
     let Err(error) = refused else { panic!("the charge is refused") };
-    assert_eq!(
-        error,
-        ProcessError::RejectedByProjector {
-            type_name: "Account.Charge",
-            projector: "OwnerTotals::charged",
-            event: "Account.Charged",
-            error: DomainError::rule("the owner totals refuse this charge"),
-        }
-    );
+    let ProcessError::RejectedByProjector { type_name, projector, error: why } = &error else {
+        panic!("refused by the projector: {error:?}")
+    };
+    let named = (*type_name, projector.name(), projector.type_name());
+    assert_eq!(named, ("Account.Charge", "OwnerTotals::charged", "Account.Charged"));
+    assert_eq!(why, &DomainError::rule("the owner totals refuse this charge"));
     assert_eq!(
         error.to_string(),
         "`Account.Charge` was rejected: the inline projector `OwnerTotals::charged` refused the event \

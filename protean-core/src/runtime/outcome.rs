@@ -24,16 +24,18 @@ pub enum ProcessError {
     /// unit of work of the command (or of the event handler) raised: the command is
     /// refused, as by its handler, and nothing was written.
     #[error(
-        "`{type_name}` was rejected: the inline projector `{projector}` refused the event `{event}` it raised: {error}"
+        "`{type_name}` was rejected: the inline projector `{}` refused the event `{}` it raised: {error}",
+        projector.name(),
+        projector.type_name()
     )]
     RejectedByProjector {
         /// The stable type name of the command refused (`"Talk.SubmitTalk"`), or of the
         /// event whose handler's unit of work raised the event.
         type_name: &'static str,
-        /// The projector method that refused (`"TalkTitles::submitted"`).
-        projector: &'static str,
-        /// The stable type name of the event it refused (`"Talk.TalkSubmitted"`).
-        event: &'static str,
+        /// The projector method that refused: its [`name`](HandlerInfo::name)
+        /// (`"TalkTitles::submitted"`), and the [`type_name`](HandlerInfo::type_name) of
+        /// the event it refused (`"Talk.TalkSubmitted"`).
+        projector: &'static HandlerInfo,
         /// Why.
         error: DomainError,
     },

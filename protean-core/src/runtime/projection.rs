@@ -500,12 +500,9 @@ impl InlineRows {
                 }
             };
             (route.apply)(&mut self.sets[index], envelope).await.map_err(|error| match error {
-                ProcessError::Rejected { error, .. } => ProcessError::RejectedByProjector {
-                    type_name: message,
-                    projector: projector.id,
-                    event: projector.type_name,
-                    error,
-                },
+                ProcessError::Rejected { error, .. } => {
+                    ProcessError::RejectedByProjector { type_name: message, projector, error }
+                }
                 other => other,
             })?;
         }
