@@ -93,6 +93,18 @@ async fn process_returns_after_the_commit_and_workers_deliver(store: Arc<dyn Sto
     let status = domain.delivery_status().await.unwrap();
     assert_eq!(status.undelivered, 20);
     assert!(status.oldest_undelivered.is_some());
+    // As JSON, for a health endpoint: the time as RFC 3339 text (as an event's), the lag
+    // in seconds.
+    let mut events = Vec::new();
+    for id in &wallets {
+        events.extend(domain.events_of(id).await.unwrap());
+    }
+    let oldest = events.iter().min_by_key(|e| e.recorded_at).unwrap();
+    assert_eq!(Some(oldest.recorded_at), status.oldest_undelivered);
+    let json = serde_json::to_value(&status).unwrap();
+    assert_eq!(json["oldest_undelivered"], serde_json::to_value(oldest).unwrap()["recorded_at"], "{json}");
+    assert_eq!(json["lag"].as_f64(), Some(status.lag.as_secs_f64()), "{json}");
+    assert_eq!((&json["undelivered"], &json["dead"], &json["held"]), (&20.into(), &0.into(), &0.into()));
 
     let handle = domain.workers(workers()).start().unwrap();
     settled(&domain).await;
@@ -220,7 +232,7 @@ async fn stopping_while_one_handler_retries_releases_what_it_has_not_settled(sto
 }
 
 async fn a_handler_failing_every_attempt_is_dead_lettered_holds_its_stream_and_replays_once(store: Arc<dyn Store>) {
-    let domain = background(store, quick(3));
+    let domain = background(Arc::clone(&store), quick(3));
     let (sick, healthy) = (wallet(), wallet());
     fail_audits(&sick, u32::MAX);
     deposit(&domain, &sick, 3).await;
@@ -243,6 +255,36 @@ async fn a_handler_failing_every_attempt_is_dead_lettered_holds_its_stream_and_r
     assert_eq!(held, [2, 3], "the rest of the stream waits behind it, for the auditor only");
     let audit = domain.delivery_status().await.unwrap().handlers.into_iter().find(|h| h.handler == AUDIT).unwrap();
     assert_eq!((audit.dead, audit.held, audit.retrying), (1, 2, 0));
+
+    // The totals count every handler's failures: with a retried failure of a handler of
+    // another domain on this store, and a dead letter of it too.
+    let healthy_events = domain.events_of(&healthy).await.unwrap();
+    for (event, status) in healthy_events.iter().zip([FailureStatus::Retrying, FailureStatus::Dead]) {
+        let failure = protean::store::FailureUpdate {
+            handler: "Elsewhere::react".into(),
+            event: event.clone(),
+            status,
+            error: "boom".into(),
+            at: OffsetDateTime::now_utc(),
+        };
+        store.record_failure(failure).await.unwrap();
+    }
+    let status = domain.delivery_status().await.unwrap();
+    assert_eq!((status.dead, status.held, status.retrying), (2, 2, 1), "{status:?}");
+    let json = serde_json::to_value(&status).unwrap();
+    assert_eq!((&json["dead"], &json["held"], &json["retrying"]), (&2.into(), &2.into(), &1.into()), "{json}");
+    assert!(json["lag"].is_number() && json["undelivered"].is_number(), "{json}");
+    assert_eq!(json["oldest_undelivered"].is_null(), status.oldest_undelivered.is_none(), "{json}");
+    let handlers: Vec<(&str, u64)> = json["handlers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["handler"].as_str().unwrap(), h["dead"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(handlers, [(AUDIT, 1), (BOOK, 0), ("Elsewhere::react", 1)]);
+    for event in &healthy_events {
+        store.remove_failure("Elsewhere::react", event.id).await.unwrap();
+    }
     assert_eq!(domain.dead_letter(AUDIT, letter.event.id).await.unwrap().as_ref(), Some(letter), "inspect");
 
     // Replaying while still broken fails again, and counts the attempt.
@@ -257,6 +299,8 @@ async fn a_handler_failing_every_attempt_is_dead_lettered_holds_its_stream_and_r
     assert_eq!(replayed.delivered.len(), 3);
     assert_eq!(audited(&domain, &sick).await.unwrap(), [1, 2, 3]);
     assert!(domain.delivery_failures(FailureQuery::default()).await.unwrap().is_empty());
+    let status = domain.delivery_status().await.unwrap();
+    assert_eq!((status.dead, status.held, status.retrying), (0, 0, 0));
     let gone = domain.replay(AUDIT, letter.event.id).await;
     assert!(matches!(gone, Err(ProcessError::NoDeadLetter { .. })), "{gone:?}");
     assert!(domain.replay_all().await.unwrap().delivered.is_empty());
@@ -559,6 +603,84 @@ cases!(
     inline_delivery_holds_back_only_the_handler_that_failed,
 );
 
+/// Set in the child process of [`failures_are_written_on_stderr_while_no_tracing_subscriber_is_installed`]:
+/// `unobserved`, or `observed` (it installs a subscriber first).
+const CHILD: &str = "PROTEAN_BACKGROUND_CHILD";
+
+/// The child: a handler failing every attempt, with workers started twice (the second
+/// set says nothing new); prints the wallet's id once its deposit is a dead letter.
+async fn dead_letter_child(observed: bool) {
+    if observed {
+        tracing::subscriber::set_global_default(tracing_subscriber::registry()).unwrap();
+    }
+    let domain = background(Arc::new(protean::store::MemoryStore::new()), quick(2));
+    let id = wallet();
+    fail_audits(&id, u32::MAX);
+    deposit(&domain, &id, 1).await;
+    let handle = domain.workers(workers()).start().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while domain.delivery_status().await.unwrap().dead == 0 {
+        assert!(Instant::now() < deadline, "no dead letter in time");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    handle.shutdown().await;
+    domain.workers(workers()).start().unwrap().shutdown().await;
+    println!("{id}");
+}
+
+/// Runs the child process in `mode`: its stdout (the wallet's id) and stderr.
+fn child(mode: &str) -> (String, String) {
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .env(CHILD, mode)
+        .output()
+        .expect("the child process runs");
+    let (stdout, stderr) = (String::from_utf8(output.stdout).unwrap(), String::from_utf8(output.stderr).unwrap());
+    assert!(output.status.success(), "the child failed: {stderr}");
+    (stdout.trim().to_owned(), stderr)
+}
+
+/// Without a tracing subscriber, the workers' log goes nowhere: they say so on stderr,
+/// once per process, and write each dead letter there. With one, stderr is left to it.
+fn failures_are_written_on_stderr_while_no_tracing_subscriber_is_installed() {
+    let (id, stderr) = child("unobserved");
+    let notice = "protean: delivery workers started with no tracing subscriber installed: their failures \
+                  (failed attempts, dead letters, store errors) are logged through `tracing` and shown nowhere. \
+                  Install a subscriber to see them (`tracing_subscriber::fmt::init()`); until then each dead letter \
+                  is also written here. `Domain::delivery_status()` and `Domain::dead_letters()` report them at any \
+                  time.\n";
+    assert_eq!(stderr.matches(notice).count(), 1, "said once, for two sets of workers: {stderr}");
+    let letter = format!("protean: dead letter: `{AUDIT}` failed on Wallet.Deposited #1 of Wallet/{id} (event ");
+    let [line] = stderr.lines().filter(|l| l.starts_with("protean: dead letter")).collect::<Vec<_>>()[..] else {
+        panic!("one dead letter written: {stderr}")
+    };
+    assert!(line.starts_with(&letter), "{line}");
+    assert!(
+        line.ends_with(
+            ") 2 time(s), the last with: `Wallet.Deposited` was rejected: the auditor is down for deposit #1; \
+             replay it with `Domain::replay` once fixed"
+        ),
+        "{line}"
+    );
+
+    let (_, stderr) = child("observed");
+    assert!(!stderr.contains("protean:"), "{stderr}");
+}
+
 fn main() -> ExitCode {
-    harness::run(harness::every_store("background", cases, 8))
+    if let Ok(mode) = std::env::var(CHILD) {
+        harness::runtime().block_on(dead_letter_child(mode == "observed"));
+        return ExitCode::SUCCESS;
+    }
+    // These cases dead-letter deposits on purpose: a subscriber that records nothing
+    // keeps them off stderr (the child above shows what is written without one).
+    tracing::subscriber::set_global_default(tracing::subscriber::NoSubscriber::default()).unwrap();
+    let mut trials = harness::every_store("background", cases, 8);
+    trials.push(harness::Trial::test(
+        "failures_are_written_on_stderr_while_no_tracing_subscriber_is_installed",
+        || {
+            failures_are_written_on_stderr_while_no_tracing_subscriber_is_installed();
+            Ok(())
+        },
+    ));
+    harness::run(trials)
 }

@@ -355,6 +355,7 @@ fn unfed_projections_and_process_managers_and_shared_names_are_reported() {
         .module(module_path!().to_string() + "::shop")
         .build()
         .unwrap_err();
+    let err = err.model().expect("the model's problems");
     let messages: Vec<String> = err.problems.iter().map(|p| format!("{}: {}", p.element, p.message)).collect();
     assert_eq!(messages.len(), 4, "{err}");
     assert!(messages.iter().any(|m| m.starts_with("Orphan: projection `Orphan` has no projector")), "{err}");

@@ -224,6 +224,7 @@ fn building_a_domain_reports_every_cross_element_problem() {
         .module(module_path!().to_string() + "::twin_b")
         .build()
         .unwrap_err();
+    let err = err.model().expect("the model's problems");
     let messages: Vec<String> = err.problems.iter().map(|p| format!("{}: {}", p.element, p.message)).collect();
     assert_eq!(messages.len(), 3, "{err}");
     assert!(messages.iter().any(|m| m.starts_with("Ledger: 2 elements are named `Ledger`")), "{err}");
@@ -240,6 +241,7 @@ fn building_a_domain_reports_every_cross_element_problem() {
 #[test]
 fn a_part_of_outside_the_domain_is_reported() {
     let err = Domain::builder().module(module_path!().to_string() + "::elsewhere").build().unwrap_err();
+    let err = err.model().expect("the model's problems");
     assert_eq!(err.problems.len(), 1);
     assert_eq!(
         err.problems[0].message,

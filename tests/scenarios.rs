@@ -371,3 +371,180 @@ async fn end_to_end_a_restock_in_time_confirms_and_a_missed_deadline_cancels() {
     domain.process(Restock { sku: sku("INK-1"), quantity: 5 }).await.unwrap().all_delivered().unwrap();
     assert_eq!(domain.get(&sku("INK-1")).await.unwrap().unwrap().reserved, 0);
 }
+
+// --- A failing assertion of the test kit is reported at the test's line. ---
+
+/// Catches the panics of the calling thread, with where they were raised.
+mod caught {
+    use std::cell::RefCell;
+    use std::panic::{self, AssertUnwindSafe, Location};
+    use std::sync::Once;
+
+    /// Where a panic was raised (file, line) and its message.
+    type Panic = (String, u32, String);
+
+    thread_local! {
+        static CAUGHT: RefCell<Option<Vec<Panic>>> = const { RefCell::new(None) };
+    }
+
+    /// A hook that records the panics of a thread inside [`panic_of`], and leaves the
+    /// others to the hook it replaced.
+    fn install() {
+        static HOOK: Once = Once::new();
+        HOOK.call_once(|| {
+            let previous = panic::take_hook();
+            panic::set_hook(Box::new(move |info| {
+                let recorded = CAUGHT.with(|caught| match caught.borrow_mut().as_mut() {
+                    Some(list) => {
+                        let (file, line) = info.location().map_or((String::new(), 0), |l| (l.file().into(), l.line()));
+                        let message = info
+                            .payload()
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| info.payload().downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                            .unwrap_or_default();
+                        list.push((file, line, message));
+                        true
+                    }
+                    None => false,
+                });
+                if !recorded {
+                    previous(info);
+                }
+            }));
+        });
+    }
+
+    /// The panic `run` raised; panics itself when `run` returns.
+    fn panic_of(run: impl FnOnce()) -> Panic {
+        install();
+        CAUGHT.with(|caught| *caught.borrow_mut() = Some(Vec::new()));
+        let outcome = panic::catch_unwind(AssertUnwindSafe(run));
+        let mut list = CAUGHT.with(|caught| caught.borrow_mut().take()).unwrap_or_default();
+        assert!(outcome.is_err(), "expected a panic");
+        assert_eq!(list.len(), 1, "one panic: {list:?}");
+        list.remove(0)
+    }
+
+    /// Runs `assertion`, written on the line of this call, which must fail: checks that
+    /// its panic is reported at this line of the test, and returns its message.
+    #[track_caller]
+    pub fn fails_here<R>(assertion: impl FnOnce() -> R) -> String {
+        let here = Location::caller();
+        let (file, line, message) = panic_of(|| {
+            let _ = assertion();
+        });
+        assert_eq!((file.as_str(), line), (here.file(), here.line()), "where `{message}` is reported");
+        message
+    }
+
+    /// The message of the panic of `run`, wherever it was raised (a `given` step fails
+    /// when the scenario runs, inside protean).
+    pub fn message_of<R>(run: impl FnOnce() -> R) -> String {
+        panic_of(|| {
+            let _ = run();
+        })
+        .2
+    }
+}
+
+use caught::{fails_here, message_of};
+
+/// Runs `future` to its end on a runtime of this thread (so its panics are this thread's).
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(future)
+}
+
+#[test]
+fn every_failing_assertion_of_a_scenario_is_reported_at_the_line_of_the_test() {
+    let (order, ada) = (Identifier::generate(), Identifier::generate());
+    let restocked = shop().given(Restock { sku: sku("BOOK-1"), quantity: 5 });
+    let placed = block_on(restocked.when(place(&order, &ada, "BOOK-1", 2)));
+    let refused = block_on(shop().given(place(&order, &ada, "BOOK-1", 1)).when(place(&order, &ada, "BOOK-1", 1)));
+    let renamed = || [CustomerRenamed { customer_id: ada.clone(), name: "Ada".into() }.into()];
+
+    let message = fails_here(|| refused.reply());
+    assert!(message.starts_with("expected the `when` step to succeed, but it was refused"), "{message}");
+    fails_here(|| refused.direct_events());
+    fails_here(|| refused.all_events());
+    let message = fails_here(|| placed.then_events(renamed()));
+    assert!(message.starts_with("direct events differ"), "{message}");
+    fails_here(|| placed.then_all_events(renamed()));
+    fails_here(|| placed.then_event_types(&["Order.OrderPlaced"]));
+    fails_here(|| placed.then_no_events());
+    fails_here(|| placed.then_delivery_failed());
+    fails_here(|| placed.then_error());
+    fails_here(|| placed.then_rejected_by_rule("no"));
+    fails_here(|| refused.then_rejected_by_rule("another rule"));
+    fails_here(|| placed.then_invalid(&[("lines", "no")]));
+    fails_here(|| refused.then_invalid(&[("lines", "no")]));
+    let message = fails_here(|| placed.then_state(&Identifier::<Order>::generate(), |_| {}));
+    assert!(message.ends_with("to be stored, but it is not"), "{message}");
+
+    let lines = vec![OrderLine::new("NOPE-1", 1u32, euros(100)).unwrap()];
+    let unknown = OrderPlaced { order_id: order.clone(), customer_id: ada.clone(), lines, total: euros(100) };
+    let failing = block_on(shop().when_event(unknown));
+    fails_here(|| failing.then_no_failures());
+}
+
+#[test]
+fn a_given_step_that_fails_names_the_lines_of_the_test_that_gave_it_and_ran_the_scenario() {
+    let empty = || {
+        let mut command = place(&Identifier::generate(), &Identifier::generate(), "BOOK-1", 1);
+        command.lines.clear();
+        command
+    };
+    let (given, scenario) = (line!(), shop().given(Restock { sku: sku("BOOK-1"), quantity: 5 }).given(empty()));
+    let (when, future) = (line!(), scenario.when(ConfirmOrder { order_id: Identifier::generate() }));
+    let message = message_of(|| block_on(future));
+    assert!(message.starts_with("given step 2 (command Order.PlaceOrder, given at "), "{message}");
+    assert!(message.contains(&format!("given at {}:{given}:", file!())), "{message}");
+    assert!(message.contains(&format!("in the scenario run at {}:{when}:", file!())), "{message}");
+    assert!(message.contains("must have at least 1 item"), "{message}");
+
+    let (when, future) = (line!(), shop().given(empty()).when_nothing());
+    let message = message_of(|| block_on(future));
+    assert!(message.contains(&format!("in the scenario run at {}:{when}:", file!())), "{message}");
+    let placed = placed_event(&Identifier::generate(), &Identifier::generate(), &[("BOOK-1", 1)]);
+    let (when, future) = (line!(), shop().given(empty()).when_event(placed));
+    let message = message_of(|| block_on(future));
+    assert!(message.contains(&format!("in the scenario run at {}:{when}:", file!())), "{message}");
+}
+
+#[test]
+fn every_failing_assertion_of_a_flow_scenario_is_reported_at_the_line_of_the_test() {
+    let (order, ada) = (Identifier::<Order>::generate(), Identifier::<Customer>::generate());
+    let flow = || FlowScenario::<Fulfilment>::new(flow_kit(), &order);
+    let placed = placed_event(&order, &ada, &[("BOOK-1", 2)]);
+    let running = block_on(flow().when(placed.clone()));
+    let confirming = block_on(flow().given(placed.clone()).when(reserved(&order, "BOOK-1", 2)));
+    let waiting = block_on(flow().given(placed.clone()).when(failed(&order, "BOOK-1", 2)));
+    let never = block_on(flow().when(OrderConfirmed { order_id: order.clone() }));
+    let confirm = [ConfirmOrder { order_id: order.clone() }];
+    let cancel = CancelOrder { order_id: order.clone() };
+
+    fails_here(|| running.then_sent(&confirm));
+    fails_here(|| confirming.then_nothing_sent());
+    fails_here(|| running.then_scheduled("restock", &cancel));
+    fails_here(|| waiting.then_nothing_scheduled());
+    fails_here(|| running.then_ended());
+    fails_here(|| running.then_not_started());
+    fails_here(|| running.then_failed_with("anything"));
+    fails_here(|| never.then_running());
+
+    // A step that fails (a line whose SKU is no identity) fails the other assertions at
+    // the test's line too, saying so.
+    let padded = placed_event(&order, &ada, &[(" PAD-1", 1)]);
+    let cancelled = OrderCancelled { order_id: order.clone(), customer_id: ada.clone(), total: euros(1250) };
+    let failed_step = block_on(flow().given(padded.clone()).when(cancelled.clone()));
+    failed_step.then_failed_with("surrounding whitespace");
+    let message = fails_here(|| failed_step.then_running());
+    assert!(message.starts_with(&format!("the step of flow `{order}` failed")), "{message}");
+
+    // A given step that fails names the lines that gave it and ran the scenario.
+    let (line, future) = (line!(), flow().given(padded).given(cancelled).when(placed));
+    let message = message_of(|| block_on(future));
+    assert!(message.starts_with("given step 2 (event Order.OrderCancelled, given at "), "{message}");
+    assert!(message.contains(&format!("given at {}:{line}:", file!())), "{message}");
+    assert!(message.contains(&format!("in the scenario run at {}:{line}:", file!())), "{message}");
+}

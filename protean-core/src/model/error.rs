@@ -110,6 +110,62 @@ pub enum StoreError {
     /// store whose feature is off, for example); the message says what to change.
     #[error("{0}")]
     Unsupported(String),
+    /// A projection row does not read as the projection's type. Most often the
+    /// projection's shape changed with a new `#[projection(version = ..)]` whose rebuild
+    /// has not switched yet: the copy serving reads still holds rows of the old version
+    /// ([`outdated`](StoreError::UnreadableRow::outdated) says so, and the message what
+    /// to do).
+    #[error("row `{key}` of projection `{projection}` (row version {version}) does not read as `{projection}`: {reason}{}",
+        outdated.as_ref().map(|o| o.advice(projection)).unwrap_or_default())]
+    UnreadableRow {
+        /// The projection.
+        projection: String,
+        /// The row's key.
+        key: String,
+        /// The row's version: how many times the row was written (not a log position).
+        version: u64,
+        /// serde's message.
+        reason: String,
+        /// Set when the copy the row was read from was built by another version of the
+        /// projection than the code declares: a rebuild is pending or under way.
+        outdated: Option<OutdatedCopy>,
+    },
+}
+
+/// A projection's copy serving reads, built by another version of the projection than
+/// the code declares: until a rebuild to the declared version switches, its rows are in
+/// the old version's shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutdatedCopy {
+    /// The version that built the copy serving reads.
+    pub serving: u32,
+    /// The version the code declares.
+    pub declared: u32,
+    /// Whether a rebuild to the declared version is under way.
+    pub rebuilding: bool,
+}
+
+impl OutdatedCopy {
+    /// What the message of [`StoreError::UnreadableRow`] adds: the window, and what to do.
+    fn advice(&self, projection: &str) -> String {
+        let OutdatedCopy { serving, declared, rebuilding } = *self;
+        let what_to_do = if rebuilding {
+            format!(
+                "a rebuild to version {declared} is under way: wait for it to switch \
+                 (`Domain::projection_status` shows how far it got)"
+            )
+        } else {
+            format!(
+                "no rebuild to version {declared} has started: run `Domain::rebuild_outdated` \
+                 (delivery workers run it when they start) and let it finish"
+            )
+        };
+        format!(
+            "; the copy of `{projection}` serving reads was built by version {serving}, and this code declares \
+             version {declared}: until a rebuild switches to a copy of version {declared}, rows of the old copy \
+             that the new shape cannot read fail like this one; {what_to_do}"
+        )
+    }
 }
 
 impl StoreError {

@@ -17,7 +17,7 @@ pub use element::{
     Accepts, Aggregate, Apply, Choices, Command, CommandOf, Contains, DomainElement, ElementKind, Entity, EntityOf,
     Event, EventOf, NoCluster, RaisedEvent, Raises, StateStored, ValueObject,
 };
-pub use error::{DomainError, DriverError, SchemaVersion, StoreError, VersionConflict};
+pub use error::{DomainError, DriverError, OutdatedCopy, SchemaVersion, StoreError, VersionConflict};
 pub use field::FieldShape;
 /// What a field may hold, checked by the compiler (their names appear in its errors).
 #[doc(hidden)]

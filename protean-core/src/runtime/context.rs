@@ -20,7 +20,7 @@ use crate::model::validation::{Path, Phase, ValidationError};
 use crate::runtime::engine::Engine;
 use crate::runtime::outcome::{ProcessError, Processed};
 use crate::store::envelope::{Cause, Envelope, StreamId};
-use crate::store::{Batch, BoxFuture, Commit, Committed, Handled, RowRead, RowVersion, Store, StoreError};
+use crate::store::{Batch, BoxFuture, Commit, Committed, Handled, RowRead, RowVersion, StoreError};
 
 /// `Self` may be loaded, added or removed through a handler's `Context<A>`: only when
 /// `Self` is `A`. This is how "one aggregate changes per transaction" is checked.
@@ -266,12 +266,12 @@ impl<A: Aggregate> crate::model::element::Replayer<A> for Replay<A> {
     }
 }
 
-/// A read model by key, from `store`.
-pub(crate) async fn read_model<V: ReadModel>(store: &dyn Store, key: &str) -> Result<Option<V>, StoreError> {
+/// A read model by key, from `engine`'s store.
+pub(crate) async fn read_model<V: ReadModel>(engine: &Engine, key: &str) -> Result<Option<V>, StoreError> {
     if V::PROJECTED {
-        return crate::runtime::projection::read_row::<V>(store, V::NAME, key).await;
+        return crate::runtime::projection::read_row::<V>(engine, V::NAME, key).await;
     }
-    let Some(json) = store.read_model(V::NAME, key).await? else { return Ok(None) };
+    let Some(json) = engine.store().read_model(V::NAME, key).await? else { return Ok(None) };
     let stream = StreamId::new(V::NAME, key);
     serde_json::from_str(&json).map(Some).map_err(|e| StoreError::corrupt(&stream, 0, e.to_string()))
 }
@@ -499,9 +499,10 @@ impl<A: Aggregate> Context<A> {
                 let row = self.engine.store.projection_row(V::NAME, None, key).await?;
                 let found = row.as_ref().map(RowVersion::of);
                 record_read(self.reads(), RowRead::Key { projection: V::NAME.into(), key: key.to_owned(), found });
-                return Ok(row.map(|row| crate::runtime::projection::parse_row::<V>(V::NAME, &row)).transpose()?);
+                let Some(row) = row else { return Ok(None) };
+                return Ok(Some(crate::runtime::projection::read_as::<V>(&self.engine, V::NAME, &row).await?));
             }
-            read_model::<V>(self.engine.store.as_ref(), key).await.map_err(DomainError::from)
+            read_model::<V>(&self.engine, key).await.map_err(DomainError::from)
         })
     }
 
@@ -678,7 +679,7 @@ async fn finish_unit(mut unit: Unit, commits: Vec<Commit>) -> Result<Vec<Committ
     if unit.engine.has_inline_projectors() {
         let mut inline = crate::runtime::projection::InlineRows::default();
         for envelope in commits.iter().flat_map(|c| c.events.iter()) {
-            inline.apply(&unit.engine, envelope).await?;
+            inline.apply(&unit.engine, envelope, unit.message).await?;
         }
         rows = inline.changes();
     }

@@ -63,7 +63,8 @@ impl fmt::Debug for DomainBuilder {
 impl DomainBuilder {
     /// Includes the elements declared in this module or below it (a `module_path!()`
     /// prefix, such as `"my_app::orders"`). With no module given, every registered
-    /// element is included.
+    /// element is included. A module in which (and below which) no element or handler
+    /// is declared makes [`build`](Self::build) fail with [`BuildError::UnknownModule`].
     pub fn module(mut self, prefix: impl Into<String>) -> Self {
         self.modules.push(prefix.into());
         self
@@ -129,8 +130,16 @@ impl DomainBuilder {
     }
 
     /// Collects the matching descriptors and handlers and checks the model: what the
-    /// compiler cannot see, such as a command with no handler or with two.
-    pub fn build(self) -> Result<Domain, ModelError> {
+    /// compiler cannot see, such as a command with no handler or with two
+    /// ([`BuildError::Model`]). A module given to [`module`](Self::module) that matches
+    /// no registered element or handler is [`BuildError::UnknownModule`].
+    pub fn build(self) -> Result<Domain, BuildError> {
+        self.check_modules()?;
+        Ok(self.checked_model()?)
+    }
+
+    /// [`build`](Self::build) once the modules are known to match.
+    fn checked_model(self) -> Result<Domain, ModelError> {
         let included = |path: &str| self.modules.is_empty() || self.modules.iter().any(|m| in_module(path, m));
         let elements: Vec<&'static ElementDescriptor> = registered().filter(|d| included(d.module_path)).collect();
         let mut handlers: Vec<&'static HandlerDescriptor> =
@@ -172,16 +181,109 @@ impl DomainBuilder {
     }
 }
 
+impl DomainBuilder {
+    /// Refuses the first module given that no registered element or handler is declared
+    /// in or below.
+    fn check_modules(&self) -> Result<(), BuildError> {
+        let declared = || registered().map(|d| d.module_path).chain(registered_handlers().map(|h| h.info.module_path));
+        let Some(unknown) = self.modules.iter().find(|m| !declared().any(|path| in_module(path, m))) else {
+            return Ok(());
+        };
+        // Every module that declares something, and the modules above it: any of them
+        // would have matched.
+        let mut known: Vec<String> = declared()
+            .flat_map(|path| path.match_indices("::").map(|(end, _)| &path[..end]).chain([path]))
+            .map(str::to_owned)
+            .collect();
+        known.sort_unstable();
+        known.dedup();
+        known.sort_by_cached_key(|candidate| edit_distance(unknown, candidate));
+        Err(BuildError::UnknownModule { module: unknown.clone(), known })
+    }
+}
+
 fn in_module(path: &str, prefix: &str) -> bool {
     path == prefix || path.strip_prefix(prefix).is_some_and(|rest| rest.starts_with("::"))
+}
+
+/// The Levenshtein distance between `a` and `b`, by characters: how many characters to
+/// insert, delete or replace to make one the other.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let replace = previous[j] + usize::from(ca != *cb);
+            current[j + 1] = replace.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+/// Why [`DomainBuilder::build`] refused to build a domain.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A module given to [`DomainBuilder::module`] in which, and below which, no
+    /// registered element or handler is declared: a misspelt path, or one that is not
+    /// what `module_path!()` gives where the elements are declared (it starts with the
+    /// crate's name, `my_app::orders`, not `crate::orders`).
+    #[error("{}", unknown_module(module, known))]
+    UnknownModule {
+        /// The module given.
+        module: String,
+        /// The modules that declare registered elements or handlers, and the modules
+        /// above them: what `module` may name. The closest to `module` (fewest characters
+        /// to change) first.
+        known: Vec<String>,
+    },
+    /// The chosen elements break rules of the model the compiler cannot see.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+}
+
+impl BuildError {
+    /// The model's problems, when that is what refused the domain.
+    pub fn model(&self) -> Option<&ModelError> {
+        match self {
+            BuildError::Model(error) => Some(error),
+            BuildError::UnknownModule { .. } => None,
+        }
+    }
+}
+
+/// How many known modules [`BuildError::UnknownModule`]'s message lists.
+const MODULES_LISTED: usize = 8;
+
+fn unknown_module(module: &str, known: &[String]) -> String {
+    let mut message = format!(
+        "no registered element or handler is declared in module `{module}` or below it: \
+         `DomainBuilder::module` takes a `module_path!()` prefix"
+    );
+    if known.is_empty() {
+        message.push_str(", and no element is registered in this program");
+        return message;
+    }
+    let listed: Vec<String> = known.iter().take(MODULES_LISTED).map(|m| format!("`{m}`")).collect();
+    message.push_str("; the modules that have some are, closest first: ");
+    message.push_str(&listed.join(", "));
+    if known.len() > MODULES_LISTED {
+        message.push_str(&format!(" (and {} more)", known.len() - MODULES_LISTED));
+    }
+    message
 }
 
 /// A domain: the checked model built from the registry, its handlers, and the engine
 /// that processes commands against a store. Cloning it is cheap and shares the engine.
 ///
 /// ```
-/// let domain = protean_core::runtime::Domain::builder().module("no::such::module").build().unwrap();
-/// assert!(domain.model().elements().is_empty());
+/// use protean_core::runtime::{BuildError, Domain};
+///
+/// // A module that declares nothing is refused, naming the modules that do.
+/// let error = Domain::builder().module("no::such::module").build().unwrap_err();
+/// assert!(matches!(error, BuildError::UnknownModule { .. }));
 /// ```
 #[derive(Debug, Clone)]
 pub struct Domain {
@@ -197,7 +299,8 @@ impl Domain {
 
     /// Every registered element, checked.
     pub fn from_registry() -> Result<Domain, ModelError> {
-        Self::builder().build()
+        // No module is given, so none is unknown: only the model is checked.
+        Self::builder().checked_model()
     }
 
     /// The checked model: elements, handler methods, clusters, and the exports.
@@ -267,7 +370,7 @@ impl Domain {
         let outcome = self.run_command(command, cause, idempotent).instrument(span.clone()).await;
         if let Err(error) = &outcome {
             span.in_scope(|| match error {
-                ProcessError::Rejected { .. } => {
+                ProcessError::Rejected { .. } | ProcessError::RejectedByProjector { .. } => {
                     tracing::info!(error = error as &dyn std::error::Error, "command rejected")
                 }
                 _ => tracing::warn!(error = error as &dyn std::error::Error, "command failed"),
@@ -360,7 +463,7 @@ impl Domain {
 
     /// A read model by key.
     pub async fn read_model<V: ReadModel>(&self, key: &str) -> Result<Option<V>, ProcessError> {
-        Ok(read_model::<V>(self.engine.store.as_ref(), key).await?)
+        Ok(read_model::<V>(&self.engine, key).await?)
     }
 
     /// Writes a read model (from a projection or application code).

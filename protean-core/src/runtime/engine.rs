@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use foldhash::{HashMap, HashMapExt};
 
-use crate::registry::MessageKind;
+use crate::registry::{HandlerInfo, MessageKind};
 use crate::runtime::handler::{HandlerDescriptor, Route};
 use crate::runtime::outcome::DeliveryFailure;
 use crate::runtime::policy::{DeliveryMode, RetryPolicy};
@@ -37,8 +37,9 @@ pub struct Engine {
     pub(crate) signal: tokio::sync::Notify,
     /// Deliveries that succeeded in this process, per handler.
     pub(crate) delivered: HashMap<&'static str, AtomicU64>,
-    /// Inline projectors, by the type name of the events they take.
-    pub(crate) inline: HashMap<&'static str, Vec<ProjectorRoute>>,
+    /// Inline projectors (each method's handler info and route), by the type name of the
+    /// events they take.
+    pub(crate) inline: HashMap<&'static str, Vec<(&'static HandlerInfo, ProjectorRoute)>>,
     /// Whether a process manager takes events in this domain (so sent commands are
     /// fired as part of inline delivery).
     pub(crate) flows: bool,
@@ -96,7 +97,7 @@ impl Engine {
         let mut commands = HashMap::new();
         let mut delivered = HashMap::new();
         let mut events: HashMap<&'static str, Vec<&'static HandlerDescriptor>> = HashMap::new();
-        let mut inline: HashMap<&'static str, Vec<ProjectorRoute>> = HashMap::new();
+        let mut inline: HashMap<&'static str, Vec<(&'static HandlerInfo, ProjectorRoute)>> = HashMap::new();
         let mut projections: HashMap<&'static str, ProjectionEntry> = HashMap::new();
         let flows = handlers.iter().any(|h| h.info.role == crate::registry::HandlerRole::ProcessManager);
         for &handler in handlers {
@@ -112,7 +113,7 @@ impl Engine {
                 entry.routes.push((handler.info.type_name, handler.info.id, route.apply));
                 entry.inline |= route.inline;
                 if route.inline {
-                    inline.entry(handler.info.type_name).or_default().push(route);
+                    inline.entry(handler.info.type_name).or_default().push((&handler.info, route));
                     continue;
                 }
             }
@@ -144,7 +145,10 @@ impl Engine {
     }
 
     /// The inline projectors taking events of this type.
-    pub(crate) fn inline_projectors(&self, type_name: &str) -> impl Iterator<Item = &ProjectorRoute> + '_ {
+    pub(crate) fn inline_projectors(
+        &self,
+        type_name: &str,
+    ) -> impl Iterator<Item = &(&'static HandlerInfo, ProjectorRoute)> + '_ {
         self.inline.get(type_name).into_iter().flatten()
     }
 

@@ -16,22 +16,42 @@ use crate::runtime::outcome::ProcessError;
 use crate::store::{FailedDelivery, FailureQuery, FailureStatus, FailureUpdate, OffsetDateTime, StreamId};
 
 /// The outbox and the handlers at a glance, from [`Domain::delivery_status`].
-#[derive(Debug, Clone, PartialEq)]
+///
+/// It serializes (with serde) as a health endpoint's JSON: `oldest_undelivered` as
+/// RFC 3339 text (or `null`), `lag` as a number of seconds.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct DeliveryStatus {
     /// Events not yet delivered to every handler.
     pub undelivered: u64,
     /// The earliest [`recorded_at`](crate::store::Envelope::recorded_at) among them.
     /// While no event is committed it only moves forward (see
     /// [`OutboxStatus::oldest_undelivered`](crate::store::OutboxStatus::oldest_undelivered)).
+    #[serde(with = "time::serde::rfc3339::option")]
     pub oldest_undelivered: Option<OffsetDateTime>,
     /// How long the oldest has waited (the delivery lag): zero when all are delivered.
+    #[serde(serialize_with = "seconds")]
     pub lag: Duration,
-    /// Each event handler of the domain, by name.
+    /// Failed deliveries being retried, of every handler (in the store: every
+    /// process's, and those of handlers of other domains on the same store).
+    pub retrying: u64,
+    /// Dead letters, of every handler: deliveries that failed on their last attempt and
+    /// wait to be replayed or discarded. Alert when it is above zero.
+    pub dead: u64,
+    /// Events held behind dead letters (the later events of their streams, for the
+    /// handlers that hold a stream behind a dead letter), of every handler.
+    pub held: u64,
+    /// Each event handler of the domain, by name, with those of other domains on the
+    /// same store that have failures.
     pub handlers: Vec<HandlerHealth>,
 }
 
+/// A duration as a number of seconds.
+fn seconds<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(duration.as_secs_f64())
+}
+
 /// One event handler's deliveries.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct HandlerHealth {
     /// The handler (`"InventoryReactions::reserve"`).
     pub handler: String,
@@ -58,8 +78,9 @@ pub struct Replayed {
 }
 
 impl Domain {
-    /// The delivery lag, the undelivered count and each handler's deliveries, retries,
-    /// dead letters and held events: a few indexed reads, for a health endpoint.
+    /// The delivery lag, the undelivered count, the retries, dead letters and held events
+    /// in all and of each handler, and each handler's deliveries: a few indexed reads,
+    /// for a health endpoint.
     pub async fn delivery_status(&self) -> Result<DeliveryStatus, ProcessError> {
         let engine = self.engine();
         let status = engine.store.outbox_status().await?;
@@ -87,10 +108,14 @@ impl Domain {
             (entry.retrying, entry.dead, entry.held) = (counts.retrying, counts.dead, counts.held);
         }
         handlers.sort_by(|a, b| a.handler.cmp(&b.handler));
+        let total = |count: fn(&HandlerHealth) -> u64| handlers.iter().map(count).sum();
         Ok(DeliveryStatus {
             undelivered: status.undelivered,
             oldest_undelivered: status.oldest_undelivered,
             lag,
+            retrying: total(|h| h.retrying),
+            dead: total(|h| h.dead),
+            held: total(|h| h.held),
             handlers,
         })
     }

@@ -21,7 +21,7 @@ pub(crate) mod views;
 mod workers;
 
 pub use context::{ChangedBy, Context, ContextOf, Opened, ReadModel, SameAggregate};
-pub use domain::{Domain, DomainBuilder};
+pub use domain::{BuildError, Domain, DomainBuilder};
 pub use health::{DeliveryStatus, HandlerHealth, Replayed};
 pub use outcome::{Delivered, DeliveryFailure, ProcessError, Processed};
 pub use policy::{DeliveryMode, RetryPolicy, WhenDead};

@@ -20,6 +20,25 @@ pub enum ProcessError {
         /// Why.
         error: DomainError,
     },
+    /// An inline projector (`#[projector(projection = V, inline)]`) refused an event the
+    /// unit of work of the command (or of the event handler) raised: the command is
+    /// refused, as by its handler, and nothing was written.
+    #[error(
+        "`{type_name}` was rejected: the inline projector `{}` refused the event `{}` it raised: {error}",
+        projector.name(),
+        projector.type_name()
+    )]
+    RejectedByProjector {
+        /// The stable type name of the command refused (`"Talk.SubmitTalk"`), or of the
+        /// event whose handler's unit of work raised the event.
+        type_name: &'static str,
+        /// The projector method that refused: its [`name`](HandlerInfo::name)
+        /// (`"TalkTitles::submitted"`), and the [`type_name`](HandlerInfo::type_name) of
+        /// the event it refused (`"Talk.TalkSubmitted"`).
+        projector: &'static HandlerInfo,
+        /// Why.
+        error: DomainError,
+    },
     /// Another unit of work changed the aggregate first, on every attempt allowed.
     #[error(transparent)]
     Conflict(#[from] VersionConflict),
@@ -73,10 +92,11 @@ impl ProcessError {
         }
     }
 
-    /// The domain error of a rejection.
+    /// The domain error of a rejection: by the handler ([`Rejected`](Self::Rejected)) or
+    /// by an inline projector ([`RejectedByProjector`](Self::RejectedByProjector)).
     pub fn rejection(&self) -> Option<&DomainError> {
         match self {
-            ProcessError::Rejected { error, .. } => Some(error),
+            ProcessError::Rejected { error, .. } | ProcessError::RejectedByProjector { error, .. } => Some(error),
             _ => None,
         }
     }
@@ -110,11 +130,18 @@ impl std::fmt::Display for DeliveryFailure {
 
 /// What processing a command did, and what its handler handed back.
 ///
-/// The command is committed once `process` returns `Ok`, but the handlers reacting to
-/// its events may have failed: [`failures`](Self::failures) lists them. Use the outcome
-/// ([`all_delivered`](Self::all_delivered) turns any failure into an error).
+/// The command is committed once `process` returns `Ok`. In
+/// [inline](crate::runtime::DeliveryMode::Inline) delivery the handlers reacting to its
+/// events ran before `process` returned, and may have failed:
+/// [`failures`](Self::failures) lists them, and [`all_delivered`](Self::all_delivered)
+/// turns any failure into an error. In [background](crate::runtime::DeliveryMode::Background)
+/// delivery they had not run yet, so `failures` is empty: the workers retry and
+/// dead-letter what fails ([`Domain::delivery_status`](crate::runtime::Domain::delivery_status),
+/// [`Domain::dead_letters`](crate::runtime::Domain::dead_letters); see
+/// [seeing failures](crate::runtime::Workers#seeing-failures)).
 #[derive(Debug, Clone, PartialEq)]
-#[must_use = "reactions to the command may have failed: call `.all_delivered()?`, or check `failures`"]
+#[must_use = "it holds the reply; in inline delivery, reactions may have failed: call `.all_delivered()?` \
+              (in background delivery the workers report failures: `Domain::delivery_status`)"]
 pub struct Processed<R = ()> {
     /// The handler's reply: the `returns = T` the command declares, `()` otherwise.
     pub reply: R,
@@ -125,7 +152,8 @@ pub struct Processed<R = ()> {
     /// Every event raised: the command's first, then those of the handlers that
     /// reacted, in delivery order.
     pub events: Vec<Envelope>,
-    /// Deliveries that failed; also kept by the domain until retried.
+    /// Deliveries that failed, in inline delivery; also kept by the domain until
+    /// retried. Always empty in background delivery: nothing was delivered yet.
     pub failures: Vec<DeliveryFailure>,
 }
 
@@ -138,6 +166,7 @@ impl<R> Processed<R> {
     /// `Ok(())` when every reaction succeeded; otherwise
     /// [`ProcessError::ReactionsFailed`] with the failures (the command itself stays
     /// committed, and the failed events are kept for [`Domain::retry_failed`](crate::runtime::Domain::retry_failed)).
+    /// In background delivery no reaction has run yet: always `Ok(())`.
     ///
     /// `domain.process(command).await?.all_delivered()?;`
     pub fn all_delivered(&self) -> Result<(), ProcessError> {

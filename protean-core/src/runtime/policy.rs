@@ -15,6 +15,8 @@ pub enum DeliveryMode {
     /// By [delivery workers](crate::runtime::Workers), in this process or in others:
     /// `process` returns once its unit of work is committed, and the events wait in the
     /// store's outbox (written in the same transaction) until a worker delivers them.
+    /// What fails is retried, then dead-lettered, and logged by the workers, not reported
+    /// to `process`'s caller: see [seeing failures](crate::runtime::Workers#seeing-failures).
     Background,
 }
 

@@ -179,7 +179,7 @@ impl<P: ProcessManager> Flow<P> {
 
     /// A read model by key (a projection, kept current by its projectors).
     pub async fn read<V: ReadModel>(&self, key: &str) -> Result<Option<V>, DomainError> {
-        Ok(crate::runtime::context::read_model::<V>(self.engine.store().as_ref(), key).await?)
+        Ok(crate::runtime::context::read_model::<V>(&self.engine, key).await?)
     }
 
     /// Refused at compile time: a process manager does not load aggregates (see
@@ -566,7 +566,7 @@ impl Engine {
                 self.store().complete_scheduled(scheduled.id).await?;
                 Ok(Fired { fired: 1, ..Fired::default() })
             }
-            Err(error @ ProcessError::Rejected { .. }) => {
+            Err(error @ (ProcessError::Rejected { .. } | ProcessError::RejectedByProjector { .. })) => {
                 tracing::warn!(error = &error as &dyn std::error::Error, "a sent command was refused; it is dropped");
                 self.store().complete_scheduled(scheduled.id).await?;
                 Ok(Fired { refused: 1, ..Fired::default() })

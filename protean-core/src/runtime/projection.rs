@@ -12,7 +12,8 @@
 //! * an **inline** projector (`#[projector(projection = V, inline)]`) runs in the unit of
 //!   work that raised the event and commits in the same transaction, so the caller reads
 //!   its own writes as soon as `process` returns; a failing inline projector rejects the
-//!   unit of work.
+//!   unit of work ([`ProcessError::RejectedByProjector`], naming the command, the
+//!   projector and the event).
 //!
 //! Either kind is rebuilt from the event log into a fresh copy while the old copy keeps
 //! serving reads ([`Domain::rebuild`](crate::runtime::Domain::rebuild)).
@@ -26,12 +27,12 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::model::element::Event;
-use crate::model::error::{DomainError, StoreError, VersionConflict};
+use crate::model::error::{DomainError, OutdatedCopy, StoreError, VersionConflict};
 use crate::model::identity::Identifier;
 use crate::runtime::context::ReadModel;
 use crate::runtime::engine::Engine;
 use crate::runtime::outcome::ProcessError;
-use crate::store::envelope::{Envelope, StreamId};
+use crate::store::envelope::Envelope;
 use crate::store::{Batch, BoxFuture, Committed, Handled, ProjectionSpec, Row, RowChange, Store};
 
 /// A read model kept by projectors: what `#[projection]` implements.
@@ -225,6 +226,21 @@ impl RowSet {
         Ok(self.slot(key).await?.json.clone())
     }
 
+    /// The row under `key`, as JSON, with its version as read.
+    async fn versioned(&mut self, key: String) -> Result<Option<(Arc<str>, u64)>, StoreError> {
+        let slot = self.slot(key).await?;
+        Ok(slot.json.clone().map(|json| (json, slot.version)))
+    }
+
+    /// `error` of a row read from the serving copy, explained for a projector of
+    /// version `declared` (see [`explained`]); a rebuild's copy is of that version.
+    async fn explained(&self, declared: u32, error: StoreError) -> StoreError {
+        match (&self.store, self.mode) {
+            (Some(store), Mode::Serving) => explained(store.as_ref(), Some(declared), error).await,
+            _ => error,
+        }
+    }
+
     /// Sets (or with `None`, deletes) the row under `key`.
     pub(crate) async fn set(&mut self, key: String, json: Option<Arc<str>>) -> Result<(), StoreError> {
         let slot = self.slot(key).await?;
@@ -285,10 +301,6 @@ impl<V: Projection> std::fmt::Debug for Rows<V> {
     }
 }
 
-fn corrupt(name: &str, key: &str, error: serde_json::Error) -> DomainError {
-    DomainError::Store(StoreError::corrupt(&StreamId::new(name.to_owned(), key.to_owned()), 0, error.to_string()))
-}
-
 fn to_json<V: Serialize>(row: &V) -> Result<Arc<str>, DomainError> {
     serde_json::to_string(row).map(Arc::from).map_err(|e| {
         DomainError::Store(StoreError::Serialize { what: "a projection row".into(), reason: e.to_string() })
@@ -304,11 +316,15 @@ impl<V: Projection> Rows<V> {
         self.set
     }
 
-    /// The row under `key`, if there is one.
+    /// The row under `key`, if there is one. A row that does not read as `V` is
+    /// [`StoreError::UnreadableRow`].
     pub async fn get(&mut self, key: &(impl ProjectionKey + ?Sized)) -> Result<Option<V>, DomainError> {
         let key = key.key_text();
-        let Some(json) = self.set.get(key.clone()).await? else { return Ok(None) };
-        serde_json::from_str(&json).map(Some).map_err(|e| corrupt(V::NAME, &key, e))
+        let Some((json, version)) = self.set.versioned(key.clone()).await? else { return Ok(None) };
+        match serde_json::from_str(&json) {
+            Ok(row) => Ok(Some(row)),
+            Err(error) => Err(self.set.explained(V::VERSION, unreadable(V::NAME, &key, version, &error)).await.into()),
+        }
     }
 
     /// Writes `row` under its key, creating or replacing it.
@@ -463,9 +479,15 @@ pub(crate) struct InlineRows {
 
 impl InlineRows {
     /// Applies `envelope` (an event raised in this unit) with every inline projector
-    /// taking it.
-    pub(crate) async fn apply(&mut self, engine: &Arc<Engine>, envelope: &Envelope) -> Result<(), ProcessError> {
-        for route in engine.inline_projectors(&envelope.type_name) {
+    /// taking it. A projector's refusal refuses `message`, the unit's command (or the
+    /// event its handler handles): [`ProcessError::RejectedByProjector`].
+    pub(crate) async fn apply(
+        &mut self,
+        engine: &Arc<Engine>,
+        envelope: &Envelope,
+        message: &'static str,
+    ) -> Result<(), ProcessError> {
+        for (projector, route) in engine.inline_projectors(&envelope.type_name) {
             let index = match self.sets.iter().position(|s| s.name == route.projection) {
                 Some(index) => index,
                 None => {
@@ -477,7 +499,12 @@ impl InlineRows {
                     self.sets.len() - 1
                 }
             };
-            (route.apply)(&mut self.sets[index], envelope).await?;
+            (route.apply)(&mut self.sets[index], envelope).await.map_err(|error| match error {
+                ProcessError::Rejected { error, .. } => {
+                    ProcessError::RejectedByProjector { type_name: message, projector, error }
+                }
+                other => other,
+            })?;
         }
         Ok(())
     }
@@ -490,16 +517,53 @@ impl InlineRows {
 
 /// Reads one projection row by key from the serving copy.
 pub(crate) async fn read_row<V: DeserializeOwned>(
-    store: &dyn Store,
+    engine: &Engine,
     name: &str,
     key: &str,
 ) -> Result<Option<V>, StoreError> {
-    let Some(row) = store.projection_row(name, None, key).await? else { return Ok(None) };
-    parse_row(name, &row).map(Some)
+    let Some(row) = engine.store().projection_row(name, None, key).await? else { return Ok(None) };
+    read_as(engine, name, &row).await.map(Some)
 }
 
-/// A row of projection `name`, read as `V`.
-pub(crate) fn parse_row<V: DeserializeOwned>(name: &str, row: &Row) -> Result<V, StoreError> {
-    serde_json::from_str(&row.json)
-        .map_err(|e| StoreError::corrupt(&StreamId::new(name.to_owned(), row.key.clone()), row.version, e.to_string()))
+/// A row of projection `name`, read as `V`; one that does not read is
+/// [`StoreError::UnreadableRow`], explained when the serving copy is of another version
+/// than this domain's projection declares.
+pub(crate) async fn read_as<V: DeserializeOwned>(engine: &Engine, name: &str, row: &Row) -> Result<V, StoreError> {
+    match serde_json::from_str(&row.json) {
+        Ok(value) => Ok(value),
+        Err(error) => {
+            let declared = engine.projection(name).map(|entry| entry.spec.version);
+            Err(explained(engine.store().as_ref(), declared, unreadable(name, &row.key, row.version, &error)).await)
+        }
+    }
+}
+
+/// Row `key` of projection `name`, at `version`, that serde could not read.
+fn unreadable(name: &str, key: &str, version: u64, error: &serde_json::Error) -> StoreError {
+    StoreError::UnreadableRow {
+        projection: name.to_owned(),
+        key: key.to_owned(),
+        version,
+        reason: error.to_string(),
+        outdated: None,
+    }
+}
+
+/// `error`, when it is a row that does not read, with what the projection's state says
+/// of it: whether the copy serving reads was built by a version other than `declared`
+/// (the code's), so that a rebuild is pending or under way. Other errors as they are.
+async fn explained(store: &dyn Store, declared: Option<u32>, error: StoreError) -> StoreError {
+    match (error, declared) {
+        (StoreError::UnreadableRow { projection, key, version, reason, outdated: None }, Some(declared)) => {
+            // Only to explain an error: a store that cannot say leaves it unexplained.
+            let state = store.projection_state(&projection).await.ok().flatten();
+            let outdated = state.filter(|state| state.version != declared).map(|state| OutdatedCopy {
+                serving: state.version,
+                declared,
+                rebuilding: state.build.is_some_and(|build| build.version == declared),
+            });
+            StoreError::UnreadableRow { projection, key, version, reason, outdated }
+        }
+        (error, _) => error,
+    }
 }

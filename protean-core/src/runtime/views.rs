@@ -13,7 +13,7 @@ use crate::runtime::context::{record_read, Reads};
 use crate::runtime::domain::Domain;
 use crate::runtime::engine::{Engine, ProjectionEntry};
 use crate::runtime::outcome::ProcessError;
-use crate::runtime::projection::{parse_row, read_row, Projection, ProjectionKey, RowSet};
+use crate::runtime::projection::{read_as, read_row, Projection, ProjectionKey, RowSet};
 use crate::store::{BuildState, FilterOp, RowFilter, RowOrder, RowQuery, RowRead, RowVersion};
 
 /// A query that cannot be run as written.
@@ -93,7 +93,7 @@ impl QueryFailure for DomainError {
         match error {
             ProcessError::Store(error) => DomainError::Store(error),
             ProcessError::Conflict(conflict) => DomainError::Store(StoreError::Conflict(conflict)),
-            ProcessError::Rejected { error, .. } => error,
+            ProcessError::Rejected { error, .. } | ProcessError::RejectedByProjector { error, .. } => error,
             other => DomainError::Store(StoreError::Unsupported(other.to_string())),
         }
     }
@@ -229,7 +229,11 @@ impl<V: Projection, E: QueryFailure> Query<V, E> {
             let found = rows.iter().map(RowVersion::of).collect();
             record_read(reads, RowRead::Query { query, found });
         }
-        rows.iter().map(|row| Ok(parse_row::<V>(V::NAME, row)?)).collect()
+        let mut read = Vec::with_capacity(rows.len());
+        for row in &rows {
+            read.push(read_as::<V>(&self.engine, V::NAME, row).await?);
+        }
+        Ok(read)
     }
 }
 
@@ -414,7 +418,7 @@ impl Domain {
         &self,
         key: &(impl ProjectionKey + ?Sized),
     ) -> Result<Option<V>, ProcessError> {
-        Ok(read_row::<V>(self.store().as_ref(), V::NAME, &key.key_text()).await?)
+        Ok(read_row::<V>(self.engine(), V::NAME, &key.key_text()).await?)
     }
 
     /// A query over the rows of projection `V`, executed by the store.

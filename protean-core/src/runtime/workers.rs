@@ -19,6 +19,8 @@
 //! process did (PostgreSQL's `LISTEN/NOTIFY`), and otherwise every
 //! [`WorkerConfig::poll_interval`]. Their claims carry a lease, renewed while they work;
 //! a stopped worker releases what it claimed and did not deliver.
+//! Their failures are logged through `tracing`, and on stderr while no subscriber is
+//! installed: see [`Workers`].
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -89,6 +91,19 @@ impl WorkerConfig {
 }
 
 /// Delivery workers not started yet: from [`Domain::workers`](crate::runtime::Domain::workers).
+///
+/// # Seeing failures
+///
+/// In background delivery `process` returns before the reactions run, so their failures
+/// reach no caller: the workers log them through [`tracing`](https://docs.rs/tracing)
+/// (each failed attempt, each dead letter, each store error), and
+/// [`Domain::delivery_status`](crate::runtime::Domain::delivery_status) and
+/// [`Domain::dead_letters`](crate::runtime::Domain::dead_letters) report them. Install a
+/// `tracing` subscriber to see the log (`tracing_subscriber::fmt::init()`, from the
+/// `tracing-subscriber` crate). While no global subscriber is installed, the workers say
+/// so once on stderr when they start, and write each dead letter there too, so that a
+/// handler failing for good is never silent; installing any global subscriber (even
+/// `tracing::subscriber::NoSubscriber`, to silence them) leaves stderr alone.
 #[derive(Debug)]
 #[must_use = "workers do nothing until started: call `.start()`"]
 pub struct Workers {
@@ -111,8 +126,16 @@ impl Workers {
     /// Starts the workers on the current tokio runtime; they run until
     /// [`WorkerHandle::shutdown`] (or until the handle is dropped, which stops them
     /// without waiting).
+    ///
+    /// With no global `tracing` subscriber installed, says once on stderr (in this
+    /// process) that failures would go unseen, and how to see them; see
+    /// [Seeing failures](Workers#seeing-failures).
     pub fn start(self) -> Result<WorkerHandle, NoRuntime> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| NoRuntime)?;
+        if unobserved() {
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| say(format_args!("{UNOBSERVED}")));
+        }
         let shared = Arc::new(Shared {
             engine: self.engine,
             config: self.config,
@@ -123,6 +146,24 @@ impl Workers {
         let task = runtime.spawn(run(Arc::clone(&shared)));
         Ok(WorkerHandle { shared, task: Some(task) })
     }
+}
+
+/// What [`Workers::start`] writes on stderr, once, when no `tracing` subscriber is installed.
+const UNOBSERVED: &str = "protean: delivery workers started with no tracing subscriber installed: their failures \
+     (failed attempts, dead letters, store errors) are logged through `tracing` and shown nowhere. Install a \
+     subscriber to see them (`tracing_subscriber::fmt::init()`); until then each dead letter is also written \
+     here. `Domain::delivery_status()` and `Domain::dead_letters()` report them at any time.";
+
+/// Whether no global `tracing` subscriber is installed: what the workers log is lost.
+fn unobserved() -> bool {
+    !tracing::dispatcher::has_been_set()
+}
+
+/// Writes a line on stderr; a stderr that cannot be written to is ignored (where
+/// `eprintln!` would panic).
+fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
 /// Running delivery workers. [`shutdown`](Self::shutdown) stops them gracefully.
@@ -633,6 +674,13 @@ async fn run_once(shared: &Shared, handler: &'static HandlerDescriptor, event: &
                 error = &error as &dyn std::error::Error,
                 "delivery failed on its last attempt: dead-lettered"
             );
+            if unobserved() {
+                say(format_args!(
+                    "protean: dead letter: `{}` failed on {} #{} of {} (event {}) {attempts} time(s), the last with: \
+                     {error}; replay it with `Domain::replay` once fixed",
+                    handler.info.id, event.type_name, event.sequence, event.stream, event.id
+                ));
+            }
             Attempt::Settled(false)
         }
     }

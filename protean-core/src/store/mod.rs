@@ -40,7 +40,7 @@ pub use postgres::{PostgresOptions, PostgresStore, SCHEMA_VERSION as POSTGRES_SC
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::{Durability, SqliteOptions, SqliteStore, SCHEMA_VERSION as SQLITE_SCHEMA_VERSION};
 
-pub use crate::model::error::{DriverError, SchemaVersion, StoreError, VersionConflict};
+pub use crate::model::error::{DriverError, OutdatedCopy, SchemaVersion, StoreError, VersionConflict};
 pub use envelope::{Cause, Envelope, StreamId};
 pub use outbox::{
     FailedDelivery, FailureCounts, FailureQuery, FailureStatus, FailureUpdate, HandlerState, OutboxStatus,

@@ -3,7 +3,9 @@
 //! scenario checks the flow alone.
 
 use std::fmt::Debug;
+use std::future::Future;
 use std::marker::PhantomData;
+use std::panic::Location;
 
 use crate::model::element::{Command, Event};
 use crate::registry::HandlerRole;
@@ -46,8 +48,10 @@ impl<P: ProcessManager> FlowScenario<P> {
     }
 
     /// Given this event was delivered to the process manager.
+    #[track_caller]
     pub fn given<E: Event>(mut self, event: E) -> Self {
-        self.given.push((E::TYPE_NAME.to_owned(), super::event_envelope(event)));
+        let name = super::step_name(format_args!("event {}", E::TYPE_NAME), Location::caller());
+        self.given.push((name, super::event_envelope(event)));
         self
     }
 
@@ -62,20 +66,26 @@ impl<P: ProcessManager> FlowScenario<P> {
         Ok(())
     }
 
-    async fn pending(&self) -> Vec<Scheduled> {
+    async fn pending(&self, at: &Location<'_>) -> Vec<Scheduled> {
         match self.domain.pending_commands::<P>(&self.key).await {
             Ok(pending) => pending,
-            Err(error) => panic!("could not read the commands of flow `{}`: {error}", self.key),
+            Err(error) => {
+                panic!("could not read the commands of flow `{}`, in the scenario run at {at}: {error}", self.key)
+            }
         }
     }
 
-    async fn run(self, when: Vec<Envelope>) -> FlowOutcome<P> {
+    /// Delivers the `given` events then `when`; what fails panics, naming where the test
+    /// gave the step, and `at`: where the test awaits the scenario. (The `when` methods
+    /// are not `async fn`s, which cannot take their caller's location, but return the
+    /// future.)
+    async fn run(self, when: Vec<Envelope>, at: &'static Location<'static>) -> FlowOutcome<P> {
         for (n, (name, envelope)) in self.given.iter().enumerate() {
             if let Err(error) = self.deliver(envelope).await {
-                panic!("given step {} (event {name}) failed: {error}", n + 1);
+                panic!("given step {} ({name}) failed, in the scenario run at {at}: {error}", n + 1);
             }
         }
-        let before: Vec<_> = self.pending().await.into_iter().map(|s| s.id).collect();
+        let before: Vec<_> = self.pending(at).await.into_iter().map(|s| s.id).collect();
         let mut result = Ok(());
         for envelope in &when {
             if let Err(error) = self.deliver(envelope).await {
@@ -83,26 +93,28 @@ impl<P: ProcessManager> FlowScenario<P> {
                 break;
             }
         }
-        let pending = self.pending().await;
+        let pending = self.pending(at).await;
         let sent = pending.iter().filter(|s| !before.contains(&s.id)).cloned().collect();
         let state = match self.domain.flow::<P>(&self.key).await {
             Ok(state) => state,
-            Err(error) => panic!("could not read flow `{}`: {error}", self.key),
+            Err(error) => panic!("could not read flow `{}`, in the scenario run at {at}: {error}", self.key),
         };
         FlowOutcome { key: self.key, result, sent, pending, state, _p: PhantomData }
     }
 
     /// When this event is delivered.
-    pub async fn when<E: Event>(self, event: E) -> FlowOutcome<P> {
+    #[track_caller]
+    pub fn when<E: Event>(self, event: E) -> impl Future<Output = FlowOutcome<P>> {
         let envelope = super::event_envelope(event);
-        self.run(vec![envelope]).await
+        self.run(vec![envelope], Location::caller())
     }
 
     /// When this event is delivered twice (a redelivery after a crash): the second
     /// delivery must change nothing.
-    pub async fn when_delivered_twice<E: Event>(self, event: E) -> FlowOutcome<P> {
+    #[track_caller]
+    pub fn when_delivered_twice<E: Event>(self, event: E) -> impl Future<Output = FlowOutcome<P>> {
         let envelope = super::event_envelope(event);
-        self.run(vec![envelope.clone(), envelope]).await
+        self.run(vec![envelope.clone(), envelope], Location::caller())
     }
 }
 
@@ -125,6 +137,7 @@ fn decode<C: Command>(scheduled: &Scheduled) -> Option<C> {
 }
 
 impl<P: ProcessManager> FlowOutcome<P> {
+    #[track_caller]
     fn ok(&self) -> &Self {
         if let Err(error) = &self.result {
             panic!("the step of flow `{}` failed: {error}", self.key);
@@ -133,6 +146,7 @@ impl<P: ProcessManager> FlowOutcome<P> {
     }
 
     /// The commands of type `C` sent now (not deadlines) in the `when` step are these, in order.
+    #[track_caller]
     pub fn then_sent<C: Command + PartialEq>(&self, expected: &[C]) -> &Self {
         self.ok();
         let sent: Vec<C> = self.sent.iter().filter(|s| s.name.is_none()).filter_map(decode::<C>).collect();
@@ -141,6 +155,7 @@ impl<P: ProcessManager> FlowOutcome<P> {
     }
 
     /// No command was sent or scheduled in the `when` step.
+    #[track_caller]
     pub fn then_nothing_sent(&self) -> &Self {
         self.ok();
         let sent: Vec<_> = self.sent.iter().map(|s| (&*s.type_name, &*s.payload)).collect();
@@ -149,6 +164,7 @@ impl<P: ProcessManager> FlowOutcome<P> {
     }
 
     /// A deadline `name` with this command is pending (scheduled in this step or before).
+    #[track_caller]
     pub fn then_scheduled<C: Command + PartialEq>(&self, name: &str, command: &C) -> &Self {
         self.ok();
         let found: Vec<C> =
@@ -162,6 +178,7 @@ impl<P: ProcessManager> FlowOutcome<P> {
     }
 
     /// No deadline is pending (none was scheduled, or they were cancelled).
+    #[track_caller]
     pub fn then_nothing_scheduled(&self) -> &Self {
         self.ok();
         let names: Vec<_> = self.pending.iter().filter_map(|s| s.name.as_deref()).collect();
@@ -175,6 +192,7 @@ impl<P: ProcessManager> FlowOutcome<P> {
     }
 
     /// The flow ended.
+    #[track_caller]
     pub fn then_ended(&self) -> &Self {
         self.ok();
         assert!(matches!(self.state, Some((_, true))), "flow `{}` did not end: {:?}", self.key, self.state);
@@ -182,6 +200,7 @@ impl<P: ProcessManager> FlowOutcome<P> {
     }
 
     /// The flow runs (started, not ended).
+    #[track_caller]
     pub fn then_running(&self) -> &Self {
         self.ok();
         assert!(matches!(self.state, Some((_, false))), "flow `{}` is not running: {:?}", self.key, self.state);
@@ -189,6 +208,7 @@ impl<P: ProcessManager> FlowOutcome<P> {
     }
 
     /// No flow with this key started.
+    #[track_caller]
     pub fn then_not_started(&self) -> &Self {
         self.ok();
         assert!(self.state.is_none(), "flow `{}` exists: {:?}", self.key, self.state);
@@ -196,6 +216,7 @@ impl<P: ProcessManager> FlowOutcome<P> {
     }
 
     /// The step was refused, with an error containing `text`.
+    #[track_caller]
     pub fn then_failed_with(&self, text: &str) -> &Self {
         match &self.result {
             Err(error) => assert!(error.contains(text), "flow `{}` failed with `{error}`, not `{text}`", self.key),

@@ -13,11 +13,15 @@
 //! ```
 //!
 //! The `then_*` methods are assertions: they panic with both sides printed, like
-//! `assert_eq!`. A `given` step that fails panics too, naming the step.
+//! `assert_eq!`, and the panic is reported at the line of your test that called them.
+//! A `given` step that fails panics too, when the scenario runs (at its `when`), naming
+//! the step and the lines of your test where the step was given and the `when` awaited.
 
 mod flows;
 
 use std::fmt::Write as _;
+use std::future::Future;
+use std::panic::Location;
 
 use uuid::Uuid;
 
@@ -36,7 +40,13 @@ type Step = Box<dyn for<'a> FnOnce(&'a Domain) -> BoxFuture<'a, Result<(), Strin
 /// A scenario: `given` steps, then one `when`, whose [`Outcome`] is checked with `then_*`.
 pub struct Scenario {
     domain: Domain,
+    /// Each step, described with where the test gave it.
     given: Vec<(String, Step)>,
+}
+
+/// A `given` step's description: what it is, and the line of the test that gave it.
+fn step_name(what: impl std::fmt::Display, at: &Location<'_>) -> String {
+    format!("{what}, given at {at}")
 }
 
 impl std::fmt::Debug for Scenario {
@@ -45,6 +55,7 @@ impl std::fmt::Debug for Scenario {
     }
 }
 
+#[track_caller]
 fn event_envelope<E: Event>(event: E) -> Envelope {
     let stream = StreamId::new(<E::Aggregate as crate::model::element::DomainElement>::NAME, "given");
     // An event serde cannot write is a bug in the test itself: fail it loudly.
@@ -64,8 +75,9 @@ impl Scenario {
     }
 
     /// Given this command was processed (its events delivered as well).
+    #[track_caller]
     pub fn given<C: Command>(mut self, command: C) -> Self {
-        let name = format!("command {}", C::TYPE_NAME);
+        let name = step_name(format_args!("command {}", C::TYPE_NAME), Location::caller());
         self.given.push((
             name,
             Box::new(move |domain| {
@@ -76,8 +88,9 @@ impl Scenario {
     }
 
     /// Given this aggregate is stored as it is (its pending events are dropped, not delivered).
+    #[track_caller]
     pub fn given_state<A: Aggregate>(mut self, mut aggregate: A) -> Self {
-        let name = format!("state of {} `{}`", A::NAME, aggregate.id());
+        let name = step_name(format_args!("state of {} `{}`", A::NAME, aggregate.id()), Location::caller());
         aggregate.take_events();
         self.given.push((
             name,
@@ -94,8 +107,9 @@ impl Scenario {
 
     /// Given this event happened: it is delivered to its handlers, which change their
     /// aggregates. (Its stream id is `"given"`.)
+    #[track_caller]
     pub fn given_event<E: Event>(mut self, event: E) -> Self {
-        let name = format!("event {}", E::TYPE_NAME);
+        let name = step_name(format_args!("event {}", E::TYPE_NAME), Location::caller());
         let envelope = event_envelope(event);
         self.given.push((
             name,
@@ -106,47 +120,62 @@ impl Scenario {
         self
     }
 
-    async fn run_given(&mut self) -> Domain {
-        for (n, (name, step)) in std::mem::take(&mut self.given).into_iter().enumerate() {
+    /// Runs the `given` steps; a step that fails panics, naming it, where the test gave
+    /// it, and `when`: where the test awaits the scenario. (The `when` methods are not
+    /// `async fn`s, which cannot take their caller's location, but return the future.)
+    async fn run_given(self, when: &'static Location<'static>) -> Domain {
+        for (n, (name, step)) in self.given.into_iter().enumerate() {
             if let Err(error) = step(&self.domain).await {
-                panic!("given step {} ({name}) failed: {error}", n + 1);
+                panic!("given step {} ({name}) failed, in the scenario run at {when}: {error}", n + 1);
             }
         }
-        self.domain.clone()
+        self.domain
     }
 
     /// When this command is processed. The outcome carries the handler's reply.
-    pub async fn when<C: Command>(mut self, command: C) -> Outcome<C::Reply> {
-        let domain = self.run_given().await;
-        let id = Uuid::now_v7();
-        // A fresh id: nothing to record for a copy (`process` without recording).
-        let result = domain.process_as(command, crate::store::Cause::command(id), false).await;
-        Outcome { domain, cause: id, result }
+    #[track_caller]
+    pub fn when<C: Command>(self, command: C) -> impl Future<Output = Outcome<C::Reply>> {
+        let at = Location::caller();
+        async move {
+            let domain = self.run_given(at).await;
+            let id = Uuid::now_v7();
+            // A fresh id: nothing to record for a copy (`process` without recording).
+            let result = domain.process_as(command, crate::store::Cause::command(id), false).await;
+            Outcome { domain, cause: id, result }
+        }
     }
 
     /// When this event happens: it is delivered to its handlers.
-    pub async fn when_event<E: Event>(mut self, event: E) -> Outcome {
-        let domain = self.run_given().await;
+    #[track_caller]
+    pub fn when_event<E: Event>(self, event: E) -> impl Future<Output = Outcome> {
+        let at = Location::caller();
         let envelope = event_envelope(event);
-        let cause = envelope.id;
-        let Delivered { mut events, failures } = domain.deliver(vec![envelope]).await;
-        events.remove(0); // the event itself
-        let result = Ok(Processed { reply: (), command_id: cause, committed: Vec::new(), events, failures });
-        Outcome { domain, cause, result }
+        async move {
+            let domain = self.run_given(at).await;
+            let cause = envelope.id;
+            let Delivered { mut events, failures } = domain.deliver(vec![envelope]).await;
+            events.remove(0); // the event itself
+            let result = Ok(Processed { reply: (), command_id: cause, committed: Vec::new(), events, failures });
+            Outcome { domain, cause, result }
+        }
     }
 
     /// Only the `given` steps: to check the state they leave.
-    pub async fn when_nothing(mut self) -> Outcome {
-        let domain = self.run_given().await;
-        let id = Uuid::now_v7();
-        let result = Ok(Processed {
-            reply: (),
-            command_id: id,
-            committed: Vec::new(),
-            events: Vec::new(),
-            failures: Vec::new(),
-        });
-        Outcome { domain, cause: id, result }
+    #[track_caller]
+    pub fn when_nothing(self) -> impl Future<Output = Outcome> {
+        let at = Location::caller();
+        async move {
+            let domain = self.run_given(at).await;
+            let id = Uuid::now_v7();
+            let result = Ok(Processed {
+                reply: (),
+                command_id: id,
+                committed: Vec::new(),
+                events: Vec::new(),
+                failures: Vec::new(),
+            });
+            Outcome { domain, cause: id, result }
+        }
     }
 }
 
@@ -201,6 +230,7 @@ impl<R> Outcome<R> {
     }
 
     /// The reply of the command's handler; panics when the `when` step was refused.
+    #[track_caller]
     pub fn reply(&self) -> &R {
         &self.processed().reply
     }
@@ -210,6 +240,7 @@ impl<R> Outcome<R> {
         &self.domain
     }
 
+    #[track_caller]
     fn processed(&self) -> &Processed<R> {
         match &self.result {
             Ok(processed) => processed,
@@ -219,15 +250,18 @@ impl<R> Outcome<R> {
 
     /// The events the `when` message caused directly (not those of the handlers that
     /// reacted to them).
+    #[track_caller]
     pub fn direct_events(&self) -> Vec<&Envelope> {
         self.processed().events.iter().filter(|e| e.causation_id == self.cause).collect()
     }
 
     /// Every event raised, the reactions' included, in delivery order.
+    #[track_caller]
     pub fn all_events(&self) -> Vec<&Envelope> {
         self.processed().events.iter().collect()
     }
 
+    #[track_caller]
     fn compare(&self, actual: Vec<&Envelope>, expected: Vec<RaisedEvent>, which: &str) -> &Self {
         let matches = actual.len() == expected.len() && actual.iter().zip(&expected).all(|(a, e)| same_event(a, e));
         assert!(matches, "{which} differ\n  expected:{}\n  actual:{}", describe_expected(&expected), describe(&actual));
@@ -236,16 +270,19 @@ impl<R> Outcome<R> {
 
     /// Then the `when` message directly raised exactly these events, in this order,
     /// compared by type and content (`event.into()` makes a [`RaisedEvent`]).
+    #[track_caller]
     pub fn then_events(&self, expected: impl IntoIterator<Item = RaisedEvent>) -> &Self {
         self.compare(self.direct_events(), expected.into_iter().collect(), "direct events")
     }
 
     /// Then exactly these events were raised in all, the reactions' included, in order.
+    #[track_caller]
     pub fn then_all_events(&self, expected: impl IntoIterator<Item = RaisedEvent>) -> &Self {
         self.compare(self.all_events(), expected.into_iter().collect(), "events")
     }
 
     /// Then the events raised in all had these type names, in order.
+    #[track_caller]
     pub fn then_event_types(&self, expected: &[&str]) -> &Self {
         let actual: Vec<&str> = self.all_events().iter().map(|e| &*e.type_name).collect();
         assert_eq!(actual, expected, "event types differ");
@@ -253,11 +290,13 @@ impl<R> Outcome<R> {
     }
 
     /// Then nothing was raised.
+    #[track_caller]
     pub fn then_no_events(&self) -> &Self {
         self.compare(self.all_events(), Vec::new(), "events")
     }
 
     /// Then no event handler failed.
+    #[track_caller]
     pub fn then_no_failures(&self) -> &Self {
         let failures = &self.processed().failures;
         assert!(
@@ -269,6 +308,7 @@ impl<R> Outcome<R> {
     }
 
     /// Then an event handler failed on the event; returns the failures to look at.
+    #[track_caller]
     pub fn then_delivery_failed(&self) -> &[DeliveryFailure] {
         let failures = &self.processed().failures;
         assert!(!failures.is_empty(), "expected a failed delivery, but every handler succeeded");
@@ -276,6 +316,7 @@ impl<R> Outcome<R> {
     }
 
     /// Then the `when` step was refused; returns the error to look at.
+    #[track_caller]
     pub fn then_error(&self) -> &ProcessError {
         match &self.result {
             Ok(processed) => panic!(
@@ -286,18 +327,21 @@ impl<R> Outcome<R> {
         }
     }
 
-    /// Then the `when` step was refused by a business rule with this message.
+    /// Then the `when` step was refused by a business rule with this message (by its
+    /// handler, or by an inline projector of an event it raised).
+    #[track_caller]
     pub fn then_rejected_by_rule(&self, message: &str) -> &Self {
         match self.then_error() {
-            ProcessError::Rejected { error: DomainError::Rule(actual), .. } if actual == message => self,
+            error if matches!(error.rejection(), Some(DomainError::Rule(actual)) if actual == message) => self,
             other => panic!("expected a rejection by the rule {message:?}, got: {other}"),
         }
     }
 
-    /// Then the `when` step was refused as invalid, with (at least) these
-    /// `(field path, message)` problems.
+    /// Then the `when` step was refused as invalid (by its handler, or by an inline
+    /// projector), with (at least) these `(field path, message)` problems.
+    #[track_caller]
     pub fn then_invalid(&self, expected: &[(&str, &str)]) -> &Self {
-        let ProcessError::Rejected { error: DomainError::Validation(errors), .. } = self.then_error() else {
+        let Some(DomainError::Validation(errors)) = self.then_error().rejection() else {
             panic!("expected a validation error, got: {}", self.then_error());
         };
         for (path, message) in expected {
@@ -314,6 +358,7 @@ impl<R> Outcome<R> {
     /// It is an assertion like the others, not a future, so it cannot be left
     /// unawaited: the scenario's in-memory store answers at once. (On a store that does
     /// not, it panics and says to use `outcome.domain().get(..).await`.)
+    #[track_caller]
     pub fn then_state<A: Aggregate>(&self, id: &Identifier<A>, check: impl FnOnce(&A)) -> &Self {
         match answered_at_once(self.domain.get(id)) {
             Some(Ok(Some(aggregate))) => check(&aggregate),
