@@ -1470,7 +1470,10 @@ async fn closing_releases_the_connections_and_the_claims(url: String) {
 
 fn main() -> std::process::ExitCode {
     harness::run(vec![
-        harness::test("a_closed_port_is_refused_at_once_with_the_cause", a_closed_port_is_refused_at_once_with_the_cause),
+        harness::test(
+            "a_closed_port_is_refused_at_once_with_the_cause",
+            a_closed_port_is_refused_at_once_with_the_cause,
+        ),
         harness::test(
             "a_server_that_does_not_answer_fails_after_the_connect_timeout",
             a_server_that_does_not_answer_fails_after_the_connect_timeout,

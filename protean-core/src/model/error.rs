@@ -136,7 +136,9 @@ pub enum UrlError {
         scheme: String,
     },
     /// The scheme names a store this build was compiled without.
-    #[error("`{scheme}:` names the {store} store, which this build does not have: enable protean's `{feature}` feature")]
+    #[error(
+        "`{scheme}:` names the {store} store, which this build does not have: enable protean's `{feature}` feature"
+    )]
     NotCompiled {
         /// The scheme, as written.
         scheme: String,
