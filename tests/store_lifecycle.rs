@@ -11,7 +11,9 @@ mod harness;
 
 use harness::Trial;
 use protean::prelude::*;
-use protean::runtime::{Domain, ProcessError};
+use protean::runtime::Domain;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+use protean::runtime::ProcessError;
 use protean::store::{Store, StoreError, UrlError};
 
 pub mod tally {
