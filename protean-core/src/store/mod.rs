@@ -208,13 +208,14 @@ pub trait Store: Send + Sync + 'static {
         Box::pin(std::future::ready(Ok(())))
     }
 
-    /// Closes the store, for every clone sharing it: the work already sent to it is
-    /// done, what it holds is released, and from then on every call fails with
+    /// Closes the store, for every clone sharing it: the work under way is finished,
+    /// what the store holds is released, and from then on every call fails with
     /// [`StoreError::Closed`]. Calling it again answers as the first call did. The SQL
-    /// stores implement it (`SqliteStore::close` checkpoints the WAL and leaves no `-wal`
-    /// file behind; `PostgresStore::close` closes its connections); the default, the
-    /// memory store's, does nothing and the store stays usable, as nothing in it needs
-    /// releasing.
+    /// stores implement it: `SqliteStore::close` does all the work already sent to it,
+    /// checkpoints the WAL and leaves no `-wal` file behind; `PostgresStore::close`
+    /// finishes the work that holds a connection and closes its connections (work still
+    /// waiting for one is refused). The default, the memory store's, does nothing and
+    /// the store stays usable, as nothing in it needs releasing.
     fn close(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(std::future::ready(Ok(())))
     }
