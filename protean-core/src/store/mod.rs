@@ -210,7 +210,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Closes the store, for every clone sharing it: the work under way is finished,
     /// what the store holds is released, and from then on every call fails with
-    /// [`StoreError::Closed`]. Calling it again answers as the first call did. The SQL
+    /// [`StoreError::Closed`]. Calling it again, from any clone, is harmless. The SQL
     /// stores implement it: `SqliteStore::close` does all the work already sent to it,
     /// checkpoints the WAL and leaves no `-wal` file behind; `PostgresStore::close`
     /// finishes the work that holds a connection and closes its connections (work still
