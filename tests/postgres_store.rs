@@ -1385,8 +1385,107 @@ async fn the_commit_function_does_not_notify_the_store_does_after_the_commit(url
     assert_eq!(notifications(&mut listener, Duration::from_millis(500)).await, 1);
 }
 
+/// A URL whose server refuses the connection (nothing listens on its port) fails at once,
+/// not after the pool's acquire timeout, and the error says why.
+async fn a_closed_port_is_refused_at_once_with_the_cause() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let started = std::time::Instant::now();
+    let error = PostgresStore::connect(&format!("postgres://postgres@127.0.0.1:{port}/postgres")).await.unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(2), "refused after {elapsed:?}");
+    assert!(matches!(error, StoreError::Backend { backend: "postgres", .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(message.starts_with("the postgres store failed: "), "{message}");
+    assert!(message.to_lowercase().contains("connection refused"), "the cause is in the message: {message}");
+    // The same through `connect`, which a user meets first.
+    let error = protean::store::connect(&format!("postgres://postgres@127.0.0.1:{port}/postgres")).await.err();
+    assert!(error.unwrap().to_string().to_lowercase().contains("connection refused"));
+}
+
+/// A server that takes the connection and never answers fails after the connect timeout,
+/// with an error naming the address and the setting.
+async fn a_server_that_does_not_answer_fails_after_the_connect_timeout() {
+    // Listening, so the kernel takes the connection; never accepted, so nothing answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let started = std::time::Instant::now();
+    let options = PostgresStore::options().connect_timeout(Duration::from_millis(300));
+    let error = options.connect(&format!("postgres://postgres@127.0.0.1:{port}/postgres")).await.unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(2), "gave up after {elapsed:?}");
+    assert_eq!(
+        error.to_string(),
+        format!("the postgres store failed: 127.0.0.1:{port} did not answer within 300ms (PostgresOptions::connect_timeout)")
+    );
+    drop(silent);
+}
+
+/// `sslmode=require` asks for TLS. With the `postgres-tls` feature, against the test
+/// server (which has no TLS) it fails at once, saying the server does not support TLS;
+/// `sslmode=prefer` goes on without. Without the feature, the error names the feature.
+async fn tls_is_a_feature_and_a_server_without_it_is_refused_when_required(url: String) {
+    let with = |mode: &str| format!("{url}?sslmode={mode}");
+    let started = std::time::Instant::now();
+    let error = PostgresStore::connect(&with("require")).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(2), "refused after {:?}", started.elapsed());
+    let message = error.to_string();
+    if cfg!(feature = "postgres-tls") {
+        assert!(matches!(error, StoreError::Backend { backend: "postgres", .. }), "{error:?}");
+        assert!(message.contains("TLS") && message.contains("server does not support TLS"), "{message}");
+    } else {
+        assert!(matches!(error, StoreError::Unsupported(_)), "{error:?}");
+        assert!(message.contains("sslmode=require") && message.contains("`postgres-tls` feature"), "{message}");
+    }
+    let store = PostgresStore::connect(&with("prefer")).await.expect("sslmode=prefer goes on without TLS");
+    store.commit(batch(vec![counter_commit("tls", &[1])])).await.unwrap();
+    store.close().await.unwrap();
+}
+
+/// Closing a store finishes its work and releases what it holds: later calls, on any
+/// clone, are `StoreError::Closed`, and its owner's advisory lock is released at once, so
+/// another store claims the events it had claimed without waiting for their lease.
+async fn closing_releases_the_connections_and_the_claims(url: String) {
+    let first = PostgresStore::connect_with(&url, 2).await.unwrap();
+    let other = PostgresStore::connect_with(&url, 2).await.unwrap();
+    let _signal = first.outbox_signal().expect("a listener, to be stopped too");
+    first.commit(batch(vec![counter_commit("held", &[1])])).await.unwrap();
+    let claimed = first.claim_undelivered(10, Duration::from_secs(3600)).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert!(other.claim_undelivered(10, Duration::from_secs(60)).await.unwrap().is_empty(), "claimed by a live store");
+
+    let clone = first.clone();
+    Store::close(&first).await.unwrap();
+    let closed = StoreError::Closed { backend: "postgres" };
+    assert_eq!(clone.load(&stream("Counter", "held")).await.unwrap_err(), closed);
+    let refused = clone.commit(batch(vec![counter_commit("late", &[1])])).await.unwrap_err();
+    assert_eq!(refused, closed);
+    assert!(clone.outbox_signal().is_none(), "no listener starts again");
+    clone.close().await.unwrap();
+
+    let taken = other.claim_undelivered(10, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(taken.iter().map(|e| e.id).collect::<Vec<_>>(), vec![claimed[0].id], "free at once");
+    assert!(other.load(&stream("Counter", "late")).await.unwrap().is_none(), "a refused commit wrote nothing");
+    other.close().await.unwrap();
+}
+
 fn main() -> std::process::ExitCode {
     harness::run(vec![
+        harness::test(
+            "a_closed_port_is_refused_at_once_with_the_cause",
+            a_closed_port_is_refused_at_once_with_the_cause,
+        ),
+        harness::test(
+            "a_server_that_does_not_answer_fails_after_the_connect_timeout",
+            a_server_that_does_not_answer_fails_after_the_connect_timeout,
+        ),
+        harness::postgres::test(
+            "tls_is_a_feature_and_a_server_without_it_is_refused_when_required",
+            tls_is_a_feature_and_a_server_without_it_is_refused_when_required,
+        ),
+        harness::postgres::test(
+            "closing_releases_the_connections_and_the_claims",
+            closing_releases_the_connections_and_the_claims,
+        ),
         harness::postgres::test(
             "upgrading_from_version_1_makes_event_sourced_versions_count_events",
             upgrading_from_version_1_makes_event_sourced_versions_count_events,

@@ -312,5 +312,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
             report.events, report.commands_fired, report.dead_lettered
         );
     }
+    // SQLite checkpoints its WAL into `ecommerce.db` and leaves no `-wal` file behind.
+    domain.close().await?;
     Ok(())
 }

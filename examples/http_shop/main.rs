@@ -9,7 +9,7 @@
 //!
 //! `--addr` (or `HTTP_SHOP_ADDR`) is where it listens, `--database` (or
 //! `HTTP_SHOP_DATABASE`) the SQLite file it keeps its data in, from one run to the next.
-//! Ctrl-C stops it after the requests under way are answered.
+//! Ctrl-C stops it after the requests under way are answered, and closes the store.
 
 #[path = "../ecommerce/model.rs"]
 pub mod model;
@@ -37,7 +37,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app::router(domain))
+    axum::serve(listener, app::router(domain.clone()))
         .with_graceful_shutdown(async {
             // Without a Ctrl-C handler there is nothing to wait for: run until killed.
             if tokio::signal::ctrl_c().await.is_err() {
@@ -45,6 +45,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             }
         })
         .await?;
+    // The requests are answered: the WAL is checkpointed into the file, and removed.
+    domain.close().await?;
     println!("stopped");
     Ok(())
 }

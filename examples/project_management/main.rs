@@ -77,5 +77,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let name = domain.get::<Project>(&counts.project_id).await?.map_or_else(|| "?".into(), |p| p.name);
         println!("  {name}: {} open, {} done", counts.open, counts.done);
     }
+    // SQLite checkpoints its WAL into the file and leaves no `-wal` file behind.
+    domain.close().await?;
     Ok(())
 }

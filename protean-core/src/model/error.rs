@@ -83,9 +83,10 @@ pub enum StoreError {
         /// The message.
         message_id: Uuid,
     },
-    /// The storage backend failed (connection, disk, a lock held too long, …): the
-    /// driver's error is the [source](std::error::Error::source).
-    #[error("the {backend} store failed")]
+    /// The storage backend failed (connection, disk, a lock held too long, …). The
+    /// message names the driver's error (`the sqlite store failed: unable to open database
+    /// file`), which is also the [source](std::error::Error::source).
+    #[error("the {backend} store failed: {source}")]
     Backend {
         /// Which store (`"sqlite"`, `"postgres"`).
         backend: &'static str,
@@ -106,8 +107,8 @@ pub enum StoreError {
         /// The version this build works with.
         supported: SchemaVersion,
     },
-    /// The store cannot do what was asked in this build or configuration (a URL of a
-    /// store whose feature is off, for example); the message says what to change.
+    /// The store cannot do what was asked in this build or configuration; the message
+    /// says what to change.
     #[error("{0}")]
     Unsupported(String),
     /// A projection row does not read as the projection's type. Most often the
@@ -130,6 +131,17 @@ pub enum StoreError {
         /// projection than the code declares: a rebuild is pending or under way.
         outdated: Option<OutdatedCopy>,
     },
+    /// The store was closed (its `close` was called): it takes no more work. Open or
+    /// connect a store again to go on.
+    #[error("the {backend} store is closed: open it again to use it")]
+    Closed {
+        /// Which store (`"sqlite"`, `"postgres"`).
+        backend: &'static str,
+    },
+    /// The URL given to [`connect`](crate::store::connect) names no store this build
+    /// can open.
+    #[error(transparent)]
+    Url(#[from] UrlError),
 }
 
 /// A projection's copy serving reads, built by another version of the projection than
@@ -166,6 +178,65 @@ impl OutdatedCopy {
              that the new shape cannot read fail like this one; {what_to_do}"
         )
     }
+}
+
+/// Why [`connect`](crate::store::connect) cannot open the store a URL names. The
+/// messages name the scheme only, never the rest of the URL (which may hold a password).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UrlError {
+    /// The scheme (the name before the first `:`) is not one protean knows.
+    #[error("no store has the URL scheme `{scheme}:`; {}", supported_schemes())]
+    UnknownScheme {
+        /// The scheme, as written.
+        scheme: String,
+    },
+    /// The scheme names a store this build was compiled without.
+    #[error(
+        "`{scheme}:` names the {store} store, which this build does not have: enable protean's `{feature}` feature"
+    )]
+    NotCompiled {
+        /// The scheme, as written.
+        scheme: String,
+        /// The store it names (`"PostgreSQL"`).
+        store: &'static str,
+        /// The cargo feature of `protean` that adds it.
+        feature: &'static str,
+    },
+    /// A `sqlite:` URL with no path after the scheme.
+    #[error("`{url}` names no SQLite file: write a path after the scheme (`sqlite:app.db`), or `sqlite::memory:`")]
+    NoPath {
+        /// The URL, as written.
+        url: String,
+    },
+    /// A `memory:` URL with something after the scheme, which the memory store does not take.
+    #[error("the memory store takes nothing after `memory:` (found `{rest}`)")]
+    MemoryWithPath {
+        /// What followed the scheme.
+        rest: String,
+    },
+}
+
+/// The schemes [`connect`](crate::store::connect) takes in this build, and the feature
+/// that adds each one it lacks.
+fn supported_schemes() -> String {
+    let mut known = vec!["`memory:`"];
+    let mut missing = Vec::new();
+    if cfg!(feature = "sqlite") {
+        known.push("`sqlite:PATH` (or a bare path)");
+    } else {
+        missing.push("`sqlite:` with the `sqlite` feature");
+    }
+    if cfg!(feature = "postgres") {
+        known.push("`postgres://…` (or `postgresql://…`)");
+    } else {
+        missing.push("`postgres://…` with the `postgres` feature");
+    }
+    let mut text = format!("this build opens {}", known.join(", "));
+    if !missing.is_empty() {
+        text.push_str(&format!("; protean also opens {}", missing.join(" and ")));
+    }
+    text
 }
 
 impl StoreError {

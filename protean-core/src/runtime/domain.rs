@@ -317,6 +317,17 @@ impl Domain {
         self.engine.store()
     }
 
+    /// Closes the domain's store, for every clone of the domain (see [`Store::close`]):
+    /// the work already sent to it is done, what it holds is released (SQLite checkpoints
+    /// its WAL and leaves no `-wal` file; PostgreSQL closes its connections), and from
+    /// then on every operation that reaches the store fails with [`StoreError::Closed`].
+    /// Call it at the end of a run, after [shutting down](crate::runtime::WorkerHandle::shutdown)
+    /// the delivery workers, which use the store. The memory store has nothing to close
+    /// and stays usable.
+    pub async fn close(&self) -> Result<(), StoreError> {
+        self.engine.store().close().await
+    }
+
     /// Processes a command: validates it, runs its handler in a unit of work, commits the
     /// one aggregate it changed (with an optimistic version check, retried on conflict),
     /// then, in [inline](DeliveryMode::Inline) delivery, delivers the raised events to

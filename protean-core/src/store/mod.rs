@@ -14,6 +14,7 @@
 //! stopped, a handler failed) is claimed again by
 //! [`Domain::deliver_pending`](crate::runtime::Domain::deliver_pending).
 
+mod connect;
 pub(crate) mod envelope;
 mod memory;
 mod outbox;
@@ -32,6 +33,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
+pub use connect::connect;
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
@@ -40,7 +42,7 @@ pub use postgres::{PostgresOptions, PostgresStore, SCHEMA_VERSION as POSTGRES_SC
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::{Durability, SqliteOptions, SqliteStore, SCHEMA_VERSION as SQLITE_SCHEMA_VERSION};
 
-pub use crate::model::error::{DriverError, OutdatedCopy, SchemaVersion, StoreError, VersionConflict};
+pub use crate::model::error::{DriverError, OutdatedCopy, SchemaVersion, StoreError, UrlError, VersionConflict};
 pub use envelope::{Cause, Envelope, StreamId};
 pub use outbox::{
     FailedDelivery, FailureCounts, FailureQuery, FailureStatus, FailureUpdate, HandlerState, OutboxStatus,
@@ -52,47 +54,6 @@ pub use projection::{
 pub use replay::{ReplayEvents, ReplayIter, StoredEvent};
 /// The time type of [`Envelope::recorded_at`], from the `time` crate.
 pub use time::OffsetDateTime;
-
-/// Opens the store a URL names:
-///
-/// * `memory:` — a new [`MemoryStore`];
-/// * `sqlite:PATH` or `sqlite://PATH` (or a bare path) — a [`SqliteStore`] file, created
-///   when missing (`sqlite::memory:` for a private in-memory database);
-/// * `postgres://…` or `postgresql://…` — a [`PostgresStore`].
-///
-/// The schema is created or upgraded on the way.
-///
-/// ```
-/// # async fn demo() -> Result<(), protean_core::store::StoreError> {
-/// let store = protean_core::store::connect("memory:").await?;
-/// # let _ = store; Ok(()) }
-/// ```
-pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
-    if url == "memory:" {
-        return Ok(std::sync::Arc::new(MemoryStore::new()));
-    }
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        #[cfg(feature = "postgres")]
-        return Ok(std::sync::Arc::new(PostgresStore::connect(url).await?));
-        #[cfg(not(feature = "postgres"))]
-        return Err(StoreError::Unsupported(
-            "this build has no PostgreSQL store: enable the `postgres` feature".into(),
-        ));
-    }
-    let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
-    #[cfg(feature = "sqlite")]
-    {
-        if path == ":memory:" {
-            return Ok(std::sync::Arc::new(SqliteStore::in_memory()?));
-        }
-        Ok(std::sync::Arc::new(SqliteStore::open(path)?))
-    }
-    #[cfg(not(feature = "sqlite"))]
-    {
-        let _ = path;
-        Err(StoreError::Unsupported("this build has no SQLite store: enable the `sqlite` feature".into()))
-    }
-}
 
 /// The longest lease a claim takes (longer ones are cut to it): a year.
 pub const MAX_LEASE: Duration = Duration::from_secs(365 * 24 * 60 * 60);
@@ -244,6 +205,18 @@ pub struct Committed {
 pub trait Store: Send + Sync + 'static {
     /// Creates or upgrades the store's schema; safe to call any number of times.
     fn migrate(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// Closes the store, for every clone sharing it: the work under way is finished,
+    /// what the store holds is released, and from then on every call fails with
+    /// [`StoreError::Closed`]. Calling it again, from any clone, is harmless. The SQL
+    /// stores implement it: `SqliteStore::close` does all the work already sent to it,
+    /// checkpoints the WAL and leaves no `-wal` file behind; `PostgresStore::close`
+    /// finishes the work that holds a connection and closes its connections (work still
+    /// waiting for one is refused). The default, the memory store's, does nothing and
+    /// the store stays usable, as nothing in it needs releasing.
+    fn close(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(std::future::ready(Ok(())))
     }
 

@@ -244,8 +244,8 @@ pub struct PostgresStore {
     pool: PgPool,
     owner: Uuid,
     /// The connection holding the owner's advisory lock; never used after connecting,
-    /// only kept open.
-    _liveness: Arc<Mutex<PgConnection>>,
+    /// only kept open (until [`close`](Self::close) takes it to close it).
+    liveness: Arc<Mutex<Option<PgConnection>>>,
     /// The listener behind [`Store::outbox_signal`], shared by the clones; it stops when
     /// the last of them goes.
     outbox: Arc<OutboxListener>,
@@ -260,8 +260,8 @@ pub struct PostgresStore {
     groups: Option<Arc<GroupQueue>>,
 }
 
-/// How to connect a [`PostgresStore`]: the pool's size, and whether connecting migrates
-/// the schema or only checks it.
+/// How to connect a [`PostgresStore`]: the pool's size, how long connecting may take,
+/// and whether connecting migrates the schema or only checks it.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), protean_core::store::StoreError> {
@@ -281,6 +281,7 @@ pub struct PostgresOptions {
     migrate: bool,
     group_commit: bool,
     groups_in_flight: usize,
+    connect_timeout: Duration,
 }
 
 impl Default for PostgresOptions {
@@ -290,15 +291,27 @@ impl Default for PostgresOptions {
             migrate: true,
             group_commit: true,
             groups_in_flight: group::DEFAULT_GROUPS_IN_FLIGHT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
         }
     }
 }
 
 impl PostgresOptions {
-    /// The defaults: a pool of up to 16 connections, the schema migrated on connecting,
-    /// and group commit on, with up to 2 groups in flight.
+    /// The defaults: a pool of up to 16 connections, a connect timeout of 10 s, the
+    /// schema migrated on connecting, and group commit on, with up to 2 groups in flight.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// How long [`connect`](Self::connect) waits for the server to answer its first
+    /// connection (TCP, TLS and authentication together) before it fails; 10 s by
+    /// default. A server that refuses the connection (nothing listens on the port) or a
+    /// host that cannot be resolved fails at once, whatever this says, with the cause
+    /// in the error's message. Later connections of the pool wait for up to sqlx's
+    /// acquire timeout (30 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
     }
 
     /// The most connections the pool opens (besides the store's own: its liveness
@@ -339,12 +352,30 @@ impl PostgresOptions {
         self
     }
 
-    /// Connects to `url` (`postgres://user:password@host:port/database`).
+    /// Connects to `url` (`postgres://user:password@host:port/database`, with sqlx's
+    /// parameters: `?sslmode=require`, …).
+    ///
+    /// The store's first connection is opened directly, not through the pool: a server
+    /// that is down fails at once, or after the [connect
+    /// timeout](Self::connect_timeout), with an error that names the cause ("Connection
+    /// refused", …). A URL that asks for TLS (`sslmode=require`, `verify-ca`,
+    /// `verify-full`, or the same from `PGSSLMODE`) needs protean's `postgres-tls`
+    /// feature (rustls); without it, connecting fails with [`StoreError::Unsupported`]
+    /// naming the feature. With it, `sslmode=prefer` (sqlx's default) uses TLS when the
+    /// server offers it.
     ///
     /// Without migrating, a database at another schema version is refused with
     /// [`StoreError::Schema`] (`found` 0 when it has no protean schema at all).
     pub async fn connect(&self, url: &str) -> Result<PostgresStore, StoreError> {
-        let pool = PgPoolOptions::new().max_connections(self.max_connections).connect(url).await.map_err(backend)?;
+        let options: PgConnectOptions = url.parse().map_err(backend)?;
+        tls_available(&options)?;
+        let connecting = PgConnection::connect_with(&options);
+        let mut liveness = match tokio::time::timeout(self.connect_timeout, connecting).await {
+            Ok(connected) => connected.map_err(backend)?,
+            Err(_) => return Err(StoreError::backend("postgres", NoAnswer::new(&options, self.connect_timeout))),
+        };
+        // The server answered: the pool opens its connections as they are needed.
+        let pool = PgPoolOptions::new().max_connections(self.max_connections).connect_lazy_with(options);
         if !self.migrate {
             let mut connection = pool.acquire().await.map_err(backend)?;
             let found = stored_version(&mut connection).await?;
@@ -352,7 +383,6 @@ impl PostgresOptions {
                 return Err(schema_error(found));
             }
         }
-        let mut liveness = PgConnection::connect(url).await.map_err(backend)?;
         // A random key is free unless another live store drew it: then draw again.
         let mut owner = Uuid::new_v4();
         for _ in 0..8 {
@@ -366,7 +396,7 @@ impl PostgresOptions {
                 let store = PostgresStore {
                     pool,
                     owner,
-                    _liveness: Arc::new(Mutex::new(liveness)),
+                    liveness: Arc::new(Mutex::new(Some(liveness))),
                     outbox: Arc::default(),
                     notifier,
                     settled: Arc::default(),
@@ -388,8 +418,50 @@ fn error_detail(error: &dyn sqlx::error::DatabaseError) -> Option<String> {
     error.try_downcast_ref::<PgDatabaseError>().and_then(|e| e.detail()).map(str::to_owned)
 }
 
+/// The connect timeout of [`PostgresOptions`] by default: long enough for a server
+/// across the world, short enough that a host that never answers is found out soon.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A server that did not answer within the connect timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("{host}:{port} did not answer within {timeout:?} (PostgresOptions::connect_timeout)")]
+struct NoAnswer {
+    host: String,
+    port: u16,
+    timeout: Duration,
+}
+
+impl NoAnswer {
+    fn new(options: &PgConnectOptions, timeout: Duration) -> Self {
+        NoAnswer { host: options.get_host().to_owned(), port: options.get_port(), timeout }
+    }
+}
+
+/// Whether this build can make the connection `options` asks for: TLS takes the
+/// `postgres-tls` feature.
+fn tls_available(options: &PgConnectOptions) -> Result<(), StoreError> {
+    use sqlx::postgres::PgSslMode;
+    let mode = match options.get_ssl_mode() {
+        PgSslMode::Require => "require",
+        PgSslMode::VerifyCa => "verify-ca",
+        PgSslMode::VerifyFull => "verify-full",
+        PgSslMode::Disable | PgSslMode::Allow | PgSslMode::Prefer => return Ok(()),
+    };
+    if cfg!(feature = "postgres-tls") {
+        return Ok(());
+    }
+    Err(StoreError::Unsupported(format!(
+        "postgres: the connection asks for TLS (sslmode={mode}, from the URL or PGSSLMODE), and this build of protean \
+         has none: enable protean's `postgres-tls` feature"
+    )))
+}
+
+/// A driver's error; a call on a closed store's pool is [`StoreError::Closed`].
 fn backend(e: sqlx::Error) -> StoreError {
-    StoreError::backend("postgres", e)
+    match e {
+        sqlx::Error::PoolClosed => StoreError::Closed { backend: "postgres" },
+        e => StoreError::backend("postgres", e),
+    }
 }
 
 /// The database is at `found`, not at [`SCHEMA_VERSION`].
@@ -551,6 +623,23 @@ impl PostgresStore {
     /// share it).
     pub fn owner(&self) -> Uuid {
         self.owner
+    }
+
+    /// Closes the store, for every clone: the work that holds a connection is finished
+    /// and its connection closed, the outbox listener stops, and the connection holding
+    /// the owner's advisory lock is closed (so its claims are free at once). From then on
+    /// every call fails with [`StoreError::Closed`], work that was waiting for a
+    /// connection of the pool included (a commit waiting in a group's queue is not
+    /// written). Calling it again does nothing more. The same as [`Store::close`].
+    pub async fn close(&self) -> Result<(), StoreError> {
+        self.pool.close().await;
+        self.outbox.stop();
+        self.notifier.close().await;
+        let liveness = self.liveness.lock().unwrap_or_else(PoisonError::into_inner).take();
+        match liveness {
+            Some(connection) => connection.close().await.map_err(backend),
+            None => Ok(()),
+        }
     }
 
     /// The pool, for tests and tools that look at the tables.
@@ -870,6 +959,8 @@ fn wake(notify: &Notify) {
 #[derive(Debug, Default)]
 struct OutboxListener {
     started: Mutex<Option<(Arc<Notify>, tokio::task::JoinHandle<()>)>>,
+    /// Set when the store is closed: no listener is started again.
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 impl OutboxListener {
@@ -878,6 +969,9 @@ impl OutboxListener {
     /// runtime when it is not running (nothing to run the listener on).
     fn signal(&self, options: &PgConnectOptions) -> Option<Arc<Notify>> {
         let mut started = self.started.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.stopped.load(std::sync::atomic::Ordering::Acquire) {
+            return None;
+        }
         let notify = match &*started {
             Some((notify, task)) if !task.is_finished() => return Some(Arc::clone(notify)),
             Some((notify, _)) => Arc::clone(notify),
@@ -890,6 +984,17 @@ impl OutboxListener {
         let task = runtime.spawn(listen(options.clone(), Arc::clone(&notify)));
         *started = Some((Arc::clone(&notify), task));
         Some(notify)
+    }
+}
+
+impl OutboxListener {
+    /// Stops the listener, for good: [`signal`](Self::signal) answers `None` from then on.
+    fn stop(&self) {
+        let mut started = self.started.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, task)) = started.take() {
+            task.abort();
+        }
+        self.stopped.store(true, std::sync::atomic::Ordering::Release);
     }
 }
 
@@ -968,6 +1073,10 @@ fn envelope(row: &PgRow) -> Result<Envelope, StoreError> {
 }
 
 impl Store for PostgresStore {
+    fn close(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(PostgresStore::close(self))
+    }
+
     fn migrate(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(PostgresStore::migrate(self))
     }

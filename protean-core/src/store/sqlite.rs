@@ -246,11 +246,15 @@ fn reader(file: &Path) -> Result<Connection, StoreError> {
 /// [`SqliteOptions::group_commit`]); reader threads (see [`SqliteOptions::readers`]), each with a read-only
 /// connection, take the reads, which under WAL wait for no writer. The async methods
 /// send their work and await the answer, so a commit waiting for another connection's
-/// lock (up to the 10 s busy timeout) or for an fsync holds up no other task. The
-/// threads end when the last clone of the store is dropped, once they have done the
-/// work already sent to them; work whose future is dropped before it answers may still
-/// be done (a commit, say). A thread that stops, or work that panics on it, is a
-/// [`StoreError::Backend`] for the caller.
+/// lock (up to the 10 s busy timeout) or for an fsync holds up no other task. Work whose
+/// future is dropped before it answers may still be done (a commit, say). A thread that
+/// stops, or work that panics on it, is a [`StoreError::Backend`] for the caller.
+///
+/// [`close`](Self::close) ends it all at the end of a run: the work already sent is
+/// done, the WAL is checkpointed into the database file and the connections are closed,
+/// which removes the `-wal` and `-shm` files; later calls fail with
+/// [`StoreError::Closed`]. When the last clone is dropped without it, the threads do the
+/// same, unawaited.
 ///
 /// [`open`](Self::open) creates and migrates the schema; a role that may not change it
 /// opens with [`open_without_migrating`](Self::open_without_migrating), and the
@@ -322,12 +326,33 @@ impl SqliteStore {
     pub fn owner(&self) -> Uuid {
         self.owner
     }
+
+    /// Closes the store, for every clone: the work already sent to it is done (a commit
+    /// sent before is committed), then its threads checkpoint the WAL into the database
+    /// file, close their connections and end. SQLite removes the `-wal` and `-shm` files
+    /// as the last connection closes; with another process still having the file open,
+    /// they stay for it (the WAL emptied when no reader of that process was in the way).
+    /// From then on every call fails with [`StoreError::Closed`]; opening the file again
+    /// gives a store that sees everything committed. Calling it again, from any clone,
+    /// answers as the first call did. The same as [`Store::close`].
+    ///
+    /// Without it, the threads do the same when the last clone is dropped, but nobody
+    /// waits for them: a process that exits right after leaves the `-wal` file (SQLite
+    /// checkpoints it when the file is opened next). Call it at the end of a run.
+    pub async fn close(&self) -> Result<(), StoreError> {
+        self.threads.close().await
+    }
 }
 
 impl Store for SqliteStore {
     /// [`SqliteStore::migrate`].
     fn migrate(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(SqliteStore::migrate(self))
+    }
+
+    /// [`SqliteStore::close`].
+    fn close(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.threads.close()
     }
 
     fn load<'a>(&'a self, stream: &'a StreamId) -> BoxFuture<'a, Result<Option<Record>, StoreError>> {

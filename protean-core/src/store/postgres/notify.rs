@@ -103,6 +103,17 @@ impl Notifier {
         runtime.spawn(Arc::clone(self).send());
     }
 
+    /// Closes the connection, if no task is sending on it (a task sending when the
+    /// store closes keeps it until the store is dropped).
+    pub(super) async fn close(&self) {
+        let connection = self.lock().connection.take();
+        if let Some(connection) = connection {
+            if let Err(error) = connection.close().await {
+                tracing::debug!(%error, "postgres: closing the outbox notifier's connection failed");
+            }
+        }
+    }
+
     /// The sending task: notifies until no request came in meanwhile.
     async fn send(self: Arc<Self>) {
         let mut sending = Sending { notifier: &self, armed: true };

@@ -31,11 +31,17 @@
 //! no tokio runtime), and tokio is already in the tree of every protean build that runs
 //! the engine on tokio.
 //!
-//! When the last handle is dropped the queues close: each thread finishes the jobs
-//! already sent, drops its connection and ends.
+//! Closing ([`Threads::close`], or dropping the last handle) stops the threads after the
+//! work already sent: each reader is sent a stop behind the reads queued, closes its
+//! connection and ends; the writer is sent a close behind the writes queued, waits for
+//! the readers to be gone, checkpoints the WAL into the database file (`TRUNCATE`) and
+//! closes its connection, the last one: SQLite then removes the `-wal` and `-shm` files
+//! (unless another process still has the file open). Work sent after the close is
+//! refused with [`StoreError::Closed`].
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvError, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -53,6 +59,14 @@ type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 type Outcome = Result<Vec<Committed>, StoreError>;
 
+/// What a reader thread is sent.
+enum ReadMessage {
+    /// A read to run.
+    Run(ReadJob),
+    /// Close the connection and end; the sender is dropped once the connection is closed.
+    Stop(Sender<()>),
+}
+
 /// A unit of work's batch to commit, and who waits for its outcome.
 struct Unit {
     batch: Batch,
@@ -65,6 +79,10 @@ enum WriteJob {
     Run(Job),
     /// Units to commit: one from `commit`, the batches of a `commit_group`.
     Commit(Vec<Unit>),
+    /// Wait for the readers to close their connections (until every sender of
+    /// `readers_gone` is dropped), checkpoint the WAL, close the connection and end;
+    /// answer with how it went, if anyone waits.
+    Close { readers_gone: Receiver<()>, answer: Option<oneshot::Sender<Result<(), StoreError>>> },
 }
 
 /// Why a job got no answer: what the [`StoreError::Backend`] of a stopped thread holds.
@@ -88,15 +106,30 @@ fn stopped(why: Stopped) -> StoreError {
 /// Why a unit that wrote without an error of its own was not committed: its group's
 /// transaction failed. The [`StoreError::Backend`] of such a unit holds it.
 #[derive(Debug, thiserror::Error)]
-#[error("the group commit this unit of work was part of failed, so nothing of it was written")]
+#[error("the group commit this unit of work was part of failed, so nothing of it was written: {}", cause(.0))]
 struct GroupFailed(#[source] StoreError);
 
-/// The handles of a store's threads: dropping the last one ends them.
+/// What a group's error says, without repeating the store's name: the driver's error of
+/// a backend failure.
+fn cause(error: &StoreError) -> String {
+    match error {
+        StoreError::Backend { source, .. } => source.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// The handles of a store's threads: [closing](Self::close) or dropping them ends them.
 #[derive(Debug)]
 pub(super) struct Threads {
     writer: Sender<WriteJob>,
-    /// `None`: the reads go to the writer.
-    readers: Option<Sender<ReadJob>>,
+    /// The reads' queue and how many readers take from it; `None`: the reads go to the
+    /// writer.
+    readers: Option<(Sender<ReadMessage>, usize)>,
+    /// Set once the threads are told to stop: from then on, work is refused (and work
+    /// that finds a thread gone is told the store is closed).
+    closed: Arc<AtomicBool>,
+    /// The outcome of [`close`](Self::close), shared by every caller.
+    closing: tokio::sync::OnceCell<Result<(), StoreError>>,
 }
 
 impl Threads {
@@ -107,19 +140,63 @@ impl Threads {
         let (write_jobs, queue) = mpsc::channel::<WriteJob>();
         let limit = if group { GROUP_LIMIT } else { 1 };
         spawn("protean-sqlite-writer".to_owned(), move || write_loop(writer, &queue, limit))?;
-        let readers = if readers.is_empty() {
-            None
-        } else {
-            let (read_jobs, queue) = mpsc::channel::<ReadJob>();
-            let queue = Arc::new(Mutex::new(queue));
-            for (n, connection) in readers.into_iter().enumerate() {
-                let queue = Arc::clone(&queue);
-                // Should this fail, dropping the senders ends the threads already started.
-                spawn(format!("protean-sqlite-reader-{n}"), move || read_loop(&connection, &queue))?;
-            }
-            Some(read_jobs)
+        let threads = |readers| Threads {
+            writer: write_jobs,
+            readers,
+            closed: Arc::default(),
+            closing: tokio::sync::OnceCell::new(),
         };
-        Ok(Threads { writer: write_jobs, readers })
+        if readers.is_empty() {
+            return Ok(threads(None));
+        }
+        let (read_jobs, queue) = mpsc::channel::<ReadMessage>();
+        let queue = Arc::new(Mutex::new(queue));
+        let mut started = threads(Some((read_jobs, 0)));
+        for (n, connection) in readers.into_iter().enumerate() {
+            let queue = Arc::clone(&queue);
+            // Should this fail, dropping `started` stops the threads already started.
+            spawn(format!("protean-sqlite-reader-{n}"), move || read_loop(connection, &queue))?;
+            if let Some((_, count)) = &mut started.readers {
+                *count += 1;
+            }
+        }
+        Ok(started)
+    }
+
+    /// Stops the threads after the work already sent to them, checkpoints the WAL and
+    /// closes the connections (see the module's documentation); the future answers once
+    /// the writer's connection is closed. Every call answers with the first one's outcome.
+    pub(super) fn close(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let outcome = self.closing.get_or_init(|| async {
+                let (answer, answered) = oneshot::channel();
+                if !self.stop(Some(answer)) {
+                    return Err(stopped(Stopped::Gone("writer")));
+                }
+                answered.await.unwrap_or_else(|_| Err(stopped(Stopped::Dropped("writer"))))
+            });
+            outcome.await.clone()
+        })
+    }
+
+    /// Marks the threads closed and sends each reader a stop, and the writer the close
+    /// (`answer` waits for it, if given). Whether the writer was there to be sent it.
+    fn stop(&self, answer: Option<oneshot::Sender<Result<(), StoreError>>>) -> bool {
+        self.closed.store(true, Ordering::SeqCst);
+        let (gone, readers_gone) = mpsc::channel();
+        if let Some((readers, count)) = &self.readers {
+            for _ in 0..*count {
+                // A reader already gone dropped the queue: nothing to wait for.
+                let _ = readers.send(ReadMessage::Stop(gone.clone()));
+            }
+        }
+        drop(gone);
+        self.writer.send(WriteJob::Close { readers_gone, answer }).is_ok()
+    }
+
+    /// Whether the threads were told to stop.
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 
     /// Runs `job` on the writer thread, alone; the future answers with its result.
@@ -127,17 +204,23 @@ impl Threads {
         &self,
         job: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> BoxFuture<'static, Result<T, StoreError>> {
+        if self.is_closed() {
+            return refused();
+        }
         let (answer, answered) = oneshot::channel();
         let job = WriteJob::Run(Box::new(move |c: &mut Connection| reply(answer, guarded(|| job(c)))));
-        answer_of(self.writer.send(job).is_ok(), "writer", answered)
+        self.answer_of(self.writer.send(job).is_ok(), "writer", answered)
     }
 
     /// Commits `batch` on the writer thread, grouped with the other commits waiting
     /// there; the future answers once its group has committed.
     pub(super) fn commit(&self, batch: Batch) -> BoxFuture<'static, Outcome> {
+        if self.is_closed() {
+            return refused();
+        }
         let (answer, answered) = oneshot::channel();
         let sent = self.writer.send(WriteJob::Commit(vec![Unit { batch, answer }])).is_ok();
-        answer_of(sent, "writer", answered)
+        self.answer_of(sent, "writer", answered)
     }
 
     /// Commits `batches` on the writer thread as one group (with the other commits
@@ -150,11 +233,12 @@ impl Threads {
                 (Unit { batch, answer }, answered)
             })
             .unzip();
-        let sent = units.is_empty() || self.writer.send(WriteJob::Commit(units)).is_ok();
+        let sent = !self.is_closed() && (units.is_empty() || self.writer.send(WriteJob::Commit(units)).is_ok());
+        let answers: Vec<_> = answered.into_iter().map(|answered| self.answer_of(sent, "writer", answered)).collect();
         Box::pin(async move {
-            let mut outcomes = Vec::with_capacity(answered.len());
-            for answered in answered {
-                outcomes.push(answer_of(sent, "writer", answered).await);
+            let mut outcomes = Vec::with_capacity(answers.len());
+            for answer in answers {
+                outcomes.push(answer.await);
             }
             outcomes
         })
@@ -166,18 +250,61 @@ impl Threads {
         &self,
         job: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> BoxFuture<'static, Result<T, StoreError>> {
+        if self.is_closed() {
+            return refused();
+        }
         let (answer, answered) = oneshot::channel();
         let (sent, thread) = match &self.readers {
-            Some(readers) => {
-                (readers.send(Box::new(move |c: &Connection| reply(answer, guarded(|| job(c))))).is_ok(), "reader")
+            Some((readers, _)) => {
+                let job = ReadMessage::Run(Box::new(move |c: &Connection| reply(answer, guarded(|| job(c)))));
+                (readers.send(job).is_ok(), "reader")
             }
             None => {
                 let job = WriteJob::Run(Box::new(move |c: &mut Connection| reply(answer, guarded(|| job(c)))));
                 (self.writer.send(job).is_ok(), "writer")
             }
         };
-        answer_of(sent, thread, answered)
+        self.answer_of(sent, thread, answered)
     }
+
+    /// The answer to work sent (`sent`: whether its queue took it) to `thread`: what the
+    /// thread answers, or why it did not (the store is closed, or the thread is gone).
+    fn answer_of<T: Send + 'static>(
+        &self,
+        sent: bool,
+        thread: &'static str,
+        answered: oneshot::Receiver<Result<T, StoreError>>,
+    ) -> BoxFuture<'static, Result<T, StoreError>> {
+        let closed = Arc::clone(&self.closed);
+        let unanswered = move |why| {
+            if closed.load(Ordering::Acquire) {
+                StoreError::Closed { backend: "sqlite" }
+            } else {
+                stopped(why)
+            }
+        };
+        if !sent {
+            return Box::pin(std::future::ready(Err(unanswered(Stopped::Gone(thread)))));
+        }
+        Box::pin(async move { answered.await.unwrap_or_else(|_| Err(unanswered(Stopped::Dropped(thread)))) })
+    }
+}
+
+impl Drop for Threads {
+    /// The last handle gone without [`close`](Threads::close): the threads still finish
+    /// the work sent, checkpoint the WAL and close their connections, unawaited (a
+    /// process that exits first leaves the WAL as it is, to be checkpointed when the
+    /// file is opened next).
+    fn drop(&mut self) {
+        if !self.is_closed() {
+            self.stop(None);
+        }
+    }
+}
+
+/// What work sent after the store was closed is answered.
+fn refused<T: Send + 'static>() -> BoxFuture<'static, Result<T, StoreError>> {
+    Box::pin(std::future::ready(Err(StoreError::Closed { backend: "sqlite" })))
 }
 
 fn spawn(name: String, body: impl FnOnce() + Send + 'static) -> Result<(), StoreError> {
@@ -197,6 +324,21 @@ fn write_loop(mut connection: Connection, jobs: &Receiver<WriteJob>, limit: usiz
             },
         };
         match job {
+            WriteJob::Close { readers_gone, answer } => {
+                // Blocks until every reader has closed its connection: the last one to
+                // close removes the WAL, and it must be this one (readers cannot).
+                while readers_gone.recv().is_ok() {}
+                let outcome = close(connection);
+                match answer {
+                    Some(answer) => reply(answer, outcome),
+                    None => {
+                        if let Err(error) = outcome {
+                            tracing::warn!(%error, "closing the SQLite store as its last handle went failed");
+                        }
+                    }
+                }
+                return;
+            }
             WriteJob::Run(job) => job(&mut connection),
             WriteJob::Commit(units) if limit <= 1 => {
                 for unit in units {
@@ -313,16 +455,41 @@ fn failed<T>(outcomes: Vec<Result<T, StoreError>>, count: usize, error: &StoreEr
     outcomes
 }
 
-fn read_loop(connection: &Connection, jobs: &Mutex<Receiver<ReadJob>>) {
-    while let Ok(job) = next(jobs) {
-        job(connection);
+/// Checkpoints the whole WAL into the database file and empties it (`TRUNCATE`), then
+/// closes the writer's connection: as the last connection to the file, SQLite removes
+/// the `-wal` and `-shm` files. With another process's connection open, the checkpoint
+/// may find readers in the way (the WAL is then kept, and checkpointed later) and the
+/// files stay for that process.
+fn close(connection: Connection) -> Result<(), StoreError> {
+    let checkpoint = connection
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get::<_, i64>(0))
+        .map_err(backend)
+        .map(|busy| {
+            if busy != 0 {
+                tracing::info!("another connection to the SQLite file kept the WAL from being checkpointed fully");
+            }
+        });
+    let closed = connection.close().map_err(|(_, error)| backend(error));
+    checkpoint.and(closed)
+}
+
+fn read_loop(connection: Connection, jobs: &Mutex<Receiver<ReadMessage>>) {
+    while let Ok(message) = next(jobs) {
+        match message {
+            ReadMessage::Run(job) => job(&connection),
+            ReadMessage::Stop(gone) => {
+                drop(connection);
+                drop(gone); // the writer waits for this: the connection is closed
+                return;
+            }
+        }
     }
 }
 
 /// The next read, for whichever reader asks first. The lock is held while waiting, so
 /// one idle reader waits on the queue and the others on the lock; a poisoned lock
 /// (impossible: nothing panics while holding it) is taken as it is.
-fn next(jobs: &Mutex<Receiver<ReadJob>>) -> Result<ReadJob, RecvError> {
+fn next(jobs: &Mutex<Receiver<ReadMessage>>) -> Result<ReadMessage, RecvError> {
     jobs.lock().unwrap_or_else(PoisonError::into_inner).recv()
 }
 
@@ -348,19 +515,6 @@ fn message(panic: &(dyn Any + Send)) -> String {
     }
 }
 
-fn answer_of<T: Send + 'static>(
-    sent: bool,
-    thread: &'static str,
-    answered: oneshot::Receiver<Result<T, StoreError>>,
-) -> BoxFuture<'static, Result<T, StoreError>> {
-    Box::pin(async move {
-        if !sent {
-            return Err(stopped(Stopped::Gone(thread)));
-        }
-        answered.await.unwrap_or_else(|_| Err(stopped(Stopped::Dropped(thread))))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -381,6 +535,11 @@ mod tests {
             }
             std::thread::park();
         }
+    }
+
+    /// Threads whose writer's queue is `writer`, and with no readers.
+    fn on_queue(writer: Sender<WriteJob>) -> Threads {
+        Threads { writer, readers: None, closed: Arc::default(), closing: tokio::sync::OnceCell::new() }
     }
 
     fn in_memory() -> Threads {
@@ -410,12 +569,12 @@ mod tests {
     fn a_stopped_thread_is_an_error() {
         let (writer, queue) = mpsc::channel::<WriteJob>();
         drop(queue);
-        let threads = Threads { writer, readers: None };
+        let threads = on_queue(writer);
         let error = block_on(threads.write(|_| Ok(()))).unwrap_err();
         assert!(matches!(&error, StoreError::Backend { source, .. } if source.to_string().contains("stopped")));
         // A thread that drops a job unanswered (as one dying with it queued would).
         let (writer, queue) = mpsc::channel::<WriteJob>();
-        let threads = Threads { writer, readers: None };
+        let threads = on_queue(writer);
         let answer = threads.read(|_| Ok(()));
         drop(queue.recv().unwrap());
         let error = block_on(answer).unwrap_err();
