@@ -180,7 +180,8 @@ fn in_module(path: &str, prefix: &str) -> bool {
 /// that processes commands against a store. Cloning it is cheap and shares the engine.
 ///
 /// ```
-/// let domain = protean_core::runtime::Domain::builder().module("no::such::module").build().unwrap();
+/// # extern crate protean_core as protean;
+/// let domain = protean::runtime::Domain::builder().module("no::such::module").build().unwrap();
 /// assert!(domain.model().elements().is_empty());
 /// ```
 #[derive(Debug, Clone)]

@@ -63,8 +63,9 @@ pub use time::OffsetDateTime;
 /// The schema is created or upgraded on the way.
 ///
 /// ```
-/// # async fn demo() -> Result<(), protean_core::store::StoreError> {
-/// let store = protean_core::store::connect("memory:").await?;
+/// # extern crate protean_core as protean;
+/// # async fn demo() -> Result<(), protean::store::StoreError> {
+/// let store = protean::store::connect("memory:").await?;
 /// # let _ = store; Ok(()) }
 /// ```
 pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
