@@ -86,7 +86,8 @@ fn visible_text(html: &str) -> String {
     let mut html = html.to_string();
     for element in ["script", "style"] {
         while let Some(start) = html.find(&format!("<{element}")) {
-            let end = html[start..].find(&format!("</{element}>")).map_or(html.len(), |e| start + e + element.len() + 3);
+            let end =
+                html[start..].find(&format!("</{element}>")).map_or(html.len(), |e| start + e + element.len() + 3);
             html.replace_range(start..end, "");
         }
     }
@@ -100,7 +101,8 @@ fn visible_text(html: &str) -> String {
             _ => {}
         }
     }
-    for (entity, c) in [("&lt;", "<"), ("&gt;", ">"), ("&#60;", "<"), ("&#62;", ">"), ("&#39;", "'"), ("&quot;", "\"")] {
+    for (entity, c) in [("&lt;", "<"), ("&gt;", ">"), ("&#60;", "<"), ("&#62;", ">"), ("&#39;", "'"), ("&quot;", "\"")]
+    {
         text = text.replace(entity, c);
     }
     text.replace("&amp;", "&")
@@ -241,14 +243,20 @@ fn each_event_page_lists_who_reacts_to_it() {
     assert!(text.contains("Event of Loan, stored as Loan.LoanOpened (version 1)"), "{text}");
     assert!(text.contains("each projector as FedBy<LoanOpened, Projector>"), "{text}");
     // Nothing reacts to `LoanRenewed`, and its page lists no one.
-    let renewed: Vec<String> = impls(&page("loans/struct.LoanRenewed.html")).iter().map(|(h, _)| visible_text(h)).collect();
+    let renewed: Vec<String> =
+        impls(&page("loans/struct.LoanRenewed.html")).iter().map(|(h, _)| visible_text(h)).collect();
     assert!(!renewed.iter().any(|h| h.starts_with("impl Handles") || h.starts_with("impl FedBy")), "{renewed:#?}");
 }
 
 #[test]
 fn the_aggregate_page_lists_its_commands_events_entities_and_handlers() {
     let loan = "loans/struct.Loan.html";
-    assert_impl(loan, "impl Accepts<BorrowBook> for Loan", &["BorrowBook"], "Loan is changed by the command BorrowBook");
+    assert_impl(
+        loan,
+        "impl Accepts<BorrowBook> for Loan",
+        &["BorrowBook"],
+        "Loan is changed by the command BorrowBook",
+    );
     assert_impl(loan, "impl Raises<LoanOpened> for Loan", &["LoanOpened"], "stored as Loan.LoanOpened, version 1");
     assert_impl(loan, "impl Contains<Copy> for Loan", &["Copy"], "Loan holds Copy entities");
     assert_impl(loan, "impl Handles<RenewLoan, LoanCommands> for Loan", &["LoanCommands"], "LoanCommands::renew");
@@ -276,7 +284,9 @@ fn protean_plumbing_stays_off_the_users_pages() {
     // `Member` is the fixture's aggregate, and was a protean trait listed among its
     // blanket impls; the others state facts `Accepts`/`Raises`/`Contains` list better.
     let hidden = ["Member", "AggregateField<C>", "ValueField", "CommandOf<Loan>", "EventOf<Loan>", "EntityOf<Loan>"];
-    for item in ["members/struct.Member.html", "loans/struct.Loan.html", "loans/struct.Fee.html", "loans/enum.LoanStatus.html"] {
+    for item in
+        ["members/struct.Member.html", "loans/struct.Loan.html", "loans/struct.Fee.html", "loans/enum.LoanStatus.html"]
+    {
         let html = page(item);
         for (class, entries) in sidebar_lists(&html) {
             if class.contains("implementation") {
@@ -320,10 +330,10 @@ fn no_page_shows_a_protean_core_path() {
         for (n, line) in read(&path).lines().enumerate() {
             let doc = line.trim_start();
             if (doc.starts_with("///") || doc.starts_with("//!")) && line.contains("protean_core") {
-                let hidden_alias = doc.trim_start_matches(['/', '!']).trim() == "# extern crate protean_core as protean;";
+                let hidden_alias =
+                    doc.trim_start_matches(['/', '!']).trim() == "# extern crate protean_core as protean;";
                 assert!(hidden_alias, "{}:{}: a user cannot write {line:?}", path.display(), n + 1);
             }
         }
     }
 }
-

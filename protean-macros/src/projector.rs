@@ -135,7 +135,8 @@ fn fed_by(self_ty: &syn::Type, view: &TokenStream, inline: bool, methods: &[Meth
     let takers =
         methods.iter().map(|m| (m.message, m.message.to_token_stream(), format!("`{projector}::{}`", m.ident)));
     signature::per_event(takers.collect(), |event, message, through| {
-        let doc = format!("Projector `{projector}` updates `{view_name}` from the event `{event}`, {when}, in {through}.");
+        let doc =
+            format!("Projector `{projector}` updates `{view_name}` from the event `{event}`, {when}, in {through}.");
         quote! {
             #[doc = #doc]
             impl #p::FedBy<#message, #self_ty> for #view {}

@@ -123,10 +123,8 @@ pub(super) fn kind_impls(el: &Element) -> TokenStream {
         }
         Kind::Entity => {
             let Some(parent) = el.part_of() else { return TokenStream::new() };
-            let contains_doc = format!(
-                "`{parent_name}` holds `{name}` entities, in its cluster.",
-                parent_name = last_segment(parent)
-            );
+            let contains_doc =
+                format!("`{parent_name}` holds `{name}` entities, in its cluster.", parent_name = last_segment(parent));
             let cluster = cluster_events(el);
             quote_spanned! {parent.span()=>
                 #cluster
