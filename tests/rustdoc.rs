@@ -261,6 +261,14 @@ fn the_aggregate_page_lists_its_commands_events_entities_and_handlers() {
     assert_impl(loan, "impl Contains<Copy> for Loan", &["Copy"], "Loan holds Copy entities");
     assert_impl(loan, "impl Handles<RenewLoan, LoanCommands> for Loan", &["LoanCommands"], "LoanCommands::renew");
     assert_impl("loans/struct.Copy.html", "impl Contains<Copy> for Loan", &["Loan"], "Loan holds Copy entities");
+
+    let shelf = "shelves/struct.Shelf.html";
+    assert_impl(shelf, "impl Handles<Stock, Shelving> for Shelf", &["Stock", "Shelving"], "Shelving::stock");
+    let text = visible_text(&page(shelf));
+    assert!(text.contains("Aggregate Shelf, event-sourced (its state is replayed from its events)"), "{text}");
+    let text = visible_text(&page("shelves/struct.Stock.html"));
+    assert!(text.contains("Command of Shelf, stored as Shelf.Stock (version 1)"), "{text}");
+    assert!(text.contains("Its handler replies with Identifier<Shelf>."), "{text}");
 }
 
 #[test]
@@ -283,7 +291,7 @@ fn no_sidebar_lists_one_entry_twice() {
 fn protean_plumbing_stays_off_the_users_pages() {
     // `Member` is the fixture's aggregate, and was a protean trait listed among its
     // blanket impls; the others state facts `Accepts`/`Raises`/`Contains` list better.
-    let hidden = ["Member", "AggregateField<C>", "ValueField", "CommandOf<Loan>", "EventOf<Loan>", "EntityOf<Loan>"];
+    let hidden = ["Member", "CommandOf<Loan>", "EventOf<Loan>", "EntityOf<Loan>"];
     for item in
         ["members/struct.Member.html", "loans/struct.Loan.html", "loans/struct.Fee.html", "loans/enum.LoanStatus.html"]
     {

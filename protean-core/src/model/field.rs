@@ -89,11 +89,6 @@ impl FieldShape {
 }
 
 /// A type that a value object, command or event can hold: a value.
-///
-/// Hidden from the documentation, like [`AggregateField`]: the compiler names it in its
-/// errors, whose notes say what it takes; listed on every value's page, it would only
-/// crowd them.
-#[doc(hidden)]
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a value",
     label = "not a value",
@@ -194,9 +189,7 @@ pub fn choices_shape<V: Choices>() -> FieldShape {
     FieldShape::Choices { name: V::NAME, choices: V::CHOICES }
 }
 
-/// A type that an aggregate or entity `C` can hold. Hidden from the documentation (see
-/// [`ValueField`]).
-#[doc(hidden)]
+/// A type that an aggregate or entity `C` can hold.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a field of `{C}`",
     label = "not a value or an entity of this aggregate",
@@ -238,7 +231,9 @@ impl<C, V: ValueField> AggregateField<C> for V {
 /// What `HasMany`/`HasOne` need from what they hold. Aggregate roots satisfy it too,
 /// so that holding one is reported by the macro's own check, which names the fix.
 /// Hidden from the documentation: its blanket impl would be listed on every aggregate's
-/// and entity's page (under a name a user's type may well have).
+/// and entity's page, under a name a user's type may well have. (Not `ValueField` and
+/// `AggregateField`, which the compiler's errors name: hidden, they would be named there
+/// by their full path.)
 #[doc(hidden)]
 pub trait Member:
     Identifiable + Validate + ClusterEvents + Clone + Debug + Serialize + DeserializeOwned + Send + Sync

@@ -81,7 +81,7 @@ fn command(el: &Element) -> String {
     let (name, parent) = (&el.ident, parent(el));
     let (type_name, version) = (stable_type_name(el), version(el));
     let reply = el.args.returns.as_ref().map_or_else(String::new, |t| {
-        format!(" Its handler replies with a `{}`.", t.to_token_stream().to_string().replace(' ', ""))
+        format!(" Its handler replies with `{}`.", t.to_token_stream().to_string().replace(' ', ""))
     });
     format!(
         "**Command** of `{parent}`, stored as `{type_name}` (version {version}): a request to change one `{parent}`.\

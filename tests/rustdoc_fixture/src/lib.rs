@@ -4,3 +4,4 @@
 pub mod loans;
 pub mod members;
 pub mod reports;
+pub mod shelves;
