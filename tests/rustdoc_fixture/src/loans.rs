@@ -91,11 +91,8 @@ pub struct LoanCommands;
 #[handler(part_of = Loan)]
 impl LoanCommands {
     async fn borrow(ctx: &mut Context<Loan>, command: BorrowBook) -> ::core::result::Result<(), DomainError> {
-        let loan = Loan::builder()
-            .id(command.loan.clone())
-            .member(command.member.clone())
-            .status(LoanStatus::Open)
-            .build()?;
+        let loan =
+            Loan::builder().id(command.loan.clone()).member(command.member.clone()).status(LoanStatus::Open).build()?;
         let loan = ctx.add(loan)?;
         loan.raise(LoanOpened { loan: command.loan, member: command.member });
         Ok(())
