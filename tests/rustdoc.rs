@@ -261,6 +261,8 @@ fn the_aggregate_page_lists_its_commands_events_entities_and_handlers() {
     assert_impl(loan, "impl Contains<Copy> for Loan", &["Copy"], "Loan holds Copy entities");
     assert_impl(loan, "impl Handles<RenewLoan, LoanCommands> for Loan", &["LoanCommands"], "LoanCommands::renew");
     assert_impl("loans/struct.Copy.html", "impl Contains<Copy> for Loan", &["Loan"], "Loan holds Copy entities");
+    let text = visible_text(&page("loans/struct.Copy.html"));
+    assert!(text.contains("Entity held by Loan: it has an identity of its own"), "{text}");
 
     let shelf = "shelves/struct.Shelf.html";
     assert_impl(shelf, "impl Handles<Stock, Shelving> for Shelf", &["Stock", "Shelving"], "Shelving::stock");

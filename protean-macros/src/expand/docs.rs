@@ -55,9 +55,9 @@ fn aggregate(el: &Element) -> String {
 fn entity(el: &Element) -> String {
     let (name, parent) = (&el.ident, parent(el));
     format!(
-        "**Entity** of `{parent}`: it has an identity of its own, lives inside `{parent}`'s cluster and changes only \
-         through its aggregate. Listed under {LISTED}: what holds it (`Contains<{name}>`), and the entities it holds \
-         in turn (`Contains<Entity>`)."
+        "**Entity** held by `{parent}`: it has an identity of its own, lives in its aggregate's cluster and changes \
+         only through that aggregate. Listed under {LISTED}: what holds it (`Contains<{name}>`), and the entities it \
+         holds in turn (`Contains<Entity>`)."
     )
 }
 
