@@ -26,7 +26,7 @@ fn docs() -> &'static Path {
     }
 }
 
-/// Copies the fixture where it builds (its path to protean made absolute, and this
+/// Copies the fixture where it builds (its path to protean made absolute, and the
 /// workspace's lock file beside it, so it resolves to the same versions, offline), then
 /// documents it and protean with warnings denied.
 fn build_docs() -> Result<PathBuf, String> {
@@ -40,7 +40,9 @@ fn build_docs() -> Result<PathBuf, String> {
         let name = path.file_name().expect("a file name");
         write_if_changed(&crate_dir.join("src").join(name), &read(&path));
     }
-    write_if_changed(&crate_dir.join("Cargo.lock"), &read(&Path::new(ROOT).join("Cargo.lock")));
+    let lock = Path::new(ROOT).ancestors().map(|dir| dir.join("Cargo.lock")).find(|lock| lock.is_file());
+    let lock = lock.ok_or("no Cargo.lock above protean's manifest: build the workspace first")?;
+    write_if_changed(&crate_dir.join("Cargo.lock"), &read(&lock));
 
     let target = work.join("target");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
