@@ -235,7 +235,7 @@ fn a_process_manager_knows_its_name_and_correlation_field() {
 #[test]
 fn projections_list_their_events_and_process_managers_theirs() {
     fn fed_by<V: protean::runtime::FedBy<E, P>, E: Event, P: 'static>() {}
-    fn handles<P: protean::runtime::Handles<E>, E: Event>() {}
+    fn handles<P: protean::runtime::Handles<E, P>, E: Event>() {}
     fed_by::<CustomerCreditView, CustomerRegistered, CreditProjector>();
     fed_by::<CustomerCreditView, OrderPlaced, CreditProjector>();
     fed_by::<OrderCount, OrderPlaced, OrderCounter>();

@@ -19,7 +19,8 @@
 //! * [`testing`]: given / when / then scenarios.
 //!
 //! ```
-//! use protean_core::model::ValidationError;
+//! # extern crate protean_core as protean;
+//! use protean::model::ValidationError;
 //! let mut errors = ValidationError::default();
 //! errors.add("items[0].quantity", "must be at least 1");
 //! assert_eq!(errors.to_string(), "validation failed: items[0].quantity: must be at least 1;");
@@ -60,11 +61,11 @@ pub mod __private {
     pub use crate::runtime::context::{Context, ReadModel};
     pub use crate::runtime::handler::{
         assert_command_of, assert_context_of, assert_event, no_reply, reply, run_command, run_event, HandleCommand,
-        HandleEvent, HandlerDescriptor, Route,
+        HandleEvent, HandlerDescriptor, Handles, Route,
     };
     pub use crate::runtime::process::{
         assert_flow_of, fire_scheduled, lacks_correlation_field, run_flow_start, run_flow_step, text_concat, text_len,
-        text_str, ContinueFlow, FieldNames, Flow, Handles, ProcessManager, StartFlow, REJECTED_CORRELATE,
+        text_str, ContinueFlow, FieldNames, Flow, ProcessManager, StartFlow, REJECTED_CORRELATE,
     };
     pub use crate::runtime::projection::{
         assert_rows_of, project, FedBy, Project, Projection, ProjectionKey, ProjectorRoute, RowSet, Rows,

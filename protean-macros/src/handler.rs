@@ -47,7 +47,34 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         return errors.beside(&block);
     };
     let registrations = methods.iter().map(|m| registration(&block.self_ty, &part_of, m));
-    signature::registered(&block, registrations.collect())
+    let handles = handles(&block.self_ty, &part_of, &methods);
+    signature::registered(&block, quote!(#(#registrations)* #handles))
+}
+
+/// One `impl Handles<Message, Handler> for Aggregate` per command or event the block's
+/// methods take, documented with the methods taking it. Rustdoc lists it on the
+/// aggregate's page, the message's page (who reacts to it) and the handler's page (what
+/// it handles), each time under a name that tells it apart from the others there.
+fn handles(self_ty: &syn::Type, part_of: &syn::Path, methods: &[Method]) -> TokenStream {
+    let p = private();
+    let handler = type_text(self_ty).replace(' ', "");
+    let aggregate = path_text(part_of);
+    let events: Vec<String> = methods.iter().filter(|m| m.is_event).map(|m| type_text(m.message)).collect();
+    let takers = methods.iter().map(|m| (m.message, m.message.to_token_stream(), format!("`{handler}::{}`", m.ident)));
+    signature::per_event(takers.collect(), |message, tokens, methods| {
+        let doc = if events.iter().any(|e| e == message) {
+            format!(
+                "Handler `{handler}` reacts to the event `{message}` in {methods}, changing `{aggregate}` in a unit \
+                 of work of its own."
+            )
+        } else {
+            format!("Handler `{handler}` handles the command `{message}` in {methods}, changing `{aggregate}`.")
+        };
+        quote! {
+            #[doc = #doc]
+            impl #p::Handles<#tokens, #self_ty> for #part_of {}
+        }
+    })
 }
 
 /// What a handler method returns, for one declaring nothing.

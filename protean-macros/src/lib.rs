@@ -87,8 +87,10 @@ fn run_item(kind: Kind, args: TokenStream, item: syn::Item) -> TokenStream {
 ///   pre-invariants before it.
 /// * **Generates**: `Clone`, `Debug`, `PartialEq`, serde's `Serialize`/`Deserialize`
 ///   (unless you derive them yourself), `Order::builder()` returning a validating
-///   `OrderBuilder`, the `Aggregate` trait (`raise`, `take_events`, `change`), and the
-///   registry descriptor.
+///   `OrderBuilder` (left out of the module's documentation index: `builder()`'s own
+///   documentation lists its setters), the `Aggregate` trait (`raise`, `take_events`,
+///   `change`), the registry descriptor, and a paragraph after your docs saying what
+///   the element is and where its page lists what it touches.
 #[proc_macro_attribute]
 pub fn aggregate(args: TokenStream, item: TokenStream) -> TokenStream {
     run(Kind::Aggregate, args, item)
@@ -100,8 +102,9 @@ pub fn aggregate(args: TokenStream, item: TokenStream) -> TokenStream {
 ///   whose `HasMany`/`HasOne` field holds this entity.
 /// * **Identity**, **fields**, **`#[field(..)]`**, **`#[invariant(..)]`**: as for
 ///   [`macro@aggregate`]. Entity invariants run whenever the aggregate holding them is checked.
-/// * **Generates**: the derives, a validating builder, `Entity`, `EntityOf<Parent>`, and
-///   `Contains<Self>` on the parent, so its documentation page lists its entities.
+/// * **Generates**: the derives, a validating builder, `Entity`, `EntityOf<Parent>`
+///   (hidden from the docs), and `Contains<Self>` on the parent, which rustdoc lists on
+///   both pages.
 #[proc_macro_attribute]
 pub fn entity(args: TokenStream, item: TokenStream) -> TokenStream {
     run(Kind::Entity, args, item)
@@ -128,8 +131,8 @@ pub fn value_object(args: TokenStream, item: TokenStream) -> TokenStream {
 /// * **Arguments**: `part_of = Aggregate` (required), `version = N` (default 1),
 ///   `name = "Stable.Name"` (default `"Aggregate.Command"`).
 /// * **Fields**: values only; `#[field(..)]` options are checked by `validate()`.
-/// * **Generates**: the derives, `Command`, `CommandOf<Aggregate>`, and
-///   `Accepts<Self>` on the aggregate so its page lists its commands.
+/// * **Generates**: the derives, `Command`, `CommandOf<Aggregate>` (hidden from the
+///   docs), and `Accepts<Self>` on the aggregate, which rustdoc lists on both pages.
 #[proc_macro_attribute]
 pub fn command(args: TokenStream, item: TokenStream) -> TokenStream {
     run(Kind::Command, args, item)
@@ -141,8 +144,10 @@ pub fn command(args: TokenStream, item: TokenStream) -> TokenStream {
 ///   `name = "Stable.Name"` (default `"Aggregate.Event"`).
 /// * **Fields**: values only.
 /// * **Generates**: the derives, `Event`, `EventOf<Aggregate>` (what lets
-///   `self.raise(event)` compile inside that aggregate, and only there), and
-///   `Raises<Self>` on the aggregate so its page lists its events.
+///   `self.raise(event)` compile inside that aggregate, and only there; hidden from the
+///   docs), and `Raises<Self>` on the aggregate, which rustdoc lists on both pages. The
+///   event's page lists who reacts to it: the `Handles` impls of handlers and process
+///   managers, and the `FedBy` impls of projectors.
 #[proc_macro_attribute]
 pub fn event(args: TokenStream, item: TokenStream) -> TokenStream {
     run(Kind::Event, args, item)
@@ -175,7 +180,10 @@ pub fn event(args: TokenStream, item: TokenStream) -> TokenStream {
 ///   handler `part_of` the other aggregate.
 /// * **Generates**: a registration per method (routed by the message's stable type
 ///   name), collected by `Domain::builder()`, which also checks that every command has
-///   exactly one handler.
+///   exactly one handler; and per message type taken, `Handles<Message, Self>` on the
+///   aggregate, which rustdoc lists on the aggregate's, the message's and the handler's
+///   pages. Two blocks of one handler type for one aggregate cannot both take the same
+///   message (the two impls would conflict): put those methods in one block.
 #[proc_macro_attribute]
 pub fn handler(args: TokenStream, item: TokenStream) -> TokenStream {
     handler::expand(args.into(), item.into()).into()
@@ -259,7 +267,8 @@ pub fn projection(args: TokenStream, item: TokenStream) -> TokenStream {
 ///   taken by reference; a projector loads no aggregate (`rows.load(..)` does not
 ///   compile): it builds its rows from events alone.
 /// * **Generates**: a registration per method, and `FedBy<Event, Projector>` on the
-///   projection so its rustdoc page lists the events feeding it.
+///   projection, which rustdoc lists on the projection's, the event's and the
+///   projector's pages.
 #[proc_macro_attribute]
 pub fn projector(args: TokenStream, item: TokenStream) -> TokenStream {
     projector::expand(args.into(), item.into()).into()
@@ -307,7 +316,8 @@ pub fn projector(args: TokenStream, item: TokenStream) -> TokenStream {
 ///   (`ctx.load(..)` does not compile).
 /// * **Generates**: on the struct, the derives (as `#[projection]`), `ProcessManager`
 ///   and the registry descriptor; on the block, a registration per step and
-///   `Handles<Event>` on the struct so its rustdoc page lists its events.
+///   `Handles<Event, Self>` on the struct, which rustdoc lists on its page and the
+///   event's.
 #[proc_macro_attribute]
 pub fn process_manager(args: TokenStream, item: TokenStream) -> TokenStream {
     match syn::parse::<syn::Item>(item) {

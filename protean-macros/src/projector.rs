@@ -66,7 +66,7 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     };
     let view = view.to_token_stream();
     let registrations = methods.iter().map(|m| registration(&block.self_ty, &view, inline, m));
-    let fed_by = fed_by(&block.self_ty, &view, &methods);
+    let fed_by = fed_by(&block.self_ty, &view, inline, &methods);
     signature::registered(&block, quote!(#(#registrations)* #fed_by))
 }
 
@@ -125,14 +125,18 @@ fn registration(self_ty: &syn::Type, view: &TokenStream, inline: bool, m: &Metho
 }
 
 /// One `impl FedBy<E, Projector> for View` per event the block takes, documented with
-/// the methods taking it: what the projection's rustdoc page lists.
-fn fed_by(self_ty: &syn::Type, view: &TokenStream, methods: &[Method]) -> TokenStream {
+/// the methods taking it: what the projection's rustdoc page lists, and the event's and
+/// the projector's pages too (each under a name of its own, `FedBy<E, Projector>`).
+fn fed_by(self_ty: &syn::Type, view: &TokenStream, inline: bool, methods: &[Method]) -> TokenStream {
     let p = private();
     let projector = type_text(self_ty).replace(' ', "");
+    let view_name = view.to_string().replace(' ', "");
+    let when = if inline { "in the unit of work that raises it (inline)" } else { "after it is committed" };
     let takers =
         methods.iter().map(|m| (m.message, m.message.to_token_stream(), format!("`{projector}::{}`", m.ident)));
     signature::per_event(takers.collect(), |event, message, through| {
-        let doc = format!("Fed by `{event}` through {through}.");
+        let doc =
+            format!("Projector `{projector}` updates `{view_name}` from the event `{event}`, {when}, in {through}.");
         quote! {
             #[doc = #doc]
             impl #p::FedBy<#message, #self_ty> for #view {}

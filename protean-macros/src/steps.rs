@@ -6,8 +6,8 @@
 //! step is routed to its flow by the event field its `#[correlate(field)]` names (checked
 //! to exist on the event), else by the struct's `correlate = field` (checked to be given,
 //! and to be a field of the event).
-//! The process manager gets an `impl Handles<E>` per event, so its rustdoc page lists
-//! them. The compiler checks the context (`FlowOf`) and that a flow loads nothing
+//! The process manager gets an `impl Handles<E, Self>` per event, so its rustdoc page
+//! lists them, and the event's page lists the process manager. The compiler checks the context (`FlowOf`) and that a flow loads nothing
 //! (`LoadableInFlow`, in protean-core).
 
 use proc_macro2::{TokenStream, TokenTree};
@@ -237,8 +237,9 @@ fn correlation_field_check(process: &syn::Type, step: &Step) -> TokenStream {
     }
 }
 
-/// One `impl Handles<E> for ProcessManager` per event its steps take, documented with
-/// the steps taking it: what its rustdoc page lists.
+/// One `impl Handles<E, ProcessManager> for ProcessManager` per event its steps take,
+/// documented with the steps taking it: what its rustdoc page lists, and the event's
+/// page too (each under a name of its own, `Handles<E, ProcessManager>`).
 fn handles(process: &syn::Type, steps: &[Step]) -> TokenStream {
     let p = private();
     let name = type_text(process).replace(' ', "");
@@ -248,10 +249,10 @@ fn handles(process: &syn::Type, steps: &[Step]) -> TokenStream {
         (m.message, outside(m.message, process), format!("`{name}::{}` ({what})", m.ident))
     });
     signature::per_event(takers.collect(), |event, message, steps| {
-        let doc = format!("Takes `{event}` in {steps}.");
+        let doc = format!("Process manager `{name}` takes the event `{event}` in {steps}.");
         quote! {
             #[doc = #doc]
-            impl #p::Handles<#message> for #process {}
+            impl #p::Handles<#message, #process> for #process {}
         }
     })
 }

@@ -12,8 +12,9 @@ use crate::model::identity::{Identifiable, Identifier};
 /// kept in insertion order.
 ///
 /// ```
-/// # use protean_core::model::HasMany;
-/// # use protean_core::model::{Identifier, Identifiable};
+/// # extern crate protean_core as protean;
+/// # use protean::model::HasMany;
+/// # use protean::model::{Identifier, Identifiable};
 /// # #[derive(Clone, Debug, PartialEq)] struct Line { id: Identifier<Line>, qty: u32 }
 /// # impl Identifiable for Line { const IDENTIFIED_NAME: &'static str = "Line"; fn id(&self) -> &Identifier<Line> { &self.id } }
 /// let mut lines = HasMany::new();
@@ -162,7 +163,8 @@ impl<T> IntoIterator for HasMany<T> {
 /// At most one entity of the enclosing cluster.
 ///
 /// ```
-/// # use protean_core::model::HasOne;
+/// # extern crate protean_core as protean;
+/// # use protean::model::HasOne;
 /// let mut one: HasOne<u8> = HasOne::new();
 /// assert!(one.get().is_none());
 /// one.set(7);

@@ -401,13 +401,18 @@ pub trait CommandOf<A>: Command<Aggregate = A> {}
 )]
 pub trait EntityOf<P: DomainElement>: Entity<Parent = P> {}
 
-/// Lists, on the aggregate's documentation page, each event it raises.
+/// Lists, on the aggregate's documentation page, each event it raises, and on each
+/// event's page the aggregate raising it. (Rustdoc shows a trait impl on the pages of the
+/// types in its parameters too; the macros hide the `EventOf` impls, which would list
+/// the same facts under one name repeated.)
 pub trait Raises<E: Event> {}
 
-/// Lists, on the aggregate's documentation page, each command it accepts.
+/// Lists, on the aggregate's documentation page, each command it accepts, and on each
+/// command's page the aggregate it changes.
 pub trait Accepts<C: Command> {}
 
-/// Lists, on an aggregate's or entity's documentation page, each entity it holds.
+/// Lists, on an aggregate's or entity's documentation page, each entity it holds, and
+/// on each entity's page what holds it.
 pub trait Contains<E: Entity> {}
 
 /// The metadata the framework keeps beside an aggregate's state: its version and the

@@ -230,6 +230,11 @@ impl<C, V: ValueField> AggregateField<C> for V {
 
 /// What `HasMany`/`HasOne` need from what they hold. Aggregate roots satisfy it too,
 /// so that holding one is reported by the macro's own check, which names the fix.
+/// Hidden from the documentation: its blanket impl would be listed on every aggregate's
+/// and entity's page, under a name a user's type may well have. (Not `ValueField` and
+/// `AggregateField`, which the compiler's errors name: hidden, they would be named there
+/// by their full path.)
+#[doc(hidden)]
 pub trait Member:
     Identifiable + Validate + ClusterEvents + Clone + Debug + Serialize + DeserializeOwned + Send + Sync
 {

@@ -49,7 +49,8 @@ enum IdValue {
 /// `Identifier<T>` is how aggregates stay small (see the crate docs).
 ///
 /// ```
-/// use protean_core::model::{Identifier, Identifiable};
+/// # extern crate protean_core as protean;
+/// use protean::model::{Identifier, Identifiable};
 /// # struct Order { id: Identifier<Order> }
 /// # impl Identifiable for Order { const IDENTIFIED_NAME: &'static str = "Order"; fn id(&self) -> &Identifier<Order> { &self.id } }
 /// let id = Identifier::<Order>::generate();

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 /// spans several fields) is keyed by the object's own path, which is `""` at the top.
 ///
 /// ```
-/// use protean_core::model::ValidationError;
+/// # extern crate protean_core as protean;
+/// use protean::model::ValidationError;
 /// let mut errors = ValidationError::default();
 /// errors.add("items[2].quantity", "must be at least 1");
 /// errors.add("total.currency", "must be exactly 3 characters long");

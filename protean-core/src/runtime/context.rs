@@ -79,7 +79,8 @@ impl<A: Aggregate> SameAggregate<A> for A {}
 /// it with [`Domain::put_read_model`](crate::runtime::Domain::put_read_model).
 ///
 /// ```
-/// use protean_core::runtime::ReadModel;
+/// # extern crate protean_core as protean;
+/// use protean::runtime::ReadModel;
 /// #[derive(serde::Serialize, serde::Deserialize)]
 /// struct ProductPrice { sku: String, cents: i64 }
 /// impl ReadModel for ProductPrice { const NAME: &'static str = "ProductPrice"; }
@@ -513,8 +514,9 @@ impl<A: Aggregate> Context<A> {
     /// a version conflict and the handler runs again.
     ///
     /// ```no_run
-    /// # use protean_core::runtime::{Context, Projection};
-    /// # use protean_core::model::{Aggregate, DomainError};
+    /// # extern crate protean_core as protean;
+    /// # use protean::runtime::{Context, Projection};
+    /// # use protean::model::{Aggregate, DomainError};
     /// # async fn demo<A: Aggregate, V: Projection>(ctx: &mut Context<A>) -> Result<(), DomainError> {
     /// let open_loans: Vec<V> = ctx.query::<V>().eq("member_id", "m-1").eq("open", true).fetch().await?;
     /// # Ok(()) }

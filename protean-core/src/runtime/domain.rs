@@ -279,7 +279,8 @@ fn unknown_module(module: &str, known: &[String]) -> String {
 /// that processes commands against a store. Cloning it is cheap and shares the engine.
 ///
 /// ```
-/// use protean_core::runtime::{BuildError, Domain};
+/// # extern crate protean_core as protean;
+/// use protean::runtime::{BuildError, Domain};
 ///
 /// // A module that declares nothing is refused, naming the modules that do.
 /// let error = Domain::builder().module("no::such::module").build().unwrap_err();

@@ -19,6 +19,20 @@ use crate::runtime::outcome::ProcessError;
 use crate::store::envelope::{Cause, Envelope};
 use crate::store::{BoxFuture, Committed};
 
+/// Lists who handles a message, on the rustdoc pages of everything involved.
+///
+/// `#[handler(part_of = A)]` on `impl H` implements `Handles<M, H>` for `A` for each
+/// command or event `M` that a method of the block takes; `#[process_manager]` on
+/// `impl P` implements `Handles<E, P>` for `P` for each event a step takes. Rustdoc shows
+/// a trait impl on the page of its type and on the pages of the types in its parameters,
+/// so each impl appears three times, each time under a name that tells it apart: on the
+/// aggregate's page (what changes it, and through which handler), on the message's page
+/// (who reacts to it) and on the handler's page (what it handles). Projectors have
+/// [`FedBy`](crate::runtime::FedBy) for the same purpose.
+///
+/// A marker for documentation only: nothing requires it, and nothing else implements it.
+pub trait Handles<M, Via> {}
+
 /// What a command's unit of work committed, and its handler's reply (a `C::Reply`).
 pub type CommandOutcome = (Vec<Committed>, Box<dyn Any + Send>);
 

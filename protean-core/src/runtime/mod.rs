@@ -22,10 +22,11 @@ mod workers;
 
 pub use context::{ChangedBy, Context, ContextOf, Opened, ReadModel, SameAggregate};
 pub use domain::{BuildError, Domain, DomainBuilder};
+pub use handler::Handles;
 pub use health::{DeliveryStatus, HandlerHealth, Replayed};
 pub use outcome::{Delivered, DeliveryFailure, ProcessError, Processed};
 pub use policy::{DeliveryMode, RetryPolicy, WhenDead};
-pub use process::{Fired, Flow, FlowOf, Handles, LoadableInFlow, ProcessManager};
+pub use process::{Fired, Flow, FlowOf, LoadableInFlow, ProcessManager};
 pub use projection::{FedBy, LoadableInProjector, Projection, ProjectionKey, Rows, RowsOf};
 pub use views::{ProjectionStatus, Query, QueryError, QueryFailure, Rebuild, RebuildProgress, RebuildReport};
 pub use workers::{NoRuntime, WorkerConfig, WorkerHandle, WorkerReport, Workers};

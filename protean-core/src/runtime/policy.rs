@@ -41,8 +41,9 @@ pub enum WhenDead {
 /// together do not retry together).
 ///
 /// ```
+/// # extern crate protean_core as protean;
 /// use std::time::Duration;
-/// use protean_core::runtime::{RetryPolicy, WhenDead};
+/// use protean::runtime::{RetryPolicy, WhenDead};
 ///
 /// let policy = RetryPolicy::default().max_attempts(8).initial_backoff(Duration::from_millis(50));
 /// assert_eq!(policy.when_dead, WhenDead::HoldStream);

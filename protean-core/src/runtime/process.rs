@@ -65,10 +65,6 @@ pub trait FlowOf<P: ProcessManager> {}
 
 impl<P: ProcessManager> FlowOf<P> for Flow<P> {}
 
-/// Marks a process manager that takes events of type `E`: `#[process_manager]`
-/// implements it for each event a step takes, so rustdoc lists them on its page.
-pub trait Handles<E: Event>: ProcessManager {}
-
 /// What a step of a flow does besides changing its state: the commands it sends and
 /// schedules, the deadlines it cancels, and whether it ends the flow.
 pub struct Flow<P: ProcessManager> {

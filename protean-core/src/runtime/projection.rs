@@ -131,8 +131,9 @@ pub trait RowsOf<V: Projection> {}
 impl<V: Projection> RowsOf<V> for Rows<V> {}
 
 /// Marks a projection fed by events of type `E` through projector `Via`: `#[projector]`
-/// implements it for each event a method takes, so the projection's page in rustdoc
-/// lists the events that feed it.
+/// implements it for each event a method takes. Rustdoc lists each impl on the
+/// projection's page (the events feeding it), on the event's page (who reacts to it) and
+/// on the projector's page (what it takes), like [`Handles`](crate::runtime::Handles).
 pub trait FedBy<E: Event, Via: 'static>: Projection {}
 
 /// Where a row set reads rows from and what its changes are for.

@@ -46,8 +46,9 @@ pub enum QueryError {
 /// every filter must hold; rows come in the given order, then by key.
 ///
 /// ```no_run
-/// # use protean_core::runtime::{Domain, Projection};
-/// # async fn demo<V: Projection>(domain: &Domain) -> Result<(), protean_core::runtime::ProcessError> {
+/// # extern crate protean_core as protean;
+/// # use protean::runtime::{Domain, Projection};
+/// # async fn demo<V: Projection>(domain: &Domain) -> Result<(), protean::runtime::ProcessError> {
 /// let suspended: Vec<V> = domain.query::<V>().eq("status", "suspended").order_by("name").limit(20).fetch().await?;
 /// # Ok(()) }
 /// ```

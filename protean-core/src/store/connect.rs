@@ -25,12 +25,14 @@ use super::{MemoryStore, Store, StoreError, UrlError};
 /// schema is created or upgraded on the way.
 ///
 /// ```
-/// # async fn demo() -> Result<(), protean_core::store::StoreError> {
-/// use protean_core::store::{connect, StoreError, UrlError};
-/// let store = protean_core::store::connect("memory:").await?;
+/// # extern crate protean_core as protean;
+/// # async fn demo() -> Result<(), protean::store::StoreError> {
+/// use protean::store::{connect, StoreError, UrlError};
+/// let store = connect("memory:").await?;
 /// let refused = connect("mysql://db.internal/shop").await.err();
 /// assert!(matches!(refused, Some(StoreError::Url(UrlError::UnknownScheme { .. }))));
 /// # let _ = store; Ok(()) }
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(demo()).unwrap();
 /// ```
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     match Target::of(url)? {

@@ -29,8 +29,9 @@ use crate::store::envelope::{Envelope, StreamId};
 /// scheduled commands too, all under one lock, so every step is exact.
 ///
 /// ```
-/// use protean_core::store::{Batch, Commit, MemoryStore, Store, StoreError};
-/// use protean_core::store::StreamId;
+/// # extern crate protean_core as protean;
+/// use protean::store::{Batch, Commit, MemoryStore, Store, StoreError};
+/// use protean::store::StreamId;
 /// # futures_lite(async {
 /// let store = MemoryStore::new();
 /// let stream = StreamId::new("Order", "o-1");

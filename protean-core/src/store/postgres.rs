@@ -264,8 +264,9 @@ pub struct PostgresStore {
 /// and whether connecting migrates the schema or only checks it.
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), protean_core::store::StoreError> {
-/// use protean_core::store::PostgresOptions;
+/// # extern crate protean_core as protean;
+/// # async fn demo() -> Result<(), protean::store::StoreError> {
+/// use protean::store::PostgresOptions;
 /// // A least-privilege role: no DDL; a database not at this build's schema version is
 /// // refused with `StoreError::Schema`.
 /// let store = PostgresOptions::new()

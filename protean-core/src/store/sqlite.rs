@@ -97,10 +97,11 @@ pub enum Durability {
 /// schema, how many reader threads it runs, and whether its commits are grouped.
 ///
 /// ```no_run
-/// use protean_core::store::{Durability, SqliteOptions};
+/// # extern crate protean_core as protean;
+/// use protean::store::{Durability, SqliteOptions};
 /// // A production role that may not change the schema: the file must be migrated already.
 /// let store = SqliteOptions::new().durability(Durability::Full).migrate(false).open("app.db")?;
-/// # Ok::<(), protean_core::store::StoreError>(())
+/// # Ok::<(), protean::store::StoreError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct SqliteOptions {
@@ -261,7 +262,8 @@ fn reader(file: &Path) -> Result<Connection, StoreError> {
 /// migration runs apart, with [`open`](Self::open) or [`migrate`](Self::migrate).
 ///
 /// ```
-/// use protean_core::store::{SqliteStore, Store};
+/// # extern crate protean_core as protean;
+/// use protean::store::{SqliteStore, Store};
 /// let store = SqliteStore::in_memory().unwrap(); // or SqliteStore::open("app.db")
 /// # let _ = store;
 /// ```

@@ -15,9 +15,10 @@ use crate::store::{Envelope, Scheduled};
 /// A process manager scenario for the flow with one key.
 ///
 /// ```no_run
-/// # use protean_core::testing::FlowScenario;
-/// # use protean_core::runtime::{Domain, ProcessManager};
-/// # use protean_core::model::Event;
+/// # extern crate protean_core as protean;
+/// # use protean::testing::FlowScenario;
+/// # use protean::runtime::{Domain, ProcessManager};
+/// # use protean::model::Event;
 /// # async fn demo<P: ProcessManager, E: Event + Clone>(domain: Domain, placed: E) {
 /// let outcome = FlowScenario::<P>::new(domain, "order-1").when(placed).await;
 /// outcome.then_running().then_nothing_scheduled();

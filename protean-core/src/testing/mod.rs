@@ -2,8 +2,9 @@
 //! a [`Domain`] on the in-memory store: no database needed.
 //!
 //! ```
-//! # use protean_core::testing::Scenario;
-//! # use protean_core::runtime::Domain;
+//! # extern crate protean_core as protean;
+//! # use protean::testing::Scenario;
+//! # use protean::runtime::Domain;
 //! # async fn demo(domain: Domain) {
 //! // given: commands processed, aggregates stored as they are, events delivered;
 //! // when: one command (or one event); then: what it raised, or why it was refused.

@@ -63,18 +63,92 @@ pub(super) fn blank_constructor(el: &Element) -> TokenStream {
     }
 }
 
+/// Whether `ty` is written as a primitive number type (`u32`).
+fn is_number(ty: &Type) -> bool {
+    const NUMBERS: &[&str] =
+        &["i8", "i16", "i32", "i64", "i128", "isize", "u8", "u16", "u32", "u64", "u128", "usize", "f32", "f64"];
+    matches!(ty, Type::Path(t) if t.qself.is_none() && t.path.get_ident().is_some_and(|i| NUMBERS.contains(&i.to_string().as_str())))
+}
+
 /// The parameter type of a builder setter: a number by value, so that a literal takes
 /// the field's type (`.copies(1)` for a `u32`), anything else `impl Into<T>` (so `&str`
 /// sets a `String`).
 fn setter_param(ty: &Type) -> TokenStream {
-    const NUMBERS: &[&str] =
-        &["i8", "i16", "i32", "i64", "i128", "isize", "u8", "u16", "u32", "u64", "u128", "usize", "f32", "f64"];
-    let number = matches!(ty, Type::Path(t) if t.qself.is_none() && t.path.get_ident().is_some_and(|i| NUMBERS.contains(&i.to_string().as_str())));
-    if number {
+    if is_number(ty) {
         ty.to_token_stream()
     } else {
         quote!(impl ::core::convert::Into<#ty>)
     }
+}
+
+/// What the builder of `el` does with field `f` when it is not set, for the docs.
+fn unset_text(el: &Element, f: &Field) -> String {
+    match (&f.options.default, &f.shape) {
+        (Some(default), _) => format!("`{}`", type_text_of(default)),
+        _ if el.is_identity(f) => "generated".to_string(),
+        (None, TypeShape::Option) => "`None`".to_string(),
+        (None, TypeShape::Other) => "**required**".to_string(),
+        (None, _) => "empty".to_string(),
+    }
+}
+
+/// An expression or type as written, for a table cell of the docs: tokens joined the way
+/// people write them, and `|` escaped.
+fn type_text_of(tokens: &impl ToTokens) -> String {
+    let mut text = tokens.to_token_stream().to_string();
+    for (spaced, tight) in [
+        (" :: ", "::"),
+        (":: ", "::"),
+        (" < ", "<"),
+        (" <", "<"),
+        ("< ", "<"),
+        (" >", ">"),
+        (" ,", ","),
+        (" (", "("),
+        ("( ", "("),
+        (" )", ")"),
+        (" .", "."),
+        (". ", "."),
+        ("& ", "&"),
+    ] {
+        text = text.replace(spaced, tight);
+    }
+    text.replace('|', "\\|")
+}
+
+/// What a builder setter takes, for the docs: `impl Into<T>`, or a number type.
+fn setter_text(ty: &Type) -> String {
+    if is_number(ty) {
+        type_text_of(ty)
+    } else {
+        format!("impl Into<{}>", type_text_of(ty))
+    }
+}
+
+/// The doc of `Type::builder()`: the builder's setters, each with what it takes and what
+/// the field is when it is not set. The builder type itself is hidden from the module's
+/// index (one per element would crowd it), so this table is where its use is documented.
+fn entry_doc(el: &Element, fields: &[&Field], builder: &Ident) -> String {
+    let name = el.ident.to_string();
+    let rows: String = fields
+        .iter()
+        .map(|f| {
+            // The generated identity's type is written with protean's hidden path.
+            let takes = match el.identity {
+                Identity::Generated if el.is_identity(f) => format!("impl Into<Identifier<{name}>>"),
+                _ => setter_text(&f.ty),
+            };
+            format!("| `.{}(..)` | `{takes}` | {} |\n", f.ident, unset_text(el, f))
+        })
+        .collect();
+    format!(
+        "Starts building a `{name}`: set its fields, then `.build()` fills in the ones not set, checks every \
+         field option and the invariants, and returns the `{name}` or a `ValidationError` listing every problem, \
+         keyed by field path.\n\n\
+         | setter | takes | when not set |\n|---|---|---|\n{rows}\n\
+         The builder is a `{builder}`, a plain value (`Default`, `#[must_use]`); it is left out of the module's \
+         index, as its setters are all listed here."
+    )
 }
 
 /// `{Type}Builder`, `Type::builder()`, and for a value object `Type::new(..)`.
@@ -143,15 +217,11 @@ pub(super) fn builder(el: &Element) -> TokenStream {
     let meta = el.kind.has_identity().then(|| quote!(__protean: ::core::default::Default::default(),));
     let name = ident.to_string();
     let builder_doc = format!(
-        "Builds a [`{name}`], checking every field and the invariants at once: \
-         [`build`]({builder}::build) returns a `ValidationError` that lists every problem.\n\n\
-         Made by [`{name}::builder`]."
+        "Builds a `{name}`, checking every field and the invariants at once: `build()` returns a \
+         `ValidationError` that lists every problem. Made by `{name}::builder()`, whose documentation lists \
+         the setters."
     );
-    let entry_doc = format!(
-        "Starts building a `{name}`. Fields not set take their default (`#[field(default = ..)]`), \
-         optional values and collections start empty{}, and the others are required.",
-        if el.kind.has_identity() { ", the identity is generated" } else { "" }
-    );
+    let entry_doc = entry_doc(el, &fields, &builder);
     let build_doc = format!(
         "Builds the `{name}`: fills defaults, then checks every field option and the post-invariants, \
          returning all problems at once, keyed by field path."
@@ -162,7 +232,7 @@ pub(super) fn builder(el: &Element) -> TokenStream {
             let param = setter_param(fty);
             quote!(#fident: #param)
         });
-        let doc = format!("A `{name}` from every field, validated (see [`{name}::builder`] for defaults).");
+        let doc = format!("A `{name}` from every field, validated (`{name}::builder()` lists the defaults).");
         quote! {
             #[doc = #doc]
             #[allow(clippy::too_many_arguments)]
@@ -174,6 +244,7 @@ pub(super) fn builder(el: &Element) -> TokenStream {
     });
     quote! {
         #[doc = #builder_doc]
+        #[doc(hidden)]
         #[must_use = "call `.build()` to get the value"]
         #[derive(Default)]
         #vis struct #builder {

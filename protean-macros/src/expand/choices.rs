@@ -7,6 +7,7 @@ use syn::Ident;
 
 use super::derives::derives;
 use super::descriptor::descriptor;
+use super::docs::element_doc;
 use super::private;
 use super::traits::element_consts;
 use crate::ast::{Body, Element};
@@ -28,8 +29,10 @@ pub(super) fn choices(el: &Element) -> TokenStream {
     let consts = element_consts(el);
     let descriptor = descriptor(el);
     let list = names.join(", ");
+    let doc = element_doc(el);
     quote! {
         #(#attrs)*
+        #doc
         #derive
         #vis enum #ident {
             #(#declared,)*

@@ -7,6 +7,7 @@ mod choices;
 mod defaults;
 mod derives;
 mod descriptor;
+mod docs;
 mod process;
 mod projection;
 mod traits;
@@ -20,6 +21,7 @@ use self::builder::{builder, getters};
 use self::choices::choices;
 use self::derives::identity_equality;
 use self::descriptor::descriptor;
+use self::docs::element_doc;
 use self::traits::kind_impls;
 use self::validate::{part_of_checks, type_checks, validate_impl};
 use crate::ast::{Body, Element, Identity, Kind};
@@ -92,7 +94,8 @@ fn structure(el: &Element) -> TokenStream {
         Kind::Entity => quote!(#[serde(skip)] #[doc(hidden)] pub __protean: #p::EntityEvents,),
         _ => TokenStream::new(),
     };
-    let item = declared_struct(el, derive, quote!(#generated_id), meta);
+    let doc = element_doc(el);
+    let item = declared_struct(el, quote!(#doc #derive), quote!(#generated_id), meta);
 
     let checks = type_checks(el);
     let part_of_check = part_of_checks(el);

@@ -27,9 +27,9 @@ pub(super) fn process_manager(el: &Element) -> TokenStream {
         format!("Its flows are keyed by the events' field `{correlate}`.")
     };
     let doc = format!(
-        "**Process manager** `{name}`: the state of one flow across aggregates, moved on by the events listed \
-         under *Trait Implementations* as `Handles<Event>`. {keyed} It acts only by sending and scheduling \
-         commands."
+        "**Process manager** `{name}`: the state of one flow across aggregates, started and moved on by the \
+         events listed under [*Trait Implementations*](#trait-implementations) as `Handles<Event, {name}>`. \
+         {keyed} It acts only by sending and scheduling commands."
     );
     let derive = derives(el, &["Clone", "Debug", "PartialEq", "Serialize", "Deserialize"]);
     let item = declared_struct(el, quote!(#[doc = ""] #[doc = #doc] #derive), TokenStream::new(), TokenStream::new());

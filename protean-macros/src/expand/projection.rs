@@ -30,7 +30,7 @@ pub(super) fn projection(el: &Element) -> TokenStream {
     };
     let doc = format!(
         "**Projection** `{name}` (version {version}): a read model kept current by its projectors, from the \
-         events listed under *Trait Implementations* as `FedBy<Event, Projector>`. Its rows are keyed by \
+         events listed under [*Trait Implementations*](#trait-implementations) as `FedBy<Event, Projector>`. Its rows are keyed by \
          `{key}`. {filtered} Handlers read it with `ctx.read`; only its projectors change it.",
         key = key.ident
     );

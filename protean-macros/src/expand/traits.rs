@@ -124,8 +124,7 @@ pub(super) fn kind_impls(el: &Element) -> TokenStream {
         Kind::Entity => {
             let Some(parent) = el.part_of() else { return TokenStream::new() };
             let contains_doc =
-                format!("`{parent_name}` holds [`{name}`] entities.", parent_name = last_segment(parent));
-            let entity_of_doc = format!("[`{name}`] is an entity inside `{}`'s cluster.", last_segment(parent));
+                format!("`{parent_name}` holds `{name}` entities, in its cluster.", parent_name = last_segment(parent));
             let cluster = cluster_events(el);
             quote_spanned! {parent.span()=>
                 #cluster
@@ -134,7 +133,7 @@ pub(super) fn kind_impls(el: &Element) -> TokenStream {
                     type Parent = #parent;
                     fn __events_mut(&mut self) -> &mut #p::EntityEvents { &mut self.__protean }
                 }
-                #[doc = #entity_of_doc]
+                #[doc(hidden)]
                 impl #p::EntityOf<#parent> for #ident {}
                 #[doc = #contains_doc]
                 impl #p::Contains<#ident> for #parent {}
@@ -157,21 +156,21 @@ pub(super) fn kind_impls(el: &Element) -> TokenStream {
             let type_name = stable_type_name(el);
             let version = version(el);
             let parent_name = last_segment(parent);
-            let (trait_, of, nav, nav_doc, of_doc) = if el.kind == Kind::Event {
+            let (trait_, of, nav, nav_doc) = if el.kind == Kind::Event {
                 (
                     quote!(Event),
                     quote!(EventOf),
                     quote!(Raises),
-                    format!("`{parent_name}` raises [`{name}`] (stored as `{type_name}`, version {version})."),
-                    format!("[`{name}`] is raised by `{parent_name}`."),
+                    format!("`{parent_name}` raises the event `{name}` (stored as `{type_name}`, version {version})."),
                 )
             } else {
                 (
                     quote!(Command),
                     quote!(CommandOf),
                     quote!(Accepts),
-                    format!("`{parent_name}` is changed by the command [`{name}`] (stored as `{type_name}`, version {version})."),
-                    format!("[`{name}`] changes `{parent_name}`."),
+                    format!(
+                        "`{parent_name}` is changed by the command `{name}` (stored as `{type_name}`, version {version})."
+                    ),
                 )
             };
             let upcast = el.args.upcast.as_ref().map(|f| {
@@ -206,7 +205,10 @@ pub(super) fn kind_impls(el: &Element) -> TokenStream {
                     #upcast
                 }
                 #returns
-                #[doc = #of_doc]
+                // Hidden: `Accepts`/`Raises` below state the same fact, and each lists
+                // under a name of its own on the aggregate's page, where these would all
+                // read `CommandOf<Aggregate>`.
+                #[doc(hidden)]
                 impl #p::#of<#parent> for #ident {}
                 #[doc = #nav_doc]
                 impl #p::#nav<#ident> for #parent {}
