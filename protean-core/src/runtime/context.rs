@@ -337,15 +337,34 @@ impl<A: Aggregate> Context<A> {
     // being `async fn`s: an `async fn`'s future carries the `ChangedBy`/`ReadModel` bound,
     // so a handler touching another aggregate would get the same error three times (at
     // the argument, the call and the `.await`); this way it gets one.
+    //
+    // Their futures do not borrow the identity (they copy it, a reference count, before
+    // they start): the aggregate they return borrows the context only, so the command
+    // the identity came from can be moved while the aggregate is in use.
 
     /// The aggregate with this identity, loaded once per unit of work; a
     /// [`DomainError::NotFound`] when there is none.
+    ///
+    /// The aggregate borrows the context, not `id`: the message holding the identity can
+    /// be moved while the aggregate is in use.
+    ///
+    /// ```no_run
+    /// # use protean_core::runtime::Context;
+    /// # use protean_core::model::{Aggregate, DomainError, Identifier};
+    /// # struct Renamed<A> { id: Identifier<A>, name: String }
+    /// # fn rename<A: Aggregate>(_: &mut A, _: Identifier<A>, _: String) {}
+    /// # async fn demo<A: Aggregate>(ctx: &mut Context<A>, command: Renamed<A>) -> Result<(), DomainError> {
+    /// let aggregate = ctx.load(&command.id).await?;
+    /// rename(aggregate, command.id, command.name); // `command.id` moves; `aggregate` is still usable
+    /// # Ok(()) }
+    /// ```
     pub fn load<'a, T: ChangedBy<A>>(
         &'a mut self,
-        id: &'a Identifier<T>,
+        id: &Identifier<T>,
     ) -> BoxFuture<'a, Result<&'a mut T, DomainError>> {
+        let id = T::changed_id(id);
         Box::pin(async move {
-            match self.track(&T::changed_id(id)).await? {
+            match self.track(&id).await? {
                 Some(index) => Ok(T::from_changed(&mut self.tracked[index].state)),
                 None => Err(DomainError::NotFound { kind: A::NAME, id: id.to_string() }),
             }
@@ -353,12 +372,14 @@ impl<A: Aggregate> Context<A> {
     }
 
     /// The aggregate with this identity, if it exists (and was not removed in this unit).
+    /// Like [`load`](Self::load), it borrows the context, not `id`.
     pub fn find<'a, T: ChangedBy<A>>(
         &'a mut self,
-        id: &'a Identifier<T>,
+        id: &Identifier<T>,
     ) -> BoxFuture<'a, Result<Option<&'a mut T>, DomainError>> {
+        let id = T::changed_id(id);
         Box::pin(async move {
-            let index = self.track(&T::changed_id(id)).await?;
+            let index = self.track(&id).await?;
             Ok(index.map(|index| T::from_changed(&mut self.tracked[index].state)))
         })
     }
@@ -437,15 +458,16 @@ impl<A: Aggregate> Context<A> {
     /// then `if account.created() { account.raise(AccountOpened { .. }) }`.
     pub fn load_or_add<'a, T, F>(
         &'a mut self,
-        id: &'a Identifier<T>,
+        id: &Identifier<T>,
         create: F,
     ) -> BoxFuture<'a, Result<Opened<'a, T>, DomainError>>
     where
         T: ChangedBy<A>,
         F: FnOnce() -> Result<T, DomainError> + Send + 'a,
     {
+        let id = T::changed_id(id);
         Box::pin(async move {
-            match self.track(&T::changed_id(id)).await? {
+            match self.track(&id).await? {
                 Some(index) => {
                     Ok(Opened { aggregate: T::from_changed(&mut self.tracked[index].state), created: false })
                 }
@@ -458,7 +480,8 @@ impl<A: Aggregate> Context<A> {
     ///
     /// An event-sourced aggregate is not removed (its events are its history): raise an
     /// event that closes it instead; removing one is refused.
-    pub fn remove<'a, T: ChangedBy<A>>(&'a mut self, id: &'a Identifier<T>) -> BoxFuture<'a, Result<(), DomainError>> {
+    pub fn remove<'a, T: ChangedBy<A>>(&'a mut self, id: &Identifier<T>) -> BoxFuture<'a, Result<(), DomainError>> {
+        let id = T::changed_id(id);
         Box::pin(async move {
             if A::EVENT_SOURCED {
                 return Err(DomainError::rule(format!(
@@ -466,7 +489,7 @@ impl<A: Aggregate> Context<A> {
                     A::NAME
                 )));
             }
-            let Some(index) = self.track(&T::changed_id(id)).await? else {
+            let Some(index) = self.track(&id).await? else {
                 return Err(DomainError::NotFound { kind: A::NAME, id: id.to_string() });
             };
             self.tracked[index].removed = true;
