@@ -21,6 +21,7 @@ mod expand;
 mod fallback;
 mod handler;
 mod projector;
+mod serde_attr;
 mod signature;
 mod steps;
 mod symbol;

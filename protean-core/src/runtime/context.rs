@@ -19,6 +19,7 @@ use crate::model::identity::Identifier;
 use crate::model::validation::{Path, Phase, ValidationError};
 use crate::runtime::engine::Engine;
 use crate::runtime::outcome::{ProcessError, Processed};
+use crate::runtime::projection::KeyOf;
 use crate::store::envelope::{Cause, Envelope, StreamId};
 use crate::store::{Batch, BoxFuture, Commit, Committed, Handled, RowRead, RowVersion, Store, StoreError};
 
@@ -82,7 +83,10 @@ impl<A: Aggregate> SameAggregate<A> for A {}
 /// use protean_core::runtime::ReadModel;
 /// #[derive(serde::Serialize, serde::Deserialize)]
 /// struct ProductPrice { sku: String, cents: i64 }
-/// impl ReadModel for ProductPrice { const NAME: &'static str = "ProductPrice"; }
+/// impl ReadModel for ProductPrice {
+///     const NAME: &'static str = "ProductPrice";
+///     type Key = String; // read with `ctx.read::<ProductPrice>("SKU-1")` or `(&sku)`
+/// }
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a read model",
@@ -92,6 +96,10 @@ impl<A: Aggregate> SameAggregate<A> for A {}
 pub trait ReadModel: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The name it is stored under (a table or a key prefix).
     const NAME: &'static str;
+    /// The type of the keys it is stored under: reads take a `&Key` (or what a `Key`
+    /// borrows as: a `&str` for a `String`; see [`KeyOf`](crate::runtime::KeyOf)). A
+    /// `#[projection]`'s is its `#[key]` field's type.
+    type Key: crate::runtime::ProjectionKey + ?Sized;
     /// Whether it is a `#[projection]`, whose rows the store keeps in copies (set by
     /// the macro; a hand-written read model leaves it `false`).
     #[doc(hidden)]
@@ -516,8 +524,17 @@ impl<A: Aggregate> Context<A> {
     /// handler of the resulting event that detects the breach and raises the event that
     /// undoes it). A hand-written [`ReadModel`] (not a projection) has no versions and is
     /// not checked either.
-    pub fn read<'a, V: ReadModel>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<V>, DomainError>> {
+    ///
+    /// `key` has the read model's key type ([`ReadModel::Key`]; a projection's `#[key]`
+    /// field's): `ctx.read::<LoanView>(&cmd.loan_id)`. Like [`load`](Self::load), the
+    /// future does not hold `key`'s borrow.
+    pub fn read<'a, V: ReadModel>(
+        &'a self,
+        key: &(impl KeyOf<V> + ?Sized),
+    ) -> BoxFuture<'a, Result<Option<V>, DomainError>> {
+        let key = key.key_text();
         Box::pin(async move {
+            let key = key.as_str();
             if V::PROJECTED && self.engine.checks_reads_of(V::NAME) {
                 let row = self.engine.store.projection_row(V::NAME, None, key).await?;
                 let found = row.as_ref().map(RowVersion::of);
@@ -543,7 +560,7 @@ impl<A: Aggregate> Context<A> {
     /// ```
     pub fn query<V: crate::runtime::Projection>(&self) -> crate::runtime::Query<V, DomainError> {
         let reads = self.engine.checks_reads_of(V::NAME).then(|| Arc::clone(self.reads()));
-        crate::runtime::views::query_of::<V, DomainError>(Arc::clone(&self.engine), reads)
+        crate::runtime::query::query_of::<V, DomainError>(Arc::clone(&self.engine), reads)
     }
 
     fn reads(&self) -> &Reads {

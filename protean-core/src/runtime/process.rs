@@ -30,6 +30,7 @@ use crate::model::element::{const_str_eq, Command, Event};
 use crate::model::error::{DomainError, StoreError};
 use crate::model::identity::Identifier;
 use crate::runtime::context::ReadModel;
+use crate::runtime::projection::KeyOf;
 use crate::runtime::engine::Engine;
 use crate::runtime::idempotency::ReplyType;
 use crate::runtime::outcome::ProcessError;
@@ -177,9 +178,10 @@ impl<P: ProcessManager> Flow<P> {
         self.ended
     }
 
-    /// A read model by key (a projection, kept current by its projectors).
-    pub async fn read<V: ReadModel>(&self, key: &str) -> Result<Option<V>, DomainError> {
-        Ok(crate::runtime::context::read_model::<V>(self.engine.store().as_ref(), key).await?)
+    /// A read model by key (a projection, kept current by its projectors), of its key
+    /// type ([`ReadModel::Key`]): `ctx.read::<LoanView>(&event.loan_id)`.
+    pub async fn read<V: ReadModel>(&self, key: &(impl KeyOf<V> + ?Sized)) -> Result<Option<V>, DomainError> {
+        Ok(crate::runtime::context::read_model::<V>(self.engine.store().as_ref(), &key.key_text()).await?)
     }
 
     /// Refused at compile time: a process manager does not load aggregates (see
@@ -218,6 +220,17 @@ pub const fn assert_flow_of<T: FlowOf<P>, P: ProcessManager>() {}
 pub trait FieldNames {
     /// The fields, in declaration order.
     const FIELD_NAMES: &'static [&'static str];
+    /// The keys the fields are stored under in the event's JSON, in the same order:
+    /// their names, unless serde renames them.
+    const STORED_NAMES: &'static [&'static str] = Self::FIELD_NAMES;
+}
+
+/// The key field `field` of event `E` is stored under in its JSON.
+fn stored_name<E: FieldNames>(field: &str) -> &str {
+    match E::FIELD_NAMES.iter().position(|f| *f == field) {
+        Some(position) => E::STORED_NAMES.get(position).copied().unwrap_or(field),
+        None => field,
+    }
 }
 
 /// What a process manager rejected at compile time (see the macros' fallback) gives as
@@ -324,12 +337,12 @@ pub fn run_flow_start<'a, P, E, H>(
 ) -> BoxFuture<'a, Result<Vec<Committed>, ProcessError>>
 where
     P: ProcessManager,
-    E: Event,
+    E: Event + FieldNames,
     H: StartFlow<P, E>,
 {
     Box::pin(async move {
         let event = envelope.event::<E>().map_err(ProcessError::Store)?;
-        let field = if H::CORRELATE.is_empty() { P::CORRELATE } else { H::CORRELATE };
+        let field = stored_name::<E>(if H::CORRELATE.is_empty() { P::CORRELATE } else { H::CORRELATE });
         run_step::<P, E>(engine, envelope, &event, handler, field, Step::Start(H::start)).await
     })
 }
@@ -342,12 +355,12 @@ pub fn run_flow_step<'a, P, E, H>(
 ) -> BoxFuture<'a, Result<Vec<Committed>, ProcessError>>
 where
     P: ProcessManager,
-    E: Event,
+    E: Event + FieldNames,
     H: ContinueFlow<P, E>,
 {
     Box::pin(async move {
         let event = envelope.event::<E>().map_err(ProcessError::Store)?;
-        let field = if H::CORRELATE.is_empty() { P::CORRELATE } else { H::CORRELATE };
+        let field = stored_name::<E>(if H::CORRELATE.is_empty() { P::CORRELATE } else { H::CORRELATE });
         run_step::<P, E>(engine, envelope, &event, handler, field, Step::Continue(H::step)).await
     })
 }

@@ -47,8 +47,11 @@ use crate::store::{Batch, BoxFuture, Committed, Handled, ProjectionSpec, Row, Ro
 pub trait Projection: ReadModel + Clone + std::fmt::Debug {
     /// The version of its shape and projectors: bump it to rebuild.
     const VERSION: u32;
-    /// The fields queries filter and order on (indexed by SQL stores).
+    /// The fields queries filter and order on (indexed by SQL stores), as declared.
     const INDEXED: &'static [&'static str];
+    /// The keys the fields of [`INDEXED`](Self::INDEXED) are stored under in a row's
+    /// JSON, in the same order: their names, unless serde renames them.
+    const INDEXED_KEYS: &'static [&'static str] = Self::INDEXED;
     /// This row's key.
     fn key(&self) -> String;
 
@@ -57,8 +60,30 @@ pub trait Projection: ReadModel + Clone + std::fmt::Debug {
         ProjectionSpec {
             name: Self::NAME.into(),
             version: Self::VERSION,
-            indexed: Self::INDEXED.iter().map(|f| std::borrow::Cow::Borrowed(*f)).collect(),
+            indexed: Self::INDEXED_KEYS.iter().map(|f| std::borrow::Cow::Borrowed(*f)).collect(),
         }
+    }
+}
+
+/// A key of read model `V`'s rows: a value of its key type ([`ReadModel::Key`], a
+/// projection's `#[key]` field's type), or one that type borrows as (a `str` for a
+/// `String`), as `HashMap::get` takes keys.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a key of `{V}`",
+    label = "not `{V}`'s key type",
+    note = "the rows of `{V}` are keyed by its key type (`ReadModel::Key`; a projection's `#[key]` field's type): pass a reference to one"
+)]
+pub trait KeyOf<V: ReadModel> {
+    /// The key as stored.
+    fn key_text(&self) -> String;
+}
+
+impl<V: ReadModel, Q: ProjectionKey + ?Sized> KeyOf<V> for Q
+where
+    V::Key: std::borrow::Borrow<Q>,
+{
+    fn key_text(&self) -> String {
+        ProjectionKey::key_text(self)
     }
 }
 
@@ -304,8 +329,8 @@ impl<V: Projection> Rows<V> {
         self.set
     }
 
-    /// The row under `key`, if there is one.
-    pub async fn get(&mut self, key: &(impl ProjectionKey + ?Sized)) -> Result<Option<V>, DomainError> {
+    /// The row under `key` (of `V`'s key type), if there is one.
+    pub async fn get(&mut self, key: &(impl KeyOf<V> + ?Sized)) -> Result<Option<V>, DomainError> {
         let key = key.key_text();
         let Some(json) = self.set.get(key.clone()).await? else { return Ok(None) };
         serde_json::from_str(&json).map(Some).map_err(|e| corrupt(V::NAME, &key, e))
@@ -321,7 +346,7 @@ impl<V: Projection> Rows<V> {
     /// Changes the row under `key` with `change`; `false` when there is none.
     pub async fn update(
         &mut self,
-        key: &(impl ProjectionKey + ?Sized),
+        key: &(impl KeyOf<V> + ?Sized),
         change: impl FnOnce(&mut V) + Send,
     ) -> Result<bool, DomainError> {
         let Some(mut row) = self.get(key).await? else { return Ok(false) };
@@ -334,7 +359,7 @@ impl<V: Projection> Rows<V> {
     /// there is none.
     pub async fn upsert(
         &mut self,
-        key: &(impl ProjectionKey + ?Sized),
+        key: &(impl KeyOf<V> + ?Sized),
         new: impl FnOnce() -> V + Send,
         change: impl FnOnce(&mut V) + Send,
     ) -> Result<(), DomainError> {
@@ -348,7 +373,7 @@ impl<V: Projection> Rows<V> {
     }
 
     /// Deletes the row under `key`; whether there was one.
-    pub async fn delete(&mut self, key: &(impl ProjectionKey + ?Sized)) -> Result<bool, DomainError> {
+    pub async fn delete(&mut self, key: &(impl KeyOf<V> + ?Sized)) -> Result<bool, DomainError> {
         let key = key.key_text();
         let existed = self.set.get(key.clone()).await?.is_some();
         self.set.set(key, None).await?;

@@ -22,7 +22,9 @@ fn user_derives(el: &Element) -> Vec<String> {
     names
 }
 
-/// `#[derive(..)]` of the `wanted` derives the user does not derive, and serde's crate path.
+/// `#[derive(..)]` of the `wanted` derives the user does not derive, serde's crate path
+/// (unless the user names one), and the user's `#[serde(..)]` attributes on the type,
+/// which must follow the derive that declares them.
 pub(crate) fn derives(el: &Element, wanted: &[&str]) -> TokenStream {
     let p = private();
     let present = user_derives(el);
@@ -34,9 +36,12 @@ pub(crate) fn derives(el: &Element, wanted: &[&str]) -> TokenStream {
             quote!(::core::prelude::v1::#ident)
         }
     });
+    let serde_crate = (!el.serde.names_crate).then(|| quote!(#[serde(crate = "::protean::__private::serde")]));
+    let user_serde = &el.serde.attrs;
     quote! {
         #[derive(#(#list),*)]
-        #[serde(crate = "::protean::__private::serde")]
+        #serde_crate
+        #(#user_serde)*
     }
 }
 

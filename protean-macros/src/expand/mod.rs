@@ -26,6 +26,7 @@ use crate::ast::{Body, Element, Identity, Kind};
 use crate::attr::LimitLit;
 
 pub(crate) use derives::derives;
+pub(crate) use projection::indexed_fields;
 pub(crate) use traits::{element_consts, field_names};
 
 /// The path every generated item goes through: `::protean::__private`.

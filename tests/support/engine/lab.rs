@@ -28,6 +28,7 @@ pub struct Price {
 
 impl ReadModel for Price {
     const NAME: &'static str = "Price";
+    type Key = String;
 }
 
 pub struct Counting;
