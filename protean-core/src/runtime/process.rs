@@ -30,7 +30,7 @@ use crate::model::element::{const_str_eq, Command, Event};
 use crate::model::error::{DomainError, StoreError};
 use crate::model::identity::Identifier;
 use crate::runtime::context::ReadModel;
-use crate::runtime::projection::KeyOf;
+use crate::runtime::projection::{KeyOf, ProjectionKey};
 use crate::runtime::engine::Engine;
 use crate::runtime::idempotency::ReplyType;
 use crate::runtime::outcome::ProcessError;
@@ -611,15 +611,23 @@ impl crate::runtime::Domain {
     }
 
     /// The commands flow `key` of process manager `P` sent or scheduled that have not
-    /// fired yet, earliest first.
-    pub async fn pending_commands<P: ProcessManager>(&self, key: &str) -> Result<Vec<Scheduled>, ProcessError> {
-        Ok(self.store().scheduled_of(P::NAME, key).await?)
+    /// fired yet, earliest first. `key` is the value of the correlation field
+    /// (`&order_id`, or its text).
+    pub async fn pending_commands<P: ProcessManager>(
+        &self,
+        key: &(impl ProjectionKey + ?Sized),
+    ) -> Result<Vec<Scheduled>, ProcessError> {
+        Ok(self.store().scheduled_of(P::NAME, &key.key_text()).await?)
     }
 
     /// The state of flow `key` of process manager `P`, and whether it ended; `None`
-    /// when no such flow started.
-    pub async fn flow<P: ProcessManager>(&self, key: &str) -> Result<Option<(P, bool)>, ProcessError> {
-        let stream = StreamId::new(P::NAME, key.to_owned());
+    /// when no such flow started. `key` is the value of the correlation field
+    /// (`&order_id`, or its text).
+    pub async fn flow<P: ProcessManager>(
+        &self,
+        key: &(impl ProjectionKey + ?Sized),
+    ) -> Result<Option<(P, bool)>, ProcessError> {
+        let stream = StreamId::new(P::NAME, key.key_text());
         let Some(record) = self.store().load(&stream).await? else { return Ok(None) };
         let flow: FlowRecord<P> = serde_json::from_str(&record.state).map_err(|e| {
             StoreError::corrupt(&stream, record.version, format!("not a valid `{}` flow: {e}", P::NAME))
