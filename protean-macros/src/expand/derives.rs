@@ -26,6 +26,14 @@ fn user_derives(el: &Element) -> Vec<String> {
 /// (unless the user names one), and the user's `#[serde(..)]` attributes on the type,
 /// which must follow the derive that declares them.
 pub(crate) fn derives(el: &Element, wanted: &[&str]) -> TokenStream {
+    let derive = derives_alone(el, wanted);
+    let user_serde = &el.serde.attrs;
+    quote!(#derive #(#user_serde)*)
+}
+
+/// [`derives`] without the user's `#[serde(..)]` attributes: what a rejected element's
+/// stub gets, so that a serde attribute refused there is reported once.
+pub(crate) fn derives_alone(el: &Element, wanted: &[&str]) -> TokenStream {
     let p = private();
     let present = user_derives(el);
     let list = wanted.iter().filter(|w| !present.iter().any(|p| p == *w)).map(|w| match *w {
@@ -37,11 +45,9 @@ pub(crate) fn derives(el: &Element, wanted: &[&str]) -> TokenStream {
         }
     });
     let serde_crate = (!el.serde.names_crate).then(|| quote!(#[serde(crate = "::protean::__private::serde")]));
-    let user_serde = &el.serde.attrs;
     quote! {
         #[derive(#(#list),*)]
         #serde_crate
-        #(#user_serde)*
     }
 }
 
