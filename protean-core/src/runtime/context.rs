@@ -19,7 +19,7 @@ use crate::model::identity::Identifier;
 use crate::model::validation::{Path, Phase, ValidationError};
 use crate::runtime::engine::Engine;
 use crate::runtime::outcome::{ProcessError, Processed};
-use crate::runtime::projection::KeyOf;
+use crate::runtime::projection::AsKey;
 use crate::store::envelope::{Cause, Envelope, StreamId};
 use crate::store::{Batch, BoxFuture, Commit, Committed, Handled, RowRead, RowVersion, Store, StoreError};
 
@@ -97,7 +97,7 @@ pub trait ReadModel: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The name it is stored under (a table or a key prefix).
     const NAME: &'static str;
     /// The type of the keys it is stored under: reads take a `&Key` (or what a `Key`
-    /// borrows as: a `&str` for a `String`; see [`KeyOf`](crate::runtime::KeyOf)). A
+    /// borrows as: a `&str` for a `String`; see [`AsKey`](crate::runtime::AsKey)). A
     /// `#[projection]`'s is its `#[key]` field's type.
     type Key: crate::runtime::ProjectionKey + ?Sized;
     /// Whether it is a `#[projection]`, whose rows the store keeps in copies (set by
@@ -530,7 +530,7 @@ impl<A: Aggregate> Context<A> {
     /// future does not hold `key`'s borrow.
     pub fn read<'a, V: ReadModel>(
         &'a self,
-        key: &(impl KeyOf<V> + ?Sized),
+        key: &(impl AsKey<V::Key> + ?Sized),
     ) -> BoxFuture<'a, Result<Option<V>, DomainError>> {
         let key = key.key_text();
         Box::pin(async move {

@@ -27,7 +27,7 @@ pub use health::{DeliveryStatus, HandlerHealth, Replayed};
 pub use outcome::{Delivered, DeliveryFailure, ProcessError, Processed};
 pub use policy::{DeliveryMode, RetryPolicy, WhenDead};
 pub use process::{Fired, Flow, FlowOf, Handles, LoadableInFlow, ProcessManager};
-pub use projection::{FedBy, KeyOf, LoadableInProjector, Projection, ProjectionKey, Rows, RowsOf};
+pub use projection::{AsKey, FedBy, LoadableInProjector, Projection, ProjectionKey, Rows, RowsOf};
 pub use query::{
     Condition, Field, Indexable, OrderField, Page, Query, QueryError, QueryFailure, QueryValue, DEFAULT_QUERY_LIMIT,
 };

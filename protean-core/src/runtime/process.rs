@@ -30,7 +30,7 @@ use crate::model::element::{const_str_eq, Command, Event};
 use crate::model::error::{DomainError, StoreError};
 use crate::model::identity::Identifier;
 use crate::runtime::context::ReadModel;
-use crate::runtime::projection::{KeyOf, ProjectionKey};
+use crate::runtime::projection::{AsKey, ProjectionKey};
 use crate::runtime::engine::Engine;
 use crate::runtime::idempotency::ReplyType;
 use crate::runtime::outcome::ProcessError;
@@ -180,7 +180,7 @@ impl<P: ProcessManager> Flow<P> {
 
     /// A read model by key (a projection, kept current by its projectors), of its key
     /// type ([`ReadModel::Key`]): `ctx.read::<LoanView>(&event.loan_id)`.
-    pub async fn read<V: ReadModel>(&self, key: &(impl KeyOf<V> + ?Sized)) -> Result<Option<V>, DomainError> {
+    pub async fn read<V: ReadModel>(&self, key: &(impl AsKey<V::Key> + ?Sized)) -> Result<Option<V>, DomainError> {
         Ok(crate::runtime::context::read_model::<V>(self.engine.store().as_ref(), &key.key_text()).await?)
     }
 

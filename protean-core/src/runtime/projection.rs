@@ -65,23 +65,17 @@ pub trait Projection: ReadModel + Clone + std::fmt::Debug {
     }
 }
 
-/// A key of read model `V`'s rows: a value of its key type ([`ReadModel::Key`], a
-/// projection's `#[key]` field's type), or one that type borrows as (a `str` for a
-/// `String`), as `HashMap::get` takes keys.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` is not a key of `{V}`",
-    label = "not `{V}`'s key type",
-    note = "the rows of `{V}` are keyed by its key type (`ReadModel::Key`; a projection's `#[key]` field's type): pass a reference to one"
-)]
-pub trait KeyOf<V: ReadModel> {
+/// What looks up rows keyed by `K`: a `K`, or what `K` borrows as (a `str` for a
+/// `String` key), as `HashMap::get` takes keys. Reads take `&(impl AsKey<V::Key>)`, where
+/// `V::Key` is the read model's key type ([`ReadModel::Key`]; a projection's `#[key]`
+/// field's type), so `ctx.read::<LoanView>(&cmd.loan_id)` compiles and a key of another
+/// type does not.
+pub trait AsKey<K: ?Sized> {
     /// The key as stored.
     fn key_text(&self) -> String;
 }
 
-impl<V: ReadModel, Q: ProjectionKey + ?Sized> KeyOf<V> for Q
-where
-    V::Key: std::borrow::Borrow<Q>,
-{
+impl<K: std::borrow::Borrow<Q> + ?Sized, Q: ProjectionKey + ?Sized> AsKey<K> for Q {
     fn key_text(&self) -> String {
         ProjectionKey::key_text(self)
     }
@@ -330,7 +324,7 @@ impl<V: Projection> Rows<V> {
     }
 
     /// The row under `key` (of `V`'s key type), if there is one.
-    pub async fn get(&mut self, key: &(impl KeyOf<V> + ?Sized)) -> Result<Option<V>, DomainError> {
+    pub async fn get(&mut self, key: &(impl AsKey<V::Key> + ?Sized)) -> Result<Option<V>, DomainError> {
         let key = key.key_text();
         let Some(json) = self.set.get(key.clone()).await? else { return Ok(None) };
         serde_json::from_str(&json).map(Some).map_err(|e| corrupt(V::NAME, &key, e))
@@ -346,7 +340,7 @@ impl<V: Projection> Rows<V> {
     /// Changes the row under `key` with `change`; `false` when there is none.
     pub async fn update(
         &mut self,
-        key: &(impl KeyOf<V> + ?Sized),
+        key: &(impl AsKey<V::Key> + ?Sized),
         change: impl FnOnce(&mut V) + Send,
     ) -> Result<bool, DomainError> {
         let Some(mut row) = self.get(key).await? else { return Ok(false) };
@@ -359,7 +353,7 @@ impl<V: Projection> Rows<V> {
     /// there is none.
     pub async fn upsert(
         &mut self,
-        key: &(impl KeyOf<V> + ?Sized),
+        key: &(impl AsKey<V::Key> + ?Sized),
         new: impl FnOnce() -> V + Send,
         change: impl FnOnce(&mut V) + Send,
     ) -> Result<(), DomainError> {
@@ -373,7 +367,7 @@ impl<V: Projection> Rows<V> {
     }
 
     /// Deletes the row under `key`; whether there was one.
-    pub async fn delete(&mut self, key: &(impl KeyOf<V> + ?Sized)) -> Result<bool, DomainError> {
+    pub async fn delete(&mut self, key: &(impl AsKey<V::Key> + ?Sized)) -> Result<bool, DomainError> {
         let key = key.key_text();
         let existed = self.set.get(key.clone()).await?.is_some();
         self.set.set(key, None).await?;

@@ -79,7 +79,8 @@ impl<T: ?Sized> Indexable for Identifier<T> {}
 
 impl<T: Indexable> Indexable for Option<T> {}
 
-/// A value a query compares field type `T` with: a `T` or a `&T`, and for text a `&str`.
+/// A value a query compares field type `T` with: a `T` or a `&T`, and for a `String` a
+/// `&str`. For an `Option` field, `None` (null or missing) or `Some(value)`.
 pub trait QueryValue<T> {
     /// The value, as the JSON scalar the store compares `field` with.
     fn to_bound(&self, field: &str) -> Result<serde_json::Value, QueryError>;
@@ -100,12 +101,6 @@ impl<T: Serialize> QueryValue<T> for &T {
 impl QueryValue<String> for &str {
     fn to_bound(&self, field: &str) -> Result<serde_json::Value, QueryError> {
         bound(field, *self)
-    }
-}
-
-impl QueryValue<Option<String>> for Option<&str> {
-    fn to_bound(&self, field: &str) -> Result<serde_json::Value, QueryError> {
-        bound(field, self)
     }
 }
 

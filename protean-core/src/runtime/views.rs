@@ -10,7 +10,7 @@ use tracing::Instrument;
 use crate::runtime::domain::Domain;
 use crate::runtime::engine::{Engine, ProjectionEntry};
 use crate::runtime::outcome::ProcessError;
-use crate::runtime::projection::{read_row, KeyOf, Projection, RowSet};
+use crate::runtime::projection::{read_row, AsKey, Projection, RowSet};
 use crate::runtime::query::{query_of, Query, QueryError};
 use crate::store::BuildState;
 
@@ -192,7 +192,7 @@ async fn apply(entry: &ProjectionEntry, set: &mut RowSet, event: &crate::store::
 impl Domain {
     /// The row of projection `V` under `key` (of `V`'s key type), from the copy serving
     /// reads.
-    pub async fn projection<V: Projection>(&self, key: &(impl KeyOf<V> + ?Sized)) -> Result<Option<V>, ProcessError> {
+    pub async fn projection<V: Projection>(&self, key: &(impl AsKey<V::Key> + ?Sized)) -> Result<Option<V>, ProcessError> {
         Ok(read_row::<V>(self.store().as_ref(), V::NAME, &key.key_text()).await?)
     }
 
