@@ -104,7 +104,11 @@ mod library {
             for bar_code in cmd.bar_codes {
                 book.volumes.add(Volume::builder().bar_code(bar_code).build()?);
             }
-            book.raise(BookAdded { book_id: cmd.book_id, shelf_room: cmd.shelf_mark.room_code().clone(), format: cmd.format });
+            book.raise(BookAdded {
+                book_id: cmd.book_id,
+                shelf_room: cmd.shelf_mark.room_code().clone(),
+                format: cmd.format,
+            });
             ctx.add(book)?;
             Ok(())
         }
@@ -248,7 +252,8 @@ fn every_element_denies_unknown_fields_and_renames() {
     extra["borrower"] = serde_json::json!("ann");
     assert!(refusal::<Book>(extra).contains("unknown field `borrower`"), "an aggregate refuses an unknown field");
 
-    let view = serde_json::json!({"bookId": book_id.to_string(), "shelfRoom": "B2", "format": "PAPERBACK", "fileSize": null});
+    let view =
+        serde_json::json!({"bookId": book_id.to_string(), "shelfRoom": "B2", "format": "PAPERBACK", "fileSize": null});
     assert_eq!(serde_json::from_value::<ShelfView>(view.clone()).unwrap().size_in_bytes, None);
     let mut extra = view;
     extra["title"] = serde_json::json!("Dune");

@@ -77,9 +77,19 @@ mod lending {
     #[handler(part_of = Loan)]
     impl Lending {
         async fn lend(ctx: &mut Context<Loan>, cmd: Lend) -> Result<(), DomainError> {
-            let mut loan =
-                Loan::builder().id(cmd.loan_id.clone()).member(cmd.member.clone()).status(LoanStatus::Open).fined_cents(0).build()?;
-            loan.raise(Lent { loan_id: cmd.loan_id, member: cmd.member, due_day: cmd.due_day, fine: cmd.fine, note: cmd.note });
+            let mut loan = Loan::builder()
+                .id(cmd.loan_id.clone())
+                .member(cmd.member.clone())
+                .status(LoanStatus::Open)
+                .fined_cents(0)
+                .build()?;
+            loan.raise(Lent {
+                loan_id: cmd.loan_id,
+                member: cmd.member,
+                due_day: cmd.due_day,
+                fine: cmd.fine,
+                note: cmd.note,
+            });
             ctx.add(loan)?;
             Ok(())
         }
@@ -241,7 +251,9 @@ async fn a_nan_bound_is_reported_as_nan(store: Arc<dyn Store>) {
         other => panic!("a NaN bound is refused as NaN, got {other:?}"),
     }
     match domain.query::<LoanView>().eq("fine", f64::NAN).fetch().await {
-        Err(ProcessError::Query(QueryError::NotFinite { field, value })) => assert_eq!((field, value), ("fine".into(), "NaN".into())),
+        Err(ProcessError::Query(QueryError::NotFinite { field, value })) => {
+            assert_eq!((field, value), ("fine".into(), "NaN".into()))
+        }
         other => panic!("by text too (not as an equality with null, which would match missing fields), got {other:?}"),
     }
     match domain.query::<LoanView>().ge("fine", f64::INFINITY).fetch().await {
@@ -320,6 +332,9 @@ fn cases() -> Vec<(&'static str, StoreCase)> {
 
 fn main() -> ExitCode {
     let mut trials = harness::every_store("typed-queries", cases, 4);
-    trials.push(harness::test("a_query_without_a_limit_stops_at_a_thousand_rows", a_query_without_a_limit_stops_at_a_thousand_rows));
+    trials.push(harness::test(
+        "a_query_without_a_limit_stops_at_a_thousand_rows",
+        a_query_without_a_limit_stops_at_a_thousand_rows,
+    ));
     harness::run(trials)
 }

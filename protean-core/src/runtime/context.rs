@@ -549,14 +549,16 @@ impl<A: Aggregate> Context<A> {
     /// [`Query`](crate::runtime::Query). Like [`read`](Self::read), the rows a query of
     /// an inline projection returned are checked when the unit commits: when running it
     /// again would give other rows (one changed, appeared or went), the commit fails with
-    /// a version conflict and the handler runs again.
+    /// a version conflict and the handler runs again. It returns at most 1,000 rows unless
+    /// [`Query::limit`](crate::runtime::Query::limit) says otherwise.
     ///
-    /// ```no_run
-    /// # use protean_core::runtime::{Context, Projection};
-    /// # use protean_core::model::{Aggregate, DomainError};
-    /// # async fn demo<A: Aggregate, V: Projection>(ctx: &mut Context<A>) -> Result<(), DomainError> {
-    /// let open_loans: Vec<V> = ctx.query::<V>().eq("member_id", "m-1").eq("open", true).fetch().await?;
-    /// # Ok(()) }
+    /// ```text
+    /// let open_loans = ctx
+    ///     .query::<LoanView>()
+    ///     .filter(LoanView::MEMBER_ID.eq(&cmd.member_id))
+    ///     .filter(LoanView::OPEN.eq(true))
+    ///     .fetch()
+    ///     .await?;
     /// ```
     pub fn query<V: crate::runtime::Projection>(&self) -> crate::runtime::Query<V, DomainError> {
         let reads = self.engine.checks_reads_of(V::NAME).then(|| Arc::clone(self.reads()));

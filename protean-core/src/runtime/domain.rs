@@ -17,8 +17,8 @@ use crate::runtime::engine::{DeliveryPolicy, Engine};
 use crate::runtime::handler::{registered_handlers, HandlerDescriptor, Route};
 use crate::runtime::idempotency::{first_outcome, ReplyType};
 use crate::runtime::outcome::{Delivered, DeliveryFailure, ProcessError, Processed};
-use crate::runtime::projection::AsKey;
 use crate::runtime::policy::{DeliveryMode, RetryPolicy};
+use crate::runtime::projection::AsKey;
 use crate::runtime::workers::{WorkerConfig, Workers};
 use crate::store::{Cause, Envelope, MemoryStore, Store};
 
@@ -360,7 +360,10 @@ impl Domain {
     }
 
     /// A read model by key (of its key type, [`ReadModel::Key`]).
-    pub async fn read_model<V: ReadModel>(&self, key: &(impl AsKey<V::Key> + ?Sized)) -> Result<Option<V>, ProcessError> {
+    pub async fn read_model<V: ReadModel>(
+        &self,
+        key: &(impl AsKey<V::Key> + ?Sized),
+    ) -> Result<Option<V>, ProcessError> {
         Ok(read_model::<V>(self.engine.store.as_ref(), &key.key_text()).await?)
     }
 

@@ -30,10 +30,10 @@ use crate::model::element::{const_str_eq, Command, Event};
 use crate::model::error::{DomainError, StoreError};
 use crate::model::identity::Identifier;
 use crate::runtime::context::ReadModel;
-use crate::runtime::projection::{AsKey, ProjectionKey};
 use crate::runtime::engine::Engine;
 use crate::runtime::idempotency::ReplyType;
 use crate::runtime::outcome::ProcessError;
+use crate::runtime::projection::{AsKey, ProjectionKey};
 use crate::store::envelope::{Cause, Envelope, StreamId};
 use crate::store::{Batch, BoxFuture, Cancel, Commit, Committed, Handled, Scheduled};
 

@@ -201,7 +201,11 @@ pub struct Condition<V> {
 
 impl<V> std::fmt::Debug for Condition<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Condition").field("field", &self.field).field("op", &self.op).field("value", &self.value).finish()
+        f.debug_struct("Condition")
+            .field("field", &self.field)
+            .field("op", &self.op)
+            .field("value", &self.value)
+            .finish()
     }
 }
 
@@ -370,7 +374,9 @@ impl<V: Projection, E: QueryFailure> Query<V, E> {
     /// `.filter(LoanView::OVERDUE.eq(true))`.
     pub fn filter(mut self, condition: Condition<V>) -> Self {
         match condition.value {
-            Ok(value) => self.query.filters.push(RowFilter { field: condition.field.to_owned(), op: condition.op, value }),
+            Ok(value) => {
+                self.query.filters.push(RowFilter { field: condition.field.to_owned(), op: condition.op, value })
+            }
             Err(error) => self.fail(error),
         }
         self
@@ -606,7 +612,13 @@ mod finite {
         fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Check, NotFinite> {
             Ok(Check)
         }
-        fn serialize_tuple_variant(self, _: &'static str, _: u32, _: &'static str, _: usize) -> Result<Check, NotFinite> {
+        fn serialize_tuple_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Check, NotFinite> {
             Ok(Check)
         }
         fn serialize_map(self, _: Option<usize>) -> Result<Check, NotFinite> {

@@ -192,7 +192,10 @@ async fn apply(entry: &ProjectionEntry, set: &mut RowSet, event: &crate::store::
 impl Domain {
     /// The row of projection `V` under `key` (of `V`'s key type), from the copy serving
     /// reads.
-    pub async fn projection<V: Projection>(&self, key: &(impl AsKey<V::Key> + ?Sized)) -> Result<Option<V>, ProcessError> {
+    pub async fn projection<V: Projection>(
+        &self,
+        key: &(impl AsKey<V::Key> + ?Sized),
+    ) -> Result<Option<V>, ProcessError> {
         Ok(read_row::<V>(self.store().as_ref(), V::NAME, &key.key_text()).await?)
     }
 
