@@ -228,6 +228,18 @@ impl<V: Projection> OrderField<V> for &str {
     }
 }
 
+impl<V: Projection> OrderField<V> for String {
+    fn field(&self) -> (&str, Option<&'static str>) {
+        (self, stored_key::<V>(self))
+    }
+}
+
+impl<V: Projection> OrderField<V> for &String {
+    fn field(&self) -> (&str, Option<&'static str>) {
+        (self, stored_key::<V>(self))
+    }
+}
+
 /// The key the indexed field `field` of `V` is stored under: `field` names it as
 /// declared, or as stored.
 fn stored_key<V: Projection>(field: &str) -> Option<&'static str> {
@@ -239,7 +251,7 @@ fn stored_key<V: Projection>(field: &str) -> Option<&'static str> {
 /// `value` as the JSON scalar a filter on `field` compares with: a string, number,
 /// boolean or null; a float that is NaN or infinite, or a list or object, is refused.
 pub(crate) fn bound<T: Serialize + ?Sized>(field: &str, value: &T) -> Result<serde_json::Value, QueryError> {
-    if let Err(finite::NotFinite(value)) = value.serialize(finite::Check) {
+    if let Err(finite::NotFinite(Some(value))) = value.serialize(finite::Check) {
         return Err(QueryError::NotFinite { field: field.to_owned(), value });
     }
     match serde_json::to_value(value) {
@@ -506,13 +518,14 @@ impl<V: Projection, E: QueryFailure> Query<V, E> {
 mod finite {
     use serde::ser::{self, Serialize};
 
-    /// A float that is NaN or infinite, as text.
+    /// A float that is NaN or infinite, as text; `None` for another failure, which
+    /// serde_json reports when it serializes the value.
     #[derive(Debug)]
-    pub(super) struct NotFinite(pub(super) String);
+    pub(super) struct NotFinite(pub(super) Option<String>);
 
     impl std::fmt::Display for NotFinite {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str(&self.0)
+            f.write_str(self.0.as_deref().unwrap_or("a value that does not serialize"))
         }
     }
 
@@ -520,8 +533,7 @@ mod finite {
 
     impl ser::Error for NotFinite {
         fn custom<T: std::fmt::Display>(_: T) -> Self {
-            // Another failure: serde_json reports it when it serializes the value.
-            NotFinite(String::new())
+            NotFinite(None)
         }
     }
 
@@ -532,7 +544,7 @@ mod finite {
         if value.is_finite() {
             Ok(())
         } else {
-            Err(NotFinite(if value.is_nan() { "NaN".to_owned() } else { value.to_string() }))
+            Err(NotFinite(Some(if value.is_nan() { "NaN".to_owned() } else { value.to_string() })))
         }
     }
 
@@ -701,6 +713,21 @@ mod tests {
         assert!(!error_text(f64::NAN).contains("null"));
         assert_eq!(bound("score", &1.5).unwrap(), serde_json::json!(1.5));
         assert_eq!(bound("score", &None::<f64>).unwrap(), serde_json::Value::Null);
+    }
+
+    /// A value whose own serialization fails is reported as what it is, not as a NaN.
+    #[test]
+    fn a_value_that_does_not_serialize_is_not_called_nan() {
+        struct Broken;
+        impl serde::Serialize for Broken {
+            fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+                Err(serde::ser::Error::custom("broken on purpose"))
+            }
+        }
+        match bound("score", &Broken) {
+            Err(QueryError::NotScalar { value, .. }) => assert!(value.contains("broken on purpose"), "{value}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     fn error_text(value: f64) -> String {
