@@ -202,8 +202,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
     }
     let suspended = domain
         .query::<CustomerCreditView>()
-        .eq("suspended", true)
-        .order_by_desc("outstanding_cents")
+        .filter(CustomerCreditView::SUSPENDED.eq(true))
+        .order_by_desc(CustomerCreditView::OUTSTANDING_CENTS)
         .limit(5)
         .fetch()
         .await?;

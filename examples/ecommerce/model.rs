@@ -844,7 +844,7 @@ impl OrderCommands {
         // Option 3: the customer's credit, from a read model; the Customer is not loaded.
         // The projection is inline, so this read is checked when the unit commits: an
         // order of the same customer committed meanwhile makes this handler run again.
-        let credit: Option<CustomerCreditView> = ctx.read(&command.customer_id.to_string()).await?;
+        let credit = ctx.read::<CustomerCreditView>(&command.customer_id).await?;
         if let Some(credit) = credit {
             credit.allows(&order.total)?;
         }

@@ -71,7 +71,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             CreateTask { task_id: Identifier::generate(), project_id: backlog.clone(), title: format!("Idea {n}") };
         domain.process(task).await?.all_delivered()?;
     }
-    let open = domain.query::<ProjectTaskCounts>().gt("open", 0).order_by_desc("open").limit(5).fetch().await?;
+    let open = domain
+        .query::<ProjectTaskCounts>()
+        .filter(ProjectTaskCounts::OPEN.gt(0))
+        .order_by_desc(ProjectTaskCounts::OPEN)
+        .limit(5)
+        .fetch()
+        .await?;
     println!("projects with open tasks (up to 5, most open first):");
     for counts in &open {
         let name = domain.get::<Project>(&counts.project_id).await?.map_or_else(|| "?".into(), |p| p.name);

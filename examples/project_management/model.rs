@@ -295,7 +295,7 @@ impl ProjectProgress {
 
 /// Sets a project's progress from its task counts, read from [`ProjectTaskCounts`].
 async fn update_progress(ctx: &mut Context<Project>, project_id: &Identifier<Project>) -> Result<(), DomainError> {
-    let counts: Option<ProjectTaskCounts> = ctx.read(&project_id.to_string()).await?;
+    let counts = ctx.read::<ProjectTaskCounts>(project_id).await?;
     let Some(counts) = counts else { return Ok(()) };
     ctx.load(project_id).await?.update_progress(counts.done, counts.total())
 }

@@ -70,6 +70,7 @@ pub mod __private {
     pub use crate::runtime::projection::{
         assert_rows_of, project, FedBy, Project, Projection, ProjectionKey, ProjectorRoute, RowSet, Rows,
     };
+    pub use crate::runtime::query::{Field, Indexable};
     pub use crate::runtime::sourcing::{
         apply_raised, apply_raised_event, apply_stored, assert_event_of, ApplierDescriptor,
     };

@@ -11,6 +11,7 @@ use syn::{Attribute, Fields, Ident, Item, Type, Visibility};
 
 use crate::attr::{self, Args, FieldOptions, Invariants};
 use crate::errors::Errors;
+use crate::serde_attr::{rename_of, unraw, Renamed, SerdeContainer};
 use crate::symbol::{CORRELATE, EVENT_SOURCED, FIELD, INDEX, INVARIANT, KEY, NAME, PART_OF, RETURNS, UPCAST, VERSION};
 
 /// Which macro is expanding.
@@ -137,6 +138,8 @@ pub struct Field {
     pub key: Option<Span>,
     /// `#[index]` (projections), at the attribute.
     pub index: Option<Span>,
+    /// Its `#[serde(rename ..)]`.
+    pub rename: Renamed<String>,
 }
 
 impl Field {
@@ -165,6 +168,8 @@ pub struct Variant {
     pub attrs: Vec<Attribute>,
     /// Its fields, as written (a choice has none).
     pub fields: Fields,
+    /// Its `#[serde(rename ..)]`.
+    pub rename: Renamed<String>,
     /// Its discriminant, as written (a choice has none).
     pub discriminant: Option<syn::Expr>,
 }
@@ -185,8 +190,10 @@ pub struct Element<'a> {
     pub ident: Ident,
     /// The type's visibility.
     pub vis: Visibility,
-    /// The user's attributes, without `#[invariant]`.
+    /// The user's attributes, without `#[invariant]` and `#[serde]`.
     pub attrs: Vec<Attribute>,
+    /// The user's `#[serde(..)]` attributes, emitted after the derives.
+    pub serde: SerdeContainer,
     /// The macro's arguments.
     pub args: &'a Args,
     /// The type's generics, as written (an element has none).
@@ -221,6 +228,31 @@ impl Element<'_> {
         match &self.body {
             Body::Struct(fields) => fields,
             Body::Choices(_) => &[],
+        }
+    }
+
+    /// The key `field` is stored under in the element's JSON: its name, unless serde
+    /// renames it (`#[serde(rename = "..")]` on it, `rename_all` on the element).
+    pub fn stored_name(&self, field: &Field) -> String {
+        if let Some(name) = &field.rename.serialize {
+            return name.clone();
+        }
+        let name = unraw(&field.ident);
+        match self.serde.rename_all.serialize {
+            Some(rule) => rule.apply_to_field(&name),
+            None => name,
+        }
+    }
+
+    /// The name `variant` is stored under: its name, unless serde renames it.
+    pub fn stored_choice(&self, variant: &Variant) -> String {
+        if let Some(name) = &variant.rename.serialize {
+            return name.clone();
+        }
+        let name = unraw(&variant.ident);
+        match self.serde.rename_all.serialize {
+            Some(rule) => rule.apply_to_variant(&name),
+            None => name,
         }
     }
 }
@@ -304,7 +336,8 @@ pub fn parse<'a>(kind: Kind, args: &'a Args, item: &Item, errors: &mut Errors) -
         kind,
         ident: ident.clone(),
         vis: vis.clone(),
-        attrs: attrs.iter().filter(|a| !a.path().is_ident(INVARIANT)).cloned().collect(),
+        attrs: attrs.iter().filter(|a| !a.path().is_ident(INVARIANT) && !a.path().is_ident("serde")).cloned().collect(),
+        serde: SerdeContainer::of(attrs),
         args,
         generics: generics.clone(),
         docs: docs_of(attrs),
@@ -354,6 +387,7 @@ fn parse_fields(kind: Kind, named: &syn::FieldsNamed, errors: &mut Errors) -> Ve
             ty: f.ty.clone(),
             options: attr::parse_field_options(&f.attrs, errors),
             shape: TypeShape::of(&f.ty),
+            rename: rename_of(&f.attrs),
             ident,
         });
     }
@@ -366,6 +400,7 @@ fn choices(e: &syn::ItemEnum) -> Body {
         ident: v.ident.clone(),
         attrs: v.attrs.clone(),
         fields: v.fields.clone(),
+        rename: rename_of(&v.attrs),
         discriminant: v.discriminant.as_ref().map(|(_, d)| d.clone()),
     });
     Body::Choices(variants.collect())

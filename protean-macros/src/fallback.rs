@@ -10,9 +10,9 @@ use proc_macro2::TokenStream;
 use quote::{quote, ToTokens};
 use syn::{Attribute, Item};
 
-use crate::ast::{is_field_helper, Body, Element, Kind};
+use crate::ast::{is_field_helper, Body, Element, Identity, Kind};
 use crate::errors::Errors;
-use crate::expand::{derives, element_consts, field_names, private, stable_type_name};
+use crate::expand::{derives_alone, element_consts, field_names, indexed_fields, private, stable_type_name};
 use crate::symbol::INVARIANT;
 
 /// The errors of `item` (declared with `#[kind]`), beside the stubs of `element` when it
@@ -58,7 +58,7 @@ fn stubs(el: &Element) -> TokenStream {
     let attrs = &el.attrs;
     let item = match &el.body {
         Body::Struct(fields) => {
-            let derive = derives(el, &["Clone", "Debug", "PartialEq", "Serialize", "Deserialize"]);
+            let derive = derives_alone(el, &["Clone", "Debug", "PartialEq", "Serialize", "Deserialize"]);
             let declared = fields.iter().map(|f| {
                 let (fattrs, fvis, fident, fty) = (&f.attrs, &f.vis, &f.ident, &f.ty);
                 quote!(#(#fattrs)* #fvis #fident: #fty)
@@ -67,7 +67,7 @@ fn stubs(el: &Element) -> TokenStream {
         }
         Body::Choices(variants) => {
             let derive =
-                derives(el, &["Clone", "Copy", "Debug", "PartialEq", "Eq", "Hash", "Serialize", "Deserialize"]);
+                derives_alone(el, &["Clone", "Copy", "Debug", "PartialEq", "Eq", "Hash", "Serialize", "Deserialize"]);
             let declared = variants.iter().map(|v| &v.ident);
             quote!(#(#attrs)* #derive #vis enum #ident { #(#declared,)* })
         }
@@ -99,6 +99,7 @@ fn stubs(el: &Element) -> TokenStream {
             impl #p::EntityOf<#parent> for #ident {}
         },
         (Kind::ValueObject, _) => quote! {
+            impl #p::Indexable for #ident {}
             impl #p::ValueObject for #ident {}
             impl #p::ValueField for #ident {
                 fn shape() -> #p::FieldShape { #p::value_object_shape::<Self>() }
@@ -136,10 +137,17 @@ fn stubs(el: &Element) -> TokenStream {
         }
         (Kind::Projection, _) => {
             let name = ident.to_string();
+            let key = match el.identity {
+                Identity::Declared(key) => el.fields()[key].ty.to_token_stream(),
+                _ => quote!(str),
+            };
+            let fields = indexed_fields(el);
             quote! {
+                #fields
                 impl #p::ReadModel for #ident {
                     const NAME: &'static str = #name;
                     const PROJECTED: bool = true;
+                    type Key = #key;
                 }
                 impl #p::Projection for #ident {
                     const VERSION: u32 = 1;

@@ -21,6 +21,7 @@ mod expand;
 mod fallback;
 mod handler;
 mod projector;
+mod serde_attr;
 mod signature;
 mod steps;
 mod symbol;
@@ -85,6 +86,9 @@ fn run_item(kind: Kind, args: TokenStream, item: syn::Item) -> TokenStream {
 ///   `fn(&self) -> Result<(), ValidationError>`; post-invariants run at construction and
 ///   after every [`change`](https://docs.rs/protean/latest/protean/prelude/trait.Aggregate.html#method.change),
 ///   pre-invariants before it.
+/// * **Serde**: your `#[serde(..)]` attributes under `#[aggregate]` apply to the derives
+///   (`deny_unknown_fields`, `rename_all`, ..), on every element; those that cannot
+///   work on one do not compile, and say why.
 /// * **Generates**: `Clone`, `Debug`, `PartialEq`, serde's `Serialize`/`Deserialize`
 ///   (unless you derive them yourself), `Order::builder()` returning a validating
 ///   `OrderBuilder` (left out of the module's documentation index: `builder()`'s own
@@ -228,15 +232,21 @@ pub fn apply(args: TokenStream, item: TokenStream) -> TokenStream {
 /// * **Arguments**: `version = N` (default 1): the version of its shape and projectors;
 ///   bump it to rebuild the projection from the event log.
 /// * **`#[key]`**: on exactly one field, whose value (a `ProjectionKey`: an
-///   `Identifier<T>`, a `String`, a number or a `Uuid`) keys the rows.
-/// * **`#[index]`**: on the fields queries filter and order on (`Projection::INDEXED`).
+///   `Identifier<T>`, a `String`, a number or a `Uuid`) keys the rows. Its type is the
+///   projection's key type (`ReadModel::Key`): `ctx.read::<View>(&customer_id)`.
+/// * **`#[index]`**: on the fields queries filter and order on (`Projection::INDEXED`),
+///   of a type stores can compare (`Indexable`: a number, `String`, `bool`, `char`,
+///   `Uuid`, `Identifier<T>`, a choice, or an `Option` of one; anything else does not
+///   compile). Each gets a typed constant named after it, for queries:
+///   `status` gives `CustomerCreditView::STATUS`, a `Field<CustomerCreditView, String>`
+///   (`.filter(CustomerCreditView::STATUS.eq("open"))`).
 /// * **Fields**: values, as in an event; no `#[field(..)]` options and no invariants: a
 ///   projection's rows are what its projectors make of events that already happened.
 /// * **Generates**: `Clone`, `Debug`, `PartialEq`, serde's `Serialize`/`Deserialize`
 ///   (unless you derive them yourself), `ReadModel`, `Projection` (`VERSION`, `INDEXED`,
-///   `key()`), and the registry descriptor. Its rustdoc page lists the events feeding it
-///   (`FedBy<Event, Projector>`). Only its projectors change it: a handler's
-///   `ctx.add(view)` does not compile.
+///   `key()`), the `Field` constants, and the registry descriptor. Its rustdoc page lists
+///   the events feeding it (`FedBy<Event, Projector>`). Only its projectors change it: a
+///   handler's `ctx.add(view)` does not compile.
 #[proc_macro_attribute]
 pub fn projection(args: TokenStream, item: TokenStream) -> TokenStream {
     run(Kind::Projection, args, item)

@@ -24,6 +24,7 @@ pub fn check(el: &Element, errors: &mut Errors) {
         );
     }
     invariants(el.kind, &el.invariants, errors);
+    serde_attributes(el, errors);
     match &el.body {
         Body::Struct(fields) => {
             for field in fields {
@@ -31,6 +32,7 @@ pub fn check(el: &Element, errors: &mut Errors) {
             }
             if el.kind == Kind::Projection {
                 projection_key(el, fields, errors);
+                indexed_names(el, fields, errors);
             } else if !el.kind.fed_by_events() {
                 identity(el.kind, fields, errors);
             }
@@ -202,6 +204,25 @@ fn projection_key(el: &Element, fields: &[Field], errors: &mut Errors) {
     }
 }
 
+/// The keys indexed fields are stored under: names stores can index (letters, digits
+/// and `_`), which serde's `rename_all` or a field's `rename` may have changed.
+fn indexed_names(el: &Element, fields: &[Field], errors: &mut Errors) {
+    for f in fields.iter().filter(|f| f.index.is_some()) {
+        let key = el.stored_name(f);
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            errors.error_at(
+                &f.ident,
+                format!(
+                    "`{}` is stored under the key `{key}`, which stores cannot index: \
+                     an indexed field's key is letters, digits and `_` (use `camelCase`, `PascalCase` or \
+                     `SCREAMING_SNAKE_CASE`, or give this field its own `#[serde(rename = \"..\")]`)",
+                    f.ident
+                ),
+            );
+        }
+    }
+}
+
 /// Exactly one identity field in an aggregate or entity, none elsewhere.
 fn identity(kind: Kind, fields: &[Field], errors: &mut Errors) {
     let marked: Vec<&Field> = fields.iter().filter(|f| f.options.identifier.is_some()).collect();
@@ -260,5 +281,64 @@ fn choices(el: &Element, variants: &[Variant], errors: &mut Errors) {
     }
     if variants.is_empty() {
         errors.error_at(&el.ident, "an enum of choices needs at least one variant");
+    }
+}
+
+/// The user's `#[serde(..)]` attributes that cannot work on the element, each with why:
+/// those that make serde read other names than it writes (protean reads back what it
+/// stored), those that store an event or a projection as something else than a JSON
+/// object of its fields (protean reads their fields by name: a flow's correlation field,
+/// a projection's indexed fields), `remote` (the element itself must be serde's), and on
+/// a set of choices those that store a choice as something else than its name.
+fn serde_attributes(el: &Element, errors: &mut Errors) {
+    let name = &el.ident;
+    if let Some(remote) = el.serde.given(&["remote"]) {
+        errors.error_at(
+            remote,
+            format!(
+                "`#[serde(remote = ..)]` makes serde's traits for another type, and protean stores `{name}` itself \
+                 through them: derive them for `{name}` (drop `remote`)"
+            ),
+        );
+    }
+    let fields_read = match el.kind {
+        Kind::Event => Some("a process manager routes an event by one of its fields"),
+        Kind::Projection => Some("queries filter and order a projection's rows on its indexed fields"),
+        _ => None,
+    };
+    if let (Some(why), Some(key)) = (fields_read, el.serde.given(&["transparent", "from", "try_from", "into"])) {
+        errors.error_at(
+            key,
+            format!(
+                "`#[serde({key})]` stores `{name}` as something else than a JSON object of its fields, \
+                 and protean reads those fields in the stored JSON ({why}): drop `{key}`"
+            ),
+        );
+    }
+    if let (Body::Choices(_), Some(key)) = (&el.body, el.serde.given(&["tag", "content", "untagged"])) {
+        errors.error_at(
+            key,
+            format!(
+                "a choice is stored as its name (queries compare it, `Display` and `FromStr` spell it): \
+                 drop `#[serde({key})]`; `rename_all` and a variant's `rename` change the name"
+            ),
+        );
+    }
+    let differs = "makes serde read other names than it writes, and protean reads back what it stored: \
+                   give one name for both (`rename = \"..\"`)";
+    if el.serde.rename_all.differs() {
+        let span = el.serde.rename_all.span.unwrap_or_else(proc_macro2::Span::call_site);
+        errors.push(syn::Error::new(
+            span,
+            format!("this `rename_all` {}", differs.replace("rename = ", "rename_all = ")),
+        ));
+    }
+    let renames = el.fields().iter().map(|f| &f.rename).chain(match &el.body {
+        Body::Choices(variants) => variants.iter().map(|v| &v.rename).collect::<Vec<_>>(),
+        Body::Struct(_) => Vec::new(),
+    });
+    for rename in renames.filter(|r| r.differs()) {
+        let span = rename.span.unwrap_or_else(proc_macro2::Span::call_site);
+        errors.push(syn::Error::new(span, format!("this `rename` {differs}")));
     }
 }

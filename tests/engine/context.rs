@@ -27,3 +27,18 @@ async fn handlers_read_read_models_without_changing_them() {
     assert_eq!(domain.get(&id).await.unwrap().unwrap().count, 42);
     assert_eq!(domain.read_model::<lab::Price>("pen").await.unwrap().unwrap().cents, 40);
 }
+
+#[tokio::test]
+async fn a_loaded_aggregate_does_not_hold_the_identity_it_was_loaded_by() {
+    let domain = Domain::builder().module(crate::model("lab")).build().unwrap();
+    let loan = lab::Loan::builder().title("Dune").returned(false).renewals(0u32).build().unwrap();
+    let id = loan.id.clone();
+    let mut unit = domain.unit_of_work::<lab::Loan>();
+    unit.add(loan).unwrap();
+    unit.commit().await.unwrap().all_delivered().unwrap();
+    domain.process(lab::RenewLoan { loan_id: id.clone() }).await.unwrap().all_delivered().unwrap();
+    let processed = domain.process(lab::ReturnLoan { loan_id: id.clone() }).await.unwrap();
+    assert_eq!(processed.events.len(), 1);
+    let loan = domain.get(&id).await.unwrap().unwrap();
+    assert_eq!((loan.returned, loan.renewals), (true, 2));
+}

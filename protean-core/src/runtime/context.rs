@@ -19,6 +19,7 @@ use crate::model::identity::Identifier;
 use crate::model::validation::{Path, Phase, ValidationError};
 use crate::runtime::engine::Engine;
 use crate::runtime::outcome::{ProcessError, Processed};
+use crate::runtime::projection::AsKey;
 use crate::store::envelope::{Cause, Envelope, StreamId};
 use crate::store::{Batch, BoxFuture, Commit, Committed, Handled, RowRead, RowVersion, StoreError};
 
@@ -83,7 +84,10 @@ impl<A: Aggregate> SameAggregate<A> for A {}
 /// use protean::runtime::ReadModel;
 /// #[derive(serde::Serialize, serde::Deserialize)]
 /// struct ProductPrice { sku: String, cents: i64 }
-/// impl ReadModel for ProductPrice { const NAME: &'static str = "ProductPrice"; }
+/// impl ReadModel for ProductPrice {
+///     const NAME: &'static str = "ProductPrice";
+///     type Key = String; // read with `ctx.read::<ProductPrice>("SKU-1")` or `(&sku)`
+/// }
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a read model",
@@ -93,6 +97,10 @@ impl<A: Aggregate> SameAggregate<A> for A {}
 pub trait ReadModel: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The name it is stored under (a table or a key prefix).
     const NAME: &'static str;
+    /// The type of the keys it is stored under: reads take a `&Key` (or what a `Key`
+    /// borrows as: a `&str` for a `String`; see [`AsKey`](crate::runtime::AsKey)). A
+    /// `#[projection]`'s is its `#[key]` field's type.
+    type Key: crate::runtime::ProjectionKey + ?Sized;
     /// Whether it is a `#[projection]`, whose rows the store keeps in copies (set by
     /// the macro; a hand-written read model leaves it `false`).
     #[doc(hidden)]
@@ -338,15 +346,34 @@ impl<A: Aggregate> Context<A> {
     // being `async fn`s: an `async fn`'s future carries the `ChangedBy`/`ReadModel` bound,
     // so a handler touching another aggregate would get the same error three times (at
     // the argument, the call and the `.await`); this way it gets one.
+    //
+    // Their futures do not borrow the identity (they copy it, a reference count, before
+    // they start): the aggregate they return borrows the context only, so the command
+    // the identity came from can be moved while the aggregate is in use.
 
     /// The aggregate with this identity, loaded once per unit of work; a
     /// [`DomainError::NotFound`] when there is none.
+    ///
+    /// The aggregate borrows the context, not `id`: the message holding the identity can
+    /// be moved while the aggregate is in use.
+    ///
+    /// ```no_run
+    /// # use protean_core::runtime::Context;
+    /// # use protean_core::model::{Aggregate, DomainError, Identifier};
+    /// # struct Renamed<A> { id: Identifier<A>, name: String }
+    /// # fn rename<A: Aggregate>(_: &mut A, _: Identifier<A>, _: String) {}
+    /// # async fn demo<A: Aggregate>(ctx: &mut Context<A>, command: Renamed<A>) -> Result<(), DomainError> {
+    /// let aggregate = ctx.load(&command.id).await?;
+    /// rename(aggregate, command.id, command.name); // `command.id` moves; `aggregate` is still usable
+    /// # Ok(()) }
+    /// ```
     pub fn load<'a, T: ChangedBy<A>>(
         &'a mut self,
-        id: &'a Identifier<T>,
+        id: &Identifier<T>,
     ) -> BoxFuture<'a, Result<&'a mut T, DomainError>> {
+        let id = T::changed_id(id);
         Box::pin(async move {
-            match self.track(&T::changed_id(id)).await? {
+            match self.track(&id).await? {
                 Some(index) => Ok(T::from_changed(&mut self.tracked[index].state)),
                 None => Err(DomainError::NotFound { kind: A::NAME, id: id.to_string() }),
             }
@@ -354,12 +381,14 @@ impl<A: Aggregate> Context<A> {
     }
 
     /// The aggregate with this identity, if it exists (and was not removed in this unit).
+    /// Like [`load`](Self::load), it borrows the context, not `id`.
     pub fn find<'a, T: ChangedBy<A>>(
         &'a mut self,
-        id: &'a Identifier<T>,
+        id: &Identifier<T>,
     ) -> BoxFuture<'a, Result<Option<&'a mut T>, DomainError>> {
+        let id = T::changed_id(id);
         Box::pin(async move {
-            let index = self.track(&T::changed_id(id)).await?;
+            let index = self.track(&id).await?;
             Ok(index.map(|index| T::from_changed(&mut self.tracked[index].state)))
         })
     }
@@ -438,15 +467,16 @@ impl<A: Aggregate> Context<A> {
     /// then `if account.created() { account.raise(AccountOpened { .. }) }`.
     pub fn load_or_add<'a, T, F>(
         &'a mut self,
-        id: &'a Identifier<T>,
+        id: &Identifier<T>,
         create: F,
     ) -> BoxFuture<'a, Result<Opened<'a, T>, DomainError>>
     where
         T: ChangedBy<A>,
         F: FnOnce() -> Result<T, DomainError> + Send + 'a,
     {
+        let id = T::changed_id(id);
         Box::pin(async move {
-            match self.track(&T::changed_id(id)).await? {
+            match self.track(&id).await? {
                 Some(index) => {
                     Ok(Opened { aggregate: T::from_changed(&mut self.tracked[index].state), created: false })
                 }
@@ -459,7 +489,8 @@ impl<A: Aggregate> Context<A> {
     ///
     /// An event-sourced aggregate is not removed (its events are its history): raise an
     /// event that closes it instead; removing one is refused.
-    pub fn remove<'a, T: ChangedBy<A>>(&'a mut self, id: &'a Identifier<T>) -> BoxFuture<'a, Result<(), DomainError>> {
+    pub fn remove<'a, T: ChangedBy<A>>(&'a mut self, id: &Identifier<T>) -> BoxFuture<'a, Result<(), DomainError>> {
+        let id = T::changed_id(id);
         Box::pin(async move {
             if A::EVENT_SOURCED {
                 return Err(DomainError::rule(format!(
@@ -467,7 +498,7 @@ impl<A: Aggregate> Context<A> {
                     A::NAME
                 )));
             }
-            let Some(index) = self.track(&T::changed_id(id)).await? else {
+            let Some(index) = self.track(&id).await? else {
                 return Err(DomainError::NotFound { kind: A::NAME, id: id.to_string() });
             };
             self.tracked[index].removed = true;
@@ -494,8 +525,17 @@ impl<A: Aggregate> Context<A> {
     /// handler of the resulting event that detects the breach and raises the event that
     /// undoes it). A hand-written [`ReadModel`] (not a projection) has no versions and is
     /// not checked either.
-    pub fn read<'a, V: ReadModel>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<V>, DomainError>> {
+    ///
+    /// `key` has the read model's key type ([`ReadModel::Key`]; a projection's `#[key]`
+    /// field's): `ctx.read::<LoanView>(&cmd.loan_id)`. Like [`load`](Self::load), the
+    /// future does not hold `key`'s borrow.
+    pub fn read<'a, V: ReadModel>(
+        &'a self,
+        key: &(impl AsKey<V::Key> + ?Sized),
+    ) -> BoxFuture<'a, Result<Option<V>, DomainError>> {
+        let key = key.key_text();
         Box::pin(async move {
+            let key = key.as_str();
             if V::PROJECTED && self.engine.checks_reads_of(V::NAME) {
                 let row = self.engine.store.projection_row(V::NAME, None, key).await?;
                 let found = row.as_ref().map(RowVersion::of);
@@ -511,19 +551,20 @@ impl<A: Aggregate> Context<A> {
     /// [`Query`](crate::runtime::Query). Like [`read`](Self::read), the rows a query of
     /// an inline projection returned are checked when the unit commits: when running it
     /// again would give other rows (one changed, appeared or went), the commit fails with
-    /// a version conflict and the handler runs again.
+    /// a version conflict and the handler runs again. It returns at most 1,000 rows unless
+    /// [`Query::limit`](crate::runtime::Query::limit) says otherwise.
     ///
-    /// ```no_run
-    /// # extern crate protean_core as protean;
-    /// # use protean::runtime::{Context, Projection};
-    /// # use protean::model::{Aggregate, DomainError};
-    /// # async fn demo<A: Aggregate, V: Projection>(ctx: &mut Context<A>) -> Result<(), DomainError> {
-    /// let open_loans: Vec<V> = ctx.query::<V>().eq("member_id", "m-1").eq("open", true).fetch().await?;
-    /// # Ok(()) }
+    /// ```text
+    /// let open_loans = ctx
+    ///     .query::<LoanView>()
+    ///     .filter(LoanView::MEMBER_ID.eq(&cmd.member_id))
+    ///     .filter(LoanView::OPEN.eq(true))
+    ///     .fetch()
+    ///     .await?;
     /// ```
     pub fn query<V: crate::runtime::Projection>(&self) -> crate::runtime::Query<V, DomainError> {
         let reads = self.engine.checks_reads_of(V::NAME).then(|| Arc::clone(self.reads()));
-        crate::runtime::views::query_of::<V, DomainError>(Arc::clone(&self.engine), reads)
+        crate::runtime::query::query_of::<V, DomainError>(Arc::clone(&self.engine), reads)
     }
 
     fn reads(&self) -> &Reads {

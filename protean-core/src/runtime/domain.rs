@@ -18,6 +18,7 @@ use crate::runtime::handler::{registered_handlers, HandlerDescriptor, Route};
 use crate::runtime::idempotency::{first_outcome, ReplyType};
 use crate::runtime::outcome::{Delivered, DeliveryFailure, ProcessError, Processed};
 use crate::runtime::policy::{DeliveryMode, RetryPolicy};
+use crate::runtime::projection::AsKey;
 use crate::runtime::workers::{WorkerConfig, Workers};
 use crate::store::{Cause, Envelope, MemoryStore, Store};
 
@@ -473,16 +474,24 @@ impl Domain {
         self.engine.delivery.mode
     }
 
-    /// A read model by key.
-    pub async fn read_model<V: ReadModel>(&self, key: &str) -> Result<Option<V>, ProcessError> {
-        Ok(read_model::<V>(&self.engine, key).await?)
+    /// A read model by key (of its key type, [`ReadModel::Key`]).
+    pub async fn read_model<V: ReadModel>(
+        &self,
+        key: &(impl AsKey<V::Key> + ?Sized),
+    ) -> Result<Option<V>, ProcessError> {
+        Ok(read_model::<V>(&self.engine, &key.key_text()).await?)
     }
 
-    /// Writes a read model (from a projection or application code).
-    pub async fn put_read_model<V: ReadModel>(&self, key: &str, value: &V) -> Result<(), ProcessError> {
+    /// Writes a read model (from a projection or application code) under `key` (of its
+    /// key type, [`ReadModel::Key`]).
+    pub async fn put_read_model<V: ReadModel>(
+        &self,
+        key: &(impl AsKey<V::Key> + ?Sized),
+        value: &V,
+    ) -> Result<(), ProcessError> {
         let json = serde_json::to_string(value)
             .map_err(|e| StoreError::Serialize { what: format!("read model {}", V::NAME), reason: e.to_string() })?;
-        Ok(self.engine.store.put_read_model(V::NAME, key, json).await?)
+        Ok(self.engine.store.put_read_model(V::NAME, &key.key_text(), json).await?)
     }
 }
 

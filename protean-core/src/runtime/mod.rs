@@ -16,6 +16,7 @@ pub(crate) mod outcome;
 mod policy;
 pub(crate) mod process;
 pub(crate) mod projection;
+pub(crate) mod query;
 pub(crate) mod sourcing;
 pub(crate) mod views;
 mod workers;
@@ -27,6 +28,9 @@ pub use health::{DeliveryStatus, HandlerHealth, Replayed};
 pub use outcome::{Delivered, DeliveryFailure, ProcessError, Processed};
 pub use policy::{DeliveryMode, RetryPolicy, WhenDead};
 pub use process::{Fired, Flow, FlowOf, LoadableInFlow, ProcessManager};
-pub use projection::{FedBy, LoadableInProjector, Projection, ProjectionKey, Rows, RowsOf};
-pub use views::{ProjectionStatus, Query, QueryError, QueryFailure, Rebuild, RebuildProgress, RebuildReport};
+pub use projection::{AsKey, FedBy, LoadableInProjector, Projection, ProjectionKey, Rows, RowsOf};
+pub use query::{
+    Condition, Field, Indexable, OrderField, Page, Query, QueryError, QueryFailure, QueryValue, DEFAULT_QUERY_LIMIT,
+};
+pub use views::{ProjectionStatus, Rebuild, RebuildProgress, RebuildReport};
 pub use workers::{NoRuntime, WorkerConfig, WorkerHandle, WorkerReport, Workers};

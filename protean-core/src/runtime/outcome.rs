@@ -63,7 +63,7 @@ pub enum ProcessError {
     },
     /// A projection query or rebuild that cannot run as asked.
     #[error(transparent)]
-    Query(#[from] crate::runtime::views::QueryError),
+    Query(#[from] crate::runtime::query::QueryError),
     /// The command committed, but handlers reacting to its events failed: what
     /// [`Processed::all_delivered`] makes of a [`Processed`] with failures. The events
     /// are kept, and [`Domain::retry_failed`](crate::runtime::Domain::retry_failed) delivers them again.

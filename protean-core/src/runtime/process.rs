@@ -33,6 +33,7 @@ use crate::runtime::context::ReadModel;
 use crate::runtime::engine::Engine;
 use crate::runtime::idempotency::ReplyType;
 use crate::runtime::outcome::ProcessError;
+use crate::runtime::projection::{AsKey, ProjectionKey};
 use crate::store::envelope::{Cause, Envelope, StreamId};
 use crate::store::{Batch, BoxFuture, Cancel, Commit, Committed, Handled, Scheduled};
 
@@ -173,9 +174,10 @@ impl<P: ProcessManager> Flow<P> {
         self.ended
     }
 
-    /// A read model by key (a projection, kept current by its projectors).
-    pub async fn read<V: ReadModel>(&self, key: &str) -> Result<Option<V>, DomainError> {
-        Ok(crate::runtime::context::read_model::<V>(&self.engine, key).await?)
+    /// A read model by key (a projection, kept current by its projectors), of its key
+    /// type ([`ReadModel::Key`]): `ctx.read::<LoanView>(&event.loan_id)`.
+    pub async fn read<V: ReadModel>(&self, key: &(impl AsKey<V::Key> + ?Sized)) -> Result<Option<V>, DomainError> {
+        Ok(crate::runtime::context::read_model::<V>(&self.engine, &key.key_text()).await?)
     }
 
     /// Refused at compile time: a process manager does not load aggregates (see
@@ -214,6 +216,17 @@ pub const fn assert_flow_of<T: FlowOf<P>, P: ProcessManager>() {}
 pub trait FieldNames {
     /// The fields, in declaration order.
     const FIELD_NAMES: &'static [&'static str];
+    /// The keys the fields are stored under in the event's JSON, in the same order:
+    /// their names, unless serde renames them.
+    const STORED_NAMES: &'static [&'static str] = Self::FIELD_NAMES;
+}
+
+/// The key field `field` of event `E` is stored under in its JSON.
+fn stored_name<E: FieldNames>(field: &str) -> &str {
+    match E::FIELD_NAMES.iter().position(|f| *f == field) {
+        Some(position) => E::STORED_NAMES.get(position).copied().unwrap_or(field),
+        None => field,
+    }
 }
 
 /// What a process manager rejected at compile time (see the macros' fallback) gives as
@@ -320,12 +333,12 @@ pub fn run_flow_start<'a, P, E, H>(
 ) -> BoxFuture<'a, Result<Vec<Committed>, ProcessError>>
 where
     P: ProcessManager,
-    E: Event,
+    E: Event + FieldNames,
     H: StartFlow<P, E>,
 {
     Box::pin(async move {
         let event = envelope.event::<E>().map_err(ProcessError::Store)?;
-        let field = if H::CORRELATE.is_empty() { P::CORRELATE } else { H::CORRELATE };
+        let field = stored_name::<E>(if H::CORRELATE.is_empty() { P::CORRELATE } else { H::CORRELATE });
         run_step::<P, E>(engine, envelope, &event, handler, field, Step::Start(H::start)).await
     })
 }
@@ -338,12 +351,12 @@ pub fn run_flow_step<'a, P, E, H>(
 ) -> BoxFuture<'a, Result<Vec<Committed>, ProcessError>>
 where
     P: ProcessManager,
-    E: Event,
+    E: Event + FieldNames,
     H: ContinueFlow<P, E>,
 {
     Box::pin(async move {
         let event = envelope.event::<E>().map_err(ProcessError::Store)?;
-        let field = if H::CORRELATE.is_empty() { P::CORRELATE } else { H::CORRELATE };
+        let field = stored_name::<E>(if H::CORRELATE.is_empty() { P::CORRELATE } else { H::CORRELATE });
         run_step::<P, E>(engine, envelope, &event, handler, field, Step::Continue(H::step)).await
     })
 }
@@ -594,15 +607,23 @@ impl crate::runtime::Domain {
     }
 
     /// The commands flow `key` of process manager `P` sent or scheduled that have not
-    /// fired yet, earliest first.
-    pub async fn pending_commands<P: ProcessManager>(&self, key: &str) -> Result<Vec<Scheduled>, ProcessError> {
-        Ok(self.store().scheduled_of(P::NAME, key).await?)
+    /// fired yet, earliest first. `key` is the value of the correlation field
+    /// (`&order_id`, or its text).
+    pub async fn pending_commands<P: ProcessManager>(
+        &self,
+        key: &(impl ProjectionKey + ?Sized),
+    ) -> Result<Vec<Scheduled>, ProcessError> {
+        Ok(self.store().scheduled_of(P::NAME, &key.key_text()).await?)
     }
 
     /// The state of flow `key` of process manager `P`, and whether it ended; `None`
-    /// when no such flow started.
-    pub async fn flow<P: ProcessManager>(&self, key: &str) -> Result<Option<(P, bool)>, ProcessError> {
-        let stream = StreamId::new(P::NAME, key.to_owned());
+    /// when no such flow started. `key` is the value of the correlation field
+    /// (`&order_id`, or its text).
+    pub async fn flow<P: ProcessManager>(
+        &self,
+        key: &(impl ProjectionKey + ?Sized),
+    ) -> Result<Option<(P, bool)>, ProcessError> {
+        let stream = StreamId::new(P::NAME, key.key_text());
         let Some(record) = self.store().load(&stream).await? else { return Ok(None) };
         let flow: FlowRecord<P> = serde_json::from_str(&record.state).map_err(|e| {
             StoreError::corrupt(&stream, record.version, format!("not a valid `{}` flow: {e}", P::NAME))

@@ -48,8 +48,11 @@ use crate::store::{Batch, BoxFuture, Committed, Handled, ProjectionSpec, Row, Ro
 pub trait Projection: ReadModel + Clone + std::fmt::Debug {
     /// The version of its shape and projectors: bump it to rebuild.
     const VERSION: u32;
-    /// The fields queries filter and order on (indexed by SQL stores).
+    /// The fields queries filter and order on (indexed by SQL stores), as declared.
     const INDEXED: &'static [&'static str];
+    /// The keys the fields of [`INDEXED`](Self::INDEXED) are stored under in a row's
+    /// JSON, in the same order: their names, unless serde renames them.
+    const INDEXED_KEYS: &'static [&'static str] = Self::INDEXED;
     /// This row's key.
     fn key(&self) -> String;
 
@@ -58,8 +61,24 @@ pub trait Projection: ReadModel + Clone + std::fmt::Debug {
         ProjectionSpec {
             name: Self::NAME.into(),
             version: Self::VERSION,
-            indexed: Self::INDEXED.iter().map(|f| std::borrow::Cow::Borrowed(*f)).collect(),
+            indexed: Self::INDEXED_KEYS.iter().map(|f| std::borrow::Cow::Borrowed(*f)).collect(),
         }
+    }
+}
+
+/// What looks up rows keyed by `K`: a `K`, or what `K` borrows as (a `str` for a
+/// `String` key), as `HashMap::get` takes keys. Reads take `&(impl AsKey<V::Key>)`, where
+/// `V::Key` is the read model's key type ([`ReadModel::Key`]; a projection's `#[key]`
+/// field's type), so `ctx.read::<LoanView>(&cmd.loan_id)` compiles and a key of another
+/// type does not.
+pub trait AsKey<K: ?Sized> {
+    /// The key as stored.
+    fn key_text(&self) -> String;
+}
+
+impl<K: std::borrow::Borrow<Q> + ?Sized, Q: ProjectionKey + ?Sized> AsKey<K> for Q {
+    fn key_text(&self) -> String {
+        ProjectionKey::key_text(self)
     }
 }
 
@@ -317,9 +336,9 @@ impl<V: Projection> Rows<V> {
         self.set
     }
 
-    /// The row under `key`, if there is one. A row that does not read as `V` is
-    /// [`StoreError::UnreadableRow`].
-    pub async fn get(&mut self, key: &(impl ProjectionKey + ?Sized)) -> Result<Option<V>, DomainError> {
+    /// The row under `key` (of `V`'s key type), if there is one. A row that does not
+    /// read as `V` is [`StoreError::UnreadableRow`].
+    pub async fn get(&mut self, key: &(impl AsKey<V::Key> + ?Sized)) -> Result<Option<V>, DomainError> {
         let key = key.key_text();
         let Some((json, version)) = self.set.versioned(key.clone()).await? else { return Ok(None) };
         match serde_json::from_str(&json) {
@@ -338,7 +357,7 @@ impl<V: Projection> Rows<V> {
     /// Changes the row under `key` with `change`; `false` when there is none.
     pub async fn update(
         &mut self,
-        key: &(impl ProjectionKey + ?Sized),
+        key: &(impl AsKey<V::Key> + ?Sized),
         change: impl FnOnce(&mut V) + Send,
     ) -> Result<bool, DomainError> {
         let Some(mut row) = self.get(key).await? else { return Ok(false) };
@@ -351,7 +370,7 @@ impl<V: Projection> Rows<V> {
     /// there is none.
     pub async fn upsert(
         &mut self,
-        key: &(impl ProjectionKey + ?Sized),
+        key: &(impl AsKey<V::Key> + ?Sized),
         new: impl FnOnce() -> V + Send,
         change: impl FnOnce(&mut V) + Send,
     ) -> Result<(), DomainError> {
@@ -365,7 +384,7 @@ impl<V: Projection> Rows<V> {
     }
 
     /// Deletes the row under `key`; whether there was one.
-    pub async fn delete(&mut self, key: &(impl ProjectionKey + ?Sized)) -> Result<bool, DomainError> {
+    pub async fn delete(&mut self, key: &(impl AsKey<V::Key> + ?Sized)) -> Result<bool, DomainError> {
         let key = key.key_text();
         let existed = self.set.get(key.clone()).await?.is_some();
         self.set.set(key, None).await?;

@@ -1,242 +1,18 @@
 //! Reading and rebuilding projections from a [`Domain`]: get by key, queries executed by
-//! the store, status, and blue/green rebuilds from the event log.
+//! the store ([`Query`]), status, and blue/green rebuilds from
+//! the event log.
 
-use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use tracing::Instrument;
 
-use crate::model::error::{DomainError, StoreError};
-use crate::runtime::context::{record_read, Reads};
 use crate::runtime::domain::Domain;
 use crate::runtime::engine::{Engine, ProjectionEntry};
 use crate::runtime::outcome::ProcessError;
-use crate::runtime::projection::{read_as, read_row, Projection, ProjectionKey, RowSet};
-use crate::store::{BuildState, FilterOp, RowFilter, RowOrder, RowQuery, RowRead, RowVersion};
-
-/// A query that cannot be run as written.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum QueryError {
-    /// Queries filter and order only on declared fields (`#[index]`), which stores index.
-    #[error("`{projection}` has no declared field `{field}` to query on (declared with #[index]: {declared:?})")]
-    NotIndexed {
-        /// The projection.
-        projection: &'static str,
-        /// The field asked for.
-        field: String,
-        /// The fields it declares.
-        declared: &'static [&'static str],
-    },
-    /// A filter compares with a string, number, boolean or null only.
-    #[error("`{field}` can be compared with a string, number, boolean or null, not with {value}")]
-    NotScalar {
-        /// The field.
-        field: String,
-        /// The value given, as JSON.
-        value: String,
-    },
-    /// A rebuild needs the projection's projectors.
-    #[error("no projector of `{0}` is registered in this domain")]
-    NoProjector(&'static str),
-}
-
-/// A query over a projection's rows, built step by step and executed by the store:
-/// every filter must hold; rows come in the given order, then by key.
-///
-/// ```no_run
-/// # extern crate protean_core as protean;
-/// # use protean::runtime::{Domain, Projection};
-/// # async fn demo<V: Projection>(domain: &Domain) -> Result<(), protean::runtime::ProcessError> {
-/// let suspended: Vec<V> = domain.query::<V>().eq("status", "suspended").order_by("name").limit(20).fetch().await?;
-/// # Ok(()) }
-/// ```
-///
-/// A query from a handler's unit of work ([`Context::query`]) fails with a
-/// [`DomainError`], so that `?` works in the handler; one from a [`Domain`] with a
-/// [`ProcessError`]. `E` is which.
-///
-/// [`Context::query`]: crate::runtime::Context::query
-pub struct Query<V: Projection, E: QueryFailure = ProcessError> {
-    engine: Arc<Engine>,
-    query: RowQuery,
-    error: Option<QueryError>,
-    /// Where a unit of work's query records the rows it returned ([`Context::query`]).
-    ///
-    /// [`Context::query`]: crate::runtime::Context::query
-    reads: Option<Reads>,
-    _v: PhantomData<fn() -> (V, E)>,
-}
-
-/// What a [`Query`] fails with: [`ProcessError`] from a [`Domain`], [`DomainError`] from
-/// a handler's unit of work (a query that cannot run as written is then a
-/// [`StoreError::Unsupported`] naming why). Implemented by those two only.
-pub trait QueryFailure: sealed::Sealed + Send + 'static {
-    /// The error of a query that failed with `error`.
-    fn from_process(error: ProcessError) -> Self;
-}
-
-mod sealed {
-    pub trait Sealed {}
-    impl Sealed for crate::runtime::outcome::ProcessError {}
-    impl Sealed for crate::model::error::DomainError {}
-}
-
-impl QueryFailure for ProcessError {
-    fn from_process(error: ProcessError) -> Self {
-        error
-    }
-}
-
-impl QueryFailure for DomainError {
-    fn from_process(error: ProcessError) -> Self {
-        match error {
-            ProcessError::Store(error) => DomainError::Store(error),
-            ProcessError::Conflict(conflict) => DomainError::Store(StoreError::Conflict(conflict)),
-            ProcessError::Rejected { error, .. } | ProcessError::RejectedByProjector { error, .. } => error,
-            other => DomainError::Store(StoreError::Unsupported(other.to_string())),
-        }
-    }
-}
-
-/// A query over projection `V`'s rows, recording the rows it returns in `reads` if given.
-pub(crate) fn query_of<V: Projection, E: QueryFailure>(engine: Arc<Engine>, reads: Option<Reads>) -> Query<V, E> {
-    Query {
-        engine,
-        query: RowQuery { projection: V::NAME.into(), filters: Vec::new(), order: Vec::new(), limit: 1_000, offset: 0 },
-        error: None,
-        reads,
-        _v: PhantomData,
-    }
-}
-
-impl<V: Projection, E: QueryFailure> std::fmt::Debug for Query<V, E> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Query").field("query", &self.query).field("error", &self.error).finish()
-    }
-}
-
-impl<V: Projection, E: QueryFailure> Query<V, E> {
-    fn declared(&mut self, field: &str) -> bool {
-        if V::INDEXED.contains(&field) {
-            return true;
-        }
-        self.error.get_or_insert(QueryError::NotIndexed {
-            projection: V::NAME,
-            field: field.to_owned(),
-            declared: V::INDEXED,
-        });
-        false
-    }
-
-    /// Keeps the rows whose `field` compares with `value` by `op`.
-    pub fn filter(mut self, field: &str, op: FilterOp, value: impl Serialize) -> Self {
-        if !self.declared(field) {
-            return self;
-        }
-        match serde_json::to_value(value) {
-            Ok(
-                value @ (serde_json::Value::Null
-                | serde_json::Value::Bool(_)
-                | serde_json::Value::Number(_)
-                | serde_json::Value::String(_)),
-            ) => {
-                self.query.filters.push(RowFilter { field: field.to_owned(), op, value });
-            }
-            Ok(other) => {
-                self.error.get_or_insert(QueryError::NotScalar { field: field.to_owned(), value: other.to_string() });
-            }
-            Err(e) => {
-                self.error.get_or_insert(QueryError::NotScalar { field: field.to_owned(), value: e.to_string() });
-            }
-        }
-        self
-    }
-
-    /// Keeps the rows whose `field` equals `value` (`None`/null: missing or null).
-    pub fn eq(self, field: &str, value: impl Serialize) -> Self {
-        self.filter(field, FilterOp::Eq, value)
-    }
-
-    /// Keeps the rows whose `field` differs from `value`.
-    pub fn ne(self, field: &str, value: impl Serialize) -> Self {
-        self.filter(field, FilterOp::Ne, value)
-    }
-
-    /// Keeps the rows whose `field` is less than `value`.
-    pub fn lt(self, field: &str, value: impl Serialize) -> Self {
-        self.filter(field, FilterOp::Lt, value)
-    }
-
-    /// Keeps the rows whose `field` is at most `value`.
-    pub fn le(self, field: &str, value: impl Serialize) -> Self {
-        self.filter(field, FilterOp::Le, value)
-    }
-
-    /// Keeps the rows whose `field` is greater than `value`.
-    pub fn gt(self, field: &str, value: impl Serialize) -> Self {
-        self.filter(field, FilterOp::Gt, value)
-    }
-
-    /// Keeps the rows whose `field` is at least `value`.
-    pub fn ge(self, field: &str, value: impl Serialize) -> Self {
-        self.filter(field, FilterOp::Ge, value)
-    }
-
-    /// Orders by `field`, smallest first (after the orders given before).
-    pub fn order_by(mut self, field: &str) -> Self {
-        if self.declared(field) {
-            self.query.order.push(RowOrder { field: field.to_owned(), descending: false });
-        }
-        self
-    }
-
-    /// Orders by `field`, largest first (after the orders given before).
-    pub fn order_by_desc(mut self, field: &str) -> Self {
-        if self.declared(field) {
-            self.query.order.push(RowOrder { field: field.to_owned(), descending: true });
-        }
-        self
-    }
-
-    /// At most `rows` rows (1,000 unless given).
-    pub fn limit(mut self, rows: usize) -> Self {
-        self.query.limit = rows;
-        self
-    }
-
-    /// Skips the first `rows` rows.
-    pub fn offset(mut self, rows: usize) -> Self {
-        self.query.offset = rows;
-        self
-    }
-
-    /// Runs the query.
-    pub async fn fetch(self) -> Result<Vec<V>, E> {
-        self.run().await.map_err(E::from_process)
-    }
-
-    async fn run(self) -> Result<Vec<V>, ProcessError> {
-        if let Some(error) = self.error {
-            return Err(ProcessError::Query(error));
-        }
-        if let Some(entry) = self.engine.projection(V::NAME) {
-            self.engine.ensure_registered(entry).await?;
-        }
-        let query = self.reads.is_some().then(|| self.query.clone());
-        let rows = self.engine.store().query_projection(self.query).await?;
-        if let (Some(reads), Some(query)) = (&self.reads, query) {
-            let found = rows.iter().map(RowVersion::of).collect();
-            record_read(reads, RowRead::Query { query, found });
-        }
-        let mut read = Vec::with_capacity(rows.len());
-        for row in &rows {
-            read.push(read_as::<V>(&self.engine, V::NAME, row).await?);
-        }
-        Ok(read)
-    }
-}
+use crate::runtime::projection::{read_row, AsKey, Projection, RowSet};
+use crate::runtime::query::{query_of, Query, QueryError};
+use crate::store::BuildState;
 
 /// Where a projection stands: its serving copy, how far it got, and a rebuild under way.
 #[derive(Debug, Clone, PartialEq)]
@@ -414,15 +190,18 @@ async fn apply(entry: &ProjectionEntry, set: &mut RowSet, event: &crate::store::
 }
 
 impl Domain {
-    /// The row of projection `V` under `key`, from the copy serving reads.
+    /// The row of projection `V` under `key` (of `V`'s key type), from the copy serving
+    /// reads.
     pub async fn projection<V: Projection>(
         &self,
-        key: &(impl ProjectionKey + ?Sized),
+        key: &(impl AsKey<V::Key> + ?Sized),
     ) -> Result<Option<V>, ProcessError> {
         Ok(read_row::<V>(self.engine(), V::NAME, &key.key_text()).await?)
     }
 
-    /// A query over the rows of projection `V`, executed by the store.
+    /// A query over the rows of projection `V`, executed by the store; see [`Query`]. It
+    /// returns at most 1,000 rows unless [`Query::limit`] says otherwise;
+    /// [`Query::fetch_page`] says whether more follow.
     pub fn query<V: Projection>(&self) -> Query<V> {
         query_of::<V, ProcessError>(Arc::clone(self.engine()), None)
     }

@@ -174,6 +174,7 @@ pub(super) fn builder(el: &Element) -> TokenStream {
             shape: TypeShape::Other,
             key: None,
             index: None,
+            rename: Default::default(),
         };
         fields.insert(0, &generated);
     }

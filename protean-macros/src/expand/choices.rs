@@ -1,5 +1,6 @@
 //! An enum value object: a closed set of choices, with `Choices`, `Display` and `FromStr`,
-//! stored by variant name.
+//! stored by variant name (as serde renames it, if it does), and `Indexable`: a
+//! projection may index a field holding one.
 
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -24,7 +25,9 @@ pub(super) fn choices(el: &Element) -> TokenStream {
         let (vattrs, vident) = (&v.attrs, &v.ident);
         quote!(#(#vattrs)* #vident)
     });
-    let names: Vec<String> = variants.iter().map(|v| v.ident.to_string()).collect();
+    // The names serde stores the choices under (their own, unless serde renames them):
+    // what `Display` writes and `FromStr` reads.
+    let names: Vec<String> = variants.iter().map(|v| el.stored_choice(v)).collect();
     let vidents: Vec<&Ident> = variants.iter().map(|v| &v.ident).collect();
     let consts = element_consts(el);
     let descriptor = descriptor(el);
@@ -54,6 +57,8 @@ pub(super) fn choices(el: &Element) -> TokenStream {
                 match self { #(Self::#vidents => #names,)* }
             }
         }
+        #[automatically_derived]
+        impl #p::Indexable for #ident {}
         #[automatically_derived]
         impl #p::ValueField for #ident {
             fn shape() -> #p::FieldShape { #p::choices_shape::<Self>() }

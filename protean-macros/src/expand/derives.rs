@@ -22,8 +22,18 @@ fn user_derives(el: &Element) -> Vec<String> {
     names
 }
 
-/// `#[derive(..)]` of the `wanted` derives the user does not derive, and serde's crate path.
+/// `#[derive(..)]` of the `wanted` derives the user does not derive, serde's crate path
+/// (unless the user names one), and the user's `#[serde(..)]` attributes on the type,
+/// which must follow the derive that declares them.
 pub(crate) fn derives(el: &Element, wanted: &[&str]) -> TokenStream {
+    let derive = derives_alone(el, wanted);
+    let user_serde = &el.serde.attrs;
+    quote!(#derive #(#user_serde)*)
+}
+
+/// [`derives`] without the user's `#[serde(..)]` attributes: what a rejected element's
+/// stub gets, so that a serde attribute refused there is reported once.
+pub(crate) fn derives_alone(el: &Element, wanted: &[&str]) -> TokenStream {
     let p = private();
     let present = user_derives(el);
     let list = wanted.iter().filter(|w| !present.iter().any(|p| p == *w)).map(|w| match *w {
@@ -34,9 +44,10 @@ pub(crate) fn derives(el: &Element, wanted: &[&str]) -> TokenStream {
             quote!(::core::prelude::v1::#ident)
         }
     });
+    let serde_crate = (!el.serde.names_crate).then(|| quote!(#[serde(crate = "::protean::__private::serde")]));
     quote! {
         #[derive(#(#list),*)]
-        #[serde(crate = "::protean::__private::serde")]
+        #serde_crate
     }
 }
 

@@ -27,7 +27,8 @@ use self::validate::{part_of_checks, type_checks, validate_impl};
 use crate::ast::{Body, Element, Identity, Kind};
 use crate::attr::LimitLit;
 
-pub(crate) use derives::derives;
+pub(crate) use derives::{derives, derives_alone};
+pub(crate) use projection::indexed_fields;
 pub(crate) use traits::{element_consts, field_names};
 
 /// The path every generated item goes through: `::protean::__private`.

@@ -3,12 +3,13 @@
 //! `ReadModel` and `Projection`: its name, version, key and indexed fields.
 
 use proc_macro2::TokenStream;
-use quote::{quote, quote_spanned};
+use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use super::descriptor::descriptor;
-use super::{declared_struct, derives, element_consts, private, version};
+use super::{declared_struct, derives, element_consts, private, type_text, version};
 use crate::ast::{Element, Field, Identity};
+use crate::serde_attr::unraw;
 
 /// The whole expansion of a checked `#[projection]` (which has exactly one `#[key]`).
 pub(super) fn projection(el: &Element) -> TokenStream {
@@ -42,22 +43,69 @@ pub(super) fn projection(el: &Element) -> TokenStream {
     let (key_ty, key_ident) = (&key.ty, &key.ident);
     // Spanned at the key's type: a type that cannot key rows is reported there.
     let key_text = quote_spanned!(key_ty.span()=> <#key_ty as #p::ProjectionKey>::key_text(&self.#key_ident));
+    let indexed_keys = el.fields().iter().filter(|f| f.index.is_some()).map(|f| el.stored_name(f));
+    let fields = indexed_fields(el);
     quote! {
         #item
         #consts
+        #fields
         #[automatically_derived]
         impl #p::ReadModel for #ident {
             const NAME: &'static str = #name;
             const PROJECTED: bool = true;
+            type Key = #key_ty;
         }
         #[automatically_derived]
         impl #p::Projection for #ident {
             const VERSION: u32 = #version;
             const INDEXED: &'static [&'static str] = &[#(#indexed),*];
+            const INDEXED_KEYS: &'static [&'static str] = &[#(#indexed_keys),*];
             fn key(&self) -> ::std::string::String {
                 #key_text
             }
         }
         #descriptor
+    }
+}
+
+/// The name of the `Field` constant of `field`: `OVERDUE` for `overdue`.
+pub(crate) fn field_const(field: &Field) -> syn::Ident {
+    format_ident!("{}", unraw(&field.ident).to_uppercase(), span = field.ident.span())
+}
+
+/// One `Field` constant per `#[index]` field, for typed queries
+/// (`LoanView::OVERDUE.eq(true)`), and the check, spanned at each one's type, that
+/// stores can index it.
+pub(crate) fn indexed_fields(el: &Element) -> TokenStream {
+    let p = private();
+    let ident = &el.ident;
+    let mut consts = Vec::new();
+    let mut checks = Vec::new();
+    for f in el.fields().iter().filter(|f| f.index.is_some()) {
+        let (vis, ty, name, key) = (&f.vis, &f.ty, f.name(), el.stored_name(f));
+        let constant = field_const(f);
+        let doc = format!(
+            "The indexed field `{name}` (`{ty}`), for typed queries: \
+             `.filter({ident}::{constant}.eq(..))`, `.order_by({ident}::{constant})`.",
+            ty = type_text(ty)
+        );
+        consts.push(quote! {
+            #[doc = #doc]
+            #vis const #constant: #p::Field<#ident, #ty> = #p::Field::new(#name, #key);
+        });
+        checks.push(quote_spanned!(ty.span()=> indexable::<#ty>();));
+    }
+    if consts.is_empty() {
+        return TokenStream::new();
+    }
+    quote! {
+        #[automatically_derived]
+        impl #ident {
+            #(#consts)*
+        }
+        const _: () = {
+            const fn indexable<T: ?::core::marker::Sized + #p::Indexable>() {}
+            #(#checks)*
+        };
     }
 }

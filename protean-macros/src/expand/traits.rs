@@ -82,15 +82,18 @@ pub(crate) fn element_consts(el: &Element) -> TokenStream {
 }
 
 /// `impl FieldNames` of an event: its fields' names, which a process manager's step is
-/// checked against (the struct's correlation field must be one of them).
+/// checked against (the struct's correlation field must be one of them), and the keys
+/// they are stored under, which a flow is routed by.
 pub(crate) fn field_names(el: &Element) -> TokenStream {
     let p = private();
     let ident = &el.ident;
     let names = el.fields().iter().map(|f| f.name());
+    let stored = el.fields().iter().map(|f| el.stored_name(f));
     quote! {
         #[automatically_derived]
         impl #p::FieldNames for #ident {
             const FIELD_NAMES: &'static [&'static str] = &[#(#names),*];
+            const STORED_NAMES: &'static [&'static str] = &[#(#stored),*];
         }
     }
 }

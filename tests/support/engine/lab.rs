@@ -1,5 +1,6 @@
-//! Handlers of their own, to exercise the context directly: a counter, and a read
-//! model of prices.
+//! Handlers of their own, to exercise the context directly: a counter, a read model of
+//! prices, and a loan whose handlers move their command's identity while the loaded
+//! aggregate is in use.
 
 use protean::prelude::*;
 
@@ -27,6 +28,7 @@ pub struct Price {
 
 impl ReadModel for Price {
     const NAME: &'static str = "Price";
+    type Key = String;
 }
 
 pub struct Counting;
@@ -45,6 +47,53 @@ impl Counting {
         let price = ctx.read::<Price>(&command.product).await?;
         let price = price.ok_or_else(|| DomainError::rule(format!("no price for {}", command.product)))?;
         ctx.load(&command.id).await?.count += price.cents;
+        Ok(())
+    }
+}
+
+#[aggregate]
+pub struct Loan {
+    pub title: String,
+    pub returned: bool,
+    pub renewals: u32,
+}
+
+#[command(part_of = Loan)]
+pub struct ReturnLoan {
+    pub loan_id: Identifier<Loan>,
+}
+
+#[command(part_of = Loan)]
+pub struct RenewLoan {
+    pub loan_id: Identifier<Loan>,
+}
+
+#[event(part_of = Loan)]
+pub struct LoanReturned {
+    pub loan_id: Identifier<Loan>,
+}
+
+pub struct Lending;
+
+#[handler(part_of = Loan)]
+impl Lending {
+    /// The loaded loan is used after the command's identity moved into the event: the
+    /// aggregate borrows the context, not the identity it was loaded by.
+    async fn return_loan(ctx: &mut Context<Loan>, cmd: ReturnLoan) -> Result<(), DomainError> {
+        let loan = ctx.load(&cmd.loan_id).await?;
+        let event = LoanReturned { loan_id: cmd.loan_id };
+        loan.returned = true;
+        loan.raise(event);
+        Ok(())
+    }
+
+    /// Loads by a temporary copy of the identity, which is dropped before the loan is used.
+    #[allow(clippy::redundant_clone)]
+    async fn renew(ctx: &mut Context<Loan>, cmd: RenewLoan) -> Result<(), DomainError> {
+        let loan = ctx.load(&cmd.loan_id.clone()).await?;
+        loan.renewals += 1;
+        drop(cmd);
+        loan.renewals += 1;
         Ok(())
     }
 }
