@@ -14,7 +14,10 @@ fn doc(path: &str) -> String {
 fn storage_doc_states_sqlites_schema_version() {
     let version = protean::store::SQLITE_SCHEMA_VERSION.0;
     let text = doc("docs/storage.md");
-    assert!(text.contains(&format!("SQLite is at schema version {version}:")), "docs/storage.md: SQLite's schema version is {version}");
+    assert!(
+        text.contains(&format!("SQLite is at schema version {version}:")),
+        "docs/storage.md: SQLite's schema version is {version}"
+    );
 }
 
 #[cfg(feature = "postgres")]
@@ -42,9 +45,14 @@ fn documented_example_commands_name_examples_with_their_features() {
             let block = manifest
                 .split("[[example]]")
                 .find(|block| block.contains(&format!("name = \"{name}\"")))
-                .unwrap_or_else(|| panic!("{file}: `cargo run --example {name}`: no such example in examples/Cargo.toml"));
+                .unwrap_or_else(|| {
+                    panic!("{file}: `cargo run --example {name}`: no such example in examples/Cargo.toml")
+                });
             if block.contains("\"http\"") {
-                assert!(rest.contains("--features http"), "{file}: `cargo run --example {name}` needs `--features http`: {line}");
+                assert!(
+                    rest.contains("--features http"),
+                    "{file}: `cargo run --example {name}` needs `--features http`: {line}"
+                );
             }
         }
     }

@@ -358,8 +358,9 @@ impl<A: Aggregate> Context<A> {
     /// be moved while the aggregate is in use.
     ///
     /// ```no_run
-    /// # use protean_core::runtime::Context;
-    /// # use protean_core::model::{Aggregate, DomainError, Identifier};
+    /// # extern crate protean_core as protean;
+    /// # use protean::runtime::Context;
+    /// # use protean::model::{Aggregate, DomainError, Identifier};
     /// # struct Renamed<A> { id: Identifier<A>, name: String }
     /// # fn rename<A: Aggregate>(_: &mut A, _: Identifier<A>, _: String) {}
     /// # async fn demo<A: Aggregate>(ctx: &mut Context<A>, command: Renamed<A>) -> Result<(), DomainError> {
