@@ -1,4 +1,4 @@
-//! Background delivery (issue 10), on SQLite and on PostgreSQL:
+//! Background delivery (docs/benchmarks.md §6a, §6b), on SQLite and on PostgreSQL:
 //!
 //! 1. `process()` latency with `DeliveryMode::Background` beside the inline mode, in one
 //!    criterion group (`background_process_latency`). A command deposits into a new

@@ -1,4 +1,4 @@
-//! Background delivery (issue 10): how fast delivery workers drain a PostgreSQL outbox,
+//! Background delivery (docs/benchmarks.md §6c): how fast delivery workers drain a PostgreSQL outbox,
 //! with 1, 2 and 4 worker **processes**.
 //!
 //! Each run gets a fresh database whose outbox holds `PROTEAN_BENCH_DRAIN_EVENTS`

@@ -1,4 +1,4 @@
-//! Benchmark 1 of issue 4: the command round trip of `round_trip.rs`, durable on SQLite,
+//! Benchmark 3 of docs/benchmarks.md: the command round trip of `round_trip.rs`, durable on SQLite,
 //! beside the physical limit measured in the same run: the same rows written with the
 //! SQLite driver (rusqlite) directly, with the same durability settings (WAL,
 //! `synchronous = NORMAL`) and the same transaction shape.

@@ -1,4 +1,4 @@
-//! Benchmark 2 of issue 4: loading an event-sourced aggregate whose stream holds 10,
+//! Benchmark 5 of docs/benchmarks.md: loading an event-sourced aggregate whose stream holds 10,
 //! 1,000 or 100,000 events, on SQLite (the default store), with snapshots every 100
 //! events and without any. Without snapshots a load replays the whole stream, so its
 //! cost grows with the stream; with them it replays at most 100 events after the latest

@@ -1,4 +1,4 @@
-//! Benchmark 3 of issue 4: the command round trip on PostgreSQL with 8 concurrent
+//! Benchmark 4 of docs/benchmarks.md: the command round trip on PostgreSQL with 8 concurrent
 //! clients, protean's `PostgresStore` (group commit on, its default) beside cqrs-es 0.5
 //! with `postgres-es` doing the equivalent work, on the same server in the same run (each
 //! on a fresh database per sample, both with a pool of 8 connections).

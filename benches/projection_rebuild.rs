@@ -1,4 +1,4 @@
-//! Projections (issue 11): how fast `Domain::rebuild` replays a large event log into a
+//! Projections (docs/benchmarks.md §7a): how fast `Domain::rebuild` replays a large event log into a
 //! fresh copy of a projection, on SQLite and on PostgreSQL.
 //!
 //! Each store gets a fresh database (a SQLite file in a temporary directory; a new

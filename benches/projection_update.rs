@@ -1,4 +1,4 @@
-//! Projections (issue 11): what an async projector costs per event, beside the same row
+//! Projections (docs/benchmarks.md §7b): what an async projector costs per event, beside the same row
 //! update written by hand with the store's read-model calls, in one criterion group
 //! (`projection_update`), on SQLite (and PostgreSQL with the `postgres` feature and
 //! `PROTEAN_POSTGRES_URL`).

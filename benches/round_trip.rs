@@ -1,4 +1,4 @@
-//! Benchmark 1 of issue 3: the command round trip in memory, beside cqrs-es 0.5 with
+//! Benchmark 1 of docs/benchmarks.md: the command round trip in memory, beside cqrs-es 0.5 with
 //! its `MemStore`, in the same run, on one core (a current-thread tokio runtime).
 //!
 //! One round trip: `PlaceOrder` creates an order with one line and places it; the unit

@@ -157,9 +157,9 @@
 //! # }
 //! ```
 //!
-//! See the [README](https://example.invalid/protean) and `docs/` for the guide, and
-//! the `examples/` for the e-commerce and project-management models of the reference
-//! articles.
+//! The repository's `README.md` and `docs/` (the guide, storage, delivery, projections,
+//! process managers, benchmarks) say more, and its `examples/` hold the e-commerce and
+//! project-management models of the reference articles.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]

@@ -1,4 +1,4 @@
-//! What a user's `cargo doc` shows of a domain model (issue 21): the documentation of
+//! What a user's `cargo doc` shows of a domain model: the documentation of
 //! a small user crate, `tests/rustdoc_fixture` (elements of every kind, an entity named
 //! `Copy`, an event named `Result`, a private handler), built with
 //! `RUSTDOCFLAGS="-D warnings"` together with protean's own, then read as HTML.

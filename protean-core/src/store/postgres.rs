@@ -337,8 +337,7 @@ impl PostgresOptions {
     /// subtransaction of its own (so it fails alone, as it would alone), answering each
     /// once the transaction has committed. Under concurrent commits this saves round trips
     /// and transaction commits (WAL flushes); a lone commit is still one statement. With
-    /// `false`, every commit is a statement and a transaction of its own (as before schema
-    /// version 7). [`commit_group`](Store::commit_group) commits its batches as one group
+    /// `false`, every commit is a statement and a transaction of its own. [`commit_group`](Store::commit_group) commits its batches as one group
     /// either way.
     pub fn group_commit(mut self, group_commit: bool) -> Self {
         self.group_commit = group_commit;

@@ -159,7 +159,7 @@ impl SqliteOptions {
     /// already handled, any error) is rolled back alone and gets its error, the others
     /// are kept, and each is answered only once the group has committed, so an answer
     /// is as durable as the [`Durability`] says. Under load the commits (and their
-    /// fsyncs with [`Durability::Full`]) are shared; a lone commit is written as before.
+    /// fsyncs with [`Durability::Full`]) are shared; a lone commit is one transaction, with no savepoint.
     /// Turning it off is for comparing (benchmarks): nothing else changes.
     pub fn group_commit(mut self, group_commit: bool) -> Self {
         self.group_commit = group_commit;
