@@ -219,8 +219,17 @@ async fn workers_fire_sent_commands_and_deadlines(store: Arc<dyn Store>) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(status(&domain, &ids).await, "cancelled");
+    // The worker that fired the withdrawal takes it off the pending list just after its
+    // commit (see `Domain::pending_commands`): the list empties, shortly.
     let key = ids.order.to_string();
-    assert!(domain.pending_commands::<Fulfilment>(&key).await.unwrap().is_empty());
+    loop {
+        let pending = domain.pending_commands::<Fulfilment>(&key).await.unwrap();
+        if pending.is_empty() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "fired commands stay pending: {pending:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let report = handle.shutdown().await;
     assert_eq!(report.commands_fired, 3, "reserve, cancel, withdraw: {report:?}");
 }

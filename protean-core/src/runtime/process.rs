@@ -609,6 +609,11 @@ impl crate::runtime::Domain {
     /// The commands flow `key` of process manager `P` sent or scheduled that have not
     /// fired yet, earliest first. `key` is the value of the correlation field
     /// (`&order_id`, or its text).
+    ///
+    /// A command is taken off the list just after its own unit of work commits, in a
+    /// write of its own: a reader that sees the command's effects (in background mode,
+    /// where workers fire it) may still find it listed for a moment. Firing it again
+    /// then changes nothing: a fired command is idempotent by its id.
     pub async fn pending_commands<P: ProcessManager>(
         &self,
         key: &(impl ProjectionKey + ?Sized),
