@@ -6,8 +6,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::registry::{registered, ElementDescriptor, MessageKind, Model, ModelError, ModelProblem};
-use crate::runtime::engine::{DeliveryPolicy, Engine};
-use crate::runtime::handler::{registered_handlers, HandlerDescriptor};
+use crate::runtime::engine::{DeliveryPolicy, Engine, HandlerDescriptor};
+use crate::runtime::handler::registered_handlers;
 use crate::runtime::policy::{DeliveryMode, RetryPolicy};
 use crate::store::{MemoryStore, Store};
 

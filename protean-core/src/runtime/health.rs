@@ -10,7 +10,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use crate::runtime::engine::Engine;
-use crate::runtime::handler::HandlerDescriptor;
+use crate::runtime::engine::HandlerDescriptor;
 use crate::runtime::outcome::ProcessError;
 use crate::store::{FailedDelivery, FailureQuery, FailureStatus, FailureUpdate, OffsetDateTime, StreamId};
 

@@ -29,11 +29,10 @@ use uuid::Uuid;
 use crate::model::element::{const_str_eq, Command, Event};
 use crate::model::error::{DomainError, StoreError};
 use crate::model::identity::Identifier;
-use crate::runtime::context::ReadModel;
 use crate::runtime::engine::Engine;
 use crate::runtime::idempotency::ReplyType;
 use crate::runtime::outcome::ProcessError;
-use crate::runtime::projection::AsKey;
+use crate::runtime::read_model::{AsKey, ReadModel};
 use crate::store::envelope::{Cause, Envelope, StreamId};
 use crate::store::{Batch, BoxFuture, Cancel, Commit, Committed, Handled, Scheduled};
 
@@ -465,10 +464,6 @@ async fn run_step<P: ProcessManager, E: Event>(
         }
     }
 }
-
-/// Fires one scheduled command: decodes it as `C` and processes it under its own id
-/// (idempotently), caused by the event that sent it, in its conversation.
-pub type FireRoute = for<'a> fn(&'a Arc<Engine>, &'a Scheduled) -> BoxFuture<'a, Result<(), ProcessError>>;
 
 /// The `FireRoute` of command `C`: only the reading and checking of the command depend
 /// on `C`; the rest is one function compiled here, not a future per command type in the

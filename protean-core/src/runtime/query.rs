@@ -4,17 +4,25 @@
 //! (`.eq("overdue", true)`).
 
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
 
 use crate::model::error::{DomainError, StoreError};
 use crate::model::identity::Identifier;
-use crate::runtime::context::{record_read, Reads};
 use crate::runtime::engine::Engine;
 use crate::runtime::outcome::{ProcessError, QueryError};
 use crate::runtime::projection::{read_as, Projection};
 use crate::store::{FilterOp, RowFilter, RowOrder, RowQuery, RowRead, RowVersion};
+
+/// The projection rows and queries a unit of work read, shared with the queries it
+/// hands out ([`Context::query`](crate::runtime::Context::query)).
+pub(crate) type Reads = Arc<Mutex<Vec<RowRead>>>;
+
+/// Records `read` in `reads`.
+pub(crate) fn record_read(reads: &Reads, read: RowRead) {
+    reads.lock().unwrap_or_else(PoisonError::into_inner).push(read);
+}
 
 /// How many rows a query returns when [`Query::limit`] is not given.
 pub const DEFAULT_QUERY_LIMIT: usize = 1_000;

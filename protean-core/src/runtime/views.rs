@@ -9,7 +9,7 @@ use tracing::Instrument;
 
 use crate::runtime::engine::{Engine, ProjectionEntry};
 use crate::runtime::outcome::{ProcessError, QueryError};
-use crate::runtime::projection::RowSet;
+use crate::runtime::rows::RowSet;
 use crate::store::BuildState;
 
 /// Where a projection stands: its serving copy, how far it got, and a rebuild under way.
