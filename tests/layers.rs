@@ -1,5 +1,6 @@
 //! protean-core's layers import one way (docs/architecture.md): each file may name
-//! `crate::<layer>` only for the layers its own layer sits on.
+//! `crate::<layer>` only for the layers its own layer sits on; and no files of
+//! protean-core import each other in a loop, inside a layer either.
 
 use std::path::Path;
 
@@ -249,7 +250,9 @@ fn child_modules(module: &Module, modules: &[Module]) -> Vec<String> {
         .collect()
 }
 
-/// Every file of protean-core/src with the edges `(from, to)` between files that its paths make.
+/// Every file of protean-core/src with the edges `(from, to)` between files that its paths
+/// make. A file's uses of its own submodules (`store/sqlite.rs` of `store/sqlite/*.rs`) are
+/// not edges: they are parts of it; their uses of it are.
 fn import_graph() -> (Vec<Module>, Vec<(usize, usize)>) {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("protean-core/src");
     let mut files = Vec::new();
