@@ -58,19 +58,20 @@ pub mod __private {
     pub use crate::registry::{
         ElementDescriptor, FieldDescriptor, FieldOptions, HandlerInfo, HandlerRole, InvariantDescriptor, MessageKind,
     };
-    pub use crate::runtime::context::{Context, ReadModel};
+    pub use crate::runtime::context::Context;
+    pub use crate::runtime::engine::{HandlerDescriptor, ProjectorRoute, Route};
     pub use crate::runtime::handler::{
         assert_command_of, assert_context_of, assert_event, no_reply, reply, run_command, run_event, HandleCommand,
-        HandleEvent, HandlerDescriptor, Handles, Route,
+        HandleEvent, Handles,
     };
     pub use crate::runtime::process::{
         assert_flow_of, fire_scheduled, lacks_correlation_field, run_flow_start, run_flow_step, text_concat, text_len,
         text_str, ContinueFlow, FieldNames, Flow, ProcessManager, StartFlow, REJECTED_CORRELATE,
     };
-    pub use crate::runtime::projection::{
-        assert_rows_of, project, FedBy, Project, Projection, ProjectionKey, ProjectorRoute, RowSet, Rows,
-    };
+    pub use crate::runtime::projection::{assert_rows_of, project, FedBy, Project, Projection, Rows};
     pub use crate::runtime::query::{Field, Indexable};
+    pub use crate::runtime::read_model::{ProjectionKey, ReadModel};
+    pub use crate::runtime::rows::RowSet;
     pub use crate::runtime::sourcing::{
         apply_raised, apply_raised_event, apply_stored, assert_event_of, ApplierDescriptor,
     };

@@ -8,10 +8,7 @@
 //! when the handler returns `Ok`.
 
 use std::borrow::Cow;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use std::sync::{Arc, OnceLock, PoisonError};
 
 use crate::model::element::{Aggregate, RaisedEvent};
 use crate::model::error::DomainError;
@@ -19,7 +16,8 @@ use crate::model::identity::Identifier;
 use crate::model::validation::{Path, Phase, ValidationError};
 use crate::runtime::engine::Engine;
 use crate::runtime::outcome::{ProcessError, Processed};
-use crate::runtime::projection::AsKey;
+use crate::runtime::query::{record_read, Reads};
+use crate::runtime::read_model::{AsKey, ReadModel};
 use crate::store::envelope::{Cause, Envelope, StreamId};
 use crate::store::{Batch, BoxFuture, Commit, Committed, Handled, RowRead, RowVersion, StoreError};
 
@@ -73,39 +71,6 @@ impl<A: Aggregate> ContextOf<A> for Context<A> {}
 pub trait SameAggregate<A: Aggregate> {}
 
 impl<A: Aggregate> SameAggregate<A> for A {}
-
-/// Data a handler may read but never change: a view kept for lookups, such as a
-/// product's current price or a customer's name. It is not an aggregate, has no
-/// version and is not saved by the unit of work; projections or application code write
-/// it with [`Domain::put_read_model`](crate::runtime::Domain::put_read_model).
-///
-/// ```
-/// # extern crate protean_core as protean;
-/// use protean::runtime::ReadModel;
-/// #[derive(serde::Serialize, serde::Deserialize)]
-/// struct ProductPrice { sku: String, cents: i64 }
-/// impl ReadModel for ProductPrice {
-///     const NAME: &'static str = "ProductPrice";
-///     type Key = String; // read with `ctx.read::<ProductPrice>("SKU-1")` or `(&sku)`
-/// }
-/// ```
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` is not a read model",
-    label = "`ctx.read` returns read models only",
-    note = "implement `ReadModel` for a view type; an aggregate is changed through its own handlers, not read here"
-)]
-pub trait ReadModel: Serialize + DeserializeOwned + Send + Sync + 'static {
-    /// The name it is stored under (a table or a key prefix).
-    const NAME: &'static str;
-    /// The type of the keys it is stored under: reads take a `&Key` (or what a `Key`
-    /// borrows as: a `&str` for a `String`; see [`AsKey`](crate::runtime::AsKey)). A
-    /// `#[projection]`'s is its `#[key]` field's type.
-    type Key: crate::runtime::ProjectionKey + ?Sized;
-    /// Whether it is a `#[projection]`, whose rows the store keeps in copies (set by
-    /// the macro; a hand-written read model leaves it `false`).
-    #[doc(hidden)]
-    const PROJECTED: bool = false;
-}
 
 struct Tracked<A> {
     state: A,
@@ -190,15 +155,6 @@ pub struct Context<A: Aggregate> {
     /// What it read of projections kept inline, checked when it commits; made on the
     /// first such read, so a unit that reads none pays nothing.
     reads: OnceLock<Reads>,
-}
-
-/// The projection rows and queries a unit of work read, shared with the queries it
-/// hands out ([`Context::query`]).
-pub(crate) type Reads = Arc<Mutex<Vec<RowRead>>>;
-
-/// Records `read` in `reads`.
-pub(crate) fn record_read(reads: &Reads, read: RowRead) {
-    reads.lock().unwrap_or_else(PoisonError::into_inner).push(read);
 }
 
 impl<A: Aggregate> std::fmt::Debug for Context<A> {

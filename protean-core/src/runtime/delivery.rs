@@ -7,8 +7,7 @@ use std::sync::{Arc, MutexGuard};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::runtime::engine::Engine;
-use crate::runtime::handler::{HandlerDescriptor, Route};
+use crate::runtime::engine::{Engine, HandlerDescriptor, Route};
 use crate::runtime::outcome::{Delivered, DeliveryFailure, ProcessError, Processed};
 use crate::store::{Committed, Envelope, StreamId};
 

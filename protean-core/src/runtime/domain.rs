@@ -2,7 +2,6 @@
 //! application calls on it. [`DomainBuilder`] chooses its elements and its store.
 
 use std::any::Any;
-use std::fmt;
 use std::sync::Arc;
 
 use tracing::Instrument;
@@ -11,270 +10,21 @@ use uuid::Uuid;
 use crate::model::element::{Aggregate, Command};
 use crate::model::error::StoreError;
 use crate::model::identity::Identifier;
-use crate::registry::{registered, ElementDescriptor, MessageKind, Model, ModelError, ModelProblem};
-use crate::runtime::context::{read_model, replayed, stream_of, Context, ReadModel};
-use crate::runtime::engine::{DeliveryPolicy, Engine};
-use crate::runtime::handler::{registered_handlers, HandlerDescriptor, Route};
+use crate::registry::{Model, ModelError};
+use crate::runtime::builder::{BuildError, DomainBuilder};
+use crate::runtime::context::{read_model, replayed, stream_of, Context};
+use crate::runtime::engine::{Engine, Route};
+use crate::runtime::health::{self, DeliveryStatus, Replayed};
 use crate::runtime::idempotency::{first_outcome, ReplyType};
 use crate::runtime::outcome::{Delivered, DeliveryFailure, ProcessError, Processed};
-use crate::runtime::policy::{DeliveryMode, RetryPolicy};
-use crate::runtime::projection::AsKey;
+use crate::runtime::policy::DeliveryMode;
+use crate::runtime::process::{self, Fired, ProcessManager};
+use crate::runtime::projection::{read_row, Projection};
+use crate::runtime::query::{query_of, Query};
+use crate::runtime::read_model::{AsKey, ProjectionKey, ReadModel};
+use crate::runtime::views::{self, ProjectionStatus, Rebuild, RebuildReport};
 use crate::runtime::workers::{WorkerConfig, Workers};
-use crate::store::{Cause, Envelope, MemoryStore, Store};
-
-/// Chooses which registered elements and handlers form a domain, and where it keeps its data.
-#[derive(Clone)]
-pub struct DomainBuilder {
-    modules: Vec<String>,
-    store: Option<Arc<dyn Store>>,
-    conflict_retries: u32,
-    lease: std::time::Duration,
-    snapshot_every: u64,
-    mode: DeliveryMode,
-    retry: RetryPolicy,
-    per_handler: Vec<(String, RetryPolicy)>,
-}
-
-impl Default for DomainBuilder {
-    fn default() -> Self {
-        DomainBuilder {
-            modules: Vec::new(),
-            store: None,
-            conflict_retries: 3,
-            lease: std::time::Duration::from_secs(30),
-            snapshot_every: 100,
-            mode: DeliveryMode::Inline,
-            retry: RetryPolicy::default(),
-            per_handler: Vec::new(),
-        }
-    }
-}
-
-impl fmt::Debug for DomainBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DomainBuilder")
-            .field("modules", &self.modules)
-            .field("store", &self.store.as_ref().map(|_| "..."))
-            .field("conflict_retries", &self.conflict_retries)
-            .field("mode", &self.mode)
-            .finish_non_exhaustive()
-    }
-}
-
-impl DomainBuilder {
-    /// Includes the elements declared in this module or below it (a `module_path!()`
-    /// prefix, such as `"my_app::orders"`). With no module given, every registered
-    /// element is included. A module in which (and below which) no element or handler
-    /// is declared makes [`build`](Self::build) fail with [`BuildError::UnknownModule`].
-    pub fn module(mut self, prefix: impl Into<String>) -> Self {
-        self.modules.push(prefix.into());
-        self
-    }
-
-    /// Keeps the domain's aggregates and events in `store` (by default a new
-    /// [`MemoryStore`](crate::store::MemoryStore)).
-    pub fn store(mut self, store: impl Store) -> Self {
-        self.store = Some(Arc::new(store));
-        self
-    }
-
-    /// Shares a store with other domains or with code that inspects it.
-    pub fn shared_store(mut self, store: Arc<dyn Store>) -> Self {
-        self.store = Some(store);
-        self
-    }
-
-    /// How many times a handler runs again, in a fresh unit of work, when its commit
-    /// meets a version conflict (default 3). With 0, the first conflict is returned.
-    pub fn conflict_retries(mut self, retries: u32) -> Self {
-        self.conflict_retries = retries;
-        self
-    }
-
-    /// How long [`Domain::deliver_pending`] holds the undelivered events it claims
-    /// before another relay may claim them (default 30 s): longer than delivering a
-    /// batch takes.
-    pub fn delivery_lease(mut self, lease: std::time::Duration) -> Self {
-        self.lease = lease;
-        self
-    }
-
-    /// Snapshots an event-sourced aggregate every `events` events (default 100; 0 never),
-    /// so that loading replays at most that many events, however long the stream.
-    pub fn snapshot_every(mut self, events: u64) -> Self {
-        self.snapshot_every = events;
-        self
-    }
-
-    /// When reactions run: [`DeliveryMode::Inline`] (the default) inside
-    /// [`Domain::process`], or [`DeliveryMode::Background`], by the delivery
-    /// [workers](Domain::workers) after `process` has returned.
-    pub fn delivery(mut self, mode: DeliveryMode) -> Self {
-        self.mode = mode;
-        self
-    }
-
-    /// How delivery workers retry a failing handler, and what they do after its last
-    /// attempt, for every handler without a policy of its own
-    /// (default: [`RetryPolicy::default`]).
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = policy;
-        self
-    }
-
-    /// The retry policy of one event handler, named as in reports and dead letters
-    /// (`"InventoryReactions::reserve"`). [`build`](Self::build) fails when no event
-    /// handler of the domain has that name.
-    pub fn handler_policy(mut self, handler: impl Into<String>, policy: RetryPolicy) -> Self {
-        self.per_handler.push((handler.into(), policy));
-        self
-    }
-
-    /// Collects the matching descriptors and handlers and checks the model: what the
-    /// compiler cannot see, such as a command with no handler or with two
-    /// ([`BuildError::Model`]). A module given to [`module`](Self::module) that matches
-    /// no registered element or handler is [`BuildError::UnknownModule`].
-    pub fn build(self) -> Result<Domain, BuildError> {
-        self.check_modules()?;
-        Ok(self.checked_model()?)
-    }
-
-    /// [`build`](Self::build) once the modules are known to match.
-    fn checked_model(self) -> Result<Domain, ModelError> {
-        let included = |path: &str| self.modules.is_empty() || self.modules.iter().any(|m| in_module(path, m));
-        let elements: Vec<&'static ElementDescriptor> = registered().filter(|d| included(d.module_path)).collect();
-        let mut handlers: Vec<&'static HandlerDescriptor> =
-            registered_handlers().filter(|h| included(h.info.module_path)).collect();
-        // Delivery follows this order: the same in every run, whatever the link order.
-        handlers.sort_by(|a, b| {
-            (a.info.handler, a.info.method, a.info.module_path).cmp(&(
-                b.info.handler,
-                b.info.method,
-                b.info.module_path,
-            ))
-        });
-        let model = Model::checked(elements, handlers.iter().map(|h| h.info).collect(), |aggregate, event| {
-            crate::runtime::sourcing::applier(aggregate, event).is_some()
-        })?;
-        let mut per_handler = foldhash::HashMap::default();
-        let mut problems = Vec::new();
-        for (name, policy) in &self.per_handler {
-            match handlers.iter().find(|h| h.info.id == name && h.info.kind == MessageKind::Event) {
-                Some(handler) => {
-                    per_handler.insert(handler.info.id, *policy);
-                }
-                None => problems.push(ModelProblem {
-                    element: name.clone(),
-                    message: "a retry policy names an event handler this domain does not have: name it as \
-                              `Handler::method`, as in `DeliveryFailure` reports"
-                        .into(),
-                }),
-            }
-        }
-        if !problems.is_empty() {
-            return Err(ModelError { problems });
-        }
-        let delivery = DeliveryPolicy { mode: self.mode, retry: self.retry, per_handler };
-        let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
-        let engine =
-            Arc::new(Engine::new(store, &handlers, self.conflict_retries, self.lease, self.snapshot_every, delivery));
-        Ok(Domain { model, engine })
-    }
-}
-
-impl DomainBuilder {
-    /// Refuses the first module given that no registered element or handler is declared
-    /// in or below.
-    fn check_modules(&self) -> Result<(), BuildError> {
-        let declared = || registered().map(|d| d.module_path).chain(registered_handlers().map(|h| h.info.module_path));
-        let Some(unknown) = self.modules.iter().find(|m| !declared().any(|path| in_module(path, m))) else {
-            return Ok(());
-        };
-        // Every module that declares something, and the modules above it: any of them
-        // would have matched.
-        let mut known: Vec<String> = declared()
-            .flat_map(|path| path.match_indices("::").map(|(end, _)| &path[..end]).chain([path]))
-            .map(str::to_owned)
-            .collect();
-        known.sort_unstable();
-        known.dedup();
-        known.sort_by_cached_key(|candidate| edit_distance(unknown, candidate));
-        Err(BuildError::UnknownModule { module: unknown.clone(), known })
-    }
-}
-
-fn in_module(path: &str, prefix: &str) -> bool {
-    path == prefix || path.strip_prefix(prefix).is_some_and(|rest| rest.starts_with("::"))
-}
-
-/// The Levenshtein distance between `a` and `b`, by characters: how many characters to
-/// insert, delete or replace to make one the other.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let replace = previous[j] + usize::from(ca != *cb);
-            current[j + 1] = replace.min(previous[j + 1] + 1).min(current[j] + 1);
-        }
-        previous = current;
-    }
-    previous[b.len()]
-}
-
-/// Why [`DomainBuilder::build`] refused to build a domain.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum BuildError {
-    /// A module given to [`DomainBuilder::module`] in which, and below which, no
-    /// registered element or handler is declared: a misspelt path, or one that is not
-    /// what `module_path!()` gives where the elements are declared (it starts with the
-    /// crate's name, `my_app::orders`, not `crate::orders`).
-    #[error("{}", unknown_module(module, known))]
-    UnknownModule {
-        /// The module given.
-        module: String,
-        /// The modules that declare registered elements or handlers, and the modules
-        /// above them: what `module` may name. The closest to `module` (fewest characters
-        /// to change) first.
-        known: Vec<String>,
-    },
-    /// The chosen elements break rules of the model the compiler cannot see.
-    #[error(transparent)]
-    Model(#[from] ModelError),
-}
-
-impl BuildError {
-    /// The model's problems, when that is what refused the domain.
-    pub fn model(&self) -> Option<&ModelError> {
-        match self {
-            BuildError::Model(error) => Some(error),
-            BuildError::UnknownModule { .. } => None,
-        }
-    }
-}
-
-/// How many known modules [`BuildError::UnknownModule`]'s message lists.
-const MODULES_LISTED: usize = 8;
-
-fn unknown_module(module: &str, known: &[String]) -> String {
-    let mut message = format!(
-        "no registered element or handler is declared in module `{module}` or below it: \
-         `DomainBuilder::module` takes a `module_path!()` prefix"
-    );
-    if known.is_empty() {
-        message.push_str(", and no element is registered in this program");
-        return message;
-    }
-    let listed: Vec<String> = known.iter().take(MODULES_LISTED).map(|m| format!("`{m}`")).collect();
-    message.push_str("; the modules that have some are, closest first: ");
-    message.push_str(&listed.join(", "));
-    if known.len() > MODULES_LISTED {
-        message.push_str(&format!(" (and {} more)", known.len() - MODULES_LISTED));
-    }
-    message
-}
+use crate::store::{Cause, Envelope, FailedDelivery, FailureQuery, OffsetDateTime, Scheduled, Store};
 
 /// A domain: the checked model built from the registry, its handlers, and the engine
 /// that processes commands against a store. Cloning it is cheap and shares the engine.
@@ -302,7 +52,8 @@ impl Domain {
     /// Every registered element, checked.
     pub fn from_registry() -> Result<Domain, ModelError> {
         // No module is given, so none is unknown: only the model is checked.
-        Self::builder().checked_model()
+        let (model, engine) = Self::builder().checked_parts()?;
+        Ok(Domain { model, engine })
     }
 
     /// The checked model: elements, handler methods, clusters, and the exports.
@@ -492,6 +243,156 @@ impl Domain {
         let json = serde_json::to_string(value)
             .map_err(|e| StoreError::Serialize { what: format!("read model {}", V::NAME), reason: e.to_string() })?;
         Ok(self.engine.store.put_read_model(V::NAME, &key.key_text(), json).await?)
+    }
+}
+
+impl DomainBuilder {
+    /// Collects the matching descriptors and handlers and checks the model: what the
+    /// compiler cannot see, such as a command with no handler or with two
+    /// ([`BuildError::Model`]). A module given to [`module`](Self::module) that matches
+    /// no registered element or handler is [`BuildError::UnknownModule`].
+    pub fn build(self) -> Result<Domain, BuildError> {
+        self.check_modules()?;
+        let (model, engine) = self.checked_parts()?;
+        Ok(Domain { model, engine })
+    }
+}
+
+// Reading and rebuilding projections (the work is in `views.rs`).
+impl Domain {
+    /// The row of projection `V` under `key` (of `V`'s key type), from the copy serving
+    /// reads.
+    pub async fn projection<V: Projection>(
+        &self,
+        key: &(impl AsKey<V::Key> + ?Sized),
+    ) -> Result<Option<V>, ProcessError> {
+        Ok(read_row::<V>(self.engine(), V::NAME, &key.key_text()).await?)
+    }
+
+    /// A query over the rows of projection `V`, executed by the store; see [`Query`]. It
+    /// returns at most 1,000 rows unless [`Query::limit`] says otherwise;
+    /// [`Query::fetch_page`] says whether more follow.
+    pub fn query<V: Projection>(&self) -> Query<V> {
+        query_of::<V, ProcessError>(Arc::clone(self.engine()), None)
+    }
+
+    /// A blue/green rebuild of projection `V` from the event log; see [`Rebuild`].
+    pub fn rebuild<V: Projection>(&self) -> Rebuild {
+        views::rebuild_named(&self.engine, V::NAME)
+    }
+
+    /// Where projection `V` stands.
+    pub async fn projection_status<V: Projection>(&self) -> Result<ProjectionStatus, ProcessError> {
+        views::projection_status(&self.engine, V::NAME).await
+    }
+
+    /// Rebuilds every projection that needs it: its declared version differs from the
+    /// serving copy's, this domain created it over a log that already had events of its
+    /// types, or a rebuild of it was left unfinished (resumed once its builder's lease ran
+    /// out). Returns what was rebuilt. Delivery workers run this when they start.
+    pub async fn rebuild_outdated(&self) -> Result<Vec<RebuildReport>, ProcessError> {
+        views::rebuild_outdated(&self.engine).await
+    }
+}
+
+// Dead letters and health (the work is in `health.rs`).
+impl Domain {
+    /// The delivery lag, the undelivered count, the retries, dead letters and held events
+    /// in all and of each handler, and each handler's deliveries: a few indexed reads,
+    /// for a health endpoint.
+    pub async fn delivery_status(&self) -> Result<DeliveryStatus, ProcessError> {
+        health::delivery_status(&self.engine).await
+    }
+
+    /// The failed deliveries kept in the store that match `query` (retrying, dead or
+    /// held), in the order their events were stored.
+    pub async fn delivery_failures(&self, query: FailureQuery) -> Result<Vec<FailedDelivery>, ProcessError> {
+        health::delivery_failures(&self.engine, query).await
+    }
+
+    /// The dead letters (up to 1,000), in the order their events were stored.
+    pub async fn dead_letters(&self) -> Result<Vec<FailedDelivery>, ProcessError> {
+        health::dead_letters(&self.engine).await
+    }
+
+    /// The failed delivery of `event_id` to `handler`, whatever its status, to inspect:
+    /// looked up by its key in the store.
+    pub async fn dead_letter(&self, handler: &str, event_id: Uuid) -> Result<Option<FailedDelivery>, ProcessError> {
+        Ok(self.engine.store.failed_delivery(handler, event_id).await?)
+    }
+
+    /// Delivers a dead letter again to its handler, once (after the handler or the data
+    /// was fixed). On success it is forgotten and, when the handler holds its streams,
+    /// the events held behind it are delivered in order (stopping at one that fails,
+    /// which becomes the stream's dead letter). On failure it stays dead, with one more
+    /// attempt and the new error.
+    ///
+    /// A held delivery with no dead letter (nor retried failure) of its handler and
+    /// stream ahead of it, one whose dead letter is gone (as an older protean could
+    /// leave it), is *stranded*: replaying it delivers the held events of its stream
+    /// from the first, in order, the same way.
+    ///
+    /// [`ProcessError::NoDeadLetter`] when there is no such dead letter or stranded held
+    /// delivery (a held one waits behind its dead letter: replay that one).
+    pub async fn replay(&self, handler: &str, event_id: Uuid) -> Result<Replayed, ProcessError> {
+        health::replay(&self.engine, handler, event_id).await
+    }
+
+    /// [`replay`](Self::replay)s every dead letter (up to 1,000 a call), oldest event
+    /// first; then releases the streams whose held deliveries have no dead letter ahead
+    /// (stranded, among the first 1,000 held ones).
+    pub async fn replay_all(&self) -> Result<Replayed, ProcessError> {
+        health::replay_all(&self.engine).await
+    }
+
+    /// Gives up on a dead letter: its handler never gets the event. When the handler
+    /// holds its streams, the events held behind it are delivered now, in order. A
+    /// stranded held delivery (see [`replay`](Self::replay)) is given up on the same way.
+    /// [`ProcessError::NoDeadLetter`] when there is no such dead letter or stranded held
+    /// delivery.
+    pub async fn discard(&self, handler: &str, event_id: Uuid) -> Result<Replayed, ProcessError> {
+        health::discard(&self.engine, handler, event_id).await
+    }
+}
+
+// Process managers' commands and flows (the work is in `process.rs`).
+impl Domain {
+    /// Fires the commands process managers sent or scheduled that are due now. Delivery
+    /// workers do this on their own; inline delivery fires sent commands as part of
+    /// delivering; call it for deadlines when no workers run.
+    pub async fn fire_due_commands(&self) -> Result<Fired, ProcessError> {
+        self.fire_due_commands_at(OffsetDateTime::now_utc()).await
+    }
+
+    /// [`fire_due_commands`](Self::fire_due_commands) as if it were `now`: deadlines due
+    /// by then fire (tests use it to let time pass).
+    pub async fn fire_due_commands_at(&self, now: OffsetDateTime) -> Result<Fired, ProcessError> {
+        Ok(self.engine.fire_due(now, 100, self.engine.lease).await?)
+    }
+
+    /// The commands flow `key` of process manager `P` sent or scheduled that have not
+    /// fired yet, earliest first. `key` is the value of the correlation field
+    /// (`&order_id`, or its text).
+    ///
+    /// A command is taken off the list just after its own unit of work commits, in a
+    /// write of its own: a reader that sees the command's effects (in background mode,
+    /// where workers fire it) may still find it listed for a moment. Firing it again
+    /// then changes nothing: a fired command is idempotent by its id.
+    pub async fn pending_commands<P: ProcessManager>(
+        &self,
+        key: &(impl ProjectionKey + ?Sized),
+    ) -> Result<Vec<Scheduled>, ProcessError> {
+        Ok(self.store().scheduled_of(P::NAME, &key.key_text()).await?)
+    }
+
+    /// The state of flow `key` of process manager `P`, and whether it ended; `None`
+    /// when no such flow started. `key` is the value of the correlation field
+    /// (`&order_id`, or its text).
+    pub async fn flow<P: ProcessManager>(
+        &self,
+        key: &(impl ProjectionKey + ?Sized),
+    ) -> Result<Option<(P, bool)>, ProcessError> {
+        process::flow_of::<P>(&self.engine, &key.key_text()).await
     }
 }
 

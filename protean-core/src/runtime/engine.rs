@@ -2,17 +2,17 @@
 //! message's type name to its handlers, and the retry and snapshot policies. Running
 //! commands is in [`domain`](super::domain), delivering events in [`delivery`](super::delivery).
 
+use std::any::Any;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use foldhash::{HashMap, HashMapExt};
 
 use crate::registry::{HandlerInfo, MessageKind};
-use crate::runtime::handler::{HandlerDescriptor, Route};
-use crate::runtime::outcome::DeliveryFailure;
+use crate::runtime::outcome::{DeliveryFailure, ProcessError};
 use crate::runtime::policy::{DeliveryMode, RetryPolicy};
-use crate::runtime::projection::{ProjectRoute, ProjectorRoute};
-use crate::store::Store;
+use crate::runtime::rows::RowSet;
+use crate::store::{BoxFuture, Cause, Committed, Envelope, Scheduled, Store};
 use crate::store::{ProjectionSpec, ProjectionState, StoreError};
 
 /// How reactions are delivered and retried: what the builder chose.
@@ -286,4 +286,90 @@ impl Engine {
     pub fn conflict_retries(&self) -> u32 {
         self.conflict_retries
     }
+}
+
+/// What a command's unit of work committed, and its handler's reply (a `C::Reply`).
+pub type CommandOutcome = (Vec<Committed>, Box<dyn Any + Send>);
+
+/// Runs a command's handler in a unit of work and commits it.
+/// With `idempotent`, the command's id is recorded in its unit of work's transaction.
+pub type CommandRoute = for<'a> fn(
+    &'a Arc<Engine>,
+    Box<dyn Any + Send>,
+    Cause,
+    bool,
+) -> BoxFuture<'a, Result<CommandOutcome, ProcessError>>;
+
+/// Runs one event handler in its own unit of work and commits it.
+pub type EventRoute =
+    for<'a> fn(&'a Arc<Engine>, &'a Envelope, &'static str) -> BoxFuture<'a, Result<Vec<Committed>, ProcessError>>;
+
+/// Fires one scheduled command: decodes it as its command and processes it under its own id
+/// (idempotently), caused by the event that sent it, in its conversation.
+pub type FireRoute = for<'a> fn(&'a Arc<Engine>, &'a Scheduled) -> BoxFuture<'a, Result<(), ProcessError>>;
+
+/// How the engine calls a handler method.
+#[derive(Clone, Copy)]
+pub enum Route {
+    /// A command handler.
+    Command(CommandRoute),
+    /// An event handler (or a process manager's step).
+    Event(EventRoute),
+    /// A projector method.
+    Project(ProjectorRoute),
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Route::Command(_) => "Route::Command",
+            Route::Event(_) => "Route::Event",
+            Route::Project(_) => "Route::Project",
+        })
+    }
+}
+
+/// One handler method, as `#[handler]` registers it.
+#[derive(Debug)]
+pub struct HandlerDescriptor {
+    /// What the model knows of it: names, kind, the message it takes.
+    pub info: HandlerInfo,
+    /// How to run it.
+    pub route: Route,
+    /// For a command handler: how to fire its command when a process manager sent or
+    /// scheduled it (decoded from JSON, processed under its own id).
+    pub fire: Option<FireRoute>,
+}
+
+impl PartialEq for HandlerDescriptor {
+    /// One handler method is one descriptor: compared by where it is declared.
+    fn eq(&self, other: &Self) -> bool {
+        self.info.id == other.info.id && self.info.module_path == other.info.module_path
+    }
+}
+
+impl HandlerDescriptor {
+    /// `Handler::method`, as errors and reports name it.
+    pub fn name(&self) -> &'static str {
+        self.info.id
+    }
+}
+
+inventory::collect!(HandlerDescriptor);
+
+/// Applies one event to a row set: what a projector method is, for delivery, inline
+/// units and rebuilds alike.
+pub type ProjectRoute = for<'a> fn(&'a mut RowSet, &'a Envelope) -> BoxFuture<'a, Result<(), ProcessError>>;
+
+/// What a projector method registers beside its route: the projection it changes.
+#[derive(Debug, Clone, Copy)]
+pub struct ProjectorRoute {
+    /// The projection's spec, read when the domain is built.
+    pub spec: fn() -> ProjectionSpec,
+    /// The projection's name.
+    pub projection: &'static str,
+    /// Runs in the unit of work that raised the event.
+    pub inline: bool,
+    /// Applies one event.
+    pub apply: ProjectRoute,
 }

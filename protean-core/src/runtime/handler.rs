@@ -12,9 +12,8 @@ use std::sync::Arc;
 
 use crate::model::element::{Aggregate, Command, Event};
 use crate::model::error::DomainError;
-use crate::registry::HandlerInfo;
 use crate::runtime::context::{Context, ContextOf, SameAggregate};
-use crate::runtime::engine::Engine;
+use crate::runtime::engine::{CommandOutcome, Engine, HandlerDescriptor};
 use crate::runtime::outcome::ProcessError;
 use crate::store::envelope::{Cause, Envelope};
 use crate::store::{BoxFuture, Committed};
@@ -32,71 +31,6 @@ use crate::store::{BoxFuture, Committed};
 ///
 /// A marker for documentation only: nothing requires it, and nothing else implements it.
 pub trait Handles<M, Via> {}
-
-/// What a command's unit of work committed, and its handler's reply (a `C::Reply`).
-pub type CommandOutcome = (Vec<Committed>, Box<dyn Any + Send>);
-
-/// Runs a command's handler in a unit of work and commits it.
-/// With `idempotent`, the command's id is recorded in its unit of work's transaction.
-pub type CommandRoute = for<'a> fn(
-    &'a Arc<Engine>,
-    Box<dyn Any + Send>,
-    Cause,
-    bool,
-) -> BoxFuture<'a, Result<CommandOutcome, ProcessError>>;
-
-/// Runs one event handler in its own unit of work and commits it.
-pub type EventRoute =
-    for<'a> fn(&'a Arc<Engine>, &'a Envelope, &'static str) -> BoxFuture<'a, Result<Vec<Committed>, ProcessError>>;
-
-/// How the engine calls a handler method.
-#[derive(Clone, Copy)]
-pub enum Route {
-    /// A command handler.
-    Command(CommandRoute),
-    /// An event handler (or a process manager's step).
-    Event(EventRoute),
-    /// A projector method.
-    Project(crate::runtime::projection::ProjectorRoute),
-}
-
-impl std::fmt::Debug for Route {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Route::Command(_) => "Route::Command",
-            Route::Event(_) => "Route::Event",
-            Route::Project(_) => "Route::Project",
-        })
-    }
-}
-
-/// One handler method, as `#[handler]` registers it.
-#[derive(Debug)]
-pub struct HandlerDescriptor {
-    /// What the model knows of it: names, kind, the message it takes.
-    pub info: HandlerInfo,
-    /// How to run it.
-    pub route: Route,
-    /// For a command handler: how to fire its command when a process manager sent or
-    /// scheduled it (decoded from JSON, processed under its own id).
-    pub fire: Option<crate::runtime::process::FireRoute>,
-}
-
-impl PartialEq for HandlerDescriptor {
-    /// One handler method is one descriptor: compared by where it is declared.
-    fn eq(&self, other: &Self) -> bool {
-        self.info.id == other.info.id && self.info.module_path == other.info.module_path
-    }
-}
-
-impl HandlerDescriptor {
-    /// `Handler::method`, as errors and reports name it.
-    pub fn name(&self) -> &'static str {
-        self.info.id
-    }
-}
-
-inventory::collect!(HandlerDescriptor);
 
 /// Every handler method registered in this program.
 pub fn registered_handlers() -> impl Iterator<Item = &'static HandlerDescriptor> {

@@ -9,13 +9,12 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::runtime::domain::Domain;
 use crate::runtime::engine::Engine;
-use crate::runtime::handler::HandlerDescriptor;
+use crate::runtime::engine::HandlerDescriptor;
 use crate::runtime::outcome::ProcessError;
 use crate::store::{FailedDelivery, FailureQuery, FailureStatus, FailureUpdate, OffsetDateTime, StreamId};
 
-/// The outbox and the handlers at a glance, from [`Domain::delivery_status`].
+/// The outbox and the handlers at a glance, from [`Domain::delivery_status`](crate::runtime::Domain::delivery_status).
 ///
 /// It serializes (with serde) as a health endpoint's JSON: `oldest_undelivered` as
 /// RFC 3339 text (or `null`), `lag` as a number of seconds.
@@ -77,146 +76,117 @@ pub struct Replayed {
     pub failed: Vec<FailedDelivery>,
 }
 
-impl Domain {
-    /// The delivery lag, the undelivered count, the retries, dead letters and held events
-    /// in all and of each handler, and each handler's deliveries: a few indexed reads,
-    /// for a health endpoint.
-    pub async fn delivery_status(&self) -> Result<DeliveryStatus, ProcessError> {
-        let engine = self.engine();
-        let status = engine.store.outbox_status().await?;
-        let lag = status.oldest_undelivered.map_or(Duration::ZERO, |oldest| {
-            Duration::try_from(OffsetDateTime::now_utc() - oldest).unwrap_or(Duration::ZERO)
-        });
-        let mut handlers: Vec<HandlerHealth> = engine
-            .delivered
-            .iter()
-            .map(|(name, count)| HandlerHealth {
-                handler: (*name).to_owned(),
-                delivered: count.load(Ordering::Relaxed),
-                ..HandlerHealth::default()
-            })
-            .collect();
-        for counts in status.failures {
-            let entry = match handlers.iter_mut().find(|h| h.handler == counts.handler) {
-                Some(entry) => entry,
-                None => {
-                    // A handler of another domain on the same store.
-                    handlers.push(HandlerHealth { handler: counts.handler.clone(), ..HandlerHealth::default() });
-                    handlers.last_mut().expect("just pushed")
-                }
-            };
-            (entry.retrying, entry.dead, entry.held) = (counts.retrying, counts.dead, counts.held);
-        }
-        handlers.sort_by(|a, b| a.handler.cmp(&b.handler));
-        let total = |count: fn(&HandlerHealth) -> u64| handlers.iter().map(count).sum();
-        Ok(DeliveryStatus {
-            undelivered: status.undelivered,
-            oldest_undelivered: status.oldest_undelivered,
-            lag,
-            retrying: total(|h| h.retrying),
-            dead: total(|h| h.dead),
-            held: total(|h| h.held),
-            handlers,
+/// [`Domain::delivery_status`](crate::runtime::Domain::delivery_status), on an engine.
+pub(crate) async fn delivery_status(engine: &Engine) -> Result<DeliveryStatus, ProcessError> {
+    let status = engine.store.outbox_status().await?;
+    let lag = status.oldest_undelivered.map_or(Duration::ZERO, |oldest| {
+        Duration::try_from(OffsetDateTime::now_utc() - oldest).unwrap_or(Duration::ZERO)
+    });
+    let mut handlers: Vec<HandlerHealth> = engine
+        .delivered
+        .iter()
+        .map(|(name, count)| HandlerHealth {
+            handler: (*name).to_owned(),
+            delivered: count.load(Ordering::Relaxed),
+            ..HandlerHealth::default()
         })
-    }
-
-    /// The failed deliveries kept in the store that match `query` (retrying, dead or
-    /// held), in the order their events were stored.
-    pub async fn delivery_failures(&self, query: FailureQuery) -> Result<Vec<FailedDelivery>, ProcessError> {
-        Ok(self.engine().store.failed_deliveries(query).await?)
-    }
-
-    /// The dead letters (up to 1,000), in the order their events were stored.
-    pub async fn dead_letters(&self) -> Result<Vec<FailedDelivery>, ProcessError> {
-        let query = FailureQuery { status: Some(FailureStatus::Dead), ..FailureQuery::default() };
-        self.delivery_failures(query).await
-    }
-
-    /// The failed delivery of `event_id` to `handler`, whatever its status, to inspect:
-    /// looked up by its key in the store.
-    pub async fn dead_letter(&self, handler: &str, event_id: Uuid) -> Result<Option<FailedDelivery>, ProcessError> {
-        Ok(self.engine().store.failed_delivery(handler, event_id).await?)
-    }
-
-    /// Delivers a dead letter again to its handler, once (after the handler or the data
-    /// was fixed). On success it is forgotten and, when the handler holds its streams,
-    /// the events held behind it are delivered in order (stopping at one that fails,
-    /// which becomes the stream's dead letter). On failure it stays dead, with one more
-    /// attempt and the new error.
-    ///
-    /// A held delivery with no dead letter (nor retried failure) of its handler and
-    /// stream ahead of it, one whose dead letter is gone (as an older protean could
-    /// leave it), is *stranded*: replaying it delivers the held events of its stream
-    /// from the first, in order, the same way.
-    ///
-    /// [`ProcessError::NoDeadLetter`] when there is no such dead letter or stranded held
-    /// delivery (a held one waits behind its dead letter: replay that one).
-    pub async fn replay(&self, handler: &str, event_id: Uuid) -> Result<Replayed, ProcessError> {
-        let engine = self.engine();
-        let failure = releasable(engine, handler, event_id).await?;
-        let descriptor = descriptor(engine, &failure)?;
-        let stream = failure.event.stream.clone();
-        let mut replayed = Replayed::default();
-        let released = match failure.status {
-            FailureStatus::Dead => deliver_again(engine, descriptor, failure, &mut replayed).await?,
-            _ => true, // stranded: it and what is held after it go out in order
+        .collect();
+    for counts in status.failures {
+        let entry = match handlers.iter_mut().find(|h| h.handler == counts.handler) {
+            Some(entry) => entry,
+            None => {
+                // A handler of another domain on the same store.
+                handlers.push(HandlerHealth { handler: counts.handler.clone(), ..HandlerHealth::default() });
+                handlers.last_mut().expect("just pushed")
+            }
         };
-        if released {
-            release_held(engine, descriptor, stream, &mut replayed).await?;
-        }
-        Ok(replayed)
+        (entry.retrying, entry.dead, entry.held) = (counts.retrying, counts.dead, counts.held);
     }
+    handlers.sort_by(|a, b| a.handler.cmp(&b.handler));
+    let total = |count: fn(&HandlerHealth) -> u64| handlers.iter().map(count).sum();
+    Ok(DeliveryStatus {
+        undelivered: status.undelivered,
+        oldest_undelivered: status.oldest_undelivered,
+        lag,
+        retrying: total(|h| h.retrying),
+        dead: total(|h| h.dead),
+        held: total(|h| h.held),
+        handlers,
+    })
+}
 
-    /// [`replay`](Self::replay)s every dead letter (up to 1,000 a call), oldest event
-    /// first; then releases the streams whose held deliveries have no dead letter ahead
-    /// (stranded, among the first 1,000 held ones).
-    pub async fn replay_all(&self) -> Result<Replayed, ProcessError> {
-        let mut all = Replayed::default();
-        for failure in self.dead_letters().await? {
-            self.replay_into(&failure, &mut all).await?;
-        }
-        let held = FailureQuery { status: Some(FailureStatus::Held), ..FailureQuery::default() };
-        let mut streams = HashSet::new();
-        for failure in self.delivery_failures(held).await? {
-            // The first held delivery of each handler's stream: the others go out behind it.
-            if streams.insert((failure.handler.clone(), failure.event.stream.clone())) {
-                self.replay_into(&failure, &mut all).await?;
-            }
-        }
-        Ok(all)
-    }
+/// [`Domain::delivery_failures`](crate::runtime::Domain::delivery_failures), on an engine.
+pub(crate) async fn delivery_failures(
+    engine: &Engine,
+    query: FailureQuery,
+) -> Result<Vec<FailedDelivery>, ProcessError> {
+    Ok(engine.store.failed_deliveries(query).await?)
+}
 
-    /// [`replay`](Self::replay)s `failure` into `all`; nothing when there is nothing to
-    /// replay any more (an earlier replay of the same stream settled it) or it waits
-    /// behind a dead letter (one that failed again).
-    async fn replay_into(&self, failure: &FailedDelivery, all: &mut Replayed) -> Result<(), ProcessError> {
-        match self.replay(&failure.handler, failure.event.id).await {
-            Ok(replayed) => {
-                all.delivered.extend(replayed.delivered);
-                all.failed.extend(replayed.failed);
-                Ok(())
-            }
-            Err(ProcessError::NoDeadLetter { .. }) => Ok(()),
-            Err(error) => Err(error),
-        }
-    }
+/// [`Domain::dead_letters`](crate::runtime::Domain::dead_letters), on an engine.
+pub(crate) async fn dead_letters(engine: &Engine) -> Result<Vec<FailedDelivery>, ProcessError> {
+    let query = FailureQuery { status: Some(FailureStatus::Dead), ..FailureQuery::default() };
+    delivery_failures(engine, query).await
+}
 
-    /// Gives up on a dead letter: its handler never gets the event. When the handler
-    /// holds its streams, the events held behind it are delivered now, in order. A
-    /// stranded held delivery (see [`replay`](Self::replay)) is given up on the same way.
-    /// [`ProcessError::NoDeadLetter`] when there is no such dead letter or stranded held
-    /// delivery.
-    pub async fn discard(&self, handler: &str, event_id: Uuid) -> Result<Replayed, ProcessError> {
-        let engine = self.engine();
-        let failure = releasable(engine, handler, event_id).await?;
-        let descriptor = descriptor(engine, &failure)?;
-        engine.store.remove_failure(handler, event_id).await?;
-        let (status, stream) = (failure.status, failure.event.stream);
-        tracing::warn!(handler, event_id = %event_id, stream = %stream, %status, "failed delivery discarded");
-        let mut replayed = Replayed::default();
+/// [`Domain::replay`](crate::runtime::Domain::replay), on an engine.
+pub(crate) async fn replay(engine: &Arc<Engine>, handler: &str, event_id: Uuid) -> Result<Replayed, ProcessError> {
+    let failure = releasable(engine, handler, event_id).await?;
+    let descriptor = descriptor(engine, &failure)?;
+    let stream = failure.event.stream.clone();
+    let mut replayed = Replayed::default();
+    let released = match failure.status {
+        FailureStatus::Dead => deliver_again(engine, descriptor, failure, &mut replayed).await?,
+        _ => true, // stranded: it and what is held after it go out in order
+    };
+    if released {
         release_held(engine, descriptor, stream, &mut replayed).await?;
-        Ok(replayed)
     }
+    Ok(replayed)
+}
+
+/// [`Domain::replay_all`](crate::runtime::Domain::replay_all), on an engine.
+pub(crate) async fn replay_all(engine: &Arc<Engine>) -> Result<Replayed, ProcessError> {
+    let mut all = Replayed::default();
+    for failure in dead_letters(engine).await? {
+        replay_into(engine, &failure, &mut all).await?;
+    }
+    let held = FailureQuery { status: Some(FailureStatus::Held), ..FailureQuery::default() };
+    let mut streams = HashSet::new();
+    for failure in delivery_failures(engine, held).await? {
+        // The first held delivery of each handler's stream: the others go out behind it.
+        if streams.insert((failure.handler.clone(), failure.event.stream.clone())) {
+            replay_into(engine, &failure, &mut all).await?;
+        }
+    }
+    Ok(all)
+}
+
+/// [`replay`]s `failure` into `all`; nothing when there is nothing to replay any more
+/// (an earlier replay of the same stream settled it) or it waits behind a dead letter
+/// (one that failed again).
+async fn replay_into(engine: &Arc<Engine>, failure: &FailedDelivery, all: &mut Replayed) -> Result<(), ProcessError> {
+    match replay(engine, &failure.handler, failure.event.id).await {
+        Ok(replayed) => {
+            all.delivered.extend(replayed.delivered);
+            all.failed.extend(replayed.failed);
+            Ok(())
+        }
+        Err(ProcessError::NoDeadLetter { .. }) => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
+/// [`Domain::discard`](crate::runtime::Domain::discard), on an engine.
+pub(crate) async fn discard(engine: &Arc<Engine>, handler: &str, event_id: Uuid) -> Result<Replayed, ProcessError> {
+    let failure = releasable(engine, handler, event_id).await?;
+    let descriptor = descriptor(engine, &failure)?;
+    engine.store.remove_failure(handler, event_id).await?;
+    let (status, stream) = (failure.status, failure.event.stream);
+    tracing::warn!(handler, event_id = %event_id, stream = %stream, %status, "failed delivery discarded");
+    let mut replayed = Replayed::default();
+    release_held(engine, descriptor, stream, &mut replayed).await?;
+    Ok(replayed)
 }
 
 /// The failed delivery of `event_id` to `handler` that a replay or a discard may act on:

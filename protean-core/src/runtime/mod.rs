@@ -5,6 +5,7 @@
 //! Depends on [`model`](crate::model), [`registry`](crate::registry) and
 //! [`store`](crate::store); nothing below it depends on it.
 
+mod builder;
 pub(crate) mod context;
 mod delivery;
 mod domain;
@@ -17,20 +18,22 @@ mod policy;
 pub(crate) mod process;
 pub(crate) mod projection;
 pub(crate) mod query;
+pub(crate) mod read_model;
+pub(crate) mod rows;
 pub(crate) mod sourcing;
 pub(crate) mod views;
 mod workers;
 
-pub use context::{ChangedBy, Context, ContextOf, Opened, ReadModel, SameAggregate};
-pub use domain::{BuildError, Domain, DomainBuilder};
+pub use builder::{BuildError, DomainBuilder};
+pub use context::{ChangedBy, Context, ContextOf, Opened, SameAggregate};
+pub use domain::Domain;
 pub use handler::Handles;
 pub use health::{DeliveryStatus, HandlerHealth, Replayed};
-pub use outcome::{Delivered, DeliveryFailure, ProcessError, Processed};
+pub use outcome::{Delivered, DeliveryFailure, ProcessError, Processed, QueryError};
 pub use policy::{DeliveryMode, RetryPolicy, WhenDead};
 pub use process::{Fired, Flow, FlowOf, LoadableInFlow, ProcessManager};
-pub use projection::{AsKey, FedBy, LoadableInProjector, Projection, ProjectionKey, Rows, RowsOf};
-pub use query::{
-    Condition, Field, Indexable, OrderField, Page, Query, QueryError, QueryFailure, QueryValue, DEFAULT_QUERY_LIMIT,
-};
+pub use projection::{FedBy, LoadableInProjector, Projection, Rows, RowsOf};
+pub use query::{Condition, Field, Indexable, OrderField, Page, Query, QueryFailure, QueryValue, DEFAULT_QUERY_LIMIT};
+pub use read_model::{AsKey, ProjectionKey, ReadModel};
 pub use views::{ProjectionStatus, Rebuild, RebuildProgress, RebuildReport};
 pub use workers::{NoRuntime, WorkerConfig, WorkerHandle, WorkerReport, Workers};

@@ -63,7 +63,7 @@ pub enum ProcessError {
     },
     /// A projection query or rebuild that cannot run as asked.
     #[error(transparent)]
-    Query(#[from] crate::runtime::query::QueryError),
+    Query(#[from] QueryError),
     /// The command committed, but handlers reacting to its events failed: what
     /// [`Processed::all_delivered`] makes of a [`Processed`] with failures. The events
     /// are kept, and [`Domain::retry_failed`](crate::runtime::Domain::retry_failed) delivers them again.
@@ -72,6 +72,41 @@ pub enum ProcessError {
         /// Each failed delivery.
         failures: Vec<DeliveryFailure>,
     },
+}
+
+/// A query that cannot be run as written.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum QueryError {
+    /// Queries filter and order only on declared fields (`#[index]`), which stores index.
+    #[error("`{projection}` has no declared field `{field}` to query on (declared with #[index]: {declared:?})")]
+    NotIndexed {
+        /// The projection.
+        projection: &'static str,
+        /// The field asked for.
+        field: String,
+        /// The fields it declares.
+        declared: &'static [&'static str],
+    },
+    /// A filter compares with a string, number, boolean or null only.
+    #[error("`{field}` can be compared with a string, number, boolean or null, not with {value}")]
+    NotScalar {
+        /// The field.
+        field: String,
+        /// The value given, as JSON.
+        value: String,
+    },
+    /// A filter compares with a float that is not a number (NaN) or infinite: stored
+    /// numbers are finite (JSON has neither), and no number compares with NaN.
+    #[error("`{field}` cannot be compared with {value}: stored numbers are finite, and none compares with NaN")]
+    NotFinite {
+        /// The field.
+        field: String,
+        /// The value given: `NaN`, `inf` or `-inf`.
+        value: String,
+    },
+    /// A rebuild needs the projection's projectors.
+    #[error("no projector of `{0}` is registered in this domain")]
+    NoProjector(&'static str),
 }
 
 impl From<StoreError> for ProcessError {

@@ -29,11 +29,10 @@ use uuid::Uuid;
 use crate::model::element::{const_str_eq, Command, Event};
 use crate::model::error::{DomainError, StoreError};
 use crate::model::identity::Identifier;
-use crate::runtime::context::ReadModel;
 use crate::runtime::engine::Engine;
 use crate::runtime::idempotency::ReplyType;
 use crate::runtime::outcome::ProcessError;
-use crate::runtime::projection::{AsKey, ProjectionKey};
+use crate::runtime::read_model::{AsKey, ReadModel};
 use crate::store::envelope::{Cause, Envelope, StreamId};
 use crate::store::{Batch, BoxFuture, Cancel, Commit, Committed, Handled, Scheduled};
 
@@ -466,10 +465,6 @@ async fn run_step<P: ProcessManager, E: Event>(
     }
 }
 
-/// Fires one scheduled command: decodes it as `C` and processes it under its own id
-/// (idempotently), caused by the event that sent it, in its conversation.
-pub type FireRoute = for<'a> fn(&'a Arc<Engine>, &'a Scheduled) -> BoxFuture<'a, Result<(), ProcessError>>;
-
 /// The `FireRoute` of command `C`: only the reading and checking of the command depend
 /// on `C`; the rest is one function compiled here, not a future per command type in the
 /// crate of every `#[handler]`.
@@ -592,47 +587,12 @@ impl Engine {
     }
 }
 
-impl crate::runtime::Domain {
-    /// Fires the commands process managers sent or scheduled that are due now. Delivery
-    /// workers do this on their own; inline delivery fires sent commands as part of
-    /// delivering; call it for deadlines when no workers run.
-    pub async fn fire_due_commands(&self) -> Result<Fired, ProcessError> {
-        self.fire_due_commands_at(OffsetDateTime::now_utc()).await
-    }
-
-    /// [`fire_due_commands`](Self::fire_due_commands) as if it were `now`: deadlines due
-    /// by then fire (tests use it to let time pass).
-    pub async fn fire_due_commands_at(&self, now: OffsetDateTime) -> Result<Fired, ProcessError> {
-        Ok(self.engine().fire_due(now, 100, self.engine().lease).await?)
-    }
-
-    /// The commands flow `key` of process manager `P` sent or scheduled that have not
-    /// fired yet, earliest first. `key` is the value of the correlation field
-    /// (`&order_id`, or its text).
-    ///
-    /// A command is taken off the list just after its own unit of work commits, in a
-    /// write of its own: a reader that sees the command's effects (in background mode,
-    /// where workers fire it) may still find it listed for a moment. Firing it again
-    /// then changes nothing: a fired command is idempotent by its id.
-    pub async fn pending_commands<P: ProcessManager>(
-        &self,
-        key: &(impl ProjectionKey + ?Sized),
-    ) -> Result<Vec<Scheduled>, ProcessError> {
-        Ok(self.store().scheduled_of(P::NAME, &key.key_text()).await?)
-    }
-
-    /// The state of flow `key` of process manager `P`, and whether it ended; `None`
-    /// when no such flow started. `key` is the value of the correlation field
-    /// (`&order_id`, or its text).
-    pub async fn flow<P: ProcessManager>(
-        &self,
-        key: &(impl ProjectionKey + ?Sized),
-    ) -> Result<Option<(P, bool)>, ProcessError> {
-        let stream = StreamId::new(P::NAME, key.key_text());
-        let Some(record) = self.store().load(&stream).await? else { return Ok(None) };
-        let flow: FlowRecord<P> = serde_json::from_str(&record.state).map_err(|e| {
-            StoreError::corrupt(&stream, record.version, format!("not a valid `{}` flow: {e}", P::NAME))
-        })?;
-        Ok(Some((flow.state, flow.ended)))
-    }
+/// The state of flow `key` of process manager `P`, and whether it ended, as
+/// [`Domain::flow`](crate::runtime::Domain::flow) reads it; `None` when no such flow started.
+pub(crate) async fn flow_of<P: ProcessManager>(engine: &Engine, key: &str) -> Result<Option<(P, bool)>, ProcessError> {
+    let stream = StreamId::new(P::NAME, key);
+    let Some(record) = engine.store().load(&stream).await? else { return Ok(None) };
+    let flow: FlowRecord<P> = serde_json::from_str(&record.state)
+        .map_err(|e| StoreError::corrupt(&stream, record.version, format!("not a valid `{}` flow: {e}", P::NAME)))?;
+    Ok(Some((flow.state, flow.ended)))
 }

@@ -18,22 +18,21 @@
 //! Either kind is rebuilt from the event log into a fresh copy while the old copy keeps
 //! serving reads ([`Domain::rebuild`](crate::runtime::Domain::rebuild)).
 
-use std::collections::hash_map::Entry;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use foldhash::HashMap;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::model::element::Event;
-use crate::model::error::{DomainError, OutdatedCopy, StoreError, VersionConflict};
+use crate::model::error::{DomainError, StoreError, VersionConflict};
 use crate::model::identity::Identifier;
-use crate::runtime::context::ReadModel;
-use crate::runtime::engine::Engine;
+use crate::runtime::engine::{Engine, ProjectorRoute};
 use crate::runtime::outcome::ProcessError;
+use crate::runtime::read_model::{AsKey, ReadModel};
+use crate::runtime::rows::{explained, RowSet};
 use crate::store::envelope::Envelope;
-use crate::store::{Batch, BoxFuture, Committed, Handled, ProjectionSpec, Row, RowChange, Store};
+use crate::store::{Batch, BoxFuture, Committed, Handled, ProjectionSpec, Row, RowChange};
 
 /// A read model kept by projectors: what `#[projection]` implements.
 ///
@@ -66,69 +65,6 @@ pub trait Projection: ReadModel + Clone + std::fmt::Debug {
     }
 }
 
-/// What looks up rows keyed by `K`: a `K`, or what `K` borrows as (a `str` for a
-/// `String` key), as `HashMap::get` takes keys. Reads take `&(impl AsKey<V::Key>)`, where
-/// `V::Key` is the read model's key type ([`ReadModel::Key`]; a projection's `#[key]`
-/// field's type), so `ctx.read::<LoanView>(&cmd.loan_id)` compiles and a key of another
-/// type does not.
-pub trait AsKey<K: ?Sized> {
-    /// The key as stored.
-    fn key_text(&self) -> String;
-}
-
-impl<K: std::borrow::Borrow<Q> + ?Sized, Q: ProjectionKey + ?Sized> AsKey<K> for Q {
-    fn key_text(&self) -> String {
-        ProjectionKey::key_text(self)
-    }
-}
-
-/// A value that keys projection rows (and process manager instances): its text.
-pub trait ProjectionKey {
-    /// The key as stored.
-    fn key_text(&self) -> String;
-}
-
-impl<T: ?Sized> ProjectionKey for Identifier<T> {
-    fn key_text(&self) -> String {
-        self.to_string()
-    }
-}
-
-impl ProjectionKey for str {
-    fn key_text(&self) -> String {
-        self.to_owned()
-    }
-}
-
-impl ProjectionKey for String {
-    fn key_text(&self) -> String {
-        self.clone()
-    }
-}
-
-impl ProjectionKey for uuid::Uuid {
-    fn key_text(&self) -> String {
-        self.to_string()
-    }
-}
-
-macro_rules! integer_keys {
-    ($($t:ty),*) => {$(
-        impl ProjectionKey for $t {
-            fn key_text(&self) -> String {
-                self.to_string()
-            }
-        }
-    )*};
-}
-integer_keys!(u8, u16, u32, u64, i8, i16, i32, i64, usize, isize);
-
-impl<T: ProjectionKey + ?Sized> ProjectionKey for &T {
-    fn key_text(&self) -> String {
-        (**self).key_text()
-    }
-}
-
 /// Something a projector may not load: every type. A projector builds its rows from
 /// events alone.
 #[diagnostic::on_unimplemented(
@@ -154,158 +90,6 @@ impl<V: Projection> RowsOf<V> for Rows<V> {}
 /// projection's page (the events feeding it), on the event's page (who reacts to it) and
 /// on the projector's page (what it takes), like [`Handles`](crate::runtime::Handles).
 pub trait FedBy<E: Event, Via: 'static>: Projection {}
-
-/// Where a row set reads rows from and what its changes are for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-enum Mode {
-    /// Live updates of the serving copy, whose generation is given.
-    #[default]
-    Serving,
-    /// A rebuild filling this copy.
-    Build(u64),
-}
-
-#[derive(Debug, Clone)]
-struct Slot {
-    /// The copy it was read from.
-    generation: u64,
-    /// Its version when read (0: absent).
-    version: u64,
-    /// Its content now (`None`: absent or deleted).
-    json: Option<Arc<str>>,
-    /// Changed since read (or since the last flush, in a rebuild).
-    dirty: bool,
-}
-
-/// The rows of one projection a unit of work (or a rebuild) has read and changed:
-/// untyped, behind [`Rows<V>`]. Not a public API.
-#[doc(hidden)]
-#[derive(Default)]
-pub struct RowSet {
-    store: Option<Arc<dyn Store>>,
-    name: &'static str,
-    mode: Mode,
-    /// The serving copy's generation (live mode).
-    serving: u64,
-    slots: HashMap<String, Slot>,
-}
-
-impl std::fmt::Debug for RowSet {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RowSet")
-            .field("projection", &self.name)
-            .field("mode", &self.mode)
-            .field("rows", &self.slots.len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl RowSet {
-    /// Rows of the serving copy (generation `serving`) of projection `name`.
-    pub(crate) fn serving(store: Arc<dyn Store>, name: &'static str, serving: u64) -> Self {
-        RowSet { store: Some(store), name, mode: Mode::Serving, serving, slots: HashMap::default() }
-    }
-
-    /// Rows of the copy `generation` a rebuild fills.
-    pub(crate) fn building(store: Arc<dyn Store>, name: &'static str, generation: u64) -> Self {
-        RowSet {
-            store: Some(store),
-            name,
-            mode: Mode::Build(generation),
-            serving: generation,
-            slots: HashMap::default(),
-        }
-    }
-
-    async fn slot(&mut self, key: String) -> Result<&mut Slot, StoreError> {
-        match self.slots.entry(key) {
-            Entry::Occupied(found) => Ok(found.into_mut()),
-            Entry::Vacant(vacant) => {
-                let store =
-                    self.store.as_ref().ok_or_else(|| StoreError::Unsupported("a row set without a store".into()))?;
-                let generation = match self.mode {
-                    Mode::Serving => None,
-                    Mode::Build(generation) => Some(generation),
-                };
-                let row: Option<Row> = store.projection_row(self.name, generation, vacant.key()).await?;
-                let slot = match row {
-                    Some(row) => {
-                        Slot { generation: row.generation, version: row.version, json: Some(row.json), dirty: false }
-                    }
-                    None => {
-                        Slot { generation: generation.unwrap_or(self.serving), version: 0, json: None, dirty: false }
-                    }
-                };
-                Ok(vacant.insert(slot))
-            }
-        }
-    }
-
-    /// The row under `key`, as JSON.
-    pub(crate) async fn get(&mut self, key: String) -> Result<Option<Arc<str>>, StoreError> {
-        Ok(self.slot(key).await?.json.clone())
-    }
-
-    /// The row under `key`, as JSON, with its version as read.
-    async fn versioned(&mut self, key: String) -> Result<Option<(Arc<str>, u64)>, StoreError> {
-        let slot = self.slot(key).await?;
-        Ok(slot.json.clone().map(|json| (json, slot.version)))
-    }
-
-    /// `error` of a row read from the serving copy, explained for a projector of
-    /// version `declared` (see [`explained`]); a rebuild's copy is of that version.
-    async fn explained(&self, declared: u32, error: StoreError) -> StoreError {
-        match (&self.store, self.mode) {
-            (Some(store), Mode::Serving) => explained(store.as_ref(), Some(declared), error).await,
-            _ => error,
-        }
-    }
-
-    /// Sets (or with `None`, deletes) the row under `key`.
-    pub(crate) async fn set(&mut self, key: String, json: Option<Arc<str>>) -> Result<(), StoreError> {
-        let slot = self.slot(key).await?;
-        slot.json = json;
-        slot.dirty = true;
-        Ok(())
-    }
-
-    /// The changes of a live unit of work, each against the row's version as read.
-    pub(crate) fn changes(self) -> Vec<RowChange> {
-        let name = self.name;
-        self.slots
-            .into_iter()
-            .filter(|(_, slot)| slot.dirty && !(slot.version == 0 && slot.json.is_none()))
-            .map(|(key, slot)| RowChange {
-                projection: name.into(),
-                generation: slot.generation,
-                key,
-                expected_version: slot.version,
-                json: slot.json,
-            })
-            .collect()
-    }
-
-    /// The rows a rebuild changed since its last flush (now clean), and forgets clean
-    /// rows when more than `keep` are cached.
-    pub(crate) fn flush(&mut self, keep: usize) -> Vec<(String, Option<Arc<str>>)> {
-        let mut out = Vec::new();
-        for (key, slot) in &mut self.slots {
-            if slot.dirty {
-                slot.dirty = false;
-                // A row the build both created and deleted was never stored.
-                if slot.version == 0 && slot.json.is_none() {
-                    continue;
-                }
-                slot.version += 1;
-                out.push((key.clone(), slot.json.clone()));
-            }
-        }
-        if self.slots.len() > keep {
-            self.slots.clear();
-        }
-        out
-    }
-}
 
 /// The rows of projection `V` a projector method reads and changes. Changes are kept
 /// until the projector's unit of work commits (with the event's handled record, or
@@ -409,10 +193,6 @@ pub trait Project<V: Projection, E: Event>: 'static {
 /// Compile-time check that a projector method's first argument is `Rows<V>`.
 pub const fn assert_rows_of<T: RowsOf<V>, V: Projection>() {}
 
-/// Applies one event to a row set: what a projector method is, for delivery, inline
-/// units and rebuilds alike.
-pub type ProjectRoute = for<'a> fn(&'a mut RowSet, &'a Envelope) -> BoxFuture<'a, Result<(), ProcessError>>;
-
 /// The `ProjectRoute` of projector method `H`.
 pub fn project<'a, V, E, H>(set: &'a mut RowSet, envelope: &'a Envelope) -> BoxFuture<'a, Result<(), ProcessError>>
 where
@@ -427,19 +207,6 @@ where
         *set = rows.into_set();
         outcome.map_err(|error| ProcessError::from_domain(E::TYPE_NAME, error))
     })
-}
-
-/// What a projector method registers beside its route: the projection it changes.
-#[derive(Debug, Clone, Copy)]
-pub struct ProjectorRoute {
-    /// The projection's spec, read when the domain is built.
-    pub spec: fn() -> ProjectionSpec,
-    /// The projection's name.
-    pub projection: &'static str,
-    /// Runs in the unit of work that raised the event.
-    pub inline: bool,
-    /// Applies one event.
-    pub apply: ProjectRoute,
 }
 
 /// Delivers one stored event to an async projector: reads the projection's state,
@@ -566,24 +333,5 @@ fn unreadable(name: &str, key: &str, version: u64, error: &serde_json::Error) ->
         version,
         reason: error.to_string(),
         outdated: None,
-    }
-}
-
-/// `error`, when it is a row that does not read, with what the projection's state says
-/// of it: whether the copy serving reads was built by a version other than `declared`
-/// (the code's), so that a rebuild is pending or under way. Other errors as they are.
-async fn explained(store: &dyn Store, declared: Option<u32>, error: StoreError) -> StoreError {
-    match (error, declared) {
-        (StoreError::UnreadableRow { projection, key, version, reason, outdated: None }, Some(declared)) => {
-            // Only to explain an error: a store that cannot say leaves it unexplained.
-            let state = store.projection_state(&projection).await.ok().flatten();
-            let outdated = state.filter(|state| state.version != declared).map(|state| OutdatedCopy {
-                serving: state.version,
-                declared,
-                rebuilding: state.build.is_some_and(|build| build.version == declared),
-            });
-            StoreError::UnreadableRow { projection, key, version, reason, outdated }
-        }
-        (error, _) => error,
     }
 }

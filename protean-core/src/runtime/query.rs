@@ -4,55 +4,28 @@
 //! (`.eq("overdue", true)`).
 
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
 
 use crate::model::error::{DomainError, StoreError};
 use crate::model::identity::Identifier;
-use crate::runtime::context::{record_read, Reads};
 use crate::runtime::engine::Engine;
-use crate::runtime::outcome::ProcessError;
+use crate::runtime::outcome::{ProcessError, QueryError};
 use crate::runtime::projection::{read_as, Projection};
 use crate::store::{FilterOp, RowFilter, RowOrder, RowQuery, RowRead, RowVersion};
 
+/// The projection rows and queries a unit of work read, shared with the queries it
+/// hands out ([`Context::query`](crate::runtime::Context::query)).
+pub(crate) type Reads = Arc<Mutex<Vec<RowRead>>>;
+
+/// Records `read` in `reads`.
+pub(crate) fn record_read(reads: &Reads, read: RowRead) {
+    reads.lock().unwrap_or_else(PoisonError::into_inner).push(read);
+}
+
 /// How many rows a query returns when [`Query::limit`] is not given.
 pub const DEFAULT_QUERY_LIMIT: usize = 1_000;
-
-/// A query that cannot be run as written.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum QueryError {
-    /// Queries filter and order only on declared fields (`#[index]`), which stores index.
-    #[error("`{projection}` has no declared field `{field}` to query on (declared with #[index]: {declared:?})")]
-    NotIndexed {
-        /// The projection.
-        projection: &'static str,
-        /// The field asked for.
-        field: String,
-        /// The fields it declares.
-        declared: &'static [&'static str],
-    },
-    /// A filter compares with a string, number, boolean or null only.
-    #[error("`{field}` can be compared with a string, number, boolean or null, not with {value}")]
-    NotScalar {
-        /// The field.
-        field: String,
-        /// The value given, as JSON.
-        value: String,
-    },
-    /// A filter compares with a float that is not a number (NaN) or infinite: stored
-    /// numbers are finite (JSON has neither), and no number compares with NaN.
-    #[error("`{field}` cannot be compared with {value}: stored numbers are finite, and none compares with NaN")]
-    NotFinite {
-        /// The field.
-        field: String,
-        /// The value given: `NaN`, `inf` or `-inf`.
-        value: String,
-    },
-    /// A rebuild needs the projection's projectors.
-    #[error("no projector of `{0}` is registered in this domain")]
-    NoProjector(&'static str),
-}
 
 /// A type an `#[index]` field may have: one that serde writes as a JSON string, number or
 /// boolean (or, in an `Option`, null), which every store indexes and compares.

@@ -1,5 +1,5 @@
-//! Reading and rebuilding projections from a [`Domain`]: get by key, queries executed by
-//! the store ([`Query`]), status, and blue/green rebuilds from
+//! Reading and rebuilding projections from a [`Domain`](crate::runtime::Domain): get by key, queries executed by
+//! the store ([`Query`](crate::runtime::Query)), status, and blue/green rebuilds from
 //! the event log.
 
 use std::sync::Arc;
@@ -7,11 +7,9 @@ use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
-use crate::runtime::domain::Domain;
 use crate::runtime::engine::{Engine, ProjectionEntry};
-use crate::runtime::outcome::ProcessError;
-use crate::runtime::projection::{read_row, AsKey, Projection, RowSet};
-use crate::runtime::query::{query_of, Query, QueryError};
+use crate::runtime::outcome::{ProcessError, QueryError};
+use crate::runtime::rows::RowSet;
 use crate::store::BuildState;
 
 /// Where a projection stands: its serving copy, how far it got, and a rebuild under way.
@@ -189,55 +187,24 @@ async fn apply(entry: &ProjectionEntry, set: &mut RowSet, event: &crate::store::
     Ok(())
 }
 
-impl Domain {
-    /// The row of projection `V` under `key` (of `V`'s key type), from the copy serving
-    /// reads.
-    pub async fn projection<V: Projection>(
-        &self,
-        key: &(impl AsKey<V::Key> + ?Sized),
-    ) -> Result<Option<V>, ProcessError> {
-        Ok(read_row::<V>(self.engine(), V::NAME, &key.key_text()).await?)
-    }
-
-    /// A query over the rows of projection `V`, executed by the store; see [`Query`]. It
-    /// returns at most 1,000 rows unless [`Query::limit`] says otherwise;
-    /// [`Query::fetch_page`] says whether more follow.
-    pub fn query<V: Projection>(&self) -> Query<V> {
-        query_of::<V, ProcessError>(Arc::clone(self.engine()), None)
-    }
-
-    /// A blue/green rebuild of projection `V` from the event log; see [`Rebuild`].
-    pub fn rebuild<V: Projection>(&self) -> Rebuild {
-        rebuild_named(self.engine(), V::NAME)
-    }
-
-    /// Where projection `V` stands.
-    pub async fn projection_status<V: Projection>(&self) -> Result<ProjectionStatus, ProcessError> {
-        let engine = self.engine();
-        let entry = engine.projection(V::NAME).ok_or(QueryError::NoProjector(V::NAME))?;
-        let state = engine.register_projection(entry).await?;
-        let lag = engine.store().log_count(state.checkpoint, &entry.types()).await?;
-        Ok(ProjectionStatus {
-            projection: V::NAME,
-            version: state.version,
-            declared_version: entry.spec.version,
-            generation: state.generation,
-            checkpoint: state.checkpoint,
-            lag,
-            build: state.build,
-        })
-    }
-
-    /// Rebuilds every projection that needs it: its declared version differs from the
-    /// serving copy's, this domain created it over a log that already had events of its
-    /// types, or a rebuild of it was left unfinished (resumed once its builder's lease ran
-    /// out). Returns what was rebuilt. Delivery workers run this when they start.
-    pub async fn rebuild_outdated(&self) -> Result<Vec<RebuildReport>, ProcessError> {
-        rebuild_outdated(self.engine()).await
-    }
+/// [`Domain::projection_status`](crate::runtime::Domain::projection_status) of projection
+/// `name`, on an engine.
+pub(crate) async fn projection_status(engine: &Engine, name: &'static str) -> Result<ProjectionStatus, ProcessError> {
+    let entry = engine.projection(name).ok_or(QueryError::NoProjector(name))?;
+    let state = engine.register_projection(entry).await?;
+    let lag = engine.store().log_count(state.checkpoint, &entry.types()).await?;
+    Ok(ProjectionStatus {
+        projection: name,
+        version: state.version,
+        declared_version: entry.spec.version,
+        generation: state.generation,
+        checkpoint: state.checkpoint,
+        lag,
+        build: state.build,
+    })
 }
 
-/// [`Domain::rebuild_outdated`], on an engine.
+/// [`Domain::rebuild_outdated`](crate::runtime::Domain::rebuild_outdated), on an engine.
 pub(crate) async fn rebuild_outdated(engine: &Arc<Engine>) -> Result<Vec<RebuildReport>, ProcessError> {
     let mut reports = Vec::new();
     let mut names: Vec<&'static str> = engine.projections.keys().copied().collect();
@@ -256,6 +223,6 @@ pub(crate) async fn rebuild_outdated(engine: &Arc<Engine>) -> Result<Vec<Rebuild
     Ok(reports)
 }
 
-fn rebuild_named(engine: &Arc<Engine>, projection: &'static str) -> Rebuild {
+pub(crate) fn rebuild_named(engine: &Arc<Engine>, projection: &'static str) -> Rebuild {
     Rebuild { engine: Arc::clone(engine), projection, batch: 1_000, lease: Duration::from_secs(30), progress: None }
 }

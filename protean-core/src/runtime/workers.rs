@@ -32,7 +32,7 @@ use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use crate::runtime::engine::Engine;
-use crate::runtime::handler::HandlerDescriptor;
+use crate::runtime::engine::HandlerDescriptor;
 use crate::runtime::policy::WhenDead;
 use crate::store::{Envelope, FailureStatus, FailureUpdate, HandlerState, OffsetDateTime};
 
