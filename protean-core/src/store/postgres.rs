@@ -636,10 +636,12 @@ impl PostgresStore {
         self.outbox.stop();
         self.notifier.close().await;
         let liveness = self.liveness.lock().unwrap_or_else(PoisonError::into_inner).take();
-        match liveness {
-            Some(connection) => connection.close().await.map_err(backend),
-            None => Ok(()),
-        }
+        let Some(mut connection) = liveness else { return Ok(()) };
+        // Released by a statement, so that the claims are free when `close` returns: a
+        // closed connection's backend ends (and drops its locks) only some time later.
+        let unlocked = sqlx::query("SELECT pg_advisory_unlock_all()").execute(&mut connection).await;
+        connection.close().await.map_err(backend)?;
+        unlocked.map(drop).map_err(backend)
     }
 
     /// The pool, for tests and tools that look at the tables.
