@@ -60,6 +60,7 @@
 
 mod projections;
 mod queries;
+mod rows;
 mod scheduled;
 mod schema;
 mod threads;

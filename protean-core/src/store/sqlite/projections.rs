@@ -24,12 +24,12 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::backend;
-use super::queries::{envelope, text, EVENT_COLUMNS};
+use super::rows::{envelope, lease_micros, text, unreadable, EVENT_COLUMNS};
 use crate::store::envelope::StreamId;
 use crate::store::sql::{from_micros, micros, stored_count, to_i64};
 use crate::store::RowRead;
 use crate::store::{BuildState, FilterOp, Logged, ProjectionSpec, ProjectionState, Row, RowChange, RowQuery};
-use crate::store::{StoreError, VersionConflict, MAX_LEASE};
+use crate::store::{StoreError, VersionConflict};
 
 /// The columns a [`ProjectionState`] is read from (by [`state_of`], by name).
 const STATE_COLUMNS: &str =
@@ -49,7 +49,7 @@ fn row_stream(projection: &str, key: &str) -> StreamId {
 /// A stored count of a projection's state (a generation, a position); a negative one is
 /// [`StoreError::Corrupt`].
 fn state_count(row: &SqlRow<'_>, column: &str, name: &str) -> Result<u64, StoreError> {
-    let value: i64 = row.get(column).map_err(|e| super::queries::unreadable(e, &state_stream(name), 0, column))?;
+    let value: i64 = row.get(column).map_err(|e| unreadable(e, &state_stream(name), 0, column))?;
     stored_count(value, &state_stream(name), &format!("projection {column}"))
 }
 
@@ -63,7 +63,7 @@ fn stored_version(value: i64, name: &str, column: &str) -> Result<u32, StoreErro
 fn state_of(row: &SqlRow<'_>, name: &str) -> Result<ProjectionState, StoreError> {
     let stream = state_stream(name);
     let get = |column: &str| -> Result<Option<i64>, StoreError> {
-        row.get(column).map_err(|e| super::queries::unreadable(e, &stream, 0, column))
+        row.get(column).map_err(|e| unreadable(e, &stream, 0, column))
     };
     let version = stored_version(row.get("version").map_err(backend)?, name, "version")?;
     let build = match (get("build_generation")?, get("build_version")?, get("build_position")?, get("build_heartbeat")?)
@@ -481,11 +481,6 @@ fn apply_change(tx: &Connection, state: &ProjectionState, change: RowChange) -> 
         return Err(VersionConflict { stream, expected: change.expected_version, actual }.into());
     }
     put_row(tx, &change.projection, state.generation, &change.key, change.json.as_deref())
-}
-
-/// A lease in microseconds (at most [`MAX_LEASE`]).
-pub(super) fn lease_micros(lease: Duration) -> i64 {
-    i64::try_from(lease.min(MAX_LEASE).as_micros()).unwrap_or(i64::MAX)
 }
 
 /// The time now, as stored (to the microsecond) and as read back.

@@ -11,8 +11,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::backend;
-use super::projections::lease_micros;
-use super::queries::text;
+use super::rows::{lease_micros, text, unreadable};
 use crate::store::envelope::StreamId;
 use crate::store::sql::{from_micros, micros};
 use crate::store::{Cancel, Scheduled, StoreError};
@@ -34,8 +33,7 @@ fn scheduled(row: &Row<'_>) -> Result<Scheduled, StoreError> {
     let id = uuid("id", "scheduled command's id")?;
     let correlation_id = uuid("correlation_id", "scheduled command's correlation id")?;
     let causation_id = uuid("causation_id", "scheduled command's causation id")?;
-    let name: Option<String> =
-        row.get("name").map_err(|e| super::queries::unreadable(e, &stream, 0, "deadline's name"))?;
+    let name: Option<String> = row.get("name").map_err(|e| unreadable(e, &stream, 0, "deadline's name"))?;
     let due_at = from_micros(row.get("due_at").map_err(backend)?, &stream, 0)?;
     let type_name = text(row, "type_name", &stream, 0, "scheduled command's type name")?;
     let payload = text(row, "payload", &stream, 0, "scheduled command's payload")?;
