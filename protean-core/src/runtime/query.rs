@@ -371,11 +371,7 @@ impl<V: Projection, E: QueryFailure> Query<V, E> {
     /// [`filter`](Self::filter) for the typed form.
     pub fn filter_on(mut self, field: &str, op: FilterOp, value: impl Serialize) -> Self {
         let Some(key) = self.declared(field, stored_key::<V>(field)) else { return self };
-        match bound(field, &value) {
-            Ok(value) => self.query.filters.push(RowFilter { field: key.to_owned(), op, value }),
-            Err(error) => self.fail(error),
-        }
-        self
+        self.filter(Condition { field: key, op, value: bound(field, &value), _of: PhantomData })
     }
 
     /// Keeps the rows whose `field` equals `value` (`None`/null: missing or null). The
