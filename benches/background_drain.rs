@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use protean::prelude::*;
 use protean::runtime::{DeliveryMode, WorkerConfig};
-use protean::store::{Batch, Cause, Commit, Envelope, PostgresStore, Store, StreamId};
+use protean::store::{Batch, Cause, Commit, Envelope, PostgresStore, StreamId};
 
 const CHILD: &str = "PROTEAN_BENCH_DRAIN_CHILD";
 const EVENTS_PER_STREAM: u64 = 10;

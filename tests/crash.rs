@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use lab::*;
 use protean::prelude::*;
-use protean::store::{SqliteStore, Store};
+use protean::store::SqliteStore;
 
 const CHILD: &str = "PROTEAN_CRASH_CHILD_DB";
 const CLAIM_CHILD: &str = "PROTEAN_CLAIM_CHILD_DB";

@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use protean::store::{Batch, Commit, Committed, Envelope, OffsetDateTime, SqliteStore, Store, StoreError, StreamId};
+use protean::store::{
+    Batch, Commit, Committed, Envelope, OffsetDateTime, Outbox, Records, SqliteStore, StoreError, StreamId,
+};
 use tracing::field::{Field, Visit};
 use tracing::Subscriber;
 use tracing_subscriber::layer::{Context, SubscriberExt};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use protean::prelude::*;
 use protean::store::StreamId;
-use protean::store::{Batch, Commit, MemoryStore, Store, StoreError};
+use protean::store::{Batch, Commit, MemoryStore, StoreError};
 use protean::testing::Scenario;
 
 mod shop {

@@ -17,8 +17,8 @@ use std::collections::HashMap;
 use lab::*;
 use protean::prelude::*;
 use protean::store::{
-    Batch, Cause, Commit, Committed, Envelope, Handled, PostgresStore, ProjectionSpec, RowChange, Store, StoreError,
-    StreamId, VersionConflict,
+    Batch, Cause, Commit, Committed, Envelope, Handled, PostgresStore, ProjectionSpec, RowChange, StoreError, StreamId,
+    VersionConflict,
 };
 use uuid::Uuid;
 

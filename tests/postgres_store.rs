@@ -20,8 +20,8 @@ use lab::*;
 use protean::prelude::*;
 use protean::store::{
     Batch, Cancel, Cause, Commit, Envelope, FailureQuery, FailureStatus, FailureUpdate, FilterOp, Handled,
-    HandlerState, OffsetDateTime, PostgresStore, ProjectionSpec, ProjectionState, RowChange, RowFilter, RowOrder,
-    RowQuery, Scheduled, SchemaVersion, Store, StoreError, StreamId, VersionConflict, POSTGRES_SCHEMA_VERSION,
+    HandlerState, OffsetDateTime, PostgresStore, ProjectionSpec, ProjectionState, Records, RowChange, RowFilter,
+    RowOrder, RowQuery, Scheduled, SchemaVersion, StoreError, StreamId, VersionConflict, POSTGRES_SCHEMA_VERSION,
 };
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -1454,7 +1454,7 @@ async fn closing_releases_the_connections_and_the_claims(url: String) {
     assert!(other.claim_undelivered(10, Duration::from_secs(60)).await.unwrap().is_empty(), "claimed by a live store");
 
     let clone = first.clone();
-    Store::close(&first).await.unwrap();
+    Records::close(&first).await.unwrap();
     let closed = StoreError::Closed { backend: "postgres" };
     assert_eq!(clone.load(&stream("Counter", "held")).await.unwrap_err(), closed);
     let refused = clone.commit(batch(vec![counter_commit("late", &[1])])).await.unwrap_err();

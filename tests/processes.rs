@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use lab::*;
 use protean::prelude::*;
-use protean::store::{Batch, Commit, PostgresStore, Store};
+use protean::store::{Batch, Commit, PostgresStore};
 use protean::store::{Cause, Envelope, StreamId};
 
 const CHILD: &str = "PROTEAN_PROCESSES_CHILD_URL";

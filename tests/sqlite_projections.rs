@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use protean::store::{
-    Batch, Cancel, Commit, Envelope, FilterOp, Handled, OffsetDateTime, ProjectionSpec, RowChange, RowFilter, RowOrder,
-    RowQuery, Scheduled, SchemaVersion, SqliteStore, Store, StoreError, StreamId, VersionConflict,
-    SQLITE_SCHEMA_VERSION,
+    Batch, Cancel, Commit, Deliveries, Envelope, FilterOp, Handled, OffsetDateTime, ProjectionSpec, Projections,
+    Records, RowChange, RowFilter, RowOrder, RowQuery, Schedule, Scheduled, SchemaVersion, SqliteStore, StoreError,
+    StreamId, VersionConflict, SQLITE_SCHEMA_VERSION,
 };
 use serde_json::json;
 use uuid::Uuid;

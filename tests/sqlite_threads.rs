@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use protean::store::{Batch, Commit, SchemaVersion, SqliteStore, Store, StoreError, StreamId, SQLITE_SCHEMA_VERSION};
+use protean::store::{
+    Batch, Commit, Outbox, Records, SchemaVersion, SqliteStore, StoreError, StreamId, SQLITE_SCHEMA_VERSION,
+};
 
 /// The tests here count the store's threads: one at a time.
 fn serial() -> MutexGuard<'static, ()> {
@@ -233,7 +235,7 @@ fn closing_commits_what_was_sent_and_leaves_no_wal_file() {
         assert_eq!(store.claim_undelivered(10, Duration::from_secs(1)).await.unwrap_err(), closed);
         assert_eq!(closed.to_string(), "the sqlite store is closed: open it again to use it");
         clone.close().await.unwrap();
-        Store::close(&store).await.unwrap();
+        Records::close(&store).await.unwrap();
         drop((store, clone));
 
         let reopened = SqliteStore::open(&db).unwrap();

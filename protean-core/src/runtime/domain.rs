@@ -70,7 +70,7 @@ impl Domain {
         self.engine.store()
     }
 
-    /// Closes the domain's store, for every clone of the domain (see [`Store::close`]):
+    /// Closes the domain's store, for every clone of the domain (see [`Records::close`](crate::store::Records::close)):
     /// the work already sent to it is done, what it holds is released (SQLite checkpoints
     /// its WAL and leaves no `-wal` file; PostgreSQL closes its connections), and from
     /// then on every operation that reaches the store fails with [`StoreError::Closed`].

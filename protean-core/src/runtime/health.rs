@@ -282,7 +282,7 @@ async fn deliver_again(
 ///
 /// It cannot miss an event a worker holds meanwhile: a worker writes a held record only
 /// while a failure ahead of it is still stored
-/// ([`Store::hold_behind_dead_letter`](crate::store::Store::hold_behind_dead_letter)),
+/// ([`Deliveries::hold_behind_dead_letter`](crate::store::Deliveries::hold_behind_dead_letter)),
 /// and the listing that ends the release comes after the last of those was removed.
 async fn release_held(
     engine: &Arc<Engine>,

@@ -14,13 +14,14 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Batch, BoxFuture, Commit, Committed, Record, Snapshot, Store, StoreError, VersionConflict};
+use super::ports::{Deliveries, Outbox, Projections, Records, Schedule};
+use super::{Batch, BoxFuture, Commit, Committed, Record, Snapshot, StoreError, VersionConflict};
 use super::{BuildState, Cancel, FilterOp, Logged, ProjectionSpec, ProjectionState, Row, RowChange, RowFilter};
 use super::{FailedDelivery, FailureQuery, FailureStatus, FailureUpdate, HandlerState, OutboxStatus};
 use super::{ReplayEvents, RowQuery, Scheduled};
 use crate::store::envelope::{Envelope, StreamId};
 
-/// A [`Store`] in memory that behaves like a database: records and events are kept as
+/// A [`Store`](super::Store) in memory that behaves like a database: records and events are kept as
 /// JSON text, so everything round-trips through serde; every load hands out a copy, so
 /// units of work are isolated; and commits check versions.
 ///
@@ -526,7 +527,16 @@ impl MemoryStore {
     }
 }
 
-impl Store for MemoryStore {
+impl Records for MemoryStore {
+    fn migrate(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// Nothing in memory needs releasing: the store stays usable.
+    fn close(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
     fn load<'a>(&'a self, stream: &'a StreamId) -> BoxFuture<'a, Result<Option<Record>, StoreError>> {
         let record = self
             .lock()
@@ -541,6 +551,113 @@ impl Store for MemoryStore {
         Box::pin(std::future::ready(self.commit_now(batch)))
     }
 
+    /// Commits the batches one after another: each is atomic on its own, and nothing
+    /// here is made durable, so grouping them saves nothing.
+    fn commit_group(&self, batches: Vec<Batch>) -> BoxFuture<'_, Vec<Result<Vec<Committed>, StoreError>>> {
+        Box::pin(async move {
+            let mut outcomes = Vec::with_capacity(batches.len());
+            for batch in batches {
+                outcomes.push(self.commit(batch).await);
+            }
+            outcomes
+        })
+    }
+
+    fn stream<'a>(&'a self, stream: &'a StreamId) -> BoxFuture<'a, Result<Vec<Envelope>, StoreError>> {
+        let inner = self.lock();
+        let events = inner
+            .streams
+            .get(&*stream.aggregate)
+            .and_then(|by_id| by_id.get(&*stream.id))
+            .map(|slot| slot.events.iter().map(|&i| inner.log[i].clone()).collect())
+            .unwrap_or_default();
+        Box::pin(std::future::ready(Ok(events)))
+    }
+
+    fn stream_range<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        after: u64,
+        up_to: Option<u64>,
+    ) -> BoxFuture<'a, Result<Vec<Envelope>, StoreError>> {
+        let inner = self.lock();
+        let events = inner
+            .streams
+            .get(&*stream.aggregate)
+            .and_then(|by_id| by_id.get(&*stream.id))
+            .map(|slot| in_range(&inner.log, slot, after, up_to).cloned().collect())
+            .unwrap_or_default();
+        Box::pin(std::future::ready(Ok(events)))
+    }
+
+    fn replay_events<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        after: u64,
+        up_to: Option<u64>,
+    ) -> BoxFuture<'a, Result<ReplayEvents, StoreError>> {
+        let inner = self.lock();
+        let mut events = ReplayEvents::new();
+        if let Some(slot) = inner.streams.get(&*stream.aggregate).and_then(|by_id| by_id.get(&*stream.id)) {
+            for envelope in in_range(&inner.log, slot, after, up_to) {
+                match &envelope.type_name {
+                    Cow::Borrowed(type_name) => events.push_static(envelope.replayed(), type_name),
+                    Cow::Owned(_) => events.push(envelope.replayed()),
+                }
+            }
+        }
+        Box::pin(std::future::ready(Ok(events)))
+    }
+
+    fn load_snapshot<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        at_most: Option<u64>,
+    ) -> BoxFuture<'a, Result<Option<Snapshot>, StoreError>> {
+        let snapshot = self
+            .lock()
+            .streams
+            .get(&*stream.aggregate)
+            .and_then(|by_id| by_id.get(&*stream.id))
+            .and_then(|slot| slot.snapshots.range(..=at_most.unwrap_or(u64::MAX)).next_back())
+            .map(|(sequence, state)| Snapshot { sequence: *sequence, state: Arc::clone(state) });
+        Box::pin(std::future::ready(Ok(snapshot)))
+    }
+
+    fn events(&self, from: u64, limit: usize) -> BoxFuture<'_, Result<Vec<Envelope>, StoreError>> {
+        let inner = self.lock();
+        let from = usize::try_from(from).unwrap_or(usize::MAX).min(inner.log.len());
+        let events = inner.log[from..].iter().take(limit).cloned().collect();
+        Box::pin(std::future::ready(Ok(events)))
+    }
+
+    fn log_after<'a>(
+        &'a self,
+        after: u64,
+        limit: usize,
+        types: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Logged>, StoreError>> {
+        let inner = self.lock();
+        let start = usize::try_from(after).unwrap_or(usize::MAX).min(inner.log.len());
+        let logged = inner.log[start..]
+            .iter()
+            .enumerate()
+            .filter(|(_, event)| of_types(event, types))
+            .take(limit)
+            .map(|(i, event)| Logged { position: position(start + i), event: event.clone() })
+            .collect();
+        Box::pin(std::future::ready(Ok(logged)))
+    }
+
+    fn log_count<'a>(&'a self, after: u64, types: &'a [String]) -> BoxFuture<'a, Result<u64, StoreError>> {
+        let inner = self.lock();
+        let start = usize::try_from(after).unwrap_or(usize::MAX).min(inner.log.len());
+        let count = inner.log[start..].iter().filter(|event| of_types(event, types)).count();
+        Box::pin(std::future::ready(Ok(position_of_last(count))))
+    }
+}
+
+impl Outbox for MemoryStore {
     fn claim_undelivered(&self, limit: usize, lease: Duration) -> BoxFuture<'_, Result<Vec<Envelope>, StoreError>> {
         let lease = lease.min(super::MAX_LEASE);
         let mut inner = self.lock();
@@ -581,6 +698,31 @@ impl Store for MemoryStore {
         Box::pin(std::future::ready(Ok(())))
     }
 
+    fn outbox_status(&self) -> BoxFuture<'_, Result<OutboxStatus, StoreError>> {
+        let inner = self.lock();
+        let start = inner.first_undelivered.min(inner.log.len());
+        let mut undelivered = 0;
+        let mut oldest = None;
+        for (event, state) in inner.log[start..].iter().zip(&inner.delivery[start..]) {
+            if !state.delivered {
+                undelivered += 1;
+                // The earliest recorded, which need not be the first in the log.
+                oldest = Some(oldest.map_or(event.recorded_at, |o: OffsetDateTime| o.min(event.recorded_at)));
+            }
+        }
+        let failures =
+            OutboxStatus::count_failures(inner.failures.values().map(|(_, f)| (f.handler.as_str(), f.status, 1)));
+        Box::pin(std::future::ready(Ok(OutboxStatus { undelivered, oldest_undelivered: oldest, failures })))
+    }
+
+    /// `None`: only this process commits into its memory, and its commits wake the
+    /// workers.
+    fn outbox_signal(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        None
+    }
+}
+
+impl Deliveries for MemoryStore {
     fn is_handled<'a>(&'a self, handler: &'a str, message_id: Uuid) -> BoxFuture<'a, Result<bool, StoreError>> {
         let handled = self.lock().handled.contains_key(&(Cow::Owned(handler.to_owned()), message_id));
         Box::pin(std::future::ready(Ok(handled)))
@@ -719,92 +861,9 @@ impl Store for MemoryStore {
         let removed = self.lock().failures.remove(&(handler.to_owned(), event_id)).is_some();
         Box::pin(std::future::ready(Ok(removed)))
     }
+}
 
-    fn outbox_status(&self) -> BoxFuture<'_, Result<OutboxStatus, StoreError>> {
-        let inner = self.lock();
-        let start = inner.first_undelivered.min(inner.log.len());
-        let mut undelivered = 0;
-        let mut oldest = None;
-        for (event, state) in inner.log[start..].iter().zip(&inner.delivery[start..]) {
-            if !state.delivered {
-                undelivered += 1;
-                // The earliest recorded, which need not be the first in the log.
-                oldest = Some(oldest.map_or(event.recorded_at, |o: OffsetDateTime| o.min(event.recorded_at)));
-            }
-        }
-        let failures =
-            OutboxStatus::count_failures(inner.failures.values().map(|(_, f)| (f.handler.as_str(), f.status, 1)));
-        Box::pin(std::future::ready(Ok(OutboxStatus { undelivered, oldest_undelivered: oldest, failures })))
-    }
-
-    fn stream<'a>(&'a self, stream: &'a StreamId) -> BoxFuture<'a, Result<Vec<Envelope>, StoreError>> {
-        let inner = self.lock();
-        let events = inner
-            .streams
-            .get(&*stream.aggregate)
-            .and_then(|by_id| by_id.get(&*stream.id))
-            .map(|slot| slot.events.iter().map(|&i| inner.log[i].clone()).collect())
-            .unwrap_or_default();
-        Box::pin(std::future::ready(Ok(events)))
-    }
-
-    fn stream_range<'a>(
-        &'a self,
-        stream: &'a StreamId,
-        after: u64,
-        up_to: Option<u64>,
-    ) -> BoxFuture<'a, Result<Vec<Envelope>, StoreError>> {
-        let inner = self.lock();
-        let events = inner
-            .streams
-            .get(&*stream.aggregate)
-            .and_then(|by_id| by_id.get(&*stream.id))
-            .map(|slot| in_range(&inner.log, slot, after, up_to).cloned().collect())
-            .unwrap_or_default();
-        Box::pin(std::future::ready(Ok(events)))
-    }
-
-    fn replay_events<'a>(
-        &'a self,
-        stream: &'a StreamId,
-        after: u64,
-        up_to: Option<u64>,
-    ) -> BoxFuture<'a, Result<ReplayEvents, StoreError>> {
-        let inner = self.lock();
-        let mut events = ReplayEvents::new();
-        if let Some(slot) = inner.streams.get(&*stream.aggregate).and_then(|by_id| by_id.get(&*stream.id)) {
-            for envelope in in_range(&inner.log, slot, after, up_to) {
-                match &envelope.type_name {
-                    Cow::Borrowed(type_name) => events.push_static(envelope.replayed(), type_name),
-                    Cow::Owned(_) => events.push(envelope.replayed()),
-                }
-            }
-        }
-        Box::pin(std::future::ready(Ok(events)))
-    }
-
-    fn load_snapshot<'a>(
-        &'a self,
-        stream: &'a StreamId,
-        at_most: Option<u64>,
-    ) -> BoxFuture<'a, Result<Option<Snapshot>, StoreError>> {
-        let snapshot = self
-            .lock()
-            .streams
-            .get(&*stream.aggregate)
-            .and_then(|by_id| by_id.get(&*stream.id))
-            .and_then(|slot| slot.snapshots.range(..=at_most.unwrap_or(u64::MAX)).next_back())
-            .map(|(sequence, state)| Snapshot { sequence: *sequence, state: Arc::clone(state) });
-        Box::pin(std::future::ready(Ok(snapshot)))
-    }
-
-    fn events(&self, from: u64, limit: usize) -> BoxFuture<'_, Result<Vec<Envelope>, StoreError>> {
-        let inner = self.lock();
-        let from = usize::try_from(from).unwrap_or(usize::MAX).min(inner.log.len());
-        let events = inner.log[from..].iter().take(limit).cloned().collect();
-        Box::pin(std::future::ready(Ok(events)))
-    }
-
+impl Projections for MemoryStore {
     fn register_projection(&self, spec: ProjectionSpec) -> BoxFuture<'_, Result<ProjectionState, StoreError>> {
         let mut inner = self.lock();
         let state = match inner.projections.get(&*spec.name) {
@@ -866,31 +925,23 @@ impl Store for MemoryStore {
         Box::pin(std::future::ready(self.finish_build_now(name, generation, position, types)))
     }
 
-    fn log_after<'a>(
+    fn read_model<'a>(&'a self, name: &'a str, key: &'a str) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+        let json = self.lock().read_models.get(name).and_then(|by_key| by_key.get(key)).cloned();
+        Box::pin(std::future::ready(Ok(json)))
+    }
+
+    fn put_read_model<'a>(
         &'a self,
-        after: u64,
-        limit: usize,
-        types: &'a [String],
-    ) -> BoxFuture<'a, Result<Vec<Logged>, StoreError>> {
-        let inner = self.lock();
-        let start = usize::try_from(after).unwrap_or(usize::MAX).min(inner.log.len());
-        let logged = inner.log[start..]
-            .iter()
-            .enumerate()
-            .filter(|(_, event)| of_types(event, types))
-            .take(limit)
-            .map(|(i, event)| Logged { position: position(start + i), event: event.clone() })
-            .collect();
-        Box::pin(std::future::ready(Ok(logged)))
+        name: &'a str,
+        key: &'a str,
+        json: String,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.lock().read_models.entry(name.to_owned()).or_default().insert(key.to_owned(), json);
+        Box::pin(std::future::ready(Ok(())))
     }
+}
 
-    fn log_count<'a>(&'a self, after: u64, types: &'a [String]) -> BoxFuture<'a, Result<u64, StoreError>> {
-        let inner = self.lock();
-        let start = usize::try_from(after).unwrap_or(usize::MAX).min(inner.log.len());
-        let count = inner.log[start..].iter().filter(|event| of_types(event, types)).count();
-        Box::pin(std::future::ready(Ok(position_of_last(count))))
-    }
-
+impl Schedule for MemoryStore {
     fn claim_due(
         &self,
         now: OffsetDateTime,
@@ -931,21 +982,6 @@ impl Store for MemoryStore {
             .collect();
         found.sort_by_key(|scheduled| (scheduled.due_at, scheduled.id));
         Box::pin(std::future::ready(Ok(found)))
-    }
-
-    fn read_model<'a>(&'a self, name: &'a str, key: &'a str) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
-        let json = self.lock().read_models.get(name).and_then(|by_key| by_key.get(key)).cloned();
-        Box::pin(std::future::ready(Ok(json)))
-    }
-
-    fn put_read_model<'a>(
-        &'a self,
-        name: &'a str,
-        key: &'a str,
-        json: String,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        self.lock().read_models.entry(name.to_owned()).or_default().insert(key.to_owned(), json);
-        Box::pin(std::future::ready(Ok(())))
     }
 }
 

@@ -78,7 +78,7 @@ pub struct FailedDelivery {
 }
 
 /// One failed attempt, or one event held behind a dead letter, to record with
-/// [`Store::record_failure`](crate::store::Store::record_failure).
+/// [`Deliveries::record_failure`](crate::store::Deliveries::record_failure).
 #[derive(Debug, Clone)]
 pub struct FailureUpdate {
     /// The handler.
@@ -95,7 +95,7 @@ pub struct FailureUpdate {
     pub at: OffsetDateTime,
 }
 
-/// Which failed deliveries [`Store::failed_deliveries`](crate::store::Store::failed_deliveries)
+/// Which failed deliveries [`Deliveries::failed_deliveries`](crate::store::Deliveries::failed_deliveries)
 /// lists: every criterion given must match. The default lists all, up to 1,000.
 #[derive(Debug, Clone)]
 pub struct FailureQuery {
@@ -132,7 +132,7 @@ pub struct HandlerState {
     pub handled: bool,
     /// An event of the same stream is dead or held for this handler (so, when the
     /// handler holds its streams, this one may have to wait too: a worker then asks
-    /// [`Store::hold_behind_dead_letter`](crate::store::Store::hold_behind_dead_letter),
+    /// [`Deliveries::hold_behind_dead_letter`](crate::store::Deliveries::hold_behind_dead_letter),
     /// which decides it in one step with the write). A failure of this very event that
     /// is dead or held counts.
     pub held: bool,

@@ -16,7 +16,7 @@
 //!
 //! A commit is one statement: the commit function (`protean_commit_batch`) takes the
 //! whole batch as arrays, so one round trip and one transaction. With group commit (on by
-//! default, [`PostgresOptions::group_commit`]), [`commit`](Store::commit) queues its
+//! default, [`PostgresOptions::group_commit`]), [`commit`](Records::commit) queues its
 //! batch; a writer (a task of its own, up to [`PostgresOptions::groups_in_flight`] of
 //! them) takes every batch waiting as one group and commits it with
 //! `protean_commit_group`, which calls the commit function once per batch, each in a
@@ -37,7 +37,7 @@
 //! whole cluster through its WAL flush, which would make such commits take turns): from
 //! a connection of its own with `synchronous_commit = off`, one notification at a time,
 //! requests meanwhile coalesced into one more. A store's
-//! [`outbox_signal`](Store::outbox_signal) listens on the channel (one connection per
+//! [`outbox_signal`](Outbox::outbox_signal) listens on the channel (one connection per
 //! store, made on first use), so the delivery workers of every process wake without
 //! polling. A notification that fails is logged, and never fails the commit; a process
 //! that dies between its commit and the notification leaves the wake-up to the other
@@ -47,14 +47,14 @@
 //! and key), and their state in `protean_projections`. The commit function applies a
 //! batch's row changes in the commit's transaction, by the rule every store follows (see
 //! [`Batch::rows`](super::Batch::rows)): under a lock of the projection's state row, so the
-//! commits that change one projection's rows take turns from there to their end. [`register_projection`](Store::register_projection) makes an
+//! commits that change one projection's rows take turns from there to their end. [`register_projection`](Projections::register_projection) makes an
 //! expression index per declared field, partial on the projection
 //! (`(generation, (json->'field')) WHERE projection = '…'`, named
 //! `"protean_rows.Projection.field"`), so names must be ASCII letters, digits and `_`;
 //! [`explain_query`](PostgresStore::explain_query) shows what a query reads. A rebuild
 //! finishes under `LOCK TABLE protean_events IN EXCLUSIVE MODE`, so no commit is in
 //! flight while it checks for events past where it got. The log is read by position
-//! ([`log_after`](Store::log_after)); positions come from a sequence, so commits may make
+//! ([`log_after`](Records::log_after)); positions come from a sequence, so commits may make
 //! them visible out of order, and a page with a position missing waits for the writers in
 //! flight before it is returned (so a reader never passes over an event that commits
 //! later). Scheduled commands are rows of `protean_scheduled`, claimed with
@@ -86,8 +86,9 @@ mod projections;
 use group::{Arrays, GroupQueue, Refusal};
 use notify::Notifier;
 
+use super::ports::{Deliveries, Outbox, Projections, Records, Schedule};
 use super::sql::{stored_count, to_i64};
-use super::{Batch, BoxFuture, Commit, Committed, Record, SchemaVersion, Snapshot, Store, StoreError, VersionConflict};
+use super::{Batch, BoxFuture, Commit, Committed, Record, SchemaVersion, Snapshot, StoreError, VersionConflict};
 use super::{BuildState, Logged, ProjectionSpec, ProjectionState, ReplayEvents, RowQuery, Scheduled, StoredEvent};
 use super::{FailedDelivery, FailureQuery, FailureStatus, FailureUpdate, HandlerState, OutboxStatus};
 use crate::store::envelope::{Envelope, StreamId};
@@ -173,7 +174,7 @@ fn failures_select(rest: &str) -> String {
 }
 
 /// Holds an event behind a dead letter of its stream in one statement (see
-/// [`Store::hold_behind_dead_letter`]): `$1` the handler, `$2` the event id, `$3`, `$4`,
+/// [`Deliveries::hold_behind_dead_letter`]): `$1` the handler, `$2` the event id, `$3`, `$4`,
 /// `$5` its stream and sequence, `$6` the reason, `$7` the time.
 ///
 /// `ahead` finds a dead or held failure of an earlier event of the stream and locks it
@@ -215,7 +216,7 @@ const RELISTEN_DELAY: Duration = Duration::from_millis(250);
 /// The longest wait of the outbox listener between two attempts to listen.
 const MAX_RELISTEN_DELAY: Duration = Duration::from_secs(5);
 
-/// A [`Store`] in PostgreSQL, shared by every process that connects to it.
+/// A [`Store`](super::Store) in PostgreSQL, shared by every process that connects to it.
 ///
 /// Each store has an owner identity and, besides its pool, one connection of its own
 /// that holds a session-level advisory lock on the owner's key for the store's lifetime
@@ -226,7 +227,7 @@ const MAX_RELISTEN_DELAY: Duration = Duration::from_secs(5);
 /// process lives, its claims are free to others: events in flight may then be delivered
 /// twice, the handled records keeping each handler's effect single.
 ///
-/// Its [`outbox_signal`](Store::outbox_signal) listens on channel `protean_outbox`, on a
+/// Its [`outbox_signal`](Outbox::outbox_signal) listens on channel `protean_outbox`, on a
 /// connection of its own opened on first use (one per store, shared by its clones, closed
 /// with the last of them): it fires after commits, from any process, that store an
 /// event not yet delivered (one notification may stand for several commits), and also
@@ -246,14 +247,14 @@ pub struct PostgresStore {
     /// The connection holding the owner's advisory lock; never used after connecting,
     /// only kept open (until [`close`](Self::close) takes it to close it).
     liveness: Arc<Mutex<Option<PgConnection>>>,
-    /// The listener behind [`Store::outbox_signal`], shared by the clones; it stops when
+    /// The listener behind [`Outbox::outbox_signal`], shared by the clones; it stops when
     /// the last of them goes.
     outbox: Arc<OutboxListener>,
     /// What notifies the outbox's channel after a commit that wrote undelivered events
     /// (shared by the clones).
     notifier: Arc<Notifier>,
     /// A log position at or below which every event is known to be committed (or rolled
-    /// back): [`Store::log_after`] need not check pages below it (shared by the clones).
+    /// back): [`Records::log_after`] need not check pages below it (shared by the clones).
     settled: Arc<std::sync::atomic::AtomicU64>,
     /// The batches waiting for group commit (shared by the clones); `None` when grouping
     /// is off, and each commit is a statement of its own.
@@ -332,12 +333,12 @@ impl PostgresOptions {
     }
 
     /// Whether commits are grouped (`true`, the default): each
-    /// [`commit`](Store::commit) queues its batch, and a writer commits every batch
+    /// [`commit`](Records::commit) queues its batch, and a writer commits every batch
     /// waiting as one group, in one statement and one transaction, each batch in a
     /// subtransaction of its own (so it fails alone, as it would alone), answering each
     /// once the transaction has committed. Under concurrent commits this saves round trips
     /// and transaction commits (WAL flushes); a lone commit is still one statement. With
-    /// `false`, every commit is a statement and a transaction of its own. [`commit_group`](Store::commit_group) commits its batches as one group
+    /// `false`, every commit is a statement and a transaction of its own. [`commit_group`](Records::commit_group) commits its batches as one group
     /// either way.
     pub fn group_commit(mut self, group_commit: bool) -> Self {
         self.group_commit = group_commit;
@@ -630,7 +631,7 @@ impl PostgresStore {
     /// the owner's advisory lock is closed (so its claims are free at once). From then on
     /// every call fails with [`StoreError::Closed`], work that was waiting for a
     /// connection of the pool included (a commit waiting in a group's queue is not
-    /// written). Calling it again does nothing more. The same as [`Store::close`].
+    /// written). Calling it again does nothing more. The same as [`Records::close`].
     pub async fn close(&self) -> Result<(), StoreError> {
         self.pool.close().await;
         self.outbox.stop();
@@ -1074,13 +1075,13 @@ fn envelope(row: &PgRow) -> Result<Envelope, StoreError> {
     ))
 }
 
-impl Store for PostgresStore {
-    fn close(&self) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(PostgresStore::close(self))
-    }
-
+impl Records for PostgresStore {
     fn migrate(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(PostgresStore::migrate(self))
+    }
+
+    fn close(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(PostgresStore::close(self))
     }
 
     fn load<'a>(&'a self, stream: &'a StreamId) -> BoxFuture<'a, Result<Option<Record>, StoreError>> {
@@ -1113,6 +1114,125 @@ impl Store for PostgresStore {
         Box::pin(self.commit_group_now(batches))
     }
 
+    fn stream<'a>(&'a self, stream: &'a StreamId) -> BoxFuture<'a, Result<Vec<Envelope>, StoreError>> {
+        Box::pin(async move {
+            let sql = format!(
+                "SELECT {EVENT_COLUMNS} FROM protean_events WHERE aggregate = $1 AND stream_id = $2 ORDER BY sequence"
+            );
+            let rows = sqlx::query(&sql)
+                .bind(&*stream.aggregate)
+                .bind(&*stream.id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend)?;
+            rows.iter().map(envelope).collect()
+        })
+    }
+
+    fn stream_range<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        after: u64,
+        up_to: Option<u64>,
+    ) -> BoxFuture<'a, Result<Vec<Envelope>, StoreError>> {
+        Box::pin(async move {
+            let sql = format!(
+                "SELECT {EVENT_COLUMNS} FROM protean_events WHERE aggregate = $1 AND stream_id = $2
+                 AND sequence > $3 AND sequence <= $4 ORDER BY sequence"
+            );
+            let rows = sqlx::query(&sql)
+                .bind(&*stream.aggregate)
+                .bind(&*stream.id)
+                .bind(to_i64(after))
+                .bind(up_to.map_or(i64::MAX, to_i64))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend)?;
+            rows.iter().map(envelope).collect()
+        })
+    }
+
+    fn replay_events<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        after: u64,
+        up_to: Option<u64>,
+    ) -> BoxFuture<'a, Result<ReplayEvents, StoreError>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT sequence, type_name, version, payload FROM protean_events
+                 WHERE aggregate = $1 AND stream_id = $2 AND sequence > $3 AND sequence <= $4 ORDER BY sequence",
+            )
+            .bind(&*stream.aggregate)
+            .bind(&*stream.id)
+            .bind(to_i64(after))
+            .bind(up_to.map_or(i64::MAX, to_i64))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+            let mut events = ReplayEvents::with_capacity(rows.len());
+            for row in &rows {
+                let sequence: i64 = row.try_get(0).map_err(backend)?;
+                let sequence = stored_count(sequence, stream, "event sequence")?;
+                let version: i32 = row.try_get(2).map_err(backend)?;
+                let version = u32::try_from(version).map_err(|_| {
+                    StoreError::corrupt(stream, sequence, format!("event version {version} is out of range"))
+                })?;
+                let type_name: &str = row.try_get(1).map_err(backend)?;
+                let payload: &str = row.try_get(3).map_err(backend)?;
+                events.push(StoredEvent { sequence, type_name, version, payload });
+            }
+            Ok(events)
+        })
+    }
+
+    fn load_snapshot<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        at_most: Option<u64>,
+    ) -> BoxFuture<'a, Result<Option<Snapshot>, StoreError>> {
+        Box::pin(async move {
+            let row = sqlx::query(
+                "SELECT sequence, state FROM protean_snapshots WHERE aggregate = $1 AND id = $2 AND sequence <= $3
+                 ORDER BY sequence DESC LIMIT 1",
+            )
+            .bind(&*stream.aggregate)
+            .bind(&*stream.id)
+            .bind(at_most.map_or(i64::MAX, to_i64))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+            let Some(row) = row else { return Ok(None) };
+            let sequence: i64 = row.try_get("sequence").map_err(backend)?;
+            let state: String = row.try_get("state").map_err(backend)?;
+            Ok(Some(Snapshot { sequence: stored_count(sequence, stream, "snapshot sequence")?, state: state.into() }))
+        })
+    }
+
+    fn events(&self, from: u64, limit: usize) -> BoxFuture<'_, Result<Vec<Envelope>, StoreError>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        Box::pin(async move {
+            let sql = format!("SELECT {EVENT_COLUMNS} FROM protean_events ORDER BY position LIMIT $1 OFFSET $2");
+            let rows = sqlx::query(&sql).bind(limit).bind(to_i64(from)).fetch_all(&self.pool).await.map_err(backend)?;
+            rows.iter().map(envelope).collect()
+        })
+    }
+
+    fn log_after<'a>(
+        &'a self,
+        after: u64,
+        limit: usize,
+        types: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Logged>, StoreError>> {
+        Box::pin(self.log_after_now(after, limit, types))
+    }
+
+    fn log_count<'a>(&'a self, after: u64, types: &'a [String]) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(self.log_count_now(after, types))
+    }
+}
+
+impl Outbox for PostgresStore {
     fn claim_undelivered(&self, limit: usize, lease: Duration) -> BoxFuture<'_, Result<Vec<Envelope>, StoreError>> {
         Box::pin(self.claim_now(limit, lease))
     }
@@ -1160,6 +1280,56 @@ impl Store for PostgresStore {
         })
     }
 
+    fn outbox_status(&self) -> BoxFuture<'_, Result<OutboxStatus, StoreError>> {
+        Box::pin(async move {
+            // Both in one statement, from the index of the undelivered events, which
+            // carries their times. The oldest is the earliest recorded, which need not
+            // be the first in the log (an event's time is taken before its commit).
+            let row = sqlx::query(
+                "SELECT count(*) AS undelivered, min(recorded_at) AS recorded_at FROM protean_events
+                 WHERE NOT delivered",
+            )
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)?;
+            let undelivered: i64 = row.try_get("undelivered").map_err(backend)?;
+            let oldest_undelivered = match row.try_get::<Option<StoredTime>, _>("recorded_at").map_err(backend)? {
+                None => None,
+                Some(StoredTime(Ok(time))) => Some(time),
+                Some(StoredTime(Err(micros))) => return Err(self.oldest_out_of_range(micros).await),
+            };
+            let counts =
+                sqlx::query("SELECT handler, status, count(*) AS n FROM protean_failures GROUP BY handler, status")
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(backend)?;
+            let mut failures = Vec::with_capacity(counts.len());
+            for row in &counts {
+                let handler: String = row.try_get("handler").map_err(backend)?;
+                let status: String = row.try_get("status").map_err(backend)?;
+                let n: i64 = row.try_get("n").map_err(backend)?;
+                let parsed = match status.as_str() {
+                    "retrying" => FailureStatus::Retrying,
+                    "dead" => FailureStatus::Dead,
+                    "held" => FailureStatus::Held,
+                    _ => return Err(self.unknown_status(&handler, &status).await),
+                };
+                failures.push((handler, parsed, u64::try_from(n).unwrap_or(0)));
+            }
+            Ok(OutboxStatus {
+                undelivered: u64::try_from(undelivered).unwrap_or(0),
+                oldest_undelivered,
+                failures: OutboxStatus::count_failures(failures.iter().map(|(h, s, n)| (h.as_str(), *s, *n))),
+            })
+        })
+    }
+
+    fn outbox_signal(&self) -> Option<Arc<Notify>> {
+        self.outbox.signal(&self.pool.connect_options())
+    }
+}
+
+impl Deliveries for PostgresStore {
     fn is_handled<'a>(&'a self, handler: &'a str, message_id: Uuid) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
             sqlx::query_scalar::<_, bool>(
@@ -1316,159 +1486,9 @@ impl Store for PostgresStore {
                 .map_err(backend)
         })
     }
+}
 
-    fn outbox_status(&self) -> BoxFuture<'_, Result<OutboxStatus, StoreError>> {
-        Box::pin(async move {
-            // Both in one statement, from the index of the undelivered events, which
-            // carries their times. The oldest is the earliest recorded, which need not
-            // be the first in the log (an event's time is taken before its commit).
-            let row = sqlx::query(
-                "SELECT count(*) AS undelivered, min(recorded_at) AS recorded_at FROM protean_events
-                 WHERE NOT delivered",
-            )
-            .fetch_one(&self.pool)
-            .await
-            .map_err(backend)?;
-            let undelivered: i64 = row.try_get("undelivered").map_err(backend)?;
-            let oldest_undelivered = match row.try_get::<Option<StoredTime>, _>("recorded_at").map_err(backend)? {
-                None => None,
-                Some(StoredTime(Ok(time))) => Some(time),
-                Some(StoredTime(Err(micros))) => return Err(self.oldest_out_of_range(micros).await),
-            };
-            let counts =
-                sqlx::query("SELECT handler, status, count(*) AS n FROM protean_failures GROUP BY handler, status")
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(backend)?;
-            let mut failures = Vec::with_capacity(counts.len());
-            for row in &counts {
-                let handler: String = row.try_get("handler").map_err(backend)?;
-                let status: String = row.try_get("status").map_err(backend)?;
-                let n: i64 = row.try_get("n").map_err(backend)?;
-                let parsed = match status.as_str() {
-                    "retrying" => FailureStatus::Retrying,
-                    "dead" => FailureStatus::Dead,
-                    "held" => FailureStatus::Held,
-                    _ => return Err(self.unknown_status(&handler, &status).await),
-                };
-                failures.push((handler, parsed, u64::try_from(n).unwrap_or(0)));
-            }
-            Ok(OutboxStatus {
-                undelivered: u64::try_from(undelivered).unwrap_or(0),
-                oldest_undelivered,
-                failures: OutboxStatus::count_failures(failures.iter().map(|(h, s, n)| (h.as_str(), *s, *n))),
-            })
-        })
-    }
-
-    fn outbox_signal(&self) -> Option<Arc<Notify>> {
-        self.outbox.signal(&self.pool.connect_options())
-    }
-
-    fn stream<'a>(&'a self, stream: &'a StreamId) -> BoxFuture<'a, Result<Vec<Envelope>, StoreError>> {
-        Box::pin(async move {
-            let sql = format!(
-                "SELECT {EVENT_COLUMNS} FROM protean_events WHERE aggregate = $1 AND stream_id = $2 ORDER BY sequence"
-            );
-            let rows = sqlx::query(&sql)
-                .bind(&*stream.aggregate)
-                .bind(&*stream.id)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(backend)?;
-            rows.iter().map(envelope).collect()
-        })
-    }
-
-    fn stream_range<'a>(
-        &'a self,
-        stream: &'a StreamId,
-        after: u64,
-        up_to: Option<u64>,
-    ) -> BoxFuture<'a, Result<Vec<Envelope>, StoreError>> {
-        Box::pin(async move {
-            let sql = format!(
-                "SELECT {EVENT_COLUMNS} FROM protean_events WHERE aggregate = $1 AND stream_id = $2
-                 AND sequence > $3 AND sequence <= $4 ORDER BY sequence"
-            );
-            let rows = sqlx::query(&sql)
-                .bind(&*stream.aggregate)
-                .bind(&*stream.id)
-                .bind(to_i64(after))
-                .bind(up_to.map_or(i64::MAX, to_i64))
-                .fetch_all(&self.pool)
-                .await
-                .map_err(backend)?;
-            rows.iter().map(envelope).collect()
-        })
-    }
-
-    fn replay_events<'a>(
-        &'a self,
-        stream: &'a StreamId,
-        after: u64,
-        up_to: Option<u64>,
-    ) -> BoxFuture<'a, Result<ReplayEvents, StoreError>> {
-        Box::pin(async move {
-            let rows = sqlx::query(
-                "SELECT sequence, type_name, version, payload FROM protean_events
-                 WHERE aggregate = $1 AND stream_id = $2 AND sequence > $3 AND sequence <= $4 ORDER BY sequence",
-            )
-            .bind(&*stream.aggregate)
-            .bind(&*stream.id)
-            .bind(to_i64(after))
-            .bind(up_to.map_or(i64::MAX, to_i64))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(backend)?;
-            let mut events = ReplayEvents::with_capacity(rows.len());
-            for row in &rows {
-                let sequence: i64 = row.try_get(0).map_err(backend)?;
-                let sequence = stored_count(sequence, stream, "event sequence")?;
-                let version: i32 = row.try_get(2).map_err(backend)?;
-                let version = u32::try_from(version).map_err(|_| {
-                    StoreError::corrupt(stream, sequence, format!("event version {version} is out of range"))
-                })?;
-                let type_name: &str = row.try_get(1).map_err(backend)?;
-                let payload: &str = row.try_get(3).map_err(backend)?;
-                events.push(StoredEvent { sequence, type_name, version, payload });
-            }
-            Ok(events)
-        })
-    }
-
-    fn load_snapshot<'a>(
-        &'a self,
-        stream: &'a StreamId,
-        at_most: Option<u64>,
-    ) -> BoxFuture<'a, Result<Option<Snapshot>, StoreError>> {
-        Box::pin(async move {
-            let row = sqlx::query(
-                "SELECT sequence, state FROM protean_snapshots WHERE aggregate = $1 AND id = $2 AND sequence <= $3
-                 ORDER BY sequence DESC LIMIT 1",
-            )
-            .bind(&*stream.aggregate)
-            .bind(&*stream.id)
-            .bind(at_most.map_or(i64::MAX, to_i64))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(backend)?;
-            let Some(row) = row else { return Ok(None) };
-            let sequence: i64 = row.try_get("sequence").map_err(backend)?;
-            let state: String = row.try_get("state").map_err(backend)?;
-            Ok(Some(Snapshot { sequence: stored_count(sequence, stream, "snapshot sequence")?, state: state.into() }))
-        })
-    }
-
-    fn events(&self, from: u64, limit: usize) -> BoxFuture<'_, Result<Vec<Envelope>, StoreError>> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        Box::pin(async move {
-            let sql = format!("SELECT {EVENT_COLUMNS} FROM protean_events ORDER BY position LIMIT $1 OFFSET $2");
-            let rows = sqlx::query(&sql).bind(limit).bind(to_i64(from)).fetch_all(&self.pool).await.map_err(backend)?;
-            rows.iter().map(envelope).collect()
-        })
-    }
-
+impl Projections for PostgresStore {
     fn register_projection(&self, spec: ProjectionSpec) -> BoxFuture<'_, Result<ProjectionState, StoreError>> {
         Box::pin(self.register_now(spec))
     }
@@ -1519,48 +1539,6 @@ impl Store for PostgresStore {
         Box::pin(self.finish_build_now(name, generation, position, types))
     }
 
-    fn log_after<'a>(
-        &'a self,
-        after: u64,
-        limit: usize,
-        types: &'a [String],
-    ) -> BoxFuture<'a, Result<Vec<Logged>, StoreError>> {
-        Box::pin(self.log_after_now(after, limit, types))
-    }
-
-    fn log_count<'a>(&'a self, after: u64, types: &'a [String]) -> BoxFuture<'a, Result<u64, StoreError>> {
-        Box::pin(self.log_count_now(after, types))
-    }
-
-    fn claim_due(
-        &self,
-        now: OffsetDateTime,
-        limit: usize,
-        lease: Duration,
-    ) -> BoxFuture<'_, Result<Vec<Scheduled>, StoreError>> {
-        Box::pin(self.claim_due_now(now, limit, lease))
-    }
-
-    fn complete_scheduled(&self, id: Uuid) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(self.complete_scheduled_now(id))
-    }
-
-    fn release_scheduled(&self, ids: Vec<Uuid>) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(self.release_scheduled_now(ids))
-    }
-
-    fn next_due(&self) -> BoxFuture<'_, Result<Option<OffsetDateTime>, StoreError>> {
-        Box::pin(self.next_due_now())
-    }
-
-    fn scheduled_of<'a>(
-        &'a self,
-        owner: &'a str,
-        owner_key: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<Scheduled>, StoreError>> {
-        Box::pin(self.scheduled_of_now(owner, owner_key))
-    }
-
     fn read_model<'a>(&'a self, name: &'a str, key: &'a str) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
         Box::pin(async move {
             sqlx::query_scalar::<_, String>("SELECT json FROM protean_read_models WHERE name = $1 AND key = $2")
@@ -1591,5 +1569,36 @@ impl Store for PostgresStore {
             .map(|_| ())
             .map_err(backend)
         })
+    }
+}
+
+impl Schedule for PostgresStore {
+    fn claim_due(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+        lease: Duration,
+    ) -> BoxFuture<'_, Result<Vec<Scheduled>, StoreError>> {
+        Box::pin(self.claim_due_now(now, limit, lease))
+    }
+
+    fn complete_scheduled(&self, id: Uuid) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.complete_scheduled_now(id))
+    }
+
+    fn release_scheduled(&self, ids: Vec<Uuid>) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.release_scheduled_now(ids))
+    }
+
+    fn next_due(&self) -> BoxFuture<'_, Result<Option<OffsetDateTime>, StoreError>> {
+        Box::pin(self.next_due_now())
+    }
+
+    fn scheduled_of<'a>(
+        &'a self,
+        owner: &'a str,
+        owner_key: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Scheduled>, StoreError>> {
+        Box::pin(self.scheduled_of_now(owner, owner_key))
     }
 }

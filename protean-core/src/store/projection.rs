@@ -7,7 +7,7 @@
 //!
 //! A projection's rows live in *copies* (generations). One copy serves reads and takes
 //! live updates; a rebuild fills a new copy from the event log beside it and then, in
-//! one step, makes the new copy the serving one ([`Store::finish_build`]). A store
+//! one step, makes the new copy the serving one ([`Projections::finish_build`]). A store
 //! applies the [`RowChange`]s of a [`Batch`] this way, per projection:
 //!
 //! 1. while a rebuild of the projection is under way, the changes are **skipped** (the
@@ -25,7 +25,7 @@
 //! The projection's checkpoint moves to the highest log position whose changes were
 //! applied.
 //!
-//! [`Store::finish_build`]: crate::store::Store::finish_build
+//! [`Projections::finish_build`]: crate::store::Projections::finish_build
 //! [`Batch`]: crate::store::Batch
 //! [`Batch::rows_from`]: crate::store::Batch::rows_from
 
@@ -66,7 +66,7 @@ pub struct ProjectionState {
     pub checkpoint: u64,
     /// A rebuild under way, if any.
     pub build: Option<BuildState>,
-    /// Whether this call to [`Store::register_projection`](crate::store::Store::register_projection)
+    /// Whether this call to [`Projections::register_projection`](crate::store::Projections::register_projection)
     /// created it (false on every later call).
     pub created: bool,
 }
@@ -133,7 +133,7 @@ impl RowVersion {
 
 /// Something a unit of work read from a projection and decided on, written in its
 /// [`Batch::reads`](crate::store::Batch::reads) so that the store checks, inside the
-/// commit's transaction, that it still holds (see [`Store::commit`](crate::store::Store::commit)).
+/// commit's transaction, that it still holds (see [`Records::commit`](crate::store::Records::commit)).
 ///
 /// A store refuses the batch with [`StoreError::Conflict`](crate::store::StoreError::Conflict)
 /// when the read is stale: for [`RowRead::Key`], when the serving copy's row under the

@@ -64,7 +64,7 @@ struct Entry {
 }
 
 /// The events of one stream that a replay applies, in order: what
-/// [`Store::replay_events`](crate::store::Store::replay_events) reads.
+/// [`Records::replay_events`](crate::store::Records::replay_events) reads.
 ///
 /// The payloads are kept end to end in one string and each distinct type name once, so
 /// reading a stream allocates a few growing buffers rather than several strings per event.

@@ -25,7 +25,7 @@
 //! fsync with [`Durability::Full`]). If the transaction itself fails, nothing of the
 //! group is written and every unit gets an error. A lone commit is one transaction, as
 //! before, without a savepoint. Other writes wait their turn: one met in the queue runs
-//! right after the group. [`Store::commit_group`] sends its batches as one group.
+//! right after the group. [`Records::commit_group`] sends its batches as one group.
 //!
 //! Background delivery keeps its state in the same file: claims are renewed and
 //! released on the writer (only this store's own, only on undelivered events); failed
@@ -72,7 +72,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 use uuid::Uuid;
 
-use super::{Batch, BoxFuture, Committed, Record, ReplayEvents, SchemaVersion, Snapshot, Store, StoreError};
+use super::ports::{Deliveries, Outbox, Projections, Records, Schedule};
+use super::{Batch, BoxFuture, Committed, Record, ReplayEvents, SchemaVersion, Snapshot, StoreError};
 use super::{BuildState, Logged, ProjectionSpec, ProjectionState, Row, RowQuery, Scheduled};
 use super::{FailedDelivery, FailureQuery, FailureUpdate, HandlerState, OutboxStatus};
 use crate::store::envelope::{Envelope, StreamId};
@@ -226,7 +227,7 @@ fn reader(file: &Path) -> Result<Connection, StoreError> {
     Ok(connection)
 }
 
-/// A [`Store`] in a SQLite file: the embedded default.
+/// A [`Store`](super::Store) in a SQLite file: the embedded default.
 ///
 /// One process per file is the supported setup. Each store has an owner identity, made
 /// when it is opened, and claims of undelivered events record it. Opening a store
@@ -314,7 +315,7 @@ impl SqliteStore {
     /// [`SCHEMA_VERSION`](crate::store::SQLITE_SCHEMA_VERSION), in one transaction on the
     /// writer; safe to call any number of times. A file of a newer schema (written by a
     /// later protean) is refused with [`StoreError::Schema`]. The same as
-    /// [`Store::migrate`].
+    /// [`Records::migrate`].
     pub async fn migrate(&self) -> Result<(), StoreError> {
         self.threads.write(schema::migrate).await
     }
@@ -337,7 +338,7 @@ impl SqliteStore {
     /// they stay for it (the WAL emptied when no reader of that process was in the way).
     /// From then on every call fails with [`StoreError::Closed`]; opening the file again
     /// gives a store that sees everything committed. Calling it again, from any clone,
-    /// answers as the first call did. The same as [`Store::close`].
+    /// answers as the first call did. The same as [`Records::close`].
     ///
     /// Without it, the threads do the same when the last clone is dropped, but nobody
     /// waits for them: a process that exits right after leaves the `-wal` file (SQLite
@@ -347,7 +348,7 @@ impl SqliteStore {
     }
 }
 
-impl Store for SqliteStore {
+impl Records for SqliteStore {
     /// [`SqliteStore::migrate`].
     fn migrate(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(SqliteStore::migrate(self))
@@ -374,6 +375,61 @@ impl Store for SqliteStore {
         self.threads.commit_group(batches)
     }
 
+    fn stream<'a>(&'a self, stream: &'a StreamId) -> BoxFuture<'a, Result<Vec<Envelope>, StoreError>> {
+        let stream = stream.clone();
+        self.threads.read(move |c| queries::stream(c, &stream))
+    }
+
+    fn stream_range<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        after: u64,
+        up_to: Option<u64>,
+    ) -> BoxFuture<'a, Result<Vec<Envelope>, StoreError>> {
+        let stream = stream.clone();
+        self.threads.read(move |c| queries::stream_range(c, &stream, after, up_to))
+    }
+
+    fn replay_events<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        after: u64,
+        up_to: Option<u64>,
+    ) -> BoxFuture<'a, Result<ReplayEvents, StoreError>> {
+        let stream = stream.clone();
+        self.threads.read(move |c| queries::replay_events(c, &stream, after, up_to))
+    }
+
+    fn load_snapshot<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        at_most: Option<u64>,
+    ) -> BoxFuture<'a, Result<Option<Snapshot>, StoreError>> {
+        let stream = stream.clone();
+        self.threads.read(move |c| queries::load_snapshot(c, &stream, at_most))
+    }
+
+    fn events(&self, from: u64, limit: usize) -> BoxFuture<'_, Result<Vec<Envelope>, StoreError>> {
+        self.threads.read(move |c| queries::events(c, from, limit))
+    }
+
+    fn log_after<'a>(
+        &'a self,
+        after: u64,
+        limit: usize,
+        types: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Logged>, StoreError>> {
+        let types = types.to_vec();
+        self.threads.read(move |c| projections::log_after(c, after, limit, &types))
+    }
+
+    fn log_count<'a>(&'a self, after: u64, types: &'a [String]) -> BoxFuture<'a, Result<u64, StoreError>> {
+        let types = types.to_vec();
+        self.threads.read(move |c| projections::log_count(c, after, &types))
+    }
+}
+
+impl Outbox for SqliteStore {
     fn claim_undelivered(&self, limit: usize, lease: Duration) -> BoxFuture<'_, Result<Vec<Envelope>, StoreError>> {
         let owner = self.owner;
         self.threads.write(move |c| queries::claim(c, owner, limit, lease))
@@ -393,6 +449,16 @@ impl Store for SqliteStore {
         self.threads.write(move |c| queries::mark_delivered(c, &event_ids))
     }
 
+    fn outbox_status(&self) -> BoxFuture<'_, Result<OutboxStatus, StoreError>> {
+        self.threads.read(queries::outbox_status)
+    }
+
+    fn outbox_signal(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        None
+    }
+}
+
+impl Deliveries for SqliteStore {
     fn is_handled<'a>(&'a self, handler: &'a str, message_id: Uuid) -> BoxFuture<'a, Result<bool, StoreError>> {
         let handler = handler.to_owned();
         self.threads.read(move |c| queries::is_handled(c, &handler, message_id))
@@ -449,49 +515,9 @@ impl Store for SqliteStore {
         let handler = handler.to_owned();
         self.threads.write(move |c| queries::remove_failure(c, &handler, event_id))
     }
+}
 
-    fn outbox_status(&self) -> BoxFuture<'_, Result<OutboxStatus, StoreError>> {
-        self.threads.read(queries::outbox_status)
-    }
-
-    fn stream<'a>(&'a self, stream: &'a StreamId) -> BoxFuture<'a, Result<Vec<Envelope>, StoreError>> {
-        let stream = stream.clone();
-        self.threads.read(move |c| queries::stream(c, &stream))
-    }
-
-    fn stream_range<'a>(
-        &'a self,
-        stream: &'a StreamId,
-        after: u64,
-        up_to: Option<u64>,
-    ) -> BoxFuture<'a, Result<Vec<Envelope>, StoreError>> {
-        let stream = stream.clone();
-        self.threads.read(move |c| queries::stream_range(c, &stream, after, up_to))
-    }
-
-    fn replay_events<'a>(
-        &'a self,
-        stream: &'a StreamId,
-        after: u64,
-        up_to: Option<u64>,
-    ) -> BoxFuture<'a, Result<ReplayEvents, StoreError>> {
-        let stream = stream.clone();
-        self.threads.read(move |c| queries::replay_events(c, &stream, after, up_to))
-    }
-
-    fn load_snapshot<'a>(
-        &'a self,
-        stream: &'a StreamId,
-        at_most: Option<u64>,
-    ) -> BoxFuture<'a, Result<Option<Snapshot>, StoreError>> {
-        let stream = stream.clone();
-        self.threads.read(move |c| queries::load_snapshot(c, &stream, at_most))
-    }
-
-    fn events(&self, from: u64, limit: usize) -> BoxFuture<'_, Result<Vec<Envelope>, StoreError>> {
-        self.threads.read(move |c| queries::events(c, from, limit))
-    }
-
+impl Projections for SqliteStore {
     fn register_projection(&self, spec: ProjectionSpec) -> BoxFuture<'_, Result<ProjectionState, StoreError>> {
         self.threads.write(move |c| projections::register(c, &spec))
     }
@@ -547,21 +573,23 @@ impl Store for SqliteStore {
         self.threads.write(move |c| projections::finish_build(c, &name, generation, position, &types))
     }
 
-    fn log_after<'a>(
+    fn read_model<'a>(&'a self, name: &'a str, key: &'a str) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+        let (name, key) = (name.to_owned(), key.to_owned());
+        self.threads.read(move |c| queries::read_model(c, &name, &key))
+    }
+
+    fn put_read_model<'a>(
         &'a self,
-        after: u64,
-        limit: usize,
-        types: &'a [String],
-    ) -> BoxFuture<'a, Result<Vec<Logged>, StoreError>> {
-        let types = types.to_vec();
-        self.threads.read(move |c| projections::log_after(c, after, limit, &types))
+        name: &'a str,
+        key: &'a str,
+        json: String,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let (name, key) = (name.to_owned(), key.to_owned());
+        self.threads.write(move |c| queries::put_read_model(c, &name, &key, &json))
     }
+}
 
-    fn log_count<'a>(&'a self, after: u64, types: &'a [String]) -> BoxFuture<'a, Result<u64, StoreError>> {
-        let types = types.to_vec();
-        self.threads.read(move |c| projections::log_count(c, after, &types))
-    }
-
+impl Schedule for SqliteStore {
     /// Claims for this store's [owner](SqliteStore::owner).
     fn claim_due(
         &self,
@@ -593,20 +621,5 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'a, Result<Vec<Scheduled>, StoreError>> {
         let (owner, owner_key) = (owner.to_owned(), owner_key.to_owned());
         self.threads.read(move |c| scheduled::scheduled_of(c, &owner, &owner_key))
-    }
-
-    fn read_model<'a>(&'a self, name: &'a str, key: &'a str) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
-        let (name, key) = (name.to_owned(), key.to_owned());
-        self.threads.read(move |c| queries::read_model(c, &name, &key))
-    }
-
-    fn put_read_model<'a>(
-        &'a self,
-        name: &'a str,
-        key: &'a str,
-        json: String,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        let (name, key) = (name.to_owned(), key.to_owned());
-        self.threads.write(move |c| queries::put_read_model(c, &name, &key, &json))
     }
 }

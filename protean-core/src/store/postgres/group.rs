@@ -2,7 +2,7 @@
 //! trip and one transaction (`schema/commit_group.sql`), each batch in a subtransaction
 //! of its own so that it fails alone.
 //!
-//! [`PostgresStore::commit`](crate::store::Store::commit) queues its batch and waits for
+//! [`PostgresStore::commit`](crate::store::Records::commit) queues its batch and waits for
 //! its answer. The first batch to find fewer than the store's limit of groups in flight
 //! starts a writer: a task of its own on the caller's runtime, which takes every batch
 //! waiting (up to [`MAX_GROUP`]) as one group, commits it, answers each batch once the

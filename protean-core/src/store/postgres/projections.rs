@@ -548,7 +548,7 @@ impl PostgresStore {
         rows.iter().map(|row| projection_row(&query.projection, row)).collect()
     }
 
-    /// The plan PostgreSQL makes for [`query_projection`](crate::store::Store::query_projection)
+    /// The plan PostgreSQL makes for [`query_projection`](crate::store::Projections::query_projection)
     /// of `query` (`EXPLAIN`, one line per row of its output): to see whether a query reads
     /// the index of a declared field. The same SQL and values, only explained.
     pub async fn explain_query(&self, query: RowQuery) -> Result<String, StoreError> {
@@ -827,7 +827,7 @@ impl PostgresStore {
             .collect()
     }
 
-    /// Events after `after`, as [`Store::log_after`](crate::store::Store::log_after).
+    /// Events after `after`, as [`Records::log_after`](crate::store::Records::log_after).
     ///
     /// Positions come from a sequence when an event is inserted, so a transaction may
     /// commit a later position before another commits an earlier one: a reader that

@@ -499,11 +499,11 @@ fn build_conflict(name: &str, generation: u64, state: Option<&ProjectionState>) 
 }
 
 /// Starts a rebuild of `name` at `version` into a new copy, or takes over one whose
-/// builder has been silent for `lease` (see [`Store::begin_build`]); `None` when another
+/// builder has been silent for `lease` (see [`Projections::begin_build`]); `None` when another
 /// builder is at work. A silent build of another version is abandoned (its rows
 /// dropped) and a new one started: its rows were made by other projectors.
 ///
-/// [`Store::begin_build`]: crate::store::Store::begin_build
+/// [`Projections::begin_build`]: crate::store::Projections::begin_build
 pub(super) fn begin_build(
     connection: &mut Connection,
     name: &str,
@@ -564,7 +564,7 @@ fn next_generation(tx: &rusqlite::Transaction<'_>, name: &str, state: &Projectio
 }
 
 /// Writes rows into the copy a rebuild fills, records its position and heartbeat (see
-/// [`Store::write_build`](crate::store::Store::write_build)).
+/// [`Projections::write_build`](crate::store::Projections::write_build)).
 pub(super) fn write_build(
     connection: &mut Connection,
     name: &str,
@@ -598,7 +598,7 @@ fn type_filter(types: &[String], first: usize) -> (String, Vec<Value>) {
 }
 
 /// Finishes a rebuild in one transaction on the writer (see
-/// [`Store::finish_build`](crate::store::Store::finish_build)): the write lock it takes
+/// [`Projections::finish_build`](crate::store::Projections::finish_build)): the write lock it takes
 /// keeps every commit, of any process, out until it is done.
 pub(super) fn finish_build(
     connection: &mut Connection,

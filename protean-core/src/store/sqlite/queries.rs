@@ -309,7 +309,7 @@ pub(super) fn is_handled(connection: &Connection, handler: &str, message_id: Uui
 }
 
 /// The outcome `handler` recorded with `message_id`, if it handled it (see
-/// [`Store::handled_outcome`](crate::store::Store::handled_outcome)).
+/// [`Deliveries::handled_outcome`](crate::store::Deliveries::handled_outcome)).
 pub(super) fn handled_outcome(
     connection: &Connection,
     handler: &str,
@@ -361,7 +361,7 @@ pub(super) fn handler_state(
 }
 
 /// Inserts or updates the failed delivery (see
-/// [`Store::record_failure`](crate::store::Store::record_failure)); the attempts counted.
+/// [`Deliveries::record_failure`](crate::store::Deliveries::record_failure)); the attempts counted.
 pub(super) fn record_failure(connection: &Connection, update: &FailureUpdate) -> Result<u32, StoreError> {
     let FailureUpdate { handler, event, status, error, at } = update;
     let counted = i64::from(*status != FailureStatus::Held);
@@ -478,7 +478,7 @@ pub(super) fn failed_delivery_of(
 
 /// Holds `event` for `handler` if a dead or held failure of an earlier event of its
 /// stream is stored, or forgets its own held record if none is (see
-/// [`Store::hold_behind_dead_letter`](crate::store::Store::hold_behind_dead_letter)):
+/// [`Deliveries::hold_behind_dead_letter`](crate::store::Deliveries::hold_behind_dead_letter)):
 /// the check and the write in one `IMMEDIATE` transaction, which no other writer (this
 /// process's writer thread or another process) can come between. Whether it is held.
 pub(super) fn hold_behind_dead_letter(

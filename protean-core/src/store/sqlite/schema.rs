@@ -5,7 +5,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::backend;
 use crate::store::{SchemaVersion, StoreError};
 
-/// The schema version this code writes; [`Store::migrate`](crate::store::Store::migrate)
+/// The schema version this code writes; [`Records::migrate`](crate::store::Records::migrate)
 /// brings older files up to it, and a store opened without migrating requires it.
 pub const SCHEMA_VERSION: SchemaVersion = SchemaVersion(6);
 

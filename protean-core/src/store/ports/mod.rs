@@ -1,0 +1,39 @@
+//! The ports a store implements, one small trait per concern, and [`Store`], their sum.
+//!
+//! | port | what it keeps |
+//! |---|---|
+//! | [`Records`] | aggregates' records, event streams, snapshots, the positioned log; schema and closing |
+//! | [`Outbox`] | undelivered events: claims with leases, renewals, releases, delivered marks |
+//! | [`Deliveries`] | handled records, failed deliveries, dead letters, events held behind them |
+//! | [`Projections`] | projection rows and queries, blue/green rebuilds, read models by key |
+//! | [`Schedule`] | commands process managers send or schedule, until a worker fires them |
+//!
+//! Every backend has one file per port, of the same name (`store/memory/records.rs`,
+//! `store/sqlite/records.rs`, `store/postgres/records.rs`, ...), holding exactly its
+//! `impl`. No method has a default: a backend, or a wrapper around one, that leaves a
+//! method out does not compile.
+//!
+//! Code that holds an `Arc<dyn Store>` or an `S: Store` calls every port's methods with
+//! `Store` alone in scope; code that calls them on a concrete store
+//! (`MemoryStore::load`) imports the port, or `protean::prelude::*`, which brings every
+//! port into scope without naming them.
+
+mod deliveries;
+mod outbox;
+mod projections;
+mod records;
+mod schedule;
+
+pub use deliveries::Deliveries;
+pub use outbox::Outbox;
+pub use projections::Projections;
+pub use records::Records;
+pub use schedule::Schedule;
+
+/// A place to keep aggregates, their events and read models: every port together.
+///
+/// Implemented for every type that implements all five ports, so a backend implements
+/// the ports and is a `Store`; `Arc<dyn Store>` is what the runtime holds.
+pub trait Store: Records + Outbox + Deliveries + Projections + Schedule {}
+
+impl<S: Records + Outbox + Deliveries + Projections + Schedule> Store for S {}
