@@ -64,7 +64,7 @@ pub mod __private {
         assert_command_of, assert_context_of, assert_event, no_reply, reply, run_command, run_event, HandleCommand,
         HandleEvent, Handles,
     };
-    pub use crate::runtime::process::{
+    pub use crate::runtime::process_manager::{
         assert_flow_of, fire_scheduled, lacks_correlation_field, run_flow_start, run_flow_step, text_concat, text_len,
         text_str, ContinueFlow, FieldNames, Flow, ProcessManager, StartFlow, REJECTED_CORRELATE,
     };

@@ -14,11 +14,11 @@ use crate::registry::{Model, ModelError};
 use crate::runtime::builder::{BuildError, DomainBuilder};
 use crate::runtime::context::{read_model, replayed, stream_of, Context};
 use crate::runtime::engine::{Engine, Route};
-use crate::runtime::health::{self, DeliveryStatus, Replayed};
+use crate::runtime::health::{self, DeliveryStatus, Redelivered};
 use crate::runtime::idempotency::{first_outcome, ReplyType};
 use crate::runtime::outcome::{Delivered, DeliveryFailure, ProcessError, Processed};
 use crate::runtime::policy::DeliveryMode;
-use crate::runtime::process::{self, Fired, ProcessManager};
+use crate::runtime::process_manager::{self, Fired, ProcessManager};
 use crate::runtime::projection::{read_row, Projection};
 use crate::runtime::query::{query_of, Query};
 use crate::runtime::read_model::{AsKey, ProjectionKey, ReadModel};
@@ -329,33 +329,45 @@ impl Domain {
     ///
     /// A held delivery with no dead letter (nor retried failure) of its handler and
     /// stream ahead of it, one whose dead letter is gone (as an older protean could
-    /// leave it), is *stranded*: replaying it delivers the held events of its stream
+    /// leave it), is *stranded*: redelivering it delivers the held events of its stream
     /// from the first, in order, the same way.
     ///
     /// [`ProcessError::NoDeadLetter`] when there is no such dead letter or stranded held
-    /// delivery (a held one waits behind its dead letter: replay that one).
-    pub async fn replay(&self, handler: &str, event_id: Uuid) -> Result<Replayed, ProcessError> {
-        health::replay(&self.engine, handler, event_id).await
+    /// delivery (a held one waits behind its dead letter: redeliver that one).
+    pub async fn redeliver(&self, handler: &str, event_id: Uuid) -> Result<Redelivered, ProcessError> {
+        health::redeliver(&self.engine, handler, event_id).await
     }
 
-    /// [`replay`](Self::replay)s every dead letter (up to 1,000 a call), oldest event
+    /// [`redeliver`](Self::redeliver)s every dead letter (up to 1,000 a call), oldest event
     /// first; then releases the streams whose held deliveries have no dead letter ahead
     /// (stranded, among the first 1,000 held ones).
-    pub async fn replay_all(&self) -> Result<Replayed, ProcessError> {
-        health::replay_all(&self.engine).await
+    pub async fn redeliver_all(&self) -> Result<Redelivered, ProcessError> {
+        health::redeliver_all(&self.engine).await
+    }
+
+    /// The old name of [`redeliver`](Self::redeliver).
+    #[deprecated(since = "0.2.0", note = "renamed `redeliver`: a dead letter is redelivered, not replayed")]
+    pub async fn replay(&self, handler: &str, event_id: Uuid) -> Result<Redelivered, ProcessError> {
+        self.redeliver(handler, event_id).await
+    }
+
+    /// The old name of [`redeliver_all`](Self::redeliver_all).
+    #[deprecated(since = "0.2.0", note = "renamed `redeliver_all`")]
+    pub async fn replay_all(&self) -> Result<Redelivered, ProcessError> {
+        self.redeliver_all().await
     }
 
     /// Gives up on a dead letter: its handler never gets the event. When the handler
     /// holds its streams, the events held behind it are delivered now, in order. A
-    /// stranded held delivery (see [`replay`](Self::replay)) is given up on the same way.
+    /// stranded held delivery (see [`redeliver`](Self::redeliver)) is given up on the same way.
     /// [`ProcessError::NoDeadLetter`] when there is no such dead letter or stranded held
     /// delivery.
-    pub async fn discard(&self, handler: &str, event_id: Uuid) -> Result<Replayed, ProcessError> {
+    pub async fn discard(&self, handler: &str, event_id: Uuid) -> Result<Redelivered, ProcessError> {
         health::discard(&self.engine, handler, event_id).await
     }
 }
 
-// Process managers' commands and flows (the work is in `process.rs`).
+// Process managers' commands and flows (the work is in `process_manager.rs`).
 impl Domain {
     /// Fires the commands process managers sent or scheduled that are due now. Delivery
     /// workers do this on their own; inline delivery fires sent commands as part of
@@ -392,7 +404,7 @@ impl Domain {
         &self,
         key: &(impl ProjectionKey + ?Sized),
     ) -> Result<Option<(P, bool)>, ProcessError> {
-        process::flow_of::<P>(&self.engine, &key.key_text()).await
+        process_manager::flow_of::<P>(&self.engine, &key.key_text()).await
     }
 }
 

@@ -1,5 +1,5 @@
 //! Dead letters and health: what an operator asks of a domain whose reactions run in
-//! the background. Listing, inspecting, replaying and discarding failed deliveries, and
+//! the background. Listing, inspecting, redelivering and discarding failed deliveries, and
 //! the lag and counts a health endpoint reports.
 
 use std::collections::HashSet;
@@ -34,7 +34,7 @@ pub struct DeliveryStatus {
     /// process's, and those of handlers of other domains on the same store).
     pub retrying: u64,
     /// Dead letters, of every handler: deliveries that failed on their last attempt and
-    /// wait to be replayed or discarded. Alert when it is above zero.
+    /// wait to be redelivered or discarded. Alert when it is above zero.
     pub dead: u64,
     /// Events held behind dead letters (the later events of their streams, for the
     /// handlers that hold a stream behind a dead letter), of every handler.
@@ -55,7 +55,7 @@ pub struct HandlerHealth {
     /// The handler (`"InventoryReactions::reserve"`).
     pub handler: String,
     /// Deliveries that succeeded in this process since the domain was built (workers,
-    /// inline delivery and replays).
+    /// inline delivery and redeliveries).
     pub delivered: u64,
     /// Events it failed on that are being retried (in the store: every process's).
     pub retrying: u64,
@@ -65,11 +65,11 @@ pub struct HandlerHealth {
     pub held: u64,
 }
 
-/// What a replay or a discard delivered, and what failed again.
+/// What redelivering or discarding a dead letter delivered, and what failed again.
 #[derive(Debug, Clone, Default, PartialEq)]
-#[must_use = "a replay may fail again: check `failed`"]
-pub struct Replayed {
-    /// The (handler, event id) pairs delivered: the replayed dead letter, then the
+#[must_use = "a redelivery may fail again: check `failed`"]
+pub struct Redelivered {
+    /// The (handler, event id) pairs delivered: the redelivered dead letter, then the
     /// events that were held behind it, in stream order.
     pub delivered: Vec<(String, Uuid)>,
     /// Dead letters that failed again, as now stored (one more attempt, the new error).
@@ -129,47 +129,55 @@ pub(crate) async fn dead_letters(engine: &Engine) -> Result<Vec<FailedDelivery>,
     delivery_failures(engine, query).await
 }
 
-/// [`Domain::replay`](crate::runtime::Domain::replay), on an engine.
-pub(crate) async fn replay(engine: &Arc<Engine>, handler: &str, event_id: Uuid) -> Result<Replayed, ProcessError> {
+/// [`Domain::redeliver`](crate::runtime::Domain::redeliver), on an engine.
+pub(crate) async fn redeliver(
+    engine: &Arc<Engine>,
+    handler: &str,
+    event_id: Uuid,
+) -> Result<Redelivered, ProcessError> {
     let failure = releasable(engine, handler, event_id).await?;
     let descriptor = descriptor(engine, &failure)?;
     let stream = failure.event.stream.clone();
-    let mut replayed = Replayed::default();
+    let mut redelivered = Redelivered::default();
     let released = match failure.status {
-        FailureStatus::Dead => deliver_again(engine, descriptor, failure, &mut replayed).await?,
+        FailureStatus::Dead => deliver_again(engine, descriptor, failure, &mut redelivered).await?,
         _ => true, // stranded: it and what is held after it go out in order
     };
     if released {
-        release_held(engine, descriptor, stream, &mut replayed).await?;
+        release_held(engine, descriptor, stream, &mut redelivered).await?;
     }
-    Ok(replayed)
+    Ok(redelivered)
 }
 
-/// [`Domain::replay_all`](crate::runtime::Domain::replay_all), on an engine.
-pub(crate) async fn replay_all(engine: &Arc<Engine>) -> Result<Replayed, ProcessError> {
-    let mut all = Replayed::default();
+/// [`Domain::redeliver_all`](crate::runtime::Domain::redeliver_all), on an engine.
+pub(crate) async fn redeliver_all(engine: &Arc<Engine>) -> Result<Redelivered, ProcessError> {
+    let mut all = Redelivered::default();
     for failure in dead_letters(engine).await? {
-        replay_into(engine, &failure, &mut all).await?;
+        redeliver_into(engine, &failure, &mut all).await?;
     }
     let held = FailureQuery { status: Some(FailureStatus::Held), ..FailureQuery::default() };
     let mut streams = HashSet::new();
     for failure in delivery_failures(engine, held).await? {
         // The first held delivery of each handler's stream: the others go out behind it.
         if streams.insert((failure.handler.clone(), failure.event.stream.clone())) {
-            replay_into(engine, &failure, &mut all).await?;
+            redeliver_into(engine, &failure, &mut all).await?;
         }
     }
     Ok(all)
 }
 
-/// [`replay`]s `failure` into `all`; nothing when there is nothing to replay any more
-/// (an earlier replay of the same stream settled it) or it waits behind a dead letter
+/// [`redeliver`]s `failure` into `all`; nothing when there is nothing to redeliver any
+/// more (an earlier redelivery of the same stream settled it) or it waits behind a dead letter
 /// (one that failed again).
-async fn replay_into(engine: &Arc<Engine>, failure: &FailedDelivery, all: &mut Replayed) -> Result<(), ProcessError> {
-    match replay(engine, &failure.handler, failure.event.id).await {
-        Ok(replayed) => {
-            all.delivered.extend(replayed.delivered);
-            all.failed.extend(replayed.failed);
+async fn redeliver_into(
+    engine: &Arc<Engine>,
+    failure: &FailedDelivery,
+    all: &mut Redelivered,
+) -> Result<(), ProcessError> {
+    match redeliver(engine, &failure.handler, failure.event.id).await {
+        Ok(redelivered) => {
+            all.delivered.extend(redelivered.delivered);
+            all.failed.extend(redelivered.failed);
             Ok(())
         }
         Err(ProcessError::NoDeadLetter { .. }) => Ok(()),
@@ -178,18 +186,18 @@ async fn replay_into(engine: &Arc<Engine>, failure: &FailedDelivery, all: &mut R
 }
 
 /// [`Domain::discard`](crate::runtime::Domain::discard), on an engine.
-pub(crate) async fn discard(engine: &Arc<Engine>, handler: &str, event_id: Uuid) -> Result<Replayed, ProcessError> {
+pub(crate) async fn discard(engine: &Arc<Engine>, handler: &str, event_id: Uuid) -> Result<Redelivered, ProcessError> {
     let failure = releasable(engine, handler, event_id).await?;
     let descriptor = descriptor(engine, &failure)?;
     engine.store.remove_failure(handler, event_id).await?;
     let (status, stream) = (failure.status, failure.event.stream);
     tracing::warn!(handler, event_id = %event_id, stream = %stream, %status, "failed delivery discarded");
-    let mut replayed = Replayed::default();
-    release_held(engine, descriptor, stream, &mut replayed).await?;
-    Ok(replayed)
+    let mut redelivered = Redelivered::default();
+    release_held(engine, descriptor, stream, &mut redelivered).await?;
+    Ok(redelivered)
 }
 
-/// The failed delivery of `event_id` to `handler` that a replay or a discard may act on:
+/// The failed delivery of `event_id` to `handler` that a redelivery or a discard may act on:
 /// a dead letter, or a held delivery with no dead letter or retried failure of its
 /// handler and stream ahead of it (stranded). Otherwise [`ProcessError::NoDeadLetter`].
 async fn releasable(engine: &Engine, handler: &str, event_id: Uuid) -> Result<FailedDelivery, ProcessError> {
@@ -227,13 +235,13 @@ fn descriptor(engine: &Engine, failure: &FailedDelivery) -> Result<&'static Hand
 }
 
 /// Runs `handler` on a failed delivery's event once. `Ok(true)` when delivered (or
-/// already handled): forgotten, and recorded in `replayed`; `Ok(false)` when it failed
-/// again: dead, with one more attempt, in `replayed.failed`.
+/// already handled): forgotten, and recorded in `redelivered`; `Ok(false)` when it failed
+/// again: dead, with one more attempt, in `redelivered.failed`.
 async fn deliver_again(
     engine: &Arc<Engine>,
     handler: &'static HandlerDescriptor,
     failure: FailedDelivery,
-    replayed: &mut Replayed,
+    redelivered: &mut Redelivered,
 ) -> Result<bool, ProcessError> {
     let event = &failure.event;
     let outcome = if engine.store.is_handled(handler.info.id, event.id).await? {
@@ -245,7 +253,7 @@ async fn deliver_again(
         Ok(committed) => {
             engine.store.remove_failure(handler.info.id, event.id).await?;
             engine.count_delivered(handler.info.id);
-            replayed.delivered.push((handler.info.id.to_owned(), event.id));
+            redelivered.delivered.push((handler.info.id.to_owned(), event.id));
             if engine.inline() {
                 // What the handler raised goes on as in `process`; failures are kept for `retry_failed`.
                 let raised = committed.into_iter().flat_map(|c| c.events).collect();
@@ -263,7 +271,7 @@ async fn deliver_again(
             };
             let attempts = engine.store.record_failure(update).await?;
             let last_error = error.to_string();
-            replayed.failed.push(FailedDelivery {
+            redelivered.failed.push(FailedDelivery {
                 status: FailureStatus::Dead,
                 attempts,
                 last_error,
@@ -288,7 +296,7 @@ async fn release_held(
     engine: &Arc<Engine>,
     handler: &'static HandlerDescriptor,
     stream: StreamId,
-    replayed: &mut Replayed,
+    redelivered: &mut Redelivered,
 ) -> Result<(), ProcessError> {
     loop {
         let query = FailureQuery {
@@ -303,9 +311,14 @@ async fn release_held(
             return Ok(()); // all delivered, or another dead letter (or a retry) comes first
         }
         for failure in free {
-            if !deliver_again(engine, handler, failure, replayed).await? {
+            if !deliver_again(engine, handler, failure, redelivered).await? {
                 return Ok(()); // the new dead letter holds the rest
             }
         }
     }
 }
+
+/// The old name of [`Redelivered`]: a dead letter is redelivered, not redelivered like an
+/// event stream.
+#[deprecated(since = "0.2.0", note = "renamed `Redelivered`")]
+pub type Replayed = Redelivered;

@@ -8,7 +8,7 @@ mod defaults;
 mod derives;
 mod descriptor;
 mod docs;
-mod process;
+mod process_manager;
 mod projection;
 mod traits;
 mod validate;
@@ -41,7 +41,7 @@ pub(crate) fn element(el: &Element) -> TokenStream {
     match (&el.body, el.kind) {
         (Body::Choices(_), _) => choices(el),
         (Body::Struct(_), Kind::Projection) => projection::projection(el),
-        (Body::Struct(_), Kind::ProcessManager) => process::process_manager(el),
+        (Body::Struct(_), Kind::ProcessManager) => process_manager::process_manager(el),
         (Body::Struct(_), _) => structure(el),
     }
 }
