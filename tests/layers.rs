@@ -339,3 +339,64 @@ fn protean_core_files_import_each_other_without_loops() {
         .collect();
     assert!(found.is_empty(), "import loops between files of protean-core/src:\n{}", report.join("\n"));
 }
+
+/// The longest a file of protean-core may be: past it, a file holds more than one thing.
+const MAX_LINES: usize = 600;
+
+#[test]
+fn no_file_of_protean_core_is_longer_than_600_lines() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("protean-core/src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut long: Vec<String> = files
+        .iter()
+        .filter_map(|file| {
+            let lines = std::fs::read_to_string(file).unwrap().lines().count();
+            let name = file.strip_prefix(&src).unwrap().display().to_string();
+            (lines > MAX_LINES).then(|| format!("{name}: {lines} lines"))
+        })
+        .collect();
+    long.sort();
+    assert!(long.is_empty(), "files longer than {MAX_LINES} lines:\n{}", long.join("\n"));
+}
+
+/// The store's ports, each with the file every backend implements it in.
+const PORTS: &[(&str, &str)] = &[
+    ("Records", "records.rs"),
+    ("Outbox", "outbox.rs"),
+    ("Deliveries", "deliveries.rs"),
+    ("Projections", "projections.rs"),
+    ("Schedule", "schedule.rs"),
+];
+
+/// The backends' folders under `protean-core/src/store`, and the type each implements.
+const BACKENDS: &[(&str, &str)] =
+    &[("memory", "MemoryStore"), ("sqlite", "SqliteStore"), ("postgres", "PostgresStore")];
+
+#[test]
+fn every_backend_implements_each_port_in_the_file_of_its_name() {
+    let store = Path::new(env!("CARGO_MANIFEST_DIR")).join("protean-core/src/store");
+    for (port, file) in PORTS {
+        let definition = std::fs::read_to_string(store.join("ports").join(file))
+            .unwrap_or_else(|e| panic!("store/ports/{file}: {e}"));
+        assert!(definition.contains(&format!("pub trait {port}:")), "store/ports/{file} defines `{port}`");
+    }
+    for (backend, ty) in BACKENDS {
+        let folder = store.join(backend);
+        let mut files = Vec::new();
+        rust_files(&folder, &mut files);
+        for (port, file) in PORTS {
+            let implementation = format!("impl {port} for {ty}");
+            let holders: Vec<String> = files
+                .iter()
+                .filter(|f| std::fs::read_to_string(f).unwrap().contains(&implementation))
+                .map(|f| f.strip_prefix(&store).unwrap().display().to_string())
+                .collect();
+            assert_eq!(
+                holders,
+                [format!("{backend}/{file}")],
+                "`{implementation}` is in store/{backend}/{file}, alone"
+            );
+        }
+    }
+}
