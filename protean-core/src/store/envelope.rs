@@ -13,7 +13,7 @@ pub use uuid::Uuid;
 use crate::model::element::{Event, RaisedEvent};
 use crate::model::error::StoreError;
 pub use crate::model::identity::StreamId;
-use crate::store::replay::StoredEvent;
+use crate::store::ports::StoredEvent;
 
 /// Why a unit of work runs: the message that caused it and the conversation it is part of.
 ///

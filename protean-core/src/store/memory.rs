@@ -211,7 +211,7 @@ impl MemoryStore {
             }
         }
         // What the unit decided on must still be as it read it.
-        super::projection::check_reads(
+        super::ports::check_reads(
             &reads,
             |name, key| Ok(Self::row_in(&inner, name, None, key)),
             |query| Self::query_in(&inner, query),

@@ -1,28 +1,19 @@
-//! Where aggregates and their events are kept: the [`Store`] trait every backend
-//! implements, and [`MemoryStore`], the in-memory one.
+//! Where aggregates and their events are kept: [`connect`] a store by URL, or open one
+//! of the backends, [`MemoryStore`], `SqliteStore` (feature `sqlite`, the default) and
+//! `PostgresStore` (feature `postgres`); what they keep ([`Envelope`], [`FailedDelivery`],
+//! ...) and how they fail ([`StoreError`]).
 //!
-//! A store keeps one record per aggregate (its whole cluster as JSON, with a version)
-//! and the events each commit raised. A unit of work's [`Batch`] is atomic: every record
-//! is written only when its version is still the one the unit of work loaded, the
-//! events are appended in the same step (the transactional outbox: an event is stored
-//! if and only if the change that raised it is), and the message the unit handled is
-//! recorded with it (so a redelivered event is not handled twice); or nothing is
-//! written at all.
-//!
-//! Events start undelivered. The engine delivers them after the commit and marks them
-//! delivered once every handler has succeeded; what a process did not deliver (it
-//! stopped, a handler failed) is claimed again by
-//! [`Domain::deliver_pending`](crate::runtime::Domain::deliver_pending).
+//! Every backend implements the [`ports`], one small trait per concern, whose sum is
+//! [`Store`]; what only an implementer of a store needs (a unit of work's [`Batch`], row
+//! changes, claims) is in [`ports`] as well. What each store guarantees, and how it keeps
+//! it, is in `docs/storage.md`.
 
 mod connect;
 pub(crate) mod envelope;
 mod memory;
-mod outbox;
 pub mod ports;
 #[cfg(feature = "postgres")]
 mod postgres;
-mod projection;
-mod replay;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
 #[cfg(feature = "sqlite")]
@@ -31,8 +22,6 @@ mod sqlite;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
-
-use uuid::Uuid;
 
 pub use connect::connect;
 pub use memory::MemoryStore;
@@ -46,14 +35,16 @@ pub use sqlite::{Durability, SqliteOptions, SqliteStore, SCHEMA_VERSION as SQLIT
 
 pub use crate::model::error::{DriverError, OutdatedCopy, SchemaVersion, StoreError, UrlError, VersionConflict};
 pub use envelope::{Cause, Envelope, StreamId};
-pub use outbox::{
-    FailedDelivery, FailureCounts, FailureQuery, FailureStatus, FailureUpdate, HandlerState, OutboxStatus,
+pub use ports::{
+    FailedDelivery, FailureCounts, FailureQuery, FailureStatus, FilterOp, OutboxStatus, ProjectionState, Scheduled,
 };
-pub use projection::{
-    BuildState, Cancel, FilterOp, Logged, ProjectionSpec, ProjectionState, Row, RowChange, RowFilter, RowOrder,
-    RowQuery, RowRead, RowVersion, Scheduled,
+// What only an implementer of a store needs, at its old paths: documented in `ports`.
+#[doc(hidden)]
+pub use ports::{
+    Batch, BuildState, Cancel, Commit, Committed, FailureUpdate, Handled, HandlerState, Logged, ProjectionSpec, Record,
+    ReplayEvents, ReplayIter, Row, RowChange, RowFilter, RowOrder, RowQuery, RowRead, RowVersion, Snapshot,
+    StoredEvent,
 };
-pub use replay::{ReplayEvents, ReplayIter, StoredEvent};
 /// The time type of [`Envelope::recorded_at`], from the `time` crate.
 pub use time::OffsetDateTime;
 
@@ -90,105 +81,3 @@ impl<K: std::hash::Hash + Eq> ClaimOrder<K> {
 
 /// A boxed, sendable future: what the object-safe async traits here return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// An aggregate's stored record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
-    /// The version of the last commit that wrote it: the stored version plus each
-    /// commit's [`Commit::advance`] (1 after the first commit of a state-stored aggregate).
-    pub version: u64,
-    /// The aggregate, root, entities and value objects together, as JSON (shared, so
-    /// handing out a copy does not copy the text).
-    pub state: std::sync::Arc<str>,
-}
-
-/// What a unit of work writes for one aggregate: its state and the events it raised.
-#[derive(Debug, Clone)]
-pub struct Commit {
-    /// The aggregate's stream: its type and identity.
-    pub stream: StreamId,
-    /// The version the unit of work loaded (0 for an aggregate it added).
-    pub expected_version: u64,
-    /// How far the aggregate's version moves with this commit: 1 for a state-stored
-    /// aggregate (one per commit), the number of events for an event-sourced one (so
-    /// its version is the sequence of its last event). The store writes the stored
-    /// version plus `advance`.
-    pub advance: u64,
-    /// The new state as JSON, or `None` to remove the aggregate.
-    pub state: Option<std::sync::Arc<str>>,
-    /// The events raised, in order; the store assigns their sequence numbers.
-    pub events: Vec<Envelope>,
-    /// A snapshot of an event-sourced aggregate as of this commit's last event, kept
-    /// so that loading replays only the events after it.
-    pub snapshot: Option<std::sync::Arc<str>>,
-}
-
-/// A snapshot of an event-sourced aggregate: its state as of one event of its stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Snapshot {
-    /// The sequence of the last event it reflects.
-    pub sequence: u64,
-    /// The aggregate as JSON.
-    pub state: std::sync::Arc<str>,
-}
-
-/// Everything one unit of work writes, in one transaction.
-#[derive(Debug, Clone, Default)]
-pub struct Batch {
-    /// The aggregates written, with their events.
-    pub commits: Vec<Commit>,
-    /// The message the unit of work handled, recorded in the same transaction; `None`
-    /// for a command or application code.
-    pub handled: Option<Handled>,
-    /// Events to mark delivered in the same transaction: the one handled here when its
-    /// handler is its only one, and new events that no handler takes.
-    pub delivered: Vec<Uuid>,
-    /// Changes to projection rows, applied by the rule described on [`RowChange`]'s module
-    /// (skipped while a rebuild runs or when a rebuild already covered their event;
-    /// otherwise checked against each row's version).
-    pub rows: Vec<RowChange>,
-    /// The stored event the row changes come from (an async projector's), whose log
-    /// position decides whether a rebuild already covered them; `None` when they come
-    /// from this batch's own events (inline projectors).
-    pub rows_from: Option<Uuid>,
-    /// Commands a process manager sends or schedules, kept until a worker fires them.
-    pub schedule: Vec<Scheduled>,
-    /// Pending deadlines to drop.
-    pub cancel: Vec<Cancel>,
-    /// What the unit of work read from projections and decided on: checked inside the
-    /// commit's transaction, before any row change is applied; a read that no longer
-    /// holds refuses the whole batch with [`StoreError::Conflict`] (see [`RowRead`]).
-    /// Empty for a unit that read nothing it decides on, which costs nothing.
-    pub reads: Vec<RowRead>,
-}
-
-/// A message a handler has handled: recorded once, so that handling it again is refused.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Handled {
-    /// The handler (`"InventoryReactions::reserve"`), or for a command the command's
-    /// type name (`"Order.PlaceOrder"`).
-    pub handler: std::borrow::Cow<'static, str>,
-    /// The event's id, or the command's.
-    pub message_id: Uuid,
-    /// What handling it produced, kept to be handed back when the same message comes
-    /// again (a command's reply, as JSON); `None` for an event.
-    pub outcome: Option<std::sync::Arc<str>>,
-}
-
-impl Handled {
-    /// An event handled by `handler`.
-    pub fn event(handler: impl Into<std::borrow::Cow<'static, str>>, message_id: Uuid) -> Self {
-        Handled { handler: handler.into(), message_id, outcome: None }
-    }
-}
-
-/// What a successful [`Commit`] wrote.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Committed {
-    /// The aggregate written.
-    pub stream: StreamId,
-    /// Its new version.
-    pub version: u64,
-    /// The events appended, with their sequence numbers.
-    pub events: Vec<Envelope>,
-}

@@ -22,13 +22,21 @@ mod deliveries;
 mod outbox;
 mod projections;
 mod records;
+mod replay;
 mod schedule;
 
-pub use deliveries::Deliveries;
-pub use outbox::Outbox;
-pub use projections::Projections;
-pub use records::Records;
-pub use schedule::Schedule;
+pub use deliveries::{Deliveries, FailedDelivery, FailureQuery, FailureStatus, FailureUpdate, HandlerState};
+pub use outbox::{FailureCounts, Outbox, OutboxStatus};
+pub(crate) use projections::check_reads;
+pub use projections::{
+    BuildState, FilterOp, Logged, ProjectionSpec, ProjectionState, Projections, Row, RowChange, RowFilter, RowOrder,
+    RowQuery, RowRead, RowVersion,
+};
+pub use records::{Batch, Commit, Committed, Handled, Record, Records, Snapshot};
+pub use replay::{ReplayEvents, ReplayIter, StoredEvent};
+pub use schedule::{Cancel, Schedule, Scheduled};
+
+pub use super::{BoxFuture, Cause, Envelope, OffsetDateTime, StoreError, StreamId, VersionConflict};
 
 /// A place to keep aggregates, their events and read models: every port together.
 ///

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::store::{BoxFuture, Envelope, OutboxStatus, StoreError};
+use crate::store::ports::FailureStatus;
+use crate::store::{BoxFuture, Envelope, OffsetDateTime, StoreError};
 
 /// The transactional outbox: events a commit stored start undelivered; delivery workers
 /// claim them with a lease, renew or release their claims, and mark them delivered.
@@ -37,4 +38,51 @@ pub trait Outbox: Send + Sync + 'static {
     /// when the store has no such channel: commits in this process wake
     /// the workers anyway, and they poll at a bounded interval as a fallback.
     fn outbox_signal(&self) -> Option<std::sync::Arc<tokio::sync::Notify>>;
+}
+
+/// How many failed deliveries one handler has, by status.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FailureCounts {
+    /// The handler.
+    pub handler: String,
+    /// Being retried.
+    pub retrying: u64,
+    /// Dead letters.
+    pub dead: u64,
+    /// Held behind a dead letter.
+    pub held: u64,
+}
+
+/// The outbox at a glance: cheap to read (indexes, not scans of the log), for a health
+/// endpoint.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OutboxStatus {
+    /// Events not yet delivered to every handler.
+    pub undelivered: u64,
+    /// The earliest [`recorded_at`](Envelope::recorded_at) among them (`None` when all
+    /// are delivered): not the time of the first of them in the log, which need not be
+    /// the earliest (an event's time is taken before its commit puts it in the log). So
+    /// while no event is committed it only moves forward, as events are delivered; a
+    /// commit can move it back by at most the time that commit took.
+    pub oldest_undelivered: Option<OffsetDateTime>,
+    /// Failed deliveries per handler (handlers with none are left out), by handler name.
+    pub failures: Vec<FailureCounts>,
+}
+
+impl OutboxStatus {
+    /// Builds the per-handler counts from `(handler, status, count)` rows.
+    pub fn count_failures<'a>(rows: impl IntoIterator<Item = (&'a str, FailureStatus, u64)>) -> Vec<FailureCounts> {
+        let mut counts: std::collections::BTreeMap<&str, FailureCounts> = std::collections::BTreeMap::new();
+        for (handler, status, n) in rows {
+            let entry = counts
+                .entry(handler)
+                .or_insert_with(|| FailureCounts { handler: handler.to_owned(), ..Default::default() });
+            match status {
+                FailureStatus::Retrying => entry.retrying += n,
+                FailureStatus::Dead => entry.dead += n,
+                FailureStatus::Held => entry.held += n,
+            }
+        }
+        counts.into_values().collect()
+    }
 }

@@ -1,9 +1,12 @@
 //! The [`Records`] port: aggregates' records, the event streams, snapshots and the
 //! positioned log, and the store's own lifecycle (schema, closing).
 
-use crate::store::{
-    Batch, BoxFuture, Committed, Envelope, Logged, Record, ReplayEvents, Snapshot, StoreError, StreamId,
-};
+use uuid::Uuid;
+
+use crate::store::ports::{Cancel, Logged, ReplayEvents, RowChange, RowRead, Scheduled};
+#[cfg(doc)]
+use crate::store::Projections;
+use crate::store::{BoxFuture, Envelope, StoreError, StreamId};
 
 /// Where aggregates and their events are kept: loading and committing a unit of work's
 /// [`Batch`] atomically, the streams, snapshots and the positioned log.
@@ -95,4 +98,106 @@ pub trait Records: Send + Sync + 'static {
 
     /// How many events of `types` (any, when empty) are stored after log position `after`.
     fn log_count<'a>(&'a self, after: u64, types: &'a [String]) -> BoxFuture<'a, Result<u64, StoreError>>;
+}
+
+/// An aggregate's stored record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The version of the last commit that wrote it: the stored version plus each
+    /// commit's [`Commit::advance`] (1 after the first commit of a state-stored aggregate).
+    pub version: u64,
+    /// The aggregate, root, entities and value objects together, as JSON (shared, so
+    /// handing out a copy does not copy the text).
+    pub state: std::sync::Arc<str>,
+}
+
+/// What a unit of work writes for one aggregate: its state and the events it raised.
+#[derive(Debug, Clone)]
+pub struct Commit {
+    /// The aggregate's stream: its type and identity.
+    pub stream: StreamId,
+    /// The version the unit of work loaded (0 for an aggregate it added).
+    pub expected_version: u64,
+    /// How far the aggregate's version moves with this commit: 1 for a state-stored
+    /// aggregate (one per commit), the number of events for an event-sourced one (so
+    /// its version is the sequence of its last event). The store writes the stored
+    /// version plus `advance`.
+    pub advance: u64,
+    /// The new state as JSON, or `None` to remove the aggregate.
+    pub state: Option<std::sync::Arc<str>>,
+    /// The events raised, in order; the store assigns their sequence numbers.
+    pub events: Vec<Envelope>,
+    /// A snapshot of an event-sourced aggregate as of this commit's last event, kept
+    /// so that loading replays only the events after it.
+    pub snapshot: Option<std::sync::Arc<str>>,
+}
+
+/// A snapshot of an event-sourced aggregate: its state as of one event of its stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The sequence of the last event it reflects.
+    pub sequence: u64,
+    /// The aggregate as JSON.
+    pub state: std::sync::Arc<str>,
+}
+
+/// Everything one unit of work writes, in one transaction.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    /// The aggregates written, with their events.
+    pub commits: Vec<Commit>,
+    /// The message the unit of work handled, recorded in the same transaction; `None`
+    /// for a command or application code.
+    pub handled: Option<Handled>,
+    /// Events to mark delivered in the same transaction: the one handled here when its
+    /// handler is its only one, and new events that no handler takes.
+    pub delivered: Vec<Uuid>,
+    /// Changes to projection rows, applied by the rule every store follows (docs/storage.md,
+    /// (skipped while a rebuild runs or when a rebuild already covered their event;
+    /// otherwise checked against each row's version).
+    pub rows: Vec<RowChange>,
+    /// The stored event the row changes come from (an async projector's), whose log
+    /// position decides whether a rebuild already covered them; `None` when they come
+    /// from this batch's own events (inline projectors).
+    pub rows_from: Option<Uuid>,
+    /// Commands a process manager sends or schedules, kept until a worker fires them.
+    pub schedule: Vec<Scheduled>,
+    /// Pending deadlines to drop.
+    pub cancel: Vec<Cancel>,
+    /// What the unit of work read from projections and decided on: checked inside the
+    /// commit's transaction, before any row change is applied; a read that no longer
+    /// holds refuses the whole batch with [`StoreError::Conflict`] (see [`RowRead`]).
+    /// Empty for a unit that read nothing it decides on, which costs nothing.
+    pub reads: Vec<RowRead>,
+}
+
+/// A message a handler has handled: recorded once, so that handling it again is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Handled {
+    /// The handler (`"InventoryReactions::reserve"`), or for a command the command's
+    /// type name (`"Order.PlaceOrder"`).
+    pub handler: std::borrow::Cow<'static, str>,
+    /// The event's id, or the command's.
+    pub message_id: Uuid,
+    /// What handling it produced, kept to be handed back when the same message comes
+    /// again (a command's reply, as JSON); `None` for an event.
+    pub outcome: Option<std::sync::Arc<str>>,
+}
+
+impl Handled {
+    /// An event handled by `handler`.
+    pub fn event(handler: impl Into<std::borrow::Cow<'static, str>>, message_id: Uuid) -> Self {
+        Handled { handler: handler.into(), message_id, outcome: None }
+    }
+}
+
+/// What a successful [`Commit`] wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Committed {
+    /// The aggregate written.
+    pub stream: StreamId,
+    /// Its new version.
+    pub version: u64,
+    /// The events appended, with their sequence numbers.
+    pub events: Vec<Envelope>,
 }

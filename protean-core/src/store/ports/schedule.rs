@@ -1,11 +1,13 @@
 //! The [`Schedule`] port: commands that process managers send or schedule, kept until a
 //! worker fires them.
 
+use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::store::{BoxFuture, OffsetDateTime, Scheduled, StoreError};
+use crate::store::{BoxFuture, OffsetDateTime, StoreError};
 
 /// Scheduled commands: claimed with a lease when due, completed once fired, listed per
 /// process manager instance.
@@ -34,4 +36,40 @@ pub trait Schedule: Send + Sync + 'static {
         owner: &'a str,
         owner_key: &'a str,
     ) -> BoxFuture<'a, Result<Vec<Scheduled>, StoreError>>;
+}
+
+/// A command a process manager sent or scheduled, kept in its unit of work's
+/// transaction until a worker fires it: processed (idempotently, under `id`) once due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scheduled {
+    /// The command's id: it is processed with this id, so firing it twice changes
+    /// nothing the second time.
+    pub id: Uuid,
+    /// The process manager that sent it (`"Fulfilment"`).
+    pub owner: Cow<'static, str>,
+    /// The instance that sent it (its correlation key).
+    pub owner_key: String,
+    /// A deadline's name, by which it can be cancelled; `None` for a command sent now.
+    pub name: Option<String>,
+    /// When it is due.
+    pub due_at: OffsetDateTime,
+    /// The command's stable type name (`"Order.CancelOrder"`).
+    pub type_name: Cow<'static, str>,
+    /// The command, as JSON.
+    pub payload: Arc<str>,
+    /// The conversation it belongs to.
+    pub correlation_id: Uuid,
+    /// The event whose handling sent it.
+    pub causation_id: Uuid,
+}
+
+/// Cancels the pending deadlines of one process manager instance with one name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cancel {
+    /// The process manager.
+    pub owner: Cow<'static, str>,
+    /// The instance.
+    pub owner_key: String,
+    /// The deadline's name.
+    pub name: String,
 }

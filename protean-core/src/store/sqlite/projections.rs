@@ -251,7 +251,7 @@ pub(super) fn row(
 /// longer hold: each row read by key is read again from the serving copy, each query
 /// run again, in the write transaction open on `connection`.
 pub(super) fn check_reads(connection: &Connection, reads: &[RowRead]) -> Result<(), StoreError> {
-    crate::store::projection::check_reads(reads, |name, key| row(connection, name, None, key), |q| query(connection, q))
+    crate::store::ports::check_reads(reads, |name, key| row(connection, name, None, key), |q| query(connection, q))
 }
 
 /// A JSON scalar as the SQLite value `json_extract` gives for it, with the condition on
