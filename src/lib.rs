@@ -164,7 +164,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
-pub use protean_core::{export, model, registry, runtime, store, testing};
+pub use protean_core::{export, forward_ports, model, registry, runtime, store, testing};
 pub use protean_macros::{
     aggregate, apply, command, entity, event, handler, process_manager, projection, projector, value_object,
 };

@@ -8,6 +8,9 @@
 //! | [`Projections`] | projection rows and queries, blue/green rebuilds, read models by key |
 //! | [`Schedule`] | commands process managers send or schedule, until a worker fires them |
 //!
+//! A store that wraps another (metrics, tracing, fault injection) writes by hand only the
+//! ports it changes and forwards the others with [`forward_ports!`](crate::forward_ports).
+//!
 //! Every backend has one file per port, of the same name (`store/memory/records.rs`,
 //! `store/sqlite/records.rs`, `store/postgres/records.rs`, ...), holding exactly its
 //! `impl`. No method has a default: a backend, or a wrapper around one, that leaves a
@@ -19,6 +22,7 @@
 //! port into scope without naming them.
 
 mod deliveries;
+mod forward;
 mod outbox;
 mod projections;
 mod records;
@@ -37,6 +41,12 @@ pub use replay::{ReplayEvents, ReplayIter, StoredEvent};
 pub use schedule::{Cancel, Schedule, Scheduled};
 
 pub use super::{BoxFuture, Cause, Envelope, OffsetDateTime, StoreError, StreamId, VersionConflict};
+/// What [`Outbox::outbox_signal`] hands out, from tokio.
+#[doc(no_inline)]
+pub use tokio::sync::Notify;
+/// Event, command and scheduled-command ids.
+#[doc(no_inline)]
+pub use uuid::Uuid;
 
 /// A place to keep aggregates, their events and read models: every port together.
 ///
