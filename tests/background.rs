@@ -1,6 +1,6 @@
 //! Background delivery on every store the build has: `process` returns after the
 //! commit and delivery workers deliver; failing handlers are retried with backoff, then
-//! dead-lettered (holding their stream, or not), replayed or discarded; a command sent
+//! dead-lettered (holding their stream, or not), redelivered or discarded; a command sent
 //! twice with one id changes state once; workers stop gracefully, leaving no claim.
 //!
 //! Backoffs are a few milliseconds, so the retries cost the suite nothing; waits are for
@@ -231,7 +231,9 @@ async fn stopping_while_one_handler_retries_releases_what_it_has_not_settled(sto
     assert_eq!((report.events, report.deliveries), (3, 3));
 }
 
-async fn a_handler_failing_every_attempt_is_dead_lettered_holds_its_stream_and_replays_once(store: Arc<dyn Store>) {
+async fn a_handler_failing_every_attempt_is_dead_lettered_holds_its_stream_and_is_redelivered_once(
+    store: Arc<dyn Store>,
+) {
     let domain = background(Arc::clone(&store), quick(3));
     let (sick, healthy) = (wallet(), wallet());
     fail_audits(&sick, u32::MAX);
@@ -287,23 +289,30 @@ async fn a_handler_failing_every_attempt_is_dead_lettered_holds_its_stream_and_r
     }
     assert_eq!(domain.dead_letter(AUDIT, letter.event.id).await.unwrap().as_ref(), Some(letter), "inspect");
 
-    // Replaying while still broken fails again, and counts the attempt.
-    let again = domain.replay(AUDIT, letter.event.id).await.unwrap();
+    // Redelivering while still broken fails again, and counts the attempt.
+    let again = domain.redeliver(AUDIT, letter.event.id).await.unwrap();
     assert!(again.delivered.is_empty());
     assert_eq!(again.failed[0].attempts, 4);
 
-    // Fixed: the replay delivers it, then what it held, in order, once.
+    // Fixed: the redelivery delivers it, then what it held, in order, once.
     fail_audits(&sick, 0);
-    let replayed = domain.replay(AUDIT, letter.event.id).await.unwrap();
-    assert!(replayed.failed.is_empty());
-    assert_eq!(replayed.delivered.len(), 3);
+    let redelivered = domain.redeliver(AUDIT, letter.event.id).await.unwrap();
+    assert!(redelivered.failed.is_empty());
+    assert_eq!(redelivered.delivered.len(), 3);
     assert_eq!(audited(&domain, &sick).await.unwrap(), [1, 2, 3]);
     assert!(domain.delivery_failures(FailureQuery::default()).await.unwrap().is_empty());
     let status = domain.delivery_status().await.unwrap();
     assert_eq!((status.dead, status.held, status.retrying), (0, 0, 0));
-    let gone = domain.replay(AUDIT, letter.event.id).await;
+    let gone = domain.redeliver(AUDIT, letter.event.id).await;
     assert!(matches!(gone, Err(ProcessError::NoDeadLetter { .. })), "{gone:?}");
-    assert!(domain.replay_all().await.unwrap().delivered.is_empty());
+    assert!(domain.redeliver_all().await.unwrap().delivered.is_empty());
+    // The old names, deprecated, still compile and answer the same.
+    #[allow(deprecated)]
+    {
+        let old: Result<protean::runtime::Replayed, ProcessError> = domain.replay(AUDIT, letter.event.id).await;
+        assert!(matches!(old, Err(ProcessError::NoDeadLetter { .. })), "{old:?}");
+        assert!(domain.replay_all().await.unwrap().delivered.is_empty());
+    }
     assert_eq!(audited(&domain, &sick).await.unwrap(), [1, 2, 3], "delivered once");
     let report = handle.shutdown().await;
     assert_eq!((report.dead_lettered, report.held), (1, 2));
@@ -362,9 +371,9 @@ async fn held_audits(domain: &Domain, id: &Identifier<Wallet>) -> Vec<protean::s
 }
 
 /// Held deliveries whose dead letter is gone (as an older protean could leave them:
-/// stranded) are released by a replay or a discard of one of them, and by `replay_all`;
-/// a held delivery behind a dead letter is not, until that one is replayed.
-async fn stranded_held_deliveries_are_released_by_replay_discard_and_replay_all(store: Arc<dyn Store>) {
+/// stranded) are released by a redelivery or a discard of one of them, and by `redeliver_all`;
+/// a held delivery behind a dead letter is not, until that one is redelivered.
+async fn stranded_held_deliveries_are_released_by_redeliver_discard_and_redeliver_all(store: Arc<dyn Store>) {
     let domain = background(store.clone(), quick(3));
     let wallets: Vec<_> = (0..4).map(|_| wallet()).collect();
     for id in &wallets {
@@ -379,14 +388,15 @@ async fn stranded_held_deliveries_are_released_by_replay_discard_and_replay_all(
         assert!(store.remove_failure(AUDIT, letter.event.id).await.unwrap(), "stranding its stream");
     }
     let sequences = |held: &[protean::store::FailedDelivery]| held.iter().map(|f| f.event.sequence).collect::<Vec<_>>();
-    let delivered =
-        |replayed: &protean::runtime::Replayed| replayed.delivered.iter().map(|(_, id)| *id).collect::<Vec<_>>();
+    let delivered = |redelivered: &protean::runtime::Redelivered| {
+        redelivered.delivered.iter().map(|(_, id)| *id).collect::<Vec<_>>()
+    };
 
     // Replaying a stranded held delivery delivers the held ones from the first, in order.
     let held = held_audits(&domain, &wallets[0]).await;
     assert_eq!(sequences(&held), [2, 3]);
-    let replayed = domain.replay(AUDIT, held[1].event.id).await.unwrap();
-    assert_eq!(delivered(&replayed), [held[0].event.id, held[1].event.id]);
+    let redelivered = domain.redeliver(AUDIT, held[1].event.id).await.unwrap();
+    assert_eq!(delivered(&redelivered), [held[0].event.id, held[1].event.id]);
     assert_eq!(audited(&domain, &wallets[0]).await.unwrap(), [2, 3]);
 
     // Discarding one gives it up and delivers the rest.
@@ -395,24 +405,24 @@ async fn stranded_held_deliveries_are_released_by_replay_discard_and_replay_all(
     assert_eq!(delivered(&discarded), [held[1].event.id]);
     assert_eq!(audited(&domain, &wallets[1]).await.unwrap(), [3]);
 
-    // A held delivery behind a dead letter waits for it: neither replayed nor discarded.
+    // A held delivery behind a dead letter waits for it: neither redelivered nor discarded.
     let held = held_audits(&domain, &wallets[3]).await;
-    for outcome in [domain.replay(AUDIT, held[0].event.id).await, domain.discard(AUDIT, held[0].event.id).await] {
+    for outcome in [domain.redeliver(AUDIT, held[0].event.id).await, domain.discard(AUDIT, held[0].event.id).await] {
         assert!(matches!(outcome, Err(ProcessError::NoDeadLetter { .. })), "{outcome:?}");
     }
 
     // A new event of a stranded stream is held behind the stranded ones, in order;
-    // `replay_all` replays the dead letter and releases the stranded stream, whole.
+    // `redeliver_all` redelivers the dead letter and releases the stranded stream, whole.
     deposit(&domain, &wallets[2], 1).await;
     settled(&domain).await;
     assert_eq!(sequences(&held_audits(&domain, &wallets[2]).await), [2, 3, 4]);
-    let all = domain.replay_all().await.unwrap();
+    let all = domain.redeliver_all().await.unwrap();
     assert!(all.failed.is_empty(), "{all:?}");
     assert_eq!(all.delivered.len(), 6, "the dead letter and its two held, then the three stranded: {all:?}");
     assert_eq!(audited(&domain, &wallets[2]).await.unwrap(), [2, 3, 4]);
     assert_eq!(audited(&domain, &wallets[3]).await.unwrap(), [1, 2, 3]);
     assert!(domain.delivery_failures(FailureQuery::default()).await.unwrap().is_empty());
-    assert!(domain.replay_all().await.unwrap().delivered.is_empty(), "nothing is left to release");
+    assert!(domain.redeliver_all().await.unwrap().delivered.is_empty(), "nothing is left to release");
     let _ = handle.shutdown().await;
 }
 
@@ -592,10 +602,10 @@ cases!(
     a_failing_handler_is_retried_with_backoff_until_it_succeeds,
     a_failing_handler_does_not_hold_up_the_other_handlers_of_its_stream,
     stopping_while_one_handler_retries_releases_what_it_has_not_settled,
-    a_handler_failing_every_attempt_is_dead_lettered_holds_its_stream_and_replays_once,
+    a_handler_failing_every_attempt_is_dead_lettered_holds_its_stream_and_is_redelivered_once,
     a_handler_that_does_not_hold_goes_on_past_its_dead_letter,
     discarding_a_dead_letter_delivers_what_it_held,
-    stranded_held_deliveries_are_released_by_replay_discard_and_replay_all,
+    stranded_held_deliveries_are_released_by_redeliver_discard_and_redeliver_all,
     the_oldest_undelivered_only_moves_forward_while_workers_drain_a_backlog,
     a_command_sent_twice_with_one_id_changes_state_once,
     graceful_shutdown_under_load_loses_nothing_and_leaves_no_claim,

@@ -200,7 +200,7 @@ async fn round(domain: &Domain, worker: &Worker, round: usize) -> bool {
     // its write transaction holds the file's write lock; the replay waits for it).
     let replay = tokio::spawn({
         let domain = domain.clone();
-        async move { domain.replay_all().await }
+        async move { domain.redeliver_all().await }
     });
     tokio::pin!(replay);
     let replayed = tokio::select! {

@@ -55,7 +55,7 @@ pub trait Deliveries: Send + Sync + 'static {
     /// Atomic against [`remove_failure`](Deliveries::remove_failure) of the failures ahead:
     /// either the held record is written first, and a
     /// [`failed_deliveries`](Deliveries::failed_deliveries) listing made after that removal
-    /// finds it, or the removal comes first and `event` is not held. So a replay or a
+    /// finds it, or the removal comes first and `event` is not held. So a redelivery or a
     /// discard that releases the stream until a listing finds nothing held cannot miss an
     /// event held at the same moment, and no event is held once nothing is ahead of it.
     /// Stores decide it inside one transaction or lock (PostgreSQL locks the failure
