@@ -64,7 +64,8 @@ impl QueryValue<String> for &str {
 /// An indexed field of projection `V` whose values are of type `T`: what `#[projection]`
 /// generates for each `#[index]` field, as an associated constant named after it
 /// (`overdue` gives `LoanView::OVERDUE`). Its methods make the [`Condition`]s that
-/// [`Query::filter`] takes; [`Query::order_by`] takes it as it is.
+/// [`Query::filter`](super::Query::filter) takes; [`Query::order_by`](super::Query::order_by)
+/// takes it as it is.
 ///
 /// ```text
 /// let overdue = domain.query::<LoanView>()
@@ -148,7 +149,7 @@ impl<V, T> std::fmt::Debug for Field<V, T> {
 }
 
 /// A condition on a row of projection `V`, made by a [`Field`]'s methods, for
-/// [`Query::filter`].
+/// [`Query::filter`](super::Query::filter).
 pub struct Condition<V> {
     pub(super) field: &'static str,
     pub(super) op: FilterOp,
