@@ -34,7 +34,7 @@ use crate::store::envelope::Envelope;
 ///
 /// ```
 /// # extern crate protean_core as protean;
-/// use protean::store::{Batch, Commit, MemoryStore, Store, StoreError};
+/// use protean::store::{Batch, Commit, MemoryStore, Records, StoreError};
 /// use protean::store::StreamId;
 /// # futures_lite(async {
 /// let store = MemoryStore::new();
