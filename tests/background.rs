@@ -667,7 +667,7 @@ fn failures_are_written_on_stderr_while_no_tracing_subscriber_is_installed() {
     assert!(
         line.ends_with(
             ") 2 time(s), the last with: `Wallet.Deposited` was rejected: the auditor is down for deposit #1; \
-             replay it with `Domain::replay` once fixed"
+             redeliver it with `Domain::redeliver` once fixed"
         ),
         "{line}"
     );
