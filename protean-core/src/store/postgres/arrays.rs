@@ -17,36 +17,36 @@ use crate::store::{Batch, Cancel, RowChange, RowRead, Scheduled, StoreError};
 /// another, with how many elements of each kind belong to each batch.
 #[derive(Default)]
 pub(super) struct Arrays<'a> {
-    pub(super) unit_commits: Vec<i32>,
-    pub(super) unit_events: Vec<i32>,
-    pub(super) unit_delivered: Vec<i32>,
-    pub(super) unit_rows: Vec<i32>,
-    pub(super) unit_scheduled: Vec<i32>,
-    pub(super) unit_cancels: Vec<i32>,
-    pub(super) unit_reads: Vec<i32>,
-    pub(super) unit_queries: Vec<i32>,
-    pub(super) aggregates: Vec<&'a str>,
-    pub(super) ids: Vec<&'a str>,
-    pub(super) expected: Vec<i64>,
-    pub(super) advances: Vec<i64>,
-    pub(super) states: Vec<Option<&'a str>>,
-    pub(super) counts: Vec<i32>,
-    pub(super) snapshots: Vec<Option<&'a str>>,
-    pub(super) event_ids: Vec<Uuid>,
-    pub(super) type_names: Vec<&'a str>,
-    pub(super) versions: Vec<i32>,
-    pub(super) payloads: Vec<&'a str>,
-    pub(super) recorded: Vec<OffsetDateTime>,
-    pub(super) correlations: Vec<Uuid>,
-    pub(super) causations: Vec<Uuid>,
-    pub(super) handlers: Vec<Option<&'a str>>,
-    pub(super) message_ids: Vec<Option<Uuid>>,
-    pub(super) outcomes: Vec<Option<&'a str>>,
-    pub(super) delivered: Vec<Uuid>,
-    pub(super) rows: RowArrays<'a>,
-    pub(super) rows_from: Vec<Option<Uuid>>,
-    pub(super) scheduled: ScheduleArrays<'a>,
-    pub(super) reads: ReadArrays<'a>,
+    unit_commits: Vec<i32>,
+    unit_events: Vec<i32>,
+    unit_delivered: Vec<i32>,
+    unit_rows: Vec<i32>,
+    unit_scheduled: Vec<i32>,
+    unit_cancels: Vec<i32>,
+    unit_reads: Vec<i32>,
+    unit_queries: Vec<i32>,
+    aggregates: Vec<&'a str>,
+    ids: Vec<&'a str>,
+    expected: Vec<i64>,
+    advances: Vec<i64>,
+    states: Vec<Option<&'a str>>,
+    counts: Vec<i32>,
+    snapshots: Vec<Option<&'a str>>,
+    event_ids: Vec<Uuid>,
+    type_names: Vec<&'a str>,
+    versions: Vec<i32>,
+    payloads: Vec<&'a str>,
+    recorded: Vec<OffsetDateTime>,
+    correlations: Vec<Uuid>,
+    causations: Vec<Uuid>,
+    handlers: Vec<Option<&'a str>>,
+    message_ids: Vec<Option<Uuid>>,
+    outcomes: Vec<Option<&'a str>>,
+    delivered: Vec<Uuid>,
+    rows: RowArrays<'a>,
+    rows_from: Vec<Option<Uuid>>,
+    scheduled: ScheduleArrays<'a>,
+    reads: ReadArrays<'a>,
 }
 
 /// A number of a batch's elements, as the group function's count arrays take it.
@@ -198,17 +198,17 @@ impl<'a> Arrays<'a> {
 /// The row changes of a batch (or of a group's batches, one after another), as the
 /// commit functions' arrays.
 #[derive(Default)]
-pub(super) struct RowArrays<'a> {
-    pub(super) projections: Vec<&'a str>,
-    pub(super) generations: Vec<i64>,
-    pub(super) keys: Vec<&'a str>,
-    pub(super) expected: Vec<i64>,
-    pub(super) json: Vec<Option<&'a str>>,
+struct RowArrays<'a> {
+    projections: Vec<&'a str>,
+    generations: Vec<i64>,
+    keys: Vec<&'a str>,
+    expected: Vec<i64>,
+    json: Vec<Option<&'a str>>,
 }
 
 impl<'a> RowArrays<'a> {
     /// Appends `rows`.
-    pub(super) fn push(&mut self, rows: &'a [RowChange]) {
+    fn push(&mut self, rows: &'a [RowChange]) {
         self.projections.extend(rows.iter().map(|r| &*r.projection));
         self.generations.extend(rows.iter().map(|r| to_i64(r.generation)));
         self.keys.extend(rows.iter().map(|r| r.key.as_str()));
@@ -221,21 +221,21 @@ impl<'a> RowArrays<'a> {
 /// arrays: the rows read by key, and the queries, each as the statement that checks it
 /// and the rows it returned.
 #[derive(Default)]
-pub(super) struct ReadArrays<'a> {
-    pub(super) projections: Vec<&'a str>,
-    pub(super) keys: Vec<&'a str>,
-    pub(super) generations: Vec<Option<i64>>,
-    pub(super) versions: Vec<i64>,
-    pub(super) query_projections: Vec<&'a str>,
-    pub(super) query_sql: Vec<String>,
-    pub(super) query_expected: Vec<String>,
+struct ReadArrays<'a> {
+    projections: Vec<&'a str>,
+    keys: Vec<&'a str>,
+    generations: Vec<Option<i64>>,
+    versions: Vec<i64>,
+    query_projections: Vec<&'a str>,
+    query_sql: Vec<String>,
+    query_expected: Vec<String>,
 }
 
 impl<'a> ReadArrays<'a> {
     /// Appends `reads`; returns how many rows by key and how many queries it appended.
     /// On an error (a query the store cannot write) it stops part way: build into a new
     /// one and [`append`](Self::append) it once done.
-    pub(super) fn push(&mut self, reads: &'a [RowRead]) -> Result<(usize, usize), StoreError> {
+    fn push(&mut self, reads: &'a [RowRead]) -> Result<(usize, usize), StoreError> {
         let (mut keys, mut queries) = (0, 0);
         for read in reads {
             match read {
@@ -258,7 +258,7 @@ impl<'a> ReadArrays<'a> {
     }
 
     /// Appends `other`'s arrays.
-    pub(super) fn append(&mut self, other: ReadArrays<'a>) {
+    fn append(&mut self, other: ReadArrays<'a>) {
         self.projections.extend(other.projections);
         self.keys.extend(other.keys);
         self.generations.extend(other.generations);
@@ -272,24 +272,24 @@ impl<'a> ReadArrays<'a> {
 /// The scheduled commands and cancellations of a batch (or of a group's batches, one
 /// after another), as the commit functions' arrays.
 #[derive(Default)]
-pub(super) struct ScheduleArrays<'a> {
-    pub(super) ids: Vec<Uuid>,
-    pub(super) owners: Vec<&'a str>,
-    pub(super) keys: Vec<&'a str>,
-    pub(super) names: Vec<Option<&'a str>>,
-    pub(super) due: Vec<OffsetDateTime>,
-    pub(super) types: Vec<&'a str>,
-    pub(super) payloads: Vec<&'a str>,
-    pub(super) correlations: Vec<Uuid>,
-    pub(super) causations: Vec<Uuid>,
-    pub(super) cancel_owners: Vec<&'a str>,
-    pub(super) cancel_keys: Vec<&'a str>,
-    pub(super) cancel_names: Vec<&'a str>,
+struct ScheduleArrays<'a> {
+    ids: Vec<Uuid>,
+    owners: Vec<&'a str>,
+    keys: Vec<&'a str>,
+    names: Vec<Option<&'a str>>,
+    due: Vec<OffsetDateTime>,
+    types: Vec<&'a str>,
+    payloads: Vec<&'a str>,
+    correlations: Vec<Uuid>,
+    causations: Vec<Uuid>,
+    cancel_owners: Vec<&'a str>,
+    cancel_keys: Vec<&'a str>,
+    cancel_names: Vec<&'a str>,
 }
 
 impl<'a> ScheduleArrays<'a> {
     /// Appends `schedule` and `cancel`.
-    pub(super) fn push(&mut self, schedule: &'a [Scheduled], cancel: &'a [Cancel]) {
+    fn push(&mut self, schedule: &'a [Scheduled], cancel: &'a [Cancel]) {
         self.ids.extend(schedule.iter().map(|s| s.id));
         self.owners.extend(schedule.iter().map(|s| &*s.owner));
         self.keys.extend(schedule.iter().map(|s| s.owner_key.as_str()));

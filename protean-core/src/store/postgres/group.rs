@@ -16,7 +16,7 @@ use crate::store::{Batch, Committed, StoreError};
 /// The most batches one group takes. Each is a subtransaction, and a transaction with more
 /// than 64 of them that wrote makes every snapshot taken meanwhile look further
 /// (PostgreSQL's subtransaction cache overflows), so a group stays well below that.
-pub(super) const MAX_GROUP: usize = 32;
+const MAX_GROUP: usize = 32;
 
 /// The groups in flight at once by default: while one commits, the next one forms, and
 /// may commit too.
@@ -78,7 +78,7 @@ impl Drop for InFlight<'_> {
 /// went on without that batch): its SQLSTATE, message and detail.
 #[derive(Debug, thiserror::Error)]
 #[error("{message} (SQLSTATE {code}{})", detail.as_deref().map(|d| format!(", DETAIL: {d}")).unwrap_or_default())]
-pub(super) struct UnitError {
+struct UnitError {
     code: String,
     message: String,
     detail: Option<String>,

@@ -227,7 +227,7 @@ impl PostgresOptions {
 }
 
 /// The DETAIL of an error the server raised, if it has one.
-pub(super) fn error_detail(error: &dyn sqlx::error::DatabaseError) -> Option<String> {
+fn error_detail(error: &dyn sqlx::error::DatabaseError) -> Option<String> {
     error.try_downcast_ref::<PgDatabaseError>().and_then(|e| e.detail()).map(str::to_owned)
 }
 
@@ -270,7 +270,7 @@ fn tls_available(options: &PgConnectOptions) -> Result<(), StoreError> {
 }
 
 /// A driver's error; a call on a closed store's pool is [`StoreError::Closed`].
-pub(super) fn backend(e: sqlx::Error) -> StoreError {
+fn backend(e: sqlx::Error) -> StoreError {
     match e {
         sqlx::Error::PoolClosed => StoreError::Closed { backend: "postgres" },
         e => StoreError::backend("postgres", e),
@@ -374,17 +374,17 @@ impl PostgresStore {
 }
 
 /// A row change, build or query of a projection the store does not keep.
-pub(super) fn not_registered(name: &str) -> StoreError {
+fn not_registered(name: &str) -> StoreError {
     StoreError::Unsupported(format!("postgres: projection `{name}` is not registered: register it first"))
 }
 
 /// A lease as whole microseconds, at most [`MAX_LEASE`](crate::store::MAX_LEASE).
-pub(super) fn lease_micros(lease: Duration) -> i64 {
+fn lease_micros(lease: Duration) -> i64 {
     i64::try_from(lease.min(crate::store::MAX_LEASE).as_micros()).unwrap_or(i64::MAX)
 }
 
 /// The type names to read, each once (a type named twice would read its events twice).
-pub(super) fn distinct(types: &[String]) -> Vec<&str> {
+fn distinct(types: &[String]) -> Vec<&str> {
     let mut types: Vec<&str> = types.iter().map(String::as_str).collect();
     types.sort_unstable();
     types.dedup();

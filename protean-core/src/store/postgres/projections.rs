@@ -43,7 +43,7 @@ fn fnv1a(parts: &[&str]) -> u64 {
 /// The name of the index of `field` of `projection` (both checked by [`identifier`]):
 /// `protean_rows.Projection.field`, quoted when used; when that is longer than PostgreSQL
 /// keeps, shortened parts and a hash of the whole, so two fields never share an index.
-pub(super) fn index_name(projection: &str, field: &str) -> String {
+fn index_name(projection: &str, field: &str) -> String {
     let full = format!("protean_rows.{projection}.{field}");
     if full.len() <= MAX_IDENTIFIER {
         return full;
