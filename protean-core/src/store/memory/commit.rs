@@ -66,8 +66,8 @@ pub(super) fn commit(inner: &mut Inner, batch: Batch) -> Result<Vec<Committed>, 
     Ok(committed)
 }
 
-/// Checks a batch's row changes against the rule of the [projection
-/// module](crate::store::projection): whether each one applies (`false`: skipped), and the
+/// Checks a batch's row changes against the rule every store follows (docs/storage.md,
+/// "Projection rows"): whether each one applies (`false`: skipped), and the
 /// log position of `rows_from`; or the conflict that refuses the batch.
 fn check_rows(
     inner: &Inner,

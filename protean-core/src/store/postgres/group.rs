@@ -1,51 +1,26 @@
-//! Group commit: the batches of several units of work in one statement, so one round
-//! trip and one transaction (`schema/commit_group.sql`), each batch in a subtransaction
-//! of its own so that it fails alone.
-//!
-//! [`PostgresStore::commit`](crate::store::Records::commit) queues its batch and waits for
-//! its answer. The first batch to find fewer than the store's limit of groups in flight
-//! starts a writer: a task of its own on the caller's runtime, which takes every batch
-//! waiting (up to [`MAX_GROUP`]) as one group, commits it, answers each batch once the
-//! statement (and so the transaction) has committed, and goes on with the batches that
-//! queued meanwhile, until none wait. A caller that stops waiting (its future dropped)
-//! changes nothing for the others: the writer is not its future. A batch whose caller
-//! stopped waiting before its group formed is not committed.
+//! Group commit: the batches of several units of work in one statement
+//! (`schema/commit_group.sql`), so one round trip and one transaction, each batch in a
+//! subtransaction of its own so that it fails alone. A writer, a task of its own, takes
+//! the batches waiting as a group and answers each once the transaction has committed.
+//! See docs/storage.md, "How commits work on PostgreSQL".
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use sqlx::postgres::PgArguments;
-use sqlx::Arguments;
-use time::OffsetDateTime;
 use tokio::sync::oneshot;
-use uuid::Uuid;
 
-use super::projections::{ReadArrays, RowArrays, ScheduleArrays};
-use super::{backend, to_i32, wakes_workers, PostgresStore};
-use crate::store::sql::{stored_count, to_i64};
-use crate::store::{Batch, Commit, Committed, StoreError};
+use super::arrays::Arrays;
+use super::commit::{committed, wakes_workers, Refusal, RETRIED};
+use super::{backend, PostgresStore};
+use crate::store::{Batch, Committed, StoreError};
 
 /// The most batches one group takes. Each is a subtransaction, and a transaction with more
 /// than 64 of them that wrote makes every snapshot taken meanwhile look further
 /// (PostgreSQL's subtransaction cache overflows), so a group stays well below that.
-pub(super) const MAX_GROUP: usize = 32;
+const MAX_GROUP: usize = 32;
 
 /// The groups in flight at once by default: while one commits, the next one forms, and
 /// may commit too.
 pub(super) const DEFAULT_GROUPS_IN_FLIGHT: usize = 2;
-
-/// The SQLSTATEs of a unit that lost a deadlock or a serialization check to another
-/// transaction: it wrote nothing, and is committed again on its own, after its group.
-const RETRIED: [&str; 2] = ["40P01", "40001"];
-
-/// How many times a batch committed alone is committed again after losing a deadlock or
-/// a serialization check, before its caller gets the error.
-pub(super) const LOST_RETRIES: u32 = 8;
-
-/// Whether `error` says its transaction lost a deadlock or a serialization check (it
-/// wrote nothing, and may simply be run again).
-pub(super) fn lost(error: &dyn sqlx::error::DatabaseError) -> bool {
-    error.code().is_some_and(|code| RETRIED.contains(&&*code))
-}
 
 /// The answer to one batch.
 type Answer = Result<Vec<Committed>, StoreError>;
@@ -103,18 +78,10 @@ impl Drop for InFlight<'_> {
 /// went on without that batch): its SQLSTATE, message and detail.
 #[derive(Debug, thiserror::Error)]
 #[error("{message} (SQLSTATE {code}{})", detail.as_deref().map(|d| format!(", DETAIL: {d}")).unwrap_or_default())]
-pub(super) struct UnitError {
+struct UnitError {
     code: String,
     message: String,
     detail: Option<String>,
-}
-
-/// What the commit function raised for one batch: its SQLSTATE and detail, and the error
-/// as it came (what the batch is answered when the SQLSTATE is not one of protean's).
-pub(super) struct Refusal {
-    pub(super) code: Option<String>,
-    pub(super) detail: Option<String>,
-    pub(super) error: StoreError,
 }
 
 /// How one batch of a group came out of the statement.
@@ -128,205 +95,6 @@ enum Unit {
     Retry(Batch),
 }
 
-/// The arrays of the commit functions: one batch's, or a group's batches one after
-/// another, with how many elements of each kind belong to each batch.
-#[derive(Default)]
-pub(super) struct Arrays<'a> {
-    pub(super) unit_commits: Vec<i32>,
-    pub(super) unit_events: Vec<i32>,
-    pub(super) unit_delivered: Vec<i32>,
-    pub(super) unit_rows: Vec<i32>,
-    pub(super) unit_scheduled: Vec<i32>,
-    pub(super) unit_cancels: Vec<i32>,
-    pub(super) unit_reads: Vec<i32>,
-    pub(super) unit_queries: Vec<i32>,
-    pub(super) aggregates: Vec<&'a str>,
-    pub(super) ids: Vec<&'a str>,
-    pub(super) expected: Vec<i64>,
-    pub(super) advances: Vec<i64>,
-    pub(super) states: Vec<Option<&'a str>>,
-    pub(super) counts: Vec<i32>,
-    pub(super) snapshots: Vec<Option<&'a str>>,
-    pub(super) event_ids: Vec<Uuid>,
-    pub(super) type_names: Vec<&'a str>,
-    pub(super) versions: Vec<i32>,
-    pub(super) payloads: Vec<&'a str>,
-    pub(super) recorded: Vec<OffsetDateTime>,
-    pub(super) correlations: Vec<Uuid>,
-    pub(super) causations: Vec<Uuid>,
-    pub(super) handlers: Vec<Option<&'a str>>,
-    pub(super) message_ids: Vec<Option<Uuid>>,
-    pub(super) outcomes: Vec<Option<&'a str>>,
-    pub(super) delivered: Vec<Uuid>,
-    pub(super) rows: RowArrays<'a>,
-    pub(super) rows_from: Vec<Option<Uuid>>,
-    pub(super) scheduled: ScheduleArrays<'a>,
-    pub(super) reads: ReadArrays<'a>,
-}
-
-/// A number of a batch's elements, as the group function's count arrays take it.
-fn unit_count(n: usize, what: &str) -> Result<i32, StoreError> {
-    i32::try_from(n).map_err(|_| StoreError::Unsupported(format!("postgres: a batch of {n} {what} is too large")))
-}
-
-impl<'a> Arrays<'a> {
-    /// The arguments of the commit functions, in their parameters' order: of
-    /// `protean_commit_group` when `group` (the per-batch counts first, then every array,
-    /// the handled records and row sources one per batch), else of `protean_commit_batch`
-    /// for the one batch pushed (its handled record and row source as scalars).
-    pub(super) fn arguments(&self, group: bool) -> Result<PgArguments, sqlx::Error> {
-        let mut arguments = PgArguments::default();
-        let add = |added: Result<(), sqlx::error::BoxDynError>| added.map_err(sqlx::Error::Encode);
-        if group {
-            add(arguments.add(&self.unit_commits))?;
-            add(arguments.add(&self.unit_events))?;
-            add(arguments.add(&self.unit_delivered))?;
-            add(arguments.add(&self.unit_rows))?;
-            add(arguments.add(&self.unit_scheduled))?;
-            add(arguments.add(&self.unit_cancels))?;
-            add(arguments.add(&self.unit_reads))?;
-            add(arguments.add(&self.unit_queries))?;
-        }
-        add(arguments.add(&self.aggregates))?;
-        add(arguments.add(&self.ids))?;
-        add(arguments.add(&self.expected))?;
-        add(arguments.add(&self.advances))?;
-        add(arguments.add(&self.states))?;
-        add(arguments.add(&self.counts))?;
-        add(arguments.add(&self.event_ids))?;
-        add(arguments.add(&self.type_names))?;
-        add(arguments.add(&self.versions))?;
-        add(arguments.add(&self.payloads))?;
-        add(arguments.add(&self.recorded))?;
-        add(arguments.add(&self.correlations))?;
-        add(arguments.add(&self.causations))?;
-        if group {
-            add(arguments.add(&self.handlers))?;
-            add(arguments.add(&self.message_ids))?;
-            add(arguments.add(&self.outcomes))?;
-        } else {
-            add(arguments.add(self.handlers.first().copied().flatten()))?;
-            add(arguments.add(self.message_ids.first().copied().flatten()))?;
-            add(arguments.add(self.outcomes.first().copied().flatten()))?;
-        }
-        add(arguments.add(&self.delivered))?;
-        add(arguments.add(&self.snapshots))?;
-        let (changes, scheduled) = (&self.rows, &self.scheduled);
-        add(arguments.add(&changes.projections))?;
-        add(arguments.add(&changes.generations))?;
-        add(arguments.add(&changes.keys))?;
-        add(arguments.add(&changes.expected))?;
-        add(arguments.add(&changes.json))?;
-        if group {
-            add(arguments.add(&self.rows_from))?;
-        } else {
-            add(arguments.add(self.rows_from.first().copied().flatten()))?;
-        }
-        add(arguments.add(&scheduled.ids))?;
-        add(arguments.add(&scheduled.owners))?;
-        add(arguments.add(&scheduled.keys))?;
-        add(arguments.add(&scheduled.names))?;
-        add(arguments.add(&scheduled.due))?;
-        add(arguments.add(&scheduled.types))?;
-        add(arguments.add(&scheduled.payloads))?;
-        add(arguments.add(&scheduled.correlations))?;
-        add(arguments.add(&scheduled.causations))?;
-        add(arguments.add(&scheduled.cancel_owners))?;
-        add(arguments.add(&scheduled.cancel_keys))?;
-        add(arguments.add(&scheduled.cancel_names))?;
-        let reads = &self.reads;
-        add(arguments.add(&reads.projections))?;
-        add(arguments.add(&reads.keys))?;
-        add(arguments.add(&reads.generations))?;
-        add(arguments.add(&reads.versions))?;
-        add(arguments.add(&reads.query_projections))?;
-        add(arguments.add(&reads.query_sql))?;
-        add(arguments.add(&reads.query_expected))?;
-        Ok(arguments)
-    }
-
-    /// Appends one batch; on an error (a count that does not fit the function's integer
-    /// parameters), appends nothing.
-    pub(super) fn push(&mut self, batch: &'a Batch) -> Result<(), StoreError> {
-        let events: usize = batch.commits.iter().map(|c| c.events.len()).sum();
-        let mut counts = Vec::with_capacity(batch.commits.len());
-        let mut versions = Vec::with_capacity(events);
-        for commit in &batch.commits {
-            counts.push(to_i32(commit.events.len(), &commit.stream, "the number of events")?);
-            for event in &commit.events {
-                versions.push(to_i32(event.version, &commit.stream, "the event version")?);
-            }
-        }
-        // The reads into arrays of their own, first: writing a query may fail, and nothing
-        // of this batch is appended until nothing can.
-        let mut reads = ReadArrays::default();
-        let (keys, queries) = reads.push(&batch.reads)?;
-        let units = [
-            unit_count(keys, "rows read")?,
-            unit_count(queries, "queries read")?,
-            unit_count(batch.commits.len(), "commits")?,
-            unit_count(events, "events")?,
-            unit_count(batch.delivered.len(), "delivered events")?,
-            unit_count(batch.rows.len(), "row changes")?,
-            unit_count(batch.schedule.len(), "scheduled commands")?,
-            unit_count(batch.cancel.len(), "cancellations")?,
-        ];
-        self.unit_reads.push(units[0]);
-        self.unit_queries.push(units[1]);
-        self.unit_commits.push(units[2]);
-        self.unit_events.push(units[3]);
-        self.unit_delivered.push(units[4]);
-        self.unit_rows.push(units[5]);
-        self.unit_scheduled.push(units[6]);
-        self.unit_cancels.push(units[7]);
-        self.reads.append(reads);
-        self.counts.extend(counts);
-        self.versions.extend(versions);
-        for commit in &batch.commits {
-            self.aggregates.push(&commit.stream.aggregate);
-            self.ids.push(&commit.stream.id);
-            self.expected.push(to_i64(commit.expected_version));
-            self.advances.push(to_i64(commit.advance));
-            self.states.push(commit.state.as_deref());
-            self.snapshots.push(commit.snapshot.as_deref());
-            for event in &commit.events {
-                self.event_ids.push(event.id);
-                self.type_names.push(&event.type_name);
-                self.payloads.push(&event.payload);
-                self.recorded.push(event.recorded_at);
-                self.correlations.push(event.correlation_id);
-                self.causations.push(event.causation_id);
-            }
-        }
-        let handled = batch.handled.as_ref();
-        self.handlers.push(handled.map(|h| &*h.handler));
-        self.message_ids.push(handled.map(|h| h.message_id));
-        self.outcomes.push(handled.and_then(|h| h.outcome.as_deref()));
-        self.delivered.extend(&batch.delivered);
-        self.rows.push(&batch.rows);
-        self.rows_from.push(batch.rows_from);
-        self.scheduled.push(&batch.schedule, &batch.cancel);
-        Ok(())
-    }
-}
-
-/// What a committed batch wrote, from what the commit function returned: each commit's
-/// sequence before its events, then its new version.
-pub(super) fn committed(commits: Vec<Commit>, returned: &[i64]) -> Answer {
-    let (firsts, versions) = returned.split_at(returned.len() / 2);
-    let mut committed = Vec::with_capacity(commits.len());
-    for ((commit, &first), &version) in commits.into_iter().zip(firsts).zip(versions) {
-        let Commit { stream, mut events, .. } = commit;
-        let first = stored_count(first, &stream, "sequence")?;
-        for (offset, event) in (1u64..).zip(events.iter_mut()) {
-            event.sequence = first + offset;
-        }
-        let version = stored_count(version, &stream, "version")?;
-        committed.push(Committed { stream, version, events });
-    }
-    Ok(committed)
-}
-
 /// One row of the group function: the unit's number, what the commit function returned,
 /// or the SQLSTATE, message and detail of what it raised.
 type GroupRow = (i32, Option<Vec<i64>>, Option<String>, Option<String>, Option<String>);
@@ -337,7 +105,7 @@ impl PostgresStore {
     /// on), commits it alone.
     pub(super) async fn commit_queued(&self, queue: &Arc<GroupQueue>, batch: Batch) -> Answer {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return self.commit_now(batch).await;
+            return self.commit_alone(batch).await;
         };
         let (answer, answered) = oneshot::channel();
         let lead = {
@@ -402,7 +170,7 @@ impl PostgresStore {
     }
 
     /// `batches` as groups of at most [`MAX_GROUP`], one statement each, answered in order.
-    pub(super) async fn commit_group_now(&self, batches: Vec<Batch>) -> Vec<Answer> {
+    pub(super) async fn commit_groups(&self, batches: Vec<Batch>) -> Vec<Answer> {
         let mut answers = Vec::with_capacity(batches.len());
         let mut batches = batches.into_iter().peekable();
         while batches.peek().is_some() {
@@ -419,7 +187,7 @@ impl PostgresStore {
         match unit {
             Unit::Done(outcome) => outcome,
             Unit::Refused(batch, refusal) => Err(self.refused(&batch, refusal).await),
-            Unit::Retry(batch) => self.commit_now(batch).await,
+            Unit::Retry(batch) => self.commit_alone(batch).await,
         }
     }
 
@@ -429,7 +197,7 @@ impl PostgresStore {
         if batches.len() <= 1 {
             let mut units = Vec::with_capacity(1);
             for batch in batches {
-                units.push(Unit::Done(self.commit_now(batch).await));
+                units.push(Unit::Done(self.commit_alone(batch).await));
             }
             return units;
         }

@@ -1,33 +1,22 @@
-//! The outbox wake-up: `NOTIFY protean_outbox`, sent after a commit that stored an event
-//! not yet delivered (or scheduled a command) has committed, outside its transaction, and
-//! coalesced.
-//!
-//! Not in the commit's transaction: PostgreSQL (15 at least) takes a lock for the whole
-//! cluster when a transaction that sent `NOTIFY` commits, to order the notifications in
-//! its queue, and holds it through the commit's WAL flush; so every commit that notified
-//! waited for the previous one's flush, and none could share one. Here a connection of the
-//! store's own, on which `SET synchronous_commit = off` ran once, sends the notification
-//! in a transaction of its own: it takes that lock too, but does not wait for a flush
-//! while holding it (a notification needs no durability: it is a hint, and a lost one is
-//! made up for by the workers' poll).
-//!
-//! One task at a time sends, on the runtime of the commit that asked: while it sends,
-//! further requests only set a flag, and it sends once more when it is done (so at most
-//! one notification waits, never a queue). The commit is answered as soon as it is
-//! durable, whatever becomes of its notification: a failure is logged (`warn`), the
-//! connection dropped and opened again for the next one.
+//! The outbox's wake-up, both ends of channel `protean_outbox`: the notifier, which sends
+//! `NOTIFY` after a commit that stored an undelivered event (or scheduled a command) is
+//! durable, outside its transaction and coalesced, and the listener behind
+//! [`Outbox::outbox_signal`](crate::store::Outbox::outbox_signal). See docs/storage.md,
+//! "How commits work on PostgreSQL".
 
+use std::convert::Infallible;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPoolOptions};
 use sqlx::Connection;
+use tokio::sync::Notify;
 
 /// The longest a notification may take (connecting included) before it is given up.
 const NOTIFY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The notification every listener of the outbox's channel wakes on (see
-/// [`super::OUTBOX_CHANNEL`]; the listeners ignore the payload, and there is none).
+/// [`OUTBOX_CHANNEL`]; the listeners ignore the payload, and there is none).
 const NOTIFY: &str = "NOTIFY protean_outbox";
 
 /// What the notifier is doing.
@@ -173,10 +162,120 @@ impl Notifier {
     }
 }
 
+/// The channel the store notifies after a commit that stored an event not delivered yet
+/// (this file).
+const OUTBOX_CHANNEL: &str = "protean_outbox";
+
+/// How long the outbox listener waits to listen again after an error, the first time;
+/// the wait doubles with every error in a row, up to [`MAX_RELISTEN_DELAY`].
+const RELISTEN_DELAY: Duration = Duration::from_millis(250);
+
+/// The longest wait of the outbox listener between two attempts to listen.
+const MAX_RELISTEN_DELAY: Duration = Duration::from_secs(5);
+
+/// Wakes the delivery workers waiting on an outbox signal now, and the next one to wait
+/// (a permit, for a worker between two waits).
+fn wake(notify: &Notify) {
+    notify.notify_waiters();
+    notify.notify_one();
+}
+
+/// The outbox signal of a store and the task that listens for it, started on first use
+/// and stopped when this is dropped (with the last clone of the store).
+#[derive(Debug, Default)]
+pub(super) struct OutboxListener {
+    started: Mutex<Option<(Arc<Notify>, tokio::task::JoinHandle<()>)>>,
+    /// Set when the store is closed: no listener is started again.
+    stopped: std::sync::atomic::AtomicBool,
+}
+
+impl OutboxListener {
+    /// The signal, its listener started on the current tokio runtime if it is not
+    /// running (not yet, or no longer: the runtime it ran on shut down); `None` outside a
+    /// runtime when it is not running (nothing to run the listener on).
+    pub(super) fn signal(&self, options: &PgConnectOptions) -> Option<Arc<Notify>> {
+        let mut started = self.started.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.stopped.load(std::sync::atomic::Ordering::Acquire) {
+            return None;
+        }
+        let notify = match &*started {
+            Some((notify, task)) if !task.is_finished() => return Some(Arc::clone(notify)),
+            Some((notify, _)) => Arc::clone(notify),
+            None => Arc::new(Notify::new()),
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::debug!("postgres: no tokio runtime to listen for outbox notifications on");
+            return None;
+        };
+        let task = runtime.spawn(listen(options.clone(), Arc::clone(&notify)));
+        *started = Some((Arc::clone(&notify), task));
+        Some(notify)
+    }
+}
+
+impl OutboxListener {
+    /// Stops the listener, for good: [`signal`](Self::signal) answers `None` from then on.
+    pub(super) fn stop(&self) {
+        let mut started = self.started.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, task)) = started.take() {
+            task.abort();
+        }
+        self.stopped.store(true, std::sync::atomic::Ordering::Release);
+    }
+}
+
+impl Drop for OutboxListener {
+    fn drop(&mut self) {
+        let started = self.started.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, task)) = started.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Listens on [`OUTBOX_CHANNEL`] with a connection of its own, waking `notify` on every
+/// notification, until aborted; after an error it waits a little and listens again.
+async fn listen(options: PgConnectOptions, notify: Arc<Notify>) {
+    let mut delay = RELISTEN_DELAY;
+    loop {
+        let Err(error) = listen_until_error(&options, &notify, &mut delay).await;
+        tracing::warn!(%error, retry_in = ?delay, "postgres: listening for outbox notifications failed");
+        tokio::time::sleep(delay).await;
+        delay = delay.saturating_mul(2).min(MAX_RELISTEN_DELAY);
+    }
+}
+
+/// Connects, listens, and wakes `notify` on each notification until an error; resets
+/// `delay` once listening. Wakes it also whenever it starts listening (on connecting, and
+/// after sqlx made a lost connection again), as a commit meanwhile went unheard.
+async fn listen_until_error(
+    options: &PgConnectOptions,
+    notify: &Notify,
+    delay: &mut Duration,
+) -> Result<Infallible, sqlx::Error> {
+    // A pool of one, as `PgListener::connect` makes: the listener takes its connections
+    // from it, again after losing one.
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .max_lifetime(None)
+        .idle_timeout(None)
+        .connect_with(options.clone())
+        .await?;
+    let mut listener = PgListener::connect_with(&pool).await?;
+    listener.listen(OUTBOX_CHANNEL).await?;
+    *delay = RELISTEN_DELAY;
+    wake(notify);
+    loop {
+        // `None`: the connection was lost, and is listening again.
+        let _ = listener.try_recv().await?;
+        wake(notify);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn it_notifies_the_channel_the_listeners_listen_on() {
-        assert_eq!(super::NOTIFY, format!("NOTIFY {}", super::super::OUTBOX_CHANNEL));
+        assert_eq!(super::NOTIFY, format!("NOTIFY {}", super::OUTBOX_CHANNEL));
     }
 }

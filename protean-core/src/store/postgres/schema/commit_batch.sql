@@ -5,7 +5,7 @@
 -- raises, and the statement, being one, leaves nothing behind. Created (or replaced) by
 -- every migration, after the versioned steps (schema/v*.sql).
 --
--- Row changes follow the rule of `protean_core::store::projection`: per projection (in
+-- Row changes follow the rule of docs/storage.md ("Projection rows"): per projection (in
 -- name order, so two batches lock them alike), its state row is locked; its changes are
 -- skipped while a rebuild runs, or when they come from a stored event (`p_rows_from`) at
 -- or before the position its serving copy was built through; otherwise each must name
