@@ -3,11 +3,11 @@
 
 use uuid::Uuid;
 
-#[cfg(doc)]
-use crate::store::{FailureStatus, Handled};
 use crate::store::{
     BoxFuture, Envelope, FailedDelivery, FailureQuery, FailureUpdate, HandlerState, OffsetDateTime, StoreError,
 };
+#[cfg(doc)]
+use crate::store::{FailureStatus, Handled};
 
 /// Handled records (each message handled once per handler), failed deliveries with their
 /// attempts, dead letters, and the events of a stream held behind one.
