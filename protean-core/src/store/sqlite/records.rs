@@ -36,7 +36,7 @@ impl Records for SqliteStore {
 
     /// The batches are written as one group, in one transaction (with the other commits
     /// waiting for the writer, if any), each in its own savepoint; see
-    /// [`SqliteOptions::group_commit`]. With grouping off, one transaction each.
+    /// [`SqliteOptions::group_commit`](super::SqliteOptions::group_commit). With grouping off, one transaction each.
     fn commit_group(&self, batches: Vec<Batch>) -> BoxFuture<'_, Vec<Result<Vec<Committed>, StoreError>>> {
         self.threads.commit_group(batches)
     }
