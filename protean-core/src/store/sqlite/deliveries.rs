@@ -91,7 +91,7 @@ pub(super) fn record_handled(tx: &Connection, handled: &Handled) -> Result<(), S
     Ok(())
 }
 
-pub(super) fn is_handled(connection: &Connection, handler: &str, message_id: Uuid) -> Result<bool, StoreError> {
+fn is_handled(connection: &Connection, handler: &str, message_id: Uuid) -> Result<bool, StoreError> {
     connection
         .prepare_cached("SELECT 1 FROM protean_handled WHERE handler = ?1 AND message_id = ?2")
         .and_then(|mut s| s.exists(params![handler, message_id.to_string()]))
@@ -100,7 +100,7 @@ pub(super) fn is_handled(connection: &Connection, handler: &str, message_id: Uui
 
 /// The outcome `handler` recorded with `message_id`, if it handled it (see
 /// [`Deliveries::handled_outcome`](crate::store::Deliveries::handled_outcome)).
-pub(super) fn handled_outcome(
+fn handled_outcome(
     connection: &Connection,
     handler: &str,
     message_id: Uuid,
@@ -125,7 +125,7 @@ fn attempts(stored: i64, event: &StreamId, sequence: u64) -> Result<u32, StoreEr
 }
 
 /// Where `handler` stands with the event `id`, of `stream` at `sequence`, in one statement.
-pub(super) fn handler_state(
+fn handler_state(
     connection: &Connection,
     handler: &str,
     id: Uuid,
@@ -152,7 +152,7 @@ pub(super) fn handler_state(
 
 /// Inserts or updates the failed delivery (see
 /// [`Deliveries::record_failure`](crate::store::Deliveries::record_failure)); the attempts counted.
-pub(super) fn record_failure(connection: &Connection, update: &FailureUpdate) -> Result<u32, StoreError> {
+fn record_failure(connection: &Connection, update: &FailureUpdate) -> Result<u32, StoreError> {
     let FailureUpdate { handler, event, status, error, at } = update;
     let counted = i64::from(*status != FailureStatus::Held);
     // An event the log does not have (never stored) sorts after every stored one.
@@ -221,10 +221,7 @@ fn failures_select(filter: &str, tail: &str) -> String {
 
 /// The failed deliveries `query` selects, each with its whole event, in log order (then
 /// by handler); a status that is none of the three is [`StoreError::Corrupt`].
-pub(super) fn failed_deliveries(
-    connection: &Connection,
-    query: &FailureQuery,
-) -> Result<Vec<FailedDelivery>, StoreError> {
+fn failed_deliveries(connection: &Connection, query: &FailureQuery) -> Result<Vec<FailedDelivery>, StoreError> {
     let mut filters = Vec::new();
     let mut values: Vec<&dyn rusqlite::ToSql> = Vec::new();
     let status = query.status.map(FailureStatus::as_str);
@@ -255,7 +252,7 @@ pub(super) fn failed_deliveries(
 }
 
 /// The failed delivery of `event_id` to `handler`, by its primary key.
-pub(super) fn failed_delivery_of(
+fn failed_delivery_of(
     connection: &Connection,
     handler: &str,
     event_id: Uuid,
@@ -271,7 +268,7 @@ pub(super) fn failed_delivery_of(
 /// [`Deliveries::hold_behind_dead_letter`](crate::store::Deliveries::hold_behind_dead_letter)):
 /// the check and the write in one `IMMEDIATE` transaction, which no other writer (this
 /// process's writer thread or another process) can come between. Whether it is held.
-pub(super) fn hold_behind_dead_letter(
+fn hold_behind_dead_letter(
     connection: &mut Connection,
     handler: &str,
     event: &Envelope,
@@ -315,7 +312,7 @@ pub(super) fn hold_behind_dead_letter(
 }
 
 /// Deletes the failed delivery of `event_id` to `handler`; whether there was one.
-pub(super) fn remove_failure(connection: &Connection, handler: &str, event_id: Uuid) -> Result<bool, StoreError> {
+fn remove_failure(connection: &Connection, handler: &str, event_id: Uuid) -> Result<bool, StoreError> {
     connection
         .prepare_cached("DELETE FROM protean_failures WHERE handler = ?1 AND event_id = ?2")
         .and_then(|mut s| s.execute(params![handler, event_id.to_string()]))

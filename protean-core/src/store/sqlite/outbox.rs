@@ -10,8 +10,7 @@ use uuid::Uuid;
 
 use super::rows::{envelope, event_stream, text, EVENT_COLUMNS};
 use super::{backend, SqliteStore};
-use crate::store::envelope::Envelope;
-use crate::store::envelope::StreamId;
+use crate::store::envelope::{Envelope, StreamId};
 use crate::store::sql::{from_micros, micros, stored_count};
 use crate::store::{BoxFuture, ClaimOrder, FailureStatus, Outbox, OutboxStatus, StoreError, MAX_LEASE};
 
@@ -71,12 +70,7 @@ pub(super) fn mark(tx: &Connection, delivered: &[Uuid]) -> Result<(), StoreError
 }
 
 /// Claims up to `limit` undelivered events for `owner` (see [`ClaimOrder`]).
-pub(super) fn claim(
-    connection: &mut Connection,
-    owner: Uuid,
-    limit: usize,
-    lease: Duration,
-) -> Result<Vec<Envelope>, StoreError> {
+fn claim(connection: &mut Connection, owner: Uuid, limit: usize, lease: Duration) -> Result<Vec<Envelope>, StoreError> {
     let now = OffsetDateTime::now_utc();
     let (now_us, until_us) = (micros(now), micros(now + lease.min(MAX_LEASE)));
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
@@ -114,7 +108,7 @@ pub(super) fn claim(
 }
 
 /// Extends `owner`'s claims on the undelivered events of `event_ids` to `lease` from now.
-pub(super) fn renew_claims(
+fn renew_claims(
     connection: &mut Connection,
     owner: Uuid,
     event_ids: &[Uuid],
@@ -131,7 +125,7 @@ pub(super) fn renew_claims(
 }
 
 /// Frees `owner`'s claims on the undelivered events of `event_ids`.
-pub(super) fn release_claims(connection: &mut Connection, owner: Uuid, event_ids: &[Uuid]) -> Result<(), StoreError> {
+fn release_claims(connection: &mut Connection, owner: Uuid, event_ids: &[Uuid]) -> Result<(), StoreError> {
     set_claims(
         connection,
         "UPDATE protean_events SET claimed_until = NULL, claimed_by = NULL
@@ -170,7 +164,7 @@ fn set_claims(
     tx.commit().map_err(backend)
 }
 
-pub(super) fn mark_delivered(connection: &mut Connection, event_ids: &[Uuid]) -> Result<(), StoreError> {
+fn mark_delivered(connection: &mut Connection, event_ids: &[Uuid]) -> Result<(), StoreError> {
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
     mark(&tx, event_ids)?;
     tx.commit().map_err(backend)
@@ -208,7 +202,7 @@ fn recorded_time(connection: &Connection, micros: i64) -> Result<OffsetDateTime,
 
 /// The undelivered count, the oldest undelivered event's time, and the failures per
 /// handler and status, in one read transaction.
-pub(super) fn outbox_status(connection: &Connection) -> Result<OutboxStatus, StoreError> {
+fn outbox_status(connection: &Connection) -> Result<OutboxStatus, StoreError> {
     // One read transaction: the counts agree with each other.
     let tx = connection.unchecked_transaction().map_err(backend)?;
     // Both in one statement over the undelivered events, found by their partial index.

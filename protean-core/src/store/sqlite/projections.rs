@@ -157,7 +157,7 @@ fn state_of(row: &SqlRow<'_>, name: &str) -> Result<ProjectionState, StoreError>
 }
 
 /// Where projection `name` stands, if the store keeps it.
-pub(super) fn state(connection: &Connection, name: &str) -> Result<Option<ProjectionState>, StoreError> {
+fn state(connection: &Connection, name: &str) -> Result<Option<ProjectionState>, StoreError> {
     let mut select = connection
         .prepare_cached(&format!("SELECT {STATE_COLUMNS} FROM protean_projections WHERE name = ?1"))
         .map_err(backend)?;
@@ -229,12 +229,7 @@ fn select_rows(
 }
 
 /// One row of projection `name`: of copy `generation`, or of the serving copy.
-pub(super) fn row(
-    connection: &Connection,
-    name: &str,
-    generation: Option<u64>,
-    key: &str,
-) -> Result<Option<Row>, StoreError> {
+fn row(connection: &Connection, name: &str, generation: Option<u64>, key: &str) -> Result<Option<Row>, StoreError> {
     let rows = match generation {
         Some(generation) => select_rows(
             connection,
@@ -438,7 +433,7 @@ fn build_conflict(name: &str, generation: u64, state: Option<&ProjectionState>) 
 /// dropped) and a new one started: its rows were made by other projectors.
 ///
 /// [`Projections::begin_build`]: crate::store::Projections::begin_build
-pub(super) fn begin_build(
+fn begin_build(
     connection: &mut Connection,
     name: &str,
     version: u32,
@@ -499,7 +494,7 @@ fn next_generation(tx: &rusqlite::Transaction<'_>, name: &str, state: &Projectio
 
 /// Writes rows into the copy a rebuild fills, records its position and heartbeat (see
 /// [`Projections::write_build`](crate::store::Projections::write_build)).
-pub(super) fn write_build(
+fn write_build(
     connection: &mut Connection,
     name: &str,
     generation: u64,
@@ -523,7 +518,7 @@ pub(super) fn write_build(
 /// Finishes a rebuild in one transaction on the writer (see
 /// [`Projections::finish_build`](crate::store::Projections::finish_build)): the write lock it takes
 /// keeps every commit, of any process, out until it is done.
-pub(super) fn finish_build(
+fn finish_build(
     connection: &mut Connection,
     name: &str,
     generation: u64,
@@ -560,7 +555,7 @@ pub(super) fn finish_build(
     Ok(true)
 }
 
-pub(super) fn read_model(connection: &Connection, name: &str, key: &str) -> Result<Option<String>, StoreError> {
+fn read_model(connection: &Connection, name: &str, key: &str) -> Result<Option<String>, StoreError> {
     let row = connection
         .prepare_cached("SELECT json FROM protean_read_models WHERE name = ?1 AND key = ?2")
         .and_then(|mut s| s.query_row(params![name, key], |r| Ok(r.get::<_, String>("json"))).optional())
@@ -570,7 +565,7 @@ pub(super) fn read_model(connection: &Connection, name: &str, key: &str) -> Resu
         .transpose()
 }
 
-pub(super) fn put_read_model(connection: &Connection, name: &str, key: &str, json: &str) -> Result<(), StoreError> {
+fn put_read_model(connection: &Connection, name: &str, key: &str, json: &str) -> Result<(), StoreError> {
     connection
         .prepare_cached(
             "INSERT INTO protean_read_models (name, key, json) VALUES (?1, ?2, ?3)

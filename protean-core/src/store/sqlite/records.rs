@@ -199,7 +199,7 @@ fn counted_json(
     Ok(Some((at, json)))
 }
 
-pub(super) fn load(connection: &Connection, stream: &StreamId) -> Result<Option<Record>, StoreError> {
+fn load(connection: &Connection, stream: &StreamId) -> Result<Option<Record>, StoreError> {
     let row = counted_json(
         connection,
         "SELECT version AS at, state AS json FROM protean_aggregates
@@ -219,7 +219,7 @@ fn stream_events(connection: &Connection, stream: &StreamId) -> Result<Vec<Envel
     )
 }
 
-pub(super) fn stream_range(
+fn stream_range(
     connection: &Connection,
     stream: &StreamId,
     after: u64,
@@ -257,7 +257,7 @@ fn borrowed_text<'r>(
 /// What a replay of `stream` after `after` (up to `up_to`) reads: only the sequence, type
 /// name, version and payload of each event, by column index, copied straight from the
 /// rows into one [`ReplayEvents`].
-pub(super) fn replay_events(
+fn replay_events(
     connection: &Connection,
     stream: &StreamId,
     after: u64,
@@ -285,12 +285,12 @@ pub(super) fn replay_events(
     Ok(events)
 }
 
-pub(super) fn events(connection: &Connection, from: u64, limit: usize) -> Result<Vec<Envelope>, StoreError> {
+fn events(connection: &Connection, from: u64, limit: usize) -> Result<Vec<Envelope>, StoreError> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     select_events(connection, "ORDER BY position LIMIT ?1 OFFSET ?2", params![limit, to_i64(from)])
 }
 
-pub(super) fn load_snapshot(
+fn load_snapshot(
     connection: &Connection,
     stream: &StreamId,
     at_most: Option<u64>,
@@ -308,12 +308,7 @@ pub(super) fn load_snapshot(
 
 /// Up to `limit` events of `types` (all when empty) after log position `after`, in log
 /// order, with their positions.
-pub(super) fn log_after(
-    connection: &Connection,
-    after: u64,
-    limit: usize,
-    types: &[String],
-) -> Result<Vec<Logged>, StoreError> {
+fn log_after(connection: &Connection, after: u64, limit: usize, types: &[String]) -> Result<Vec<Logged>, StoreError> {
     let (filter, types) = type_filter(types, 3);
     let mut values = vec![Value::Integer(to_i64(after)), Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX))];
     values.extend(types);
@@ -335,7 +330,7 @@ pub(super) fn log_after(
 }
 
 /// How many events of `types` (all when empty) are stored after log position `after`.
-pub(super) fn log_count(connection: &Connection, after: u64, types: &[String]) -> Result<u64, StoreError> {
+fn log_count(connection: &Connection, after: u64, types: &[String]) -> Result<u64, StoreError> {
     let (filter, types) = type_filter(types, 2);
     let mut values = vec![Value::Integer(to_i64(after))];
     values.extend(types);

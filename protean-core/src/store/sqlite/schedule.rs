@@ -157,7 +157,7 @@ pub(super) fn cancel(tx: &Connection, cancel: &[Cancel]) -> Result<(), StoreErro
 /// Claims for `owner`, until `lease` after `now`, up to `limit` commands due at `now` that
 /// no one holds (never claimed, released, or claimed until `now` at the latest), earliest
 /// first.
-pub(super) fn claim_due(
+fn claim_due(
     connection: &mut Connection,
     owner: Uuid,
     now: OffsetDateTime,
@@ -187,7 +187,7 @@ pub(super) fn claim_due(
 }
 
 /// Forgets the scheduled command `id`: it was fired.
-pub(super) fn complete(connection: &Connection, id: Uuid) -> Result<(), StoreError> {
+fn complete(connection: &Connection, id: Uuid) -> Result<(), StoreError> {
     connection
         .prepare_cached("DELETE FROM protean_scheduled WHERE id = ?1")
         .and_then(|mut s| s.execute([id.to_string()]))
@@ -196,7 +196,7 @@ pub(super) fn complete(connection: &Connection, id: Uuid) -> Result<(), StoreErr
 }
 
 /// Frees `owner`'s claims on the scheduled commands `ids`, in one transaction.
-pub(super) fn release(connection: &mut Connection, owner: Uuid, ids: &[Uuid]) -> Result<(), StoreError> {
+fn release(connection: &mut Connection, owner: Uuid, ids: &[Uuid]) -> Result<(), StoreError> {
     if ids.is_empty() {
         return Ok(());
     }
@@ -216,7 +216,7 @@ pub(super) fn release(connection: &mut Connection, owner: Uuid, ids: &[Uuid]) ->
 }
 
 /// When the earliest pending command is due, claimed or not.
-pub(super) fn next_due(connection: &Connection) -> Result<Option<OffsetDateTime>, StoreError> {
+fn next_due(connection: &Connection) -> Result<Option<OffsetDateTime>, StoreError> {
     let due: Option<i64> = connection
         .prepare_cached("SELECT min(due_at) FROM protean_scheduled")
         .and_then(|mut s| s.query_row([], |r| r.get(0)))
@@ -225,10 +225,6 @@ pub(super) fn next_due(connection: &Connection) -> Result<Option<OffsetDateTime>
 }
 
 /// The pending commands of one process manager instance, earliest first.
-pub(super) fn scheduled_of(
-    connection: &Connection,
-    owner: &str,
-    owner_key: &str,
-) -> Result<Vec<Scheduled>, StoreError> {
+fn scheduled_of(connection: &Connection, owner: &str, owner_key: &str) -> Result<Vec<Scheduled>, StoreError> {
     select(connection, "WHERE owner = ?1 AND owner_key = ?2 ORDER BY due_at, id", params![owner, owner_key])
 }
