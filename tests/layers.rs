@@ -247,7 +247,7 @@ fn child_modules(module: &Module, modules: &[Module]) -> Vec<String> {
 }
 
 /// Every file of protean-core/src with the edges `(from, to)` between files that its paths
-/// make. A file's uses of its own submodules (`store/sqlite.rs` of `store/sqlite/*.rs`) are
+/// make. A file's uses of its own submodules (`store/sqlite/mod.rs` of `store/sqlite/*.rs`) are
 /// not edges: they are parts of it; their uses of it are.
 fn import_graph() -> (Vec<Module>, Vec<(usize, usize)>) {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("protean-core/src");

@@ -1,17 +1,7 @@
-//! Projections in SQLite: their state, the rows of their copies, rebuilds, queries over
-//! the declared fields, and the positioned log a rebuild reads.
-//!
-//! The rows of every copy of every projection share `protean_projection_rows`. Each
-//! declared field of a projection gets a partial expression index of its own,
-//! `(projection, generation, json_extract(json, '$.<field>')) WHERE projection = '<name>'`,
-//! made when the projection is registered; a query names the projection as the same
-//! literal and the field with the same expression, and reads through the index of the
-//! field it compares or orders by (`INDEXED BY`: without statistics SQLite would take
-//! the primary key's `(projection, generation)` prefix for a few rows and scan the copy).
-//! The index's entries end with the row's key, the last ordering, so rows found by an
-//! equality, or ordered by the field ascending, need no sort.
-//!
-//! Log positions are `protean_events.position`: from 1, increasing in commit order.
+//! [`Projections`] for SQLite: projections' state, the rows of their copies (the changes
+//! a commit brings, applied in its transaction), queries (their SQL in `row_query.rs`),
+//! blue/green rebuilds and read models. See docs/storage.md, "Projections and scheduled
+//! commands on SQLite".
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -23,13 +13,85 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row as S
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::backend;
-use super::rows::{envelope, lease_micros, text, unreadable, EVENT_COLUMNS};
+use super::row_query::{chosen_field, field_expression, index_name, name_literal, query_sql, safe_field, ROW_COLUMNS};
+use super::rows::{lease_micros, text, unreadable};
+use super::{backend, type_filter, SqliteStore};
 use crate::store::envelope::StreamId;
 use crate::store::sql::{from_micros, micros, stored_count, to_i64};
-use crate::store::RowRead;
-use crate::store::{BuildState, FilterOp, Logged, ProjectionSpec, ProjectionState, Row, RowChange, RowQuery};
-use crate::store::{StoreError, VersionConflict};
+use crate::store::{BoxFuture, BuildState, ProjectionSpec, ProjectionState, Projections, Row, RowChange, RowQuery};
+use crate::store::{RowRead, StoreError, VersionConflict};
+
+impl Projections for SqliteStore {
+    fn register_projection(&self, spec: ProjectionSpec) -> BoxFuture<'_, Result<ProjectionState, StoreError>> {
+        self.threads.write(move |c| register(c, &spec))
+    }
+
+    fn projection_state<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<ProjectionState>, StoreError>> {
+        let name = name.to_owned();
+        self.threads.read(move |c| state(c, &name))
+    }
+
+    fn projection_row<'a>(
+        &'a self,
+        name: &'a str,
+        generation: Option<u64>,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Row>, StoreError>> {
+        let (name, key) = (name.to_owned(), key.to_owned());
+        self.threads.read(move |c| row(c, &name, generation, &key))
+    }
+
+    fn query_projection(&self, query: RowQuery) -> BoxFuture<'_, Result<Vec<Row>, StoreError>> {
+        self.threads.read(move |c| query_rows(c, &query))
+    }
+
+    fn begin_build<'a>(
+        &'a self,
+        name: &'a str,
+        version: u32,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Option<BuildState>, StoreError>> {
+        let name = name.to_owned();
+        self.threads.write(move |c| begin_build(c, &name, version, lease))
+    }
+
+    fn write_build<'a>(
+        &'a self,
+        name: &'a str,
+        generation: u64,
+        rows: Vec<(String, Option<Arc<str>>)>,
+        position: u64,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let name = name.to_owned();
+        self.threads.write(move |c| write_build(c, &name, generation, &rows, position))
+    }
+
+    fn finish_build<'a>(
+        &'a self,
+        name: &'a str,
+        generation: u64,
+        position: u64,
+        types: &'a [String],
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let (name, types) = (name.to_owned(), types.to_vec());
+        self.threads.write(move |c| finish_build(c, &name, generation, position, &types))
+    }
+
+    fn read_model<'a>(&'a self, name: &'a str, key: &'a str) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+        let (name, key) = (name.to_owned(), key.to_owned());
+        self.threads.read(move |c| read_model(c, &name, &key))
+    }
+
+    fn put_read_model<'a>(
+        &'a self,
+        name: &'a str,
+        key: &'a str,
+        json: String,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let (name, key) = (name.to_owned(), key.to_owned());
+        self.threads.write(move |c| put_read_model(c, &name, &key, &json))
+    }
+}
 
 /// The columns a [`ProjectionState`] is read from (by [`state_of`], by name).
 const STATE_COLUMNS: &str =
@@ -95,7 +157,7 @@ fn state_of(row: &SqlRow<'_>, name: &str) -> Result<ProjectionState, StoreError>
 }
 
 /// Where projection `name` stands, if the store keeps it.
-pub(super) fn state(connection: &Connection, name: &str) -> Result<Option<ProjectionState>, StoreError> {
+fn state(connection: &Connection, name: &str) -> Result<Option<ProjectionState>, StoreError> {
     let mut select = connection
         .prepare_cached(&format!("SELECT {STATE_COLUMNS} FROM protean_projections WHERE name = ?1"))
         .map_err(backend)?;
@@ -109,52 +171,6 @@ pub(super) fn state(connection: &Connection, name: &str) -> Result<Option<Projec
 /// What changing rows of a projection the store does not keep is.
 fn not_registered(name: &str) -> StoreError {
     StoreError::Unsupported(format!("the projection `{name}` is not registered with this store"))
-}
-
-/// A declared field as it may appear in SQL: letters, digits and `_` only (it is written
-/// into a JSON path and an index name, never bound).
-fn safe_field(field: &str) -> Result<&str, StoreError> {
-    if !field.is_empty() && field.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-        Ok(field)
-    } else {
-        Err(StoreError::Unsupported(format!(
-            "the projection field `{field}` cannot be indexed or queried: a field name is letters, digits and `_`"
-        )))
-    }
-}
-
-/// A projection's name as an SQL string literal, what its partial indexes and queries
-/// both say (so that SQLite matches them). A name with a NUL is refused.
-fn name_literal(name: &str) -> Result<String, StoreError> {
-    if name.contains('\0') {
-        return Err(StoreError::Unsupported(format!("the projection name {name:?} contains a NUL character")));
-    }
-    Ok(format!("'{}'", name.replace('\'', "''")))
-}
-
-/// The expression a declared field is indexed and queried by.
-fn field_expression(field: &str) -> String {
-    format!("json_extract(json, '$.{field}')")
-}
-
-/// `text` with every character but ASCII letters and digits as `_` and two hex digits
-/// per byte: so `__` never occurs in it, and different texts stay different.
-fn escape_identifier(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() {
-            escaped.push(char::from(byte));
-        } else {
-            escaped.push_str(&format!("_{byte:02x}"));
-        }
-    }
-    escaped
-}
-
-/// The name of the index of `field` of projection `name`: `protean_rows__<name>__<field>`,
-/// each escaped (see [`escape_identifier`]), so that names stay apart.
-pub(super) fn index_name(name: &str, field: &str) -> String {
-    format!("protean_rows__{}__{}", escape_identifier(name), escape_identifier(field))
 }
 
 /// Creates projection `spec.name`'s state when missing (serving copy 1 at `spec.version`,
@@ -186,9 +202,6 @@ pub(super) fn register(connection: &mut Connection, spec: &ProjectionSpec) -> Re
     Ok(ProjectionState { created, ..state })
 }
 
-/// The columns a [`Row`] is read from (by [`row_of`]).
-const ROW_COLUMNS: &str = "r.key AS key, r.generation AS generation, r.version AS version, r.json AS json";
-
 /// A row of projection `projection` selected with [`ROW_COLUMNS`].
 fn row_of(row: &SqlRow<'_>, projection: &str) -> Result<Row, StoreError> {
     let key = text(row, "key", &state_stream(projection), 0, "projection row's key")?;
@@ -216,12 +229,7 @@ fn select_rows(
 }
 
 /// One row of projection `name`: of copy `generation`, or of the serving copy.
-pub(super) fn row(
-    connection: &Connection,
-    name: &str,
-    generation: Option<u64>,
-    key: &str,
-) -> Result<Option<Row>, StoreError> {
+fn row(connection: &Connection, name: &str, generation: Option<u64>, key: &str) -> Result<Option<Row>, StoreError> {
     let rows = match generation {
         Some(generation) => select_rows(
             connection,
@@ -251,33 +259,12 @@ pub(super) fn row(
 /// longer hold: each row read by key is read again from the serving copy, each query
 /// run again, in the write transaction open on `connection`.
 pub(super) fn check_reads(connection: &Connection, reads: &[RowRead]) -> Result<(), StoreError> {
-    crate::store::ports::check_reads(reads, |name, key| row(connection, name, None, key), |q| query(connection, q))
-}
-
-/// A JSON scalar as the SQLite value `json_extract` gives for it, with the condition on
-/// `json_type` that keeps values of other kinds out (`json_extract` gives 0 and 1 for
-/// booleans, and the JSON text for objects and arrays). `None` for null, an object or an
-/// array.
-fn scalar(value: &serde_json::Value) -> Option<(Value, &'static str)> {
-    match value {
-        serde_json::Value::String(text) => Some((Value::Text(text.clone()), "= 'text'")),
-        serde_json::Value::Bool(flag) => Some((Value::Integer(i64::from(*flag)), "IN ('true', 'false')")),
-        serde_json::Value::Number(number) => {
-            let value = match (number.as_i64(), number.as_f64()) {
-                (Some(integer), _) => Value::Integer(integer),
-                // A `u64` past `i64`, or a float: SQLite compares it as a real.
-                (None, Some(real)) => Value::Real(real),
-                (None, None) => return None,
-            };
-            Some((value, "IN ('integer', 'real')"))
-        }
-        serde_json::Value::Null | serde_json::Value::Array(_) | serde_json::Value::Object(_) => None,
-    }
+    crate::store::ports::check_reads(reads, |name, key| row(connection, name, None, key), |q| query_rows(connection, q))
 }
 
 /// The rows of the serving copy of `query.projection` that match it, by SQL on the
 /// declared fields' expression indexes.
-pub(super) fn query(connection: &Connection, query: &RowQuery) -> Result<Vec<Row>, StoreError> {
+fn query_rows(connection: &Connection, query: &RowQuery) -> Result<Vec<Row>, StoreError> {
     let index = match chosen_field(query) {
         Some(field) => {
             let index = index_name(&query.projection, safe_field(field)?);
@@ -291,68 +278,6 @@ pub(super) fn query(connection: &Connection, query: &RowQuery) -> Result<Vec<Row
     };
     let (sql, values) = query_sql(query, index.as_deref())?;
     select_rows(connection, &sql, params_from_iter(values), &query.projection)
-}
-
-/// The field whose index a query reads, SQLite having no statistics to choose by (it
-/// would take the primary key's `(projection, generation)` prefix for a few rows): the
-/// first one compared for equality (null included), else the first one compared by
-/// order, else the first one ordered by; none for a query with neither (the primary key
-/// then gives the rows in key order) or only `Ne` filters.
-fn chosen_field(query: &RowQuery) -> Option<&str> {
-    let compared = |ops: &[FilterOp]| query.filters.iter().find(|f| ops.contains(&f.op)).map(|f| f.field.as_str());
-    compared(&[FilterOp::Eq])
-        .or_else(|| compared(&[FilterOp::Lt, FilterOp::Le, FilterOp::Gt, FilterOp::Ge]))
-        .or_else(|| query.order.first().map(|o| o.field.as_str()))
-}
-
-/// The statement of [`query`], reading `index` (which must exist) if given, and the
-/// values to bind.
-fn query_sql(query: &RowQuery, index: Option<&str>) -> Result<(String, Vec<Value>), StoreError> {
-    let literal = name_literal(&query.projection)?;
-    let indexed = index.map_or(String::new(), |index| format!(" INDEXED BY {index}"));
-    let mut sql = format!(
-        "SELECT {ROW_COLUMNS} FROM protean_projection_rows AS r{indexed}
-         WHERE r.projection = {literal}
-           AND r.generation = (SELECT generation FROM protean_projections WHERE name = {literal})"
-    );
-    let mut values: Vec<Value> = Vec::new();
-    for filter in &query.filters {
-        let field = safe_field(&filter.field)?;
-        let expression = field_expression(field);
-        match (&filter.value, filter.op) {
-            (serde_json::Value::Null, FilterOp::Eq) => sql.push_str(&format!(" AND {expression} IS NULL")),
-            (serde_json::Value::Null, FilterOp::Ne) => sql.push_str(&format!(" AND {expression} IS NOT NULL")),
-            (serde_json::Value::Null, op) => {
-                return Err(StoreError::Unsupported(format!(
-                    "the filter on `{field}` compares null with `{}`: null takes only equal and not equal",
-                    op.sql()
-                )))
-            }
-            (value, op) => {
-                let (bound, kind) = scalar(value).ok_or_else(|| {
-                    StoreError::Unsupported(format!(
-                        "the filter on `{field}` compares with {value}: a filter takes a string, number, boolean or null"
-                    ))
-                })?;
-                values.push(bound);
-                sql.push_str(&format!(
-                    " AND {expression} {} ?{} AND json_type(json, '$.{field}') {kind}",
-                    op.sql(),
-                    values.len()
-                ));
-            }
-        }
-    }
-    sql.push_str(" ORDER BY ");
-    for order in &query.order {
-        let field = safe_field(&order.field)?;
-        sql.push_str(&field_expression(field));
-        sql.push_str(if order.descending { " DESC, " } else { ", " });
-    }
-    values.push(Value::Integer(i64::try_from(query.limit).unwrap_or(i64::MAX)));
-    values.push(Value::Integer(i64::try_from(query.offset).unwrap_or(i64::MAX)));
-    sql.push_str(&format!("r.key LIMIT ?{} OFFSET ?{}", values.len() - 1, values.len()));
-    Ok((sql, values))
 }
 
 /// The position of event `id` in the log, if it is there.
@@ -504,7 +429,7 @@ fn build_conflict(name: &str, generation: u64, state: Option<&ProjectionState>) 
 /// dropped) and a new one started: its rows were made by other projectors.
 ///
 /// [`Projections::begin_build`]: crate::store::Projections::begin_build
-pub(super) fn begin_build(
+fn begin_build(
     connection: &mut Connection,
     name: &str,
     version: u32,
@@ -565,7 +490,7 @@ fn next_generation(tx: &rusqlite::Transaction<'_>, name: &str, state: &Projectio
 
 /// Writes rows into the copy a rebuild fills, records its position and heartbeat (see
 /// [`Projections::write_build`](crate::store::Projections::write_build)).
-pub(super) fn write_build(
+fn write_build(
     connection: &mut Connection,
     name: &str,
     generation: u64,
@@ -586,21 +511,10 @@ pub(super) fn write_build(
     tx.commit().map_err(backend)
 }
 
-/// ` AND type_name IN (?n, …)` for `types` (nothing when empty, for every type), its
-/// placeholders numbered after `first - 1`, and the values to bind.
-fn type_filter(types: &[String], first: usize) -> (String, Vec<Value>) {
-    if types.is_empty() {
-        return (String::new(), Vec::new());
-    }
-    let placeholders: Vec<String> = (first..first + types.len()).map(|n| format!("?{n}")).collect();
-    let values = types.iter().map(|t| Value::Text(t.clone())).collect();
-    (format!(" AND type_name IN ({})", placeholders.join(", ")), values)
-}
-
 /// Finishes a rebuild in one transaction on the writer (see
 /// [`Projections::finish_build`](crate::store::Projections::finish_build)): the write lock it takes
 /// keeps every commit, of any process, out until it is done.
-pub(super) fn finish_build(
+fn finish_build(
     connection: &mut Connection,
     name: &str,
     generation: u64,
@@ -637,112 +551,23 @@ pub(super) fn finish_build(
     Ok(true)
 }
 
-/// Up to `limit` events of `types` (all when empty) after log position `after`, in log
-/// order, with their positions.
-pub(super) fn log_after(
-    connection: &Connection,
-    after: u64,
-    limit: usize,
-    types: &[String],
-) -> Result<Vec<Logged>, StoreError> {
-    let (filter, types) = type_filter(types, 3);
-    let mut values = vec![Value::Integer(to_i64(after)), Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX))];
-    values.extend(types);
-    let mut select = connection
-        .prepare_cached(&format!(
-            "SELECT {EVENT_COLUMNS}, position FROM protean_events WHERE position > ?1{filter}
-             ORDER BY position LIMIT ?2"
-        ))
+fn read_model(connection: &Connection, name: &str, key: &str) -> Result<Option<String>, StoreError> {
+    let row = connection
+        .prepare_cached("SELECT json FROM protean_read_models WHERE name = ?1 AND key = ?2")
+        .and_then(|mut s| s.query_row(params![name, key], |r| Ok(r.get::<_, String>("json"))).optional())
         .map_err(backend)?;
-    let mut rows = select.query(params_from_iter(values)).map_err(backend)?;
-    let mut logged = Vec::new();
-    while let Some(row) = rows.next().map_err(backend)? {
-        let event = envelope(row)?;
-        // A rowid is never negative: SQLite assigns them from 1.
-        let position = u64::try_from(row.get::<_, i64>("position").map_err(backend)?).unwrap_or(0);
-        logged.push(Logged { position, event });
-    }
-    Ok(logged)
+    // A read model is named like a stream: its name and key.
+    row.map(|json| json.map_err(|e| unreadable(e, &StreamId::new(name.to_owned(), key), 0, "read model's JSON")))
+        .transpose()
 }
 
-/// How many events of `types` (all when empty) are stored after log position `after`.
-pub(super) fn log_count(connection: &Connection, after: u64, types: &[String]) -> Result<u64, StoreError> {
-    let (filter, types) = type_filter(types, 2);
-    let mut values = vec![Value::Integer(to_i64(after))];
-    values.extend(types);
-    let count: i64 = connection
-        .prepare_cached(&format!("SELECT count(*) FROM protean_events WHERE position > ?1{filter}"))
-        .and_then(|mut s| s.query_row(params_from_iter(values), |r| r.get(0)))
-        .map_err(backend)?;
-    // A count is never negative.
-    Ok(u64::try_from(count).unwrap_or(0))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::{RowFilter, RowOrder};
-
-    /// What SQLite plans for `query` on a database where `spec` is registered.
-    fn plan(spec: &ProjectionSpec, query: &RowQuery) -> String {
-        let mut connection = Connection::open_in_memory().unwrap();
-        super::super::schema::migrate(&mut connection).unwrap();
-        register(&mut connection, spec).unwrap();
-        let index = chosen_field(query).map(|field| index_name(&query.projection, field));
-        let (sql, values) = query_sql(query, index.as_deref()).unwrap();
-        let mut explain = connection.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-        let details: Vec<String> = explain
-            .query_map(params_from_iter(values), |r| r.get::<_, String>("detail"))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        details.join("\n")
-    }
-
-    fn spec() -> ProjectionSpec {
-        ProjectionSpec { name: "Credit's view".into(), version: 1, indexed: vec!["balance".into(), "name".into()] }
-    }
-
-    fn query(filters: Vec<RowFilter>, order: Vec<RowOrder>) -> RowQuery {
-        RowQuery { projection: "Credit's view".into(), filters, order, limit: 10, offset: 0 }
-    }
-
-    #[test]
-    fn queries_use_the_index_of_their_field() {
-        let index = index_name("Credit's view", "balance");
-        assert_eq!(index, "protean_rows__Credit_27s_20view__balance");
-        let filter = RowFilter { field: "balance".into(), op: FilterOp::Gt, value: serde_json::json!(10) };
-        let planned = plan(&spec(), &query(vec![filter], vec![]));
-        assert!(planned.contains(&format!("USING INDEX {index}")), "{planned}");
-        // Ordering by the field alone: read in index order (its entries end with the
-        // key), no sort.
-        let order = RowOrder { field: "balance".into(), descending: false };
-        let planned = plan_of_order(order);
-        assert!(planned.contains(&format!("USING INDEX {index}")), "{planned}");
-        assert!(!planned.contains("TEMP B-TREE"), "{planned}");
-        // Largest first, then by key: in index order, keys sorted within equal values.
-        let order = RowOrder { field: "balance".into(), descending: true };
-        let planned = plan_of_order(order);
-        assert!(planned.contains(&format!("USING INDEX {index}")), "{planned}");
-        assert!(!planned.contains("TEMP B-TREE FOR ORDER BY"), "{planned}");
-        // Equality on a string field.
-        let filter = RowFilter { field: "name".into(), op: FilterOp::Eq, value: serde_json::json!("ann") };
-        let planned = plan(&spec(), &query(vec![filter], vec![]));
-        assert!(planned.contains(&format!("USING INDEX {}", index_name("Credit's view", "name"))), "{planned}");
-        assert!(!planned.contains("TEMP B-TREE"), "{planned}");
-    }
-
-    fn plan_of_order(order: RowOrder) -> String {
-        plan(&spec(), &query(vec![], vec![order]))
-    }
-
-    #[test]
-    fn identifiers_stay_apart() {
-        assert_ne!(index_name("a_b", "c"), index_name("a", "b_c"));
-        assert_ne!(index_name("a", "b__c"), index_name("a__b", "c"));
-        assert!(safe_field("balance_2").is_ok());
-        for bad in ["", "a.b", "a'b", "a b", "ä", "a]"] {
-            assert!(matches!(safe_field(bad), Err(StoreError::Unsupported(_))), "{bad}");
-        }
-    }
+fn put_read_model(connection: &Connection, name: &str, key: &str, json: &str) -> Result<(), StoreError> {
+    connection
+        .prepare_cached(
+            "INSERT INTO protean_read_models (name, key, json) VALUES (?1, ?2, ?3)
+             ON CONFLICT (name, key) DO UPDATE SET json = excluded.json",
+        )
+        .and_then(|mut s| s.execute(params![name, key, json]))
+        .map(drop)
+        .map_err(backend)
 }

@@ -1,6 +1,5 @@
-//! How rows read back, shared by the statement files (`queries.rs`, `projections.rs`,
-//! `scheduled.rs`): events by column name, text that must be text, and leases as
-//! stored. Bad stored values are typed errors, never panics.
+//! How rows read back, shared by the port files: events by column name, text that must
+//! be text, and leases as stored. Bad stored values are typed errors, never panics.
 
 use std::borrow::Cow;
 use std::time::Duration;

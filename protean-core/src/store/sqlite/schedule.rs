@@ -1,6 +1,7 @@
-//! Scheduled commands in SQLite: kept in `protean_scheduled` from the unit of work that
-//! sends them until a worker fires them, claimed by the store that fires them (its owner
-//! id) until their lease runs out.
+//! [`Schedule`] for SQLite: the commands process managers send or schedule, kept in
+//! `protean_scheduled` from the unit of work that sends them (`batch.rs`) until a worker
+//! fires them, claimed by the store that fires them (its owner id) until their lease
+//! runs out. See docs/storage.md.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -10,11 +11,59 @@ use rusqlite::{params, Connection, Row, TransactionBehavior};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::backend;
 use super::rows::{lease_micros, text, unreadable};
+use super::{backend, SqliteStore};
 use crate::store::envelope::StreamId;
 use crate::store::sql::{from_micros, micros};
-use crate::store::{Cancel, Scheduled, StoreError};
+use crate::store::{BoxFuture, Cancel, Schedule, Scheduled, StoreError};
+
+impl Schedule for SqliteStore {
+    /// Claims for this store's [owner](SqliteStore::owner).
+    fn claim_due(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+        lease: Duration,
+    ) -> BoxFuture<'_, Result<Vec<Scheduled>, StoreError>> {
+        let owner = self.owner;
+        self.threads.write(move |c| claim_due(c, owner, now, limit, lease))
+    }
+
+    fn complete_scheduled(&self, id: Uuid) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.threads.write(move |c| complete(c, id))
+    }
+
+    fn release_scheduled(&self, ids: Vec<Uuid>) -> BoxFuture<'_, Result<(), StoreError>> {
+        let owner = self.owner;
+        self.threads.write(move |c| release(c, owner, &ids))
+    }
+
+    fn next_due(&self) -> BoxFuture<'_, Result<Option<OffsetDateTime>, StoreError>> {
+        self.threads.read(next_due)
+    }
+
+    fn scheduled_of<'a>(
+        &'a self,
+        owner: &'a str,
+        owner_key: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Scheduled>, StoreError>> {
+        let (owner, owner_key) = (owner.to_owned(), owner_key.to_owned());
+        self.threads.read(move |c| scheduled_of(c, &owner, &owner_key))
+    }
+}
+
+/// Frees the claims of every owner but `owner` on scheduled commands (run when the store
+/// is opened).
+pub(super) fn release_stale_claims(connection: &Connection, owner: Uuid) -> Result<(), StoreError> {
+    connection
+        .prepare_cached(
+            "UPDATE protean_scheduled SET claimed_until = NULL, claimed_by = NULL
+             WHERE claimed_until IS NOT NULL AND claimed_by IS NOT ?1",
+        )
+        .and_then(|mut s| s.execute([owner.to_string()]))
+        .map(drop)
+        .map_err(backend)
+}
 
 /// The columns a [`Scheduled`] is read from (by [`scheduled`], by name).
 const COLUMNS: &str = "id, owner, owner_key, name, due_at, type_name, payload, correlation_id, causation_id";
@@ -105,23 +154,10 @@ pub(super) fn cancel(tx: &Connection, cancel: &[Cancel]) -> Result<(), StoreErro
     Ok(())
 }
 
-/// Frees the claims of every owner but `owner` (see
-/// [`release_stale_claims`](super::queries::release_stale_claims)).
-pub(super) fn release_stale(connection: &Connection, owner: Uuid) -> Result<(), StoreError> {
-    connection
-        .prepare_cached(
-            "UPDATE protean_scheduled SET claimed_until = NULL, claimed_by = NULL
-             WHERE claimed_until IS NOT NULL AND claimed_by IS NOT ?1",
-        )
-        .and_then(|mut s| s.execute([owner.to_string()]))
-        .map(drop)
-        .map_err(backend)
-}
-
 /// Claims for `owner`, until `lease` after `now`, up to `limit` commands due at `now` that
 /// no one holds (never claimed, released, or claimed until `now` at the latest), earliest
 /// first.
-pub(super) fn claim_due(
+fn claim_due(
     connection: &mut Connection,
     owner: Uuid,
     now: OffsetDateTime,
@@ -151,7 +187,7 @@ pub(super) fn claim_due(
 }
 
 /// Forgets the scheduled command `id`: it was fired.
-pub(super) fn complete(connection: &Connection, id: Uuid) -> Result<(), StoreError> {
+fn complete(connection: &Connection, id: Uuid) -> Result<(), StoreError> {
     connection
         .prepare_cached("DELETE FROM protean_scheduled WHERE id = ?1")
         .and_then(|mut s| s.execute([id.to_string()]))
@@ -160,7 +196,7 @@ pub(super) fn complete(connection: &Connection, id: Uuid) -> Result<(), StoreErr
 }
 
 /// Frees `owner`'s claims on the scheduled commands `ids`, in one transaction.
-pub(super) fn release(connection: &mut Connection, owner: Uuid, ids: &[Uuid]) -> Result<(), StoreError> {
+fn release(connection: &mut Connection, owner: Uuid, ids: &[Uuid]) -> Result<(), StoreError> {
     if ids.is_empty() {
         return Ok(());
     }
@@ -180,7 +216,7 @@ pub(super) fn release(connection: &mut Connection, owner: Uuid, ids: &[Uuid]) ->
 }
 
 /// When the earliest pending command is due, claimed or not.
-pub(super) fn next_due(connection: &Connection) -> Result<Option<OffsetDateTime>, StoreError> {
+fn next_due(connection: &Connection) -> Result<Option<OffsetDateTime>, StoreError> {
     let due: Option<i64> = connection
         .prepare_cached("SELECT min(due_at) FROM protean_scheduled")
         .and_then(|mut s| s.query_row([], |r| r.get(0)))
@@ -189,10 +225,6 @@ pub(super) fn next_due(connection: &Connection) -> Result<Option<OffsetDateTime>
 }
 
 /// The pending commands of one process manager instance, earliest first.
-pub(super) fn scheduled_of(
-    connection: &Connection,
-    owner: &str,
-    owner_key: &str,
-) -> Result<Vec<Scheduled>, StoreError> {
+fn scheduled_of(connection: &Connection, owner: &str, owner_key: &str) -> Result<Vec<Scheduled>, StoreError> {
     select(connection, "WHERE owner = ?1 AND owner_key = ?2 ORDER BY due_at, id", params![owner, owner_key])
 }
