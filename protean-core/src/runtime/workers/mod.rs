@@ -1,26 +1,7 @@
-//! Delivery workers: reactions off the request path.
-//!
-//! A [`Workers`] handle, started on the current tokio runtime, claims undelivered events
-//! from the store's outbox, runs each handler of each event in its own unit of work, and
-//! records the outcome: handled (in the handler's own transaction), retried after a
-//! backoff, or dead-lettered. Each stream's claimed events are worked in order by one
-//! task, each event given to its handlers one after the other, in name order; tasks of
-//! different streams run concurrently, up to [`WorkerConfig::concurrency`].
-//!
-//! A handler's retries are its own: a handler that fails on an event is split off into a
-//! task of its own, which gives it the event again after each backoff and then its later
-//! claimed events of the stream, in order, while the stream's task goes on with the other
-//! handlers. So each handler sees each stream in order, and none waits for another's
-//! backoff. An event is marked delivered once every handler of it has settled it; until
-//! then its claim is kept (and renewed), and with it the claim on the stream: the events
-//! of the stream not claimed with it wait for the worker to settle those it holds.
-//!
-//! Workers wake when this process commits events, when the store signals that another
-//! process did (PostgreSQL's `LISTEN/NOTIFY`), and otherwise every
-//! [`WorkerConfig::poll_interval`]. Their claims carry a lease, renewed while they work;
-//! a stopped worker releases what it claimed and did not deliver.
-//! Their failures are logged through `tracing`, and on stderr while no subscriber is
-//! installed: see [`Workers`].
+//! Delivery workers: reactions off the request path. A [`Workers`] handle claims
+//! undelivered events per stream, with a lease, and gives each to its handlers, each in
+//! its own unit of work, retrying or dead-lettering what fails (`stream.rs`). What they
+//! promise, and how to run them, is in `docs/delivery.md` ("Workers").
 
 mod stream;
 
