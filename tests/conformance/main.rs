@@ -23,6 +23,9 @@ use protean::store::SqliteStore;
 use protean::store::{Batch, Cause, Commit, Envelope, MemoryStore, OffsetDateTime, Store, StreamId};
 use uuid::Uuid;
 
+#[path = "../support/forward.rs"]
+#[macro_use]
+mod forward;
 #[path = "../support/harness.rs"]
 #[allow(dead_code)]
 mod harness;

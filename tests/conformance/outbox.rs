@@ -7,12 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use protean::prelude::*;
-use protean::store::{Batch, BoxFuture, Commit, Committed, Envelope, Record, Store, StoreError, StreamId};
-use protean::store::{
-    BuildState, Logged, ProjectionSpec, ProjectionState, ReplayEvents, Row, RowQuery, Scheduled, Snapshot,
-};
+use protean::store::{Batch, BoxFuture, Commit, Committed, Envelope, Store, StoreError, StreamId};
 use protean::store::{Deliveries, Outbox, Projections, Records, Schedule};
-use protean::store::{FailedDelivery, FailureQuery, FailureUpdate, HandlerState, OffsetDateTime, OutboxStatus};
 use uuid::Uuid;
 
 use super::lab::*;
@@ -152,246 +148,34 @@ async fn a_failed_event_holds_back_the_rest_of_its_stream(store: Arc<dyn Store>)
 struct Forgetful(Arc<dyn Store>);
 
 impl Records for Forgetful {
-    fn migrate(&self) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.0.migrate()
-    }
-
-    fn close(&self) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.0.close()
-    }
-
-    fn load<'a>(&'a self, stream: &'a StreamId) -> BoxFuture<'a, Result<Option<Record>, StoreError>> {
-        self.0.load(stream)
-    }
-
     fn commit(&self, batch: Batch) -> BoxFuture<'_, Result<Vec<Committed>, StoreError>> {
         self.0.commit(Batch { delivered: vec![], ..batch })
     }
 
-    fn commit_group(&self, batches: Vec<Batch>) -> BoxFuture<'_, Vec<Result<Vec<Committed>, StoreError>>> {
-        self.0.commit_group(batches)
-    }
-
-    fn stream<'a>(&'a self, stream: &'a StreamId) -> BoxFuture<'a, Result<Vec<Envelope>, StoreError>> {
-        self.0.stream(stream)
-    }
-
-    fn stream_range<'a>(
-        &'a self,
-        stream: &'a StreamId,
-        after: u64,
-        up_to: Option<u64>,
-    ) -> BoxFuture<'a, Result<Vec<Envelope>, StoreError>> {
-        self.0.stream_range(stream, after, up_to)
-    }
-
-    fn replay_events<'a>(
-        &'a self,
-        stream: &'a StreamId,
-        after: u64,
-        up_to: Option<u64>,
-    ) -> BoxFuture<'a, Result<ReplayEvents, StoreError>> {
-        self.0.replay_events(stream, after, up_to)
-    }
-
-    fn load_snapshot<'a>(
-        &'a self,
-        stream: &'a StreamId,
-        at_most: Option<u64>,
-    ) -> BoxFuture<'a, Result<Option<Snapshot>, StoreError>> {
-        self.0.load_snapshot(stream, at_most)
-    }
-
-    fn events(&self, from: u64, limit: usize) -> BoxFuture<'_, Result<Vec<Envelope>, StoreError>> {
-        self.0.events(from, limit)
-    }
-
-    fn log_after<'a>(
-        &'a self,
-        after: u64,
-        limit: usize,
-        types: &'a [String],
-    ) -> BoxFuture<'a, Result<Vec<Logged>, StoreError>> {
-        self.0.log_after(after, limit, types)
-    }
-
-    fn log_count<'a>(&'a self, after: u64, types: &'a [String]) -> BoxFuture<'a, Result<u64, StoreError>> {
-        self.0.log_count(after, types)
-    }
+    forward!(
+        self.0: migrate, close, load, commit_group, stream, stream_range, replay_events, load_snapshot, events,
+        log_after, log_count
+    );
 }
 
 impl Outbox for Forgetful {
-    fn claim_undelivered(&self, limit: usize, lease: Duration) -> BoxFuture<'_, Result<Vec<Envelope>, StoreError>> {
-        self.0.claim_undelivered(limit, lease)
-    }
-
-    fn renew_claims(&self, event_ids: Vec<Uuid>, lease: Duration) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.0.renew_claims(event_ids, lease)
-    }
-
-    fn release_claims(&self, event_ids: Vec<Uuid>) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.0.release_claims(event_ids)
-    }
-
     fn mark_delivered(&self, _: Vec<Uuid>) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(std::future::ready(Ok(())))
     }
 
-    fn outbox_status(&self) -> BoxFuture<'_, Result<OutboxStatus, StoreError>> {
-        self.0.outbox_status()
-    }
-
-    fn outbox_signal(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
-        self.0.outbox_signal()
-    }
+    forward!(self.0: claim_undelivered, renew_claims, release_claims, outbox_status, outbox_signal);
 }
 
 impl Deliveries for Forgetful {
-    fn is_handled<'a>(&'a self, handler: &'a str, message_id: Uuid) -> BoxFuture<'a, Result<bool, StoreError>> {
-        self.0.is_handled(handler, message_id)
-    }
-
-    fn handled_outcome<'a>(
-        &'a self,
-        handler: &'a str,
-        message_id: Uuid,
-    ) -> BoxFuture<'a, Result<Option<Option<String>>, StoreError>> {
-        self.0.handled_outcome(handler, message_id)
-    }
-
-    fn handler_state<'a>(
-        &'a self,
-        handler: &'a str,
-        event: &'a Envelope,
-    ) -> BoxFuture<'a, Result<HandlerState, StoreError>> {
-        self.0.handler_state(handler, event)
-    }
-
-    fn record_failure(&self, update: FailureUpdate) -> BoxFuture<'_, Result<u32, StoreError>> {
-        self.0.record_failure(update)
-    }
-
-    fn hold_behind_dead_letter<'a>(
-        &'a self,
-        handler: &'a str,
-        event: &'a Envelope,
-        reason: &'a str,
-        at: OffsetDateTime,
-    ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        self.0.hold_behind_dead_letter(handler, event, reason, at)
-    }
-
-    fn failed_delivery<'a>(
-        &'a self,
-        handler: &'a str,
-        event_id: Uuid,
-    ) -> BoxFuture<'a, Result<Option<FailedDelivery>, StoreError>> {
-        self.0.failed_delivery(handler, event_id)
-    }
-
-    fn failed_deliveries(&self, query: FailureQuery) -> BoxFuture<'_, Result<Vec<FailedDelivery>, StoreError>> {
-        self.0.failed_deliveries(query)
-    }
-
-    fn remove_failure<'a>(&'a self, handler: &'a str, event_id: Uuid) -> BoxFuture<'a, Result<bool, StoreError>> {
-        self.0.remove_failure(handler, event_id)
-    }
+    forward!(self.0: Deliveries);
 }
 
 impl Projections for Forgetful {
-    fn register_projection(&self, spec: ProjectionSpec) -> BoxFuture<'_, Result<ProjectionState, StoreError>> {
-        self.0.register_projection(spec)
-    }
-
-    fn projection_state<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<ProjectionState>, StoreError>> {
-        self.0.projection_state(name)
-    }
-
-    fn projection_row<'a>(
-        &'a self,
-        name: &'a str,
-        generation: Option<u64>,
-        key: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Row>, StoreError>> {
-        self.0.projection_row(name, generation, key)
-    }
-
-    fn query_projection(&self, query: RowQuery) -> BoxFuture<'_, Result<Vec<Row>, StoreError>> {
-        self.0.query_projection(query)
-    }
-
-    fn begin_build<'a>(
-        &'a self,
-        name: &'a str,
-        version: u32,
-        lease: Duration,
-    ) -> BoxFuture<'a, Result<Option<BuildState>, StoreError>> {
-        self.0.begin_build(name, version, lease)
-    }
-
-    fn write_build<'a>(
-        &'a self,
-        name: &'a str,
-        generation: u64,
-        rows: Vec<(String, Option<std::sync::Arc<str>>)>,
-        position: u64,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        self.0.write_build(name, generation, rows, position)
-    }
-
-    fn finish_build<'a>(
-        &'a self,
-        name: &'a str,
-        generation: u64,
-        position: u64,
-        types: &'a [String],
-    ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        self.0.finish_build(name, generation, position, types)
-    }
-
-    fn read_model<'a>(&'a self, name: &'a str, key: &'a str) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
-        self.0.read_model(name, key)
-    }
-
-    fn put_read_model<'a>(
-        &'a self,
-        name: &'a str,
-        key: &'a str,
-        json: String,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        self.0.put_read_model(name, key, json)
-    }
+    forward!(self.0: Projections);
 }
 
 impl Schedule for Forgetful {
-    fn claim_due(
-        &self,
-        now: OffsetDateTime,
-        limit: usize,
-        lease: Duration,
-    ) -> BoxFuture<'_, Result<Vec<Scheduled>, StoreError>> {
-        self.0.claim_due(now, limit, lease)
-    }
-
-    fn complete_scheduled(&self, id: Uuid) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.0.complete_scheduled(id)
-    }
-
-    fn release_scheduled(&self, ids: Vec<Uuid>) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.0.release_scheduled(ids)
-    }
-
-    fn next_due(&self) -> BoxFuture<'_, Result<Option<OffsetDateTime>, StoreError>> {
-        self.0.next_due()
-    }
-
-    fn scheduled_of<'a>(
-        &'a self,
-        owner: &'a str,
-        owner_key: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<Scheduled>, StoreError>> {
-        self.0.scheduled_of(owner, owner_key)
-    }
+    forward!(self.0: Schedule);
 }
 
 async fn events_committed_but_not_delivered_are_delivered_once(store: Arc<dyn Store>) {
