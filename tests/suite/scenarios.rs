@@ -1,11 +1,11 @@
 //! The test kit on the examples' models: given / when / then, for command handlers,
 //! event handlers, projections and the fulfilment process manager, with no database.
 
-#[path = "../examples/ecommerce/model.rs"]
+#[path = "../../examples/ecommerce/model.rs"]
 #[allow(dead_code)]
 mod ecommerce;
 
-#[path = "../examples/project_management/model.rs"]
+#[path = "../../examples/project_management/model.rs"]
 #[allow(dead_code)]
 mod project_management;
 

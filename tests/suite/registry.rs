@@ -1,6 +1,6 @@
 //! The domain registry, the checks made when a `Domain` is built, and the model exports.
 
-#[path = "../examples/ecommerce/model.rs"]
+#[path = "../../examples/ecommerce/model.rs"]
 #[allow(dead_code)]
 mod ecommerce;
 
@@ -255,7 +255,7 @@ fn a_part_of_outside_the_domain_is_reported() {
     assert_eq!(both.model().elements().len(), 3);
 }
 
-#[path = "../examples/project_management/model.rs"]
+#[path = "../../examples/project_management/model.rs"]
 #[allow(dead_code)]
 mod project_management;
 

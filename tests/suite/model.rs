@@ -1,6 +1,6 @@
 //! Behaviour of the domain-model DSL on the e-commerce model of the reference article.
 
-#[path = "../examples/ecommerce/model.rs"]
+#[path = "../../examples/ecommerce/model.rs"]
 #[allow(dead_code)]
 mod ecommerce;
 
