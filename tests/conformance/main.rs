@@ -76,6 +76,9 @@ fn at(seconds: i64) -> OffsetDateTime {
 /// One case of the suite, run on the store it is given.
 type Case = fn(Arc<dyn Store>) -> Pin<Box<dyn Future<Output = ()>>>;
 
+/// The cases of one port, by name.
+type Cases = fn() -> Vec<(&'static str, Case)>;
+
 /// `fn cases()` in the module it is called in: every case listed, by name.
 macro_rules! cases {
     ($($case:ident),* $(,)?) => {
@@ -95,7 +98,7 @@ mod schedule;
 
 /// Every case of the suite, named `{port}::{case}`.
 fn every_case() -> Vec<(String, Case)> {
-    let ports: [(&str, fn() -> Vec<(&'static str, Case)>); 6] = [
+    let ports: [(&str, Cases); 6] = [
         ("records", records::cases),
         ("outbox", outbox::cases),
         ("deliveries", deliveries::cases),
@@ -103,7 +106,7 @@ fn every_case() -> Vec<(String, Case)> {
         ("schedule", schedule::cases),
         ("domain", domain::cases),
     ];
-    let named = |(port, cases): (&'static str, fn() -> Vec<(&'static str, Case)>)| {
+    let named = |(port, cases): (&'static str, Cases)| {
         cases().into_iter().map(move |(name, case)| (format!("{port}::{name}"), case))
     };
     ports.into_iter().flat_map(named).collect()
