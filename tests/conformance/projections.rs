@@ -1,6 +1,6 @@
-//! Conformance cases for projections: rows in copies and the rule every store follows
-//! for row changes (`protean_core::store::projection`'s module docs), rebuilds, queries
-//! over the rows' JSON, and the positioned log rebuilds read.
+//! Conformance cases for the `Projections` port: rows in copies and the rule every store
+//! follows for row changes (`protean_core::store::projection`'s module docs), rebuilds,
+//! queries over the rows' JSON, reads a unit of work re-checks, and read models.
 //!
 //! Log positions are only assumed to start at 1 and increase in commit order (a
 //! database sequence may leave gaps): a case finds an event's position with `log_after`.
@@ -8,15 +8,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use protean::store::{Batch, Commit, Envelope, Store, StoreError, StreamId};
+use protean::store::{Batch, Envelope, Store, StoreError, StreamId};
 use protean::store::{
-    FilterOp, Logged, ProjectionSpec, ProjectionState, Row, RowChange, RowFilter, RowOrder, RowQuery, RowRead,
-    RowVersion,
+    FilterOp, ProjectionSpec, ProjectionState, Row, RowChange, RowFilter, RowOrder, RowQuery, RowRead, RowVersion,
 };
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::{at, state, Case};
+use super::records::{append, raising, types};
 
 /// A projection named `name` at `version`, with these indexed fields.
 fn spec(name: &'static str, version: u32, indexed: &[&'static str]) -> ProjectionSpec {
@@ -42,31 +41,6 @@ fn rows(rows: Vec<RowChange>) -> Batch {
 /// Row changes from the stored event `from`, as an async projector commits them.
 fn rows_from(from: &Envelope, rows: Vec<RowChange>) -> Batch {
     Batch { rows, rows_from: Some(from.id), ..Batch::default() }
-}
-
-/// An event of type `type_name` (no typed event behind it: stores keep any type name).
-fn event(stream: &StreamId, type_name: &'static str) -> Envelope {
-    let id = Uuid::now_v7();
-    Envelope::stored_event(id, type_name.into(), 1, stream.clone(), 0, at(0), id, id, Arc::from("{}"))
-}
-
-/// A commit adding a new aggregate that raises events of `types`.
-fn raising(types: &[&'static str]) -> Commit {
-    let stream = StreamId::new("Ledger", Uuid::now_v7().to_string());
-    Commit {
-        events: types.iter().map(|t| event(&stream, t)).collect(),
-        stream,
-        expected_version: 0,
-        advance: 1,
-        state: state("{}"),
-        snapshot: None,
-    }
-}
-
-/// Commits events of `types` (one new aggregate): the events as stored.
-async fn append(store: &Arc<dyn Store>, types: &[&'static str]) -> Vec<Envelope> {
-    let batch = Batch { commits: vec![raising(types)], ..Batch::default() };
-    store.commit(batch).await.unwrap().remove(0).events
 }
 
 /// The log position of `event`.
@@ -106,10 +80,6 @@ fn conflict_on<T: std::fmt::Debug>(result: Result<T, StoreError>, projection: &s
         }
         other => panic!("a conflict on ({projection}, {key}), not {other:?}"),
     }
-}
-
-fn types(names: &[&str]) -> Vec<String> {
-    names.iter().map(|n| (*n).to_owned()).collect()
 }
 
 async fn registering_a_projection_creates_it_once(store: Arc<dyn Store>) {
@@ -549,57 +519,6 @@ async fn queries_order_then_by_key_and_page(store: Arc<dyn Store>) {
     assert_eq!(select(s, vec![], vec![], 0, 3).await.unwrap(), ["k1", "k2", "k3"]);
 }
 
-async fn the_log_hands_out_events_by_position(store: Arc<dyn Store>) {
-    assert!(store.log_after(0, 10, &[]).await.unwrap().is_empty());
-    assert_eq!(store.log_count(0, &[]).await.unwrap(), 0);
-    let mut events = append(&store, &["Test.Opened", "Test.Noted"]).await;
-    events.extend(append(&store, &["Test.Opened"]).await);
-    events.extend(append(&store, &["Test.Noted"]).await);
-    let ids = |logged: &[Logged]| logged.iter().map(|l| l.event.id).collect::<Vec<_>>();
-
-    let all = store.log_after(0, 100, &[]).await.unwrap();
-    assert_eq!(ids(&all), events.iter().map(|e| e.id).collect::<Vec<_>>(), "in commit order");
-    assert!(all[0].position >= 1, "positions start at 1");
-    assert!(all.windows(2).all(|w| w[0].position < w[1].position), "and increase");
-    for (logged, event) in all.iter().zip(&events) {
-        assert_eq!(
-            (&*logged.event.type_name, &logged.event.stream, logged.event.sequence),
-            (&*event.type_name, &event.stream, event.sequence)
-        );
-    }
-    let p: Vec<u64> = all.iter().map(|l| l.position).collect();
-
-    // After a position: the events past it, with the same positions.
-    let after = store.log_after(p[0], 100, &[]).await.unwrap();
-    assert_eq!(after, all[1..]);
-    assert_eq!(store.log_after(p[1], 1, &[]).await.unwrap(), all[2..3], "at most `limit`");
-    assert!(store.log_after(p[3], 100, &[]).await.unwrap().is_empty());
-    assert_eq!(store.log_after(0, 2, &[]).await.unwrap(), all[..2]);
-    // Of some types only.
-    let noted = store.log_after(0, 100, &types(&["Test.Noted"])).await.unwrap();
-    assert_eq!(noted, [all[1].clone(), all[3].clone()]);
-    let both = store.log_after(p[1], 1, &types(&["Test.Opened", "Test.Noted"])).await.unwrap();
-    assert_eq!(both, all[2..3]);
-    assert_eq!(store.log_after(p[0], 100, &types(&["Test.Opened"])).await.unwrap(), all[2..3]);
-    assert!(store.log_after(0, 100, &types(&["Test.Unknown"])).await.unwrap().is_empty());
-
-    assert_eq!(store.log_count(0, &[]).await.unwrap(), 4);
-    assert_eq!(store.log_count(p[1], &[]).await.unwrap(), 2);
-    assert_eq!(store.log_count(p[3], &[]).await.unwrap(), 0);
-    assert_eq!(store.log_count(0, &types(&["Test.Opened"])).await.unwrap(), 2);
-    assert_eq!(store.log_count(p[1], &types(&["Test.Noted"])).await.unwrap(), 1);
-    assert_eq!(store.log_count(0, &types(&["Test.Opened", "Test.Noted", "Test.Unknown"])).await.unwrap(), 4);
-}
-
-macro_rules! cases {
-    ($($case:ident),* $(,)?) => {
-        /// Every projection case, by name.
-        pub fn cases() -> Vec<(&'static str, Case)> {
-            vec![$((stringify!($case), |store| Box::pin($case(store)))),*]
-        }
-    };
-}
-
 /// What reading `key` of `projection` now records.
 async fn read_key(store: &Arc<dyn Store>, projection: &'static str, key: &str) -> RowRead {
     let found = store.projection_row(projection, None, key).await.unwrap().as_ref().map(RowVersion::of);
@@ -717,6 +636,13 @@ async fn reads_are_checked_per_unit_in_a_group(store: Arc<dyn Store>) {
     assert!(row(&store, "Tally", None, "y").await.is_some());
 }
 
+async fn read_models_are_kept(store: Arc<dyn Store>) {
+    assert!(store.read_model("Price", "pen").await.unwrap().is_none());
+    store.put_read_model("Price", "pen", r#"{"cents":40}"#.into()).await.unwrap();
+    store.put_read_model("Price", "pen", r#"{"cents":45}"#.into()).await.unwrap();
+    assert_eq!(store.read_model("Price", "pen").await.unwrap().as_deref(), Some(r#"{"cents":45}"#));
+}
+
 cases!(
     registering_a_projection_creates_it_once,
     rows_are_written_at_their_versions,
@@ -729,8 +655,8 @@ cases!(
     queries_filter_rows_by_kind_and_value,
     exact_integers_are_compared_exactly,
     queries_order_then_by_key_and_page,
-    the_log_hands_out_events_by_position,
     a_row_read_that_changed_since_refuses_the_batch,
     a_query_read_whose_rows_changed_since_refuses_the_batch,
     reads_are_checked_per_unit_in_a_group,
+    read_models_are_kept,
 );

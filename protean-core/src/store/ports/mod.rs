@@ -21,6 +21,7 @@
 //! (`MemoryStore::load`) imports the port, or `protean::prelude::*`, which brings every
 //! port into scope without naming them.
 
+mod arc;
 mod deliveries;
 mod forward;
 mod outbox;
@@ -51,7 +52,21 @@ pub use uuid::Uuid;
 /// A place to keep aggregates, their events and read models: every port together.
 ///
 /// Implemented for every type that implements all five ports, so a backend implements
-/// the ports and is a `Store`; `Arc<dyn Store>` is what the runtime holds.
+/// the ports and is a `Store`; `Arc<dyn Store>` is what the runtime holds. An `Arc` of a
+/// store is a store too, so one store can be shared by several domains:
+///
+/// ```
+/// use std::sync::Arc;
+///
+/// use protean_core::runtime::Domain;
+/// use protean_core::store::{MemoryStore, Store};
+///
+/// let shared: Arc<dyn Store> = Arc::new(MemoryStore::new());
+/// let first = Domain::builder().store(Arc::clone(&shared)).build()?;
+/// let second = Domain::builder().store(shared).build()?;
+/// # let _ = (first, second);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait Store: Records + Outbox + Deliveries + Projections + Schedule {}
 
 impl<S: Records + Outbox + Deliveries + Projections + Schedule> Store for S {}

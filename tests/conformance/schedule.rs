@@ -1,5 +1,6 @@
-//! Conformance cases for the commands process managers send and schedule: kept with
-//! their unit of work's batch, cancelled by name, claimed when due, fired, released.
+//! Conformance cases for the `Schedule` port, the commands process managers send and
+//! schedule: kept with their unit of work's batch, cancelled by name, claimed when due,
+//! fired, released.
 //!
 //! Claims are timed by the store's clock, so the cases that let a lease run out claim
 //! with the real time as `now`.
@@ -10,7 +11,7 @@ use std::time::Duration;
 use protean::store::{Batch, Cancel, OffsetDateTime, Scheduled, Store, StreamId};
 use uuid::Uuid;
 
-use super::{state, Case};
+use super::state;
 
 /// A command of `owner`'s instance `key`, due at `due`, under `name` when a deadline.
 fn scheduled(owner: &'static str, key: &str, name: Option<&str>, due: OffsetDateTime) -> Scheduled {
@@ -156,15 +157,6 @@ async fn due_commands_are_claimed_fired_and_released(store: Arc<dyn Store>) {
     store.complete_scheduled(Uuid::now_v7()).await.unwrap();
     assert_eq!(store.next_due().await.unwrap(), None);
     assert!(store.claim_due(base + secs(10_000), 10, hour).await.unwrap().is_empty());
-}
-
-macro_rules! cases {
-    ($($case:ident),* $(,)?) => {
-        /// Every scheduled-command case, by name.
-        pub fn cases() -> Vec<(&'static str, Case)> {
-            vec![$((stringify!($case), |store| Box::pin($case(store)))),*]
-        }
-    };
 }
 
 cases!(scheduled_commands_are_kept_and_cancelled_by_name, due_commands_are_claimed_fired_and_released);

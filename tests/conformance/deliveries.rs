@@ -1,15 +1,20 @@
-//! Conformance cases for dead letters: a failed delivery looked up by its key, and the
-//! one-step decision to hold an event behind a dead letter of its stream, in both
-//! orders against a replay that removes the dead letter, and at the same moment.
+//! Conformance cases for the `Deliveries` port: handled records (once each, with a
+//! command's outcome), failed deliveries kept, listed and removed, a failed delivery looked
+//! up by its key, and the one-step decision to hold an event behind a dead letter of its
+//! stream, in both orders against a replay that removes the dead letter, and at the same
+//! moment.
 
 use std::sync::Arc;
 
 use protean::prelude::*;
-use protean::store::{Commit, Envelope, FailedDelivery, FailureQuery, FailureStatus, HandlerState, Store, StreamId};
+use protean::store::{
+    Batch, Commit, Envelope, FailedDelivery, FailureCounts, FailureQuery, FailureStatus, FailureUpdate,
+};
+use protean::store::{Handled, HandlerState, Store, StoreError, StreamId};
 use uuid::Uuid;
 
 use super::lab::Counter;
-use super::{at, batch, bumped, failure, state, stream, Case};
+use super::{at, batch, bumped, state, stream};
 
 use FailureStatus::{Dead, Held, Retrying};
 
@@ -222,16 +227,162 @@ async fn holding_while_a_replay_releases_strands_nothing(store: Arc<dyn Store>) 
     }
 }
 
-macro_rules! cases {
-    ($($case:ident),* $(,)?) => {
-        /// The dead-letter cases, by name.
-        pub fn cases() -> Vec<(&'static str, Case)> {
-            vec![$((stringify!($case), |store| Box::pin($case(store)))),*]
-        }
+async fn a_handled_message_is_recorded_once(store: Arc<dyn Store>) {
+    let s = stream("Tally", "t-1");
+    let handled = Handled::event("Tallying::count", Uuid::now_v7());
+    let write = |version| Commit {
+        stream: s.clone(),
+        expected_version: version,
+        advance: 1,
+        state: state("{}"),
+        events: vec![],
+        snapshot: None,
     };
+    store
+        .commit(Batch {
+            commits: vec![write(0)],
+            handled: Some(handled.clone()),
+            delivered: vec![],
+            ..Batch::default()
+        })
+        .await
+        .unwrap();
+    assert!(store.is_handled("Tallying::count", handled.message_id).await.unwrap());
+    assert!(!store.is_handled("Other::handler", handled.message_id).await.unwrap());
+    let again = store
+        .commit(Batch {
+            commits: vec![write(1)],
+            handled: Some(handled.clone()),
+            delivered: vec![],
+            ..Batch::default()
+        })
+        .await;
+    assert!(matches!(again, Err(StoreError::AlreadyHandled { .. })), "{again:?}");
+    assert_eq!(store.load(&s).await.unwrap().unwrap().version, 1, "the second batch wrote nothing");
+}
+
+async fn a_command_outcome_is_kept_with_its_handled_record(store: Arc<dyn Store>) {
+    let s = stream("Counter", "c-1");
+    let command_id = Uuid::now_v7();
+    let handled = Handled { handler: "Counter.Bump".into(), message_id: command_id, outcome: Some(Arc::from("7")) };
+    let write = |version| Commit {
+        stream: s.clone(),
+        expected_version: version,
+        advance: 1,
+        state: state("{}"),
+        events: vec![],
+        snapshot: None,
+    };
+    assert_eq!(store.handled_outcome("Counter.Bump", command_id).await.unwrap(), None);
+    store
+        .commit(Batch {
+            commits: vec![write(0)],
+            handled: Some(handled.clone()),
+            delivered: vec![],
+            ..Batch::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.handled_outcome("Counter.Bump", command_id).await.unwrap(), Some(Some("7".to_owned())));
+    assert!(store.is_handled("Counter.Bump", command_id).await.unwrap());
+    let again = store
+        .commit(Batch { commits: vec![write(1)], handled: Some(handled), delivered: vec![], ..Batch::default() })
+        .await;
+    assert!(matches!(again, Err(StoreError::AlreadyHandled { .. })), "{again:?}");
+    assert_eq!(store.load(&s).await.unwrap().unwrap().version, 1, "the copy wrote nothing");
+    // An event's handled record keeps no outcome.
+    let event_id = Uuid::now_v7();
+    let handled = Handled::event("Tallying::count", event_id);
+    store
+        .commit(Batch { commits: vec![], handled: Some(handled), delivered: vec![], ..Batch::default() })
+        .await
+        .unwrap();
+    assert_eq!(store.handled_outcome("Tallying::count", event_id).await.unwrap(), Some(None));
+}
+
+fn failure(handler: &'static str, event: &Envelope, status: FailureStatus, error: &str, when: i64) -> FailureUpdate {
+    FailureUpdate { handler: handler.into(), event: event.clone(), status, error: error.into(), at: at(when) }
+}
+
+async fn failed_deliveries_are_kept_listed_and_removed(store: Arc<dyn Store>) {
+    let (a, ida) = (stream("Counter", "a"), Identifier::parse("a").unwrap());
+    let (b, idb) = (stream("Counter", "b"), Identifier::parse("b").unwrap());
+    let write = |s: &StreamId, id: &Identifier<Counter>, counts: &[u32]| Commit {
+        stream: s.clone(),
+        expected_version: 0,
+        advance: 1,
+        state: state("{}"),
+        events: counts.iter().map(|&n| bumped(id, n, s)).collect(),
+        snapshot: None,
+    };
+    let committed = store.commit(batch(vec![write(&a, &ida, &[1, 2, 3]), write(&b, &idb, &[1])])).await.unwrap();
+    let (a1, a2, a3) = (&committed[0].events[0], &committed[0].events[1], &committed[0].events[2]);
+    let b1 = &committed[1].events[0];
+    let status = store.outbox_status().await.unwrap();
+    assert_eq!(status.undelivered, 4);
+    assert_eq!(status.oldest_undelivered, Some(a1.recorded_at));
+    assert!(status.failures.is_empty());
+
+    use FailureStatus::{Dead, Held, Retrying};
+    assert_eq!(store.record_failure(failure("H::m", a1, Retrying, "boom 1", 1)).await.unwrap(), 1);
+    let state_of = |handler: &'static str, event: &Envelope| {
+        let (store, event) = (store.clone(), event.clone());
+        async move { store.handler_state(handler, &event).await.unwrap() }
+    };
+    // Retrying holds nothing back: the worker retrying it holds the stream's claim.
+    assert_eq!(state_of("H::m", a1).await, HandlerState { handled: false, held: false, attempts: 1 });
+    assert_eq!(state_of("H::m", a2).await, HandlerState::default());
+    assert_eq!(store.record_failure(failure("H::m", a1, Retrying, "boom 2", 2)).await.unwrap(), 2);
+    assert_eq!(store.record_failure(failure("H::m", a1, Dead, "boom 3", 3)).await.unwrap(), 3);
+    assert_eq!(store.record_failure(failure("H::m", a2, Held, "behind a1", 4)).await.unwrap(), 0);
+    assert_eq!(store.record_failure(failure("G::m", b1, Retrying, "oops", 5)).await.unwrap(), 1);
+
+    // A dead letter holds the rest of its stream for its handler only.
+    assert_eq!(state_of("H::m", a3).await, HandlerState { handled: false, held: true, attempts: 0 });
+    assert_eq!(state_of("H::m", a1).await, HandlerState { handled: false, held: true, attempts: 3 });
+    assert_eq!(state_of("H::m", b1).await, HandlerState::default(), "another stream");
+    assert_eq!(state_of("G::m", a3).await, HandlerState::default(), "another handler");
+
+    let all = store.failed_deliveries(FailureQuery::default()).await.unwrap();
+    let listed: Vec<_> = all.iter().map(|f| (f.handler.as_str(), f.event.id, f.status, f.attempts)).collect();
+    assert_eq!(listed, [("H::m", a1.id, Dead, 3), ("H::m", a2.id, Held, 0), ("G::m", b1.id, Retrying, 1)]);
+    let dead = &all[0];
+    assert_eq!((dead.first_error.as_str(), dead.last_error.as_str()), ("boom 1", "boom 3"));
+    assert_eq!((dead.first_failed_at, dead.last_failed_at), (at(1), at(3)));
+    assert_eq!(dead.event, a1.stored(), "the event reads back whole");
+
+    let query = |handler: Option<&str>, s: Option<&StreamId>, status: Option<FailureStatus>, limit: usize| {
+        FailureQuery { handler: handler.map(str::to_owned), stream: s.cloned(), status, limit }
+    };
+    let ids = |found: Vec<FailedDelivery>| found.into_iter().map(|f| f.event.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.failed_deliveries(query(Some("G::m"), None, None, 10)).await.unwrap()), [b1.id]);
+    assert_eq!(ids(store.failed_deliveries(query(None, Some(&a), None, 10)).await.unwrap()), [a1.id, a2.id]);
+    assert_eq!(ids(store.failed_deliveries(query(None, None, Some(Held), 10)).await.unwrap()), [a2.id]);
+    assert_eq!(ids(store.failed_deliveries(query(None, None, None, 1)).await.unwrap()), [a1.id]);
+
+    let status = store.outbox_status().await.unwrap();
+    let counts = |handler: &str, retrying, dead, held| FailureCounts { handler: handler.into(), retrying, dead, held };
+    assert_eq!(status.failures, [counts("G::m", 1, 0, 0), counts("H::m", 0, 1, 1)]);
+
+    assert!(store.remove_failure("H::m", a1.id).await.unwrap());
+    assert!(!store.remove_failure("H::m", a1.id).await.unwrap(), "already gone");
+    assert_eq!(state_of("H::m", a1).await, HandlerState { handled: false, held: true, attempts: 0 }, "a2 still held");
+    assert!(store.remove_failure("H::m", a2.id).await.unwrap());
+    assert_eq!(state_of("H::m", a3).await, HandlerState::default());
+
+    store.mark_delivered(vec![a1.id, a2.id]).await.unwrap();
+    let status = store.outbox_status().await.unwrap();
+    assert_eq!(status.undelivered, 2);
+    assert_eq!(status.oldest_undelivered, Some(a3.recorded_at));
+    store.mark_delivered(vec![a3.id, b1.id]).await.unwrap();
+    let status = store.outbox_status().await.unwrap();
+    assert_eq!((status.undelivered, status.oldest_undelivered), (0, None));
 }
 
 cases!(
+    a_handled_message_is_recorded_once,
+    a_command_outcome_is_kept_with_its_handled_record,
+    failed_deliveries_are_kept_listed_and_removed,
     a_failed_delivery_is_looked_up_by_its_handler_and_event,
     an_event_is_held_only_while_a_dead_letter_is_ahead_of_it,
     a_hold_after_the_dead_letter_is_gone_is_refused,

@@ -1,23 +1,15 @@
 //! The test kit on the examples' models: given / when / then, for command handlers,
 //! event handlers, projections and the fulfilment process manager, with no database.
 
-#[path = "../examples/ecommerce/model.rs"]
-#[allow(dead_code)]
-mod ecommerce;
-
-#[path = "../examples/project_management/model.rs"]
-#[allow(dead_code)]
-mod project_management;
-
 use std::time::Duration;
 
-use ecommerce::*;
+use crate::ecommerce::*;
 use protean::prelude::*;
 use protean::store::OffsetDateTime;
 use protean::testing::{FlowScenario, Scenario};
 
 fn shop() -> Scenario {
-    Scenario::new(Domain::builder().module(module_path!().to_string() + "::ecommerce").build().unwrap())
+    Scenario::new(Domain::builder().module(crate::example("ecommerce")).build().unwrap())
 }
 
 fn sku(text: &str) -> Identifier<Inventory> {
@@ -127,8 +119,8 @@ async fn an_event_handler_that_fails_is_reported_with_its_event() {
 
 #[tokio::test]
 async fn completing_tasks_moves_the_project_progress() {
-    use project_management::*;
-    let domain = Domain::builder().module(module_path!().to_string() + "::project_management").build().unwrap();
+    use crate::project_management::*;
+    let domain = Domain::builder().module(crate::example("project_management")).build().unwrap();
     let project = Identifier::<Project>::generate();
     let (first, second) = (Identifier::<Task>::generate(), Identifier::<Task>::generate());
     let outcome = Scenario::new(domain)
@@ -224,7 +216,7 @@ async fn the_credit_limit_counts_the_orders_just_placed_and_frees_what_is_cancel
 // --- The fulfilment flow, alone (FlowScenario), then end to end. ---
 
 fn flow_kit() -> Domain {
-    Domain::builder().module(module_path!().to_string() + "::ecommerce").build().unwrap()
+    Domain::builder().module(crate::example("ecommerce")).build().unwrap()
 }
 
 fn placed_event(order: &Identifier<Order>, customer: &Identifier<Customer>, lines: &[(&str, u32)]) -> OrderPlaced {

@@ -1,19 +1,20 @@
-//! The SQLite store's projections, rebuilds, positioned log and scheduled commands: row
-//! changes applied with a commit by the rule every store follows (checked versions, the
-//! whole batch refused on a conflict, skipped while a rebuild runs or when the rebuild
-//! covered their event), queries over the declared fields through their indexes,
-//! rebuilds begun, taken over, written and finished, the log read by position and type,
-//! commands scheduled, cancelled, claimed, released and completed; and a schema-5 file
-//! migrated to 6 with its data.
+//! What only the SQLite store has. Its projections, rebuilds, positioned log and scheduled
+//! commands: row changes applied with a commit by the rule every store follows (checked
+//! versions, the whole batch refused on a conflict, skipped while a rebuild runs or when
+//! the rebuild covered their event), queries over the declared fields through their
+//! indexes, rebuilds begun, taken over, written and finished, the log read by position and
+//! type, commands scheduled, cancelled, claimed, released and completed. Rows written
+//! behind the store's back (malformed or not UTF-8), which read as typed errors. And files
+//! an older protean wrote (schemas 2, 4 and 5), migrated with their data.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use protean::store::{
-    Batch, Cancel, Commit, Deliveries, Envelope, FilterOp, Handled, OffsetDateTime, ProjectionSpec, Projections,
-    Records, RowChange, RowFilter, RowOrder, RowQuery, Schedule, Scheduled, SchemaVersion, SqliteStore, StoreError,
-    StreamId, VersionConflict, SQLITE_SCHEMA_VERSION,
+    Batch, Cancel, Commit, Deliveries, Envelope, FailureQuery, FailureStatus, FailureUpdate, FilterOp, Handled,
+    OffsetDateTime, Outbox, ProjectionSpec, Projections, Records, RowChange, RowFilter, RowOrder, RowQuery, Schedule,
+    Scheduled, SchemaVersion, SqliteStore, StoreError, StreamId, VersionConflict, SQLITE_SCHEMA_VERSION,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -750,5 +751,326 @@ async fn a_schema_5_file_migrates_to_6_keeping_its_data() {
     assert_eq!(row_json(&store, "a").await, Some((1, json!({"balance": 1}))));
     assert!(!store.register_projection(spec(1)).await.unwrap().created);
     drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// --- Rows written behind the store's back, and files an older protean wrote. ---
+
+fn stream(aggregate: &'static str, id: &str) -> StreamId {
+    StreamId::new(aggregate, id.to_owned())
+}
+
+fn state(json: &str) -> Option<Arc<str>> {
+    Some(Arc::from(json))
+}
+
+fn batch(commits: Vec<Commit>) -> Batch {
+    Batch { commits, handled: None, delivered: vec![], ..Batch::default() }
+}
+
+/// Rows written behind the store's back, as a bug or a hand edit would: typed errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_sqlite_rows_are_typed_errors() {
+    let dir = std::env::temp_dir().join(format!("protean-corrupt-{}", Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("store.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    let insert = "INSERT INTO protean_events (id, aggregate, stream_id, sequence, type_name, version, payload,
+        recorded_at, correlation_id, causation_id) VALUES (?1, 'Counter', 'bad', ?2, 'Counter.Bumped', ?3, '{}', 0, ?4, ?4)";
+    let good = Uuid::now_v7().to_string();
+    raw.execute(insert, rusqlite::params!["not-a-uuid", 1, 1, good]).unwrap();
+    let error = store.stream(&stream("Counter", "bad")).await.unwrap_err();
+    let StoreError::Corrupt { position: 1, reason, .. } = &error else { panic!("{error}") };
+    assert!(reason.contains("event id `not-a-uuid`"), "{reason}");
+    raw.execute("DELETE FROM protean_events", []).unwrap();
+    raw.execute(insert, rusqlite::params![Uuid::now_v7().to_string(), 1, -4, good]).unwrap();
+    let error = store.stream(&stream("Counter", "bad")).await.unwrap_err();
+    assert!(matches!(&error, StoreError::Corrupt { reason, .. } if reason.contains("version -4")), "{error}");
+    // A time out of range, the earliest of the undelivered: the outbox's status names its event.
+    raw.execute("UPDATE protean_events SET version = 1, recorded_at = ?1", [i64::MIN]).unwrap();
+    let error = store.outbox_status().await.unwrap_err();
+    let StoreError::Corrupt { stream: at, position: 1, reason } = &error else { panic!("{error}") };
+    assert_eq!(at, &stream("Counter", "bad"));
+    assert!(reason.contains(&i64::MIN.to_string()), "{reason}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// What a replay reads of rows written behind the store's back: text that is not valid
+/// UTF-8 or not text at all, a version or sequence out of range, are `Corrupt` naming the
+/// stream and position, as when the events are read whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_sqlite_rows_are_typed_errors_on_replay() {
+    let dir = std::env::temp_dir().join(format!("protean-replay-corrupt-{}", Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("store.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    let bad = stream("Counter", "bad");
+    let insert = |sequence: i64, type_name: &str, version: i64, payload: &str| {
+        let sql = format!(
+            "INSERT INTO protean_events (id, aggregate, stream_id, sequence, type_name, version, payload, recorded_at,
+                 correlation_id, causation_id) VALUES (?1, 'Counter', 'bad', ?2, {type_name}, ?3, {payload}, 0, ?1, ?1)"
+        );
+        raw.execute(&sql, rusqlite::params![Uuid::now_v7().to_string(), sequence, version]).unwrap();
+    };
+    let replayed = || store.replay_events(&bad, 0, None);
+    // A good event first: the error names the bad one's position.
+    insert(1, "'Counter.Bumped'", 1, r#"'{"id":"bad","count":1}'"#);
+    insert(2, "'Counter.Bumped'", 1, "CAST(X'7B22FF22' AS TEXT)");
+    let error = replayed().await.unwrap_err();
+    let StoreError::Corrupt { stream: at, position: 2, reason } = &error else { panic!("{error}") };
+    assert_eq!(at, &bad);
+    assert!(reason.contains("payload") && reason.contains("utf-8"), "{reason}");
+    raw.execute("DELETE FROM protean_events WHERE sequence = 2", []).unwrap();
+    insert(2, "X'FF'", 1, "'{}'");
+    let error = replayed().await.unwrap_err();
+    let StoreError::Corrupt { position: 2, reason, .. } = &error else { panic!("{error}") };
+    assert!(reason.contains("type name") && reason.contains("Blob"), "{reason}");
+    raw.execute("DELETE FROM protean_events WHERE sequence = 2", []).unwrap();
+    insert(2, "'Counter.Bumped'", 1, "X'7B7D'");
+    let error = replayed().await.unwrap_err();
+    let StoreError::Corrupt { position: 2, reason, .. } = &error else { panic!("{error}") };
+    assert!(reason.contains("payload") && reason.contains("Blob"), "{reason}");
+    raw.execute("DELETE FROM protean_events WHERE sequence = 2", []).unwrap();
+    insert(2, "'Counter.Bumped'", -4, "'{}'");
+    let error = replayed().await.unwrap_err();
+    assert!(
+        matches!(&error, StoreError::Corrupt { position: 2, reason, .. } if reason.contains("version -4")),
+        "{error}"
+    );
+    raw.execute("DELETE FROM protean_events WHERE sequence = 2", []).unwrap();
+    // A negative sequence is below any range a replay asks for (`after` is a `u64`): not read.
+    insert(-1, "'Counter.Bumped'", 1, "'{}'");
+    let events = replayed().await.unwrap();
+    assert_eq!(events.iter().map(|e| e.sequence).collect::<Vec<_>>(), [1]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Stored text that is not valid UTF-8 (or not text at all), written behind the store's
+/// back: `Corrupt`, naming the stream and position, for records, events, snapshots and
+/// read models alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_utf8_in_sqlite_is_corrupt_data() {
+    let dir = std::env::temp_dir().join(format!("protean-utf8-{}", Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("store.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    // `CAST(blob AS TEXT)` stores the bytes as text unchecked: `{"` then a lone 0xFF.
+    let invalid = "CAST(X'7B22FF22' AS TEXT)";
+    raw.execute(&format!("INSERT INTO protean_aggregates VALUES ('Counter', 'bad-state', 4, {invalid}, 0)"), [])
+        .unwrap();
+    let error = store.load(&stream("Counter", "bad-state")).await.unwrap_err();
+    let StoreError::Corrupt { stream: at, position: 4, reason } = &error else { panic!("{error}") };
+    assert_eq!(at, &stream("Counter", "bad-state"));
+    assert!(reason.contains("state") && reason.contains("utf-8"), "{reason}");
+
+    let insert = |stream_id: &str, type_name: &str, payload: &str| {
+        let sql = format!(
+            "INSERT INTO protean_events (id, aggregate, stream_id, sequence, type_name, version, payload, recorded_at,
+                 correlation_id, causation_id) VALUES (?1, 'Counter', {stream_id}, 2, {type_name}, 1, {payload}, 0, ?1, ?1)"
+        );
+        raw.execute(&sql, [Uuid::now_v7().to_string()]).unwrap();
+    };
+    insert("'bad-payload'", "'Counter.Bumped'", invalid);
+    let error = store.stream(&stream("Counter", "bad-payload")).await.unwrap_err();
+    let StoreError::Corrupt { stream: at, position: 2, reason } = &error else { panic!("{error}") };
+    assert_eq!(at, &stream("Counter", "bad-payload"));
+    assert!(reason.contains("payload"), "{reason}");
+    // The event is undelivered: claiming it reports it the same way rather than a backend failure.
+    let error = store.claim_undelivered(10, Duration::from_secs(1)).await.unwrap_err();
+    assert!(matches!(&error, StoreError::Corrupt { position: 2, .. }), "{error}");
+    raw.execute("DELETE FROM protean_events", []).unwrap();
+
+    // A blob where the type name belongs.
+    insert("'blob-type'", "X'FF'", "'{}'");
+    let error = store.stream(&stream("Counter", "blob-type")).await.unwrap_err();
+    let StoreError::Corrupt { position: 2, reason, .. } = &error else { panic!("{error}") };
+    assert!(reason.contains("type name") && reason.contains("Blob"), "{reason}");
+    raw.execute("DELETE FROM protean_events", []).unwrap();
+
+    // An unreadable stream id: the error names the stream as well as it can.
+    insert("CAST(X'61FF' AS TEXT)", "'Counter.Bumped'", "'{}'");
+    let error = store.events(0, 10).await.unwrap_err();
+    let StoreError::Corrupt { stream: at, position: 2, .. } = &error else { panic!("{error}") };
+    assert_eq!(&*at.aggregate, "Counter");
+    assert!(at.id.starts_with('a'), "{at}");
+    raw.execute("DELETE FROM protean_events", []).unwrap();
+
+    raw.execute(&format!("INSERT INTO protean_snapshots VALUES ('Account', 'bad-snapshot', 3, {invalid})"), [])
+        .unwrap();
+    let error = store.load_snapshot(&stream("Account", "bad-snapshot"), None).await.unwrap_err();
+    assert!(
+        matches!(&error, StoreError::Corrupt { position: 3, reason, .. } if reason.contains("snapshot")),
+        "{error}"
+    );
+
+    raw.execute(&format!("INSERT INTO protean_read_models VALUES ('Price', 'pen', {invalid})"), []).unwrap();
+    let error = store.read_model("Price", "pen").await.unwrap_err();
+    let StoreError::Corrupt { stream: at, reason, .. } = &error else { panic!("{error}") };
+    assert_eq!(at, &stream("Price", "pen"));
+    assert!(reason.contains("read model"), "{reason}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The tables of SQLite schema version 2 (before versions counted events), as older
+/// protean wrote them: a fixture for the upgrade test.
+const SQLITE_SCHEMA_V2: &str = "
+CREATE TABLE protean_aggregates (
+    aggregate TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, state TEXT,
+    last_sequence INTEGER NOT NULL, PRIMARY KEY (aggregate, id)) WITHOUT ROWID;
+CREATE TABLE protean_events (
+    position INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, aggregate TEXT NOT NULL,
+    stream_id TEXT NOT NULL, sequence INTEGER NOT NULL, type_name TEXT NOT NULL, version INTEGER NOT NULL,
+    payload TEXT NOT NULL, recorded_at INTEGER NOT NULL, correlation_id TEXT NOT NULL, causation_id TEXT NOT NULL,
+    delivered INTEGER NOT NULL DEFAULT 0, claimed_until INTEGER, UNIQUE (aggregate, stream_id, sequence));
+CREATE INDEX protean_events_undelivered ON protean_events (position) WHERE delivered = 0;
+CREATE TABLE protean_handled (
+    handler TEXT NOT NULL, message_id TEXT NOT NULL, PRIMARY KEY (handler, message_id)) WITHOUT ROWID;
+CREATE TABLE protean_read_models (
+    name TEXT NOT NULL, key TEXT NOT NULL, json TEXT NOT NULL, PRIMARY KEY (name, key)) WITHOUT ROWID;
+CREATE TABLE protean_snapshots (
+    aggregate TEXT NOT NULL, id TEXT NOT NULL, sequence INTEGER NOT NULL, state TEXT NOT NULL,
+    PRIMARY KEY (aggregate, id, sequence)) WITHOUT ROWID;
+PRAGMA user_version = 2;
+";
+
+/// A file written by older protean, whose event-sourced versions counted commits, opens
+/// with those versions moved to the last sequence; state-stored records keep theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrading_a_sqlite_file_makes_event_sourced_versions_count_events() {
+    let dir = std::env::temp_dir().join(format!("protean-upgrade-{}", Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("store.db");
+    {
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        raw.execute_batch(SQLITE_SCHEMA_V2).unwrap();
+        // Two commits of an event-sourced account, five events; a counter bumped twice.
+        raw.execute_batch(
+            "INSERT INTO protean_aggregates VALUES ('Account', 'a-1', 2, 'null', 5);
+             INSERT INTO protean_aggregates VALUES ('Counter', 'c-1', 2, '{\"id\":\"c-1\",\"count\":2}', 2);
+             INSERT INTO protean_aggregates VALUES ('Counter', 'gone', 3, NULL, 1);",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let version = |aggregate: &'static str, id: &str| {
+        let store = store.clone();
+        let s = stream(aggregate, id);
+        async move { store.load(&s).await.unwrap().map(|r| r.version) }
+    };
+    assert_eq!(version("Account", "a-1").await, Some(5), "the event-sourced head moved to its last sequence");
+    assert_eq!(version("Counter", "c-1").await, Some(2), "a state-stored record keeps its version");
+    assert_eq!(version("Counter", "gone").await, None, "a removed one stays removed");
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    let user_version: i64 = raw.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    assert_eq!(user_version, i64::from(protean::store::SQLITE_SCHEMA_VERSION.0));
+    let removed: i64 =
+        raw.query_row("SELECT version FROM protean_aggregates WHERE id = 'gone'", [], |r| r.get(0)).unwrap();
+    assert_eq!(removed, 3, "a removed record keeps its version");
+    // The next commit of the account expects the new version.
+    let s = stream("Account", "a-1");
+    let commit = Commit {
+        stream: s.clone(),
+        expected_version: 5,
+        advance: 1,
+        state: state("null"),
+        events: vec![],
+        snapshot: None,
+    };
+    assert_eq!(store.commit(batch(vec![commit])).await.unwrap()[0].version, 6);
+    // Opening again changes nothing more.
+    drop(store);
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.load(&s).await.unwrap().unwrap().version, 6);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// SQLite schema version 4 (claims record their owner), as older protean wrote it,
+/// before handled records kept outcomes and failed deliveries were kept.
+const SQLITE_SCHEMA_V4: &str = "
+CREATE TABLE protean_aggregates (
+    aggregate TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, state TEXT,
+    last_sequence INTEGER NOT NULL, PRIMARY KEY (aggregate, id)) WITHOUT ROWID;
+CREATE TABLE protean_events (
+    position INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, aggregate TEXT NOT NULL,
+    stream_id TEXT NOT NULL, sequence INTEGER NOT NULL, type_name TEXT NOT NULL, version INTEGER NOT NULL,
+    payload TEXT NOT NULL, recorded_at INTEGER NOT NULL, correlation_id TEXT NOT NULL, causation_id TEXT NOT NULL,
+    delivered INTEGER NOT NULL DEFAULT 0, claimed_until INTEGER, claimed_by TEXT,
+    UNIQUE (aggregate, stream_id, sequence));
+CREATE INDEX protean_events_undelivered ON protean_events (position) WHERE delivered = 0;
+CREATE TABLE protean_handled (
+    handler TEXT NOT NULL, message_id TEXT NOT NULL, PRIMARY KEY (handler, message_id)) WITHOUT ROWID;
+CREATE TABLE protean_read_models (
+    name TEXT NOT NULL, key TEXT NOT NULL, json TEXT NOT NULL, PRIMARY KEY (name, key)) WITHOUT ROWID;
+CREATE TABLE protean_snapshots (
+    aggregate TEXT NOT NULL, id TEXT NOT NULL, sequence INTEGER NOT NULL, state TEXT NOT NULL,
+    PRIMARY KEY (aggregate, id, sequence)) WITHOUT ROWID;
+PRAGMA user_version = 4;
+";
+
+/// A schema-4 file upgrades to 5 keeping its handled records (with no outcome) and its
+/// events, which are then failed, listed and counted; a failure status that is none of
+/// the three, written behind the store's back, is `Corrupt` rather than a panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrading_a_sqlite_file_to_5_keeps_its_records_and_a_bad_failure_status_is_corrupt() {
+    let dir = std::env::temp_dir().join(format!("protean-upgrade-5-{}", Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("store.db");
+    let (event_id, command_id) = (Uuid::now_v7(), Uuid::now_v7());
+    {
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        raw.execute_batch(SQLITE_SCHEMA_V4).unwrap();
+        raw.execute(
+            "INSERT INTO protean_events (id, aggregate, stream_id, sequence, type_name, version, payload,
+                 recorded_at, correlation_id, causation_id) VALUES (?1, 'Counter', 'c-1', 1, 'Counter.Bumped', 1,
+                 '{\"id\":\"c-1\",\"count\":1}', 1700000000000000, ?2, ?2)",
+            rusqlite::params![event_id.to_string(), command_id.to_string()],
+        )
+        .unwrap();
+        raw.execute("INSERT INTO protean_handled VALUES ('Counter.Bump', ?1)", [command_id.to_string()]).unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    let user_version: i64 = raw.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    // Migrated through 5 to the current version (the later ones keep what 5 made).
+    assert_eq!(user_version, i64::from(protean::store::SQLITE_SCHEMA_VERSION.0));
+    assert!(store.is_handled("Counter.Bump", command_id).await.unwrap());
+    assert_eq!(store.handled_outcome("Counter.Bump", command_id).await.unwrap(), Some(None), "kept, no outcome");
+    let events = store.events(0, 10).await.unwrap();
+    assert_eq!(events.iter().map(|e| (e.id, e.sequence)).collect::<Vec<_>>(), [(event_id, 1)]);
+    let event = &events[0];
+    let status = store.outbox_status().await.unwrap();
+    assert_eq!((status.undelivered, status.oldest_undelivered), (1, Some(event.recorded_at)));
+
+    let update = FailureUpdate {
+        handler: "H::m".into(),
+        event: event.clone(),
+        status: FailureStatus::Dead,
+        error: "boom".into(),
+        at: OffsetDateTime::from_unix_timestamp(1_700_000_001).unwrap(),
+    };
+    assert_eq!(store.record_failure(update).await.unwrap(), 1);
+    let listed = store.failed_deliveries(FailureQuery::default()).await.unwrap();
+    assert_eq!(listed.iter().map(|f| (f.event.id, f.status)).collect::<Vec<_>>(), [(event_id, FailureStatus::Dead)]);
+
+    raw.execute("UPDATE protean_failures SET status = 'lost'", []).unwrap();
+    let error = store.failed_deliveries(FailureQuery::default()).await.unwrap_err();
+    let StoreError::Corrupt { stream: at, position: 1, reason } = &error else { panic!("{error}") };
+    assert_eq!(at, &stream("Counter", "c-1"));
+    assert!(reason.contains("unknown status `lost`"), "{reason}");
+    let error = store.outbox_status().await.unwrap_err();
+    assert!(matches!(&error, StoreError::Corrupt { position: 1, reason, .. } if reason.contains("`lost`")), "{error}");
+    // A bad attempts count is corrupt data too.
+    raw.execute("UPDATE protean_failures SET status = 'dead', attempts = -1", []).unwrap();
+    let error = store.handler_state("H::m", event).await.unwrap_err();
+    assert!(matches!(&error, StoreError::Corrupt { position: 1, reason, .. } if reason.contains("-1")), "{error}");
+
+    // Opening again changes nothing more.
+    drop(store);
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.handled_outcome("Counter.Bump", command_id).await.unwrap(), Some(None));
+    assert_eq!(store.events(0, 10).await.unwrap().len(), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }

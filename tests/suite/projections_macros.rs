@@ -297,7 +297,7 @@ fn projector_methods_and_steps_are_registered_with_their_roles() {
 #[test]
 fn projectors_route_to_their_projection_and_steps_to_the_event_route() {
     use protean::__private::{HandlerDescriptor, Route};
-    let ours = |d: &&HandlerDescriptor| d.info.module_path().ends_with("::shop");
+    let ours = |d: &&HandlerDescriptor| d.info.module_path() == format!("{}::shop", module_path!());
     for descriptor in protean::__private::inventory::iter::<HandlerDescriptor>.into_iter().filter(ours) {
         match (descriptor.info.role(), descriptor.route) {
             (HandlerRole::Projector | HandlerRole::InlineProjector, Route::Project(route)) => {

@@ -1,10 +1,6 @@
 //! Behaviour of the domain-model DSL on the e-commerce model of the reference article.
 
-#[path = "../examples/ecommerce/model.rs"]
-#[allow(dead_code)]
-mod ecommerce;
-
-use ecommerce::*;
+use crate::ecommerce::*;
 use protean::prelude::*;
 
 fn eur(cents: i64) -> Money {

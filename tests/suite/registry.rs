@@ -1,9 +1,5 @@
 //! The domain registry, the checks made when a `Domain` is built, and the model exports.
 
-#[path = "../examples/ecommerce/model.rs"]
-#[allow(dead_code)]
-mod ecommerce;
-
 /// A model that compiles but breaks rules only visible across elements.
 #[allow(dead_code)]
 mod unheld {
@@ -62,7 +58,7 @@ use protean::model::Limit;
 use protean::prelude::*;
 
 fn ecommerce() -> Domain {
-    Domain::builder().module(module_path!().to_string() + "::ecommerce").build().expect("the e-commerce model is valid")
+    Domain::builder().module(crate::example("ecommerce")).build().expect("the e-commerce model is valid")
 }
 
 #[test]
@@ -255,13 +251,9 @@ fn a_part_of_outside_the_domain_is_reported() {
     assert_eq!(both.model().elements().len(), 3);
 }
 
-#[path = "../examples/project_management/model.rs"]
-#[allow(dead_code)]
-mod project_management;
-
 #[test]
 fn the_project_management_model_is_small_aggregates_connected_by_identity() {
-    let domain = Domain::builder().module(module_path!().to_string() + "::project_management").build().unwrap();
+    let domain = Domain::builder().module(crate::example("project_management")).build().unwrap();
     let clusters = domain.model().clusters();
     let roots: Vec<_> = clusters.iter().map(|c| c.root.name).collect();
     assert_eq!(roots, ["Project", "Task", "Team", "TimeEntry", "User"]);
