@@ -184,6 +184,9 @@ pub mod prelude {
     // `dyn Store`. Hidden: a `use … as _` has no page of its own to link to.
     #[doc(hidden)]
     pub use protean_core::store::ports::{Deliveries as _, Outbox as _, Projections as _, Records as _, Schedule as _};
+    pub use protean_macros::{
+        aggregate, apply, command, entity, event, handler, process_manager, projection, projector, value_object,
+    };
     /// Command ids and correlation ids ([`Domain::process_with`]) are UUIDs.
     pub use uuid::Uuid;
 }
