@@ -20,9 +20,10 @@
 /// ```
 /// use std::sync::atomic::{AtomicU64, Ordering};
 ///
-/// use protean_core::forward_ports;
-/// use protean_core::store::ports::{Batch, BoxFuture, Committed};
-/// use protean_core::store::{MemoryStore, Records, Store, StoreError};
+/// # extern crate protean_core as protean;
+/// use protean::forward_ports;
+/// use protean::store::ports::{Batch, BoxFuture, Committed};
+/// use protean::store::{MemoryStore, Records, Store, StoreError};
 ///
 /// /// A store that counts commits.
 /// struct Counted<S> {

@@ -56,10 +56,11 @@ pub use uuid::Uuid;
 /// store is a store too, so one store can be shared by several domains:
 ///
 /// ```
+/// # extern crate protean_core as protean;
 /// use std::sync::Arc;
 ///
-/// use protean_core::runtime::Domain;
-/// use protean_core::store::{MemoryStore, Store};
+/// use protean::runtime::Domain;
+/// use protean::store::{MemoryStore, Store};
 ///
 /// let shared: Arc<dyn Store> = Arc::new(MemoryStore::new());
 /// let first = Domain::builder().store(Arc::clone(&shared)).build()?;
