@@ -9,7 +9,7 @@
 //! | [`Schedule`] | commands process managers send or schedule, until a worker fires them |
 //!
 //! A store that wraps another (metrics, tracing, fault injection) writes by hand only the
-//! ports it changes and forwards the others with [`forward_ports!`](crate::forward_ports).
+//! methods it changes and forwards the others with [`forward_ports!`](crate::forward_ports).
 //!
 //! Every backend has one file per port, of the same name (`store/memory/records.rs`,
 //! `store/sqlite/records.rs`, `store/postgres/records.rs`, ...), holding exactly its
@@ -52,21 +52,26 @@ pub use uuid::Uuid;
 /// A place to keep aggregates, their events and read models: every port together.
 ///
 /// Implemented for every type that implements all five ports, so a backend implements
-/// the ports and is a `Store`; `Arc<dyn Store>` is what the runtime holds. An `Arc` of a
-/// store is a store too, so one store can be shared by several domains:
+/// the ports and is a `Store`; `Arc<dyn Store>` is what the runtime holds (hand one to
+/// [`DomainBuilder::shared_store`](crate::runtime::DomainBuilder::shared_store) to share a
+/// store). An `Arc` of a store is a store too, so a wrapper may hold a shared store and
+/// forward to it:
 ///
 /// ```
 /// # extern crate protean_core as protean;
 /// use std::sync::Arc;
 ///
-/// use protean::runtime::Domain;
+/// use protean::forward_ports;
 /// use protean::store::{MemoryStore, Store};
 ///
+/// /// Forwards everything to a store shared with other code.
+/// struct Shared(Arc<dyn Store>);
+///
+/// forward_ports!(impl for Shared, to 0: Records, Outbox, Deliveries, Projections, Schedule);
+///
 /// let shared: Arc<dyn Store> = Arc::new(MemoryStore::new());
-/// let first = Domain::builder().store(Arc::clone(&shared)).build()?;
-/// let second = Domain::builder().store(shared).build()?;
-/// # let _ = (first, second);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// let wrapper: &dyn Store = &Shared(Arc::clone(&shared));
+/// # let _ = wrapper;
 /// ```
 pub trait Store: Records + Outbox + Deliveries + Projections + Schedule {}
 
