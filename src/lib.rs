@@ -164,6 +164,9 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
+#[cfg(feature = "cli")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
+pub use protean_core::cli;
 pub use protean_core::{export, forward_ports, model, registry, runtime, store, testing};
 pub use protean_macros::{
     aggregate, apply, command, entity, event, handler, process_manager, projection, projector, value_object,

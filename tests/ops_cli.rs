@@ -1,0 +1,119 @@
+//! The operations commands (`protean::cli`, feature `cli`), mounted in a binary's own
+//! clap command line, against a domain with a dead letter: status, list, show, an
+//! unknown id, redelivery that delivers once, and clap's usage error for bad arguments.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use protean::cli::{Exit, Ops};
+use protean::prelude::*;
+use protean::runtime::{DeliveryMode, RetryPolicy, WorkerConfig};
+use protean::store::{MemoryStore, Store};
+
+#[path = "support/relay.rs"]
+#[allow(dead_code)]
+mod relay;
+
+use relay::*;
+
+const AUDIT: &str = "Auditing::audit";
+
+/// A service's own command line, with the operations commands under `ops`.
+#[derive(Parser)]
+enum Service {
+    /// Operates the service.
+    Ops(Ops),
+}
+
+async fn ops(domain: &Domain, args: &[&str]) -> (Exit, String) {
+    let Service::Ops(ops) = Service::try_parse_from(["service", "ops"].iter().chain(args)).expect("valid arguments");
+    let mut out = Vec::new();
+    let exit = ops.run(domain, &mut out).await;
+    (exit, String::from_utf8(out).expect("UTF-8 output"))
+}
+
+/// A domain whose auditor failed on one wallet's first deposit until it was dead-lettered.
+async fn with_a_dead_letter() -> (Domain, Identifier<Wallet>) {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let policy = RetryPolicy::default().max_attempts(2).initial_backoff(Duration::from_millis(1));
+    let domain = Domain::builder()
+        .module(module_path!().to_string() + "::relay")
+        .shared_store(store)
+        .delivery(DeliveryMode::Background)
+        .retry_policy(policy)
+        .build()
+        .expect("the relay model is valid");
+    let wallet = Identifier::generate();
+    fail_audits(&wallet, u32::MAX);
+    let _committed = domain.process(Deposit { id: wallet.clone(), amount: 1 }).await.unwrap();
+    let handle = domain.workers(WorkerConfig::default()).start().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while domain.dead_letters().await.unwrap().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "no dead letter in time");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    handle.shutdown().await;
+    (domain, wallet)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_listed_shown_and_redelivered_once() {
+    let (domain, wallet) = with_a_dead_letter().await;
+
+    let (exit, text) = ops(&domain, &["status"]).await;
+    assert_eq!(exit, Exit::Attention, "a dead letter needs attention:\n{text}");
+    assert!(text.contains("dead: 1"), "{text}");
+    let (_, json) = ops(&domain, &["status", "--json"]).await;
+    let status: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(status["dead"], 1, "{json}");
+
+    let (exit, json) = ops(&domain, &["--json", "dead-letters", "list"]).await;
+    assert_eq!(exit, Exit::Ok);
+    let list: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let letters = list.as_array().unwrap();
+    assert_eq!(letters.len(), 1, "{json}");
+    assert_eq!(letters[0]["handler"], AUDIT);
+    assert_eq!(letters[0]["attempts"], 2);
+    let event_id = letters[0]["event_id"].as_str().unwrap().to_owned();
+    let (_, none) = ops(&domain, &["--json", "dead-letters", "list", "--handler", "Bookkeeping::book"]).await;
+    assert_eq!(none.trim(), "[]");
+
+    let (exit, text) = ops(&domain, &["dead-letters", "show", AUDIT, &event_id]).await;
+    assert_eq!(exit, Exit::Ok);
+    assert!(text.contains("attempts:  2") && text.contains("Wallet.Deposited"), "{text}");
+
+    let unknown = Uuid::new_v4().to_string();
+    let (exit, text) = ops(&domain, &["dead-letters", "show", AUDIT, &unknown]).await;
+    assert_eq!(exit, Exit::NotFound);
+    assert!(text.starts_with("error: no dead letter of `Auditing::audit`"), "{text}");
+
+    // Still failing: the redelivery fails again, and says so.
+    let (exit, json) = ops(&domain, &["--json", "dead-letters", "redeliver", AUDIT, &event_id]).await;
+    assert_eq!(exit, Exit::Attention, "{json}");
+    let outcome: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(outcome["failed"][0]["attempts"], 3, "{json}");
+
+    // Fixed: delivered once, and gone.
+    fail_audits(&wallet, 0);
+    let (exit, text) = ops(&domain, &["dead-letters", "redeliver", AUDIT, &event_id]).await;
+    assert_eq!(exit, Exit::Ok, "{text}");
+    assert_eq!(text.trim(), format!("delivered: {AUDIT} {event_id}"));
+    let (exit, _) = ops(&domain, &["dead-letters", "redeliver", AUDIT, &event_id]).await;
+    assert_eq!(exit, Exit::NotFound);
+    let (exit, text) = ops(&domain, &["status"]).await;
+    assert_eq!(exit, Exit::Ok, "{text}");
+}
+
+#[test]
+fn bad_arguments_are_clap_usage_errors() {
+    let bad = [
+        vec!["service", "ops", "dead-letters", "show", AUDIT, "not-a-uuid"],
+        vec!["service", "ops", "dead-letters", "redeliver"],
+        vec!["service", "ops", "no-such-command"],
+    ];
+    for args in bad {
+        let error = Service::try_parse_from(&args).err().unwrap_or_else(|| panic!("{args:?} parsed"));
+        assert_eq!(error.exit_code(), 2, "{args:?}: {error}");
+    }
+}
