@@ -1,6 +1,7 @@
 //! The operations commands (`protean::cli`, feature `cli`), mounted in a binary's own
 //! clap command line, against a domain with a dead letter: status, list, show, an
-//! unknown id, redelivery that delivers once, and clap's usage error for bad arguments.
+//! unknown id, redelivery that delivers once; projections' status, a stream's events;
+//! and clap's usage error for bad arguments.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,10 +12,14 @@ use protean::prelude::*;
 use protean::runtime::{DeliveryMode, RetryPolicy, WorkerConfig};
 use protean::store::{MemoryStore, Store};
 
+#[path = "support/books.rs"]
+#[allow(dead_code)]
+mod books;
 #[path = "support/relay.rs"]
 #[allow(dead_code)]
 mod relay;
 
+use books::accounts::{Account, Charge};
 use relay::*;
 
 const AUDIT: &str = "Auditing::audit";
@@ -116,4 +121,43 @@ fn bad_arguments_are_clap_usage_errors() {
         let error = Service::try_parse_from(&args).err().unwrap_or_else(|| panic!("{args:?} parsed"));
         assert_eq!(error.exit_code(), 2, "{args:?}: {error}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn projections_status_and_a_streams_events() {
+    let domain = Domain::builder()
+        .module(module_path!().to_string() + "::books")
+        .store(MemoryStore::new())
+        .build()
+        .expect("the books model is valid");
+    let account: Identifier<Account> = Identifier::generate();
+    for cents in [5, 7] {
+        let processed = domain.process(Charge { id: account.clone(), owner: "ann".into(), cents }).await.unwrap();
+        processed.all_delivered().unwrap();
+    }
+
+    let (exit, json) = ops(&domain, &["--json", "projections", "status"]).await;
+    assert_eq!(exit, Exit::Ok, "{json}");
+    let list: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let names: Vec<&str> = list.as_array().unwrap().iter().map(|p| p["projection"].as_str().unwrap()).collect();
+    assert_eq!(names, ["AccountView", "OwnerTotal"], "{json}");
+    assert!(list.as_array().unwrap().iter().all(|p| p["lag"] == 0 && p["rebuilding"].is_null()), "{json}");
+    let (_, text) = ops(&domain, &["projections", "status"]).await;
+    assert!(text.lines().any(|l| l.starts_with("AccountView")), "{text}");
+
+    let stream = format!("Account/{account}");
+    let (exit, json) = ops(&domain, &["--json", "events", "read", &stream]).await;
+    assert_eq!(exit, Exit::Ok, "{json}");
+    let events: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let cents: Vec<i64> = events.as_array().unwrap().iter().map(|e| e["payload"]["cents"].as_i64().unwrap()).collect();
+    assert_eq!(cents, [5, 7], "{json}");
+    let (_, text) = ops(&domain, &["events", "read", &stream, "--from", "2"]).await;
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.starts_with("#2 Account.Charged"), "{text}");
+
+    let (exit, text) = ops(&domain, &["events", "read", "Account/nobody"]).await;
+    assert_eq!(exit, Exit::NotFound);
+    assert_eq!(text.trim(), "error: no events in stream `Account/nobody`");
+    let (exit, _) = ops(&domain, &["events", "read", "no-slash"]).await;
+    assert_eq!(exit, Exit::NotFound);
 }

@@ -138,12 +138,7 @@ fn settle(
 
 /// No dead letter of `handler` for `event_id`: said, and [`Exit::NotFound`].
 fn not_found(out: &mut impl Write, json: bool, handler: &str, event_id: Uuid) -> Outcome {
-    let message = format!("no dead letter of `{handler}` for event {event_id}");
-    if json {
-        writeln!(out, "{}", json!({ "error": message }))?;
-    } else {
-        writeln!(out, "error: {message}")?;
-    }
+    super::say(out, json, &format!("no dead letter of `{handler}` for event {event_id}"))?;
     Ok(Exit::NotFound)
 }
 

@@ -34,6 +34,8 @@
 //! ```
 
 mod dead_letters;
+mod events;
+mod projections;
 mod status;
 
 use std::io::Write;
@@ -43,6 +45,8 @@ use clap::{Args, Subcommand};
 use crate::runtime::Domain;
 
 pub use dead_letters::DeadLetters;
+pub use events::Events;
+pub use projections::Projections;
 
 /// The operations commands: `ops [--json] <command>`.
 #[derive(Debug, Args)]
@@ -63,6 +67,12 @@ pub enum OpsCommand {
     /// Lists, shows, redelivers and discards dead letters.
     #[command(subcommand)]
     DeadLetters(DeadLetters),
+    /// Where each projection stands.
+    #[command(subcommand)]
+    Projections(Projections),
+    /// Reads stored events.
+    #[command(subcommand)]
+    Events(Events),
 }
 
 /// How an operations command ended: the process's exit code.
@@ -73,7 +83,7 @@ pub enum Exit {
     Ok = 0,
     /// The store failed, or refused the command.
     Failed = 1,
-    /// What the command names does not exist (an unknown dead letter).
+    /// What the command names does not exist (an unknown dead letter, an empty stream).
     NotFound = 3,
     /// Done, and the answer needs attention: `status` found dead letters or held events,
     /// a redelivery failed again.
@@ -93,6 +103,8 @@ impl Ops {
         let outcome = match self.command {
             OpsCommand::Status => status::run(domain, self.json, out).await,
             OpsCommand::DeadLetters(command) => command.run(domain, self.json, out).await,
+            OpsCommand::Projections(command) => command.run(domain, self.json, out).await,
+            OpsCommand::Events(command) => command.run(domain, self.json, out).await,
         };
         match outcome {
             Ok(exit) => exit,
@@ -104,13 +116,19 @@ impl Ops {
     }
 }
 
+/// Writes a message that is an error to the reader (nothing matched): as text, or as
+/// `{"error": ...}`.
+fn say(out: &mut impl Write, json: bool, message: &str) -> std::io::Result<()> {
+    if json {
+        writeln!(out, "{}", serde_json::json!({ "error": message }))
+    } else {
+        writeln!(out, "error: {message}")
+    }
+}
+
 /// Writes `error` as text or as `{"error": ...}`.
 fn report(out: &mut impl Write, json: bool, error: &(dyn std::error::Error + Send + Sync)) -> std::io::Result<()> {
-    if json {
-        writeln!(out, "{}", serde_json::json!({ "error": error.to_string() }))
-    } else {
-        writeln!(out, "error: {error}")
-    }
+    say(out, json, &error.to_string())
 }
 
 /// What a command's work can fail with: the domain's error or writing the output.

@@ -286,6 +286,12 @@ impl Domain {
         views::projection_status(&self.engine, V::NAME).await
     }
 
+    /// Where every projection of this domain stands, by name: what an operator's
+    /// `ops projections status` shows.
+    pub async fn projection_statuses(&self) -> Result<Vec<ProjectionStatus>, ProcessError> {
+        views::projection_statuses(&self.engine).await
+    }
+
     /// Rebuilds every projection that needs it: its declared version differs from the
     /// serving copy's, this domain created it over a log that already had events of its
     /// types, or a rebuild of it was left unfinished (resumed once its builder's lease ran

@@ -204,6 +204,18 @@ pub(crate) async fn projection_status(engine: &Engine, name: &'static str) -> Re
     })
 }
 
+/// [`Domain::projection_statuses`](crate::runtime::Domain::projection_statuses), on an
+/// engine: every projection's status, by name.
+pub(crate) async fn projection_statuses(engine: &Engine) -> Result<Vec<ProjectionStatus>, ProcessError> {
+    let mut names: Vec<&'static str> = engine.projections.keys().copied().collect();
+    names.sort_unstable();
+    let mut statuses = Vec::with_capacity(names.len());
+    for name in names {
+        statuses.push(projection_status(engine, name).await?);
+    }
+    Ok(statuses)
+}
+
 /// [`Domain::rebuild_outdated`](crate::runtime::Domain::rebuild_outdated), on an engine.
 pub(crate) async fn rebuild_outdated(engine: &Arc<Engine>) -> Result<Vec<RebuildReport>, ProcessError> {
     let mut reports = Vec::new();
