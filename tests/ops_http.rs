@@ -1,1 +1,312 @@
-fn main() {}
+//! The operations router (`protean::http`, feature `http`) over real HTTP on loopback,
+//! on every store the build has: readiness follows the delivery lag bound both ways; a
+//! dead letter listed, shown and redelivered over HTTP is delivered once; the read-only
+//! router has no mutating route; unknown ids and bad input get JSON errors; a rebuild
+//! started over HTTP reports its progress and switches.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use protean::http::{ops_router, OpsRouter};
+use protean::prelude::*;
+use protean::runtime::{DeliveryMode, RetryPolicy, WorkerConfig};
+use protean::store::Store;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+#[path = "support/harness.rs"]
+#[allow(dead_code)]
+mod harness;
+#[path = "support/books.rs"]
+#[allow(dead_code)]
+mod books;
+#[path = "support/relay.rs"]
+#[allow(dead_code)]
+mod relay;
+
+use books::accounts::{Account, Charge};
+use harness::StoreCase;
+use relay::*;
+
+const AUDIT: &str = "Auditing::audit";
+
+/// A router served on 127.0.0.1 (a free port), and a client for it.
+struct Served {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Served {
+    async fn start(router: axum::Router) -> Served {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Served { base, client: reqwest::Client::new() }
+    }
+
+    /// `method path`: the status and the body, as JSON when it is JSON.
+    async fn call(&self, method: reqwest::Method, path: &str) -> (StatusCode, Value) {
+        let response = self.client.request(method, format!("{}{path}", self.base)).send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::GET, path).await
+    }
+
+    async fn post(&self, path: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::POST, path).await
+    }
+}
+
+/// The relay model on `store`, delivering in the background (no workers unless started).
+fn relay_domain(store: Arc<dyn Store>) -> Domain {
+    let policy = RetryPolicy::default().max_attempts(2).initial_backoff(Duration::from_millis(1));
+    Domain::builder()
+        .module(module_path!().to_string() + "::relay")
+        .shared_store(store)
+        .delivery(DeliveryMode::Background)
+        .retry_policy(policy)
+        .build()
+        .expect("the relay model is valid")
+}
+
+/// Deposits into a new wallet whose auditor always fails, and runs workers until the
+/// audit is dead-lettered.
+async fn dead_letter(domain: &Domain) -> Identifier<Wallet> {
+    let wallet = Identifier::generate();
+    fail_audits(&wallet, u32::MAX);
+    let before = domain.dead_letters().await.unwrap().len();
+    let _committed = domain.process(Deposit { id: wallet.clone(), amount: 1 }).await.unwrap();
+    let handle = domain.workers(WorkerConfig::default()).start().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while domain.dead_letters().await.unwrap().len() == before {
+        assert!(tokio::time::Instant::now() < deadline, "no dead letter in time");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    handle.shutdown().await;
+    wallet
+}
+
+async fn audited(domain: &Domain, wallet: &Identifier<Wallet>) -> Option<Vec<u64>> {
+    domain.get(&wallet.cast::<Audit>()).await.unwrap().map(|a| a.numbers)
+}
+
+async fn readiness_follows_the_lag_bound(store: Arc<dyn Store>) {
+    let domain = relay_domain(store);
+    let ops = OpsRouter::new(domain.clone()).max_lag(Duration::from_millis(300)).into_router();
+    let served = Served::start(ops).await;
+
+    assert_eq!(served.get("/livez").await, (StatusCode::OK, Value::String("ok".into())));
+    let (status, body) = served.get("/readyz").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["ready"], true);
+
+    // Committed, not delivered (no workers): the lag grows past the bound.
+    let _committed = domain.process(Deposit { id: Identifier::generate(), amount: 1 }).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (status, body) = served.get("/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["ready"], false);
+    assert!(body["reason"].as_str().unwrap().contains("delivery lag"), "{body}");
+    assert!(body["lag_seconds"].as_f64().unwrap() > 0.3, "{body}");
+
+    // Delivered: ready again.
+    let _delivered = domain.deliver_pending().await.unwrap();
+    let (status, body) = served.get("/readyz").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["lag_seconds"], 0.0);
+}
+
+async fn a_dead_letter_redelivered_over_http_is_delivered_once(store: Arc<dyn Store>) {
+    let domain = relay_domain(store);
+    let first = dead_letter(&domain).await;
+    let second = dead_letter(&domain).await;
+    let served = Served::start(ops_router(domain.clone())).await;
+
+    let (status, body) = served.get("/api/status").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["delivery"]["dead"], 2, "{body}");
+    let audit = body["delivery"]["handlers"].as_array().unwrap().iter().find(|h| h["handler"] == AUDIT).unwrap();
+    assert_eq!(audit["dead"], 2, "{body}");
+
+    // Listed with filters, and paged.
+    let (status, body) = served.get("/api/dead-letters").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let letters = body["dead_letters"].as_array().unwrap();
+    assert_eq!(letters.len(), 2, "{body}");
+    assert_eq!((&letters[0]["handler"], &letters[0]["event_type"]), (&AUDIT.into(), &"Wallet.Deposited".into()));
+    assert_eq!(body["next_offset"], Value::Null);
+    let stream = letters[0]["stream"].as_str().unwrap().to_owned();
+    assert_eq!(stream, format!("Wallet/{first}"));
+    let event_id = letters[0]["event_id"].as_str().unwrap().to_owned();
+
+    let (_, page) = served.get("/api/dead-letters?limit=1").await;
+    assert_eq!((page["dead_letters"].as_array().unwrap().len(), &page["next_offset"]), (1, &1.into()), "{page}");
+    let (_, page) = served.get("/api/dead-letters?limit=1&offset=1").await;
+    assert_eq!(page["dead_letters"][0]["stream"], format!("Wallet/{second}"), "{page}");
+    assert_eq!(page["next_offset"], Value::Null, "{page}");
+    let (_, page) = served.get(&format!("/api/dead-letters?stream={stream}")).await;
+    assert_eq!(page["dead_letters"].as_array().unwrap().len(), 1, "{page}");
+    let (_, page) = served.get("/api/dead-letters?handler=Bookkeeping::book").await;
+    assert_eq!(page["dead_letters"], Value::Array(vec![]), "{page}");
+    let (_, page) = served.get("/api/dead-letters?event_type=Wallet.Deposited&limit=5").await;
+    assert_eq!(page["dead_letters"].as_array().unwrap().len(), 2, "{page}");
+    let (_, page) = served.get("/api/dead-letters?event_type=Wallet.Withdrawn").await;
+    assert_eq!(page["dead_letters"], Value::Array(vec![]), "{page}");
+
+    let letter_path = format!("/api/dead-letters/{AUDIT}/{event_id}");
+    let (status, letter) = served.get(&letter_path).await;
+    assert_eq!(status, StatusCode::OK, "{letter}");
+    assert_eq!((&letter["attempts"], &letter["status"]), (&2.into(), &"dead".into()), "{letter}");
+
+    // Still failing: redelivered, failed again, and said so.
+    let (status, outcome) = served.post(&format!("{letter_path}/redeliver")).await;
+    assert_eq!(status, StatusCode::OK, "{outcome}");
+    assert_eq!(outcome["failed"][0]["attempts"], 3, "{outcome}");
+    assert_eq!(audited(&domain, &first).await, None);
+
+    // Fixed: delivered once, and gone.
+    fail_audits(&first, 0);
+    let (status, outcome) = served.post(&format!("{letter_path}/redeliver")).await;
+    assert_eq!(status, StatusCode::OK, "{outcome}");
+    assert_eq!(outcome["delivered"][0]["event_id"], event_id.as_str(), "{outcome}");
+    assert_eq!(outcome["failed"], Value::Array(vec![]));
+    let (status, again) = served.post(&format!("{letter_path}/redeliver")).await;
+    assert_eq!((status, &again["error"]), (StatusCode::NOT_FOUND, &"not_found".into()), "{again}");
+    assert_eq!(audited(&domain, &first).await, Some(vec![1]));
+
+    // Discarded: never delivered, and gone.
+    let (_, list) = served.get("/api/dead-letters").await;
+    let other = list["dead_letters"][0]["event_id"].as_str().unwrap().to_owned();
+    let (status, outcome) = served.post(&format!("/api/dead-letters/{AUDIT}/{other}/discard")).await;
+    assert_eq!(status, StatusCode::OK, "{outcome}");
+    let (_, list) = served.get("/api/dead-letters").await;
+    assert_eq!(list["dead_letters"], Value::Array(vec![]), "{list}");
+    assert_eq!(audited(&domain, &second).await, None);
+    let (_, body) = served.get("/api/status").await;
+    assert_eq!(body["delivery"]["dead"], 0, "{body}");
+}
+
+async fn the_read_only_router_has_no_mutating_route(store: Arc<dyn Store>) {
+    let domain = relay_domain(store);
+    let wallet = dead_letter(&domain).await;
+    let event_id = domain.dead_letters().await.unwrap()[0].event.id;
+    let served = Served::start(OpsRouter::new(domain.clone()).read_only().into_router()).await;
+
+    let letter = format!("/api/dead-letters/{AUDIT}/{event_id}");
+    for path in [format!("{letter}/redeliver"), format!("{letter}/discard"), "/api/projections/X/rebuild".into()] {
+        let (status, body) = served.post(&path).await;
+        assert!(
+            status == StatusCode::METHOD_NOT_ALLOWED || status == StatusCode::NOT_FOUND,
+            "POST {path}: {status} {body}"
+        );
+    }
+    let (status, body) = served.call(reqwest::Method::DELETE, &letter).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+    // Nothing changed; reading still works, and the page shows no button.
+    fail_audits(&wallet, 0);
+    assert_eq!(audited(&domain, &wallet).await, None);
+    assert_eq!(served.get(&letter).await.0, StatusCode::OK);
+    let (status, page) = served.get("/").await;
+    assert_eq!(status, StatusCode::OK);
+    let page = page.as_str().unwrap();
+    assert!(page.contains("data-event-id") && !page.contains("<button"), "{page}");
+}
+
+async fn unknown_ids_and_bad_input_get_json_errors(store: Arc<dyn Store>) {
+    let domain = relay_domain(store);
+    let served = Served::start(ops_router(domain)).await;
+    let unknown = Uuid::new_v4();
+    let not_found = [
+        (reqwest::Method::GET, format!("/api/dead-letters/{AUDIT}/{unknown}")),
+        (reqwest::Method::POST, format!("/api/dead-letters/{AUDIT}/{unknown}/redeliver")),
+        (reqwest::Method::POST, format!("/api/dead-letters/{AUDIT}/{unknown}/discard")),
+        (reqwest::Method::POST, "/api/projections/NoSuchView/rebuild".into()),
+        (reqwest::Method::GET, "/api/projections/NoSuchView/rebuild".into()),
+        (reqwest::Method::GET, "/no/such/route".into()),
+    ];
+    for (method, path) in not_found {
+        let (status, body) = served.call(method.clone(), &path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {body}");
+        assert_eq!(body["error"], "not_found", "{method} {path}: {body}");
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    }
+    let bad = [
+        (reqwest::Method::GET, format!("/api/dead-letters/{AUDIT}/not-a-uuid")),
+        (reqwest::Method::POST, format!("/api/dead-letters/{AUDIT}/not-a-uuid/redeliver")),
+        (reqwest::Method::GET, "/api/dead-letters?limit=0".into()),
+        (reqwest::Method::GET, "/api/dead-letters?limit=many".into()),
+        (reqwest::Method::GET, "/api/dead-letters?offset=9999&limit=50".into()),
+        (reqwest::Method::GET, "/api/dead-letters?stream=no-slash".into()),
+    ];
+    for (method, path) in bad {
+        let (status, body) = served.call(method.clone(), &path).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {path}: {body}");
+        assert_eq!(body["error"], "bad_request", "{method} {path}: {body}");
+    }
+}
+
+async fn a_rebuild_started_over_http_reports_progress_and_switches(store: Arc<dyn Store>) {
+    let domain = Domain::builder()
+        .module(module_path!().to_string() + "::books")
+        .shared_store(store)
+        .build()
+        .expect("the books model is valid");
+    for n in 0..5 {
+        let id = Identifier::<Account>::generate();
+        let _charged = domain.process(Charge { id, owner: format!("owner-{}", n % 2), cents: 100 }).await.unwrap();
+    }
+    let served = Served::start(ops_router(domain.clone())).await;
+    let (status, list) = served.get("/api/projections").await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let view = list.as_array().unwrap().iter().find(|p| p["projection"] == "AccountView").expect("listed");
+    let generation = view["generation"].as_u64().unwrap();
+    assert_eq!(view["rebuild"], Value::Null);
+    let (status, _) = served.get("/api/projections/AccountView/rebuild").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (status, started) = served.post("/api/projections/AccountView/rebuild").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let progress = loop {
+        let (status, progress) = served.get("/api/projections/AccountView/rebuild").await;
+        assert_eq!(status, StatusCode::OK, "{progress}");
+        if progress["state"] != "running" {
+            break progress;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not rebuilt in time: {progress}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(progress["state"], "switched", "{progress}");
+    assert_eq!((&progress["done"], &progress["total"]), (&5.into(), &5.into()), "{progress}");
+    let (_, list) = served.get("/api/projections").await;
+    let view = list.as_array().unwrap().iter().find(|p| p["projection"] == "AccountView").unwrap();
+    assert!(view["generation"].as_u64().unwrap() > generation, "{view}");
+    assert_eq!(view["rebuild"]["state"], "switched", "{view}");
+    let rows = domain.query::<books::views::AccountView>().fetch().await.unwrap();
+    assert_eq!(rows.len(), 5);
+}
+
+fn cases() -> Vec<(&'static str, StoreCase)> {
+    vec![
+        ("readiness_follows_the_lag_bound", |s| Box::pin(readiness_follows_the_lag_bound(s))),
+        ("a_dead_letter_redelivered_over_http_is_delivered_once", |s| {
+            Box::pin(a_dead_letter_redelivered_over_http_is_delivered_once(s))
+        }),
+        ("the_read_only_router_has_no_mutating_route", |s| Box::pin(the_read_only_router_has_no_mutating_route(s))),
+        ("unknown_ids_and_bad_input_get_json_errors", |s| Box::pin(unknown_ids_and_bad_input_get_json_errors(s))),
+        ("a_rebuild_started_over_http_reports_progress_and_switches", |s| {
+            Box::pin(a_rebuild_started_over_http_reports_progress_and_switches(s))
+        }),
+    ]
+}
+
+fn main() -> ExitCode {
+    // The cases dead-letter deliveries on purpose: keep the failures off stderr.
+    tracing::subscriber::set_global_default(tracing::subscriber::NoSubscriber::default()).unwrap();
+    harness::run(harness::every_store("ops-http", cases, 8))
+}

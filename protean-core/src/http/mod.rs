@@ -128,7 +128,7 @@ impl OpsRouter {
             router = router
                 .route("/api/dead-letters/{handler}/{event_id}/redeliver", post(api::redeliver))
                 .route("/api/dead-letters/{handler}/{event_id}/discard", post(api::discard))
-                .route("/api/projections/{name}/rebuild", get(api::rebuild_progress).post(api::start_rebuild));
+                .route("/api/projections/{name}/rebuild", post(api::start_rebuild));
         }
         router.fallback(api::unknown_route).with_state(ops)
     }
