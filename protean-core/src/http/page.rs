@@ -122,6 +122,9 @@ fn projection_table<'a>(
 ) {
     html.push_str("<table id=\"projections\"><thead><tr><th>projection</th><th>version</th><th>checkpoint</th>");
     html.push_str("<th>events behind</th><th>rebuild</th></tr></thead><tbody>");
+    if projections.is_empty() {
+        html.push_str("<tr><td colspan=\"5\">This domain has no projections.</td></tr>");
+    }
     for p in projections {
         let name = escape(p.projection);
         let version = if p.version == p.declared_version {
