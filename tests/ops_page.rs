@@ -13,6 +13,7 @@
 //! `PROTEAN_REQUIRE_CHROMIUM=1` (as in CI) it fails instead.
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +27,9 @@ use protean::store::{MemoryStore, Store};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
+#[path = "support/harness.rs"]
+#[allow(dead_code)]
+mod harness;
 #[path = "support/relay.rs"]
 #[allow(dead_code)]
 mod relay;
@@ -214,8 +218,17 @@ fn artifact() -> PathBuf {
     target.join("ops-page.png")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_page_shows_handlers_and_a_dead_letter_and_its_redeliver_button_works() {
+fn main() -> ExitCode {
+    let trial = libtest_mimic::Trial::ignorable_test(
+        "the_page_shows_handlers_and_a_dead_letter_and_its_redeliver_button_works",
+        || Ok(harness::runtime().block_on(the_page_shows_handlers_and_a_dead_letter_and_its_redeliver_button_works())),
+    );
+    harness::run(vec![trial])
+}
+
+/// The test; ignored, with the reason, where chromium cannot be started (unless
+/// `PROTEAN_REQUIRE_CHROMIUM=1`).
+async fn the_page_shows_handlers_and_a_dead_letter_and_its_redeliver_button_works() -> libtest_mimic::Completion {
     let required = std::env::var("PROTEAN_REQUIRE_CHROMIUM").is_ok_and(|v| v == "1");
     let (domain, wallet) = with_a_dead_letter().await;
     let event_id = domain.dead_letters().await.unwrap()[0].event.id;
@@ -228,8 +241,9 @@ async fn the_page_shows_handlers_and_a_dead_letter_and_its_redeliver_button_work
     let mut browser = match Browser::open(&url) {
         Ok(browser) => browser,
         Err(why) if !required => {
-            eprintln!("skipped: {why} (install Debian's `chromium`; PROTEAN_REQUIRE_CHROMIUM=1 makes this a failure)");
-            return;
+            let why = format!("skipped: {why} (install Debian's `chromium`; PROTEAN_REQUIRE_CHROMIUM=1 fails instead)");
+            eprintln!("{why}");
+            return libtest_mimic::Completion::ignored_with(why);
         }
         Err(why) => panic!("{why}, and PROTEAN_REQUIRE_CHROMIUM=1 requires it"),
     };
@@ -264,4 +278,5 @@ async fn the_page_shows_handlers_and_a_dead_letter_and_its_redeliver_button_work
     assert!(dead.as_str().unwrap().contains("0 dead"), "{dead}");
     assert_eq!(domain.get(&wallet.cast::<Audit>()).await.unwrap().map(|a| a.numbers), Some(vec![1]));
     assert!(domain.dead_letters().await.unwrap().is_empty());
+    libtest_mimic::Completion::Completed
 }
