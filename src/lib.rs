@@ -223,3 +223,6 @@ pub struct ProcessManagersDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/benchmarks.md")]
 pub struct BenchmarksDoctests;
+#[cfg(all(doctest, feature = "http"))]
+#[doc = include_str!("../docs/operations-http.md")]
+pub struct OperationsHttpDoctests;

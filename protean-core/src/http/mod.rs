@@ -111,6 +111,17 @@ impl OpsRouter {
         self
     }
 
+    /// Only `GET /livez` and `GET /readyz`, to mount where the orchestrator's probes
+    /// reach them without credentials while the rest sits behind your auth layer.
+    pub fn probes(self) -> Router {
+        let ops = Arc::new(Ops::new(self.domain, self.max_lag, self.store_timeout, true));
+        Router::new()
+            .route("/livez", get(api::livez))
+            .route("/readyz", get(api::readyz))
+            .fallback(api::unknown_route)
+            .with_state(ops)
+    }
+
     /// The router, to [`nest`](Router::nest) in your app (or serve as it is).
     pub fn into_router(self) -> Router {
         let read_only = self.read_only;
