@@ -76,7 +76,7 @@ async fn render(ops: &Ops, path: &str) -> Result<String, OpsError> {
     if letters.next_offset.is_some() {
         let _ = write!(html, "<p>The first {PAGE_LETTERS} are shown; <code>api/dead-letters</code> pages through all.</p>");
     }
-    let _ = write!(html, "<script>{SCRIPT}</script></body></html>\n");
+    let _ = writeln!(html, "<script>{SCRIPT}</script></body></html>");
     Ok(html)
 }
 
@@ -146,7 +146,7 @@ fn projection_table<'a>(
                 Some(build) => {
                     let _ = write!(html, "another builder: v{} at position {}", build.version, build.position);
                 }
-                None => html.push_str("-"),
+                None => html.push('-'),
             },
         }
         if !ops.read_only && !tracked.is_some_and(Tracked::running) {
