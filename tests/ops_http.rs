@@ -5,22 +5,25 @@
 //! started over HTTP reports its progress and switches.
 
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use protean::forward_ports;
 use protean::http::{ops_router, OpsRouter};
 use protean::prelude::*;
 use protean::runtime::{DeliveryMode, RetryPolicy, WorkerConfig};
-use protean::store::Store;
+use protean::store::ports::BoxFuture;
+use protean::store::{Outbox, OutboxStatus, Store, StoreError};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-#[path = "support/harness.rs"]
-#[allow(dead_code)]
-mod harness;
 #[path = "support/books.rs"]
 #[allow(dead_code)]
 mod books;
+#[path = "support/harness.rs"]
+#[allow(dead_code)]
+mod harness;
 #[path = "support/relay.rs"]
 #[allow(dead_code)]
 mod relay;
@@ -119,6 +122,64 @@ async fn readiness_follows_the_lag_bound(store: Arc<dyn Store>) {
     let (status, body) = served.get("/readyz").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["lag_seconds"], 0.0);
+}
+
+/// A store whose outbox status answers, fails, or never answers, as `state` says
+/// (`UP`, `FAILING`, `HANGING`): a database that went away, or hangs.
+struct Unsteady {
+    inner: Arc<dyn Store>,
+    state: Arc<AtomicU8>,
+}
+
+const UP: u8 = 0;
+const FAILING: u8 = 1;
+const HANGING: u8 = 2;
+
+impl Outbox for Unsteady {
+    fn outbox_status(&self) -> BoxFuture<'_, Result<OutboxStatus, StoreError>> {
+        match self.state.load(Ordering::SeqCst) {
+            FAILING => Box::pin(std::future::ready(Err(StoreError::Unsupported("connection refused".into())))),
+            HANGING => Box::pin(std::future::pending()),
+            _ => self.inner.outbox_status(),
+        }
+    }
+
+    forward_ports!(self.inner: claim_undelivered, renew_claims, release_claims, mark_delivered, outbox_signal);
+}
+
+forward_ports!(impl for Unsteady, to inner: Records, Deliveries, Projections, Schedule);
+
+async fn readiness_fails_while_the_store_fails_or_hangs(store: Arc<dyn Store>) {
+    let state = Arc::new(AtomicU8::new(UP));
+    let domain = relay_domain(Arc::new(Unsteady { inner: store, state: Arc::clone(&state) }));
+    let ops = OpsRouter::new(domain.clone()).store_timeout(Duration::from_millis(200));
+    let full = Served::start(ops.clone().into_router()).await;
+    let probes = Served::start(ops.probes()).await;
+    for served in [&full, &probes] {
+        assert_eq!(served.get("/readyz").await.0, StatusCode::OK);
+    }
+    // The probes' router has the probes only.
+    assert_eq!(probes.get("/api/status").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(probes.get("/livez").await.0, StatusCode::OK);
+
+    state.store(FAILING, Ordering::SeqCst);
+    for served in [&full, &probes] {
+        let (status, body) = served.get("/readyz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(body["reason"].as_str().unwrap().contains("unreachable: connection refused"), "{body}");
+        // Alive all the same: the process answers.
+        assert_eq!(served.get("/livez").await.0, StatusCode::OK);
+    }
+    let (status, body) = full.get("/api/status").await;
+    assert_eq!((status, &body["error"]), (StatusCode::INTERNAL_SERVER_ERROR, &"internal".into()), "{body}");
+
+    state.store(HANGING, Ordering::SeqCst);
+    let (status, body) = full.get("/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body["reason"].as_str().unwrap().contains("did not answer within 0.2 s"), "{body}");
+
+    state.store(UP, Ordering::SeqCst);
+    assert_eq!(full.get("/readyz").await.0, StatusCode::OK);
 }
 
 async fn a_dead_letter_redelivered_over_http_is_delivered_once(store: Arc<dyn Store>) {
@@ -296,6 +357,9 @@ fn cases() -> Vec<(&'static str, StoreCase)> {
         ("readiness_follows_the_lag_bound", |s| Box::pin(readiness_follows_the_lag_bound(s))),
         ("a_dead_letter_redelivered_over_http_is_delivered_once", |s| {
             Box::pin(a_dead_letter_redelivered_over_http_is_delivered_once(s))
+        }),
+        ("readiness_fails_while_the_store_fails_or_hangs", |s| {
+            Box::pin(readiness_fails_while_the_store_fails_or_hangs(s))
         }),
         ("the_read_only_router_has_no_mutating_route", |s| Box::pin(the_read_only_router_has_no_mutating_route(s))),
         ("unknown_ids_and_bad_input_get_json_errors", |s| Box::pin(unknown_ids_and_bad_input_get_json_errors(s))),

@@ -196,10 +196,7 @@ pub(super) async fn dead_letter(
 }
 
 /// `POST /api/dead-letters/{handler}/{event_id}/redeliver`.
-pub(super) async fn redeliver(
-    State(ops): State<Arc<Ops>>,
-    key: Result<Path<(String, Uuid)>, PathRejection>,
-) -> Answer {
+pub(super) async fn redeliver(State(ops): State<Arc<Ops>>, key: Result<Path<(String, Uuid)>, PathRejection>) -> Answer {
     let Path((handler, event_id)) = key?;
     settled(ops.domain.redeliver(&handler, event_id).await, &handler, event_id)
 }
@@ -291,10 +288,7 @@ pub(super) async fn start_rebuild(State(ops): State<Arc<Ops>>, name: Result<Path
 }
 
 /// `GET /api/projections/{name}/rebuild`.
-pub(super) async fn rebuild_progress(
-    State(ops): State<Arc<Ops>>,
-    name: Result<Path<String>, PathRejection>,
-) -> Answer {
+pub(super) async fn rebuild_progress(State(ops): State<Arc<Ops>>, name: Result<Path<String>, PathRejection>) -> Answer {
     let Path(name) = name?;
     match ops.rebuild(&name) {
         Some(tracked) => Ok(Json(tracked.to_json(&name)).into_response()),

@@ -74,7 +74,8 @@ async fn render(ops: &Ops, path: &str) -> Result<String, OpsError> {
     let _ = write!(html, "<h2>Dead letters ({})</h2>", delivery.dead);
     letter_table(&mut html, ops, &letters.letters);
     if letters.next_offset.is_some() {
-        let _ = write!(html, "<p>The first {PAGE_LETTERS} are shown; <code>api/dead-letters</code> pages through all.</p>");
+        let _ =
+            write!(html, "<p>The first {PAGE_LETTERS} are shown; <code>api/dead-letters</code> pages through all.</p>");
     }
     let _ = writeln!(html, "<script>{SCRIPT}</script></body></html>");
     Ok(html)
@@ -177,13 +178,9 @@ fn rebuild_cell(html: &mut String, tracked: &Tracked) {
                 p.rate
             )
         }
-        Stage::Switched(r) => write!(
-            html,
-            "switched to copy {} ({} events in {:.1} s)",
-            r.generation,
-            r.events,
-            r.elapsed.as_secs_f64()
-        ),
+        Stage::Switched(r) => {
+            write!(html, "switched to copy {} ({} events in {:.1} s)", r.generation, r.events, r.elapsed.as_secs_f64())
+        }
         Stage::Busy => write!(html, "another builder was at work; this rebuild did nothing"),
         Stage::Failed(error) => write!(html, "<span class=\"bad\">failed: {}</span>", escape(error)),
     };
