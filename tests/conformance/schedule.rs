@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use protean::store::{Batch, Cancel, OffsetDateTime, Scheduled, Store, StreamId};
+use protean::store::{Batch, Cancel, OffsetDateTime, Scheduled, ScheduledCounts, Store, StreamId};
 use uuid::Uuid;
 
 use super::state;
@@ -180,6 +180,8 @@ async fn pending_commands_are_listed_earliest_first_and_cancelled_by_id(store: A
     assert_eq!(ids(&claimed), [now.id]);
     assert_eq!(store.pending_scheduled(10).await.unwrap(), [now.clone(), other.clone(), late.clone()]);
     assert_eq!(store.pending_scheduled(2).await.unwrap(), [now.clone(), other.clone()]);
+    assert_eq!(store.count_scheduled(base).await.unwrap(), ScheduledCounts { pending: 3, due: 2 });
+    assert_eq!(store.count_scheduled(base - secs(20)).await.unwrap(), ScheduledCounts { pending: 3, due: 0 });
 
     // Cancelled by id: gone from every list, never claimed; a second cancel finds nothing.
     assert!(store.cancel_scheduled(late.id).await.unwrap());

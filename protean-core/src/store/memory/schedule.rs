@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::{Inner, MemoryStore, Pending};
 use crate::store::ports::Schedule;
-use crate::store::{BoxFuture, Scheduled, StoreError, MAX_LEASE};
+use crate::store::{BoxFuture, Scheduled, ScheduledCounts, StoreError, MAX_LEASE};
 
 impl Schedule for MemoryStore {
     fn claim_due(
@@ -66,6 +66,13 @@ impl Schedule for MemoryStore {
         inner.scheduled.retain(|pending| pending.scheduled.id != id);
         let cancelled = inner.scheduled.len() < before;
         Box::pin(std::future::ready(Ok(cancelled)))
+    }
+
+    fn count_scheduled(&self, now: OffsetDateTime) -> BoxFuture<'_, Result<ScheduledCounts, StoreError>> {
+        let inner = self.lock();
+        let pending = inner.scheduled.len() as u64;
+        let due = inner.scheduled.iter().filter(|p| p.scheduled.due_at <= now).count() as u64;
+        Box::pin(std::future::ready(Ok(ScheduledCounts { pending, due })))
     }
 }
 

@@ -45,6 +45,19 @@ pub trait Schedule: Send + Sync + 'static {
     /// is none (fired, cancelled, or never scheduled). A worker that claimed it before
     /// may still be firing it.
     fn cancel_scheduled(&self, id: Uuid) -> BoxFuture<'_, Result<bool, StoreError>>;
+
+    /// How many commands are pending, and how many of them are due at `now`.
+    fn count_scheduled(&self, now: OffsetDateTime) -> BoxFuture<'_, Result<ScheduledCounts, StoreError>>;
+}
+
+/// Scheduled commands at a glance: [`Schedule::count_scheduled`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ScheduledCounts {
+    /// Commands sent or scheduled that have not fired.
+    pub pending: u64,
+    /// Those of them due: a number that stays above zero while workers run tells that
+    /// they cannot fire them (see the workers' log).
+    pub due: u64,
 }
 
 /// A command a process manager sent or scheduled, kept in its unit of work's

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::rows::StoredTime;
 use super::{backend, lease_micros, PostgresStore};
 use crate::store::envelope::StreamId;
-use crate::store::{BoxFuture, Schedule, Scheduled, StoreError};
+use crate::store::{BoxFuture, Schedule, Scheduled, ScheduledCounts, StoreError};
 
 /// The columns a [`Scheduled`] is read from.
 const SCHEDULED_COLUMNS: &str = "id, owner, owner_key, name, due_at, type_name, payload, correlation_id, causation_id";
@@ -95,6 +95,23 @@ impl Schedule for PostgresStore {
 
     fn cancel_scheduled(&self, id: Uuid) -> BoxFuture<'_, Result<bool, StoreError>> {
         Box::pin(self.delete_scheduled(id))
+    }
+
+    fn count_scheduled(&self, now: OffsetDateTime) -> BoxFuture<'_, Result<ScheduledCounts, StoreError>> {
+        Box::pin(async move {
+            let row = sqlx::query(
+                "SELECT count(*) AS pending, count(*) FILTER (WHERE due_at <= $1) AS due FROM protean_scheduled",
+            )
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)?;
+            let count = |column: &str| -> Result<u64, StoreError> {
+                let n: i64 = row.try_get(column).map_err(backend)?;
+                Ok(u64::try_from(n).unwrap_or(0))
+            };
+            Ok(ScheduledCounts { pending: count("pending")?, due: count("due")? })
+        })
     }
 
     fn release_scheduled(&self, ids: Vec<Uuid>) -> BoxFuture<'_, Result<(), StoreError>> {

@@ -15,7 +15,7 @@ use super::rows::{lease_micros, text, unreadable};
 use super::{backend, SqliteStore};
 use crate::store::envelope::StreamId;
 use crate::store::sql::{from_micros, micros};
-use crate::store::{BoxFuture, Cancel, Schedule, Scheduled, StoreError};
+use crate::store::{BoxFuture, Cancel, Schedule, Scheduled, ScheduledCounts, StoreError};
 
 impl Schedule for SqliteStore {
     /// Claims for this store's [owner](SqliteStore::owner).
@@ -59,6 +59,19 @@ impl Schedule for SqliteStore {
     fn cancel_scheduled(&self, id: Uuid) -> BoxFuture<'_, Result<bool, StoreError>> {
         self.threads.write(move |c| delete(c, id))
     }
+
+    fn count_scheduled(&self, now: OffsetDateTime) -> BoxFuture<'_, Result<ScheduledCounts, StoreError>> {
+        self.threads.read(move |c| count(c, now))
+    }
+}
+
+/// How many commands are pending, and how many of them are due at `now`.
+fn count(connection: &Connection, now: OffsetDateTime) -> Result<ScheduledCounts, StoreError> {
+    let (pending, due): (i64, i64) = connection
+        .prepare_cached("SELECT count(*), count(*) FILTER (WHERE due_at <= ?1) FROM protean_scheduled")
+        .and_then(|mut s| s.query_row([micros(now)], |r| Ok((r.get(0)?, r.get(1)?))))
+        .map_err(backend)?;
+    Ok(ScheduledCounts { pending: u64::try_from(pending).unwrap_or(0), due: u64::try_from(due).unwrap_or(0) })
 }
 
 /// Frees the claims of every owner but `owner` on scheduled commands (run when the store
