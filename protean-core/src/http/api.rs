@@ -13,13 +13,15 @@ use uuid::Uuid;
 
 use crate::http::state::{rfc3339, Ops, Stage, Tracked};
 use crate::model::StreamId;
-use crate::runtime::{ProcessError, ProjectionStatus, Redelivered};
-use crate::store::{FailedDelivery, FailureQuery, FailureStatus};
+use crate::runtime::{ProcessError, ProjectionStatus, QueryError, Rebuild, RebuildEnd, Redelivered};
+use crate::store::{FailedDelivery, FailureQuery, FailureStatus, Scheduled};
 
 /// Dead letters listed per page unless `limit` says otherwise.
 const DEFAULT_PAGE: usize = 50;
 /// The most a page holds.
 const MAX_PAGE: usize = 1_000;
+/// Scheduled commands listed unless `limit` says otherwise.
+const DEFAULT_SCHEDULED: usize = 100;
 /// How far paging reaches: `offset + limit` at most.
 const MAX_SCAN: usize = 10_000;
 
@@ -253,32 +255,55 @@ fn projection_json(status: &ProjectionStatus, rebuild: Option<&Tracked>) -> Valu
     })
 }
 
-/// The projection of this domain named `name`, by its static name.
-async fn projection_named(ops: &Ops, name: &str) -> Result<&'static str, OpsError> {
-    let statuses = ops.domain.projection_statuses().await?;
-    statuses
-        .iter()
-        .map(|s| s.projection)
-        .find(|p| *p == name)
-        .ok_or_else(|| OpsError::NotFound(format!("no projection `{name}` in this domain")))
+/// The options of `POST /api/projections/{name}/rebuild`.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct RebuildOptions {
+    /// Apply only the events after this log position ([`Rebuild::from_position`]).
+    from_position: Option<u64>,
+    /// Say what it would do ([`Rebuild::dry_run`]), changing nothing.
+    #[serde(default)]
+    dry_run: bool,
 }
 
-/// `POST /api/projections/{name}/rebuild`: 202 and the progress so far; the rebuild runs
-/// in a task of its own.
-pub(super) async fn start_rebuild(State(ops): State<Arc<Ops>>, name: Result<Path<String>, PathRejection>) -> Answer {
-    let Path(name) = name?;
-    let projection = projection_named(&ops, &name).await?;
-    if !ops.start(projection) {
-        return Err(OpsError::Conflict(format!("a rebuild of `{projection}` started here is running")));
+/// The rebuild of projection `name`, or 404 when the domain has none of that name.
+fn rebuild_of(ops: &Ops, name: &str) -> Result<Rebuild, OpsError> {
+    match ops.domain.rebuild_by_name(name) {
+        Err(error @ ProcessError::Query(QueryError::UnknownProjection { .. })) => {
+            Err(OpsError::NotFound(error.to_string()))
+        }
+        other => Ok(other?),
     }
+}
+
+/// `POST /api/projections/{name}/rebuild[?from_position=N][&dry_run=true]`: 202 and the
+/// progress so far, the rebuild running in a task of its own; with `dry_run`, 200 and
+/// the plan ([`RebuildPlan`](crate::runtime::RebuildPlan)), nothing started.
+pub(super) async fn start_rebuild(
+    State(ops): State<Arc<Ops>>,
+    name: Result<Path<String>, PathRejection>,
+    options: Result<Query<RebuildOptions>, QueryRejection>,
+) -> Answer {
+    let (Path(name), Query(options)) = (name?, options?);
+    let mut rebuild = rebuild_of(&ops, &name)?;
+    if let Some(position) = options.from_position {
+        rebuild = rebuild.from_position(position);
+    }
+    if options.dry_run {
+        return Ok(Json(rebuild.dry_run().await?).into_response());
+    }
+    let projection = rebuild.projection();
+    let Some(cancel) = ops.start(projection) else {
+        return Err(OpsError::Conflict(format!("a rebuild of `{projection}` started here is running")));
+    };
     let watcher = Arc::clone(&ops);
-    let rebuild = crate::runtime::views::rebuild_named(ops.domain.engine(), projection)
-        .on_progress(move |progress| watcher.advance(projection, Stage::Running(Some(progress.clone()))));
+    let rebuild =
+        rebuild.on_progress(move |progress| watcher.advance(projection, Stage::Running(Some(progress.clone()))));
     let runner = Arc::clone(&ops);
     tokio::spawn(async move {
-        let stage = match rebuild.run().await {
-            Ok(Some(report)) => Stage::Switched(report),
-            Ok(None) => Stage::Busy,
+        let stage = match rebuild.run_until(async move { cancel.notified().await }).await {
+            Ok(RebuildEnd::Switched(report)) => Stage::Switched(report),
+            Ok(RebuildEnd::Cancelled(progress)) => Stage::Cancelled(progress),
+            Ok(RebuildEnd::Busy) => Stage::Busy,
             Err(error) => Stage::Failed(error.to_string()),
         };
         runner.advance(projection, stage);
@@ -287,16 +312,70 @@ pub(super) async fn start_rebuild(State(ops): State<Arc<Ops>>, name: Result<Path
     Ok((StatusCode::ACCEPTED, Json(tracked)).into_response())
 }
 
+/// `POST /api/projections/{name}/rebuild/cancel`: 202; the rebuild stops before its next
+/// batch, and the old copy keeps serving reads. 404 when no rebuild of it started here
+/// is running.
+pub(super) async fn cancel_rebuild(State(ops): State<Arc<Ops>>, name: Result<Path<String>, PathRejection>) -> Answer {
+    let Path(name) = name?;
+    match ops.rebuild(&name) {
+        Some(tracked) if tracked.running() => {
+            tracked.cancel.notify_one();
+            Ok((StatusCode::ACCEPTED, Json(tracked.to_json(&name))).into_response())
+        }
+        _ => Err(OpsError::NotFound(format!("no rebuild of `{name}` started here is running"))),
+    }
+}
+
 /// `GET /api/projections/{name}/rebuild`.
 pub(super) async fn rebuild_progress(State(ops): State<Arc<Ops>>, name: Result<Path<String>, PathRejection>) -> Answer {
     let Path(name) = name?;
     match ops.rebuild(&name) {
         Some(tracked) => Ok(Json(tracked.to_json(&name)).into_response()),
         None => {
-            projection_named(&ops, &name).await?;
+            rebuild_of(&ops, &name)?;
             Err(OpsError::NotFound(format!("no rebuild of `{name}` was started here")))
         }
     }
+}
+
+/// The paging of `GET /api/scheduled`.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct ScheduledPage {
+    limit: Option<usize>,
+}
+
+/// `GET /api/scheduled[?limit=N]`: the commands process managers sent or scheduled that
+/// have not fired, earliest due first (100 unless `limit` says otherwise, at most 1,000).
+pub(super) async fn scheduled(
+    State(ops): State<Arc<Ops>>,
+    page: Result<Query<ScheduledPage>, QueryRejection>,
+) -> Answer {
+    let limit = page?.0.limit.unwrap_or(DEFAULT_SCHEDULED);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(OpsError::BadRequest(format!("limit must be from 1 to {MAX_PAGE}, not {limit}")));
+    }
+    let list = ops.domain.scheduled_commands(limit).await?;
+    Ok(Json(json!({ "scheduled": list.iter().map(scheduled_json).collect::<Vec<_>>() })).into_response())
+}
+
+/// `POST /api/scheduled/{id}/cancel`: 200 when it was cancelled, 404 when there is no
+/// such pending command (fired, cancelled, or never scheduled).
+pub(super) async fn cancel_scheduled(State(ops): State<Arc<Ops>>, id: Result<Path<Uuid>, PathRejection>) -> Answer {
+    let Path(id) = id?;
+    if ops.domain.cancel_scheduled(id).await? {
+        Ok(Json(json!({ "cancelled": id })).into_response())
+    } else {
+        Err(OpsError::NotFound(format!("no pending scheduled command {id}")))
+    }
+}
+
+/// A scheduled command as JSON, its payload parsed.
+pub(super) fn scheduled_json(command: &Scheduled) -> Value {
+    let mut value = serde_json::to_value(command).unwrap_or(Value::Null);
+    if let Some(payload) = value.get_mut("payload") {
+        *payload = serde_json::from_str(&command.payload).unwrap_or(Value::Null);
+    }
+    value
 }
 
 /// Any other route: 404, as JSON.

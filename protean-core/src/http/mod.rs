@@ -47,8 +47,11 @@
 //! | `POST /api/dead-letters/{handler}/{event_id}/redeliver` | [`Domain::redeliver`]: `{"delivered": [...], "failed": [...]}`; 404 when there is no such dead letter |
 //! | `POST /api/dead-letters/{handler}/{event_id}/discard` | [`Domain::discard`], answered the same way |
 //! | `GET /api/projections` | [`Domain::projection_statuses`], with the rebuild this router runs of each |
-//! | `POST /api/projections/{name}/rebuild` | 202: starts a blue/green rebuild in a task of its own; 404 for an unknown projection, 409 while this router runs one of it |
-//! | `GET /api/projections/{name}/rebuild` | the progress of the rebuild this router started last (done, total, rate, ETA) or how it ended; 404 when it started none |
+//! | `POST /api/projections/{name}/rebuild` | 202: starts a blue/green rebuild ([`Domain::rebuild_by_name`]) in a task of its own; `?from_position=N` applies only the events after log position `N`; `?dry_run=true` answers 200 with the [`RebuildPlan`](crate::runtime::RebuildPlan) and starts nothing; 404 for an unknown projection, 409 while this router runs one of it |
+//! | `GET /api/projections/{name}/rebuild` | the progress of the rebuild this router started last (`state`: `running`, `switched`, `cancelled`, `busy` or `failed`; `done`, `total`, `rate`, `eta_seconds`); 404 when it started none |
+//! | `POST /api/projections/{name}/rebuild/cancel` | 202: the rebuild stops between batches and the old copy keeps serving reads; 404 when none started here is running |
+//! | `GET /api/scheduled?limit=` | `{"scheduled": [...]}`: [`Domain::scheduled_commands`], earliest due first (100 unless given, at most 1,000) |
+//! | `POST /api/scheduled/{id}/cancel` | [`Domain::cancel_scheduled`]: 200 `{"cancelled": id}`; 404 when no such command is pending |
 //!
 //! Status codes: 400 for a malformed id, filter or paging; 404 for what does not exist
 //! (an unknown route too); 405 for a known path with another method (a mutating route
@@ -104,7 +107,8 @@ impl OpsRouter {
         self
     }
 
-    /// Without the routes that change anything (redeliver, discard, rebuild, cancel):
+    /// Without the routes that change anything (redeliver, discard, rebuild and its
+    /// cancel, cancelling a scheduled command):
     /// they answer 405 (or 404), and the page shows no buttons.
     pub fn read_only(mut self) -> Self {
         self.read_only = true;
@@ -134,12 +138,15 @@ impl OpsRouter {
             .route("/api/dead-letters", get(api::dead_letters))
             .route("/api/dead-letters/{handler}/{event_id}", get(api::dead_letter))
             .route("/api/projections", get(api::projections))
-            .route("/api/projections/{name}/rebuild", get(api::rebuild_progress));
+            .route("/api/projections/{name}/rebuild", get(api::rebuild_progress))
+            .route("/api/scheduled", get(api::scheduled));
         if !read_only {
             router = router
                 .route("/api/dead-letters/{handler}/{event_id}/redeliver", post(api::redeliver))
                 .route("/api/dead-letters/{handler}/{event_id}/discard", post(api::discard))
-                .route("/api/projections/{name}/rebuild", post(api::start_rebuild));
+                .route("/api/projections/{name}/rebuild", post(api::start_rebuild))
+                .route("/api/projections/{name}/rebuild/cancel", post(api::cancel_rebuild))
+                .route("/api/scheduled/{id}/cancel", post(api::cancel_scheduled));
         }
         router.fallback(api::unknown_route).with_state(ops)
     }

@@ -8,12 +8,15 @@ use axum::extract::{OriginalUri, State};
 use axum::response::{Html, IntoResponse, Response};
 
 use crate::http::api::{letter_page, LetterFilter, OpsError};
-use crate::http::state::{eta, rfc3339, Ops, Stage, Tracked};
+use crate::http::state::{rfc3339, Ops, Stage, Tracked};
 use crate::runtime::{DeliveryStatus, ProjectionStatus};
 use crate::store::FailedDelivery;
+use crate::store::Scheduled;
 
 /// Dead letters the page lists (the API pages through the rest).
 const PAGE_LETTERS: usize = 100;
+/// Scheduled commands the page lists.
+const PAGE_SCHEDULED: usize = 100;
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}\
 table{border-collapse:collapse;margin-bottom:1.5rem}th,td{border:1px solid #ccc;padding:.3rem .6rem;\
@@ -60,6 +63,7 @@ async fn render(ops: &Ops, path: &str) -> Result<String, OpsError> {
     let projections = ops.domain.projection_statuses().await?;
     let filter = LetterFilter { limit: Some(PAGE_LETTERS), ..LetterFilter::default() };
     let letters = letter_page(ops, filter).await?;
+    let scheduled = ops.domain.scheduled_commands(PAGE_SCHEDULED).await?;
     let rebuilds = ops.rebuilds();
     let base = if path.ends_with('/') { path.to_owned() } else { format!("{path}/") };
 
@@ -77,6 +81,12 @@ async fn render(ops: &Ops, path: &str) -> Result<String, OpsError> {
         let _ =
             write!(html, "<p>The first {PAGE_LETTERS} are shown; <code>api/dead-letters</code> pages through all.</p>");
     }
+    let _ = write!(
+        html,
+        "<h2>Scheduled commands ({} pending, {} due)</h2>",
+        delivery.scheduled.pending, delivery.scheduled.due
+    );
+    scheduled_table(&mut html, ops, &scheduled);
     let _ = writeln!(html, "<script>{SCRIPT}</script></body></html>");
     Ok(html)
 }
@@ -87,12 +97,13 @@ fn summary(html: &mut String, ops: &Ops, delivery: &DeliveryStatus) {
     let _ = write!(
         html,
         "<p id=\"summary\"><span class=\"{class}\">{word}</span>: delivery lag <span id=\"lag\">{lag:.3}</span> s \
-         (bound {} s), {} undelivered, {} retrying, {} dead, {} held</p>",
+         (bound {} s), {} undelivered, {} retrying, {} dead, {} held; {} worker set(s) alive</p>",
         ops.max_lag.as_secs_f64(),
         delivery.undelivered,
         delivery.retrying,
         delivery.dead,
-        delivery.held
+        delivery.held,
+        delivery.workers.len()
     );
 }
 
@@ -150,12 +161,13 @@ fn projection_table<'a>(
                 None => html.push('-'),
             },
         }
-        if !ops.read_only && !tracked.is_some_and(Tracked::running) {
-            let _ = write!(
-                html,
-                " <button class=\"rebuild\" data-post=\"api/projections/{}/rebuild\">Rebuild</button>",
-                escape(&encode(p.projection))
-            );
+        if !ops.read_only {
+            let path = escape(&format!("api/projections/{}/rebuild", encode(p.projection)));
+            let _ = if tracked.is_some_and(Tracked::running) {
+                write!(html, " <button class=\"cancel-rebuild\" data-post=\"{path}/cancel\">Cancel</button>")
+            } else {
+                write!(html, " <button class=\"rebuild\" data-post=\"{path}\">Rebuild</button>")
+            };
         }
         html.push_str("</td></tr>");
     }
@@ -167,7 +179,7 @@ fn rebuild_cell(html: &mut String, tracked: &Tracked) {
         Stage::Running(None) => write!(html, "starting (since {})", rfc3339(tracked.started_at)),
         Stage::Running(Some(p)) => {
             let percent = if p.total == 0 { 100.0 } else { p.done as f64 * 100.0 / p.total as f64 };
-            let eta = eta(p.done, p.total, p.rate).map_or("?".to_owned(), |s| format!("{s:.0} s"));
+            let eta = p.eta().map_or("?".to_owned(), |eta| format!("{:.0} s", eta.as_secs_f64()));
             write!(
                 html,
                 "<progress value=\"{}\" max=\"{}\"></progress> {}/{} ({percent:.0}%), {:.0} events/s, ETA {eta}",
@@ -180,6 +192,9 @@ fn rebuild_cell(html: &mut String, tracked: &Tracked) {
         }
         Stage::Switched(r) => {
             write!(html, "switched to copy {} ({} events in {:.1} s)", r.generation, r.events, r.elapsed.as_secs_f64())
+        }
+        Stage::Cancelled(p) => {
+            write!(html, "cancelled after {} of {} events; the old copy serves reads", p.done, p.total)
         }
         Stage::Busy => write!(html, "another builder was at work; this rebuild did nothing"),
         Stage::Failed(error) => write!(html, "<span class=\"bad\">failed: {}</span>", escape(error)),
@@ -220,6 +235,40 @@ fn letter_table(html: &mut String, ops: &Ops, letters: &[FailedDelivery]) {
                 "<td><button class=\"redeliver\" data-post=\"{path}/redeliver\">Redeliver</button> \
                  <button class=\"discard\" data-post=\"{path}/discard\" \
                  data-confirm=\"Discard this dead letter? Its handler will never get the event.\">Discard</button></td>"
+            );
+        }
+        html.push_str("</tr>");
+    }
+    html.push_str("</tbody></table>");
+}
+
+fn scheduled_table(html: &mut String, ops: &Ops, scheduled: &[Scheduled]) {
+    if scheduled.is_empty() {
+        html.push_str("<p id=\"no-scheduled\">No scheduled commands.</p>");
+        return;
+    }
+    html.push_str("<table id=\"scheduled\"><thead><tr><th>due</th><th>command</th><th>sent by</th><th>deadline</th>");
+    if !ops.read_only {
+        html.push_str("<th></th>");
+    }
+    html.push_str("</tr></thead><tbody>");
+    for command in scheduled {
+        let _ = write!(
+            html,
+            "<tr class=\"scheduled\" data-id=\"{id}\"><td>{}</td><td>{}<br><small>{id}</small></td><td>{} {}</td><td>{}</td>",
+            rfc3339(command.due_at),
+            escape(&command.type_name),
+            escape(&command.owner),
+            escape(&command.owner_key),
+            command.name.as_deref().map_or("-".to_owned(), escape),
+            id = command.id
+        );
+        if !ops.read_only {
+            let _ = write!(
+                html,
+                "<td><button class=\"cancel-scheduled\" data-post=\"api/scheduled/{}/cancel\" \
+                 data-confirm=\"Cancel this command? It will never be processed.\">Cancel</button></td>",
+                command.id
             );
         }
         html.push_str("</tr>");

@@ -1,11 +1,12 @@
 //! What the operations router keeps: the domain, its options, and the rebuilds it started.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use time::OffsetDateTime;
+use tokio::sync::Notify;
 
 use crate::runtime::{Domain, RebuildProgress, RebuildReport};
 
@@ -24,6 +25,8 @@ pub(super) struct Ops {
 pub(super) struct Tracked {
     pub(super) started_at: OffsetDateTime,
     pub(super) stage: Stage,
+    /// Notified to cancel it.
+    pub(super) cancel: Arc<Notify>,
 }
 
 /// Where a rebuild started over HTTP stands.
@@ -35,6 +38,8 @@ pub(super) enum Stage {
     Switched(RebuildReport),
     /// Another builder was at work on the projection: this one did nothing.
     Busy,
+    /// Cancelled before the switch: the old copy still serves reads.
+    Cancelled(RebuildProgress),
     /// It stopped on an error (the serving copy is unchanged).
     Failed(String),
 }
@@ -54,16 +59,18 @@ impl Ops {
         self.rebuilds.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
-    /// Records that a rebuild of `projection` starts, unless one this router started is
-    /// still running: then `false`.
-    pub(super) fn start(&self, projection: &'static str) -> bool {
+    /// Records that a rebuild of `projection` starts, and returns what cancels it;
+    /// `None` while one this router started is still running.
+    pub(super) fn start(&self, projection: &'static str) -> Option<Arc<Notify>> {
         let mut rebuilds = self.rebuilds.lock().unwrap_or_else(PoisonError::into_inner);
-        if matches!(rebuilds.get(projection), Some(Tracked { stage: Stage::Running(_), .. })) {
-            return false;
+        if rebuilds.get(projection).is_some_and(Tracked::running) {
+            return None;
         }
-        let tracked = Tracked { started_at: OffsetDateTime::now_utc(), stage: Stage::Running(None) };
+        let cancel = Arc::new(Notify::new());
+        let tracked =
+            Tracked { started_at: OffsetDateTime::now_utc(), stage: Stage::Running(None), cancel: Arc::clone(&cancel) };
         rebuilds.insert(projection, tracked);
-        true
+        Some(cancel)
     }
 
     /// Records where the rebuild of `projection` stands now.
@@ -81,7 +88,7 @@ impl Tracked {
         matches!(self.stage, Stage::Running(_))
     }
 
-    /// As JSON: `state` (`running`, `switched`, `busy`, `failed`), when it started, and
+    /// As JSON: `state` (`running`, `switched`, `cancelled`, `busy`, `failed`), when it started, and
     /// the progress (`done`, `total`, `rate` in events/s, `elapsed_seconds`,
     /// `eta_seconds`) or the outcome.
     pub(super) fn to_json(&self, projection: &str) -> Value {
@@ -90,16 +97,21 @@ impl Tracked {
             Stage::Running(progress) => {
                 let (done, total, rate, elapsed) =
                     progress.as_ref().map_or((0, 0, 0.0, 0.0), |p| (p.done, p.total, p.rate, p.elapsed.as_secs_f64()));
+                let eta = progress.as_ref().and_then(RebuildProgress::eta).map(|eta| eta.as_secs_f64());
                 json!({
                     "projection": projection, "state": "running", "started_at": started_at,
-                    "done": done, "total": total, "rate": rate, "elapsed_seconds": elapsed,
-                    "eta_seconds": eta(done, total, rate),
+                    "done": done, "total": total, "rate": rate, "elapsed_seconds": elapsed, "eta_seconds": eta,
                 })
             }
             Stage::Switched(report) => json!({
                 "projection": projection, "state": "switched", "started_at": started_at,
                 "done": report.events, "total": report.events, "rate": report.rate,
                 "elapsed_seconds": report.elapsed.as_secs_f64(), "generation": report.generation,
+            }),
+            Stage::Cancelled(p) => json!({
+                "projection": projection, "state": "cancelled", "started_at": started_at,
+                "done": p.done, "total": p.total, "rate": p.rate, "elapsed_seconds": p.elapsed.as_secs_f64(),
+                "message": "cancelled before the switch: the old copy still serves reads",
             }),
             Stage::Busy => json!({
                 "projection": projection, "state": "busy", "started_at": started_at,
@@ -110,11 +122,6 @@ impl Tracked {
             }),
         }
     }
-}
-
-/// Seconds left at `rate`, when it can be told.
-pub(super) fn eta(done: u64, total: u64, rate: f64) -> Option<f64> {
-    (rate > 0.0 && total >= done).then(|| (total - done) as f64 / rate)
 }
 
 /// A time as RFC 3339 text.
