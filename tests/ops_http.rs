@@ -14,7 +14,9 @@ use protean::http::{ops_router, OpsRouter};
 use protean::prelude::*;
 use protean::runtime::{DeliveryMode, RetryPolicy, WorkerConfig};
 use protean::store::ports::BoxFuture;
-use protean::store::{Outbox, OutboxStatus, Store, StoreError};
+use protean::store::{
+    Batch, Commit, OffsetDateTime, Outbox, OutboxStatus, Records, Scheduled, Store, StoreError, StreamId,
+};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -144,7 +146,8 @@ impl Outbox for Unsteady {
         }
     }
 
-    forward_ports!(self.inner: claim_undelivered, renew_claims, release_claims, mark_delivered, outbox_signal);
+    forward_ports!(self.inner: claim_undelivered, renew_claims, release_claims, mark_delivered, outbox_signal,
+        beat_worker, worker_beats);
 }
 
 forward_ports!(impl for Unsteady, to inner: Records, Deliveries, Projections, Schedule);
@@ -330,6 +333,22 @@ async fn a_rebuild_started_over_http_reports_progress_and_switches(store: Arc<dy
     let (status, _) = served.get("/api/projections/AccountView/rebuild").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
+    // A dry run says what a rebuild would do, and starts nothing.
+    let (status, plan) = served.post("/api/projections/AccountView/rebuild?dry_run=true").await;
+    assert_eq!(status, StatusCode::OK, "{plan}");
+    assert_eq!(
+        (&plan["events"], &plan["busy"], &plan["from_position"]),
+        (&5.into(), &false.into(), &0.into()),
+        "{plan}"
+    );
+    let (_, plan) = served.post("/api/projections/AccountView/rebuild?dry_run=true&from_position=3").await;
+    assert_eq!((&plan["events"], &plan["from_position"]), (&2.into(), &3.into()), "{plan}");
+    assert_eq!(served.get("/api/projections/AccountView/rebuild").await.0, StatusCode::NOT_FOUND);
+    let (status, body) = served.post("/api/projections/AccountView/rebuild?from_position=x").await;
+    assert_eq!((status, &body["error"]), (StatusCode::BAD_REQUEST, &"bad_request".into()), "{body}");
+    let (status, _) = served.post("/api/projections/AccountView/rebuild/cancel").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing to cancel");
+
     let (status, started) = served.post("/api/projections/AccountView/rebuild").await;
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -352,6 +371,71 @@ async fn a_rebuild_started_over_http_reports_progress_and_switches(store: Arc<dy
     assert_eq!(rows.len(), 5);
 }
 
+/// A command process manager `Fulfilment`'s instance `key` scheduled, due `hours` from now.
+fn deadline(key: &str, hours: i64) -> Scheduled {
+    let id = Uuid::now_v7();
+    Scheduled {
+        id,
+        owner: "Fulfilment".into(),
+        owner_key: key.to_owned(),
+        name: Some("<timeout>".to_owned()),
+        due_at: (OffsetDateTime::now_utc() + time_hours(hours)).replace_nanosecond(0).unwrap(),
+        type_name: "Order.CancelOrder".into(),
+        payload: Arc::from(format!(r#"{{"id":"{key}"}}"#)),
+        correlation_id: Uuid::now_v7(),
+        causation_id: id,
+    }
+}
+
+fn time_hours(hours: i64) -> Duration {
+    Duration::from_secs(hours.unsigned_abs() * 3600)
+}
+
+async fn scheduled_commands_are_listed_and_cancelled(store: Arc<dyn Store>) {
+    let (later, sooner) = (deadline("k1", 48), deadline("k2", 24));
+    let flow = Commit {
+        stream: StreamId::new("Fulfilment", "k1"),
+        expected_version: 0,
+        advance: 1,
+        state: Some(Arc::from("{}")),
+        events: vec![],
+        snapshot: None,
+    };
+    let batch = Batch { commits: vec![flow], schedule: vec![later.clone(), sooner.clone()], ..Batch::default() };
+    store.commit(batch).await.unwrap();
+    let domain = relay_domain(store);
+    let served = Served::start(ops_router(domain.clone())).await;
+
+    let (status, body) = served.get("/api/scheduled").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let listed = body["scheduled"].as_array().unwrap();
+    let ids: Vec<&str> = listed.iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [sooner.id.to_string(), later.id.to_string()], "earliest due first: {body}");
+    assert_eq!((&listed[0]["type_name"], &listed[0]["payload"]["id"]), (&"Order.CancelOrder".into(), &"k2".into()));
+    let (_, one) = served.get("/api/scheduled?limit=1").await;
+    assert_eq!(one["scheduled"].as_array().unwrap().len(), 1, "{one}");
+    let (_, page) = served.get("/").await;
+    let page = page.as_str().unwrap();
+    assert!(page.contains(&format!("data-id=\"{}\"", later.id)) && page.contains("&lt;timeout&gt;"), "{page}");
+    assert!(!page.contains("<timeout>"), "the deadline's name is escaped");
+
+    let cancel = format!("/api/scheduled/{}/cancel", sooner.id);
+    let (status, body) = served.post(&cancel).await;
+    assert_eq!((status, &body["cancelled"]), (StatusCode::OK, &sooner.id.to_string().into()), "{body}");
+    let (status, body) = served.post(&cancel).await;
+    assert_eq!((status, &body["error"]), (StatusCode::NOT_FOUND, &"not_found".into()), "{body}");
+    assert_eq!(domain.scheduled_commands(10).await.unwrap(), [later.clone()]);
+    let (status, body) = served.post("/api/scheduled/not-a-uuid/cancel").await;
+    assert_eq!((status, &body["error"]), (StatusCode::BAD_REQUEST, &"bad_request".into()), "{body}");
+    let (status, _) = served.get("/api/scheduled?limit=0").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let read_only = Served::start(OpsRouter::new(domain.clone()).read_only().into_router()).await;
+    let (status, _) = read_only.post(&format!("/api/scheduled/{}/cancel", later.id)).await;
+    assert!(status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED, "{status}");
+    assert_eq!(domain.scheduled_commands(10).await.unwrap(), [later]);
+}
+
 fn cases() -> Vec<(&'static str, StoreCase)> {
     vec![
         ("readiness_follows_the_lag_bound", |s| Box::pin(readiness_follows_the_lag_bound(s))),
@@ -361,6 +445,7 @@ fn cases() -> Vec<(&'static str, StoreCase)> {
         ("readiness_fails_while_the_store_fails_or_hangs", |s| {
             Box::pin(readiness_fails_while_the_store_fails_or_hangs(s))
         }),
+        ("scheduled_commands_are_listed_and_cancelled", |s| Box::pin(scheduled_commands_are_listed_and_cancelled(s))),
         ("the_read_only_router_has_no_mutating_route", |s| Box::pin(the_read_only_router_has_no_mutating_route(s))),
         ("unknown_ids_and_bad_input_get_json_errors", |s| Box::pin(unknown_ids_and_bad_input_get_json_errors(s))),
         ("a_rebuild_started_over_http_reports_progress_and_switches", |s| {
