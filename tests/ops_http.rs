@@ -31,6 +31,69 @@ mod harness;
 mod relay;
 
 use books::accounts::{Account, Charge};
+
+/// A projection whose projector waits while `HOLD` is set: a rebuild caught mid-batch.
+pub mod slow {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    use protean::prelude::*;
+
+    /// While set, the projector waits before applying an event.
+    pub static HOLD: AtomicBool = AtomicBool::new(false);
+    /// Set once the projector waited on `HOLD`.
+    pub static HELD: AtomicBool = AtomicBool::new(false);
+
+    #[aggregate]
+    pub struct Tally {
+        pub count: u32,
+    }
+
+    #[command(part_of = Tally)]
+    pub struct Count {
+        pub id: Identifier<Tally>,
+    }
+
+    #[event(part_of = Tally)]
+    pub struct Counted {
+        pub id: Identifier<Tally>,
+        pub count: u32,
+    }
+
+    pub struct Tallies;
+
+    #[handler(part_of = Tally)]
+    impl Tallies {
+        async fn count(ctx: &mut Context<Tally>, command: Count) -> Result<(), DomainError> {
+            let id = command.id.clone();
+            let mut tally = ctx.load_or_add(&id, || Ok(Tally::builder().id(id.clone()).count(0u32).build()?)).await?;
+            tally.count += 1;
+            let count = tally.count;
+            tally.raise(Counted { id: command.id, count });
+            Ok(())
+        }
+    }
+
+    #[projection]
+    pub struct TallyView {
+        #[key]
+        pub id: Identifier<Tally>,
+        pub count: u32,
+    }
+
+    pub struct TallyViews;
+
+    #[projector(projection = TallyView)]
+    impl TallyViews {
+        async fn counted(rows: &mut Rows<TallyView>, event: &Counted) -> Result<(), DomainError> {
+            while HOLD.load(Ordering::SeqCst) {
+                HELD.store(true, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            rows.put(TallyView { id: event.id.clone(), count: event.count }).await
+        }
+    }
+}
 use harness::StoreCase;
 use relay::*;
 
@@ -436,6 +499,55 @@ async fn scheduled_commands_are_listed_and_cancelled(store: Arc<dyn Store>) {
     assert_eq!(domain.scheduled_commands(10).await.unwrap(), [later]);
 }
 
+/// On the memory store only: the projector's gate is shared by the whole binary.
+async fn a_running_rebuild_is_cancelled_over_http() {
+    let domain = Domain::builder()
+        .module(module_path!().to_string() + "::slow")
+        .store(protean::store::MemoryStore::new())
+        .build()
+        .expect("the slow model is valid");
+    let id = Identifier::<slow::Tally>::generate();
+    for _ in 0..3 {
+        domain.process(slow::Count { id: id.clone() }).await.unwrap().all_delivered().unwrap();
+    }
+    let generation = domain.projection_status::<slow::TallyView>().await.unwrap().generation;
+    let served = Served::start(ops_router(domain.clone())).await;
+
+    slow::HOLD.store(true, Ordering::SeqCst);
+    let (status, started) = served.post("/api/projections/TallyView/rebuild").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !slow::HELD.load(Ordering::SeqCst) {
+        assert!(tokio::time::Instant::now() < deadline, "the rebuild did not reach the projector");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Mid-batch: running, and a second start is refused.
+    let (_, progress) = served.get("/api/projections/TallyView/rebuild").await;
+    assert_eq!(progress["state"], "running", "{progress}");
+    let (status, body) = served.post("/api/projections/TallyView/rebuild").await;
+    assert_eq!((status, &body["error"]), (StatusCode::CONFLICT, &"conflict".into()), "{body}");
+    let (_, page) = served.get("/").await;
+    assert!(page.as_str().unwrap().contains("class=\"cancel-rebuild\""), "{page}");
+
+    let (status, body) = served.post("/api/projections/TallyView/rebuild/cancel").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    slow::HOLD.store(false, Ordering::SeqCst);
+    let progress = loop {
+        let (_, progress) = served.get("/api/projections/TallyView/rebuild").await;
+        if progress["state"] != "running" {
+            break progress;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not cancelled in time: {progress}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert_eq!((&progress["state"], &progress["done"]), (&"cancelled".into(), &3.into()), "{progress}");
+    // The old copy still serves.
+    let status = domain.projection_status::<slow::TallyView>().await.unwrap();
+    assert_eq!(status.generation, generation);
+    let view = domain.projection::<slow::TallyView>(&id).await.unwrap().unwrap();
+    assert_eq!(view.count, 3);
+}
+
 fn cases() -> Vec<(&'static str, StoreCase)> {
     vec![
         ("readiness_follows_the_lag_bound", |s| Box::pin(readiness_follows_the_lag_bound(s))),
@@ -457,5 +569,10 @@ fn cases() -> Vec<(&'static str, StoreCase)> {
 fn main() -> ExitCode {
     // The cases dead-letter deliveries on purpose: keep the failures off stderr.
     tracing::subscriber::set_global_default(tracing::subscriber::NoSubscriber::default()).unwrap();
-    harness::run(harness::every_store("ops-http", cases, 8))
+    let mut trials = harness::every_store("ops-http", cases, 8);
+    trials.push(harness::test(
+        "memory::a_running_rebuild_is_cancelled_over_http",
+        a_running_rebuild_is_cancelled_over_http,
+    ));
+    harness::run(trials)
 }
