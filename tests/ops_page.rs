@@ -54,7 +54,7 @@ async fn with_a_dead_letter() -> (Domain, Identifier<Wallet>) {
     fail_audits(&wallet, u32::MAX);
     let _committed = domain.process(Deposit { id: wallet.clone(), amount: 1 }).await.unwrap();
     let handle = domain.workers(WorkerConfig::default()).start().unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while domain.dead_letters().await.unwrap().is_empty() || domain.delivery_status().await.unwrap().undelivered > 0 {
         assert!(tokio::time::Instant::now() < deadline, "no dead letter in time");
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -99,7 +99,7 @@ impl Browser {
     /// The DevTools port chromium chose, from the file it writes in its profile.
     async fn port(&mut self) -> u16 {
         let file = self.profile.join("DevToolsActivePort");
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(port) = std::fs::read_to_string(&file).ok().and_then(|t| t.lines().next()?.parse().ok()) {
                 return port;
@@ -124,7 +124,7 @@ struct Page {
 impl Page {
     /// The session with the page chromium opened at `url`.
     async fn attach(port: u16, url: &str) -> Page {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         let socket_url = loop {
             let list: Value = match reqwest::get(format!("http://127.0.0.1:{port}/json/list")).await {
                 Ok(response) => response.json().await.unwrap_or(Value::Null),
@@ -148,7 +148,7 @@ impl Page {
         let request = json!({ "id": id, "method": method, "params": params });
         self.socket.send(Message::text(request.to_string())).await.expect("sends");
         loop {
-            let message = tokio::time::timeout(Duration::from_secs(10), self.socket.next())
+            let message = tokio::time::timeout(Duration::from_secs(30), self.socket.next())
                 .await
                 .unwrap_or_else(|_| panic!("no answer to {method} in time"))
                 .expect("the socket stays open")
@@ -177,7 +177,7 @@ impl Page {
 
     /// Waits until `expression` is true in the page.
     async fn wait_for(&mut self, expression: &str) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         while self.eval(expression).await != Some(Value::Bool(true)) {
             if tokio::time::Instant::now() >= deadline {
                 let shown = self.eval("location.href + ' ' + document.body.innerText.slice(0, 500)").await;
