@@ -296,8 +296,17 @@ async fn a_dead_letter_redelivered_over_http_is_delivered_once(store: Arc<dyn St
     assert_eq!(outcome["failed"][0]["attempts"], 3, "{outcome}");
     assert_eq!(audited(&domain, &first).await, None);
 
-    // Fixed: delivered once, and gone.
+    // Fixed. A browser's request from another site is refused, and changes nothing.
     fail_audits(&first, 0);
+    for site in ["cross-site", "same-site"] {
+        let url = format!("{}{letter_path}/redeliver", served.base);
+        let response = served.client.post(url).header("sec-fetch-site", site).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "forbidden", "{body}");
+    }
+    assert_eq!(audited(&domain, &first).await, None);
+    // Delivered once, and gone.
     let (status, outcome) = served.post(&format!("{letter_path}/redeliver")).await;
     assert_eq!(status, StatusCode::OK, "{outcome}");
     assert_eq!(outcome["delivered"][0]["event_id"], event_id.as_str(), "{outcome}");

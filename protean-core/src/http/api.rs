@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -35,6 +35,9 @@ pub(super) enum OpsError {
     /// No such dead letter, projection, rebuild or route: 404.
     #[error("{0}")]
     NotFound(String),
+    /// A browser's request from another site to a route that changes something: 403.
+    #[error("{0}")]
+    Forbidden(String),
     /// A rebuild of the projection is already running: 409.
     #[error("{0}")]
     Conflict(String),
@@ -48,6 +51,7 @@ impl OpsError {
         match self {
             OpsError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             OpsError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            OpsError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             OpsError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             OpsError::Process(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -77,6 +81,20 @@ impl From<QueryRejection> for OpsError {
 }
 
 type Answer = Result<Response, OpsError>;
+
+/// Refuses a browser's request made by a page of another site (cross-site request
+/// forgery: a page elsewhere making a signed-in operator's browser redeliver or discard),
+/// told by the `Sec-Fetch-Site` header browsers send. Clients that are not browsers send
+/// none, and pass.
+fn same_origin(headers: &HeaderMap) -> Result<(), OpsError> {
+    match headers.get("sec-fetch-site").map(|site| site.to_str()) {
+        None | Some(Ok("same-origin" | "none")) => Ok(()),
+        Some(site) => Err(OpsError::Forbidden(format!(
+            "a browser's request from another site (Sec-Fetch-Site: {}) may not change anything",
+            site.unwrap_or("?")
+        ))),
+    }
+}
 
 /// `GET /livez`: the process answers.
 pub(super) async fn livez() -> &'static str {
@@ -198,13 +216,23 @@ pub(super) async fn dead_letter(
 }
 
 /// `POST /api/dead-letters/{handler}/{event_id}/redeliver`.
-pub(super) async fn redeliver(State(ops): State<Arc<Ops>>, key: Result<Path<(String, Uuid)>, PathRejection>) -> Answer {
+pub(super) async fn redeliver(
+    State(ops): State<Arc<Ops>>,
+    headers: HeaderMap,
+    key: Result<Path<(String, Uuid)>, PathRejection>,
+) -> Answer {
+    same_origin(&headers)?;
     let Path((handler, event_id)) = key?;
     settled(ops.domain.redeliver(&handler, event_id).await, &handler, event_id)
 }
 
 /// `POST /api/dead-letters/{handler}/{event_id}/discard`.
-pub(super) async fn discard(State(ops): State<Arc<Ops>>, key: Result<Path<(String, Uuid)>, PathRejection>) -> Answer {
+pub(super) async fn discard(
+    State(ops): State<Arc<Ops>>,
+    headers: HeaderMap,
+    key: Result<Path<(String, Uuid)>, PathRejection>,
+) -> Answer {
+    same_origin(&headers)?;
     let Path((handler, event_id)) = key?;
     settled(ops.domain.discard(&handler, event_id).await, &handler, event_id)
 }
@@ -280,9 +308,11 @@ fn rebuild_of(ops: &Ops, name: &str) -> Result<Rebuild, OpsError> {
 /// the plan ([`RebuildPlan`](crate::runtime::RebuildPlan)), nothing started.
 pub(super) async fn start_rebuild(
     State(ops): State<Arc<Ops>>,
+    headers: HeaderMap,
     name: Result<Path<String>, PathRejection>,
     options: Result<Query<RebuildOptions>, QueryRejection>,
 ) -> Answer {
+    same_origin(&headers)?;
     let (Path(name), Query(options)) = (name?, options?);
     let mut rebuild = rebuild_of(&ops, &name)?;
     if let Some(position) = options.from_position {
@@ -315,7 +345,12 @@ pub(super) async fn start_rebuild(
 /// `POST /api/projections/{name}/rebuild/cancel`: 202; the rebuild stops before its next
 /// batch, and the old copy keeps serving reads. 404 when no rebuild of it started here
 /// is running.
-pub(super) async fn cancel_rebuild(State(ops): State<Arc<Ops>>, name: Result<Path<String>, PathRejection>) -> Answer {
+pub(super) async fn cancel_rebuild(
+    State(ops): State<Arc<Ops>>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+) -> Answer {
+    same_origin(&headers)?;
     let Path(name) = name?;
     match ops.rebuild(&name) {
         Some(tracked) if tracked.running() => {
@@ -360,7 +395,12 @@ pub(super) async fn scheduled(
 
 /// `POST /api/scheduled/{id}/cancel`: 200 when it was cancelled, 404 when there is no
 /// such pending command (fired, cancelled, or never scheduled).
-pub(super) async fn cancel_scheduled(State(ops): State<Arc<Ops>>, id: Result<Path<Uuid>, PathRejection>) -> Answer {
+pub(super) async fn cancel_scheduled(
+    State(ops): State<Arc<Ops>>,
+    headers: HeaderMap,
+    id: Result<Path<Uuid>, PathRejection>,
+) -> Answer {
+    same_origin(&headers)?;
     let Path(id) = id?;
     if ops.domain.cancel_scheduled(id).await? {
         Ok(Json(json!({ "cancelled": id })).into_response())

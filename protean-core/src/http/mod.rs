@@ -53,7 +53,13 @@
 //! | `GET /api/scheduled?limit=` | `{"scheduled": [...]}`: [`Domain::scheduled_commands`], earliest due first (100 unless given, at most 1,000) |
 //! | `POST /api/scheduled/{id}/cancel` | [`Domain::cancel_scheduled`]: 200 `{"cancelled": id}`; 404 when no such command is pending |
 //!
-//! Status codes: 400 for a malformed id, filter or paging; 404 for what does not exist
+//! The routes that change something refuse a browser's request made by a page of
+//! another site (its `Sec-Fetch-Site` header says `cross-site` or `same-site`) with 403:
+//! a page elsewhere cannot make a signed-in operator's browser press the buttons
+//! (cross-site request forgery). Clients other than browsers send no such header.
+//!
+//! Status codes: 400 for a malformed id, filter or paging; 403 for a cross-site browser
+//! request to a route that changes something; 404 for what does not exist
 //! (an unknown route too); 405 for a known path with another method (a mutating route
 //! of the read-only router among them); 409 for a rebuild already running; 500 when the
 //! store fails (the message says why); 503 from `/readyz` when not ready.
