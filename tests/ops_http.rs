@@ -496,7 +496,7 @@ async fn scheduled_commands_are_listed_and_cancelled(store: Arc<dyn Store>) {
     assert_eq!((status, &body["cancelled"]), (StatusCode::OK, &sooner.id.to_string().into()), "{body}");
     let (status, body) = served.post(&cancel).await;
     assert_eq!((status, &body["error"]), (StatusCode::NOT_FOUND, &"not_found".into()), "{body}");
-    assert_eq!(domain.scheduled_commands(10).await.unwrap(), [later.clone()]);
+    assert_eq!(domain.scheduled_commands(10).await.unwrap(), std::slice::from_ref(&later));
     let (status, body) = served.post("/api/scheduled/not-a-uuid/cancel").await;
     assert_eq!((status, &body["error"]), (StatusCode::BAD_REQUEST, &"bad_request".into()), "{body}");
     let (status, _) = served.get("/api/scheduled?limit=0").await;
