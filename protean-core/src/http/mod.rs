@@ -42,7 +42,7 @@
 //! | `GET /livez` | 200 `ok` while the process serves requests |
 //! | `GET /readyz` | 200 `{"ready": true, "lag_seconds": ..}`; 503 `{"ready": false, "reason": .., ..}` when the delivery lag passes [`max_lag`](OpsRouter::max_lag) or the store does not answer within [`store_timeout`](OpsRouter::store_timeout) |
 //! | `GET /api/status` | `{"delivery": ..., "projections": [...]}`: [`Domain::delivery_status`] and [`Domain::projection_statuses`] |
-//! | `GET /api/dead-letters?handler=&event_type=&stream=&limit=&offset=` | `{"dead_letters": [...], "offset", "limit", "next_offset"}`, oldest event first; `stream` is `Aggregate/id`; `limit` 50 unless given (at most 1,000); `offset + limit` at most 10,000 |
+//! | `GET /api/dead-letters?handler=&event_type=&stream=&limit=&offset=` | `{"dead_letters": [...], "offset", "limit", "next_offset"}`, oldest event first; `stream` is `Aggregate/id`; `limit` 50 unless given (at most 1,000); `offset + limit` at most 10,000; `event_type` is matched among the first 10,000 dead letters the other filters leave |
 //! | `GET /api/dead-letters/{handler}/{event_id}` | one dead letter (any failed delivery, whatever its status); 404 when there is none |
 //! | `POST /api/dead-letters/{handler}/{event_id}/redeliver` | [`Domain::redeliver`]: `{"delivered": [...], "failed": [...]}`; 404 when there is no such dead letter |
 //! | `POST /api/dead-letters/{handler}/{event_id}/discard` | [`Domain::discard`], answered the same way |
