@@ -84,27 +84,36 @@ async fn dead_letters_are_listed_shown_and_redelivered_once() {
     let (_, none) = ops(&domain, &["--json", "dead-letters", "list", "--handler", "Bookkeeping::book"]).await;
     assert_eq!(none.trim(), "[]");
 
-    let (exit, text) = ops(&domain, &["dead-letters", "show", AUDIT, &event_id]).await;
+    let (exit, text) = ops(&domain, &["dead-letters", "show", &event_id]).await;
     assert_eq!(exit, Exit::Ok);
     assert!(text.contains("attempts:  2") && text.contains("Wallet.Deposited"), "{text}");
+    let (exit, same) = ops(&domain, &["dead-letters", "show", &event_id, "--handler", AUDIT]).await;
+    assert_eq!((exit, &same), (Exit::Ok, &text));
 
     let unknown = Uuid::new_v4().to_string();
-    let (exit, text) = ops(&domain, &["dead-letters", "show", AUDIT, &unknown]).await;
+    let (exit, text) = ops(&domain, &["dead-letters", "show", &unknown]).await;
     assert_eq!(exit, Exit::NotFound);
-    assert!(text.starts_with("error: no dead letter of `Auditing::audit`"), "{text}");
+    assert_eq!(text.trim(), format!("error: no dead letter for event {unknown}"));
+    let (exit, text) = ops(&domain, &["dead-letters", "show", &event_id, "--handler", "Bookkeeping::book"]).await;
+    assert_eq!(exit, Exit::NotFound);
+    assert!(text.starts_with("error: no dead letter of `Bookkeeping::book`"), "{text}");
+    let (_, json) = ops(&domain, &["--json", "dead-letters", "list", "--stream", &format!("Wallet/{wallet}")]).await;
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&json).unwrap().as_array().map(Vec::len), Some(1), "{json}");
+    let (_, json) = ops(&domain, &["--json", "dead-letters", "list", "--event-type", "Wallet.Withdrawn"]).await;
+    assert_eq!(json.trim(), "[]");
 
     // Still failing: the redelivery fails again, and says so.
-    let (exit, json) = ops(&domain, &["--json", "dead-letters", "redeliver", AUDIT, &event_id]).await;
+    let (exit, json) = ops(&domain, &["--json", "dead-letters", "redeliver", &event_id]).await;
     assert_eq!(exit, Exit::Attention, "{json}");
     let outcome: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(outcome["failed"][0]["attempts"], 3, "{json}");
 
     // Fixed: delivered once, and gone.
     fail_audits(&wallet, 0);
-    let (exit, text) = ops(&domain, &["dead-letters", "redeliver", AUDIT, &event_id]).await;
+    let (exit, text) = ops(&domain, &["dead-letters", "replay", &event_id, "--handler", AUDIT]).await;
     assert_eq!(exit, Exit::Ok, "{text}");
     assert_eq!(text.trim(), format!("delivered: {AUDIT} {event_id}"));
-    let (exit, _) = ops(&domain, &["dead-letters", "redeliver", AUDIT, &event_id]).await;
+    let (exit, _) = ops(&domain, &["dead-letters", "replay", &event_id]).await;
     assert_eq!(exit, Exit::NotFound);
     let (exit, text) = ops(&domain, &["status"]).await;
     assert_eq!(exit, Exit::Ok, "{text}");
@@ -113,8 +122,11 @@ async fn dead_letters_are_listed_shown_and_redelivered_once() {
 #[test]
 fn bad_arguments_are_clap_usage_errors() {
     let bad = [
-        vec!["service", "ops", "dead-letters", "show", AUDIT, "not-a-uuid"],
-        vec!["service", "ops", "dead-letters", "redeliver"],
+        vec!["service", "ops", "dead-letters", "show", "not-a-uuid"],
+        vec!["service", "ops", "dead-letters", "replay"],
+        vec!["service", "ops", "dead-letters", "replay", "--all", "0190a000-0000-7000-8000-000000000000"],
+        vec!["service", "ops", "events", "read", "Account/x", "--as-of", "yesterday"],
+        vec!["service", "ops", "model", "export", "--format", "png"],
         vec!["service", "ops", "no-such-command"],
     ];
     for args in bad {

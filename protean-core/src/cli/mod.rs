@@ -35,17 +35,22 @@
 
 mod dead_letters;
 mod events;
+mod migrate;
+mod model;
 mod projections;
 mod status;
 
+use std::future::Future;
 use std::io::Write;
 
 use clap::{Args, Subcommand};
 
 use crate::runtime::Domain;
+use crate::store::StreamId;
 
-pub use dead_letters::DeadLetters;
+pub use dead_letters::{DeadLetterFilter, DeadLetters};
 pub use events::Events;
+pub use model::{ExportFormat, ModelCommand};
 pub use projections::Projections;
 
 /// The operations commands: `ops [--json] <command>`.
@@ -62,17 +67,30 @@ pub struct Ops {
 /// One operations command.
 #[derive(Debug, Subcommand)]
 pub enum OpsCommand {
+    /// Creates or upgrades the store's schema; with `--check`, only says whether it is
+    /// current (exit 5 when not), changing nothing.
+    Migrate {
+        /// Changes nothing: exit 0 when the schema is current, 5 when it is behind (or
+        /// ahead of this build).
+        #[arg(long)]
+        check: bool,
+    },
     /// Lag, undelivered events, and per handler delivered, retrying, dead and held.
     Status,
-    /// Lists, shows, redelivers and discards dead letters.
+    /// Lists, shows, replays and discards dead letters.
     #[command(subcommand)]
     DeadLetters(DeadLetters),
     /// Where each projection stands.
     #[command(subcommand)]
     Projections(Projections),
-    /// Reads stored events.
+    /// Reads stored events: a stream, a conversation's causal chain, the log as it grows.
     #[command(subcommand)]
     Events(Events),
+    /// The domain's model: exported as JSON, Mermaid or Graphviz.
+    #[command(subcommand)]
+    Model(ModelCommand),
+    /// Whole-model diagnostics, each with a stable code (exit 4 when any is an error).
+    Check,
 }
 
 /// How an operations command ended: the process's exit code.
@@ -83,11 +101,15 @@ pub enum Exit {
     Ok = 0,
     /// The store failed, or refused the command.
     Failed = 1,
-    /// What the command names does not exist (an unknown dead letter, an empty stream).
+    /// What the command names does not exist (an unknown dead letter, an empty stream),
+    /// or is ambiguous (an event dead for several handlers, without `--handler`).
     NotFound = 3,
     /// Done, and the answer needs attention: `status` found dead letters or held events,
-    /// a redelivery failed again.
+    /// a replay failed again, a projection is outdated, `check` found an error.
     Attention = 4,
+    /// `migrate --check`: the schema is not the one this build works with (behind:
+    /// run `migrate`; or ahead: this build is older than the database).
+    SchemaMismatch = 5,
 }
 
 impl From<Exit> for std::process::ExitCode {
@@ -97,23 +119,82 @@ impl From<Exit> for std::process::ExitCode {
 }
 
 impl Ops {
+    /// Whether the command needs an opened [`Domain`]: every command but `migrate`,
+    /// which opens the store itself from its URL (see [`run_with`](Self::run_with)).
+    pub fn needs_domain(&self) -> bool {
+        !matches!(self.command, OpsCommand::Migrate { .. })
+    }
+
     /// Runs the command against `domain`, writing its output to `out` (an error's text
     /// too, so that a script reading `out` sees it); returns the exit code.
+    ///
+    /// `migrate` (without `--check`) migrates the domain's store; `migrate --check`
+    /// cannot be answered here, as an opened store is current by construction (it
+    /// migrated, or refused a schema that is not): it fails with a message pointing at
+    /// [`run_with`](Self::run_with).
     pub async fn run(self, domain: &Domain, out: &mut impl Write) -> Exit {
+        let json = self.json;
         let outcome = match self.command {
-            OpsCommand::Status => status::run(domain, self.json, out).await,
-            OpsCommand::DeadLetters(command) => command.run(domain, self.json, out).await,
-            OpsCommand::Projections(command) => command.run(domain, self.json, out).await,
-            OpsCommand::Events(command) => command.run(domain, self.json, out).await,
+            OpsCommand::Migrate { check } => migrate::on_domain(domain, check, json, out).await,
+            command => run_on(command, domain, json, out).await,
         };
-        match outcome {
-            Ok(exit) => exit,
-            Err(error) => {
-                let _ = report(out, self.json, &*error);
-                Exit::Failed
-            }
+        finish(outcome, json, out)
+    }
+
+    /// Runs the command against the store at `url`, and builds the domain with
+    /// `domain` only for a command that needs one ([`needs_domain`](Self::needs_domain)):
+    /// `migrate` and `migrate --check` open the store themselves, so a deploy gate
+    /// checks a schema the domain could not open (see [`schema_status`](crate::store::schema_status)).
+    /// `domain` failing is reported like any other failure ([`Exit::Failed`]).
+    pub async fn run_with<F, Fut, E>(self, url: &str, domain: F, out: &mut impl Write) -> Exit
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Domain, E>>,
+        E: Into<Box<dyn std::error::Error>>,
+    {
+        let json = self.json;
+        let outcome = match self.command {
+            OpsCommand::Migrate { check } => migrate::on_url(url, check, json, out).await,
+            command => match domain().await {
+                Ok(domain) => run_on(command, &domain, json, out).await,
+                Err(error) => {
+                    let _ = report(out, json, &*error.into());
+                    return Exit::Failed;
+                }
+            },
+        };
+        finish(outcome, json, out)
+    }
+}
+
+/// Runs a command that needs a domain.
+async fn run_on(command: OpsCommand, domain: &Domain, json: bool, out: &mut impl Write) -> Outcome {
+    match command {
+        OpsCommand::Migrate { check } => migrate::on_domain(domain, check, json, out).await,
+        OpsCommand::Status => status::run(domain, json, out).await,
+        OpsCommand::DeadLetters(command) => command.run(domain, json, out).await,
+        OpsCommand::Projections(command) => command.run(domain, json, out).await,
+        OpsCommand::Events(command) => command.run(domain, json, out).await,
+        OpsCommand::Model(command) => command.run(domain, json, out),
+        OpsCommand::Check => model::check(domain, json, out),
+    }
+}
+
+/// The exit code of an outcome, its error written to `out`.
+fn finish(outcome: Outcome, json: bool, out: &mut impl Write) -> Exit {
+    match outcome {
+        Ok(exit) => exit,
+        Err(error) => {
+            let _ = report(out, json, &*error);
+            Exit::Failed
         }
     }
+}
+
+/// A stream as the commands print it, `Aggregate/id`; `None` when it is not one.
+fn parse_stream(stream: &str) -> Option<StreamId> {
+    let (aggregate, id) = stream.split_once('/').filter(|(a, i)| !a.is_empty() && !i.is_empty())?;
+    Some(StreamId::new(aggregate.to_owned(), id.to_owned()))
 }
 
 /// Writes a message that is an error to the reader (nothing matched): as text, or as
@@ -127,7 +208,7 @@ fn say(out: &mut impl Write, json: bool, message: &str) -> std::io::Result<()> {
 }
 
 /// Writes `error` as text or as `{"error": ...}`.
-fn report(out: &mut impl Write, json: bool, error: &(dyn std::error::Error + Send + Sync)) -> std::io::Result<()> {
+fn report(out: &mut impl Write, json: bool, error: &dyn std::error::Error) -> std::io::Result<()> {
     say(out, json, &error.to_string())
 }
 
