@@ -10,6 +10,10 @@ use crate::store::{Envelope, Scheduled};
 /// How many events [`Domain::trace`] reads from the log at a time.
 const PAGE: usize = 1_000;
 
+/// How many pending scheduled commands (every conversation's, due first)
+/// [`Domain::trace`] reads to find the conversation's.
+const SCHEDULED: usize = 10_000;
+
 /// A conversation: what its first command caused, as a tree by causation id (see
 /// [`Domain::trace`]).
 #[derive(Debug, Clone)]
@@ -119,7 +123,9 @@ impl Domain {
     ///
     /// It reads the whole event log, a page at a time (by log position), to find the conversation's
     /// events: its cost grows with the log (O(events)), so it is for an operator's
-    /// question, not for a request path. An unknown id gives an empty trace.
+    /// question, not for a request path. The pending commands are found among the first
+    /// 10 000 pending ones (earliest due first) of every conversation. An unknown id
+    /// gives an empty trace.
     pub async fn trace(&self, correlation_id: Uuid) -> Result<Trace, ProcessError> {
         let store = self.store();
         let mut events = Vec::new();
@@ -134,6 +140,8 @@ impl Domain {
                 break;
             }
         }
-        Ok(Trace::of(correlation_id, events, Vec::new()))
+        let mut scheduled = self.scheduled_commands(SCHEDULED).await?;
+        scheduled.retain(|command| command.correlation_id == correlation_id);
+        Ok(Trace::of(correlation_id, events, scheduled))
     }
 }

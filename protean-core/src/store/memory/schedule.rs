@@ -51,6 +51,22 @@ impl Schedule for MemoryStore {
         found.sort_by_key(|scheduled| (scheduled.due_at, scheduled.id));
         Box::pin(std::future::ready(Ok(found)))
     }
+
+    fn pending_scheduled(&self, limit: usize) -> BoxFuture<'_, Result<Vec<Scheduled>, StoreError>> {
+        let inner = self.lock();
+        let mut found: Vec<Scheduled> = inner.scheduled.iter().map(|pending| pending.scheduled.clone()).collect();
+        found.sort_by_key(|scheduled| (scheduled.due_at, scheduled.id));
+        found.truncate(limit);
+        Box::pin(std::future::ready(Ok(found)))
+    }
+
+    fn cancel_scheduled(&self, id: Uuid) -> BoxFuture<'_, Result<bool, StoreError>> {
+        let mut inner = self.lock();
+        let before = inner.scheduled.len();
+        inner.scheduled.retain(|pending| pending.scheduled.id != id);
+        let cancelled = inner.scheduled.len() < before;
+        Box::pin(std::future::ready(Ok(cancelled)))
+    }
 }
 
 /// Claims up to `limit` of the commands due at `now` whose claim is free, earliest first,

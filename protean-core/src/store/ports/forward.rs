@@ -97,7 +97,7 @@ macro_rules! forward_ports {
     };
     (@port Schedule [$($generics:tt)*] $ty:ty, $recv:tt) => {
         impl<$($generics)*> $crate::store::ports::Schedule for $ty {
-            $crate::forward_ports!(@methods $recv: claim_due, complete_scheduled, release_scheduled, next_due, scheduled_of);
+            $crate::forward_ports!(@methods $recv: claim_due, complete_scheduled, release_scheduled, next_due, scheduled_of, pending_scheduled, cancel_scheduled);
         }
     };
     (@method $recv:tt Records) => {
@@ -113,7 +113,7 @@ macro_rules! forward_ports {
         $crate::forward_ports!(@methods $recv: register_projection, projection_state, projection_row, query_projection, begin_build, write_build, finish_build, read_model, put_read_model);
     };
     (@method $recv:tt Schedule) => {
-        $crate::forward_ports!(@methods $recv: claim_due, complete_scheduled, release_scheduled, next_due, scheduled_of);
+        $crate::forward_ports!(@methods $recv: claim_due, complete_scheduled, release_scheduled, next_due, scheduled_of, pending_scheduled, cancel_scheduled);
     };
     (@method $recv:tt migrate) => {
         fn migrate(&self) -> $crate::store::ports::BoxFuture<'_, Result<(), $crate::store::ports::StoreError>> {
@@ -313,6 +313,16 @@ macro_rules! forward_ports {
     (@method $recv:tt scheduled_of) => {
         fn scheduled_of<'a>(&'a self, owner: &'a str, owner_key: &'a str) -> $crate::store::ports::BoxFuture<'a, Result<Vec<$crate::store::ports::Scheduled>, $crate::store::ports::StoreError>> {
             $crate::store::ports::Schedule::scheduled_of($crate::forward_ports!(@recv self $recv), owner, owner_key)
+        }
+    };
+    (@method $recv:tt pending_scheduled) => {
+        fn pending_scheduled(&self, limit: usize) -> $crate::store::ports::BoxFuture<'_, Result<Vec<$crate::store::ports::Scheduled>, $crate::store::ports::StoreError>> {
+            $crate::store::ports::Schedule::pending_scheduled($crate::forward_ports!(@recv self $recv), limit)
+        }
+    };
+    (@method $recv:tt cancel_scheduled) => {
+        fn cancel_scheduled(&self, id: $crate::store::ports::Uuid) -> $crate::store::ports::BoxFuture<'_, Result<bool, $crate::store::ports::StoreError>> {
+            $crate::store::ports::Schedule::cancel_scheduled($crate::forward_ports!(@recv self $recv), id)
         }
     };
 }

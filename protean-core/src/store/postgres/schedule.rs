@@ -78,14 +78,23 @@ impl Schedule for PostgresStore {
     }
 
     fn complete_scheduled(&self, id: Uuid) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move { self.delete_scheduled(id).await.map(drop) })
+    }
+
+    fn pending_scheduled(&self, limit: usize) -> BoxFuture<'_, Result<Vec<Scheduled>, StoreError>> {
         Box::pin(async move {
-            sqlx::query("DELETE FROM protean_scheduled WHERE id = $1")
-                .bind(id)
-                .execute(&self.pool)
-                .await
-                .map(|_| ())
-                .map_err(backend)
+            let rows =
+                sqlx::query(&format!("SELECT {SCHEDULED_COLUMNS} FROM protean_scheduled ORDER BY due_at, id LIMIT $1"))
+                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(backend)?;
+            rows.iter().map(scheduled).collect()
         })
+    }
+
+    fn cancel_scheduled(&self, id: Uuid) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(self.delete_scheduled(id))
     }
 
     fn release_scheduled(&self, ids: Vec<Uuid>) -> BoxFuture<'_, Result<(), StoreError>> {
@@ -131,5 +140,17 @@ impl Schedule for PostgresStore {
             .map_err(backend)?;
             rows.iter().map(scheduled).collect()
         })
+    }
+}
+
+impl PostgresStore {
+    /// Deletes the scheduled command `id`; whether there was one.
+    async fn delete_scheduled(&self, id: Uuid) -> Result<bool, StoreError> {
+        sqlx::query("DELETE FROM protean_scheduled WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map(|done| done.rows_affected() > 0)
+            .map_err(backend)
     }
 }

@@ -50,6 +50,15 @@ impl Schedule for SqliteStore {
         let (owner, owner_key) = (owner.to_owned(), owner_key.to_owned());
         self.threads.read(move |c| scheduled_of(c, &owner, &owner_key))
     }
+
+    fn pending_scheduled(&self, limit: usize) -> BoxFuture<'_, Result<Vec<Scheduled>, StoreError>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.threads.read(move |c| select(c, "ORDER BY due_at, id LIMIT ?1", [limit]))
+    }
+
+    fn cancel_scheduled(&self, id: Uuid) -> BoxFuture<'_, Result<bool, StoreError>> {
+        self.threads.write(move |c| delete(c, id))
+    }
 }
 
 /// Frees the claims of every owner but `owner` on scheduled commands (run when the store
@@ -188,10 +197,15 @@ fn claim_due(
 
 /// Forgets the scheduled command `id`: it was fired.
 fn complete(connection: &Connection, id: Uuid) -> Result<(), StoreError> {
+    delete(connection, id).map(drop)
+}
+
+/// Deletes the scheduled command `id`; whether there was one.
+fn delete(connection: &Connection, id: Uuid) -> Result<bool, StoreError> {
     connection
         .prepare_cached("DELETE FROM protean_scheduled WHERE id = ?1")
         .and_then(|mut s| s.execute([id.to_string()]))
-        .map(drop)
+        .map(|deleted| deleted > 0)
         .map_err(backend)
 }
 
