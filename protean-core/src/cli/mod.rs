@@ -38,6 +38,7 @@ mod events;
 mod migrate;
 mod model;
 mod projections;
+mod scheduled;
 mod status;
 
 use std::future::Future;
@@ -52,6 +53,7 @@ pub use dead_letters::{DeadLetterFilter, DeadLetters};
 pub use events::Events;
 pub use model::{ExportFormat, ModelCommand};
 pub use projections::Projections;
+pub use scheduled::ScheduledCommands;
 
 /// The operations commands: `ops [--json] <command>`.
 #[derive(Debug, Args)]
@@ -80,9 +82,12 @@ pub enum OpsCommand {
     /// Lists, shows, replays and discards dead letters.
     #[command(subcommand)]
     DeadLetters(DeadLetters),
-    /// Where each projection stands.
+    /// Where each projection stands; rebuilds one.
     #[command(subcommand)]
     Projections(Projections),
+    /// Lists and cancels the commands process managers scheduled.
+    #[command(subcommand)]
+    Scheduled(ScheduledCommands),
     /// Reads stored events: a stream, a conversation's causal chain, the log as it grows.
     #[command(subcommand)]
     Events(Events),
@@ -174,6 +179,7 @@ async fn run_on(command: OpsCommand, domain: &Domain, json: bool, out: &mut impl
         OpsCommand::Status => status::run(domain, json, out).await,
         OpsCommand::DeadLetters(command) => command.run(domain, json, out).await,
         OpsCommand::Projections(command) => command.run(domain, json, out).await,
+        OpsCommand::Scheduled(command) => command.run(domain, json, out).await,
         OpsCommand::Events(command) => command.run(domain, json, out).await,
         OpsCommand::Model(command) => command.run(domain, json, out),
         OpsCommand::Check => model::check(domain, json, out),
