@@ -299,6 +299,7 @@ fn letter_json(letter: &FailedDelivery) -> Value {
         "event_version": letter.event.version,
         "stream": letter.event.stream.to_string(),
         "sequence": letter.event.sequence,
+        "correlation_id": letter.event.correlation_id,
         "status": letter.status.as_str(),
         "attempts": letter.attempts,
         "first_error": letter.first_error,
