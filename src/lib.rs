@@ -220,3 +220,6 @@ pub struct ProcessManagersDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/benchmarks.md")]
 pub struct BenchmarksDoctests;
+#[cfg(all(doctest, feature = "cli"))]
+#[doc = include_str!("../docs/operations.md")]
+pub struct OperationsDoctests;
