@@ -1,7 +1,21 @@
 //! The operations commands, to mount in the user's own binary (feature `cli`, on clap):
-//! `my-service ops status`, `my-service ops dead-letters list`, ... run against the
-//! user's [`Domain`]. Human output by default, `--json` for scripts; [`Ops::run`] returns
-//! the process's exit code (see [`Exit`]).
+//! `my-service ops status`, `my-service ops dead-letters replay ID`, `my-service ops
+//! migrate --check`, ... run against the user's [`Domain`] and its store. Human output
+//! by default, `--json` for scripts; every command returns the process's exit code
+//! ([`Exit`]: 0 done, 1 failed, 2 clap's usage error, 3 not found, 4 needs attention,
+//! 5 schema not current).
+//!
+//! The commands: `migrate [--check]`; `status`; `dead-letters list|show|replay|discard`
+//! (`replay --all` with filters); `projections status|rebuild NAME [--dry-run]
+//! [--from-position N]` (a progress bar on a terminal, lines otherwise; Ctrl-C cancels
+//! and the serving copy stays); `events read|trace|tail`; `scheduled list|cancel`;
+//! `model export --format json|mermaid|dot`; `check` ([`Model::diagnose`](crate::registry::Model::diagnose)).
+//! The repository's `docs/operations.md` describes each.
+//!
+//! [`Ops::run_with`] takes the store's URL and a closure building the domain, called
+//! only for the commands that need one: `migrate --check` reads the schema version of a
+//! store the domain could not open ([`schema_status`](crate::store::schema_status)).
+//! [`Ops::run`] runs a command against a domain already built:
 //!
 //! ```
 //! # extern crate protean_core as protean;
