@@ -1,5 +1,5 @@
 //! The e-commerce example's `ops` commands run as real processes (the example's
-//! binary, built next to this test by `cargo test`), against SQLite (a file in a
+//! binary, built next to this test by `cargo test --workspace`), against SQLite (a file in a
 //! temporary folder) and PostgreSQL (a new database; ignored, with the reason, when
 //! `PROTEAN_POSTGRES_URL` is not set, and failing without it when
 //! `PROTEAN_REQUIRE_POSTGRES=1`).
@@ -17,7 +17,7 @@ use std::process::{Command, Output};
 use libtest_mimic::{Arguments, Completion, Trial};
 use serde_json::Value;
 
-#[path = "../ecommerce/model.rs"]
+#[path = "../examples/ecommerce/model.rs"]
 #[allow(dead_code)]
 mod model;
 
@@ -31,8 +31,8 @@ fn binary() -> PathBuf {
     let binary = profile.join("examples").join(format!("ecommerce{}", std::env::consts::EXE_SUFFIX));
     assert!(
         binary.exists(),
-        "{} is missing: `cargo test -p protean-examples` builds it (a run filtered to this test with `--test` does not: \
-         `cargo build -p protean-examples --example ecommerce` first)",
+        "{} is missing: `cargo test --workspace` builds it with the examples' package (a run of this test alone does \
+         not: `cargo build -p protean-examples --example ecommerce` first, with `--features postgres` for PostgreSQL)",
         binary.display()
     );
     binary
