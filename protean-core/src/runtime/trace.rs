@@ -51,21 +51,6 @@ pub struct TraceEvent {
 }
 
 impl Trace {
-    /// Every event of the trace, in log order.
-    pub fn events(&self) -> Vec<&Envelope> {
-        fn walk<'a>(events: &'a [TraceEvent], into: &mut Vec<&'a Envelope>) {
-            for node in events {
-                into.push(&node.event);
-                walk(&node.caused, into);
-            }
-        }
-        let mut all = Vec::new();
-        for command in &self.commands {
-            walk(&command.events, &mut all);
-        }
-        all
-    }
-
     /// Builds the tree from the conversation's events (in log order) and its
     /// scheduled commands.
     fn of(correlation_id: Uuid, events: Vec<Envelope>, scheduled: Vec<Scheduled>) -> Trace {
