@@ -523,3 +523,43 @@ async fn a_projection_rebuilt_by_name_dry_run_and_from_a_position() {
     assert_eq!(exit, Exit::NotFound);
     assert!(text.starts_with("error: ") && text.contains("OwnerTotal"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_rebuild_leaves_the_serving_copy_and_a_stopped_tail_ends() {
+    let domain = Domain::builder()
+        .module(module_path!().to_string() + "::books")
+        .store(MemoryStore::new())
+        .build()
+        .expect("the books model is valid");
+    let account: Identifier<Account> = Identifier::generate();
+    let processed = domain.process(Charge { id: account, owner: "ann".into(), cents: 5 }).await.unwrap();
+    processed.all_delivered().unwrap();
+    let (_, before) = ops(&domain, &["--json", "projections", "status"]).await;
+
+    // What Ctrl-C does to `ops projections rebuild`, with a stop that has come already
+    // (before the rebuild counted its events).
+    let Service::Ops(rebuild) =
+        Service::try_parse_from(["service", "ops", "projections", "rebuild", "OwnerTotal"]).unwrap();
+    let mut out = Vec::new();
+    let exit = rebuild.run_until(&domain, &mut out, std::future::ready(())).await;
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(exit, Exit::Attention, "{text}");
+    assert_eq!(
+        text.trim(),
+        "OwnerTotal: cancelled after 0 of 0 event(s); the serving copy stays, and the next rebuild resumes"
+    );
+    let (_, after) = ops(&domain, &["--json", "projections", "status"]).await;
+    let serving = |json: &str| -> Vec<(serde_json::Value, serde_json::Value)> {
+        let list: serde_json::Value = serde_json::from_str(json).unwrap();
+        list.as_array().unwrap().iter().map(|p| (p["projection"].clone(), p["generation"].clone())).collect()
+    };
+    assert_eq!(serving(&after), serving(&before), "the serving copies stay");
+    let total = domain.projection::<books::views::OwnerTotal>(&"ann".to_string()).await.unwrap();
+    assert_eq!(total.map(|t| t.total), Some(5), "the serving copy answers");
+
+    // `events tail` with nothing new to print ends when stopped, and says nothing.
+    let Service::Ops(tail) = Service::try_parse_from(["service", "ops", "events", "tail"]).unwrap();
+    let mut out = Vec::new();
+    let exit = tail.run_until(&domain, &mut out, tokio::time::sleep(Duration::from_millis(50))).await;
+    assert_eq!((exit, out.len()), (Exit::Ok, 0));
+}

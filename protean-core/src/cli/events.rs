@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
-use crate::cli::{Exit, Outcome};
+use crate::cli::{Exit, Outcome, Stop};
 use crate::runtime::{Domain, TraceEvent};
 use crate::store::{Envelope, OffsetDateTime, Scheduled};
 
@@ -59,11 +59,17 @@ fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
 
 impl Events {
     /// Runs the command; see [`Ops::run`](crate::cli::Ops::run).
-    pub(super) async fn run(self, domain: &Domain, json: bool, out: &mut impl Write) -> Outcome {
+    pub(super) async fn run(self, domain: &Domain, json: bool, out: &mut impl Write, stop: Stop<'_>) -> Outcome {
         match self {
             Events::Read { stream, from, as_of } => read(domain, &stream, from, as_of, json, out).await,
             Events::Trace { correlation_id } => trace(domain, correlation_id, json, out).await,
-            Events::Tail { from, limit } => tail(domain, from, limit, json, out).await,
+            Events::Tail { from, limit } => {
+                // Stopped: what was printed stands.
+                tokio::select! {
+                    outcome = tail(domain, from, limit, json, out) => outcome,
+                    () = stop => Ok(Exit::Ok),
+                }
+            }
         }
     }
 }

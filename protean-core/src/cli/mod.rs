@@ -151,11 +151,23 @@ impl Ops {
     /// cannot be answered here, as an opened store is current by construction (it
     /// migrated, or refused a schema that is not): it fails with a message pointing at
     /// [`run_with`](Self::run_with).
+    ///
+    /// A long command (`projections rebuild`, `events tail`) stops cleanly on Ctrl-C
+    /// (see [`run_until`](Self::run_until)).
     pub async fn run(self, domain: &Domain, out: &mut impl Write) -> Exit {
+        self.run_until(domain, out, ctrl_c()).await
+    }
+
+    /// [`run`](Self::run), with the long commands stopped cleanly when `stop` completes
+    /// instead of on Ctrl-C (a service's shutdown signal, a test's timer): a rebuild
+    /// stops between batches, the serving copy stays, and the command exits with
+    /// [`Exit::Attention`]; `events tail` stops and exits with [`Exit::Ok`]. The other
+    /// commands ignore `stop`.
+    pub async fn run_until(self, domain: &Domain, out: &mut impl Write, stop: impl Future<Output = ()> + Send) -> Exit {
         let json = self.json;
         let outcome = match self.command {
             OpsCommand::Migrate { check } => migrate::on_domain(domain, check, json, out).await,
-            command => run_on(command, domain, json, out).await,
+            command => run_on(command, domain, json, out, Box::pin(stop)).await,
         };
         finish(outcome, json, out)
     }
@@ -175,7 +187,7 @@ impl Ops {
         let outcome = match self.command {
             OpsCommand::Migrate { check } => migrate::on_url(url, check, json, out).await,
             command => match domain().await {
-                Ok(domain) => run_on(command, &domain, json, out).await,
+                Ok(domain) => run_on(command, &domain, json, out, Box::pin(ctrl_c())).await,
                 Err(error) => {
                     let _ = report(out, json, &*error.into());
                     return Exit::Failed;
@@ -187,16 +199,26 @@ impl Ops {
 }
 
 /// Runs a command that needs a domain.
-async fn run_on(command: OpsCommand, domain: &Domain, json: bool, out: &mut impl Write) -> Outcome {
+async fn run_on(command: OpsCommand, domain: &Domain, json: bool, out: &mut impl Write, stop: Stop<'_>) -> Outcome {
     match command {
         OpsCommand::Migrate { check } => migrate::on_domain(domain, check, json, out).await,
         OpsCommand::Status => status::run(domain, json, out).await,
         OpsCommand::DeadLetters(command) => command.run(domain, json, out).await,
-        OpsCommand::Projections(command) => command.run(domain, json, out).await,
+        OpsCommand::Projections(command) => command.run(domain, json, out, stop).await,
         OpsCommand::Scheduled(command) => command.run(domain, json, out).await,
-        OpsCommand::Events(command) => command.run(domain, json, out).await,
+        OpsCommand::Events(command) => command.run(domain, json, out, stop).await,
         OpsCommand::Model(command) => command.run(domain, json, out),
         OpsCommand::Check => model::check(domain, json, out),
+    }
+}
+
+/// What stops a long command.
+type Stop<'a> = std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// Completes on Ctrl-C (never, where no handler can be installed).
+async fn ctrl_c() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 

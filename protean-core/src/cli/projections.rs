@@ -7,7 +7,7 @@ use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 
-use crate::cli::{Exit, Outcome};
+use crate::cli::{Exit, Outcome, Stop};
 use crate::runtime::{Domain, ProcessError, QueryError, RebuildEnd, RebuildProgress};
 
 /// The projection commands.
@@ -36,10 +36,10 @@ pub enum Projections {
 
 impl Projections {
     /// Runs the command; see [`Ops::run`](crate::cli::Ops::run).
-    pub(super) async fn run(self, domain: &Domain, json: bool, out: &mut impl Write) -> Outcome {
+    pub(super) async fn run(self, domain: &Domain, json: bool, out: &mut impl Write, stop: Stop<'_>) -> Outcome {
         match self {
             Projections::Rebuild { name, dry_run, from_position } => {
-                rebuild(domain, &name, dry_run, from_position, json, out).await
+                rebuild(domain, &name, dry_run, from_position, json, out, stop).await
             }
             Projections::Status => {
                 let statuses = domain.projection_statuses().await?;
@@ -98,6 +98,7 @@ async fn rebuild(
     from_position: Option<u64>,
     json: bool,
     out: &mut impl Write,
+    stop: Stop<'_>,
 ) -> Outcome {
     let mut rebuild = match domain.rebuild_by_name(name) {
         Ok(rebuild) => rebuild,
@@ -133,12 +134,6 @@ async fn rebuild(
     let progress = Progress::new();
     let reporter = progress.clone();
     let rebuild = rebuild.on_progress(move |p| reporter.report(p));
-    let stop = async {
-        // No signal handler (an odd platform): run to the end.
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
     let end = rebuild.run_until(stop).await;
     progress.finish();
     let end = end?;
