@@ -226,3 +226,6 @@ pub struct BenchmarksDoctests;
 #[cfg(all(doctest, feature = "http"))]
 #[doc = include_str!("../docs/operations-http.md")]
 pub struct OperationsHttpDoctests;
+#[cfg(all(doctest, feature = "cli"))]
+#[doc = include_str!("../docs/operations.md")]
+pub struct OperationsDoctests;
