@@ -75,6 +75,10 @@ async fn dead_letters_are_listed_shown_and_redelivered_once() {
     let (_, json) = ops(&domain, &["status", "--json"]).await;
     let status: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(status["dead"], 1, "{json}");
+    assert_eq!(status["workers"], serde_json::json!([]), "the workers shut down: {json}");
+    assert_eq!(status["scheduled"], serde_json::json!({ "pending": 0, "due": 0 }), "{json}");
+    assert!(status["projections"].is_array(), "{json}");
+    assert!(text.contains("workers seen alive: 0") && text.contains("scheduled commands: 0 pending, 0 due"), "{text}");
 
     let (exit, json) = ops(&domain, &["--json", "dead-letters", "list"]).await;
     assert_eq!(exit, Exit::Ok);
