@@ -104,7 +104,7 @@ pub(crate) async fn delivery_status(engine: &Engine) -> Result<DeliveryStatus, P
     }
     handlers.sort_by(|a, b| a.handler.cmp(&b.handler));
     let total = |count: fn(&HandlerHealth) -> u64| handlers.iter().map(count).sum();
-    Ok(DeliveryStatus {
+    let status = DeliveryStatus {
         undelivered: status.undelivered,
         oldest_undelivered: status.oldest_undelivered,
         lag,
@@ -112,7 +112,10 @@ pub(crate) async fn delivery_status(engine: &Engine) -> Result<DeliveryStatus, P
         dead: total(|h| h.dead),
         held: total(|h| h.held),
         handlers,
-    })
+    };
+    // The lag and undelivered gauges are set from every status read (docs/metrics.md).
+    engine.metrics.status(&status);
+    Ok(status)
 }
 
 /// [`Domain::delivery_failures`](crate::runtime::Domain::delivery_failures), on an engine.

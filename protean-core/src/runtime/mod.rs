@@ -12,6 +12,7 @@ mod domain;
 pub(crate) mod engine;
 pub(crate) mod handler;
 mod health;
+pub(crate) mod metrics;
 pub(crate) mod idempotency;
 pub(crate) mod outcome;
 mod policy;
