@@ -197,7 +197,10 @@ fn describe() {
     );
     describe_counter!(DELIVERIES, "Successful deliveries of an event to a handler, by handler");
     describe_counter!(FAILURES, "Failed delivery attempts, by handler");
-    describe_counter!(DEAD_LETTERED, "Deliveries that failed on their last attempt and became dead letters, by handler");
+    describe_counter!(
+        DEAD_LETTERED,
+        "Deliveries that failed on their last attempt and became dead letters, by handler"
+    );
     describe_histogram!(
         REACTION_LATENCY,
         Unit::Seconds,

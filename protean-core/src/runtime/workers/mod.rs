@@ -425,7 +425,10 @@ async fn renew_claims(shared: &Shared) {
 async fn refresh_gauges(engine: Arc<Engine>, every: Duration) {
     loop {
         if let Err(error) = crate::runtime::health::delivery_status(&engine).await {
-            tracing::debug!(error = &error as &dyn std::error::Error, "could not read the delivery status for the gauges");
+            tracing::debug!(
+                error = &error as &dyn std::error::Error,
+                "could not read the delivery status for the gauges"
+            );
         }
         tokio::time::sleep(every).await;
     }
