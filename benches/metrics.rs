@@ -89,7 +89,9 @@ fn metrics_round_trip(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(3));
     for side in sides() {
         group.bench_function(side, |b| {
-            b.iter_custom(|iters| support::time_round_trips(&rt, &shop(side, protean::store::MemoryStore::new()), iters))
+            b.iter_custom(|iters| {
+                support::time_round_trips(&rt, &shop(side, protean::store::MemoryStore::new()), iters)
+            })
         });
     }
     group.finish();

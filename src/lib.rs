@@ -167,6 +167,9 @@
 #[cfg(feature = "cli")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
 pub use protean_core::cli;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub use protean_core::http;
 pub use protean_core::{export, forward_ports, model, registry, runtime, store, testing};
 pub use protean_macros::{
     aggregate, apply, command, entity, event, handler, process_manager, projection, projector, value_object,
@@ -223,3 +226,6 @@ pub struct BenchmarksDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/metrics.md")]
 pub struct MetricsDoctests;
+#[cfg(all(doctest, feature = "http"))]
+#[doc = include_str!("../docs/operations-http.md")]
+pub struct OperationsHttpDoctests;

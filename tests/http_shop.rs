@@ -256,6 +256,16 @@ async fn an_unknown_route_or_command_is_404() {
 }
 
 #[tokio::test]
+async fn the_operations_router_is_mounted_under_ops() {
+    let shop = Shop::start().await;
+    let (status, body) = shop.get("/ops/readyz").await;
+    assert_eq!((status, &body["ready"]), (StatusCode::OK, &json!(true)), "{body}");
+    let (status, body) = shop.get("/ops/api/status").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["delivery"]["handlers"].as_array().is_some_and(|h| !h.is_empty()), "{body}");
+}
+
+#[tokio::test]
 async fn a_version_conflict_that_outlasts_the_retries_is_409() {
     let database = temp_database();
     // Every commit of an existing `Inventory` meets a conflict; creating one does not.

@@ -103,6 +103,56 @@ pub mod model {
     }
 }
 
+/// A projection to rebuild.
+pub mod rebuilt {
+    use protean::prelude::*;
+
+    #[aggregate]
+    pub struct Note {
+        pub text: String,
+    }
+
+    #[command(part_of = Note)]
+    pub struct Write {
+        pub id: Identifier<Note>,
+        pub text: String,
+    }
+
+    #[event(part_of = Note)]
+    pub struct Written {
+        pub id: Identifier<Note>,
+        pub text: String,
+    }
+
+    pub struct Notes;
+
+    #[handler(part_of = Note)]
+    impl Notes {
+        async fn write(ctx: &mut Context<Note>, command: Write) -> Result<(), DomainError> {
+            let note = Note::builder().id(command.id.clone()).text(command.text.clone()).build()?;
+            ctx.add(note)?.raise(Written { id: command.id, text: command.text });
+            Ok(())
+        }
+    }
+
+    /// The length of each note.
+    #[projection]
+    pub struct NoteLength {
+        #[key]
+        pub id: Identifier<Note>,
+        pub length: u64,
+    }
+
+    pub struct Lengths;
+
+    #[projector(projection = NoteLength)]
+    impl Lengths {
+        async fn written(rows: &mut Rows<NoteLength>, event: &Written) -> Result<(), DomainError> {
+            rows.put(NoteLength { id: event.id.clone(), length: event.text.len() as u64 }).await
+        }
+    }
+}
+
 use model::{Add, Meter};
 
 const ADD: &str = "Meter.Add";
@@ -195,6 +245,7 @@ fn cases() -> Vec<(&'static str, StoreCase)> {
         }),
         ("inline_workload_counts_commands_and_deliveries", |store| Box::pin(inline_workload(store))),
         ("a_domain_built_before_the_recorder_records_nothing_in_it", |store| Box::pin(built_before(store))),
+        ("a_rebuild_sets_its_progress_gauges", |store| Box::pin(rebuild_progress(store))),
     ]
 }
 
@@ -273,6 +324,23 @@ async fn built_before(store: Arc<dyn Store>) {
     };
     processed.unwrap().all_delivered().unwrap();
     assert!(!handle.render().contains("protean_"), "{}", handle.render());
+}
+
+/// A rebuild sets the done and total gauges of its projection: both the number of
+/// events of its types once it switched.
+async fn rebuild_progress(store: Arc<dyn Store>) {
+    let recorder = recorder();
+    let handle = recorder.handle();
+    let builder = Domain::builder().module(module_path!().to_string() + "::rebuilt").shared_store(store);
+    let domain = metrics::with_local_recorder(&recorder, || builder.build()).expect("the model is valid");
+    for n in 0..7 {
+        let write = rebuilt::Write { id: Identifier::generate(), text: "x".repeat(n) };
+        domain.process(write).await.unwrap().all_delivered().unwrap();
+    }
+    let report = domain.rebuild::<rebuilt::NoteLength>().batch(3).run().await.unwrap().expect("not busy");
+    assert_eq!(report.events, 7);
+    assert_eq!(value(&handle, "protean_rebuild_events_done{projection=\"NoteLength\"}"), 7.0);
+    assert_eq!(value(&handle, "protean_rebuild_events_total{projection=\"NoteLength\"}"), 7.0);
 }
 
 /// `GET /metrics` of `examples/http_shop`, over real HTTP: the counts of a workload.

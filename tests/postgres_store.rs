@@ -443,7 +443,7 @@ async fn a_role_that_may_not_create_tables_uses_a_migrated_database_without_migr
         ),
         format!(
             "GRANT SELECT, INSERT, UPDATE, DELETE ON protean_failures, protean_projections, protean_projection_rows,
-             protean_scheduled TO {role}"
+             protean_scheduled, protean_workers TO {role}"
         ),
         format!("GRANT USAGE ON SEQUENCE protean_events_position_seq TO {role}"),
         format!("GRANT EXECUTE ON FUNCTION protean_commit_batch TO {role}"),
@@ -498,6 +498,8 @@ async fn a_role_that_may_not_create_tables_uses_a_migrated_database_without_migr
         std::slice::from_ref(&command)
     );
     app.complete_scheduled(command.id).await.unwrap();
+    assert_eq!(app.count_scheduled(OffsetDateTime::now_utc()).await.unwrap().pending, 0);
+    assert!(app.worker_beats().await.unwrap().is_empty());
     app.put_read_model("Price", "pen", "{}".into()).await.unwrap();
     assert_eq!(app.read_model("Price", "pen").await.unwrap().as_deref(), Some("{}"));
     assert_eq!(app.events(0, 100).await.unwrap().len(), 5);
@@ -506,7 +508,7 @@ async fn a_role_that_may_not_create_tables_uses_a_migrated_database_without_migr
             .fetch_one(owner.pool())
             .await
             .unwrap();
-    assert_eq!(tables, 10, "nothing more was created");
+    assert_eq!(tables, 11, "nothing more was created");
 
     drop(domain);
     app.pool().close().await;
@@ -1275,7 +1277,7 @@ async fn upgrading_from_version_6_adds_the_group_commit_function(url: String) {
 
     let store = PostgresStore::connect_with(&url, 2).await.unwrap();
     assert_eq!(store.schema_version().await.unwrap(), POSTGRES_SCHEMA_VERSION);
-    assert_eq!(POSTGRES_SCHEMA_VERSION, SchemaVersion(8));
+    assert_eq!(POSTGRES_SCHEMA_VERSION, SchemaVersion(9));
     assert_eq!(group_functions().await, 1);
     assert_eq!(commit_functions(&pool).await.len(), 1, "the commit function stays, one of it");
     assert_eq!(store.load(&stream("Counter", "old")).await.unwrap().unwrap().version, 1);

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use protean::prelude::*;
-use protean::runtime::{DeliveryMode, ProcessError, QueryError, WorkerConfig};
+use protean::runtime::{DeliveryMode, ProcessError, QueryError, RebuildEnd, WorkerConfig};
 use protean::store::{Batch, OutdatedCopy, ProjectionSpec, RowChange, Store, StoreError};
 
 #[path = "support/books.rs"]
@@ -235,6 +235,80 @@ async fn an_incremental_projection_equals_its_rebuild(store: Arc<dyn Store>) {
     assert_eq!((status.generation, status.build.is_none()), (2, true));
 }
 
+async fn a_dry_run_changes_nothing_and_a_cancelled_rebuild_keeps_the_serving_copy(store: Arc<dyn Store>) {
+    let domain = domain(store, DeliveryMode::Inline);
+    let owners = ["jan", "kim"];
+    for n in 0..20 {
+        charge(&domain, &account(), owners[n % 2], 5).await;
+    }
+    let totals = all::<OwnerTotal>(&domain, "total").await;
+    let before = domain.projection_status::<OwnerTotal>().await.unwrap();
+
+    // A dry run says what a rebuild would do, and changes nothing.
+    let plan = domain.rebuild_by_name("OwnerTotal").unwrap().dry_run().await.unwrap();
+    assert_eq!(plan.projection, "OwnerTotal");
+    assert_eq!((plan.serving_version, plan.declared_version), (Some(before.version), before.declared_version));
+    assert_eq!((plan.serving_generation, plan.from_position, plan.events), (before.generation, 0, 20));
+    assert!(plan.resumes.is_none() && !plan.busy);
+    let later = domain.rebuild_by_name("OwnerTotal").unwrap().from_position(5).dry_run().await.unwrap();
+    assert_eq!((later.from_position, later.events), (5, 15));
+    assert_eq!(domain.projection_status::<OwnerTotal>().await.unwrap(), before);
+
+    // Stopped before it starts: nothing done.
+    let end = domain.rebuild::<OwnerTotal>().run_until(std::future::ready(())).await.unwrap();
+    assert!(matches!(end, RebuildEnd::Cancelled(ref p) if p.done == 0), "{end:?}");
+    assert_eq!(domain.projection_status::<OwnerTotal>().await.unwrap(), before);
+
+    // Stopped after its first batch: the old copy still serves, with every row.
+    let (tell, told) = tokio::sync::oneshot::channel::<()>();
+    let mut tell = Some(tell);
+    let end = domain
+        .rebuild::<OwnerTotal>()
+        .batch(4)
+        .lease(Duration::from_millis(50))
+        .on_progress(move |_| drop(tell.take()))
+        .run_until(async move {
+            let _ = told.await;
+        })
+        .await
+        .unwrap();
+    let RebuildEnd::Cancelled(progress) = end else { panic!("cancelled, not {end:?}") };
+    assert_eq!((progress.done, progress.total), (4, 20));
+    let status = domain.projection_status::<OwnerTotal>().await.unwrap();
+    assert_eq!(status.generation, before.generation, "the old copy serves");
+    assert_eq!(status.build.as_ref().map(|b| b.position), Some(4), "the copy filled so far is kept");
+    assert_eq!(all::<OwnerTotal>(&domain, "total").await, totals);
+    let plan = domain.rebuild::<OwnerTotal>().lease(Duration::from_secs(3600)).dry_run().await.unwrap();
+    assert!(plan.busy && plan.resumes.is_some(), "{plan:?}");
+
+    // Once its lease ran out, the next rebuild resumes it and switches.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let end = domain.rebuild::<OwnerTotal>().lease(Duration::from_millis(50)).run_until(std::future::pending()).await;
+    let RebuildEnd::Switched(report) = end.unwrap() else { panic!("switched") };
+    assert_eq!(report.events, 16, "resumed after the first batch");
+    assert_eq!(all::<OwnerTotal>(&domain, "total").await, totals);
+
+    // A projection named by text that the domain does not have.
+    let error = domain.rebuild_by_name("NoSuchView").unwrap_err();
+    assert!(
+        matches!(&error, ProcessError::Query(QueryError::UnknownProjection { name, known })
+            if name == "NoSuchView" && known.contains(&"OwnerTotal") && known.contains(&"AccountView")),
+        "{error:?}"
+    );
+}
+
+async fn a_rebuild_from_a_position_applies_only_later_events(store: Arc<dyn Store>) {
+    let domain = domain(store, DeliveryMode::Inline);
+    for owner in ["lee", "lee", "max", "max", "max"] {
+        charge(&domain, &account(), owner, 10).await;
+    }
+    let report = domain.rebuild::<OwnerTotal>().from_position(2).run().await.unwrap().expect("rebuilt");
+    assert_eq!(report.events, 3);
+    let totals: Vec<(String, i64)> =
+        all::<OwnerTotal>(&domain, "total").await.into_iter().map(|t| (t.owner, t.total)).collect();
+    assert_eq!(totals, [("max".to_owned(), 30)], "rows only earlier events wrote are not in the new copy");
+}
+
 async fn a_rebuild_under_writes_loses_nothing_and_never_serves_a_half_built_copy(store: Arc<dyn Store>) {
     let domain = domain(store, DeliveryMode::Background);
     // Known to the store before any event: nothing for the workers to build at start.
@@ -444,6 +518,12 @@ fn cases() -> Vec<(&'static str, StoreCase)> {
             Box::pin(many_streams_changing_one_inline_row_lose_no_update(s))
         }),
         ("an_incremental_projection_equals_its_rebuild", |s| Box::pin(an_incremental_projection_equals_its_rebuild(s))),
+        ("a_dry_run_changes_nothing_and_a_cancelled_rebuild_keeps_the_serving_copy", |s| {
+            Box::pin(a_dry_run_changes_nothing_and_a_cancelled_rebuild_keeps_the_serving_copy(s))
+        }),
+        ("a_rebuild_from_a_position_applies_only_later_events", |s| {
+            Box::pin(a_rebuild_from_a_position_applies_only_later_events(s))
+        }),
         ("a_rebuild_under_writes_loses_nothing_and_never_serves_a_half_built_copy", |s| {
             Box::pin(a_rebuild_under_writes_loses_nothing_and_never_serves_a_half_built_copy(s))
         }),

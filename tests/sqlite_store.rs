@@ -670,7 +670,7 @@ async fn due_commands_are_claimed_for_a_lease_released_and_completed() {
 }
 
 /// SQLite schema version 5, as protean wrote it before projections: the fixture for the
-/// upgrade to 6.
+/// upgrade to 6 and 7.
 const SQLITE_SCHEMA_V5: &str = "
 CREATE TABLE protean_aggregates (
     aggregate TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, state TEXT,
@@ -699,8 +699,8 @@ PRAGMA user_version = 5;
 ";
 
 #[tokio::test]
-async fn a_schema_5_file_migrates_to_6_keeping_its_data() {
-    assert_eq!(SQLITE_SCHEMA_VERSION, SchemaVersion(6));
+async fn a_schema_5_file_migrates_to_7_keeping_its_data() {
+    assert_eq!(SQLITE_SCHEMA_VERSION, SchemaVersion(7));
     let dir = std::env::temp_dir().join(format!("protean-upgrade-6-{}", Uuid::now_v7()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("store.db");
@@ -725,10 +725,10 @@ async fn a_schema_5_file_migrates_to_6_keeping_its_data() {
     }
     // Not opened without migrating: the file is older.
     let error = SqliteStore::open_without_migrating(&path).unwrap_err();
-    assert_eq!(error, StoreError::Schema { backend: "sqlite", found: SchemaVersion(5), supported: SchemaVersion(6) });
+    assert_eq!(error, StoreError::Schema { backend: "sqlite", found: SchemaVersion(5), supported: SchemaVersion(7) });
 
     let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), SchemaVersion(6));
+    assert_eq!(store.schema_version().await.unwrap(), SchemaVersion(7));
     let counter = StreamId::new("Counter", "c-1");
     assert_eq!(store.load(&counter).await.unwrap().unwrap().version, 1);
     assert_eq!(store.read_model("Price", "pen").await.unwrap().as_deref(), Some(r#"{"cents":120}"#));
@@ -744,6 +744,18 @@ async fn a_schema_5_file_migrates_to_6_keeping_its_data() {
     let command = scheduled("o-1", None, micros(OffsetDateTime::now_utc()));
     store.commit(Batch { schedule: vec![command.clone()], ..Batch::default() }).await.unwrap();
     assert_eq!(store.scheduled_of("Fulfilment", "o-1").await.unwrap(), [command]);
+    let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+    let beat = protean::store::WorkerBeat {
+        id: Uuid::now_v7(),
+        host: "box".into(),
+        pid: 7,
+        started_at: now,
+        seen_at: now,
+        every_ms: 10_000,
+        stopped: false,
+    };
+    store.beat_worker(beat.clone()).await.unwrap();
+    assert_eq!(store.worker_beats().await.unwrap(), [beat]);
 
     // Opening again changes nothing more; and now without migrating too.
     drop(store);

@@ -9,6 +9,7 @@
 //! | `GET /orders/{id}` | the [`Order`], as JSON |
 //! | `GET /inventory/{sku}` | the [`Inventory`] of a SKU, as JSON |
 //! | `GET /loyalty/{customer_id}` | the [`CustomerLoyalty`] of a customer, as JSON |
+//! | `/ops`, `/ops/livez`, `/ops/readyz`, `/ops/api/...` | the operations page and API of `protean::http` (no authentication here: see docs/operations-http.md) |
 //!
 //! A command's path is its stable type name (`Command::TYPE_NAME`). A command that
 //! commits answers **201 Created** with a `Location` when it created its aggregate
@@ -68,7 +69,8 @@ pub fn router(domain: Domain) -> Router {
         .aggregate::<Order>("/orders")
         .aggregate::<Inventory>("/inventory")
         .aggregate::<CustomerLoyalty>("/loyalty")
-        .into_router(domain)
+        .into_router(domain.clone())
+        .nest("/ops", protean::http::ops_router(domain))
 }
 
 /// What every handler shares: the domain, and where each aggregate is read.

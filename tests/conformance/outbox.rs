@@ -7,7 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use protean::prelude::*;
-use protean::store::{Batch, BoxFuture, Commit, Committed, Envelope, Store, StoreError, StreamId};
+use protean::runtime::WorkerConfig;
+use protean::store::{
+    Batch, BoxFuture, Commit, Committed, Envelope, OffsetDateTime, Store, StoreError, StreamId, WorkerBeat,
+};
 use protean::store::{Deliveries, Outbox, Projections, Records, Schedule};
 use uuid::Uuid;
 
@@ -163,7 +166,8 @@ impl Outbox for Forgetful {
         Box::pin(std::future::ready(Ok(())))
     }
 
-    protean::forward_ports!(self.0: claim_undelivered, renew_claims, release_claims, outbox_status, outbox_signal);
+    protean::forward_ports!(self.0: claim_undelivered, renew_claims, release_claims, outbox_status, outbox_signal,
+        beat_worker, worker_beats);
 }
 
 impl Deliveries for Forgetful {
@@ -211,7 +215,63 @@ async fn events_committed_but_not_delivered_are_delivered_once(store: Arc<dyn St
     assert_eq!(domain.get(&id.cast::<Tally>()).await.unwrap().unwrap().seen, 2);
 }
 
+/// A beat of worker set `id` seen at `seen`, beating every second.
+fn beat(id: Uuid, seen: OffsetDateTime, stopped: bool) -> WorkerBeat {
+    WorkerBeat {
+        id,
+        host: "box-1".into(),
+        pid: 4242,
+        started_at: seen - Duration::from_secs(60),
+        seen_at: seen,
+        every_ms: 1_000,
+        stopped,
+    }
+}
+
+async fn worker_sets_beat_and_the_status_lists_those_alive(store: Arc<dyn Store>) {
+    assert!(store.worker_beats().await.unwrap().is_empty());
+    let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let two_days = Duration::from_secs(2 * 24 * 3600);
+    store.beat_worker(beat(b, now - two_days, false)).await.unwrap();
+    store.beat_worker(beat(c, now - Duration::from_secs(3600), false)).await.unwrap();
+    store.beat_worker(beat(a, now - Duration::from_secs(1), false)).await.unwrap();
+    // A beat replaces the set's last one; one not renewed for a day is forgotten.
+    store.beat_worker(beat(a, now, false)).await.unwrap();
+    assert_eq!(
+        store.worker_beats().await.unwrap(),
+        [beat(a, now, false), beat(c, now - Duration::from_secs(3600), false)]
+    );
+    store.beat_worker(beat(a, now, true)).await.unwrap();
+    assert_eq!(store.worker_beats().await.unwrap()[0], beat(a, now, true));
+    // Alive: not stopped, and beat less than three beats ago.
+    assert!(beat(a, now, false).alive_at(now + Duration::from_millis(2_900)));
+    assert!(!beat(a, now, false).alive_at(now + Duration::from_secs(3)));
+    assert!(!beat(a, now, true).alive_at(now));
+
+    // Running workers are seen alive; once stopped, they are not.
+    let domain = domain_on(Arc::clone(&store));
+    let status = domain.delivery_status().await.unwrap();
+    assert!(status.workers.is_empty(), "{:?}", status.workers);
+    let workers = domain.workers(WorkerConfig::default().lease(Duration::from_secs(3))).start().unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..200 {
+        seen = domain.delivery_status().await.unwrap().workers;
+        if !seen.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!((seen[0].pid, seen[0].every_ms, seen[0].stopped), (std::process::id(), 1_000, false));
+    workers.shutdown().await;
+    assert!(domain.delivery_status().await.unwrap().workers.is_empty(), "stopped workers are not alive");
+    let last = store.worker_beats().await.unwrap();
+    assert!(last.iter().any(|beat| beat.id == seen[0].id && beat.stopped), "{last:?}");
+}
+
 cases!(
+    worker_sets_beat_and_the_status_lists_those_alive,
     the_outbox_hands_out_each_stream_in_order,
     claims_are_renewed_and_released,
     the_oldest_undelivered_is_the_earliest_recorded_whatever_the_log_order,

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use protean::store::{Batch, Cancel, OffsetDateTime, Scheduled, Store, StreamId};
+use protean::store::{Batch, Cancel, OffsetDateTime, Scheduled, ScheduledCounts, Store, StreamId};
 use uuid::Uuid;
 
 use super::state;
@@ -159,4 +159,42 @@ async fn due_commands_are_claimed_fired_and_released(store: Arc<dyn Store>) {
     assert!(store.claim_due(base + secs(10_000), 10, hour).await.unwrap().is_empty());
 }
 
-cases!(scheduled_commands_are_kept_and_cancelled_by_name, due_commands_are_claimed_fired_and_released);
+async fn pending_commands_are_listed_earliest_first_and_cancelled_by_id(store: Arc<dyn Store>) {
+    let base = base();
+    assert!(store.pending_scheduled(10).await.unwrap().is_empty());
+    let late = scheduled("Fulfilment", "k1", Some("timeout"), base + secs(3600));
+    let now = scheduled("Fulfilment", "k2", None, base - secs(10));
+    let other = scheduled("Billing", "k1", Some("remind"), base);
+    let flow = protean::store::Commit {
+        stream: StreamId::new("Fulfilment", "k1"),
+        expected_version: 0,
+        advance: 1,
+        state: state("{}"),
+        events: vec![],
+        snapshot: None,
+    };
+    let schedule = vec![late.clone(), now.clone(), other.clone()];
+    store.commit(Batch { commits: vec![flow], schedule, ..Batch::default() }).await.unwrap();
+    // Every owner's, claimed or not, earliest due first, at most `limit`.
+    let claimed = store.claim_due(base, 1, secs(3600)).await.unwrap();
+    assert_eq!(ids(&claimed), [now.id]);
+    assert_eq!(store.pending_scheduled(10).await.unwrap(), [now.clone(), other.clone(), late.clone()]);
+    assert_eq!(store.pending_scheduled(2).await.unwrap(), [now.clone(), other.clone()]);
+    assert_eq!(store.count_scheduled(base).await.unwrap(), ScheduledCounts { pending: 3, due: 2 });
+    assert_eq!(store.count_scheduled(base - secs(20)).await.unwrap(), ScheduledCounts { pending: 3, due: 0 });
+
+    // Cancelled by id: gone from every list, never claimed; a second cancel finds nothing.
+    assert!(store.cancel_scheduled(late.id).await.unwrap());
+    assert!(!store.cancel_scheduled(late.id).await.unwrap());
+    assert!(!store.cancel_scheduled(Uuid::now_v7()).await.unwrap());
+    assert_eq!(store.pending_scheduled(10).await.unwrap(), [now.clone(), other.clone()]);
+    assert!(store.scheduled_of("Fulfilment", "k1").await.unwrap().is_empty());
+    store.release_scheduled(vec![now.id]).await.unwrap();
+    assert_eq!(ids(&store.claim_due(base + secs(7200), 10, secs(3600)).await.unwrap()), [now.id, other.id]);
+}
+
+cases!(
+    scheduled_commands_are_kept_and_cancelled_by_name,
+    due_commands_are_claimed_fired_and_released,
+    pending_commands_are_listed_earliest_first_and_cancelled_by_id
+);

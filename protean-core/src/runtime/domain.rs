@@ -283,6 +283,15 @@ impl Domain {
         views::rebuild_named(&self.engine, V::NAME)
     }
 
+    /// A blue/green rebuild of the projection named `name` (its `Projection::NAME`,
+    /// as an operator types it); see [`Rebuild`]. [`QueryError::UnknownProjection`]
+    /// (listing the names there are) when this domain has no projection of that name.
+    ///
+    /// [`QueryError::UnknownProjection`]: crate::runtime::QueryError::UnknownProjection
+    pub fn rebuild_by_name(&self, name: &str) -> Result<Rebuild, ProcessError> {
+        Ok(views::rebuild_by_name(&self.engine, name)?)
+    }
+
     /// Where projection `V` stands.
     pub async fn projection_status<V: Projection>(&self) -> Result<ProjectionStatus, ProcessError> {
         views::projection_status(&self.engine, V::NAME).await
@@ -413,6 +422,23 @@ impl Domain {
         key: &(impl ProjectionKey + ?Sized),
     ) -> Result<Option<(P, bool)>, ProcessError> {
         process_manager::flow_of::<P>(&self.engine, &key.key_text()).await
+    }
+
+    /// Up to `limit` commands that process managers of every kind sent or scheduled and
+    /// that have not fired yet, earliest due first: what `ops scheduled list` shows.
+    pub async fn scheduled_commands(&self, limit: usize) -> Result<Vec<Scheduled>, ProcessError> {
+        Ok(self.store().pending_scheduled(limit).await?)
+    }
+
+    /// Cancels the pending scheduled command `id` (its [`Scheduled::id`]): it never
+    /// fires. `false` when there is none: fired, cancelled, or never scheduled. A worker
+    /// that claimed it a moment before may still fire it once.
+    pub async fn cancel_scheduled(&self, id: Uuid) -> Result<bool, ProcessError> {
+        let cancelled = self.store().cancel_scheduled(id).await?;
+        if cancelled {
+            tracing::info!(%id, "a scheduled command was cancelled");
+        }
+        Ok(cancelled)
     }
 }
 

@@ -130,7 +130,7 @@ impl Engine {
                 }
             }
         }
-        let metrics = Metrics::new(commands.keys().copied(), delivered.keys().copied());
+        let metrics = Metrics::new(commands.keys().copied(), delivered.keys().copied(), projections.keys().copied());
         Engine {
             store,
             commands,

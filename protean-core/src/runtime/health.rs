@@ -12,7 +12,9 @@ use uuid::Uuid;
 use crate::runtime::engine::Engine;
 use crate::runtime::engine::HandlerDescriptor;
 use crate::runtime::outcome::ProcessError;
-use crate::store::{FailedDelivery, FailureQuery, FailureStatus, FailureUpdate, OffsetDateTime, StreamId};
+use crate::store::{
+    FailedDelivery, FailureQuery, FailureStatus, FailureUpdate, OffsetDateTime, ScheduledCounts, StreamId, WorkerBeat,
+};
 
 /// The outbox and the handlers at a glance, from [`Domain::delivery_status`](crate::runtime::Domain::delivery_status).
 ///
@@ -42,10 +44,16 @@ pub struct DeliveryStatus {
     /// Each event handler of the domain, by name, with those of other domains on the
     /// same store that have failures.
     pub handlers: Vec<HandlerHealth>,
+    /// The sets of delivery workers seen alive (of every process on the store): started
+    /// and not stopped, their last beat less than three beats old. Latest beat first.
+    pub workers: Vec<WorkerBeat>,
+    /// Commands process managers sent or scheduled that have not fired, and how many of
+    /// them are due.
+    pub scheduled: ScheduledCounts,
 }
 
 /// A duration as a number of seconds.
-fn seconds<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn seconds<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_f64(duration.as_secs_f64())
 }
 
@@ -103,6 +111,10 @@ pub(crate) async fn delivery_status(engine: &Engine) -> Result<DeliveryStatus, P
         (entry.retrying, entry.dead, entry.held) = (counts.retrying, counts.dead, counts.held);
     }
     handlers.sort_by(|a, b| a.handler.cmp(&b.handler));
+    let now = OffsetDateTime::now_utc();
+    let mut workers = engine.store.worker_beats().await?;
+    workers.retain(|beat| beat.alive_at(now));
+    let scheduled = engine.store.count_scheduled(now).await?;
     let total = |count: fn(&HandlerHealth) -> u64| handlers.iter().map(count).sum();
     let status = DeliveryStatus {
         undelivered: status.undelivered,
@@ -112,6 +124,8 @@ pub(crate) async fn delivery_status(engine: &Engine) -> Result<DeliveryStatus, P
         dead: total(|h| h.dead),
         held: total(|h| h.held),
         handlers,
+        workers,
+        scheduled,
     };
     // The lag and undelivered gauges are set from every status read (docs/metrics.md).
     engine.metrics.status(&status);

@@ -11,6 +11,7 @@ use foldhash::{HashMap, HashMapExt};
 
 use crate::runtime::health::DeliveryStatus;
 use crate::runtime::outcome::ProcessError;
+use crate::runtime::views::RebuildProgress;
 use crate::store::{Envelope, OffsetDateTime};
 
 /// Commands given to `Domain::process`, by command type and outcome.
@@ -33,6 +34,10 @@ pub(crate) const LAG: &str = "protean_delivery_lag_seconds";
 pub(crate) const UNDELIVERED: &str = "protean_undelivered_events";
 /// Dead letters waiting to be redelivered or discarded, by handler.
 pub(crate) const DEAD_WAITING: &str = "protean_dead_letters_waiting";
+/// Events a projection's latest rebuild has applied.
+pub(crate) const REBUILD_DONE: &str = "protean_rebuild_events_done";
+/// Events a projection's latest rebuild has to apply.
+pub(crate) const REBUILD_TOTAL: &str = "protean_rebuild_events_total";
 
 /// The handles of one command type.
 struct CommandMetrics {
@@ -91,6 +96,8 @@ impl HandlerMetrics {
 pub(crate) struct Metrics {
     commands: HashMap<&'static str, CommandMetrics>,
     handlers: HashMap<&'static str, HandlerMetrics>,
+    /// Each projection's rebuild progress: (done, total).
+    rebuilds: HashMap<&'static str, (Gauge, Gauge)>,
     lag: Gauge,
     undelivered: Gauge,
 }
@@ -105,22 +112,30 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    /// The handles of these command types and event handlers, described to the recorder.
+    /// The handles of these command types, event handlers and projections, described
+    /// to the recorder.
     pub(crate) fn new(
         commands: impl IntoIterator<Item = &'static str>,
         handlers: impl IntoIterator<Item = &'static str>,
+        projections: impl IntoIterator<Item = &'static str>,
     ) -> Self {
         describe();
         let commands = commands.into_iter().map(|c| (c, CommandMetrics::new(c)));
         let handlers = handlers.into_iter().map(|h| (h, HandlerMetrics::new(h)));
+        let rebuilds = projections.into_iter().map(|p| {
+            let gauge = |name: &'static str| ::metrics::gauge!(name, "projection" => p);
+            (p, (gauge(REBUILD_DONE), gauge(REBUILD_TOTAL)))
+        });
         let mut metrics = Metrics {
             commands: HashMap::new(),
             handlers: HashMap::new(),
+            rebuilds: HashMap::new(),
             lag: ::metrics::gauge!(LAG),
             undelivered: ::metrics::gauge!(UNDELIVERED),
         };
         metrics.commands.extend(commands);
         metrics.handlers.extend(handlers);
+        metrics.rebuilds.extend(rebuilds);
         metrics
     }
 
@@ -169,6 +184,14 @@ impl Metrics {
         }
     }
 
+    /// Sets a projection's rebuild gauges from its progress.
+    pub(crate) fn rebuild(&self, progress: &RebuildProgress) {
+        if let Some((done, total)) = self.rebuilds.get(progress.projection) {
+            done.set(progress.done as f64);
+            total.set(progress.total as f64);
+        }
+    }
+
     /// Sets the gauges from a delivery status just read: the lag, the undelivered
     /// count, and the dead letters waiting of each handler of this domain.
     pub(crate) fn status(&self, status: &DeliveryStatus) {
@@ -209,6 +232,8 @@ fn describe() {
     describe_gauge!(LAG, Unit::Seconds, "Age of the oldest undelivered event (0 when all are delivered)");
     describe_gauge!(UNDELIVERED, "Events not yet delivered to every handler");
     describe_gauge!(DEAD_WAITING, "Dead letters waiting to be redelivered or discarded, by handler");
+    describe_gauge!(REBUILD_DONE, "Events the projection's latest rebuild has applied, by projection");
+    describe_gauge!(REBUILD_TOTAL, "Events the projection's latest rebuild has to apply, by projection");
 }
 
 /// How often running delivery workers refresh the lag and undelivered gauges.

@@ -38,5 +38,5 @@ pub use process_manager::{Fired, Flow, FlowOf, LoadableInFlow, ProcessManager};
 pub use projection::{FedBy, LoadableInProjector, Projection, Rows, RowsOf};
 pub use query::{Condition, Field, Indexable, OrderField, Page, Query, QueryFailure, QueryValue, DEFAULT_QUERY_LIMIT};
 pub use read_model::{AsKey, ProjectionKey, ReadModel};
-pub use views::{ProjectionStatus, Rebuild, RebuildProgress, RebuildReport};
+pub use views::{ProjectionStatus, Rebuild, RebuildEnd, RebuildPlan, RebuildProgress, RebuildReport};
 pub use workers::{NoRuntime, WorkerConfig, WorkerHandle, WorkerReport, Workers};

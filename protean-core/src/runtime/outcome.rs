@@ -107,6 +107,14 @@ pub enum QueryError {
     /// A rebuild needs the projection's projectors.
     #[error("no projector of `{0}` is registered in this domain")]
     NoProjector(&'static str),
+    /// A projection named by text (an operator's command) that this domain does not have.
+    #[error("this domain has no projection `{name}` (it has: {})", known.join(", "))]
+    UnknownProjection {
+        /// The name asked for.
+        name: String,
+        /// The projections the domain has, by name.
+        known: Vec<&'static str>,
+    },
 }
 
 impl From<StoreError> for ProcessError {

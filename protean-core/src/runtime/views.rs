@@ -2,18 +2,22 @@
 //! the store ([`Query`](crate::runtime::Query)), status, and blue/green rebuilds from
 //! the event log.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
 use crate::runtime::engine::{Engine, ProjectionEntry};
+use crate::runtime::health::seconds;
 use crate::runtime::outcome::{ProcessError, QueryError};
 use crate::runtime::rows::RowSet;
 use crate::store::BuildState;
 
 /// Where a projection stands: its serving copy, how far it got, and a rebuild under way.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ProjectionStatus {
     /// The projection.
     pub projection: &'static str,
@@ -33,7 +37,7 @@ pub struct ProjectionStatus {
 }
 
 /// How far a rebuild got: what [`Rebuild::on_progress`] is told after each batch.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RebuildProgress {
     /// The projection.
     pub projection: &'static str,
@@ -41,14 +45,23 @@ pub struct RebuildProgress {
     pub done: u64,
     /// Events to apply, as counted when the run started (more may arrive).
     pub total: u64,
-    /// Since the run started.
+    /// Since the run started (in JSON: seconds).
+    #[serde(serialize_with = "seconds")]
     pub elapsed: Duration,
     /// Events applied per second so far.
     pub rate: f64,
 }
 
+impl RebuildProgress {
+    /// How long the rest should take at the rate so far; `None` before any event was
+    /// applied.
+    pub fn eta(&self) -> Option<Duration> {
+        (self.rate > 0.0).then(|| Duration::from_secs_f64(self.total.saturating_sub(self.done) as f64 / self.rate))
+    }
+}
+
 /// What a finished rebuild did.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RebuildReport {
     /// The projection.
     pub projection: &'static str,
@@ -56,10 +69,50 @@ pub struct RebuildReport {
     pub generation: u64,
     /// Events applied.
     pub events: u64,
-    /// How long it took.
+    /// How long it took (in JSON: seconds).
+    #[serde(serialize_with = "seconds")]
     pub elapsed: Duration,
     /// Events applied per second.
     pub rate: f64,
+}
+
+/// How a rebuild run by [`Rebuild::run_until`] ended.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum RebuildEnd {
+    /// The new copy serves reads.
+    Switched(RebuildReport),
+    /// Another builder is at work on this projection (its lease has not run out):
+    /// nothing was done.
+    Busy,
+    /// Stopped before the switch: the old copy still serves reads. The copy filled so
+    /// far is kept, and the next rebuild of the same version resumes it once this one's
+    /// lease ran out (see [`Rebuild::lease`]).
+    Cancelled(RebuildProgress),
+}
+
+/// What a rebuild would do, found by [`Rebuild::dry_run`] without changing anything.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RebuildPlan {
+    /// The projection.
+    pub projection: &'static str,
+    /// The version the serving copy was built at; `None` when the store has never seen
+    /// the projection (a rebuild registers it).
+    pub serving_version: Option<u32>,
+    /// The version the code declares: the version a rebuild builds.
+    pub declared_version: u32,
+    /// The serving copy, which keeps serving until the switch.
+    pub serving_generation: u64,
+    /// The unfinished rebuild of the declared version it would take over and resume,
+    /// if any (an unfinished rebuild of another version is started over).
+    pub resumes: Option<BuildState>,
+    /// Whether another builder is at work (its lease has not run out): a rebuild now
+    /// would do nothing ([`RebuildEnd::Busy`]).
+    pub busy: bool,
+    /// The log position after which events would be applied.
+    pub from_position: u64,
+    /// The events of the projection's types stored after `from_position`, counted now.
+    pub events: u64,
 }
 
 type ProgressFn = Box<dyn FnMut(&RebuildProgress) + Send>;
@@ -68,19 +121,30 @@ type ProgressFn = Box<dyn FnMut(&RebuildProgress) + Send>;
 /// while the old copy keeps serving reads, then switches to it in one step. Live
 /// updates of the old copy pause meanwhile (the rebuild covers their events); an
 /// interrupted rebuild is resumed by the next one once its lease ran out.
+///
+/// [`dry_run`](Self::dry_run) says what it would do; [`run`](Self::run) runs it to the
+/// switch; [`run_until`](Self::run_until) stops it cleanly when a signal comes (Ctrl-C).
 pub struct Rebuild {
     engine: Arc<Engine>,
     projection: &'static str,
     batch: usize,
     lease: Duration,
+    from: u64,
     progress: Option<ProgressFn>,
 }
 
 impl std::fmt::Debug for Rebuild {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Rebuild").field("projection", &self.projection).field("batch", &self.batch).finish()
+        f.debug_struct("Rebuild")
+            .field("projection", &self.projection)
+            .field("batch", &self.batch)
+            .field("from", &self.from)
+            .finish()
     }
 }
+
+/// The signal [`Rebuild::run_until`] stops at, polled between batches.
+type Stop<'a> = Pin<&'a mut (dyn Future<Output = ()> + Send)>;
 
 impl Rebuild {
     /// Calls `report` after each batch with how far the rebuild got.
@@ -102,27 +166,85 @@ impl Rebuild {
         self
     }
 
-    /// Runs it to the switch. `None` when another builder is at work on it.
-    pub async fn run(self) -> Result<Option<RebuildReport>, ProcessError> {
-        let span = tracing::info_span!("rebuild", projection = self.projection);
-        self.run_in_span().instrument(span).await
+    /// Applies only the events stored after log position `position` (0, every event,
+    /// unless given): the new copy holds no row that only earlier events wrote. For a
+    /// projection whose rows come from recent events only, or to try a projector on
+    /// recent history. A resumed rebuild that got further goes on from where it stopped.
+    pub fn from_position(mut self, position: u64) -> Self {
+        self.from = position;
+        self
     }
 
-    async fn run_in_span(mut self) -> Result<Option<RebuildReport>, ProcessError> {
+    /// The projection this rebuilds.
+    pub fn projection(&self) -> &'static str {
+        self.projection
+    }
+
+    /// What the rebuild would do now — the serving copy, an unfinished rebuild it would
+    /// resume, whether another builder is at work, the events it would apply — read
+    /// from the store without writing anything.
+    pub async fn dry_run(self) -> Result<RebuildPlan, ProcessError> {
+        let entry = self.engine.projection(self.projection).ok_or(QueryError::NoProjector(self.projection))?;
+        let store = self.engine.store();
+        let state = store.projection_state(self.projection).await?;
+        let declared_version = entry.spec.version;
+        let build = state.as_ref().and_then(|state| state.build.clone());
+        let busy = build.as_ref().is_some_and(|build| {
+            let lease = time::Duration::try_from(self.lease).unwrap_or(time::Duration::MAX);
+            build.heartbeat.checked_add(lease).is_none_or(|until| until > time::OffsetDateTime::now_utc())
+        });
+        let resumes = build.filter(|build| build.version == declared_version);
+        let from_position = resumes.as_ref().map_or(0, |build| build.position).max(self.from);
+        let events = store.log_count(from_position, &entry.types()).await?;
+        Ok(RebuildPlan {
+            projection: self.projection,
+            serving_version: state.as_ref().map(|state| state.version),
+            declared_version,
+            serving_generation: state.as_ref().map_or(0, |state| state.generation),
+            resumes,
+            busy,
+            from_position,
+            events,
+        })
+    }
+
+    /// Runs it to the switch. `None` when another builder is at work on it.
+    pub async fn run(self) -> Result<Option<RebuildReport>, ProcessError> {
+        match self.run_until(std::future::pending()).await? {
+            RebuildEnd::Switched(report) => Ok(Some(report)),
+            RebuildEnd::Busy | RebuildEnd::Cancelled(_) => Ok(None),
+        }
+    }
+
+    /// Runs it to the switch, or until `stop` completes (for example
+    /// `tokio::signal::ctrl_c()`), whichever comes first. `stop` is polled before the
+    /// rebuild starts and after each batch, so a batch under way is written first; when
+    /// it stops, the old copy keeps serving reads ([`RebuildEnd::Cancelled`]).
+    pub async fn run_until(self, stop: impl Future<Output = ()> + Send) -> Result<RebuildEnd, ProcessError> {
+        let span = tracing::info_span!("rebuild", projection = self.projection);
+        let mut stop = std::pin::pin!(stop);
+        self.run_in_span(stop.as_mut()).instrument(span).await
+    }
+
+    async fn run_in_span(mut self, mut stop: Stop<'_>) -> Result<RebuildEnd, ProcessError> {
+        let started = Instant::now();
+        if stopped(&mut stop).await {
+            return Ok(RebuildEnd::Cancelled(progress(self.projection, 0, 0, started)));
+        }
         let engine = Arc::clone(&self.engine);
         let entry = engine.projection(self.projection).ok_or(QueryError::NoProjector(self.projection))?;
         engine.ensure_registered(entry).await?;
         let store = Arc::clone(engine.store());
         let Some(build) = store.begin_build(self.projection, entry.spec.version, self.lease).await? else {
-            return Ok(None);
+            return Ok(RebuildEnd::Busy);
         };
         engine.forget_projection_state(self.projection);
         let types = entry.types();
-        let started = Instant::now();
-        let total = store.log_count(build.position, &types).await?;
-        tracing::info!(events = total, from = build.position, generation = build.generation, "rebuilding");
+        let mut position = build.position.max(self.from);
+        let total = store.log_count(position, &types).await?;
+        tracing::info!(events = total, from = position, generation = build.generation, "rebuilding");
+        engine.metrics.rebuild(&progress(self.projection, 0, total, started));
         let mut set = RowSet::building(Arc::clone(&store), self.projection, build.generation);
-        let mut position = build.position;
         let mut done = 0u64;
         loop {
             let logged = store.log_after(position, self.batch, &types).await?;
@@ -139,14 +261,21 @@ impl Rebuild {
             }
             let rows = set.flush(100_000);
             store.write_build(self.projection, build.generation, rows, position).await?;
+            let now = progress(self.projection, done, total.max(done), started);
+            engine.metrics.rebuild(&now);
             if let Some(report) = self.progress.as_mut() {
-                report(&progress(self.projection, done, total.max(done), started));
+                report(&now);
+            }
+            if stopped(&mut stop).await {
+                engine.forget_projection_state(self.projection);
+                tracing::info!(events = done, position, "rebuild stopped; the old copy still serves reads");
+                return Ok(RebuildEnd::Cancelled(now));
             }
         }
         engine.forget_projection_state(self.projection);
         let elapsed = started.elapsed();
         tracing::info!(events = done, ?elapsed, "rebuilt; the new copy serves reads");
-        Ok(Some(RebuildReport {
+        Ok(RebuildEnd::Switched(RebuildReport {
             projection: self.projection,
             generation: build.generation,
             events: done,
@@ -154,6 +283,11 @@ impl Rebuild {
             rate: rate(done, elapsed),
         }))
     }
+}
+
+/// Whether `stop` has completed, polled once without waiting.
+async fn stopped(stop: &mut Stop<'_>) -> bool {
+    std::future::poll_fn(|cx| Poll::Ready(stop.as_mut().poll(cx).is_ready())).await
 }
 
 fn rate(done: u64, elapsed: Duration) -> f64 {
@@ -236,5 +370,24 @@ pub(crate) async fn rebuild_outdated(engine: &Arc<Engine>) -> Result<Vec<Rebuild
 }
 
 pub(crate) fn rebuild_named(engine: &Arc<Engine>, projection: &'static str) -> Rebuild {
-    Rebuild { engine: Arc::clone(engine), projection, batch: 1_000, lease: Duration::from_secs(30), progress: None }
+    Rebuild {
+        engine: Arc::clone(engine),
+        projection,
+        batch: 1_000,
+        lease: Duration::from_secs(30),
+        from: 0,
+        progress: None,
+    }
+}
+
+/// [`Domain::rebuild_by_name`](crate::runtime::Domain::rebuild_by_name), on an engine.
+pub(crate) fn rebuild_by_name(engine: &Arc<Engine>, name: &str) -> Result<Rebuild, QueryError> {
+    match engine.projections.get_key_value(name) {
+        Some((&projection, _)) => Ok(rebuild_named(engine, projection)),
+        None => {
+            let mut known: Vec<&'static str> = engine.projections.keys().copied().collect();
+            known.sort_unstable();
+            Err(QueryError::UnknownProjection { name: name.to_owned(), known })
+        }
+    }
 }

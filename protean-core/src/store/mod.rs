@@ -37,6 +37,7 @@ pub use crate::model::error::{DriverError, OutdatedCopy, SchemaVersion, StoreErr
 pub use envelope::{Cause, Envelope, StreamId};
 pub use ports::{
     FailedDelivery, FailureCounts, FailureQuery, FailureStatus, FilterOp, OutboxStatus, ProjectionState, Scheduled,
+    ScheduledCounts, WorkerBeat,
 };
 // What only an implementer of a store needs, at its old paths: documented in `ports`.
 #[doc(hidden)]

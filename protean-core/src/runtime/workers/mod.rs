@@ -3,6 +3,7 @@
 //! its own unit of work, retrying or dead-lettering what fails (`stream.rs`). What they
 //! promise, and how to run them, is in `docs/delivery.md` ("Workers").
 
+mod beat;
 mod stream;
 
 use std::collections::HashSet;
@@ -118,6 +119,7 @@ impl Workers {
             SAID.call_once(|| say(format_args!("{UNOBSERVED}")));
         }
         let shared = Arc::new(Shared {
+            beat: beat::first(self.config.lease),
             engine: self.engine,
             config: self.config,
             stop: Stop::default(),
@@ -278,6 +280,8 @@ struct Shared {
     counts: Counts,
     /// Events claimed and not yet settled: renewed while worked, released at the end.
     inflight: Mutex<HashSet<Uuid>>,
+    /// This worker set's sign of life, as it first beat.
+    beat: crate::store::WorkerBeat,
 }
 
 impl Shared {
@@ -310,6 +314,7 @@ async fn run(shared: Arc<Shared>) {
             }
         });
     }
+    helpers.spawn(beat::beat_loop(Arc::clone(&shared)));
     helpers.spawn(refresh_gauges(Arc::clone(&engine), crate::runtime::metrics::gauge_interval(config.poll_interval)));
     let firing = engine.flows.then(|| tokio::spawn(fire_loop(Arc::clone(&shared))));
     while !shared.stop.is_set() {
@@ -393,6 +398,7 @@ async fn run(shared: Arc<Shared>) {
             }
         }
     }
+    beat::beat(&shared, true).await;
     let report = shared.counts.report();
     tracing::info!(
         events = report.events,

@@ -21,7 +21,7 @@ use std::time::Instant;
 use foldhash::HashMap;
 use uuid::Uuid;
 
-use super::{BuildState, FailedDelivery, Record, Scheduled};
+use super::{BuildState, FailedDelivery, Record, Scheduled, WorkerBeat};
 use crate::store::envelope::Envelope;
 
 /// A [`Store`](super::Store) in memory that behaves like a database: records and events are kept as
@@ -81,6 +81,8 @@ struct Inner {
     projections: HashMap<String, Projected>,
     /// Scheduled commands not fired yet, in the order they were stored.
     scheduled: Vec<Pending>,
+    /// Worker sets' last beats, by id.
+    workers: HashMap<Uuid, WorkerBeat>,
 }
 
 /// A projection kept by the store: where it stands and its copies.

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::{Inner, MemoryStore};
 use crate::store::envelope::Envelope;
 use crate::store::ports::Outbox;
-use crate::store::{BoxFuture, ClaimOrder, OutboxStatus, StoreError, MAX_LEASE};
+use crate::store::{BoxFuture, ClaimOrder, OutboxStatus, StoreError, WorkerBeat, MAX_LEASE};
 
 impl Outbox for MemoryStore {
     fn claim_undelivered(&self, limit: usize, lease: Duration) -> BoxFuture<'_, Result<Vec<Envelope>, StoreError>> {
@@ -72,6 +72,20 @@ impl Outbox for MemoryStore {
     /// workers.
     fn outbox_signal(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
         None
+    }
+
+    fn beat_worker(&self, beat: WorkerBeat) -> BoxFuture<'_, Result<(), StoreError>> {
+        let mut inner = self.lock();
+        let forget_before = beat.seen_at - time::Duration::DAY;
+        inner.workers.retain(|_, known| known.seen_at >= forget_before);
+        inner.workers.insert(beat.id, beat);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn worker_beats(&self) -> BoxFuture<'_, Result<Vec<WorkerBeat>, StoreError>> {
+        let mut beats: Vec<WorkerBeat> = self.lock().workers.values().cloned().collect();
+        beats.sort_by(|a, b| b.seen_at.cmp(&a.seen_at).then(a.id.cmp(&b.id)));
+        Box::pin(std::future::ready(Ok(beats)))
     }
 }
 

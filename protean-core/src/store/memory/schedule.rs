@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::{Inner, MemoryStore, Pending};
 use crate::store::ports::Schedule;
-use crate::store::{BoxFuture, Scheduled, StoreError, MAX_LEASE};
+use crate::store::{BoxFuture, Scheduled, ScheduledCounts, StoreError, MAX_LEASE};
 
 impl Schedule for MemoryStore {
     fn claim_due(
@@ -50,6 +50,29 @@ impl Schedule for MemoryStore {
             .collect();
         found.sort_by_key(|scheduled| (scheduled.due_at, scheduled.id));
         Box::pin(std::future::ready(Ok(found)))
+    }
+
+    fn pending_scheduled(&self, limit: usize) -> BoxFuture<'_, Result<Vec<Scheduled>, StoreError>> {
+        let inner = self.lock();
+        let mut found: Vec<Scheduled> = inner.scheduled.iter().map(|pending| pending.scheduled.clone()).collect();
+        found.sort_by_key(|scheduled| (scheduled.due_at, scheduled.id));
+        found.truncate(limit);
+        Box::pin(std::future::ready(Ok(found)))
+    }
+
+    fn cancel_scheduled(&self, id: Uuid) -> BoxFuture<'_, Result<bool, StoreError>> {
+        let mut inner = self.lock();
+        let before = inner.scheduled.len();
+        inner.scheduled.retain(|pending| pending.scheduled.id != id);
+        let cancelled = inner.scheduled.len() < before;
+        Box::pin(std::future::ready(Ok(cancelled)))
+    }
+
+    fn count_scheduled(&self, now: OffsetDateTime) -> BoxFuture<'_, Result<ScheduledCounts, StoreError>> {
+        let inner = self.lock();
+        let pending = inner.scheduled.len() as u64;
+        let due = inner.scheduled.iter().filter(|p| p.scheduled.due_at <= now).count() as u64;
+        Box::pin(std::future::ready(Ok(ScheduledCounts { pending, due })))
     }
 }
 

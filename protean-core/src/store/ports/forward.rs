@@ -82,7 +82,7 @@ macro_rules! forward_ports {
     };
     (@port Outbox [$($generics:tt)*] $ty:ty, $recv:tt) => {
         impl<$($generics)*> $crate::store::ports::Outbox for $ty {
-            $crate::forward_ports!(@methods $recv: claim_undelivered, renew_claims, release_claims, mark_delivered, outbox_status, outbox_signal);
+            $crate::forward_ports!(@methods $recv: claim_undelivered, renew_claims, release_claims, mark_delivered, outbox_status, outbox_signal, beat_worker, worker_beats);
         }
     };
     (@port Deliveries [$($generics:tt)*] $ty:ty, $recv:tt) => {
@@ -97,14 +97,14 @@ macro_rules! forward_ports {
     };
     (@port Schedule [$($generics:tt)*] $ty:ty, $recv:tt) => {
         impl<$($generics)*> $crate::store::ports::Schedule for $ty {
-            $crate::forward_ports!(@methods $recv: claim_due, complete_scheduled, release_scheduled, next_due, scheduled_of);
+            $crate::forward_ports!(@methods $recv: claim_due, complete_scheduled, release_scheduled, next_due, scheduled_of, pending_scheduled, cancel_scheduled, count_scheduled);
         }
     };
     (@method $recv:tt Records) => {
         $crate::forward_ports!(@methods $recv: migrate, close, load, commit, commit_group, stream, stream_range, replay_events, load_snapshot, events, log_after, log_count);
     };
     (@method $recv:tt Outbox) => {
-        $crate::forward_ports!(@methods $recv: claim_undelivered, renew_claims, release_claims, mark_delivered, outbox_status, outbox_signal);
+        $crate::forward_ports!(@methods $recv: claim_undelivered, renew_claims, release_claims, mark_delivered, outbox_status, outbox_signal, beat_worker, worker_beats);
     };
     (@method $recv:tt Deliveries) => {
         $crate::forward_ports!(@methods $recv: is_handled, handled_outcome, handler_state, record_failure, hold_behind_dead_letter, failed_delivery, failed_deliveries, remove_failure);
@@ -113,7 +113,7 @@ macro_rules! forward_ports {
         $crate::forward_ports!(@methods $recv: register_projection, projection_state, projection_row, query_projection, begin_build, write_build, finish_build, read_model, put_read_model);
     };
     (@method $recv:tt Schedule) => {
-        $crate::forward_ports!(@methods $recv: claim_due, complete_scheduled, release_scheduled, next_due, scheduled_of);
+        $crate::forward_ports!(@methods $recv: claim_due, complete_scheduled, release_scheduled, next_due, scheduled_of, pending_scheduled, cancel_scheduled, count_scheduled);
     };
     (@method $recv:tt migrate) => {
         fn migrate(&self) -> $crate::store::ports::BoxFuture<'_, Result<(), $crate::store::ports::StoreError>> {
@@ -313,6 +313,31 @@ macro_rules! forward_ports {
     (@method $recv:tt scheduled_of) => {
         fn scheduled_of<'a>(&'a self, owner: &'a str, owner_key: &'a str) -> $crate::store::ports::BoxFuture<'a, Result<Vec<$crate::store::ports::Scheduled>, $crate::store::ports::StoreError>> {
             $crate::store::ports::Schedule::scheduled_of($crate::forward_ports!(@recv self $recv), owner, owner_key)
+        }
+    };
+    (@method $recv:tt pending_scheduled) => {
+        fn pending_scheduled(&self, limit: usize) -> $crate::store::ports::BoxFuture<'_, Result<Vec<$crate::store::ports::Scheduled>, $crate::store::ports::StoreError>> {
+            $crate::store::ports::Schedule::pending_scheduled($crate::forward_ports!(@recv self $recv), limit)
+        }
+    };
+    (@method $recv:tt cancel_scheduled) => {
+        fn cancel_scheduled(&self, id: $crate::store::ports::Uuid) -> $crate::store::ports::BoxFuture<'_, Result<bool, $crate::store::ports::StoreError>> {
+            $crate::store::ports::Schedule::cancel_scheduled($crate::forward_ports!(@recv self $recv), id)
+        }
+    };
+    (@method $recv:tt count_scheduled) => {
+        fn count_scheduled(&self, now: $crate::store::ports::OffsetDateTime) -> $crate::store::ports::BoxFuture<'_, Result<$crate::store::ports::ScheduledCounts, $crate::store::ports::StoreError>> {
+            $crate::store::ports::Schedule::count_scheduled($crate::forward_ports!(@recv self $recv), now)
+        }
+    };
+    (@method $recv:tt beat_worker) => {
+        fn beat_worker(&self, beat: $crate::store::ports::WorkerBeat) -> $crate::store::ports::BoxFuture<'_, Result<(), $crate::store::ports::StoreError>> {
+            $crate::store::ports::Outbox::beat_worker($crate::forward_ports!(@recv self $recv), beat)
+        }
+    };
+    (@method $recv:tt worker_beats) => {
+        fn worker_beats(&self) -> $crate::store::ports::BoxFuture<'_, Result<Vec<$crate::store::ports::WorkerBeat>, $crate::store::ports::StoreError>> {
+            $crate::store::ports::Outbox::worker_beats($crate::forward_ports!(@recv self $recv))
         }
     };
 }

@@ -31,7 +31,7 @@ mod replay;
 mod schedule;
 
 pub use deliveries::{Deliveries, FailedDelivery, FailureQuery, FailureStatus, FailureUpdate, HandlerState};
-pub use outbox::{FailureCounts, Outbox, OutboxStatus};
+pub use outbox::{FailureCounts, Outbox, OutboxStatus, WorkerBeat};
 pub(crate) use projections::check_reads;
 pub use projections::{
     BuildState, FilterOp, Logged, ProjectionSpec, ProjectionState, Projections, Row, RowChange, RowFilter, RowOrder,
@@ -39,7 +39,7 @@ pub use projections::{
 };
 pub use records::{Batch, Commit, Committed, Handled, Record, Records, Snapshot};
 pub use replay::{ReplayEvents, ReplayIter, StoredEvent};
-pub use schedule::{Cancel, Schedule, Scheduled};
+pub use schedule::{Cancel, Schedule, Scheduled, ScheduledCounts};
 
 pub use super::{BoxFuture, Cause, Envelope, OffsetDateTime, StoreError, StreamId, VersionConflict};
 /// What [`Outbox::outbox_signal`] hands out, from tokio.

@@ -38,6 +38,45 @@ pub trait Outbox: Send + Sync + 'static {
     /// when the store has no such channel: commits in this process wake
     /// the workers anyway, and they poll at a bounded interval as a fallback.
     fn outbox_signal(&self) -> Option<std::sync::Arc<tokio::sync::Notify>>;
+
+    /// Records a set of delivery workers' sign of life: inserts or replaces the beat of
+    /// `beat.id`, and forgets beats not renewed for a day.
+    fn beat_worker(&self, beat: WorkerBeat) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// The last beat of every set of delivery workers on this store (every process's),
+    /// latest first.
+    fn worker_beats(&self) -> BoxFuture<'_, Result<Vec<WorkerBeat>, StoreError>>;
+}
+
+/// A set of delivery workers' sign of life, renewed while it runs: what an operator's
+/// status lists as the workers seen alive.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct WorkerBeat {
+    /// The worker set, one per [`Workers::start`](crate::runtime::Workers::start).
+    pub id: uuid::Uuid,
+    /// The host it runs on (`HOSTNAME`, else `/etc/hostname`; empty when neither says).
+    pub host: String,
+    /// Its process id.
+    pub pid: u32,
+    /// When it started.
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    /// When it last beat.
+    #[serde(with = "time::serde::rfc3339")]
+    pub seen_at: OffsetDateTime,
+    /// How often it beats, in milliseconds.
+    pub every_ms: u64,
+    /// Whether it stopped gracefully (its last beat).
+    pub stopped: bool,
+}
+
+impl WorkerBeat {
+    /// Whether it counts as alive at `now`: not stopped, and its last beat is less than
+    /// three beats old.
+    pub fn alive_at(&self, now: OffsetDateTime) -> bool {
+        let window = time::Duration::milliseconds(i64::try_from(self.every_ms.saturating_mul(3)).unwrap_or(i64::MAX));
+        !self.stopped && self.seen_at.checked_add(window).is_none_or(|until| until > now)
+    }
 }
 
 /// How many failed deliveries one handler has, by status.

@@ -117,7 +117,7 @@ pub struct ProjectionState {
 }
 
 /// A rebuild under way: the copy it fills and how far it got.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct BuildState {
     /// The copy being filled.
     pub generation: u64,
@@ -127,6 +127,7 @@ pub struct BuildState {
     pub position: u64,
     /// When its builder last wrote: a build whose builder is silent for longer than the
     /// lease may be taken over (and resumed from `position`).
+    #[serde(with = "time::serde::rfc3339")]
     pub heartbeat: OffsetDateTime,
 }
 

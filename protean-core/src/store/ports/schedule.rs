@@ -36,11 +36,33 @@ pub trait Schedule: Send + Sync + 'static {
         owner: &'a str,
         owner_key: &'a str,
     ) -> BoxFuture<'a, Result<Vec<Scheduled>, StoreError>>;
+
+    /// Up to `limit` pending scheduled commands of every process manager, claimed or not,
+    /// earliest due first (ties by id): what an operator lists.
+    fn pending_scheduled(&self, limit: usize) -> BoxFuture<'_, Result<Vec<Scheduled>, StoreError>>;
+
+    /// Cancels the pending scheduled command `id`: it is never fired. `false` when there
+    /// is none (fired, cancelled, or never scheduled). A worker that claimed it before
+    /// may still be firing it.
+    fn cancel_scheduled(&self, id: Uuid) -> BoxFuture<'_, Result<bool, StoreError>>;
+
+    /// How many commands are pending, and how many of them are due at `now`.
+    fn count_scheduled(&self, now: OffsetDateTime) -> BoxFuture<'_, Result<ScheduledCounts, StoreError>>;
+}
+
+/// Scheduled commands at a glance: [`Schedule::count_scheduled`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ScheduledCounts {
+    /// Commands sent or scheduled that have not fired.
+    pub pending: u64,
+    /// Those of them due: a number that stays above zero while workers run tells that
+    /// they cannot fire them (see the workers' log).
+    pub due: u64,
 }
 
 /// A command a process manager sent or scheduled, kept in its unit of work's
 /// transaction until a worker fires it: processed (idempotently, under `id`) once due.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Scheduled {
     /// The command's id: it is processed with this id, so firing it twice changes
     /// nothing the second time.
@@ -52,6 +74,7 @@ pub struct Scheduled {
     /// A deadline's name, by which it can be cancelled; `None` for a command sent now.
     pub name: Option<String>,
     /// When it is due.
+    #[serde(with = "time::serde::rfc3339")]
     pub due_at: OffsetDateTime,
     /// The command's stable type name (`"Order.CancelOrder"`).
     pub type_name: Cow<'static, str>,

@@ -306,7 +306,7 @@ impl PostgresStore {
     /// GRANT SELECT, INSERT, UPDATE ON protean_aggregates, protean_events, protean_handled,
     ///     protean_snapshots, protean_read_models TO app;
     /// GRANT SELECT, INSERT, UPDATE, DELETE ON protean_failures, protean_projections,
-    ///     protean_projection_rows, protean_scheduled TO app;
+    ///     protean_projection_rows, protean_scheduled, protean_workers TO app;
     /// GRANT USAGE ON SEQUENCE protean_events_position_seq TO app;
     /// GRANT EXECUTE ON FUNCTION protean_commit_batch, protean_commit_group TO app; -- PUBLIC has it unless revoked
     /// ```

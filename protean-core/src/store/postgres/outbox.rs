@@ -15,7 +15,7 @@ use super::owner::{owner_key, LIVE_OWNERS};
 use super::rows::{envelope, StoredTime, EVENT_COLUMNS};
 use super::{backend, PostgresStore};
 use crate::store::envelope::{Envelope, StreamId};
-use crate::store::{BoxFuture, ClaimOrder, FailureStatus, Outbox, OutboxStatus, StoreError, MAX_LEASE};
+use crate::store::{BoxFuture, ClaimOrder, FailureStatus, Outbox, OutboxStatus, StoreError, WorkerBeat, MAX_LEASE};
 
 /// Serializes claims across processes (an arbitrary, fixed key, beside the store's others).
 const CLAIM_LOCK: i64 = 0x7072_6f74_6561_6e02;
@@ -211,6 +211,70 @@ impl Outbox for PostgresStore {
     fn outbox_signal(&self) -> Option<Arc<Notify>> {
         self.outbox.signal(&self.pool.connect_options())
     }
+
+    fn beat_worker(&self, beat: WorkerBeat) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            sqlx::query(
+                "WITH beat AS (
+                     INSERT INTO protean_workers (id, host, pid, started_at, seen_at, every_ms, stopped)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)
+                     ON CONFLICT (id) DO UPDATE SET host = EXCLUDED.host, pid = EXCLUDED.pid,
+                         started_at = EXCLUDED.started_at, seen_at = EXCLUDED.seen_at, every_ms = EXCLUDED.every_ms,
+                         stopped = EXCLUDED.stopped)
+                 DELETE FROM protean_workers WHERE seen_at < $5 - interval '1 day' AND id <> $1",
+            )
+            .bind(beat.id)
+            .bind(&beat.host)
+            .bind(i64::from(beat.pid))
+            .bind(beat.started_at)
+            .bind(beat.seen_at)
+            .bind(i64::try_from(beat.every_ms).unwrap_or(i64::MAX))
+            .bind(beat.stopped)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(backend)
+        })
+    }
+
+    fn worker_beats(&self) -> BoxFuture<'_, Result<Vec<WorkerBeat>, StoreError>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT id, host, pid, started_at, seen_at, every_ms, stopped FROM protean_workers
+                 ORDER BY seen_at DESC, id",
+            )
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+            rows.iter().map(worker_beat).collect()
+        })
+    }
+}
+
+/// A [`WorkerBeat`] from a row of `protean_workers`.
+fn worker_beat(row: &PgRow) -> Result<WorkerBeat, StoreError> {
+    let stream = StreamId::new("protean_workers", "");
+    let time = |column: &str| -> Result<OffsetDateTime, StoreError> {
+        let StoredTime(time) = row.try_get(column).map_err(backend)?;
+        time.map_err(|micros| {
+            StoreError::corrupt(
+                &stream,
+                0,
+                format!("the worker's {column} {micros} µs after the Unix epoch is out of range"),
+            )
+        })
+    };
+    let pid: i64 = row.try_get("pid").map_err(backend)?;
+    let every_ms: i64 = row.try_get("every_ms").map_err(backend)?;
+    Ok(WorkerBeat {
+        id: row.try_get("id").map_err(backend)?,
+        host: row.try_get("host").map_err(backend)?,
+        pid: u32::try_from(pid).map_err(|_| StoreError::corrupt(&stream, 0, format!("the worker's pid {pid}")))?,
+        started_at: time("started_at")?,
+        seen_at: time("seen_at")?,
+        every_ms: u64::try_from(every_ms).unwrap_or(0),
+        stopped: row.try_get("stopped").map_err(backend)?,
+    })
 }
 
 /// The [`StoreError::Corrupt`] of a failed delivery of `handler` whose stored status

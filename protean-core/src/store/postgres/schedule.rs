@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::rows::StoredTime;
 use super::{backend, lease_micros, PostgresStore};
 use crate::store::envelope::StreamId;
-use crate::store::{BoxFuture, Schedule, Scheduled, StoreError};
+use crate::store::{BoxFuture, Schedule, Scheduled, ScheduledCounts, StoreError};
 
 /// The columns a [`Scheduled`] is read from.
 const SCHEDULED_COLUMNS: &str = "id, owner, owner_key, name, due_at, type_name, payload, correlation_id, causation_id";
@@ -78,13 +78,39 @@ impl Schedule for PostgresStore {
     }
 
     fn complete_scheduled(&self, id: Uuid) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move { self.delete_scheduled(id).await.map(drop) })
+    }
+
+    fn pending_scheduled(&self, limit: usize) -> BoxFuture<'_, Result<Vec<Scheduled>, StoreError>> {
         Box::pin(async move {
-            sqlx::query("DELETE FROM protean_scheduled WHERE id = $1")
-                .bind(id)
-                .execute(&self.pool)
-                .await
-                .map(|_| ())
-                .map_err(backend)
+            let rows =
+                sqlx::query(&format!("SELECT {SCHEDULED_COLUMNS} FROM protean_scheduled ORDER BY due_at, id LIMIT $1"))
+                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(backend)?;
+            rows.iter().map(scheduled).collect()
+        })
+    }
+
+    fn cancel_scheduled(&self, id: Uuid) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(self.delete_scheduled(id))
+    }
+
+    fn count_scheduled(&self, now: OffsetDateTime) -> BoxFuture<'_, Result<ScheduledCounts, StoreError>> {
+        Box::pin(async move {
+            let row = sqlx::query(
+                "SELECT count(*) AS pending, count(*) FILTER (WHERE due_at <= $1) AS due FROM protean_scheduled",
+            )
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)?;
+            let count = |column: &str| -> Result<u64, StoreError> {
+                let n: i64 = row.try_get(column).map_err(backend)?;
+                Ok(u64::try_from(n).unwrap_or(0))
+            };
+            Ok(ScheduledCounts { pending: count("pending")?, due: count("due")? })
         })
     }
 
@@ -131,5 +157,17 @@ impl Schedule for PostgresStore {
             .map_err(backend)?;
             rows.iter().map(scheduled).collect()
         })
+    }
+}
+
+impl PostgresStore {
+    /// Deletes the scheduled command `id`; whether there was one.
+    async fn delete_scheduled(&self, id: Uuid) -> Result<bool, StoreError> {
+        sqlx::query("DELETE FROM protean_scheduled WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map(|done| done.rows_affected() > 0)
+            .map_err(backend)
     }
 }

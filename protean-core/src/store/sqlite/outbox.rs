@@ -12,7 +12,7 @@ use super::rows::{envelope, event_stream, text, EVENT_COLUMNS};
 use super::{backend, SqliteStore};
 use crate::store::envelope::{Envelope, StreamId};
 use crate::store::sql::{from_micros, micros, stored_count};
-use crate::store::{BoxFuture, ClaimOrder, FailureStatus, Outbox, OutboxStatus, StoreError, MAX_LEASE};
+use crate::store::{BoxFuture, ClaimOrder, FailureStatus, Outbox, OutboxStatus, StoreError, WorkerBeat, MAX_LEASE};
 
 impl Outbox for SqliteStore {
     fn claim_undelivered(&self, limit: usize, lease: Duration) -> BoxFuture<'_, Result<Vec<Envelope>, StoreError>> {
@@ -41,6 +41,67 @@ impl Outbox for SqliteStore {
     fn outbox_signal(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
         None
     }
+
+    fn beat_worker(&self, beat: WorkerBeat) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.threads.write(move |c| beat_worker(c, &beat))
+    }
+
+    fn worker_beats(&self) -> BoxFuture<'_, Result<Vec<WorkerBeat>, StoreError>> {
+        self.threads.read(worker_beats)
+    }
+}
+
+/// Inserts or replaces `beat`, and forgets beats not renewed for a day before it.
+fn beat_worker(connection: &mut Connection, beat: &WorkerBeat) -> Result<(), StoreError> {
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO protean_workers (id, host, pid, started_at, seen_at, every_ms, stopped)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            beat.id.to_string(),
+            beat.host,
+            beat.pid,
+            micros(beat.started_at),
+            micros(beat.seen_at),
+            i64::try_from(beat.every_ms).unwrap_or(i64::MAX),
+            beat.stopped,
+        ])
+    })
+    .map_err(backend)?;
+    tx.prepare_cached("DELETE FROM protean_workers WHERE seen_at < ?1")
+        .and_then(|mut s| s.execute([micros(beat.seen_at - time::Duration::DAY)]))
+        .map_err(backend)?;
+    tx.commit().map_err(backend)
+}
+
+/// Every worker set's last beat, latest first.
+fn worker_beats(connection: &Connection) -> Result<Vec<WorkerBeat>, StoreError> {
+    let mut select = connection
+        .prepare_cached(
+            "SELECT id, host, pid, started_at, seen_at, every_ms, stopped FROM protean_workers ORDER BY seen_at DESC, id",
+        )
+        .map_err(backend)?;
+    let mut rows = select.query([]).map_err(backend)?;
+    let stream = StreamId::new("protean_workers", "");
+    let mut beats = Vec::new();
+    while let Some(row) = rows.next().map_err(backend)? {
+        let id = text(row, "id", &stream, 0, "worker set's id")?;
+        let id = Uuid::parse_str(&id)
+            .map_err(|e| StoreError::corrupt(&stream, 0, format!("the worker set's id `{id}`: {e}")))?;
+        let every_ms: i64 = row.get("every_ms").map_err(backend)?;
+        beats.push(WorkerBeat {
+            id,
+            host: text(row, "host", &stream, 0, "worker set's host")?,
+            pid: row.get("pid").map_err(backend)?,
+            started_at: from_micros(row.get("started_at").map_err(backend)?, &stream, 0)?,
+            seen_at: from_micros(row.get("seen_at").map_err(backend)?, &stream, 0)?,
+            every_ms: u64::try_from(every_ms).unwrap_or(0),
+            stopped: row.get("stopped").map_err(backend)?,
+        });
+    }
+    Ok(beats)
 }
 
 /// Frees the claims of every owner but `owner` on undelivered events (run when the

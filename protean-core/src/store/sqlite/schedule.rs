@@ -15,7 +15,7 @@ use super::rows::{lease_micros, text, unreadable};
 use super::{backend, SqliteStore};
 use crate::store::envelope::StreamId;
 use crate::store::sql::{from_micros, micros};
-use crate::store::{BoxFuture, Cancel, Schedule, Scheduled, StoreError};
+use crate::store::{BoxFuture, Cancel, Schedule, Scheduled, ScheduledCounts, StoreError};
 
 impl Schedule for SqliteStore {
     /// Claims for this store's [owner](SqliteStore::owner).
@@ -50,6 +50,28 @@ impl Schedule for SqliteStore {
         let (owner, owner_key) = (owner.to_owned(), owner_key.to_owned());
         self.threads.read(move |c| scheduled_of(c, &owner, &owner_key))
     }
+
+    fn pending_scheduled(&self, limit: usize) -> BoxFuture<'_, Result<Vec<Scheduled>, StoreError>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.threads.read(move |c| select(c, "ORDER BY due_at, id LIMIT ?1", [limit]))
+    }
+
+    fn cancel_scheduled(&self, id: Uuid) -> BoxFuture<'_, Result<bool, StoreError>> {
+        self.threads.write(move |c| delete(c, id))
+    }
+
+    fn count_scheduled(&self, now: OffsetDateTime) -> BoxFuture<'_, Result<ScheduledCounts, StoreError>> {
+        self.threads.read(move |c| count(c, now))
+    }
+}
+
+/// How many commands are pending, and how many of them are due at `now`.
+fn count(connection: &Connection, now: OffsetDateTime) -> Result<ScheduledCounts, StoreError> {
+    let (pending, due): (i64, i64) = connection
+        .prepare_cached("SELECT count(*), count(*) FILTER (WHERE due_at <= ?1) FROM protean_scheduled")
+        .and_then(|mut s| s.query_row([micros(now)], |r| Ok((r.get(0)?, r.get(1)?))))
+        .map_err(backend)?;
+    Ok(ScheduledCounts { pending: u64::try_from(pending).unwrap_or(0), due: u64::try_from(due).unwrap_or(0) })
 }
 
 /// Frees the claims of every owner but `owner` on scheduled commands (run when the store
@@ -188,10 +210,15 @@ fn claim_due(
 
 /// Forgets the scheduled command `id`: it was fired.
 fn complete(connection: &Connection, id: Uuid) -> Result<(), StoreError> {
+    delete(connection, id).map(drop)
+}
+
+/// Deletes the scheduled command `id`; whether there was one.
+fn delete(connection: &Connection, id: Uuid) -> Result<bool, StoreError> {
     connection
         .prepare_cached("DELETE FROM protean_scheduled WHERE id = ?1")
         .and_then(|mut s| s.execute([id.to_string()]))
-        .map(drop)
+        .map(|deleted| deleted > 0)
         .map_err(backend)
 }
 

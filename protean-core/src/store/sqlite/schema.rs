@@ -7,7 +7,7 @@ use crate::store::{SchemaVersion, StoreError};
 
 /// The schema version this code writes; [`Records::migrate`](crate::store::Records::migrate)
 /// brings older files up to it, and a store opened without migrating requires it.
-pub const SCHEMA_VERSION: SchemaVersion = SchemaVersion(6);
+pub const SCHEMA_VERSION: SchemaVersion = SchemaVersion(7);
 
 const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS protean_aggregates (
@@ -144,8 +144,22 @@ CREATE INDEX IF NOT EXISTS protean_scheduled_owner ON protean_scheduled (owner, 
 CREATE INDEX IF NOT EXISTS protean_events_type ON protean_events (type_name, position);
 ";
 
+/// Version 7: the delivery workers' signs of life, one row per worker set, for an
+/// operator's status.
+const SCHEMA_V7: &str = "
+CREATE TABLE IF NOT EXISTS protean_workers (
+    id         TEXT    NOT NULL PRIMARY KEY, -- the worker set
+    host       TEXT    NOT NULL,
+    pid        INTEGER NOT NULL,
+    started_at INTEGER NOT NULL, -- microseconds since the Unix epoch
+    seen_at    INTEGER NOT NULL, -- its last beat: microseconds since the Unix epoch
+    every_ms   INTEGER NOT NULL, -- how often it beats
+    stopped    INTEGER NOT NULL  -- 1 once it stopped gracefully
+) WITHOUT ROWID;
+";
+
 /// Each version's statements, from version 1 up.
-const MIGRATIONS: [&str; 6] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6];
+const MIGRATIONS: [&str; 7] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7];
 const _: () = assert!(MIGRATIONS.len() == SCHEMA_VERSION.0 as usize, "one migration per version");
 
 /// The schema version recorded in the file (0: none yet).

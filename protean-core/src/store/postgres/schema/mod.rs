@@ -10,7 +10,7 @@ use crate::store::{SchemaVersion, StoreError};
 /// The schema version this code works with: [`PostgresStore::migrate`](super::PostgresStore::migrate) brings older
 /// databases up to it, and a store opened without migrating
 /// ([`PostgresStore::connect_without_migrating`](super::PostgresStore::connect_without_migrating)) requires it.
-pub const SCHEMA_VERSION: SchemaVersion = SchemaVersion(8);
+pub const SCHEMA_VERSION: SchemaVersion = SchemaVersion(9);
 
 /// The migration steps: step `n` (from `schema/vn.sql`) brings a database at version
 /// `n - 1` to version `n`. A file may hold several statements; it runs as one simple
@@ -24,6 +24,7 @@ const MIGRATIONS: [&str; SCHEMA_VERSION.0 as usize] = [
     include_str!("v6.sql"),
     include_str!("v7.sql"),
     include_str!("v8.sql"),
+    include_str!("v9.sql"),
 ];
 
 /// A unit of work's whole batch in one statement (see the file): created, or replaced,
