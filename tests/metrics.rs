@@ -18,6 +18,9 @@ use protean::store::Store;
 
 #[path = "support/contended.rs"]
 mod contended;
+#[path = "support/shop.rs"]
+#[allow(dead_code)]
+mod flow_shop;
 #[path = "support/harness.rs"]
 #[allow(dead_code)]
 mod harness;
@@ -246,6 +249,7 @@ fn cases() -> Vec<(&'static str, StoreCase)> {
         ("inline_workload_counts_commands_and_deliveries", |store| Box::pin(inline_workload(store))),
         ("a_domain_built_before_the_recorder_records_nothing_in_it", |store| Box::pin(built_before(store))),
         ("a_rebuild_sets_its_progress_gauges", |store| Box::pin(rebuild_progress(store))),
+        ("commands_a_process_manager_sent_are_counted_fired", |store| Box::pin(fired(store))),
     ]
 }
 
@@ -341,6 +345,29 @@ async fn rebuild_progress(store: Arc<dyn Store>) {
     assert_eq!(report.events, 7);
     assert_eq!(value(&handle, "protean_rebuild_events_done{projection=\"NoteLength\"}"), 7.0);
     assert_eq!(value(&handle, "protean_rebuild_events_total{projection=\"NoteLength\"}"), 7.0);
+}
+
+/// The fulfilment flow of tests/support/shop.rs, in stock: the process manager sends
+/// `ReserveStock`, then `ConfirmOrder`, each fired once.
+async fn fired(store: Arc<dyn Store>) {
+    use flow_shop::{PlaceOrder, Restock};
+    let recorder = recorder();
+    let handle = recorder.handle();
+    let builder = Domain::builder().module(module_path!().to_string() + "::flow_shop").shared_store(store);
+    let domain = metrics::with_local_recorder(&recorder, || builder.build()).expect("the model is valid");
+    let (order_id, customer, sku) = (Identifier::generate(), Identifier::generate(), Identifier::generate());
+    domain.process(Restock { sku: sku.clone(), quantity: 1 }).await.unwrap().all_delivered().unwrap();
+    domain.process(PlaceOrder { order_id, customer, sku }).await.unwrap().all_delivered().unwrap();
+    let scheduled = |command: &str, outcome: &str| {
+        value(&handle, &format!("protean_scheduled_commands_total{{command=\"{command}\",outcome=\"{outcome}\"}}"))
+    };
+    assert_eq!(scheduled("Stock.ReserveStock", "fired"), 1.0);
+    assert_eq!(scheduled("Order.ConfirmOrder", "fired"), 1.0);
+    assert_eq!(scheduled("Order.ConfirmOrder", "refused"), 0.0);
+    assert_eq!(scheduled("Order.ConfirmOrder", "failed"), 0.0);
+    // Fired commands are not counted as given to `process`.
+    let given = "protean_commands_total{command=\"Order.ConfirmOrder\",outcome=\"processed\"}";
+    assert_eq!(value(&handle, given), 0.0);
 }
 
 /// `GET /metrics` of `examples/http_shop`, over real HTTP: the counts of a workload.

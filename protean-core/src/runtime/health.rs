@@ -128,7 +128,8 @@ pub(crate) async fn delivery_status(engine: &Engine) -> Result<DeliveryStatus, P
         scheduled,
     };
     // The lag and undelivered gauges are set from every status read (docs/metrics.md).
-    engine.metrics.status(&status);
+    let dead = status.handlers.iter().map(|h| (h.handler.as_str(), h.dead));
+    engine.metrics.status(status.lag, status.undelivered, dead);
     Ok(status)
 }
 

@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 use ::metrics::{Counter, Gauge, Histogram, Unit};
 use foldhash::{HashMap, HashMapExt};
 
-use crate::runtime::health::DeliveryStatus;
 use crate::runtime::outcome::ProcessError;
-use crate::runtime::views::RebuildProgress;
 use crate::store::{Envelope, OffsetDateTime};
 
 /// Commands given to `Domain::process`, by command type and outcome.
@@ -153,15 +151,13 @@ impl Metrics {
         counter.increment(1);
     }
 
-    /// Records a command sent or scheduled by a process manager that was fired:
-    /// processed (`Ok(true)`), refused (`Ok(false)`), or failed, to be fired again (`Err`).
-    pub(crate) fn fired(&self, command: &str, outcome: Result<bool, ()>) {
+    /// Records commands of type `command` sent or scheduled by process managers that
+    /// were fired: processed, refused (dropped) and failed (to be fired again later).
+    pub(crate) fn fired(&self, command: &str, fired: u64, refused: u64, failed: u64) {
         let Some(metrics) = self.commands.get(command) else { return };
-        match outcome {
-            Ok(true) => metrics.fired.increment(1),
-            Ok(false) => metrics.refused.increment(1),
-            Err(()) => metrics.fire_failed.increment(1),
-        }
+        metrics.fired.increment(fired);
+        metrics.refused.increment(refused);
+        metrics.fire_failed.increment(failed);
     }
 
     /// Records a delivery of `event` to `handler` that succeeded (with the time from the
@@ -184,22 +180,23 @@ impl Metrics {
         }
     }
 
-    /// Sets a projection's rebuild gauges from its progress.
-    pub(crate) fn rebuild(&self, progress: &RebuildProgress) {
-        if let Some((done, total)) = self.rebuilds.get(progress.projection) {
-            done.set(progress.done as f64);
-            total.set(progress.total as f64);
+    /// Sets a projection's rebuild gauges: `done` of `total` events applied.
+    pub(crate) fn rebuild(&self, projection: &str, done: u64, total: u64) {
+        if let Some((done_gauge, total_gauge)) = self.rebuilds.get(projection) {
+            done_gauge.set(done as f64);
+            total_gauge.set(total as f64);
         }
     }
 
-    /// Sets the gauges from a delivery status just read: the lag, the undelivered
-    /// count, and the dead letters waiting of each handler of this domain.
-    pub(crate) fn status(&self, status: &DeliveryStatus) {
-        self.lag.set(status.lag.as_secs_f64());
-        self.undelivered.set(status.undelivered as f64);
-        for health in &status.handlers {
-            if let Some(metrics) = self.handlers.get(health.handler.as_str()) {
-                metrics.dead_waiting.set(health.dead as f64);
+    /// Sets the gauges from a delivery status just read: the `lag`, the `undelivered`
+    /// count, and the dead letters waiting of each handler of this domain (`dead`:
+    /// handler name and count).
+    pub(crate) fn status<'a>(&self, lag: Duration, undelivered: u64, dead: impl IntoIterator<Item = (&'a str, u64)>) {
+        self.lag.set(lag.as_secs_f64());
+        self.undelivered.set(undelivered as f64);
+        for (handler, count) in dead {
+            if let Some(metrics) = self.handlers.get(handler) {
+                metrics.dead_waiting.set(count as f64);
             }
         }
     }

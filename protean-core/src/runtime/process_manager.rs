@@ -557,7 +557,8 @@ impl Engine {
             key = %scheduled.owner_key,
             deadline = scheduled.name.as_deref(),
         );
-        self.fire_in_span(scheduled).instrument(span).await
+        let fired = self.fire_in_span(scheduled).instrument(span).await;
+        fired.inspect(|f| self.metrics.fired(&scheduled.type_name, f.fired, f.refused, f.failed))
     }
 
     async fn fire_in_span(self: &Arc<Self>, scheduled: &Scheduled) -> Result<Fired, StoreError> {
@@ -567,18 +568,15 @@ impl Engine {
         };
         match fire(self, scheduled).await {
             Ok(()) => {
-                self.metrics.fired(&scheduled.type_name, Ok(true));
                 self.store().complete_scheduled(scheduled.id).await?;
                 Ok(Fired { fired: 1, ..Fired::default() })
             }
             Err(error @ (ProcessError::Rejected { .. } | ProcessError::RejectedByProjector { .. })) => {
-                self.metrics.fired(&scheduled.type_name, Ok(false));
                 tracing::warn!(error = &error as &dyn std::error::Error, "a sent command was refused; it is dropped");
                 self.store().complete_scheduled(scheduled.id).await?;
                 Ok(Fired { refused: 1, ..Fired::default() })
             }
             Err(error) => {
-                self.metrics.fired(&scheduled.type_name, Err(()));
                 tracing::warn!(
                     error = &error as &dyn std::error::Error,
                     "a sent command failed; it is fired again later"
