@@ -1,4 +1,4 @@
-//! Benchmark 11 of docs/benchmarks.md: what metrics cost on the round trips of benchmarks 1
+//! Benchmark 12 of docs/benchmarks.md: what metrics cost on the round trips of benchmarks 1
 //! (memory) and 3 (SQLite): one `PlaceOrder` committed and its `OrderPlaced` delivered to
 //! one `Inventory` handler, on one core.
 //!

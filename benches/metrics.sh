@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark 11 of docs/benchmarks.md: the round trips with a metrics recorder and with none,
+# Benchmark 12 of docs/benchmarks.md: the round trips with a metrics recorder and with none,
 # both sides in each run, their order alternated from run to run (none then recorder, then
 # recorder then none, ...), ROUNDS runs (6 by default).
 #

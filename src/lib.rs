@@ -229,3 +229,6 @@ pub struct MetricsDoctests;
 #[cfg(all(doctest, feature = "http"))]
 #[doc = include_str!("../docs/operations-http.md")]
 pub struct OperationsHttpDoctests;
+#[cfg(all(doctest, feature = "cli"))]
+#[doc = include_str!("../docs/operations.md")]
+pub struct OperationsDoctests;

@@ -18,6 +18,9 @@ mod books;
 #[path = "support/relay.rs"]
 #[allow(dead_code)]
 mod relay;
+#[path = "support/shop.rs"]
+#[allow(dead_code)]
+mod shop;
 
 use books::accounts::{Account, Charge};
 use relay::*;
@@ -84,27 +87,36 @@ async fn dead_letters_are_listed_shown_and_redelivered_once() {
     let (_, none) = ops(&domain, &["--json", "dead-letters", "list", "--handler", "Bookkeeping::book"]).await;
     assert_eq!(none.trim(), "[]");
 
-    let (exit, text) = ops(&domain, &["dead-letters", "show", AUDIT, &event_id]).await;
+    let (exit, text) = ops(&domain, &["dead-letters", "show", &event_id]).await;
     assert_eq!(exit, Exit::Ok);
     assert!(text.contains("attempts:  2") && text.contains("Wallet.Deposited"), "{text}");
+    let (exit, same) = ops(&domain, &["dead-letters", "show", &event_id, "--handler", AUDIT]).await;
+    assert_eq!((exit, &same), (Exit::Ok, &text));
 
     let unknown = Uuid::new_v4().to_string();
-    let (exit, text) = ops(&domain, &["dead-letters", "show", AUDIT, &unknown]).await;
+    let (exit, text) = ops(&domain, &["dead-letters", "show", &unknown]).await;
     assert_eq!(exit, Exit::NotFound);
-    assert!(text.starts_with("error: no dead letter of `Auditing::audit`"), "{text}");
+    assert_eq!(text.trim(), format!("error: no dead letter for event {unknown}"));
+    let (exit, text) = ops(&domain, &["dead-letters", "show", &event_id, "--handler", "Bookkeeping::book"]).await;
+    assert_eq!(exit, Exit::NotFound);
+    assert!(text.starts_with("error: no dead letter of `Bookkeeping::book`"), "{text}");
+    let (_, json) = ops(&domain, &["--json", "dead-letters", "list", "--stream", &format!("Wallet/{wallet}")]).await;
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&json).unwrap().as_array().map(Vec::len), Some(1), "{json}");
+    let (_, json) = ops(&domain, &["--json", "dead-letters", "list", "--event-type", "Wallet.Withdrawn"]).await;
+    assert_eq!(json.trim(), "[]");
 
     // Still failing: the redelivery fails again, and says so.
-    let (exit, json) = ops(&domain, &["--json", "dead-letters", "redeliver", AUDIT, &event_id]).await;
+    let (exit, json) = ops(&domain, &["--json", "dead-letters", "redeliver", &event_id]).await;
     assert_eq!(exit, Exit::Attention, "{json}");
     let outcome: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(outcome["failed"][0]["attempts"], 3, "{json}");
 
     // Fixed: delivered once, and gone.
     fail_audits(&wallet, 0);
-    let (exit, text) = ops(&domain, &["dead-letters", "redeliver", AUDIT, &event_id]).await;
+    let (exit, text) = ops(&domain, &["dead-letters", "replay", &event_id, "--handler", AUDIT]).await;
     assert_eq!(exit, Exit::Ok, "{text}");
     assert_eq!(text.trim(), format!("delivered: {AUDIT} {event_id}"));
-    let (exit, _) = ops(&domain, &["dead-letters", "redeliver", AUDIT, &event_id]).await;
+    let (exit, _) = ops(&domain, &["dead-letters", "replay", &event_id]).await;
     assert_eq!(exit, Exit::NotFound);
     let (exit, text) = ops(&domain, &["status"]).await;
     assert_eq!(exit, Exit::Ok, "{text}");
@@ -113,8 +125,11 @@ async fn dead_letters_are_listed_shown_and_redelivered_once() {
 #[test]
 fn bad_arguments_are_clap_usage_errors() {
     let bad = [
-        vec!["service", "ops", "dead-letters", "show", AUDIT, "not-a-uuid"],
-        vec!["service", "ops", "dead-letters", "redeliver"],
+        vec!["service", "ops", "dead-letters", "show", "not-a-uuid"],
+        vec!["service", "ops", "dead-letters", "replay"],
+        vec!["service", "ops", "dead-letters", "replay", "--all", "0190a000-0000-7000-8000-000000000000"],
+        vec!["service", "ops", "events", "read", "Account/x", "--as-of", "yesterday"],
+        vec!["service", "ops", "model", "export", "--format", "png"],
         vec!["service", "ops", "no-such-command"],
     ];
     for args in bad {
@@ -160,4 +175,391 @@ async fn projections_status_and_a_streams_events() {
     assert_eq!(text.trim(), "error: no events in stream `Account/nobody`");
     let (exit, _) = ops(&domain, &["events", "read", "no-slash"]).await;
     assert_eq!(exit, Exit::NotFound);
+}
+
+/// A model whose one event is dead for two handlers when `FAIL` is set; with an event
+/// nothing takes, an aggregate nothing changes, and a handler of an event from outside
+/// the domain, for `check`.
+mod twice {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use protean::prelude::*;
+
+    pub static FAIL: AtomicBool = AtomicBool::new(true);
+
+    fn outcome(who: &str) -> Result<(), DomainError> {
+        if FAIL.load(Ordering::SeqCst) {
+            Err(DomainError::rule(format!("{who} is down")))
+        } else {
+            Ok(())
+        }
+    }
+
+    #[aggregate]
+    pub struct Gauge {
+        pub level: u64,
+    }
+
+    #[command(part_of = Gauge)]
+    pub struct Bump {
+        pub id: Identifier<Gauge>,
+    }
+
+    #[event(part_of = Gauge)]
+    pub struct Bumped {
+        pub id: Identifier<Gauge>,
+    }
+
+    /// Raised by nothing here, taken by nothing: `check`'s W001.
+    #[event(part_of = Gauge)]
+    pub struct Dropped {
+        pub id: Identifier<Gauge>,
+    }
+
+    pub struct Gauges;
+
+    #[handler(part_of = Gauge)]
+    impl Gauges {
+        async fn bump(ctx: &mut Context<Gauge>, command: Bump) -> Result<(), DomainError> {
+            let id = command.id.clone();
+            let mut gauge = ctx.load_or_add(&id, || Ok(Gauge::builder().id(id.clone()).level(0u64).build()?)).await?;
+            gauge.level += 1;
+            gauge.raise(Bumped { id: command.id });
+            Ok(())
+        }
+    }
+
+    #[aggregate]
+    pub struct Echo {
+        pub seen: u64,
+    }
+
+    /// Nothing changes it: `check`'s W002.
+    #[aggregate]
+    pub struct Idle {
+        pub never: u64,
+    }
+
+    pub struct First;
+
+    #[handler(part_of = Echo)]
+    impl First {
+        async fn on(_ctx: &mut Context<Echo>, _event: &Bumped) -> Result<(), DomainError> {
+            outcome("first")
+        }
+    }
+
+    pub struct Second;
+
+    #[handler(part_of = Echo)]
+    impl Second {
+        async fn on(_ctx: &mut Context<Echo>, _event: &Bumped) -> Result<(), DomainError> {
+            outcome("second")
+        }
+    }
+
+    pub struct Strays;
+
+    /// Takes an event of a module the domain does not include: `check`'s E001.
+    #[handler(part_of = Echo)]
+    impl Strays {
+        async fn on(_ctx: &mut Context<Echo>, _event: &super::elsewhere::Pinged) -> Result<(), DomainError> {
+            Ok(())
+        }
+    }
+}
+
+/// A module the `twice` domain does not include.
+mod elsewhere {
+    use protean::prelude::*;
+
+    #[aggregate]
+    pub struct Pinger {
+        pub pings: u64,
+    }
+
+    #[event(part_of = Pinger)]
+    pub struct Pinged {
+        pub id: Identifier<Pinger>,
+    }
+}
+
+/// The `twice` domain, with `Bumped` dead for `First::on` and `Second::on`.
+async fn dead_twice() -> (Domain, Uuid) {
+    let policy = RetryPolicy::default().max_attempts(1).initial_backoff(Duration::from_millis(1));
+    let domain = Domain::builder()
+        .module(module_path!().to_string() + "::twice")
+        .store(MemoryStore::new())
+        .delivery(DeliveryMode::Background)
+        .retry_policy(policy)
+        .build()
+        .expect("the twice model runs");
+    let processed = domain.process(twice::Bump { id: Identifier::generate() }).await.unwrap();
+    let correlation = processed.events[0].correlation_id;
+    let handle = domain.workers(WorkerConfig::default()).start().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while domain.dead_letters().await.unwrap().len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "no dead letters in time");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    handle.shutdown().await;
+    (domain, correlation)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_dead_for_two_handlers_needs_one_named_and_replay_all_filters() {
+    let (domain, correlation) = dead_twice().await;
+    let (_, json) = ops(&domain, &["--json", "dead-letters", "list"]).await;
+    let list: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let event_id = list[0]["event_id"].as_str().unwrap().to_owned();
+    assert_eq!(list[1]["event_id"].as_str(), Some(event_id.as_str()), "{json}");
+
+    let (exit, text) = ops(&domain, &["dead-letters", "show", &event_id]).await;
+    assert_eq!(exit, Exit::NotFound);
+    assert_eq!(
+        text.trim(),
+        format!("error: event {event_id} is dead for 2 handlers (First::on, Second::on): name one with --handler")
+    );
+    let (exit, text) = ops(&domain, &["dead-letters", "show", &event_id, "--handler", "Second::on"]).await;
+    assert_eq!(exit, Exit::Ok);
+    assert!(text.contains("last:") && text.contains("second is down"), "{text}");
+
+    // Fixed: --all with a handler replays that handler's only.
+    twice::FAIL.store(false, std::sync::atomic::Ordering::SeqCst);
+    let (exit, json) = ops(&domain, &["--json", "dead-letters", "replay", "--all", "--handler", "First::on"]).await;
+    assert_eq!(exit, Exit::Ok, "{json}");
+    let done: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(done["delivered"], serde_json::json!([{ "handler": "First::on", "event_id": event_id }]));
+    // Now the event is dead for one handler: its id alone names it.
+    let (exit, text) = ops(&domain, &["dead-letters", "replay", &event_id]).await;
+    assert_eq!(exit, Exit::Ok, "{text}");
+    assert_eq!(text.trim(), format!("delivered: Second::on {event_id}"));
+    let (exit, _) = ops(&domain, &["status"]).await;
+    assert_eq!(exit, Exit::Ok);
+
+    // The conversation: the command and its one event.
+    let (exit, text) = ops(&domain, &["events", "trace", &correlation.to_string()]).await;
+    assert_eq!(exit, Exit::Ok);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert_eq!(lines[0], format!("command {correlation}"));
+    assert!(lines[1].starts_with("  Gauge.Bumped Gauge/") && lines[1].ends_with(&event_id), "{text}");
+
+    // The log from its start, one event, as JSON.
+    let (exit, json) = ops(&domain, &["--json", "events", "tail", "--from", "0", "--limit", "1"]).await;
+    assert_eq!(exit, Exit::Ok);
+    let tailed: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!((tailed["position"].as_u64(), tailed["event_id"].as_str()), (Some(1), Some(event_id.as_str())));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_reports_each_rule_by_its_code() {
+    let domain = Domain::builder()
+        .module(module_path!().to_string() + "::twice")
+        .store(MemoryStore::new())
+        .build()
+        .expect("the twice model runs");
+    let (exit, json) = ops(&domain, &["--json", "check"]).await;
+    assert_eq!(exit, Exit::Attention, "an error: {json}");
+    let found: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let found: Vec<(&str, &str, &str)> = found
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["code"].as_str().unwrap(), d["severity"].as_str().unwrap(), d["element"].as_str().unwrap()))
+        .collect();
+    assert_eq!(found, [("E001", "error", "Strays::on"), ("W001", "warning", "Dropped"), ("W002", "warning", "Idle")]);
+    let (_, text) = ops(&domain, &["check"]).await;
+    assert!(text.starts_with("E001 error Strays::on: `Strays::on` takes the event `Pinged`"), "{text}");
+    assert!(text.ends_with("3 finding(s), 1 error(s)\n"), "{text}");
+
+    let (exit, mermaid) = ops(&domain, &["model", "export", "--format", "mermaid"]).await;
+    assert_eq!((exit, mermaid.as_str()), (Exit::Ok, domain.model().to_mermaid().as_str()));
+    let (_, dot) = ops(&domain, &["model", "export", "--format", "dot"]).await;
+    assert_eq!(dot, domain.model().to_dot());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streams_events_as_of_a_time() {
+    let domain = Domain::builder()
+        .module(module_path!().to_string() + "::books")
+        .store(MemoryStore::new())
+        .build()
+        .expect("the books model is valid");
+    let account: Identifier<Account> = Identifier::generate();
+    let _ = domain.process(Charge { id: account.clone(), owner: "ann".into(), cents: 5 }).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let between = protean::store::OffsetDateTime::now_utc();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let _ = domain.process(Charge { id: account.clone(), owner: "ann".into(), cents: 7 }).await.unwrap();
+    let t = between;
+    let at = format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.microsecond()
+    );
+    let (exit, json) = ops(&domain, &["--json", "events", "read", &format!("Account/{account}"), "--as-of", &at]).await;
+    assert_eq!(exit, Exit::Ok);
+    let events: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(events.as_array().unwrap().len(), 1, "{json}");
+    assert_eq!(events[0]["payload"]["cents"], 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_check_needs_the_url_and_reads_a_file_without_creating_it() {
+    let domain = Domain::builder().store(MemoryStore::new()).build().unwrap();
+    let (exit, text) = ops(&domain, &["migrate", "--check"]).await;
+    assert_eq!(exit, Exit::Failed);
+    assert!(text.contains("Ops::run_with"), "{text}");
+    let Service::Ops(check) = Service::try_parse_from(["service", "ops", "migrate", "--check"]).unwrap();
+    assert!(!check.needs_domain());
+    let mut out = Vec::new();
+    let never = || async { Err::<Domain, _>("a domain is not needed") };
+    assert_eq!(check.run_with("memory:", never, &mut out).await, Exit::Ok);
+    assert_eq!(String::from_utf8(out).unwrap(), "memory: no schema, always current\n");
+
+    #[cfg(feature = "sqlite")]
+    {
+        let dir = std::env::temp_dir().join(format!("protean-ops-cli-{}", Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("missing.db");
+        let url = format!("sqlite:{}", file.display());
+        let status = protean::store::schema_status(&url).await.unwrap();
+        assert!(status.is_behind() && status.found.0 == 0, "{status:?}");
+        assert!(!file.exists(), "a check creates no file");
+        let Service::Ops(check) = Service::try_parse_from(["service", "ops", "migrate", "--check"]).unwrap();
+        let mut out = Vec::new();
+        assert_eq!(check.run_with(&url, never, &mut out).await, Exit::SchemaMismatch);
+        assert!(!file.exists(), "a check creates no file");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    // A command that needs the domain reports the builder's failure.
+    let Service::Ops(status) = Service::try_parse_from(["service", "ops", "status"]).unwrap();
+    let mut out = Vec::new();
+    assert_eq!(status.run_with("memory:", never, &mut out).await, Exit::Failed);
+    assert_eq!(String::from_utf8(out).unwrap(), "error: a domain is not needed\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_deadline_is_listed_traced_and_cancelled() {
+    let domain = Domain::builder()
+        .module(module_path!().to_string() + "::shop")
+        .store(MemoryStore::new())
+        .build()
+        .expect("the shop model is valid");
+    let order = Identifier::generate();
+    let place = shop::PlaceOrder { order_id: order, customer: Identifier::generate(), sku: Identifier::generate() };
+    let processed = domain.process(place).await.unwrap();
+    processed.all_delivered().unwrap();
+    let correlation = processed.events[0].correlation_id.to_string();
+
+    let (exit, json) = ops(&domain, &["--json", "scheduled", "list"]).await;
+    assert_eq!(exit, Exit::Ok);
+    let list: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{json}");
+    assert_eq!((list[0]["name"].as_str(), list[0]["owner"].as_str()), (Some("restock"), Some("Fulfilment")));
+    let id = list[0]["id"].as_str().unwrap().to_owned();
+
+    // The deadline hangs under the event whose step scheduled it.
+    let (_, text) = ops(&domain, &["events", "trace", &correlation]).await;
+    let at = text.lines().position(|l| l.contains("ReservationFailed")).unwrap_or_else(|| panic!("{text}"));
+    let next = text.lines().nth(at + 1).unwrap();
+    assert!(
+        next.trim_start().starts_with(&format!("scheduled Order.CancelOrder {id} `restock` by Fulfilment")),
+        "{text}"
+    );
+
+    let (exit, text) = ops(&domain, &["scheduled", "cancel", &id]).await;
+    assert_eq!((exit, text.trim()), (Exit::Ok, format!("cancelled: {id}").as_str()));
+    let (_, text) = ops(&domain, &["scheduled", "list"]).await;
+    assert_eq!(text.trim(), "no scheduled commands");
+    let (exit, text) = ops(&domain, &["scheduled", "cancel", &id]).await;
+    assert_eq!(exit, Exit::NotFound);
+    assert!(text.starts_with(&format!("error: no pending scheduled command {id}")), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projection_rebuilt_by_name_dry_run_and_from_a_position() {
+    let domain = Domain::builder()
+        .module(module_path!().to_string() + "::books")
+        .store(MemoryStore::new())
+        .build()
+        .expect("the books model is valid");
+    let account: Identifier<Account> = Identifier::generate();
+    for cents in [5, 7, 11] {
+        let processed = domain.process(Charge { id: account.clone(), owner: "ann".into(), cents }).await.unwrap();
+        processed.all_delivered().unwrap();
+    }
+    let generation = |json: &str| -> serde_json::Value {
+        let list: serde_json::Value = serde_json::from_str(json).unwrap();
+        list.as_array().unwrap().iter().find(|p| p["projection"] == "OwnerTotal").unwrap()["generation"].clone()
+    };
+    let (_, before) = ops(&domain, &["--json", "projections", "status"]).await;
+
+    let (exit, json) = ops(&domain, &["--json", "projections", "rebuild", "OwnerTotal", "--dry-run"]).await;
+    assert_eq!(exit, Exit::Ok, "{json}");
+    let plan: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!((plan["events"].as_u64(), plan["busy"].as_bool()), (Some(3), Some(false)), "{json}");
+    let (_, json) =
+        ops(&domain, &["--json", "projections", "rebuild", "OwnerTotal", "--dry-run", "--from-position", "2"]).await;
+    let plan: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(plan["events"].as_u64(), Some(1), "{json}");
+    let (_, after_dry) = ops(&domain, &["--json", "projections", "status"]).await;
+    assert_eq!(after_dry, before, "a dry run changes nothing");
+
+    let (exit, json) = ops(&domain, &["--json", "projections", "rebuild", "OwnerTotal"]).await;
+    assert_eq!(exit, Exit::Ok, "{json}");
+    let end: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!((end["outcome"].as_str(), end["events"].as_u64()), (Some("switched"), Some(3)), "{json}");
+    let (_, after) = ops(&domain, &["--json", "projections", "status"]).await;
+    assert_ne!(generation(&after), generation(&before), "the new copy serves");
+
+    let (exit, text) = ops(&domain, &["projections", "rebuild", "Nothing"]).await;
+    assert_eq!(exit, Exit::NotFound);
+    assert!(text.starts_with("error: ") && text.contains("OwnerTotal"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_rebuild_leaves_the_serving_copy_and_a_stopped_tail_ends() {
+    let domain = Domain::builder()
+        .module(module_path!().to_string() + "::books")
+        .store(MemoryStore::new())
+        .build()
+        .expect("the books model is valid");
+    let account: Identifier<Account> = Identifier::generate();
+    let processed = domain.process(Charge { id: account, owner: "ann".into(), cents: 5 }).await.unwrap();
+    processed.all_delivered().unwrap();
+    let (_, before) = ops(&domain, &["--json", "projections", "status"]).await;
+
+    // What Ctrl-C does to `ops projections rebuild`, with a stop that has come already
+    // (before the rebuild counted its events).
+    let Service::Ops(rebuild) =
+        Service::try_parse_from(["service", "ops", "projections", "rebuild", "OwnerTotal"]).unwrap();
+    let mut out = Vec::new();
+    let exit = rebuild.run_until(&domain, &mut out, std::future::ready(())).await;
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(exit, Exit::Attention, "{text}");
+    assert_eq!(
+        text.trim(),
+        "OwnerTotal: cancelled after 0 of 0 event(s); the serving copy stays, and the next rebuild resumes"
+    );
+    let (_, after) = ops(&domain, &["--json", "projections", "status"]).await;
+    let serving = |json: &str| -> Vec<(serde_json::Value, serde_json::Value)> {
+        let list: serde_json::Value = serde_json::from_str(json).unwrap();
+        list.as_array().unwrap().iter().map(|p| (p["projection"].clone(), p["generation"].clone())).collect()
+    };
+    assert_eq!(serving(&after), serving(&before), "the serving copies stay");
+    let total = domain.projection::<books::views::OwnerTotal>(&"ann".to_string()).await.unwrap();
+    assert_eq!(total.map(|t| t.total), Some(5), "the serving copy answers");
+
+    // `events tail` with nothing new to print ends when stopped, and says nothing.
+    let Service::Ops(tail) = Service::try_parse_from(["service", "ops", "events", "tail"]).unwrap();
+    let mut out = Vec::new();
+    let exit = tail.run_until(&domain, &mut out, tokio::time::sleep(Duration::from_millis(50))).await;
+    assert_eq!((exit, out.len()), (Exit::Ok, 0));
 }

@@ -19,6 +19,13 @@
 //! PostgreSQL (built with `--features postgres`), `memory:` for none. `-- --write-model DIR` also writes the model as
 //! `ecommerce.mmd` (Mermaid), `ecommerce.dot` (Graphviz) and `ecommerce.json`.
 //!
+//! `-- ops <command>` runs an operations command of `protean::cli` against the same
+//! store instead of the run: `cargo run --example ecommerce -- ops status`, `-- ops
+//! dead-letters list`, `-- --database URL ops migrate --check` (see docs/operations.md).
+//! Setting [`FAIL_POINTS`](model::FAIL_POINTS) (`ECOMMERCE_FAIL_POINTS=1`) makes the
+//! loyalty handler fail, with two attempts 10 ms apart, so that a run in the background
+//! leaves dead letters to operate on.
+//!
 //! `-- --background` delivers the reactions in the background: `process` returns once
 //! the order is committed, and delivery workers started in this process reserve the
 //! stock, add the points, move the fulfilment flows on and fire their commands and
@@ -32,10 +39,13 @@
 pub mod model;
 
 use std::error::Error;
+use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::{Parser, Subcommand};
+use protean::cli::Ops;
 use protean::prelude::*;
-use protean::runtime::{DeliveryMode, WorkerConfig};
+use protean::runtime::{DeliveryMode, RetryPolicy, WorkerConfig};
 use protean::store::OffsetDateTime;
 
 use model::*;
@@ -113,23 +123,77 @@ async fn story(domain: &Domain, order: &Identifier<Order>) -> Result<String, Box
     Ok(format!("{status} ({})", types.join(" → ")))
 }
 
+/// The example's command line: the run's options, or `ops <command>`.
+#[derive(Parser)]
+#[command(name = "ecommerce", about = "The e-commerce flow of \"Design Small Aggregates\", and its operations")]
+struct Cli {
+    /// The store: `sqlite:PATH`, `postgres://…`, `memory:` (or `PROTEAN_DATABASE_URL`).
+    #[arg(long, global = true)]
+    database: Option<String>,
+    /// Delivers the reactions with background workers.
+    #[arg(long)]
+    background: bool,
+    /// How long an order waits for a restock, in milliseconds.
+    #[arg(long)]
+    restock_wait_ms: Option<u64>,
+    /// Also writes the model to this folder (Mermaid, Graphviz, JSON).
+    #[arg(long)]
+    write_model: Option<String>,
+    /// An operations command instead of the run.
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// What the example can do besides its run.
+#[derive(Subcommand)]
+enum Command {
+    /// Operates the store: `ops status`, `ops dead-letters list`, `ops migrate --check`, ...
+    Ops(Ops),
+}
+
+/// The e-commerce domain on `store`, delivering in `mode`; with [`FAIL_POINTS`] set,
+/// retried twice, 10 ms apart, before a dead letter.
+fn domain(store: std::sync::Arc<dyn protean::store::Store>, mode: DeliveryMode) -> Result<Domain, Box<dyn Error>> {
+    let mut builder = Domain::builder().module("ecommerce::model").shared_store(store).delivery(mode);
+    if std::env::var_os(FAIL_POINTS).is_some() {
+        builder =
+            builder.retry_policy(RetryPolicy::default().max_attempts(2).initial_backoff(Duration::from_millis(10)));
+    }
+    Ok(builder.build()?)
+}
+
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Box<dyn Error>> {
-    let args: Vec<String> = std::env::args().collect();
-    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1).cloned());
-    let url = value("--database")
+async fn main() -> Result<ExitCode, Box<dyn Error>> {
+    let cli = Cli::parse();
+    let url = cli
+        .database
+        .clone()
         .or_else(|| std::env::var("PROTEAN_DATABASE_URL").ok())
         .unwrap_or_else(|| "sqlite:ecommerce.db".into());
-    let background = args.iter().any(|a| a == "--background");
+    if let Some(Command::Ops(ops)) = cli.command {
+        let open = || async {
+            let store = protean::store::connect(&url).await?;
+            domain(store, DeliveryMode::Inline)
+        };
+        let exit = ops.run_with(&url, open, &mut std::io::stdout()).await;
+        return Ok(exit.into());
+    }
+    run(cli, &url).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The example's run.
+async fn run(cli: Cli, url: &str) -> Result<(), Box<dyn Error>> {
+    let background = cli.background;
     let mode = if background { DeliveryMode::Background } else { DeliveryMode::Inline };
-    let wait = match value("--restock-wait-ms") {
-        Some(ms) => Duration::from_millis(ms.parse()?),
+    let wait = match cli.restock_wait_ms {
+        Some(ms) => Duration::from_millis(ms),
         None if background => BACKGROUND_RESTOCK_WAIT,
         None => restock_wait(),
     };
     set_restock_wait(wait);
-    let store = protean::store::connect(&url).await?;
-    let domain = Domain::builder().module("ecommerce::model").shared_store(store).delivery(mode).build()?;
+    let store = protean::store::connect(url).await?;
+    let domain = domain(store, mode)?;
     // A projection this code declares over events an earlier run stored (or at a new
     // version) is built from the event log first.
     for report in domain.rebuild_outdated().await? {
@@ -146,7 +210,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         None
     };
 
-    if let Some(dir) = value("--write-model") {
+    if let Some(dir) = cli.write_model {
         std::fs::create_dir_all(&dir)?;
         std::fs::write(format!("{dir}/ecommerce.mmd"), domain.model().to_mermaid())?;
         std::fs::write(format!("{dir}/ecommerce.dot"), domain.model().to_dot())?;

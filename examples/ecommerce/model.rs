@@ -950,10 +950,18 @@ impl InventoryReactions {
 /// How [`CustomerLoyalty`] reacts to orders.
 pub struct LoyaltyReactions;
 
+/// The fault switch of the example: while this environment variable is set (to
+/// anything), [`LoyaltyReactions`] fails to award points, so that an operator (or a test)
+/// sees retries and a dead letter, and can replay it once the variable is unset.
+pub const FAIL_POINTS: &str = "ECOMMERCE_FAIL_POINTS";
+
 #[handler(part_of = CustomerLoyalty)]
 impl LoyaltyReactions {
     /// One point per whole unit of currency spent; the account is opened on the first order.
     async fn award_points(ctx: &mut Context<CustomerLoyalty>, event: &OrderPlaced) -> Result<(), DomainError> {
+        if std::env::var_os(FAIL_POINTS).is_some() {
+            return Err(DomainError::rule(format!("the loyalty service is down ({FAIL_POINTS} is set)")));
+        }
         let id = event.customer_id.cast::<CustomerLoyalty>();
         let open = || Ok(CustomerLoyalty::builder().id(id.clone()).customer_id(event.customer_id.clone()).build()?);
         ctx.load_or_add(&id, open).await?.add_points_for(&event.total)

@@ -2,8 +2,10 @@
 //! `inventory`, and [`Domain`](crate::runtime::Domain) collects them into a checked
 //! [`Model`]: elements, handler methods ([`HandlerInfo`]) and aggregate clusters.
 
+mod check;
 mod model;
 
+pub use check::{Diagnostic, Rule, Severity, RULES};
 pub use model::{Cluster, Model, ModelError, ModelProblem};
 
 use serde::Serialize;

@@ -22,6 +22,7 @@ pub(crate) mod query;
 pub(crate) mod read_model;
 pub(crate) mod rows;
 pub(crate) mod sourcing;
+mod trace;
 pub(crate) mod views;
 mod workers;
 
@@ -38,5 +39,6 @@ pub use process_manager::{Fired, Flow, FlowOf, LoadableInFlow, ProcessManager};
 pub use projection::{FedBy, LoadableInProjector, Projection, Rows, RowsOf};
 pub use query::{Condition, Field, Indexable, OrderField, Page, Query, QueryFailure, QueryValue, DEFAULT_QUERY_LIMIT};
 pub use read_model::{AsKey, ProjectionKey, ReadModel};
+pub use trace::{Trace, TraceCommand, TraceEvent};
 pub use views::{ProjectionStatus, Rebuild, RebuildEnd, RebuildPlan, RebuildProgress, RebuildReport};
 pub use workers::{NoRuntime, WorkerConfig, WorkerHandle, WorkerReport, Workers};

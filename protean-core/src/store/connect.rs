@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{MemoryStore, Store, StoreError, UrlError};
+use super::{MemoryStore, SchemaVersion, Store, StoreError, UrlError};
 
 /// Opens the store a URL names. The scheme (what comes before the first `:`) chooses
 /// the store, whatever its case (`Sqlite:app.db` is `sqlite:app.db`):
@@ -40,6 +40,87 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
         Target::Sqlite(path) => sqlite(path),
         Target::Postgres => postgres(url).await,
     }
+}
+
+/// Where the schema of the store a URL names stands: the version it is at and the one
+/// this build works with. See [`schema_status`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchemaStatus {
+    /// The store: `"memory"`, `"sqlite"` or `"postgres"`.
+    pub backend: &'static str,
+    /// The version the database is at (0: no protean schema yet, or no file).
+    pub found: SchemaVersion,
+    /// The version this build works with, and [`connect`] migrates to.
+    pub supported: SchemaVersion,
+}
+
+impl SchemaStatus {
+    /// The database is at the version this build works with.
+    pub fn is_current(&self) -> bool {
+        self.found == self.supported
+    }
+
+    /// The database is older than this build: migrating brings it up.
+    pub fn is_behind(&self) -> bool {
+        self.found < self.supported
+    }
+
+    /// The database is newer than this build (a later release migrated it): this build
+    /// refuses it, and migrating cannot help.
+    pub fn is_ahead(&self) -> bool {
+        self.found > self.supported
+    }
+}
+
+/// Reads the schema version of the store a URL names (as [`connect`] reads URLs),
+/// without opening a store: nothing is migrated, created or refused. A SQLite file is
+/// opened read-only (a missing file is at version 0, and stays missing); PostgreSQL is
+/// asked on one connection of its own; memory has no schema to fall behind, and is
+/// always current. For deploy gates: `ops migrate --check` is this.
+///
+/// ```
+/// # extern crate protean_core as protean;
+/// # async fn demo() -> Result<(), protean::store::StoreError> {
+/// use protean::store::schema_status;
+/// assert!(schema_status("memory:").await?.is_current());
+/// # Ok(()) }
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(demo()).unwrap();
+/// ```
+pub async fn schema_status(url: &str) -> Result<SchemaStatus, StoreError> {
+    match Target::of(url)? {
+        Target::Memory => Ok(SchemaStatus { backend: "memory", found: SchemaVersion(0), supported: SchemaVersion(0) }),
+        Target::Sqlite(path) => sqlite_status(path),
+        Target::Postgres => postgres_status(url).await,
+    }
+}
+
+#[cfg(feature = "sqlite")]
+fn sqlite_status(path: &str) -> Result<SchemaStatus, StoreError> {
+    use super::SQLITE_SCHEMA_VERSION;
+    if path == ":memory:" {
+        // A new private database, migrated when opened: always current.
+        return Ok(SchemaStatus { backend: "sqlite", found: SQLITE_SCHEMA_VERSION, supported: SQLITE_SCHEMA_VERSION });
+    }
+    let found = super::sqlite::schema::file_version(path)?;
+    Ok(SchemaStatus { backend: "sqlite", found, supported: SQLITE_SCHEMA_VERSION })
+}
+
+#[cfg(not(feature = "sqlite"))]
+fn sqlite_status(_path: &str) -> Result<SchemaStatus, StoreError> {
+    Err(UrlError::NotCompiled { scheme: "sqlite".into(), store: "SQLite", feature: "sqlite" }.into())
+}
+
+#[cfg(feature = "postgres")]
+async fn postgres_status(url: &str) -> Result<SchemaStatus, StoreError> {
+    use super::POSTGRES_SCHEMA_VERSION;
+    let found = super::postgres::schema::database_version(url).await?;
+    Ok(SchemaStatus { backend: "postgres", found, supported: POSTGRES_SCHEMA_VERSION })
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn postgres_status(url: &str) -> Result<SchemaStatus, StoreError> {
+    let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme).to_owned();
+    Err(UrlError::NotCompiled { scheme, store: "PostgreSQL", feature: "postgres" }.into())
 }
 
 /// The store a URL names.

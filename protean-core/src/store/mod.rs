@@ -23,7 +23,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-pub use connect::connect;
+pub use connect::{connect, schema_status, SchemaStatus};
 pub use memory::MemoryStore;
 pub use ports::{Deliveries, Outbox, Projections, Records, Schedule, Store};
 #[cfg(feature = "postgres")]

@@ -17,7 +17,7 @@ mod query;
 mod records;
 mod rows;
 mod schedule;
-mod schema;
+pub(crate) mod schema;
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;

@@ -16,7 +16,7 @@ mod records;
 mod row_query;
 mod rows;
 mod schedule;
-mod schema;
+pub(crate) mod schema;
 mod threads;
 mod writer;
 

@@ -210,3 +210,19 @@ pub(super) fn check(connection: &Connection) -> Result<(), StoreError> {
         Err(mismatch(current))
     }
 }
+
+/// The schema version of the file at `path`, read without opening a store: the file is
+/// opened read-only and nothing is created (a missing file is at version 0).
+pub(crate) fn file_version(path: &str) -> Result<SchemaVersion, StoreError> {
+    use rusqlite::OpenFlags;
+    let uri = path.starts_with("file:");
+    if !uri && !std::path::Path::new(path).exists() {
+        return Ok(SchemaVersion(0));
+    }
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if uri {
+        flags |= OpenFlags::SQLITE_OPEN_URI;
+    }
+    let connection = Connection::open_with_flags(path, flags).map_err(backend)?;
+    version(&connection)
+}

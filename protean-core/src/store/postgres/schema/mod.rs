@@ -92,3 +92,14 @@ pub(super) async fn stored_version(connection: &mut PgConnection) -> Result<Sche
         StoreError::Unsupported(format!("postgres: protean_schema holds version {version}, not a version"))
     })
 }
+
+/// The schema version of the database `url` names, read on one connection of its own
+/// without migrating or checking it (0 when it has no protean schema).
+pub(crate) async fn database_version(url: &str) -> Result<SchemaVersion, StoreError> {
+    use sqlx::{postgres::PgConnectOptions, ConnectOptions, Connection};
+    let options: PgConnectOptions = url.parse().map_err(backend)?;
+    let mut connection = options.connect().await.map_err(backend)?;
+    let version = stored_version(&mut connection).await;
+    let _ = connection.close().await;
+    version
+}
