@@ -250,6 +250,7 @@ fn cases() -> Vec<(&'static str, StoreCase)> {
         ("a_domain_built_before_the_recorder_records_nothing_in_it", |store| Box::pin(built_before(store))),
         ("a_rebuild_sets_its_progress_gauges", |store| Box::pin(rebuild_progress(store))),
         ("commands_a_process_manager_sent_are_counted_fired", |store| Box::pin(fired(store))),
+        ("running_workers_refresh_the_gauges", |store| Box::pin(workers_refresh_gauges(store))),
     ]
 }
 
@@ -345,6 +346,30 @@ async fn rebuild_progress(store: Arc<dyn Store>) {
     assert_eq!(report.events, 7);
     assert_eq!(value(&handle, "protean_rebuild_events_done{projection=\"NoteLength\"}"), 7.0);
     assert_eq!(value(&handle, "protean_rebuild_events_total{projection=\"NoteLength\"}"), 7.0);
+}
+
+/// Running workers set the lag and undelivered gauges on their own, every 5 seconds:
+/// once everything is delivered the gauges fall to zero without a `delivery_status` call.
+async fn workers_refresh_gauges(store: Arc<dyn Store>) {
+    let recorder = recorder();
+    let handle = recorder.handle();
+    let domain = domain(store, DeliveryMode::Background, &recorder);
+    let id = Identifier::<Meter>::generate();
+    for _ in 0..3 {
+        assert!(domain.process(Add { id: id.clone(), by: 1 }).await.unwrap().failures.is_empty());
+    }
+    assert_eq!(domain.delivery_status().await.unwrap().undelivered, 3);
+    assert_eq!(value(&handle, "protean_undelivered_events"), 3.0);
+    let workers = domain.workers(WorkerConfig::default().poll_interval(Duration::from_millis(20))).start().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while value(&handle, "protean_undelivered_events") != 0.0 {
+        assert!(tokio::time::Instant::now() < deadline, "the workers did not refresh the gauges");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(value(&handle, "protean_delivery_lag_seconds"), 0.0);
+    let tally = domain.get(&id.cast::<model::Tally>()).await.unwrap().expect("tallied");
+    assert_eq!(tally.total, 3);
+    workers.shutdown().await;
 }
 
 /// The fulfilment flow of tests/support/shop.rs, in stock: the process manager sends
