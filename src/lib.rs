@@ -223,6 +223,9 @@ pub struct ProcessManagersDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/benchmarks.md")]
 pub struct BenchmarksDoctests;
+#[cfg(doctest)]
+#[doc = include_str!("../docs/metrics.md")]
+pub struct MetricsDoctests;
 #[cfg(all(doctest, feature = "http"))]
 #[doc = include_str!("../docs/operations-http.md")]
 pub struct OperationsHttpDoctests;

@@ -1,6 +1,7 @@
 //! The e-commerce domain of `examples/ecommerce` behind HTTP, with axum, on the
-//! embedded SQLite store: `POST` a command, `GET` an aggregate. The routes and the
-//! status-code mapping are documented in `app.rs`.
+//! embedded SQLite store: `POST` a command, `GET` an aggregate, `GET /metrics` for
+//! Prometheus (`metrics.rs`). The routes and the status-code mapping are documented in
+//! `app.rs`.
 //!
 //! ```sh
 //! cargo run --example http_shop --features http      # 127.0.0.1:3000, http_shop.db in the temp dir
@@ -15,6 +16,7 @@
 pub mod model;
 
 pub mod app;
+pub mod metrics;
 
 /// The value of `--flag VALUE`, else of the environment variable `env`.
 fn setting(args: &[String], flag: &str, env: &str) -> Option<String> {
@@ -29,6 +31,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let database = setting(&args, "--database", "HTTP_SHOP_DATABASE")
         .map_or_else(|| std::env::temp_dir().join("http_shop.db"), std::path::PathBuf::from);
 
+    // The recorder goes in before the domain is built: the domain registers its metrics then.
+    let scrape = metrics::builder().install_recorder()?;
+    let upkeep = scrape.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            upkeep.run_upkeep(); // drains the histograms' samples between scrapes
+        }
+    });
+
     let domain = app::domain(app::SqliteStore::open(&database)?)?;
     // Events a previous run committed but did not deliver (it was stopped) go out first.
     let pending = domain.deliver_pending().await?;
@@ -37,7 +49,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app::router(domain.clone()))
+    axum::serve(listener, app::router(domain.clone()).merge(metrics::router(scrape)))
         .with_graceful_shutdown(async {
             // Without a Ctrl-C handler there is nothing to wait for: run until killed.
             if tokio::signal::ctrl_c().await.is_err() {

@@ -145,6 +145,7 @@ impl Engine {
         }
         .instrument(span.clone())
         .await;
+        self.metrics.delivered(handler.info.id, event, outcome.is_ok());
         if let Err(error) = &outcome {
             span.in_scope(|| tracing::warn!(error = error as &dyn std::error::Error, "delivery failed"));
         }

@@ -131,7 +131,9 @@ impl Domain {
             correlation_id = %cause.correlation_id,
             attempt = tracing::field::Empty,
         );
+        let started = std::time::Instant::now();
         let outcome = self.run_command(command, cause, idempotent).instrument(span.clone()).await;
+        self.engine.metrics.command_done(C::TYPE_NAME, &outcome, started);
         if let Err(error) = &outcome {
             span.in_scope(|| match error {
                 ProcessError::Rejected { .. } | ProcessError::RejectedByProjector { .. } => {

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use foldhash::{HashMap, HashMapExt};
 
 use crate::registry::{HandlerInfo, MessageKind};
+use crate::runtime::metrics::Metrics;
 use crate::runtime::outcome::{DeliveryFailure, ProcessError};
 use crate::runtime::policy::{DeliveryMode, RetryPolicy};
 use crate::runtime::rows::RowSet;
@@ -45,6 +46,8 @@ pub struct Engine {
     pub(crate) flows: bool,
     /// Every projection fed by a projector of this domain.
     pub(crate) projections: HashMap<&'static str, ProjectionEntry>,
+    /// The handles of this domain's metrics (docs/metrics.md).
+    pub(crate) metrics: Metrics,
 }
 
 /// A projection this domain keeps: its projectors, and what is known of its state.
@@ -127,6 +130,7 @@ impl Engine {
                 }
             }
         }
+        let metrics = Metrics::new(commands.keys().copied(), delivered.keys().copied(), projections.keys().copied());
         Engine {
             store,
             commands,
@@ -141,6 +145,7 @@ impl Engine {
             inline,
             flows,
             projections,
+            metrics,
         }
     }
 

@@ -116,7 +116,7 @@ pub(crate) async fn delivery_status(engine: &Engine) -> Result<DeliveryStatus, P
     workers.retain(|beat| beat.alive_at(now));
     let scheduled = engine.store.count_scheduled(now).await?;
     let total = |count: fn(&HandlerHealth) -> u64| handlers.iter().map(count).sum();
-    Ok(DeliveryStatus {
+    let status = DeliveryStatus {
         undelivered: status.undelivered,
         oldest_undelivered: status.oldest_undelivered,
         lag,
@@ -126,7 +126,11 @@ pub(crate) async fn delivery_status(engine: &Engine) -> Result<DeliveryStatus, P
         handlers,
         workers,
         scheduled,
-    })
+    };
+    // The lag and undelivered gauges are set from every status read (docs/metrics.md).
+    let dead = status.handlers.iter().map(|h| (h.handler.as_str(), h.dead));
+    engine.metrics.status(status.lag, status.undelivered, dead);
+    Ok(status)
 }
 
 /// [`Domain::delivery_failures`](crate::runtime::Domain::delivery_failures), on an engine.

@@ -13,6 +13,7 @@ pub(crate) mod engine;
 pub(crate) mod handler;
 mod health;
 pub(crate) mod idempotency;
+pub(crate) mod metrics;
 pub(crate) mod outcome;
 mod policy;
 pub(crate) mod process_manager;

@@ -557,7 +557,8 @@ impl Engine {
             key = %scheduled.owner_key,
             deadline = scheduled.name.as_deref(),
         );
-        self.fire_in_span(scheduled).instrument(span).await
+        let fired = self.fire_in_span(scheduled).instrument(span).await;
+        fired.inspect(|f| self.metrics.fired(&scheduled.type_name, f.fired, f.refused, f.failed))
     }
 
     async fn fire_in_span(self: &Arc<Self>, scheduled: &Scheduled) -> Result<Fired, StoreError> {

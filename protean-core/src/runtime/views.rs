@@ -243,6 +243,7 @@ impl Rebuild {
         let mut position = build.position.max(self.from);
         let total = store.log_count(position, &types).await?;
         tracing::info!(events = total, from = position, generation = build.generation, "rebuilding");
+        engine.metrics.rebuild(self.projection, 0, total);
         let mut set = RowSet::building(Arc::clone(&store), self.projection, build.generation);
         let mut done = 0u64;
         loop {
@@ -261,6 +262,7 @@ impl Rebuild {
             let rows = set.flush(100_000);
             store.write_build(self.projection, build.generation, rows, position).await?;
             let now = progress(self.projection, done, total.max(done), started);
+            engine.metrics.rebuild(self.projection, now.done, now.total);
             if let Some(report) = self.progress.as_mut() {
                 report(&now);
             }

@@ -315,6 +315,7 @@ async fn run(shared: Arc<Shared>) {
         });
     }
     helpers.spawn(beat::beat_loop(Arc::clone(&shared)));
+    helpers.spawn(refresh_gauges(Arc::clone(&engine), crate::runtime::metrics::gauge_interval(config.poll_interval)));
     let firing = engine.flows.then(|| tokio::spawn(fire_loop(Arc::clone(&shared))));
     while !shared.stop.is_set() {
         // Listen before claiming, so that a commit made while claiming is not missed.
@@ -422,6 +423,20 @@ async fn renew_claims(shared: &Shared) {
     if let Err(error) = shared.engine.store.renew_claims(ids, shared.config.lease).await {
         Counts::add(&shared.counts.store_errors, 1);
         tracing::warn!(error = &error as &dyn std::error::Error, "could not renew claims");
+    }
+}
+
+/// Sets the lag and undelivered gauges (docs/metrics.md) from the store's delivery status
+/// every `every`, while the workers run; a status that cannot be read is skipped.
+async fn refresh_gauges(engine: Arc<Engine>, every: Duration) {
+    loop {
+        if let Err(error) = crate::runtime::health::delivery_status(&engine).await {
+            tracing::debug!(
+                error = &error as &dyn std::error::Error,
+                "could not read the delivery status for the gauges"
+            );
+        }
+        tokio::time::sleep(every).await;
     }
 }
 

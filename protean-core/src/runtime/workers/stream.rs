@@ -241,6 +241,7 @@ async fn run_once(shared: &Shared, handler: &'static HandlerDescriptor, event: &
                 return Attempt::Failed(attempts);
             }
             Counts::add(&shared.counts.dead_lettered, 1);
+            engine.metrics.dead_lettered(handler.info.id);
             tracing::error!(
                 handler = handler.info.id,
                 event_id = %event.id,
