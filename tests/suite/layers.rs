@@ -12,9 +12,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("store", &["model"]),
     ("runtime", &["store", "registry", "export", "model"]),
     ("testing", &["runtime", "store", "registry", "export", "model"]),
+    ("cli", &["runtime", "store", "registry", "export", "model"]),
+    ("http", &["runtime", "store", "registry", "export", "model"]),
 ];
 
-const LAYERS: &[&str] = &["model", "registry", "export", "store", "runtime", "testing"];
+const LAYERS: &[&str] = &["model", "registry", "export", "store", "runtime", "testing", "cli", "http"];
 
 fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {

@@ -22,6 +22,7 @@ use crate::runtime::process_manager::{self, Fired, ProcessManager};
 use crate::runtime::projection::{read_row, Projection};
 use crate::runtime::query::{query_of, Query};
 use crate::runtime::read_model::{AsKey, ProjectionKey, ReadModel};
+use crate::runtime::trace::{self, Trace};
 use crate::runtime::views::{self, ProjectionStatus, Rebuild, RebuildReport};
 use crate::runtime::workers::{WorkerConfig, Workers};
 use crate::store::{Cause, Envelope, FailedDelivery, FailureQuery, OffsetDateTime, Scheduled, Store};
@@ -422,6 +423,21 @@ impl Domain {
         key: &(impl ProjectionKey + ?Sized),
     ) -> Result<Option<(P, bool)>, ProcessError> {
         process_manager::flow_of::<P>(&self.engine, &key.key_text()).await
+    }
+
+    /// The causal chain of the conversation `correlation_id` (the id of its first
+    /// command): its command, the events it raised, what their handlers raised, the
+    /// commands process managers sent, and so on, as a tree by causation id; commands
+    /// process managers sent that are still scheduled hang under the event that sent
+    /// them.
+    ///
+    /// It reads the whole event log, a page at a time (by log position), to find the conversation's
+    /// events: its cost grows with the log (O(events)), so it is for an operator's
+    /// question, not for a request path. The pending commands are found among the first
+    /// 10 000 pending ones (earliest due first) of every conversation. An unknown id
+    /// gives an empty trace.
+    pub async fn trace(&self, correlation_id: Uuid) -> Result<Trace, ProcessError> {
+        trace::trace(&self.engine, correlation_id).await
     }
 
     /// Up to `limit` commands that process managers of every kind sent or scheduled and

@@ -1,21 +1,22 @@
-//! [`Domain::trace`]: a conversation's causal chain, from the event log.
+//! [`Domain::trace`](crate::runtime::Domain::trace): a conversation's causal chain, from the event log.
 
 use std::collections::{HashMap, HashSet};
 
 use uuid::Uuid;
 
-use crate::runtime::{Domain, ProcessError};
+use crate::runtime::engine::Engine;
+use crate::runtime::outcome::ProcessError;
 use crate::store::{Envelope, Scheduled};
 
-/// How many events [`Domain::trace`] reads from the log at a time.
+/// How many events [`Domain::trace`](crate::runtime::Domain::trace) reads from the log at a time.
 const PAGE: usize = 1_000;
 
 /// How many pending scheduled commands (every conversation's, due first)
-/// [`Domain::trace`] reads to find the conversation's.
+/// [`Domain::trace`](crate::runtime::Domain::trace) reads to find the conversation's.
 const SCHEDULED: usize = 10_000;
 
 /// A conversation: what its first command caused, as a tree by causation id (see
-/// [`Domain::trace`]).
+/// [`Domain::trace`](crate::runtime::Domain::trace)).
 #[derive(Debug, Clone)]
 pub struct Trace {
     /// The conversation: the first command's id.
@@ -99,34 +100,22 @@ fn grow(
         .collect()
 }
 
-impl Domain {
-    /// The causal chain of the conversation `correlation_id` (the id of its first
-    /// command): its command, the events it raised, what their handlers raised, the
-    /// commands process managers sent, and so on, as a tree by causation id; commands
-    /// process managers sent that are still scheduled hang under the event that sent
-    /// them.
-    ///
-    /// It reads the whole event log, a page at a time (by log position), to find the conversation's
-    /// events: its cost grows with the log (O(events)), so it is for an operator's
-    /// question, not for a request path. The pending commands are found among the first
-    /// 10 000 pending ones (earliest due first) of every conversation. An unknown id
-    /// gives an empty trace.
-    pub async fn trace(&self, correlation_id: Uuid) -> Result<Trace, ProcessError> {
-        let store = self.store();
-        let mut events = Vec::new();
-        let mut after = 0;
-        loop {
-            let page = store.log_after(after, PAGE, &[]).await?;
-            let Some(last) = page.last() else { break };
-            after = last.position;
-            let read = page.len();
-            events.extend(page.into_iter().map(|logged| logged.event).filter(|e| e.correlation_id == correlation_id));
-            if read < PAGE {
-                break;
-            }
+/// [`Domain::trace`](crate::runtime::Domain::trace), on an engine.
+pub(crate) async fn trace(engine: &Engine, correlation_id: Uuid) -> Result<Trace, ProcessError> {
+    let store = engine.store();
+    let mut events = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.log_after(after, PAGE, &[]).await?;
+        let Some(last) = page.last() else { break };
+        after = last.position;
+        let read = page.len();
+        events.extend(page.into_iter().map(|logged| logged.event).filter(|e| e.correlation_id == correlation_id));
+        if read < PAGE {
+            break;
         }
-        let mut scheduled = self.scheduled_commands(SCHEDULED).await?;
-        scheduled.retain(|command| command.correlation_id == correlation_id);
-        Ok(Trace::of(correlation_id, events, scheduled))
     }
+    let mut scheduled = store.pending_scheduled(SCHEDULED).await?;
+    scheduled.retain(|command| command.correlation_id == correlation_id);
+    Ok(Trace::of(correlation_id, events, scheduled))
 }
