@@ -87,6 +87,12 @@ async fn dead_letters_are_listed_shown_and_redelivered_once() {
     assert_eq!(letters.len(), 1, "{json}");
     assert_eq!(letters[0]["handler"], AUDIT);
     assert_eq!(letters[0]["attempts"], 2);
+    let failed_at = letters[0]["last_failed_at"].as_str().unwrap();
+    assert!(
+        failed_at.len() >= 20 && failed_at.as_bytes()[10] == b'T' && failed_at.ends_with('Z'),
+        "an RFC 3339 time: {failed_at}"
+    );
+    assert_eq!(letters[0], domain.dead_letters().await.unwrap()[0].to_json(), "the same JSON as the API's");
     let event_id = letters[0]["event_id"].as_str().unwrap().to_owned();
     let (_, none) = ops(&domain, &["--json", "dead-letters", "list", "--handler", "Bookkeeping::book"]).await;
     assert_eq!(none.trim(), "[]");

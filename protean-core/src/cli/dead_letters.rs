@@ -82,7 +82,7 @@ impl DeadLetters {
                     return Ok(Exit::NotFound);
                 };
                 if json {
-                    let list: Vec<Value> = letters.iter().map(letter_json).collect();
+                    let list: Vec<Value> = letters.iter().map(FailedDelivery::to_json).collect();
                     writeln!(out, "{}", Value::Array(list))?;
                 } else if letters.is_empty() {
                     writeln!(out, "no dead letters")?;
@@ -109,7 +109,7 @@ impl DeadLetters {
                     return Ok(Exit::NotFound);
                 };
                 if json {
-                    writeln!(out, "{}", letter_json(&letter))?;
+                    writeln!(out, "{}", letter.to_json())?;
                 } else {
                     show(out, &letter)?;
                 }
@@ -254,7 +254,7 @@ fn report_replayed(done: Redelivered, out: &mut impl Write, json: bool) -> Outco
     if json {
         let delivered: Vec<Value> =
             done.delivered.iter().map(|(h, id)| json!({ "handler": h, "event_id": id })).collect();
-        let failed: Vec<Value> = done.failed.iter().map(letter_json).collect();
+        let failed: Vec<Value> = done.failed.iter().map(FailedDelivery::to_json).collect();
         writeln!(out, "{}", json!({ "delivered": delivered, "failed": failed }))?;
     } else {
         for (handler, id) in &done.delivered {
@@ -287,25 +287,4 @@ fn show(out: &mut impl Write, letter: &FailedDelivery) -> std::io::Result<()> {
     writeln!(out, "first:     {}: {}", letter.first_failed_at, letter.first_error)?;
     writeln!(out, "last:      {}: {}", letter.last_failed_at, letter.last_error)?;
     writeln!(out, "payload:   {}", letter.event.payload)
-}
-
-/// A dead letter as JSON.
-fn letter_json(letter: &FailedDelivery) -> Value {
-    let payload: Value = serde_json::from_str(&letter.event.payload).unwrap_or(Value::Null);
-    json!({
-        "handler": letter.handler,
-        "event_id": letter.event.id,
-        "event_type": letter.event.type_name,
-        "event_version": letter.event.version,
-        "stream": letter.event.stream.to_string(),
-        "sequence": letter.event.sequence,
-        "correlation_id": letter.event.correlation_id,
-        "status": letter.status.as_str(),
-        "attempts": letter.attempts,
-        "first_error": letter.first_error,
-        "last_error": letter.last_error,
-        "first_failed_at": letter.first_failed_at.to_string(),
-        "last_failed_at": letter.last_failed_at.to_string(),
-        "payload": payload,
-    })
 }

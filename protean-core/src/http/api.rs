@@ -196,7 +196,7 @@ pub(super) async fn dead_letters(
     filter: Result<Query<LetterFilter>, QueryRejection>,
 ) -> Answer {
     let page = letter_page(&ops, filter?.0).await?;
-    let list: Vec<Value> = page.letters.iter().map(letter_json).collect();
+    let list: Vec<Value> = page.letters.iter().map(FailedDelivery::to_json).collect();
     let body = json!({
         "dead_letters": list, "offset": page.offset, "limit": page.limit, "next_offset": page.next_offset,
     });
@@ -210,7 +210,7 @@ pub(super) async fn dead_letter(
 ) -> Answer {
     let Path((handler, event_id)) = key?;
     match ops.domain.dead_letter(&handler, event_id).await? {
-        Some(letter) => Ok(Json(letter_json(&letter)).into_response()),
+        Some(letter) => Ok(Json(letter.to_json()).into_response()),
         None => Err(no_dead_letter(&handler, event_id)),
     }
 }
@@ -244,7 +244,7 @@ fn settled(outcome: Result<Redelivered, ProcessError>, handler: &str, event_id: 
         other => other?,
     };
     let delivered: Vec<Value> = done.delivered.iter().map(|(h, id)| json!({ "handler": h, "event_id": id })).collect();
-    let failed: Vec<Value> = done.failed.iter().map(letter_json).collect();
+    let failed: Vec<Value> = done.failed.iter().map(FailedDelivery::to_json).collect();
     Ok(Json(json!({ "delivered": delivered, "failed": failed })).into_response())
 }
 
@@ -421,24 +421,4 @@ pub(super) fn scheduled_json(command: &Scheduled) -> Value {
 /// Any other route: 404, as JSON.
 pub(super) async fn unknown_route(method: Method, uri: Uri) -> OpsError {
     OpsError::NotFound(format!("no route for {method} {}", uri.path()))
-}
-
-/// A dead letter (or any failed delivery) as JSON.
-pub(super) fn letter_json(letter: &FailedDelivery) -> Value {
-    let payload: Value = serde_json::from_str(&letter.event.payload).unwrap_or(Value::Null);
-    json!({
-        "handler": letter.handler,
-        "event_id": letter.event.id,
-        "event_type": letter.event.type_name,
-        "event_version": letter.event.version,
-        "stream": letter.event.stream.to_string(),
-        "sequence": letter.event.sequence,
-        "status": letter.status.as_str(),
-        "attempts": letter.attempts,
-        "first_error": letter.first_error,
-        "last_error": letter.last_error,
-        "first_failed_at": rfc3339(letter.first_failed_at),
-        "last_failed_at": rfc3339(letter.last_failed_at),
-        "payload": payload,
-    })
 }

@@ -152,6 +152,35 @@ pub struct FailedDelivery {
     pub last_failed_at: OffsetDateTime,
 }
 
+impl FailedDelivery {
+    /// This failed delivery as the JSON an operator reads (`ops dead-letters --json`, the
+    /// operations API): handler, event id, type, version, stream (`Aggregate/id`),
+    /// sequence, correlation id, status, attempts, first and last errors with their times
+    /// (RFC 3339), and the event's payload (as JSON; `null` if it is not JSON).
+    pub fn to_json(&self) -> serde_json::Value {
+        let time = |at: OffsetDateTime| {
+            at.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| at.to_string())
+        };
+        let payload: serde_json::Value = serde_json::from_str(&self.event.payload).unwrap_or(serde_json::Value::Null);
+        serde_json::json!({
+            "handler": self.handler,
+            "event_id": self.event.id,
+            "event_type": self.event.type_name,
+            "event_version": self.event.version,
+            "stream": self.event.stream.to_string(),
+            "sequence": self.event.sequence,
+            "correlation_id": self.event.correlation_id,
+            "status": self.status.as_str(),
+            "attempts": self.attempts,
+            "first_error": self.first_error,
+            "last_error": self.last_error,
+            "first_failed_at": time(self.first_failed_at),
+            "last_failed_at": time(self.last_failed_at),
+            "payload": payload,
+        })
+    }
+}
+
 /// One failed attempt, or one event held behind a dead letter, to record with
 /// [`Deliveries::record_failure`](crate::store::Deliveries::record_failure).
 #[derive(Debug, Clone)]
