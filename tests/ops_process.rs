@@ -8,11 +8,11 @@
 //! a run whose loyalty handler fails (`ECOMMERCE_FAIL_POINTS`) until its events are
 //! dead-lettered; list, show, replay (delivered once), `replay --all`; a projection
 //! rebuilt with `--dry-run` (nothing changes) and for real (progress lines, the same
-//! rows); the fulfilment chain in `events trace`; `--json` that parses; clap's usage
-//! error; unknown ids.
+//! rows); the fulfilment chain in `events trace`; `events tail` stopped by a real Ctrl-C
+//! (SIGINT); `--json` that parses; clap's usage error; unknown ids.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 use libtest_mimic::{Arguments, Completion, Trial};
 use serde_json::Value;
@@ -182,6 +182,7 @@ fn scenario(url: &str, set_back: impl FnOnce()) {
         tail.stdout.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["position"].as_u64().unwrap()).collect();
     assert_eq!(positions.len(), 3, "{}", tail.stdout);
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
+    interrupted_tail(url);
 
     let model = ops(url, &["model", "export", "--format", "json"]).expect(0).json();
     assert!(model.is_object(), "{model}");
@@ -201,6 +202,39 @@ fn scenario(url: &str, set_back: impl FnOnce()) {
     ops(url, &["scheduled", "cancel", unknown]).expect(3);
     let projection = ops(url, &["projections", "rebuild", "NoSuchView"]).expect(3);
     assert!(projection.stdout.contains("CustomerCreditView"), "the known ones are listed: {}", projection.stdout);
+}
+
+/// `ops events tail` following the log until Ctrl-C: a real SIGINT ends it cleanly
+/// (exit 0, what it printed stands), not by the signal's default of killing the process.
+/// The same handler stops `ops projections rebuild`.
+fn interrupted_tail(url: &str) {
+    use std::io::BufRead;
+    let mut child = Command::new(binary())
+        .args(["--database", url, "ops", "events", "tail", "--from", "0"])
+        .env_remove(model::FAIL_POINTS)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the example runs");
+    // A first line: the tail is following (and listening for Ctrl-C) by then.
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("piped"));
+    let mut first = String::new();
+    stdout.read_line(&mut first).expect("a line");
+    assert!(!first.is_empty(), "the tail printed nothing");
+    let interrupted = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill runs");
+    assert!(interrupted.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waits") {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "the tail did not stop within 10 s of Ctrl-C");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("piped"), &mut stderr).expect("stderr");
+    assert_eq!(status.code(), Some(0), "stopped cleanly by Ctrl-C, not killed: {status:?}\n{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 /// The rows of `CustomerCreditView` as JSON, read by a domain of this test's own.
