@@ -21,6 +21,8 @@
 #[path = "support/backends.rs"]
 #[allow(dead_code)]
 mod backends;
+#[path = "support/fill.rs"]
+mod fill;
 #[path = "support/ledger.rs"]
 #[allow(dead_code)]
 mod ledger;
@@ -28,78 +30,16 @@ mod ledger;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use ledger::accounts::{Account, Deposited, Withdrawn};
 use ledger::views::owners::OwnerTotal;
 use protean::cli::{Exit, Ops};
-use protean::model::RaisedEvent;
 use protean::prelude::*;
 use protean::runtime::DeliveryMode;
-use protean::store::{Batch, Cause, Commit, Envelope, Store, StreamId};
 
 use backends::{runtime, Backend, Opened};
-
-const EVENTS_PER_ACCOUNT: u64 = 100;
-const EVENTS_PER_COMMIT: u64 = 5;
-const OWNERS: usize = 8;
-const FILL_BATCH: u64 = 1_000;
+use fill::{fill, OWNERS};
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-/// Writes about `events` events (whole accounts), delivered; returns how many and the
-/// sum every owner's total must add up to.
-async fn fill(store: &dyn Store, events: u64) -> (u64, i64) {
-    let accounts = events.div_ceil(EVENTS_PER_ACCOUNT).max(1);
-    let ids: Vec<Identifier<Account>> = (0..accounts).map(|_| Identifier::generate()).collect();
-    let owner = |account: usize| format!("owner-{}", account % OWNERS);
-    let mut balances = vec![0i64; ids.len()];
-    let commits_per_batch = (FILL_BATCH / EVENTS_PER_COMMIT) as usize;
-    let mut batch = Vec::with_capacity(commits_per_batch);
-    let mut written = 0u64;
-    for round in 0..EVENTS_PER_ACCOUNT / EVENTS_PER_COMMIT {
-        for (a, id) in ids.iter().enumerate() {
-            let stream = StreamId::new("Account", id.to_string());
-            let cause = Cause::command(uuid::Uuid::now_v7());
-            let events: Vec<Envelope> = (0..EVENTS_PER_COMMIT)
-                .map(|k| {
-                    let (account_id, owner) = (id.clone(), owner(a));
-                    let event: RaisedEvent = if k + 1 < EVENTS_PER_COMMIT {
-                        let cents = 100 + (round * EVENTS_PER_COMMIT + k) as i64;
-                        balances[a] += cents;
-                        Deposited { account_id, owner, cents }.into()
-                    } else {
-                        balances[a] -= 150;
-                        Withdrawn { account_id, owner, cents: 150 }.into()
-                    };
-                    Envelope::new(event, stream.clone(), cause).expect("an envelope")
-                })
-                .collect();
-            let state = format!(r#"{{"id":"{id}","owner":"{}","balance":{}}}"#, owner(a), balances[a]);
-            batch.push(Commit {
-                stream,
-                expected_version: round,
-                advance: 1,
-                state: Some(state.into()),
-                events,
-                snapshot: None,
-            });
-            if batch.len() == commits_per_batch {
-                written += write(store, std::mem::take(&mut batch)).await;
-            }
-        }
-    }
-    if !batch.is_empty() {
-        written += write(store, batch).await;
-    }
-    (written, balances.iter().sum())
-}
-
-async fn write(store: &dyn Store, commits: Vec<Commit>) -> u64 {
-    let delivered: Vec<uuid::Uuid> = commits.iter().flat_map(|c| c.events.iter().map(|e| e.id)).collect();
-    let count = delivered.len() as u64;
-    store.commit(Batch { commits, delivered, ..Batch::default() }).await.expect("filled");
-    count
 }
 
 /// A binary's command line with the operations commands under `ops`.
@@ -152,7 +92,8 @@ fn main() {
     let rt = runtime();
     let Opened { store, scratch, .. } = rt.block_on(Backend::Sqlite.fresh_store());
     let started = Instant::now();
-    let (events, net) = rt.block_on(fill(store.as_ref(), events));
+    let filled = rt.block_on(fill(store.as_ref(), events));
+    let (events, net) = (filled.events, filled.net);
     eprintln!("rebuild_progress: SQLite filled with {events} events in {:.1} s", started.elapsed().as_secs_f64());
     let domain = Domain::builder()
         .module(module_path!().to_string() + "::ledger")
