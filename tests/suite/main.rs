@@ -17,6 +17,7 @@ mod ecommerce;
 #[allow(dead_code)]
 mod project_management;
 
+mod contract;
 mod docs_true;
 mod guarded;
 mod layers;

@@ -637,7 +637,7 @@ fn list_marks(shape: &FieldShape) -> String {
 fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        if c.is_whitespace() || matches!(c, '%' | '|' | ',' | '(' | ')' | '[' | ']' | '=' | '#') || c.is_control() {
+        if c.is_whitespace() || matches!(c, '%' | '|' | ',' | '(' | ')' | '=' | '#') || c.is_control() {
             let mut buf = [0u8; 4];
             for b in c.encode_utf8(&mut buf).bytes() {
                 let _ = write!(out, "%{b:02X}");
