@@ -376,9 +376,7 @@ fn placed_changes(model: &str, store: &Arc<dyn Store>) -> Vec<Change> {
 /// Realistic drift: `OrderPlaced` changed in a copy of the e-commerce model fails the
 /// checked-in lock; bumped to version 2 with an upcaster it passes, and orders placed
 /// before the change load through the upcaster.
-async fn a_changed_event_fails_the_lock_until_bumped_and_old_events_load_through_the_upcaster(
-    store: Arc<dyn Store>,
-) {
+async fn a_changed_event_fails_the_lock_until_bumped_and_old_events_load_through_the_upcaster(store: Arc<dyn Store>) {
     assert_eq!(placed_changes("placed_v1", &store), vec![], "the copy matches the checked-in lock");
     let broken = placed_changes("placed_broken", &store);
     let rules: Vec<(&str, Option<&str>, Outcome)> =

@@ -86,8 +86,8 @@ fn upcast_steps(args: &Args, errors: &mut Errors) {
             errors.push(syn::Error::new(
                 step.span,
                 format!(
-                    "`upcast(from = {0}, ..)` on an event at version {version}: a step brings a payload of version \
-                     `from` to `from + 1`, so `from` is a version from 1 to {1}{2}",
+                    "`upcast(from = {0}, ..)` on an event at version {version}: a step brings a payload stored at \
+                     version `from` to `from + 1`, so `from` is from 1 up to {1}{2}",
                     step.from,
                     version.saturating_sub(1),
                     if version == 1 { " (bump `version` first)" } else { "" }

@@ -426,7 +426,8 @@ fn choices_may_be_added_not_removed() {
 #[test]
 fn a_value_object_change_shows_in_every_event_that_stores_it() {
     let text = Lock::of(domain("money").model()).to_text();
-    for line in ["field lines list(object) defaulted", "field lines[].cents int64 required", "field total.cents int64"] {
+    for line in ["field lines list(object) defaulted", "field lines[].cents int64 required", "field total.cents int64"]
+    {
         assert!(text.contains(line), "{line} in {text}");
     }
     let c = changes("money", "money_as_float");
