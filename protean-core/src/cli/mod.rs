@@ -9,7 +9,8 @@
 //! (`replay --all` with filters); `projections status|rebuild NAME [--dry-run]
 //! [--from-position N]` (a progress bar on a terminal, lines otherwise; Ctrl-C cancels
 //! and the serving copy stays); `events read|trace|tail`; `scheduled list|cancel`;
-//! `model export --format json|mermaid|dot`; `check` ([`Model::diagnose`](crate::registry::Model::diagnose)).
+//! `model export --format json|mermaid|dot`; `check` ([`Model::diagnose`](crate::registry::Model::diagnose));
+//! `schema check|diff|update|retire|export` (the contract lock, [`crate::contract`]).
 //! The repository's `docs/operations.md` describes each.
 //!
 //! [`Ops::run_with`] takes the store's URL and a closure building the domain, called
@@ -53,6 +54,7 @@ mod migrate;
 mod model;
 mod projections;
 mod scheduled;
+mod schema;
 mod status;
 
 use std::future::Future;
@@ -68,6 +70,7 @@ pub use events::Events;
 pub use model::{ExportFormat, ModelCommand};
 pub use projections::Projections;
 pub use scheduled::ScheduledCommands;
+pub use schema::SchemaCommand;
 
 /// The operations commands: `ops [--json] <command>`.
 #[derive(Debug, Args)]
@@ -110,6 +113,10 @@ pub enum OpsCommand {
     Model(ModelCommand),
     /// Whole-model diagnostics, each with a stable code (exit 4 when any is an error).
     Check,
+    /// The stored contract against its lock, `protean.lock`: check, diff, update,
+    /// retire, and JSON Schema export.
+    #[command(subcommand)]
+    Schema(SchemaCommand),
 }
 
 /// How an operations command ended: the process's exit code.
@@ -209,6 +216,7 @@ async fn run_on(command: OpsCommand, domain: &Domain, json: bool, out: &mut impl
         OpsCommand::Events(command) => command.run(domain, json, out, stop).await,
         OpsCommand::Model(command) => command.run(domain, json, out),
         OpsCommand::Check => model::check(domain, json, out),
+        OpsCommand::Schema(command) => command.run(domain, json, out),
     }
 }
 
