@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
 
-use super::lock::{Block, BlockKind, Lock, LockParseError, LockUpcasts, Ty};
+use super::lock::{Block, BlockKind, Lock, LockParseError, LockUpcasts};
 use super::rules::{covers, diff, Change, Outcome, Verdict};
+use super::ty::Ty;
 use crate::model::element::ElementKind;
 use crate::registry::{Model, Presence};
 

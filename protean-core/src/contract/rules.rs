@@ -2,162 +2,11 @@
 //! classified by a rule, with a verdict in Avro's sense and an outcome.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 
-use serde::Serialize;
-
-use super::lock::{Block, BlockKind, FieldLine, Lock, LockUpcasts, Ty};
+pub use super::change::{Change, Outcome, Verdict};
+use super::lock::{Block, BlockKind, FieldLine, Lock, LockUpcasts};
+use super::ty::{compat, Compat, Ty};
 use crate::registry::Presence;
-
-/// What a change keeps readable, in Avro's sense, seen from stored data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Verdict {
-    /// Neither new code reads old payloads nor old code new ones.
-    None,
-    /// Old code (another service, a process not yet deployed) reads new payloads, but
-    /// new code does not read what is stored.
-    Forward,
-    /// New code reads old payloads (what a stored event needs); old code may not read
-    /// new ones.
-    Backward,
-    /// Both ways.
-    Full,
-}
-
-impl Verdict {
-    /// `"NONE"`, `"FORWARD"`, `"BACKWARD"` or `"FULL"`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Verdict::None => "NONE",
-            Verdict::Forward => "FORWARD",
-            Verdict::Backward => "BACKWARD",
-            Verdict::Full => "FULL",
-        }
-    }
-}
-
-/// What a change means for the check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    /// Stored data still reads: the check passes, and the lock is to be updated.
-    Safe,
-    /// A new version whose upcasters read every older version the lock holds.
-    Mitigated,
-    /// Stored data (or what callers send) no longer reads: the check fails.
-    Breaking,
-}
-
-impl Outcome {
-    /// `"safe"`, `"mitigated"` or `"breaking"`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Safe => "safe",
-            Outcome::Mitigated => "mitigated",
-            Outcome::Breaking => "breaking",
-        }
-    }
-}
-
-/// One difference between the lock and the model.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Change {
-    /// The element, by its Rust name when the model has it (`OrderPlaced`), else by its
-    /// stored type name.
-    pub element: String,
-    /// Event, command or projection.
-    pub kind: BlockKind,
-    /// The stored type name (`Order.OrderPlaced`).
-    pub type_name: String,
-    /// The field's path, for a change of one field.
-    pub path: Option<String>,
-    /// The rule's stable name (`type-narrowed`); see the guide's table.
-    pub rule: &'static str,
-    /// What stays readable.
-    pub verdict: Verdict,
-    /// What it means for the check.
-    pub outcome: Outcome,
-    /// What changed, why it matters, and the fix, in a sentence.
-    pub message: String,
-}
-
-impl fmt::Display for Change {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} [{}, {}]: {}", self.outcome.as_str(), self.rule, self.verdict.as_str(), self.message)
-    }
-}
-
-impl Serialize for BlockKind {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-/// How the type of a field changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Compat {
-    Same,
-    /// Every old value reads as the new type (`int32` to `int64`, `T` to `optional(T)`).
-    Widened,
-    /// Some old values do not read as the new type.
-    Narrowed,
-    /// No old value reads as the new type.
-    Changed,
-    ChoicesAdded,
-    ChoicesRemoved,
-    /// Both stored as text: only the meaning changed.
-    TargetChanged,
-}
-
-fn compat(old: &Ty, new: &Ty) -> Compat {
-    use Compat::*;
-    let textual = |t: &Ty| matches!(t, Ty::Identifier(_) | Ty::Uuid);
-    match (old, new) {
-        _ if old == new => Same,
-        (Ty::Int(a), Ty::Int(b)) | (Ty::Uint(a), Ty::Uint(b)) | (Ty::Float(a), Ty::Float(b)) => {
-            if b > a {
-                Widened
-            } else {
-                Narrowed
-            }
-        }
-        (Ty::Uint(a), Ty::Int(b)) => {
-            if b > a {
-                Widened
-            } else {
-                Narrowed
-            }
-        }
-        (Ty::Int(_), Ty::Uint(_)) => Narrowed,
-        (Ty::Int(_) | Ty::Uint(_), Ty::Float(_)) => Widened,
-        (Ty::Float(_), Ty::Int(_) | Ty::Uint(_)) => Narrowed,
-        (Ty::Identifier(_), Ty::Identifier(_)) => TargetChanged,
-        (a, b) if textual(a) && textual(b) => TargetChanged,
-        (a, Ty::Text) if textual(a) => Widened,
-        (Ty::Text, b) if textual(b) => Narrowed,
-        (Ty::Char, Ty::Text) => Widened,
-        (Ty::Text, Ty::Char) => Narrowed,
-        (Ty::Choice(a), Ty::Choice(b)) => {
-            if a.iter().all(|c| b.contains(c)) {
-                ChoicesAdded
-            } else {
-                ChoicesRemoved
-            }
-        }
-        (Ty::List(a), Ty::List(b)) => compat(a, b),
-        (Ty::Optional(a), Ty::Optional(b)) => compat(a, b),
-        (a, Ty::Optional(b)) => match compat(a, b) {
-            Same | Widened | TargetChanged | ChoicesAdded => Widened,
-            other => other,
-        },
-        (Ty::Optional(a), b) => match compat(a, b) {
-            Same | Widened | TargetChanged | ChoicesAdded | Narrowed => Narrowed,
-            other => other,
-        },
-        _ => Changed,
-    }
-}
 
 /// Every difference between `old` (the lock) and `new` (the model's lock). `names` maps
 /// stored type names to Rust names, for messages.
@@ -670,23 +519,6 @@ fn same_parent(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn widening_and_narrowing() {
-        let int = |b| Ty::Int(b);
-        assert_eq!(compat(&int(32), &int(64)), Compat::Widened);
-        assert_eq!(compat(&int(64), &int(32)), Compat::Narrowed);
-        assert_eq!(compat(&Ty::Uint(32), &int(64)), Compat::Widened);
-        assert_eq!(compat(&int(64), &Ty::Float(64)), Compat::Widened);
-        assert_eq!(compat(&int(64), &Ty::Text), Compat::Changed);
-        assert_eq!(compat(&int(64), &Ty::Optional(Box::new(int(64)))), Compat::Widened);
-        assert_eq!(compat(&Ty::Optional(Box::new(int(64))), &int(64)), Compat::Narrowed);
-        assert_eq!(compat(&Ty::Identifier("A".into()), &Ty::Identifier("B".into())), Compat::TargetChanged);
-        let choice = |c: &[&str]| Ty::Choice(c.iter().map(|s| (*s).to_owned()).collect());
-        assert_eq!(compat(&choice(&["a"]), &choice(&["a", "b"])), Compat::ChoicesAdded);
-        assert_eq!(compat(&choice(&["a", "b"]), &choice(&["a"])), Compat::ChoicesRemoved);
-        assert_eq!(compat(&Ty::List(Box::new(int(32))), &Ty::List(Box::new(int(64)))), Compat::Widened);
-    }
 
     #[test]
     fn parents_of_a_path() {

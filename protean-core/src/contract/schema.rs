@@ -4,7 +4,8 @@
 
 use serde_json::{json, Map, Value};
 
-use super::lock::{Block, BlockKind, Lock, Ty};
+use super::lock::{Block, BlockKind, Lock};
+use super::ty::Ty;
 use crate::registry::{Model, Presence};
 
 /// The JSON Schema of one event or command version: an object with the stored keys as
