@@ -2,10 +2,12 @@
 //! and a Graphviz DOT graph of the aggregate clusters, with the projections and process
 //! managers fed by their events.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
+use crate::contract::{json_schema, BlockKind, Lock};
 use crate::model::element::ElementKind;
 use crate::model::field::FieldShape;
 use crate::registry::{Cluster, ElementDescriptor, HandlerInfo, HandlerRole, MessageKind, Model};
@@ -15,7 +17,8 @@ pub const MODEL_FORMAT: &str = "protean.model";
 /// The version of the JSON export's layout; bumped only when it changes incompatibly.
 pub const MODEL_FORMAT_VERSION: u32 = 1;
 
-fn element_json(d: &ElementDescriptor, model: &Model) -> Value {
+/// `schemas`: the JSON Schema of each event and command, by stored type name.
+fn element_json(d: &ElementDescriptor, model: &Model, schemas: &BTreeMap<String, Value>) -> Value {
     let fields: Vec<Value> = d
         .fields
         .iter()
@@ -28,10 +31,12 @@ fn element_json(d: &ElementDescriptor, model: &Model) -> Value {
                 "identity": d.identity == Some(f.name),
                 "options": f.options,
                 "docs": f.docs,
+                "stored": f.stored,
+                "presence": f.presence,
             })
         })
         .collect();
-    json!({
+    let mut element = json!({
         "kind": d.kind,
         "name": d.name,
         "type_name": d.type_name,
@@ -45,7 +50,13 @@ fn element_json(d: &ElementDescriptor, model: &Model) -> Value {
         "invariants": d.invariants,
         "choices": d.choices,
         "docs": d.docs,
-    })
+    });
+    if matches!(d.kind, ElementKind::Command | ElementKind::Event) {
+        if let Some(schema) = schemas.get(d.type_name) {
+            element["schema"] = schema.clone();
+        }
+    }
+    element
 }
 
 /// A reference from one element's field to another element.
@@ -106,8 +117,10 @@ impl Model {
         edges
     }
 
-    /// The model as versioned JSON: every element with its fields, options, invariants
-    /// and docs; each cluster; and the references between elements. Keys and lists are
+    /// The model as versioned JSON: every element with its fields (each with its stored
+    /// key and presence), options, invariants and docs, and each event and command with
+    /// its JSON Schema as stored (`schema`, see [`crate::contract::json_schema`]); each
+    /// cluster; and the references between elements. Keys and lists are
     /// in a stable order, so the output can be checked in and diffed.
     pub fn to_json(&self) -> Value {
         let clusters: Vec<Value> = self
@@ -145,10 +158,16 @@ impl Model {
                 })
             })
             .collect();
+        let schemas: BTreeMap<String, Value> = Lock::of(self)
+            .blocks
+            .values()
+            .filter(|b| b.kind != BlockKind::Projection)
+            .map(|b| (b.type_name.clone(), json_schema(b)))
+            .collect();
         json!({
             "format": MODEL_FORMAT,
             "format_version": MODEL_FORMAT_VERSION,
-            "elements": self.elements().iter().map(|d| element_json(d, self)).collect::<Vec<_>>(),
+            "elements": self.elements().iter().map(|d| element_json(d, self, &schemas)).collect::<Vec<_>>(),
             "clusters": clusters,
             "references": references,
             "handlers": handlers,

@@ -8,7 +8,7 @@ use std::path::Path;
 const ALLOWED: &[(&str, &[&str])] = &[
     ("model", &[]),
     ("registry", &["model"]),
-    ("export", &["registry", "model"]),
+    ("export", &["contract", "registry", "model"]),
     ("contract", &["registry", "model"]),
     ("store", &["model"]),
     ("runtime", &["store", "registry", "export", "contract", "model"]),

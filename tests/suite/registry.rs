@@ -190,6 +190,90 @@ fn json_export_is_versioned_and_stable() {
     ));
     assert!(refs
         .contains(&serde_json::json!({"from": "Order", "field": "items", "to": "OrderItem", "relation": "has_many"})));
+    // Each event and command carries its JSON Schema as stored; fields their stored key.
+    let placed = elements.iter().find(|e| e["name"] == "OrderPlaced").unwrap();
+    assert_eq!(placed["schema"]["$id"], "urn:protean:Order.OrderPlaced:v1");
+    assert_eq!(placed["schema"]["properties"]["total"]["required"], serde_json::json!(["cents", "currency"]));
+    assert_eq!(placed["fields"][0]["stored"], "order_id");
+    assert_eq!(placed["fields"][0]["presence"], "required");
+    assert!(order.get("schema").is_none(), "aggregates are stored whole, not as messages");
+}
+
+/// What the registry records of serde's attributes on a field: the stored key, what a
+/// record lacking it reads as, the aliases it is read from, whether it may be left out.
+mod stored_form {
+    use protean::prelude::*;
+
+    #[aggregate]
+    pub struct Shelf {
+        pub open: bool,
+    }
+
+    #[value_object]
+    pub struct Place {
+        pub room: String,
+        pub row: u32,
+    }
+
+    #[event(part_of = Shelf)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct Shelved {
+        pub book_title: String,
+        #[serde(alias = "copies", alias = "count")]
+        pub copy_count: u32,
+        #[serde(default)]
+        pub note: String,
+        #[serde(skip)]
+        pub cached: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub label: Option<String>,
+        #[serde(flatten)]
+        pub place: Place,
+    }
+}
+
+#[test]
+fn the_registry_records_fields_as_stored() {
+    let domain = Domain::builder().module(module_path!().to_string() + "::stored_form").build().unwrap();
+    let shelved = domain.model().element("Shelved").unwrap();
+    let field = |name: &str| shelved.fields().iter().find(|f| f.name() == name).unwrap();
+    use protean::registry::Presence;
+    assert_eq!((field("book_title").stored(), field("book_title").presence()), ("bookTitle", Presence::Required));
+    assert_eq!(field("copy_count").aliases(), ["copies", "count"]);
+    assert_eq!(field("note").presence(), Presence::Defaulted, "the user's #[serde(default)]");
+    assert_eq!(field("cached").presence(), Presence::Skipped);
+    assert!(field("label").may_be_omitted() && field("label").presence() == Presence::Defaulted);
+    assert!(field("place").flatten());
+    assert!(shelved.serde().deny_unknown_fields);
+    // The lock writes a flattened value object's fields at the event's level, and
+    // leaves out what serde skips.
+    let lock = protean::contract::Lock::of(domain.model()).to_text();
+    for line in [
+        "field bookTitle text required\n",
+        "field copyCount uint32 required alias=copies|count\n",
+        "field label optional(text) defaulted omitted-when-empty\n",
+        "field room text required\n",
+        "field row uint32 required\n",
+        "serde deny_unknown_fields\n",
+    ] {
+        assert!(lock.contains(line), "{line} in {lock}");
+    }
+    assert!(!lock.contains("cached"), "{lock}");
+    // And the stored form is what serde writes and reads.
+    use stored_form::{Place, Shelved};
+    let event = Shelved::builder()
+        .book_title("Dune")
+        .copy_count(2)
+        .note("")
+        .cached(false)
+        .place(Place::new("A", 3).unwrap())
+        .build()
+        .unwrap();
+    let json = serde_json::to_value(&event).unwrap();
+    assert_eq!(json, serde_json::json!({"bookTitle": "Dune", "copyCount": 2, "note": "", "room": "A", "row": 3}));
+    let read: Shelved =
+        serde_json::from_value(serde_json::json!({"bookTitle": "Dune", "copies": 2, "room": "A", "row": 3})).unwrap();
+    assert_eq!(read, event);
 }
 
 #[test]

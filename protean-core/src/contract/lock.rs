@@ -416,6 +416,10 @@ fn collect_fields(
     out: &mut BTreeMap<String, FieldLine>,
 ) {
     for f in fields {
+        // `#[serde(skip)]`: neither written nor read, no part of what is stored.
+        if f.presence() == Presence::Skipped && f.may_be_omitted() {
+            continue;
+        }
         let shape = f.shape();
         let object = value_object_of(&shape).and_then(|name| model.element(name).map(|el| (name, el)));
         if f.flatten() {
