@@ -319,6 +319,7 @@ impl fmt::Display for LockReport {
 /// crate under test (or the path given, relative to that root), in one line of a test:
 ///
 /// ```no_run
+/// # extern crate protean_core as protean;
 /// # use protean::runtime::Domain;
 /// # fn domain() -> Domain { unimplemented!() }
 /// #[test]

@@ -10,71 +10,36 @@
 //! then stale: rewrite it); one it does not fails, with the fix.
 //!
 //! ```
-//! use protean::contract::{check_lock, LockMode};
-//! use protean::runtime::Domain;
-//!
-//! mod v1 {
-//!     use protean::prelude::*;
-//!     #[aggregate]
-//!     pub struct Order { pub total: i64 }
-//!     #[command(part_of = Order)]
-//!     pub struct Place { pub total: i64 }
-//!     #[event(part_of = Order, name = "Order.Placed")]
-//!     pub struct Placed { pub total: i64 }
-//!     pub struct Orders;
-//!     #[handler(part_of = Order)]
-//!     impl Orders {
-//!         async fn place(ctx: &mut Context<Order>, cmd: Place) -> Result<(), DomainError> {
-//!             let mut order = Order::builder().total(cmd.total).build()?;
-//!             order.raise(Placed { total: cmd.total });
-//!             ctx.add(order)?;
-//!             Ok(())
-//!         }
-//!     }
-//! }
-//!
-//! mod v2 {
-//!     use protean::prelude::*;
-//!     #[aggregate]
-//!     pub struct Order { pub total: String }
-//!     #[command(part_of = Order)]
-//!     pub struct Place { pub total: String }
-//!     // The same stored event, its total now text: events stored as v1 hold integers.
-//!     #[event(part_of = Order, name = "Order.Placed")]
-//!     pub struct Placed { pub total: String }
-//!     pub struct Orders;
-//!     #[handler(part_of = Order)]
-//!     impl Orders {
-//!         async fn place(ctx: &mut Context<Order>, cmd: Place) -> Result<(), DomainError> {
-//!             let mut order = Order::builder().total(cmd.total.clone()).build()?;
-//!             order.raise(Placed { total: cmd.total });
-//!             ctx.add(order)?;
-//!             Ok(())
-//!         }
-//!     }
-//! }
+//! # extern crate protean_core as protean;
+//! use std::collections::BTreeMap;
+//! use protean::contract::{diff, Lock, Outcome, Verdict};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let dir = std::env::temp_dir().join(format!("protean-lock-doc-{}", std::process::id()));
-//! let lock = dir.join("protean.lock");
-//! let before = Domain::builder().module(module_path!().to_owned() + "::v1").build()?;
-//! check_lock(before.model(), &lock, LockMode::Check)?; // no lock yet: written
-//!
-//! let after = Domain::builder().module(module_path!().to_owned() + "::v2").build()?;
-//! let failure = check_lock(after.model(), &lock, LockMode::Check).unwrap_err();
-//! assert!(failure.to_string().contains(
-//!     "`Placed.total` changed from integer to text: bump `#[event(version = 2)]` and add an upcaster from 1, \
+//! // What streams hold: `total` stored as an integer (a lock as `Lock::of(model)` writes it).
+//! let stored = Lock::parse(
+//!     "protean-lock 1\n\n[event Order.OrderPlaced v1]\naggregate Order\nupcast none\nfield total int64 required\n",
+//! )?;
+//! // The model now: the same version, `total` as text.
+//! let now = Lock::parse(
+//!     "protean-lock 1\n\n[event Order.OrderPlaced v1]\naggregate Order\nupcast none\nfield total text required\n",
+//! )?;
+//! let names = BTreeMap::from([("Order.OrderPlaced".to_string(), "OrderPlaced".to_string())]);
+//! let changes = diff(&stored, &now, &names);
+//! assert_eq!((changes[0].rule, changes[0].verdict, changes[0].outcome), ("type-changed", Verdict::None, Outcome::Breaking));
+//! assert_eq!(
+//!     changes[0].message,
+//!     "`OrderPlaced.total` changed from integer to text: bump `#[event(version = 2)]` and add an upcaster from 1, \
 //!      or keep the old field"
-//! ));
-//! # std::fs::remove_dir_all(&dir)?;
+//! );
 //! # Ok(())
 //! # }
 //! ```
 //!
 //! In a test, [`assert_lock!`](crate::assert_lock) is the one line:
 //! `protean::contract::assert_lock!(domain.model());`, and `PROTEAN_UPDATE_LOCK=1 cargo
-//! test` rewrites the lock after an accepted change. The guide's chapter on the contract
-//! lists the rules.
+//! test` rewrites the lock after an accepted change; [`check_lock`] is the same check with
+//! the mode given. The guide's chapter on the contract (`docs/guide.md`, *The stored
+//! contract*) lists the rules and shows a model checked against its lock.
 
 mod change;
 mod check;
