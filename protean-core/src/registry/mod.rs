@@ -70,11 +70,14 @@ pub struct ElementDescriptor {
     pub upcasts: Upcasts,
     /// An event's `Event::upcast`, when it declares upcasters.
     #[doc(hidden)]
-    pub upcaster: Option<fn(u32, serde_json::Value) -> Result<serde_json::Value, String>>,
+    pub upcaster: Option<Upcaster>,
     /// Decodes a payload of the current version as the event, when it declares upcasters.
     #[doc(hidden)]
     pub decode: Option<fn(serde_json::Value) -> Result<(), String>>,
 }
+
+/// An event's `Event::upcast`: a payload stored at a version, brought to the current one.
+pub type Upcaster = fn(u32, serde_json::Value) -> Result<serde_json::Value, String>;
 
 /// The element's own `#[serde(..)]` keys that change its stored form.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]

@@ -98,9 +98,11 @@ fn protean_defaults(el: &Element, f: &Field) -> bool {
 pub(super) fn presence(el: &Element, f: &Field) -> &'static str {
     if f.serde.skip_reading {
         "Skipped"
-    } else if f.serde.default || el.serde.default || protean_defaults(el, f) {
-        "Defaulted"
-    } else if matches!(f.shape, crate::ast::TypeShape::Option) {
+    } else if f.serde.default
+        || el.serde.default
+        || protean_defaults(el, f)
+        || matches!(f.shape, crate::ast::TypeShape::Option)
+    {
         "Defaulted"
     } else {
         "Required"
