@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
-use crate::contract::{json_schema, BlockKind, Lock};
+use crate::contract::{json_schema, Lock};
 use crate::model::element::ElementKind;
 use crate::model::field::FieldShape;
 use crate::registry::{Cluster, ElementDescriptor, HandlerInfo, HandlerRole, MessageKind, Model};
@@ -161,7 +161,7 @@ impl Model {
         let schemas: BTreeMap<String, Value> = Lock::of(self)
             .blocks
             .values()
-            .filter(|b| b.kind != BlockKind::Projection)
+            .filter(|b| b.kind.is_message())
             .map(|b| (b.type_name.clone(), json_schema(b)))
             .collect();
         json!({

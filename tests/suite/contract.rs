@@ -269,6 +269,29 @@ mod view_2_indexed {
     view!(2, { #[index] pub sum: i64 });
 }
 
+/// A state-stored aggregate with entities, before and after fields are added; an
+/// event-sourced one, which has no block (its state is its events).
+mod stored_cart {
+    shop! {
+        #[aggregate]
+        pub struct Cart { pub owner: String, pub items: HasMany<Item> }
+        #[entity(part_of = Cart)]
+        pub struct Item { pub sku: String }
+        #[aggregate(event_sourced)]
+        pub struct Ledger { pub balance: i64 }
+    }
+}
+mod stored_cart_changed {
+    shop! {
+        #[aggregate]
+        pub struct Cart { pub owner: String, pub items: HasMany<Item>, pub coupon: Option<String> }
+        #[entity(part_of = Cart)]
+        pub struct Item { pub sku: String, pub quantity: u32 }
+        #[aggregate(event_sourced)]
+        pub struct Ledger { pub balance: i64, pub owner: String }
+    }
+}
+
 fn domain(module: &str) -> Domain {
     Domain::builder()
         .module(format!("{}::{module}", module_path!()))
@@ -523,6 +546,25 @@ fn a_projection_changed_needs_a_new_version_to_be_rebuilt() {
 }
 
 #[test]
+fn a_state_stored_aggregate_and_its_entities_are_in_the_lock() {
+    let text = Lock::of(domain("stored_cart").model()).to_text();
+    for line in ["[aggregate Cart v1]\nfield id identifier(Cart) required\n", "field items list(object) defaulted\n"] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
+    assert!(text.contains("field items[].id identifier(Item) required\nfield items[].sku text required\n"), "{text}");
+    assert!(!text.contains("Ledger"), "an event-sourced aggregate's state is its events: {text}");
+    let c = changes("stored_cart", "stored_cart_changed");
+    one(&c, "field-added-optional", Verdict::Full, Outcome::Safe);
+    let change = one(&c, "field-added-required", Verdict::Forward, Outcome::Breaking);
+    assert_eq!(change.path.as_deref(), Some("items[].quantity"));
+    assert!(
+        change.message.ends_with("records stored before the change no longer load: leave it out, or migrate them"),
+        "{}",
+        change.message
+    );
+}
+
+#[test]
 fn the_lock_text_round_trips_byte_for_byte_and_has_no_paths_or_times() {
     for module in ["base", "money", "sized_more", "v3_steps", "view_2_indexed", "tagged", "renamed_with_alias"] {
         let text = Lock::of(domain(module).model()).to_text();
@@ -536,7 +578,9 @@ fn the_lock_text_round_trips_byte_for_byte_and_has_no_paths_or_times() {
     let ecommerce = Domain::builder().module(crate::example("ecommerce")).build().unwrap();
     let text = Lock::of(ecommerce.model()).to_text();
     let titles: Vec<&str> = text.lines().filter(|l| l.starts_with('[')).collect();
-    let rank = |t: &str| ["[event ", "[command ", "[projection "].iter().position(|k| t.starts_with(k)).unwrap();
+    let rank = |t: &str| {
+        ["[event ", "[command ", "[aggregate ", "[projection "].iter().position(|k| t.starts_with(k)).unwrap()
+    };
     let mut sorted = titles.clone();
     sorted.sort_by_key(|t| (rank(t), t.to_string()));
     assert_eq!(titles, sorted);
@@ -602,6 +646,7 @@ fn the_json_schema_of_an_event_lists_its_stored_keys() {
     let lock = Lock::of(domain("money").model());
     let block = lock.blocks.values().find(|b| b.type_name == "Shop.Placed").unwrap();
     let schema = protean::contract::json_schema(block);
+    assert!(protean::contract::json_schemas(domain("money").model()).iter().all(|s| s["$id"] != "urn:protean:Shop:v1"));
     assert_eq!(schema["$id"], "urn:protean:Shop.Placed:v1");
     assert_eq!(schema["required"], serde_json::json!(["total"]));
     assert_eq!(schema["properties"]["total"]["properties"]["cents"]["type"], "integer");

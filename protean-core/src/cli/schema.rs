@@ -150,7 +150,7 @@ impl SchemaCommand {
                 let schemas: Vec<Value> = lock
                     .blocks
                     .values()
-                    .filter(|b| b.kind != contract::BlockKind::Projection)
+                    .filter(|b| b.kind.is_message())
                     .filter(|b| type_name.as_deref().is_none_or(|t| t == b.type_name))
                     .map(json_schema)
                     .collect();

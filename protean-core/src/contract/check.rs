@@ -235,7 +235,7 @@ pub fn retire(path: impl AsRef<Path>, type_name: &str) -> Result<bool, LockError
     })?;
     let mut lock = Lock::parse(&text).map_err(|source| LockError::Parse { path: path.clone(), source })?;
     let mut found = false;
-    for block in lock.blocks.values_mut().filter(|b| b.type_name == type_name && b.kind != BlockKind::Projection) {
+    for block in lock.blocks.values_mut().filter(|b| b.type_name == type_name && b.kind.is_message()) {
         found = true;
         block.retired = true;
     }

@@ -30,8 +30,18 @@ pub enum BlockKind {
     Event,
     /// A command: what callers send, and what the schedule stores.
     Command,
+    /// A state-stored aggregate's record, with its entities (an event-sourced aggregate's
+    /// state is its events: it has no block).
+    Aggregate,
     /// A projection's rows.
     Projection,
+}
+
+impl BlockKind {
+    /// Whether it is a message (an event or a command): what has a JSON Schema.
+    pub const fn is_message(self) -> bool {
+        matches!(self, BlockKind::Event | BlockKind::Command)
+    }
 }
 
 impl BlockKind {
@@ -40,6 +50,7 @@ impl BlockKind {
         match self {
             BlockKind::Event => "event",
             BlockKind::Command => "command",
+            BlockKind::Aggregate => "aggregate",
             BlockKind::Projection => "projection",
         }
     }
@@ -48,6 +59,7 @@ impl BlockKind {
         match text {
             "event" => Some(BlockKind::Event),
             "command" => Some(BlockKind::Command),
+            "aggregate" => Some(BlockKind::Aggregate),
             "projection" => Some(BlockKind::Projection),
             _ => None,
         }
@@ -166,10 +178,11 @@ impl Lock {
         let kinds = [
             (ElementKind::Event, BlockKind::Event),
             (ElementKind::Command, BlockKind::Command),
+            (ElementKind::Aggregate, BlockKind::Aggregate),
             (ElementKind::Projection, BlockKind::Projection),
         ];
         for (element_kind, kind) in kinds {
-            for el in model.of_kind(element_kind) {
+            for el in model.of_kind(element_kind).filter(|el| !el.event_sourced()) {
                 let block = Block::of(model, el, kind);
                 blocks.insert((kind, block.type_name.clone(), block.version), block);
             }
@@ -421,7 +434,7 @@ fn collect_fields(
             continue;
         }
         let shape = f.shape();
-        let object = value_object_of(&shape).and_then(|name| model.element(name).map(|el| (name, el)));
+        let object = nested_of(&shape).and_then(|name| model.element(name).map(|el| (name, el)));
         if f.flatten() {
             if let Some((name, el)) = object.filter(|(name, _)| !seen.contains(name)) {
                 seen.push(name);
@@ -459,18 +472,21 @@ fn collect_fields(
     }
 }
 
-/// The value object a shape holds, through options and lists.
-fn value_object_of(shape: &FieldShape) -> Option<&'static str> {
+/// The value object (or the entity) a shape holds, through options and lists, whose
+/// fields are written after the field's.
+fn nested_of(shape: &FieldShape) -> Option<&'static str> {
     match shape {
         FieldShape::ValueObject { name } => Some(name),
-        FieldShape::Optional { of } | FieldShape::List { of } => value_object_of(of),
+        FieldShape::HasMany { entity } | FieldShape::HasOne { entity } => Some(entity),
+        FieldShape::Optional { of } | FieldShape::List { of } => nested_of(of),
         _ => None,
     }
 }
 
-/// `[]` for each list between a field and the value object it holds.
+/// `[]` for each list between a field and the value object (or entities) it holds.
 fn list_marks(shape: &FieldShape) -> String {
     match shape {
+        FieldShape::HasMany { .. } => "[]".to_owned(),
         FieldShape::List { of } => format!("[]{}", list_marks(of)),
         FieldShape::Optional { of } => list_marks(of),
         _ => String::new(),

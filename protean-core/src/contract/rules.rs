@@ -36,7 +36,7 @@ pub fn diff(old: &Lock, new: &Lock, names: &BTreeMap<String, String>) -> Vec<Cha
                     let older: Vec<u32> = old.versions(kind, type_name).map(|b| b.version).collect();
                     c.event(&was, &now, &older)
                 }
-                BlockKind::Command => c.fields(&was, &now),
+                BlockKind::Command | BlockKind::Aggregate => c.fields(&was, &now),
             },
             (None, None) => {}
         }
@@ -72,6 +72,7 @@ impl Changes<'_> {
             BlockKind::Event => {
                 format!("bump `#[event(version = {})]` and add an upcaster from {v}, or {keep}", v.saturating_add(1))
             }
+            BlockKind::Aggregate => format!("records stored before the change no longer load: {keep}, or migrate them"),
             _ => format!("callers and scheduled commands still send the old shape: {keep}"),
         }
     }
@@ -79,12 +80,16 @@ impl Changes<'_> {
     fn removed(&mut self, was: &Block) {
         let name = self.name.to_owned();
         match self.kind {
-            BlockKind::Projection => self.add(
+            BlockKind::Projection | BlockKind::Aggregate => self.add(
                 None,
                 "element-removed",
                 Verdict::Full,
                 Outcome::Safe,
-                format!("the projection `{name}` is no longer in the domain; its stored rows are left as they are"),
+                format!(
+                    "the {} `{name}` is no longer in the domain (or is event-sourced now); what it stored is left as \
+                     it is",
+                    self.kind.as_str()
+                ),
             ),
             _ if was.retired => {}
             BlockKind::Event => self.add(

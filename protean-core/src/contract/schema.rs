@@ -4,7 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::lock::{Block, BlockKind, Lock};
+use super::lock::{Block, Lock};
 use super::ty::Ty;
 use crate::registry::{Model, Presence};
 
@@ -30,7 +30,7 @@ pub fn json_schema(block: &Block) -> Value {
 /// The JSON Schemas of the model's events and commands, current versions, by stored
 /// type name.
 pub fn json_schemas(model: &Model) -> Vec<Value> {
-    Lock::of(model).blocks.values().filter(|b| b.kind != BlockKind::Projection).map(json_schema).collect()
+    Lock::of(model).blocks.values().filter(|b| b.kind.is_message()).map(json_schema).collect()
 }
 
 /// The schema of the object whose fields are the block's lines under `prefix`.

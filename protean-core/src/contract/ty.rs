@@ -49,9 +49,9 @@ impl Ty {
                 names.sort();
                 Ty::Choice(names)
             }
-            // Entities are state of an aggregate, never in a stored message.
-            FieldShape::HasMany { entity } => Ty::List(Box::new(Ty::Other(format!("HasMany<{entity}>")))),
-            FieldShape::HasOne { entity } => Ty::Optional(Box::new(Ty::Other(format!("HasOne<{entity}>")))),
+            // Entities, in their aggregate's record: a list, or one or none.
+            FieldShape::HasMany { .. } => Ty::List(Box::new(Ty::Object)),
+            FieldShape::HasOne { .. } => Ty::Optional(Box::new(Ty::Object)),
             FieldShape::Optional { of } => Ty::Optional(Box::new(Ty::of(of))),
             FieldShape::List { of } => Ty::List(Box::new(Ty::of(of))),
         }
