@@ -9,7 +9,9 @@
 //! (`replay --all` with filters); `projections status|rebuild NAME [--dry-run]
 //! [--from-position N]` (a progress bar on a terminal, lines otherwise; Ctrl-C cancels
 //! and the serving copy stays); `events read|trace|tail`; `scheduled list|cancel`;
-//! `model export --format json|mermaid|dot`; `check` ([`Model::diagnose`](crate::registry::Model::diagnose)).
+//! `model export --format json|mermaid|dot`; `check [--format text|json|sarif|github]
+//! [--severity CODE=LEVEL]... [--max-fields N] [--max-entities N] [--max-events N]
+//! [--deny-warnings] [--store]` ([`Domain::check`]).
 //! The repository's `docs/operations.md` describes each.
 //!
 //! [`Ops::run_with`] takes the store's URL and a closure building the domain, called
@@ -52,6 +54,7 @@ mod events;
 mod migrate;
 mod model;
 mod projections;
+mod sarif;
 mod scheduled;
 mod status;
 
@@ -65,7 +68,8 @@ use crate::store::StreamId;
 
 pub use dead_letters::{DeadLetterFilter, DeadLetters};
 pub use events::Events;
-pub use model::{ExportFormat, ModelCommand};
+pub use model::{CheckArgs, CheckFormat, ExportFormat, ModelCommand};
+pub use sarif::{to_sarif, SARIF_VERSION};
 pub use projections::Projections;
 pub use scheduled::ScheduledCommands;
 
@@ -108,8 +112,10 @@ pub enum OpsCommand {
     /// The domain's model: exported as JSON, Mermaid or Graphviz.
     #[command(subcommand)]
     Model(ModelCommand),
-    /// Whole-model diagnostics, each with a stable code (exit 4 when any is an error).
-    Check,
+    /// Whole-model diagnostics, each with a stable code, a severity and a fix, as text,
+    /// JSON, SARIF 2.1.0 or GitHub annotations (exit 4 when any is an error, or a warning
+    /// under `--deny-warnings`).
+    Check(CheckArgs),
 }
 
 /// How an operations command ended: the process's exit code.
@@ -208,7 +214,7 @@ async fn run_on(command: OpsCommand, domain: &Domain, json: bool, out: &mut impl
         OpsCommand::Scheduled(command) => command.run(domain, json, out).await,
         OpsCommand::Events(command) => command.run(domain, json, out, stop).await,
         OpsCommand::Model(command) => command.run(domain, json, out),
-        OpsCommand::Check => model::check(domain, json, out),
+        OpsCommand::Check(args) => args.run(domain, json, out).await,
     }
 }
 
