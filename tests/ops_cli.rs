@@ -417,11 +417,13 @@ async fn check_severities_are_configurable_and_decide_the_exit_code() {
     let (exit, _) = ops(&domain, &["check", "--severity", "E001=warning", "--deny-warnings"]).await;
     assert_eq!(exit, Exit::Attention, "--deny-warnings fails on a warning");
     // Notes never fail, not even under --deny-warnings.
-    let notes = ["check", "--deny-warnings", "--severity", "E001=note", "--severity", "W001=note", "--severity", "W002=note"];
+    let notes =
+        ["check", "--deny-warnings", "--severity", "E001=note", "--severity", "W001=note", "--severity", "W002=note"];
     let (exit, text) = ops(&domain, &notes).await;
     assert_eq!(exit, Exit::Ok, "{text}");
     // Turned off, a rule reports nothing.
-    let off = ["check", "--deny-warnings", "--severity", "E001=off", "--severity", "W001=off", "--severity", "W002=off"];
+    let off =
+        ["check", "--deny-warnings", "--severity", "E001=off", "--severity", "W001=off", "--severity", "W002=off"];
     let (exit, text) = ops(&domain, &off).await;
     assert_eq!((exit, text.as_str()), (Exit::Ok, "no findings\n"));
     // A warning raised to an error fails.

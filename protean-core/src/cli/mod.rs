@@ -69,8 +69,8 @@ use crate::store::StreamId;
 pub use dead_letters::{DeadLetterFilter, DeadLetters};
 pub use events::Events;
 pub use model::{CheckArgs, CheckFormat, ExportFormat, ModelCommand};
-pub use sarif::{to_sarif, SARIF_VERSION};
 pub use projections::Projections;
+pub use sarif::{to_sarif, SARIF_VERSION};
 pub use scheduled::ScheduledCommands;
 
 /// The operations commands: `ops [--json] <command>`.

@@ -108,7 +108,8 @@ impl CheckArgs {
             config = config.severity(code.clone(), *level);
         }
         let limits = config.limits();
-        config.max_fields(self.max_fields.unwrap_or(limits.fields))
+        config
+            .max_fields(self.max_fields.unwrap_or(limits.fields))
             .max_entities(self.max_entities.unwrap_or(limits.entities))
             .max_events(self.max_events.unwrap_or(limits.events))
     }

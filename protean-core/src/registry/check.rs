@@ -168,7 +168,12 @@ impl Rule {
     /// A finding of this rule about `element`, at its default severity: what is wrong
     /// (`message`) and what to do (`fix`). This is how a check computed outside the
     /// registry makes the findings it hands to [`CheckConfig::extra`].
-    pub fn finding(&self, element: impl Into<String>, message: impl Into<String>, fix: impl Into<String>) -> Diagnostic {
+    pub fn finding(
+        &self,
+        element: impl Into<String>,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Diagnostic {
         Diagnostic {
             code: self.code,
             rule: self.rule,

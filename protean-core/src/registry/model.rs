@@ -242,7 +242,11 @@ impl Model {
         }
     }
 
-    fn check_event_sourcing(&self, has_applier: &dyn Fn(&str, &str) -> bool, problem: &mut impl FnMut(Refusal, &str, String)) {
+    fn check_event_sourcing(
+        &self,
+        has_applier: &dyn Fn(&str, &str) -> bool,
+        problem: &mut impl FnMut(Refusal, &str, String),
+    ) {
         for aggregate in self.of_kind(ElementKind::Aggregate).filter(|a| a.event_sourced) {
             for event in self.of_kind(ElementKind::Event).filter(|e| e.part_of == Some(aggregate.name)) {
                 if !has_applier(aggregate.key, event.type_name) {
@@ -387,7 +391,11 @@ impl Model {
                         format!("`{}` is a step of the process manager `{}`", h.name(), h.aggregate)
                     }
                 };
-                problem(refusal::HANDLER_OF_UNKNOWN_ELEMENT, h.handler, format!("{what}, which is not in this domain: include its module"));
+                problem(
+                    refusal::HANDLER_OF_UNKNOWN_ELEMENT,
+                    h.handler,
+                    format!("{what}, which is not in this domain: include its module"),
+                );
             }
             if h.kind == MessageKind::Command && !self.elements.iter().any(|d| d.key == h.message_key) {
                 problem(
