@@ -170,7 +170,7 @@ pub use protean_core::cli;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use protean_core::http;
-pub use protean_core::{export, forward_ports, model, registry, runtime, store, testing};
+pub use protean_core::{contract, export, forward_ports, model, registry, runtime, store, testing};
 pub use protean_macros::{
     aggregate, apply, command, entity, event, handler, process_manager, projection, projector, value_object,
 };

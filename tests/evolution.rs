@@ -7,6 +7,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use protean::contract::{compare, Change, Lock, Outcome};
 use protean::prelude::*;
 use protean::store::{Store, StreamId};
 
@@ -145,6 +146,131 @@ pub mod required {
     }
 }
 
+/// The e-commerce example's `OrderPlaced` as checked in (its lock is
+/// `examples/ecommerce/protean.lock`), on an event-sourced order so that loading the order
+/// reads every stored event back.
+pub mod placed_v1 {
+    use protean::prelude::*;
+
+    #[value_object]
+    pub struct Money {
+        #[field(min = 0)]
+        pub cents: i64,
+        #[field(length = 3)]
+        pub currency: String,
+    }
+
+    #[value_object]
+    pub struct OrderLine {
+        #[field(min_length = 1)]
+        pub sku: String,
+        #[field(min = 1, max = 1000)]
+        pub quantity: u32,
+        pub unit_price: Money,
+    }
+
+    #[aggregate(event_sourced)]
+    pub struct Order {
+        pub customer: String,
+        pub total_cents: i64,
+    }
+
+    #[aggregate]
+    pub struct Customer {
+        pub name: String,
+    }
+
+    #[event(part_of = Order)]
+    pub struct OrderPlaced {
+        pub order_id: Identifier<Order>,
+        pub customer_id: Identifier<Customer>,
+        pub lines: Vec<OrderLine>,
+        pub total: Money,
+    }
+
+    #[apply]
+    impl Order {
+        fn placed(&mut self, e: &OrderPlaced) {
+            self.customer = e.customer_id.to_string();
+            self.total_cents = e.total.cents;
+        }
+    }
+}
+
+/// The same event with its total changed to a plain amount in cents, in the same version:
+/// what stored events cannot survive.
+pub mod placed_broken {
+    use protean::prelude::*;
+
+    pub use super::placed_v1::OrderLine;
+
+    #[aggregate(event_sourced)]
+    pub struct Order {
+        pub customer: String,
+        pub total_cents: i64,
+    }
+
+    #[aggregate]
+    pub struct Customer {
+        pub name: String,
+    }
+
+    #[event(part_of = Order)]
+    pub struct OrderPlaced {
+        pub order_id: Identifier<Order>,
+        pub customer_id: Identifier<Customer>,
+        pub total: i64,
+    }
+
+    #[apply]
+    impl Order {
+        fn placed(&mut self, e: &OrderPlaced) {
+            self.customer = e.customer_id.to_string();
+            self.total_cents = e.total;
+        }
+    }
+}
+
+/// The change done right: version 2, with an upcaster step from version 1.
+pub mod placed_v2 {
+    use protean::prelude::*;
+
+    #[aggregate(event_sourced)]
+    pub struct Order {
+        pub customer: String,
+        pub total_cents: i64,
+    }
+
+    #[aggregate]
+    pub struct Customer {
+        pub name: String,
+    }
+
+    #[event(part_of = Order, version = 2, upcast(from = 1, with = total_in_cents))]
+    pub struct OrderPlaced {
+        pub order_id: Identifier<Order>,
+        pub customer_id: Identifier<Customer>,
+        pub total: i64,
+    }
+
+    /// `{"total": {"cents": 1250, "currency": "EUR"}, "lines": [..]}` to `{"total": 1250}`.
+    fn total_in_cents(mut payload: serde_json::Value) -> Result<serde_json::Value, String> {
+        let cents = payload["total"]["cents"].as_i64().ok_or("version 1 has `total.cents`")?;
+        let object = payload.as_object_mut().ok_or("version 1 is an object")?;
+        object.remove("lines");
+        object.insert("total".into(), serde_json::json!(cents));
+        Ok(payload)
+    }
+
+    #[apply]
+    impl Order {
+        fn placed(&mut self, e: &OrderPlaced) {
+            self.customer = e.customer_id.to_string();
+            self.total_cents = e.total;
+        }
+    }
+}
+
 fn domain(model: &str, store: &Arc<dyn Store>) -> Domain {
     Domain::builder()
         .module(format!("{}::{model}", module_path!()))
@@ -237,6 +363,57 @@ fn messages_read_missing_fields_as_the_builder_fills_them() {
     assert!(empty.validate().is_err(), "a name shorter than its `min_length` is still refused");
 }
 
+/// The checked-in lock's `Order.OrderPlaced` against a model: its changes.
+fn placed_changes(model: &str, store: &Arc<dyn Store>) -> Vec<Change> {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/ecommerce/protean.lock"))
+        .expect("the e-commerce example's lock is checked in");
+    let lock = Lock::parse(&text).expect("it reads");
+    let model = domain(model, store);
+    let (changes, _) = compare(model.model(), &lock, &Lock::of(model.model()));
+    changes.into_iter().filter(|c| c.type_name == "Order.OrderPlaced").collect()
+}
+
+/// Realistic drift: `OrderPlaced` changed in a copy of the e-commerce model fails the
+/// checked-in lock; bumped to version 2 with an upcaster it passes, and orders placed
+/// before the change load through the upcaster.
+async fn a_changed_event_fails_the_lock_until_bumped_and_old_events_load_through_the_upcaster(store: Arc<dyn Store>) {
+    assert_eq!(placed_changes("placed_v1", &store), vec![], "the copy matches the checked-in lock");
+    let broken = placed_changes("placed_broken", &store);
+    let rules: Vec<(&str, Option<&str>, Outcome)> =
+        broken.iter().map(|c| (c.rule, c.path.as_deref(), c.outcome)).collect();
+    assert!(rules.contains(&("type-changed", Some("total"), Outcome::Breaking)), "{broken:#?}");
+    let message = &broken.iter().find(|c| c.rule == "type-changed").unwrap().message;
+    assert_eq!(
+        message,
+        "`OrderPlaced.total` changed from an object to integer: bump `#[event(version = 2)]` and add an upcaster \
+         from 1, or keep the old field"
+    );
+    let bumped = placed_changes("placed_v2", &store);
+    let outcomes: Vec<(&str, Outcome)> = bumped.iter().map(|c| (c.rule, c.outcome)).collect();
+    assert_eq!(outcomes, [("version-bumped", Outcome::Mitigated)], "{bumped:#?}");
+
+    // Orders placed by version 1...
+    let v1 = domain("placed_v1", &store);
+    let id = Identifier::<placed_v1::Order>::generate();
+    let mut unit = v1.unit_of_work::<placed_v1::Order>();
+    let order = unit.add(placed_v1::Order::blank(id.clone())).unwrap();
+    let price = placed_v1::Money::new(1250, "EUR").unwrap();
+    order.raise(placed_v1::OrderPlaced {
+        order_id: id.clone(),
+        customer_id: Identifier::generate(),
+        lines: vec![placed_v1::OrderLine::new("BOOK-1", 1, price.clone()).unwrap()],
+        total: price,
+    });
+    unit.commit().await.unwrap().all_delivered().unwrap();
+    // ... load in version 2, through the upcaster.
+    let v2 = domain("placed_v2", &store);
+    let order = v2.get::<placed_v2::Order>(&id.cast()).await.expect("the version 1 event loads").unwrap();
+    assert_eq!(order.total_cents, 1250);
+    // Without the bump, the same stored event does not load: what the lock stopped.
+    let broken = domain("placed_broken", &store).get::<placed_broken::Order>(&id.cast()).await;
+    assert!(broken.is_err(), "{broken:?}");
+}
+
 fn cases() -> Vec<(&'static str, StoreCase)> {
     vec![
         ("a_record_stored_before_new_fields_loads_with_their_defaults", |s| {
@@ -247,6 +424,9 @@ fn cases() -> Vec<(&'static str, StoreCase)> {
         }),
         ("an_event_sourced_snapshot_and_events_stored_before_new_fields_load", |s| {
             Box::pin(an_event_sourced_snapshot_and_events_stored_before_new_fields_load(s))
+        }),
+        ("a_changed_event_fails_the_lock_until_bumped_and_old_events_load_through_the_upcaster", |s| {
+            Box::pin(a_changed_event_fails_the_lock_until_bumped_and_old_events_load_through_the_upcaster(s))
         }),
     ]
 }

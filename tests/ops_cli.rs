@@ -735,3 +735,96 @@ async fn a_stopped_rebuild_leaves_the_serving_copy_and_a_stopped_tail_ends() {
     let exit = tail.run_until(&domain, &mut out, tokio::time::sleep(Duration::from_millis(50))).await;
     assert_eq!((exit, out.len()), (Exit::Ok, 0));
 }
+
+/// `ops schema ...` on a lock in a directory of its own: missing, written, up to date,
+/// drifted (a field's stored type changed in the lock), forced, a removed event retired,
+/// and JSON Schema exported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_checks_diffs_updates_retires_and_exports_the_contract() {
+    let domain = Domain::builder()
+        .module(module_path!().to_string() + "::shop")
+        .store(MemoryStore::new())
+        .build()
+        .expect("the shop model is valid");
+    let dir = std::env::temp_dir().join(format!("protean-ops-schema-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let lock = dir.join("protean.lock");
+    let lock_arg = lock.to_str().unwrap();
+
+    let (exit, text) = ops(&domain, &["schema", "check", "--lock", lock_arg]).await;
+    assert_eq!(exit, Exit::NotFound, "{text}");
+    assert!(text.contains("no contract lock at") && text.contains("PROTEAN_UPDATE_LOCK=1"), "{text}");
+    assert!(!lock.exists(), "check writes nothing");
+    let (exit, text) = ops(&domain, &["schema", "update", "--lock", lock_arg]).await;
+    assert_eq!(exit, Exit::Ok, "{text}");
+    let written = std::fs::read_to_string(&lock).unwrap();
+    assert!(written.contains("[event Order.OrderPlaced v1]\naggregate Order\nupcast none\n"), "{written}");
+    let (exit, text) = ops(&domain, &["schema", "check", "--lock", lock_arg, "--strict"]).await;
+    assert_eq!((exit, text.trim_end()), (Exit::Ok, format!("{lock_arg}: up to date").as_str()));
+
+    // The lock says `sku` was stored as an integer: the model's text breaks it.
+    let drifted = written.replace(
+        "[event Order.OrderPlaced v1]\naggregate Order\nupcast none\nfield customer identifier(Customer) required\nfield order_id identifier(Order) required\nfield sku identifier(Stock) required",
+        "[event Order.OrderPlaced v1]\naggregate Order\nupcast none\nfield customer identifier(Customer) required\nfield order_id identifier(Order) required\nfield sku int64 required",
+    );
+    assert_ne!(drifted, written, "the lock has the block as expected:\n{written}");
+    std::fs::write(&lock, &drifted).unwrap();
+    let (exit, text) = ops(&domain, &["schema", "check", "--lock", lock_arg]).await;
+    assert_eq!(exit, Exit::Attention, "{text}");
+    assert!(
+        text.contains("`OrderPlaced.sku` changed from integer to an identifier of Stock: bump `#[event(version = 2)]`"),
+        "{text}"
+    );
+    let (exit, json) = ops(&domain, &["schema", "diff", "--lock", lock_arg, "--json"]).await;
+    assert_eq!(exit, Exit::Attention);
+    let diff: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(diff["breaking"], true, "{json}");
+    assert_eq!(diff["changes"][0]["rule"], "type-changed", "{json}");
+    assert_eq!(diff["changes"][0]["verdict"], "NONE", "{json}");
+    assert_eq!(diff["changes"][0]["path"], "sku", "{json}");
+    assert_eq!(
+        diff["lines"],
+        serde_json::json!([
+            "- [event Order.OrderPlaced v1] field sku int64 required",
+            "+ [event Order.OrderPlaced v1] field sku identifier(Stock) required"
+        ]),
+        "{json}"
+    );
+    let (exit, _) = ops(&domain, &["schema", "update", "--lock", lock_arg]).await;
+    assert_eq!(exit, Exit::Attention, "a breaking change is not written without --force");
+    assert_eq!(std::fs::read_to_string(&lock).unwrap(), drifted);
+    let (exit, text) = ops(&domain, &["schema", "update", "--lock", lock_arg, "--force"]).await;
+    assert_eq!(exit, Exit::Ok, "{text}");
+    assert_eq!(std::fs::read_to_string(&lock).unwrap(), written);
+
+    // An event the lock holds and the model no longer has, until it is retired.
+    let gone =
+        "\n[event Order.OrderRefunded v1]\naggregate Order\nupcast none\nfield order_id identifier(Order) required\n";
+    std::fs::write(&lock, format!("{written}{gone}")).unwrap();
+    let (exit, text) = ops(&domain, &["schema", "check", "--lock", lock_arg]).await;
+    assert_eq!(exit, Exit::Attention, "{text}");
+    assert!(text.contains("`Order.OrderRefunded` is in the lock but no longer in the domain"), "{text}");
+    let (exit, text) = ops(&domain, &["schema", "retire", "Order.OrderRefunded", "--lock", lock_arg]).await;
+    assert_eq!(exit, Exit::Ok, "{text}");
+    let (exit, text) = ops(&domain, &["schema", "check", "--lock", lock_arg]).await;
+    assert_eq!((exit, text.trim_end()), (Exit::Ok, format!("{lock_arg}: up to date").as_str()));
+    let (exit, _) = ops(&domain, &["schema", "retire", "Order.Unknown", "--lock", lock_arg]).await;
+    assert_eq!(exit, Exit::NotFound);
+
+    let (exit, json) = ops(&domain, &["schema", "export", "Order.OrderPlaced"]).await;
+    assert_eq!(exit, Exit::Ok);
+    let schema: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(schema["$id"], "urn:protean:Order.OrderPlaced:v1");
+    assert_eq!(schema["required"], serde_json::json!(["customer", "order_id", "sku"]));
+    let (_, json) = ops(&domain, &["schema", "export"]).await;
+    let all: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        all.len(),
+        domain.model().of_kind(protean::model::ElementKind::Event).count() + 6,
+        "events and commands"
+    );
+    let (exit, _) = ops(&domain, &["schema", "export", "Order.Nothing"]).await;
+    assert_eq!(exit, Exit::NotFound);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

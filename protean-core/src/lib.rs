@@ -32,6 +32,7 @@
 #[cfg(feature = "cli")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
 pub mod cli;
+pub mod contract;
 pub mod export;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
@@ -62,7 +63,8 @@ pub mod __private {
         Limit, Path, Phase, Validate, ValidationError,
     };
     pub use crate::registry::{
-        ElementDescriptor, FieldDescriptor, FieldOptions, HandlerInfo, HandlerRole, InvariantDescriptor, MessageKind,
+        ContainerSerde, ElementDescriptor, FieldDescriptor, FieldOptions, HandlerInfo, HandlerRole,
+        InvariantDescriptor, MessageKind, Presence, Upcasts,
     };
     pub use crate::runtime::context::Context;
     pub use crate::runtime::engine::{HandlerDescriptor, ProjectorRoute, Route};

@@ -11,7 +11,7 @@ use syn::{Attribute, Fields, Ident, Item, Type, Visibility};
 
 use crate::attr::{self, Args, FieldOptions, Invariants};
 use crate::errors::Errors;
-use crate::serde_attr::{rename_of, unraw, Renamed, SerdeContainer};
+use crate::serde_attr::{rename_of, unraw, FieldSerde, Renamed, SerdeContainer};
 use crate::symbol::{CORRELATE, EVENT_SOURCED, FIELD, INDEX, INVARIANT, KEY, NAME, PART_OF, RETURNS, UPCAST, VERSION};
 
 /// Which macro is expanding.
@@ -140,6 +140,8 @@ pub struct Field {
     pub index: Option<Span>,
     /// Its `#[serde(rename ..)]`.
     pub rename: Renamed<String>,
+    /// What its other `#[serde(..)]` keys say about its stored form.
+    pub serde: FieldSerde,
 }
 
 impl Field {
@@ -388,6 +390,7 @@ fn parse_fields(kind: Kind, named: &syn::FieldsNamed, errors: &mut Errors) -> Ve
             options: attr::parse_field_options(&f.attrs, errors),
             shape: TypeShape::of(&f.ty),
             rename: rename_of(&f.attrs),
+            serde: FieldSerde::of(&f.attrs),
             ident,
         });
     }

@@ -27,8 +27,10 @@ pub struct Args {
     pub version: Option<(u32, Span)>,
     /// `name = "Stable.Name"`.
     pub name: Option<LitStr>,
-    /// `upcast = function`.
+    /// `upcast = function`: one function for every older version.
     pub upcast: Option<Path>,
+    /// `upcast(from = N, with = function)`, each given: one step from version `N` to `N + 1`.
+    pub upcast_steps: Vec<UpcastStep>,
     /// `event_sourced`.
     pub event_sourced: bool,
     /// `returns = T` on `#[command]`: what its handler hands back.
@@ -39,6 +41,16 @@ pub struct Args {
     pub inline: bool,
     /// `correlate = field` on `#[process_manager]`.
     pub correlate: Option<Ident>,
+}
+
+/// One `upcast(from = N, with = function)` of `#[event]`.
+pub struct UpcastStep {
+    /// The version it reads.
+    pub from: u32,
+    /// The function, `fn(serde_json::Value) -> Result<serde_json::Value, String>`.
+    pub with: Path,
+    /// Where `from`'s value is written.
+    pub span: Span,
 }
 
 impl Args {
@@ -72,6 +84,31 @@ fn flag(meta: &ParseNestedMeta, message: &str) -> syn::Result<()> {
     Ok(())
 }
 
+/// The message of an `upcast(..)` that is not `upcast(from = N, with = function)`.
+const UPCAST_STEP: &str = "an upcaster step is written `upcast(from = 1, with = order_placed_v1_to_v2)`: \
+                           the version it reads and a function `fn(serde_json::Value) -> Result<serde_json::Value, String>`";
+
+/// `upcast(from = N, with = function)`.
+fn upcast_step(meta: &ParseNestedMeta) -> syn::Result<UpcastStep> {
+    let (mut from, mut with) = (None, None);
+    meta.parse_nested_meta(|inner| {
+        if inner.path.is_ident("from") {
+            let lit: LitInt = inner.value()?.parse()?;
+            let version = lit.base10_parse::<u32>().map_err(|_| syn::Error::new(lit.span(), VERSION_RANGE))?;
+            from = Some((version, lit.span()));
+        } else if inner.path.is_ident("with") {
+            with = Some(inner.value()?.parse::<Path>()?);
+        } else {
+            return Err(inner.error(UPCAST_STEP));
+        }
+        Ok(())
+    })?;
+    match (from, with) {
+        (Some((from, span)), Some(with)) => Ok(UpcastStep { from, with, span }),
+        _ => Err(meta.error(UPCAST_STEP)),
+    }
+}
+
 /// The message of a `version` that is not a whole number from 1 up.
 pub const VERSION_RANGE: &str = "`version` is a whole number from 1 up";
 
@@ -84,7 +121,11 @@ pub fn parse_args(tokens: TokenStream, macro_name: &str, accepted: &[&str], erro
             let Some(key) = meta.path.get_ident().cloned() else {
                 return Err(meta.error(format!("expected a key of `#[{macro_name}(..)]`")));
             };
-            args.keys.push(key.clone());
+            // Steps of an upcaster are one key written many times: recorded once.
+            let another_step = key == UPCAST && meta.input.peek(syn::token::Paren) && args.written(UPCAST);
+            if !another_step {
+                args.keys.push(key.clone());
+            }
             if !accepted.iter().any(|k| key == k) {
                 return skip_value(&meta);
             }
@@ -118,6 +159,8 @@ pub fn parse_args(tokens: TokenStream, macro_name: &str, accepted: &[&str], erro
                     )
                 })?;
                 first(&mut args.correlate, field);
+            } else if key == UPCAST && meta.input.peek(syn::token::Paren) {
+                args.upcast_steps.push(upcast_step(&meta)?);
             } else if key == UPCAST {
                 let path: Path = meta.value()?.parse().map_err(|e| {
                     syn::Error::new(e.span(), "`upcast` names a function: `upcast = upcast_order_placed`")

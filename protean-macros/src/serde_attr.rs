@@ -146,6 +146,12 @@ pub struct SerdeContainer {
     pub names_crate: bool,
     /// Every key given, in order.
     pub keys: Vec<Ident>,
+    /// `tag = ".."`: the key the type's name is written under.
+    pub tag: Option<String>,
+    /// `deny_unknown_fields`.
+    pub deny_unknown_fields: bool,
+    /// `default` on the type: every missing field takes the type's `Default`.
+    pub default: bool,
 }
 
 impl SerdeContainer {
@@ -168,7 +174,13 @@ impl SerdeContainer {
                     };
                     return Ok(());
                 }
+                if meta.path.is_ident("tag") && meta.input.peek(syn::Token![=]) {
+                    container.tag = Some(meta.value()?.parse::<LitStr>()?.value());
+                    return Ok(());
+                }
                 container.names_crate |= meta.path.is_ident("crate");
+                container.deny_unknown_fields |= meta.path.is_ident("deny_unknown_fields");
+                container.default |= meta.path.is_ident("default");
                 skip_value(&meta)
             });
         }
@@ -194,6 +206,49 @@ pub fn rename_of(attrs: &[Attribute]) -> Renamed<String> {
         });
     }
     found
+}
+
+/// What the user's `#[serde(..)]` attributes on a field say about its stored form.
+#[derive(Default)]
+pub struct FieldSerde {
+    /// `default` or `default = ".."`: a missing value takes a default.
+    pub default: bool,
+    /// `skip` or `skip_deserializing`: never read, always the default.
+    pub skip_reading: bool,
+    /// `skip`, `skip_serializing` or `skip_serializing_if = ".."`: may be left out when written.
+    pub may_be_omitted: bool,
+    /// `flatten`: its fields are written at the level of the field's owner.
+    pub flatten: bool,
+    /// `alias = ".."`: other names accepted when read.
+    pub aliases: Vec<String>,
+}
+
+impl FieldSerde {
+    /// The user's `#[serde(..)]` attributes among a field's `attrs`, read.
+    pub fn of(attrs: &[Attribute]) -> FieldSerde {
+        let mut found = FieldSerde::default();
+        for attr in attrs.iter().filter(|a| a.path().is_ident("serde")) {
+            // A list serde cannot read is reported by serde's derive.
+            let _ = attr.parse_nested_meta(|meta| {
+                let key = meta.path.get_ident().map(Ident::to_string).unwrap_or_default();
+                match key.as_str() {
+                    "alias" if meta.input.peek(syn::Token![=]) => {
+                        found.aliases.push(meta.value()?.parse::<LitStr>()?.value());
+                        return Ok(());
+                    }
+                    "default" => found.default = true,
+                    "skip" => (found.skip_reading, found.may_be_omitted) = (true, true),
+                    "skip_deserializing" => found.skip_reading = true,
+                    "skip_serializing" | "skip_serializing_if" => found.may_be_omitted = true,
+                    "flatten" => found.flatten = true,
+                    _ => {}
+                }
+                skip_value(&meta)
+            });
+        }
+        found.aliases.sort();
+        found
+    }
 }
 
 /// `key = "name"` or `key(serialize = "name", deserialize = "name")`.

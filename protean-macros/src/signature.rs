@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote, quote_spanned};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 
 use crate::ast::docs_of;
@@ -61,6 +61,8 @@ pub struct Method<'a> {
     pub docs: String,
     /// The method's attributes.
     pub attrs: &'a [syn::Attribute],
+    /// Whether its body calls `.end()`: a process manager's step that can end its flow.
+    pub ends: bool,
 }
 
 /// The `impl` block of `item`, if it is one (errors recorded otherwise, and about a
@@ -180,7 +182,23 @@ fn method<'a>(item: &'a syn::ImplItem, spec: &Spec, errors: &mut Errors) -> Opti
         output,
         docs: docs_of(&f.attrs),
         attrs: &f.attrs,
+        ends: calls_end(f.block.to_token_stream()),
     })
+}
+
+/// Whether `body` calls a method `end()` (`ctx.end()`, `flow.end()`): how a process
+/// manager's step ends its flow. A call inside a helper function is not seen.
+fn calls_end(body: TokenStream) -> bool {
+    let tokens: Vec<proc_macro2::TokenTree> = body.into_iter().collect();
+    tokens.windows(3).any(|w| match w {
+        [proc_macro2::TokenTree::Punct(dot), proc_macro2::TokenTree::Ident(end), proc_macro2::TokenTree::Group(args)] => {
+            dot.as_char() == '.'
+                && end == "end"
+                && args.delimiter() == proc_macro2::Delimiter::Parenthesis
+                && args.stream().is_empty()
+        }
+        _ => false,
+    }) || tokens.iter().any(|t| matches!(t, proc_macro2::TokenTree::Group(g) if calls_end(g.stream())))
 }
 
 /// The block as written, followed by its registrations in a hidden anonymous const.
@@ -240,7 +258,7 @@ pub fn submit(
     correlate: Option<&TokenStream>,
 ) -> TokenStream {
     let p = private();
-    let Method { ident, message, is_event, docs, .. } = m;
+    let Method { ident, message, is_event, docs, ends, .. } = m;
     let handler_name = type_text(self_ty).replace(' ', "");
     let method_name = ident.to_string();
     let handler_id = format!("{handler_name}::{method_name}");
@@ -272,6 +290,7 @@ pub fn submit(
                     docs: #docs,
                     role: #p::HandlerRole::#role,
                     correlate: #correlate,
+                    ends: #ends,
                 },
                 route: #route,
                 fire: #fire,

@@ -74,6 +74,39 @@ pub fn macro_args(macro_name: &str, accepted: &[&str], args: &Args, errors: &mut
     if let Some(name) = args.name.as_ref().filter(|n| n.value().trim().is_empty()) {
         errors.error_at(name, "`name` cannot be empty");
     }
+    upcast_steps(args, errors);
+}
+
+/// Each `upcast(from = N, ..)` reads a version below the event's and is given once, and
+/// the steps are not mixed with `upcast = function`.
+fn upcast_steps(args: &Args, errors: &mut Errors) {
+    let version = args.version.map_or(1, |(v, _)| v);
+    for (i, step) in args.upcast_steps.iter().enumerate() {
+        if step.from == 0 || step.from >= version {
+            errors.push(syn::Error::new(
+                step.span,
+                format!(
+                    "`upcast(from = {0}, ..)` on an event at version {version}: a step brings a payload stored at \
+                     version `from` to `from + 1`, so `from` is from 1 up to {1}{2}",
+                    step.from,
+                    version.saturating_sub(1),
+                    if version == 1 { " (bump `version` first)" } else { "" }
+                ),
+            ));
+        } else if args.upcast_steps[..i].iter().any(|s| s.from == step.from) {
+            errors.push(syn::Error::new(
+                step.span,
+                format!("two upcaster steps from version {}: give each step once", step.from),
+            ));
+        }
+    }
+    if let (Some(path), Some(_)) = (&args.upcast, args.upcast_steps.first()) {
+        errors.error_at(
+            path,
+            "`upcast = function` and `upcast(from = .., with = ..)` steps together: give one function for every \
+             older version, or one step per version, not both",
+        );
+    }
 }
 
 /// Reports each key of `written` that is not `accepted` (with the message `unknown`

@@ -9,14 +9,15 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("model", &[]),
     ("registry", &["model"]),
     ("export", &["registry", "model"]),
+    ("contract", &["registry", "model"]),
     ("store", &["model"]),
-    ("runtime", &["store", "registry", "export", "model"]),
-    ("testing", &["runtime", "store", "registry", "export", "model"]),
-    ("cli", &["runtime", "store", "registry", "export", "model"]),
-    ("http", &["runtime", "store", "registry", "export", "model"]),
+    ("runtime", &["store", "registry", "export", "contract", "model"]),
+    ("testing", &["runtime", "store", "registry", "export", "contract", "model"]),
+    ("cli", &["runtime", "store", "registry", "export", "contract", "model"]),
+    ("http", &["runtime", "store", "registry", "export", "contract", "model"]),
 ];
 
-const LAYERS: &[&str] = &["model", "registry", "export", "store", "runtime", "testing", "cli", "http"];
+const LAYERS: &[&str] = &["model", "registry", "export", "contract", "store", "runtime", "testing", "cli", "http"];
 
 fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {

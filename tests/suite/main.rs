@@ -18,6 +18,7 @@ mod ecommerce;
 mod project_management;
 
 mod checks;
+mod contract;
 mod docs_true;
 mod guarded;
 mod layers;

@@ -11,7 +11,8 @@
 //! and the serving copy stays); `events read|trace|tail`; `scheduled list|cancel`;
 //! `model export --format json|mermaid|dot`; `check [--format text|json|sarif|github]
 //! [--severity CODE=LEVEL]... [--max-fields N] [--max-entities N] [--max-events N]
-//! [--deny-warnings] [--store]` ([`Domain::check`]).
+//! [--deny-warnings] [--store]` ([`Domain::check`]);
+//! `schema check|diff|update|retire|export` (the contract lock, [`crate::contract`]).
 //! The repository's `docs/operations.md` describes each.
 //!
 //! [`Ops::run_with`] takes the store's URL and a closure building the domain, called
@@ -56,6 +57,7 @@ mod model;
 mod projections;
 mod sarif;
 mod scheduled;
+mod schema;
 mod status;
 
 use std::future::Future;
@@ -72,6 +74,7 @@ pub use model::{CheckArgs, CheckFormat, ExportFormat, ModelCommand};
 pub use projections::Projections;
 pub use sarif::{to_sarif, SARIF_VERSION};
 pub use scheduled::ScheduledCommands;
+pub use schema::SchemaCommand;
 
 /// The operations commands: `ops [--json] <command>`.
 #[derive(Debug, Args)]
@@ -116,6 +119,10 @@ pub enum OpsCommand {
     /// JSON, SARIF 2.1.0 or GitHub annotations (exit 4 when any is an error, or a warning
     /// under `--deny-warnings`).
     Check(CheckArgs),
+    /// The stored contract against its lock, `protean.lock`: check, diff, update,
+    /// retire, and JSON Schema export.
+    #[command(subcommand)]
+    Schema(SchemaCommand),
 }
 
 /// How an operations command ended: the process's exit code.
@@ -215,6 +222,7 @@ async fn run_on(command: OpsCommand, domain: &Domain, json: bool, out: &mut impl
         OpsCommand::Events(command) => command.run(domain, json, out, stop).await,
         OpsCommand::Model(command) => command.run(domain, json, out),
         OpsCommand::Check(args) => args.run(domain, json, out).await,
+        OpsCommand::Schema(command) => command.run(domain, json, out),
     }
 }
 

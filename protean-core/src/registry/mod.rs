@@ -64,6 +64,82 @@ pub struct ElementDescriptor {
     /// An aggregate declared `#[aggregate(event_sourced)]`: its events are its state.
     #[doc(hidden)]
     pub event_sourced: bool,
+    /// The element's own `#[serde(..)]` keys that change its stored form.
+    #[doc(hidden)]
+    pub serde: ContainerSerde,
+    /// A projection's `#[index]` fields, by stored name; empty for other kinds.
+    #[doc(hidden)]
+    pub indexed: &'static [&'static str],
+    /// Which older versions of an event its upcasters read.
+    #[doc(hidden)]
+    pub upcasts: Upcasts,
+    /// An event's `Event::upcast`, when it declares upcasters.
+    #[doc(hidden)]
+    pub upcaster: Option<fn(u32, serde_json::Value) -> Result<serde_json::Value, String>>,
+    /// Decodes a payload of the current version as the event, when it declares upcasters.
+    #[doc(hidden)]
+    pub decode: Option<fn(serde_json::Value) -> Result<(), String>>,
+}
+
+/// The element's own `#[serde(..)]` keys that change its stored form.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ContainerSerde {
+    /// `tag = ".."`: the key its type name is written under.
+    #[doc(hidden)]
+    pub tag: Option<&'static str>,
+    /// `deny_unknown_fields`: a stored record with a key it does not know does not load.
+    #[doc(hidden)]
+    pub deny_unknown_fields: bool,
+}
+
+/// Which older versions of an event its upcasters read
+/// ([`Event::upcast`](crate::model::element::Event::upcast)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Upcasts {
+    /// No upcaster: only payloads of the current version load.
+    None,
+    /// `upcast = function`: one function the user says reads every older version.
+    All,
+    /// `upcast(from = N, with = function)` steps, by the version each reads (sorted):
+    /// a step brings `N` to `N + 1`.
+    Steps(&'static [u32]),
+}
+
+impl Upcasts {
+    /// Whether a payload stored at version `from` is brought to version `to` by the
+    /// upcasters: every step from `from` to `to - 1` is declared (or one function is).
+    pub fn covers(&self, from: u32, to: u32) -> bool {
+        match self {
+            Upcasts::None => from >= to,
+            Upcasts::All => true,
+            Upcasts::Steps(steps) => (from..to).all(|v| steps.contains(&v)),
+        }
+    }
+}
+
+/// What a stored record that lacks a field reads as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Presence {
+    /// The record does not load without it.
+    Required,
+    /// It takes a default: declared (`#[field(default = ..)]`, `#[serde(default)]`), or
+    /// empty for an optional value or a collection.
+    Defaulted,
+    /// `#[serde(skip)]`: never read, always the default.
+    Skipped,
+}
+
+impl Presence {
+    /// `"required"`, `"defaulted"` or `"skipped"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Presence::Required => "required",
+            Presence::Defaulted => "defaulted",
+            Presence::Skipped => "skipped",
+        }
+    }
 }
 
 impl ElementDescriptor {
@@ -136,6 +212,21 @@ impl ElementDescriptor {
     pub fn event_sourced(&self) -> bool {
         self.event_sourced
     }
+
+    /// The element's own `#[serde(..)]` keys that change its stored form.
+    pub fn serde(&self) -> ContainerSerde {
+        self.serde
+    }
+
+    /// A projection's `#[index]` fields, by stored name; empty for other kinds.
+    pub fn indexed(&self) -> &'static [&'static str] {
+        self.indexed
+    }
+
+    /// Which older versions of an event its upcasters read.
+    pub fn upcasts(&self) -> Upcasts {
+        self.upcasts
+    }
 }
 
 /// What the macros record about one field.
@@ -159,6 +250,21 @@ pub struct FieldDescriptor {
     /// The user's `///` docs.
     #[doc(hidden)]
     pub docs: &'static str,
+    /// The key it is stored under, after serde's `rename` and `rename_all`.
+    #[doc(hidden)]
+    pub stored: &'static str,
+    /// What a stored record lacking it reads as.
+    #[doc(hidden)]
+    pub presence: Presence,
+    /// `#[serde(skip_serializing_if = ..)]` (or `skip_serializing`): may be left out when written.
+    #[doc(hidden)]
+    pub may_be_omitted: bool,
+    /// `#[serde(flatten)]`: its fields are stored at the level of its owner's.
+    #[doc(hidden)]
+    pub flatten: bool,
+    /// `#[serde(alias = ..)]`: other keys it is read from.
+    #[doc(hidden)]
+    pub aliases: &'static [&'static str],
 }
 
 impl FieldDescriptor {
@@ -190,6 +296,32 @@ impl FieldDescriptor {
     /// The user's `///` docs.
     pub fn docs(&self) -> &'static str {
         self.docs
+    }
+
+    /// The key it is stored under, after serde's `rename` and `rename_all`.
+    pub fn stored(&self) -> &'static str {
+        self.stored
+    }
+
+    /// What a stored record lacking it reads as. Unlike [`required`](Self::required)
+    /// (what a builder must be given), this is about reading what was stored.
+    pub fn presence(&self) -> Presence {
+        self.presence
+    }
+
+    /// Whether it may be left out when written (`#[serde(skip_serializing_if = ..)]`).
+    pub fn may_be_omitted(&self) -> bool {
+        self.may_be_omitted
+    }
+
+    /// Whether its fields are stored at the level of its owner's (`#[serde(flatten)]`).
+    pub fn flatten(&self) -> bool {
+        self.flatten
+    }
+
+    /// Other keys it is read from (`#[serde(alias = ..)]`), sorted.
+    pub fn aliases(&self) -> &'static [&'static str] {
+        self.aliases
     }
 }
 
@@ -339,6 +471,10 @@ pub struct HandlerInfo {
     pub role: HandlerRole,
     #[doc(hidden)]
     pub correlate: &'static str,
+    /// Whether the method's body calls `.end()` (a process manager's step that can end
+    /// its flow; a call in a helper function is not seen).
+    #[doc(hidden)]
+    pub ends: bool,
 }
 
 impl HandlerInfo {

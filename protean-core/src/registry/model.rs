@@ -415,7 +415,7 @@ impl Model {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::{FieldDescriptor, FieldOptions};
+    use crate::registry::{ContainerSerde, FieldDescriptor, FieldOptions, Presence, Upcasts};
 
     fn identifier() -> FieldShape {
         FieldShape::Identifier { target: "Loan" }
@@ -429,6 +429,11 @@ mod tests {
             required: true,
             options: <FieldOptions as Default>::default(),
             docs: "",
+            stored: name,
+            presence: Presence::Required,
+            may_be_omitted: false,
+            flatten: false,
+            aliases: &[],
         }
     }
 
@@ -453,6 +458,11 @@ mod tests {
             choices: &[],
             docs: "",
             event_sourced: false,
+            serde: ContainerSerde::default(),
+            indexed: &[],
+            upcasts: Upcasts::None,
+            upcaster: None,
+            decode: None,
         }))
     }
 
@@ -472,6 +482,7 @@ mod tests {
             docs: "",
             role: HandlerRole::ProcessManager,
             correlate,
+            ends: false,
         }
     }
 

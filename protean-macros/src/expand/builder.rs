@@ -175,6 +175,7 @@ pub(super) fn builder(el: &Element) -> TokenStream {
             key: None,
             index: None,
             rename: Default::default(),
+            serde: Default::default(),
         };
         fields.insert(0, &generated);
     }

@@ -71,7 +71,7 @@ pub(super) fn functions(el: &Element) -> TokenStream {
 /// default, an optional value or a collection; nothing for the identity (a record
 /// without it is corrupt) or for a field whose serde attributes the user writes.
 pub(super) fn serde_attribute(el: &Element, f: &Field) -> TokenStream {
-    if !takes_defaults(el) || el.is_identity(f) || user_sets_default(f) {
+    if !protean_defaults(el, f) {
         return TokenStream::new();
     }
     match &f.options.default {
@@ -79,26 +79,36 @@ pub(super) fn serde_attribute(el: &Element, f: &Field) -> TokenStream {
             let path = format!("{}::{}", el.ident, function(f));
             quote!(#[serde(default = #path)])
         }
-        None if f.shape.defaults_to_empty() => quote!(#[serde(default)]),
-        None => TokenStream::new(),
+        None => quote!(#[serde(default)]),
+    }
+}
+
+/// Whether [`serde_attribute`] gives `f` a `#[serde(default ..)]`.
+fn protean_defaults(el: &Element, f: &Field) -> bool {
+    takes_defaults(el)
+        && !el.is_identity(f)
+        && !user_sets_default(f)
+        && (f.options.default.is_some() || f.shape.defaults_to_empty())
+}
+
+/// What a stored record lacking `f` reads as, by the rule of [`serde_attribute`], as the
+/// name of a `protean::registry::Presence` variant: `Skipped` (never read), `Defaulted`
+/// (a default, by protean's rule, the user's `#[serde(default)]`, the type's, or serde's
+/// own rule for `Option`), or `Required` (a record without it does not load).
+pub(super) fn presence(el: &Element, f: &Field) -> &'static str {
+    if f.serde.skip_reading {
+        "Skipped"
+    } else if f.serde.default || el.serde.default || protean_defaults(el, f) {
+        "Defaulted"
+    } else if matches!(f.shape, crate::ast::TypeShape::Option) {
+        "Defaulted"
+    } else {
+        "Required"
     }
 }
 
 /// Whether the user's `#[serde(..)]` on `f` already says what a missing value becomes
 /// (`default`), or makes it no field of its own (`flatten`).
 fn user_sets_default(f: &Field) -> bool {
-    f.attrs.iter().filter(|a| a.path().is_ident("serde")).any(|a| {
-        let mut found = false;
-        let _ = a.parse_nested_meta(|meta| {
-            found |= meta.path.is_ident("default") || meta.path.is_ident("flatten");
-            if meta.input.peek(syn::Token![=]) {
-                let _: syn::Expr = meta.value()?.parse()?;
-            } else if meta.input.peek(syn::token::Paren) {
-                let _content;
-                syn::parenthesized!(_content in meta.input);
-            }
-            Ok(())
-        });
-        found
-    })
+    f.serde.default || f.serde.flatten
 }

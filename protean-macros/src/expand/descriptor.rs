@@ -2,10 +2,10 @@
 //! `inventory`): what `Domain::builder()` and the model exports read.
 
 use proc_macro2::TokenStream;
-use quote::{quote, ToTokens};
+use quote::{format_ident, quote, ToTokens};
 
-use super::{kind_tokens, limit_tokens, private, stable_type_name, type_text, version};
-use crate::ast::{Body, Element, Identity};
+use super::{defaults, kind_tokens, limit_tokens, private, stable_type_name, type_text, version};
+use crate::ast::{Body, Element, Identity, Kind};
 
 /// `Some(value)` or `None`, as tokens.
 fn opt<T: ToTokens>(value: Option<T>) -> TokenStream {
@@ -39,6 +39,11 @@ pub(super) fn descriptor(el: &Element) -> TokenStream {
                 required: false,
                 options: #p::FieldOptions { min: None, max: None, min_length: None, max_length: None, length: None, default: None },
                 docs: "Generated identity (UUID v7).",
+                stored: "id",
+                presence: #p::Presence::Required,
+                may_be_omitted: false,
+                flatten: false,
+                aliases: &[],
             },
         }
     });
@@ -62,6 +67,11 @@ pub(super) fn descriptor(el: &Element) -> TokenStream {
         let length = opt(o.length.map(|(n, _)| n));
         let default = opt(o.default.as_ref().map(|d| d.to_token_stream().to_string()));
         let docs = &f.docs;
+        let stored = el.stored_name(f);
+        let presence = format_ident!("{}", defaults::presence(el, f));
+        let may_be_omitted = f.serde.may_be_omitted;
+        let flatten = f.serde.flatten;
+        let aliases = &f.serde.aliases;
         quote! {
             #p::FieldDescriptor {
                 name: #fname,
@@ -72,6 +82,11 @@ pub(super) fn descriptor(el: &Element) -> TokenStream {
                     min: #min, max: #max, min_length: #min_length, max_length: #max_length, length: #length, default: #default,
                 },
                 docs: #docs,
+                stored: #stored,
+                presence: #p::Presence::#presence,
+                may_be_omitted: #may_be_omitted,
+                flatten: #flatten,
+                aliases: &[#(#aliases),*],
             }
         }
     });
@@ -85,6 +100,10 @@ pub(super) fn descriptor(el: &Element) -> TokenStream {
         Body::Struct(_) => Vec::new(),
     };
     let docs = &el.docs;
+    let tag = opt(el.serde.tag.as_deref());
+    let deny_unknown_fields = el.serde.deny_unknown_fields;
+    let indexed = el.fields().iter().filter(|f| f.index.is_some()).map(|f| el.stored_name(f));
+    let (upcasts, upcaster, decode) = upcasts(el);
     quote! {
         #p::inventory::submit! {
             #p::ElementDescriptor {
@@ -102,7 +121,40 @@ pub(super) fn descriptor(el: &Element) -> TokenStream {
                 choices: &[#(#choices),*],
                 docs: #docs,
                 event_sourced: #event_sourced,
+                serde: #p::ContainerSerde { tag: #tag, deny_unknown_fields: #deny_unknown_fields },
+                indexed: &[#(#indexed),*],
+                upcasts: #upcasts,
+                upcaster: #upcaster,
+                decode: #decode,
             }
         }
     }
+}
+
+/// The element's `Upcasts`, and, for an event with upcasters, its `Event::upcast` and a
+/// function decoding a payload as the event (for the contract lock's check of the
+/// upcasters); `None` for the others.
+fn upcasts(el: &Element) -> (TokenStream, TokenStream, TokenStream) {
+    let p = private();
+    let none = quote!(::core::option::Option::None);
+    if el.kind != Kind::Event {
+        return (quote!(#p::Upcasts::None), none.clone(), none);
+    }
+    let ident = &el.ident;
+    let upcasts = if el.args.upcast.is_some() {
+        quote!(#p::Upcasts::All)
+    } else if !el.args.upcast_steps.is_empty() {
+        let mut from: Vec<u32> = el.args.upcast_steps.iter().map(|s| s.from).collect();
+        from.sort_unstable();
+        quote!(#p::Upcasts::Steps(&[#(#from),*]))
+    } else {
+        return (quote!(#p::Upcasts::None), none.clone(), none);
+    };
+    let upcaster = quote!(::core::option::Option::Some(<#ident as #p::Event>::upcast));
+    let decode = quote! {
+        ::core::option::Option::Some(|payload| {
+            #p::serde_json::from_value::<#ident>(payload).map(|_| ()).map_err(|e| ::std::string::ToString::to_string(&e))
+        })
+    };
+    (upcasts, upcaster, decode)
 }

@@ -186,6 +186,7 @@ pub(super) fn kind_impls(el: &Element) -> TokenStream {
                     }
                 }
             });
+            let upcast = upcast.or_else(|| upcast_steps(el));
             let reply_ty = el.args.returns.as_ref().map_or_else(|| quote!(()), ToTokens::to_token_stream);
             let reply = (el.kind == Kind::Command).then(|| quote_spanned!(reply_ty.span()=> type Reply = #reply_ty;));
             let returns = (el.kind == Kind::Command).then(|| {
@@ -278,4 +279,41 @@ fn event_sourcing(el: &Element) -> TokenStream {
             ::core::option::Option::Some(R::of_aggregate())
         }
     }
+}
+
+/// `Event::upcast` of an event declared with `upcast(from = N, with = function)` steps:
+/// the steps from the payload's version up, one after the other; a version no step reads
+/// is refused with the step to declare.
+fn upcast_steps(el: &Element) -> Option<TokenStream> {
+    let p = private();
+    if el.args.upcast_steps.is_empty() {
+        return None;
+    }
+    let arms = el.args.upcast_steps.iter().map(|step| {
+        let (from, with) = (step.from, &step.with);
+        // Spanned at the function: one of the wrong type is reported there.
+        let call = quote_spanned!(with.span()=> #with(payload)?);
+        quote!(#from => #call,)
+    });
+    Some(quote! {
+        fn upcast(
+            from_version: u32,
+            payload: #p::serde_json::Value,
+        ) -> ::core::result::Result<#p::serde_json::Value, ::std::string::String> {
+            let (mut version, mut payload) = (from_version, payload);
+            while version < <Self as #p::Event>::VERSION {
+                payload = match version {
+                    #(#arms)*
+                    other => {
+                        return ::core::result::Result::Err(::std::format!(
+                            "no upcaster from version {other} to version {}: declare `upcast(from = {other}, with = ..)`",
+                            <Self as #p::Event>::VERSION
+                        ))
+                    }
+                };
+                version += 1;
+            }
+            ::core::result::Result::Ok(payload)
+        }
+    })
 }

@@ -17,21 +17,24 @@ pub(super) fn field_checks(el: &Element, f: &Field, value: &TokenStream) -> Toke
     let ty = &f.ty;
     let ident = &el.ident;
     let mut checks = Vec::new();
+    // The locals named at the call site: a `#[field(..)]` written inside a user's
+    // `macro_rules!` has that macro's hygiene, under which they would not resolve.
+    let (at, errors) = (quote!(&at), quote!(errors));
     // Spanned at the option, so `min` on a `String` points at `min = ..`.
     if let Some((limit, span)) = &o.min {
         let l = limit_tokens(limit);
-        checks.push(quote_spanned!(*span=> ::protean::__private::check_min::<#ty>(#value, #l, &at, errors);));
+        checks.push(quote_spanned!(*span=> ::protean::__private::check_min::<#ty>(#value, #l, #at, #errors);));
     }
     if let Some((limit, span)) = &o.max {
         let l = limit_tokens(limit);
-        checks.push(quote_spanned!(*span=> ::protean::__private::check_max::<#ty>(#value, #l, &at, errors);));
+        checks.push(quote_spanned!(*span=> ::protean::__private::check_max::<#ty>(#value, #l, #at, #errors);));
     }
     for (opt, func) in
         [(o.min_length, "check_min_length"), (o.max_length, "check_max_length"), (o.length, "check_length")]
     {
         if let Some((n, span)) = opt {
             let func = format_ident!("{func}");
-            checks.push(quote_spanned!(span=> ::protean::__private::#func::<#ty>(#value, #n, &at, errors);));
+            checks.push(quote_spanned!(span=> ::protean::__private::#func::<#ty>(#value, #n, #at, #errors);));
         }
     }
     if el.kind.has_identity() {

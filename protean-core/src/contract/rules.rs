@@ -1,0 +1,697 @@
+//! What a change between the lock and the model does to what is stored: each change
+//! classified by a rule, with a verdict in Avro's sense and an outcome.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::Serialize;
+
+use super::lock::{Block, BlockKind, FieldLine, Lock, LockUpcasts, Ty};
+use crate::registry::Presence;
+
+/// What a change keeps readable, in Avro's sense, seen from stored data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Verdict {
+    /// Neither new code reads old payloads nor old code new ones.
+    None,
+    /// Old code (another service, a process not yet deployed) reads new payloads, but
+    /// new code does not read what is stored.
+    Forward,
+    /// New code reads old payloads (what a stored event needs); old code may not read
+    /// new ones.
+    Backward,
+    /// Both ways.
+    Full,
+}
+
+impl Verdict {
+    /// `"NONE"`, `"FORWARD"`, `"BACKWARD"` or `"FULL"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Verdict::None => "NONE",
+            Verdict::Forward => "FORWARD",
+            Verdict::Backward => "BACKWARD",
+            Verdict::Full => "FULL",
+        }
+    }
+}
+
+/// What a change means for the check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Stored data still reads: the check passes, and the lock is to be updated.
+    Safe,
+    /// A new version whose upcasters read every older version the lock holds.
+    Mitigated,
+    /// Stored data (or what callers send) no longer reads: the check fails.
+    Breaking,
+}
+
+impl Outcome {
+    /// `"safe"`, `"mitigated"` or `"breaking"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Safe => "safe",
+            Outcome::Mitigated => "mitigated",
+            Outcome::Breaking => "breaking",
+        }
+    }
+}
+
+/// One difference between the lock and the model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    /// The element, by its Rust name when the model has it (`OrderPlaced`), else by its
+    /// stored type name.
+    pub element: String,
+    /// Event, command or projection.
+    pub kind: BlockKind,
+    /// The stored type name (`Order.OrderPlaced`).
+    pub type_name: String,
+    /// The field's path, for a change of one field.
+    pub path: Option<String>,
+    /// The rule's stable name (`type-narrowed`); see the guide's table.
+    pub rule: &'static str,
+    /// What stays readable.
+    pub verdict: Verdict,
+    /// What it means for the check.
+    pub outcome: Outcome,
+    /// What changed, why it matters, and the fix, in a sentence.
+    pub message: String,
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} [{}, {}]: {}", self.outcome.as_str(), self.rule, self.verdict.as_str(), self.message)
+    }
+}
+
+impl Serialize for BlockKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// How the type of a field changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Compat {
+    Same,
+    /// Every old value reads as the new type (`int32` to `int64`, `T` to `optional(T)`).
+    Widened,
+    /// Some old values do not read as the new type.
+    Narrowed,
+    /// No old value reads as the new type.
+    Changed,
+    ChoicesAdded,
+    ChoicesRemoved,
+    /// Both stored as text: only the meaning changed.
+    TargetChanged,
+}
+
+fn compat(old: &Ty, new: &Ty) -> Compat {
+    use Compat::*;
+    let textual = |t: &Ty| matches!(t, Ty::Identifier(_) | Ty::Uuid);
+    match (old, new) {
+        _ if old == new => Same,
+        (Ty::Int(a), Ty::Int(b)) | (Ty::Uint(a), Ty::Uint(b)) | (Ty::Float(a), Ty::Float(b)) => {
+            if b > a {
+                Widened
+            } else {
+                Narrowed
+            }
+        }
+        (Ty::Uint(a), Ty::Int(b)) => {
+            if b > a {
+                Widened
+            } else {
+                Narrowed
+            }
+        }
+        (Ty::Int(_), Ty::Uint(_)) => Narrowed,
+        (Ty::Int(_) | Ty::Uint(_), Ty::Float(_)) => Widened,
+        (Ty::Float(_), Ty::Int(_) | Ty::Uint(_)) => Narrowed,
+        (Ty::Identifier(_), Ty::Identifier(_)) => TargetChanged,
+        (a, b) if textual(a) && textual(b) => TargetChanged,
+        (a, Ty::Text) if textual(a) => Widened,
+        (Ty::Text, b) if textual(b) => Narrowed,
+        (Ty::Char, Ty::Text) => Widened,
+        (Ty::Text, Ty::Char) => Narrowed,
+        (Ty::Choice(a), Ty::Choice(b)) => {
+            if a.iter().all(|c| b.contains(c)) {
+                ChoicesAdded
+            } else {
+                ChoicesRemoved
+            }
+        }
+        (Ty::List(a), Ty::List(b)) => compat(a, b),
+        (Ty::Optional(a), Ty::Optional(b)) => compat(a, b),
+        (a, Ty::Optional(b)) => match compat(a, b) {
+            Same | Widened | TargetChanged | ChoicesAdded => Widened,
+            other => other,
+        },
+        (Ty::Optional(a), b) => match compat(a, b) {
+            Same | Widened | TargetChanged | ChoicesAdded | Narrowed => Narrowed,
+            other => other,
+        },
+        _ => Changed,
+    }
+}
+
+/// Every difference between `old` (the lock) and `new` (the model's lock). `names` maps
+/// stored type names to Rust names, for messages.
+pub fn diff(old: &Lock, new: &Lock, names: &BTreeMap<String, String>) -> Vec<Change> {
+    let mut changes = Vec::new();
+    let mut elements: BTreeSet<(BlockKind, &str)> = BTreeSet::new();
+    for block in old.blocks.values().chain(new.blocks.values()) {
+        elements.insert((block.kind, &block.type_name));
+    }
+    for (kind, type_name) in elements {
+        let current = |lock: &'_ Lock| lock.versions(kind, type_name).max_by_key(|b| b.version).cloned();
+        let (was, now) = (current(old), current(new));
+        let name = names.get(type_name).cloned().unwrap_or_else(|| type_name.to_owned());
+        let mut c = Changes { out: &mut changes, name: &name, kind, type_name };
+        match (was, now) {
+            (None, Some(now)) => c.add(
+                None,
+                "element-added",
+                Verdict::Full,
+                Outcome::Safe,
+                format!("`{name}` is new ({} version {})", kind.as_str(), now.version),
+            ),
+            (Some(was), None) => c.removed(&was),
+            (Some(was), Some(now)) => match kind {
+                BlockKind::Projection => c.projection(&was, &now),
+                BlockKind::Event => {
+                    let older: Vec<u32> = old.versions(kind, type_name).map(|b| b.version).collect();
+                    c.event(&was, &now, &older)
+                }
+                BlockKind::Command => c.fields(&was, &now),
+            },
+            (None, None) => {}
+        }
+    }
+    changes
+}
+
+/// Collects the changes of one element.
+struct Changes<'a> {
+    out: &'a mut Vec<Change>,
+    name: &'a str,
+    kind: BlockKind,
+    type_name: &'a str,
+}
+
+impl Changes<'_> {
+    fn add(&mut self, path: Option<&str>, rule: &'static str, verdict: Verdict, outcome: Outcome, message: String) {
+        self.out.push(Change {
+            element: self.name.to_owned(),
+            kind: self.kind,
+            type_name: self.type_name.to_owned(),
+            path: path.map(str::to_owned),
+            rule,
+            verdict,
+            outcome,
+            message,
+        });
+    }
+
+    /// The fix of a breaking change to a stored event or a command at version `v`.
+    fn fix(&self, v: u32, keep: &str) -> String {
+        match self.kind {
+            BlockKind::Event => {
+                format!("bump `#[event(version = {})]` and add an upcaster from {v}, or {keep}", v.saturating_add(1))
+            }
+            _ => format!("callers and scheduled commands still send the old shape: {keep}"),
+        }
+    }
+
+    fn removed(&mut self, was: &Block) {
+        let name = self.name.to_owned();
+        match self.kind {
+            BlockKind::Projection => self.add(
+                None,
+                "element-removed",
+                Verdict::Full,
+                Outcome::Safe,
+                format!("the projection `{name}` is no longer in the domain; its stored rows are left as they are"),
+            ),
+            _ if was.retired => {}
+            BlockKind::Event => self.add(
+                None,
+                "element-removed",
+                Verdict::None,
+                Outcome::Breaking,
+                format!(
+                    "`{name}` is in the lock but no longer in the domain, and streams still hold it: keep the type, \
+                     or mark it retired (`ops schema retire {}`) once no stream holds it",
+                    was.type_name
+                ),
+            ),
+            BlockKind::Command => self.add(
+                None,
+                "element-removed",
+                Verdict::None,
+                Outcome::Breaking,
+                format!(
+                    "the command `{name}` is in the lock but no longer in the domain: callers still send it and the \
+                     schedule may hold it; keep it, or mark it retired (`ops schema retire {}`) once nothing sends it",
+                    was.type_name
+                ),
+            ),
+        }
+    }
+
+    fn projection(&mut self, was: &Block, now: &Block) {
+        let name = self.name.to_owned();
+        let mut what = Vec::new();
+        if was.key != now.key {
+            what.push(format!(
+                "key `{}` is now `{}`",
+                was.key.as_deref().unwrap_or("-"),
+                now.key.as_deref().unwrap_or("-")
+            ));
+        }
+        if was.indexed != now.indexed {
+            what.push(format!("indexed fields `{}` are now `{}`", was.indexed.join(","), now.indexed.join(",")));
+        }
+        let fields =
+            |b: &Block| b.fields.values().map(|f| (f.path.clone(), f.ty.clone(), f.presence)).collect::<Vec<_>>();
+        if fields(was) != fields(now) || was.tag != now.tag || was.deny_unknown_fields != now.deny_unknown_fields {
+            what.push("its stored fields changed".to_owned());
+        }
+        if now.version < was.version {
+            self.add(
+                None,
+                "version-lowered",
+                Verdict::None,
+                Outcome::Breaking,
+                format!(
+                    "`{name}` is at version {} but the lock holds version {}: versions only go up; set \
+                     `#[projection(version = {})]`",
+                    now.version,
+                    was.version,
+                    was.version + 1
+                ),
+            );
+        } else if what.is_empty() {
+        } else if now.version == was.version {
+            self.add(
+                None,
+                "projection-changed-without-version",
+                Verdict::None,
+                Outcome::Breaking,
+                format!(
+                    "`{name}` changed ({}) but its version is still {}: bump `#[projection(version = {})]` so \
+                     that it is rebuilt",
+                    what.join("; "),
+                    now.version,
+                    now.version + 1
+                ),
+            );
+        } else {
+            self.add(
+                None,
+                "projection-rebuilt",
+                Verdict::Full,
+                Outcome::Safe,
+                format!(
+                    "`{name}` changed ({}) and is at version {}: it is rebuilt from the events when the domain \
+                     next starts",
+                    what.join("; "),
+                    now.version
+                ),
+            );
+        }
+    }
+
+    fn event(&mut self, was: &Block, now: &Block, older: &[u32]) {
+        let name = self.name.to_owned();
+        if now.version < was.version {
+            return self.add(
+                None,
+                "version-lowered",
+                Verdict::None,
+                Outcome::Breaking,
+                format!(
+                    "`{name}` is at version {} but the lock holds version {}: streams hold version {1}, which this \
+                     build refuses; set `#[event(version = {})]` again",
+                    now.version, was.version, was.version
+                ),
+            );
+        }
+        let mut gaps = Vec::new();
+        for &v in older.iter().filter(|v| **v < now.version) {
+            if !covers(&now.upcasts, v, now.version) {
+                gaps.push(v);
+            }
+        }
+        for v in &gaps {
+            let (v, n) = (*v, now.version);
+            self.add(
+                None,
+                "upcaster-gap",
+                Verdict::None,
+                Outcome::Breaking,
+                format!(
+                    "`{name}` is at version {n}; the lock holds version {v}, and no upcaster goes from {v}: add \
+                     `upcast(from = {v}, with = ..)` to `#[event(..)]` (or one `upcast = function` for every \
+                     older version)"
+                ),
+            );
+        }
+        if now.version > was.version {
+            if gaps.is_empty() {
+                self.add(
+                    None,
+                    "version-bumped",
+                    Verdict::Backward,
+                    Outcome::Mitigated,
+                    format!(
+                        "`{name}` is now at version {} and its upcasters ({}) read version {} that streams hold",
+                        now.version, now.upcasts, was.version
+                    ),
+                );
+            }
+            return;
+        }
+        self.fields(was, now);
+    }
+
+    /// The field rules, between two blocks of the same version.
+    fn fields(&mut self, was: &Block, now: &Block) {
+        let name = self.name.to_owned();
+        let v = now.version;
+        if was.tag != now.tag {
+            self.add(
+                None,
+                "tag-changed",
+                Verdict::Full,
+                Outcome::Safe,
+                format!(
+                    "`{name}`'s serde tag changed from {} to {}: serde does not read a struct's tag back, so stored \
+                     payloads still read",
+                    was.tag.as_deref().map_or("none".to_owned(), |t| format!("`{t}`")),
+                    now.tag.as_deref().map_or("none".to_owned(), |t| format!("`{t}`"))
+                ),
+            );
+        }
+        if !was.deny_unknown_fields && now.deny_unknown_fields {
+            self.add(
+                None,
+                "unknown-fields-denied",
+                Verdict::Backward,
+                Outcome::Safe,
+                format!(
+                    "`{name}` now refuses unknown fields: a payload stored with a field since removed no longer \
+                     reads; check no stored payload has one"
+                ),
+            );
+        }
+        let added: Vec<&FieldLine> = now
+            .fields
+            .values()
+            .filter(|f| !was.fields.contains_key(&f.path))
+            // Only the topmost new field of a new value object.
+            .filter(|f| !parent_paths(&f.path).any(|p| now.fields.contains_key(p) && !was.fields.contains_key(p)))
+            .collect();
+        let removed: Vec<&FieldLine> = was
+            .fields
+            .values()
+            .filter(|f| !now.fields.contains_key(&f.path))
+            .filter(|f| !parent_paths(&f.path).any(|p| was.fields.contains_key(p) && !now.fields.contains_key(p)))
+            .collect();
+        let mut renamed_from: BTreeSet<String> = BTreeSet::new();
+        for f in &added {
+            let path = f.path.as_str();
+            let field = format!("`{name}.{path}`");
+            // A removed field of the same parent that this one reads under an alias.
+            let old = removed
+                .iter()
+                .find(|r| same_parent(&r.path, path) && f.aliases.iter().any(|a| last_segment(&r.path) == a.as_str()));
+            if let Some(old) = old {
+                renamed_from.insert(old.path.clone());
+                self.add(
+                    Some(path),
+                    "field-renamed-with-alias",
+                    Verdict::Backward,
+                    Outcome::Safe,
+                    format!(
+                        "{field} was stored as `{}` and reads it through `#[serde(alias = \"{}\")]`",
+                        old.path,
+                        last_segment(&old.path)
+                    ),
+                );
+                self.compare(&name, v, old, f);
+                continue;
+            }
+            if f.presence == Presence::Required {
+                let renamed = removed.iter().find(|r| same_parent(&r.path, path) && r.ty == f.ty);
+                let message = match renamed {
+                    Some(r) => {
+                        renamed_from.insert(r.path.clone());
+                        format!(
+                            "{field} was stored as `{}`: stored payloads have no `{}`. Add `#[serde(alias = \"{}\")]` \
+                             to the field, or keep the old name with `#[serde(rename = \"{1}\")]`, or {}",
+                            r.path,
+                            last_segment(path),
+                            last_segment(&r.path),
+                            self.fix(v, "keep the old field")
+                        )
+                    }
+                    None => format!(
+                        "{field} is new and required: payloads stored before it have no `{}`. Give it a default \
+                         (`#[field(default = ..)]`, or make it an `Option`), or {}",
+                        last_segment(path),
+                        self.fix(v, "leave it out")
+                    ),
+                };
+                let rule = if renamed.is_some() { "field-renamed" } else { "field-added-required" };
+                self.add(Some(path), rule, Verdict::Forward, Outcome::Breaking, message);
+            } else {
+                self.add(
+                    Some(path),
+                    "field-added-optional",
+                    if now.deny_unknown_fields { Verdict::Backward } else { Verdict::Full },
+                    Outcome::Safe,
+                    format!("{field} is new and {}: payloads stored before it read without it", f.presence.as_str()),
+                );
+            }
+        }
+        for f in removed.iter().filter(|r| !renamed_from.contains(&r.path)) {
+            let path = f.path.as_str();
+            if now.deny_unknown_fields {
+                self.add(
+                    Some(path),
+                    "field-removed",
+                    Verdict::None,
+                    Outcome::Breaking,
+                    format!(
+                        "`{name}.{path}` was removed, and `{name}` refuses unknown fields: payloads stored with \
+                         `{}` no longer read. Drop `deny_unknown_fields`, or {}",
+                        last_segment(path),
+                        self.fix(v, "keep the field")
+                    ),
+                );
+            } else {
+                self.add(
+                    Some(path),
+                    "field-removed",
+                    if f.presence == Presence::Required { Verdict::Backward } else { Verdict::Full },
+                    Outcome::Safe,
+                    format!(
+                        "`{name}.{path}` was removed: stored payloads still read (the key is ignored); a consumer \
+                         on older code that needs it does not"
+                    ),
+                );
+            }
+        }
+        for (path, old) in &was.fields {
+            if let Some(new) = now.fields.get(path) {
+                self.compare(&name, v, old, new);
+            }
+        }
+    }
+
+    /// The rules of one field present on both sides.
+    fn compare(&mut self, name: &str, v: u32, old: &FieldLine, new: &FieldLine) {
+        let path = new.path.as_str();
+        let field = format!("`{name}.{path}`");
+        match compat(&old.ty, &new.ty) {
+            Compat::Same => {}
+            Compat::Widened => self.add(
+                Some(path),
+                "type-widened",
+                Verdict::Backward,
+                Outcome::Safe,
+                format!(
+                    "{field} changed from {} to {}: every stored value still reads",
+                    old.ty.words(),
+                    new.ty.words()
+                ),
+            ),
+            Compat::TargetChanged => self.add(
+                Some(path),
+                "identifier-target-changed",
+                Verdict::Full,
+                Outcome::Safe,
+                format!(
+                    "{field} changed from {} to {}: both are stored as text, so stored values read, with another \
+                     meaning",
+                    old.ty.words(),
+                    new.ty.words()
+                ),
+            ),
+            Compat::ChoicesAdded => self.add(
+                Some(path),
+                "choice-added",
+                Verdict::Backward,
+                Outcome::Safe,
+                format!(
+                    "{field} has new choices ({}): stored values read; a consumer on older code refuses the new ones",
+                    new_choices(&old.ty, &new.ty).join(", ")
+                ),
+            ),
+            Compat::ChoicesRemoved => self.add(
+                Some(path),
+                "choice-removed",
+                Verdict::Forward,
+                Outcome::Breaking,
+                format!(
+                    "{field} lost choices ({}): stored values with them no longer read; {}",
+                    new_choices(&new.ty, &old.ty).join(", "),
+                    self.fix(v, "keep the choices (rename one back with `#[serde(rename = ..)]`)")
+                ),
+            ),
+            Compat::Narrowed | Compat::Changed => {
+                let narrowed = compat(&old.ty, &new.ty) == Compat::Narrowed;
+                self.add(
+                    Some(path),
+                    if narrowed { "type-narrowed" } else { "type-changed" },
+                    if narrowed { Verdict::Forward } else { Verdict::None },
+                    Outcome::Breaking,
+                    format!(
+                        "{field} changed from {} to {}: {}",
+                        old.ty.words(),
+                        new.ty.words(),
+                        self.fix(v, "keep the old field")
+                    ),
+                );
+            }
+        }
+        match (old.presence, new.presence) {
+            (Presence::Defaulted | Presence::Skipped, Presence::Required) => self.add(
+                Some(path),
+                "field-made-required",
+                Verdict::Forward,
+                Outcome::Breaking,
+                format!(
+                    "{field} was {} and is now required: payloads stored without it no longer read; {}",
+                    old.presence.as_str(),
+                    self.fix(v, "keep its default")
+                ),
+            ),
+            (Presence::Required, Presence::Defaulted | Presence::Skipped) => self.add(
+                Some(path),
+                "field-made-optional",
+                Verdict::Full,
+                Outcome::Safe,
+                format!("{field} was required and is now {}: stored payloads still read", new.presence.as_str()),
+            ),
+            _ => {}
+        }
+        if !old.may_be_omitted && new.may_be_omitted && new.presence == Presence::Required {
+            self.add(
+                Some(path),
+                "required-field-may-be-omitted",
+                Verdict::None,
+                Outcome::Breaking,
+                format!(
+                    "{field} is required when read but now left out when written (`skip_serializing_if`): what is \
+                     written without it does not read back. Give it a default (`#[serde(default)]`), or drop \
+                     `skip_serializing_if`"
+                ),
+            );
+        }
+        if old.limits != new.limits {
+            self.add(
+                Some(path),
+                "limits-changed",
+                Verdict::Full,
+                Outcome::Safe,
+                format!(
+                    "{field}'s limits changed from `{}` to `{}`: stored values are not checked again when read",
+                    if old.limits.is_empty() { "none".to_owned() } else { old.limits.join(" ") },
+                    if new.limits.is_empty() { "none".to_owned() } else { new.limits.join(" ") }
+                ),
+            );
+        }
+    }
+}
+
+/// Whether an event's upcasters bring version `from` to `to`.
+pub(crate) fn covers(upcasts: &LockUpcasts, from: u32, to: u32) -> bool {
+    match upcasts {
+        LockUpcasts::None => from >= to,
+        LockUpcasts::All => true,
+        LockUpcasts::Steps(steps) => (from..to).all(|v| steps.contains(&v)),
+    }
+}
+
+/// The choices of `b` not in `a`.
+fn new_choices(a: &Ty, b: &Ty) -> Vec<String> {
+    fn choices(t: &Ty) -> Vec<String> {
+        match t {
+            Ty::Choice(c) => c.clone(),
+            Ty::List(of) | Ty::Optional(of) => choices(of),
+            _ => Vec::new(),
+        }
+    }
+    let a = choices(a);
+    choices(b).into_iter().filter(|c| !a.contains(c)).collect()
+}
+
+/// `a.b[].c` → `a.b[]`, `a`: the paths of the fields holding this one.
+fn parent_paths(path: &str) -> impl Iterator<Item = &str> {
+    path.char_indices().filter(|(_, c)| *c == '.').map(move |(i, _)| path[..i].trim_end_matches("[]"))
+}
+
+/// The stored key of the field at `path` (`sku` of `lines[].sku`).
+fn last_segment(path: &str) -> &str {
+    path.rsplit('.').next().unwrap_or(path)
+}
+
+/// Whether two paths are keys of the same object.
+fn same_parent(a: &str, b: &str) -> bool {
+    a.rsplit_once('.').map(|(p, _)| p) == b.rsplit_once('.').map(|(p, _)| p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn widening_and_narrowing() {
+        let int = |b| Ty::Int(b);
+        assert_eq!(compat(&int(32), &int(64)), Compat::Widened);
+        assert_eq!(compat(&int(64), &int(32)), Compat::Narrowed);
+        assert_eq!(compat(&Ty::Uint(32), &int(64)), Compat::Widened);
+        assert_eq!(compat(&int(64), &Ty::Float(64)), Compat::Widened);
+        assert_eq!(compat(&int(64), &Ty::Text), Compat::Changed);
+        assert_eq!(compat(&int(64), &Ty::Optional(Box::new(int(64)))), Compat::Widened);
+        assert_eq!(compat(&Ty::Optional(Box::new(int(64))), &int(64)), Compat::Narrowed);
+        assert_eq!(compat(&Ty::Identifier("A".into()), &Ty::Identifier("B".into())), Compat::TargetChanged);
+        let choice = |c: &[&str]| Ty::Choice(c.iter().map(|s| (*s).to_owned()).collect());
+        assert_eq!(compat(&choice(&["a"]), &choice(&["a", "b"])), Compat::ChoicesAdded);
+        assert_eq!(compat(&choice(&["a", "b"]), &choice(&["a"])), Compat::ChoicesRemoved);
+        assert_eq!(compat(&Ty::List(Box::new(int(32))), &Ty::List(Box::new(int(64)))), Compat::Widened);
+    }
+
+    #[test]
+    fn parents_of_a_path() {
+        assert_eq!(parent_paths("lines[].unit_price.cents").collect::<Vec<_>>(), ["lines", "lines[].unit_price"]);
+        assert!(same_parent("total.cents", "total.amount"));
+        assert!(!same_parent("total.cents", "cents"));
+    }
+}
