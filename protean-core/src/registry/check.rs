@@ -436,7 +436,8 @@ impl Model {
     /// Applies every rule of [`RULES`] that has a check of its own, adds
     /// `config`'s [extra](CheckConfig::extra) findings, and sets each finding's
     /// severity as `config` says (dropping those turned off): the findings in the
-    /// order of [`RULES`], then by element and message.
+    /// order of [`RULES`] (an extra finding whose code is not there, last), then by
+    /// element and message.
     pub fn diagnose_with(&self, config: &CheckConfig) -> Vec<Diagnostic> {
         let mut found = Vec::new();
         for rule in RULES {
