@@ -1,13 +1,16 @@
 //! Process managers: the fulfilment flow in the test kit (given events, then the
 //! commands sent and whether it ended) and end to end on every store the build has —
 //! happy path, compensation after a deadline, a restock that cancels the deadline,
-//! a duplicate delivery that sends nothing twice, and deadlines fired by workers.
+//! a duplicate delivery that sends nothing twice, and deadlines fired by workers; and
+//! `Domain::check` reading what the store holds: events never stored, and a scheduled
+//! command a later build no longer has.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use protean::prelude::*;
+use protean::registry::{CheckConfig, Severity};
 use protean::runtime::{DeliveryMode, WorkerConfig};
 use protean::store::{MemoryStore, OffsetDateTime, Store};
 use protean::testing::FlowScenario;
@@ -20,6 +23,18 @@ mod shop;
 
 use harness::StoreCase;
 use shop::*;
+
+/// A later build of the service on the same store: the shop is gone, and with it the
+/// `CancelOrder` a flow scheduled.
+#[allow(dead_code)]
+mod later {
+    use protean::prelude::*;
+
+    #[aggregate]
+    pub struct Shelf {
+        pub count: u64,
+    }
+}
 
 fn domain_on(store: Arc<dyn Store>, mode: DeliveryMode) -> Domain {
     Domain::builder()
@@ -234,8 +249,37 @@ async fn workers_fire_sent_commands_and_deadlines(store: Arc<dyn Store>) {
     assert_eq!(report.commands_fired, 3, "reserve, cancel, withdraw: {report:?}");
 }
 
+async fn check_reads_what_the_store_holds(store: Arc<dyn Store>) {
+    let domain = domain_on(store.clone(), DeliveryMode::Inline);
+    let facts = domain.store_facts().await.unwrap();
+    assert!(facts.events.values().all(|&n| n == 0) && facts.scheduled.is_empty(), "{facts:?}");
+    let ids = ids();
+    // Out of stock: the reservation fails, and the flow schedules `CancelOrder`.
+    place(&domain, &ids).await;
+    let facts = domain.store_facts().await.unwrap();
+    assert_eq!(facts.events.get(OrderPlaced::TYPE_NAME), Some(&1), "{facts:?}");
+    assert_eq!(facts.scheduled.get(CancelOrder::TYPE_NAME), Some(&1), "{facts:?}");
+    let found = domain.check(&CheckConfig::default().store_facts(facts));
+    let of = |code: &str| found.iter().filter(|d| d.code == code).map(|d| d.element.as_str()).collect::<Vec<_>>();
+    assert_eq!(of("W003"), ["OrderCancelled", "OrderConfirmed", "PointsWithdrawn", "StockReserved"], "{found:#?}");
+    assert!(of("E004").is_empty(), "this build handles what it scheduled: {found:#?}");
+
+    // A later build without the shop: the pending `CancelOrder` would never fire.
+    let later = Domain::builder()
+        .module(module_path!().to_string() + "::later")
+        .shared_store(store)
+        .build()
+        .expect("the later model runs");
+    let found = later.check(&CheckConfig::default().store_facts(later.store_facts().await.unwrap()));
+    let e004: Vec<_> = found.iter().filter(|d| d.code == "E004").collect();
+    assert_eq!(e004.len(), 1, "{found:#?}");
+    assert_eq!((e004[0].element.as_str(), e004[0].severity), (CancelOrder::TYPE_NAME, Severity::Error));
+    assert!(e004[0].message.starts_with("the store holds 1 pending scheduled command(s) of type"), "{found:#?}");
+}
+
 fn cases() -> Vec<(&'static str, StoreCase)> {
     vec![
+        ("check_reads_what_the_store_holds", |s| Box::pin(check_reads_what_the_store_holds(s))),
         ("in_stock_the_order_is_confirmed", |s| Box::pin(in_stock_the_order_is_confirmed(s))),
         ("out_of_stock_the_deadline_cancels_and_compensates", |s| {
             Box::pin(out_of_stock_the_deadline_cancels_and_compensates(s))

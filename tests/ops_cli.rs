@@ -389,6 +389,168 @@ async fn check_reports_each_rule_by_its_code() {
     assert_eq!(dot, domain.model().to_dot());
 }
 
+/// The `twice` domain, for `check`: E001 on `Strays::on`, W001 on `Dropped`, W002 on `Idle`.
+fn checked_twice() -> Domain {
+    Domain::builder()
+        .module(module_path!().to_string() + "::twice")
+        .store(MemoryStore::new())
+        .build()
+        .expect("the twice model runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_severities_are_configurable_and_decide_the_exit_code() {
+    let domain = checked_twice();
+    let (exit, by_flag) = ops(&domain, &["check", "--format", "json"]).await;
+    assert_eq!(exit, Exit::Attention);
+    let (_, by_alias) = ops(&domain, &["--json", "check"]).await;
+    assert_eq!(by_flag, by_alias, "--json is --format json");
+    let found: serde_json::Value = serde_json::from_str(&by_flag).unwrap();
+    assert_eq!(found[0]["fix"], "include the module of `Pinged` in the domain, or remove the method", "{by_flag}");
+    assert_eq!(found[0]["rule"], "handler-takes-unknown-event", "{by_flag}");
+
+    // The error lowered to a warning: warnings alone exit 0, unless they are denied.
+    let (exit, text) = ops(&domain, &["check", "--severity", "E001=warning"]).await;
+    assert_eq!(exit, Exit::Ok, "{text}");
+    assert!(text.starts_with("E001 warning Strays::on: "), "{text}");
+    assert!(text.ends_with("3 finding(s), 0 error(s)\n"), "{text}");
+    let (exit, _) = ops(&domain, &["check", "--severity", "E001=warning", "--deny-warnings"]).await;
+    assert_eq!(exit, Exit::Attention, "--deny-warnings fails on a warning");
+    // Notes never fail, not even under --deny-warnings.
+    let notes =
+        ["check", "--deny-warnings", "--severity", "E001=note", "--severity", "W001=note", "--severity", "W002=note"];
+    let (exit, text) = ops(&domain, &notes).await;
+    assert_eq!(exit, Exit::Ok, "{text}");
+    // Turned off, a rule reports nothing.
+    let off =
+        ["check", "--deny-warnings", "--severity", "E001=off", "--severity", "W001=off", "--severity", "W002=off"];
+    let (exit, text) = ops(&domain, &off).await;
+    assert_eq!((exit, text.as_str()), (Exit::Ok, "no findings\n"));
+    // A warning raised to an error fails.
+    let (exit, text) = ops(&domain, &["check", "--severity", "E001=off", "--severity", "W002=error"]).await;
+    assert_eq!(exit, Exit::Attention, "{text}");
+    assert!(text.contains("W002 error Idle: "), "{text}");
+
+    for bad in ["W999=off", "W001=loud", "W001"] {
+        let parsed = Service::try_parse_from(["service", "ops", "check", "--severity", bad]);
+        assert!(parsed.is_err(), "--severity {bad} is a usage error");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_writes_github_annotations_one_per_line() {
+    let domain = checked_twice();
+    let (exit, lines) = ops(&domain, &["check", "--format", "github", "--severity", "W002=note"]).await;
+    assert_eq!(exit, Exit::Attention);
+    let lines: Vec<&str> = lines.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "::error title=E001 handler-takes-unknown-event::Strays::on: `Strays::on` takes the event `Pinged`, \
+             which is not in this domain, so it never runs. Fix: include the module of `Pinged` in the domain, or \
+             remove the method",
+            "::warning title=W001 event-without-reaction::Dropped: no handler, projector or process manager step \
+             takes the event `Dropped`: it is only stored (and applied, in an event-sourced aggregate). Fix: react \
+             to it, or ignore this warning",
+            "::notice title=W002 aggregate-without-commands::Idle: no command and no handler changes the aggregate \
+             `Idle`: nothing in this domain creates one. Fix: add a `#[command(part_of = Idle)]` and its handler, \
+             or remove it",
+        ]
+    );
+}
+
+/// The SARIF 2.1.0 schema, compiled: the official file, vendored (tests/data/README.md).
+fn sarif_schema() -> (boon::Schemas, boon::SchemaIndex) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/sarif-schema-2.1.0.json");
+    let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut schemas = boon::Schemas::new();
+    let mut compiler = boon::Compiler::new();
+    compiler.enable_format_assertions();
+    compiler.add_resource("sarif-schema-2.1.0.json", schema).unwrap();
+    let index = compiler.compile("sarif-schema-2.1.0.json", &mut schemas).unwrap();
+    (schemas, index)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_writes_sarif_valid_against_the_2_1_0_schema() {
+    let domain = checked_twice();
+    let (exit, sarif) = ops(&domain, &["check", "--format", "sarif", "--severity", "W002=note"]).await;
+    assert_eq!(exit, Exit::Attention);
+    let log: serde_json::Value = serde_json::from_str(&sarif).unwrap();
+    let (schemas, schema) = sarif_schema();
+    if let Err(error) = schemas.validate(&log, schema) {
+        panic!("not valid SARIF 2.1.0: {error:#}\n{sarif}");
+    }
+
+    let run = &log["runs"][0];
+    let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
+    let ids: Vec<&str> = rules.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    let codes: Vec<&str> = protean::registry::RULES.iter().map(|r| r.code).collect();
+    assert_eq!(ids, codes, "every rule, in the order of RULES");
+    assert_eq!(run["tool"]["driver"]["name"], "protean");
+    let results: Vec<(&str, u64, &str, &str, &str)> = run["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let place = &r["locations"][0]["logicalLocations"][0];
+            (
+                r["ruleId"].as_str().unwrap(),
+                r["ruleIndex"].as_u64().unwrap(),
+                r["level"].as_str().unwrap(),
+                place["name"].as_str().unwrap(),
+                place["fullyQualifiedName"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let index = |code: &str| codes.iter().position(|c| *c == code).unwrap() as u64;
+    let module = module_path!();
+    assert_eq!(
+        results,
+        [
+            ("E001", index("E001"), "error", "Strays::on", format!("{module}::twice::Strays::on").as_str()),
+            ("W001", index("W001"), "warning", "Dropped", format!("{module}::twice::Dropped").as_str()),
+            ("W002", index("W002"), "note", "Idle", format!("{module}::twice::Idle").as_str()),
+        ]
+    );
+    let text = run["results"][0]["message"]["text"].as_str().unwrap();
+    assert!(text.ends_with("Fix: include the module of `Pinged` in the domain, or remove the method"), "{text}");
+
+    // The schema is not vacuous: a level SARIF does not have is refused.
+    let mut broken = log.clone();
+    broken["runs"][0]["results"][0]["level"] = "fatal".into();
+    assert!(schemas.validate(&broken, schema).is_err(), "the schema refuses a level that is not SARIF's");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_with_store_reports_events_the_store_never_held() {
+    let domain = checked_twice();
+    let (exit, json) = ops(&domain, &["--json", "check", "--store", "--severity", "E001=off"]).await;
+    assert_eq!(exit, Exit::Ok, "notes and warnings only: {json}");
+    let found: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let never: Vec<&str> = found
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["code"] == "W003")
+        .map(|d| d["element"].as_str().unwrap())
+        .collect();
+    assert_eq!(never, ["Bumped", "Dropped"], "{json}");
+    let _ = domain.process(twice::Bump { id: Identifier::generate() }).await;
+    let (_, json) = ops(&domain, &["--json", "check", "--store"]).await;
+    let found: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let never: Vec<&str> = found
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["code"] == "W003")
+        .map(|d| d["element"].as_str().unwrap())
+        .collect();
+    assert_eq!(never, ["Dropped"], "`Bumped` is stored now: {json}");
+    let (_, without) = ops(&domain, &["--json", "check"]).await;
+    assert!(!without.contains("W003"), "without --store the store is not read: {without}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_streams_events_as_of_a_time() {
     let domain = Domain::builder()

@@ -19,16 +19,16 @@ fn model_error(module: &str) -> ModelError {
 fn a_command_needs_exactly_one_handler_when_the_domain_is_built() {
     let problems = |module: &str| {
         let error = model_error(module);
-        error.problems.into_iter().map(|p| format!("{}: {}", p.element, p.message)).collect::<Vec<_>>()
+        error.problems.into_iter().map(|p| format!("{} {}: {}", p.code, p.element, p.message)).collect::<Vec<_>>()
     };
     assert_eq!(
         problems("unhandled"),
-        ["Post: command `Post` has no handler: add a method `async fn(ctx: &mut Context<Ledger>, command: Post)` \
+        ["E101 Post: command `Post` has no handler: add a method `async fn(ctx: &mut Context<Ledger>, command: Post)` \
           to a `#[handler(part_of = Ledger)]`"]
     );
     assert_eq!(
         problems("twice"),
-        ["Post: command `Post` has 2 handlers (Posting::post, PostingAgain::post_again): \
+        ["E102 Post: command `Post` has 2 handlers (Posting::post, PostingAgain::post_again): \
           a command is handled exactly once; keep one"]
     );
 }
@@ -43,10 +43,11 @@ fn an_event_sourced_aggregate_applies_what_it_raises_and_needs_an_apply_for_ever
     assert_eq!(Wallet::blank(wallet.id.clone()).coins, 0, "a blank wallet starts from the defaults");
 
     let error = model_error("unapplied");
-    let problems: Vec<String> = error.problems.iter().map(|p| format!("{}: {}", p.element, p.message)).collect();
+    let problems: Vec<String> =
+        error.problems.iter().map(|p| format!("{} {}: {}", p.code, p.element, p.message)).collect();
     assert_eq!(
         problems,
-        ["CoinLost: event `CoinLost` of the event-sourced `Wallet` has no apply method: add \
+        ["E114 CoinLost: event `CoinLost` of the event-sourced `Wallet` has no apply method: add \
           `fn(&mut self, event: &CoinLost)` to an `#[apply] impl Wallet` block"]
     );
 }
@@ -55,7 +56,7 @@ fn an_event_sourced_aggregate_applies_what_it_raises_and_needs_an_apply_for_ever
 fn two_handler_methods_with_one_name_are_refused_since_handled_events_are_recorded_by_it() {
     let error = model_error("dups");
     let [problem] = error.problems.as_slice() else { panic!("one problem: {error}") };
-    assert_eq!(problem.element, "Reactions::on");
+    assert_eq!((problem.code, problem.element.as_str()), ("E109", "Reactions::on"));
     assert!(
         problem.message.starts_with(
             "2 handler methods are named `Reactions::on` (in engine::dups::billing, engine::dups::shipping)"
@@ -102,4 +103,15 @@ fn a_module_that_declares_nothing_is_refused_naming_the_modules_that_do_closest_
     // A module with handlers only, or a parent of modules with elements, matches.
     assert!(Domain::builder().module(crate::model("dups")).build().is_err_and(|e| e.model().is_some()));
     Domain::builder().module(crate::model("ecommerce")).module(crate::model("lab")).build().unwrap();
+}
+
+#[test]
+fn a_retry_policy_for_a_handler_the_domain_lacks_is_refused_with_its_code() {
+    let built = Domain::builder()
+        .module(crate::model("ecommerce"))
+        .handler_policy("Nobody::on", protean::runtime::RetryPolicy::default())
+        .build();
+    let Err(BuildError::Model(error)) = built else { panic!("expected the model's problems") };
+    let codes: Vec<(&str, &str)> = error.problems.iter().map(|p| (p.code, p.element.as_str())).collect();
+    assert_eq!(codes, [("E115", "Nobody::on")], "{error}");
 }

@@ -1,6 +1,6 @@
 //! The integration tests that need no process of their own, one module each, built as one
 //! binary: the domain-model DSL (`model`), the registry and the checks made when a
-//! `Domain` is built (`registry`), the projection and process-manager macros
+//! `Domain` is built (`registry`), the coded model checks (`checks`), the projection and process-manager macros
 //! (`projections_macros`), the test kit's scenarios (`scenarios`), guarded changes
 //! (`guarded`), protean-core's layers (`layers`) and what the docs state (`docs_true`).
 //!
@@ -17,6 +17,7 @@ mod ecommerce;
 #[allow(dead_code)]
 mod project_management;
 
+mod checks;
 mod contract;
 mod docs_true;
 mod guarded;

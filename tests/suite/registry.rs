@@ -316,6 +316,14 @@ fn building_a_domain_reports_every_cross_element_problem() {
         "{err}"
     );
     assert!(err.to_string().starts_with("the domain model has 3 problem(s):"));
+    // Each kind of problem has its stable code, listed in `REFUSALS` and shown first.
+    let mut codes: Vec<&str> = err.problems.iter().map(|p| p.code).collect();
+    codes.sort_unstable();
+    assert_eq!(codes, ["E100", "E105", "E108"], "{err}");
+    assert!(err.to_string().contains("  - E100 Ledger: 2 elements are named `Ledger`"), "{err}");
+    for code in codes {
+        assert!(protean::registry::REFUSALS.iter().any(|r| r.code == code), "{code} is in REFUSALS");
+    }
 }
 
 #[test]

@@ -9,7 +9,9 @@
 //! (`replay --all` with filters); `projections status|rebuild NAME [--dry-run]
 //! [--from-position N]` (a progress bar on a terminal, lines otherwise; Ctrl-C cancels
 //! and the serving copy stays); `events read|trace|tail`; `scheduled list|cancel`;
-//! `model export --format json|mermaid|dot`; `check` ([`Model::diagnose`](crate::registry::Model::diagnose));
+//! `model export --format json|mermaid|dot`; `check [--format text|json|sarif|github]
+//! [--severity CODE=LEVEL]... [--max-fields N] [--max-entities N] [--max-events N]
+//! [--deny-warnings] [--store]` ([`Domain::check`]);
 //! `schema check|diff|update|retire|export` (the contract lock, [`crate::contract`]).
 //! The repository's `docs/operations.md` describes each.
 //!
@@ -53,6 +55,7 @@ mod events;
 mod migrate;
 mod model;
 mod projections;
+mod sarif;
 mod scheduled;
 mod schema;
 mod status;
@@ -67,8 +70,9 @@ use crate::store::StreamId;
 
 pub use dead_letters::{DeadLetterFilter, DeadLetters};
 pub use events::Events;
-pub use model::{ExportFormat, ModelCommand};
+pub use model::{CheckArgs, CheckFormat, ExportFormat, ModelCommand};
 pub use projections::Projections;
+pub use sarif::{to_sarif, SARIF_VERSION};
 pub use scheduled::ScheduledCommands;
 pub use schema::SchemaCommand;
 
@@ -111,8 +115,10 @@ pub enum OpsCommand {
     /// The domain's model: exported as JSON, Mermaid or Graphviz.
     #[command(subcommand)]
     Model(ModelCommand),
-    /// Whole-model diagnostics, each with a stable code (exit 4 when any is an error).
-    Check,
+    /// Whole-model diagnostics, each with a stable code, a severity and a fix, as text,
+    /// JSON, SARIF 2.1.0 or GitHub annotations (exit 4 when any is an error, or a warning
+    /// under `--deny-warnings`).
+    Check(CheckArgs),
     /// The stored contract against its lock, `protean.lock`: check, diff, update,
     /// retire, and JSON Schema export.
     #[command(subcommand)]
@@ -215,7 +221,7 @@ async fn run_on(command: OpsCommand, domain: &Domain, json: bool, out: &mut impl
         OpsCommand::Scheduled(command) => command.run(domain, json, out).await,
         OpsCommand::Events(command) => command.run(domain, json, out, stop).await,
         OpsCommand::Model(command) => command.run(domain, json, out),
-        OpsCommand::Check => model::check(domain, json, out),
+        OpsCommand::Check(args) => args.run(domain, json, out).await,
         OpsCommand::Schema(command) => command.run(domain, json, out),
     }
 }

@@ -4,9 +4,14 @@
 
 mod check;
 mod model;
+pub mod refusal;
 
-pub use check::{Diagnostic, Rule, Severity, RULES};
+pub use check::{
+    CheckConfig, Diagnostic, Level, Rule, RuleSource, Severity, SizeLimits, StoreFacts, UnknownLevel,
+    CONTRACT_BREAKING, CONTRACT_LOCK_STALE, PROCESS_MANAGER_NEVER_ENDS, RULES, UPCASTER_GAP,
+};
 pub use model::{Cluster, Model, ModelError, ModelProblem};
+pub use refusal::{Refusal, REFUSALS};
 
 use serde::Serialize;
 

@@ -6,11 +6,14 @@ use std::fmt;
 
 use crate::model::element::ElementKind;
 use crate::model::field::FieldShape;
+use crate::registry::refusal::{self, Refusal};
 use crate::registry::{ElementDescriptor, HandlerInfo, HandlerRole, MessageKind};
 
 /// A rule of the model broken in a way the compiler cannot see.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelProblem {
+    /// The kind of problem's stable code (`"E101"`): see [`REFUSALS`](super::REFUSALS).
+    pub code: &'static str,
     /// The element the problem is about.
     pub element: String,
     /// What is wrong and how to fix it.
@@ -28,7 +31,7 @@ impl fmt::Display for ModelError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "the domain model has {} problem(s):", self.problems.len())?;
         for p in &self.problems {
-            writeln!(f, "  - {}: {}", p.element, p.message)?;
+            writeln!(f, "  - {} {}: {}", p.code, p.element, p.message)?;
         }
         Ok(())
     }
@@ -55,6 +58,13 @@ pub struct Cluster<'a> {
     pub events: Vec<&'a ElementDescriptor>,
     /// The value objects its root and entities embed.
     pub value_objects: Vec<&'a str>,
+}
+
+impl ModelProblem {
+    /// A problem of kind `kind` about `element`.
+    pub(crate) fn new(kind: Refusal, element: impl Into<String>, message: impl Into<String>) -> Self {
+        ModelProblem { code: kind.code, element: element.into(), message: message.into() }
+    }
 }
 
 impl Model {
@@ -148,7 +158,7 @@ impl Model {
     fn check(&self, has_applier: &dyn Fn(&str, &str) -> bool) -> Result<(), ModelError> {
         let mut problems = Vec::new();
         let mut problem =
-            |element: &str, message: String| problems.push(ModelProblem { element: element.to_string(), message });
+            |kind: Refusal, element: &str, message: String| problems.push(ModelProblem::new(kind, element, message));
 
         let mut by_name: BTreeMap<&str, Vec<&ElementDescriptor>> = BTreeMap::new();
         for d in &self.elements {
@@ -157,6 +167,7 @@ impl Model {
         for (name, same) in by_name.iter().filter(|(_, v)| v.len() > 1) {
             let places: Vec<_> = same.iter().map(|d| d.module_path).collect();
             problem(
+                refusal::DUPLICATE_ELEMENT_NAME,
                 name,
                 format!(
                     "{} elements are named `{name}` (in {}): names must be unique in a domain; rename one, \
@@ -173,6 +184,7 @@ impl Model {
         }
         for (type_name, names) in type_names.iter().filter(|(_, v)| v.len() > 1) {
             problem(
+                refusal::DUPLICATE_TYPE_NAME,
                 names[0],
                 format!(
                     "`{}` share the stored type name `{type_name}`: give each a unique `name = \"..\"`",
@@ -185,6 +197,7 @@ impl Model {
             let Some(parent) = d.part_of else { continue };
             let Some(parent_d) = self.element(parent) else {
                 problem(
+                    refusal::PART_OF_UNKNOWN_ELEMENT,
                     d.name,
                     format!(
                         "`{}` is `part_of = {parent}`, but `{parent}` is not in this domain: include its module",
@@ -196,6 +209,7 @@ impl Model {
             if d.kind == ElementKind::Entity {
                 if self.aggregate_of(d.name).is_none() {
                     problem(
+                        refusal::PART_OF_CYCLE,
                         d.name,
                         format!("`part_of` of `{}` never leads to an aggregate (it forms a cycle): make the chain end at an `#[aggregate]`", d.name),
                     );
@@ -205,6 +219,7 @@ impl Model {
                 });
                 if !held {
                     problem(
+                        refusal::ENTITY_NOT_HELD,
                         d.name,
                         format!(
                             "entity `{}` is `part_of = {parent}`, but no field of `{parent}` holds it: \
@@ -227,11 +242,16 @@ impl Model {
         }
     }
 
-    fn check_event_sourcing(&self, has_applier: &dyn Fn(&str, &str) -> bool, problem: &mut impl FnMut(&str, String)) {
+    fn check_event_sourcing(
+        &self,
+        has_applier: &dyn Fn(&str, &str) -> bool,
+        problem: &mut impl FnMut(Refusal, &str, String),
+    ) {
         for aggregate in self.of_kind(ElementKind::Aggregate).filter(|a| a.event_sourced) {
             for event in self.of_kind(ElementKind::Event).filter(|e| e.part_of == Some(aggregate.name)) {
                 if !has_applier(aggregate.key, event.type_name) {
                     problem(
+                        refusal::EVENT_WITHOUT_APPLY,
                         event.name,
                         format!(
                             "event `{}` of the event-sourced `{}` has no apply method: add \
@@ -247,12 +267,13 @@ impl Model {
     /// Every process manager's step takes events that hold the field its flows are keyed
     /// by: otherwise no event it takes could ever be routed to a flow. (The macros refuse
     /// it at compile time; this catches what they cannot see.)
-    fn check_correlation(&self, problem: &mut impl FnMut(&str, String)) {
+    fn check_correlation(&self, problem: &mut impl FnMut(Refusal, &str, String)) {
         for step in self.handlers.iter().filter(|h| h.role == HandlerRole::ProcessManager) {
             let Some(event) = self.elements.iter().find(|d| d.key == step.message_key) else { continue };
             let field = step.correlate;
             if field.is_empty() {
                 problem(
+                    refusal::STEP_WITHOUT_CORRELATION,
                     step.handler,
                     format!(
                         "step `{}` has no correlation field: name the field of `{}` holding the flow's key on \
@@ -263,6 +284,7 @@ impl Model {
                 );
             } else if !event.fields.iter().any(|f| f.name == field) {
                 problem(
+                    refusal::STEP_EVENT_LACKS_CORRELATION,
                     step.handler,
                     format!(
                         "step `{}` takes `{}`, which has no field `{field}` to route it to its flow by: add \
@@ -278,13 +300,14 @@ impl Model {
 
     /// Every projection has a projector and every process manager a step: without them
     /// nothing would ever change their rows or flows.
-    fn check_fed(&self, problem: &mut impl FnMut(&str, String)) {
+    fn check_fed(&self, problem: &mut impl FnMut(Refusal, &str, String)) {
         let fed = |d: &ElementDescriptor, roles: &[HandlerRole]| {
             self.handlers.iter().any(|h| h.aggregate_key == d.key && roles.contains(&h.role))
         };
         for view in self.of_kind(ElementKind::Projection) {
             if !fed(view, &[HandlerRole::Projector, HandlerRole::InlineProjector]) {
                 problem(
+                    refusal::PROJECTION_WITHOUT_PROJECTOR,
                     view.name,
                     format!(
                         "projection `{0}` has no projector, so its rows never change: add an \
@@ -298,6 +321,7 @@ impl Model {
         for process in self.of_kind(ElementKind::ProcessManager) {
             if !fed(process, &[HandlerRole::ProcessManager]) {
                 problem(
+                    refusal::PROCESS_MANAGER_WITHOUT_STEPS,
                     process.name,
                     format!(
                         "process manager `{0}` has no steps, so no flow ever starts: add a \
@@ -309,7 +333,7 @@ impl Model {
         }
     }
 
-    fn check_handlers(&self, problem: &mut impl FnMut(&str, String)) {
+    fn check_handlers(&self, problem: &mut impl FnMut(Refusal, &str, String)) {
         let mut by_command: BTreeMap<&str, Vec<&HandlerInfo>> = BTreeMap::new();
         for h in self.handlers.iter().filter(|h| h.kind == MessageKind::Command) {
             by_command.entry(h.message_key).or_default().push(h);
@@ -318,6 +342,7 @@ impl Model {
             let aggregate = command.part_of.unwrap_or("its aggregate");
             match by_command.get(command.key).map(Vec::as_slice) {
                 None | Some([]) => problem(
+                    refusal::COMMAND_WITHOUT_HANDLER,
                     command.name,
                     format!(
                         "command `{}` has no handler: add a method `async fn(ctx: &mut Context<{aggregate}>, command: {0})` \
@@ -327,6 +352,7 @@ impl Model {
                 ),
                 Some([_]) => {}
                 Some(several) => problem(
+                    refusal::COMMAND_WITH_SEVERAL_HANDLERS,
                     command.name,
                     format!(
                         "command `{}` has {} handlers ({}): a command is handled exactly once; keep one",
@@ -344,6 +370,7 @@ impl Model {
         }
         for (id, modules) in ids.iter().filter(|(_, m)| m.len() > 1) {
             problem(
+                refusal::DUPLICATE_HANDLER_ID,
                 id,
                 format!(
                     "{} handler methods are named `{id}` (in {}): the events a handler took are recorded by \
@@ -364,10 +391,15 @@ impl Model {
                         format!("`{}` is a step of the process manager `{}`", h.name(), h.aggregate)
                     }
                 };
-                problem(h.handler, format!("{what}, which is not in this domain: include its module"));
+                problem(
+                    refusal::HANDLER_OF_UNKNOWN_ELEMENT,
+                    h.handler,
+                    format!("{what}, which is not in this domain: include its module"),
+                );
             }
             if h.kind == MessageKind::Command && !self.elements.iter().any(|d| d.key == h.message_key) {
                 problem(
+                    refusal::HANDLER_TAKES_UNKNOWN_COMMAND,
                     h.handler,
                     format!(
                         "handler `{}` takes the command `{}`, which is not in this domain: include its module",
@@ -471,6 +503,7 @@ mod tests {
         assert_eq!(
             err.problems,
             vec![ModelProblem {
+                code: "E113",
                 element: "Lending".into(),
                 message: "step `Lending::suspended` takes `MemberSuspended`, which has no field `loan_id` to route it \
                           to its flow by: add `loan_id` to `MemberSuspended`, or name the field of `MemberSuspended` \

@@ -145,12 +145,12 @@ impl DomainBuilder {
                 Some(handler) => {
                     per_handler.insert(handler.info.id, *policy);
                 }
-                None => problems.push(ModelProblem {
-                    element: name.clone(),
-                    message: "a retry policy names an event handler this domain does not have: name it as \
-                              `Handler::method`, as in `DeliveryFailure` reports"
-                        .into(),
-                }),
+                None => problems.push(ModelProblem::new(
+                    crate::registry::refusal::RETRY_POLICY_OF_UNKNOWN_HANDLER,
+                    name.clone(),
+                    "a retry policy names an event handler this domain does not have: name it as \
+                     `Handler::method`, as in `DeliveryFailure` reports",
+                )),
             }
         }
         if !problems.is_empty() {

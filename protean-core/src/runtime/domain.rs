@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::model::element::{Aggregate, Command};
 use crate::model::error::StoreError;
 use crate::model::identity::Identifier;
-use crate::registry::{Model, ModelError};
+use crate::registry::{CheckConfig, Diagnostic, Model, ModelError, StoreFacts};
 use crate::runtime::builder::{BuildError, DomainBuilder};
 use crate::runtime::context::{read_model, replayed, stream_of, Context};
 use crate::runtime::engine::{Engine, Route};
@@ -60,6 +60,22 @@ impl Domain {
     /// The checked model: elements, handler methods, clusters, and the exports.
     pub fn model(&self) -> &Model {
         &self.model
+    }
+
+    /// The model's diagnostics as `config` asks for them: [`Model::diagnose_with`],
+    /// with the findings computed elsewhere that `config` carries. What `ops check`
+    /// reports.
+    pub fn check(&self, config: &CheckConfig) -> Vec<Diagnostic> {
+        self.model.diagnose_with(config)
+    }
+
+    /// What the store holds for the rules that read it (`W003 event-never-stored`,
+    /// `E004 scheduled-command-without-handler`), to hand to
+    /// [`CheckConfig::store_facts`]: one count of stored events per event type of the
+    /// model (each a count over the event log), and the pending scheduled commands by
+    /// type, among the first 100 000 earliest due.
+    pub async fn store_facts(&self) -> Result<StoreFacts, ProcessError> {
+        health::store_facts(&self.engine, &self.model).await
     }
 
     pub(crate) fn engine(&self) -> &Arc<Engine> {

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
+use crate::model::element::ElementKind;
+use crate::registry::{Model, StoreFacts};
 use crate::runtime::engine::Engine;
 use crate::runtime::engine::HandlerDescriptor;
 use crate::runtime::outcome::ProcessError;
@@ -340,3 +342,23 @@ async fn release_held(
 /// event stream.
 #[deprecated(since = "0.2.0", note = "renamed `Redelivered`")]
 pub type Replayed = Redelivered;
+
+/// At most this many pending scheduled commands (earliest due first) are read for
+/// [`store_facts`].
+pub(crate) const SCHEDULED_READ: usize = 100_000;
+
+/// What the store holds for the rules that read it: how many events of each of the
+/// model's event types (one count per type), and the pending scheduled commands by type
+/// (the first [`SCHEDULED_READ`], earliest due first).
+pub(crate) async fn store_facts(engine: &Engine, model: &Model) -> Result<StoreFacts, ProcessError> {
+    let store = engine.store();
+    let mut facts = StoreFacts::default();
+    for event in model.of_kind(ElementKind::Event) {
+        let count = store.log_count(0, &[event.type_name.to_owned()]).await?;
+        facts.events.insert(event.type_name.to_owned(), count);
+    }
+    for scheduled in store.pending_scheduled(SCHEDULED_READ).await? {
+        *facts.scheduled.entry(scheduled.type_name.into_owned()).or_default() += 1;
+    }
+    Ok(facts)
+}
