@@ -209,3 +209,67 @@ fn the_operations_doc_lists_every_rule_and_every_refusal_code() {
         assert!(doc.contains(&row), "docs/operations.md lacks the row starting `{row}`");
     }
 }
+
+/// A flow whose steps never end it, beside the shop flow of `projections_macros`, which
+/// does (`ctx.end()` in a step).
+#[allow(dead_code)]
+mod endless {
+    use protean::prelude::*;
+
+    #[aggregate]
+    pub struct Door {
+        pub open: bool,
+    }
+
+    #[command(part_of = Door)]
+    pub struct Knock {
+        pub door: Identifier<Door>,
+    }
+
+    #[event(part_of = Door)]
+    pub struct Knocked {
+        pub door: Identifier<Door>,
+    }
+
+    pub struct Doors;
+
+    #[handler(part_of = Door)]
+    impl Doors {
+        async fn knock(ctx: &mut Context<Door>, command: Knock) -> Result<(), DomainError> {
+            let _ = (ctx, command);
+            Ok(())
+        }
+    }
+
+    #[process_manager(correlate = door)]
+    pub struct Answering {
+        pub door: Identifier<Door>,
+        pub knocks: u32,
+    }
+
+    #[process_manager]
+    impl Answering {
+        async fn first(ctx: &mut Flow<Self>, e: &Knocked) -> Result<Self, DomainError> {
+            let _ = ctx;
+            Ok(Answering { door: e.door.clone(), knocks: 1 })
+        }
+
+        async fn again(&mut self, ctx: &mut Flow<Self>, e: &Knocked) -> Result<(), DomainError> {
+            let _ = (ctx, e);
+            self.knocks += 1;
+            Ok(())
+        }
+    }
+}
+
+#[test]
+fn a_process_manager_no_step_of_which_ends_its_flow_is_w005() {
+    let endless = Domain::builder().module(module_path!().to_string() + "::endless").build().unwrap();
+    let found: Vec<Diagnostic> =
+        endless.check(&CheckConfig::default()).into_iter().filter(|d| d.code == "W005").collect();
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].element, "Answering");
+    assert!(found[0].message.contains("no step of the process manager `Answering` calls `.end()`"), "{found:#?}");
+    let shop = Domain::builder().module(crate::example("ecommerce")).build().unwrap();
+    assert!(shop.check(&CheckConfig::default()).iter().all(|d| d.code != "W005"), "Fulfilment ends its flows");
+}

@@ -659,3 +659,50 @@ fn the_ecommerce_contract_holds() {
     let domain = Domain::builder().module(crate::example("ecommerce")).build().unwrap();
     protean::contract::assert_lock!(domain.model(), "examples/ecommerce/protean.lock");
 }
+
+/// `Domain::check` reports the contract: without a lock, an event whose upcasters do not
+/// reach back to version 1 (E002); with one, each change from it by its outcome.
+#[test]
+fn domain_check_reports_upcaster_gaps_and_the_lock_by_code() {
+    use protean::registry::CheckConfig;
+    let codes = |module: &str, config: &CheckConfig| -> Vec<(&'static str, String)> {
+        let mut found: Vec<(&'static str, String)> = domain(module)
+            .check(config)
+            .into_iter()
+            .filter(|d| ["E002", "E003", "W006"].contains(&d.code))
+            .map(|d| (d.code, d.message))
+            .collect();
+        found.sort();
+        found
+    };
+    let plain = CheckConfig::default();
+    let gap = codes("v2_no_upcast", &plain);
+    assert_eq!(gap.len(), 1, "{gap:?}");
+    assert!(gap[0].1.starts_with("`Placed` is at version 2, and no upcaster reads version 1"), "{gap:?}");
+    assert_eq!(codes("v2_upcast", &plain), vec![]);
+    assert_eq!(codes("v3_steps", &plain), vec![]);
+    let gap = codes("v3_one_step", &plain);
+    assert!(gap[0].1.contains("no upcaster reads version 1 "), "{gap:?}");
+
+    let dir = scratch("check");
+    let path = dir.join("protean.lock");
+    let with_lock = CheckConfig::default().lock(&path);
+    let missing = codes("base", &with_lock);
+    assert_eq!(missing.len(), 1);
+    assert_eq!(missing[0].0, "W006");
+    std::fs::write(&path, Lock::of(domain("base").model()).to_text()).unwrap();
+    assert_eq!(codes("base", &with_lock), vec![]);
+    let stale = codes("added_optional", &with_lock);
+    assert!(stale.len() == 2 && stale.iter().all(|(code, _)| *code == "W006"), "{stale:?}");
+    let breaking = codes("total_as_text", &with_lock);
+    assert_eq!(breaking.len(), 1, "{breaking:?}");
+    assert_eq!(breaking[0].0, "E003");
+    assert!(breaking[0].1.ends_with("or keep the old field [type-changed, NONE]"), "{breaking:?}");
+    let gap = codes("v2_no_upcast", &with_lock);
+    assert_eq!(gap.iter().map(|(c, _)| *c).collect::<Vec<_>>(), ["E002"], "{gap:?}");
+    // The lock knows the versions stored: a new event at version 2 with no lock entry
+    // before it is no gap there.
+    std::fs::write(&path, Lock::of(domain("v2_no_upcast").model()).to_text()).unwrap();
+    assert_eq!(codes("v2_no_upcast", &with_lock), vec![]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -71,6 +71,10 @@ pub struct CheckArgs {
     /// Exits 4 on a warning too, not only on an error.
     #[arg(long)]
     pub deny_warnings: bool,
+    /// The contract lock to check the model against (E002, E003, W006); by default
+    /// `./protean.lock` when there is one.
+    #[arg(long, value_name = "PATH")]
+    pub lock: Option<std::path::PathBuf>,
     /// Also reads the store, for the rules that need it (W003 event-never-stored, E004
     /// scheduled-command-without-handler): one count over the event log per event type.
     #[arg(long)]
@@ -108,10 +112,16 @@ impl CheckArgs {
             config = config.severity(code.clone(), *level);
         }
         let limits = config.limits();
-        config
+        let config = config
             .max_fields(self.max_fields.unwrap_or(limits.fields))
             .max_entities(self.max_entities.unwrap_or(limits.entities))
-            .max_events(self.max_events.unwrap_or(limits.events))
+            .max_events(self.max_events.unwrap_or(limits.events));
+        let default = std::path::Path::new("protean.lock");
+        match (&self.lock, default.exists()) {
+            (Some(path), _) => config.lock(path.clone()),
+            (None, true) => config.lock(default),
+            (None, false) => config,
+        }
     }
 
     /// Runs `ops check`: [`Domain::check`] (with the store's facts under `--store`),

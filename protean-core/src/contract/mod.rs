@@ -43,6 +43,7 @@
 
 mod change;
 mod check;
+mod findings;
 mod lock;
 mod rules;
 mod schema;
@@ -50,6 +51,7 @@ mod ty;
 
 pub use crate::assert_lock;
 pub use check::{check_lock, compare, merge, retire, LockError, LockMode, LockReport};
+pub use findings::findings;
 pub use lock::{Block, BlockKey, BlockKind, FieldLine, Lock, LockParseError, LockUpcasts};
 pub use rules::{diff, Change, Outcome, Verdict};
 pub use schema::{json_schema, json_schemas};

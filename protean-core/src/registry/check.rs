@@ -212,15 +212,15 @@ pub const CONTRACT_BREAKING: Rule = Rule {
     check: None,
 };
 
-/// `W005`: a process manager none of whose steps ends its flow (found from what the
-/// macros record, handed in through [`CheckConfig::extra`]).
+/// `W005`: a process manager none of whose steps ends its flow: no step's body calls
+/// `.end()` (as the macros record it; a call inside a helper function is not seen).
 pub const PROCESS_MANAGER_NEVER_ENDS: Rule = Rule {
     code: "W005",
     rule: "process-manager-never-ends",
     severity: Severity::Warning,
     summary: "a process manager none of whose steps ends its flow, so its flows are kept forever",
-    source: RuleSource::External,
-    check: None,
+    source: RuleSource::Registry,
+    check: Some(rules::process_manager_never_ends),
 };
 
 /// `W006`: the contract lock no longer matches the model, by a change that breaks
@@ -349,6 +349,7 @@ pub struct CheckConfig {
     limits: SizeLimits,
     extra: Vec<Diagnostic>,
     store: Option<StoreFacts>,
+    lock: Option<std::path::PathBuf>,
 }
 
 impl CheckConfig {
@@ -416,6 +417,22 @@ impl CheckConfig {
     /// The store facts given, if any.
     pub fn facts(&self) -> Option<&StoreFacts> {
         self.store.as_ref()
+    }
+
+    /// Checks the model against the contract lock at `path` too
+    /// ([`Domain::check`](crate::runtime::Domain::check) reads it): `E002 upcaster-gap`
+    /// for a version the lock holds that no upcaster reads, `E003 contract-breaking` for
+    /// the other breaking changes, `W006 contract-lock-stale` for the safe ones (or a
+    /// lock that is missing). Without a lock, `E002` is an event at version N whose
+    /// upcasters do not reach back to version 1.
+    pub fn lock(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.lock = Some(path.into());
+        self
+    }
+
+    /// The contract lock given, if any.
+    pub fn lock_path(&self) -> Option<&std::path::Path> {
+        self.lock.as_deref()
     }
 
     /// The severity a finding of `code` gets: the level set for it, or `default`;

@@ -63,10 +63,13 @@ impl Domain {
     }
 
     /// The model's diagnostics as `config` asks for them: [`Model::diagnose_with`],
-    /// with the findings computed elsewhere that `config` carries. What `ops check`
+    /// with the findings computed elsewhere that `config` carries, and the contract's
+    /// ([`contract::findings`](crate::contract::findings): upcaster gaps, and with
+    /// [`CheckConfig::lock`] the changes from the contract lock). What `ops check`
     /// reports.
     pub fn check(&self, config: &CheckConfig) -> Vec<Diagnostic> {
-        self.model.diagnose_with(config)
+        let contract = crate::contract::findings(&self.model, config.lock_path());
+        self.model.diagnose_with(&config.clone().extra(contract))
     }
 
     /// What the store holds for the rules that read it (`W003 event-never-stored`,

@@ -100,6 +100,31 @@ pub(super) fn event_never_stored(model: &Model, config: &CheckConfig, found: &mu
     }
 }
 
+/// `W005`.
+pub(super) fn process_manager_never_ends(model: &Model, _: &CheckConfig, found: &mut Found) {
+    for process in model.of_kind(ElementKind::ProcessManager) {
+        let steps: Vec<&HandlerInfo> = model
+            .handlers()
+            .iter()
+            .filter(|h| h.aggregate_key == process.key && h.role == HandlerRole::ProcessManager)
+            .collect();
+        if steps.is_empty() || steps.iter().any(|h| h.ends) {
+            continue;
+        }
+        found.push((
+            process.name.to_owned(),
+            format!(
+                "no step of the process manager `{}` calls `.end()`, so each of its flows is kept, and reacts to \
+                 its events, forever",
+                process.name
+            ),
+            "call `ctx.end()` in the step that finishes a flow (a call in a helper function is not seen: turn \
+             this rule off with `--severity W005=off` if so)"
+                .to_owned(),
+        ));
+    }
+}
+
 /// `W004`.
 pub(super) fn projection_fed_by_no_event(model: &Model, _: &CheckConfig, found: &mut Found) {
     for view in model.of_kind(ElementKind::Projection) {
