@@ -706,3 +706,46 @@ fn domain_check_reports_upcaster_gaps_and_the_lock_by_code() {
     assert_eq!(codes("v2_no_upcast", &with_lock), vec![]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// What a consumer in another service does with `ops schema export`: validate what it
+/// receives against the event's JSON Schema (here with the `boon` validator, draft
+/// 2020-12). An `OrderPlaced` as the e-commerce domain stores it passes, limits included;
+/// one whose total is text, or lacks a required key, does not.
+#[test]
+fn a_stored_event_validates_against_its_exported_json_schema() {
+    use crate::ecommerce::{Money, OrderLine, OrderPlaced};
+    use protean::model::Identifier;
+    let domain = Domain::builder().module(crate::example("ecommerce")).build().unwrap();
+    let schema = protean::contract::json_schemas(domain.model())
+        .into_iter()
+        .find(|s| s["$id"] == "urn:protean:Order.OrderPlaced:v1")
+        .expect("OrderPlaced has a schema");
+    let mut schemas = boon::Schemas::new();
+    let mut compiler = boon::Compiler::new();
+    compiler.enable_format_assertions();
+    compiler.add_resource("urn:protean:Order.OrderPlaced:v1", schema).unwrap();
+    let index = compiler.compile("urn:protean:Order.OrderPlaced:v1", &mut schemas).unwrap();
+
+    let price = Money::new(1250, "EUR").unwrap();
+    let placed = OrderPlaced {
+        order_id: Identifier::generate(),
+        customer_id: Identifier::generate(),
+        lines: vec![OrderLine::new("BOOK-1", 2, price).unwrap()],
+        total: Money::new(2500, "EUR").unwrap(),
+    };
+    let payload = serde_json::to_value(&placed).unwrap();
+    assert!(schemas.validate(&payload, index).is_ok(), "{payload}");
+
+    let mut text_total = payload.clone();
+    text_total["total"] = serde_json::json!("25.00");
+    assert!(schemas.validate(&text_total, index).is_err());
+    let mut no_customer = payload.clone();
+    no_customer.as_object_mut().unwrap().remove("customer_id");
+    assert!(schemas.validate(&no_customer, index).is_err());
+    let mut too_many = payload.clone();
+    too_many["lines"][0]["quantity"] = serde_json::json!(1001);
+    assert!(schemas.validate(&too_many, index).is_err(), "`max = 1000` is `maximum` in the schema");
+    let mut bad_currency = payload;
+    bad_currency["total"]["currency"] = serde_json::json!("EURO");
+    assert!(schemas.validate(&bad_currency, index).is_err(), "`length = 3`");
+}
