@@ -527,26 +527,15 @@ async fn check_with_store_reports_events_the_store_never_held() {
     let domain = checked_twice();
     let (exit, json) = ops(&domain, &["--json", "check", "--store", "--severity", "E001=off"]).await;
     assert_eq!(exit, Exit::Ok, "notes and warnings only: {json}");
-    let found: serde_json::Value = serde_json::from_str(&json).unwrap();
-    let never: Vec<&str> = found
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|d| d["code"] == "W003")
-        .map(|d| d["element"].as_str().unwrap())
-        .collect();
-    assert_eq!(never, ["Bumped", "Dropped"], "{json}");
+    // The elements of the W003 findings in a JSON list of diagnostics.
+    let never_stored = |json: &str| -> Vec<String> {
+        let found: Vec<serde_json::Value> = serde_json::from_str(json).unwrap();
+        found.iter().filter(|d| d["code"] == "W003").map(|d| d["element"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(never_stored(&json), ["Bumped", "Dropped"], "{json}");
     let _ = domain.process(twice::Bump { id: Identifier::generate() }).await;
     let (_, json) = ops(&domain, &["--json", "check", "--store"]).await;
-    let found: serde_json::Value = serde_json::from_str(&json).unwrap();
-    let never: Vec<&str> = found
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|d| d["code"] == "W003")
-        .map(|d| d["element"].as_str().unwrap())
-        .collect();
-    assert_eq!(never, ["Dropped"], "`Bumped` is stored now: {json}");
+    assert_eq!(never_stored(&json), ["Dropped"], "`Bumped` is stored now: {json}");
     let (_, without) = ops(&domain, &["--json", "check"]).await;
     assert!(!without.contains("W003"), "without --store the store is not read: {without}");
 }

@@ -530,6 +530,13 @@ fn a_new_version_passes_only_when_its_upcasters_read_every_version_the_lock_hold
 }
 
 #[test]
+fn a_new_event_is_safe() {
+    let c = changes("gone", "base");
+    let change = one(&c, "element-added", Verdict::Full, Outcome::Safe);
+    assert_eq!((change.element.as_str(), change.message.as_str()), ("Placed", "`Placed` is new (event version 1)"));
+}
+
+#[test]
 fn a_version_never_goes_down() {
     let c = changes("v2_upcast", "base");
     one(&c, "version-lowered", Verdict::None, Outcome::Breaking);
