@@ -618,14 +618,26 @@ fn each_mode_writes_what_it_says() {
     let base = std::fs::read_to_string(&path).unwrap();
     assert_eq!(base, Lock::of(domain("base").model()).to_text());
 
-    // A safe change: passes, the lock stays as it was (stale) until updated.
+    // A safe change: passes, the lock stays as it was (stale) until updated, and the lock
+    // it proposes is written beside it, where `git status` shows it.
     let report = check_lock(domain("added_optional").model(), &path, LockMode::Check).unwrap();
     assert!(report.stale() && !report.written);
-    assert!(report.to_string().contains("stale: run `PROTEAN_UPDATE_LOCK=1 cargo test`"), "{report}");
+    let proposal = dir.join("protean.lock.new");
+    assert_eq!(report.proposed.as_deref(), Some(proposal.as_path()));
+    assert!(report.to_string().contains("protean.lock.new and rename it over the lock"), "{report}");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), base);
+    let proposed = std::fs::read_to_string(&proposal).unwrap();
+    assert!(proposed.contains("field gift optional(bool) defaulted"), "{proposed}");
+    // `Verify` (CI) writes no proposal; `Update` writes the lock, the same text, and
+    // removes the proposal.
+    std::fs::remove_file(&proposal).unwrap();
+    assert!(check_lock(domain("added_optional").model(), &path, LockMode::Verify).unwrap().stale());
+    assert!(!proposal.exists());
+    check_lock(domain("added_optional").model(), &path, LockMode::Check).unwrap();
     let report = check_lock(domain("added_optional").model(), &path, LockMode::Update).unwrap();
-    assert!(report.written);
-    assert!(std::fs::read_to_string(&path).unwrap().contains("field gift optional(bool) defaulted"));
+    assert!(report.written && report.proposed.is_none());
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), proposed);
+    assert!(!proposal.exists(), "the proposal is gone once accepted");
 
     // A breaking change: fails in every mode but `Force`, and nothing is written.
     let before = std::fs::read_to_string(&path).unwrap();

@@ -58,6 +58,10 @@ pub struct LockReport {
     /// What could not be checked: an upcaster that refused the sample payload of an older
     /// version for a reason of its own (the sample is made of zeros and empty texts).
     pub notes: Vec<String>,
+    /// Where [`LockMode::Check`] wrote the lock it proposes for a stale one:
+    /// `protean.lock.new` beside it, to review and rename (or accept with
+    /// `PROTEAN_UPDATE_LOCK=1`). A passing test's output is not shown, a new file is.
+    pub proposed: Option<PathBuf>,
 }
 
 impl LockReport {
@@ -142,7 +146,7 @@ pub fn check_lock(model: &Model, path: impl AsRef<Path>, mode: LockMode) -> Resu
             return Err(LockError::Missing { path });
         }
         write(&path, &now)?;
-        return Ok(LockReport { path, changes: Vec::new(), written: true, notes: Vec::new() });
+        return Ok(LockReport { path, changes: Vec::new(), written: true, notes: Vec::new(), proposed: None });
     };
     let (changes, notes) = compare(model, &old, &now);
     let breaking = changes.iter().any(|c| c.outcome == Outcome::Breaking);
@@ -155,7 +159,26 @@ pub fn check_lock(model: &Model, path: impl AsRef<Path>, mode: LockMode) -> Resu
     if written {
         write(&path, &merged)?;
     }
-    Ok(LockReport { path, changes, written, notes })
+    let new = proposal_path(&path);
+    let proposed = (differs && mode == LockMode::Check).then(|| new.clone());
+    match &proposed {
+        Some(new) => write(new, &merged)?,
+        // Accepted, or nothing left to accept: a proposal left from before is stale.
+        None if mode != LockMode::Verify => match std::fs::remove_file(&new) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(LockError::Io { what: "write", path: new, source }),
+        },
+        None => {}
+    }
+    Ok(LockReport { path, changes, written, notes, proposed })
+}
+
+/// `protean.lock.new` for `protean.lock`: where a proposed lock is written.
+fn proposal_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".new");
+    PathBuf::from(name)
 }
 
 /// The changes from `old` to `now`, with the upcasters of `model` tried on a sample
@@ -303,7 +326,14 @@ impl fmt::Display for LockReport {
         if self.changes.is_empty() {
             return write!(f, "{}: up to date", self.path.display());
         }
-        let state = if self.written { "written" } else { "stale: run `PROTEAN_UPDATE_LOCK=1 cargo test`" };
+        let state = match (&self.proposed, self.written) {
+            (_, true) => "written".to_owned(),
+            (Some(new), false) => format!(
+                "stale: review {} and rename it over the lock, or run `PROTEAN_UPDATE_LOCK=1 cargo test`",
+                new.display()
+            ),
+            (None, false) => "stale: run `PROTEAN_UPDATE_LOCK=1 cargo test`".to_owned(),
+        };
         writeln!(f, "{}: {} change(s), {state}", self.path.display(), self.changes.len())?;
         for c in &self.changes {
             writeln!(f, "  - {c}")?;
@@ -329,7 +359,8 @@ impl fmt::Display for LockReport {
 /// ```
 ///
 /// Panics with each breaking change, its rule and its fix; passes on safe changes, with
-/// a note on stderr that the lock is stale. The mode comes from the environment
+/// a note on stderr that the lock is stale and the lock it proposes written beside it
+/// (`protean.lock.new`: rename it over the lock once reviewed). The mode comes from the environment
 /// ([`LockMode::from_env`]): `PROTEAN_UPDATE_LOCK=1 cargo test` rewrites the lock for
 /// accepted changes, and a missing lock is written, except under CI (`CI` set).
 #[macro_export]
