@@ -560,6 +560,10 @@ fn a_state_stored_aggregate_and_its_entities_are_in_the_lock() {
     }
     assert!(text.contains("field items[].id identifier(Item) required\nfield items[].sku text required\n"), "{text}");
     assert!(!text.contains("Ledger"), "an event-sourced aggregate's state is its events: {text}");
+    // A process manager's state is stored per flow: it has its block.
+    let shop = Domain::builder().module(crate::example("ecommerce")).build().unwrap();
+    let text = Lock::of(shop.model()).to_text();
+    assert!(text.contains("[process_manager Fulfilment v1]\n"), "{text}");
     let c = changes("stored_cart", "stored_cart_changed");
     one(&c, "field-added-optional", Verdict::Full, Outcome::Safe);
     let change = one(&c, "field-added-required", Verdict::Forward, Outcome::Breaking);
@@ -586,7 +590,10 @@ fn the_lock_text_round_trips_byte_for_byte_and_has_no_paths_or_times() {
     let text = Lock::of(ecommerce.model()).to_text();
     let titles: Vec<&str> = text.lines().filter(|l| l.starts_with('[')).collect();
     let rank = |t: &str| {
-        ["[event ", "[command ", "[aggregate ", "[projection "].iter().position(|k| t.starts_with(k)).unwrap()
+        ["[event ", "[command ", "[aggregate ", "[process_manager ", "[projection "]
+            .iter()
+            .position(|k| t.starts_with(k))
+            .unwrap()
     };
     let mut sorted = titles.clone();
     sorted.sort_by_key(|t| (rank(t), t.to_string()));

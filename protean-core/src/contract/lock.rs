@@ -33,6 +33,8 @@ pub enum BlockKind {
     /// A state-stored aggregate's record, with its entities (an event-sourced aggregate's
     /// state is its events: it has no block).
     Aggregate,
+    /// A process manager's state, stored per flow.
+    ProcessManager,
     /// A projection's rows.
     Projection,
 }
@@ -51,6 +53,7 @@ impl BlockKind {
             BlockKind::Event => "event",
             BlockKind::Command => "command",
             BlockKind::Aggregate => "aggregate",
+            BlockKind::ProcessManager => "process_manager",
             BlockKind::Projection => "projection",
         }
     }
@@ -60,6 +63,7 @@ impl BlockKind {
             "event" => Some(BlockKind::Event),
             "command" => Some(BlockKind::Command),
             "aggregate" => Some(BlockKind::Aggregate),
+            "process_manager" => Some(BlockKind::ProcessManager),
             "projection" => Some(BlockKind::Projection),
             _ => None,
         }
@@ -179,6 +183,7 @@ impl Lock {
             (ElementKind::Event, BlockKind::Event),
             (ElementKind::Command, BlockKind::Command),
             (ElementKind::Aggregate, BlockKind::Aggregate),
+            (ElementKind::ProcessManager, BlockKind::ProcessManager),
             (ElementKind::Projection, BlockKind::Projection),
         ];
         for (element_kind, kind) in kinds {

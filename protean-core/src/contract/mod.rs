@@ -5,7 +5,7 @@
 //! what the domain stores and accepts — every event and command version with its fields
 //! as stored (names after serde's renames, types in a stable schema language, required,
 //! defaulted or skipped), each event's upcasters, each state-stored aggregate's record,
-//! and each projection's key, indexed fields and version — and [`check_lock`] compares the model with it, classifying each
+//! each process manager's state, and each projection's key, indexed fields and version — and [`check_lock`] compares the model with it, classifying each
 //! change by a rule with a [`Verdict`]. A change stored data survives passes (the lock is
 //! then stale: rewrite it); one it does not fails, with the fix.
 //!

@@ -36,7 +36,7 @@ pub fn diff(old: &Lock, new: &Lock, names: &BTreeMap<String, String>) -> Vec<Cha
                     let older: Vec<u32> = old.versions(kind, type_name).map(|b| b.version).collect();
                     c.event(&was, &now, &older)
                 }
-                BlockKind::Command | BlockKind::Aggregate => c.fields(&was, &now),
+                BlockKind::Command | BlockKind::Aggregate | BlockKind::ProcessManager => c.fields(&was, &now),
             },
             (None, None) => {}
         }
@@ -73,6 +73,9 @@ impl Changes<'_> {
                 format!("bump `#[event(version = {})]` and add an upcaster from {v}, or {keep}", v.saturating_add(1))
             }
             BlockKind::Aggregate => format!("records stored before the change no longer load: {keep}, or migrate them"),
+            BlockKind::ProcessManager => {
+                format!("flows stored before the change no longer load: {keep}, or let them end first")
+            }
             _ => format!("callers and scheduled commands still send the old shape: {keep}"),
         }
     }
@@ -80,7 +83,7 @@ impl Changes<'_> {
     fn removed(&mut self, was: &Block) {
         let name = self.name.to_owned();
         match self.kind {
-            BlockKind::Projection | BlockKind::Aggregate => self.add(
+            BlockKind::Projection | BlockKind::Aggregate | BlockKind::ProcessManager => self.add(
                 None,
                 "element-removed",
                 Verdict::Full,
