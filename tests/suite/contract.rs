@@ -160,6 +160,14 @@ mod supplier_ref {
     }
 }
 
+/// `Placed` renamed `Submitted` in the code: stored as `Shop.Submitted` now.
+mod renamed_type {
+    shop! {
+        #[event(part_of = Shop)]
+        pub struct Submitted { pub total: i64, pub note: Option<String> }
+    }
+}
+
 /// No `Shop.Placed` any more.
 mod gone {
     shop! {}
@@ -527,6 +535,22 @@ fn a_new_version_passes_only_when_its_upcasters_read_every_version_the_lock_hold
     let change = one(&c, "upcaster-gap", Verdict::None, Outcome::Breaking);
     assert!(change.message.contains("its upcaster refuses it (no upcaster from version 1"), "{}", change.message);
     assert!(c.iter().all(|c| c.rule != "version-bumped"));
+}
+
+#[test]
+fn a_renamed_type_is_told_to_keep_its_stored_name() {
+    let c = changes("base", "renamed_type");
+    let change = one(&c, "element-removed", Verdict::None, Outcome::Breaking);
+    assert!(
+        change.message.starts_with(
+            "`Shop.Placed` is no longer in the domain, and `Shop.Submitted` is new with the same fields: if the Rust \
+             type was renamed, keep the name it is stored under with `#[event(name = \"Shop.Placed\")]`; otherwise \
+             keep the type, or mark it retired"
+        ),
+        "{}",
+        change.message
+    );
+    one(&c, "element-added", Verdict::Full, Outcome::Safe);
 }
 
 #[test]

@@ -41,7 +41,39 @@ pub fn diff(old: &Lock, new: &Lock, names: &BTreeMap<String, String>) -> Vec<Cha
             (None, None) => {}
         }
     }
+    name_renames(old, new, &mut changes);
     changes
+}
+
+/// A message (event or command) removed, and one added with the same fields: most likely
+/// the Rust type was renamed, which renames what it is stored as. The removal's message
+/// says how to keep the stored name.
+fn name_renames(old: &Lock, new: &Lock, changes: &mut [Change]) {
+    let current =
+        |lock: &Lock, kind: BlockKind, name: &str| lock.versions(kind, name).max_by_key(|b| b.version).cloned();
+    let added: Vec<(BlockKind, String)> = changes
+        .iter()
+        .filter(|c| c.rule == "element-added" && c.kind.is_message())
+        .map(|c| (c.kind, c.type_name.clone()))
+        .collect();
+    for change in changes.iter_mut().filter(|c| c.rule == "element-removed" && c.outcome == Outcome::Breaking) {
+        let Some(was) = current(old, change.kind, &change.type_name) else { continue };
+        let renamed = added.iter().find(|(kind, name)| {
+            *kind == change.kind
+                && current(new, *kind, name)
+                    .is_some_and(|now| now.fields == was.fields && now.aggregate == was.aggregate)
+        });
+        if let Some((kind, name)) = renamed {
+            change.message = format!(
+                "`{}` is no longer in the domain, and `{name}` is new with the same fields: if the Rust type was \
+                 renamed, keep the name it is stored under with `#[{}(name = \"{}\")]`; otherwise {}",
+                change.type_name,
+                kind.as_str(),
+                change.type_name,
+                change.message.split_once(": ").map_or(change.message.as_str(), |(_, fix)| fix)
+            );
+        }
+    }
 }
 
 /// Collects the changes of one element.
