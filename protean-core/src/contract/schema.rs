@@ -13,8 +13,7 @@ use crate::registry::{Model, Presence};
 /// false` when the element refuses unknown fields. Its `$id` is
 /// `urn:protean:<type name>:v<version>`.
 pub fn json_schema(block: &Block) -> Value {
-    let mut schema = object_schema(block, "");
-    let object = schema.as_object_mut().expect("object_schema makes an object");
+    let mut object = object_schema(block, "");
     let mut head = Map::new();
     head.insert("$schema".into(), json!("https://json-schema.org/draft/2020-12/schema"));
     head.insert("$id".into(), json!(format!("urn:protean:{}:v{}", block.type_name, block.version)));
@@ -23,7 +22,7 @@ pub fn json_schema(block: &Block) -> Value {
         "description".into(),
         json!(format!("{} {} at version {}", block.kind.as_str(), block.type_name, block.version)),
     );
-    head.append(object);
+    head.append(&mut object);
     Value::Object(head)
 }
 
@@ -34,7 +33,7 @@ pub fn json_schemas(model: &Model) -> Vec<Value> {
 }
 
 /// The schema of the object whose fields are the block's lines under `prefix`.
-fn object_schema(block: &Block, prefix: &str) -> Value {
+fn object_schema(block: &Block, prefix: &str) -> Map<String, Value> {
     let mut properties = Map::new();
     let mut required = Vec::new();
     for field in block.fields.values() {
@@ -62,7 +61,7 @@ fn object_schema(block: &Block, prefix: &str) -> Value {
     if block.deny_unknown_fields {
         schema.insert("additionalProperties".into(), json!(false));
     }
-    Value::Object(schema)
+    schema
 }
 
 fn type_schema(block: &Block, ty: &Ty, path: &str) -> Value {
@@ -98,7 +97,7 @@ fn type_schema(block: &Block, ty: &Ty, path: &str) -> Value {
             "required": ["secs_since_epoch", "nanos_since_epoch"]
         }),
         Ty::Choice(names) => json!({ "enum": names }),
-        Ty::Object => object_schema(block, &format!("{path}.")),
+        Ty::Object => Value::Object(object_schema(block, &format!("{path}."))),
         Ty::List(of) => json!({ "type": "array", "items": type_schema(block, of, &format!("{path}[]")) }),
         Ty::Optional(of) => json!({ "anyOf": [type_schema(block, of, path), { "type": "null" }] }),
         Ty::Other(_) => json!({}),
