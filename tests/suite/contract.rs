@@ -168,6 +168,16 @@ mod renamed_type {
     }
 }
 
+/// Nothing a lock records: a value object alone.
+mod values_only {
+    use protean::prelude::*;
+
+    #[value_object]
+    pub struct Note {
+        pub text: String,
+    }
+}
+
 /// No `Shop.Placed` any more.
 mod gone {
     shop! {}
@@ -683,6 +693,14 @@ fn each_mode_writes_what_it_says() {
     let report = check_lock(domain("total_as_text").model(), &path, LockMode::Force).unwrap();
     assert!(report.written);
     assert!(std::fs::read_to_string(&path).unwrap().contains("field total text required"));
+
+    // A model with nothing to lock is refused, not checked against nothing, and the lock
+    // is left as it was.
+    let empty = Domain::builder().module(format!("{}::values_only", module_path!())).build().unwrap();
+    let before = std::fs::read_to_string(&path).unwrap();
+    let error = check_lock(empty.model(), &path, LockMode::Update);
+    assert!(matches!(error, Err(LockError::EmptyModel { .. })), "{error:?}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
 
     // A lock that does not read is an error with its line.
     std::fs::write(&path, "protean-lock 1\n[event Shop.Placed v1]\nfield total int64 maybe\n").unwrap();

@@ -103,6 +103,20 @@ pub enum LockError {
         #[source]
         source: LockParseError,
     },
+    /// The model has nothing the lock records (no event, command, aggregate, process
+    /// manager or projection): checking it would pass on nothing, and writing it would
+    /// empty the lock. In an integration test of a library, the library is linked (and its
+    /// elements registered) only when the test names one of its items.
+    #[error(
+        "the domain's model has no event, command, aggregate, process manager or projection, so there is nothing to \
+         check against {}: in a test of a library crate, build the domain through a function of that crate, or name \
+         one of its types, so that the crate is linked and its elements are registered",
+        path.display()
+    )]
+    EmptyModel {
+        /// The lock it would have been checked against.
+        path: PathBuf,
+    },
     /// Changes that stored data (or callers) do not survive.
     #[error("{}", breaking_text(path, changes))]
     Breaking {
@@ -136,6 +150,9 @@ fn breaking_text(path: &Path, changes: &[Change]) -> String {
 pub fn check_lock(model: &Model, path: impl AsRef<Path>, mode: LockMode) -> Result<LockReport, LockError> {
     let path = path.as_ref().to_path_buf();
     let now = Lock::of(model);
+    if now.blocks.is_empty() {
+        return Err(LockError::EmptyModel { path });
+    }
     let old = match std::fs::read_to_string(&path) {
         Ok(text) => Some(Lock::parse(&text).map_err(|source| LockError::Parse { path: path.clone(), source })?),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
