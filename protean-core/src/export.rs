@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
-use crate::contract::{json_schema, Lock};
+use crate::contract::json_schemas;
 use crate::model::element::ElementKind;
 use crate::model::field::FieldShape;
 use crate::registry::{Cluster, ElementDescriptor, HandlerInfo, HandlerRole, MessageKind, Model};
@@ -158,12 +158,7 @@ impl Model {
                 })
             })
             .collect();
-        let schemas: BTreeMap<String, Value> = Lock::of(self)
-            .blocks
-            .values()
-            .filter(|b| b.kind.is_message())
-            .map(|b| (b.type_name.clone(), json_schema(b)))
-            .collect();
+        let schemas = json_schemas(self);
         json!({
             "format": MODEL_FORMAT,
             "format_version": MODEL_FORMAT_VERSION,

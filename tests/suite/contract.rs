@@ -714,7 +714,9 @@ fn the_json_schema_of_an_event_lists_its_stored_keys() {
     let lock = Lock::of(domain("money").model());
     let block = lock.blocks.values().find(|b| b.type_name == "Shop.Placed").unwrap();
     let schema = protean::contract::json_schema(block);
-    assert!(protean::contract::json_schemas(domain("money").model()).iter().all(|s| s["$id"] != "urn:protean:Shop:v1"));
+    assert!(protean::contract::json_schemas(domain("money").model())
+        .values()
+        .all(|s| s["$id"] != "urn:protean:Shop:v1"));
     assert_eq!(schema["$id"], "urn:protean:Shop.Placed:v1");
     assert_eq!(schema["required"], serde_json::json!(["total"]));
     assert_eq!(schema["properties"]["total"]["properties"]["cents"]["type"], "integer");
@@ -784,10 +786,9 @@ fn a_stored_event_validates_against_its_exported_json_schema() {
     use crate::ecommerce::{Money, OrderLine, OrderPlaced};
     use protean::model::Identifier;
     let domain = Domain::builder().module(crate::example("ecommerce")).build().unwrap();
-    let schema = protean::contract::json_schemas(domain.model())
-        .into_iter()
-        .find(|s| s["$id"] == "urn:protean:Order.OrderPlaced:v1")
-        .expect("OrderPlaced has a schema");
+    let schema =
+        protean::contract::json_schemas(domain.model()).remove("Order.OrderPlaced").expect("OrderPlaced has a schema");
+    assert_eq!(schema["$id"], "urn:protean:Order.OrderPlaced:v1");
     let mut schemas = boon::Schemas::new();
     let mut compiler = boon::Compiler::new();
     compiler.enable_format_assertions();

@@ -8,7 +8,9 @@ use clap::Subcommand;
 use serde_json::{json, Value};
 
 use crate::cli::{Exit, Outcome};
-use crate::contract::{self, check_lock, compare, json_schema, merge, Lock, LockError, LockMode, Outcome as Verdict};
+use crate::contract::{
+    self, check_lock, compare, json_schemas, merge, read_lock, Lock, LockError, LockMode, Outcome as Verdict,
+};
 use crate::runtime::Domain;
 
 /// The contract-lock commands. The lock is `protean.lock` in the current directory
@@ -78,14 +80,9 @@ impl SchemaCommand {
                 Err(error) => failed(error, json, out),
             },
             SchemaCommand::Diff { lock } => {
-                let text = match std::fs::read_to_string(&lock) {
-                    Ok(text) => text,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        return failed(LockError::Missing { path: lock }, json, out)
-                    }
-                    Err(source) => return Err(Box::new(LockError::Io { what: "read", path: lock, source })),
+                let Some((text, old)) = read_lock(&lock)? else {
+                    return failed(LockError::Missing { path: lock }, json, out);
                 };
-                let old = Lock::parse(&text).map_err(|source| LockError::Parse { path: lock.clone(), source })?;
                 let now = Lock::of(model);
                 let (changes, notes) = compare(model, &old, &now);
                 let breaking = changes.iter().any(|c| c.outcome == Verdict::Breaking);
@@ -146,13 +143,10 @@ impl SchemaCommand {
                 Err(error) => failed(error, json, out),
             },
             SchemaCommand::Export { type_name } => {
-                let lock = Lock::of(model);
-                let schemas: Vec<Value> = lock
-                    .blocks
-                    .values()
-                    .filter(|b| b.kind.is_message())
-                    .filter(|b| type_name.as_deref().is_none_or(|t| t == b.type_name))
-                    .map(json_schema)
+                let schemas: Vec<Value> = json_schemas(model)
+                    .into_iter()
+                    .filter(|(name, _)| type_name.as_deref().is_none_or(|t| t == name))
+                    .map(|(_, schema)| schema)
                     .collect();
                 match (type_name, schemas.as_slice()) {
                     (None, _) => writeln!(out, "{:#}", Value::Array(schemas))?,

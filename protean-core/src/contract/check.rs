@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
 
-use super::lock::{Block, BlockKind, Lock, LockParseError, LockUpcasts};
-use super::rules::{covers, diff, Change, Outcome, Verdict};
+use super::lock::{Block, BlockKind, Lock, LockParseError};
+use super::rules::{diff, Change, Outcome, Verdict};
 use super::ty::Ty;
 use crate::model::element::ElementKind;
-use crate::registry::{Model, Presence};
+use crate::registry::Model;
 
 /// What [`check_lock`] may write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,11 +153,7 @@ pub fn check_lock(model: &Model, path: impl AsRef<Path>, mode: LockMode) -> Resu
     if now.blocks.is_empty() {
         return Err(LockError::EmptyModel { path });
     }
-    let old = match std::fs::read_to_string(&path) {
-        Ok(text) => Some(Lock::parse(&text).map_err(|source| LockError::Parse { path: path.clone(), source })?),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(source) => return Err(LockError::Io { what: "read", path, source }),
-    };
+    let old = read_lock(&path)?.map(|(_, lock)| lock);
     let Some(old) = old else {
         if mode == LockMode::Verify {
             return Err(LockError::Missing { path });
@@ -209,7 +205,7 @@ pub fn compare(model: &Model, old: &Lock, now: &Lock) -> (Vec<Change>, Vec<Strin
         let (Some(upcast), Some(decode)) = (el.upcaster, el.decode) else { continue };
         for block in old.versions(BlockKind::Event, el.type_name()).filter(|b| b.version < el.version()) {
             // A version the declared upcasters do not cover is already a gap.
-            if !covers(&LockUpcasts::of(el.upcasts()), block.version, el.version()) {
+            if !el.upcasts().covers(block.version, el.version()) {
                 continue;
             }
             let result = upcast(block.version, sample(block)).and_then(decode);
@@ -251,7 +247,7 @@ pub fn compare(model: &Model, old: &Lock, now: &Lock) -> (Vec<Change>, Vec<Strin
 pub fn merge(old: &Lock, now: &Lock) -> Lock {
     let mut merged = now.clone();
     for ((kind, type_name, version), block) in &old.blocks {
-        let current = now.versions(*kind, type_name).map(|b| b.version).max();
+        let current = now.current(*kind, type_name).map(|b| b.version);
         let keep = match current {
             Some(current) => *kind == BlockKind::Event && *version < current,
             None => block.retired,
@@ -265,15 +261,25 @@ pub fn merge(old: &Lock, now: &Lock) -> Lock {
     merged
 }
 
+/// The lock at `path`, as written and as read; `None` when there is no file.
+pub(crate) fn read_lock(path: &Path) -> Result<Option<(String, Lock)>, LockError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => match Lock::parse(&text) {
+            Ok(lock) => Ok(Some((text, lock))),
+            Err(source) => Err(LockError::Parse { path: path.to_path_buf(), source }),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(LockError::Io { what: "read", path: path.to_path_buf(), source }),
+    }
+}
+
 /// Marks the element stored as `type_name` retired in the lock at `path`: it may then
 /// leave the model. Fails when the lock does not hold it.
 pub fn retire(path: impl AsRef<Path>, type_name: &str) -> Result<bool, LockError> {
     let path = path.as_ref().to_path_buf();
-    let text = std::fs::read_to_string(&path).map_err(|source| match source.kind() {
-        std::io::ErrorKind::NotFound => LockError::Missing { path: path.clone() },
-        _ => LockError::Io { what: "read", path: path.clone(), source },
-    })?;
-    let mut lock = Lock::parse(&text).map_err(|source| LockError::Parse { path: path.clone(), source })?;
+    let Some((_, mut lock)) = read_lock(&path)? else {
+        return Err(LockError::Missing { path });
+    };
     let mut found = false;
     for block in lock.blocks.values_mut().filter(|b| b.type_name == type_name && b.kind.is_message()) {
         found = true;
@@ -300,13 +306,13 @@ fn write(path: &Path, lock: &Lock) -> Result<(), LockError> {
 /// A payload of `block`'s shape: zeros, empty texts, the first choice, one element per
 /// list, every optional value present.
 pub(crate) fn sample(block: &Block) -> Value {
-    let mut object = Map::new();
-    for field in block.fields.values().filter(|f| !f.path.contains('.')) {
-        if field.presence == Presence::Skipped {
-            continue;
-        }
-        object.insert(field.path.clone(), sample_value(block, &field.ty, &field.path));
-    }
+    sample_object(block, "")
+}
+
+/// A sample of the object whose fields are the block's lines under `prefix`.
+fn sample_object(block: &Block, prefix: &str) -> Value {
+    let object: Map<String, Value> =
+        block.children(prefix).map(|(key, f)| (key.to_owned(), sample_value(block, &f.ty, &f.path))).collect();
     Value::Object(object)
 }
 
@@ -322,18 +328,7 @@ fn sample_value(block: &Block, ty: &Ty, path: &str) -> Value {
         Ty::Choice(names) => names.first().map_or(Value::Null, |n| json!(n)),
         Ty::List(of) => json!([sample_value(block, of, &format!("{path}[]"))]),
         Ty::Optional(of) => sample_value(block, of, path),
-        Ty::Object => {
-            let prefix = format!("{path}.");
-            let mut object = Map::new();
-            for field in block.fields.values() {
-                let Some(key) = field.path.strip_prefix(&prefix) else { continue };
-                if key.contains('.') || key.contains("[]") || field.presence == Presence::Skipped {
-                    continue;
-                }
-                object.insert(key.to_owned(), sample_value(block, &field.ty, &field.path));
-            }
-            Value::Object(object)
-        }
+        Ty::Object => sample_object(block, &format!("{path}.")),
         Ty::Other(_) => Value::Null,
     }
 }

@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
-use super::check::compare;
-use super::lock::{Lock, LockUpcasts};
-use super::rules::{covers, Outcome};
+use super::check::{compare, read_lock, LockError};
+use super::lock::Lock;
+use super::rules::Outcome;
 use crate::model::element::ElementKind;
 use crate::registry::{Diagnostic, Model, CONTRACT_BREAKING, CONTRACT_LOCK_STALE, UPCASTER_GAP};
 
@@ -21,12 +21,10 @@ pub fn findings(model: &Model, lock: Option<&Path>) -> Vec<Diagnostic> {
     match lock {
         None => model
             .of_kind(ElementKind::Event)
-            .filter(|e| !covers(&LockUpcasts::of(e.upcasts()), 1, e.version()))
+            .filter(|e| !e.upcasts().covers(1, e.version()))
             .map(|e| {
-                let missing: Vec<String> = (1..e.version())
-                    .filter(|v| !covers(&LockUpcasts::of(e.upcasts()), *v, v + 1))
-                    .map(|v| v.to_string())
-                    .collect();
+                let missing: Vec<String> =
+                    (1..e.version()).filter(|v| !e.upcasts().covers(*v, v + 1)).map(|v| v.to_string()).collect();
                 UPCASTER_GAP.finding(
                     e.name(),
                     format!(
@@ -49,31 +47,29 @@ pub fn findings(model: &Model, lock: Option<&Path>) -> Vec<Diagnostic> {
 }
 
 fn with_lock(model: &Model, path: &Path) -> Vec<Diagnostic> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+    let old = match read_lock(path) {
+        Ok(Some((_, lock))) => lock,
+        Ok(None) => {
             return vec![CONTRACT_LOCK_STALE.finding(
                 path.display().to_string(),
                 format!("there is no contract lock at {}", path.display()),
                 "write it with `PROTEAN_UPDATE_LOCK=1 cargo test` (or `ops schema update`) and check it in",
             )]
         }
-        Err(e) => {
+        Err(LockError::Parse { source, .. }) => {
             return vec![CONTRACT_BREAKING.finding(
                 path.display().to_string(),
-                format!("the contract lock at {} could not be read: {e}", path.display()),
-                "make the file readable",
-            )]
-        }
-    };
-    let old = match Lock::parse(&text) {
-        Ok(lock) => lock,
-        Err(e) => {
-            return vec![CONTRACT_BREAKING.finding(
-                path.display().to_string(),
-                e.to_string(),
+                source.to_string(),
                 "restore the lock from version control, or rewrite it with `ops schema update --force`",
             )]
+        }
+        Err(e) => {
+            let why = std::error::Error::source(&e).map_or_else(|| e.to_string(), ToString::to_string);
+            return vec![CONTRACT_BREAKING.finding(
+                path.display().to_string(),
+                format!("the contract lock at {} could not be read: {why}", path.display()),
+                "make the file readable",
+            )];
         }
     };
     let (changes, _) = compare(model, &old, &Lock::of(model));

@@ -195,8 +195,17 @@ impl Lock {
         Lock { blocks }
     }
 
+    /// The block of an element's newest version.
+    pub fn current(&self, kind: BlockKind, type_name: &str) -> Option<&Block> {
+        self.versions(kind, type_name).max_by_key(|b| b.version)
+    }
+
     /// The blocks of one element, oldest version first.
-    pub fn versions<'a>(&'a self, kind: BlockKind, type_name: &'a str) -> impl Iterator<Item = &'a Block> {
+    pub fn versions<'a, 'n>(
+        &'a self,
+        kind: BlockKind,
+        type_name: &'n str,
+    ) -> impl Iterator<Item = &'a Block> + use<'a, 'n> {
         self.blocks.values().filter(move |b| b.kind == kind && b.type_name == type_name)
     }
 
@@ -279,6 +288,15 @@ impl Block {
             superseded: false,
             fields,
         }
+    }
+
+    /// The fields of the object at `prefix` (`""` for the element itself, `"total."` or
+    /// `"lines[]."` for a value object it holds), with their keys; the skipped ones left out.
+    pub(crate) fn children<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a str, &'a FieldLine)> {
+        self.fields.values().filter_map(move |f| {
+            let key = f.path.strip_prefix(prefix)?;
+            (!key.contains('.') && !key.contains("[]") && f.presence != Presence::Skipped).then_some((key, f))
+        })
     }
 
     /// The block's `[event Order.OrderPlaced v1]` line.

@@ -50,6 +50,7 @@ mod schema;
 mod ty;
 
 pub use crate::assert_lock;
+pub(crate) use check::read_lock;
 pub use check::{check_lock, compare, merge, retire, LockError, LockMode, LockReport};
 pub use findings::findings;
 pub use lock::{Block, BlockKey, BlockKind, FieldLine, Lock, LockParseError, LockUpcasts};

@@ -17,8 +17,7 @@ pub fn diff(old: &Lock, new: &Lock, names: &BTreeMap<String, String>) -> Vec<Cha
         elements.insert((block.kind, &block.type_name));
     }
     for (kind, type_name) in elements {
-        let current = |lock: &'_ Lock| lock.versions(kind, type_name).max_by_key(|b| b.version).cloned();
-        let (was, now) = (current(old), current(new));
+        let (was, now) = (old.current(kind, type_name).cloned(), new.current(kind, type_name).cloned());
         let name = names.get(type_name).cloned().unwrap_or_else(|| type_name.to_owned());
         let mut c = Changes { out: &mut changes, name: &name, kind, type_name };
         match (was, now) {
@@ -49,18 +48,17 @@ pub fn diff(old: &Lock, new: &Lock, names: &BTreeMap<String, String>) -> Vec<Cha
 /// the Rust type was renamed, which renames what it is stored as. The removal's message
 /// says how to keep the stored name.
 fn name_renames(old: &Lock, new: &Lock, changes: &mut [Change]) {
-    let current =
-        |lock: &Lock, kind: BlockKind, name: &str| lock.versions(kind, name).max_by_key(|b| b.version).cloned();
     let added: Vec<(BlockKind, String)> = changes
         .iter()
         .filter(|c| c.rule == "element-added" && c.kind.is_message())
         .map(|c| (c.kind, c.type_name.clone()))
         .collect();
     for change in changes.iter_mut().filter(|c| c.rule == "element-removed" && c.outcome == Outcome::Breaking) {
-        let Some(was) = current(old, change.kind, &change.type_name) else { continue };
+        let Some(was) = old.current(change.kind, &change.type_name) else { continue };
         let renamed = added.iter().find(|(kind, name)| {
             *kind == change.kind
-                && current(new, *kind, name)
+                && new
+                    .current(*kind, name)
                     .is_some_and(|now| now.fields == was.fields && now.aggregate == was.aggregate)
         });
         if let Some((kind, name)) = renamed {

@@ -2,6 +2,8 @@
 //! a payload against. Made from the lock's blocks, so the schema and the lock say the
 //! same thing.
 
+use std::collections::BTreeMap;
+
 use serde_json::{json, Map, Value};
 
 use super::lock::{Block, Lock};
@@ -28,19 +30,20 @@ pub fn json_schema(block: &Block) -> Value {
 
 /// The JSON Schemas of the model's events and commands, current versions, by stored
 /// type name.
-pub fn json_schemas(model: &Model) -> Vec<Value> {
-    Lock::of(model).blocks.values().filter(|b| b.kind.is_message()).map(json_schema).collect()
+pub fn json_schemas(model: &Model) -> BTreeMap<String, Value> {
+    Lock::of(model)
+        .blocks
+        .values()
+        .filter(|b| b.kind.is_message())
+        .map(|b| (b.type_name.clone(), json_schema(b)))
+        .collect()
 }
 
 /// The schema of the object whose fields are the block's lines under `prefix`.
 fn object_schema(block: &Block, prefix: &str) -> Map<String, Value> {
     let mut properties = Map::new();
     let mut required = Vec::new();
-    for field in block.fields.values() {
-        let Some(key) = field.path.strip_prefix(prefix) else { continue };
-        if key.contains('.') || key.contains("[]") || field.presence == Presence::Skipped {
-            continue;
-        }
+    for (key, field) in block.children(prefix) {
         let mut schema = type_schema(block, &field.ty, &field.path);
         if let Some(map) = schema.as_object_mut() {
             for limit in &field.limits {
